@@ -1,0 +1,43 @@
+# RAMster — every target works from a fresh clone with Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint typecheck unit proto bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,test]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install RAMster with its dev and test extras
+
+run: $(STAMP) ## run the main job: the RAMster demo
+	$(BIN)/ramster demo
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy ramster nodemanager
+
+unit: $(STAMP) ## the unit tests only
+	$(BIN)/pytest tests/unit
+
+test: lint ## lint, type-check and run every test
+	$(BIN)/pytest
+
+proto: $(STAMP) ## regenerate ramster/api/v1 from proto/
+	@echo "no .proto files yet"
+
+bench: $(STAMP) ## run the benchmarks and print their tables
+	$(BIN)/python -m tests.bench
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

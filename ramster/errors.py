@@ -1,0 +1,59 @@
+"""The errors RAMster raises, in one hierarchy shared by the core, the node and the client.
+
+Each class names the one gRPC status it travels as (the table lives in the RPC layer, the only code
+that knows gRPC) and whether retrying the same call may succeed. Messages name the field, the value
+received and what was expected, so a person can act on them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class RamsterError(Exception):
+    """Base of every error RAMster raises on purpose."""
+
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class InvalidArgument(RamsterError):
+    """A request field is out of range or malformed (INVALID_ARGUMENT)."""
+
+    @classmethod
+    def field(cls, name: str, value: object, expected: str) -> InvalidArgument:
+        return cls(f"{name} {value!r} is invalid: expected {expected}")
+
+
+class NotFound(RamsterError):
+    """The thing named does not exist (NOT_FOUND)."""
+
+
+class PoolNotFound(NotFound):
+    """The pool id is unknown to this client, or the pool was destroyed."""
+
+
+class ResourceExhausted(RamsterError):
+    """A limit was reached: too many pools or clients, or the store is full (RESOURCE_EXHAUSTED)."""
+
+
+class FailedPrecondition(RamsterError):
+    """The request is valid but does not fit the current state (FAILED_PRECONDITION)."""
+
+
+class Unavailable(RamsterError):
+    """The node cannot serve now: starting, shutting down, or unreachable (UNAVAILABLE)."""
+
+    retriable = True
+
+
+class DeadlineExceeded(RamsterError):
+    """The call did not finish within its deadline (DEADLINE_EXCEEDED)."""
+
+    retriable = True

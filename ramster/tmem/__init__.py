@@ -1,0 +1,24 @@
+"""Pure tmem semantics: keys, pools, objects and the put/get/flush rules (reference §A1).
+
+Not here: how page bytes are held (`ramster.zcache`), the frontends (`ramster.frontends`), and
+anything that does I/O. This package imports neither gRPC nor generated code.
+"""
+
+from ramster.tmem.host import PutOutcome, Stored, Tmem
+from ramster.tmem.keys import INVALID_OID, Oid, PoolSpec, TmemLimits, as_oid
+from ramster.tmem.store import Created, PageStore, Rejected, RejectReason
+
+__all__ = [
+    "INVALID_OID",
+    "Created",
+    "Oid",
+    "PageStore",
+    "PoolSpec",
+    "PutOutcome",
+    "RejectReason",
+    "Rejected",
+    "Stored",
+    "Tmem",
+    "TmemLimits",
+    "as_oid",
+]

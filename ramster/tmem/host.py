@@ -1,0 +1,283 @@
+"""The tmem host of one node: clients, pools and the put/get/flush rules (reference §A1).
+
+Pure and synchronous: no I/O, no event loop. Requests are validated here once and refused with a
+named `RamsterError`; a put the store refuses is an outcome (`Rejected`), not an error. Page bytes
+live in a `PageStore`; this module decides which keys exist, which get frees, and which version a
+page has. The network edges (`ramster.rpc`) call it; the frontends reach it through an adapter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
+from ramster.tmem.keys import Oid, PoolSpec, TmemLimits, as_oid, check_index
+from ramster.tmem.pool import OBJECT_BYTES, Pool, TmemObject
+from ramster.tmem.store import Created, PageStore, Rejected
+
+INDEX_BITS = 32
+INDEX_MASK = (1 << INDEX_BITS) - 1
+
+OidLike = int | tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A put succeeded; the page now has `version` (unique and increasing on this host)."""
+
+    version: int
+
+
+PutOutcome = Stored | Rejected
+
+
+class Tmem:
+    """All pools of one node, for every client (applications and, later, peer nodes)."""
+
+    def __init__(self, store: PageStore, limits: TmemLimits | None = None) -> None:
+        self._store = store
+        self._limits = limits or TmemLimits()
+        self._clients: dict[str, dict[int, Pool]] = {}
+        self._shared: dict[uuid.UUID, Pool] = {}
+        self._objects: dict[int, TmemObject] = {}
+        self._next_obj_id = 0
+        self._version = 0
+        self._counters = dict.fromkeys(
+            ("obj_count_max", "flush_total", "flush_found", "flobj_total", "flobj_found"), 0
+        )
+
+    def __repr__(self) -> str:
+        pools = sum(len(p) for p in self._clients.values())
+        pages = sum(obj_pages for obj_pages in map(len, self._objects.values()))
+        return (
+            f"<Tmem clients={len(self._clients)} pools={pools} "
+            f"objects={len(self._objects)} pages={pages}>"
+        )
+
+    # -- pools -------------------------------------------------------------------------------
+
+    def new_pool(self, client: str, spec: PoolSpec) -> int:
+        """Create a pool for `client` (or join the shared pool of `spec.shared_uuid`)."""
+        pools = self._clients.get(client)
+        if pools is None:
+            if len(self._clients) >= self._limits.max_clients:
+                raise ResourceExhausted(
+                    f"clients {len(self._clients)} reached max_clients {self._limits.max_clients}"
+                )
+            pools = self._clients[client] = {}
+        limit = self._limits.max_pools_per_client
+        if len(pools) >= limit:
+            raise ResourceExhausted(
+                f"client {client!r} holds {len(pools)} pools: max_pools_per_client is {limit}"
+            )
+        pool = self._join_shared(spec) if spec.shared_uuid is not None else Pool(spec)
+        pool_id = next(i for i in range(limit) if i not in pools)
+        pools[pool_id] = pool
+        return pool_id
+
+    def _join_shared(self, spec: PoolSpec) -> Pool:
+        assert spec.shared_uuid is not None
+        pool = self._shared.get(spec.shared_uuid)
+        if pool is None:
+            pool = self._shared[spec.shared_uuid] = Pool(spec)
+            return pool
+        if pool.spec != spec:
+            raise FailedPrecondition(
+                f"shared pool {spec.shared_uuid} is {pool.spec.describe()}, not {spec.describe()}"
+            )
+        pool.refs += 1
+        return pool
+
+    def destroy_pool(self, client: str, pool_id: int) -> int:
+        """Give up `client`'s pool; return the pages flushed (0 while other sharers remain)."""
+        pool = self._pool(client, pool_id)
+        del self._clients[client][pool_id]
+        if not self._clients[client]:
+            del self._clients[client]
+        pool.refs -= 1
+        if pool.refs:
+            return 0
+        if pool.spec.shared_uuid is not None:
+            del self._shared[pool.spec.shared_uuid]
+        flushed = pool.pages
+        for obj in list(pool.objects.values()):
+            self._drop_object(obj)
+        return flushed
+
+    def pool_spec(self, client: str, pool_id: int) -> PoolSpec:
+        return self._pool(client, pool_id).spec
+
+    def _pool(self, client: str, pool_id: int) -> Pool:
+        pools = self._clients.get(client)
+        pool = pools.get(pool_id) if pools is not None else None
+        if pool is None:
+            if not isinstance(pool_id, int) or isinstance(pool_id, bool) or pool_id < 0:
+                raise InvalidArgument.field("pool_id", pool_id, "an int >= 0")
+            raise PoolNotFound(f"pool_id {pool_id} does not exist for client {client!r}")
+        return pool
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def put(self, client: str, pool_id: int, oid: OidLike, index: int, data: bytes) -> PutOutcome:
+        """Store one page; a duplicate put replaces the old page, and if it fails, both are gone."""
+        pool = self._pool(client, pool_id)
+        key_oid = as_oid(oid)
+        check_index(index)
+        _check_length(len(data), pool.spec.page_size, "data")
+        return self._put(pool, key_oid, index, data)
+
+    def put_many(
+        self, client: str, pool_id: int, pages: Sequence[tuple[OidLike, int, bytes]]
+    ) -> list[PutOutcome]:
+        """Put a batch; every page is validated before any is stored."""
+        pool = self._pool(client, pool_id)
+        size = pool.spec.page_size
+        checked = []
+        for i, (oid, index, data) in enumerate(pages):
+            key_oid = as_oid(oid, f"pages[{i}].oid")
+            check_index(index, f"pages[{i}].index")
+            _check_length(len(data), size, f"pages[{i}].data")
+            checked.append((key_oid, index, data))
+        return [self._put(pool, oid, index, data) for oid, index, data in checked]
+
+    def get(
+        self, client: str, pool_id: int, oid: OidLike, index: int, free: bool | None = None
+    ) -> bytes | None:
+        """The page, or None. `free` None means the pool's rule; True frees, False keeps."""
+        pool = self._pool(client, pool_id)
+        return self._get(pool, as_oid(oid), check_index(index), free)
+
+    def get_many(
+        self,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[OidLike, int]],
+        free: bool | None = None,
+    ) -> list[bytes | None]:
+        pool = self._pool(client, pool_id)
+        checked = [
+            (as_oid(oid, f"keys[{i}].oid"), check_index(index, f"keys[{i}].index"))
+            for i, (oid, index) in enumerate(keys)
+        ]
+        return [self._get(pool, oid, index, free) for oid, index in checked]
+
+    def flush_page(self, client: str, pool_id: int, oid: OidLike, index: int) -> bool:
+        """Remove one page; False if there was none."""
+        pool = self._pool(client, pool_id)
+        key_oid = as_oid(oid)
+        check_index(index)
+        self._counters["flush_total"] += 1
+        obj = pool.objects.get(key_oid)
+        slot = obj.pop(index) if obj is not None else None
+        if obj is None or slot is None:
+            return False
+        self._release(obj, slot)
+        self._counters["flush_found"] += 1
+        return True
+
+    def flush_object(self, client: str, pool_id: int, oid: OidLike) -> bool:
+        """Remove every page of an object; False if the object had none."""
+        pool = self._pool(client, pool_id)
+        obj = pool.objects.get(as_oid(oid))
+        self._counters["flobj_total"] += 1
+        if obj is None:
+            return False
+        self._drop_object(obj)
+        self._counters["flobj_found"] += 1
+        return True
+
+    def page_version(self, client: str, pool_id: int, oid: OidLike, index: int) -> int | None:
+        """The version of the page at the key, or None if absent (for compare-and-swap)."""
+        obj = self._pool(client, pool_id).objects.get(as_oid(oid))
+        slot = obj.slot(check_index(index)) if obj is not None else None
+        return None if slot is None else self._store.version(slot)
+
+    def counters(self) -> dict[str, int]:
+        counters = dict(self._counters)
+        counters["obj_count"] = len(self._objects)
+        counters["pool_count"] = sum(len(pools) for pools in self._clients.values())
+        counters["client_count"] = len(self._clients)
+        return counters
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _put(self, pool: Pool, oid: Oid, index: int, data: bytes) -> PutOutcome:
+        obj = pool.objects.get(oid)
+        if obj is None:
+            obj = self._new_object(pool, oid)
+        else:
+            old = obj.pop(index)
+            if old is not None:
+                self._store.free(old)
+                pool.pages -= 1
+        self._version += 1
+        outcome = self._store.create(
+            data, pool.spec.persistent, self._version, (obj.obj_id << INDEX_BITS) | index
+        )
+        self._forget(outcome.evicted, keep=obj)
+        if isinstance(outcome, Created):
+            obj.insert(index, outcome.slot)
+            pool.pages += 1
+            return Stored(self._version)
+        if not obj:
+            self._unlink_object(obj)
+        return outcome
+
+    def _get(self, pool: Pool, oid: Oid, index: int, free: bool | None) -> bytes | None:
+        obj = pool.objects.get(oid)
+        if obj is None:
+            return None
+        if free is None:
+            free = pool.frees_on_get
+        if not free:
+            slot = obj.slot(index)
+            return None if slot is None else self._store.read(slot, pool.spec.page_size)
+        slot = obj.pop(index)
+        if slot is None:
+            return None
+        data = self._store.read(slot, pool.spec.page_size)
+        self._release(obj, slot)
+        return data
+
+    def _new_object(self, pool: Pool, oid: Oid) -> TmemObject:
+        obj_id = self._next_obj_id
+        self._next_obj_id += 1
+        obj = pool.objects[oid] = self._objects[obj_id] = TmemObject(pool, oid, obj_id)
+        self._store.charge(OBJECT_BYTES)
+        if len(self._objects) > self._counters["obj_count_max"]:
+            self._counters["obj_count_max"] = len(self._objects)
+        return obj
+
+    def _release(self, obj: TmemObject, slot: int) -> None:
+        """Free a slot already popped from `obj`; drop `obj` once it is empty."""
+        self._store.free(slot)
+        obj.pool.pages -= 1
+        if not obj:
+            self._unlink_object(obj)
+
+    def _drop_object(self, obj: TmemObject) -> None:
+        for _, slot in obj.items():
+            self._store.free(slot)
+        obj.pool.pages -= len(obj)
+        self._unlink_object(obj)
+
+    def _unlink_object(self, obj: TmemObject) -> None:
+        del obj.pool.objects[obj.oid]
+        del self._objects[obj.obj_id]
+        self._store.charge(-OBJECT_BYTES)
+
+    def _forget(self, evicted: Iterable[int], keep: TmemObject) -> None:
+        """Drop the keys of pages the store evicted (their slots are already free)."""
+        for backref in evicted:
+            obj = self._objects[backref >> INDEX_BITS]
+            obj.pop(backref & INDEX_MASK)
+            obj.pool.pages -= 1
+            if not obj and obj is not keep:
+                self._unlink_object(obj)
+
+
+def _check_length(length: int, page_size: int, field: str) -> None:
+    if length != page_size:
+        raise InvalidArgument(f"{field} length {length} != pool page_size {page_size}")

@@ -1,0 +1,108 @@
+"""Page addresses and pool attributes: what a (pool, oid, index) may be, checked once.
+
+Covers the value types of the tmem data model (reference §A1.1): object ids of three 64-bit words,
+32-bit page indices, pool specifications and the host's limits. Not the pools themselves
+(`ramster.tmem.pool`) nor the operations on them (`ramster.tmem.host`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from ramster.errors import InvalidArgument
+
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
+
+Oid = tuple[int, int, int]
+"""An object id: three unsigned 64-bit words, as the kernel's ``struct tmem_oid``."""
+
+INVALID_OID: Oid = (U64_MAX, U64_MAX, U64_MAX)
+"""All words all-ones: the kernel's "invalid oid" sentinel, refused as a key."""
+
+MIN_PAGE_SIZE = 512
+MAX_PAGE_SIZE = 65536
+DEFAULT_PAGE_SIZE = 4096
+
+
+def as_oid(oid: int | tuple[int, ...], field: str = "oid") -> Oid:
+    """Return `oid` as three words; an int is the first word with the other two zero."""
+    if isinstance(oid, int) and not isinstance(oid, bool):
+        words: tuple[int, ...] = (oid, 0, 0)
+    elif isinstance(oid, tuple) and len(oid) == 3:
+        words = oid
+    else:
+        raise InvalidArgument.field(field, oid, "an int or a tuple of three ints")
+    for word in words:
+        if not isinstance(word, int) or isinstance(word, bool) or not 0 <= word <= U64_MAX:
+            raise InvalidArgument.field(field, oid, "words in 0..2**64-1")
+    if words == INVALID_OID:
+        raise InvalidArgument.field(field, oid, "not the reserved all-ones oid")
+    return (words[0], words[1], words[2])
+
+
+def check_index(index: int, field: str = "index") -> int:
+    """Return `index` if it is a page index (0..2**32-1)."""
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= U32_MAX:
+        raise InvalidArgument.field(field, index, "an int in 0..2**32-1")
+    return index
+
+
+def check_page_size(page_size: int) -> int:
+    """Return `page_size` if it is a power of two in 512..65536."""
+    if (
+        not isinstance(page_size, int)
+        or isinstance(page_size, bool)
+        or not MIN_PAGE_SIZE <= page_size <= MAX_PAGE_SIZE
+        or page_size & (page_size - 1)
+    ):
+        raise InvalidArgument.field("page_size", page_size, "a power of two in 512..65536")
+    return page_size
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """What a pool is, fixed at creation.
+
+    persistent: pages stay until flushed (frontswap) instead of being evictable (cleancache).
+    shared_uuid: None for a private pool; a UUID names a shared pool, the same for every client.
+    page_size: bytes per page, a power of two in 512..65536 (default 4096).
+    """
+
+    persistent: bool = False
+    shared_uuid: uuid.UUID | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    def __post_init__(self) -> None:
+        check_page_size(self.page_size)
+        if self.shared_uuid is not None and not isinstance(self.shared_uuid, uuid.UUID):
+            raise InvalidArgument.field("shared_uuid", self.shared_uuid, "a UUID or None")
+
+    @property
+    def shared(self) -> bool:
+        return self.shared_uuid is not None
+
+    def describe(self) -> str:
+        kind = "persistent" if self.persistent else "ephemeral"
+        share = f"shared {self.shared_uuid}" if self.shared_uuid else "private"
+        return f"{kind} {share} page_size={self.page_size}"
+
+
+@dataclass(frozen=True, slots=True)
+class TmemLimits:
+    """Bounds on what one node's tmem host keeps, each answered with a named error.
+
+    max_clients: distinct clients (applications and peer nodes), default 4096.
+    max_pools_per_client: pools one client may hold at once, default 16 (the kernel's
+        MAX_POOLS_PER_CLIENT).
+    """
+
+    max_clients: int = 4096
+    max_pools_per_client: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("max_clients", "max_pools_per_client"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidArgument.field(name, value, "an int >= 1")

@@ -1,0 +1,44 @@
+"""`LocalClient`: one client's view of an in-process `Tmem`, with the client library's surface.
+
+It lets the frontends and the demo run on the pure core without a network; the gRPC client
+(`ramster.client`) offers the same methods against a node.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ramster.tmem.host import OidLike, Stored, Tmem
+from ramster.tmem.keys import PoolSpec
+
+
+class LocalClient:
+    """Client `name` of `tmem`: pool ids are this client's, as over the wire."""
+
+    def __init__(self, tmem: Tmem, name: str) -> None:
+        self._tmem = tmem
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<LocalClient {self.name!r} of {self._tmem!r}>"
+
+    def new_pool(
+        self, persistent: bool = False, shared_uuid: uuid.UUID | None = None, page_size: int = 4096
+    ) -> int:
+        spec = PoolSpec(persistent=persistent, shared_uuid=shared_uuid, page_size=page_size)
+        return self._tmem.new_pool(self.name, spec)
+
+    def put(self, pool: int, oid: OidLike, index: int, data: bytes) -> bool:
+        return isinstance(self._tmem.put(self.name, pool, oid, index, data), Stored)
+
+    def get(self, pool: int, oid: OidLike, index: int, free: bool | None = None) -> bytes | None:
+        return self._tmem.get(self.name, pool, oid, index, free)
+
+    def flush_page(self, pool: int, oid: OidLike, index: int) -> bool:
+        return self._tmem.flush_page(self.name, pool, oid, index)
+
+    def flush_object(self, pool: int, oid: OidLike) -> bool:
+        return self._tmem.flush_object(self.name, pool, oid)
+
+    def destroy_pool(self, pool: int) -> None:
+        self._tmem.destroy_pool(self.name, pool)

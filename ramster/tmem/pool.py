@@ -1,0 +1,98 @@
+"""Pools and objects: the tmem tree that maps (oid, index) to a store slot.
+
+An object keeps its page indices sorted in a compact array beside their slots, so a page costs
+the index eight bytes instead of a dict entry and two int objects (DESIGN §4 density target).
+Appending ascending indices, the common case for swap and file pages, is O(1); an insert in the
+middle of a very large object moves memory (O(n)). The rules of put/get/flush live in
+`ramster.tmem.host`; storage of the bytes in `ramster.tmem.store`.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from ramster.tmem.keys import Oid, PoolSpec
+
+OBJECT_BYTES = 448
+"""Real memory one object costs the core (instance, two arrays, oid tuple, two dict entries)."""
+
+INDEX_BYTES_PER_PAGE = 8
+"""Real memory one page costs an object's index: a 4-byte index and a 4-byte slot."""
+
+
+class TmemObject:
+    """The pages of one oid in one pool: sorted indices with the store slot of each."""
+
+    __slots__ = ("indices", "obj_id", "oid", "pool", "slots")
+
+    def __init__(self, pool: Pool, oid: Oid, obj_id: int) -> None:
+        self.pool = pool
+        self.oid = oid
+        self.obj_id = obj_id
+        self.indices = array("I")
+        self.slots = array("I")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        return f"<TmemObject oid={self.oid} pages={len(self.indices)}>"
+
+    def _position(self, index: int) -> int:
+        """Where `index` is, or -1."""
+        indices = self.indices
+        pos = bisect_left(indices, index)
+        if pos < len(indices) and indices[pos] == index:
+            return pos
+        return -1
+
+    def slot(self, index: int) -> int | None:
+        pos = self._position(index)
+        return None if pos < 0 else self.slots[pos]
+
+    def insert(self, index: int, slot: int) -> None:
+        """Add a page; the caller has removed any page at `index` first."""
+        indices = self.indices
+        if not indices or index > indices[-1]:
+            indices.append(index)
+            self.slots.append(slot)
+            return
+        pos = bisect_left(indices, index)
+        indices.insert(pos, index)
+        self.slots.insert(pos, slot)
+
+    def pop(self, index: int) -> int | None:
+        """Remove the page at `index` and return its slot, or None if there is none."""
+        pos = self._position(index)
+        if pos < 0:
+            return None
+        slot = self.slots[pos]
+        del self.indices[pos]
+        del self.slots[pos]
+        return slot
+
+    def items(self) -> Iterator[tuple[int, int]]:
+        """(index, slot) pairs in index order."""
+        return zip(self.indices, self.slots, strict=True)
+
+
+class Pool:
+    """One pool: its spec, its objects, and how many client handles refer to it."""
+
+    __slots__ = ("objects", "pages", "refs", "spec")
+
+    def __init__(self, spec: PoolSpec) -> None:
+        self.spec = spec
+        self.objects: dict[Oid, TmemObject] = {}
+        self.pages = 0
+        self.refs = 1
+
+    @property
+    def frees_on_get(self) -> bool:
+        """The default of a get: private ephemeral pools are exclusive caches (reference §A1.2)."""
+        return not self.spec.persistent and not self.spec.shared
+
+    def __repr__(self) -> str:
+        return f"<Pool {self.spec.describe()} objects={len(self.objects)} pages={self.pages}>"

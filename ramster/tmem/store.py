@@ -1,0 +1,70 @@
+"""The seam between tmem semantics and the memory that holds pages (the kernel's "PAM" ops).
+
+A page store turns page bytes into a *slot*, an int the tmem core keeps in its object index,
+and back. It owns admission, its memory budget and eviction; the tmem core owns keys, pools and
+the rules of put/get/flush. When a store evicts, it hands back the *backrefs* the core gave it
+so the core can forget those keys. Implementations: `ramster.zcache.ZCache` (lz4, the real
+one) and `ramster.zcache.PlainStore` (uncompressed reference). Both pass one contract suite.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+NO_EVICTIONS: tuple[int, ...] = ()
+
+
+class RejectReason(enum.Enum):
+    """Why a store refused a page; a refused put is a normal outcome, not an error."""
+
+    COMPRESS_POOR = "compress_poor"
+    MEAN_COMPRESS_POOR = "mean_compress_poor"
+    NO_SPACE = "no_space"
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The page is stored in `slot`; storing it evicted the pages whose backrefs are listed."""
+
+    slot: int
+    evicted: tuple[int, ...] = NO_EVICTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The page was not stored, for `reason`."""
+
+    reason: RejectReason
+    evicted: tuple[int, ...] = NO_EVICTIONS
+
+
+class PageStore(Protocol):
+    """What the tmem core needs from the memory that holds pages."""
+
+    def create(
+        self, data: bytes, persistent: bool, version: int, backref: int
+    ) -> Created | Rejected:
+        """Store one page. `backref` is returned if the page is evicted later."""
+        ...
+
+    def read(self, slot: int, page_size: int) -> bytes:
+        """The page in `slot`, exactly `page_size` bytes."""
+        ...
+
+    def version(self, slot: int) -> int:
+        """The version given to `create` for the page now in `slot`."""
+        ...
+
+    def free(self, slot: int) -> None:
+        """Forget the page in `slot`; the slot may be reused."""
+        ...
+
+    def charge(self, nbytes: int) -> None:
+        """Account `nbytes` (negative to release) of the core's own per-object metadata."""
+        ...
+
+    def counters(self) -> dict[str, int]:
+        """The store's counters by their kernel names."""
+        ...

@@ -1,0 +1,241 @@
+"""`ZCache`: the compressed page store of a node (DESIGN §4, reference §A4).
+
+Pages are compressed once with lz4 (same-filled pages kept as one byte), admitted or refused by
+the zcache policy, and held in a slot table: flat arrays of flags, versions and backrefs beside a
+list of payloads. The budget counts real bytes: each payload's heap allocation, the slot table,
+the tmem index and the put order per page, and the tmem core's per-object charge. Above the
+budget, ephemeral pages are evicted oldest first; persistent pages never are. What is not here:
+keys and semantics (`ramster.tmem`), shipping pages to peers (`ramster.remote`).
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import asdict, dataclass
+
+from ramster.tmem.pool import INDEX_BYTES_PER_PAGE
+from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
+from ramster.units import format_size
+from ramster.zcache.admission import admission_refusal
+from ramster.zcache.codec import compress_page, decompress_page
+from ramster.zcache.config import ZcacheConfig
+from ramster.zcache.eviction import evict_for
+from ramster.zcache.lru import PutOrder
+
+LIVE = 1
+PERSISTENT = 2
+SAME_FILLED = 4
+PAGE_SHIFT_BIT = 3
+"""Flags bits 3..7 hold log2 of the page size."""
+
+SLOT_BYTES = 25
+"""Slot table bytes per slot, used or free: payload pointer 8, flags 1, version 8, backref 8."""
+
+PUT_ORDER_BYTES = 12
+PAGE_BYTES = INDEX_BYTES_PER_PAGE + PUT_ORDER_BYTES
+"""Bytes a live page costs beyond its payload and slot: its tmem index entry and put order."""
+
+
+def payload_heap_bytes(zsize: int) -> int:
+    """Heap bytes CPython spends on a bytes object of `zsize` bytes (64-bit, 3.11+).
+
+    33 bytes of header; pymalloc serves up to 512 bytes in 16-byte steps; larger blocks come
+    from malloc with an 8-byte chunk header, also in 16-byte steps.
+    """
+    size = 33 + zsize
+    if size <= 512:
+        return (size + 15) & ~15
+    return (size + 8 + 15) & ~15
+
+
+@dataclass(slots=True)
+class ZcacheCounters:
+    """zcache's counters, by the kernel's debugfs names (reference §C2)."""
+
+    eph_zpages: int = 0
+    eph_zpages_max: int = 0
+    pers_zpages: int = 0
+    pers_zpages_max: int = 0
+    eph_zbytes: int = 0
+    eph_zbytes_max: int = 0
+    pers_zbytes: int = 0
+    pers_zbytes_max: int = 0
+    compress_poor: int = 0
+    mean_compress_poor: int = 0
+    failed_eph_puts: int = 0
+    failed_pers_puts: int = 0
+    evicted_eph_zpages: int = 0
+    eph_ate_tail: int = 0
+    eph_ate_tail_failed: int = 0
+    pers_ate_eph: int = 0
+    pers_ate_eph_failed: int = 0
+    zero_filled_pages: int = 0
+    same_filled_pages: int = 0
+
+
+class ZCache:
+    """lz4-compressed pages within a memory budget; implements `ramster.tmem.PageStore`."""
+
+    def __init__(self, config: ZcacheConfig) -> None:
+        self.config = config
+        self.stats = ZcacheCounters()
+        self._payloads: list[bytes | None] = []
+        self._flags = bytearray()
+        self._versions = array("Q")
+        self._backrefs = array("Q")
+        self._free_slots = array("I")
+        self._eph_order = PutOrder()
+        self._pers_order = PutOrder()
+        self._used = 0
+        self._eph_bytes = 0
+        self._raw_bytes = 0
+
+    def __repr__(self) -> str:
+        stats = self.stats
+        return (
+            f"<ZCache pages={stats.eph_zpages + stats.pers_zpages} "
+            f"raw={format_size(self._raw_bytes)} "
+            f"stored={format_size(stats.eph_zbytes + stats.pers_zbytes)} "
+            f"used={format_size(self._used)}/{format_size(self.config.memory)} "
+            f"rejected={stats.failed_eph_puts + stats.failed_pers_puts}>"
+        )
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes accounted against the budget now."""
+        return self._used
+
+    def create(
+        self, data: bytes, persistent: bool, version: int, backref: int
+    ) -> Created | Rejected:
+        stats = self.stats
+        payload, same_filled = compress_page(data)
+        zsize = len(payload)
+        page_size = len(data)
+        refusal = admission_refusal(
+            self.config, zsize, page_size, persistent, stats.pers_zbytes, stats.pers_zpages
+        )
+        if refusal is not None:
+            if refusal is RejectReason.COMPRESS_POOR:
+                stats.compress_poor += 1
+            else:
+                stats.mean_compress_poor += 1
+            self._count_failed(persistent)
+            return Rejected(refusal)
+        page_cost = (0 if same_filled else payload_heap_bytes(zsize)) + PAGE_BYTES
+        cost = page_cost + (0 if self._free_slots else SLOT_BYTES)
+        evicted: tuple[int, ...] = NO_EVICTIONS
+        need = self._used + cost - self.config.memory
+        if need > 0:
+            made = evict_for(need, self._eph_bytes, self._evict_oldest_eph)
+            if persistent:
+                stats.pers_ate_eph_failed += made is None
+                stats.pers_ate_eph += made is not None
+            else:
+                stats.eph_ate_tail_failed += made is None
+                stats.eph_ate_tail += made is not None
+            if made is None:
+                self._count_failed(persistent)
+                return Rejected(RejectReason.NO_SPACE)
+            evicted = tuple(made)
+        if same_filled:
+            stats.same_filled_pages += 1
+            stats.zero_filled_pages += payload == b"\0"
+        slot = self._take_slot()
+        self._payloads[slot] = payload
+        self._flags[slot] = (
+            LIVE
+            | (PERSISTENT if persistent else 0)
+            | (SAME_FILLED if same_filled else 0)
+            | (page_size.bit_length() - 1) << PAGE_SHIFT_BIT
+        )
+        self._versions[slot] = version
+        self._backrefs[slot] = backref
+        self._used += cost
+        self._raw_bytes += page_size
+        if persistent:
+            self._pers_order.push(slot, version)
+            stats.pers_zpages += 1
+            stats.pers_zbytes += zsize
+            stats.pers_zpages_max = max(stats.pers_zpages_max, stats.pers_zpages)
+            stats.pers_zbytes_max = max(stats.pers_zbytes_max, stats.pers_zbytes)
+        else:
+            self._eph_order.push(slot, version)
+            self._eph_bytes += page_cost
+            stats.eph_zpages += 1
+            stats.eph_zbytes += zsize
+            stats.eph_zpages_max = max(stats.eph_zpages_max, stats.eph_zpages)
+            stats.eph_zbytes_max = max(stats.eph_zbytes_max, stats.eph_zbytes)
+        return Created(slot, evicted)
+
+    def read(self, slot: int, page_size: int) -> bytes:
+        payload = self._payloads[slot]
+        assert payload is not None, f"slot {slot} is free"
+        return decompress_page(payload, bool(self._flags[slot] & SAME_FILLED), page_size)
+
+    def version(self, slot: int) -> int:
+        return self._versions[slot]
+
+    def free(self, slot: int) -> None:
+        flags = self._flags[slot]
+        payload = self._payloads[slot]
+        assert flags & LIVE and payload is not None, f"slot {slot} is already free"
+        freed = (0 if flags & SAME_FILLED else payload_heap_bytes(len(payload))) + PAGE_BYTES
+        stats = self.stats
+        if flags & PERSISTENT:
+            stats.pers_zpages -= 1
+            stats.pers_zbytes -= len(payload)
+        else:
+            stats.eph_zpages -= 1
+            stats.eph_zbytes -= len(payload)
+            self._eph_bytes -= freed
+        self._used -= freed
+        self._raw_bytes -= 1 << (flags >> PAGE_SHIFT_BIT)
+        self._payloads[slot] = None
+        self._flags[slot] = 0
+        self._free_slots.append(slot)
+
+    def charge(self, nbytes: int) -> None:
+        self._used += nbytes
+
+    def counters(self) -> dict[str, int]:
+        counters = asdict(self.stats)
+        counters["used_bytes"] = self._used
+        counters["memory_bytes"] = self.config.memory
+        return counters
+
+    def put_order(self, persistent: bool) -> list[int]:
+        """Live slots of one class, oldest put first."""
+        return (self._pers_order if persistent else self._eph_order).live(self._holds)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _holds(self, slot: int, version: int) -> bool:
+        return bool(self._flags[slot] & LIVE) and self._versions[slot] == version
+
+    def _holds_eph(self, slot: int, version: int) -> bool:
+        return self._flags[slot] & (LIVE | PERSISTENT) == LIVE and self._versions[slot] == version
+
+    def _evict_oldest_eph(self) -> tuple[int, int]:
+        slot = self._eph_order.pop_oldest(self._holds_eph)
+        assert slot >= 0, "ephemeral bytes accounted but no ephemeral page left"
+        before = self._used
+        backref = self._backrefs[slot]
+        self.free(slot)
+        self.stats.evicted_eph_zpages += 1
+        return backref, before - self._used
+
+    def _take_slot(self) -> int:
+        if self._free_slots:
+            return self._free_slots.pop()
+        self._payloads.append(None)
+        self._flags.append(0)
+        self._versions.append(0)
+        self._backrefs.append(0)
+        return len(self._flags) - 1
+
+    def _count_failed(self, persistent: bool) -> None:
+        if persistent:
+            self.stats.failed_pers_puts += 1
+        else:
+            self.stats.failed_eph_puts += 1
