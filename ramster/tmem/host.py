@@ -216,7 +216,8 @@ class Tmem:
         outcome = self._store.create(
             data, pool.spec.persistent, self._version, (obj.obj_id << INDEX_BITS) | index
         )
-        self._forget(outcome.evicted, keep=obj)
+        if outcome.evicted:
+            self._forget(outcome.evicted, keep=obj)
         if isinstance(outcome, Created):
             obj.insert(index, outcome.slot)
             pool.pages += 1

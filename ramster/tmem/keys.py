@@ -28,6 +28,8 @@ DEFAULT_PAGE_SIZE = 4096
 
 def as_oid(oid: int | tuple[int, ...], field: str = "oid") -> Oid:
     """Return `oid` as three words; an int is the first word with the other two zero."""
+    if type(oid) is int and 0 <= oid <= U64_MAX:  # the hot path: a plain int in range
+        return (oid, 0, 0)
     if isinstance(oid, int) and not isinstance(oid, bool):
         words: tuple[int, ...] = (oid, 0, 0)
     elif isinstance(oid, tuple) and len(oid) == 3:
@@ -44,6 +46,8 @@ def as_oid(oid: int | tuple[int, ...], field: str = "oid") -> Oid:
 
 def check_index(index: int, field: str = "index") -> int:
     """Return `index` if it is a page index (0..2**32-1)."""
+    if type(index) is int and 0 <= index <= U32_MAX:
+        return index
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= U32_MAX:
         raise InvalidArgument.field(field, index, "an int in 0..2**32-1")
     return index

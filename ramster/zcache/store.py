@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE
 from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
 from ramster.units import format_size
-from ramster.zcache.admission import admission_refusal
+from ramster.zcache.admission import REFERENCE_PAGE, admission_refusal
 from ramster.zcache.codec import compress_page, decompress_page
 from ramster.zcache.config import ZcacheConfig
 from ramster.zcache.eviction import evict_for
@@ -89,6 +89,8 @@ class ZCache:
         self._used = 0
         self._eph_bytes = 0
         self._raw_bytes = 0
+        # Pages at most this size (per 4 KiB) pass every admission rule: skip the policy call.
+        self._admit_always = min(config.max_zsize_eph, config.max_zsize_pers, config.max_mean_zsize)
 
     def __repr__(self) -> str:
         stats = self.stats
@@ -112,9 +114,11 @@ class ZCache:
         payload, same_filled = compress_page(data)
         zsize = len(payload)
         page_size = len(data)
-        refusal = admission_refusal(
-            self.config, zsize, page_size, persistent, stats.pers_zbytes, stats.pers_zpages
-        )
+        refusal = None
+        if zsize * REFERENCE_PAGE > self._admit_always * page_size:
+            refusal = admission_refusal(
+                self.config, zsize, page_size, persistent, stats.pers_zbytes, stats.pers_zpages
+            )
         if refusal is not None:
             if refusal is RejectReason.COMPRESS_POOR:
                 stats.compress_poor += 1
@@ -141,31 +145,43 @@ class ZCache:
         if same_filled:
             stats.same_filled_pages += 1
             stats.zero_filled_pages += payload == b"\0"
-        slot = self._take_slot()
-        self._payloads[slot] = payload
-        self._flags[slot] = (
+        flags = (
             LIVE
             | (PERSISTENT if persistent else 0)
             | (SAME_FILLED if same_filled else 0)
             | (page_size.bit_length() - 1) << PAGE_SHIFT_BIT
         )
-        self._versions[slot] = version
-        self._backrefs[slot] = backref
+        if self._free_slots:
+            slot = self._free_slots.pop()
+            self._payloads[slot] = payload
+            self._flags[slot] = flags
+            self._versions[slot] = version
+            self._backrefs[slot] = backref
+        else:
+            slot = len(self._flags)
+            self._payloads.append(payload)
+            self._flags.append(flags)
+            self._versions.append(version)
+            self._backrefs.append(backref)
         self._used += cost
         self._raw_bytes += page_size
         if persistent:
             self._pers_order.push(slot, version)
             stats.pers_zpages += 1
             stats.pers_zbytes += zsize
-            stats.pers_zpages_max = max(stats.pers_zpages_max, stats.pers_zpages)
-            stats.pers_zbytes_max = max(stats.pers_zbytes_max, stats.pers_zbytes)
+            if stats.pers_zpages > stats.pers_zpages_max:
+                stats.pers_zpages_max = stats.pers_zpages
+            if stats.pers_zbytes > stats.pers_zbytes_max:
+                stats.pers_zbytes_max = stats.pers_zbytes
         else:
             self._eph_order.push(slot, version)
             self._eph_bytes += page_cost
             stats.eph_zpages += 1
             stats.eph_zbytes += zsize
-            stats.eph_zpages_max = max(stats.eph_zpages_max, stats.eph_zpages)
-            stats.eph_zbytes_max = max(stats.eph_zbytes_max, stats.eph_zbytes)
+            if stats.eph_zpages > stats.eph_zpages_max:
+                stats.eph_zpages_max = stats.eph_zpages
+            if stats.eph_zbytes > stats.eph_zbytes_max:
+                stats.eph_zbytes_max = stats.eph_zbytes
         return Created(slot, evicted)
 
     def read(self, slot: int, page_size: int) -> bytes:
@@ -224,15 +240,6 @@ class ZCache:
         self.free(slot)
         self.stats.evicted_eph_zpages += 1
         return backref, before - self._used
-
-    def _take_slot(self) -> int:
-        if self._free_slots:
-            return self._free_slots.pop()
-        self._payloads.append(None)
-        self._flags.append(0)
-        self._versions.append(0)
-        self._backrefs.append(0)
-        return len(self._flags) - 1
 
     def _count_failed(self, persistent: bool) -> None:
         if persistent:

@@ -1,0 +1,1 @@
+"""Workloads that exercise RAMster with real data: a corpus of memory pages and the demo."""

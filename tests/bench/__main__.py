@@ -1,0 +1,21 @@
+"""``make bench``: every benchmark section, each beside its reference, in one run."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+from ramster.workload.corpus import build_corpus
+from tests.bench import core
+
+
+def main() -> None:
+    started = time.time()
+    corpus = build_corpus(count=16384)
+    print(f"# RAMster benchmarks — {platform.python_version()}, {platform.machine()}, {corpus!r}")
+    core.run(corpus)
+    print(f"\n(total {time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

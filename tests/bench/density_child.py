@@ -1,0 +1,51 @@
+"""Child process of the density benchmark: store a corpus file page by page, report real memory.
+
+Run as ``python -m tests.bench.density_child CORPUS_FILE``; prints one JSON line. Pages are read
+one at a time so the resident set grows only by what the store keeps.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+
+from ramster.tmem import PoolSpec, Stored, Tmem
+from ramster.zcache import ZCache, ZcacheConfig
+
+PAGE = 4096
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def main(path: str) -> None:
+    store = ZCache(ZcacheConfig(memory=8 * 2**30))
+    tmem = Tmem(store)
+    pool = tmem.new_pool("bench", PoolSpec(persistent=True))
+    gc.collect()
+    before = resident_bytes()
+    stored = 0
+    with open(path, "rb", buffering=0) as corpus:
+        n = 0
+        while page := corpus.read(PAGE):
+            outcome = tmem.put("bench", pool, n >> 8, n & 0xFF, page)
+            stored += isinstance(outcome, Stored)
+            n += 1
+    gc.collect()
+    print(
+        json.dumps(
+            {
+                "pages": stored,
+                "rss_bytes": resident_bytes() - before,
+                "accounted_bytes": store.used_bytes,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
