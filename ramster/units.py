@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from ramster.errors import InvalidArgument
 
@@ -31,7 +32,8 @@ def parse_size(text: str, field: str = "size") -> int:
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _UNITS:
         raise InvalidArgument.field(field, text, "a size such as 4096, 64MiB or 1GiB")
-    return int(float(match.group(1)) * _UNITS[unit])
+    # Exact decimal arithmetic: a float makes "2.01KB" 2009 bytes.
+    return int(Fraction(match.group(1)) * _UNITS[unit])
 
 
 def format_size(nbytes: float) -> str:

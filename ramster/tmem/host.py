@@ -61,18 +61,18 @@ class Tmem:
     def new_pool(self, client: str, spec: PoolSpec) -> int:
         """Create a pool for `client` (or join the shared pool of `spec.shared_uuid`)."""
         pools = self._clients.get(client)
-        if pools is None:
-            if len(self._clients) >= self._limits.max_clients:
-                raise ResourceExhausted(
-                    f"clients {len(self._clients)} reached max_clients {self._limits.max_clients}"
-                )
-            pools = self._clients[client] = {}
+        if pools is None and len(self._clients) >= self._limits.max_clients:
+            raise ResourceExhausted(
+                f"clients {len(self._clients)} reached max_clients {self._limits.max_clients}"
+            )
         limit = self._limits.max_pools_per_client
-        if len(pools) >= limit:
+        if pools is not None and len(pools) >= limit:
             raise ResourceExhausted(
                 f"client {client!r} holds {len(pools)} pools: max_pools_per_client is {limit}"
             )
         pool = self._join_shared(spec) if spec.shared_uuid is not None else Pool(spec)
+        if pools is None:  # only now: a refused join must not leave a client without pools
+            pools = self._clients[client] = {}
         pool_id = next(i for i in range(limit) if i not in pools)
         pools[pool_id] = pool
         return pool_id

@@ -13,13 +13,16 @@ from lz4.block import decompress as _lz4_decompress
 from ramster.errors import InvalidArgument
 
 SAME_FILL_PROBE = 64
-"""lz4 output at most this long may be a same-filled page (4 KiB of one byte is ~20 bytes)."""
+"""lz4 output at most this long may be a same-filled page (4 KiB of one byte is ~20 bytes).
+
+lz4 spends about one byte per 255 bytes of a run, so for pages above 4 KiB the probe is 1/64 of
+the page: 64 KiB of one byte packs to 267 bytes, and the probe is then 1024."""
 
 
 def compress_page(page: bytes) -> tuple[bytes, bool]:
     """(payload, same_filled): the lz4 block of `page`, or its one repeated byte."""
     packed: bytes = _lz4_compress(page, store_size=False)
-    if len(packed) <= SAME_FILL_PROBE:
+    if len(packed) <= max(SAME_FILL_PROBE, len(page) >> 6):
         first = bytes(page[:1])
         if page.count(first) == len(page):
             return first, True

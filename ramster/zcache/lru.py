@@ -3,7 +3,8 @@
 Like the kernel's LRU, a page moves to the young end only when it is put, never when it is
 read. Entries are (slot, version) in two flat arrays, 12 bytes a page; a freed page is not
 searched for but skipped when it reaches the old end (its slot is free, or holds a page of
-another version). The arrays are compacted once the consumed head outgrows the rest.
+another version). The arrays are compacted once the consumed head outgrows the rest, and by
+`compact` when the owner sees stale entries outnumber live ones.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ class PutOrder:
             del versions[:head]
             self._head = 0
         return found
+
+    def compact(self, holds: Callable[[int, int], bool]) -> None:
+        """Drop every entry whose page no longer `holds(slot, version)`, keeping the order."""
+        pairs = zip(self._slots[self._head :], self._versions[self._head :], strict=True)
+        kept = [(slot, version) for slot, version in pairs if holds(slot, version)]
+        self._slots = array("I", [slot for slot, _ in kept])
+        self._versions = array("Q", [version for _, version in kept])
+        self._head = 0
 
     def live(self, holds: Callable[[int, int], bool]) -> list[int]:
         """Slots still holding their page, oldest first (for tests and diagnostics)."""

@@ -35,6 +35,10 @@ PUT_ORDER_BYTES = 12
 PAGE_BYTES = INDEX_BYTES_PER_PAGE + PUT_ORDER_BYTES
 """Bytes a live page costs beyond its payload and slot: its tmem index entry and put order."""
 
+COMPACT_SLACK = 1024
+"""Stale put-order entries (of freed pages) tolerated beyond twice the live pages. Only eviction
+consumes them otherwise, and it never runs on persistent pages nor below the budget."""
+
 
 def payload_heap_bytes(zsize: int) -> int:
     """Heap bytes CPython spends on a bytes object of `zsize` bytes (64-bit, 3.11+).
@@ -127,10 +131,13 @@ class ZCache:
             self._count_failed(persistent)
             return Rejected(refusal)
         page_cost = (0 if same_filled else payload_heap_bytes(zsize)) + PAGE_BYTES
-        cost = page_cost + (0 if self._free_slots else SLOT_BYTES)
+        slot_cost = 0 if self._free_slots else SLOT_BYTES
         evicted: tuple[int, ...] = NO_EVICTIONS
-        need = self._used + cost - self.config.memory
+        need = self._used + page_cost + slot_cost - self.config.memory
         if need > 0:
+            # An eviction frees a slot that this page then reuses (no new slot to pay for), and
+            # at least one eviction is needed to get it.
+            need = max(need - slot_cost, 1)
             made = evict_for(need, self._eph_bytes, self._evict_oldest_eph)
             if persistent:
                 stats.pers_ate_eph_failed += made is None
@@ -163,11 +170,14 @@ class ZCache:
             self._flags.append(flags)
             self._versions.append(version)
             self._backrefs.append(backref)
-        self._used += cost
+            self._used += SLOT_BYTES
+        self._used += page_cost
         self._raw_bytes += page_size
         if persistent:
             self._pers_order.push(slot, version)
             stats.pers_zpages += 1
+            if len(self._pers_order) > 2 * stats.pers_zpages + COMPACT_SLACK:
+                self._pers_order.compact(self._holds)
             stats.pers_zbytes += zsize
             if stats.pers_zpages > stats.pers_zpages_max:
                 stats.pers_zpages_max = stats.pers_zpages
@@ -177,6 +187,8 @@ class ZCache:
             self._eph_order.push(slot, version)
             self._eph_bytes += page_cost
             stats.eph_zpages += 1
+            if len(self._eph_order) > 2 * stats.eph_zpages + COMPACT_SLACK:
+                self._eph_order.compact(self._holds)
             stats.eph_zbytes += zsize
             if stats.eph_zpages > stats.eph_zpages_max:
                 stats.eph_zpages_max = stats.eph_zpages
