@@ -32,8 +32,8 @@ unit: $(STAMP) ## the unit tests only
 test: lint ## lint, type-check and run every test
 	$(BIN)/pytest
 
-proto: $(STAMP) ## regenerate ramster/api/v1 from proto/
-	@echo "no .proto files yet"
+proto: $(STAMP) ## regenerate ramster/api/v1 from proto/ (the generated code is committed)
+	$(BIN)/python tools/protogen.py
 
 bench: $(STAMP) ## run the benchmarks and print their tables
 	$(BIN)/python -m tests.bench

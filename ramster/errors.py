@@ -14,6 +14,8 @@ class RamsterError(Exception):
     """Base of every error RAMster raises on purpose."""
 
     retriable: ClassVar[bool] = False
+    status: ClassVar[str] = "INTERNAL"
+    """The name of the gRPC status code this error travels as."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -26,6 +28,8 @@ class RamsterError(Exception):
 class InvalidArgument(RamsterError):
     """A request field is out of range or malformed (INVALID_ARGUMENT)."""
 
+    status = "INVALID_ARGUMENT"
+
     @classmethod
     def field(cls, name: str, value: object, expected: str) -> InvalidArgument:
         return cls(f"{name} {value!r} is invalid: expected {expected}")
@@ -33,6 +37,8 @@ class InvalidArgument(RamsterError):
 
 class NotFound(RamsterError):
     """The thing named does not exist (NOT_FOUND)."""
+
+    status = "NOT_FOUND"
 
 
 class PoolNotFound(NotFound):
@@ -42,18 +48,40 @@ class PoolNotFound(NotFound):
 class ResourceExhausted(RamsterError):
     """A limit was reached: too many pools or clients, or the store is full (RESOURCE_EXHAUSTED)."""
 
+    status = "RESOURCE_EXHAUSTED"
+
 
 class FailedPrecondition(RamsterError):
     """The request is valid but does not fit the current state (FAILED_PRECONDITION)."""
+
+    status = "FAILED_PRECONDITION"
 
 
 class Unavailable(RamsterError):
     """The node cannot serve now: starting, shutting down, or unreachable (UNAVAILABLE)."""
 
     retriable = True
+    status = "UNAVAILABLE"
 
 
 class DeadlineExceeded(RamsterError):
     """The call did not finish within its deadline (DEADLINE_EXCEEDED)."""
 
     retriable = True
+    status = "DEADLINE_EXCEEDED"
+
+
+class InternalError(RamsterError):
+    """A fault inside RAMster; the node's log has the details (INTERNAL)."""
+
+
+ERRORS: tuple[type[RamsterError], ...] = (
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    FailedPrecondition,
+    Unavailable,
+    DeadlineExceeded,
+    InternalError,
+)
+"""One class per status code: what a status received from a node is raised as."""

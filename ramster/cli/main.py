@@ -1,18 +1,26 @@
 """The ``ramster`` command: one sub-command per job, each a thin layer over the library.
 
-Flags map onto the frozen config objects here and nowhere else; a `RamsterError` is printed as
-one line and exits 2, so a person sees what to fix instead of a traceback.
+Flags and their ``RAMSTER_*`` environment variables map onto the frozen config objects here and
+nowhere else. A `RamsterError` is printed as one line and exits 2, so a person sees what to fix
+instead of a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
 
 from ramster import __version__
+from ramster.config import NodeConfig
 from ramster.errors import RamsterError
+from ramster.params import parse_switch
 from ramster.units import parse_size
+from ramster.zcache import ZcacheConfig
 
 
 def _size(text: str) -> int:
@@ -22,36 +30,118 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(error.message) from None
 
 
+def _switch(text: str) -> bool:
+    try:
+        return parse_switch("flag", text)
+    except RamsterError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
+def _env(name: str, default: str | None) -> str | None:
+    return os.environ.get(f"RAMSTER_{name}", default)
+
+
+def _add_node_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    node = commands.add_parser("node", help="run a node: serve Tmem, Admin and Peer until SIGTERM")
+    node.add_argument(
+        "--listen",
+        default=_env("LISTEN", "127.0.0.1:7470"),
+        help="HOST:PORT (port 0: any free port) or unix:///path [RAMSTER_LISTEN, 127.0.0.1:7470]",
+    )
+    node.add_argument(
+        "--memory",
+        type=_size,
+        default=_env("MEMORY", "256MiB"),
+        help="zcache budget, e.g. 1GiB [RAMSTER_MEMORY, 256MiB]",
+    )
+    node.add_argument(
+        "--name",
+        default=_env("NAME", socket.gethostname()),
+        help="node name in the cluster [RAMSTER_NAME, the host name]",
+    )
+    node.add_argument(
+        "--cluster", default=_env("CLUSTER", "ramster"), help="cluster name [RAMSTER_CLUSTER]"
+    )
+    node.add_argument(
+        "--metrics",
+        default=_env("METRICS", None),
+        help="HOST:PORT to serve Prometheus /metrics on [RAMSTER_METRICS, off]",
+    )
+    node.add_argument(
+        "--zcache",
+        type=_switch,
+        default=_env("ZCACHE", "on"),
+        help="load the zcache backend at start: on|off [RAMSTER_ZCACHE, on]",
+    )
+    node.add_argument(
+        "--ramster",
+        type=_switch,
+        default=_env("RAMSTER", "on"),
+        help="the remote layer at start: on|off [RAMSTER_RAMSTER, on]",
+    )
+    node.add_argument(
+        "--grace",
+        type=float,
+        default=float(_env("GRACE", "10") or 10),
+        help="seconds in-flight calls get on SIGTERM [RAMSTER_GRACE, 10]",
+    )
+    node.add_argument(
+        "--ready-file", default=None, help="write address, pid and epoch here once serving"
+    )
+    node.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="[RAMSTER_LOG_LEVEL]")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ramster", description="Distributed, compressed far memory with tmem semantics."
     )
     parser.add_argument("--version", action="version", version=f"ramster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_node_parser(commands)
     demo = commands.add_parser(
         "demo", help="store a real corpus through frontswap and cleancache and print the counters"
     )
     demo.add_argument("--pages", type=int, default=8192, help="corpus pages (default 8192)")
     demo.add_argument(
-        "--memory",
-        type=_size,
-        default="8MiB",
-        help="zcache budget, e.g. 64MiB (default 8MiB)",
+        "--memory", type=_size, default="8MiB", help="zcache budget, e.g. 64MiB (default 8MiB)"
     )
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "node":
+        from ramster.node import run_node
+
+        logging.basicConfig(
+            level=args.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        config = NodeConfig(
+            listen=args.listen,
+            store=ZcacheConfig(memory=args.memory),
+            name=args.name,
+            cluster=args.cluster,
+            metrics=args.metrics,
+            zcache=args.zcache,
+            ramster=args.ramster,
+            grace=args.grace,
+            ready_file=args.ready_file,
+        )
+        return asyncio.run(run_node(config))
+    if args.command == "demo":
+        from ramster.workload.demo import run_demo
+
+        return run_demo(pages=args.pages, memory=args.memory)
+    raise AssertionError(f"unhandled command {args.command!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            from ramster.workload.demo import run_demo
-
-            return run_demo(pages=args.pages, memory=args.memory)
+        return _run(args)
     except RamsterError as error:
         print(f"ramster {args.command}: {error.message}", file=sys.stderr)
         return 2
-    raise AssertionError(f"unhandled command {args.command!r}")
 
 
 if __name__ == "__main__":

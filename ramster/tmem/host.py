@@ -156,42 +156,38 @@ class Tmem:
         keys: Sequence[tuple[OidLike, int]],
         free: bool | None = None,
     ) -> list[bytes | None]:
+        """Get a batch; every key is validated before any page is read or freed."""
         pool = self._pool(client, pool_id)
-        checked = [
-            (as_oid(oid, f"keys[{i}].oid"), check_index(index, f"keys[{i}].index"))
-            for i, (oid, index) in enumerate(keys)
-        ]
-        return [self._get(pool, oid, index, free) for oid, index in checked]
+        return [self._get(pool, oid, index, free) for oid, index in _checked_keys(keys)]
 
     def flush_page(self, client: str, pool_id: int, oid: OidLike, index: int) -> bool:
         """Remove one page; False if there was none."""
         pool = self._pool(client, pool_id)
-        key_oid = as_oid(oid)
-        check_index(index)
-        self._counters["flush_total"] += 1
-        obj = pool.objects.get(key_oid)
-        slot = obj.pop(index) if obj is not None else None
-        if obj is None or slot is None:
-            return False
-        self._release(obj, slot)
-        self._counters["flush_found"] += 1
-        return True
+        return self._flush_page(pool, as_oid(oid), check_index(index))
+
+    def flush_many(
+        self, client: str, pool_id: int, keys: Sequence[tuple[OidLike, int]]
+    ) -> list[bool]:
+        """Flush a batch of pages; every key is validated before any page is flushed."""
+        pool = self._pool(client, pool_id)
+        return [self._flush_page(pool, oid, index) for oid, index in _checked_keys(keys)]
 
     def flush_object(self, client: str, pool_id: int, oid: OidLike) -> bool:
         """Remove every page of an object; False if the object had none."""
         pool = self._pool(client, pool_id)
-        obj = pool.objects.get(as_oid(oid))
-        self._counters["flobj_total"] += 1
-        if obj is None:
-            return False
-        self._drop_object(obj)
-        self._counters["flobj_found"] += 1
-        return True
+        return self._flush_object(pool, as_oid(oid))
+
+    def flush_objects(self, client: str, pool_id: int, oids: Sequence[OidLike]) -> list[bool]:
+        """Flush a batch of objects; every oid is validated before any object is flushed."""
+        pool = self._pool(client, pool_id)
+        checked = [as_oid(oid, f"oids[{i}]") for i, oid in enumerate(oids)]
+        return [self._flush_object(pool, oid) for oid in checked]
 
     def page_version(self, client: str, pool_id: int, oid: OidLike, index: int) -> int | None:
         """The version of the page at the key, or None if absent (for compare-and-swap)."""
         obj = self._pool(client, pool_id).objects.get(as_oid(oid))
-        slot = obj.slot(check_index(index)) if obj is not None else None
+        check_index(index)  # also when the object is absent: a bad index is never a miss
+        slot = obj.slot(index) if obj is not None else None
         return None if slot is None else self._store.version(slot)
 
     def counters(self) -> dict[str, int]:
@@ -225,6 +221,25 @@ class Tmem:
         if not obj:
             self._unlink_object(obj)
         return outcome
+
+    def _flush_page(self, pool: Pool, oid: Oid, index: int) -> bool:
+        self._counters["flush_total"] += 1
+        obj = pool.objects.get(oid)
+        slot = obj.pop(index) if obj is not None else None
+        if obj is None or slot is None:
+            return False
+        self._release(obj, slot)
+        self._counters["flush_found"] += 1
+        return True
+
+    def _flush_object(self, pool: Pool, oid: Oid) -> bool:
+        self._counters["flobj_total"] += 1
+        obj = pool.objects.get(oid)
+        if obj is None:
+            return False
+        self._drop_object(obj)
+        self._counters["flobj_found"] += 1
+        return True
 
     def _get(self, pool: Pool, oid: Oid, index: int, free: bool | None) -> bytes | None:
         obj = pool.objects.get(oid)
@@ -277,6 +292,13 @@ class Tmem:
             obj.pool.pages -= 1
             if not obj and obj is not keep:
                 self._unlink_object(obj)
+
+
+def _checked_keys(keys: Sequence[tuple[OidLike, int]]) -> list[tuple[Oid, int]]:
+    return [
+        (as_oid(oid, f"keys[{i}].oid"), check_index(index, f"keys[{i}].index"))
+        for i, (oid, index) in enumerate(keys)
+    ]
 
 
 def _check_length(length: int, page_size: int, field: str) -> None:

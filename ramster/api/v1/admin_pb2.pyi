@@ -1,0 +1,84 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class NodeState(_message.Message):
+    __slots__ = ("node_name", "epoch", "backend_generation", "zcache", "ramster", "shutting_down")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    ZCACHE_FIELD_NUMBER: _ClassVar[int]
+    RAMSTER_FIELD_NUMBER: _ClassVar[int]
+    SHUTTING_DOWN_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    epoch: str
+    backend_generation: int
+    zcache: bool
+    ramster: bool
+    shutting_down: bool
+    def __init__(self, node_name: _Optional[str] = ..., epoch: _Optional[str] = ..., backend_generation: _Optional[int] = ..., zcache: _Optional[bool] = ..., ramster: _Optional[bool] = ..., shutting_down: _Optional[bool] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("state", "counters")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    state: NodeState
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, state: _Optional[_Union[NodeState, _Mapping]] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class GetParamsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetParamsResponse(_message.Message):
+    __slots__ = ("params",)
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class SetParamRequest(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class SetParamResponse(_message.Message):
+    __slots__ = ("params",)
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class WatchStateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

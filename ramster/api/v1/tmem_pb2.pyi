@@ -1,0 +1,158 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PutStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PUT_STATUS_UNSPECIFIED: _ClassVar[PutStatus]
+    PUT_STATUS_STORED: _ClassVar[PutStatus]
+    PUT_STATUS_COMPRESS_POOR: _ClassVar[PutStatus]
+    PUT_STATUS_MEAN_COMPRESS_POOR: _ClassVar[PutStatus]
+    PUT_STATUS_NO_SPACE: _ClassVar[PutStatus]
+
+class GetMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GET_MODE_POOL_DEFAULT: _ClassVar[GetMode]
+    GET_MODE_FREE: _ClassVar[GetMode]
+    GET_MODE_KEEP: _ClassVar[GetMode]
+PUT_STATUS_UNSPECIFIED: PutStatus
+PUT_STATUS_STORED: PutStatus
+PUT_STATUS_COMPRESS_POOR: PutStatus
+PUT_STATUS_MEAN_COMPRESS_POOR: PutStatus
+PUT_STATUS_NO_SPACE: PutStatus
+GET_MODE_POOL_DEFAULT: GetMode
+GET_MODE_FREE: GetMode
+GET_MODE_KEEP: GetMode
+
+class Oid(_message.Message):
+    __slots__ = ("word0", "word1", "word2")
+    WORD0_FIELD_NUMBER: _ClassVar[int]
+    WORD1_FIELD_NUMBER: _ClassVar[int]
+    WORD2_FIELD_NUMBER: _ClassVar[int]
+    word0: int
+    word1: int
+    word2: int
+    def __init__(self, word0: _Optional[int] = ..., word1: _Optional[int] = ..., word2: _Optional[int] = ...) -> None: ...
+
+class PageKey(_message.Message):
+    __slots__ = ("oid", "index")
+    OID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    oid: Oid
+    index: int
+    def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
+
+class Page(_message.Message):
+    __slots__ = ("oid", "index", "data")
+    OID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    oid: Oid
+    index: int
+    data: bytes
+    def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class NewPoolRequest(_message.Message):
+    __slots__ = ("client", "persistent", "shared_uuid", "page_size")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    PERSISTENT_FIELD_NUMBER: _ClassVar[int]
+    SHARED_UUID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    persistent: bool
+    shared_uuid: bytes
+    page_size: int
+    def __init__(self, client: _Optional[str] = ..., persistent: _Optional[bool] = ..., shared_uuid: _Optional[bytes] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class NewPoolResponse(_message.Message):
+    __slots__ = ("pool_id",)
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    pool_id: int
+    def __init__(self, pool_id: _Optional[int] = ...) -> None: ...
+
+class DestroyPoolRequest(_message.Message):
+    __slots__ = ("client", "pool_id")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ...) -> None: ...
+
+class DestroyPoolResponse(_message.Message):
+    __slots__ = ("pages_flushed",)
+    PAGES_FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    pages_flushed: int
+    def __init__(self, pages_flushed: _Optional[int] = ...) -> None: ...
+
+class PutPagesRequest(_message.Message):
+    __slots__ = ("client", "pool_id", "pages")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    pages: _containers.RepeatedCompositeFieldContainer[Page]
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pages: _Optional[_Iterable[_Union[Page, _Mapping]]] = ...) -> None: ...
+
+class PutPagesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedScalarFieldContainer[PutStatus]
+    def __init__(self, results: _Optional[_Iterable[_Union[PutStatus, str]]] = ...) -> None: ...
+
+class GetPagesRequest(_message.Message):
+    __slots__ = ("client", "pool_id", "keys", "mode")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    keys: _containers.RepeatedCompositeFieldContainer[PageKey]
+    mode: GetMode
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[PageKey, _Mapping]]] = ..., mode: _Optional[_Union[GetMode, str]] = ...) -> None: ...
+
+class GetPagesResponse(_message.Message):
+    __slots__ = ("found", "data")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    found: _containers.RepeatedScalarFieldContainer[bool]
+    data: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class FlushPagesRequest(_message.Message):
+    __slots__ = ("client", "pool_id", "keys")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    keys: _containers.RepeatedCompositeFieldContainer[PageKey]
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[PageKey, _Mapping]]] = ...) -> None: ...
+
+class FlushPagesResponse(_message.Message):
+    __slots__ = ("flushed",)
+    FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    flushed: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, flushed: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class FlushObjectsRequest(_message.Message):
+    __slots__ = ("client", "pool_id", "oids")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    OIDS_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    oids: _containers.RepeatedCompositeFieldContainer[Oid]
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., oids: _Optional[_Iterable[_Union[Oid, _Mapping]]] = ...) -> None: ...
+
+class FlushObjectsResponse(_message.Message):
+    __slots__ = ("flushed",)
+    FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    flushed: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, flushed: _Optional[_Iterable[bool]] = ...) -> None: ...

@@ -1,0 +1,80 @@
+"""Prometheus metrics: counters rendered at scrape time, served over a minimal HTTP endpoint.
+
+Names are ``ramster_<kernel name>``; monotonic counters end in ``_total``, levels (pages and
+bytes held, maxima, budget) are gauges. Every sample carries the node's name as a label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger("ramster.metrics")
+
+GAUGES = frozenset(
+    {
+        "eph_zpages",
+        "pers_zpages",
+        "eph_zbytes",
+        "pers_zbytes",
+        "used_bytes",
+        "memory_bytes",
+        "obj_count",
+        "pool_count",
+        "client_count",
+        "backend_generation",
+        "zcache_on",
+        "ramster_on",
+    }
+)
+
+
+def is_gauge(name: str) -> bool:
+    return name in GAUGES or name.endswith("_max")
+
+
+def metric_name(name: str) -> str:
+    if is_gauge(name) or name.endswith("_total"):
+        return f"ramster_{name}"
+    return f"ramster_{name}_total"
+
+
+def render(counters: dict[str, int], node: str) -> str:
+    """The text exposition format (version 0.0.4) of `counters`."""
+    label = node.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    lines = []
+    for name in sorted(counters):
+        metric = metric_name(name)
+        lines.append(f"# TYPE {metric} {'gauge' if is_gauge(name) else 'counter'}")
+        lines.append(f'{metric}{{node="{label}"}} {counters[name]}')
+    return "\n".join(lines) + "\n"
+
+
+async def serve_metrics(
+    host: str, port: int, collect: Callable[[], dict[str, int]], node: str
+) -> asyncio.Server:
+    """Serve ``GET /metrics`` on (host, port); 404 for any other path."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = await asyncio.wait_for(reader.readline(), timeout=5)
+            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b""):
+                pass
+            parts = request_line.decode("latin-1").split()
+            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
+                status, body = "200 OK", render(collect(), node).encode()
+            else:
+                status, body = "404 Not Found", b"not found: try /metrics\n"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError) as error:
+            log.debug("metrics request dropped: %s", error)
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, host, port)

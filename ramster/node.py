@@ -1,0 +1,155 @@
+"""The composition root of `ramster node`: config in, a serving node out. No policy lives here.
+
+It builds the backend, the services, gRPC health and reflection, the metrics endpoint, and runs
+until SIGTERM or SIGINT: then it reports shutting down, stops taking calls, lets in-flight ones
+finish within `grace`, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ramster.backend import Backend
+from ramster.config import NodeConfig, split_host_port
+from ramster.metrics import serve_metrics
+from ramster.rpc import admin_service, peer_service, tmem_service
+from ramster.rpc.admin_service import AdminService
+from ramster.rpc.peer_service import PeerService
+from ramster.rpc.tmem_service import TmemService
+from ramster.state import NodeStatus, StateFeed
+
+log = logging.getLogger("ramster.node")
+
+AsyncHealthServicer: Any = health.aio.HealthServicer  # type: ignore[attr-defined]
+"""The asyncio health servicer; grpc-stubs lacks `health.aio`."""
+
+MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
+"""A full batch of 1024 pages of 4 KiB plus its framing."""
+
+SERVICES = (tmem_service.SERVICE, admin_service.SERVICE, peer_service.SERVICE)
+
+
+class Node:
+    """One running node: its backend, services and servers."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.backend = Backend(
+            config.store, config.limits, zcache=config.zcache, ramster=config.ramster
+        )
+        self.feed = StateFeed(
+            NodeStatus(
+                node_name=config.name,
+                epoch=uuid.uuid4().hex[:16],
+                backend_generation=self.backend.generation,
+                zcache=self.backend.zcache,
+                ramster=self.backend.ramster,
+            )
+        )
+        self.tmem_service = TmemService(self.backend)
+        self.address = ""
+        self._server: grpc.aio.Server | None = None
+        self._health = AsyncHealthServicer()
+        self._metrics: asyncio.Server | None = None
+
+    def __repr__(self) -> str:
+        status = self.feed.status
+        state = "stopping" if status.shutting_down else ("running" if self._server else "new")
+        return f"<Node {self.config.name} {state} {self.address or '-'} {self.backend!r}>"
+
+    def counters(self) -> dict[str, int]:
+        status = self.feed.status
+        return {
+            **self.backend.counters(),
+            **self.tmem_service.counters,
+            "backend_generation": status.backend_generation,
+            "zcache_on": int(status.zcache),
+            "ramster_on": int(status.ramster),
+        }
+
+    async def start(self) -> None:
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ]
+        server = grpc.aio.server(options=options)
+        admin = AdminService(self.backend, self.feed, self.counters)
+        peer = PeerService(self.config.cluster, self.config.name)
+        server.add_generic_rpc_handlers(
+            (self.tmem_service.handler(), admin.handler(), peer.handler())
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        port = server.add_insecure_port(self.config.listen)
+        if self.config.listen.startswith("unix://"):
+            self.address = self.config.listen
+        else:
+            host, _ = split_host_port(self.config.listen, "listen")
+            self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        await server.start()
+        self._server = server
+        if self.config.metrics:
+            host, metrics_port = split_host_port(self.config.metrics, "metrics")
+            self._metrics = await serve_metrics(host, metrics_port, self.counters, self.config.name)
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        for name in SERVICES:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("node %s serving on %s: %r", self.config.name, self.address, self.backend)
+        if self.config.ready_file:
+            self._write_ready_file(Path(self.config.ready_file))
+
+    def metrics_address(self) -> str | None:
+        if self._metrics is None:
+            return None
+        host, port = self._metrics.sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
+
+    async def stop(self) -> None:
+        """Graceful stop: report it, refuse new calls, let in-flight ones finish."""
+        log.info("node %s stopping (grace %.1f s)", self.config.name, self.config.grace)
+        await self.feed.publish(self.feed.status.but(shutting_down=True))
+        await self._health.enter_graceful_shutdown()
+        await self.feed.close()
+        if self._metrics is not None:
+            self._metrics.close()
+        if self._server is not None:
+            await self._server.stop(self.config.grace)
+        log.info("node %s stopped", self.config.name)
+
+    def _write_ready_file(self, path: Path) -> None:
+        ready = {
+            "address": self.address,
+            "pid": os.getpid(),
+            "epoch": self.feed.status.epoch,
+            "name": self.config.name,
+            "metrics": self.metrics_address(),
+        }
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(ready))
+        partial.replace(path)  # readers never see half a file
+
+
+async def run_node(config: NodeConfig) -> int:
+    """Serve until SIGTERM or SIGINT; return the exit status."""
+    node = Node(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await node.start()
+    await stop.wait()
+    await node.stop()
+    return 0

@@ -1,0 +1,82 @@
+"""The `Admin` service: stats, module params and the state stream operators and frontends use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+
+from ramster.api.v1 import admin_pb2
+from ramster.backend import Backend
+from ramster.rpc.binding import server_stream, service, unary
+from ramster.state import NodeStatus, StateFeed
+
+SERVICE = "ramster.api.v1.Admin"
+
+
+def status_message(status: NodeStatus) -> admin_pb2.NodeState:
+    return admin_pb2.NodeState(
+        node_name=status.node_name,
+        epoch=status.epoch,
+        backend_generation=status.backend_generation,
+        zcache=status.zcache,
+        ramster=status.ramster,
+        shutting_down=status.shutting_down,
+    )
+
+
+class AdminService:
+    """Serves `Admin` for one node: `counters` collects every counter at call time."""
+
+    def __init__(
+        self, backend: Backend, feed: StateFeed, counters: Callable[[], dict[str, int]]
+    ) -> None:
+        self._backend = backend
+        self._feed = feed
+        self._counters = counters
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        return service(
+            SERVICE,
+            {
+                "GetStats": unary(
+                    "Admin/GetStats", self.get_stats, admin_pb2.GetStatsRequest.FromString
+                ),
+                "GetParams": unary(
+                    "Admin/GetParams", self.get_params, admin_pb2.GetParamsRequest.FromString
+                ),
+                "SetParam": unary(
+                    "Admin/SetParam", self.set_param, admin_pb2.SetParamRequest.FromString
+                ),
+                "WatchState": server_stream(
+                    "Admin/WatchState", self.watch_state, admin_pb2.WatchStateRequest.FromString
+                ),
+            },
+        )
+
+    async def get_stats(self, request: admin_pb2.GetStatsRequest) -> admin_pb2.GetStatsResponse:
+        return admin_pb2.GetStatsResponse(
+            state=status_message(self._feed.status), counters=self._counters()
+        )
+
+    async def get_params(self, request: admin_pb2.GetParamsRequest) -> admin_pb2.GetParamsResponse:
+        return admin_pb2.GetParamsResponse(params=self._backend.params())
+
+    async def set_param(self, request: admin_pb2.SetParamRequest) -> admin_pb2.SetParamResponse:
+        if self._backend.set_param(request.name, request.value):
+            backend = self._backend
+            await self._feed.publish(
+                self._feed.status.but(
+                    zcache=backend.zcache,
+                    ramster=backend.ramster,
+                    backend_generation=backend.generation,
+                )
+            )
+        return admin_pb2.SetParamResponse(params=self._backend.params())
+
+    async def watch_state(
+        self, request: admin_pb2.WatchStateRequest
+    ) -> AsyncIterator[admin_pb2.NodeState]:
+        async for status in self._feed.watch():
+            yield status_message(status)

@@ -1,0 +1,89 @@
+"""Protobuf messages to core values and back, validating what the core cannot see.
+
+The core checks keys, pools and page lengths; this module checks what only exists on the wire:
+the client name, batch sizes, UUID bytes, enum values. Every refusal names the field and value.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from ramster.api.v1 import tmem_pb2
+from ramster.errors import InvalidArgument
+from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
+from ramster.tmem.host import PutOutcome
+from ramster.tmem.keys import DEFAULT_PAGE_SIZE
+
+MAX_BATCH = 1024
+"""Pages (or keys, or oids) in one request: 1024 pages of 4 KiB fit a 4 MiB message."""
+
+MAX_CLIENT_NAME = 256
+
+PUT_STATUS_OF_REASON = {
+    RejectReason.COMPRESS_POOR: tmem_pb2.PUT_STATUS_COMPRESS_POOR,
+    RejectReason.MEAN_COMPRESS_POOR: tmem_pb2.PUT_STATUS_MEAN_COMPRESS_POOR,
+    RejectReason.NO_SPACE: tmem_pb2.PUT_STATUS_NO_SPACE,
+}
+
+FREE_OF_MODE: dict[int, bool | None] = {
+    tmem_pb2.GET_MODE_POOL_DEFAULT: None,
+    tmem_pb2.GET_MODE_FREE: True,
+    tmem_pb2.GET_MODE_KEEP: False,
+}
+
+
+def client_name(name: str) -> str:
+    if not name or len(name) > MAX_CLIENT_NAME:
+        raise InvalidArgument.field(
+            "client", name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
+        )
+    return name
+
+
+def batch_size(field: str, count: int) -> None:
+    if count > MAX_BATCH:
+        raise InvalidArgument(f"{field} count {count} exceeds the batch limit {MAX_BATCH}")
+
+
+def pool_spec(request: tmem_pb2.NewPoolRequest) -> PoolSpec:
+    shared: uuid.UUID | None = None
+    if request.shared_uuid:
+        if len(request.shared_uuid) != 16:
+            raise InvalidArgument(
+                f"shared_uuid length {len(request.shared_uuid)} is invalid: expected 0 or 16 bytes"
+            )
+        shared = uuid.UUID(bytes=request.shared_uuid)
+    return PoolSpec(
+        persistent=request.persistent,
+        shared_uuid=shared,
+        page_size=request.page_size or DEFAULT_PAGE_SIZE,
+    )
+
+
+def oid_of(oid: tmem_pb2.Oid) -> Oid:
+    return (oid.word0, oid.word1, oid.word2)
+
+
+def keys_of(keys: Sequence[tmem_pb2.PageKey]) -> list[tuple[Oid, int]]:
+    batch_size("keys", len(keys))
+    return [((k.oid.word0, k.oid.word1, k.oid.word2), k.index) for k in keys]
+
+
+def pages_of(pages: Sequence[tmem_pb2.Page]) -> list[tuple[Oid, int, bytes]]:
+    batch_size("pages", len(pages))
+    return [((p.oid.word0, p.oid.word1, p.oid.word2), p.index, p.data) for p in pages]
+
+
+def free_of(mode: int) -> bool | None:
+    if mode not in FREE_OF_MODE:
+        raise InvalidArgument.field(
+            "mode", mode, "GET_MODE_POOL_DEFAULT, GET_MODE_FREE or GET_MODE_KEEP"
+        )
+    return FREE_OF_MODE[mode]
+
+
+def put_status(outcome: PutOutcome) -> tmem_pb2.PutStatus:
+    if isinstance(outcome, Rejected):
+        return PUT_STATUS_OF_REASON[outcome.reason]
+    return tmem_pb2.PUT_STATUS_STORED

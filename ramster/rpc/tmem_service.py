@@ -1,0 +1,125 @@
+"""The `Tmem` service: applications' page calls, validated and handed to the node's backend.
+
+Besides the core's counters it counts pages by pool class under the frontends' kernel names,
+so a node shows cleancache-style hits and frontswap-style loads for all of its clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from ramster.api.v1 import tmem_pb2
+from ramster.backend import Backend
+from ramster.rpc import convert
+from ramster.rpc.binding import service, unary
+from ramster.tmem import Stored
+
+SERVICE = "ramster.api.v1.Tmem"
+
+
+class TmemService:
+    """Serves `Tmem` from `backend`, whichever zcache generation is loaded."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.counters = dict.fromkeys(
+            (
+                "cleancache_puts",
+                "cleancache_succ_gets",
+                "cleancache_failed_gets",
+                "cleancache_invalidates",
+                "frontswap_succ_stores",
+                "frontswap_failed_stores",
+                "frontswap_loads",
+                "frontswap_failed_loads",
+                "frontswap_invalidates",
+            ),
+            0,
+        )
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        return service(
+            SERVICE,
+            {
+                "NewPool": unary("Tmem/NewPool", self.new_pool, tmem_pb2.NewPoolRequest.FromString),
+                "DestroyPool": unary(
+                    "Tmem/DestroyPool", self.destroy_pool, tmem_pb2.DestroyPoolRequest.FromString
+                ),
+                "PutPages": unary(
+                    "Tmem/PutPages", self.put_pages, tmem_pb2.PutPagesRequest.FromString
+                ),
+                "GetPages": unary(
+                    "Tmem/GetPages", self.get_pages, tmem_pb2.GetPagesRequest.FromString
+                ),
+                "FlushPages": unary(
+                    "Tmem/FlushPages", self.flush_pages, tmem_pb2.FlushPagesRequest.FromString
+                ),
+                "FlushObjects": unary(
+                    "Tmem/FlushObjects", self.flush_objects, tmem_pb2.FlushObjectsRequest.FromString
+                ),
+            },
+        )
+
+    async def new_pool(self, request: tmem_pb2.NewPoolRequest) -> tmem_pb2.NewPoolResponse:
+        tmem = self._backend.require()
+        spec = convert.pool_spec(request)
+        pool_id = tmem.new_pool(convert.client_name(request.client), spec)
+        return tmem_pb2.NewPoolResponse(pool_id=pool_id)
+
+    async def destroy_pool(
+        self, request: tmem_pb2.DestroyPoolRequest
+    ) -> tmem_pb2.DestroyPoolResponse:
+        tmem = self._backend.require()
+        flushed = tmem.destroy_pool(convert.client_name(request.client), request.pool_id)
+        return tmem_pb2.DestroyPoolResponse(pages_flushed=flushed)
+
+    async def put_pages(self, request: tmem_pb2.PutPagesRequest) -> tmem_pb2.PutPagesResponse:
+        tmem = self._backend.require()
+        client = convert.client_name(request.client)
+        persistent = tmem.pool_spec(client, request.pool_id).persistent
+        outcomes = tmem.put_many(client, request.pool_id, convert.pages_of(request.pages))
+        stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
+        if persistent:
+            self.counters["frontswap_succ_stores"] += stored
+            self.counters["frontswap_failed_stores"] += len(outcomes) - stored
+        else:
+            self.counters["cleancache_puts"] += len(outcomes)
+        return tmem_pb2.PutPagesResponse(results=[convert.put_status(o) for o in outcomes])
+
+    async def get_pages(self, request: tmem_pb2.GetPagesRequest) -> tmem_pb2.GetPagesResponse:
+        tmem = self._backend.require()
+        client = convert.client_name(request.client)
+        persistent = tmem.pool_spec(client, request.pool_id).persistent
+        free = convert.free_of(request.mode)
+        pages = tmem.get_many(client, request.pool_id, convert.keys_of(request.keys), free)
+        hits = sum(page is not None for page in pages)
+        if persistent:
+            self.counters["frontswap_loads"] += hits
+            self.counters["frontswap_failed_loads"] += len(pages) - hits
+        else:
+            self.counters["cleancache_succ_gets"] += hits
+            self.counters["cleancache_failed_gets"] += len(pages) - hits
+        return tmem_pb2.GetPagesResponse(
+            found=[page is not None for page in pages], data=[page or b"" for page in pages]
+        )
+
+    async def flush_pages(self, request: tmem_pb2.FlushPagesRequest) -> tmem_pb2.FlushPagesResponse:
+        tmem = self._backend.require()
+        client = convert.client_name(request.client)
+        persistent = tmem.pool_spec(client, request.pool_id).persistent
+        flushed = tmem.flush_many(client, request.pool_id, convert.keys_of(request.keys))
+        name = "frontswap_invalidates" if persistent else "cleancache_invalidates"
+        self.counters[name] += sum(flushed)
+        return tmem_pb2.FlushPagesResponse(flushed=flushed)
+
+    async def flush_objects(
+        self, request: tmem_pb2.FlushObjectsRequest
+    ) -> tmem_pb2.FlushObjectsResponse:
+        tmem = self._backend.require()
+        client = convert.client_name(request.client)
+        convert.batch_size("oids", len(request.oids))
+        oids = [convert.oid_of(oid) for oid in request.oids]
+        flushed = tmem.flush_objects(client, request.pool_id, oids)
+        return tmem_pb2.FlushObjectsResponse(flushed=flushed)
