@@ -25,6 +25,7 @@ from ramster.config import NodeConfig, split_host_port
 from ramster.metrics import serve_metrics
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.admin_service import AdminService
+from ramster.rpc.convert import MAX_MESSAGE
 from ramster.rpc.peer_service import PeerService
 from ramster.rpc.tmem_service import TmemService
 from ramster.state import NodeStatus, StateFeed
@@ -34,8 +35,6 @@ log = logging.getLogger("ramster.node")
 AsyncHealthServicer: Any = health.aio.HealthServicer  # type: ignore[attr-defined]
 """The asyncio health servicer; grpc-stubs lacks `health.aio`."""
 
-MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
-"""A full batch of 1024 pages of 4 KiB plus its framing."""
 
 SERVICES = (tmem_service.SERVICE, admin_service.SERVICE, peer_service.SERVICE)
 

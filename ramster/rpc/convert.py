@@ -12,11 +12,16 @@ from collections.abc import Sequence
 from ramster.api.v1 import tmem_pb2
 from ramster.errors import InvalidArgument
 from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
-from ramster.tmem.host import PutOutcome
+from ramster.tmem.host import PageData, PutOutcome
 from ramster.tmem.keys import DEFAULT_PAGE_SIZE
+from ramster.tmem.store import PackedPage
+from ramster.zcache.codec import check_packed
 
 MAX_BATCH = 1024
 """Pages (or keys, or oids) in one request: 1024 pages of 4 KiB fit a 4 MiB message."""
+
+MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
+"""Bytes in one message, either way: a full batch of 1024 raw 4 KiB pages plus its framing."""
 
 MAX_CLIENT_NAME = 256
 
@@ -70,9 +75,43 @@ def keys_of(keys: Sequence[tmem_pb2.PageKey]) -> list[tuple[Oid, int]]:
     return [((k.oid.word0, k.oid.word1, k.oid.word2), k.index) for k in keys]
 
 
-def pages_of(pages: Sequence[tmem_pb2.Page]) -> list[tuple[Oid, int, bytes]]:
+def pages_of(pages: Sequence[tmem_pb2.Page], page_size: int) -> list[tuple[Oid, int, PageData]]:
+    """The pages of a put; packed ones are checked to decode to exactly one page."""
     batch_size("pages", len(pages))
-    return [((p.oid.word0, p.oid.word1, p.oid.word2), p.index, p.data) for p in pages]
+    return [
+        ((p.oid.word0, p.oid.word1, p.oid.word2), p.index, _page_data(p, page_size, i))
+        for i, p in enumerate(pages)
+    ]
+
+
+def _page_data(page: tmem_pb2.Page, page_size: int, i: int) -> PageData:
+    encoding = page.encoding
+    if encoding == tmem_pb2.PAGE_ENCODING_RAW:
+        return page.data
+    if encoding not in (tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED):
+        raise InvalidArgument.field(
+            f"pages[{i}].encoding",
+            encoding,
+            "PAGE_ENCODING_RAW, PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED",
+        )
+    same_filled = encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    return check_packed(PackedPage(page.data, same_filled, page_size), f"pages[{i}].data")
+
+
+def packed_response(
+    pages: Sequence[PackedPage | None], page_size: int
+) -> tmem_pb2.GetPagesResponse:
+    lz4, same, raw = (
+        tmem_pb2.PAGE_ENCODING_LZ4,
+        tmem_pb2.PAGE_ENCODING_SAME_FILLED,
+        tmem_pb2.PAGE_ENCODING_RAW,
+    )
+    return tmem_pb2.GetPagesResponse(
+        found=[page is not None for page in pages],
+        data=[page.payload if page is not None else b"" for page in pages],
+        encodings=[raw if page is None else (same if page.same_filled else lz4) for page in pages],
+        page_size=page_size,
+    )
 
 
 def free_of(mode: int) -> bool | None:

@@ -78,10 +78,11 @@ class TmemService:
     async def put_pages(self, request: tmem_pb2.PutPagesRequest) -> tmem_pb2.PutPagesResponse:
         tmem = self._backend.require()
         client = convert.client_name(request.client)
-        persistent = tmem.pool_spec(client, request.pool_id).persistent
-        outcomes = tmem.put_many(client, request.pool_id, convert.pages_of(request.pages))
+        spec = tmem.pool_spec(client, request.pool_id)
+        pages = convert.pages_of(request.pages, spec.page_size)
+        outcomes = tmem.put_many(client, request.pool_id, pages)
         stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
-        if persistent:
+        if spec.persistent:
             self.counters["frontswap_succ_stores"] += stored
             self.counters["frontswap_failed_stores"] += len(outcomes) - stored
         else:
@@ -91,19 +92,27 @@ class TmemService:
     async def get_pages(self, request: tmem_pb2.GetPagesRequest) -> tmem_pb2.GetPagesResponse:
         tmem = self._backend.require()
         client = convert.client_name(request.client)
-        persistent = tmem.pool_spec(client, request.pool_id).persistent
+        spec = tmem.pool_spec(client, request.pool_id)
+        persistent = spec.persistent
         free = convert.free_of(request.mode)
-        pages = tmem.get_many(client, request.pool_id, convert.keys_of(request.keys), free)
-        hits = sum(page is not None for page in pages)
-        if persistent:
-            self.counters["frontswap_loads"] += hits
-            self.counters["frontswap_failed_loads"] += len(pages) - hits
-        else:
-            self.counters["cleancache_succ_gets"] += hits
-            self.counters["cleancache_failed_gets"] += len(pages) - hits
+        keys = convert.keys_of(request.keys)
+        if request.packed:
+            packed = tmem.get_many_packed(client, request.pool_id, keys, free)
+            self._count_gets(persistent, len(keys), sum(page is not None for page in packed))
+            return convert.packed_response(packed, spec.page_size)
+        pages = tmem.get_many(client, request.pool_id, keys, free)
+        self._count_gets(persistent, len(keys), sum(page is not None for page in pages))
         return tmem_pb2.GetPagesResponse(
             found=[page is not None for page in pages], data=[page or b"" for page in pages]
         )
+
+    def _count_gets(self, persistent: bool, asked: int, hits: int) -> None:
+        if persistent:
+            self.counters["frontswap_loads"] += hits
+            self.counters["frontswap_failed_loads"] += asked - hits
+        else:
+            self.counters["cleancache_succ_gets"] += hits
+            self.counters["cleancache_failed_gets"] += asked - hits
 
     async def flush_pages(self, request: tmem_pb2.FlushPagesRequest) -> tmem_pb2.FlushPagesResponse:
         tmem = self._backend.require()

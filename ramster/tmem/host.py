@@ -9,18 +9,22 @@ page has. The network edges (`ramster.rpc`) call it; the frontends reach it thro
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
 from ramster.tmem.keys import Oid, PoolSpec, TmemLimits, as_oid, check_index
 from ramster.tmem.pool import OBJECT_BYTES, Pool, TmemObject
-from ramster.tmem.store import Created, PageStore, Rejected
+from ramster.tmem.store import Created, PackedPage, PageStore, Rejected
 
 INDEX_BITS = 32
 INDEX_MASK = (1 << INDEX_BITS) - 1
 
 OidLike = int | tuple[int, ...]
+PageData = bytes | PackedPage
+"""A page as a client hands it over: raw bytes, or packed by the zcache codec."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,25 +124,27 @@ class Tmem:
 
     # -- pages -------------------------------------------------------------------------------
 
-    def put(self, client: str, pool_id: int, oid: OidLike, index: int, data: bytes) -> PutOutcome:
+    def put(
+        self, client: str, pool_id: int, oid: OidLike, index: int, data: PageData
+    ) -> PutOutcome:
         """Store one page; a duplicate put replaces the old page, and if it fails, both are gone."""
         pool = self._pool(client, pool_id)
         key_oid = as_oid(oid)
         check_index(index)
-        _check_length(len(data), pool.spec.page_size, "data")
+        _check_length(data, pool.spec.page_size, "data")
         return self._put(pool, key_oid, index, data)
 
     def put_many(
-        self, client: str, pool_id: int, pages: Sequence[tuple[OidLike, int, bytes]]
+        self, client: str, pool_id: int, pages: Sequence[tuple[OidLike, int, PageData]]
     ) -> list[PutOutcome]:
-        """Put a batch; every page is validated before any is stored."""
+        """Put a batch, raw or packed pages; every page is validated before any is stored."""
         pool = self._pool(client, pool_id)
         size = pool.spec.page_size
         checked = []
         for i, (oid, index, data) in enumerate(pages):
             key_oid = as_oid(oid, f"pages[{i}].oid")
             check_index(index, f"pages[{i}].index")
-            _check_length(len(data), size, f"pages[{i}].data")
+            _check_length(data, size, f"pages[{i}].data")
             checked.append((key_oid, index, data))
         return [self._put(pool, oid, index, data) for oid, index, data in checked]
 
@@ -147,7 +153,7 @@ class Tmem:
     ) -> bytes | None:
         """The page, or None. `free` None means the pool's rule; True frees, False keeps."""
         pool = self._pool(client, pool_id)
-        return self._get(pool, as_oid(oid), check_index(index), free)
+        return self._get(pool, as_oid(oid), check_index(index), free, self._store.read)
 
     def get_many(
         self,
@@ -158,7 +164,20 @@ class Tmem:
     ) -> list[bytes | None]:
         """Get a batch; every key is validated before any page is read or freed."""
         pool = self._pool(client, pool_id)
-        return [self._get(pool, oid, index, free) for oid, index in _checked_keys(keys)]
+        read = self._store.read
+        return [self._get(pool, oid, index, free, read) for oid, index in _checked_keys(keys)]
+
+    def get_many_packed(
+        self,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[OidLike, int]],
+        free: bool | None = None,
+    ) -> list[PackedPage | None]:
+        """`get_many`, answering pages packed as stored, for a reader that unpacks them."""
+        pool = self._pool(client, pool_id)
+        read = self._store.read_packed
+        return [self._get(pool, oid, index, free, read) for oid, index in _checked_keys(keys)]
 
     def flush_page(self, client: str, pool_id: int, oid: OidLike, index: int) -> bool:
         """Remove one page; False if there was none."""
@@ -199,7 +218,7 @@ class Tmem:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _put(self, pool: Pool, oid: Oid, index: int, data: bytes) -> PutOutcome:
+    def _put(self, pool: Pool, oid: Oid, index: int, data: PageData) -> PutOutcome:
         obj = pool.objects.get(oid)
         if obj is None:
             obj = self._new_object(pool, oid)
@@ -241,7 +260,9 @@ class Tmem:
         self._counters["flobj_found"] += 1
         return True
 
-    def _get(self, pool: Pool, oid: Oid, index: int, free: bool | None) -> bytes | None:
+    def _get(
+        self, pool: Pool, oid: Oid, index: int, free: bool | None, read: Callable[[int, int], T]
+    ) -> T | None:
         obj = pool.objects.get(oid)
         if obj is None:
             return None
@@ -249,11 +270,11 @@ class Tmem:
             free = pool.frees_on_get
         if not free:
             slot = obj.slot(index)
-            return None if slot is None else self._store.read(slot, pool.spec.page_size)
+            return None if slot is None else read(slot, pool.spec.page_size)
         slot = obj.pop(index)
         if slot is None:
             return None
-        data = self._store.read(slot, pool.spec.page_size)
+        data = read(slot, pool.spec.page_size)
         self._release(obj, slot)
         return data
 
@@ -301,6 +322,7 @@ def _checked_keys(keys: Sequence[tuple[OidLike, int]]) -> list[tuple[Oid, int]]:
     ]
 
 
-def _check_length(length: int, page_size: int, field: str) -> None:
+def _check_length(data: PageData, page_size: int, field: str) -> None:
+    length = data.page_size if isinstance(data, PackedPage) else len(data)
     if length != page_size:
         raise InvalidArgument(f"{field} length {length} != pool page_size {page_size}")

@@ -25,6 +25,19 @@ class RejectReason(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class PackedPage:
+    """A page as the zcache codec packs it: an lz4 block, or its one repeated byte.
+
+    Pages travel packed between clients, nodes and peers and are stored as they arrive, so a
+    page is compressed once and decompressed only by the final reader.
+    """
+
+    payload: bytes
+    same_filled: bool
+    page_size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Created:
     """The page is stored in `slot`; storing it evicted the pages whose backrefs are listed."""
 
@@ -44,13 +57,17 @@ class PageStore(Protocol):
     """What the tmem core needs from the memory that holds pages."""
 
     def create(
-        self, data: bytes, persistent: bool, version: int, backref: int
+        self, data: bytes | PackedPage, persistent: bool, version: int, backref: int
     ) -> Created | Rejected:
-        """Store one page. `backref` is returned if the page is evicted later."""
+        """Store one page, raw or packed. `backref` is returned if the page is evicted later."""
         ...
 
     def read(self, slot: int, page_size: int) -> bytes:
         """The page in `slot`, exactly `page_size` bytes."""
+        ...
+
+    def read_packed(self, slot: int, page_size: int) -> PackedPage:
+        """The page in `slot`, packed."""
         ...
 
     def version(self, slot: int) -> int:

@@ -2,27 +2,29 @@
 
 A page whose bytes are all equal (zero pages above all) compresses to a few dozen bytes with
 lz4; only such small outputs are checked for being same-filled, so ordinary pages pay nothing.
-The store keeps the payload; peers carry it unchanged; only the final get decompresses.
+A packed page (`PackedPage`) travels unchanged between client, node and peers; only the final
+reader unpacks it. `check_packed` vets a packed page that arrived from outside.
 """
 
 from __future__ import annotations
 
+from lz4.block import LZ4BlockError
 from lz4.block import compress as _lz4_compress
 from lz4.block import decompress as _lz4_decompress
 
 from ramster.errors import InvalidArgument
+from ramster.tmem.keys import MAX_PAGE_SIZE
+from ramster.tmem.store import PackedPage
 
 SAME_FILL_PROBE = 64
-"""lz4 output at most this long may be a same-filled page (4 KiB of one byte is ~20 bytes).
-
-lz4 spends about one byte per 255 bytes of a run, so for pages above 4 KiB the probe is 1/64 of
-the page: 64 KiB of one byte packs to 267 bytes, and the probe is then 1024."""
+"""lz4 output at most this long, plus 1/128 of the page, may be a same-filled page: a run of n
+equal bytes costs lz4 about n/255 bytes plus a few (4 KiB: 28 bytes, 64 KiB: 267 bytes)."""
 
 
 def compress_page(page: bytes) -> tuple[bytes, bool]:
     """(payload, same_filled): the lz4 block of `page`, or its one repeated byte."""
     packed: bytes = _lz4_compress(page, store_size=False)
-    if len(packed) <= max(SAME_FILL_PROBE, len(page) >> 6):
+    if len(packed) <= SAME_FILL_PROBE + (len(page) >> 7):
         first = bytes(page[:1])
         if page.count(first) == len(page):
             return first, True
@@ -36,4 +38,44 @@ def decompress_page(payload: bytes, same_filled: bool, page_size: int) -> bytes:
     page: bytes = _lz4_decompress(payload, uncompressed_size=page_size)
     if len(page) != page_size:
         raise InvalidArgument(f"compressed page decodes to {len(page)} bytes, not {page_size}")
+    return page
+
+
+def pack_page(page: bytes) -> PackedPage:
+    payload, same_filled = compress_page(page)
+    return PackedPage(payload, same_filled, len(page))
+
+
+def unpack_page(packed: PackedPage) -> bytes:
+    return decompress_page(packed.payload, packed.same_filled, packed.page_size)
+
+
+def check_packed(packed: PackedPage, field: str) -> PackedPage:
+    """`packed` if it really decodes to one page; InvalidArgument naming `field` if not."""
+    if packed.same_filled:
+        if len(packed.payload) != 1:
+            raise InvalidArgument(
+                f"{field} length {len(packed.payload)} is invalid: a same-filled page is 1 byte"
+            )
+        return packed
+    try:
+        page = _lz4_decompress(packed.payload, uncompressed_size=packed.page_size)
+    except LZ4BlockError:
+        page = _decoded_or_none(packed.payload)
+        if page is None:
+            raise InvalidArgument(
+                f"{field} is not an lz4 block of a page ({len(packed.payload)} bytes received)"
+            ) from None
+    if len(page) != packed.page_size:
+        # The same words as for a raw page of the wrong length: the caller's page was short.
+        raise InvalidArgument(f"{field} length {len(page)} != pool page_size {packed.page_size}")
+    return packed
+
+
+def _decoded_or_none(payload: bytes) -> bytes | None:
+    """`payload` decoded into a buffer of the largest page size, or None if it is no block."""
+    try:
+        page: bytes = _lz4_decompress(payload, uncompressed_size=MAX_PAGE_SIZE)
+    except LZ4BlockError:
+        return None
     return page

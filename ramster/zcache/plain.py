@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ramster.errors import InvalidArgument
-from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
+from ramster.tmem.store import NO_EVICTIONS, Created, PackedPage, Rejected, RejectReason
 from ramster.units import format_size
+from ramster.zcache.codec import pack_page, unpack_page
 from ramster.zcache.eviction import evict_for
 
 PLAIN_PAGE_BYTES = 160
@@ -47,8 +48,10 @@ class PlainStore:
         )
 
     def create(
-        self, data: bytes, persistent: bool, version: int, backref: int
+        self, data: bytes | PackedPage, persistent: bool, version: int, backref: int
     ) -> Created | Rejected:
+        if isinstance(data, PackedPage):
+            data = unpack_page(data)
         cost = len(data) + PLAIN_PAGE_BYTES
         evicted: tuple[int, ...] = NO_EVICTIONS
         need = self._used + cost - self.memory
@@ -70,6 +73,9 @@ class PlainStore:
         data = self._pages[slot].data
         assert len(data) == page_size
         return data
+
+    def read_packed(self, slot: int, page_size: int) -> PackedPage:
+        return pack_page(self.read(slot, page_size))
 
     def version(self, slot: int) -> int:
         return self._pages[slot].version

@@ -14,7 +14,7 @@ from array import array
 from dataclasses import asdict, dataclass
 
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE
-from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
+from ramster.tmem.store import NO_EVICTIONS, Created, PackedPage, Rejected, RejectReason
 from ramster.units import format_size
 from ramster.zcache.admission import REFERENCE_PAGE, admission_refusal
 from ramster.zcache.codec import compress_page, decompress_page
@@ -112,12 +112,15 @@ class ZCache:
         return self._used
 
     def create(
-        self, data: bytes, persistent: bool, version: int, backref: int
+        self, data: bytes | PackedPage, persistent: bool, version: int, backref: int
     ) -> Created | Rejected:
         stats = self.stats
-        payload, same_filled = compress_page(data)
+        if isinstance(data, PackedPage):
+            payload, same_filled, page_size = data.payload, data.same_filled, data.page_size
+        else:
+            payload, same_filled = compress_page(data)
+            page_size = len(data)
         zsize = len(payload)
-        page_size = len(data)
         refusal = None
         if zsize * REFERENCE_PAGE > self._admit_always * page_size:
             refusal = admission_refusal(
@@ -200,6 +203,11 @@ class ZCache:
         payload = self._payloads[slot]
         assert payload is not None, f"slot {slot} is free"
         return decompress_page(payload, bool(self._flags[slot] & SAME_FILLED), page_size)
+
+    def read_packed(self, slot: int, page_size: int) -> PackedPage:
+        payload = self._payloads[slot]
+        assert payload is not None, f"slot {slot} is free"
+        return PackedPage(payload, bool(self._flags[slot] & SAME_FILLED), page_size)
 
     def version(self, slot: int) -> int:
         return self._versions[slot]

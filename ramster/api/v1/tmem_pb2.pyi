@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PageEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAGE_ENCODING_RAW: _ClassVar[PageEncoding]
+    PAGE_ENCODING_LZ4: _ClassVar[PageEncoding]
+    PAGE_ENCODING_SAME_FILLED: _ClassVar[PageEncoding]
+
 class PutStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PUT_STATUS_UNSPECIFIED: _ClassVar[PutStatus]
@@ -20,6 +26,9 @@ class GetMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GET_MODE_POOL_DEFAULT: _ClassVar[GetMode]
     GET_MODE_FREE: _ClassVar[GetMode]
     GET_MODE_KEEP: _ClassVar[GetMode]
+PAGE_ENCODING_RAW: PageEncoding
+PAGE_ENCODING_LZ4: PageEncoding
+PAGE_ENCODING_SAME_FILLED: PageEncoding
 PUT_STATUS_UNSPECIFIED: PutStatus
 PUT_STATUS_STORED: PutStatus
 PUT_STATUS_COMPRESS_POOR: PutStatus
@@ -48,14 +57,16 @@ class PageKey(_message.Message):
     def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
 
 class Page(_message.Message):
-    __slots__ = ("oid", "index", "data")
+    __slots__ = ("oid", "index", "data", "encoding")
     OID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
     oid: Oid
     index: int
     data: bytes
-    def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    encoding: PageEncoding
+    def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[PageEncoding, str]] = ...) -> None: ...
 
 class NewPoolRequest(_message.Message):
     __slots__ = ("client", "persistent", "shared_uuid", "page_size")
@@ -106,24 +117,30 @@ class PutPagesResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[PutStatus, str]]] = ...) -> None: ...
 
 class GetPagesRequest(_message.Message):
-    __slots__ = ("client", "pool_id", "keys", "mode")
+    __slots__ = ("client", "pool_id", "keys", "mode", "packed")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     client: str
     pool_id: int
     keys: _containers.RepeatedCompositeFieldContainer[PageKey]
     mode: GetMode
-    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[PageKey, _Mapping]]] = ..., mode: _Optional[_Union[GetMode, str]] = ...) -> None: ...
+    packed: bool
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[PageKey, _Mapping]]] = ..., mode: _Optional[_Union[GetMode, str]] = ..., packed: _Optional[bool] = ...) -> None: ...
 
 class GetPagesResponse(_message.Message):
-    __slots__ = ("found", "data")
+    __slots__ = ("found", "data", "encodings", "page_size")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    ENCODINGS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     found: _containers.RepeatedScalarFieldContainer[bool]
     data: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    encodings: _containers.RepeatedScalarFieldContainer[PageEncoding]
+    page_size: int
+    def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ..., encodings: _Optional[_Iterable[_Union[PageEncoding, str]]] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class FlushPagesRequest(_message.Message):
     __slots__ = ("client", "pool_id", "keys")

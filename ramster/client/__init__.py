@@ -1,0 +1,45 @@
+"""The RAMster client library: applications' access to a node's far memory over gRPC.
+
+`Client` (asyncio) and `SyncClient` (blocking) offer raw tmem by (pool, oid, index): pools,
+put/get/flush of single pages (concurrent calls coalesced into batched RPCs) and of batches, plus
+the node's stats, params and state. `Frontswap` and `Cleancache` are the kernel's frontends over
+a node, usable before the node exists: they attach when its zcache backend is loaded and again
+after it restarts. Every error is a `RamsterError` subclass; `retriable` says whether retrying
+may help.
+
+Not here: the node (`ramster.node`), the pure tmem rules and frontends (`ramster.tmem`,
+`ramster.frontends`), the wire contracts (`proto/ramster/api/v1`).
+"""
+
+from ramster.client._async import Client
+from ramster.client._frontends import Cleancache, Frontswap
+from ramster.client._models import NodeState
+from ramster.client._sync import SyncClient
+from ramster.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    PoolNotFound,
+    RamsterError,
+    ResourceExhausted,
+    Unavailable,
+)
+
+__all__ = [
+    "Cleancache",
+    "Client",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Frontswap",
+    "InternalError",
+    "InvalidArgument",
+    "NodeState",
+    "NotFound",
+    "PoolNotFound",
+    "RamsterError",
+    "ResourceExhausted",
+    "SyncClient",
+    "Unavailable",
+]

@@ -1,0 +1,231 @@
+"""`Client`: raw tmem and admin calls to one node, from asyncio code.
+
+Arguments are checked here, before any RPC, with the core's own checks (`ramster.tmem.keys`).
+Concurrent single-page `put`, `get` and `flush_page` calls are coalesced into batched RPCs
+(`ramster.client._coalesce`); `put_many` and `get_many` split batches larger than one message
+holds into several RPCs, sent in order. Not here: the wire (`ramster.client._transport`), the
+blocking surface (`ramster.client._sync`), the frontends (`ramster.client._frontends`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ramster.client._coalesce import Coalescer
+from ramster.client._config import ClientConfig, default_client_name
+from ramster.client._models import NodeState
+from ramster.client._transport import Key, Page, Transport
+from ramster.errors import InvalidArgument
+from ramster.frontends.ops import OidLike
+from ramster.rpc.convert import MAX_BATCH
+from ramster.tmem.keys import DEFAULT_PAGE_SIZE, as_oid, check_index, check_page_size
+
+I32_MAX = 2**31 - 1
+"""Pool ids travel as int32."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Client:
+    """A client of the node at `target` (``HOST:PORT`` or ``unix:///path``), for use in one
+    event loop: ``async with Client("127.0.0.1:7470") as client: ...``.
+
+    Constructing it does no I/O; the channel opens on the first call. Every call ends within
+    `timeout` seconds or raises `DeadlineExceeded`; only `RamsterError` subclasses are raised.
+    client_name: whose pools these are (default: unique to this client).
+    max_batch: the most concurrent single-page calls coalesced into one RPC (default 64).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        client_name: str | None = None,
+        timeout: float = 5.0,
+        max_batch: int = 64,
+    ) -> None:
+        name = client_name if client_name is not None else default_client_name()
+        self.config = ClientConfig(target, name, timeout, max_batch)
+        self._transport = Transport(self.config)
+        self._page_sizes: dict[int, int] = {}
+        split_on = (InvalidArgument,)
+        self._puts = Coalescer(self._transport.put_pages, max_batch, split_on)
+        self._gets = Coalescer(self._get_pages, max_batch, split_on)
+        self._flushes = Coalescer(self._transport.flush_pages, max_batch, split_on)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Client {self.config.target} client={self.config.client_name!r} "
+            f"{self._transport.state} rpcs={self.rpc_count}>"
+        )
+
+    @property
+    def rpc_count(self) -> int:
+        """RPCs sent so far: coalesced calls share one."""
+        return self._transport.rpc_count
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Send what is waiting to be coalesced, wait for the answers, close the channel."""
+        for coalescer in (self._puts, self._gets, self._flushes):
+            await coalescer.drain()
+        await self._transport.close()
+
+    # -- pools -------------------------------------------------------------------------------
+
+    async def new_pool(
+        self,
+        persistent: bool = False,
+        shared_uuid: uuid.UUID | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> int:
+        """A new pool of this client (or the shared pool of `shared_uuid`); its id."""
+        check_page_size(page_size)
+        if not isinstance(persistent, bool):
+            raise InvalidArgument.field("persistent", persistent, "True or False")
+        if shared_uuid is not None and not isinstance(shared_uuid, uuid.UUID):
+            raise InvalidArgument.field("shared_uuid", shared_uuid, "a uuid.UUID or None")
+        pool = await self._transport.new_pool(persistent, shared_uuid, page_size)
+        self._page_sizes[pool] = page_size
+        return pool
+
+    async def destroy_pool(self, pool: int) -> None:
+        """Give the pool up; its pages are flushed once no other client shares it."""
+        await self._transport.destroy_pool(_pool(pool))
+        self._page_sizes.pop(pool, None)
+
+    # -- single pages (coalesced) ------------------------------------------------------------
+
+    async def put(self, pool: int, oid: OidLike, index: int, data: bytes) -> bool:
+        """Store a page; False if the node refused it (a refused duplicate put drops the old
+        page too)."""
+        return await self._puts.submit(_pool(pool), _page(oid, index, data))
+
+    async def get(
+        self, pool: int, oid: OidLike, index: int, free: bool | None = None
+    ) -> bytes | None:
+        """The page, or None. `free`: None follows the pool's rule (private ephemeral pools
+        free on get), True is get-and-free, False keeps the page."""
+        return await self._gets.submit((_pool(pool), _free(free)), _key(oid, index))
+
+    async def flush_page(self, pool: int, oid: OidLike, index: int) -> bool:
+        """Remove a page; False if there was none."""
+        return await self._flushes.submit(_pool(pool), _key(oid, index))
+
+    async def flush_object(self, pool: int, oid: OidLike) -> bool:
+        """Remove every page of an object; False if it had none."""
+        (flushed,) = await self._transport.flush_objects(_pool(pool), [as_oid(oid)])
+        return flushed
+
+    # -- batches -----------------------------------------------------------------------------
+
+    async def put_many(self, pool: int, items: Iterable[tuple[OidLike, int, bytes]]) -> list[bool]:
+        """Store (oid, index, data) pages; one result per page, in order."""
+        _pool(pool)
+        pages = [_page(*_fields(item, 3, f"items[{i}]")) for i, item in enumerate(items)]
+        page_size = max((len(data) for _, _, data in pages), default=DEFAULT_PAGE_SIZE)
+        return await _in_chunks(
+            pages, page_size, lambda chunk: self._transport.put_pages(pool, chunk)
+        )
+
+    async def get_many(
+        self, pool: int, keys: Iterable[tuple[OidLike, int]], free: bool | None = None
+    ) -> list[bytes | None]:
+        """The page (or None) of each (oid, index), in order; `free` as for `get`."""
+        _pool(pool)
+        checked = [_key(*_fields(key, 2, f"keys[{i}]")) for i, key in enumerate(keys)]
+        mode = _free(free)
+        page_size = self._page_sizes.get(pool, DEFAULT_PAGE_SIZE)
+        return await _in_chunks(
+            checked, page_size, lambda chunk: self._transport.get_pages(pool, chunk, mode)
+        )
+
+    # -- admin -------------------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, int]:
+        """Every counter of the node, by kernel name (DESIGN §10)."""
+        _, counters = await self._transport.get_stats()
+        return counters
+
+    async def state(self) -> NodeState:
+        """The node's state now."""
+        state, _ = await self._transport.get_stats()
+        return state
+
+    def watch_state(self) -> AsyncGenerator[NodeState, None]:
+        """The node's state now and after every change, until the node stops; no deadline."""
+        return self._transport.watch_state()
+
+    async def params(self) -> dict[str, str]:
+        """The node's module params (``zcache``, ``ramster``)."""
+        return await self._transport.get_params()
+
+    async def set_param(self, name: str, value: str) -> dict[str, str]:
+        """Set a module param on the node; every param after the change."""
+        for field, text in (("name", name), ("value", value)):
+            if not isinstance(text, str):
+                raise InvalidArgument.field(field, text, "a str")
+        return await self._transport.set_param(name, value)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _get_pages(self, key: tuple[int, bool | None], keys: list[Key]) -> list[bytes | None]:
+        pool, free = key
+        return await self._transport.get_pages(pool, keys, free)
+
+
+def _pool(pool: int) -> int:
+    if not isinstance(pool, int) or isinstance(pool, bool) or not 0 <= pool <= I32_MAX:
+        raise InvalidArgument.field("pool", pool, f"an int in 0..{I32_MAX}")
+    return pool
+
+
+def _fields(item: tuple[Any, ...], count: int, field: str) -> tuple[Any, ...]:
+    """`item` of a batch, if it has `count` fields, followed by its name for messages."""
+    if not isinstance(item, tuple) or len(item) != count:
+        shape = "(oid, index, data)" if count == 3 else "(oid, index)"
+        raise InvalidArgument(f"{field} is invalid: expected a tuple {shape}")
+    return (*item, field)
+
+
+def _key(oid: OidLike, index: int, field: str = "") -> Key:
+    prefix = f"{field}." if field else ""
+    return as_oid(oid, f"{prefix}oid"), check_index(index, f"{prefix}index")
+
+
+def _page(oid: OidLike, index: int, data: bytes, field: str = "") -> Page:
+    key_oid, key_index = _key(oid, index, field)
+    if not isinstance(data, bytes):
+        name = f"{field}.data" if field else "data"
+        raise InvalidArgument(f"{name} of type {type(data).__name__} is invalid: expected bytes")
+    return key_oid, key_index, data
+
+
+def _free(free: bool | None) -> bool | None:
+    if free is not None and not isinstance(free, bool):
+        raise InvalidArgument.field("free", free, "None, True or False")
+    return free
+
+
+async def _in_chunks(
+    items: Sequence[T], page_size: int, send: Callable[[Sequence[T]], Awaitable[list[R]]]
+) -> list[R]:
+    """`send` over consecutive chunks that each fit one message, one after the other."""
+    per_rpc = max(1, min(MAX_BATCH, MAX_BATCH * DEFAULT_PAGE_SIZE // max(page_size, 1)))
+    results: list[R] = []
+    for start in range(0, len(items), per_rpc):
+        results += await send(items[start : start + per_rpc])
+    return results

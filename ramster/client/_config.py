@@ -1,0 +1,55 @@
+"""`ClientConfig`: how a client reaches its node, frozen and validated once.
+
+`Client`, `SyncClient` and the frontends build one from their arguments and pass it down.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from ramster.config import split_host_port
+from ramster.errors import InvalidArgument
+from ramster.rpc.convert import MAX_BATCH, MAX_CLIENT_NAME
+
+
+def default_client_name() -> str:
+    """``host-pid-xxxxxxxx``: unique per client, so no two clients share pool ids by accident."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """One client of one node.
+
+    target: the node, ``HOST:PORT`` (IPv6 as ``[::1]:PORT``) or ``unix:///path``.
+    client_name: whose pools these are (pool ids are per client name on the node); default
+        ``host-pid-random``, unique per client.
+    timeout: seconds every call may take, connecting included (default 5.0).
+    max_batch: at most this many concurrent single-page calls travel in one RPC (default 64).
+    """
+
+    target: str
+    client_name: str = field(default_factory=default_client_name)
+    timeout: float = 5.0
+    max_batch: int = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target, str):
+            raise InvalidArgument.field("target", self.target, "HOST:PORT or unix:///path")
+        if not self.target.startswith("unix://"):
+            split_host_port(self.target, "target")
+        if (
+            not isinstance(self.client_name, str)
+            or not 0 < len(self.client_name) <= MAX_CLIENT_NAME
+        ):
+            raise InvalidArgument.field(
+                "client_name", self.client_name, f"a name of 1..{MAX_CLIENT_NAME} characters"
+            )
+        if not isinstance(self.timeout, int | float) or not 0 < self.timeout < math.inf:
+            raise InvalidArgument.field("timeout", self.timeout, "seconds > 0")
+        if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= MAX_BATCH:
+            raise InvalidArgument.field("max_batch", self.max_batch, f"an int in 1..{MAX_BATCH}")

@@ -1,0 +1,249 @@
+"""The client's seam to the wire: the only client module that knows gRPC or generated code.
+
+One grpc.aio channel per client, opened on first use inside the running loop. Each method is one
+RPC taking and returning core values (oid tuples, bytes, `NodeState`); every unary call carries
+the client's deadline, and a failed call is raised once, here, as the `RamsterError` of its status
+(`ramster.rpc.status`). Not here: validation, batching and coalescing (`ramster.client._async`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, Sequence
+from typing import Protocol, Self, TypeVar
+
+import grpc
+
+from ramster.api.v1 import admin_pb2, tmem_pb2
+from ramster.client._config import ClientConfig
+from ramster.client._models import NodeState
+from ramster.errors import FailedPrecondition, InternalError
+from ramster.rpc.convert import MAX_MESSAGE
+from ramster.rpc.status import error_from_rpc
+from ramster.tmem.keys import Oid
+from ramster.zcache.codec import compress_page, decompress_page
+
+CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    # gRPC's default reconnect backoff grows to 120 s; a node back after a restart must be
+    # found again within the frontends' own backoff (at most 2 s).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
+GET_MODE_OF_FREE = {
+    None: tmem_pb2.GET_MODE_POOL_DEFAULT,
+    True: tmem_pb2.GET_MODE_FREE,
+    False: tmem_pb2.GET_MODE_KEEP,
+}
+
+Page = tuple[Oid, int, bytes]
+Key = tuple[Oid, int]
+
+
+class _Message(Protocol):
+    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
+
+
+class _Response(Protocol):
+    @classmethod
+    def FromString(cls, data: bytes) -> Self: ...
+
+
+M = TypeVar("M", bound=_Response)
+
+
+class Transport:
+    """RPCs to the node of `config`, as client `config.client_name`; `rpc_count` counts them."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self._config = config
+        self._channel: grpc.aio.Channel | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self.rpc_count = 0
+
+    @property
+    def state(self) -> str:
+        if self._closed:
+            return "closed"
+        return "idle" if self._channel is None else "open"
+
+    async def close(self) -> None:
+        """Close the channel: calls in flight end as `Unavailable`, later ones are refused."""
+        self._closed = True
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close(None)
+
+    # -- Tmem --------------------------------------------------------------------------------
+
+    async def new_pool(
+        self, persistent: bool, shared_uuid: uuid.UUID | None, page_size: int
+    ) -> int:
+        request = tmem_pb2.NewPoolRequest(
+            client=self._config.client_name,
+            persistent=persistent,
+            shared_uuid=shared_uuid.bytes if shared_uuid is not None else b"",
+            page_size=page_size,
+        )
+        response = await self._unary("Tmem/NewPool", request, tmem_pb2.NewPoolResponse)
+        return response.pool_id
+
+    async def destroy_pool(self, pool: int) -> int:
+        request = tmem_pb2.DestroyPoolRequest(client=self._config.client_name, pool_id=pool)
+        response = await self._unary("Tmem/DestroyPool", request, tmem_pb2.DestroyPoolResponse)
+        return response.pages_flushed
+
+    async def put_pages(self, pool: int, pages: Sequence[Page]) -> list[bool]:
+        """Pages travel packed: compressed here, once, and stored by the node as they arrive."""
+        request = tmem_pb2.PutPagesRequest(
+            client=self._config.client_name,
+            pool_id=pool,
+            pages=[_packed_page(oid, index, data) for oid, index, data in pages],
+        )
+        response = await self._unary("Tmem/PutPages", request, tmem_pb2.PutPagesResponse)
+        _check_count("Tmem/PutPages", len(response.results), len(pages))
+        return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
+
+    async def get_pages(
+        self, pool: int, keys: Sequence[Key], free: bool | None
+    ) -> list[bytes | None]:
+        request = tmem_pb2.GetPagesRequest(
+            client=self._config.client_name,
+            pool_id=pool,
+            keys=_keys(keys),
+            mode=GET_MODE_OF_FREE[free],
+            packed=True,
+        )
+        response = await self._unary("Tmem/GetPages", request, tmem_pb2.GetPagesResponse)
+        for field in (response.found, response.data, response.encodings):
+            _check_count("Tmem/GetPages", len(field), len(keys))
+        size = response.page_size
+        return [
+            decompress_page(data, encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED, size)
+            if found
+            else None
+            for found, data, encoding in zip(
+                response.found, response.data, response.encodings, strict=True
+            )
+        ]
+
+    async def flush_pages(self, pool: int, keys: Sequence[Key]) -> list[bool]:
+        request = tmem_pb2.FlushPagesRequest(
+            client=self._config.client_name, pool_id=pool, keys=_keys(keys)
+        )
+        response = await self._unary("Tmem/FlushPages", request, tmem_pb2.FlushPagesResponse)
+        _check_count("Tmem/FlushPages", len(response.flushed), len(keys))
+        return list(response.flushed)
+
+    async def flush_objects(self, pool: int, oids: Sequence[Oid]) -> list[bool]:
+        request = tmem_pb2.FlushObjectsRequest(
+            client=self._config.client_name, pool_id=pool, oids=[_oid(oid) for oid in oids]
+        )
+        response = await self._unary("Tmem/FlushObjects", request, tmem_pb2.FlushObjectsResponse)
+        _check_count("Tmem/FlushObjects", len(response.flushed), len(oids))
+        return list(response.flushed)
+
+    # -- Admin -------------------------------------------------------------------------------
+
+    async def get_stats(self) -> tuple[NodeState, dict[str, int]]:
+        request = admin_pb2.GetStatsRequest()
+        response = await self._unary("Admin/GetStats", request, admin_pb2.GetStatsResponse)
+        return _state(response.state), dict(response.counters)
+
+    async def get_params(self) -> dict[str, str]:
+        request = admin_pb2.GetParamsRequest()
+        response = await self._unary("Admin/GetParams", request, admin_pb2.GetParamsResponse)
+        return dict(response.params)
+
+    async def set_param(self, name: str, value: str) -> dict[str, str]:
+        request = admin_pb2.SetParamRequest(name=name, value=value)
+        response = await self._unary("Admin/SetParam", request, admin_pb2.SetParamResponse)
+        return dict(response.params)
+
+    async def watch_state(self) -> AsyncGenerator[NodeState, None]:
+        """The node's state now and on every change, until the node ends the stream. Unlike the
+        unary calls it has no deadline: it is meant to stay open."""
+        method = "Admin/WatchState"
+        call = self._open().unary_stream(
+            f"/ramster.api.v1.{method}",
+            request_serializer=_serialize,
+            response_deserializer=admin_pb2.NodeState.FromString,
+        )(admin_pb2.WatchStateRequest())
+        self.rpc_count += 1
+        try:
+            async for message in call:
+                yield _state(message)
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error.code(), error.details(), method) from None
+        finally:
+            call.cancel()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _unary(self, method: str, request: _Message, response_type: type[M]) -> M:
+        call = self._open().unary_unary(
+            f"/ramster.api.v1.{method}",
+            request_serializer=_serialize,
+            response_deserializer=response_type.FromString,
+        )
+        self.rpc_count += 1
+        try:
+            response: M = await call(request, timeout=self._config.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error.code(), error.details(), method) from None
+        return response
+
+    def _open(self) -> grpc.aio.Channel:
+        if self._closed:
+            raise FailedPrecondition(f"client {self._config.client_name!r} is closed")
+        loop = asyncio.get_running_loop()
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self._config.target, CHANNEL_OPTIONS)
+            self._loop = loop
+        elif loop is not self._loop:
+            raise FailedPrecondition(
+                f"client {self._config.client_name!r} is bound to the event loop it first ran "
+                "in: create one client per loop"
+            )
+        return self._channel
+
+
+def _serialize(message: _Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _oid(oid: Oid) -> tmem_pb2.Oid:
+    return tmem_pb2.Oid(word0=oid[0], word1=oid[1], word2=oid[2])
+
+
+def _packed_page(oid: Oid, index: int, data: bytes) -> tmem_pb2.Page:
+    payload, same_filled = compress_page(data)
+    if len(payload) >= len(data):  # incompressible: raw is smaller, the node refuses it anyway
+        return tmem_pb2.Page(oid=_oid(oid), index=index, data=data)
+    encoding = tmem_pb2.PAGE_ENCODING_SAME_FILLED if same_filled else tmem_pb2.PAGE_ENCODING_LZ4
+    return tmem_pb2.Page(oid=_oid(oid), index=index, data=payload, encoding=encoding)
+
+
+def _keys(keys: Sequence[Key]) -> list[tmem_pb2.PageKey]:
+    return [tmem_pb2.PageKey(oid=_oid(oid), index=index) for oid, index in keys]
+
+
+def _state(message: admin_pb2.NodeState) -> NodeState:
+    return NodeState(
+        node_name=message.node_name,
+        epoch=message.epoch,
+        backend_generation=message.backend_generation,
+        zcache=message.zcache,
+        ramster=message.ramster,
+        shutting_down=message.shutting_down,
+    )
+
+
+def _check_count(method: str, received: int, sent: int) -> None:
+    if received != sent:
+        raise InternalError(f"{method} answered {received} results for {sent} requests")

@@ -1,0 +1,1 @@
+"""Integration tests: real `ramster node` processes on loopback (see conftest.py)."""
