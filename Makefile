@@ -13,10 +13,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,test]'
+	$(BIN)/pip install --quiet -e '.[dev,test,bench]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install RAMster with its dev and test extras
+setup: $(STAMP) ## create .venv and install RAMster with its dev, test and bench extras
 
 run: $(STAMP) ## run the main job: the RAMster demo
 	$(BIN)/ramster demo
@@ -35,7 +35,10 @@ test: lint ## lint, type-check and run every test
 proto: $(STAMP) ## regenerate ramster/api/v1 from proto/ (the generated code is committed)
 	$(BIN)/python tools/protogen.py
 
-bench: $(STAMP) ## run the benchmarks and print their tables
+bench: $(STAMP) ## run the benchmarks (with Redis and memcached as references) and print tables
+	@command -v redis-server >/dev/null && command -v memcached >/dev/null || { \
+	  echo "installing the reference servers: Debian redis-server and memcached"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server memcached; }
 	$(BIN)/python -m tests.bench
 
 clean: ## remove the virtualenv and caches

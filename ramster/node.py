@@ -28,7 +28,7 @@ from ramster.rpc.admin_service import AdminService
 from ramster.rpc.convert import MAX_MESSAGE
 from ramster.rpc.peer_service import PeerService
 from ramster.rpc.tmem_service import TmemService
-from ramster.state import NodeStatus, StateFeed
+from ramster.state import NodeState, StateFeed
 
 log = logging.getLogger("ramster.node")
 
@@ -48,7 +48,7 @@ class Node:
             config.store, config.limits, zcache=config.zcache, ramster=config.ramster
         )
         self.feed = StateFeed(
-            NodeStatus(
+            NodeState(
                 node_name=config.name,
                 epoch=uuid.uuid4().hex[:16],
                 backend_generation=self.backend.generation,

@@ -1,4 +1,4 @@
-"""`NodeStatus` and `StateFeed`: what a node reports about itself, and its watchers.
+"""`NodeState` and `StateFeed`: what a node reports about itself, and its watchers.
 
 The status says whether the zcache backend is loaded, which generation of it, the ramster flag,
 the epoch (new on every process start) and whether the node is shutting down. Frontends watch it
@@ -15,7 +15,17 @@ from functools import partial
 
 
 @dataclass(frozen=True, slots=True)
-class NodeStatus:
+class NodeState:
+    """A node's state, as `Admin/GetStats` and `Admin/WatchState` report it.
+
+    node_name: the node's name in the cluster.
+    epoch: new on every start of the node process: pages of an older epoch are gone.
+    backend_generation: +1 each time the zcache backend loads; its pools start empty.
+    zcache: the backend is loaded, so Tmem calls are served.
+    ramster: the remote layer is on.
+    shutting_down: the node is stopping and takes no new calls.
+    """
+
     node_name: str
     epoch: str
     backend_generation: int
@@ -23,14 +33,14 @@ class NodeStatus:
     ramster: bool
     shutting_down: bool = False
 
-    def but(self, **changes: object) -> NodeStatus:
+    def but(self, **changes: object) -> NodeState:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
 class StateFeed:
-    """The latest `NodeStatus`, published to every watcher until the feed is closed."""
+    """The latest `NodeState`, published to every watcher until the feed is closed."""
 
-    def __init__(self, status: NodeStatus) -> None:
+    def __init__(self, status: NodeState) -> None:
         self._status = status
         self._version = 0
         self._closed = False
@@ -40,10 +50,10 @@ class StateFeed:
         return f"<StateFeed version={self._version} closed={self._closed} {self._status!r}>"
 
     @property
-    def status(self) -> NodeStatus:
+    def status(self) -> NodeState:
         return self._status
 
-    async def publish(self, status: NodeStatus) -> None:
+    async def publish(self, status: NodeState) -> None:
         async with self._changed:
             self._status = status
             self._version += 1
@@ -58,7 +68,7 @@ class StateFeed:
     def _moved_on(self, seen: int) -> bool:
         return self._version != seen or self._closed
 
-    async def watch(self) -> AsyncIterator[NodeStatus]:
+    async def watch(self) -> AsyncIterator[NodeState]:
         """The current status, then each newer one, until the feed closes."""
         seen = -1
         while True:

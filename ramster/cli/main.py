@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ramster import __version__
 from ramster.config import NodeConfig
-from ramster.errors import RamsterError
+from ramster.errors import InvalidArgument, RamsterError
 from ramster.params import parse_switch
 from ramster.units import parse_size
 from ramster.zcache import ZcacheConfig
@@ -98,6 +98,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ramster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_node_parser(commands)
+    stats = commands.add_parser("stats", help="print a node's state and counters")
+    stats.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
+    stats.add_argument("--json", action="store_true", help="one JSON object per print")
+    stats.add_argument(
+        "--watch", type=float, nargs="?", const=2.0, default=None, help="repeat every N s (2)"
+    )
+    param = commands.add_parser("param", help="get or set a module param of a node")
+    param.add_argument("action", choices=("get", "set"))
+    param.add_argument("name", help="zcache or ramster")
+    param.add_argument("value", nargs="?", help="on or off (with set)")
+    param.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
     demo = commands.add_parser(
         "demo", help="store a real corpus through frontswap and cleancache and print the counters"
     )
@@ -128,6 +139,16 @@ def _run(args: argparse.Namespace) -> int:
             ready_file=args.ready_file,
         )
         return asyncio.run(run_node(config))
+    if args.command == "stats":
+        from ramster.cli.admin import print_stats
+
+        return print_stats(args.node, args.json, args.watch, sys.stdout)
+    if args.command == "param":
+        from ramster.cli.admin import param
+
+        if (args.action == "set") != (args.value is not None):
+            raise InvalidArgument("param set takes NAME VALUE; param get takes NAME only")
+        return param(args.node, args.action, args.name, args.value, sys.stdout)
     if args.command == "demo":
         from ramster.workload.demo import run_demo
 

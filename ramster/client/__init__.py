@@ -13,7 +13,6 @@ Not here: the node (`ramster.node`), the pure tmem rules and frontends (`ramster
 
 from ramster.client._async import Client
 from ramster.client._frontends import Cleancache, Frontswap
-from ramster.client._models import NodeState
 from ramster.client._sync import SyncClient
 from ramster.errors import (
     DeadlineExceeded,
@@ -26,6 +25,7 @@ from ramster.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from ramster.state import NodeState
 
 __all__ = [
     "Cleancache",

@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 from ramster.client._coalesce import Coalescer
 from ramster.client._config import ClientConfig, default_client_name
-from ramster.client._models import NodeState
 from ramster.client._transport import Key, Page, Transport
 from ramster.errors import InvalidArgument
 from ramster.frontends.ops import OidLike
 from ramster.rpc.convert import MAX_BATCH
+from ramster.state import NodeState
 from ramster.tmem.keys import DEFAULT_PAGE_SIZE, as_oid, check_index, check_page_size
 
 I32_MAX = 2**31 - 1

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
-from ramster.client._models import NodeState
 from ramster.client._sync import SyncClient
 from ramster.errors import (
     DeadlineExceeded,
@@ -31,6 +30,7 @@ from ramster.errors import (
     Unavailable,
 )
 from ramster.frontends.ops import OidLike, TmemApi
+from ramster.state import NodeState
 
 log = logging.getLogger("ramster.client")
 

@@ -20,8 +20,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ramster.client._async import Client
 from ramster.client._config import ClientConfig
-from ramster.client._models import NodeState
 from ramster.errors import FailedPrecondition
+from ramster.state import NodeState
 
 P = ParamSpec("P")
 R = TypeVar("R")

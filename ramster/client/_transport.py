@@ -17,10 +17,10 @@ import grpc
 
 from ramster.api.v1 import admin_pb2, tmem_pb2
 from ramster.client._config import ClientConfig
-from ramster.client._models import NodeState
 from ramster.errors import FailedPrecondition, InternalError
 from ramster.rpc.convert import MAX_MESSAGE
 from ramster.rpc.status import error_from_rpc
+from ramster.state import NodeState
 from ramster.tmem.keys import Oid
 from ramster.zcache.codec import compress_page, decompress_page
 

@@ -10,12 +10,12 @@ import grpc
 from ramster.api.v1 import admin_pb2
 from ramster.backend import Backend
 from ramster.rpc.binding import server_stream, service, unary
-from ramster.state import NodeStatus, StateFeed
+from ramster.state import NodeState, StateFeed
 
 SERVICE = "ramster.api.v1.Admin"
 
 
-def status_message(status: NodeStatus) -> admin_pb2.NodeState:
+def status_message(status: NodeState) -> admin_pb2.NodeState:
     return admin_pb2.NodeState(
         node_name=status.node_name,
         epoch=status.epoch,

@@ -6,7 +6,7 @@ import platform
 import time
 
 from ramster.workload.corpus import build_corpus
-from tests.bench import core
+from tests.bench import core, wire
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
     corpus = build_corpus(count=16384)
     print(f"# RAMster benchmarks — {platform.python_version()}, {platform.machine()}, {corpus!r}")
     core.run(corpus)
+    wire.run(corpus.pages[:8192])
     print(f"\n(total {time.time() - started:.0f} s)")
 
 

@@ -1,0 +1,58 @@
+"""``ramster stats`` and ``ramster param``: an operator's view of one node, over the client."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import TextIO
+
+from ramster.client import SyncClient
+from ramster.state import NodeState
+
+
+def print_stats(node: str, as_json: bool, watch: float | None, out: TextIO) -> int:
+    """Print the node's state and counters once, or every `watch` seconds until interrupted."""
+    with SyncClient(node, client_name="ramster-cli") as client:
+        while True:
+            state, counters = client.state(), client.stats()
+            if as_json:
+                out.write(json.dumps({"state": dataclasses.asdict(state), "counters": counters}))
+                out.write("\n")
+            else:
+                out.write(format_stats(node, state, counters))
+            out.flush()
+            if watch is None:
+                return 0
+            try:
+                time.sleep(watch)
+            except KeyboardInterrupt:
+                return 0
+
+
+def format_stats(node: str, state: NodeState, counters: dict[str, int]) -> str:
+    def switch(on: bool) -> str:
+        return "on" if on else "off"
+
+    lines = [
+        f"node {state.node_name} at {node}: epoch {state.epoch}, "
+        f"zcache {switch(state.zcache)} (generation {state.backend_generation}), "
+        f"ramster {switch(state.ramster)}" + (", shutting down" if state.shutting_down else ""),
+    ]
+    width = max(map(len, counters), default=0)
+    lines += [f"  {name:<{width}}  {counters[name]:>16,}" for name in sorted(counters)]
+    return "\n".join(lines) + "\n"
+
+
+def param(node: str, action: str, name: str, value: str | None, out: TextIO) -> int:
+    with SyncClient(node, client_name="ramster-cli") as client:
+        if action == "set":
+            assert value is not None
+            params = client.set_param(name, value)
+        else:
+            params = client.params()
+    if name not in params:
+        out.write(f"unknown param {name!r}: expected one of {', '.join(sorted(params))}\n")
+        return 2
+    out.write(f"{name} {params[name]}\n")
+    return 0
