@@ -1,29 +1,158 @@
+from ramster.api.v1 import tmem_pb2 as _tmem_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HelloRequest(_message.Message):
-    __slots__ = ("cluster", "protocol_version", "node_name", "node_number")
+    __slots__ = ("cluster", "protocol_version", "node_name", "node_number", "epoch")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
     NODE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     protocol_version: int
     node_name: str
     node_number: int
-    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ...) -> None: ...
+    epoch: str
+    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("cluster", "protocol_version", "node_name", "node_number")
+    __slots__ = ("cluster", "protocol_version", "node_name", "node_number", "epoch", "address", "capacity_bytes", "free_bytes", "zcache", "ramster")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
     NODE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ZCACHE_FIELD_NUMBER: _ClassVar[int]
+    RAMSTER_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     protocol_version: int
     node_name: str
     node_number: int
-    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ...) -> None: ...
+    epoch: str
+    address: str
+    capacity_bytes: int
+    free_bytes: int
+    zcache: bool
+    ramster: bool
+    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ..., address: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., zcache: _Optional[bool] = ..., ramster: _Optional[bool] = ...) -> None: ...
+
+class Origin(_message.Message):
+    __slots__ = ("node_number", "epoch")
+    NODE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    node_number: int
+    epoch: str
+    def __init__(self, node_number: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
+
+class RemotePage(_message.Message):
+    __slots__ = ("pool", "persistent", "oid", "index", "version", "data", "encoding", "page_size")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    PERSISTENT_FIELD_NUMBER: _ClassVar[int]
+    OID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    pool: int
+    persistent: bool
+    oid: _tmem_pb2.Oid
+    index: int
+    version: int
+    data: bytes
+    encoding: _tmem_pb2.PageEncoding
+    page_size: int
+    def __init__(self, pool: _Optional[int] = ..., persistent: _Optional[bool] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ..., version: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[_tmem_pb2.PageEncoding, str]] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class PeerPutRequest(_message.Message):
+    __slots__ = ("origin", "pages")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    pages: _containers.RepeatedCompositeFieldContainer[RemotePage]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., pages: _Optional[_Iterable[_Union[RemotePage, _Mapping]]] = ...) -> None: ...
+
+class PeerPutResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedScalarFieldContainer[_tmem_pb2.PutStatus]
+    def __init__(self, results: _Optional[_Iterable[_Union[_tmem_pb2.PutStatus, str]]] = ...) -> None: ...
+
+class RemoteKey(_message.Message):
+    __slots__ = ("pool", "oid", "index")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    OID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    pool: int
+    oid: _tmem_pb2.Oid
+    index: int
+    def __init__(self, pool: _Optional[int] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
+
+class PeerGetRequest(_message.Message):
+    __slots__ = ("origin", "keys", "free")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    keys: _containers.RepeatedCompositeFieldContainer[RemoteKey]
+    free: bool
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[RemoteKey, _Mapping]]] = ..., free: _Optional[bool] = ...) -> None: ...
+
+class PeerGetResponse(_message.Message):
+    __slots__ = ("found", "data", "encodings", "versions")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ENCODINGS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    found: _containers.RepeatedScalarFieldContainer[bool]
+    data: _containers.RepeatedScalarFieldContainer[bytes]
+    encodings: _containers.RepeatedScalarFieldContainer[_tmem_pb2.PageEncoding]
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PeerFlushPagesRequest(_message.Message):
+    __slots__ = ("origin", "keys")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    keys: _containers.RepeatedCompositeFieldContainer[RemoteKey]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[RemoteKey, _Mapping]]] = ...) -> None: ...
+
+class RemoteObject(_message.Message):
+    __slots__ = ("pool", "oid")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    OID_FIELD_NUMBER: _ClassVar[int]
+    pool: int
+    oid: _tmem_pb2.Oid
+    def __init__(self, pool: _Optional[int] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ...) -> None: ...
+
+class PeerFlushObjectsRequest(_message.Message):
+    __slots__ = ("origin", "objects")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    objects: _containers.RepeatedCompositeFieldContainer[RemoteObject]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[RemoteObject, _Mapping]]] = ...) -> None: ...
+
+class PeerDestroyPoolsRequest(_message.Message):
+    __slots__ = ("origin", "pools")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    pools: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., pools: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PeerFlushResponse(_message.Message):
+    __slots__ = ("flushed",)
+    FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    flushed: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, flushed: _Optional[_Iterable[bool]] = ...) -> None: ...

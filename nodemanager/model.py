@@ -1,0 +1,80 @@
+"""What membership knows about nodes: the values every membership backend hands out.
+
+`MemberInfo` is what a node publishes about itself (etcd: ``nodes/<num>``); `Membership` is the
+interface the node depends on, with two implementations: `nodemanager.etcd.EtcdMembership`
+(etcd3aio, leases, watches) and `nodemanager.static.StaticMembership` (a fixed ``--peer`` list,
+or alone). One contract suite runs against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """One node as the cluster sees it.
+
+    number: the node's stable number in the cluster (kept across restarts, never reused).
+    name: the node's unique name.
+    address: where peers reach its gRPC server, ``HOST:PORT``.
+    epoch: changes on every start of the node process.
+    capacity_bytes: its zcache budget.
+    free_bytes: budget not yet used (what remote_target=auto ranks peers by).
+    zcache: its backend is loaded.
+    ramster: its remote layer is on (it ships and accepts remote pages).
+    """
+
+    number: int
+    name: str
+    address: str
+    epoch: str
+    capacity_bytes: int
+    free_bytes: int
+    zcache: bool = True
+    ramster: bool = True
+
+
+MembersChanged = Callable[[dict[int, MemberInfo]], Awaitable[None]]
+"""Called with the whole new view (every live member, self included) after each change."""
+
+ParamsChanged = Callable[[dict[str, str]], Awaitable[None]]
+"""Called with every cluster-wide param after each change."""
+
+
+class Membership(Protocol):
+    """How a node joins the cluster, finds its peers and follows cluster-wide params."""
+
+    @property
+    def node_number(self) -> int:
+        """This node's number; valid after `start`."""
+        ...
+
+    async def start(
+        self, me: MemberInfo, on_members: MembersChanged, on_params: ParamsChanged
+    ) -> int:
+        """Claim (or reclaim) the node's number for `me.name`, publish `me` with that number,
+        deliver the initial view and params, and keep following changes. Returns the number."""
+        ...
+
+    async def publish(self, me: MemberInfo) -> None:
+        """Replace what this node publishes (free bytes, flags) with `me`."""
+        ...
+
+    def members(self) -> dict[int, MemberInfo]:
+        """The last view: every live member by number, self included. Kept while etcd is down."""
+        ...
+
+    def params(self) -> dict[str, str]:
+        """The last known cluster-wide params."""
+        ...
+
+    async def set_param(self, name: str, value: str) -> None:
+        """Set a cluster-wide param (every node receives it through `on_params`)."""
+        ...
+
+    async def stop(self) -> None:
+        """Leave: withdraw this node's entry (a lease revoke in etcd) and stop watching."""
+        ...
