@@ -1,37 +1,38 @@
-"""The node's tmem backend and its module flags: what loading and unloading zcache means here.
+"""The node's tmem backend and its module params: what loading and unloading zcache means here.
 
-While the `zcache` flag is on, a `Tmem` over a `ZCache` serves every client; each load starts a
+While the `zcache` param is on, a `Tmem` over a `ZCache` serves every client; each load starts a
 new, empty backend and bumps `generation`, which frontends watch to replay their registrations.
 Turning zcache off drops every pool, so it is refused while persistent pages are stored: they
-must come back until flushed. The `ramster` flag is recorded here and acted on by the remote
-layer. Pure: the node broadcasts the changes.
+must come back until flushed. The other params are kept here and acted on by the remote layer.
+Pure: the node broadcasts the changes.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ramster.errors import FailedPrecondition
-from ramster.params import check_param_name, parse_switch, switch_text
+from ramster.params import ModuleParams, switch_text
 from ramster.tmem import Tmem, TmemLimits
 from ramster.zcache import ZCache, ZcacheConfig
 
 
 class Backend:
-    """The switchable zcache backend of one node."""
+    """The switchable zcache backend of one node, with its module params."""
 
     def __init__(
         self,
         config: ZcacheConfig,
         limits: TmemLimits | None = None,
-        zcache: bool = True,
-        ramster: bool = True,
+        params: ModuleParams | None = None,
     ) -> None:
         self.config = config
         self.limits = limits or TmemLimits()
         self.generation = 0
-        self.ramster = ramster
+        self.params = params or ModuleParams()
         self.store: ZCache | None = None
         self.tmem: Tmem | None = None
-        if zcache:
+        if self.params.zcache:
             self._load()
 
     def __repr__(self) -> str:
@@ -44,6 +45,10 @@ class Backend:
     def zcache(self) -> bool:
         return self.tmem is not None
 
+    @property
+    def ramster(self) -> bool:
+        return self.params.ramster
+
     def require(self) -> Tmem:
         """The loaded backend, or FAILED_PRECONDITION naming how to load it."""
         if self.tmem is None:
@@ -53,23 +58,22 @@ class Backend:
             )
         return self.tmem
 
-    def params(self) -> dict[str, str]:
-        return {"zcache": switch_text(self.zcache), "ramster": switch_text(self.ramster)}
-
     def set_param(self, name: str, text: str) -> bool:
-        """Set a module param; True if the node's state changed."""
-        value = parse_switch(check_param_name(name), text)
-        if name == "ramster":
-            changed = value != self.ramster
-            self.ramster = value
-            return changed
-        if value == self.zcache:
+        """Set a module param; True if anything changed."""
+        params = self.params.with_text(name, text)
+        if params == self.params:
             return False
-        if value:
-            self._load()
-        else:
-            self._unload()
+        if params.zcache != self.zcache:
+            if params.zcache:
+                self._load()
+            else:
+                self._unload()
+        self.params = params
         return True
+
+    def set_ramster(self, on: bool) -> None:
+        """Record the remote layer's state once it has finished switching."""
+        self.params = replace(self.params, ramster=on)
 
     def counters(self) -> dict[str, int]:
         if self.tmem is None or self.store is None:
@@ -82,8 +86,9 @@ class Backend:
         self.generation += 1
 
     def _unload(self) -> None:
-        assert self.store is not None
-        persistent = self.store.stats.pers_zpages
+        assert self.store is not None and self.tmem is not None
+        counters = self.tmem.counters()
+        persistent = self.store.stats.pers_zpages + counters["remote_pers_pages"]
         if persistent:
             raise FailedPrecondition(
                 f"zcache holds {persistent} persistent pages: they must be returned until "

@@ -39,6 +39,11 @@ class NodeConfig:
     ramster: the remote layer on at start (default on).
     grace: seconds in-flight calls get to finish on SIGTERM (default 10).
     ready_file: a path the node writes, once serving, as JSON: address, pid, epoch, name.
+    etcd: etcd endpoints (``http://HOST:PORT``, comma-separated) for membership, or None for
+        static membership.
+    peers: without etcd, the ``HOST:PORT`` of every other node (none: alone).
+    node_number: without etcd, this node's number (>= 1, unique in the cluster; default 1).
+    advertise: ``HOST:PORT`` peers use to reach this node (default: the bound listen address).
     """
 
     listen: str
@@ -51,6 +56,10 @@ class NodeConfig:
     grace: float = 10.0
     ready_file: str | None = None
     limits: TmemLimits = field(default_factory=TmemLimits)
+    etcd: str | None = None
+    peers: tuple[str, ...] = ()
+    node_number: int = 1
+    advertise: str | None = None
 
     def __post_init__(self) -> None:
         if not self.listen.startswith("unix://"):
@@ -63,5 +72,13 @@ class NodeConfig:
                 raise InvalidArgument.field(
                     name, value, "1-63 letters, digits, '.', '_' or '-', starting alnum"
                 )
+        for peer in self.peers:
+            split_host_port(peer, "peer")
+        if self.advertise is not None:
+            split_host_port(self.advertise, "advertise")
+        if self.etcd is not None and self.peers:
+            raise InvalidArgument("peers are found through etcd: give --etcd or --peer, not both")
+        if not isinstance(self.node_number, int) or self.node_number < 1:
+            raise InvalidArgument.field("node_number", self.node_number, "an int >= 1")
         if not self.grace >= 0:
             raise InvalidArgument.field("grace", self.grace, "seconds >= 0")

@@ -20,9 +20,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from nodemanager.etcd import EtcdMembership
+from nodemanager.model import MemberInfo, Membership
+from nodemanager.static import StaticMembership
 from ramster.backend import Backend
+from ramster.cluster import ClusterAgent
 from ramster.config import NodeConfig, split_host_port
+from ramster.errors import RamsterError
 from ramster.metrics import serve_metrics
+from ramster.params import ModuleParams
+from ramster.remote.links import PeerLink
+from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.admin_service import AdminService
 from ramster.rpc.convert import MAX_MESSAGE
@@ -45,7 +53,7 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.backend = Backend(
-            config.store, config.limits, zcache=config.zcache, ramster=config.ramster
+            config.store, config.limits, ModuleParams(zcache=config.zcache, ramster=config.ramster)
         )
         self.feed = StateFeed(
             NodeState(
@@ -58,6 +66,8 @@ class Node:
         )
         self.tmem_service = TmemService(self.backend)
         self.address = ""
+        self.agent: ClusterAgent | None = None
+        self._probes: dict[str, PeerLink] = {}
         self._server: grpc.aio.Server | None = None
         self._health = AsyncHealthServicer()
         self._metrics: asyncio.Server | None = None
@@ -69,9 +79,12 @@ class Node:
 
     def counters(self) -> dict[str, int]:
         status = self.feed.status
+        remote = self.agent.remote if self.agent is not None else None
         return {
             **self.backend.counters(),
             **self.tmem_service.counters,
+            **(remote.counters if remote is not None else {}),
+            "node_number": self.agent.number if self.agent is not None else 0,
             "backend_generation": status.backend_generation,
             "zcache_on": int(status.zcache),
             "ramster_on": int(status.ramster),
@@ -83,8 +96,8 @@ class Node:
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ]
         server = grpc.aio.server(options=options)
-        admin = AdminService(self.backend, self.feed, self.counters)
-        peer = PeerService(self.config.cluster, self.config.name)
+        admin = AdminService(self.backend, self.feed, self.counters, self._set_param)
+        peer = PeerService(self.config.cluster, self.config.name, self.backend, self._identity)
         server.add_generic_rpc_handlers(
             (self.tmem_service.handler(), admin.handler(), peer.handler())
         )
@@ -100,6 +113,7 @@ class Node:
             self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         await server.start()
         self._server = server
+        await self._join_cluster()
         if self.config.metrics:
             host, metrics_port = split_host_port(self.config.metrics, "metrics")
             self._metrics = await serve_metrics(host, metrics_port, self.counters, self.config.name)
@@ -122,14 +136,70 @@ class Node:
         await self.feed.publish(self.feed.status.but(shutting_down=True))
         await self._health.enter_graceful_shutdown()
         await self.feed.close()
+        if self.agent is not None:
+            await self.agent.stop()
+        for link in self._probes.values():
+            await link.close()
         if self._metrics is not None:
             self._metrics.close()
         if self._server is not None:
             await self._server.stop(self.config.grace)
         log.info("node %s stopped", self.config.name)
 
+    async def _join_cluster(self) -> None:
+        config = self.config
+        membership: Membership
+        if config.etcd is not None:
+            membership = EtcdMembership(config.etcd, config.cluster)
+        else:
+            membership = StaticMembership(config.node_number, list(config.peers), self._probe)
+        me = MemberInfo(
+            number=0,
+            name=config.name,
+            address=config.advertise or self.address,
+            epoch=self.feed.status.epoch,
+            capacity_bytes=config.store.memory,
+            free_bytes=config.store.memory,
+            zcache=self.backend.zcache,
+            ramster=self.backend.ramster,
+        )
+        self.agent = ClusterAgent(self.backend, self.feed, membership, me, RemotifyConfig())
+        number = await self.agent.start()
+        self.tmem_service.remote = self.agent.remote
+        log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
+
+    async def _set_param(self, name: str, value: str) -> dict[str, str]:
+        assert self.agent is not None
+        return await self.agent.set_param(name, value)
+
+    def _identity(self) -> tuple[int, str, str]:
+        number = self.agent.number if self.agent is not None else 0
+        return number, self.feed.status.epoch, self.config.advertise or self.address
+
+    async def _probe(self, address: str) -> MemberInfo | None:
+        """Who is at `address` (static membership): its Hello, or None if it does not answer."""
+        link = self._probes.get(address)
+        if link is None:
+            number = self.agent.number if self.agent is not None else self.config.node_number
+            link = self._probes[address] = PeerLink(0, address, number, self.feed.status.epoch, 1.0)
+        try:
+            hello = await link.hello(self.config.cluster, self.config.name)
+        except RamsterError:
+            return None
+        return MemberInfo(
+            number=hello.node_number,
+            name=hello.node_name,
+            address=hello.address or address,
+            epoch=hello.epoch,
+            capacity_bytes=hello.capacity_bytes,
+            free_bytes=hello.free_bytes,
+            zcache=hello.zcache,
+            ramster=hello.ramster,
+        )
+
     def _write_ready_file(self, path: Path) -> None:
         ready = {
+            "number": self.agent.number if self.agent is not None else 0,
             "address": self.address,
             "pid": os.getpid(),
             "epoch": self.feed.status.epoch,

@@ -1,11 +1,15 @@
-"""Module params: the runtime switches that stand in for loading kernel modules (DESIGN §3).
+"""Module params: the runtime switches that stand in for loading kernel modules (DESIGN §3, §5).
 
-Each param has a name, a parser that refuses bad text with a message naming the param, and a
-text form. Per node they are set through `Admin.SetParam` (``ramster param set``); the cluster
-issue adds the same names cluster-wide under etcd's ``params/``.
+`ModuleParams` is one frozen value; `with_text` returns a changed copy or refuses bad text with a
+message naming the param. Per node they are set through `Admin.SetParam` (``ramster param set``);
+cluster-wide through etcd's ``params/`` (``ramster param set --cluster``), which every node
+follows. Kernel names are kept where RAMster had them (`eph_remotify`, `pers_remotify`,
+`remote_target`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
 
 from ramster.errors import InvalidArgument
 
@@ -13,7 +17,10 @@ SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": Tru
 
 PARAM_DOCS = {
     "zcache": "the zcache backend: on serves Tmem calls; off refuses them (pools are dropped)",
-    "ramster": "the remote layer: on ships pages to peers under pressure; off keeps them local",
+    "ramster": "the remote layer: on ships pages to peers under pressure; off brings them home",
+    "eph_remotify": "ship ephemeral (cleancache) pages to peers when short of memory",
+    "pers_remotify": "ship persistent (frontswap) pages to peers when short of memory",
+    "remote_target": "auto (peers by free capacity) or the node number to ship pages to",
 }
 
 
@@ -25,13 +32,38 @@ def parse_switch(name: str, text: str) -> bool:
     return value
 
 
-def check_param_name(name: str) -> str:
-    if name not in PARAM_DOCS:
-        raise InvalidArgument(
-            f"param {name!r} is unknown: expected one of {', '.join(sorted(PARAM_DOCS))}"
-        )
-    return name
-
-
 def switch_text(value: bool) -> str:
     return "on" if value else "off"
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleParams:
+    """Every module param of a node (see PARAM_DOCS)."""
+
+    zcache: bool = True
+    ramster: bool = True
+    eph_remotify: bool = True
+    pers_remotify: bool = True
+    remote_target: int | None = None
+
+    def as_text(self) -> dict[str, str]:
+        text = {f.name: switch_text(getattr(self, f.name)) for f in fields(self)}
+        text["remote_target"] = "auto" if self.remote_target is None else str(self.remote_target)
+        return text
+
+    def with_text(self, name: str, text: str) -> ModuleParams:
+        """A copy with param `name` set from `text`."""
+        if name not in PARAM_DOCS:
+            raise InvalidArgument(
+                f"param {name!r} is unknown: expected one of {', '.join(sorted(PARAM_DOCS))}"
+            )
+        if name != "remote_target":
+            return replace(self, **{name: parse_switch(name, text)})
+        word = text.strip().lower()
+        if word == "auto":
+            return replace(self, remote_target=None)
+        if not word.isdigit():
+            raise InvalidArgument(
+                f"param remote_target value {text!r} is invalid: expected auto or a node number"
+            )
+        return replace(self, remote_target=int(word))

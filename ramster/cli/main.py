@@ -88,6 +88,23 @@ def _add_node_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     node.add_argument(
         "--ready-file", default=None, help="write address, pid and epoch here once serving"
     )
+    node.add_argument(
+        "--etcd", default=_env("ETCD", None), help="etcd endpoints for membership [RAMSTER_ETCD]"
+    )
+    node.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        help="without etcd: HOST:PORT of another node (repeat for each)",
+    )
+    node.add_argument(
+        "--node-number", type=int, default=1, help="without etcd: this node's number (>= 1)"
+    )
+    node.add_argument(
+        "--advertise",
+        default=_env("ADVERTISE", None),
+        help="HOST:PORT peers reach this node at [RAMSTER_ADVERTISE, the listen address]",
+    )
     node.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="[RAMSTER_LOG_LEVEL]")
 
 
@@ -137,6 +154,10 @@ def _run(args: argparse.Namespace) -> int:
             ramster=args.ramster,
             grace=args.grace,
             ready_file=args.ready_file,
+            etcd=args.etcd,
+            peers=tuple(args.peer),
+            node_number=args.node_number,
+            advertise=args.advertise,
         )
         return asyncio.run(run_node(config))
     if args.command == "stats":

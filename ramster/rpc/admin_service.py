@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -30,11 +30,16 @@ class AdminService:
     """Serves `Admin` for one node: `counters` collects every counter at call time."""
 
     def __init__(
-        self, backend: Backend, feed: StateFeed, counters: Callable[[], dict[str, int]]
+        self,
+        backend: Backend,
+        feed: StateFeed,
+        counters: Callable[[], dict[str, int]],
+        set_param: Callable[[str, str], Awaitable[dict[str, str]]],
     ) -> None:
         self._backend = backend
         self._feed = feed
         self._counters = counters
+        self._set_param = set_param
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -61,19 +66,10 @@ class AdminService:
         )
 
     async def get_params(self, request: admin_pb2.GetParamsRequest) -> admin_pb2.GetParamsResponse:
-        return admin_pb2.GetParamsResponse(params=self._backend.params())
+        return admin_pb2.GetParamsResponse(params=self._backend.params.as_text())
 
     async def set_param(self, request: admin_pb2.SetParamRequest) -> admin_pb2.SetParamResponse:
-        if self._backend.set_param(request.name, request.value):
-            backend = self._backend
-            await self._feed.publish(
-                self._feed.status.but(
-                    zcache=backend.zcache,
-                    ramster=backend.ramster,
-                    backend_generation=backend.generation,
-                )
-            )
-        return admin_pb2.SetParamResponse(params=self._backend.params())
+        return admin_pb2.SetParamResponse(params=await self._set_param(request.name, request.value))
 
     async def watch_state(
         self, request: admin_pb2.WatchStateRequest

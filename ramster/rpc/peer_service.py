@@ -1,35 +1,84 @@
-"""The `Peer` service, node to node. For now the handshake: cluster name and protocol version
-must match, and a mismatch is refused with a message naming both values and logged here."""
+"""The `Peer` service: the holder's side of RAMster, node to node.
+
+Hello checks cluster name and protocol version (a mismatch is refused with both values and
+logged here) and tells who this node is. The page calls store, return and flush foreign pages
+under the origin's number and epoch (`ramster.tmem.foreign`); pages arrive packed and are
+checked to decode before they are kept. A node with zcache or ramster off refuses to hold pages.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
-from ramster.api.v1 import peer_pb2
+from ramster.api.v1 import peer_pb2, tmem_pb2
+from ramster.backend import Backend
 from ramster.errors import FailedPrecondition
+from ramster.remote.links import PROTOCOL_VERSION
+from ramster.rpc import convert
 from ramster.rpc.binding import service, unary
+from ramster.tmem import PackedPage, Tmem
+from ramster.tmem.foreign import (
+    ForeignPage,
+    destroy_foreign_pools,
+    flush_foreign_objects,
+    flush_foreign_pages,
+    get_foreign,
+    origin_client,
+    put_foreign,
+)
+from ramster.tmem.keys import check_page_size
+from ramster.zcache.codec import check_packed
 
 SERVICE = "ramster.api.v1.Peer"
-PROTOCOL_VERSION = 1
 
 log = logging.getLogger("ramster.remote")
 
+NodeIdentity = Callable[[], tuple[int, str, str]]
+"""(node number, epoch, address) of this node, as known now."""
+
 
 class PeerService:
-    def __init__(self, cluster: str, node_name: str, node_number: int = 0) -> None:
+    def __init__(
+        self, cluster: str, node_name: str, backend: Backend, identity: NodeIdentity
+    ) -> None:
         self._cluster = cluster
         self._node_name = node_name
-        self._node_number = node_number
+        self._backend = backend
+        self._identity = identity
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
-            SERVICE, {"Hello": unary("Peer/Hello", self.hello, peer_pb2.HelloRequest.FromString)}
+            SERVICE,
+            {
+                "Hello": unary("Peer/Hello", self.hello, peer_pb2.HelloRequest.FromString),
+                "PutPages": unary(
+                    "Peer/PutPages", self.put_pages, peer_pb2.PeerPutRequest.FromString
+                ),
+                "GetPages": unary(
+                    "Peer/GetPages", self.get_pages, peer_pb2.PeerGetRequest.FromString
+                ),
+                "FlushPages": unary(
+                    "Peer/FlushPages", self.flush_pages, peer_pb2.PeerFlushPagesRequest.FromString
+                ),
+                "FlushObjects": unary(
+                    "Peer/FlushObjects",
+                    self.flush_objects,
+                    peer_pb2.PeerFlushObjectsRequest.FromString,
+                ),
+                "DestroyPools": unary(
+                    "Peer/DestroyPools",
+                    self.destroy_pools,
+                    peer_pb2.PeerDestroyPoolsRequest.FromString,
+                ),
+            },
         )
 
     async def hello(self, request: peer_pb2.HelloRequest) -> peer_pb2.HelloResponse:
+        number, epoch, address = self._identity()
         if request.cluster != self._cluster or request.protocol_version != PROTOCOL_VERSION:
             message = (
                 f"peer {request.node_name!r} is in cluster {request.cluster!r} with protocol "
@@ -38,9 +87,94 @@ class PeerService:
             )
             log.warning("refused hello: %s", message)
             raise FailedPrecondition(message)
+        store = self._backend.store
+        capacity = self._backend.config.memory
         return peer_pb2.HelloResponse(
             cluster=self._cluster,
             protocol_version=PROTOCOL_VERSION,
             node_name=self._node_name,
-            node_number=self._node_number,
+            node_number=number,
+            epoch=epoch,
+            address=address,
+            capacity_bytes=capacity,
+            free_bytes=max(0, capacity - store.used_bytes) if store is not None else 0,
+            zcache=self._backend.zcache,
+            ramster=self._backend.ramster,
         )
+
+    async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:
+        tmem = self._holder()
+        convert.batch_size("pages", len(request.pages))
+        pages = [_foreign_page(page, i) for i, page in enumerate(request.pages)]
+        outcomes = put_foreign(tmem, _origin(request.origin), pages)
+        return peer_pb2.PeerPutResponse(results=[convert.put_status(o) for o in outcomes])
+
+    async def get_pages(self, request: peer_pb2.PeerGetRequest) -> peer_pb2.PeerGetResponse:
+        tmem = self._backend.require()
+        keys = [(k.pool, convert.oid_of(k.oid), k.index) for k in request.keys]
+        convert.batch_size("keys", len(keys))
+        answers = get_foreign(tmem, _origin(request.origin), keys, request.free)
+        same, lz4 = tmem_pb2.PAGE_ENCODING_SAME_FILLED, tmem_pb2.PAGE_ENCODING_LZ4
+        raw = tmem_pb2.PAGE_ENCODING_RAW
+        return peer_pb2.PeerGetResponse(
+            found=[a is not None for a in answers],
+            data=[a[0].payload if a is not None else b"" for a in answers],
+            encodings=[
+                (same if a[0].same_filled else lz4) if a is not None else raw for a in answers
+            ],
+            versions=[a[1] if a is not None else 0 for a in answers],
+        )
+
+    async def flush_pages(
+        self, request: peer_pb2.PeerFlushPagesRequest
+    ) -> peer_pb2.PeerFlushResponse:
+        tmem = self._backend.require()
+        keys = [(k.pool, convert.oid_of(k.oid), k.index) for k in request.keys]
+        return peer_pb2.PeerFlushResponse(
+            flushed=flush_foreign_pages(tmem, _origin(request.origin), keys)
+        )
+
+    async def flush_objects(
+        self, request: peer_pb2.PeerFlushObjectsRequest
+    ) -> peer_pb2.PeerFlushResponse:
+        tmem = self._backend.require()
+        objects = [(o.pool, convert.oid_of(o.oid)) for o in request.objects]
+        return peer_pb2.PeerFlushResponse(
+            flushed=flush_foreign_objects(tmem, _origin(request.origin), objects)
+        )
+
+    async def destroy_pools(
+        self, request: peer_pb2.PeerDestroyPoolsRequest
+    ) -> peer_pb2.PeerFlushResponse:
+        tmem = self._backend.require()
+        return peer_pb2.PeerFlushResponse(
+            flushed=destroy_foreign_pools(tmem, _origin(request.origin), list(request.pools))
+        )
+
+    def _holder(self) -> Tmem:
+        tmem = self._backend.require()
+        if not self._backend.ramster:
+            raise FailedPrecondition(
+                f"node {self._node_name!r} has ramster off: it holds no pages for peers"
+            )
+        return tmem
+
+
+def _origin(origin: peer_pb2.Origin) -> str:
+    if not origin.epoch:
+        raise FailedPrecondition("origin.epoch is empty: every peer request names its origin")
+    return origin_client(origin.node_number, origin.epoch)
+
+
+def _foreign_page(page: peer_pb2.RemotePage, i: int) -> ForeignPage:
+    same = page.encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    check_page_size(page.page_size, f"pages[{i}].page_size")
+    packed = check_packed(PackedPage(page.data, same, page.page_size), f"pages[{i}].data")
+    return ForeignPage(
+        pool_uid=page.pool,
+        persistent=page.persistent,
+        oid=convert.oid_of(page.oid),
+        index=page.index,
+        version=page.version,
+        page=packed,
+    )

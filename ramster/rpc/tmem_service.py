@@ -6,15 +6,18 @@ so a node shows cleancache-style hits and frontswap-style loads for all of its c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
 from ramster.api.v1 import tmem_pb2
 from ramster.backend import Backend
+from ramster.remote.layer import RemoteLayer
 from ramster.rpc import convert
 from ramster.rpc.binding import service, unary
-from ramster.tmem import Stored
+from ramster.tmem import PackedPage, Stored
+from ramster.tmem.remote import RemoteRef
+from ramster.zcache.codec import unpack_page
 
 SERVICE = "ramster.api.v1.Tmem"
 
@@ -22,8 +25,9 @@ SERVICE = "ramster.api.v1.Tmem"
 class TmemService:
     """Serves `Tmem` from `backend`, whichever zcache generation is loaded."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, remote: RemoteLayer | None = None) -> None:
         self._backend = backend
+        self.remote = remote
         self.counters = dict.fromkeys(
             (
                 "cleancache_puts",
@@ -82,6 +86,8 @@ class TmemService:
         pages = convert.pages_of(request.pages, spec.page_size)
         outcomes = tmem.put_many(client, request.pool_id, pages)
         stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
+        if self.remote is not None:
+            self.remote.note_pressure()
         if spec.persistent:
             self.counters["frontswap_succ_stores"] += stored
             self.counters["frontswap_failed_stores"] += len(outcomes) - stored
@@ -96,15 +102,26 @@ class TmemService:
         persistent = spec.persistent
         free = convert.free_of(request.mode)
         keys = convert.keys_of(request.keys)
-        if request.packed:
-            packed = tmem.get_many_packed(client, request.pool_id, keys, free)
-            self._count_gets(persistent, len(keys), sum(page is not None for page in packed))
-            return convert.packed_response(packed, spec.page_size)
-        pages = tmem.get_many(client, request.pool_id, keys, free)
+        found = tmem.get_many_packed(client, request.pool_id, keys, free)
+        remote = [(n, page) for n, page in enumerate(found) if isinstance(page, RemoteRef)]
+        pages = cast(list[PackedPage | None], found)
+        if remote:
+            frees = free if free is not None else not (spec.persistent or spec.shared)
+            fetched = await self._fetch([ref for _, ref in remote], frees)
+            for (n, _), page in zip(remote, fetched, strict=True):
+                pages[n] = page
         self._count_gets(persistent, len(keys), sum(page is not None for page in pages))
+        if request.packed:
+            return convert.packed_response(pages, spec.page_size)
         return tmem_pb2.GetPagesResponse(
-            found=[page is not None for page in pages], data=[page or b"" for page in pages]
+            found=[page is not None for page in pages],
+            data=[unpack_page(page) if page is not None else b"" for page in pages],
         )
+
+    async def _fetch(self, refs: list[RemoteRef], free: bool) -> list[PackedPage | None]:
+        if self.remote is None:  # remote pages without a remote layer: nothing can fetch them
+            return [None] * len(refs)
+        return await self.remote.fetch(refs, free)
 
     def _count_gets(self, persistent: bool, asked: int, hits: int) -> None:
         if persistent:

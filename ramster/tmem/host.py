@@ -16,6 +16,7 @@ from typing import TypeVar
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
 from ramster.tmem.keys import Oid, PoolSpec, TmemLimits, as_oid, check_index
 from ramster.tmem.pool import OBJECT_BYTES, Pool, TmemObject
+from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteHandles, RemoteRef
 from ramster.tmem.store import Created, PackedPage, PageStore, Rejected
 
 INDEX_BITS = 32
@@ -25,6 +26,21 @@ OidLike = int | tuple[int, ...]
 PageData = bytes | PackedPage
 """A page as a client hands it over: raw bytes, or packed by the zcache codec."""
 T = TypeVar("T")
+
+REMOTE_COUNTERS = (
+    "eph_pages_remoted",
+    "pers_pages_remoted",
+    "eph_pages_remote_failed",
+    "pers_pages_remote_failed",
+    "remote_eph_pages_succ_get",
+    "remote_pers_pages_succ_get",
+    "remote_eph_pages_unsucc_get",
+    "remote_pers_pages_unsucc_get",
+    "remote_pers_pages_lost",
+    "pers_pages_repatriated",
+)
+"""RAMster's debugfs names (reference §C4) for what the core decides; the remote layer counts
+the flushes it sends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +63,21 @@ class Tmem:
         self._shared: dict[uuid.UUID, Pool] = {}
         self._objects: dict[int, TmemObject] = {}
         self._next_obj_id = 0
+        self._next_pool_uid = 0
         self._version = 0
+        self._remote = RemoteHandles()
+        self.remote_flushes: list[RemoteFlush] = []
+        """Copies peers hold that must go, oldest first; the remote layer drains it."""
         self._counters = dict.fromkeys(
-            ("obj_count_max", "flush_total", "flush_found", "flobj_total", "flobj_found"), 0
+            (
+                "obj_count_max",
+                "flush_total",
+                "flush_found",
+                "flobj_total",
+                "flobj_found",
+                *REMOTE_COUNTERS,
+            ),
+            0,
         )
 
     def __repr__(self) -> str:
@@ -74,7 +102,7 @@ class Tmem:
             raise ResourceExhausted(
                 f"client {client!r} holds {len(pools)} pools: max_pools_per_client is {limit}"
             )
-        pool = self._join_shared(spec) if spec.shared_uuid is not None else Pool(spec)
+        pool = self._join_shared(spec) if spec.shared_uuid is not None else self._new_pool(spec)
         if pools is None:  # only now: a refused join must not leave a client without pools
             pools = self._clients[client] = {}
         pool_id = next(i for i in range(limit) if i not in pools)
@@ -85,7 +113,7 @@ class Tmem:
         assert spec.shared_uuid is not None
         pool = self._shared.get(spec.shared_uuid)
         if pool is None:
-            pool = self._shared[spec.shared_uuid] = Pool(spec)
+            pool = self._shared[spec.shared_uuid] = self._new_pool(spec)
             return pool
         if pool.spec != spec:
             raise FailedPrecondition(
@@ -105,9 +133,19 @@ class Tmem:
             return 0
         if pool.spec.shared_uuid is not None:
             del self._shared[pool.spec.shared_uuid]
+        return self._drop_pool(pool)
+
+    def _new_pool(self, spec: PoolSpec, foreign: bool = False) -> Pool:
+        self._next_pool_uid += 1
+        return Pool(spec, self._next_pool_uid, foreign)
+
+    def _drop_pool(self, pool: Pool) -> int:
+        """Free every page of a pool no handle refers to any more; return how many."""
         flushed = pool.pages
+        holders: set[int] = set()
         for obj in list(pool.objects.values()):
-            self._drop_object(obj)
+            holders |= self._drop_object(obj, flush_remote=False)
+        self.remote_flushes.extend(RemoteFlush(node, pool.uid) for node in sorted(holders))
         return flushed
 
     def pool_spec(self, client: str, pool_id: int) -> PoolSpec:
@@ -153,7 +191,8 @@ class Tmem:
     ) -> bytes | None:
         """The page, or None. `free` None means the pool's rule; True frees, False keeps."""
         pool = self._pool(client, pool_id)
-        return self._get(pool, as_oid(oid), check_index(index), free, self._store.read)
+        page = self._get(pool, as_oid(oid), check_index(index), free, self._store.read)
+        return _local(page)
 
     def get_many(
         self,
@@ -162,10 +201,11 @@ class Tmem:
         keys: Sequence[tuple[OidLike, int]],
         free: bool | None = None,
     ) -> list[bytes | None]:
-        """Get a batch; every key is validated before any page is read or freed."""
+        """Get a batch; every key is validated before any page is read or freed. For pages that
+        may be on peers, use `get_many_packed` and `localify`."""
         pool = self._pool(client, pool_id)
         read = self._store.read
-        return [self._get(pool, oid, index, free, read) for oid, index in _checked_keys(keys)]
+        return [_local(self._get(pool, o, i, free, read)) for o, i in _checked_keys(keys)]
 
     def get_many_packed(
         self,
@@ -173,8 +213,9 @@ class Tmem:
         pool_id: int,
         keys: Sequence[tuple[OidLike, int]],
         free: bool | None = None,
-    ) -> list[PackedPage | None]:
-        """`get_many`, answering pages packed as stored, for a reader that unpacks them."""
+    ) -> list[PackedPage | RemoteRef | None]:
+        """`get_many`, answering pages packed as stored, for a reader that unpacks them; a page
+        on a peer is a `RemoteRef` to fetch and pass to `localify`."""
         pool = self._pool(client, pool_id)
         read = self._store.read_packed
         return [self._get(pool, oid, index, free, read) for oid, index in _checked_keys(keys)]
@@ -207,36 +248,57 @@ class Tmem:
         obj = self._pool(client, pool_id).objects.get(as_oid(oid))
         check_index(index)  # also when the object is absent: a bad index is never a miss
         slot = obj.slot(index) if obj is not None else None
-        return None if slot is None else self._store.version(slot)
+        if slot is None:
+            return None
+        return self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
 
     def counters(self) -> dict[str, int]:
         counters = dict(self._counters)
         counters["obj_count"] = len(self._objects)
         counters["pool_count"] = sum(len(pools) for pools in self._clients.values())
         counters["client_count"] = len(self._clients)
+        counters["remote_pages"] = len(self._remote)
+        counters["remote_pers_pages"] = self._remote.persistent
+        for pools in self._clients.values():
+            for pool in pools.values():
+                if pool.foreign:
+                    name = "foreign_pers_pages" if pool.spec.persistent else "foreign_eph_pages"
+                    counters[name] = counters.get(name, 0) + pool.pages
+        counters.setdefault("foreign_eph_pages", 0)
+        counters.setdefault("foreign_pers_pages", 0)
         return counters
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _put(self, pool: Pool, oid: Oid, index: int, data: PageData) -> PutOutcome:
+    def _put(
+        self, pool: Pool, oid: Oid, index: int, data: PageData, version: int | None = None
+    ) -> PutOutcome:
+        """Store a page; `version` None gives it the next version of this host (foreign pages
+        keep their origin's version)."""
         obj = pool.objects.get(oid)
         if obj is None:
             obj = self._new_object(pool, oid)
         else:
             old = obj.pop(index)
             if old is not None:
-                self._store.free(old)
+                self._free_slot(obj, index, old)
                 pool.pages -= 1
-        self._version += 1
+        if version is None:
+            self._version += 1
+            version = self._version
         outcome = self._store.create(
-            data, pool.spec.persistent, self._version, (obj.obj_id << INDEX_BITS) | index
+            data,
+            pool.spec.persistent,
+            version,
+            (obj.obj_id << INDEX_BITS) | index,
+            remotable=not pool.foreign,
         )
         if outcome.evicted:
             self._forget(outcome.evicted, keep=obj)
         if isinstance(outcome, Created):
             obj.insert(index, outcome.slot)
             pool.pages += 1
-            return Stored(self._version)
+            return Stored(version)
         if not obj:
             self._unlink_object(obj)
         return outcome
@@ -247,7 +309,7 @@ class Tmem:
         slot = obj.pop(index) if obj is not None else None
         if obj is None or slot is None:
             return False
-        self._release(obj, slot)
+        self._release(obj, index, slot)
         self._counters["flush_found"] += 1
         return True
 
@@ -262,21 +324,31 @@ class Tmem:
 
     def _get(
         self, pool: Pool, oid: Oid, index: int, free: bool | None, read: Callable[[int, int], T]
-    ) -> T | None:
+    ) -> T | RemoteRef | None:
         obj = pool.objects.get(oid)
-        if obj is None:
+        slot = obj.slot(index) if obj is not None else None
+        if obj is None or slot is None:
             return None
-        if free is None:
-            free = pool.frees_on_get
-        if not free:
-            slot = obj.slot(index)
-            return None if slot is None else read(slot, pool.spec.page_size)
-        slot = obj.pop(index)
-        if slot is None:
-            return None
+        if slot & REMOTE:  # left in place: `localify` decides once the page is back
+            return self._remote_ref(obj, index, slot)
         data = read(slot, pool.spec.page_size)
-        self._release(obj, slot)
+        if pool.frees_on_get if free is None else free:
+            obj.pop(index)
+            self._release(obj, index, slot)
         return data
+
+    def _remote_ref(self, obj: TmemObject, index: int, handle: int) -> RemoteRef:
+        pool = obj.pool
+        return RemoteRef(
+            node=self._remote.node(handle),
+            obj_id=obj.obj_id,
+            pool_uid=pool.uid,
+            persistent=pool.spec.persistent,
+            oid=obj.oid,
+            index=index,
+            version=self._remote.version(handle),
+            page_size=pool.spec.page_size,
+        )
 
     def _new_object(self, pool: Pool, oid: Oid) -> TmemObject:
         obj_id = self._next_obj_id
@@ -287,18 +359,37 @@ class Tmem:
             self._counters["obj_count_max"] = len(self._objects)
         return obj
 
-    def _release(self, obj: TmemObject, slot: int) -> None:
+    def _release(self, obj: TmemObject, index: int, slot: int) -> None:
         """Free a slot already popped from `obj`; drop `obj` once it is empty."""
-        self._store.free(slot)
+        self._free_slot(obj, index, slot)
         obj.pool.pages -= 1
         if not obj:
             self._unlink_object(obj)
 
-    def _drop_object(self, obj: TmemObject) -> None:
-        for _, slot in obj.items():
+    def _free_slot(self, obj: TmemObject, index: int, slot: int) -> None:
+        """Free a local page, or forget a remote one and queue the flush of the peer's copy."""
+        if slot & REMOTE:
+            node = self._remote.remove(slot, obj.pool.spec.persistent)
+            self.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index))
+        else:
             self._store.free(slot)
+
+    def _drop_object(self, obj: TmemObject, flush_remote: bool = True) -> set[int]:
+        """Free every page of `obj`; return the peers that held some. With `flush_remote`, queue
+        one object flush per such peer (a pool destroy queues pool flushes instead)."""
+        holders = set()
+        persistent = obj.pool.spec.persistent
+        for _, slot in obj.items():
+            if slot & REMOTE:
+                holders.add(self._remote.remove(slot, persistent))
+            else:
+                self._store.free(slot)
         obj.pool.pages -= len(obj)
         self._unlink_object(obj)
+        if flush_remote:
+            pool_uid = obj.pool.uid
+            self.remote_flushes.extend(RemoteFlush(n, pool_uid, obj.oid) for n in sorted(holders))
+        return holders
 
     def _unlink_object(self, obj: TmemObject) -> None:
         del obj.pool.objects[obj.oid]
@@ -313,6 +404,14 @@ class Tmem:
             obj.pool.pages -= 1
             if not obj and obj is not keep:
                 self._unlink_object(obj)
+
+
+def _local(page: bytes | RemoteRef | None) -> bytes | None:
+    if isinstance(page, RemoteRef):
+        raise FailedPrecondition(
+            f"the page is on node {page.node}: read it with get_many_packed and localify"
+        )
+    return page
 
 
 def _checked_keys(keys: Sequence[tuple[OidLike, int]]) -> list[tuple[Oid, int]]:

@@ -53,7 +53,7 @@ def check_index(index: int, field: str = "index") -> int:
     return index
 
 
-def check_page_size(page_size: int) -> int:
+def check_page_size(page_size: int, field: str = "page_size") -> int:
     """Return `page_size` if it is a power of two in 512..65536."""
     if (
         not isinstance(page_size, int)
@@ -61,7 +61,7 @@ def check_page_size(page_size: int) -> int:
         or not MIN_PAGE_SIZE <= page_size <= MAX_PAGE_SIZE
         or page_size & (page_size - 1)
     ):
-        raise InvalidArgument.field("page_size", page_size, "a power of two in 512..65536")
+        raise InvalidArgument.field(field, page_size, "a power of two in 512..65536")
     return page_size
 
 

@@ -52,6 +52,12 @@ class TmemObject:
         pos = self._position(index)
         return None if pos < 0 else self.slots[pos]
 
+    def replace(self, index: int, slot: int) -> None:
+        """Point an existing page at another slot (a local page becoming remote or back)."""
+        pos = self._position(index)
+        assert pos >= 0, f"index {index} is not in {self!r}"
+        self.slots[pos] = slot
+
     def insert(self, index: int, slot: int) -> None:
         """Add a page; the caller has removed any page at `index` first."""
         indices = self.indices
@@ -79,12 +85,15 @@ class TmemObject:
 
 
 class Pool:
-    """One pool: its spec, its objects, and how many client handles refer to it."""
+    """One pool: its spec, its objects, how many client handles refer to it, and its `uid`,
+    the name its pages carry on peers. A `foreign` pool holds pages for another node."""
 
-    __slots__ = ("objects", "pages", "refs", "spec")
+    __slots__ = ("foreign", "objects", "pages", "refs", "spec", "uid")
 
-    def __init__(self, spec: PoolSpec) -> None:
+    def __init__(self, spec: PoolSpec, uid: int, foreign: bool = False) -> None:
         self.spec = spec
+        self.uid = uid
+        self.foreign = foreign
         self.objects: dict[Oid, TmemObject] = {}
         self.pages = 0
         self.refs = 1

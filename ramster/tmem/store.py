@@ -57,9 +57,15 @@ class PageStore(Protocol):
     """What the tmem core needs from the memory that holds pages."""
 
     def create(
-        self, data: bytes | PackedPage, persistent: bool, version: int, backref: int
+        self,
+        data: bytes | PackedPage,
+        persistent: bool,
+        version: int,
+        backref: int,
+        remotable: bool = True,
     ) -> Created | Rejected:
-        """Store one page, raw or packed. `backref` is returned if the page is evicted later."""
+        """Store one page, raw or packed. `backref` is returned if the page is evicted later;
+        a `remotable` page (this node's own) may later be taken for shipping to a peer."""
         ...
 
     def read(self, slot: int, page_size: int) -> bytes:
@@ -72,6 +78,19 @@ class PageStore(Protocol):
 
     def version(self, slot: int) -> int:
         """The version given to `create` for the page now in `slot`."""
+        ...
+
+    def backref(self, slot: int) -> int:
+        """The backref given to `create` for the page now in `slot`."""
+        ...
+
+    def oldest_remotable(self, persistent: bool, max_pages: int) -> list[int]:
+        """Up to `max_pages` remotable pages of a class, oldest put first, taken out of the
+        shipping order (`requeue` puts back those that could not be shipped)."""
+        ...
+
+    def requeue(self, slot: int) -> None:
+        """Return a page taken by `oldest_remotable` to the shipping order."""
         ...
 
     def free(self, slot: int) -> None:

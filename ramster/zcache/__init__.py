@@ -6,7 +6,8 @@ pages to peers (`ramster.remote`).
 """
 
 from ramster.zcache.config import ZcacheConfig
+from ramster.zcache.counters import ZcacheCounters
 from ramster.zcache.plain import PlainStore
-from ramster.zcache.store import ZCache, ZcacheCounters
+from ramster.zcache.store import ZCache
 
 __all__ = ["PlainStore", "ZCache", "ZcacheConfig", "ZcacheCounters"]

@@ -7,6 +7,7 @@ store test against both.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from ramster.errors import InvalidArgument
@@ -25,6 +26,7 @@ class _Page:
     persistent: bool
     version: int
     backref: int
+    remotable: bool
 
 
 class PlainStore:
@@ -36,6 +38,7 @@ class PlainStore:
         self.memory = memory
         self._pages: dict[int, _Page] = {}
         self._eph_order: dict[int, None] = {}
+        self._ship_orders: tuple[dict[int, None], dict[int, None]] = ({}, {})
         self._next_slot = 0
         self._used = 0
         self._eph_bytes = 0
@@ -48,7 +51,12 @@ class PlainStore:
         )
 
     def create(
-        self, data: bytes | PackedPage, persistent: bool, version: int, backref: int
+        self,
+        data: bytes | PackedPage,
+        persistent: bool,
+        version: int,
+        backref: int,
+        remotable: bool = True,
     ) -> Created | Rejected:
         if isinstance(data, PackedPage):
             data = unpack_page(data)
@@ -62,7 +70,9 @@ class PlainStore:
             evicted = tuple(made)
         slot = self._next_slot
         self._next_slot += 1
-        self._pages[slot] = _Page(bytes(data), persistent, version, backref)
+        self._pages[slot] = _Page(bytes(data), persistent, version, backref, remotable)
+        if remotable:
+            self._ship_orders[persistent][slot] = None
         self._used += cost
         if not persistent:
             self._eph_order[slot] = None
@@ -82,6 +92,7 @@ class PlainStore:
 
     def free(self, slot: int) -> None:
         page = self._pages.pop(slot)
+        self._ship_orders[page.persistent].pop(slot, None)
         cost = len(page.data) + PLAIN_PAGE_BYTES
         self._used -= cost
         if not page.persistent:
@@ -100,6 +111,21 @@ class PlainStore:
             "used_bytes": self._used,
             "memory_bytes": self.memory,
         }
+
+    def backref(self, slot: int) -> int:
+        return self._pages[slot].backref
+
+    def oldest_remotable(self, persistent: bool, max_pages: int) -> list[int]:
+        order = self._ship_orders[persistent]
+        slots = list(itertools.islice(order, max_pages))
+        for slot in slots:
+            del order[slot]
+        return slots
+
+    def requeue(self, slot: int) -> None:
+        page = self._pages[slot]
+        assert page.remotable, f"slot {slot} is not a remotable page"
+        self._ship_orders[page.persistent][slot] = None
 
     def put_order(self, persistent: bool) -> list[int]:
         """Live slots of one class, oldest put first."""

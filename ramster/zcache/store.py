@@ -11,7 +11,7 @@ keys and semantics (`ramster.tmem`), shipping pages to peers (`ramster.remote`).
 from __future__ import annotations
 
 from array import array
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE
 from ramster.tmem.store import NO_EVICTIONS, Created, PackedPage, Rejected, RejectReason
@@ -19,21 +19,27 @@ from ramster.units import format_size
 from ramster.zcache.admission import REFERENCE_PAGE, admission_refusal
 from ramster.zcache.codec import compress_page, decompress_page
 from ramster.zcache.config import ZcacheConfig
+from ramster.zcache.counters import ZcacheCounters
 from ramster.zcache.eviction import evict_for
 from ramster.zcache.lru import PutOrder
 
 LIVE = 1
 PERSISTENT = 2
 SAME_FILLED = 4
-PAGE_SHIFT_BIT = 3
-"""Flags bits 3..7 hold log2 of the page size."""
+REMOTABLE = 8
+"""A page of this node's own clients, which may be shipped to a peer (foreign pages are not)."""
+PAGE_SHIFT_BIT = 4
+"""Flags bits 4..6 hold log2 of the page size minus 9."""
+MIN_PAGE_SHIFT = 9
 
 SLOT_BYTES = 25
 """Slot table bytes per slot, used or free: payload pointer 8, flags 1, version 8, backref 8."""
 
 PUT_ORDER_BYTES = 12
-PAGE_BYTES = INDEX_BYTES_PER_PAGE + PUT_ORDER_BYTES
-"""Bytes a live page costs beyond its payload and slot: its tmem index entry and put order."""
+PAGE_BYTES = INDEX_BYTES_PER_PAGE + 2 * PUT_ORDER_BYTES
+"""Bytes a live page costs beyond its payload and slot: its tmem index entry and its put order
+entries. A remotable ephemeral page sits in two orders (eviction and shipping), any other page
+in one; every page is charged for two, a bound 12 bytes above the exact cost of the others."""
 
 COMPACT_SLACK = 1024
 """Stale put-order entries (of freed pages) tolerated beyond twice the live pages. Only eviction
@@ -52,31 +58,6 @@ def payload_heap_bytes(zsize: int) -> int:
     return (size + 8 + 15) & ~15
 
 
-@dataclass(slots=True)
-class ZcacheCounters:
-    """zcache's counters, by the kernel's debugfs names (reference §C2)."""
-
-    eph_zpages: int = 0
-    eph_zpages_max: int = 0
-    pers_zpages: int = 0
-    pers_zpages_max: int = 0
-    eph_zbytes: int = 0
-    eph_zbytes_max: int = 0
-    pers_zbytes: int = 0
-    pers_zbytes_max: int = 0
-    compress_poor: int = 0
-    mean_compress_poor: int = 0
-    failed_eph_puts: int = 0
-    failed_pers_puts: int = 0
-    evicted_eph_zpages: int = 0
-    eph_ate_tail: int = 0
-    eph_ate_tail_failed: int = 0
-    pers_ate_eph: int = 0
-    pers_ate_eph_failed: int = 0
-    zero_filled_pages: int = 0
-    same_filled_pages: int = 0
-
-
 class ZCache:
     """lz4-compressed pages within a memory budget; implements `ramster.tmem.PageStore`."""
 
@@ -88,8 +69,11 @@ class ZCache:
         self._versions = array("Q")
         self._backrefs = array("Q")
         self._free_slots = array("I")
-        self._eph_order = PutOrder()
-        self._pers_order = PutOrder()
+        # Eviction takes the oldest ephemeral page, local or foreign; shipping to peers takes
+        # the oldest remotable page of a class. Each order counts the live pages it holds.
+        self._evict_order = PutOrder()
+        self._ship_orders = (PutOrder(), PutOrder())
+        self._remotable = [0, 0]
         self._used = 0
         self._eph_bytes = 0
         self._raw_bytes = 0
@@ -112,7 +96,12 @@ class ZCache:
         return self._used
 
     def create(
-        self, data: bytes | PackedPage, persistent: bool, version: int, backref: int
+        self,
+        data: bytes | PackedPage,
+        persistent: bool,
+        version: int,
+        backref: int,
+        remotable: bool = True,
     ) -> Created | Rejected:
         stats = self.stats
         if isinstance(data, PackedPage):
@@ -159,7 +148,8 @@ class ZCache:
             LIVE
             | (PERSISTENT if persistent else 0)
             | (SAME_FILLED if same_filled else 0)
-            | (page_size.bit_length() - 1) << PAGE_SHIFT_BIT
+            | (REMOTABLE if remotable else 0)
+            | (page_size.bit_length() - 1 - MIN_PAGE_SHIFT) << PAGE_SHIFT_BIT
         )
         if self._free_slots:
             slot = self._free_slots.pop()
@@ -176,22 +166,20 @@ class ZCache:
             self._used += SLOT_BYTES
         self._used += page_cost
         self._raw_bytes += page_size
+        if remotable:
+            self._remotable[persistent] += 1
+            self._push(self._ship_orders[persistent], slot, version, self._remotable[persistent])
         if persistent:
-            self._pers_order.push(slot, version)
             stats.pers_zpages += 1
-            if len(self._pers_order) > 2 * stats.pers_zpages + COMPACT_SLACK:
-                self._pers_order.compact(self._holds)
             stats.pers_zbytes += zsize
             if stats.pers_zpages > stats.pers_zpages_max:
                 stats.pers_zpages_max = stats.pers_zpages
             if stats.pers_zbytes > stats.pers_zbytes_max:
                 stats.pers_zbytes_max = stats.pers_zbytes
         else:
-            self._eph_order.push(slot, version)
+            self._push(self._evict_order, slot, version, stats.eph_zpages + 1)
             self._eph_bytes += page_cost
             stats.eph_zpages += 1
-            if len(self._eph_order) > 2 * stats.eph_zpages + COMPACT_SLACK:
-                self._eph_order.compact(self._holds)
             stats.eph_zbytes += zsize
             if stats.eph_zpages > stats.eph_zpages_max:
                 stats.eph_zpages_max = stats.eph_zpages
@@ -216,9 +204,12 @@ class ZCache:
         flags = self._flags[slot]
         payload = self._payloads[slot]
         assert flags & LIVE and payload is not None, f"slot {slot} is already free"
+        persistent = bool(flags & PERSISTENT)
         freed = (0 if flags & SAME_FILLED else payload_heap_bytes(len(payload))) + PAGE_BYTES
         stats = self.stats
-        if flags & PERSISTENT:
+        if flags & REMOTABLE:
+            self._remotable[persistent] -= 1
+        if persistent:
             stats.pers_zpages -= 1
             stats.pers_zbytes -= len(payload)
         else:
@@ -226,7 +217,7 @@ class ZCache:
             stats.eph_zbytes -= len(payload)
             self._eph_bytes -= freed
         self._used -= freed
-        self._raw_bytes -= 1 << (flags >> PAGE_SHIFT_BIT)
+        self._raw_bytes -= _page_size(flags)
         self._payloads[slot] = None
         self._flags[slot] = 0
         self._free_slots.append(slot)
@@ -240,9 +231,29 @@ class ZCache:
         counters["memory_bytes"] = self.config.memory
         return counters
 
+    def backref(self, slot: int) -> int:
+        return self._backrefs[slot]
+
+    def oldest_remotable(self, persistent: bool, max_pages: int) -> list[int]:
+        """Up to `max_pages` remotable pages of a class, oldest put first, taken out of the
+        shipping order: `requeue` the ones that could not be shipped."""
+        order, holds = self._ship_orders[persistent], self._holds
+        slots: list[int] = []
+        while len(slots) < max_pages and (slot := order.pop_oldest(holds)) >= 0:
+            slots.append(slot)
+        return slots
+
+    def requeue(self, slot: int) -> None:
+        """Put a page that was taken for shipping back in its order (at the young end)."""
+        flags = self._flags[slot]
+        assert flags & LIVE and flags & REMOTABLE, f"slot {slot} is not a remotable page"
+        self._ship_orders[bool(flags & PERSISTENT)].push(slot, self._versions[slot])
+
     def put_order(self, persistent: bool) -> list[int]:
-        """Live slots of one class, oldest put first."""
-        return (self._pers_order if persistent else self._eph_order).live(self._holds)
+        """Live pages of one class, oldest put first: every ephemeral page in eviction order;
+        the remotable persistent pages in shipping order."""
+        order = self._ship_orders[True] if persistent else self._evict_order
+        return order.live(self._holds)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -252,8 +263,13 @@ class ZCache:
     def _holds_eph(self, slot: int, version: int) -> bool:
         return self._flags[slot] & (LIVE | PERSISTENT) == LIVE and self._versions[slot] == version
 
+    def _push(self, order: PutOrder, slot: int, version: int, live: int) -> None:
+        order.push(slot, version)
+        if len(order) > 2 * live + COMPACT_SLACK:
+            order.compact(self._holds)
+
     def _evict_oldest_eph(self) -> tuple[int, int]:
-        slot = self._eph_order.pop_oldest(self._holds_eph)
+        slot = self._evict_order.pop_oldest(self._holds_eph)
         assert slot >= 0, "ephemeral bytes accounted but no ephemeral page left"
         before = self._used
         backref = self._backrefs[slot]
@@ -266,3 +282,7 @@ class ZCache:
             self.stats.failed_pers_puts += 1
         else:
             self.stats.failed_eph_puts += 1
+
+
+def _page_size(flags: int) -> int:
+    return 1 << (((flags >> PAGE_SHIFT_BIT) & 7) + MIN_PAGE_SHIFT)

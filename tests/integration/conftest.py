@@ -11,12 +11,14 @@ import contextlib
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.etcd import EtcdProcess
 from tests.support.nodes import start_node
 from tests.support.processes import ManagedProcess
 
@@ -24,6 +26,7 @@ READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 
 NODES = pytest.StashKey[list["NodeProcess"]]()
+ETCDS = pytest.StashKey[list[EtcdProcess]]()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -41,7 +44,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
 class NodeProcess:
     """One `ramster node`: `start` waits until it serves (`tests.support.nodes.start_node`);
     `stop` (SIGTERM) and `kill` (SIGKILL) end it by PID; `start` again restarts it with the same
-    options, on the same port if `listen` names one."""
+    options, on the same port if `listen` names one. `extra_flags` are further `ramster node`
+    flags (``--metrics``, ``--grace``)."""
 
     def __init__(
         self,
@@ -50,11 +54,12 @@ class NodeProcess:
         listen: str = "127.0.0.1:0",
         memory: str = "64MiB",
         zcache: bool = True,
+        extra_flags: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.name = name
         self.listen = listen
-        self.flags = ("--memory", memory, "--zcache", "on" if zcache else "off")
+        self.flags = ("--memory", memory, "--zcache", "on" if zcache else "off", *extra_flags)
         self.log_path = directory / f"{name}.log"
         self.process: ManagedProcess | None = None
         self.ready: dict[str, Any] = {}
@@ -76,9 +81,11 @@ class NodeProcess:
         )
         return self
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after `STOP_TIMEOUT`; the exit status (None if never started)."""
         if self.process is not None:
-            self.process.stop(STOP_TIMEOUT)
+            return self.process.stop(STOP_TIMEOUT)
+        return None
 
     def kill(self) -> None:
         if self.process is not None:
@@ -163,6 +170,33 @@ def node(node_factory: NodeFactory) -> NodeProcess:
     return node_factory.start("node1")
 
 
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
+    """One etcd shared by a module's tests: use it through `etcd_cluster`, never stop it."""
+    process = EtcdProcess(tmp_path_factory.mktemp("etcd")).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def etcd_cluster(etcd: EtcdProcess, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A cluster name no other test uses, in the module's `etcd`; its keys are wiped after."""
+    request.node.stash.setdefault(ETCDS, []).append(etcd)
+    cluster = f"test-{uuid.uuid4().hex[:12]}"
+    yield cluster
+    etcd.ctl("del", "--prefix", f"/ramster/{cluster}/")
+
+
+@pytest.fixture
+def private_etcd(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EtcdProcess]:
+    """An etcd of the test's own, for tests that kill or restart it; stopped after."""
+    process = EtcdProcess(tmp_path / "etcd")
+    process.directory.mkdir()
+    request.node.stash.setdefault(ETCDS, []).append(process)
+    yield process.start()
+    process.stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -172,4 +206,6 @@ def pytest_runtest_makereport(
         restarts_share_a_log = {node.log_path: node for node in item.stash.get(NODES, [])}
         for node in restarts_share_a_log.values():
             report.sections.append((f"ramster node {node.name}: {node.log_path}", node.log()))
+        for etcd in item.stash.get(ETCDS, []):
+            report.sections.append((f"etcd {etcd.url}: {etcd.log_path}", etcd.log()))
     return report

@@ -99,8 +99,20 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 ramster=True,
                 shutting_down=False,
             )
-            assert await client.params() == {"zcache": "on", "ramster": "on"}
-            assert await client.set_param("ramster", "off") == {"zcache": "on", "ramster": "off"}
+            assert await client.params() == {
+                "zcache": "on",
+                "ramster": "on",
+                "eph_remotify": "on",
+                "pers_remotify": "on",
+                "remote_target": "auto",
+            }
+            assert await client.set_param("ramster", "off") == {
+                "zcache": "on",
+                "ramster": "off",
+                "eph_remotify": "on",
+                "pers_remotify": "on",
+                "remote_target": "auto",
+            }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
                 break

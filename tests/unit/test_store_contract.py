@@ -280,7 +280,7 @@ def test_steady_eviction_evicts_one_page_per_put_and_leaks_no_bytes(
     cost = case.same_cost(*pages)
     capacity = 5
     leave_room(store, capacity * (cost + case.slot_cost))
-    live = []
+    live: list[int] = []
     for version in range(1, 201):
         created = create(store, pages[version % len(pages)], False, version)
         expected = () if version <= capacity else (version - capacity,)

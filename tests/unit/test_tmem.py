@@ -23,7 +23,17 @@ from ramster.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from ramster.tmem import INVALID_OID, PoolSpec, Rejected, RejectReason, Stored, Tmem, TmemLimits
+from ramster.tmem import (
+    INVALID_OID,
+    PageStore,
+    PoolSpec,
+    Rejected,
+    RejectReason,
+    Stored,
+    Tmem,
+    TmemLimits,
+)
+from ramster.tmem.host import OidLike
 from ramster.tmem.local import LocalClient
 from ramster.tmem.pool import OBJECT_BYTES
 from ramster.zcache import PlainStore, ZCache, ZcacheConfig
@@ -47,12 +57,18 @@ INCOMPRESSIBLE = random.Random(7).randbytes(4096)
 
 
 @pytest.fixture
-def tmem() -> Tmem:
-    return Tmem(PlainStore(memory=1 << 20))
+def store() -> PlainStore:
+    return PlainStore(memory=1 << 20)
 
 
-def zcache_tmem() -> Tmem:
-    return Tmem(ZCache(ZcacheConfig(memory=1 << 20)))
+@pytest.fixture
+def tmem(store: PlainStore) -> Tmem:
+    return Tmem(store)
+
+
+def zcache_tmem() -> tuple[Tmem, ZCache]:
+    store = ZCache(ZcacheConfig(memory=1 << 20))
+    return Tmem(store), store
 
 
 def message_of(error: type[RamsterError], call: Callable[[], object]) -> str:
@@ -62,8 +78,8 @@ def message_of(error: type[RamsterError], call: Callable[[], object]) -> str:
     return caught.value.message
 
 
-def store_pages(tmem: Tmem) -> tuple[int, int]:
-    counters = tmem._store.counters()
+def store_pages(store: PageStore) -> tuple[int, int]:
+    counters = store.counters()
     return counters["eph_zpages"], counters["pers_zpages"]
 
 
@@ -174,7 +190,9 @@ def test_a_shared_ephemeral_get_keeps_the_page_unless_free_is_true(tmem: Tmem) -
     assert tmem.get(APP, app_pool, 1, 0) is None
 
 
-def test_destroy_by_one_sharer_keeps_the_pages_for_the_others(tmem: Tmem) -> None:
+def test_destroy_by_one_sharer_keeps_the_pages_for_the_others(
+    tmem: Tmem, store: PlainStore
+) -> None:
     app_pool = tmem.new_pool(APP, SHARED_EPHEMERAL)
     peer_pool = tmem.new_pool(PEER, SHARED_EPHEMERAL)
     tmem.put(APP, app_pool, 1, 0, A)
@@ -187,7 +205,7 @@ def test_destroy_by_one_sharer_keeps_the_pages_for_the_others(tmem: Tmem) -> Non
     )
 
     assert tmem.destroy_pool(PEER, peer_pool) == 2
-    assert store_pages(tmem) == (0, 0)
+    assert store_pages(store) == (0, 0)
     again = tmem.new_pool(APP, SHARED_EPHEMERAL)  # the uuid names a new, empty pool
     assert tmem.get(APP, again, 1, 0) is None
 
@@ -215,7 +233,7 @@ def test_a_shared_pool_of_another_spec_is_refused_and_leaves_no_trace(tmem: Tmem
 # -- get rules ---------------------------------------------------------------------------------
 
 
-def test_a_private_ephemeral_get_is_exclusive(tmem: Tmem) -> None:
+def test_a_private_ephemeral_get_is_exclusive(tmem: Tmem, store: PlainStore) -> None:
     pool = tmem.new_pool(APP, EPHEMERAL)
     tmem.put(APP, pool, 1, 0, A)
 
@@ -223,7 +241,7 @@ def test_a_private_ephemeral_get_is_exclusive(tmem: Tmem) -> None:
     assert tmem.get(APP, pool, 1, 0) is None
     assert tmem.page_version(APP, pool, 1, 0) is None
     assert tmem.counters()["obj_count"] == 0
-    assert store_pages(tmem) == (0, 0)
+    assert store_pages(store) == (0, 0)
 
 
 def test_a_private_ephemeral_get_with_free_false_keeps_the_page(tmem: Tmem) -> None:
@@ -236,7 +254,7 @@ def test_a_private_ephemeral_get_with_free_false_keeps_the_page(tmem: Tmem) -> N
     assert tmem.get(APP, pool, 1, 0) is None
 
 
-def test_a_persistent_get_keeps_the_page_unless_free_is_true(tmem: Tmem) -> None:
+def test_a_persistent_get_keeps_the_page_unless_free_is_true(tmem: Tmem, store: PlainStore) -> None:
     pool = tmem.new_pool(APP, PERSISTENT)
     tmem.put(APP, pool, 1, 0, A)
 
@@ -244,7 +262,7 @@ def test_a_persistent_get_keeps_the_page_unless_free_is_true(tmem: Tmem) -> None
     assert tmem.get(APP, pool, 1, 0, free=False) == A
     assert tmem.get(APP, pool, 1, 0, free=True) == A
     assert tmem.get(APP, pool, 1, 0) is None
-    assert store_pages(tmem) == (0, 0)
+    assert store_pages(store) == (0, 0)
 
 
 def test_once_a_get_misses_later_gets_miss_until_a_new_put(tmem: Tmem) -> None:
@@ -272,7 +290,7 @@ def test_every_put_gets_a_new_higher_version(tmem: Tmem) -> None:
     assert tmem.page_version(APP, app_pool, 2, 0) is None
 
 
-def test_a_duplicate_put_replaces_the_page_and_its_version(tmem: Tmem) -> None:
+def test_a_duplicate_put_replaces_the_page_and_its_version(tmem: Tmem, store: PlainStore) -> None:
     pool = tmem.new_pool(APP, PERSISTENT)
     tmem.put(APP, pool, 1, 0, A)
 
@@ -280,13 +298,13 @@ def test_a_duplicate_put_replaces_the_page_and_its_version(tmem: Tmem) -> None:
 
     assert tmem.page_version(APP, pool, 1, 0) == 2
     assert tmem.get(APP, pool, 1, 0) == B
-    assert store_pages(tmem) == (0, 1)
+    assert store_pages(store) == (0, 1)
     assert repr(tmem) == "<Tmem clients=1 pools=1 objects=1 pages=1>"
 
 
 @pytest.mark.parametrize("spec", [EPHEMERAL, PERSISTENT], ids=["ephemeral", "persistent"])
 def test_a_failed_duplicate_put_leaves_the_key_absent(spec: PoolSpec) -> None:
-    tmem = zcache_tmem()
+    tmem, store = zcache_tmem()
     pool = tmem.new_pool(APP, spec)
     tmem.put(APP, pool, 1, 0, A)
     tmem.put(APP, pool, 1, 1, B)
@@ -296,16 +314,13 @@ def test_a_failed_duplicate_put_leaves_the_key_absent(spec: PoolSpec) -> None:
     assert tmem.page_version(APP, pool, 1, 0) is None
     assert tmem.get(APP, pool, 1, 0, free=False) is None  # never the stale page A
     assert tmem.get(APP, pool, 1, 1, free=False) == B
-    assert store_pages(tmem) == ((1, 0) if spec is EPHEMERAL else (0, 1))
+    assert store_pages(store) == ((1, 0) if spec is EPHEMERAL else (0, 1))
     assert tmem.counters()["obj_count"] == 1
 
 
 def test_a_refused_put_of_a_new_object_leaves_nothing_behind() -> None:
-    tmem = zcache_tmem()
+    tmem, store = zcache_tmem()
     pool = tmem.new_pool(APP, PERSISTENT)
-    store = tmem._store
-    assert isinstance(store, ZCache)
-
     assert tmem.put(APP, pool, 1, 0, INCOMPRESSIBLE) == Rejected(RejectReason.COMPRESS_POOR)
 
     assert tmem.counters()["obj_count"] == 0
@@ -333,7 +348,7 @@ def test_flush_page_reports_whether_it_removed_a_page(tmem: Tmem) -> None:
     assert tmem.counters()["obj_count"] == 0
 
 
-def test_flush_object_removes_every_page_of_the_object(tmem: Tmem) -> None:
+def test_flush_object_removes_every_page_of_the_object(tmem: Tmem, store: PlainStore) -> None:
     pool = tmem.new_pool(APP, PERSISTENT)
     for index in (0, 1, 7):
         tmem.put(APP, pool, (1, 2, 3), index, A)
@@ -345,10 +360,12 @@ def test_flush_object_removes_every_page_of_the_object(tmem: Tmem) -> None:
     assert tmem.get(APP, pool, 1, 0) == B
     counters = tmem.counters()
     assert (counters["flobj_total"], counters["flobj_found"], counters["obj_count"]) == (2, 1, 1)
-    assert store_pages(tmem) == (0, 1)
+    assert store_pages(store) == (0, 1)
 
 
-def test_destroy_pool_returns_the_pages_it_flushed_and_forgets_the_pool(tmem: Tmem) -> None:
+def test_destroy_pool_returns_the_pages_it_flushed_and_forgets_the_pool(
+    tmem: Tmem, store: PlainStore
+) -> None:
     pool = tmem.new_pool(APP, PERSISTENT)
     other = tmem.new_pool(APP, EPHEMERAL)
     for oid, index in [(1, 0), (1, 1), (2, 0)]:
@@ -367,7 +384,7 @@ def test_destroy_pool_returns_the_pages_it_flushed_and_forgets_the_pool(tmem: Tm
     assert tmem.destroy_pool(APP, other) == 0  # the get above took its one page
     counters = tmem.counters()
     assert (counters["obj_count"], counters["obj_count_max"], counters["pool_count"]) == (0, 3, 0)
-    assert tmem._store.counters()["used_bytes"] == 0  # pages and objects all given back
+    assert store.counters()["used_bytes"] == 0  # pages and objects all given back
 
 
 def test_obj_count_follows_objects_with_pages(tmem: Tmem) -> None:
@@ -461,7 +478,7 @@ def test_a_bad_oid_is_refused_by_every_operation(tmem: Tmem, oid: object, messag
 def test_the_largest_oids_and_indices_are_keys(tmem: Tmem) -> None:
     pool = tmem.new_pool(APP, PERSISTENT)
     top = 2**64 - 1
-    keys = [(top, 2**32 - 1), ((top, top, top - 1), 0), ((0, 0, 0), 0)]
+    keys: list[tuple[OidLike, int]] = [(top, 2**32 - 1), ((top, top, top - 1), 0), ((0, 0, 0), 0)]
     for oid, index in keys:
         assert isinstance(tmem.put(APP, pool, oid, index, A), Stored)
     assert [tmem.get(APP, pool, oid, index) for oid, index in keys] == [A] * 3
@@ -525,7 +542,7 @@ def test_errors_say_how_they_travel_and_whether_to_retry() -> None:
     ids=["index", "data", "oid"],
 )
 def test_put_many_validates_every_page_before_storing_any(
-    tmem: Tmem, bad: tuple[object, int, bytes], message: str
+    tmem: Tmem, store: PlainStore, bad: tuple[object, int, bytes], message: str
 ) -> None:
     pool = tmem.new_pool(APP, PERSISTENT)
     pages = [(1, 0, A), (1, 1, B), (2, 0, C), bad]
@@ -533,19 +550,19 @@ def test_put_many_validates_every_page_before_storing_any(
     assert message_of(InvalidArgument, lambda: tmem.put_many(APP, pool, pages)) == message  # type: ignore[arg-type]
 
     assert tmem.get_many(APP, pool, [(1, 0), (1, 1), (2, 0)]) == [None] * 3
-    assert store_pages(tmem) == (0, 0)
+    assert store_pages(store) == (0, 0)
     assert tmem.counters()["obj_count"] == 0
     assert tmem.put(APP, pool, 1, 0, A) == Stored(1)
 
 
 def test_put_many_and_get_many_answer_page_by_page() -> None:
-    tmem = zcache_tmem()
+    tmem, _ = zcache_tmem()
     pool = tmem.new_pool(APP, PERSISTENT)
 
     outcomes = tmem.put_many(APP, pool, [(1, 0, A), (1, 1, INCOMPRESSIBLE), ((0, 0, 9), 5, C)])
 
     assert outcomes == [Stored(1), Rejected(RejectReason.COMPRESS_POOR), Stored(3)]
-    keys = [(1, 0), (1, 1), ((0, 0, 9), 5)]
+    keys: list[tuple[OidLike, int]] = [(1, 0), (1, 1), ((0, 0, 9), 5)]
     assert tmem.get_many(APP, pool, keys) == [A, None, C]
     assert tmem.get_many(APP, pool, keys, free=True) == [A, None, C]
     assert tmem.get_many(APP, pool, keys) == [None] * 3
@@ -569,7 +586,7 @@ def test_repr_counts_clients_pools_objects_and_pages(tmem: Tmem) -> None:
 
 
 def test_local_client_is_one_clients_view_of_the_host() -> None:
-    tmem = zcache_tmem()
+    tmem, _ = zcache_tmem()
     app, peer = LocalClient(tmem, APP), LocalClient(tmem, PEER)
     swap = app.new_pool(persistent=True)
     cache = app.new_pool(shared_uuid=SHARED)
@@ -590,7 +607,7 @@ def test_local_client_is_one_clients_view_of_the_host() -> None:
     assert app.flush_object(cache, 5) is True
     assert app.flush_object(cache, 5) is False
 
-    assert app.destroy_pool(cache) is None
+    app.destroy_pool(cache)
     assert message_of(PoolNotFound, lambda: app.get(cache, 5, 1)) == (
         "pool_id 1 does not exist for client 'app'"
     )

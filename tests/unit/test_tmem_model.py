@@ -5,7 +5,10 @@ evicted and persistent puts are refused for want of room, while a model of dicts
 key may hold. The model cannot know which ephemeral page the store evicts, so an ephemeral
 entry is "this page or nothing"; everything else is exact:
 
-- a get never returns a page other than the last one stored at its key;
+- a get never returns a page other than the last one stored at its key, and every key holds
+  the version of its last stored put, or (ephemeral keys only) nothing: an ephemeral page found
+  gone was evicted, and from then on gets of its key must miss;
+- a get frees exactly when the pool's rule or its `free` argument says so;
 - a persistent page whose put returned `Stored` is returned until it is flushed, freed by a
   get, or its pool destroyed;
 - a refused put leaves its key absent, even if a page was there before;
@@ -311,9 +314,13 @@ class TmemMachine(RuleBasedStateMachine):
 def test_tmem_agrees_with_a_dict_model(make_store: Callable[[], PageStore]) -> None:
     tally: Counter[str] = Counter()
 
+    class Machine(TmemMachine):
+        def __init__(self) -> None:
+            super().__init__(make_store, tally)
+
     run_state_machine_as_test(
-        lambda: TmemMachine(make_store, tally),
-        settings=settings(max_examples=300, stateful_step_count=40, deadline=None),
+        Machine,
+        settings=settings(max_examples=300, stateful_step_count=40, deadline=None, print_blob=True),
     )
 
     assert tally["evicted"] > 0

@@ -23,7 +23,13 @@ from ramster.zcache import PlainStore, ZCache, ZcacheConfig
 from ramster.zcache.codec import compress_page, decompress_page
 from ramster.zcache.lru import PutOrder
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
-from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
+from ramster.zcache.store import (
+    COMPACT_SLACK,
+    PAGE_BYTES,
+    PUT_ORDER_BYTES,
+    SLOT_BYTES,
+    payload_heap_bytes,
+)
 
 MIB = 1 << 20
 
@@ -309,9 +315,9 @@ def test_repr_names_pages_sizes_budget_and_refusals() -> None:
         put(store, b"\xab" * 4096, persistent=True)
     put(store, random.Random(1).randbytes(4096), persistent=False)
 
-    assert store.used_bytes == 1024 * (PAGE_BYTES + SLOT_BYTES) == 45 * 1024
+    assert store.used_bytes == 1024 * (PAGE_BYTES + SLOT_BYTES) == 57 * 1024
     assert repr(store) == (
-        "<ZCache pages=1024 raw=4.0MiB stored=1.0KiB used=45.0KiB/1.0MiB rejected=1>"
+        "<ZCache pages=1024 raw=4.0MiB stored=1.0KiB used=57.0KiB/1.0MiB rejected=1>"
     )
 
 
@@ -334,8 +340,10 @@ def test_put_and_free_without_pressure_does_not_grow_memory() -> None:
     finally:
         tracemalloc.stop()
 
-    # 12 bytes of put order a put would be 144000 bytes if freed pages' entries were kept.
-    assert grown < 32 * 1024
+    # 12 bytes of put order a put would be 144000 bytes (216000 counting an ephemeral page's
+    # two orders) if freed pages' entries were kept; compaction bounds each of the three orders
+    # to COMPACT_SLACK stale entries.
+    assert grown < 3 * COMPACT_SLACK * PUT_ORDER_BYTES + 8 * 1024
     assert store.put_order(False) == store.put_order(True) == []
 
 

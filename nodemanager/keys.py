@@ -1,0 +1,127 @@
+"""Where membership lives in etcd and how a node's entry is written. Pure: no I/O.
+
+Every key sits under ``/ramster/<cluster>/``:
+
+- ``names/<name>`` → the node number claimed once for that name (decimal text, never deleted);
+- ``next_number`` → the lowest number never handed out yet (decimal text; absent means 1);
+- ``nodes/<number>`` → `MemberInfo` as JSON, bound to the node's lease;
+- ``params/<name>`` → the value of a cluster-wide module param.
+
+Not here: talking to etcd (`nodemanager.etcd`), the view built from these keys (`nodemanager.view`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from nodemanager.model import MemberInfo
+from ramster.errors import InvalidArgument
+
+ROOT = "/ramster/"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+"""Cluster, node and param names: the same rule as `ramster.config.NodeConfig.name`."""
+
+KeyKind = Literal["names", "nodes", "params", "next_number"]
+
+
+def check_name(field: str, value: str) -> str:
+    """`value` if it is a valid cluster, node or param name, else `InvalidArgument`."""
+    if not _NAME.match(value):
+        raise InvalidArgument.field(field, value, "1-63 letters, digits or ._- (no '/')")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterKeys:
+    """The key layout of one cluster."""
+
+    cluster: str
+
+    def __post_init__(self) -> None:
+        check_name("cluster", self.cluster)
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT}{self.cluster}/"
+
+    @property
+    def next_number(self) -> str:
+        return f"{self.prefix}next_number"
+
+    def name(self, name: str) -> str:
+        return f"{self.prefix}names/{name}"
+
+    def node(self, number: int) -> str:
+        return f"{self.prefix}nodes/{number}"
+
+    def param(self, name: str) -> str:
+        return f"{self.prefix}params/{name}"
+
+    def classify(self, key: str) -> tuple[KeyKind, str] | None:
+        """What `key` is, and the name or number after its folder; None for a foreign key."""
+        if not key.startswith(self.prefix):
+            return None
+        rest = key[len(self.prefix) :]
+        if rest == "next_number":
+            return "next_number", ""
+        folder, sep, leaf = rest.partition("/")
+        if not sep or not leaf or "/" in leaf:
+            return None
+        if folder == "names":
+            return "names", leaf
+        if folder == "params":
+            return "params", leaf
+        if folder == "nodes" and leaf.isdigit():
+            return "nodes", leaf
+        return None
+
+
+_FIELDS: dict[str, type] = {
+    "number": int,
+    "name": str,
+    "address": str,
+    "epoch": str,
+    "capacity_bytes": int,
+    "free_bytes": int,
+    "zcache": bool,
+    "ramster": bool,
+}
+
+
+def encode_member(info: MemberInfo) -> str:
+    """The JSON stored at ``nodes/<number>``: every field of `info`, keys sorted."""
+    return json.dumps(dataclasses.asdict(info), sort_keys=True, separators=(",", ":"))
+
+
+def decode_member(raw: bytes | str, number: int) -> MemberInfo:
+    """The `MemberInfo` stored at ``nodes/<number>``; `InvalidArgument` naming the first bad field.
+
+    Unknown fields are ignored (a newer node may publish more); ``zcache`` and ``ramster`` default
+    to true when absent, like the dataclass.
+    """
+    where = f"nodes/{number}"
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidArgument(f"{where} holds {raw!r}: expected a JSON object") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"{where} holds {raw!r}: expected a JSON object")
+    values: dict[str, object] = {}
+    for field, kind in _FIELDS.items():
+        if field not in data:
+            if field in ("zcache", "ramster"):
+                continue
+            raise InvalidArgument(f"{where} has no field {field!r}")
+        value = data[field]
+        # bool is an int in Python; a count given as true/false is still malformed.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise InvalidArgument.field(f"{where} field {field}", value, f"a JSON {kind.__name__}")
+        values[field] = value
+    if values["number"] != number:
+        raise InvalidArgument.field(f"{where} field number", values["number"], f"{number}")
+    return MemberInfo(**values)  # type: ignore[arg-type]

@@ -1,0 +1,145 @@
+"""`ClusterAgent`: one node's place in the cluster — membership, peers, params, and switches.
+
+It joins through a `Membership` (etcd, or a static peer list), publishes the node's free bytes
+every `publish_interval`, hands each new view to the remote layer, forgets foreign pages of
+origins that left or restarted under a new epoch, and applies module params, whether set on this
+node (`Admin.SetParam`) or cluster-wide (etcd ``params/``). Switching `ramster` off brings the
+persistent pages home first and is reported only once that is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from nodemanager.model import MemberInfo, Membership
+from ramster.backend import Backend
+from ramster.errors import RamsterError
+from ramster.params import parse_switch
+from ramster.remote.layer import RemoteLayer
+from ramster.remote.policy import RemotifyConfig
+from ramster.state import StateFeed
+from ramster.tmem.foreign import drop_origin, origins
+
+log = logging.getLogger("ramster.cluster")
+
+
+class ClusterAgent:
+    """Membership, remote layer and module params of one node."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        feed: StateFeed,
+        membership: Membership,
+        me: MemberInfo,
+        remotify: RemotifyConfig,
+        publish_interval: float = 1.0,
+    ) -> None:
+        self._backend = backend
+        self._feed = feed
+        self._membership = membership
+        self._me = me
+        self._remotify = remotify
+        self._publish_interval = publish_interval
+        self.remote: RemoteLayer | None = None
+        self._publisher: asyncio.Task[None] | None = None
+        self._params_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<ClusterAgent node {self._me.number} {self.remote!r}>"
+
+    @property
+    def number(self) -> int:
+        return self._me.number
+
+    async def start(self) -> int:
+        """Join the cluster; return this node's number."""
+        self.remote = RemoteLayer(self._backend, 0, self._me.epoch, self._remotify)
+        number = await self._membership.start(self._info(), self._on_members, self._on_params)
+        self._me = replace(self._me, number=number)
+        self.remote.me = number
+        self.remote.start()
+        self._publisher = asyncio.create_task(self._publish_forever(), name="ramster-publish")
+        return number
+
+    async def stop(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            await asyncio.gather(self._publisher, return_exceptions=True)
+        if self.remote is not None:
+            await self.remote.stop()
+        await self._membership.stop()
+
+    async def set_param(self, name: str, value: str) -> dict[str, str]:
+        """Set a module param on this node; every param after the change."""
+        async with self._params_lock:
+            switching_off = name == "ramster" and not parse_switch(name, value)
+            if switching_off and self._backend.ramster and self.remote is not None:
+                await self.remote.bring_home()
+            changed = self._backend.set_param(name, value)
+        if changed:
+            await self._publish_state()
+            await self._membership.publish(self._info())
+            if self.remote is not None:
+                self.remote.wake()
+        return self._backend.params.as_text()
+
+    # -- membership callbacks ----------------------------------------------------------------
+
+    async def _on_members(self, members: dict[int, MemberInfo]) -> None:
+        if self.remote is not None:
+            # The first view arrives before start() returns, once the number is claimed.
+            self.remote.me = self._membership.node_number
+            await self.remote.set_members(members)
+        tmem = self._backend.tmem
+        if tmem is None:
+            return
+        live = {f"peer:{info.number}:{info.epoch}" for info in members.values()}
+        for origin in origins(tmem):
+            if origin not in live:
+                dropped = drop_origin(tmem, origin)
+                log.info("dropped %d pages of %s: it left or restarted", dropped, origin)
+
+    async def _on_params(self, params: dict[str, str]) -> None:
+        current = self._backend.params.as_text()
+        for name, value in sorted(params.items()):
+            if current.get(name) == value:
+                continue
+            try:
+                await self.set_param(name, value)
+                log.info("cluster param %s = %s applied", name, value)
+            except RamsterError as error:
+                log.warning("cluster param %s = %s not applied: %s", name, value, error.message)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def _info(self) -> MemberInfo:
+        store = self._backend.store
+        memory = self._backend.config.memory
+        return replace(
+            self._me,
+            capacity_bytes=memory,
+            free_bytes=max(0, memory - store.used_bytes) if store is not None else 0,
+            zcache=self._backend.zcache,
+            ramster=self._backend.ramster,
+        )
+
+    async def _publish_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._publish_interval)
+            try:
+                await self._membership.publish(self._info())
+            except RamsterError as error:
+                log.warning("publishing node info failed: %s", error.message)
+
+    async def _publish_state(self) -> None:
+        backend = self._backend
+        await self._feed.publish(
+            self._feed.status.but(
+                zcache=backend.zcache,
+                ramster=backend.ramster,
+                backend_generation=backend.generation,
+            )
+        )

@@ -1,0 +1,281 @@
+"""`RemoteLayer`: the async half of RAMster on one node.
+
+It keeps a `PeerLink` per live member, and in the background, every `interval` or when woken,
+first sends the queued flushes of remote copies, then — above the high watermark, with the
+`ramster` param on — ships the oldest pages in batches to the chosen peer until the store is
+below the low watermark. It serves gets of remote pages (one request per page however many
+callers wait for it) and, when `ramster` is switched off, brings persistent pages home before
+the switch is reported. Counters keep the kernel's names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+from nodemanager.model import MemberInfo
+from ramster.backend import Backend
+from ramster.errors import FailedPrecondition, RamsterError
+from ramster.remote.links import PeerLink
+from ramster.remote.policy import RemotifyConfig, bytes_to_ship, classes_to_ship, pick_target
+from ramster.tmem import Tmem
+from ramster.tmem.remote import RemoteFlush, RemoteRef
+from ramster.tmem.shipping import (
+    complete_shipments,
+    drain_flushes,
+    localify,
+    remote_refs,
+    repatriate,
+    take_shipments,
+)
+from ramster.tmem.store import PackedPage
+
+log = logging.getLogger("ramster.remote")
+
+FetchKey = tuple[int, int, int, bool]
+"""(obj_id, index, version, free): concurrent gets of one remote page share one request."""
+
+
+class RemoteLayer:
+    """Links to peers, the shipping loop, and remote gets for node `me` of epoch `epoch`."""
+
+    def __init__(self, backend: Backend, me: int, epoch: str, config: RemotifyConfig) -> None:
+        self._backend = backend
+        self.me = me
+        self._epoch = epoch
+        self.config = config
+        self.members: dict[int, MemberInfo] = {}
+        self._links: dict[int, PeerLink] = {}
+        self._failed_until: dict[int, float] = {}
+        self._inflight: dict[FetchKey, asyncio.Future[PackedPage | None]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.counters = dict.fromkeys(
+            (
+                "remote_pages_flushed",
+                "remote_page_flushes_failed",
+                "remote_objects_flushed",
+                "remote_pools_flushed",
+                "remote_gets_sent",
+                "remotify_batches",
+            ),
+            0,
+        )
+
+    def __repr__(self) -> str:
+        return f"<RemoteLayer node {self.me} peers={sorted(self._links)}>"
+
+    # -- membership --------------------------------------------------------------------------
+
+    async def set_members(self, members: dict[int, MemberInfo]) -> None:
+        """Follow the cluster view: open links to new peers, close links to gone ones."""
+        self.members = dict(members)
+        for number, info in members.items():
+            link = self._links.get(number)
+            if number == self.me or (link is not None and link.address == info.address):
+                continue
+            if link is not None:
+                await link.close()
+            self._links[number] = PeerLink(
+                number, info.address, self.me, self._epoch, self.config.peer_timeout
+            )
+        for number in [n for n in self._links if n not in members]:
+            await self._links.pop(number).close()
+        self._wake.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ramster-remotify")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for link in self._links.values():
+            await link.close()
+        self._links.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def note_pressure(self) -> None:
+        """Called after puts: start shipping now if the store is past its high watermark."""
+        store = self._backend.store
+        if (
+            store is not None
+            and store.used_bytes > store.config.high_watermark * store.config.memory
+        ):
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.interval)
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("remotify round failed")
+
+    async def tick(self) -> int:
+        """One round: send queued flushes, then ship while above the watermark; pages shipped."""
+        tmem, store = self._backend.tmem, self._backend.store
+        if tmem is None or store is None:
+            return 0
+        await self._send_flushes(tmem)
+        config = store.config
+        shipped = 0
+        for persistent in classes_to_ship(self._backend.params):
+            while bytes_to_ship(
+                store.used_bytes, config.memory, config.high_watermark, config.low_watermark
+            ):
+                target = pick_target(self.members, self.me, self._backend.params, self._skip())
+                if target is None or target not in self._links:
+                    return shipped
+                moved = await self._ship(tmem, target, persistent)
+                if moved == 0:
+                    break
+                shipped += moved
+                await self._send_flushes(tmem)
+        return shipped
+
+    async def _ship(self, tmem: Tmem, target: int, persistent: bool) -> int:
+        shipments = take_shipments(
+            tmem, persistent, self.config.batch_pages, self.config.batch_bytes
+        )
+        if not shipments:
+            return 0
+        try:
+            stored = await self._links[target].put(shipments)
+        except RamsterError as error:
+            self._mark_failed(target, error)
+            stored = [False] * len(shipments)
+        self.counters["remotify_batches"] += 1
+        if not any(stored):
+            self._mark_failed(target, None)
+        return complete_shipments(tmem, target, shipments, stored)
+
+    # -- flushes -----------------------------------------------------------------------------
+
+    async def _send_flushes(self, tmem: Tmem) -> None:
+        flushes = drain_flushes(tmem)
+        by_node: dict[int, list[RemoteFlush]] = defaultdict(list)
+        for flush in flushes:
+            by_node[flush.node].append(flush)
+        for node, batch in by_node.items():
+            link = self._links.get(node)
+            if link is None:  # the holder left: its copies went with it
+                continue
+            try:
+                await link.flush(batch)
+            except RamsterError as error:
+                self.counters["remote_page_flushes_failed"] += len(batch)
+                log.warning("flushes to node %d failed: %s", node, error.message)
+                continue
+            for flush in batch:
+                kind = (
+                    "remote_pools_flushed"
+                    if flush.oid is None
+                    else "remote_objects_flushed"
+                    if flush.index is None
+                    else "remote_pages_flushed"
+                )
+                self.counters[kind] += 1
+
+    # -- gets --------------------------------------------------------------------------------
+
+    async def fetch(self, refs: Sequence[RemoteRef], free: bool) -> list[PackedPage | None]:
+        """The pages of `refs`, checked against the tree again once they arrive."""
+        futures = []
+        wanted: dict[int, list[RemoteRef]] = defaultdict(list)
+        loop = asyncio.get_running_loop()
+        for ref in refs:
+            key = (ref.obj_id, ref.index, ref.version, free)
+            future = self._inflight.get(key)
+            if future is None:
+                future = self._inflight[key] = loop.create_future()
+                wanted[ref.node].append(ref)
+            futures.append(future)
+        await asyncio.gather(
+            *(self._fetch_from(node, batch, free) for node, batch in wanted.items())
+        )
+        return [await future for future in futures]
+
+    async def _fetch_from(self, node: int, refs: list[RemoteRef], free: bool) -> None:
+        link = self._links.get(node)
+        answers: list[tuple[PackedPage, int] | None] | None = None
+        if link is not None:
+            try:
+                answers = await link.get(refs, free)
+                self.counters["remote_gets_sent"] += 1
+            except RamsterError as error:
+                log.warning("remote get from node %d failed: %s", node, error.message)
+        tmem = self._backend.tmem
+        for n, ref in enumerate(refs):
+            future = self._inflight.pop((ref.obj_id, ref.index, ref.version, free))
+            if tmem is None:
+                future.set_result(None)
+            elif answers is None:
+                # The holder is unreachable: a miss, and the handle stays for a later get.
+                future.set_result(None)
+            else:
+                answer = answers[n]
+                page = answer[0] if answer is not None and answer[1] == ref.version else None
+                future.set_result(localify(tmem, ref, page, free and answer is not None))
+
+    # -- switching ramster off ---------------------------------------------------------------
+
+    async def bring_home(self) -> int:
+        """Repatriate every remote persistent page and drop remote ephemeral ones; raise
+        FailedPrecondition, leaving the rest remote, if the store has no room for them."""
+        tmem = self._backend.tmem
+        if tmem is None:
+            return 0
+        home = 0
+        refs = remote_refs(tmem, persistent=True)
+        for node in sorted({ref.node for ref in refs}):
+            batch = [ref for ref in refs if ref.node == node]
+            for start in range(0, len(batch), self.config.batch_pages):
+                chunk = batch[start : start + self.config.batch_pages]
+                home += await self._repatriate(tmem, node, chunk)
+        left = len(remote_refs(tmem, persistent=True))
+        if left:
+            raise FailedPrecondition(
+                f"{left} persistent pages could not come home (store full or holder "
+                "unreachable): ramster stays on"
+            )
+        for ref in remote_refs(tmem, persistent=False):
+            localify(tmem, ref, None, freed=False)
+        await self._send_flushes(tmem)
+        return home
+
+    async def _repatriate(self, tmem: Tmem, node: int, refs: list[RemoteRef]) -> int:
+        link = self._links.get(node)
+        if link is None:
+            return 0
+        answers = await link.get(refs, free=False)
+        home = 0
+        done = []
+        for ref, answer in zip(refs, answers, strict=True):
+            if answer is not None and answer[1] == ref.version and repatriate(tmem, ref, answer[0]):
+                home += 1
+                done.append(RemoteFlush(node, ref.pool_uid, ref.oid, ref.index))
+        if done:
+            await link.flush(done)
+        return home
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _skip(self) -> frozenset[int]:
+        now = time.monotonic()
+        return frozenset(n for n, until in self._failed_until.items() if until > now)
+
+    def _mark_failed(self, node: int, error: RamsterError | None) -> None:
+        self._failed_until[node] = time.monotonic() + self.config.failure_backoff
+        if error is not None:
+            log.warning("shipping to node %d failed: %s", node, error.message)

@@ -1,0 +1,173 @@
+"""`PeerLink`: the gRPC client of one peer, the r2net connection of the kernel (§A5.4).
+
+One channel per peer; every call carries the origin (this node's number and epoch) and a
+deadline, and a failure is raised once as the `RamsterError` of its status. Pages go out packed
+as stored and come back packed. Not here: what to send when (`ramster.remote.layer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, Self, TypeVar
+
+import grpc
+
+from ramster.api.v1 import peer_pb2, tmem_pb2
+from ramster.rpc.convert import MAX_MESSAGE
+from ramster.rpc.status import error_from_rpc
+from ramster.tmem.keys import Oid
+from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.store import PackedPage
+
+PROTOCOL_VERSION = 1
+
+
+class _Message(Protocol):
+    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
+
+
+class _Response(Protocol):
+    @classmethod
+    def FromString(cls, data: bytes) -> Self: ...
+
+
+M = TypeVar("M", bound=_Response)
+
+
+class PeerLink:
+    """Calls to peer `number` at `address` on behalf of origin (`me`, `epoch`)."""
+
+    def __init__(self, number: int, address: str, me: int, epoch: str, timeout: float) -> None:
+        self.number = number
+        self.address = address
+        self._origin = peer_pb2.Origin(node_number=me, epoch=epoch)
+        self._timeout = timeout
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            (
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"<PeerLink node {self.number} at {self.address}>"
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+    async def hello(self, cluster: str, name: str) -> peer_pb2.HelloResponse:
+        request = peer_pb2.HelloRequest(
+            cluster=cluster,
+            protocol_version=PROTOCOL_VERSION,
+            node_name=name,
+            node_number=self._origin.node_number,
+            epoch=self._origin.epoch,
+        )
+        return await self._call("Hello", request, peer_pb2.HelloResponse)
+
+    async def put(self, shipments: Sequence[Shipment]) -> list[bool]:
+        """Store pages on the peer; True for each it took."""
+        request = peer_pb2.PeerPutRequest(
+            origin=self._origin,
+            pages=[
+                peer_pb2.RemotePage(
+                    pool=s.pool_uid,
+                    persistent=s.persistent,
+                    oid=_oid(s.oid),
+                    index=s.index,
+                    version=s.version,
+                    data=s.page.payload,
+                    encoding=_encoding(s.page),
+                    page_size=s.page.page_size,
+                )
+                for s in shipments
+            ],
+        )
+        response = await self._call("PutPages", request, peer_pb2.PeerPutResponse)
+        return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
+
+    async def get(
+        self, refs: Sequence[RemoteRef], free: bool
+    ) -> list[tuple[PackedPage, int] | None]:
+        """Each page with the version the peer holds, or None; `free`: get-and-free."""
+        request = peer_pb2.PeerGetRequest(
+            origin=self._origin,
+            keys=[
+                peer_pb2.RemoteKey(pool=r.pool_uid, oid=_oid(r.oid), index=r.index) for r in refs
+            ],
+            free=free,
+        )
+        response = await self._call("GetPages", request, peer_pb2.PeerGetResponse)
+        same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
+        return [
+            (PackedPage(data, encoding == same, ref.page_size), version) if found else None
+            for ref, found, data, encoding, version in zip(
+                refs,
+                response.found,
+                response.data,
+                response.encodings,
+                response.versions,
+                strict=True,
+            )
+        ]
+
+    async def flush(self, flushes: Sequence[RemoteFlush]) -> int:
+        """Send page, object and pool flushes (in that order); return how many found a copy."""
+        pages = [f for f in flushes if f.oid is not None and f.index is not None]
+        objects = [f for f in flushes if f.oid is not None and f.index is None]
+        pools = [f.pool_uid for f in flushes if f.oid is None]
+        found = 0
+        if pages:
+            request = peer_pb2.PeerFlushPagesRequest(
+                origin=self._origin,
+                keys=[
+                    peer_pb2.RemoteKey(pool=f.pool_uid, oid=_oid(f.oid), index=f.index)
+                    for f in pages
+                    if f.oid is not None
+                ],
+            )
+            found += sum((await self._call("FlushPages", request, _FLUSHED)).flushed)
+        if objects:
+            request_objects = peer_pb2.PeerFlushObjectsRequest(
+                origin=self._origin,
+                objects=[
+                    peer_pb2.RemoteObject(pool=f.pool_uid, oid=_oid(f.oid))
+                    for f in objects
+                    if f.oid is not None
+                ],
+            )
+            found += sum((await self._call("FlushObjects", request_objects, _FLUSHED)).flushed)
+        if pools:
+            request_pools = peer_pb2.PeerDestroyPoolsRequest(origin=self._origin, pools=pools)
+            found += sum((await self._call("DestroyPools", request_pools, _FLUSHED)).flushed)
+        return found
+
+    async def _call(self, method: str, request: _Message, response_type: type[M]) -> M:
+        call = self._channel.unary_unary(
+            f"/ramster.api.v1.Peer/{method}",
+            request_serializer=_serialize,
+            response_deserializer=response_type.FromString,
+        )
+        try:
+            response: M = await call(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error.code(), error.details(), f"Peer/{method}") from None
+        return response
+
+
+_FLUSHED = peer_pb2.PeerFlushResponse
+
+
+def _serialize(message: _Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _oid(oid: Oid | None) -> tmem_pb2.Oid:
+    assert oid is not None
+    return tmem_pb2.Oid(word0=oid[0], word1=oid[1], word2=oid[2])
+
+
+def _encoding(page: PackedPage) -> tmem_pb2.PageEncoding:
+    return tmem_pb2.PAGE_ENCODING_SAME_FILLED if page.same_filled else tmem_pb2.PAGE_ENCODING_LZ4

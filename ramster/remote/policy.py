@@ -1,0 +1,78 @@
+"""When to ship pages, how many, and to which peer: pure decisions (DESIGN §4, §5).
+
+Shipping starts when the store passes its high watermark and goes on down to the low one.
+Ephemeral pages go first (a peer may drop them, so they are cheaper to place). The target is the
+`remote_target` node if it is up and willing, else (auto) the live peer with the most free bytes,
+never this node, skipping peers that recently failed. No I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nodemanager.model import MemberInfo
+from ramster.errors import InvalidArgument
+from ramster.params import ModuleParams
+
+
+@dataclass(frozen=True, slots=True)
+class RemotifyConfig:
+    """How the remote layer ships pages.
+
+    batch_pages: pages per Peer/PutPages call at most (>= 64, default 256).
+    batch_bytes: packed bytes per call at most (>= 256 KiB, default 1 MiB).
+    interval: seconds between pressure checks while idle (default 0.05).
+    peer_timeout: deadline of every peer call in seconds (default 5).
+    failure_backoff: seconds a peer that failed is skipped for placement (default 2).
+    """
+
+    batch_pages: int = 256
+    batch_bytes: int = 1 << 20
+    interval: float = 0.05
+    peer_timeout: float = 5.0
+    failure_backoff: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.batch_pages < 64:
+            raise InvalidArgument.field("batch_pages", self.batch_pages, "an int >= 64")
+        if self.batch_bytes < 256 * 1024:
+            raise InvalidArgument.field("batch_bytes", self.batch_bytes, "bytes >= 256 KiB")
+        for name in ("interval", "peer_timeout", "failure_backoff"):
+            if not getattr(self, name) > 0:
+                raise InvalidArgument.field(name, getattr(self, name), "seconds > 0")
+
+
+def bytes_to_ship(used: int, memory: int, high: float, low: float) -> int:
+    """Bytes to move off this node now: down to the low watermark once above the high one."""
+    if used <= high * memory:
+        return 0
+    return int(used - low * memory)
+
+
+def classes_to_ship(params: ModuleParams) -> list[bool]:
+    """Page classes to ship, in order, as `persistent` flags: ephemeral first."""
+    if not params.ramster:
+        return []
+    classes = []
+    if params.eph_remotify:
+        classes.append(False)
+    if params.pers_remotify:
+        classes.append(True)
+    return classes
+
+
+def pick_target(
+    members: dict[int, MemberInfo], me: int, params: ModuleParams, skip: frozenset[int]
+) -> int | None:
+    """The peer to ship to now, or None if there is none."""
+
+    def willing(info: MemberInfo) -> bool:
+        return info.number != me and info.zcache and info.ramster and info.number not in skip
+
+    if params.remote_target is not None:
+        chosen = members.get(params.remote_target)
+        return chosen.number if chosen is not None and willing(chosen) else None
+    candidates = [info for info in members.values() if willing(info) and info.free_bytes > 0]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda info: (info.free_bytes, -info.number)).number

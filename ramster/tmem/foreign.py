@@ -1,0 +1,120 @@
+"""Pages this node holds for other nodes ("foreign" pages, reference §A5.7).
+
+A holder keeps each origin's pages under a client of their own, named by the origin's number and
+epoch, in pools autocreated under the origin's pool uid, within this node's budget: foreign
+ephemeral pages may be evicted, foreign persistent pages may not, and none is shipped on. Pages
+arrive packed and leave as stored. This module is the core's friend, like `shipping`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ramster.errors import FailedPrecondition
+from ramster.tmem.host import PutOutcome, Tmem
+from ramster.tmem.keys import Oid, PoolSpec
+from ramster.tmem.pool import Pool
+from ramster.tmem.remote import REMOTE
+from ramster.tmem.store import PackedPage
+
+ForeignKey = tuple[int, Oid, int]
+"""(origin pool uid, oid, index)."""
+
+
+def origin_client(node: int, epoch: str) -> str:
+    return f"peer:{node}:{epoch}"
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignPage:
+    pool_uid: int
+    persistent: bool
+    oid: Oid
+    index: int
+    version: int
+    page: PackedPage
+
+
+def put_foreign(tmem: Tmem, origin: str, pages: Sequence[ForeignPage]) -> list[PutOutcome]:
+    """Store pages for `origin`, each under its origin version."""
+    outcomes = []
+    for page in pages:
+        pool = _pool(tmem, origin, page.pool_uid, page.persistent, page.page.page_size)
+        outcomes.append(tmem._put(pool, page.oid, page.index, page.page, version=page.version))
+    return outcomes
+
+
+def get_foreign(
+    tmem: Tmem, origin: str, keys: Sequence[ForeignKey], free: bool
+) -> list[tuple[PackedPage, int] | None]:
+    """Each page with its origin version, or None; `free` drops the copy (get-and-free)."""
+    pools = tmem._clients.get(origin, {})
+    answers: list[tuple[PackedPage, int] | None] = []
+    for pool_uid, oid, index in keys:
+        pool = pools.get(pool_uid)
+        obj = pool.objects.get(oid) if pool is not None else None
+        slot = obj.slot(index) if obj is not None else None
+        if obj is None or slot is None or slot & REMOTE:
+            answers.append(None)
+            continue
+        answers.append(
+            (tmem._store.read_packed(slot, obj.pool.spec.page_size), tmem._store.version(slot))
+        )
+        if free:
+            obj.pop(index)
+            tmem._release(obj, index, slot)
+    return answers
+
+
+def flush_foreign_pages(tmem: Tmem, origin: str, keys: Sequence[ForeignKey]) -> list[bool]:
+    pools = tmem._clients.get(origin, {})
+    return [
+        pool_uid in pools and tmem._flush_page(pools[pool_uid], oid, index)
+        for pool_uid, oid, index in keys
+    ]
+
+
+def flush_foreign_objects(
+    tmem: Tmem, origin: str, objects: Sequence[tuple[int, Oid]]
+) -> list[bool]:
+    pools = tmem._clients.get(origin, {})
+    return [
+        pool_uid in pools and tmem._flush_object(pools[pool_uid], oid) for pool_uid, oid in objects
+    ]
+
+
+def destroy_foreign_pools(tmem: Tmem, origin: str, pool_uids: Sequence[int]) -> list[bool]:
+    pools = tmem._clients.get(origin, {})
+    done = []
+    for uid in pool_uids:
+        pool = pools.pop(uid, None)
+        done.append(pool is not None)
+        if pool is not None:
+            tmem._drop_pool(pool)
+    if origin in tmem._clients and not pools:
+        del tmem._clients[origin]
+    return done
+
+
+def drop_origin(tmem: Tmem, origin: str) -> int:
+    """Forget every page held for `origin` (it left, or restarted under a new epoch)."""
+    pools = tmem._clients.pop(origin, {})
+    return sum(tmem._drop_pool(pool) for pool in pools.values())
+
+
+def origins(tmem: Tmem) -> list[str]:
+    return [client for client in tmem._clients if client.startswith("peer:")]
+
+
+def _pool(tmem: Tmem, origin: str, uid: int, persistent: bool, page_size: int) -> Pool:
+    pools = tmem._clients.setdefault(origin, {})
+    pool = pools.get(uid)
+    if pool is None:
+        pool = pools[uid] = Pool(PoolSpec(persistent, None, page_size), uid, foreign=True)
+    elif pool.spec.persistent != persistent or pool.spec.page_size != page_size:
+        raise FailedPrecondition(
+            f"origin pool {uid} of {origin} is {pool.spec.describe()}, not "
+            f"{PoolSpec(persistent, None, page_size).describe()}"
+        )
+    return pool

@@ -1,0 +1,106 @@
+"""Pages held by peers, as the tmem core sees them (reference §A1.4, §A1.5, §A5.5, §A5.6).
+
+An object's slot with the `REMOTE` bit is a *remote handle*: the peer that holds the page and the
+version it had when shipped (the kernel's fake pampd, without its 8-node limit). The core hands
+out `Shipment`s for remotify and swaps a local page for a handle only if its version is still the
+one shipped (compare-and-swap); a get of a remote page yields a `RemoteRef`, and the fetched bytes
+come back through `Tmem.localify`, which re-checks the key. Flushes of remote pages become
+`RemoteFlush`es, queued for the remote layer. No I/O here.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+from ramster.tmem.keys import Oid
+from ramster.tmem.store import PackedPage
+
+REMOTE = 1 << 31
+"""An object slot value with this bit set is a remote handle, not a store slot."""
+
+REMOTE_HANDLE_BYTES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    """A local page taken to be shipped to a peer, and how to find it again."""
+
+    obj_id: int
+    slot: int
+    pool_uid: int
+    persistent: bool
+    oid: Oid
+    index: int
+    version: int
+    page: PackedPage
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRef:
+    """A page a get found on a peer: fetch it from `node`, then hand it to `Tmem.localify`."""
+
+    node: int
+    obj_id: int
+    pool_uid: int
+    persistent: bool
+    oid: Oid
+    index: int
+    version: int
+    page_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFlush:
+    """A copy a peer holds that must go: one page, a whole object (index None) or a whole pool
+    (oid None). Idempotent on the holder."""
+
+    node: int
+    pool_uid: int
+    oid: Oid | None = None
+    index: int | None = None
+
+
+class RemoteHandles:
+    """The holder's node number and the shipped version of every remote page."""
+
+    __slots__ = ("_free", "_nodes", "_versions", "persistent", "total")
+
+    def __init__(self) -> None:
+        self._nodes = array("I")
+        self._versions = array("Q")
+        self._free = array("I")
+        self.total = 0
+        self.persistent = 0
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __repr__(self) -> str:
+        return f"<RemoteHandles pages={self.total} persistent={self.persistent}>"
+
+    def add(self, node: int, version: int, persistent: bool) -> int:
+        if self._free:
+            n = self._free.pop()
+            self._nodes[n], self._versions[n] = node, version
+        else:
+            n = len(self._nodes)
+            self._nodes.append(node)
+            self._versions.append(version)
+        self.total += 1
+        self.persistent += persistent
+        return REMOTE | n
+
+    def node(self, handle: int) -> int:
+        return self._nodes[handle & ~REMOTE]
+
+    def version(self, handle: int) -> int:
+        return self._versions[handle & ~REMOTE]
+
+    def remove(self, handle: int, persistent: bool) -> int:
+        """Forget a handle; return the node that held its page."""
+        n = handle & ~REMOTE
+        self._free.append(n)
+        self.total -= 1
+        self.persistent -= persistent
+        return self._nodes[n]

@@ -1,0 +1,171 @@
+"""Moving this node's pages to peers and back: the core half of RAMster (reference §A5.2 to §A5.6).
+
+Pure decisions over a `Tmem`'s tree; the remote layer (`ramster.remote`) does the I/O and calls
+back here. Shipping takes the oldest remotable pages; a shipped page becomes a remote handle only
+if it is still the page shipped (same slot, same version) — otherwise the peer's copy is an
+orphan and a flush for it is queued. A fetched page is checked again before it is handed out:
+flushed meanwhile ⇒ miss; overwritten meanwhile ⇒ the newer local page wins. This module is the
+core's friend: it works on the host's private tree, and nothing else does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ramster.tmem.host import INDEX_BITS, INDEX_MASK, Tmem
+from ramster.tmem.pool import TmemObject
+from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.store import Created, PackedPage
+
+
+def take_shipments(tmem: Tmem, persistent: bool, max_pages: int, max_bytes: int) -> list[Shipment]:
+    """The oldest remotable pages of a class, at most `max_pages` and about `max_bytes` packed."""
+    store = tmem._store
+    shipments: list[Shipment] = []
+    size = 0
+    slots = store.oldest_remotable(persistent, max_pages)
+    for n, slot in enumerate(slots):
+        if size >= max_bytes:
+            for rest in slots[n:]:
+                store.requeue(rest)
+            break
+        backref = store.backref(slot)
+        obj = tmem._objects[backref >> INDEX_BITS]
+        pool = obj.pool
+        page = store.read_packed(slot, pool.spec.page_size)
+        size += len(page.payload)
+        shipments.append(
+            Shipment(
+                obj_id=obj.obj_id,
+                slot=slot,
+                pool_uid=pool.uid,
+                persistent=persistent,
+                oid=obj.oid,
+                index=backref & INDEX_MASK,
+                version=store.version(slot),
+                page=page,
+            )
+        )
+    return shipments
+
+
+def complete_shipments(
+    tmem: Tmem, node: int, shipments: Sequence[Shipment], stored: Sequence[bool]
+) -> int:
+    """Swap each page the peer `node` stored for a remote handle (compare-and-swap on slot and
+    version); requeue the ones it refused. Return how many became remote."""
+    counters, store = tmem._counters, tmem._store
+    remoted = 0
+    for shipment, ok in zip(shipments, stored, strict=True):
+        obj = tmem._objects.get(shipment.obj_id)
+        slot = obj.slot(shipment.index) if obj is not None else None
+        unchanged = (
+            obj is not None
+            and slot == shipment.slot
+            and not slot & REMOTE
+            and store.version(slot) == shipment.version
+        )
+        kind = "pers" if shipment.persistent else "eph"
+        if not ok:
+            counters[f"{kind}_pages_remote_failed"] += 1
+            if unchanged:
+                store.requeue(shipment.slot)
+            continue
+        if not unchanged:  # flushed or overwritten while in flight: the peer's copy is stale
+            tmem.remote_flushes.append(
+                RemoteFlush(node, shipment.pool_uid, shipment.oid, shipment.index)
+            )
+            continue
+        assert obj is not None
+        store.free(shipment.slot)
+        obj.replace(shipment.index, tmem._remote.add(node, shipment.version, shipment.persistent))
+        counters[f"{kind}_pages_remoted"] += 1
+        remoted += 1
+    return remoted
+
+
+def localify(
+    tmem: Tmem, ref: RemoteRef, fetched: PackedPage | None, freed: bool
+) -> PackedPage | None:
+    """What a get of `ref` answers once the peer replied with `fetched` (None: it had no such
+    page); `freed` says the peer dropped its copy (get-and-free)."""
+    counters = tmem._counters
+    kind = "pers" if ref.persistent else "eph"
+    obj, handle = _current(tmem, ref)
+    if obj is None or handle is None:  # flushed while waiting: nothing is resurrected
+        counters[f"remote_{kind}_pages_unsucc_get"] += 1
+        return None
+    if not handle & REMOTE:  # put again while waiting: the newer local page wins
+        counters[f"remote_{kind}_pages_unsucc_get"] += 1
+        page = tmem._store.read_packed(handle, ref.page_size)
+        if freed:
+            obj.pop(ref.index)
+            tmem._release(obj, ref.index, handle)
+        return page
+    if tmem._remote.version(handle) != ref.version:
+        counters[f"remote_{kind}_pages_unsucc_get"] += 1
+        return None
+    if fetched is None:
+        counters[f"remote_{kind}_pages_unsucc_get"] += 1
+        if ref.persistent:
+            counters["remote_pers_pages_lost"] += 1
+        _drop_handle(obj, ref.index, handle, tmem)
+        return None
+    counters[f"remote_{kind}_pages_succ_get"] += 1
+    if freed:
+        _drop_handle(obj, ref.index, handle, tmem)
+    return fetched
+
+
+def repatriate(tmem: Tmem, ref: RemoteRef, fetched: PackedPage) -> bool:
+    """Bring a fetched remote page home: a local page with the same version replaces the
+    handle. False if the handle changed meanwhile or the store has no room (it stays remote)."""
+    obj, handle = _current(tmem, ref)
+    if obj is None or handle is None or not handle & REMOTE:
+        return False
+    if tmem._remote.version(handle) != ref.version:
+        return False
+    outcome = tmem._store.create(
+        fetched, ref.persistent, ref.version, (obj.obj_id << INDEX_BITS) | ref.index
+    )
+    if outcome.evicted:
+        tmem._forget(outcome.evicted, keep=obj)
+    if not isinstance(outcome, Created):
+        return False
+    tmem._remote.remove(handle, ref.persistent)
+    obj.replace(ref.index, outcome.slot)
+    if ref.persistent:
+        tmem._counters["pers_pages_repatriated"] += 1
+    return True
+
+
+def remote_refs(tmem: Tmem, persistent: bool | None = None) -> list[RemoteRef]:
+    """Every page held by a peer (of one class, if given)."""
+    refs: list[RemoteRef] = []
+    for obj in tmem._objects.values():
+        if persistent is not None and obj.pool.spec.persistent != persistent:
+            continue
+        refs.extend(
+            tmem._remote_ref(obj, index, slot) for index, slot in obj.items() if slot & REMOTE
+        )
+    return refs
+
+
+def drain_flushes(tmem: Tmem) -> list[RemoteFlush]:
+    """Take every queued remote flush, oldest first."""
+    flushes, tmem.remote_flushes = tmem.remote_flushes, []
+    return flushes
+
+
+def _current(tmem: Tmem, ref: RemoteRef) -> tuple[TmemObject | None, int | None]:
+    obj = tmem._objects.get(ref.obj_id)
+    return obj, (obj.slot(ref.index) if obj is not None else None)
+
+
+def _drop_handle(obj: TmemObject, index: int, handle: int, tmem: Tmem) -> None:
+    """Forget a remote page whose peer copy is already gone (no flush is queued)."""
+    obj.pop(index)
+    tmem._remote.remove(handle, obj.pool.spec.persistent)
+    obj.pool.pages -= 1
+    if not obj:
+        tmem._unlink_object(obj)
