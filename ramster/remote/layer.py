@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
@@ -36,6 +36,9 @@ from ramster.tmem.store import PackedPage
 
 log = logging.getLogger("ramster.remote")
 
+LinkFactory = Callable[[int, str, int, str, float], PeerLink]
+"""Builds the link to a peer: (number, address, this node's number, epoch, timeout)."""
+
 FetchKey = tuple[int, int, int, bool]
 """(obj_id, index, version, free): concurrent gets of one remote page share one request."""
 
@@ -43,8 +46,16 @@ FetchKey = tuple[int, int, int, bool]
 class RemoteLayer:
     """Links to peers, the shipping loop, and remote gets for node `me` of epoch `epoch`."""
 
-    def __init__(self, backend: Backend, me: int, epoch: str, config: RemotifyConfig) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        me: int,
+        epoch: str,
+        config: RemotifyConfig,
+        link_factory: LinkFactory = PeerLink,
+    ) -> None:
         self._backend = backend
+        self._link_factory = link_factory
         self.me = me
         self._epoch = epoch
         self.config = config
@@ -80,7 +91,7 @@ class RemoteLayer:
                 continue
             if link is not None:
                 await link.close()
-            self._links[number] = PeerLink(
+            self._links[number] = self._link_factory(
                 number, info.address, self.me, self._epoch, self.config.peer_timeout
             )
         for number in [n for n in self._links if n not in members]:
