@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from nodemanager.static import StaticMembership
 from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
 from ramster.config import NodeConfig, split_host_port
-from ramster.errors import RamsterError
+from ramster.errors import RamsterError, Unavailable
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.links import PeerLink
@@ -163,8 +164,9 @@ class Node:
             zcache=self.backend.zcache,
             ramster=self.backend.ramster,
         )
-        self.agent = ClusterAgent(self.backend, self.feed, membership, me, RemotifyConfig())
-        number = await self.agent.start()
+        agent = ClusterAgent(self.backend, self.feed, membership, me, RemotifyConfig())
+        number = await _with_retries(agent.start, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
+        self.agent = agent
         self.tmem_service.remote = self.agent.remote
         log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
 
@@ -211,6 +213,25 @@ class Node:
         partial.replace(path)  # readers never see half a file
 
 
+JOIN_TIMEOUT = 30.0
+"""Seconds a starting node keeps trying to reach etcd before it gives up."""
+
+
+async def _with_retries(start: Callable[[], Awaitable[int]], timeout: float, what: str) -> int:
+    """`start()`, retried with backoff while it raises Unavailable, up to `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    delay = 0.1
+    while True:
+        try:
+            return await start()
+        except Unavailable as error:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            log.warning("%s: %s; retrying in %.1f s", what, error.message, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 async def run_node(config: NodeConfig) -> int:
     """Serve until SIGTERM or SIGINT; return the exit status."""
     node = Node(config)
@@ -218,7 +239,11 @@ async def run_node(config: NodeConfig) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await node.start()
+    try:
+        await node.start()
+    except BaseException:
+        await node.stop()
+        raise
     await stop.wait()
     await node.stop()
     return 0

@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ramster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_node_parser(commands)
+    up = commands.add_parser(
+        "up", help="run etcd and N nodes on loopback until Ctrl-C, then stop them all"
+    )
+    up.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+    up.add_argument("--memory", type=_size, default="256MiB", help="budget per node (256MiB)")
+    up.add_argument("--cluster", default="local", help="cluster name (default local)")
     stats = commands.add_parser("stats", help="print a node's state and counters")
     stats.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
     stats.add_argument("--json", action="store_true", help="one JSON object per print")
@@ -160,6 +166,10 @@ def _run(args: argparse.Namespace) -> int:
             advertise=args.advertise,
         )
         return asyncio.run(run_node(config))
+    if args.command == "up":
+        from ramster.cli.up import run_up
+
+        return run_up(args.nodes, args.memory, args.cluster, sys.stdout)
     if args.command == "stats":
         from ramster.cli.admin import print_stats
 

@@ -1,0 +1,32 @@
+"""``ramster up``: a whole cluster on loopback for trying RAMster out, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from ramster.errors import InvalidArgument
+from ramster.launcher import LocalCluster, wait_forever_until_signal
+from ramster.units import format_size
+
+
+def run_up(nodes: int, memory: int, cluster: str, out: TextIO) -> int:
+    if not 1 <= nodes <= 64:
+        raise InvalidArgument.field("--nodes", nodes, "an int in 1..64")
+    with LocalCluster(nodes, [memory], cluster=cluster) as local:
+        out.write(f"etcd      {local.etcd_url}\n")
+        for node in local.nodes:
+            out.write(
+                f"node {node.number:<4} {node.name:<8} {node.address:<22} "
+                f"{format_size(memory)}  pid {node.pid}  log {node.log}\n"
+            )
+        first = local.nodes[0].address
+        out.write(
+            f"\ntry:  ramster stats --node {first}\n"
+            f"      ramster members --etcd {local.etcd_url} --cluster {cluster}\n"
+            "Ctrl-C stops everything.\n"
+        )
+        out.flush()
+        wait_forever_until_signal()
+        out.write("stopping...\n")
+    out.write("stopped.\n")
+    return 0
