@@ -45,7 +45,12 @@ ParamsChanged = Callable[[dict[str, str]], Awaitable[None]]
 
 
 class Membership(Protocol):
-    """How a node joins the cluster, finds its peers and follows cluster-wide params."""
+    """How a node joins the cluster, finds its peers and follows cluster-wide params.
+
+    The callbacks run one at a time, in the order of the changes, each with a snapshot taken when
+    its change happened (`members` and `params` may already be newer); an exception in one is
+    logged and delivery goes on. None runs after `stop` returns.
+    """
 
     @property
     def node_number(self) -> int:

@@ -107,8 +107,10 @@ class StaticMembership:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._notifier is not None:
-            await self._notifier.close()
+        if self._notifier is None:
+            return
+        await self._notifier.close()
+        self._notifier = None
         log.info("node %d stopped following its %d static peers", self._number, len(self.peers))
 
     async def _probe_forever(self) -> None:

@@ -133,12 +133,13 @@ def _parser() -> argparse.ArgumentParser:
     param.add_argument("value", nargs="?", help="on or off (with set)")
     param.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
     demo = commands.add_parser(
-        "demo", help="store a real corpus through frontswap and cleancache and print the counters"
+        "demo", help="a 3-node cluster overcommitted through frontswap and cleancache"
     )
     demo.add_argument("--pages", type=int, default=8192, help="corpus pages (default 8192)")
     demo.add_argument(
-        "--memory", type=_size, default="8MiB", help="zcache budget, e.g. 64MiB (default 8MiB)"
+        "--memory", type=_size, default="8MiB", help="budget of node 1 (8MiB; others 8x)"
     )
+    demo.add_argument("--keep", action="store_true", help="leave the cluster up until Ctrl-C")
     return parser
 
 
@@ -183,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ramster.workload.demo import run_demo
 
-        return run_demo(pages=args.pages, memory=args.memory)
+        return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

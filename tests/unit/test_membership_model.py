@@ -1,0 +1,154 @@
+"""Membership's pure parts: key layout, the node entry's JSON, the view, the members table, the
+endpoint and name checks, and the rule that only `nodemanager.etcd_client` imports etcd3aio."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from nodemanager.cli import format_members
+from nodemanager.etcd import EtcdMembership, parse_endpoints
+from nodemanager.keys import ClusterKeys, decode_member, encode_member
+from nodemanager.model import MemberInfo
+from nodemanager.view import Change, ClusterView
+from ramster.errors import InvalidArgument
+
+ROOT = Path(__file__).resolve().parents[2]
+MiB = 1024 * 1024
+ALPHA = MemberInfo(3, "alpha", "10.0.0.1:7470", "e1", 64 * MiB, 48 * MiB)
+ALPHA_JSON = (
+    '{"address":"10.0.0.1:7470","capacity_bytes":67108864,"epoch":"e1","free_bytes":50331648,'
+    '"name":"alpha","number":3,"ramster":true,"zcache":true}'
+)
+
+
+def test_keys_live_under_the_cluster_prefix() -> None:
+    keys = ClusterKeys("prod")
+    assert keys.prefix == "/ramster/prod/"
+    assert keys.name("alpha") == "/ramster/prod/names/alpha"
+    assert keys.node(3) == "/ramster/prod/nodes/3"
+    assert keys.param("remote_target") == "/ramster/prod/params/remote_target"
+    assert keys.next_number == "/ramster/prod/next_number"
+    assert keys.classify("/ramster/prod/nodes/3") == ("nodes", "3")
+    assert keys.classify("/ramster/prod/params/x") == ("params", "x")
+    assert keys.classify("/ramster/prod/names/alpha") == ("names", "alpha")
+    assert keys.classify("/ramster/prod/next_number") == ("next_number", "")
+    for foreign in ("/ramster/prod2/nodes/3", "/ramster/prod/nodes/x", "/ramster/prod/nodes/3/y"):
+        assert keys.classify(foreign) is None
+
+
+@pytest.mark.parametrize("cluster", ["", "a/b", "-x", "x" * 64])
+def test_a_cluster_name_that_would_break_the_layout_is_refused(cluster: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        ClusterKeys(cluster)
+    assert raised.value.message == (
+        f"cluster {cluster!r} is invalid: expected 1-63 letters, digits or ._- (no '/')"
+    )
+
+
+def test_a_member_entry_round_trips_through_json() -> None:
+    assert encode_member(ALPHA) == ALPHA_JSON
+    assert decode_member(ALPHA_JSON.encode(), 3) == ALPHA
+    newer = (  # a field this version does not know, and no zcache/ramster flags
+        '{"number":3,"name":"a","address":"h:1","epoch":"e","capacity_bytes":1,"free_bytes":0,'
+        '"x":1}'
+    )
+    assert decode_member(newer, 3) == MemberInfo(3, "a", "h:1", "e", 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff", "nodes/3 holds b'\\xff': expected a JSON object"),
+        (b"[1]", "nodes/3 holds b'[1]': expected a JSON object"),
+        (b'{"number":3}', "nodes/3 has no field 'name'"),
+        (
+            ALPHA_JSON.replace('"free_bytes":50331648', '"free_bytes":true').encode(),
+            "nodes/3 field free_bytes True is invalid: expected a JSON int",
+        ),
+        (
+            ALPHA_JSON.replace('"number":3', '"number":4').encode(),
+            "nodes/3 field number 4 is invalid: expected 3",
+        ),
+    ],
+)
+def test_a_malformed_entry_names_what_is_wrong(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        decode_member(raw, 3)
+    assert raised.value.message == message
+
+
+def test_the_view_follows_puts_and_deletes() -> None:
+    view = ClusterView(ClusterKeys("c"))
+    assert view.apply("/ramster/c/nodes/3", ALPHA_JSON.encode()) == Change("members")
+    assert view.apply("/ramster/c/nodes/3", ALPHA_JSON.encode()) == Change(None)
+    assert view.apply("/ramster/c/params/x", b"1") == Change("params")
+    assert view.apply("/ramster/c/names/alpha", b"3") == Change(None)
+    assert view.apply("/ramster/other/nodes/4", b"{}") == Change(None)
+    assert repr(view) == "<ClusterView 'c' members=[3] params=1>"
+    assert (view.members, view.params) == ({3: ALPHA}, {"x": "1"})
+    assert view.apply("/ramster/c/nodes/3", b"junk") == Change(
+        "members", "nodes/3 holds b'junk': expected a JSON object"
+    )
+    assert view.apply("/ramster/c/params/x", None) == Change("params")
+    assert view.apply("/ramster/c/params/x", None) == Change(None)
+    assert (view.members, view.params) == ({}, {})
+
+
+def test_load_replaces_the_view_and_reports_what_it_ignored() -> None:
+    view = ClusterView(ClusterKeys("c"))
+    view.apply("/ramster/c/params/gone", b"1")
+    entries = [
+        ("/ramster/c/names/alpha", b"3"),
+        ("/ramster/c/nodes/3", ALPHA_JSON.encode()),
+        ("/ramster/c/nodes/4", b"{}"),
+    ]
+    assert view.load(entries) == ["nodes/4 has no field 'number'"]
+    assert (view.members, view.params) == ({3: ALPHA}, {})
+
+
+def test_format_members_is_a_table() -> None:
+    beta = MemberInfo(12, "b", "[::1]:7471", "e", 1024 * MiB, 0, zcache=False, ramster=False)
+    assert format_members([ALPHA, beta]) == (
+        "NUMBER  NAME   ADDRESS        FREE/CAPACITY MiB  ZCACHE  RAMSTER\n"
+        "     3  alpha  10.0.0.1:7470          48.0/64.0  on      on\n"
+        "    12  b      [::1]:7471            0.0/1024.0  off     off\n"
+    )
+    assert format_members([]) == "NUMBER  NAME  ADDRESS  FREE/CAPACITY MiB  ZCACHE  RAMSTER\n"
+
+
+def test_endpoints_are_http_urls_or_host_port() -> None:
+    assert parse_endpoints("http://127.0.0.1:2379") == ["127.0.0.1:2379"]
+    assert parse_endpoints("http://a:1, b:2,http://c:3/") == ["a:1", "b:2", "c:3"]
+    for bad in ("https://a:1", "a", "http://a:x", "", "http://a:1,,"):
+        with pytest.raises(InvalidArgument, match=r"^etcd endpoint .* is invalid: expected http"):
+            parse_endpoints(bad)
+
+
+def test_etcd_membership_options_are_checked() -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        EtcdMembership("http://a:1", "c", ttl=0.5)
+    assert raised.value.message == "ttl 0.5 is invalid: expected seconds in 1..3600"
+    with pytest.raises(InvalidArgument) as raised:
+        EtcdMembership("ftp://a:1", "c")
+    assert raised.value.message == (
+        "etcd endpoint 'ftp://a:1' is invalid: expected http://HOST:PORT (TLS is not supported yet)"
+    )
+
+
+def test_only_nodemanager_etcd_client_imports_etcd3aio() -> None:
+    importers = []
+    for path in sorted([*ROOT.glob("ramster/**/*.py"), *ROOT.glob("nodemanager/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name.split(".")[0] == "etcd3aio" for name in names):
+                importers.append(str(path.relative_to(ROOT)))
+    assert sorted(set(importers)) == ["nodemanager/etcd_client.py"]
