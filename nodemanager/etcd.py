@@ -332,3 +332,18 @@ async def read_members(endpoints: str, cluster: str, timeout: float = 5.0) -> li
     for problem in view.load(entries):
         log.warning("ignored a malformed entry: %s", problem)
     return [view.members[number] for number in sorted(view.members)]
+
+
+async def write_param(
+    endpoints: str, cluster: str, name: str, value: str, timeout: float = 5.0
+) -> None:
+    """Set cluster-wide param `name` of `cluster` (``ramster param set --cluster``); every node
+    watching applies it."""
+    keys = ClusterKeys(cluster)
+    check_name("param", name)
+    etcd = EtcdClient(endpoints, timeout)
+    await etcd.open()
+    try:
+        await etcd.put(keys.param(name), value)
+    finally:
+        await etcd.close()

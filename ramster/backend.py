@@ -32,6 +32,7 @@ class Backend:
         self.params = params or ModuleParams()
         self.store: ZCache | None = None
         self.tmem: Tmem | None = None
+        self._next_pool_uid = 1
         if self.params.zcache:
             self._load()
 
@@ -82,7 +83,7 @@ class Backend:
 
     def _load(self) -> None:
         self.store = ZCache(self.config)
-        self.tmem = Tmem(self.store, self.limits)
+        self.tmem = Tmem(self.store, self.limits, first_pool_uid=self._next_pool_uid)
         self.generation += 1
 
     def _unload(self) -> None:
@@ -94,4 +95,5 @@ class Backend:
                 f"zcache holds {persistent} persistent pages: they must be returned until "
                 "flushed, so the backend stays on (flush or destroy their pools first)"
             )
+        self._next_pool_uid = self.tmem.next_pool_uid
         self.store = self.tmem = None

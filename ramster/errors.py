@@ -32,7 +32,16 @@ class InvalidArgument(RamsterError):
 
     @classmethod
     def field(cls, name: str, value: object, expected: str) -> InvalidArgument:
-        return cls(f"{name} {value!r} is invalid: expected {expected}")
+        return cls(f"{name} {shown(value)} is invalid: expected {expected}")
+
+
+def shown(value: object, limit: int = 300) -> str:
+    """`repr(value)`, cut to about `limit` characters: a status message must stay small (gRPC
+    drops one over 16 KiB), and so should a log line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 class NotFound(RamsterError):

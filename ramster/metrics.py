@@ -26,8 +26,16 @@ GAUGES = frozenset(
         "backend_generation",
         "zcache_on",
         "ramster_on",
+        "foreign_eph_pages",
+        "foreign_pers_pages",
+        "remote_pages",
+        "remote_pers_pages",
+        "node_number",
     }
 )
+
+RENAMED = {"obj_count": "objects", "pool_count": "pools", "client_count": "clients"}
+"""Levels whose kernel names end in ``_count``, a suffix Prometheus keeps for histograms."""
 
 
 def is_gauge(name: str) -> bool:
@@ -35,9 +43,10 @@ def is_gauge(name: str) -> bool:
 
 
 def metric_name(name: str) -> str:
+    base = RENAMED.get(name, name)
     if is_gauge(name) or name.endswith("_total"):
-        return f"ramster_{name}"
-    return f"ramster_{name}_total"
+        return f"ramster_{base}"
+    return f"ramster_{base}_total"
 
 
 def render(counters: dict[str, int], node: str) -> str:
@@ -46,7 +55,9 @@ def render(counters: dict[str, int], node: str) -> str:
     lines = []
     for name in sorted(counters):
         metric = metric_name(name)
-        lines.append(f"# TYPE {metric} {'gauge' if is_gauge(name) else 'counter'}")
+        kind = "gauge" if is_gauge(name) else "counter"
+        lines.append(f"# HELP {metric} the {kind} {name} (DESIGN §10)")
+        lines.append(f"# TYPE {metric} {kind}")
         lines.append(f'{metric}{{node="{label}"}} {counters[name]}')
     return "\n".join(lines) + "\n"
 

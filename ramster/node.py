@@ -27,7 +27,7 @@ from nodemanager.static import StaticMembership
 from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
 from ramster.config import NodeConfig, split_host_port
-from ramster.errors import RamsterError, Unavailable
+from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.links import PeerLink
@@ -106,7 +106,24 @@ class Node:
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        port = server.add_insecure_port(self.config.listen)
+        try:
+            port = server.add_insecure_port(self.config.listen)
+        except RuntimeError:  # grpc's words: "Failed to bind to address ..."
+            raise FailedPrecondition(
+                f"listen {self.config.listen!r} cannot be bound: the address is in use or not "
+                "this host's"
+            ) from None
+        if self.config.metrics:  # before serving: a refused port must not leave a half-started node
+            host, metrics_port = split_host_port(self.config.metrics, "metrics")
+            try:
+                self._metrics = await serve_metrics(
+                    host, metrics_port, self.counters, self.config.name
+                )
+            except OSError as error:
+                raise FailedPrecondition(
+                    f"metrics {self.config.metrics!r} cannot be bound: "
+                    f"{os.strerror(error.errno) if error.errno else error}"
+                ) from None
         if self.config.listen.startswith("unix://"):
             self.address = self.config.listen
         else:
@@ -115,9 +132,6 @@ class Node:
         await server.start()
         self._server = server
         await self._join_cluster()
-        if self.config.metrics:
-            host, metrics_port = split_host_port(self.config.metrics, "metrics")
-            self._metrics = await serve_metrics(host, metrics_port, self.counters, self.config.name)
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         for name in SERVICES:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

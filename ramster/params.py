@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ramster.errors import InvalidArgument
+from ramster.errors import InvalidArgument, shown
 
 SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
 
@@ -28,7 +28,7 @@ def parse_switch(name: str, text: str) -> bool:
     """`text` as a switch value of param `name`: on/off, true/false or 1/0."""
     value = SWITCH_WORDS.get(text.strip().lower())
     if value is None:
-        raise InvalidArgument(f"param {name} value {text!r} is invalid: expected on or off")
+        raise InvalidArgument(f"param {name} value {shown(text)} is invalid: expected on or off")
     return value
 
 
@@ -55,7 +55,7 @@ class ModuleParams:
         """A copy with param `name` set from `text`."""
         if name not in PARAM_DOCS:
             raise InvalidArgument(
-                f"param {name!r} is unknown: expected one of {', '.join(sorted(PARAM_DOCS))}"
+                f"param {shown(name)} is unknown: expected one of {', '.join(sorted(PARAM_DOCS))}"
             )
         if name != "remote_target":
             return replace(self, **{name: parse_switch(name, text)})
@@ -64,6 +64,7 @@ class ModuleParams:
             return replace(self, remote_target=None)
         if not word.isdigit():
             raise InvalidArgument(
-                f"param remote_target value {text!r} is invalid: expected auto or a node number"
+                f"param remote_target value {shown(text)} is invalid: expected auto or a node "
+                "number"
             )
         return replace(self, remote_target=int(word))

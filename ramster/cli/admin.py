@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
 from typing import TextIO
 
+from nodemanager.cli import format_members, list_members
+from nodemanager.etcd import write_param
 from ramster.client import SyncClient
+from ramster.params import ModuleParams
 from ramster.state import NodeState
 
 
@@ -55,4 +59,18 @@ def param(node: str, action: str, name: str, value: str | None, out: TextIO) -> 
         out.write(f"unknown param {name!r}: expected one of {', '.join(sorted(params))}\n")
         return 2
     out.write(f"{name} {params[name]}\n")
+    return 0
+
+
+def print_members(etcd: str, cluster: str, out: TextIO) -> int:
+    members = asyncio.run(list_members(etcd, cluster))
+    out.write(format_members(members))
+    return 0
+
+
+def set_cluster_param(etcd: str, cluster: str, name: str, value: str, out: TextIO) -> int:
+    """Write a cluster-wide param to etcd, once it is known to be valid."""
+    ModuleParams().with_text(name, value)
+    asyncio.run(write_param(etcd, cluster, name, value))
+    out.write(f"{name} {value} (cluster {cluster}: every node applies it)\n")
     return 0

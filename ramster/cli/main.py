@@ -127,11 +127,23 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--watch", type=float, nargs="?", const=2.0, default=None, help="repeat every N s (2)"
     )
-    param = commands.add_parser("param", help="get or set a module param of a node")
+    param = commands.add_parser(
+        "param", help="get or set a module param of a node, or of the whole cluster"
+    )
     param.add_argument("action", choices=("get", "set"))
-    param.add_argument("name", help="zcache or ramster")
-    param.add_argument("value", nargs="?", help="on or off (with set)")
+    param.add_argument("name", help="zcache, ramster, eph_remotify, pers_remotify, remote_target")
+    param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
     param.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
+    param.add_argument(
+        "--cluster",
+        metavar="NAME",
+        default=None,
+        help="set the param cluster-wide in etcd instead (with --etcd)",
+    )
+    param.add_argument("--etcd", default=_env("ETCD", None), help="etcd endpoints [RAMSTER_ETCD]")
+    members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
+    members.add_argument("--etcd", default=_env("ETCD", None), help="etcd endpoints [RAMSTER_ETCD]")
+    members.add_argument("--cluster", default=_env("CLUSTER", "ramster"), help="[RAMSTER_CLUSTER]")
     demo = commands.add_parser(
         "demo", help="a 3-node cluster overcommitted through frontswap and cleancache"
     )
@@ -180,7 +192,19 @@ def _run(args: argparse.Namespace) -> int:
 
         if (args.action == "set") != (args.value is not None):
             raise InvalidArgument("param set takes NAME VALUE; param get takes NAME only")
+        if args.cluster is not None:
+            from ramster.cli.admin import set_cluster_param
+
+            if args.action != "set" or not args.etcd:
+                raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
+            return set_cluster_param(args.etcd, args.cluster, args.name, args.value, sys.stdout)
         return param(args.node, args.action, args.name, args.value, sys.stdout)
+    if args.command == "members":
+        from ramster.cli.admin import print_members
+
+        if not args.etcd:
+            raise InvalidArgument("members needs --etcd URL (or RAMSTER_ETCD)")
+        return print_members(args.etcd, args.cluster, sys.stdout)
     if args.command == "demo":
         from ramster.workload.demo import run_demo
 

@@ -27,6 +27,7 @@ from ramster.tmem.remote import RemoteFlush, RemoteRef
 from ramster.tmem.shipping import (
     complete_shipments,
     drain_flushes,
+    drop_remote,
     localify,
     remote_refs,
     repatriate,
@@ -140,11 +141,13 @@ class RemoteLayer:
             return 0
         await self._send_flushes(tmem)
         config = store.config
+        if not bytes_to_ship(
+            store.used_bytes, config.memory, config.high_watermark, config.low_watermark
+        ):
+            return 0
         shipped = 0
         for persistent in classes_to_ship(self._backend.params):
-            while bytes_to_ship(
-                store.used_bytes, config.memory, config.high_watermark, config.low_watermark
-            ):
+            while store.used_bytes > config.low_watermark * config.memory:
                 target = pick_target(self.members, self.me, self._backend.params, self._skip())
                 if target is None or target not in self._links:
                     return shipped
@@ -236,8 +239,7 @@ class RemoteLayer:
                 future.set_result(None)
             else:
                 answer = answers[n]
-                page = answer[0] if answer is not None and answer[1] == ref.version else None
-                future.set_result(localify(tmem, ref, page, free and answer is not None))
+                future.set_result(localify(tmem, ref, answer, free and answer is not None))
 
     # -- switching ramster off ---------------------------------------------------------------
 
@@ -261,7 +263,7 @@ class RemoteLayer:
                 "unreachable): ramster stays on"
             )
         for ref in remote_refs(tmem, persistent=False):
-            localify(tmem, ref, None, freed=False)
+            drop_remote(tmem, ref)
         await self._send_flushes(tmem)
         return home
 
@@ -269,7 +271,11 @@ class RemoteLayer:
         link = self._links.get(node)
         if link is None:
             return 0
-        answers = await link.get(refs, free=False)
+        try:
+            answers = await link.get(refs, free=False)
+        except RamsterError as error:
+            log.warning("node %d unreachable while bringing pages home: %s", node, error.message)
+            return 0
         home = 0
         done = []
         for ref, answer in zip(refs, answers, strict=True):

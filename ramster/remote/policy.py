@@ -33,9 +33,9 @@ class RemotifyConfig:
     failure_backoff: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.batch_pages < 64:
+        if not isinstance(self.batch_pages, int) or self.batch_pages < 64:
             raise InvalidArgument.field("batch_pages", self.batch_pages, "an int >= 64")
-        if self.batch_bytes < 256 * 1024:
+        if not isinstance(self.batch_bytes, int) or self.batch_bytes < 256 * 1024:
             raise InvalidArgument.field("batch_bytes", self.batch_bytes, "bytes >= 256 KiB")
         for name in ("interval", "peer_timeout", "failure_backoff"):
             if not getattr(self, name) > 0:

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
-from ramster.errors import RamsterError
+from ramster.errors import InvalidArgument, RamsterError
 from ramster.rpc.status import status_of
 
 log = logging.getLogger("ramster.rpc")
@@ -34,9 +35,11 @@ def unary(
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A unary method: `request_type` parses the request bytes (a message's FromString)."""
 
-    async def call(request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
+    parse = _parser(request_type)
+
+    async def call(request: bytes, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
         try:
-            return await handler(request)
+            return await handler(parse(request))
         except RamsterError as error:
             await context.abort(status_of(error), error.message)
         except Exception:
@@ -44,9 +47,7 @@ def unary(
             await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error (node log)")
         raise AssertionError("abort returned")
 
-    return grpc.unary_unary_rpc_method_handler(
-        call, request_deserializer=request_type, response_serializer=_serialize
-    )
+    return grpc.unary_unary_rpc_method_handler(call, response_serializer=_serialize)
 
 
 def server_stream(
@@ -56,11 +57,13 @@ def server_stream(
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A server-streaming method whose handler is an async generator."""
 
+    parse = _parser(request_type)
+
     async def call(
-        request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+        request: bytes, context: grpc.aio.ServicerContext[Req, Resp]
     ) -> AsyncIterator[Resp]:
         try:
-            async for response in handler(request):
+            async for response in handler(parse(request)):
                 yield response
         except RamsterError as error:
             await context.abort(status_of(error), error.message)
@@ -68,15 +71,29 @@ def server_stream(
             log.exception("%s failed", method)
             await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error (node log)")
 
-    return grpc.unary_stream_rpc_method_handler(
-        call, request_deserializer=request_type, response_serializer=_serialize
-    )
+    return grpc.unary_stream_rpc_method_handler(call, response_serializer=_serialize)
 
 
 def service(
     name: str, methods: dict[str, grpc.RpcMethodHandler[Any, Any]]
 ) -> grpc.GenericRpcHandler[Any, Any]:
     return grpc.method_handlers_generic_handler(name, methods)
+
+
+def _parser(request_type: Callable[[bytes], Req]) -> Callable[[bytes], Req]:
+    """`request_type` (a message's FromString) refusing bytes that do not parse, inside the
+    handler's error translation: gRPC would answer a deserializer's exception UNKNOWN."""
+    name = request_type.__self__.DESCRIPTOR.full_name  # type: ignore[attr-defined]
+
+    def parse(data: bytes) -> Req:
+        try:
+            return request_type(data)
+        except DecodeError:
+            raise InvalidArgument(
+                f"request ({len(data)} bytes) is not a valid {name} message"
+            ) from None
+
+    return parse
 
 
 def _serialize(message: Any) -> bytes:

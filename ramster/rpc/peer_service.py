@@ -16,7 +16,7 @@ import grpc
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
-from ramster.errors import FailedPrecondition
+from ramster.errors import FailedPrecondition, shown
 from ramster.remote.links import PROTOCOL_VERSION
 from ramster.rpc import convert
 from ramster.rpc.binding import service, unary
@@ -81,8 +81,8 @@ class PeerService:
         number, epoch, address = self._identity()
         if request.cluster != self._cluster or request.protocol_version != PROTOCOL_VERSION:
             message = (
-                f"peer {request.node_name!r} is in cluster {request.cluster!r} with protocol "
-                f"{request.protocol_version}; this node {self._node_name!r} is in cluster "
+                f"peer {shown(request.node_name)} is in cluster {shown(request.cluster)} with "
+                f"protocol {request.protocol_version}; this node {self._node_name!r} is in cluster "
                 f"{self._cluster!r} with protocol {PROTOCOL_VERSION}"
             )
             log.warning("refused hello: %s", message)
@@ -129,6 +129,7 @@ class PeerService:
         self, request: peer_pb2.PeerFlushPagesRequest
     ) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.require()
+        convert.batch_size("keys", len(request.keys))
         keys = [(k.pool, convert.oid_of(k.oid), k.index) for k in request.keys]
         return peer_pb2.PeerFlushResponse(
             flushed=flush_foreign_pages(tmem, _origin(request.origin), keys)
@@ -138,6 +139,7 @@ class PeerService:
         self, request: peer_pb2.PeerFlushObjectsRequest
     ) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.require()
+        convert.batch_size("objects", len(request.objects))
         objects = [(o.pool, convert.oid_of(o.oid)) for o in request.objects]
         return peer_pb2.PeerFlushResponse(
             flushed=flush_foreign_objects(tmem, _origin(request.origin), objects)
@@ -147,6 +149,7 @@ class PeerService:
         self, request: peer_pb2.PeerDestroyPoolsRequest
     ) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.require()
+        convert.batch_size("pools", len(request.pools))
         return peer_pb2.PeerFlushResponse(
             flushed=destroy_foreign_pools(tmem, _origin(request.origin), list(request.pools))
         )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ramster.errors import FailedPrecondition
-from ramster.tmem.host import PutOutcome, Tmem
+from ramster.tmem.host import FOREIGN_PREFIX, PutOutcome, Tmem
 from ramster.tmem.keys import Oid, PoolSpec
 from ramster.tmem.pool import Pool
 from ramster.tmem.remote import REMOTE
@@ -23,7 +23,7 @@ ForeignKey = tuple[int, Oid, int]
 
 
 def origin_client(node: int, epoch: str) -> str:
-    return f"peer:{node}:{epoch}"
+    return f"{FOREIGN_PREFIX}{node}:{epoch}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +37,13 @@ class ForeignPage:
 
 
 def put_foreign(tmem: Tmem, origin: str, pages: Sequence[ForeignPage]) -> list[PutOutcome]:
-    """Store pages for `origin`, each under its origin version."""
-    outcomes = []
-    for page in pages:
-        pool = _pool(tmem, origin, page.pool_uid, page.persistent, page.page.page_size)
-        outcomes.append(tmem._put(pool, page.oid, page.index, page.page, version=page.version))
-    return outcomes
+    """Store pages for `origin`, each under its origin version. Every page's pool is found or
+    made first, so a pool that does not fit refuses the batch before anything is stored."""
+    pools = [_pool(tmem, origin, p.pool_uid, p.persistent, p.page.page_size) for p in pages]
+    return [
+        tmem._put(pool, page.oid, page.index, page.page, version=page.version)
+        for pool, page in zip(pools, pages, strict=True)
+    ]
 
 
 def get_foreign(
@@ -104,7 +105,7 @@ def drop_origin(tmem: Tmem, origin: str) -> int:
 
 
 def origins(tmem: Tmem) -> list[str]:
-    return [client for client in tmem._clients if client.startswith("peer:")]
+    return [client for client in tmem._clients if client.startswith(FOREIGN_PREFIX)]
 
 
 def _pool(tmem: Tmem, origin: str, uid: int, persistent: bool, page_size: int) -> Pool:

@@ -15,8 +15,14 @@ from typing import TypeVar
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
 from ramster.tmem.keys import Oid, PoolSpec, TmemLimits, as_oid, check_index
-from ramster.tmem.pool import OBJECT_BYTES, Pool, TmemObject
-from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteHandles, RemoteRef
+from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES, Pool, TmemObject
+from ramster.tmem.remote import (
+    REMOTE,
+    REMOTE_HANDLE_BYTES,
+    RemoteFlush,
+    RemoteHandles,
+    RemoteRef,
+)
 from ramster.tmem.store import Created, PackedPage, PageStore, Rejected
 
 INDEX_BITS = 32
@@ -26,6 +32,12 @@ OidLike = int | tuple[int, ...]
 PageData = bytes | PackedPage
 """A page as a client hands it over: raw bytes, or packed by the zcache codec."""
 T = TypeVar("T")
+
+FOREIGN_PREFIX = "peer:"
+"""Client names of the pages held for other nodes (`ramster.tmem.foreign`)."""
+
+REMOTE_PAGE_BYTES = REMOTE_HANDLE_BYTES + INDEX_BYTES_PER_PAGE
+"""What a page on a peer still costs here: its handle and its index entry."""
 
 REMOTE_COUNTERS = (
     "eph_pages_remoted",
@@ -56,14 +68,16 @@ PutOutcome = Stored | Rejected
 class Tmem:
     """All pools of one node, for every client (applications and, later, peer nodes)."""
 
-    def __init__(self, store: PageStore, limits: TmemLimits | None = None) -> None:
+    def __init__(
+        self, store: PageStore, limits: TmemLimits | None = None, first_pool_uid: int = 1
+    ) -> None:
         self._store = store
         self._limits = limits or TmemLimits()
         self._clients: dict[str, dict[int, Pool]] = {}
         self._shared: dict[uuid.UUID, Pool] = {}
         self._objects: dict[int, TmemObject] = {}
         self._next_obj_id = 0
-        self._next_pool_uid = 0
+        self._next_pool_uid = first_pool_uid - 1
         self._version = 0
         self._remote = RemoteHandles()
         self.remote_flushes: list[RemoteFlush] = []
@@ -92,6 +106,10 @@ class Tmem:
 
     def new_pool(self, client: str, spec: PoolSpec) -> int:
         """Create a pool for `client` (or join the shared pool of `spec.shared_uuid`)."""
+        if client.startswith(FOREIGN_PREFIX):
+            raise InvalidArgument.field(
+                "client", client, f"a name not starting with {FOREIGN_PREFIX!r} (kept for peers)"
+            )
         pools = self._clients.get(client)
         if pools is None and len(self._clients) >= self._limits.max_clients:
             raise ResourceExhausted(
@@ -139,6 +157,12 @@ class Tmem:
         self._next_pool_uid += 1
         return Pool(spec, self._next_pool_uid, foreign)
 
+    @property
+    def next_pool_uid(self) -> int:
+        """The uid the next pool gets: a reloaded backend continues from it, so peers never
+        see one uid name two pools of this node's epoch."""
+        return self._next_pool_uid + 1
+
     def _drop_pool(self, pool: Pool) -> int:
         """Free every page of a pool no handle refers to any more; return how many."""
         flushed = pool.pages
@@ -154,7 +178,7 @@ class Tmem:
     def _pool(self, client: str, pool_id: int) -> Pool:
         pools = self._clients.get(client)
         pool = pools.get(pool_id) if pools is not None else None
-        if pool is None:
+        if pool is None or pool.foreign:  # foreign pools are reached only through `foreign`
             if not isinstance(pool_id, int) or isinstance(pool_id, bool) or pool_id < 0:
                 raise InvalidArgument.field("pool_id", pool_id, "an int >= 0")
             raise PoolNotFound(f"pool_id {pool_id} does not exist for client {client!r}")
@@ -366,10 +390,20 @@ class Tmem:
         if not obj:
             self._unlink_object(obj)
 
+    def _remote_add(self, node: int, version: int, persistent: bool) -> int:
+        """A new remote handle, charged to the store: it and its index entry stay in memory."""
+        self._store.charge(REMOTE_PAGE_BYTES)
+        return self._remote.add(node, version, persistent)
+
+    def _remote_remove(self, handle: int, persistent: bool) -> int:
+        """Forget a remote handle; return the node that held its page."""
+        self._store.charge(-REMOTE_PAGE_BYTES)
+        return self._remote.remove(handle, persistent)
+
     def _free_slot(self, obj: TmemObject, index: int, slot: int) -> None:
         """Free a local page, or forget a remote one and queue the flush of the peer's copy."""
         if slot & REMOTE:
-            node = self._remote.remove(slot, obj.pool.spec.persistent)
+            node = self._remote_remove(slot, obj.pool.spec.persistent)
             self.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index))
         else:
             self._store.free(slot)
@@ -381,7 +415,7 @@ class Tmem:
         persistent = obj.pool.spec.persistent
         for _, slot in obj.items():
             if slot & REMOTE:
-                holders.add(self._remote.remove(slot, persistent))
+                holders.add(self._remote_remove(slot, persistent))
             else:
                 self._store.free(slot)
         obj.pool.pages -= len(obj)

@@ -19,16 +19,16 @@ from ramster.tmem.store import Created, PackedPage
 
 
 def take_shipments(tmem: Tmem, persistent: bool, max_pages: int, max_bytes: int) -> list[Shipment]:
-    """The oldest remotable pages of a class, at most `max_pages` and about `max_bytes` packed."""
+    """The oldest remotable pages of a class: at most `max_pages`, and no more once `max_bytes`
+    packed bytes are taken (pages are taken one by one, so none loses its place)."""
     store = tmem._store
     shipments: list[Shipment] = []
     size = 0
-    slots = store.oldest_remotable(persistent, max_pages)
-    for n, slot in enumerate(slots):
-        if size >= max_bytes:
-            for rest in slots[n:]:
-                store.requeue(rest)
+    while len(shipments) < max_pages and size < max_bytes:
+        taken = store.oldest_remotable(persistent, 1)
+        if not taken:
             break
+        slot = taken[0]
         backref = store.backref(slot)
         obj = tmem._objects[backref >> INDEX_BITS]
         pool = obj.pool
@@ -78,17 +78,20 @@ def complete_shipments(
             continue
         assert obj is not None
         store.free(shipment.slot)
-        obj.replace(shipment.index, tmem._remote.add(node, shipment.version, shipment.persistent))
+        obj.replace(shipment.index, tmem._remote_add(node, shipment.version, shipment.persistent))
         counters[f"{kind}_pages_remoted"] += 1
         remoted += 1
     return remoted
 
 
 def localify(
-    tmem: Tmem, ref: RemoteRef, fetched: PackedPage | None, freed: bool
+    tmem: Tmem,
+    ref: RemoteRef,
+    answer: tuple[PackedPage, int] | None,
+    freed: bool,
 ) -> PackedPage | None:
-    """What a get of `ref` answers once the peer replied with `fetched` (None: it had no such
-    page); `freed` says the peer dropped its copy (get-and-free)."""
+    """What a get of `ref` answers once the peer replied `answer` (its page and the version it
+    held; None: it had no such page). With `freed` the peer dropped the copy it answered."""
     counters = tmem._counters
     kind = "pers" if ref.persistent else "eph"
     obj, handle = _current(tmem, ref)
@@ -102,19 +105,34 @@ def localify(
             obj.pop(ref.index)
             tmem._release(obj, ref.index, handle)
         return page
+    current = tmem._remote.version(handle)
+    if answer is not None and answer[1] == current:
+        # The peer holds what the handle says: the version asked for, or a newer one shipped
+        # to the same peer while the request was out.
+        counters[f"remote_{kind}_pages_succ_get"] += 1
+        if freed:
+            _drop_handle(obj, ref.index, handle, tmem)
+        return answer[0]
+    counters[f"remote_{kind}_pages_unsucc_get"] += 1
+    if current != ref.version:  # re-put and re-shipped meanwhile: a later get will find it
+        return None
+    if ref.persistent:
+        counters["remote_pers_pages_lost"] += 1
+    _drop_handle(obj, ref.index, handle, tmem)
+    return None
+
+
+def drop_remote(tmem: Tmem, ref: RemoteRef) -> bool:
+    """Forget a remote page and queue the flush of the peer's copy (ephemeral pages only may be
+    given up like this). False if the key no longer holds that remote page."""
+    obj, handle = _current(tmem, ref)
+    if obj is None or handle is None or not handle & REMOTE:
+        return False
     if tmem._remote.version(handle) != ref.version:
-        counters[f"remote_{kind}_pages_unsucc_get"] += 1
-        return None
-    if fetched is None:
-        counters[f"remote_{kind}_pages_unsucc_get"] += 1
-        if ref.persistent:
-            counters["remote_pers_pages_lost"] += 1
-        _drop_handle(obj, ref.index, handle, tmem)
-        return None
-    counters[f"remote_{kind}_pages_succ_get"] += 1
-    if freed:
-        _drop_handle(obj, ref.index, handle, tmem)
-    return fetched
+        return False
+    obj.pop(ref.index)
+    tmem._release(obj, ref.index, handle)
+    return True
 
 
 def repatriate(tmem: Tmem, ref: RemoteRef, fetched: PackedPage) -> bool:
@@ -132,7 +150,7 @@ def repatriate(tmem: Tmem, ref: RemoteRef, fetched: PackedPage) -> bool:
         tmem._forget(outcome.evicted, keep=obj)
     if not isinstance(outcome, Created):
         return False
-    tmem._remote.remove(handle, ref.persistent)
+    tmem._remote_remove(handle, ref.persistent)
     obj.replace(ref.index, outcome.slot)
     if ref.persistent:
         tmem._counters["pers_pages_repatriated"] += 1
@@ -165,7 +183,7 @@ def _current(tmem: Tmem, ref: RemoteRef) -> tuple[TmemObject | None, int | None]
 def _drop_handle(obj: TmemObject, index: int, handle: int, tmem: Tmem) -> None:
     """Forget a remote page whose peer copy is already gone (no flush is queued)."""
     obj.pop(index)
-    tmem._remote.remove(handle, obj.pool.spec.persistent)
+    tmem._remote_remove(handle, obj.pool.spec.persistent)
     obj.pool.pages -= 1
     if not obj:
         tmem._unlink_object(obj)
