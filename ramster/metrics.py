@@ -42,8 +42,14 @@ def is_gauge(name: str) -> bool:
     return name in GAUGES or name.endswith("_max")
 
 
+MICROSECONDS = "_microseconds"
+"""Counters of time are kept in whole microseconds; Prometheus gets seconds, its base unit."""
+
+
 def metric_name(name: str) -> str:
     base = RENAMED.get(name, name)
+    if base.endswith(MICROSECONDS):
+        base = base.removesuffix(MICROSECONDS) + "_seconds"
     if is_gauge(name) or name.endswith("_total"):
         return f"ramster_{base}"
     return f"ramster_{base}_total"
@@ -58,7 +64,9 @@ def render(counters: dict[str, int], node: str) -> str:
         kind = "gauge" if is_gauge(name) else "counter"
         lines.append(f"# HELP {metric} the {kind} {name} (DESIGN §10)")
         lines.append(f"# TYPE {metric} {kind}")
-        lines.append(f'{metric}{{node="{label}"}} {counters[name]}')
+        value = counters[name]
+        shown = f"{value / 1e6:.6f}" if name.endswith(MICROSECONDS) else str(value)
+        lines.append(f'{metric}{{node="{label}"}} {shown}')
     return "\n".join(lines) + "\n"
 
 

@@ -74,6 +74,7 @@ class RemoteLayer:
                 "remote_pools_flushed",
                 "remote_gets_sent",
                 "remotify_batches",
+                "remotify_busy_microseconds",
             ),
             0,
         )
@@ -164,6 +165,10 @@ class RemoteLayer:
         )
         if not shipments:
             return 0
+        # Flushes queued before this batch go first: a stale flush sent after a newer copy of
+        # the same key reached the same holder would delete that copy.
+        await self._send_flushes(tmem)
+        started = time.perf_counter()
         try:
             stored = await self._links[target].put(shipments)
         except RamsterError as error:
@@ -172,7 +177,9 @@ class RemoteLayer:
         self.counters["remotify_batches"] += 1
         if not any(stored):
             self._mark_failed(target, None)
-        return complete_shipments(tmem, target, shipments, stored)
+        shipped = complete_shipments(tmem, target, shipments, stored)
+        self.counters["remotify_busy_microseconds"] += int((time.perf_counter() - started) * 1e6)
+        return shipped
 
     # -- flushes -----------------------------------------------------------------------------
 
@@ -215,12 +222,21 @@ class RemoteLayer:
                 future = self._inflight[key] = loop.create_future()
                 wanted[ref.node].append(ref)
             futures.append(future)
-        await asyncio.gather(
-            *(self._fetch_from(node, batch, free) for node, batch in wanted.items())
+        # Shielded: a caller that gives up (deadline, disconnect) must not strand the others
+        # waiting for the same pages.
+        tmem = self._backend.tmem
+        await asyncio.shield(
+            asyncio.gather(
+                *(self._fetch_from(tmem, node, batch, free) for node, batch in wanted.items())
+            )
         )
         return [await future for future in futures]
 
-    async def _fetch_from(self, node: int, refs: list[RemoteRef], free: bool) -> None:
+    async def _fetch_from(
+        self, asked: Tmem | None, node: int, refs: list[RemoteRef], free: bool
+    ) -> None:
+        """Fetch from one peer and settle each page against the tree it was asked for: if the
+        backend was reloaded meanwhile, the refs mean nothing in the new one (a miss)."""
         link = self._links.get(node)
         answers: list[tuple[PackedPage, int] | None] | None = None
         if link is not None:
@@ -232,7 +248,7 @@ class RemoteLayer:
         tmem = self._backend.tmem
         for n, ref in enumerate(refs):
             future = self._inflight.pop((ref.obj_id, ref.index, ref.version, free))
-            if tmem is None:
+            if tmem is None or tmem is not asked:
                 future.set_result(None)
             elif answers is None:
                 # The holder is unreachable: a miss, and the handle stays for a later get.
@@ -256,6 +272,7 @@ class RemoteLayer:
             for start in range(0, len(batch), self.config.batch_pages):
                 chunk = batch[start : start + self.config.batch_pages]
                 home += await self._repatriate(tmem, node, chunk)
+        await self._send_flushes(tmem)  # the copies of the pages now home
         left = len(remote_refs(tmem, persistent=True))
         if left:
             raise FailedPrecondition(
@@ -282,8 +299,7 @@ class RemoteLayer:
             if answer is not None and answer[1] == ref.version and repatriate(tmem, ref, answer[0]):
                 home += 1
                 done.append(RemoteFlush(node, ref.pool_uid, ref.oid, ref.index))
-        if done:
-            await link.flush(done)
+        tmem.remote_flushes.extend(done)  # sent, counted and logged by the next _send_flushes
         return home
 
     # -- internals ---------------------------------------------------------------------------

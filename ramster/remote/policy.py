@@ -19,15 +19,15 @@ from ramster.params import ModuleParams
 class RemotifyConfig:
     """How the remote layer ships pages.
 
-    batch_pages: pages per Peer/PutPages call at most (>= 64, default 256).
-    batch_bytes: packed bytes per call at most (>= 256 KiB, default 1 MiB).
+    batch_pages: pages per Peer/PutPages call at most (>= 64, default 1024).
+    batch_bytes: packed bytes per call at most (>= 256 KiB, default 2 MiB).
     interval: seconds between pressure checks while idle (default 0.05).
     peer_timeout: deadline of every peer call in seconds (default 5).
     failure_backoff: seconds a peer that failed is skipped for placement (default 2).
     """
 
-    batch_pages: int = 256
-    batch_bytes: int = 1 << 20
+    batch_pages: int = 1024
+    batch_bytes: int = 2 << 20
     interval: float = 0.05
     peer_timeout: float = 5.0
     failure_backoff: float = 2.0

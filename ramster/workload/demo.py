@@ -20,9 +20,13 @@ from ramster.client import Cleancache, Frontswap, SyncClient
 from ramster.launcher import LocalCluster, wait_forever_until_signal
 from ramster.units import format_size
 from ramster.workload.corpus import build_corpus
+from ramster.zcache import ZcacheConfig
+from ramster.zcache.codec import compress_page
+from ramster.zcache.config import MIN_MEMORY
 
 SWAP_TYPE = 0
-STORE_RETRIES = 50
+STORE_RETRIES = 12
+POOR_ZSIZE = ZcacheConfig(memory=MIN_MEMORY).max_zsize_pers
 T = TypeVar("T")
 
 
@@ -115,12 +119,17 @@ def _workload(
 
 
 def _store(frontswap: Frontswap, offset: int, page: bytes) -> bool:
-    """Store, retrying while node 1 is full and still shipping pages out (a refused store
-    leaves the page with the app, which may offer it again)."""
+    """Store, retrying a little while node 1 is full and still shipping pages out (a refused
+    store leaves the page with the app, which may offer it again). A page that compresses too
+    poorly for zcache is refused whatever the room, so it is offered once."""
+    if frontswap.store(SWAP_TYPE, offset, page):
+        return True
+    if len(compress_page(page)[0]) > POOR_ZSIZE:
+        return False
     for attempt in range(STORE_RETRIES):
+        time.sleep(0.002 * (attempt + 1))
         if frontswap.store(SWAP_TYPE, offset, page):
             return True
-        time.sleep(min(0.01 * (attempt + 1), 0.1))
     return False
 
 

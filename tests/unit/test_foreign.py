@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from ramster.errors import FailedPrecondition, RamsterError
+from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound
 from ramster.tmem import PackedPage, PoolSpec, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.foreign import (
     ForeignPage,
@@ -328,32 +328,40 @@ def test_a_pool_spec_mismatch_is_refused(second: ForeignPage, message: str) -> N
     assert put_foreign(tmem, OTHER, [second]) == [Stored(1)]  # another origin's pool 1 is free
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: put_foreign stores the pages before a spec mismatch, then raises: the origin "
-    "sees the whole batch fail and its copies on the holder are orphans (foreign.py put_foreign)",
-)
 def test_a_pool_spec_mismatch_stores_nothing_of_the_batch() -> None:
-    tmem, _ = holder()
+    tmem, store = holder()
     put_foreign(tmem, ORIGIN, [foreign(0)])
+    used = store.used_bytes
     batch = [foreign(1), ForeignPage(EPH_UID, True, OID, 2, 2, packed(2))]
 
-    with pytest.raises(FailedPrecondition):
+    with pytest.raises(FailedPrecondition) as caught:
         put_foreign(tmem, ORIGIN, batch)
+    assert caught.value.message == (
+        "origin pool 1 of peer:2:e2 is ephemeral private page_size=4096, "
+        "not persistent private page_size=4096"
+    )
     assert foreign_counts(tmem) == (1, 0)
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)], free=False) == [None]
+    assert store.used_bytes == used
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a local client named like an origin ('peer:N:epoch') reaches that origin's "
-    "foreign pools through the ordinary tmem API (host.py Tmem._pool / new_pool)",
-)
 def test_a_local_client_cannot_reach_foreign_pages() -> None:
     tmem, _ = holder()
     put_foreign(tmem, ORIGIN, [foreign(0), foreign(1, persistent=True)])
 
-    with pytest.raises(RamsterError):
+    with pytest.raises(PoolNotFound) as caught:
         tmem.get(ORIGIN, EPH_UID, OID, 0)
-    with pytest.raises(RamsterError):
+    assert caught.value.message == "pool_id 1 does not exist for client 'peer:2:e2'"
+    with pytest.raises(PoolNotFound) as caught:
         tmem.flush_page(ORIGIN, PERS_UID, OID, 1)
+    assert caught.value.message == "pool_id 2 does not exist for client 'peer:2:e2'"
+    with pytest.raises(PoolNotFound):
+        tmem.destroy_pool(ORIGIN, EPH_UID)
+    with pytest.raises(InvalidArgument) as refused:
+        tmem.new_pool(ORIGIN, PoolSpec())
+    assert refused.value.message == (
+        "client 'peer:2:e2' is invalid: expected a name not starting with 'peer:' (kept for peers)"
+    )
     assert foreign_counts(tmem) == (1, 1)
+    assert tmem.counters()["pool_count"] == 2
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)], free=False) == [(packed(0), 1000)]

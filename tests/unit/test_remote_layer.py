@@ -3,10 +3,11 @@ over a real `Backend` with fake peer links: no network, no sleeps.
 
 A `FakePeer` has the `PeerLink` surface (put/get/flush/close/address/number), keeps what it is
 sent as a holder would, logs every call in one list shared by all peers (so the order of calls
-across peers is visible), and can be told to fail, refuse, or hold a get until released. Every
-test runs its own event loop with `asyncio.run`. Budgets and batch counts are computed from the
-store's own constants; the pure decisions the layer follows are in test_remote_policy.py and the
-core it calls in test_shipping.py.
+across peers is visible), and can be told to fail, refuse, hold a get until released, or act
+while a put or flush is on the wire. Every test runs its own event loop with `asyncio.run`.
+Budgets and batch counts are computed from the store's own constants and the core's (a shipped
+page still costs its handle, `REMOTE_PAGE_BYTES`); the pure decisions the layer follows are in
+test_remote_policy.py and the core it calls in test_shipping.py.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ramster.remote.layer import RemoteLayer
 from ramster.remote.links import PeerLink
 from ramster.remote.policy import RemotifyConfig
 from ramster.tmem import Oid, PackedPage, PoolSpec, Stored, Tmem
+from ramster.tmem.host import REMOTE_PAGE_BYTES
 from ramster.tmem.pool import OBJECT_BYTES
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.shipping import complete_shipments, drain_flushes, remote_refs, take_shipments
@@ -60,9 +62,14 @@ def small(seed: int) -> bytes:
 
 
 def cost(data: bytes) -> int:
-    """Budget bytes a stored page frees when it is shipped (its slot stays)."""
+    """Budget bytes a stored page frees when it leaves the store (its slot stays)."""
     payload, _ = compress_page(data)
     return payload_heap_bytes(len(payload)) + PAGE_BYTES
+
+
+def shipped_cost(data: bytes) -> int:
+    """Budget bytes shipping a page frees: its own, less its remote handle."""
+    return cost(data) - REMOTE_PAGE_BYTES
 
 
 class FakePeer:
@@ -78,8 +85,10 @@ class FakePeer:
         self.pages: dict[tuple[int, Oid, int], FoundPage] = {}
         self.put_error: RamsterError | None = None
         self.get_error: RamsterError | None = None
+        self.flush_error: RamsterError | None = None
         self.refuse = False
         self.on_put: Callable[[Sequence[Shipment]], None] | None = None
+        self.on_flush: Callable[[Sequence[RemoteFlush]], None] | None = None
         self.gate = asyncio.Event()
         self.gate.set()
         self.closed = False
@@ -106,6 +115,10 @@ class FakePeer:
 
     async def flush(self, flushes: Sequence[RemoteFlush]) -> int:
         self.log.append((self.number, "flush", list(flushes)))
+        if self.on_flush is not None:
+            self.on_flush(flushes)
+        if self.flush_error is not None:
+            raise self.flush_error
         found = 0
         for f in flushes:
             doomed = [
@@ -143,12 +156,16 @@ class Peers:
 
 
 class Clock:
-    """Stands in for the `time` module inside the layer: failure backoff without sleeping."""
+    """Stands in for the `time` module inside the layer: failure backoff (and the busy time of
+    shipping) without sleeping."""
 
     def __init__(self) -> None:
         self.now = 100.0
 
     def monotonic(self) -> float:
+        return self.now
+
+    def perf_counter(self) -> float:
         return self.now
 
 
@@ -282,12 +299,13 @@ def test_tick_ships_from_above_the_high_watermark_to_below_the_low_one_and_stops
         _, pages = fill_above_high(tmem, store, big)
         before = store.used_bytes
         # One batch is more than the gap between the watermarks here.
-        assert before - BATCH * cost(big(0)) <= store.config.low_watermark * store.config.memory
+        low = store.config.low_watermark * store.config.memory
+        assert before - BATCH * shipped_cost(big(0)) <= low
 
         assert await layer.tick() == BATCH
 
         assert peers.log == [(2, "put", [((7, 0, 0), i) for i in range(BATCH)])]
-        assert store.used_bytes == before - BATCH * cost(big(0))
+        assert store.used_bytes == before - BATCH * shipped_cost(big(0))
         assert tmem.counters()["eph_pages_remoted"] == BATCH
         assert store.stats.eph_zpages == pages - BATCH
         assert layer.counters["remotify_batches"] == 1
@@ -297,11 +315,6 @@ def test_tick_ships_from_above_the_high_watermark_to_below_the_low_one_and_stops
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: tick re-evaluates bytes_to_ship after every batch, which is 0 once below the "
-    "high watermark, so shipping stops just under high instead of at low (layer.py tick)",
-)
 def test_tick_keeps_shipping_down_to_the_low_watermark() -> None:
     async def scenario() -> None:
         backend, tmem = loaded(memory=MIB)
@@ -309,7 +322,7 @@ def test_tick_keeps_shipping_down_to_the_low_watermark() -> None:
         layer, peers = await start(backend, {2: MIB})
         fill_above_high(tmem, store, small)
         config = store.config
-        batch_bytes = BATCH * cost(small(0))
+        batch_bytes = BATCH * shipped_cost(small(0))
         batches = math.ceil((store.used_bytes - config.low_watermark * config.memory) / batch_bytes)
         assert batches == 2  # one batch is less than the gap between the watermarks
 
@@ -425,6 +438,42 @@ def test_a_failed_peer_is_skipped_until_the_backoff_has_passed(
         assert tmem.counters()["remote_pages"] == BATCH
         [local] = tmem.get_many_packed(APP, pool, [(7, 0)], free=False)
         assert isinstance(local, PackedPage)
+
+    run(scenario)
+
+
+def test_a_page_put_again_while_flushes_are_on_the_wire_survives_its_reshipping() -> None:
+    async def scenario() -> None:
+        params = ModuleParams(eph_remotify=False)
+        backend, tmem = loaded(memory=MIB, params=params)
+        store = store_of(backend)
+        layer, peers = await start(backend, {2: MIB})
+        holder = peers.links[2]
+        pers = tmem.new_pool(APP, PoolSpec(persistent=True))
+        put(tmem, pers, 5, 0, big(1000))
+        put(tmem, pers, 6, 0, big(1001))
+        ship(tmem, holder, True)
+        assert tmem.flush_page(APP, pers, 6, 0)  # the tick starts by sending this flush
+        for index in range(10):
+            put(tmem, pers, 7, index, big(index))
+        eph = tmem.new_pool(APP, PoolSpec())  # pressure that stays: ephemeral pages stay home
+        index = 0
+        while store.used_bytes <= store.config.high_watermark * store.config.memory:
+            put(tmem, eph, 8, index, big(100 + index))
+            index += 1
+
+        def put_again(flushes: Sequence[RemoteFlush]) -> None:
+            if holder.on_flush is not None:
+                holder.on_flush = None
+                put(tmem, pers, 5, 0, big(2000))  # a client puts the remote page again
+
+        holder.on_flush = put_again
+        assert await layer.tick() == 11  # the ten pages of object 7, and the new page
+
+        ref = ref_of(tmem, pers, 5, 0)
+        assert ref.node == 2
+        assert await layer.fetch([ref], free=False) == [pack_page(big(2000))]
+        assert tmem.counters()["remote_pers_pages_lost"] == 0
 
     run(scenario)
 
@@ -564,13 +613,6 @@ def test_a_holder_without_the_page_loses_a_persistent_page(held: str) -> None:
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a getter cancelled while its request is on the wire leaves the shared future "
-    "unresolved in _inflight: every other and every later getter of that page hangs "
-    "(layer.py fetch/_fetch_from)",
-    raises=TimeoutError,
-)
 def test_a_cancelled_getter_does_not_strand_the_others() -> None:
     async def scenario() -> None:
         backend, tmem = loaded()
@@ -594,12 +636,6 @@ def test_a_cancelled_getter_does_not_strand_the_others() -> None:
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a get-and-free answered with a newer version (the key was put and shipped to "
-    "the same holder meanwhile) frees that newer copy, but localify keeps its handle: the "
-    "page is lost (layer.py _fetch_from, shipping.py localify)",
-)
 def test_a_get_and_free_racing_a_reship_loses_no_page() -> None:
     async def scenario() -> None:
         backend, tmem = loaded()
@@ -617,13 +653,41 @@ def test_a_get_and_free_racing_a_reship_loses_no_page() -> None:
         await holder.flush(drain_flushes(tmem))
         ship(tmem, holder, True)  # ...reaches the same holder before the get does
         holder.gate.set()
-        [answer] = await getter
 
-        if answer == pack_page(big(2)):  # the newer page was answered, like a local one
-            return
-        assert answer is None
-        new_ref = ref_of(tmem, pool, 7, 0)
-        assert await layer.fetch([new_ref], free=False) == [pack_page(big(2))]
+        # The holder answers and frees the newer page, which the handle names now: the get
+        # takes it, as it would take a newer local page.
+        assert await getter == [pack_page(big(2))]
+        assert tmem.page_version(APP, pool, 7, 0) is None
+        assert holder.pages == {}
+        counters = tmem.counters()
+        assert counters["remote_pers_pages_succ_get"] == 1
+        assert counters["remote_pers_pages_lost"] == counters["remote_pages"] == 0
+        assert drain_flushes(tmem) == []
+
+    run(scenario)
+
+
+def test_a_get_in_flight_across_a_zcache_reload_touches_nothing_of_the_new_backend() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded()
+        layer, peers = await start(backend, {2: MIB})
+        pool = tmem.new_pool(APP, PoolSpec())
+        put(tmem, pool, 7, 0, big(1))
+        ship(tmem, peers.links[2], False)
+        ref = ref_of(tmem, pool, 7, 0)
+        peers.links[2].gate.clear()
+
+        getter = asyncio.create_task(layer.fetch([ref], free=True))
+        await asyncio.sleep(0)  # the get is on the wire
+        assert backend.set_param("zcache", "off")  # no persistent page: allowed
+        assert backend.set_param("zcache", "on")
+        fresh = backend.require()
+        other = fresh.new_pool("other", PoolSpec(persistent=True))
+        assert fresh.put("other", other, 99, 0, big(50)) == Stored(1)  # object 0 of the new backend
+        peers.links[2].gate.set()
+
+        assert await getter == [None]  # the page asked for went with the old backend
+        assert fresh.get("other", other, 99, 0, free=False) == big(50)
 
     run(scenario)
 
@@ -643,17 +707,25 @@ def test_bring_home_repatriates_persistent_pages_and_drops_ephemeral_ones() -> N
             put(tmem, eph, 8, index, big(10 + index))
         to2 = ship(tmem, peers.links[2], True, max_pages=2)
         [to3] = ship(tmem, peers.links[3], True)
-        ship(tmem, peers.links[2], False)
+        eph_uid = ship(tmem, peers.links[2], False)[0].pool_uid
         assert store.stats.pers_zpages == store.stats.eph_zpages == 0
 
         assert await layer.bring_home() == 3
 
         uid = to3.pool_uid
         assert peers.log == [
+            # Every persistent page is fetched first; the copies of those now home are then
+            # flushed, one batch per holder.
             (2, "get", ([((7, 0, 0), 0), ((7, 0, 0), 1)], False)),
-            (2, "flush", [RemoteFlush(2, uid, (7, 0, 0), 0), RemoteFlush(2, uid, (7, 0, 0), 1)]),
             (3, "get", ([((7, 0, 0), 2)], False)),
+            (2, "flush", [RemoteFlush(2, uid, (7, 0, 0), 0), RemoteFlush(2, uid, (7, 0, 0), 1)]),
             (3, "flush", [RemoteFlush(3, uid, (7, 0, 0), 2)]),
+            # The ephemeral pages are given up, and their copies flushed: one flush a page.
+            (
+                2,
+                "flush",
+                [RemoteFlush(2, eph_uid, (8, 0, 0), 0), RemoteFlush(2, eph_uid, (8, 0, 0), 1)],
+            ),
         ]
         assert [s.index for s in to2] == [0, 1]
         assert [tmem.page_version(APP, pers, 7, index) for index in range(3)] == versions
@@ -665,7 +737,8 @@ def test_bring_home_repatriates_persistent_pages_and_drops_ephemeral_ones() -> N
         counters = tmem.counters()
         assert counters["pers_pages_repatriated"] == 3
         assert counters["remote_pages"] == counters["remote_pers_pages"] == 0
-        assert peers.links[3].pages == {}
+        assert counters["remote_eph_pages_unsucc_get"] == 0  # giving a page up is not a get
+        assert peers.links[2].pages == peers.links[3].pages == {}
 
     run(scenario)
 
@@ -701,7 +774,9 @@ def test_bring_home_refuses_when_the_store_cannot_take_every_page() -> None:
         for index in range(fit, fit + 2):
             put(tmem, pers, 7, index, big(index))
         room = store.config.memory - store.used_bytes
-        assert room == 3 * page_cost - OBJECT_BYTES  # shipped slots are reused: two pages fit
+        # Shipped slots are reused; six handles stay: two pages fit, not three.
+        assert room == 3 * page_cost - OBJECT_BYTES - 6 * REMOTE_PAGE_BYTES
+        assert 2 * page_cost <= room < 3 * page_cost
 
         with pytest.raises(FailedPrecondition) as caught:
             await layer.bring_home()
@@ -719,24 +794,39 @@ def test_bring_home_refuses_when_the_store_cannot_take_every_page() -> None:
         assert sorted(ref.index for ref in remote_refs(tmem, persistent=True)) == [2, 3, 4]
         # Ramster stays on: the remote ephemeral page is kept too.
         assert [ref.oid for ref in remote_refs(tmem, persistent=False)] == [(8, 0, 0)]
-        assert store.used_bytes == store.config.memory - (room - 2 * page_cost)
+        home = 2 * (page_cost - REMOTE_PAGE_BYTES)  # each page home gives its handle back
+        assert store.used_bytes == store.config.memory - (room - home)
 
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bring_home lets a holder's Unavailable escape instead of leaving the pages "
-    "remote and raising FailedPrecondition as its message says (layer.py _repatriate)",
-    raises=Unavailable,
-)
-def test_bring_home_with_an_unreachable_holder_refuses() -> None:
+def test_bring_home_survives_a_holder_that_fails_the_flush_of_the_copies() -> None:
     async def scenario() -> None:
         backend, tmem = loaded()
         layer, peers = await start(backend, {2: MIB})
         pool = tmem.new_pool(APP, PoolSpec(persistent=True))
         put(tmem, pool, 7, 0, big(1))
         ship(tmem, peers.links[2], True)
+        peers.links[2].flush_error = Unavailable("node 2 is unreachable")
+
+        assert await layer.bring_home() == 1
+
+        assert tmem.get(APP, pool, 7, 0) == big(1)
+        assert remote_refs(tmem) == []
+
+    run(scenario)
+
+
+def test_bring_home_with_an_unreachable_holder_refuses() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded()
+        layer, peers = await start(backend, {2: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        version = put(tmem, pool, 7, 0, big(1))
+        eph = tmem.new_pool(APP, PoolSpec())
+        put(tmem, eph, 8, 0, big(2))
+        [shipment] = ship(tmem, peers.links[2], True)
+        ship(tmem, peers.links[2], False)
         peers.links[2].get_error = Unavailable("node 2 is unreachable")
 
         with pytest.raises(FailedPrecondition) as caught:
@@ -745,5 +835,16 @@ def test_bring_home_with_an_unreachable_holder_refuses() -> None:
             "1 persistent pages could not come home (store full or holder unreachable): "
             "ramster stays on"
         )
+        # Everything stays as it was: both pages remote, both copies on the holder.
+        assert peers.log == [(2, "get", ([((7, 0, 0), 0)], False))]
+        assert tmem.page_version(APP, pool, 7, 0) == version
+        assert sorted(ref.persistent for ref in remote_refs(tmem)) == [False, True]
+        assert len(peers.links[2].pages) == 2
+        assert tmem.counters()["pers_pages_repatriated"] == 0
+
+        peers.links[2].get_error = None  # it is back: the page comes home
+        assert await layer.bring_home() == 1
+        assert tmem.get(APP, pool, 7, 0) == big(1)
+        assert tmem.page_version(APP, pool, 7, 0) == shipment.version
 
     run(scenario)

@@ -153,7 +153,7 @@ def test_auto_with_no_peer_is_none() -> None:
 
 def test_remotify_config_defaults() -> None:
     config = RemotifyConfig()
-    assert dataclasses.astuple(config) == (256, 1 << 20, 0.05, 5.0, 2.0)
+    assert dataclasses.astuple(config) == (1024, 2 << 20, 0.05, 5.0, 2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.batch_pages = 64  # type: ignore[misc]
 
@@ -181,12 +181,18 @@ def test_remotify_config_is_validated(changes: dict[str, object], message: str) 
     assert caught.value.message == message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: RemotifyConfig checks batch_pages and batch_bytes by value only, so a float "
-    "passes (policy.py RemotifyConfig.__post_init__)",
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"batch_pages": 100.5}, "batch_pages 100.5 is invalid: expected an int >= 64"),
+        ({"batch_pages": 256.0}, "batch_pages 256.0 is invalid: expected an int >= 64"),
+        (
+            {"batch_bytes": float(1 << 20)},
+            "batch_bytes 1048576.0 is invalid: expected bytes >= 256 KiB",
+        ),
+    ],
 )
-def test_remotify_config_batch_sizes_are_ints() -> None:
+def test_remotify_config_batch_sizes_are_ints(changes: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        RemotifyConfig(batch_pages=100.5)  # type: ignore[arg-type]
-    assert caught.value.message == "batch_pages 100.5 is invalid: expected an int >= 64"
+        RemotifyConfig(**changes)  # type: ignore[arg-type]
+    assert caught.value.message == message

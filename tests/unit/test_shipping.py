@@ -6,24 +6,29 @@ Every race of §A1.5 (#5, #10) is forced here by calling the core in the order t
 interleave it: take, then the racing put or flush, then complete (or get, race, localify). No
 event loop, no peers: a "peer" is a node number and the packed page a shipment carried. Tests
 run over `ZCache` and `PlainStore` where the store makes no difference to the rule; budgets are
-computed from the stores' own constants. The async layer that calls this is in
+computed from the stores' own constants and the core's (a remote page still costs its handle and
+its index entry, `REMOTE_PAGE_BYTES`). The async layer that calls this is in
 test_remote_layer.py; the holder side in test_foreign.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from ramster.tmem import PackedPage, PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.foreign import ForeignPage, origin_client, put_foreign
-from ramster.tmem.pool import OBJECT_BYTES
-from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.host import REMOTE_COUNTERS, REMOTE_PAGE_BYTES
+from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES
+from ramster.tmem.remote import REMOTE_HANDLE_BYTES, RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.shipping import (
     complete_shipments,
     drain_flushes,
+    drop_remote,
     localify,
     remote_refs,
     repatriate,
@@ -68,15 +73,15 @@ def make_store(kind: str) -> ZCache | PlainStore:
     return PlainStore(memory=64 << 20)
 
 
-def fitting_store(kind: str, pages: int = FIT, objects: int = 1) -> ZCache | PlainStore:
-    """A store whose budget holds exactly `pages` pages of `page()` in `objects` objects."""
+def fitting_store(
+    kind: str, pages: int = FIT, objects: int = 1, remote: int = 0
+) -> ZCache | PlainStore:
+    """A store whose budget holds exactly `pages` pages of `page()` in `objects` objects, and
+    the handles of `remote` pages on peers."""
+    meta = objects * OBJECT_BYTES + remote * REMOTE_PAGE_BYTES
     if kind == "zcache":
-        return ZCache(
-            ZcacheConfig(
-                memory=objects * OBJECT_BYTES + pages * (SLOT_BYTES + zcache_cost(page(0)))
-            )
-        )
-    return PlainStore(memory=objects * OBJECT_BYTES + pages * (PAGE_SIZE + PLAIN_PAGE_BYTES))
+        return ZCache(ZcacheConfig(memory=meta + pages * (SLOT_BYTES + zcache_cost(page(0)))))
+    return PlainStore(memory=meta + pages * (PAGE_SIZE + PLAIN_PAGE_BYTES))
 
 
 def used(store: PageStore) -> int:
@@ -112,10 +117,19 @@ def keys(shipments: list[Shipment]) -> list[tuple[tuple[int, int, int], int]]:
     return [(s.oid, s.index) for s in shipments]
 
 
+def answer(shipment: Shipment) -> tuple[PackedPage, int]:
+    """What the peer that stored `shipment` answers a get with: the page and its version."""
+    return shipment.page, shipment.version
+
+
 def test_every_test_page_costs_the_same() -> None:
     """The budgets below are exact only because every page of `page()` costs the same."""
     assert {len(compress_page(page(seed))[0]) for seed in range(300)} == {2034}
     assert zcache_cost(page(0)) == payload_heap_bytes(2034) + PAGE_BYTES == 2112
+
+
+def test_a_remote_page_costs_its_handle_and_its_index_entry() -> None:
+    assert REMOTE_PAGE_BYTES == REMOTE_HANDLE_BYTES + INDEX_BYTES_PER_PAGE == 20
 
 
 # -- take_shipments ----------------------------------------------------------------------------
@@ -161,7 +175,7 @@ def test_take_takes_the_oldest_pages_of_one_class_at_most_max_pages(kind: str) -
 
 
 @pytest.mark.parametrize("kind", STORES)
-def test_take_stops_once_max_bytes_is_reached_and_requeues_the_rest(kind: str) -> None:
+def test_take_stops_once_max_bytes_is_reached_and_leaves_the_rest(kind: str) -> None:
     tmem = Tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     for index in range(6):
@@ -170,8 +184,8 @@ def test_take_stops_once_max_bytes_is_reached_and_requeues_the_rest(kind: str) -
 
     # The page that reaches max_bytes is still taken; the ones after it are not.
     assert [s.index for s in take_shipments(tmem, True, 5, 2 * zsize)] == [0, 1]
-    # 2, 3 and 4 were taken out of the order and put back; 5 never left it.
-    assert sorted(s.index for s in take_shipments(tmem, True, 10, ALL)) == [2, 3, 4, 5]
+    # 2..5 never left the order: they are taken next, oldest first.
+    assert [s.index for s in take_shipments(tmem, True, 10, ALL)] == [2, 3, 4, 5]
 
     tmem2 = Tmem(make_store(kind))
     pool2 = tmem2.new_pool(APP, PERSISTENT)
@@ -180,11 +194,6 @@ def test_take_stops_once_max_bytes_is_reached_and_requeues_the_rest(kind: str) -
     assert [s.index for s in take_shipments(tmem2, True, 5, 2 * zsize + 1)] == [0, 1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: take_shipments requeues the pages it cut at max_bytes at the young end, so "
-    "younger pages are shipped before them (shipping.py take_shipments)",
-)
 @pytest.mark.parametrize("kind", STORES)
 def test_pages_cut_at_max_bytes_keep_their_age(kind: str) -> None:
     tmem = Tmem(make_store(kind))
@@ -242,7 +251,8 @@ def test_stored_pages_become_remote(kind: str, persistent: bool) -> None:
     assert counters["remote_pages"] == 4
     assert counters["remote_pers_pages"] == (4 if persistent else 0)
     assert store_pages(store) == (0, 0)
-    assert used(store) == before - sum(page_cost(kind, page(index)) for index in range(4))
+    freed = sum(page_cost(kind, page(index)) for index in range(4))
+    assert used(store) == before - freed + 4 * REMOTE_PAGE_BYTES
     assert [tmem.page_version(APP, pool, 7, index) for index in range(4)] == versions
     assert remote_ref(tmem, pool, 7, 2) == RemoteRef(
         node=PEER,
@@ -283,6 +293,62 @@ def test_refused_pages_stay_local_and_are_shipped_again(kind: str, persistent: b
     assert tmem.counters()[f"{kind_name}_pages_remoted"] == 3
     assert remote_ref(tmem, pool, 7, 1).node == OTHER_PEER
     assert store_pages(store) == (0, 0)
+
+
+# -- the budget of remote pages ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_remote_pages_are_charged_to_the_budget(kind: str) -> None:
+    """A page on a peer frees its bytes here but keeps its handle and index entry."""
+    store = make_store(kind)
+    tmem = Tmem(store)
+    pool = tmem.new_pool(APP, PERSISTENT)
+    for index in range(4):
+        put(tmem, pool, 7, index, page(index))
+    before = used(store)
+
+    shipments = take_shipments(tmem, True, 3, ALL)
+    assert used(store) == before  # taking a page moves nothing yet
+    assert complete_shipments(tmem, PEER, shipments, [True, False, True]) == 2
+
+    cost = page_cost(kind, page(0))
+    assert used(store) == before - 2 * cost + 2 * REMOTE_PAGE_BYTES  # the refused page stays
+    remoted = used(store)
+    put(tmem, pool, 7, 0, page(10))  # a put over a remote page gives its handle back
+    assert used(store) == remoted - REMOTE_PAGE_BYTES + cost
+    assert tmem.counters()["remote_pages"] == 1
+
+
+HandleEnd = Callable[[Tmem, int, RemoteRef, Shipment], object]
+HANDLE_ENDS: dict[str, HandleEnd] = {
+    "flush_page": lambda tmem, pool, ref, shipment: tmem.flush_page(APP, pool, 7, 0),
+    "flush_object": lambda tmem, pool, ref, shipment: tmem.flush_object(APP, pool, 7),
+    "destroy_pool": lambda tmem, pool, ref, shipment: tmem.destroy_pool(APP, pool),
+    "get_and_free": lambda tmem, pool, ref, shipment: localify(
+        tmem, ref, answer(shipment), freed=True
+    ),
+    "peer_lost_it": lambda tmem, pool, ref, shipment: localify(tmem, ref, None, freed=False),
+    "drop_remote": lambda tmem, pool, ref, shipment: drop_remote(tmem, ref),
+}
+
+
+@pytest.mark.parametrize("kind", STORES)
+@pytest.mark.parametrize("end", HANDLE_ENDS)
+def test_every_way_a_remote_handle_goes_gives_its_bytes_back(kind: str, end: str) -> None:
+    store = make_store(kind)
+    tmem = Tmem(store)
+    pool = tmem.new_pool(APP, EPHEMERAL)
+    put(tmem, pool, 7, 0, page(1))
+    [shipment] = ship_all(tmem, False, PEER)
+    ref = remote_ref(tmem, pool, 7, 0)
+    remoted = used(store)
+
+    HANDLE_ENDS[end](tmem, pool, ref, shipment)
+
+    assert tmem.counters()["remote_pages"] == 0
+    assert tmem.counters()["obj_count"] == 0
+    assert used(store) == remoted - REMOTE_PAGE_BYTES - OBJECT_BYTES  # its object went too
 
 
 # -- the races of remotify (§A1.5 #10) ---------------------------------------------------------
@@ -384,7 +450,7 @@ def test_a_flush_during_a_remote_get_is_a_miss(kind: str, persistent: bool, free
 
     assert tmem.flush_page(APP, pool, 7, 0)  # while the request is on the wire
     assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0)]
-    assert localify(tmem, ref, shipment.page, freed) is None
+    assert localify(tmem, ref, answer(shipment), freed) is None
 
     kind_name = "pers" if persistent else "eph"
     counters = tmem.counters()
@@ -409,7 +475,7 @@ def test_a_put_during_a_remote_get_answers_the_newer_local_page(
 
     new = put(tmem, pool, 7, 0, page(2))  # while the request is on the wire
     assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0)]
-    assert localify(tmem, ref, shipment.page, freed=False) == pack_page(page(2))
+    assert localify(tmem, ref, answer(shipment), freed=False) == pack_page(page(2))
 
     kind_name = "pers" if persistent else "eph"
     assert tmem.counters()[f"remote_{kind_name}_pages_unsucc_get"] == 1
@@ -427,7 +493,7 @@ def test_a_get_and_free_answers_the_newer_local_page_and_frees_it(kind: str) -> 
     ref = remote_ref(tmem, pool, 7, 0)
 
     put(tmem, pool, 7, 0, page(2))
-    assert localify(tmem, ref, shipment.page, freed=True) == pack_page(page(2))
+    assert localify(tmem, ref, answer(shipment), freed=True) == pack_page(page(2))
 
     assert tmem.page_version(APP, pool, 7, 0) is None
     assert store_pages(tmem._store) == (0, 0)
@@ -444,11 +510,41 @@ def test_a_put_and_reship_during_a_remote_get_is_a_miss(kind: str) -> None:
 
     new = put(tmem, pool, 7, 0, page(2))
     ship_all(tmem, True, OTHER_PEER)
-    assert localify(tmem, ref, shipment.page, freed=False) is None  # the old bytes are stale
+    assert localify(tmem, ref, answer(shipment), freed=False) is None  # the old bytes are stale
 
-    assert tmem.counters()["remote_pers_pages_unsucc_get"] == 1
+    counters = tmem.counters()
+    assert counters["remote_pers_pages_unsucc_get"] == 1
+    assert counters["remote_pers_pages_lost"] == 0  # the newer page is on OTHER_PEER
     assert tmem.page_version(APP, pool, 7, 0) == new
     assert remote_ref(tmem, pool, 7, 0).node == OTHER_PEER
+
+
+@pytest.mark.parametrize("kind", STORES)
+@pytest.mark.parametrize("freed", [False, True], ids=["keep", "free"])
+def test_a_put_and_reship_to_the_same_peer_during_a_get_answers_the_newer_page(
+    kind: str, freed: bool
+) -> None:
+    tmem = Tmem(make_store(kind))
+    pool = tmem.new_pool(APP, PERSISTENT)
+    put(tmem, pool, 7, 0, page(1))
+    ship_all(tmem, True, PEER)
+    ref = remote_ref(tmem, pool, 7, 0)
+
+    put(tmem, pool, 7, 0, page(2))  # while the request is on the wire...
+    drain_flushes(tmem)
+    [newer] = ship_all(tmem, True, PEER)  # ...the new page reaches the same peer first
+    # The peer answers what it holds now: the newer page, which the handle names.
+    assert localify(tmem, ref, answer(newer), freed) == pack_page(page(2))
+
+    counters = tmem.counters()
+    assert counters["remote_pers_pages_succ_get"] == 1
+    assert counters["remote_pers_pages_unsucc_get"] == counters["remote_pers_pages_lost"] == 0
+    if freed:  # the peer dropped the copy it answered: the handle goes with it
+        assert tmem.page_version(APP, pool, 7, 0) is None
+        assert counters["remote_pages"] == 0
+    else:
+        assert remote_refs(tmem) == [dataclasses.replace(ref, version=newer.version)]
+    assert drain_flushes(tmem) == []
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -498,7 +594,7 @@ def test_a_private_ephemeral_get_frees_the_handle(kind: str) -> None:
 
     ref = remote_ref(tmem, pool, 7, 0)  # the pool's rule (free) leaves a remote page in place
     assert tmem.page_version(APP, pool, 7, 0) == shipment.version
-    assert localify(tmem, ref, shipment.page, freed=True) == shipment.page
+    assert localify(tmem, ref, answer(shipment), freed=True) == shipment.page
 
     counters = tmem.counters()
     assert counters["remote_eph_pages_succ_get"] == 1
@@ -515,14 +611,14 @@ def test_a_persistent_get_keeps_the_handle_unless_asked_to_free(kind: str) -> No
     [shipment] = ship_all(tmem, True, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
-    assert localify(tmem, ref, shipment.page, freed=False) == shipment.page
-    assert localify(tmem, ref, shipment.page, freed=False) == shipment.page
+    assert localify(tmem, ref, answer(shipment), freed=False) == shipment.page
+    assert localify(tmem, ref, answer(shipment), freed=False) == shipment.page
     assert tmem.page_version(APP, pool, 7, 0) == shipment.version
     assert remote_refs(tmem) == [ref]
 
     [ref_free] = tmem.get_many_packed(APP, pool, [(7, 0)], free=True)
     assert ref_free == ref  # free=True does not drop a remote page before it is fetched
-    assert localify(tmem, ref, shipment.page, freed=True) == shipment.page
+    assert localify(tmem, ref, answer(shipment), freed=True) == shipment.page
 
     counters = tmem.counters()
     assert counters["remote_pers_pages_succ_get"] == 3
@@ -642,6 +738,54 @@ def test_flushing_local_pages_queues_nothing(kind: str) -> None:
     assert drain_flushes(tmem) == []
 
 
+# -- drop_remote: giving up an ephemeral page ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_drop_remote_forgets_the_page_and_queues_exactly_one_page_flush(kind: str) -> None:
+    tmem = Tmem(make_store(kind))
+    pool = tmem.new_pool(APP, EPHEMERAL)
+    shipments = remote_object(tmem, pool, 7, [PEER, OTHER_PEER])
+    ref = remote_ref(tmem, pool, 7, 0)
+    before = tmem.counters()
+
+    assert drop_remote(tmem, ref)
+
+    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0)]
+    assert tmem.page_version(APP, pool, 7, 0) is None
+    assert remote_refs(tmem) == [remote_ref(tmem, pool, 7, 1)]
+    counters = tmem.counters()
+    assert counters["remote_pages"] == 1
+    # Giving a page up is neither a get nor a loss.
+    assert {name: counters[name] - before[name] for name in REMOTE_COUNTERS} == dict.fromkeys(
+        REMOTE_COUNTERS, 0
+    )
+    assert not drop_remote(tmem, ref)  # gone already: nothing more is queued
+    assert drain_flushes(tmem) == []
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_drop_remote_leaves_a_key_that_changed_alone(kind: str) -> None:
+    tmem = Tmem(make_store(kind))
+    pool = tmem.new_pool(APP, EPHEMERAL)
+    for index in range(3):
+        put(tmem, pool, 7, index, page(index))
+    ship_all(tmem, False, PEER)
+    refs = [remote_ref(tmem, pool, 7, index) for index in range(3)]
+
+    tmem.flush_page(APP, pool, 7, 0)
+    put(tmem, pool, 7, 2, page(12))
+    ship_all(tmem, False, OTHER_PEER)  # index 2 is remote again, with another version
+    put(tmem, pool, 7, 1, page(11))  # index 1 is local again
+    drain_flushes(tmem)
+
+    assert [drop_remote(tmem, ref) for ref in refs] == [False, False, False]
+    assert drain_flushes(tmem) == []
+    assert tmem.page_version(APP, pool, 7, 0) is None
+    assert tmem.get(APP, pool, 7, 1, free=False) == page(11)
+    assert remote_ref(tmem, pool, 7, 2).node == OTHER_PEER
+
+
 # -- repatriate --------------------------------------------------------------------------------
 
 
@@ -660,7 +804,7 @@ def test_repatriate_brings_a_persistent_page_home_with_its_version(kind: str) ->
     assert tmem.page_version(APP, pool, 7, 0) == version
     assert tmem.get(APP, pool, 7, 0) == page(1)
     assert store_pages(store) == (0, 1)
-    assert used(store) == before + page_cost(kind, page(1))
+    assert used(store) == before + page_cost(kind, page(1)) - REMOTE_PAGE_BYTES
     counters = tmem.counters()
     assert counters["pers_pages_repatriated"] == 1
     assert counters["remote_pages"] == counters["remote_pers_pages"] == 0
@@ -710,13 +854,14 @@ def test_repatriate_refuses_a_handle_that_changed(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", STORES)
 def test_repatriate_refuses_when_the_store_is_full(kind: str) -> None:
-    store = fitting_store(kind)
+    store = fitting_store(kind, remote=1)
     tmem = Tmem(store)
     pool = tmem.new_pool(APP, PERSISTENT)
     for index in range(FIT):
         put(tmem, pool, 7, index, page(index))
     [shipment] = ship_all(tmem, True, PEER, max_pages=1)
     put(tmem, pool, 7, FIT, page(FIT))  # takes the room the shipped page left
+    assert used(store) == store.counters()["memory_bytes"]  # exactly full
     assert tmem.put(APP, pool, 7, FIT + 1, page(FIT + 1)) == Rejected(RejectReason.NO_SPACE)
     ref = remote_ref(tmem, pool, 7, 0)
 

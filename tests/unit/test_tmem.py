@@ -125,6 +125,37 @@ def test_max_clients_counts_the_clients_that_hold_pools() -> None:
     assert tmem.counters()["client_count"] == 2
 
 
+@pytest.mark.parametrize("spec", [EPHEMERAL, SHARED_EPHEMERAL], ids=["private", "shared"])
+def test_a_client_name_starting_with_peer_colon_is_refused(tmem: Tmem, spec: PoolSpec) -> None:
+    """Such names are the clients of pages held for other nodes (`ramster.tmem.foreign`)."""
+    message = message_of(InvalidArgument, lambda: tmem.new_pool("peer:2:e2", spec))
+    assert message == (
+        "client 'peer:2:e2' is invalid: expected a name not starting with 'peer:' (kept for peers)"
+    )
+    message = message_of(InvalidArgument, lambda: tmem.new_pool("peer:", spec))
+    assert message == (
+        "client 'peer:' is invalid: expected a name not starting with 'peer:' (kept for peers)"
+    )
+    counters = tmem.counters()
+    assert (counters["client_count"], counters["pool_count"]) == (0, 0)  # no trace left
+    assert tmem.new_pool(PEER, spec) == 0  # "peer" alone is an ordinary name
+    assert tmem.new_pool("app:peer:2", spec) == 0
+
+
+def test_pool_uids_start_at_first_pool_uid_and_are_never_reused() -> None:
+    assert Tmem(PlainStore(memory=1 << 20)).next_pool_uid == 1
+    tmem = Tmem(PlainStore(memory=1 << 20), first_pool_uid=7)
+    assert tmem.next_pool_uid == 7
+
+    pool = tmem.new_pool(APP, EPHEMERAL)
+    tmem.new_pool(APP, SHARED_EPHEMERAL)
+    tmem.new_pool(PEER, SHARED_EPHEMERAL)  # joins the shared pool: no new uid
+    assert tmem.next_pool_uid == 9
+    tmem.destroy_pool(APP, pool)
+    assert tmem.new_pool(APP, EPHEMERAL) == pool  # the pool id is free again...
+    assert tmem.next_pool_uid == 10  # ...but its uid is not given twice
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -1,0 +1,118 @@
+"""Remote pages, over loopback: how fast a node ships pages to a peer, and what a get of a
+remote page costs beside a local one (issue 4). Target (DESIGN §12): remotify >= 50k pages/s.
+
+Node 1 fills its whole budget with `ramster` off (nothing ships), then `ramster` goes on: it ships
+from 100 % down to the low watermark (80 %). The rate is pages shipped over the time spent in
+shipping (the node's `remotify_busy_microseconds`: packing, the Peer/PutPages round trip, the swap for
+remote handles), and over the wall-clock time until the node reached its low watermark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from lz4.block import compress
+
+from ramster.client import Client
+from ramster.launcher import LocalCluster
+from tests.bench.table import print_table, verdict
+from tests.bench.wire import BATCH, _rate
+
+MEMORY = 96 * 2**20
+
+
+async def _fill(client: Client, pool: int, pages: list[bytes]) -> int:
+    """Store pages (cycling through the corpus under new keys) until the node refuses one for
+    want of room; return how many keys were stored. Only pages zcache admits are offered."""
+    n = 0
+    while True:
+        batch = [((n + i) >> 8, (n + i) & 0xFF, pages[(n + i) % len(pages)]) for i in range(BATCH)]
+        stored = await client.put_many(pool, batch)
+        n += sum(stored)
+        if not all(stored):
+            return n
+
+
+async def _measure(address: str, pages: list[bytes]) -> dict[str, float]:
+    async with Client(address, client_name="bench-cluster") as client:
+        await client.set_param("ramster", "off")
+        pool = await client.new_pool(persistent=True)
+        stored = await _fill(client, pool, pages)
+        before = await client.stats()
+        start = time.perf_counter()
+        await client.set_param("ramster", "on")
+        while True:
+            stats = await client.stats()
+            if stats["used_bytes"] <= 0.8 * MEMORY and stats["pers_pages_remoted"] > 0:
+                break
+            if time.perf_counter() - start > 120:
+                raise TimeoutError(f"node 1 did not reach its low watermark in 120 s: {stats}")
+            await asyncio.sleep(0.005)
+        wall = time.perf_counter() - start
+        shipped = stats["pers_pages_remoted"] - before.get("pers_pages_remoted", 0)
+        busy = (stats["remotify_busy_microseconds"] - before.get("remotify_busy_microseconds", 0)) / 1e6
+        # The oldest keys were shipped first: the first `shipped` keys are remote.
+        remote_keys = [(n >> 8, n & 0xFF) for n in range(min(shipped, 4096))]
+        local_keys = [(n >> 8, n & 0xFF) for n in range(stored - min(shipped, 4096), stored)]
+
+        def getter(keys: list[tuple[int, int]]) -> object:
+            batches = [keys[i : i + BATCH] for i in range(0, len(keys), BATCH)]
+
+            async def get_all() -> None:
+                for batch in batches:
+                    await client.get_many(pool, batch, free=False)
+
+            return get_all
+
+        remote_rate = await _rate(len(remote_keys), getter(remote_keys))
+        local_rate = await _rate(len(local_keys), getter(local_keys))
+        return {
+            "stored": stored,
+            "shipped": shipped,
+            "busy": busy,
+            "wall": wall,
+            "remote_rate": remote_rate,
+            "local_rate": local_rate,
+        }
+
+
+def run(pages: list[bytes]) -> None:
+    limit = 3 * 4096 // 4  # well under max_zsize_pers and max_mean_zsize: never refused for size
+    pages = [page for page in pages if len(compress(page, store_size=False)) <= limit]
+    with (
+        tempfile.TemporaryDirectory(prefix="ramster-bench-") as tmp,
+        LocalCluster(2, [MEMORY, 16 * MEMORY], cluster="bench", directory=Path(tmp)) as cluster,
+    ):
+        figures = asyncio.run(_measure(cluster.nodes[0].address, pages))
+    busy_rate = figures["shipped"] / max(figures["busy"], 1e-9)
+    wall_rate = figures["shipped"] / max(figures["wall"], 1e-9)
+    print_table(
+        f"remotify: node 1 ({MEMORY >> 20} MiB, full) ships to node 2 down to its low watermark",
+        ["measure", "value", "target", "verdict"],
+        [
+            ["pages stored on node 1", f"{figures['stored']:,.0f}", "-", "-"],
+            ["pages shipped", f"{figures['shipped']:,.0f}", "-", "-"],
+            [
+                "remotify rate, shipping time",
+                f"{busy_rate:,.0f} pages/s",
+                ">= 50,000",
+                verdict(busy_rate >= 50_000),
+            ],
+            ["remotify rate, wall clock", f"{wall_rate:,.0f} pages/s", "-", "-"],
+        ],
+    )
+    print_table(
+        f"batched get ({BATCH} pages, keep) of remote pages beside local ones, on node 1",
+        ["pages", "pages/s", "x local"],
+        [
+            ["local", figures["local_rate"], "1.00x"],
+            [
+                "remote (on node 2)",
+                figures["remote_rate"],
+                f"{figures['remote_rate'] / figures['local_rate']:.2f}x",
+            ],
+        ],
+    )
