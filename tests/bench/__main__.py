@@ -6,7 +6,7 @@ import platform
 import time
 
 from ramster.workload.corpus import build_corpus
-from tests.bench import core, wire
+from tests.bench import cluster, core, wire
 
 
 def main() -> None:
@@ -15,6 +15,7 @@ def main() -> None:
     print(f"# RAMster benchmarks — {platform.python_version()}, {platform.machine()}, {corpus!r}")
     core.run(corpus)
     wire.run(corpus.pages[:8192])
+    cluster.run(corpus.pages)
     print(f"\n(total {time.time() - started:.0f} s)")
 
 
