@@ -3,8 +3,8 @@ remote page costs beside a local one (issue 4). Target (DESIGN §12): remotify >
 
 Node 1 fills its whole budget with `ramster` off (nothing ships), then `ramster` goes on: it ships
 from 100 % down to the low watermark (80 %). The rate is pages shipped over the time spent in
-shipping (the node's `remotify_busy_microseconds`: packing, the Peer/PutPages round trip, the swap for
-remote handles), and over the wall-clock time until the node reached its low watermark.
+shipping (the node's `remotify_busy_microseconds`: packing, the Peer/PutPages round trip, the
+swap for remote handles), and over the wall-clock time until the node reached its low watermark.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ async def _measure(address: str, pages: list[bytes]) -> dict[str, float]:
             await asyncio.sleep(0.005)
         wall = time.perf_counter() - start
         shipped = stats["pers_pages_remoted"] - before.get("pers_pages_remoted", 0)
-        busy = (stats["remotify_busy_microseconds"] - before.get("remotify_busy_microseconds", 0)) / 1e6
+        busy_us = stats["remotify_busy_microseconds"] - before.get("remotify_busy_microseconds", 0)
+        busy = busy_us / 1e6
         # The oldest keys were shipped first: the first `shipped` keys are remote.
         remote_keys = [(n >> 8, n & 0xFF) for n in range(min(shipped, 4096))]
         local_keys = [(n >> 8, n & 0xFF) for n in range(stored - min(shipped, 4096), stored)]

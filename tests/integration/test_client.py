@@ -139,7 +139,8 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
             with pytest.raises(InvalidArgument) as invalid:
                 await client.set_param("bogus", "on")
             assert (
-                invalid.value.message == "param 'bogus' is unknown: expected one of eph_remotify, pers_remotify, ramster, remote_target, zcache"
+                invalid.value.message == "param 'bogus' is unknown: expected one of "
+                "eph_remotify, pers_remotify, ramster, remote_target, zcache"
             )
             for _ in range(15):
                 await client.new_pool()
