@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -23,7 +24,7 @@ from ramster.errors import FailedPrecondition, RamsterError
 from ramster.remote.links import PeerLink
 from ramster.remote.policy import RemotifyConfig, bytes_to_ship, classes_to_ship, pick_target
 from ramster.tmem import Tmem
-from ramster.tmem.remote import RemoteFlush, RemoteRef
+from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.shipping import (
     complete_shipments,
     drain_flushes,
@@ -136,7 +137,10 @@ class RemoteLayer:
                 log.exception("remotify round failed")
 
     async def tick(self) -> int:
-        """One round: send queued flushes, then ship while above the watermark; pages shipped."""
+        """One round: send queued flushes, then ship while above the watermark; pages shipped.
+
+        Up to `config.in_flight` batches are on the wire at once, so packing the next batch here
+        overlaps with the peer storing the last one."""
         tmem, store = self._backend.tmem, self._backend.store
         if tmem is None or store is None:
             return 0
@@ -146,28 +150,36 @@ class RemoteLayer:
             store.used_bytes, config.memory, config.high_watermark, config.low_watermark
         ):
             return 0
+        low = config.low_watermark * config.memory
         shipped = 0
-        for persistent in classes_to_ship(self._backend.params):
-            while store.used_bytes > config.low_watermark * config.memory:
-                target = pick_target(self.members, self.me, self._backend.params, self._skip())
-                if target is None or target not in self._links:
-                    return shipped
-                moved = await self._ship(tmem, target, persistent)
-                if moved == 0:
-                    break
-                shipped += moved
-                await self._send_flushes(tmem)
+        in_flight: dict[asyncio.Task[int], int] = {}  # batch -> its packed bytes
+        try:
+            for persistent in classes_to_ship(self._backend.params):
+                while store.used_bytes - sum(in_flight.values()) > low:
+                    target = pick_target(self.members, self.me, self._backend.params, self._skip())
+                    if target is None or target not in self._links:
+                        return shipped
+                    shipments = take_shipments(
+                        tmem, persistent, self.config.batch_pages, self.config.batch_bytes
+                    )
+                    if not shipments:
+                        break
+                    # Flushes queued before this batch go first (they carry versions, so even
+                    # a late one cannot remove a newer copy, but early is cheaper).
+                    await self._send_flushes(tmem)
+                    batch = asyncio.create_task(self._ship(tmem, target, shipments))
+                    in_flight[batch] = sum(len(s.page.payload) for s in shipments)
+                    if len(in_flight) >= self.config.in_flight:
+                        done, _ = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
+                        for finished in done:
+                            del in_flight[finished]
+                            shipped += finished.result()
+        finally:
+            if in_flight:
+                shipped += sum(await asyncio.gather(*in_flight))
         return shipped
 
-    async def _ship(self, tmem: Tmem, target: int, persistent: bool) -> int:
-        shipments = take_shipments(
-            tmem, persistent, self.config.batch_pages, self.config.batch_bytes
-        )
-        if not shipments:
-            return 0
-        # Flushes queued before this batch go first: a stale flush sent after a newer copy of
-        # the same key reached the same holder would delete that copy.
-        await self._send_flushes(tmem)
+    async def _ship(self, tmem: Tmem, target: int, shipments: list[Shipment]) -> int:
         started = time.perf_counter()
         try:
             stored = await self._links[target].put(shipments)
@@ -298,7 +310,7 @@ class RemoteLayer:
         for ref, answer in zip(refs, answers, strict=True):
             if answer is not None and answer[1] == ref.version and repatriate(tmem, ref, answer[0]):
                 home += 1
-                done.append(RemoteFlush(node, ref.pool_uid, ref.oid, ref.index))
+                done.append(RemoteFlush(node, ref.pool_uid, ref.oid, ref.index, ref.version))
         tmem.remote_flushes.extend(done)  # sent, counted and logged by the next _send_flushes
         return home
 

@@ -123,7 +123,9 @@ class PeerLink:
             request = peer_pb2.PeerFlushPagesRequest(
                 origin=self._origin,
                 keys=[
-                    peer_pb2.RemoteKey(pool=f.pool_uid, oid=_oid(f.oid), index=f.index)
+                    peer_pb2.RemoteKey(
+                        pool=f.pool_uid, oid=_oid(f.oid), index=f.index, version=f.version
+                    )
                     for f in pages
                     if f.oid is not None
                 ],

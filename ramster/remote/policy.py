@@ -21,6 +21,7 @@ class RemotifyConfig:
 
     batch_pages: pages per Peer/PutPages call at most (>= 64, default 1024).
     batch_bytes: packed bytes per call at most (>= 256 KiB, default 2 MiB).
+    in_flight: batches on the wire at once (default 2: packing overlaps the peer's storing).
     interval: seconds between pressure checks while idle (default 0.05).
     peer_timeout: deadline of every peer call in seconds (default 5).
     failure_backoff: seconds a peer that failed is skipped for placement (default 2).
@@ -28,6 +29,7 @@ class RemotifyConfig:
 
     batch_pages: int = 1024
     batch_bytes: int = 2 << 20
+    in_flight: int = 2
     interval: float = 0.05
     peer_timeout: float = 5.0
     failure_backoff: float = 2.0
@@ -37,6 +39,8 @@ class RemotifyConfig:
             raise InvalidArgument.field("batch_pages", self.batch_pages, "an int >= 64")
         if not isinstance(self.batch_bytes, int) or self.batch_bytes < 256 * 1024:
             raise InvalidArgument.field("batch_bytes", self.batch_bytes, "bytes >= 256 KiB")
+        if not isinstance(self.in_flight, int) or not 1 <= self.in_flight <= 16:
+            raise InvalidArgument.field("in_flight", self.in_flight, "an int in 1..16")
         for name in ("interval", "peer_timeout", "failure_backoff"):
             if not getattr(self, name) > 0:
                 raise InvalidArgument.field(name, getattr(self, name), "seconds > 0")

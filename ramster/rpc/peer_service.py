@@ -130,7 +130,7 @@ class PeerService:
     ) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.require()
         convert.batch_size("keys", len(request.keys))
-        keys = [(k.pool, convert.oid_of(k.oid), k.index) for k in request.keys]
+        keys = [(k.pool, convert.oid_of(k.oid), k.index, k.version) for k in request.keys]
         return peer_pb2.PeerFlushResponse(
             flushed=flush_foreign_pages(tmem, _origin(request.origin), keys)
         )

@@ -68,12 +68,23 @@ def get_foreign(
     return answers
 
 
-def flush_foreign_pages(tmem: Tmem, origin: str, keys: Sequence[ForeignKey]) -> list[bool]:
+def flush_foreign_pages(
+    tmem: Tmem, origin: str, keys: Sequence[tuple[int, Oid, int, int]]
+) -> list[bool]:
+    """Flush (pool uid, oid, index, version) copies; version 0 flushes any version, another
+    only the copy of that version (a newer copy of the key stays)."""
     pools = tmem._clients.get(origin, {})
-    return [
-        pool_uid in pools and tmem._flush_page(pools[pool_uid], oid, index)
-        for pool_uid, oid, index in keys
-    ]
+    flushed = []
+    for pool_uid, oid, index, version in keys:
+        pool = pools.get(pool_uid)
+        if pool is not None and version:
+            obj = pool.objects.get(oid)
+            slot = obj.slot(index) if obj is not None else None
+            if slot is None or tmem._store.version(slot) != version:
+                flushed.append(False)
+                continue
+        flushed.append(pool is not None and tmem._flush_page(pool, oid, index))
+    return flushed
 
 
 def flush_foreign_objects(

@@ -403,8 +403,9 @@ class Tmem:
     def _free_slot(self, obj: TmemObject, index: int, slot: int) -> None:
         """Free a local page, or forget a remote one and queue the flush of the peer's copy."""
         if slot & REMOTE:
+            version = self._remote.version(slot)
             node = self._remote_remove(slot, obj.pool.spec.persistent)
-            self.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index))
+            self.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index, version))
         else:
             self._store.free(slot)
 

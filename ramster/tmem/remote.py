@@ -52,13 +52,15 @@ class RemoteRef:
 
 @dataclass(frozen=True, slots=True)
 class RemoteFlush:
-    """A copy a peer holds that must go: one page, a whole object (index None) or a whole pool
-    (oid None). Idempotent on the holder."""
+    """A copy a peer holds that must go: one page of one `version`, a whole object (index None)
+    or a whole pool (oid None). Idempotent on the holder; a page flush never removes a copy of
+    another version, so a late flush cannot delete a newer copy shipped to the same peer."""
 
     node: int
     pool_uid: int
     oid: Oid | None = None
     index: int | None = None
+    version: int = 0
 
 
 class RemoteHandles:

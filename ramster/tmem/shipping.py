@@ -73,7 +73,7 @@ def complete_shipments(
             continue
         if not unchanged:  # flushed or overwritten while in flight: the peer's copy is stale
             tmem.remote_flushes.append(
-                RemoteFlush(node, shipment.pool_uid, shipment.oid, shipment.index)
+                RemoteFlush(node, shipment.pool_uid, shipment.oid, shipment.index, shipment.version)
             )
             continue
         assert obj is not None

@@ -88,14 +88,16 @@ class PeerPutResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[_tmem_pb2.PutStatus, str]]] = ...) -> None: ...
 
 class RemoteKey(_message.Message):
-    __slots__ = ("pool", "oid", "index")
+    __slots__ = ("pool", "oid", "index", "version")
     POOL_FIELD_NUMBER: _ClassVar[int]
     OID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     pool: int
     oid: _tmem_pb2.Oid
     index: int
-    def __init__(self, pool: _Optional[int] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
+    version: int
+    def __init__(self, pool: _Optional[int] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
 class PeerGetRequest(_message.Message):
     __slots__ = ("origin", "keys", "free")
