@@ -207,7 +207,7 @@ def test_metrics_endpoint_serves_exact_counters_in_prometheus_text(
             assert name.endswith("_total") == (kind == "counter"), line
             typed[name] = kind
             continue
-        sample = re.fullmatch(r'(ramster_[a-z0-9_]+)\{node="n1"\} (-?\d+)', line)
+        sample = re.fullmatch(r'(ramster_[a-z0-9_]+)\{node="n1"\} (-?\d+(?:\.\d+)?)', line)
         assert sample is not None, f"not a sample: {line!r}"
         assert sample.group(1) in typed, f"{line!r} has no TYPE line before it"
     assert len(typed) >= 30
@@ -221,12 +221,12 @@ def test_metrics_endpoint_serves_exact_counters_in_prometheus_text(
     assert http_get(metrics, "/metrics?name=x")[0] == 200
 
 
-def scrape(address: str) -> tuple[dict[str, str], dict[str, int]]:
+def scrape(address: str) -> tuple[dict[str, str], dict[str, float]]:
     """The TYPE of each metric and the value of each sample, by metric name."""
     _, _, body = http_get(address, "/metrics")
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", body, re.MULTILINE))
-    values = {name: int(value) for name, value in re.findall(r"^(\w+)\{.*\} (-?\d+)$", body, re.M)}
-    return types, values
+    samples = re.findall(r"^(\w+)\{.*\} (-?\d+(?:\.\d+)?)$", body, re.M)
+    return types, {name: float(value) for name, value in samples}
 
 
 def test_a_counter_never_goes_down_and_levels_are_gauges(node_factory: NodeFactory) -> None:
