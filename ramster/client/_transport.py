@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Sequence
-from typing import Protocol, Self, TypeVar
 
 import grpc
 
 from ramster.api.v1 import admin_pb2, tmem_pb2
 from ramster.client._config import ClientConfig
 from ramster.errors import FailedPrecondition, InternalError
+from ramster.rpc.calls import M, Message, serialize, unary_call
 from ramster.rpc.convert import MAX_MESSAGE
 from ramster.rpc.status import error_from_rpc
 from ramster.state import NodeState
@@ -42,18 +42,6 @@ GET_MODE_OF_FREE = {
 
 Page = tuple[Oid, int, bytes]
 Key = tuple[Oid, int]
-
-
-class _Message(Protocol):
-    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
-
-
-class _Response(Protocol):
-    @classmethod
-    def FromString(cls, data: bytes) -> Self: ...
-
-
-M = TypeVar("M", bound=_Response)
 
 
 class Transport:
@@ -171,7 +159,7 @@ class Transport:
         method = "Admin/WatchState"
         call = self._open().unary_stream(
             f"/ramster.api.v1.{method}",
-            request_serializer=_serialize,
+            request_serializer=serialize,
             response_deserializer=admin_pb2.NodeState.FromString,
         )(admin_pb2.WatchStateRequest())
         self.rpc_count += 1
@@ -185,18 +173,10 @@ class Transport:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _unary(self, method: str, request: _Message, response_type: type[M]) -> M:
-        call = self._open().unary_unary(
-            f"/ramster.api.v1.{method}",
-            request_serializer=_serialize,
-            response_deserializer=response_type.FromString,
-        )
+    async def _unary(self, method: str, request: Message, response_type: type[M]) -> M:
+        channel = self._open()
         self.rpc_count += 1
-        try:
-            response: M = await call(request, timeout=self._config.timeout)
-        except grpc.aio.AioRpcError as error:
-            raise error_from_rpc(error.code(), error.details(), method) from None
-        return response
+        return await unary_call(channel, method, request, response_type, self._config.timeout)
 
     def _open(self) -> grpc.aio.Channel:
         if self._closed:
@@ -211,10 +191,6 @@ class Transport:
                 "in: create one client per loop"
             )
         return self._channel
-
-
-def _serialize(message: _Message) -> bytes:
-    return message.SerializeToString()
 
 
 def _oid(oid: Oid) -> tmem_pb2.Oid:

@@ -8,30 +8,17 @@ as stored and come back packed. Not here: what to send when (`ramster.remote.lay
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, Self, TypeVar
 
 import grpc
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
+from ramster.rpc.calls import M, Message, unary_call
 from ramster.rpc.convert import MAX_MESSAGE
-from ramster.rpc.status import error_from_rpc
 from ramster.tmem.keys import Oid
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.store import PackedPage
 
 PROTOCOL_VERSION = 1
-
-
-class _Message(Protocol):
-    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
-
-
-class _Response(Protocol):
-    @classmethod
-    def FromString(cls, data: bytes) -> Self: ...
-
-
-M = TypeVar("M", bound=_Response)
 
 
 class PeerLink:
@@ -146,24 +133,13 @@ class PeerLink:
             found += sum((await self._call("DestroyPools", request_pools, _FLUSHED)).flushed)
         return found
 
-    async def _call(self, method: str, request: _Message, response_type: type[M]) -> M:
-        call = self._channel.unary_unary(
-            f"/ramster.api.v1.Peer/{method}",
-            request_serializer=_serialize,
-            response_deserializer=response_type.FromString,
+    async def _call(self, method: str, request: Message, response_type: type[M]) -> M:
+        return await unary_call(
+            self._channel, f"Peer/{method}", request, response_type, self._timeout
         )
-        try:
-            response: M = await call(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as error:
-            raise error_from_rpc(error.code(), error.details(), f"Peer/{method}") from None
-        return response
 
 
 _FLUSHED = peer_pb2.PeerFlushResponse
-
-
-def _serialize(message: _Message) -> bytes:
-    return message.SerializeToString()
 
 
 def _oid(oid: Oid | None) -> tmem_pb2.Oid:

@@ -8,7 +8,7 @@ import contextlib
 import shutil
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,29 +98,34 @@ def reference_servers(workdir: Path) -> Iterator[tuple[int, int]]:
 
 def measure_redis(port: int, pages: list[bytes]) -> ReferenceFigures:
     client = redis.Redis(host="127.0.0.1", port=port)
-    batches = [
-        {f"p:{i + j}": page for j, page in enumerate(pages[i : i + BATCH])}
-        for i in range(0, len(pages), BATCH)
-    ]
-    keys = [list(batch) for batch in batches]
-
-    def put() -> None:
-        for batch in batches:
-            client.mset(batch)  # type: ignore[arg-type]
-
-    def get() -> None:
-        for batch_keys in keys:
-            client.mget(batch_keys)
-
-    put_rate = rate(len(pages), put)
-    get_rate = rate(len(pages), get)
-    p50, p99 = latency_ms(time_single_gets(client.get, [k for ks in keys for k in ks]))
-    client.close()
-    return ReferenceFigures("redis-py + Redis", put_rate, get_rate, p50, p99)
+    try:
+        return _measure("redis-py + Redis", client.mset, client.mget, client.get, pages)
+    finally:
+        client.close()
 
 
 def measure_memcached(port: int, pages: list[bytes]) -> ReferenceFigures:
     client = MemcacheClient(("127.0.0.1", port), no_delay=True)
+    try:
+        return _measure(
+            "pymemcache + memcached",
+            lambda batch: client.set_many(batch, noreply=False),
+            client.get_many,
+            client.get,
+            pages,
+        )
+    finally:
+        client.close()
+
+
+def _measure(
+    name: str,
+    put_many: Callable[[dict[str, bytes]], object],
+    get_many: Callable[[list[str]], object],
+    get: Callable[[str], object],
+    pages: list[bytes],
+) -> ReferenceFigures:
+    """Batched puts and gets of BATCH pages, then single gets, with one store's client calls."""
     batches = [
         {f"p:{i + j}": page for j, page in enumerate(pages[i : i + BATCH])}
         for i in range(0, len(pages), BATCH)
@@ -129,14 +134,13 @@ def measure_memcached(port: int, pages: list[bytes]) -> ReferenceFigures:
 
     def put() -> None:
         for batch in batches:
-            client.set_many(batch, noreply=False)
+            put_many(batch)
 
-    def get() -> None:
+    def get_all() -> None:
         for batch_keys in keys:
-            client.get_many(batch_keys)
+            get_many(batch_keys)
 
     put_rate = rate(len(pages), put)
-    get_rate = rate(len(pages), get)
-    p50, p99 = latency_ms(time_single_gets(client.get, [k for ks in keys for k in ks]))
-    client.close()
-    return ReferenceFigures("pymemcache + memcached", put_rate, get_rate, p50, p99)
+    get_rate = rate(len(pages), get_all)
+    p50, p99 = latency_ms(time_single_gets(get, [k for ks in keys for k in ks]))
+    return ReferenceFigures(name, put_rate, get_rate, p50, p99)
