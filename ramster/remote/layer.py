@@ -66,6 +66,7 @@ class RemoteLayer:
         self._failed_until: dict[int, float] = {}
         self._inflight: dict[FetchKey, asyncio.Future[PackedPage | None]] = {}
         self._wake = asyncio.Event()
+        self._bringing_home = False  # no shipping while pages come home
         self._task: asyncio.Task[None] | None = None
         self.counters = dict.fromkeys(
             (
@@ -153,12 +154,13 @@ class RemoteLayer:
         low = config.low_watermark * config.memory
         shipped = 0
         in_flight: dict[asyncio.Task[int], int] = {}  # batch -> its packed bytes
+        classes = [] if self._bringing_home else classes_to_ship(self._backend.params)
         try:
-            for persistent in classes_to_ship(self._backend.params):
+            for persistent in classes:
                 while store.used_bytes - sum(in_flight.values()) > low:
                     target = pick_target(self.members, self.me, self._backend.params, self._skip())
                     if target is None or target not in self._links:
-                        return shipped
+                        break
                     shipments = take_shipments(
                         tmem, persistent, self.config.batch_pages, self.config.batch_bytes
                     )
@@ -174,6 +176,10 @@ class RemoteLayer:
                         for finished in done:
                             del in_flight[finished]
                             shipped += finished.result()
+                else:
+                    continue
+                if target is None or target not in self._links:
+                    break  # no peer to ship to: the other classes would find none either
         finally:
             if in_flight:
                 shipped += sum(await asyncio.gather(*in_flight))
@@ -277,6 +283,13 @@ class RemoteLayer:
         tmem = self._backend.tmem
         if tmem is None:
             return 0
+        self._bringing_home = True
+        try:
+            return await self._bring_home(tmem)
+        finally:
+            self._bringing_home = False
+
+    async def _bring_home(self, tmem: Tmem) -> int:
         home = 0
         refs = remote_refs(tmem, persistent=True)
         for node in sorted({ref.node for ref in refs}):

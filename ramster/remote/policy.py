@@ -39,7 +39,7 @@ class RemotifyConfig:
             raise InvalidArgument.field("batch_pages", self.batch_pages, "an int >= 64")
         if not isinstance(self.batch_bytes, int) or self.batch_bytes < 256 * 1024:
             raise InvalidArgument.field("batch_bytes", self.batch_bytes, "bytes >= 256 KiB")
-        if not isinstance(self.in_flight, int) or not 1 <= self.in_flight <= 16:
+        if type(self.in_flight) is not int or not 1 <= self.in_flight <= 16:
             raise InvalidArgument.field("in_flight", self.in_flight, "an int in 1..16")
         for name in ("interval", "peer_timeout", "failure_backoff"):
             if not getattr(self, name) > 0:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ramster.errors import FailedPrecondition
-from ramster.tmem.host import FOREIGN_PREFIX, PutOutcome, Tmem
+from ramster.tmem.host import FOREIGN_PREFIX, PutOutcome, Stored, Tmem
 from ramster.tmem.keys import Oid, PoolSpec
 from ramster.tmem.pool import Pool
 from ramster.tmem.remote import REMOTE
@@ -40,10 +40,20 @@ def put_foreign(tmem: Tmem, origin: str, pages: Sequence[ForeignPage]) -> list[P
     """Store pages for `origin`, each under its origin version. Every page's pool is found or
     made first, so a pool that does not fit refuses the batch before anything is stored."""
     pools = [_pool(tmem, origin, p.pool_uid, p.persistent, p.page.page_size) for p in pages]
-    return [
-        tmem._put(pool, page.oid, page.index, page.page, version=page.version)
-        for pool, page in zip(pools, pages, strict=True)
-    ]
+    return [_put_unless_newer(tmem, pool, page) for pool, page in zip(pools, pages, strict=True)]
+
+
+def _put_unless_newer(tmem: Tmem, pool: Pool, page: ForeignPage) -> PutOutcome:
+    """Store `page` unless a newer version of its key is held already: two shipments of one key
+    may arrive out of order, and the older must not replace the newer (the origin then flushes
+    the older version, which must not take the newer copy with it)."""
+    obj = pool.objects.get(page.oid)
+    slot = obj.slot(page.index) if obj is not None else None
+    if slot is not None and not slot & REMOTE:
+        held = tmem._store.version(slot)
+        if held > page.version:
+            return Stored(held)
+    return tmem._put(pool, page.oid, page.index, page.page, version=page.version)
 
 
 def get_foreign(

@@ -3,8 +3,9 @@
 The holder side of RAMster, on a real `Tmem` over `ZCache` with no network: pools autocreated per
 origin (number and epoch), origin versions kept, the budget shared with local pages (foreign
 ephemeral pages evictable, foreign persistent ones not), idempotent flushes with exact "found"
-lists, and dropping an origin. Budgets are computed from the store's own constants. The origin
-side is in test_shipping.py; the RPC mapping in the integration tests.
+lists (a page flush removes only the version it names, or any with version 0), and dropping an
+origin. Budgets are computed from the store's own constants. The origin side is in
+test_shipping.py; the RPC mapping in the integration tests.
 """
 
 from __future__ import annotations
@@ -219,13 +220,51 @@ def test_get_foreign_of_what_is_not_there_is_none() -> None:
 def test_flush_foreign_pages_reports_what_it_found_and_is_idempotent() -> None:
     tmem, _ = holder()
     put_foreign(tmem, ORIGIN, [foreign(0), foreign(1), foreign(2, persistent=True)])
-    keys = [(EPH_UID, OID, 0), (EPH_UID, OID, 5), (99, OID, 0), (PERS_UID, OID, 2)]
+    # Each key names the version of the copy to remove, as the origin sends it.
+    keys = [(EPH_UID, OID, 0, 1000), (EPH_UID, OID, 5, 1005), (99, OID, 0, 1000)]
+    keys.append((PERS_UID, OID, 2, 1002))
 
     assert flush_foreign_pages(tmem, ORIGIN, keys) == [True, False, False, True]
     assert flush_foreign_pages(tmem, ORIGIN, keys) == [False, False, False, False]
     assert flush_foreign_pages(tmem, OTHER, keys) == [False, False, False, False]
     assert foreign_counts(tmem) == (1, 0)
     assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)], free=False) == [(packed(1), 1001)]
+
+
+def test_a_stale_page_flush_leaves_a_newer_copy_of_the_key() -> None:
+    tmem, store = holder()
+    put_foreign(tmem, ORIGIN, [foreign(0, version=5), foreign(1, persistent=True, version=6)])
+    # A newer copy of key 0 reaches the holder before the flush of the old one.
+    newer = ForeignPage(EPH_UID, False, OID, 0, 9, packed(50))
+    assert put_foreign(tmem, ORIGIN, [newer]) == [Stored(9)]
+    used = store.used_bytes
+
+    stale = [(EPH_UID, OID, 0, 5), (PERS_UID, OID, 1, 5), (PERS_UID, OID, 1, 7)]
+    assert flush_foreign_pages(tmem, ORIGIN, stale) == [False, False, False]
+
+    keys = [(EPH_UID, OID, 0), (PERS_UID, OID, 1)]
+    assert get_foreign(tmem, ORIGIN, keys, free=False) == [(packed(50), 9), (packed(1), 6)]
+    assert foreign_counts(tmem) == (1, 1)
+    assert store.used_bytes == used
+    # The flush of exactly the version held removes it, once.
+    exact = [(EPH_UID, OID, 0, 9), (PERS_UID, OID, 1, 6)]
+    assert flush_foreign_pages(tmem, ORIGIN, exact) == [True, True]
+    assert flush_foreign_pages(tmem, ORIGIN, exact) == [False, False]
+    assert get_foreign(tmem, ORIGIN, keys, free=False) == [None, None]
+    assert foreign_counts(tmem) == (0, 0)
+
+
+def test_a_version_0_page_flush_removes_whatever_copy_is_held() -> None:
+    tmem, _ = holder()
+    put_foreign(tmem, ORIGIN, [foreign(0, version=5), foreign(1, persistent=True, version=2**40)])
+    put_foreign(tmem, ORIGIN, [ForeignPage(EPH_UID, False, OID, 0, 9, packed(50))])
+    keys = [(EPH_UID, OID, 0, 0), (PERS_UID, OID, 1, 0), (EPH_UID, OID, 2, 0), (99, OID, 0, 0)]
+
+    assert flush_foreign_pages(tmem, ORIGIN, keys) == [True, True, False, False]
+    assert flush_foreign_pages(tmem, ORIGIN, keys) == [False, False, False, False]
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0), (PERS_UID, OID, 1)], False) == [None] * 2
+    assert foreign_counts(tmem) == (0, 0)
+    assert tmem.counters()["obj_count"] == 0
 
 
 def test_flush_foreign_objects_reports_what_it_found_and_is_idempotent() -> None:
@@ -291,7 +330,7 @@ def test_foreign_counters_follow_every_change() -> None:
 
     put_foreign(tmem, ORIGIN, [foreign(0)])  # a duplicate is still one page
     assert foreign_counts(tmem) == (3, 5)
-    flush_foreign_pages(tmem, ORIGIN, [(PERS_UID, OID, 0)])
+    flush_foreign_pages(tmem, ORIGIN, [(PERS_UID, OID, 0, 1000)])
     assert foreign_counts(tmem) == (3, 4)
     get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)], free=True)
     assert foreign_counts(tmem) == (2, 4)

@@ -2,9 +2,10 @@
 over a real `Backend` with fake peer links: no network, no sleeps.
 
 A `FakePeer` has the `PeerLink` surface (put/get/flush/close/address/number), keeps what it is
-sent as a holder would, logs every call in one list shared by all peers (so the order of calls
-across peers is visible), and can be told to fail, refuse, hold a get until released, or act
-while a put or flush is on the wire. Every test runs its own event loop with `asyncio.run`.
+sent as a holder would (a page flush removes only the version it names, version 0 any), logs
+every call in one list shared by all peers (so the order of calls across peers is visible), and
+can be told to fail, refuse, hold a get or the answer to a put until released, or act while a
+put or flush is on the wire. Every test runs its own event loop with `asyncio.run`.
 Budgets and batch counts are computed from the store's own constants and the core's (a shipped
 page still costs its handle, `REMOTE_PAGE_BYTES`); the pure decisions the layer follows are in
 test_remote_policy.py and the core it calls in test_shipping.py.
@@ -91,6 +92,14 @@ class FakePeer:
         self.on_flush: Callable[[Sequence[RemoteFlush]], None] | None = None
         self.gate = asyncio.Event()
         self.gate.set()
+        self.put_gate = asyncio.Event()
+        """Cleared: a put stores its pages, then its answer waits for the gate (a slow link)."""
+        self.put_gate.set()
+        self.put_gates: list[asyncio.Event] = []
+        """Gates of the next puts, one each and in order, before `put_gate` again."""
+        self.puts_out = 0
+        """Puts sent and not answered yet; `most_puts_out` is the most there ever were."""
+        self.most_puts_out = 0
         self.closed = False
 
     async def put(self, shipments: Sequence[Shipment]) -> list[bool]:
@@ -103,6 +112,13 @@ class FakePeer:
             return [False] * len(shipments)
         for s in shipments:
             self.pages[s.pool_uid, s.oid, s.index] = (s.page, s.version)
+        gate = self.put_gates.pop(0) if self.put_gates else self.put_gate
+        self.puts_out += 1
+        self.most_puts_out = max(self.most_puts_out, self.puts_out)
+        try:
+            await gate.wait()
+        finally:
+            self.puts_out -= 1
         return [True] * len(shipments)
 
     async def get(self, refs: Sequence[RemoteRef], free: bool) -> list[FoundPage | None]:
@@ -123,10 +139,11 @@ class FakePeer:
         for f in flushes:
             doomed = [
                 key
-                for key in self.pages
+                for key, (_, version) in self.pages.items()
                 if key[0] == f.pool_uid
                 and (f.oid is None or key[1] == f.oid)
                 and (f.index is None or key[2] == f.index)
+                and f.version in (0, version)
             ]
             for key in doomed:
                 del self.pages[key]
@@ -182,6 +199,12 @@ def member(number: int, free: int) -> MemberInfo:
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(scenario())
+
+
+async def settle() -> None:
+    """Let every task run until all wait for something the test controls (no sleeping)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
 
 
 async def start(
@@ -364,14 +387,24 @@ def test_queued_flushes_go_out_before_each_shipping_batch() -> None:
         peers.links[2].on_put = flush_one_in_flight
         await layer.tick()
 
-        assert peers.log[:4] == [
-            (2, "flush", [RemoteFlush(2, old.pool_uid, (5, 0, 0), 0)]),
-            (2, "put", [((7, 0, 0), i) for i in range(BATCH)]),
-            (2, "flush", [RemoteFlush(2, first[0].pool_uid, (7, 0, 0), 0)]),
-            (2, "put", [((7, 0, 0), i) for i in range(BATCH, 2 * BATCH)]),
+        def batch(n: int) -> tuple[int, str, object]:
+            return (2, "put", [((7, 0, 0), i) for i in range(n * BATCH, (n + 1) * BATCH)])
+
+        # Two batches are on the wire at once: the second is taken, and the flushes queued
+        # until then sent, before the first is answered. The flush queued while the first was
+        # on the wire (after the second was taken) goes out before the third batch.
+        assert peers.log == [
+            (2, "flush", [RemoteFlush(2, old.pool_uid, (5, 0, 0), 0, old.version)]),
+            batch(0),
+            batch(1),
+            (2, "flush", [RemoteFlush(2, first[0].pool_uid, (7, 0, 0), 0, first[0].version)]),
+            batch(2),
+            batch(3),
         ]
+        assert store.used_bytes <= store.config.low_watermark * store.config.memory
         assert layer.counters["remote_pages_flushed"] == 2
-        assert tmem.counters()["eph_pages_remoted"] == len(peers.calls("put")) * BATCH - 1
+        assert layer.counters["remotify_batches"] == 4
+        assert tmem.counters()["eph_pages_remoted"] == 4 * BATCH - 1
         assert (first[0].pool_uid, (7, 0, 0), 0) not in peers.links[2].pages
 
     run(scenario)
@@ -474,6 +507,136 @@ def test_a_page_put_again_while_flushes_are_on_the_wire_survives_its_reshipping(
         assert ref.node == 2
         assert await layer.fetch([ref], free=False) == [pack_page(big(2000))]
         assert tmem.counters()["remote_pers_pages_lost"] == 0
+
+    run(scenario)
+
+
+def fill_to_the_brim(tmem: Tmem, store: ZCache) -> int:
+    """Fill the store with as many small ephemeral pages (object 7) as it takes; their pool."""
+    pool = tmem.new_pool(APP, PoolSpec())
+    pages = (store.config.memory - OBJECT_BYTES) // (SLOT_BYTES + cost(small(0)))
+    for index in range(pages):
+        put(tmem, pool, 7, index, small(index))
+    return pool
+
+
+@pytest.mark.parametrize(
+    ("in_flight", "rounds"),
+    [
+        (1, [(1, 1), (2, 1), (3, 1), (4, 1), (4, 0)]),
+        (2, [(2, 2), (4, 2), (4, 0)]),
+    ],
+)
+def test_tick_keeps_at_most_in_flight_batches_on_the_wire(
+    in_flight: int, rounds: list[tuple[int, int]]
+) -> None:
+    """`rounds`: (puts sent, puts not answered) each time the link is stuck, before the puts
+    waiting then are answered."""
+
+    async def scenario() -> None:
+        backend, tmem = loaded(memory=MIB)
+        store = store_of(backend)
+        layer, peers = await start(
+            backend, {2: MIB}, dataclasses.replace(CONFIG, in_flight=in_flight)
+        )
+        holder = peers.links[2]
+        fill_to_the_brim(tmem, store)
+        before = store.used_bytes
+        low = store.config.low_watermark * store.config.memory
+        per_batch = BATCH * shipped_cost(small(0))
+        # Four batches take the store below the low watermark; three would not.
+        assert before - 4 * per_batch <= low < before - 3 * per_batch
+        holder.put_gate.clear()  # a slow link: every answer waits for the gate
+
+        ticking = asyncio.create_task(layer.tick())
+        await settle()
+        assert not ticking.done()
+        assert len(peers.calls("put")) == holder.puts_out == in_flight
+        # The pressure would take another batch: only the limit holds it back.
+        on_wire = sum(len(page.payload) for page, _ in holder.pages.values())
+        assert store.used_bytes - on_wire > low
+        seen = [(len(peers.calls("put")), holder.puts_out)]
+        while not ticking.done():
+            holder.put_gate.set()  # answers the puts waiting now...
+            holder.put_gate.clear()  # ...and not the ones sent after
+            await settle()
+            seen.append((len(peers.calls("put")), holder.puts_out))
+
+        assert seen == rounds
+        assert await ticking == 4 * BATCH
+        assert holder.most_puts_out == in_flight
+        assert peers.log == [
+            (2, "put", [((7, 0, 0), i) for i in range(n * BATCH, (n + 1) * BATCH)])
+            for n in range(4)
+        ]
+        assert store.used_bytes == before - 4 * per_batch
+        assert layer.counters["remotify_batches"] == 4
+
+    run(scenario)
+
+
+def test_a_reshipped_page_survives_the_late_orphan_flush_of_its_old_copy() -> None:
+    """With batches pipelined, the answer to the batch that carried a page's old copy can come
+    back after the new copy reached the same holder in a later batch: the orphan flush of the
+    old copy is queued only then, and reaches the holder after the new copy. It names the old
+    version, so the holder keeps the new one."""
+
+    async def scenario() -> None:
+        params = ModuleParams(eph_remotify=False)
+        backend, tmem = loaded(memory=MIB, params=params)
+        store = store_of(backend)
+        layer, peers = await start(backend, {2: MIB})
+        holder = peers.links[2]
+        pers = tmem.new_pool(APP, PoolSpec(persistent=True))
+        old = put(tmem, pers, 5, 0, small(1000))  # the oldest page: the first of the first batch
+        for index in range(BATCH):  # the rest of the first batch, and a second batch of one
+            put(tmem, pers, 7, index, small(index))
+        eph = tmem.new_pool(APP, PoolSpec())  # pressure that stays: ephemeral pages stay home
+        index = 0
+        while store.used_bytes <= store.config.high_watermark * store.config.memory:
+            put(tmem, eph, 8, index, small(100 + index))
+            index += 1
+        new: list[int] = []
+
+        def put_again(shipments: Sequence[Shipment]) -> None:
+            if not new:  # a client puts the page again while its old copy is on the wire
+                new.append(put(tmem, pers, 5, 0, small(2000)))
+
+        holder.on_put = put_again
+        slow = asyncio.Event()
+        holder.put_gates.append(slow)  # the answer to the first batch is slow
+
+        ticking = asyncio.create_task(layer.tick())
+        await settle()
+
+        # The second batch was answered, so a third went out: the new page, to the same holder,
+        # which now holds the new copy. The first batch is still unanswered.
+        assert peers.log == [
+            (2, "put", [((5, 0, 0), 0)] + [((7, 0, 0), i) for i in range(BATCH - 1)]),
+            (2, "put", [((7, 0, 0), BATCH - 1)]),
+            (2, "put", [((5, 0, 0), 0)]),
+        ]
+        uid = ref_of(tmem, pers, 7, BATCH - 1).pool_uid
+        assert new[0] > old
+        assert holder.pages[uid, (5, 0, 0), 0] == (pack_page(small(2000)), new[0])
+        assert not ticking.done()
+        assert tmem.remote_flushes == []
+        slow.set()
+        assert await ticking == BATCH + 1  # the old copy is an orphan, not a remote page
+
+        # Its flush is queued now, after the new copy arrived, and goes out with the next tick.
+        assert tmem.remote_flushes == [RemoteFlush(2, uid, (5, 0, 0), 0, old)]
+        assert await layer.tick() == 0
+        assert peers.log[3:] == [(2, "flush", [RemoteFlush(2, uid, (5, 0, 0), 0, old)])]
+
+        assert holder.pages[uid, (5, 0, 0), 0] == (pack_page(small(2000)), new[0])
+        ref = ref_of(tmem, pers, 5, 0)
+        assert (ref.node, ref.version) == (2, new[0])
+        assert await layer.fetch([ref], free=False) == [pack_page(small(2000))]
+        counters = tmem.counters()
+        assert counters["remote_pers_pages_lost"] == 0
+        assert counters["remote_pers_pages_succ_get"] == 1
+        assert counters["remote_pages"] == BATCH + 1
 
     run(scenario)
 
@@ -703,8 +866,7 @@ def test_bring_home_repatriates_persistent_pages_and_drops_ephemeral_ones() -> N
         pers = tmem.new_pool(APP, PoolSpec(persistent=True))
         eph = tmem.new_pool(APP, PoolSpec())
         versions = [put(tmem, pers, 7, index, big(index)) for index in range(3)]
-        for index in range(2):
-            put(tmem, eph, 8, index, big(10 + index))
+        eph_versions = [put(tmem, eph, 8, index, big(10 + index)) for index in range(2)]
         to2 = ship(tmem, peers.links[2], True, max_pages=2)
         [to3] = ship(tmem, peers.links[3], True)
         eph_uid = ship(tmem, peers.links[2], False)[0].pool_uid
@@ -715,16 +877,26 @@ def test_bring_home_repatriates_persistent_pages_and_drops_ephemeral_ones() -> N
         uid = to3.pool_uid
         assert peers.log == [
             # Every persistent page is fetched first; the copies of those now home are then
-            # flushed, one batch per holder.
+            # flushed, one batch per holder, each flush naming the version brought home.
             (2, "get", ([((7, 0, 0), 0), ((7, 0, 0), 1)], False)),
             (3, "get", ([((7, 0, 0), 2)], False)),
-            (2, "flush", [RemoteFlush(2, uid, (7, 0, 0), 0), RemoteFlush(2, uid, (7, 0, 0), 1)]),
-            (3, "flush", [RemoteFlush(3, uid, (7, 0, 0), 2)]),
+            (
+                2,
+                "flush",
+                [
+                    RemoteFlush(2, uid, (7, 0, 0), 0, versions[0]),
+                    RemoteFlush(2, uid, (7, 0, 0), 1, versions[1]),
+                ],
+            ),
+            (3, "flush", [RemoteFlush(3, uid, (7, 0, 0), 2, versions[2])]),
             # The ephemeral pages are given up, and their copies flushed: one flush a page.
             (
                 2,
                 "flush",
-                [RemoteFlush(2, eph_uid, (8, 0, 0), 0), RemoteFlush(2, eph_uid, (8, 0, 0), 1)],
+                [
+                    RemoteFlush(2, eph_uid, (8, 0, 0), 0, eph_versions[0]),
+                    RemoteFlush(2, eph_uid, (8, 0, 0), 1, eph_versions[1]),
+                ],
             ),
         ]
         assert [s.index for s in to2] == [0, 1]
@@ -764,8 +936,7 @@ def test_bring_home_refuses_when_the_store_cannot_take_every_page() -> None:
         store = store_of(backend)
         layer, peers = await start(backend, {2: MIB})
         pers = tmem.new_pool(APP, PoolSpec(persistent=True))
-        for index in range(fit):
-            put(tmem, pers, 7, index, big(index))
+        versions = [put(tmem, pers, 7, index, big(index)) for index in range(fit)]
         assert store.used_bytes == store.config.memory
         shipped = ship(tmem, peers.links[2], True, max_pages=5)
         eph = tmem.new_pool(APP, PoolSpec())  # a remote ephemeral page, in an object of its own
@@ -788,7 +959,14 @@ def test_bring_home_refuses_when_the_store_cannot_take_every_page() -> None:
         uid = shipped[0].pool_uid
         assert peers.log == [
             (2, "get", ([((7, 0, 0), i) for i in range(5)], False)),
-            (2, "flush", [RemoteFlush(2, uid, (7, 0, 0), 0), RemoteFlush(2, uid, (7, 0, 0), 1)]),
+            (
+                2,
+                "flush",
+                [
+                    RemoteFlush(2, uid, (7, 0, 0), 0, versions[0]),
+                    RemoteFlush(2, uid, (7, 0, 0), 1, versions[1]),
+                ],
+            ),
         ]
         assert tmem.counters()["pers_pages_repatriated"] == 2
         assert sorted(ref.index for ref in remote_refs(tmem, persistent=True)) == [2, 3, 4]

@@ -153,7 +153,7 @@ def test_auto_with_no_peer_is_none() -> None:
 
 def test_remotify_config_defaults() -> None:
     config = RemotifyConfig()
-    assert dataclasses.astuple(config) == (1024, 2 << 20, 0.05, 5.0, 2.0)
+    assert dataclasses.astuple(config) == (1024, 2 << 20, 2, 0.05, 5.0, 2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.batch_pages = 64  # type: ignore[misc]
 
@@ -163,12 +163,20 @@ def test_remotify_config_accepts_the_smallest_batches() -> None:
     assert (config.batch_pages, config.batch_bytes) == (64, 262144)
 
 
+@pytest.mark.parametrize("in_flight", [1, 16])
+def test_remotify_config_accepts_in_flight_from_1_to_16(in_flight: int) -> None:
+    assert RemotifyConfig(in_flight=in_flight).in_flight == in_flight
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"batch_pages": 63}, "batch_pages 63 is invalid: expected an int >= 64"),
         ({"batch_pages": 0}, "batch_pages 0 is invalid: expected an int >= 64"),
         ({"batch_bytes": 262143}, "batch_bytes 262143 is invalid: expected bytes >= 256 KiB"),
+        ({"in_flight": 0}, "in_flight 0 is invalid: expected an int in 1..16"),
+        ({"in_flight": 17}, "in_flight 17 is invalid: expected an int in 1..16"),
+        ({"in_flight": 2.0}, "in_flight 2.0 is invalid: expected an int in 1..16"),
         ({"interval": 0}, "interval 0 is invalid: expected seconds > 0"),
         ({"peer_timeout": -1.0}, "peer_timeout -1.0 is invalid: expected seconds > 0"),
         ({"failure_backoff": 0.0}, "failure_backoff 0.0 is invalid: expected seconds > 0"),

@@ -369,8 +369,9 @@ def test_a_put_between_take_and_complete_keeps_the_new_page(kind: str, persisten
     assert tmem.page_version(APP, pool, 7, 0) == new
     assert tmem.get(APP, pool, 7, 0, free=False) == page(2)
     # The kernel's tmem_replace would have pointed the key at the peer's old copy; here that
-    # copy is an orphan, and its flush is queued.
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0)]
+    # copy is an orphan, and the flush of that version (not of the key) is queued.
+    assert shipment.version == old
+    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, old)]
     counters = tmem.counters()
     assert counters["remote_pages"] == 0
     assert counters["eph_pages_remoted"] + counters["pers_pages_remoted"] == 0
@@ -388,7 +389,7 @@ def test_a_flush_between_take_and_complete_orphans_the_peer_copy(
 ) -> None:
     tmem = Tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
-    put(tmem, pool, 7, 0, page(1))
+    flushed = put(tmem, pool, 7, 0, page(1))
     put(tmem, pool, 7, 1, page(2))
     shipments = take_shipments(tmem, persistent, 10, ALL)
 
@@ -399,7 +400,7 @@ def test_a_flush_between_take_and_complete_orphans_the_peer_copy(
     assert tmem.page_version(APP, pool, 7, 0) is None
     assert tmem.get_many_packed(APP, pool, [(7, 0)], free=False) == [None]
     assert remote_ref(tmem, pool, 7, 1).node == PEER
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0)]
+    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0, flushed)]
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -407,8 +408,7 @@ def test_an_eviction_between_take_and_complete_orphans_the_peer_copy(kind: str) 
     store = fitting_store(kind)
     tmem = Tmem(store)
     pool = tmem.new_pool(APP, EPHEMERAL)
-    for index in range(FIT):
-        put(tmem, pool, 7, index, page(index))
+    versions = [put(tmem, pool, 7, index, page(index)) for index in range(FIT)]
     shipments = take_shipments(tmem, False, 2, ALL)
 
     put(tmem, pool, 7, FIT, page(FIT))  # the store is full: the oldest page goes
@@ -417,7 +417,9 @@ def test_an_eviction_between_take_and_complete_orphans_the_peer_copy(kind: str) 
 
     assert tmem.page_version(APP, pool, 7, 0) is None
     assert remote_ref(tmem, pool, 7, 1).node == PEER
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0)]
+    assert drain_flushes(tmem) == [
+        RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0, versions[0])
+    ]
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -444,12 +446,13 @@ def test_a_refused_page_flushed_meanwhile_is_neither_requeued_nor_flushed(kind: 
 def test_a_flush_during_a_remote_get_is_a_miss(kind: str, persistent: bool, freed: bool) -> None:
     tmem = Tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
-    put(tmem, pool, 7, 0, page(1))
+    version = put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, persistent, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
     assert tmem.flush_page(APP, pool, 7, 0)  # while the request is on the wire
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0)]
+    # The flush names the version the handle held: the one shipped.
+    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, version)]
     assert localify(tmem, ref, answer(shipment), freed) is None
 
     kind_name = "pers" if persistent else "eph"
@@ -469,12 +472,13 @@ def test_a_put_during_a_remote_get_answers_the_newer_local_page(
 ) -> None:
     tmem = Tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
-    put(tmem, pool, 7, 0, page(1))
+    old = put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, persistent, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
     new = put(tmem, pool, 7, 0, page(2))  # while the request is on the wire
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0)]
+    # The flush removes the replaced copy only: the old version, not the new one.
+    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, old)]
     assert localify(tmem, ref, answer(shipment), freed=False) == pack_page(page(2))
 
     kind_name = "pers" if persistent else "eph"
@@ -649,7 +653,9 @@ def test_flushing_a_remote_page_queues_its_flush(kind: str) -> None:
 
     assert tmem.flush_page(APP, pool, 7, 1)
     assert not tmem.flush_page(APP, pool, 7, 1)
-    assert drain_flushes(tmem) == [RemoteFlush(OTHER_PEER, shipments[1].pool_uid, (7, 0, 0), 1)]
+    assert drain_flushes(tmem) == [
+        RemoteFlush(OTHER_PEER, shipments[1].pool_uid, (7, 0, 0), 1, shipments[1].version)
+    ]
     assert tmem.counters()["remote_pages"] == 1
 
 
@@ -716,7 +722,7 @@ def test_drain_returns_the_flushes_oldest_first_and_empties_the_queue(kind: str)
     tmem.destroy_pool(APP, gone)
 
     assert drain_flushes(tmem) == [
-        RemoteFlush(OTHER_PEER, first.pool_uid, (7, 0, 0), 0),
+        RemoteFlush(OTHER_PEER, first.pool_uid, (7, 0, 0), 0, first.version),
         RemoteFlush(PEER, first.pool_uid, (8, 0, 0)),
         RemoteFlush(PEER, last.pool_uid),
     ]
@@ -751,7 +757,10 @@ def test_drop_remote_forgets_the_page_and_queues_exactly_one_page_flush(kind: st
 
     assert drop_remote(tmem, ref)
 
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0)]
+    assert ref.version == shipments[0].version
+    assert drain_flushes(tmem) == [
+        RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0, shipments[0].version)
+    ]
     assert tmem.page_version(APP, pool, 7, 0) is None
     assert remote_refs(tmem) == [remote_ref(tmem, pool, 7, 1)]
     counters = tmem.counters()
