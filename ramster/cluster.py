@@ -21,6 +21,7 @@ from ramster.remote.layer import RemoteLayer
 from ramster.remote.policy import RemotifyConfig
 from ramster.state import StateFeed
 from ramster.tmem.foreign import drop_origin, origins
+from ramster.tmem.host import FOREIGN_PREFIX
 
 log = logging.getLogger("ramster.cluster")
 
@@ -96,9 +97,12 @@ class ClusterAgent:
         tmem = self._backend.tmem
         if tmem is None:
             return
-        live = {f"peer:{info.number}:{info.epoch}" for info in members.values()}
+        # Only a restart (same number, new epoch) proves an origin's handles are gone: one
+        # missing from the view may only have lost etcd while its peers still reach it.
+        epochs = {info.number: info.epoch for info in members.values()}
         for origin in origins(tmem):
-            if origin not in live:
+            number, epoch = origin.removeprefix(FOREIGN_PREFIX).split(":", 1)
+            if epochs.get(int(number), epoch) != epoch:
                 dropped = drop_origin(tmem, origin)
                 log.info("dropped %d pages of %s: it left or restarted", dropped, origin)
 

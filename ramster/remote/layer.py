@@ -66,7 +66,7 @@ class RemoteLayer:
         self._failed_until: dict[int, float] = {}
         self._inflight: dict[FetchKey, asyncio.Future[PackedPage | None]] = {}
         self._wake = asyncio.Event()
-        self._bringing_home = False  # no shipping while pages come home
+        self._shipping = asyncio.Lock()  # a shipping round and bring_home exclude each other
         self._task: asyncio.Task[None] | None = None
         self.counters = dict.fromkeys(
             (
@@ -142,6 +142,10 @@ class RemoteLayer:
 
         Up to `config.in_flight` batches are on the wire at once, so packing the next batch here
         overlaps with the peer storing the last one."""
+        async with self._shipping:
+            return await self._tick()
+
+    async def _tick(self) -> int:
         tmem, store = self._backend.tmem, self._backend.store
         if tmem is None or store is None:
             return 0
@@ -154,7 +158,7 @@ class RemoteLayer:
         low = config.low_watermark * config.memory
         shipped = 0
         in_flight: dict[asyncio.Task[int], int] = {}  # batch -> its packed bytes
-        classes = [] if self._bringing_home else classes_to_ship(self._backend.params)
+        classes = classes_to_ship(self._backend.params)
         try:
             for persistent in classes:
                 while store.used_bytes - sum(in_flight.values()) > low:
@@ -283,11 +287,8 @@ class RemoteLayer:
         tmem = self._backend.tmem
         if tmem is None:
             return 0
-        self._bringing_home = True
-        try:
+        async with self._shipping:
             return await self._bring_home(tmem)
-        finally:
-            self._bringing_home = False
 
     async def _bring_home(self, tmem: Tmem) -> int:
         home = 0

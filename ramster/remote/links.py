@@ -13,7 +13,7 @@ import grpc
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.rpc.calls import M, Message, unary_call
-from ramster.rpc.convert import MAX_MESSAGE
+from ramster.rpc.convert import MAX_BATCH, MAX_MESSAGE
 from ramster.tmem.keys import Oid
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.store import PackedPage
@@ -106,30 +106,31 @@ class PeerLink:
         objects = [f for f in flushes if f.oid is not None and f.index is None]
         pools = [f.pool_uid for f in flushes if f.oid is None]
         found = 0
-        if pages:
+        for start in range(0, len(pages), MAX_BATCH):
             request = peer_pb2.PeerFlushPagesRequest(
                 origin=self._origin,
                 keys=[
                     peer_pb2.RemoteKey(
                         pool=f.pool_uid, oid=_oid(f.oid), index=f.index, version=f.version
                     )
-                    for f in pages
+                    for f in pages[start : start + MAX_BATCH]
                     if f.oid is not None
                 ],
             )
             found += sum((await self._call("FlushPages", request, _FLUSHED)).flushed)
-        if objects:
+        for start in range(0, len(objects), MAX_BATCH):
             request_objects = peer_pb2.PeerFlushObjectsRequest(
                 origin=self._origin,
                 objects=[
                     peer_pb2.RemoteObject(pool=f.pool_uid, oid=_oid(f.oid))
-                    for f in objects
+                    for f in objects[start : start + MAX_BATCH]
                     if f.oid is not None
                 ],
             )
             found += sum((await self._call("FlushObjects", request_objects, _FLUSHED)).flushed)
-        if pools:
-            request_pools = peer_pb2.PeerDestroyPoolsRequest(origin=self._origin, pools=pools)
+        for start in range(0, len(pools), MAX_BATCH):
+            chunk = pools[start : start + MAX_BATCH]
+            request_pools = peer_pb2.PeerDestroyPoolsRequest(origin=self._origin, pools=chunk)
             found += sum((await self._call("DestroyPools", request_pools, _FLUSHED)).flushed)
         return found
 

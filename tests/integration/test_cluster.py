@@ -1,0 +1,739 @@
+"""A RAMster cluster end to end: a real etcd, real `ramster node` processes, real pages.
+
+Each test starts its nodes on free ports in its own folder, stops them by PID, and waits by
+polling with a deadline. What is checked here: persistent pages shipped to peers, read back
+exact and then reclaimed on the holders by object flushes and a pool destroy; ephemeral pages
+shipped and never answered wrong; the `ramster` switch bringing pages home before it answers
+(or refusing when they cannot fit), with puts going on, and with more copies on one holder than
+one peer call carries; data traffic through an etcd crash, a node joining after it, and a node
+cut off from etcd past its lease; the `ramster members`, `ramster param set --cluster` and
+`ramster up` commands.
+
+Not here: membership on its own (`test_membership.py`), one node's lifecycle
+(`test_node_lifecycle.py`), the remote layer's decisions (`tests/unit/test_remote_*.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from nodemanager.cli import list_members
+from ramster.client import FailedPrecondition, SyncClient
+from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
+from tests.support.etcd import EtcdLink, EtcdProcess
+from tests.support.nodes import RAMSTER
+
+T = TypeVar("T")
+
+MiB = 1 << 20
+PAGE = 4096
+OBJECT_PAGES = 64
+"""Pages per object: page n is index n % 64 of object n // 64."""
+BATCH = 512
+"""Pages per put_many / get_many call."""
+STORE_TIMEOUT = 20.0
+SETTLE_TIMEOUT = 15.0
+
+
+def _text(size: int, seed: int = 7) -> bytes:
+    """`size` bytes of words drawn from a small vocabulary: text that lz4 packs about 2:1."""
+    rng = random.Random(seed)
+    words = [f"{stem}{n}" for n in range(40) for stem in ("alpha", "beta", "gamma", "delta", "tau")]
+    return " ".join(rng.choices(words, k=size // 6)).encode()[:size]
+
+
+_TEXT = _text(1 << 20)
+
+
+def text_page(n: int) -> bytes:
+    """Page `n`: distinct, deterministic text that lz4 packs to about 2 KB (well under every
+    zcache admission limit)."""
+    head = f"page {n:08d}\n".encode()
+    start = (n * 7919) % (len(_TEXT) - PAGE)
+    return head + _TEXT[start : start + PAGE - len(head)]
+
+
+def key(n: int) -> tuple[int, int]:
+    return n // OBJECT_PAGES, n % OBJECT_PAGES
+
+
+def pages_of(objects: Iterable[int]) -> list[int]:
+    return [o * OBJECT_PAGES + i for o in objects for i in range(OBJECT_PAGES)]
+
+
+class Cluster:
+    """The nodes of one test, in one etcd cluster, and one client of each, by node name."""
+
+    def __init__(self, factory: NodeFactory, etcd_url: str, name: str) -> None:
+        self.factory = factory
+        self.etcd_url = etcd_url
+        self.name = name
+        self.nodes: dict[str, NodeProcess] = {}
+        self.clients: dict[str, SyncClient] = {}
+
+    def start(self, name: str, memory: str, etcd_url: str | None = None) -> NodeProcess:
+        """Node `name` with a budget of `memory`, reaching etcd at `etcd_url` (default: the
+        cluster's)."""
+        flags = ("--etcd", etcd_url or self.etcd_url, "--cluster", self.name)
+        node = self.factory.start(name, memory=memory, extra_flags=flags)
+        self.nodes[name] = node
+        self.clients[name] = SyncClient(node.address, client_name=f"test-{name}")
+        return node
+
+    def stats(self, name: str) -> dict[str, int]:
+        return self.clients[name].stats()
+
+    def foreign_pers(self, *names: str) -> dict[str, int]:
+        return {name: self.stats(name)["foreign_pers_pages"] for name in names}
+
+    def published_free(self) -> dict[str, int]:
+        """Free bytes of each node as etcd has them now (what placement ranks peers by)."""
+        members = asyncio.run(list_members(self.etcd_url, self.name))
+        return {member.name: member.free_bytes for member in members}
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
+@pytest.fixture
+def cluster(node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str) -> Iterator[Cluster]:
+    running = Cluster(node_factory, etcd.url, etcd_cluster)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def crash_cluster(node_factory: NodeFactory, private_etcd: EtcdProcess) -> Iterator[Cluster]:
+    """A cluster in an etcd of the test's own, which it may kill and restart."""
+    running = Cluster(node_factory, private_etcd.url, "crash")
+    yield running
+    running.close()
+
+
+def store_all(
+    client: SyncClient, pool: int, numbers: Iterable[int], timeout: float = STORE_TIMEOUT
+) -> int:
+    """Put every page, offering again those refused while the node ships pages out (a refused
+    persistent put is a normal answer when the store is full); return how many were refused."""
+    pending, refused_total = list(numbers), 0
+    deadline = time.monotonic() + timeout
+    while pending:
+        refused = []
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
+            results = client.put_many(pool, [(*key(n), text_page(n)) for n in batch])
+            refused += [n for n, ok in zip(batch, results, strict=True) if not ok]
+        refused_total += len(refused)
+        pending = refused
+        if pending:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(pending)} pages still refused after {timeout} s")
+            time.sleep(0.05)
+    return refused_total
+
+
+def read_back(client: SyncClient, pool: int, numbers: list[int], free: bool | None) -> list[int]:
+    """The pages among `numbers` that did not read back byte-exact (missing or wrong)."""
+    got = client.get_many(pool, [key(n) for n in numbers], free=free)
+    return [n for n, data in zip(numbers, got, strict=True) if data != text_page(n)]
+
+
+def settled(read: Callable[[], T], timeout: float = SETTLE_TIMEOUT, gap: float = 0.3) -> T:
+    """`read()` once two reads `gap` seconds apart agree: a quiet moment."""
+    deadline = time.monotonic() + timeout
+    last = read()
+    while True:
+        time.sleep(gap)
+        now = read()
+        if now == last:
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still changing after {timeout} s: {last} then {now}")
+        last = now
+
+
+def counters(cluster: Cluster, nodes: str | tuple[str, ...], *names: str) -> dict[str, int]:
+    """Counters `names` of a node, or summed over several."""
+    total = dict.fromkeys(names, 0)
+    for node in (nodes,) if isinstance(nodes, str) else nodes:
+        stats = cluster.stats(node)
+        for name in names:
+            total[name] += stats[name]
+    return total
+
+
+def remote_view(cluster: Cluster, origin: str, holders: tuple[str, ...]) -> dict[str, int]:
+    """What the origin says it has remote, beside what each holder holds for it."""
+    stats = cluster.stats(origin)
+    view = {
+        "pers_pages_remoted": stats["pers_pages_remoted"],
+        "remote_pers_pages": stats["remote_pers_pages"],
+        "remotify_batches": stats["remotify_batches"],
+    }
+    view.update(cluster.foreign_pers(*holders))
+    return view
+
+
+# -- persistent pages ------------------------------------------------------------------------
+
+
+def test_persistent_pages_spread_over_peers_read_back_exact_and_are_reclaimed(
+    cluster: Cluster,
+) -> None:
+    cluster.start("A", "4MiB")
+    cluster.start("B", "16MiB")
+    cluster.start("C", "16MiB")
+    a = cluster.clients["A"]
+    pool = a.new_pool(persistent=True)
+    objects = 96  # 6144 pages, about 11.5 MiB packed: three times A's budget
+    numbers = pages_of(range(objects))
+
+    # The first half overflows A onto one peer; once etcd has that peer's lower free bytes,
+    # the second half goes to the other (placement ranks peers by published free bytes).
+    store_all(a, pool, numbers[: len(numbers) // 2])
+    free = wait_for(
+        lambda: (f := cluster.published_free())["B"] != f["C"] and f,
+        what="one peer published fewer free bytes than the other",
+    )
+    store_all(a, pool, numbers[len(numbers) // 2 :])
+    quiet = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    assert quiet["B"] > 0 and quiet["C"] > 0, (free, quiet)
+    remote = quiet["B"] + quiet["C"]
+    assert quiet["pers_pages_remoted"] == remote, quiet
+    assert quiet["remote_pers_pages"] == remote, quiet
+
+    # Keep mode: every page, local or remote, byte-exact; the remote copies stay.
+    assert read_back(a, pool, numbers, free=False) == []
+    after_keep = cluster.stats("A")
+    assert after_keep["remote_pers_pages_succ_get"] == remote
+    assert after_keep["remote_pers_pages_unsucc_get"] == 0
+    assert remote_view(cluster, "A", ("B", "C")) == quiet
+
+    # Free mode (get-and-free) on a quarter of the objects: exact, then gone everywhere.
+    freed = pages_of(range(0, objects, 4))
+    assert read_back(a, pool, freed, free=True) == []
+    assert a.get_many(pool, [key(n) for n in freed], free=False) == [None] * len(freed)
+    after_free = cluster.stats("A")
+    freed_remote = after_free["remote_pers_pages_succ_get"] - remote
+    assert freed_remote > 0
+    assert after_free["remote_pers_pages"] == remote - freed_remote
+    assert sum(cluster.foreign_pers("B", "C").values()) == remote - freed_remote
+
+    # Object flushes reach the holders: each one sent is one found there.
+    flushed_objects = range(1, objects, 4)
+    flushed = [a.flush_object(pool, oid) for oid in flushed_objects]
+    assert flushed == [True] * len(flushed_objects)
+    wait_for(
+        lambda: (
+            cluster.stats("A")["remote_pers_pages"] == sum(cluster.foreign_pers("B", "C").values())
+        ),
+        what="the holders dropped the flushed objects' pages",
+    )
+    origin = settled(lambda: counters(cluster, "A", "remote_objects_flushed"))
+    holders = settled(lambda: counters(cluster, ("B", "C"), "flobj_found", "flobj_total"))
+    sent = origin["remote_objects_flushed"]
+    assert sent > 0
+    assert holders == {"flobj_found": sent, "flobj_total": sent}
+    assert counters(cluster, "A", "remote_page_flushes_failed") == {"remote_page_flushes_failed": 0}
+    held = cluster.foreign_pers("B", "C")
+    assert held["B"] > 0 and held["C"] > 0, held
+
+    # Destroying the pool flushes it on both holders; nothing stays anywhere.
+    kept = [n for n in numbers if key(n)[0] % 4 in (2, 3)]
+    assert read_back(a, pool, kept, free=False) == []
+    a.destroy_pool(pool)
+    wait_for(
+        lambda: cluster.foreign_pers("B", "C") == {"B": 0, "C": 0},
+        what="the holders dropped the destroyed pool",
+    )
+    final = settled(
+        lambda: counters(
+            cluster,
+            "A",
+            "remote_pers_pages",
+            "remote_pages",
+            "pers_zpages",
+            "remote_pools_flushed",
+            "remote_pers_pages_lost",
+        )
+    )
+    assert final == {
+        "remote_pers_pages": 0,
+        "remote_pages": 0,
+        "pers_zpages": 0,
+        "remote_pools_flushed": 2,  # one pool flush to each holder
+        "remote_pers_pages_lost": 0,
+    }
+
+
+# -- ephemeral pages -------------------------------------------------------------------------
+
+
+def test_overcommitted_ephemeral_pages_are_shipped_and_never_read_back_wrong(
+    cluster: Cluster,
+) -> None:
+    cluster.start("A", "4MiB")
+    cluster.start("B", "16MiB")
+    cluster.start("C", "16MiB")
+    a = cluster.clients["A"]
+    pool = a.new_pool()  # private ephemeral: cleancache's kind, exclusive gets
+    numbers = pages_of(range(96))  # three times A's budget
+    for start in range(0, len(numbers), BATCH):
+        batch = numbers[start : start + BATCH]
+        assert a.put_many(pool, [(*key(n), text_page(n)) for n in batch]) == [True] * len(batch)
+
+    def view() -> dict[str, int]:
+        stats = cluster.stats("A")
+        held = {n: cluster.stats(n) for n in ("B", "C")}
+        return {
+            "eph_pages_remoted": stats["eph_pages_remoted"],
+            "remote_pages": stats["remote_pages"],
+            "eph_zpages": stats["eph_zpages"],
+            "evicted_eph_zpages": stats["evicted_eph_zpages"],
+            "held": sum(h["foreign_eph_pages"] for h in held.values()),
+            "held_evicted": sum(h["evicted_eph_zpages"] for h in held.values()),
+        }
+
+    quiet = settled(view)
+    assert quiet["eph_pages_remoted"] > 0, quiet
+    # The holders had room for everything: each page is local, remote, or evicted by A.
+    assert quiet["held_evicted"] == 0
+    assert quiet["remote_pages"] == quiet["held"] == quiet["eph_pages_remoted"], quiet
+    assert quiet["eph_zpages"] + quiet["remote_pages"] + quiet["evicted_eph_zpages"] == len(
+        numbers
+    ), quiet
+
+    got = a.get_many(pool, [key(n) for n in numbers])
+    wrong = [n for n, data in zip(numbers, got, strict=True) if data not in (None, text_page(n))]
+    hits = sum(data is not None for data in got)
+    assert wrong == []
+    assert hits == quiet["eph_zpages"] + quiet["remote_pages"]
+    stats = cluster.stats("A")
+    assert stats["remote_eph_pages_succ_get"] == quiet["remote_pages"]
+    assert stats["cleancache_succ_gets"] == hits
+    assert stats["cleancache_failed_gets"] == len(numbers) - hits
+    # Exclusive gets took every copy, local and remote; a second read misses everywhere.
+    assert stats["remote_pages"] == 0
+    assert view()["held"] == 0
+    assert a.get_many(pool, [key(n) for n in numbers]) == [None] * len(numbers)
+
+
+# -- switching ramster off and on ------------------------------------------------------------
+
+
+def test_ramster_off_returns_once_the_persistent_pages_are_home_and_on_ships_again(
+    cluster: Cluster,
+) -> None:
+    cluster.start("A", "4MiB")
+    cluster.start("B", "16MiB")
+    cluster.start("C", "16MiB")
+    a = cluster.clients["A"]
+    pool = a.new_pool(persistent=True)
+    store_all(a, pool, pages_of(range(40)))  # about 4.7 MiB packed into 4 MiB
+    quiet = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    remote = quiet["remote_pers_pages"]
+    assert remote > 0 and quiet["B"] + quiet["C"] == remote, quiet
+    # The newest objects are still local (the oldest pages ship first): flushing them makes
+    # room for the remote pages to come home under the low watermark.
+    assert [a.flush_object(pool, oid) for oid in range(24, 40)] == [True] * 16
+    kept = pages_of(range(24))
+
+    params = a.set_param("ramster", "off")
+    home = cluster.stats("A")
+    assert params["ramster"] == "off"
+    assert home["remote_pers_pages"] == 0
+    assert home["pers_pages_repatriated"] == remote
+    assert home["pers_zpages"] == len(kept)
+    wait_for(
+        lambda: cluster.foreign_pers("B", "C") == {"B": 0, "C": 0},
+        what="the holders dropped the pages that came home",
+    )
+    assert read_back(a, pool, kept, free=False) == []
+    assert cluster.stats("A")["remote_gets_sent"] == home["remote_gets_sent"]  # all local now
+
+    # Off: nothing ships; once the store is full, persistent puts are refused.
+    more = pages_of(range(40, 64))
+    results = a.put_many(pool, [(*key(n), text_page(n)) for n in more])
+    refused = [n for n, ok in zip(more, results, strict=True) if not ok]
+    assert refused, "a 4 MiB store took 64 objects of 2 KB pages with ramster off"
+    off = cluster.stats("A")
+    assert off["pers_pages_remoted"] == quiet["pers_pages_remoted"]
+    assert off["remote_pers_pages"] == 0
+
+    # On again: A ships once more and takes what it refused.
+    assert a.set_param("ramster", "on")["ramster"] == "on"
+    store_all(a, pool, refused)
+    again = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    shipped = again["pers_pages_remoted"] - quiet["pers_pages_remoted"]
+    assert shipped > 0, again
+    assert again["remote_pers_pages"] == shipped == again["B"] + again["C"], again
+    assert read_back(a, pool, kept + more, free=False) == []
+
+
+def test_ramster_off_fails_its_precondition_when_the_pages_cannot_come_home(
+    cluster: Cluster,
+) -> None:
+    cluster.start("A", "4MiB")
+    cluster.start("B", "16MiB")
+    cluster.start("C", "16MiB")
+    a = cluster.clients["A"]
+    pool = a.new_pool(persistent=True)
+    numbers = pages_of(range(64))  # about 7.5 MiB packed: nearly twice A's budget
+    store_all(a, pool, numbers)
+    quiet = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    assert quiet["remote_pers_pages"] > 0
+
+    with pytest.raises(FailedPrecondition) as refused:
+        a.set_param("ramster", "off")
+    match = re.fullmatch(
+        r"(\d+) persistent pages could not come home \(store full or holder unreachable\): "
+        r"ramster stays on",
+        refused.value.message,
+    )
+    assert match is not None, refused.value.message
+    assert 0 < int(match.group(1)) < quiet["remote_pers_pages"]
+    assert a.params()["ramster"] == "on"
+    assert a.state().ramster is True
+    after = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    assert cluster.stats("A")["pers_pages_repatriated"] > 0
+    assert after["remote_pers_pages"] == after["B"] + after["C"], after
+    assert read_back(a, pool, numbers, free=False) == []
+    assert cluster.stats("A")["remote_pers_pages_lost"] == 0
+
+
+def test_ramster_off_forgets_remote_ephemeral_pages_and_their_holder_drops_every_copy(
+    cluster: Cluster,
+) -> None:
+    """Over 1024 copies (a peer call's most keys) on one holder all go: the flushes of the
+    copies are split into calls the holder accepts."""
+    cluster.start("A", "4MiB")
+    b = cluster.start("B", "16MiB")
+    cluster.start("C", "16MiB")
+    a = cluster.clients["A"]
+    assert a.set_param("remote_target", str(b.ready["number"]))["remote_target"] == "2"
+    pool = a.new_pool()
+    numbers: list[int] = []
+    while cluster.stats("A")["remote_pages"] <= 1024:  # A evicts what it cannot ship in time
+        assert len(numbers) < 50_000, "A shipped no more than 1024 ephemeral pages"
+        batch = list(range(len(numbers), len(numbers) + BATCH))
+        assert a.put_many(pool, [(*key(n), text_page(n)) for n in batch]) == [True] * len(batch)
+        numbers += batch
+
+    def view() -> dict[str, int]:
+        return {
+            "remote_pages": cluster.stats("A")["remote_pages"],
+            "B": cluster.stats("B")["foreign_eph_pages"],
+            "C": cluster.stats("C")["foreign_eph_pages"],
+        }
+
+    quiet = settled(view)
+    assert quiet["B"] == quiet["remote_pages"] > 1024 and quiet["C"] == 0, quiet
+
+    assert a.set_param("ramster", "off")["ramster"] == "off"
+    assert cluster.stats("A")["remote_pages"] == 0
+    wait_for(lambda: view() == {"remote_pages": 0, "B": 0, "C": 0}, 5.0, "B dropped every copy")
+    assert counters(cluster, "A", "remote_page_flushes_failed") == {"remote_page_flushes_failed": 0}
+    got = a.get_many(pool, [key(n) for n in numbers])
+    assert [
+        n for n, data in zip(numbers, got, strict=True) if data not in (None, text_page(n))
+    ] == []
+
+
+def test_ramster_off_brings_every_page_home_while_puts_go_on(cluster: Cluster) -> None:
+    """Pages that fit the budget all come home even though the store passes its high watermark
+    on the way and puts keep waking the shipping loop: nothing is shipped out again meanwhile,
+    and nothing is left remote once the switch reports off."""
+    cluster.start("A", "16MiB")
+    cluster.start("B", "32MiB")
+    cluster.start("C", "32MiB")
+    a = cluster.clients["A"]
+    pool = a.new_pool(persistent=True)
+    store_all(a, pool, pages_of(range(10)))
+    stats = cluster.stats("A")
+    per_page = stats["used_bytes"] / (10 * OBJECT_PAGES)
+    objects = int(0.985 * stats["memory_bytes"] / per_page) // OBJECT_PAGES
+    numbers = pages_of(range(objects))  # 98.5 % of the budget at most, once all of it is home
+    store_all(a, pool, numbers[10 * OBJECT_PAGES :])
+    quiet = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    assert quiet["remote_pers_pages"] > 0
+
+    other = a.new_pool(persistent=True)
+    stop = threading.Event()
+
+    def put_on() -> None:  # an application that keeps working while the operator switches
+        while not stop.is_set():
+            a.put(other, 1, 0, text_page(len(numbers)))
+
+    putter = threading.Thread(target=put_on)
+    putter.start()
+    try:
+        params = a.set_param("ramster", "off")
+        home = cluster.stats("A")
+    finally:
+        stop.set()
+        putter.join()
+    assert params["ramster"] == "off"
+    assert home["remote_pers_pages"] == 0
+    # Nothing was shipped while switching, not even a batch that was on its way.
+    late = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    assert late == {
+        "pers_pages_remoted": quiet["pers_pages_remoted"],
+        "remote_pers_pages": 0,
+        "remotify_batches": quiet["remotify_batches"],
+        "B": 0,
+        "C": 0,
+    }
+    assert home["pers_pages_repatriated"] == quiet["remote_pers_pages"]
+    assert read_back(a, pool, numbers, free=False) == []
+
+
+# -- etcd down -------------------------------------------------------------------------------
+
+
+def test_data_traffic_goes_on_while_etcd_is_down_and_a_node_joins_after_its_restart(
+    crash_cluster: Cluster, private_etcd: EtcdProcess
+) -> None:
+    cluster = crash_cluster
+    for name, memory in (("A", "4MiB"), ("B", "16MiB"), ("C", "16MiB")):
+        cluster.start(name, memory)
+    a = cluster.clients["A"]
+    pool = a.new_pool(persistent=True)
+    store_all(a, pool, pages_of(range(48)))
+    before = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    assert before["remote_pers_pages"] > 0
+
+    private_etcd.kill()
+    assert not private_etcd.healthy()
+    store_all(a, pool, pages_of(range(48, 72)))
+    down = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    assert down["pers_pages_remoted"] > before["pers_pages_remoted"], down
+    assert down["remote_pers_pages"] == down["B"] + down["C"], down
+    gets = cluster.stats("A")["remote_pers_pages_succ_get"]
+    assert read_back(a, pool, pages_of(range(72)), free=False) == []
+    assert cluster.stats("A")["remote_pers_pages_succ_get"] - gets == down["remote_pers_pages"]
+    assert not private_etcd.healthy()  # all of that happened without etcd
+
+    private_etcd.start()
+    cluster.start("D", "32MiB")  # the most free bytes of any peer
+    wait_for(
+        lambda: list(cluster.published_free()) == ["A", "B", "C", "D"],
+        what="etcd lists A, B, C and D",
+    )
+    assert [n.ready["number"] for n in cluster.nodes.values()] == [1, 2, 3, 4]
+
+    # A's view follows etcd again: what it ships next goes to D. Store an object at a time
+    # until it does (A ships once past its high watermark, every few objects).
+    next_object = 72
+    deadline = time.monotonic() + 15.0
+    while cluster.stats("D")["foreign_pers_pages"] == 0:
+        assert time.monotonic() < deadline, "A shipped nothing to D within 15 s"
+        store_all(a, pool, pages_of([next_object]))
+        next_object += 1
+    numbers = pages_of(range(next_object))
+    after = settled(lambda: remote_view(cluster, "A", ("B", "C", "D")))
+    assert after["remote_pers_pages"] == after["B"] + after["C"] + after["D"], after
+    assert after["pers_pages_remoted"] == after["remote_pers_pages"], after
+    assert read_back(a, pool, numbers, free=False) == []
+    assert cluster.stats("A")["remote_pers_pages_lost"] == 0
+
+
+def test_an_origin_cut_off_from_etcd_past_its_lease_keeps_its_remote_pages(
+    crash_cluster: Cluster, private_etcd: EtcdProcess
+) -> None:
+    """A node that only etcd lost (its peers still reach it) is alive: the pages its peers
+    hold for it are its clients' persistent pages and must still come back."""
+    cluster = crash_cluster
+    link = EtcdLink(private_etcd)
+    try:
+        cluster.start("A", "4MiB", etcd_url=link.url)  # only A's way to etcd can be cut
+        cluster.start("B", "16MiB")
+        cluster.start("C", "16MiB")
+        a = cluster.clients["A"]
+        pool = a.new_pool(persistent=True)
+        numbers = pages_of(range(48))
+        store_all(a, pool, numbers)
+        before = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+        assert before["remote_pers_pages"] > 0
+
+        link.cut()
+        wait_for(
+            lambda: "A" not in cluster.published_free(),
+            timeout=10.0,
+            what="A's entry expired with its lease",
+        )
+        link.restore()
+        wait_for(lambda: "A" in cluster.published_free(), timeout=10.0, what="A registered again")
+        after = remote_view(cluster, "A", ("B", "C"))
+        assert after == before
+        assert read_back(a, pool, numbers, free=False) == []
+        assert cluster.stats("A")["remote_pers_pages_lost"] == 0
+    finally:
+        link.close()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def ramster_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RAMSTER, *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
+    cluster: Cluster,
+) -> None:
+    budgets = {"A": 4, "B": 16, "C": 16}  # MiB
+    nodes = [cluster.start(name, f"{mib}MiB") for name, mib in budgets.items()]
+    result = ramster_cli("members", "--etcd", cluster.etcd_url, "--cluster", cluster.name)
+    assert result.returncode == 0, result.stderr
+    # Free bytes change as the nodes publish; every other cell, and the layout, is exact.
+    width = max(len("ADDRESS"), *(len(n.address) for n in nodes))
+    free = [float(f) for f in re.findall(r" (\d+\.\d)/\d+\.\d ", result.stdout)]
+    assert len(free) == len(nodes), result.stdout
+    for value, node in zip(free, nodes, strict=True):
+        assert 0 < value <= budgets[node.name], result.stdout
+    expected = [f"NUMBER  NAME  {'ADDRESS':<{width}}  FREE/CAPACITY MiB  ZCACHE  RAMSTER"] + [
+        f"{n.ready['number']:>6}  {n.name:<4}  {n.address:<{width}}  "
+        f"{f'{f:.1f}/{budgets[n.name]:.1f}':>17}  on      on"
+        for n, f in zip(nodes, free, strict=True)
+    ]
+    assert result.stdout.splitlines() == expected
+    assert [n.ready["number"] for n in nodes] == [1, 2, 3]
+
+    etcd_flags = ("--cluster", cluster.name, "--etcd", cluster.etcd_url)
+    result = ramster_cli("param", "set", "pers_remotify", "off", *etcd_flags)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"pers_remotify off (cluster {cluster.name}: every node applies it)\n"
+    wait_for(
+        lambda: all(c.params()["pers_remotify"] == "off" for c in cluster.clients.values()),
+        what="every node applied pers_remotify off",
+    )
+    assert cluster.clients["A"].params() == {
+        "zcache": "on",
+        "ramster": "on",
+        "eph_remotify": "on",
+        "pers_remotify": "off",
+        "remote_target": "auto",
+    }
+
+
+def child_pids(pid: int) -> set[int]:
+    """The live processes whose parent is `pid`."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                children.add(int(stat.parent.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class OutputLines:
+    """The lines a child writes to its stdout, read by a thread so that waits have deadlines."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._proc = proc
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def until(self, last: str, timeout: float) -> list[str]:
+        wait_for(lambda: last in self.lines, timeout, f"{last!r} printed")
+        return self.lines[: self.lines.index(last) + 1]
+
+    def rest(self, timeout: float) -> list[str]:
+        self._thread.join(timeout)
+        return self.lines
+
+
+def test_up_runs_etcd_and_three_nodes_until_sigint_stops_them_all(tmp_path: Path) -> None:
+    errors = tmp_path / "up.stderr"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen(
+            [RAMSTER, "up", "--nodes", "3", "--memory", "64MiB"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,  # a Ctrl-C of the test run does not reach it; SIGINT does
+            env={**os.environ, "TMPDIR": str(tmp_path)},  # its folder lands in the test's
+        )
+    try:
+        out = OutputLines(proc)
+        shown = out.until("Ctrl-C stops everything.", timeout=60.0)
+        etcd = re.fullmatch(r"etcd      (http://127\.0\.0\.1:\d+)", shown[0])
+        assert etcd is not None, shown
+        nodes = [
+            re.fullmatch(r"node (\d+) +(node\d) +(\S+) +64\.0MiB  pid (\d+)  log (\S+)", line)
+            for line in shown[1:4]
+        ]
+        assert all(nodes), shown
+        rows = [(int(m[1]), m[2], m[3], int(m[4]), m[5]) for m in nodes if m]
+        assert [(number, name) for number, name, *_ in rows] == [
+            (1, "node1"),
+            (2, "node2"),
+            (3, "node3"),
+        ]
+        for number, name, address, pid, log in rows:
+            assert shown[number] == (
+                f"node {number:<4} {name:<8} {address:<22} 64.0MiB  pid {pid}  log {log}"
+            )
+        assert shown[4:] == [
+            "",
+            f"try:  ramster stats --node {rows[0][2]}",
+            f"      ramster members --etcd {etcd[1]} --cluster local",
+            "Ctrl-C stops everything.",
+        ]
+        for number, _, address, _, _ in rows:
+            with SyncClient(address) as client:
+                stats = client.stats()
+            assert (stats["node_number"], stats["memory_bytes"]) == (number, 64 * MiB)
+        members = asyncio.run(list_members(etcd[1], "local"))
+        assert [(m.number, m.name, m.address) for m in members] == [r[:3] for r in rows]
+        pids = child_pids(proc.pid)
+        node_pids = {pid for *_, pid, _ in rows}
+        (etcd_pid,) = pids - node_pids
+        assert node_pids <= pids
+        assert Path(f"/proc/{etcd_pid}/exe").resolve().name == "etcd"
+
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert out.rest(timeout=5)[len(shown) :] == ["stopping...", "stopped."]
+        wait_for(
+            lambda: not any(alive(pid) for pid in (etcd_pid, *node_pids)),
+            what="etcd and every node gone",
+        )
+        assert errors.read_text() == ""
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group it leads: it and what it started
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
