@@ -17,6 +17,7 @@ import time
 from asyncio import FIRST_COMPLETED
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
@@ -200,6 +201,7 @@ class RemoteLayer:
         if not any(stored):
             self._mark_failed(target, None)
         shipped = complete_shipments(tmem, target, shipments, stored)
+        self._charge_target(target, shipments, stored)
         self.counters["remotify_busy_microseconds"] += int((time.perf_counter() - started) * 1e6)
         return shipped
 
@@ -333,6 +335,16 @@ class RemoteLayer:
     def _skip(self) -> frozenset[int]:
         now = time.monotonic()
         return frozenset(n for n, until in self._failed_until.items() if until > now)
+
+    def _charge_target(
+        self, target: int, shipments: Sequence[Shipment], stored: Sequence[bool]
+    ) -> None:
+        """Take what the peer just stored off its free bytes in this node's view: published free
+        bytes lag by a second, and a burst must not pile onto one peer meanwhile."""
+        info = self.members.get(target)
+        if info is not None:
+            taken = sum(len(s.page.payload) for s, ok in zip(shipments, stored, strict=True) if ok)
+            self.members[target] = replace(info, free_bytes=max(0, info.free_bytes - taken))
 
     def _mark_failed(self, node: int, error: RamsterError | None) -> None:
         self._failed_until[node] = time.monotonic() + self.config.failure_backoff
