@@ -84,7 +84,7 @@ class Node:
         return {
             **self.backend.counters(),
             **self.tmem_service.counters,
-            **(remote.counters if remote is not None else {}),
+            **(remote.all_counters() if remote is not None else {}),
             "node_number": self.agent.number if self.agent is not None else 0,
             "backend_generation": status.backend_generation,
             "zcache_on": int(status.zcache),

@@ -67,6 +67,7 @@ class RemoteLayer:
         self._failed_until: dict[int, float] = {}
         self._inflight: dict[FetchKey, asyncio.Future[PackedPage | None]] = {}
         self._wake = asyncio.Event()
+        self._corrupt_of_gone = 0
         self._shipping = asyncio.Lock()  # a shipping round and bring_home exclude each other
         self._task: asyncio.Task[None] | None = None
         self.counters = dict.fromkeys(
@@ -85,6 +86,11 @@ class RemoteLayer:
     def __repr__(self) -> str:
         return f"<RemoteLayer node {self.me} peers={sorted(self._links)}>"
 
+    def all_counters(self) -> dict[str, int]:
+        """The layer's counters, with the corrupt copies every peer link turned away."""
+        corrupt = sum(link.corrupt_pages for link in self._links.values())
+        return {**self.counters, "remote_pages_corrupt": corrupt + self._corrupt_of_gone}
+
     # -- membership --------------------------------------------------------------------------
 
     async def set_members(self, members: dict[int, MemberInfo]) -> None:
@@ -100,7 +106,9 @@ class RemoteLayer:
                 number, info.address, self.me, self._epoch, self.config.peer_timeout
             )
         for number in [n for n in self._links if n not in members]:
-            await self._links.pop(number).close()
+            gone = self._links.pop(number)
+            self._corrupt_of_gone += gone.corrupt_pages
+            await gone.close()
         self._wake.set()
 
     # -- lifecycle ---------------------------------------------------------------------------

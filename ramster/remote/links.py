@@ -7,7 +7,9 @@ as stored and come back packed. Not here: what to send when (`ramster.remote.lay
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from zlib import crc32
 
 import grpc
 
@@ -20,6 +22,8 @@ from ramster.tmem.store import PackedPage
 
 PROTOCOL_VERSION = 1
 
+log = logging.getLogger("ramster.remote")
+
 
 class PeerLink:
     """Calls to peer `number` at `address` on behalf of origin (`me`, `epoch`)."""
@@ -29,6 +33,7 @@ class PeerLink:
         self.address = address
         self._origin = peer_pb2.Origin(node_number=me, epoch=epoch)
         self._timeout = timeout
+        self.corrupt_pages = 0
         self._channel = grpc.aio.insecure_channel(
             address,
             (
@@ -68,6 +73,7 @@ class PeerLink:
                     data=s.page.payload,
                     encoding=_encoding(s.page),
                     page_size=s.page.page_size,
+                    checksum=crc32(s.page.payload),
                 )
                 for s in shipments
             ],
@@ -78,7 +84,9 @@ class PeerLink:
     async def get(
         self, refs: Sequence[RemoteRef], free: bool
     ) -> list[tuple[PackedPage, int] | None]:
-        """Each page with the version the peer holds, or None; `free`: get-and-free."""
+        """Each page with the version the peer holds, or None; `free`: get-and-free. A page
+        whose bytes do not match the checksum that came with them is a lost copy (None), counted
+        in `corrupt_pages`: it is never handed on."""
         request = peer_pb2.PeerGetRequest(
             origin=self._origin,
             keys=[
@@ -88,17 +96,24 @@ class PeerLink:
         )
         response = await self._call("GetPages", request, peer_pb2.PeerGetResponse)
         same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
-        return [
-            (PackedPage(data, encoding == same, ref.page_size), version) if found else None
-            for ref, found, data, encoding, version in zip(
-                refs,
-                response.found,
-                response.data,
-                response.encodings,
-                response.versions,
-                strict=True,
+        answers: list[tuple[PackedPage, int] | None] = []
+        for ref, found, data, encoding, version, checksum in zip(
+            refs,
+            response.found,
+            response.data,
+            response.encodings,
+            response.versions,
+            response.checksums,
+            strict=True,
+        ):
+            if found and crc32(data) != checksum:
+                self.corrupt_pages += 1
+                log.warning("node %d sent a corrupt copy of %s/%d", self.number, ref.oid, ref.index)
+                found = False
+            answers.append(
+                (PackedPage(data, encoding == same, ref.page_size), version) if found else None
             )
-        ]
+        return answers
 
     async def flush(self, flushes: Sequence[RemoteFlush]) -> int:
         """Send page, object and pool flushes (in that order); return how many found a copy."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from zlib import crc32
 
 import grpc
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
-from ramster.errors import FailedPrecondition, shown
+from ramster.errors import FailedPrecondition, InvalidArgument, shown
 from ramster.remote.links import PROTOCOL_VERSION
 from ramster.rpc import convert
 from ramster.rpc.binding import service, unary
@@ -123,6 +124,7 @@ class PeerService:
                 (same if a[0].same_filled else lz4) if a is not None else raw for a in answers
             ],
             versions=[a[1] if a is not None else 0 for a in answers],
+            checksums=[crc32(a[0].payload) if a is not None else 0 for a in answers],
         )
 
     async def flush_pages(
@@ -172,6 +174,11 @@ def _origin(origin: peer_pb2.Origin) -> str:
 def _foreign_page(page: peer_pb2.RemotePage, i: int) -> ForeignPage:
     same = page.encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED
     check_page_size(page.page_size, f"pages[{i}].page_size")
+    if crc32(page.data) != page.checksum:
+        raise InvalidArgument(
+            f"pages[{i}].checksum {page.checksum:#010x} does not match its data "
+            f"({crc32(page.data):#010x}): the page was damaged on the way"
+        )
     packed = check_packed(PackedPage(page.data, same, page.page_size), f"pages[{i}].data")
     return ForeignPage(
         pool_uid=page.pool,

