@@ -152,6 +152,11 @@ def _parser() -> argparse.ArgumentParser:
         "--memory", type=_size, default="8MiB", help="budget of node 1 (8MiB; others 8x)"
     )
     demo.add_argument("--keep", action="store_true", help="leave the cluster up until Ctrl-C")
+    demo.add_argument(
+        "--node",
+        default=None,
+        help="run only the workload, against this running node (Compose, Kubernetes)",
+    )
     return parser
 
 
@@ -208,6 +213,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ramster.workload.demo import run_demo
 
+        if args.node is not None:
+            from ramster.workload.demo import run_demo_on
+
+            return run_demo_on(args.node, args.pages)
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     raise AssertionError(f"unhandled command {args.command!r}")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TextIO, TypeVar
 
 from ramster.client import Cleancache, Frontswap, SyncClient
+from ramster.errors import Unavailable
 from ramster.launcher import LocalCluster, wait_forever_until_signal
 from ramster.units import format_size
 from ramster.workload.corpus import build_corpus
@@ -41,13 +42,35 @@ class Outcome:
     wrong: int = 0
 
 
+def run_demo_on(node: str, pages: int, out: TextIO = sys.stdout) -> int:
+    """The demo's workload against a node that runs already (Compose, Kubernetes): 0 if some
+    pages were taken, none came back wrong and no swapped page was lost."""
+    swap_pages, file_pages = _split_corpus(pages, out)
+    result = _workload(node, swap_pages, file_pages, out, lambda: None)
+    out.write(
+        f"frontswap: {result.swapped:,} of {len(swap_pages):,} pages taken, "
+        f"{result.loaded:,} loaded back, {result.lost:,} lost; cleancache: {result.hits:,} of "
+        f"{len(file_pages):,} hits\n"
+    )
+    ok = result.swapped > 0 and result.wrong == 0 and result.lost == 0
+    out.write(
+        f"{'OK' if ok else 'FAILED'}: {result.wrong} wrong pages, {result.lost} lost swap pages\n"
+    )
+    return 0 if ok else 1
+
+
+def _split_corpus(pages: int, out: TextIO) -> tuple[list[bytes], list[bytes]]:
+    """Three quarters of a corpus for frontswap, the rest for cleancache."""
+    corpus = build_corpus(count=pages)
+    out.write(f"corpus: {corpus!r}\n")
+    swap_pages = corpus.pages[: len(corpus.pages) * 3 // 4]
+    return swap_pages, corpus.pages[len(swap_pages) :]
+
+
 def run_demo(pages: int, memory: int, keep: bool = False, out: TextIO = sys.stdout) -> int:
     """Run the demo; 0 if no page came back wrong and no swapped page was lost."""
-    corpus = build_corpus(count=pages)
     say = out.write
-    say(f"corpus: {corpus!r}\n")
-    swap_pages = corpus.pages[: len(corpus.pages) * 3 // 4]
-    file_pages = corpus.pages[len(swap_pages) :]
+    swap_pages, file_pages = _split_corpus(pages, out)
     with LocalCluster(3, [memory, 8 * memory], cluster="demo") as cluster:
         first = cluster.nodes[0]
         say(f"cluster: etcd {cluster.etcd_url}; ")
@@ -90,8 +113,8 @@ def _workload(
     try:
         frontswap.init(SWAP_TYPE, nr_pages=len(swap))
         fs = cleancache.init_fs()
-        if not (frontswap.wait_ready(30) and cleancache.wait_ready(30)):
-            raise RuntimeError("the frontends did not attach to node 1 within 30 s")
+        if not (frontswap.wait_ready(60) and cleancache.wait_ready(60)):
+            raise Unavailable(f"the frontends did not attach to the node at {address} in 60 s")
         taken = [False] * len(swap)
         for n, page in _progress(out, "swap out (frontswap)", list(enumerate(swap))):
             taken[n] = _store(frontswap, n, page)

@@ -75,7 +75,6 @@ def test_every_file_the_dockerfile_copies_exists_and_reaches_the_builder() -> No
         "ramster/",
         "nodemanager/",
         "deploy/healthcheck.py",
-        "deploy/demo_client.py",
         "deploy/socket_proxy.py",
     ]
     for source in sources:
@@ -90,7 +89,6 @@ def test_every_file_the_dockerfile_copies_exists_and_reaches_the_builder() -> No
     }
     assert helpers == {
         "/opt/ramster/bin/ramster-health": ({"chmod": "0755"}, "deploy/healthcheck.py"),
-        "/opt/ramster/bin/ramster-demo-client": ({"chmod": "0755"}, "deploy/demo_client.py"),
         "/opt/ramster/bin/ramster-socket-proxy": ({"chmod": "0755"}, "deploy/socket_proxy.py"),
     }
 
@@ -182,10 +180,8 @@ def test_compose_services_health_checks_and_dependencies() -> None:
     assert budgets == {"node1": 4 << 20, "node2": 64 << 20, "node3": 64 << 20}
     assert [p["target"] for p in services["node1"]["ports"]] == [7470, 9470]
     demo = services["demo"]
-    assert (demo["entrypoint"], demo["command"]) == (
-        ["ramster-demo-client"],
-        ["--node", "node1:7470", "--pages", "4096"],
-    )
+    assert demo.get("entrypoint") is None  # the image's: ramster
+    assert demo["command"] == ["demo", "--node", "node1:7470", "--pages", "4096"]
     assert demo["depends_on"] == {
         name: {"condition": "service_healthy", "required": True} for name in NODES
     }
@@ -241,8 +237,9 @@ def test_compose_runs_each_service_as_the_file_and_image_say(stack: ComposeStack
     env = stack.environment("node2")
     assert env["RAMSTER_ETCD"] == f"http://{etcd}"
     assert env["RAMSTER_LISTEN"] == stack.address("node2", 7470)  # the image's ENV
-    assert stack.command("demo")[1:] == [
-        str(DEPLOY / "demo_client.py"),
+    assert stack.command("demo") == [
+        *ramster_image(DOCKERFILE, REPO).programs["ramster"],
+        "demo",
         "--node",
         node1,
         "--pages",
@@ -255,7 +252,7 @@ def test_compose_demo_overcommits_node1_and_gets_every_page_back(stack: ComposeS
     assert stack.wait_exit("demo") == 0, stack.processes["demo"].log_tail()
     log = stack.processes["demo"].log_path.read_text()
     taken = re.search(
-        r"^frontswap: (\d+) of 3072 pages taken .*, (\d+) loaded back, 0 lost$", log, re.M
+        r"^frontswap: ([\d,]+) of 3,072 pages taken, ([\d,]+) loaded back, 0 lost;", log, re.M
     )
     assert taken is not None and taken.group(1) == taken.group(2), log
     assert log.rstrip().endswith("OK: 0 wrong pages, 0 lost swap pages")
