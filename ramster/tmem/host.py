@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
-from ramster.tmem.keys import Oid, PoolSpec, TmemLimits, as_oid, check_index
+from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PoolSpec, TmemLimits, as_oid, check_index
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES, Pool, TmemObject
 from ramster.tmem.remote import (
     REMOTE,
@@ -204,11 +204,18 @@ class Tmem:
         size = pool.spec.page_size
         checked = []
         for i, (oid, index, data) in enumerate(pages):
-            key_oid = as_oid(oid, f"pages[{i}].oid")
-            check_index(index, f"pages[{i}].index")
-            _check_length(data, size, f"pages[{i}].data")
+            # The common case checked inline; field names are only built for a refusal.
+            if type(oid) is int and 0 <= oid <= U64_MAX:
+                key_oid: Oid = (oid, 0, 0)
+            else:
+                key_oid = as_oid(oid, f"pages[{i}].oid")
+            if not (type(index) is int and 0 <= index <= U32_MAX):
+                check_index(index, f"pages[{i}].index")
+            if not (type(data) is bytes and len(data) == size):
+                _check_length(data, size, f"pages[{i}].data")
             checked.append((key_oid, index, data))
-        return [self._put(pool, oid, index, data) for oid, index, data in checked]
+        put = self._put
+        return [put(pool, oid, index, data) for oid, index, data in checked]
 
     def get(
         self, client: str, pool_id: int, oid: OidLike, index: int, free: bool | None = None

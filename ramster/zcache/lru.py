@@ -30,9 +30,11 @@ class PutOrder:
     def __repr__(self) -> str:
         return f"<PutOrder entries={len(self)}>"
 
-    def push(self, slot: int, version: int) -> None:
+    def push(self, slot: int, version: int) -> int:
+        """Append a page; return the entries now held (stale ones included)."""
         self._slots.append(slot)
         self._versions.append(version)
+        return len(self._slots) - self._head
 
     def pop_oldest(self, holds: Callable[[int, int], bool]) -> int:
         """Consume entries until one whose page still `holds(slot, version)`; -1 if none."""

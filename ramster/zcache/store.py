@@ -75,6 +75,7 @@ class ZCache:
         self._ship_orders = (PutOrder(), PutOrder())
         self._remotable = [0, 0]
         self._used = 0
+        self._memory = config.memory
         self._eph_bytes = 0
         self._raw_bytes = 0
         # Pages at most this size (per 4 KiB) pass every admission rule: skip the policy call.
@@ -125,7 +126,7 @@ class ZCache:
         page_cost = (0 if same_filled else payload_heap_bytes(zsize)) + PAGE_BYTES
         slot_cost = 0 if self._free_slots else SLOT_BYTES
         evicted: tuple[int, ...] = NO_EVICTIONS
-        need = self._used + page_cost + slot_cost - self.config.memory
+        need = self._used + page_cost + slot_cost - self._memory
         if need > 0:
             # An eviction frees a slot that this page then reuses (no new slot to pay for), and
             # at least one eviction is needed to get it.
@@ -167,8 +168,10 @@ class ZCache:
         self._used += page_cost
         self._raw_bytes += page_size
         if remotable:
-            self._remotable[persistent] += 1
-            self._push(self._ship_orders[persistent], slot, version, self._remotable[persistent])
+            live = self._remotable[persistent] = self._remotable[persistent] + 1
+            ship_order = self._ship_orders[persistent]
+            if ship_order.push(slot, version) > 2 * live + COMPACT_SLACK:
+                ship_order.compact(self._holds)
         if persistent:
             stats.pers_zpages += 1
             stats.pers_zbytes += zsize
@@ -264,8 +267,7 @@ class ZCache:
         return self._flags[slot] & (LIVE | PERSISTENT) == LIVE and self._versions[slot] == version
 
     def _push(self, order: PutOrder, slot: int, version: int, live: int) -> None:
-        order.push(slot, version)
-        if len(order) > 2 * live + COMPACT_SLACK:
+        if order.push(slot, version) > 2 * live + COMPACT_SLACK:
             order.compact(self._holds)
 
     def _evict_oldest_eph(self) -> tuple[int, int]:
