@@ -271,23 +271,29 @@ class RemoteLayer:
         backend was reloaded meanwhile, the refs mean nothing in the new one (a miss)."""
         link = self._links.get(node)
         answers: list[tuple[PackedPage, int] | None] | None = None
-        if link is not None:
-            try:
-                answers = await link.get(refs, free)
-                self.counters["remote_gets_sent"] += 1
-            except RamsterError as error:
-                log.warning("remote get from node %d failed: %s", node, error.message)
-        tmem = self._backend.tmem
-        for n, ref in enumerate(refs):
-            future = self._inflight.pop((ref.obj_id, ref.index, ref.version, free))
-            if tmem is None or tmem is not asked:
-                future.set_result(None)
-            elif answers is None:
-                # The holder is unreachable: a miss, and the handle stays for a later get.
-                future.set_result(None)
-            else:
-                answer = answers[n]
-                future.set_result(localify(tmem, ref, answer, free and answer is not None))
+        try:
+            if link is not None:
+                try:
+                    answers = await link.get(refs, free)
+                    self.counters["remote_gets_sent"] += 1
+                except RamsterError as error:
+                    log.warning("remote get from node %d failed: %s", node, error.message)
+            tmem = self._backend.tmem
+            for n, ref in enumerate(refs):
+                future = self._inflight.pop((ref.obj_id, ref.index, ref.version, free))
+                if tmem is None or tmem is not asked or answers is None:
+                    # Reloaded meanwhile, or the holder is unreachable: a miss, and the handle
+                    # stays for a later get.
+                    future.set_result(None)
+                else:
+                    answer = answers[n]
+                    future.set_result(localify(tmem, ref, answer, free and answer is not None))
+        finally:
+            # Whatever was raised, no caller may wait for these pages for ever.
+            for ref in refs:
+                stuck = self._inflight.pop((ref.obj_id, ref.index, ref.version, free), None)
+                if stuck is not None and not stuck.done():
+                    stuck.set_result(None)
 
     # -- switching ramster off ---------------------------------------------------------------
 

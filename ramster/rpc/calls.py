@@ -7,10 +7,12 @@ call through `unary_call`; a failed call is raised as the `RamsterError` of its 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol, Self, TypeVar
 
 import grpc
 
+from ramster.errors import Unavailable
 from ramster.rpc.status import error_from_rpc
 
 
@@ -47,4 +49,10 @@ async def unary_call(
         response: M = await call(request, timeout=timeout)
     except grpc.aio.AioRpcError as error:
         raise error_from_rpc(error.code(), error.details(), method) from None
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # our caller was cancelled: let it unwind
+        # grpc cancels a call whose channel was closed under it: that is an unreachable peer.
+        raise Unavailable(f"{method}: the channel was closed during the call") from None
     return response
