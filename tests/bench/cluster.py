@@ -2,9 +2,9 @@
 remote page costs beside a local one (issue 4). Target (DESIGN §12): remotify >= 50k pages/s.
 
 Node 1 fills its whole budget with `ramster` off (nothing ships), then `ramster` goes on: it ships
-from 100 % down to the low watermark (80 %). The rate is pages shipped over the time spent in
-shipping (the node's `remotify_busy_microseconds`: packing, the Peer/PutPages round trip, the
-swap for remote handles), and over the wall-clock time until the node reached its low watermark.
+from 100 % down to the low watermark (80 %). The rate is pages shipped over the wall-clock time
+until the node reached its low watermark; beside it, pages over the summed time of the batches
+(the node's `remotify_busy_microseconds`), which counts overlapping batches twice.
 """
 
 from __future__ import annotations
@@ -97,12 +97,17 @@ def run(pages: list[bytes]) -> None:
             ["pages stored on node 1", f"{figures['stored']:,.0f}", "-", "-"],
             ["pages shipped", f"{figures['shipped']:,.0f}", "-", "-"],
             [
-                "remotify rate, shipping time",
-                f"{busy_rate:,.0f} pages/s",
+                "remotify rate: ramster on -> low watermark, wall clock",
+                f"{wall_rate:,.0f} pages/s",
                 ">= 50,000",
-                verdict(busy_rate >= 50_000),
+                verdict(wall_rate >= 50_000),
             ],
-            ["remotify rate, wall clock", f"{wall_rate:,.0f} pages/s", "-", "-"],
+            [
+                "pages over summed batch times (2 batches overlap)",
+                f"{busy_rate:,.0f} pages/s",
+                "-",
+                "-",
+            ],
         ],
     )
     print_table(
