@@ -9,8 +9,6 @@ Pure: the node broadcasts the changes.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ramster.errors import FailedPrecondition
 from ramster.params import ModuleParams, switch_text
 from ramster.tmem import Tmem, TmemLimits
@@ -71,10 +69,6 @@ class Backend:
                 self._unload()
         self.params = params
         return True
-
-    def set_ramster(self, on: bool) -> None:
-        """Record the remote layer's state once it has finished switching."""
-        self.params = replace(self.params, ramster=on)
 
     def counters(self) -> dict[str, int]:
         if self.tmem is None or self.store is None:
