@@ -131,12 +131,20 @@ class ClusterAgent:
         )
 
     async def _publish_forever(self) -> None:
+        failing = False  # warn once per outage, not every interval
         while True:
             await asyncio.sleep(self._publish_interval)
             try:
                 await self._membership.publish(self._info())
             except RamsterError as error:
-                log.warning("publishing node info failed: %s", error.message)
+                (log.debug if failing else log.warning)(
+                    "publishing node info failed: %s", error.message
+                )
+                failing = True
+                continue
+            if failing:
+                log.info("publishing node info works again")
+                failing = False
 
     async def _publish_state(self) -> None:
         backend = self._backend
