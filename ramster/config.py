@@ -15,6 +15,9 @@ from ramster.tmem import TmemLimits
 from ramster.zcache import ZcacheConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_OCTAL = re.compile(r"^[0-7]{1,4}$")
+SOCKET_MODE_RULE = "octal permission bits 0000..0777, such as 0660"
+UNIX = "unix://"
 
 
 def split_host_port(address: str, field_name: str) -> tuple[str, int]:
@@ -25,12 +28,32 @@ def split_host_port(address: str, field_name: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def parse_socket_mode(text: str) -> int:
+    """The permission bits of octal ``text`` such as ``0660``."""
+    if not _OCTAL.match(text) or int(text, 8) > 0o777:
+        raise InvalidArgument.field("socket_mode", text, SOCKET_MODE_RULE)
+    return int(text, 8)
+
+
+def unix_path(address: str) -> str | None:
+    """The socket file of a ``unix:///path`` address; None for ``HOST:PORT``."""
+    return address.removeprefix(UNIX) if address.startswith(UNIX) else None
+
+
+def _check_listen(address: str) -> None:
+    if unix_path(address) is None:
+        split_host_port(address, "listen")
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     """How one `ramster node` runs.
 
     listen: where applications and peers reach it: ``HOST:PORT`` (port 0: any free port) or
-        ``unix:///path``.
+        ``unix:///path``; the primary address (the ready file's, the default advertise address).
+    extra_listen: further addresses, each like `listen`, served the same (default none).
+    socket_mode: permission bits every unix socket file gets once bound (default 0o660; 0o666
+        lets any user on the host connect).
     store: the zcache settings, its memory budget first (local and foreign pages).
     name: the node's name in the cluster (default: the host name); letters, digits, ``._-``.
     cluster: the cluster name peers must share (default ``ramster``).
@@ -60,10 +83,16 @@ class NodeConfig:
     peers: tuple[str, ...] = ()
     node_number: int = 1
     advertise: str | None = None
+    extra_listen: tuple[str, ...] = ()
+    socket_mode: int = 0o660
 
     def __post_init__(self) -> None:
-        if not self.listen.startswith("unix://"):
-            split_host_port(self.listen, "listen")
+        for address in (self.listen, *self.extra_listen):
+            _check_listen(address)
+        mode = self.socket_mode
+        if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+            shown_mode = f"{mode:04o}" if type(mode) is int and mode >= 0 else mode
+            raise InvalidArgument.field("socket_mode", shown_mode, SOCKET_MODE_RULE)
         if self.metrics is not None:
             split_host_port(self.metrics, "metrics")
         for name in ("name", "cluster"):

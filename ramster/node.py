@@ -26,7 +26,7 @@ from nodemanager.model import MemberInfo, Membership
 from nodemanager.static import StaticMembership
 from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
-from ramster.config import NodeConfig, split_host_port
+from ramster.config import NodeConfig, split_host_port, unix_path
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
@@ -106,13 +106,13 @@ class Node:
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        try:
-            port = server.add_insecure_port(self.config.listen)
-        except RuntimeError:  # grpc's words: "Failed to bind to address ..."
-            raise FailedPrecondition(
-                f"listen {self.config.listen!r} cannot be bound: the address is in use or not "
-                "this host's"
-            ) from None
+        port = _bind(server, self.config.listen)
+        for address in self.config.extra_listen:
+            _bind(server, address)
+        for address in (self.config.listen, *self.config.extra_listen):
+            path = unix_path(address)
+            if path is not None:  # connecting needs write permission on the socket file
+                os.chmod(path, self.config.socket_mode)
         if self.config.metrics:  # before serving: a refused port must not leave a half-started node
             host, metrics_port = split_host_port(self.config.metrics, "metrics")
             try:
@@ -124,7 +124,7 @@ class Node:
                     f"metrics {self.config.metrics!r} cannot be bound: "
                     f"{os.strerror(error.errno) if error.errno else error}"
                 ) from None
-        if self.config.listen.startswith("unix://"):
+        if unix_path(self.config.listen) is not None:
             self.address = self.config.listen
         else:
             host, _ = split_host_port(self.config.listen, "listen")
@@ -135,7 +135,12 @@ class Node:
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         for name in SERVICES:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("node %s serving on %s: %r", self.config.name, self.address, self.backend)
+        log.info(
+            "node %s serving on %s: %r",
+            self.config.name,
+            ", ".join((self.address, *self.config.extra_listen)),
+            self.backend,
+        )
         if self.config.ready_file:
             self._write_ready_file(Path(self.config.ready_file))
 
@@ -225,6 +230,16 @@ class Node:
         partial = path.with_name(path.name + ".partial")
         partial.write_text(json.dumps(ready))
         partial.replace(path)  # readers never see half a file
+
+
+def _bind(server: grpc.aio.Server, address: str) -> int:
+    """Bind `address` (not yet serving); the port bound, 0 for a unix socket."""
+    try:
+        return server.add_insecure_port(address)
+    except RuntimeError:  # grpc's words: "Failed to bind to address ..."
+        raise FailedPrecondition(
+            f"listen {address!r} cannot be bound: the address is in use or not this host's"
+        ) from None
 
 
 JOIN_TIMEOUT = 30.0

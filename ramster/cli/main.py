@@ -16,11 +16,13 @@ import sys
 from collections.abc import Sequence
 
 from ramster import __version__
-from ramster.config import NodeConfig
+from ramster.config import NodeConfig, parse_socket_mode
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.params import parse_switch
 from ramster.units import parse_size
 from ramster.zcache import ZcacheConfig
+
+DEFAULT_LISTEN = "127.0.0.1:7470"
 
 
 def _size(text: str) -> int:
@@ -45,8 +47,14 @@ def _add_node_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     node = commands.add_parser("node", help="run a node: serve Tmem, Admin and Peer until SIGTERM")
     node.add_argument(
         "--listen",
-        default=_env("LISTEN", "127.0.0.1:7470"),
-        help="HOST:PORT (port 0: any free port) or unix:///path [RAMSTER_LISTEN, 127.0.0.1:7470]",
+        action="append",
+        help="HOST:PORT (port 0: any free port) or unix:///path; repeat to listen on several, the "
+        "first is primary [RAMSTER_LISTEN, comma-separated, 127.0.0.1:7470]",
+    )
+    node.add_argument(
+        "--socket-mode",
+        default=_env("SOCKET_MODE", "0660"),
+        help="permissions of unix socket files, octal [RAMSTER_SOCKET_MODE, 0660]",
     )
     node.add_argument(
         "--memory",
@@ -168,8 +176,14 @@ def _run(args: argparse.Namespace) -> int:
             level=args.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # An appended flag replaces the environment's list; argparse would append to a default.
+        listen = args.listen or [
+            a.strip() for a in (_env("LISTEN", None) or DEFAULT_LISTEN).split(",")
+        ]
         config = NodeConfig(
-            listen=args.listen,
+            listen=listen[0],
+            extra_listen=tuple(listen[1:]),
+            socket_mode=parse_socket_mode(args.socket_mode),
             store=ZcacheConfig(memory=args.memory),
             name=args.name,
             cluster=args.cluster,

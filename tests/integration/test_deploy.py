@@ -75,7 +75,6 @@ def test_every_file_the_dockerfile_copies_exists_and_reaches_the_builder() -> No
         "ramster/",
         "nodemanager/",
         "deploy/healthcheck.py",
-        "deploy/socket_proxy.py",
     ]
     for source in sources:
         assert (REPO / source).exists(), f"COPY {source}: no such file in the build context"
@@ -83,13 +82,12 @@ def test_every_file_the_dockerfile_copies_exists_and_reaches_the_builder() -> No
     # Nothing else is sent: not the venv, not the tests, not caches.
     for path in (".venv/bin/python", "tests/unit", "ramster/__pycache__/x.pyc", ".git/HEAD"):
         assert ignored(path, patterns), path
-    # The helpers land in the venv's bin folder, executable, under the names the image uses.
+    # The helper lands in the venv's bin folder, executable, under the name the image uses.
     helpers = {
         dest: (i.flags, src[0]) for _, i, src, dest in copies if src[0].startswith("deploy/")
     }
     assert helpers == {
         "/opt/ramster/bin/ramster-health": ({"chmod": "0755"}, "deploy/healthcheck.py"),
-        "/opt/ramster/bin/ramster-socket-proxy": ({"chmod": "0755"}, "deploy/socket_proxy.py"),
     }
 
 

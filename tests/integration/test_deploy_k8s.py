@@ -9,6 +9,8 @@ the port it listens on, time to drain, and the unix socket that local pods reach
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
 import shutil
@@ -22,10 +24,10 @@ import yaml
 
 from ramster.client import SyncClient
 from ramster.units import parse_size
-from tests.integration.conftest import NodeProcess, wait_for
+from tests.integration.conftest import wait_for
 from tests.support.compose import render
 from tests.support.dockerfile import parse as parse_dockerfile
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -73,7 +75,13 @@ def container(docs: dict[tuple[str, str], Any], name: str) -> dict[str, Any]:
 
 
 def flags(argv: list[str]) -> dict[str, str]:
+    """``--name=value`` flags; of a repeated flag (``--listen``), the last."""
     return dict(arg.removeprefix("--").split("=", 1) for arg in argv if arg.startswith("--"))
+
+
+def listens(argv: list[str]) -> list[str]:
+    """Every ``--listen=`` address, in order: the first is the node's primary one."""
+    return [arg.removeprefix("--listen=") for arg in argv if arg.startswith("--listen=")]
 
 
 def quantity(text: str) -> int:
@@ -112,7 +120,7 @@ def test_kustomize_puts_everything_in_one_namespace_with_one_image(
         if kind != "Namespace":
             assert doc["metadata"]["namespace"] == "ramster", (kind, name)
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ramster", (kind, name)
-    images = {container(docs, name)["image"] for name in ("node", "socket-proxy", "socket-dir")}
+    images = {container(docs, name)["image"] for name in ("node", "socket-dir")}
     assert images == {"ramster:dev"}
 
 
@@ -127,7 +135,7 @@ def test_the_node_is_named_after_its_host_and_advertises_its_pod_ip(
     names = [e["name"] for e in node["env"]]
     assert names.index("POD_IP") < names.index("RAMSTER_ADVERTISE")  # $(POD_IP) expands
     assert node["args"][0] == "node"
-    assert flags(node["args"])["listen"] == "0.0.0.0:7470"
+    assert listens(node["args"]) == ["0.0.0.0:7470", "unix:///run/ramster/ramster.sock"]
     assert node["envFrom"] == [{"configMapRef": {"name": "ramster-params"}}]
 
 
@@ -143,7 +151,7 @@ def test_the_memory_limit_is_the_budget_plus_the_process(docs: dict[tuple[str, s
 
 def test_grpc_probes_ask_the_port_the_node_listens_on(docs: dict[tuple[str, str], Any]) -> None:
     node = container(docs, "node")
-    port = int(flags(node["args"])["listen"].rsplit(":", 1)[1])
+    port = int(listens(node["args"])[0].rsplit(":", 1)[1])
     assert {p["name"]: p["containerPort"] for p in node["ports"]} == {"grpc": port, "metrics": 9470}
     assert flags(node["args"])["metrics"] == "0.0.0.0:9470"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -169,12 +177,12 @@ def test_pods_run_as_the_images_unprivileged_user(docs: dict[tuple[str, str], An
     context = spec["securityContext"]
     assert f"{context['runAsUser']}:{context['runAsGroup']}" == user
     assert context["runAsNonRoot"] is True
-    for name in ("node", "socket-proxy"):
-        assert container(docs, name)["securityContext"] == {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        }
+    assert [c["name"] for c in spec["containers"]] == ["node"]  # no sidecar
+    assert container(docs, "node")["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     # Only the init container is root, and may only chown the socket folder to that user.
     init = container(docs, "socket-dir")
     assert init["command"] == ["chown", user, "/run/ramster"]
@@ -238,44 +246,49 @@ def test_etcd_is_one_member_with_storage_and_the_composes_image(
 
 
 def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
-    docs: dict[tuple[str, str], Any], node: NodeProcess, tmp_path: Path
+    docs: dict[tuple[str, str], Any], tmp_path: Path
 ) -> None:
-    """The socket-proxy container as node.yaml runs it, with the hostPath folder in tmp_path."""
+    """The node container as node.yaml runs it, with the hostPath folder in tmp_path and its TCP
+    and metrics ports free ones."""
     spec = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
     (volume,) = spec["volumes"]
     assert volume["hostPath"] == {"path": "/run/ramster", "type": "DirectoryOrCreate"}
-    proxy = container(docs, "socket-proxy")
-    assert proxy["volumeMounts"] == [{"name": volume["name"], "mountPath": "/run/ramster"}]
-    assert flags(proxy["command"]) == {
-        "socket": "/run/ramster/ramster.sock",
-        "to": "127.0.0.1:7470",
-        "mode": "0666",
-    }
-    probe = proxy["readinessProbe"]["exec"]["command"]
-    assert probe == ["ramster-health", "unix:///run/ramster/ramster.sock"]
+    node = container(docs, "node")
+    assert node["volumeMounts"] == [{"name": volume["name"], "mountPath": "/run/ramster"}]
+    assert flags(node["args"])["socket-mode"] == "0666"
     host = tmp_path / "run-ramster"
     host.mkdir()
+    neighbour = host / "other-app.lock"  # the folder is shared: the node must leave this alone
+    neighbour.write_text("")
+    tcp = f"127.0.0.1:{free_port()}"
+    metrics = f"127.0.0.1:{free_port()}"
 
     def local(word: str) -> str:
-        return word.replace("/run/ramster", str(host)).replace("127.0.0.1:7470", node.address)
+        return (
+            word.replace("/run/ramster", str(host))
+            .replace("0.0.0.0:7470", tcp)
+            .replace("0.0.0.0:9470", metrics)
+        )
 
-    program, *args = proxy["command"]
-    assert program == "ramster-socket-proxy"
-    argv = [sys.executable, str(REPO / "deploy" / "socket_proxy.py"), *map(local, args)]
-    process = ManagedProcess("socket-proxy", argv, tmp_path / "socket-proxy.log")
+    ready = tmp_path / "node.ready.json"
+    argv = [RAMSTER, *map(local, node["args"]), "--name", "k8s-node", "--ready-file", str(ready)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}  # no etcd
+    process = ManagedProcess("node", argv, tmp_path / "node.log", env=env)
     try:
+        wait_for(ready.exists, 20, "the node's ready file")
+        assert json.loads(ready.read_text())["address"] == tcp  # the first --listen is primary
         socket = host / "ramster.sock"
-        wait_for(socket.is_socket, 10, "the proxy's socket")
+        assert socket.is_socket()
         assert socket.stat().st_mode & 0o777 == 0o666  # any pod's user may connect
         health = subprocess.run(
-            [sys.executable, str(REPO / "deploy" / "healthcheck.py"), local(probe[1])],
+            [sys.executable, str(REPO / "deploy" / "healthcheck.py"), f"unix://{socket}"],
             capture_output=True,
             text=True,
             timeout=30,
             check=False,
         )
         assert (health.returncode, health.stdout) == (0, f"unix://{socket}: SERVING\n")
-        # 2,048 pages, a quarter of each random (about 2 MiB packed), each way through the proxy.
+        # 2,048 pages, a quarter of each random (about 2 MiB packed), each way through the socket.
         noise = random.Random(7)
         pages = [noise.randbytes(1024) + bytes(3072) for _ in range(2048)]
         with SyncClient(f"unix://{socket}", client_name="local-app") as client:
@@ -284,6 +297,7 @@ def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
             assert stored == [True] * len(pages)
             assert client.get_many(pool, [(7, n) for n in range(len(pages))]) == pages
         assert process.stop() == 0
-        assert not socket.exists()  # removed on SIGTERM: a restarted proxy starts clean
+        # The socket goes with the node (a restarted one starts clean); nothing else does.
+        assert sorted(host.iterdir()) == [neighbour]
     finally:
         process.stop()

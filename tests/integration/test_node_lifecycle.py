@@ -1,6 +1,6 @@
 """A `ramster node` process from start to stop, as an operator sees it: the graceful stop on
-SIGTERM, a unix-socket listener, the Prometheus endpoint, refused flags, and the state stream
-across a backend reload and a restart."""
+SIGTERM, a unix-socket listener, several listeners at once, the Prometheus endpoint, refused
+flags, and the state stream across a backend reload and a restart."""
 
 from __future__ import annotations
 
@@ -167,6 +167,38 @@ def test_a_unix_socket_listener_serves_the_client_library(
         assert client.new_pool() == 0
 
 
+def test_every_listen_address_serves_the_same_pages(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    socket_file = tmp_path / "s.sock"
+    unix = f"unix://{socket_file}"
+    flags = ("--listen", unix, "--socket-mode", "0604")
+    node = node_factory.start("n1", extra_flags=flags)  # after --listen 127.0.0.1:0
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", node.address)  # the first is primary
+    assert socket_file.stat().st_mode & 0o777 == 0o604
+    # Pools belong to a client name, not to a connection: one application, two addresses.
+    with SyncClient(node.address, "app") as tcp, SyncClient(unix, "app") as local:
+        pool = tcp.new_pool(persistent=True)
+        assert tcp.put_many(pool, [(7, i, page(i)) for i in range(3)]) == [True] * 3
+        assert local.get_many(pool, [(7, i) for i in range(4)]) == [page(0), page(1), page(2), None]
+        assert local.put(pool, 8, 0, page(8))
+        assert tcp.get(pool, 8, 0) == page(8)
+        assert local.state().epoch == tcp.state().epoch == node.epoch
+    assert node.stop() == 0
+    assert not socket_file.exists()
+
+
+def test_ramster_listen_holds_a_comma_separated_list(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
+    env["RAMSTER_LISTEN"] = f"127.0.0.1:0, unix://{tmp_path / 's.sock'},nonsense"
+    argv = [RAMSTER, "node", "--memory", "64MiB"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False, env=env)
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"ramster node: listen 'nonsense' is invalid: {HOST_PORT}\n",
+    )
+
+
 def test_metrics_endpoint_serves_exact_counters_in_prometheus_text(
     node_factory: NodeFactory,
 ) -> None:
@@ -298,6 +330,7 @@ def test_metrics_pass_promtool_check(node_factory: NodeFactory) -> None:
 
 HOST_PORT = "expected HOST:PORT with a port in 0..65535"
 NAME_RULE = "expected 1-63 letters, digits, '.', '_' or '-', starting alnum"
+SOCKET_MODE = "expected octal permission bits 0000..0777, such as 0660"
 
 
 @pytest.mark.parametrize(
@@ -308,6 +341,9 @@ NAME_RULE = "expected 1-63 letters, digits, '.', '_' or '-', starting alnum"
         (("--metrics", "nonsense"), f"metrics 'nonsense' is invalid: {HOST_PORT}"),
         (("--name", "bad!name"), f"name 'bad!name' is invalid: {NAME_RULE}"),
         (("--grace", "-1"), "grace -1.0 is invalid: expected seconds >= 0"),
+        (("--socket-mode", "0999"), f"socket_mode '0999' is invalid: {SOCKET_MODE}"),
+        (("--socket-mode", "1000"), f"socket_mode '1000' is invalid: {SOCKET_MODE}"),
+        (("--socket-mode", "rw"), f"socket_mode 'rw' is invalid: {SOCKET_MODE}"),
     ],
 )
 def test_a_bad_flag_value_exits_2_with_one_line_naming_it(
@@ -339,6 +375,7 @@ def test_a_malformed_flag_exits_2_with_usage_and_the_reason() -> None:
 
 @pytest.mark.parametrize("flag", ["--listen", "--metrics"])
 def test_an_address_in_use_exits_2_with_one_line_naming_it(flag: str) -> None:
+    """With ``--listen`` it is the second address (after 127.0.0.1:0) that cannot be bound."""
     with socket.create_server(("127.0.0.1", 0)) as taken:
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         result = run_node_cli(flag, address)
