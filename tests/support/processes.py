@@ -16,13 +16,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ramster.launcher import free_port
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (bound with port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["ManagedProcess", "free_port", "wait_for_port"]
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:
