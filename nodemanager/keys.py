@@ -90,7 +90,11 @@ _FIELDS: dict[str, type] = {
     "free_bytes": int,
     "zcache": bool,
     "ramster": bool,
+    "draining": bool,
 }
+
+_OPTIONAL = ("zcache", "ramster", "draining")
+"""Fields an older node may not publish: the dataclass defaults apply."""
 
 
 def encode_member(info: MemberInfo) -> str:
@@ -101,8 +105,8 @@ def encode_member(info: MemberInfo) -> str:
 def decode_member(raw: bytes | str, number: int) -> MemberInfo:
     """The `MemberInfo` stored at ``nodes/<number>``; `InvalidArgument` naming the first bad field.
 
-    Unknown fields are ignored (a newer node may publish more); ``zcache`` and ``ramster`` default
-    to true when absent, like the dataclass.
+    Unknown fields are ignored (a newer node may publish more); ``zcache``, ``ramster`` and
+    ``draining`` take the dataclass defaults when absent.
     """
     where = f"nodes/{number}"
     try:
@@ -114,7 +118,7 @@ def decode_member(raw: bytes | str, number: int) -> MemberInfo:
     values: dict[str, object] = {}
     for field, kind in _FIELDS.items():
         if field not in data:
-            if field in ("zcache", "ramster"):
+            if field in _OPTIONAL:
                 continue
             raise InvalidArgument(f"{where} has no field {field!r}")
         value = data[field]

@@ -25,6 +25,7 @@ class MemberInfo:
     free_bytes: budget not yet used (what remote_target=auto ranks peers by).
     zcache: its backend is loaded.
     ramster: its remote layer is on (it ships and accepts remote pages).
+    draining: it is leaving: it takes no new pages, and origins move their copies off it.
     """
 
     number: int
@@ -35,6 +36,7 @@ class MemberInfo:
     free_bytes: int
     zcache: bool = True
     ramster: bool = True
+    draining: bool = False
 
 
 MembersChanged = Callable[[dict[int, MemberInfo]], Awaitable[None]]

@@ -9,7 +9,7 @@ Pure: the node broadcasts the changes.
 
 from __future__ import annotations
 
-from ramster.errors import FailedPrecondition
+from ramster.errors import FailedPrecondition, Unavailable
 from ramster.params import ModuleParams, switch_text
 from ramster.tmem import Tmem, TmemLimits
 from ramster.zcache import ZCache, ZcacheConfig
@@ -23,6 +23,7 @@ class Backend:
         config: ZcacheConfig,
         limits: TmemLimits | None = None,
         params: ModuleParams | None = None,
+        first_version: int = 1,
     ) -> None:
         self.config = config
         self.limits = limits or TmemLimits()
@@ -31,6 +32,9 @@ class Backend:
         self.store: ZCache | None = None
         self.tmem: Tmem | None = None
         self._next_pool_uid = 1
+        self.first_version = first_version
+        self.recovering = False
+        """Set while the node takes its pages back from peers: clients wait (UNAVAILABLE)."""
         if self.params.zcache:
             self._load()
 
@@ -48,7 +52,20 @@ class Backend:
     def ramster(self) -> bool:
         return self.params.ramster
 
+    @property
+    def serving(self) -> bool:
+        """Clients' Tmem calls are served: the backend is loaded and recovery is over."""
+        return self.tmem is not None and not self.recovering
+
     def require(self) -> Tmem:
+        """The backend for clients: UNAVAILABLE while recovering, then `loaded`."""
+        if self.recovering:
+            raise Unavailable(
+                "the node is taking its pages back from its peers after a restart: retry shortly"
+            )
+        return self.loaded()
+
+    def loaded(self) -> Tmem:
         """The loaded backend, or FAILED_PRECONDITION naming how to load it."""
         if self.tmem is None:
             raise FailedPrecondition(
@@ -77,7 +94,12 @@ class Backend:
 
     def _load(self) -> None:
         self.store = ZCache(self.config)
-        self.tmem = Tmem(self.store, self.limits, first_pool_uid=self._next_pool_uid)
+        self.tmem = Tmem(
+            self.store,
+            self.limits,
+            first_pool_uid=self._next_pool_uid,
+            first_version=self.first_version,
+        )
         self.generation += 1
 
     def _unload(self) -> None:
@@ -90,4 +112,5 @@ class Backend:
                 "flushed, so the backend stays on (flush or destroy their pools first)"
             )
         self._next_pool_uid = self.tmem.next_pool_uid
+        self.first_version = self.tmem.next_version
         self.store = self.tmem = None

@@ -1,10 +1,13 @@
 """`ClusterAgent`: one node's place in the cluster — membership, peers, params, and switches.
 
-It joins through a `Membership` (etcd, or a static peer list), publishes the node's free bytes
-every `publish_interval`, hands each new view to the remote layer, forgets foreign pages of
-origins that left or restarted under a new epoch, and applies module params, whether set on this
-node (`Admin.SetParam`) or cluster-wide (etcd ``params/``). Switching `ramster` off brings the
-persistent pages home first and is reported only once that is done.
+It joins through a `Membership` (etcd, or a static peer list), takes back the pages its earlier
+epoch left on peers, publishes the node's free bytes every `publish_interval`, hands each new
+view to the remote layer, and applies module params, whether set on this node
+(`Admin.SetParam`) or cluster-wide (etcd ``params/``). Switching `ramster` off brings the
+persistent pages home first and is reported only once that is done. Foreign pages stay until
+their origin flushes them, takes them back after a restart (`Peer/Recover`) or has them
+forgotten (`Peer/Forget`). `drain` leaves gracefully: published as draining, the node waits for
+its peers to move their copies off it.
 """
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ from ramster.params import parse_switch
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.policy import RemotifyConfig
 from ramster.state import StateFeed
-from ramster.tmem.foreign import drop_origin, origins
-from ramster.tmem.host import FOREIGN_PREFIX
+from ramster.tmem.foreign import foreign_pages, origin_client
 
 log = logging.getLogger("ramster.cluster")
 
@@ -56,11 +58,12 @@ class ClusterAgent:
         return self._me.number
 
     async def start(self) -> int:
-        """Join the cluster; return this node's number."""
+        """Join the cluster and take back this node's pages from its peers; return its number."""
         self.remote = RemoteLayer(self._backend, 0, self._me.epoch, self._remotify)
         number = await self._membership.start(self._info(), self._on_members, self._on_params)
         self._me = replace(self._me, number=number)
         self.remote.me = number
+        await self.remote.recover()
         self.remote.start()
         self._publisher = asyncio.create_task(self._publish_forever(), name="ramster-publish")
         return number
@@ -72,6 +75,25 @@ class ClusterAgent:
         if self.remote is not None:
             await self.remote.stop()
         await self._membership.stop()
+
+    async def drain(self, timeout: float, poll: float = 0.1) -> int:
+        """Leave gracefully: publish this node as draining (peers place nothing more here and
+        move their copies off it) and wait up to `timeout` seconds until it holds no page of a
+        live node (an origin that is gone cannot move its pages). Returns the pages left."""
+        self._me = replace(self._me, draining=True)
+        await self._membership.publish(self._info())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            tmem = self._backend.tmem
+            live = {
+                origin_client(info.number, info.epoch)
+                for info in self._membership.members().values()
+            }
+            left = foreign_pages(tmem, live) if tmem is not None else 0
+            if not left or loop.time() >= deadline:
+                return left
+            await asyncio.sleep(poll)
 
     async def set_param(self, name: str, value: str) -> dict[str, str]:
         """Set a module param on this node; every param after the change."""
@@ -94,17 +116,6 @@ class ClusterAgent:
             # The first view arrives before start() returns, once the number is claimed.
             self.remote.me = self._membership.node_number
             await self.remote.set_members(members)
-        tmem = self._backend.tmem
-        if tmem is None:
-            return
-        # Only a restart (same number, new epoch) proves an origin's handles are gone: one
-        # missing from the view may only have lost etcd while its peers still reach it.
-        epochs = {info.number: info.epoch for info in members.values()}
-        for origin in origins(tmem):
-            number, epoch = origin.removeprefix(FOREIGN_PREFIX).split(":", 1)
-            if epochs.get(int(number), epoch) != epoch:
-                dropped = drop_origin(tmem, origin)
-                log.info("dropped %d pages of %s: it left or restarted", dropped, origin)
 
     async def _on_params(self, params: dict[str, str]) -> None:
         current = self._backend.params.as_text()
@@ -146,11 +157,15 @@ class ClusterAgent:
                 log.info("publishing node info works again")
                 failing = False
 
+    async def publish_state(self) -> None:
+        """Tell the frontends what the backend is now (`Admin.WatchState`)."""
+        await self._publish_state()
+
     async def _publish_state(self) -> None:
         backend = self._backend
         await self._feed.publish(
             self._feed.status.but(
-                zcache=backend.zcache,
+                zcache=backend.serving,
                 ramster=backend.ramster,
                 backend_generation=backend.generation,
             )

@@ -61,6 +61,8 @@ class NodeConfig:
     zcache: the zcache backend loaded at start (default on).
     ramster: the remote layer on at start (default on).
     grace: seconds in-flight calls get to finish on SIGTERM (default 10).
+    drain_timeout: seconds a SIGTERM waits for peers to move their copies off (default 20;
+        0: stop at once).
     ready_file: a path the node writes, once serving, as JSON: address, pid, epoch, name.
     etcd: etcd endpoints (``http://HOST:PORT``, comma-separated) for membership, or None for
         static membership.
@@ -77,6 +79,7 @@ class NodeConfig:
     zcache: bool = True
     ramster: bool = True
     grace: float = 10.0
+    drain_timeout: float = 20.0
     ready_file: str | None = None
     limits: TmemLimits = field(default_factory=TmemLimits)
     etcd: str | None = None
@@ -111,3 +114,5 @@ class NodeConfig:
             raise InvalidArgument.field("node_number", self.node_number, "an int >= 1")
         if not self.grace >= 0:
             raise InvalidArgument.field("grace", self.grace, "seconds >= 0")
+        if not self.drain_timeout >= 0:
+            raise InvalidArgument.field("drain_timeout", self.drain_timeout, "seconds >= 0")

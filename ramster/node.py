@@ -1,8 +1,9 @@
 """The composition root of `ramster node`: config in, a serving node out. No policy lives here.
 
-It builds the backend, the services, gRPC health and reflection, the metrics endpoint, and runs
-until SIGTERM or SIGINT: then it reports shutting down, stops taking calls, lets in-flight ones
-finish within `grace`, and exits 0.
+It builds the backend, the services, gRPC health and reflection, the metrics endpoint, joins the
+cluster (clients wait until the node's pages are back from its peers), and runs until SIGTERM or
+SIGINT: then it drains (up to `drain_timeout`: peers move their copies off it), reports shutting
+down, stops taking calls, lets in-flight ones finish within `grace`, and exits 0.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import signal
-import uuid
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -53,15 +55,20 @@ class Node:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        started = time.time_ns() // 1000
         self.backend = Backend(
-            config.store, config.limits, ModuleParams(zcache=config.zcache, ramster=config.ramster)
+            config.store,
+            config.limits,
+            ModuleParams(zcache=config.zcache, ramster=config.ramster),
+            first_version=started,
         )
+        self.backend.recovering = True  # until the cluster is joined and pages are back
         self.feed = StateFeed(
             NodeState(
                 node_name=config.name,
-                epoch=uuid.uuid4().hex[:16],
+                epoch=new_epoch(started),
                 backend_generation=self.backend.generation,
-                zcache=self.backend.zcache,
+                zcache=self.backend.serving,
                 ramster=self.backend.ramster,
             )
         )
@@ -70,6 +77,7 @@ class Node:
         self.agent: ClusterAgent | None = None
         self._probes: dict[str, PeerLink] = {}
         self._server: grpc.aio.Server | None = None
+        self._peer: PeerService | None = None
         self._health = AsyncHealthServicer()
         self._metrics: asyncio.Server | None = None
 
@@ -97,8 +105,10 @@ class Node:
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ]
         server = grpc.aio.server(options=options)
-        admin = AdminService(self.backend, self.feed, self.counters, self._set_param)
-        peer = PeerService(self.config.cluster, self.config.name, self.backend, self._identity)
+        admin = AdminService(self.backend, self.feed, self.counters, self._set_param, self.drain)
+        peer = self._peer = PeerService(
+            self.config.cluster, self.config.name, self.backend, self._identity
+        )
         server.add_generic_rpc_handlers(
             (self.tmem_service.handler(), admin.handler(), peer.handler())
         )
@@ -132,6 +142,9 @@ class Node:
         await server.start()
         self._server = server
         await self._join_cluster()
+        self.backend.recovering = False
+        assert self.agent is not None
+        await self.agent.publish_state()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         for name in SERVICES:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -149,6 +162,21 @@ class Node:
             return None
         host, port = self._metrics.sockets[0].getsockname()[:2]
         return f"{host}:{port}"
+
+    async def drain(self, timeout: float | None = None) -> int:
+        """Stop taking peers' pages and wait up to `timeout` (default: the configured drain
+        timeout) seconds for origins to move theirs off this node; the pages left."""
+        if self.agent is None or self._peer is None:
+            return 0
+        timeout = self.config.drain_timeout if timeout is None else timeout
+        self._peer.draining = True
+        log.info("node %s draining (up to %.1f s)", self.config.name, timeout)
+        left = await self.agent.drain(timeout)
+        if left:
+            log.warning("node %s: %d foreign pages left after draining", self.config.name, left)
+        else:
+            log.info("node %s drained", self.config.name)
+        return left
 
     async def stop(self) -> None:
         """Graceful stop: report it, refuse new calls, let in-flight ones finish."""
@@ -274,5 +302,13 @@ async def run_node(config: NodeConfig) -> int:
         await node.stop()
         raise
     await stop.wait()
+    if config.drain_timeout > 0:
+        await node.drain()
     await node.stop()
     return 0
+
+
+def new_epoch(started_us: int) -> str:
+    """An epoch for a node process started at `started_us` (microseconds since 1970): 16 hex
+    digits that sort by start time, so the latest earlier epoch is the greatest."""
+    return f"{started_us:013x}{secrets.randbelow(1 << 12):03x}"

@@ -21,7 +21,11 @@ PARAM_DOCS = {
     "eph_remotify": "ship ephemeral (cleancache) pages to peers when short of memory",
     "pers_remotify": "ship persistent (frontswap) pages to peers when short of memory",
     "remote_target": "auto (peers by free capacity) or the node number to ship pages to",
+    "persistent_copies": "nodes that must hold a persistent page before its put is acknowledged "
+    "(1 or 2; fewer while fewer nodes are up)",
 }
+
+MAX_PERSISTENT_COPIES = 2
 
 
 def parse_switch(name: str, text: str) -> bool:
@@ -45,10 +49,16 @@ class ModuleParams:
     eph_remotify: bool = True
     pers_remotify: bool = True
     remote_target: int | None = None
+    persistent_copies: int = 2
 
     def as_text(self) -> dict[str, str]:
-        text = {f.name: switch_text(getattr(self, f.name)) for f in fields(self)}
+        text = {
+            f.name: switch_text(getattr(self, f.name))
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), bool)
+        }
         text["remote_target"] = "auto" if self.remote_target is None else str(self.remote_target)
+        text["persistent_copies"] = str(self.persistent_copies)
         return text
 
     def with_text(self, name: str, text: str) -> ModuleParams:
@@ -57,6 +67,13 @@ class ModuleParams:
             raise InvalidArgument(
                 f"param {shown(name)} is unknown: expected one of {', '.join(sorted(PARAM_DOCS))}"
             )
+        if name == "persistent_copies":
+            word = text.strip()
+            if word not in {str(n) for n in range(1, MAX_PERSISTENT_COPIES + 1)}:
+                raise InvalidArgument(
+                    f"param persistent_copies value {shown(text)} is invalid: expected 1 or 2"
+                )
+            return replace(self, persistent_copies=int(word))
         if name != "remote_target":
             return replace(self, **{name: parse_switch(name, text)})
         word = text.strip().lower()

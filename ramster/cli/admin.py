@@ -1,4 +1,4 @@
-"""``ramster stats`` and ``ramster param``: an operator's view of one node, over the client."""
+"""``ramster stats``, ``param`` and ``drain``: an operator's view of one node, over the client."""
 
 from __future__ import annotations
 
@@ -60,6 +60,17 @@ def param(node: str, action: str, name: str, value: str | None, out: TextIO) -> 
         return 2
     out.write(f"{name} {params[name]}\n")
     return 0
+
+
+def drain(node: str, timeout: float, out: TextIO) -> int:
+    """Drain a node before stopping it; exit status 1 if pages of other nodes are left on it."""
+    with SyncClient(node, client_name="ramster-cli") as client:
+        drained, left = client.drain(timeout)
+    if drained:
+        out.write(f"node {node} drained: it holds no page of another node\n")
+        return 0
+    out.write(f"node {node} not drained: {left} pages of other nodes are still on it\n")
+    return 1
 
 
 def print_members(etcd: str, cluster: str, out: TextIO) -> int:

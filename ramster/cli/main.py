@@ -94,6 +94,12 @@ def _add_node_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="seconds in-flight calls get on SIGTERM [RAMSTER_GRACE, 10]",
     )
     node.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=float(_env("DRAIN_TIMEOUT", "20") or 20),
+        help="seconds SIGTERM waits for peers to move their copies off [RAMSTER_DRAIN_TIMEOUT, 20]",
+    )
+    node.add_argument(
         "--ready-file", default=None, help="write address, pid and epoch here once serving"
     )
     node.add_argument(
@@ -139,7 +145,10 @@ def _parser() -> argparse.ArgumentParser:
         "param", help="get or set a module param of a node, or of the whole cluster"
     )
     param.add_argument("action", choices=("get", "set"))
-    param.add_argument("name", help="zcache, ramster, eph_remotify, pers_remotify, remote_target")
+    param.add_argument(
+        "name",
+        help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies",
+    )
     param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
     param.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
     param.add_argument(
@@ -149,6 +158,13 @@ def _parser() -> argparse.ArgumentParser:
         help="set the param cluster-wide in etcd instead (with --etcd)",
     )
     param.add_argument("--etcd", default=_env("ETCD", None), help="etcd endpoints [RAMSTER_ETCD]")
+    drain = commands.add_parser(
+        "drain", help="have peers move their pages off a node before it is stopped"
+    )
+    drain.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
+    drain.add_argument(
+        "--timeout", type=float, default=0.0, help="seconds to wait (default: the node's own)"
+    )
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     members.add_argument("--etcd", default=_env("ETCD", None), help="etcd endpoints [RAMSTER_ETCD]")
     members.add_argument("--cluster", default=_env("CLUSTER", "ramster"), help="[RAMSTER_CLUSTER]")
@@ -191,6 +207,7 @@ def _run(args: argparse.Namespace) -> int:
             zcache=args.zcache,
             ramster=args.ramster,
             grace=args.grace,
+            drain_timeout=args.drain_timeout,
             ready_file=args.ready_file,
             etcd=args.etcd,
             peers=tuple(args.peer),
@@ -218,6 +235,10 @@ def _run(args: argparse.Namespace) -> int:
                 raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
             return set_cluster_param(args.etcd, args.cluster, args.name, args.value, sys.stdout)
         return param(args.node, args.action, args.name, args.value, sys.stdout)
+    if args.command == "drain":
+        from ramster.cli.admin import drain as drain_node
+
+        return drain_node(args.node, args.timeout, sys.stdout)
     if args.command == "members":
         from ramster.cli.admin import print_members
 

@@ -180,6 +180,11 @@ class Client:
                 raise InvalidArgument.field(field, text, "a str")
         return await self._transport.set_param(name, value)
 
+    async def drain(self, timeout: float = 0.0) -> tuple[bool, int]:
+        """Drain the node: it takes no more pages for peers and waits up to `timeout` seconds
+        (0: its --drain-timeout) for them to move theirs off. (drained, foreign pages left)."""
+        return await self._transport.drain(timeout)
+
     # -- internals ---------------------------------------------------------------------------
 
     async def _get_pages(self, key: tuple[int, bool | None], keys: list[Key]) -> list[bytes | None]:

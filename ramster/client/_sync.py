@@ -140,6 +140,7 @@ class SyncClient:
     state = _blocking(Client.state)
     params = _blocking(Client.params)
     set_param = _blocking(Client.set_param)
+    drain = _blocking(Client.drain)
 
     def close(self) -> None:
         """Close the client and stop its thread; calls still in flight end with `Unavailable`

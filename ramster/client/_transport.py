@@ -153,6 +153,20 @@ class Transport:
         response = await self._unary("Admin/SetParam", request, admin_pb2.SetParamResponse)
         return dict(response.params)
 
+    async def drain(self, timeout: float) -> tuple[bool, int]:
+        """Ask the node to drain for up to `timeout` seconds (0: its own drain timeout); the
+        call waits that long and a little more."""
+        request = admin_pb2.DrainRequest(timeout_seconds=timeout)
+        self.rpc_count += 1
+        response = await unary_call(
+            self._open(),
+            "Admin/Drain",
+            request,
+            admin_pb2.DrainResponse,
+            (timeout or MAX_DRAIN_WAIT) + self._config.timeout,
+        )
+        return response.drained, response.foreign_pages_left
+
     async def watch_state(self) -> AsyncGenerator[NodeState, None]:
         """The node's state now and on every change, until the node ends the stream. Unlike the
         unary calls it has no deadline: it is meant to stay open."""
@@ -191,6 +205,10 @@ class Transport:
                 "in: create one client per loop"
             )
         return self._channel
+
+
+MAX_DRAIN_WAIT = 3600.0
+"""How long a drain with the node's own timeout is waited for at most."""
 
 
 def _oid(oid: Oid) -> tmem_pb2.Oid:

@@ -2,10 +2,17 @@
 
 It keeps a `PeerLink` per live member, and in the background, every `interval` or when woken,
 first sends the queued flushes of remote copies, then — above the high watermark, with the
-`ramster` param on — ships the oldest pages in batches to the chosen peer until the store is
-below the low watermark. It serves gets of remote pages (one request per page however many
-callers wait for it) and, when `ramster` is switched off, brings persistent pages home before
-the switch is reported. Counters keep the kernel's names.
+`ramster` param on — ships the oldest pages in batches to peers until the store is below the low
+watermark. It serves gets of remote pages (one request per page however many callers wait for
+it, failing over to the other copy) and, when `ramster` is switched off, brings persistent pages
+home before the switch is reported.
+
+Durability (DESIGN §6): a persistent put is acknowledged once a peer holds its second copy
+(`replicate`); a peer that leaves the view has its copies written off at once, and a repair loop
+rebuilds the missing copies at `repair_rate` (and moves copies off draining peers). A peer is
+placed on only once it knows this epoch: at start `recover` takes this node's pages back from the
+peers in view; any other peer is told to forget what it held for this node first.
+Counters keep the kernel's names.
 """
 
 from __future__ import annotations
@@ -23,8 +30,26 @@ from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
 from ramster.remote.links import PeerLink
-from ramster.remote.policy import RemotifyConfig, bytes_to_ship, classes_to_ship, pick_target
-from ramster.tmem import Tmem
+from ramster.remote.policy import (
+    RemotifyConfig,
+    bytes_to_ship,
+    classes_to_ship,
+    copies_wanted,
+    placement,
+)
+from ramster.tmem import Oid, PutOutcome, Stored, Tmem
+from ramster.tmem.copies import (
+    HERE,
+    PageCopies,
+    copies_of_puts,
+    lost_copy,
+    read_here,
+    settle,
+    shortfall,
+    unput,
+    write_off,
+)
+from ramster.tmem.recovery import own_records, restore
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.shipping import (
     complete_shipments,
@@ -33,6 +58,7 @@ from ramster.tmem.shipping import (
     localify,
     remote_refs,
     repatriate,
+    return_shipments,
     take_shipments,
 )
 from ramster.tmem.store import PackedPage
@@ -69,7 +95,11 @@ class RemoteLayer:
         self._wake = asyncio.Event()
         self._corrupt_of_gone = 0
         self._shipping = asyncio.Lock()  # a shipping round and bring_home exclude each other
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._repair_wake = asyncio.Event()
+        self._introduced: set[int] = set()  # peers that know this epoch (recovered or forgot)
+        self._recovered = False
+        self._unshippable: set[bool] = set()  # classes with no page any peer may take now
         self.counters = dict.fromkeys(
             (
                 "remote_pages_flushed",
@@ -77,8 +107,14 @@ class RemoteLayer:
                 "remote_objects_flushed",
                 "remote_pools_flushed",
                 "remote_gets_sent",
+                "remote_gets_failed_over",
                 "remotify_batches",
                 "remotify_busy_microseconds",
+                "pers_copies_made",
+                "pers_pages_at_risk",
+                "pers_pages_recovered",
+                "repair_rounds",
+                "peers_written_off",
             ),
             0,
         )
@@ -94,8 +130,19 @@ class RemoteLayer:
     # -- membership --------------------------------------------------------------------------
 
     async def set_members(self, members: dict[int, MemberInfo]) -> None:
-        """Follow the cluster view: open links to new peers, close links to gone ones."""
+        """Follow the cluster view: open links to new peers, close links to gone ones (writing
+        off the copies they held), and introduce new peers once recovery is done."""
+        tmem = self._backend.tmem
+        for number in self.members.keys() - members.keys():
+            if number == self.me:
+                continue
+            self._introduced.discard(number)
+            self.counters["peers_written_off"] += 1
+            if tmem is not None:
+                off = write_off(tmem, number)
+                log.warning("node %d left: its copies are written off (%s)", number, off)
         self.members = dict(members)
+        self._unshippable.clear()
         for number, info in members.items():
             link = self._links.get(number)
             if number == self.me or (link is not None and link.address == info.address):
@@ -109,23 +156,95 @@ class RemoteLayer:
             gone = self._links.pop(number)
             self._corrupt_of_gone += gone.corrupt_pages
             await gone.close()
+        if self._recovered:
+            await self._introduce()
         self._wake.set()
+        self._repair_wake.set()
+
+    async def _introduce(self) -> None:
+        """Tell each peer not yet told to forget what it holds for this node's number: copies
+        from an earlier epoch, or written off while it was out of the view."""
+        for number, link in list(self._links.items()):
+            if number in self._introduced:
+                continue
+            try:
+                dropped = await link.forget()
+            except RamsterError as error:
+                log.warning("node %d could not be told to forget: %s", number, error.message)
+                continue
+            self._introduced.add(number)
+            if dropped:
+                log.info("node %d dropped its stale copies of this node's pages", number)
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Take back, from the peers in view, the persistent pages this node's earlier epochs
+        stored (the latest epoch any peer holds); return how many pages. Until this is done no
+        peer is placed on."""
+        tmem = self._backend.tmem
+        restored = 0
+        if tmem is not None:
+            restored = await self._recover(tmem)
+        self._recovered = True
+        await self._introduce()
+        self._repair_wake.set()
+        self._wake.set()
+        return restored
+
+    async def _recover(self, tmem: Tmem) -> int:
+        timeout = self.config.recover_timeout
+        links = list(self._links.items())
+        surveys = await asyncio.gather(
+            *(link.recover("", timeout) for _, link in links), return_exceptions=True
+        )
+        older = {
+            epoch
+            for survey in surveys
+            if not isinstance(survey, BaseException)
+            for epoch in survey[0]
+            if epoch != self._epoch
+        }
+        keep = max(older) if older else ""
+        restored = 0
+        for (number, link), survey in zip(links, surveys, strict=True):
+            if isinstance(survey, BaseException):
+                log.warning("node %d did not answer the recovery survey: %s", number, survey)
+                continue
+            if keep and survey[0]:
+                try:
+                    _, owners, keys = await link.recover(keep, timeout)
+                except RamsterError as error:
+                    log.warning("node %d: recovery failed: %s", number, error.message)
+                    continue
+                restored += restore(tmem, number, owners, keys)
+            self._introduced.add(number)
+        await self._send_flushes(tmem)
+        self.counters["pers_pages_recovered"] += restored
+        if restored:
+            log.info("recovered %d persistent pages of epoch %s from peers", restored, keep)
+        return restored
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ramster-remotify")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="ramster-remotify"),
+            asyncio.create_task(self._repair_forever(), name="ramster-repair"),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for link in self._links.values():
             await link.close()
         self._links.clear()
 
     def wake(self) -> None:
         self._wake.set()
+        self._repair_wake.set()
+        self._unshippable.clear()
 
     def note_pressure(self) -> None:
         """Called after puts: start shipping now if the store is past its high watermark."""
@@ -138,8 +257,7 @@ class RemoteLayer:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.interval)
+            await _woken(self._wake, self.config.interval)
             self._wake.clear()
             try:
                 await self.tick()
@@ -171,27 +289,35 @@ class RemoteLayer:
         try:
             for persistent in classes:
                 while store.used_bytes - sum(in_flight.values()) > low:
-                    target = pick_target(self.members, self.me, self._backend.params, self._skip())
-                    if target is None or target not in self._links:
+                    if persistent in self._unshippable:
+                        break
+                    order = self._placement(self._backend.params.remote_target)
+                    if not order:
                         break
                     shipments = take_shipments(
                         tmem, persistent, self.config.batch_pages, self.config.batch_bytes
                     )
                     if not shipments:
                         break
+                    batches = _by_target(shipments, order)
+                    if None in batches:  # every allowed peer holds their other copy already
+                        return_shipments(tmem, batches.pop(None))
+                    if not batches:
+                        self._unshippable.add(persistent)
+                        break
                     # Flushes queued before this batch go first (they carry versions, so even
                     # a late one cannot remove a newer copy, but early is cheaper).
                     await self._send_flushes(tmem)
-                    batch = asyncio.create_task(self._ship(tmem, target, shipments))
-                    in_flight[batch] = sum(len(s.page.payload) for s in shipments)
-                    if len(in_flight) >= self.config.in_flight:
+                    for target, batch in batches.items():
+                        assert target is not None
+                        task = asyncio.create_task(self._ship(tmem, target, batch))
+                        in_flight[task] = sum(len(s.page.payload) for s in batch)
+                    while len(in_flight) >= self.config.in_flight:
                         done, _ = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
                         for finished in done:
                             del in_flight[finished]
                             shipped += finished.result()
-                else:
-                    continue
-                if target is None or target not in self._links:
+                if not self._placement(self._backend.params.remote_target):
                     break  # no peer to ship to: the other classes would find none either
         finally:
             if in_flight:
@@ -200,18 +326,197 @@ class RemoteLayer:
 
     async def _ship(self, tmem: Tmem, target: int, shipments: list[Shipment]) -> int:
         started = time.perf_counter()
-        try:
-            stored = await self._links[target].put(shipments)
-        except RamsterError as error:
-            self._mark_failed(target, error)
-            stored = [False] * len(shipments)
+        stored = await self._store_on(tmem, target, shipments)
         self.counters["remotify_batches"] += 1
-        if not any(stored):
-            self._mark_failed(target, None)
         shipped = complete_shipments(tmem, target, shipments, stored)
-        self._charge_target(target, shipments, stored)
         self.counters["remotify_busy_microseconds"] += int((time.perf_counter() - started) * 1e6)
         return shipped
+
+    async def _store_on(self, tmem: Tmem, target: int, shipments: Sequence[Shipment]) -> list[bool]:
+        """Put pages on one peer, with the records of their pools; True for each it took."""
+        link = self._links.get(target)
+        if link is None:
+            return [False] * len(shipments)
+        owners = own_records(tmem, {s.pool_uid for s in shipments})
+        try:
+            stored = await link.put(shipments, owners)
+        except RamsterError as error:
+            self._mark_failed(target, error)
+            return [False] * len(shipments)
+        if not any(stored):
+            self._mark_failed(target, None)
+        self._charge_target(target, shipments, stored)
+        return stored
+
+    async def _place(
+        self, tmem: Tmem, shipments: Sequence[Shipment], avoid: Sequence[frozenset[int]]
+    ) -> list[int | None]:
+        """Store each page on one peer not in its `avoid` set, trying the next best peer for the
+        pages one refused; the peer that took each page, or None."""
+        placed: list[int | None] = [None] * len(shipments)
+        tried = [set(nodes) for nodes in avoid]
+        pending = list(range(len(shipments)))
+        while pending:
+            order = self._placement()
+            groups: dict[int, list[int]] = defaultdict(list)
+            for i in pending:
+                target = next((n for n in order if n not in tried[i]), None)
+                if target is not None:
+                    tried[i].add(target)
+                    groups[target].append(i)
+            if not groups:
+                break
+            targets = list(groups)
+            results = await asyncio.gather(
+                *(self._store_on(tmem, t, [shipments[i] for i in groups[t]]) for t in targets)
+            )
+            pending = []
+            for target, stored in zip(targets, results, strict=True):
+                for i, ok in zip(groups[target], stored, strict=True):
+                    if ok:
+                        placed[i] = target
+                    else:
+                        pending.append(i)
+        return placed
+
+    # -- copies --------------------------------------------------------------------------------
+
+    def copies_wanted(self) -> int:
+        return copies_wanted(self.members, self.me, self._backend.params)
+
+    async def replicate(
+        self,
+        tmem: Tmem,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[Oid, int]],
+        outcomes: Sequence[PutOutcome],
+    ) -> set[tuple[Oid, int]]:
+        """Store the other copy of each persistent page a put just stored on a peer, as
+        `persistent_copies` asks. A page no peer took is taken back (`unput`); returns the keys
+        of those (they must be refused)."""
+        if self.copies_wanted() < 2:
+            if self._backend.params.persistent_copies > 1:
+                stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
+                self.counters["pers_pages_at_risk"] += stored
+                self._repair_wake.set()  # once a peer is up, it gets their copies
+            return set()
+        shipments = copies_of_puts(tmem, client, pool_id, keys, outcomes)
+        copied = await self._copy(tmem, shipments)
+        return {(s.oid, s.index) for s, ok in zip(shipments, copied, strict=True) if not ok}
+
+    async def _copy(self, tmem: Tmem, shipments: list[Shipment]) -> list[bool]:
+        if not shipments:
+            return []
+        avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in shipments]
+        placed = await self._place(tmem, shipments, avoid)
+        if self._backend.tmem is not tmem:  # reloaded meanwhile: those pages are gone
+            return [False] * len(shipments)
+        draining = self._draining()
+        done = []
+        for shipment, node in zip(shipments, placed, strict=True):
+            if node is None:
+                unput(tmem, shipment)
+                done.append(False)
+            else:
+                done.append(settle(tmem, shipment, node, draining))
+                self.counters["pers_copies_made"] += 1
+        return done
+
+    async def _repair_forever(self) -> None:
+        while True:
+            await _woken(self._repair_wake, REPAIR_RETRY)
+            self._repair_wake.clear()
+            try:
+                await self.repair()
+            except Exception:
+                log.exception("repair round failed")
+
+    async def repair(self) -> int:
+        """Rebuild missing copies of persistent pages (and move copies off draining peers), at
+        most `repair_rate` pages a second; drop ephemeral pages on draining peers. Returns the
+        copies made."""
+        tmem = self._backend.tmem
+        if tmem is None or not self._recovered:
+            return 0
+        wanted = self._backend.params.persistent_copies
+        draining = self._draining()
+        for ref in remote_refs(tmem, persistent=False):
+            if ref.node in draining:
+                drop_remote(tmem, ref)
+        short = shortfall(tmem, wanted, draining)
+        self.counters["pers_pages_at_risk"] = _at_risk(short, wanted, draining)
+        if not short:
+            await self._send_flushes(tmem)
+            return 0
+        self.counters["repair_rounds"] += 1
+        made = 0
+        chunk = self.config.batch_pages
+        for start in range(0, len(short), chunk):
+            began = time.monotonic()
+            made += await self._repair_chunk(tmem, short[start : start + chunk], draining)
+            await self._send_flushes(tmem)
+            if self._backend.tmem is not tmem:
+                return made
+            pause = len(short[start : start + chunk]) / self.config.repair_rate
+            await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)))
+        left = shortfall(tmem, wanted, self._draining())
+        self.counters["pers_pages_at_risk"] = _at_risk(left, wanted, self._draining())
+        return made
+
+    async def _repair_chunk(
+        self, tmem: Tmem, chunk: Sequence[PageCopies], draining: frozenset[int]
+    ) -> int:
+        pages = await self._read_copies(tmem, chunk)
+        if self._backend.tmem is not tmem:
+            return 0
+        wanted = self.copies_wanted()
+        needy: list[int] = []
+        for i, copies in enumerate(chunk):
+            kept = [node for node in copies.holders if node not in draining]
+            if len(kept) >= wanted:
+                settle(tmem, copies, None, draining)  # only a draining peer's copy to drop
+            elif pages[i] is not None:
+                needy.append(i)
+        shipments = [_copy_shipment(chunk[i], pages[i]) for i in needy]
+        avoid = [frozenset(n for n in chunk[i].holders if n != HERE) for i in needy]
+        placed = await self._place(tmem, shipments, avoid)
+        if self._backend.tmem is not tmem:
+            return 0
+        made = 0
+        for i, node in zip(needy, placed, strict=True):
+            copies = chunk[i]
+            if node is not None:
+                made += settle(tmem, copies, node, draining)
+            elif copies.primary is not None:  # no peer will take it: keep it here, if room
+                made += settle(tmem, copies, None, draining, home=pages[i])
+        self.counters["pers_copies_made"] += made
+        return made
+
+    async def _read_copies(
+        self, tmem: Tmem, chunk: Sequence[PageCopies]
+    ) -> list[PackedPage | None]:
+        """The page of each entry, read here or from a peer holding a copy (None: unreadable)."""
+        pages: list[PackedPage | None] = [None] * len(chunk)
+        by_source: dict[int, list[int]] = defaultdict(list)
+        for i, copies in enumerate(chunk):
+            if copies.primary is None:
+                pages[i] = read_here(tmem, copies)
+                continue
+            sources = [n for n in (copies.primary, copies.replica) if n in self._links]
+            if sources:
+                by_source[sources[0]].append(i)
+        for source, indices in by_source.items():
+            refs = [_ref_of(chunk[i], source) for i in indices]
+            try:
+                answers = await self._links[source].get(refs, free=False)
+            except (RamsterError, KeyError) as error:
+                log.warning("repair: node %d unreadable: %s", source, error)
+                continue
+            for i, answer in zip(indices, answers, strict=True):
+                if answer is not None and answer[1] == chunk[i].version:
+                    pages[i] = answer[0]
+        return pages
 
     # -- flushes -----------------------------------------------------------------------------
 
@@ -269,31 +574,70 @@ class RemoteLayer:
     ) -> None:
         """Fetch from one peer and settle each page against the tree it was asked for: if the
         backend was reloaded meanwhile, the refs mean nothing in the new one (a miss)."""
-        link = self._links.get(node)
-        answers: list[tuple[PackedPage, int] | None] | None = None
+        answers = await self._ask(node, refs, free)
         try:
-            if link is not None:
-                try:
-                    answers = await link.get(refs, free)
-                    self.counters["remote_gets_sent"] += 1
-                except RamsterError as error:
-                    log.warning("remote get from node %d failed: %s", node, error.message)
+            retry = [
+                ref
+                for n, ref in enumerate(refs)
+                if ref.replica is not None and (answers is None or answers[n] is None)
+            ]
+            second = await self._ask_replicas(retry, free)
             tmem = self._backend.tmem
             for n, ref in enumerate(refs):
                 future = self._inflight.pop((ref.obj_id, ref.index, ref.version, free))
-                if tmem is None or tmem is not asked or answers is None:
-                    # Reloaded meanwhile, or the holder is unreachable: a miss, and the handle
-                    # stays for a later get.
+                answer = answers[n] if answers is not None else None
+                source = ref.node
+                if answer is None and ref.replica is not None and (ref.obj_id, ref.index) in second:
+                    answer, source = second[ref.obj_id, ref.index], ref.replica
+                    self.counters["remote_gets_failed_over"] += 1
+                if tmem is None or tmem is not asked or (answers is None and answer is None):
+                    # Reloaded meanwhile, or no copy reachable: a miss, and the handle stays
+                    # for a later get.
                     future.set_result(None)
-                else:
-                    answer = answers[n]
-                    future.set_result(localify(tmem, ref, answer, free and answer is not None))
+                    continue
+                if answers is not None and answers[n] is None and source != ref.node:
+                    lost_copy(tmem, ref, ref.node)  # the primary answered without its copy
+                freed = free and answer is not None
+                future.set_result(localify(tmem, ref, answer, freed, source))
         finally:
             # Whatever was raised, no caller may wait for these pages for ever.
             for ref in refs:
                 stuck = self._inflight.pop((ref.obj_id, ref.index, ref.version, free), None)
                 if stuck is not None and not stuck.done():
                     stuck.set_result(None)
+
+    async def _ask(
+        self, node: int, refs: Sequence[RemoteRef], free: bool
+    ) -> list[tuple[PackedPage, int] | None] | None:
+        """The answers of peer `node` for `refs`, or None if it could not be asked. A peer
+        whose pages have another copy gets the shorter `read_timeout`."""
+        link = self._links.get(node)
+        if link is None:
+            return None
+        failover = any(ref.replica is not None for ref in refs)
+        try:
+            answers = await link.get(refs, free, self.config.read_timeout if failover else None)
+        except RamsterError as error:
+            log.warning("remote get from node %d failed: %s", node, error.message)
+            return None
+        self.counters["remote_gets_sent"] += 1
+        return answers
+
+    async def _ask_replicas(
+        self, refs: Sequence[RemoteRef], free: bool
+    ) -> dict[tuple[int, int], tuple[PackedPage, int]]:
+        """The pages the replicas of `refs` hold, by (obj_id, index)."""
+        by_node: dict[int, list[RemoteRef]] = defaultdict(list)
+        for ref in refs:
+            assert ref.replica is not None
+            by_node[ref.replica].append(ref)
+        found: dict[tuple[int, int], tuple[PackedPage, int]] = {}
+        for node, batch in by_node.items():
+            answers = await self._ask(node, batch, free)
+            for ref, answer in zip(batch, answers or [None] * len(batch), strict=True):
+                if answer is not None:
+                    found[ref.obj_id, ref.index] = answer
+        return found
 
     # -- switching ramster off ---------------------------------------------------------------
 
@@ -346,9 +690,16 @@ class RemoteLayer:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _skip(self) -> frozenset[int]:
+    def _placement(self, target: int | None = None) -> list[int]:
+        """Peers to place pages on, best first: known to this epoch, not failing lately."""
         now = time.monotonic()
-        return frozenset(n for n, until in self._failed_until.items() if until > now)
+        skip = {n for n, until in self._failed_until.items() if until > now}
+        skip.update(n for n in self.members if n not in self._introduced)
+        order = placement(self.members, self.me, frozenset(skip), target)
+        return [n for n in order if n in self._links]
+
+    def _draining(self) -> frozenset[int]:
+        return frozenset(n for n, info in self.members.items() if info.draining and n != self.me)
 
     def _charge_target(
         self, target: int, shipments: Sequence[Shipment], stored: Sequence[bool]
@@ -364,3 +715,59 @@ class RemoteLayer:
         self._failed_until[node] = time.monotonic() + self.config.failure_backoff
         if error is not None:
             log.warning("shipping to node %d failed: %s", node, error.message)
+
+
+REPAIR_RETRY = 5.0
+"""Seconds between repair rounds while nothing wakes the loop (pages may still be at risk)."""
+
+
+async def _woken(event: asyncio.Event, timeout: float) -> None:
+    """Wait until `event` is set or `timeout` seconds pass. Not `wait_for` in a loop that
+    suppresses TimeoutError: on Python 3.11 a cancel that lands as the timeout fires comes out
+    as TimeoutError, and the loop would never stop."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+
+
+def _by_target(
+    shipments: Sequence[Shipment], order: Sequence[int]
+) -> dict[int | None, list[Shipment]]:
+    """Shipments grouped by the best peer in `order` that does not hold their other copy."""
+    batches: dict[int | None, list[Shipment]] = defaultdict(list)
+    for shipment in shipments:
+        target = next((n for n in order if n != shipment.replica), None)
+        batches[target].append(shipment)
+    return batches
+
+
+def _at_risk(short: Sequence[PageCopies], wanted: int, draining: frozenset[int]) -> int:
+    """Pages with fewer than `wanted` copies on nodes that stay."""
+    return sum(sum(n not in draining for n in c.holders) < wanted for c in short)
+
+
+def _ref_of(copies: PageCopies, node: int) -> RemoteRef:
+    return RemoteRef(
+        node=node,
+        obj_id=copies.obj_id,
+        pool_uid=copies.pool_uid,
+        persistent=True,
+        oid=copies.oid,
+        index=copies.index,
+        version=copies.version,
+        page_size=copies.page_size,
+    )
+
+
+def _copy_shipment(copies: PageCopies, page: PackedPage | None) -> Shipment:
+    assert page is not None
+    return Shipment(
+        obj_id=copies.obj_id,
+        slot=-1,
+        pool_uid=copies.pool_uid,
+        persistent=True,
+        oid=copies.oid,
+        index=copies.index,
+        version=copies.version,
+        page=page,
+    )

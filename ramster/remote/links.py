@@ -8,15 +8,19 @@ as stored and come back packed. Not here: what to send when (`ramster.remote.lay
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from zlib import crc32
 
 import grpc
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
-from ramster.rpc.calls import M, Message, unary_call
+from ramster.errors import InvalidArgument
+from ramster.rpc.calls import M, Message, stream_call, unary_call
 from ramster.rpc.convert import MAX_BATCH, MAX_MESSAGE
-from ramster.tmem.keys import Oid
+from ramster.tmem.keys import Oid, PoolSpec, check_page_size
+from ramster.tmem.pool import PoolRecord
+from ramster.tmem.recovery import HeldKey
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.store import PackedPage
 
@@ -59,10 +63,13 @@ class PeerLink:
         )
         return await self._call("Hello", request, peer_pb2.HelloResponse)
 
-    async def put(self, shipments: Sequence[Shipment]) -> list[bool]:
-        """Store pages on the peer; True for each it took."""
+    async def put(
+        self, shipments: Sequence[Shipment], owners: Sequence[PoolRecord] = ()
+    ) -> list[bool]:
+        """Store pages on the peer, telling it who owns their pools; True for each it took."""
         request = peer_pb2.PeerPutRequest(
             origin=self._origin,
+            pools=[pool_record_message(record) for record in owners],
             pages=[
                 peer_pb2.RemotePage(
                     pool=s.pool_uid,
@@ -82,11 +89,11 @@ class PeerLink:
         return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
 
     async def get(
-        self, refs: Sequence[RemoteRef], free: bool
+        self, refs: Sequence[RemoteRef], free: bool, timeout: float | None = None
     ) -> list[tuple[PackedPage, int] | None]:
         """Each page with the version the peer holds, or None; `free`: get-and-free. A page
         whose bytes do not match the checksum that came with them is a lost copy (None), counted
-        in `corrupt_pages`: it is never handed on."""
+        in `corrupt_pages`: it is never handed on. `timeout` shortens the link's deadline."""
         request = peer_pb2.PeerGetRequest(
             origin=self._origin,
             keys=[
@@ -94,7 +101,7 @@ class PeerLink:
             ],
             free=free,
         )
-        response = await self._call("GetPages", request, peer_pb2.PeerGetResponse)
+        response = await self._call("GetPages", request, peer_pb2.PeerGetResponse, timeout)
         same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
         answers: list[tuple[PackedPage, int] | None] = []
         for ref, found, data, encoding, version, checksum in zip(
@@ -149,13 +156,67 @@ class PeerLink:
             found += sum((await self._call("DestroyPools", request_pools, _FLUSHED)).flushed)
         return found
 
-    async def _call(self, method: str, request: Message, response_type: type[M]) -> M:
-        return await unary_call(
-            self._channel, f"Peer/{method}", request, response_type, self._timeout
+    async def recover(
+        self, keep: str, timeout: float
+    ) -> tuple[list[str], list[PoolRecord], list[HeldKey]]:
+        """What the peer holds for this node's earlier epochs: with `keep` empty, only which
+        epochs (nothing changes); else it adopts epoch `keep`'s persistent pages under this
+        epoch, drops the rest, and lists the pools and pages adopted."""
+        request = peer_pb2.RecoverRequest(origin=self._origin, keep=keep)
+        chunks = await stream_call(
+            self._channel, "Peer/Recover", request, peer_pb2.RecoverChunk, timeout
         )
+        epochs: list[str] = []
+        owners: list[PoolRecord] = []
+        keys: list[HeldKey] = []
+        for chunk in chunks:
+            epochs.extend(chunk.epochs)
+            owners.extend(pool_record_of(message) for message in chunk.pools)
+            keys.extend(
+                (k.pool, (k.oid.word0, k.oid.word1, k.oid.word2), k.index, k.version)
+                for k in chunk.keys
+            )
+        return epochs, owners, keys
+
+    async def forget(self) -> bool:
+        """Have the peer drop every page it holds for this node's number, of any epoch; True if
+        it held any."""
+        request = peer_pb2.ForgetRequest(origin=self._origin)
+        return any((await self._call("Forget", request, _FLUSHED)).flushed)
+
+    async def _call(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        timeout: float | None = None,
+    ) -> M:
+        deadline = self._timeout if timeout is None else min(timeout, self._timeout)
+        return await unary_call(self._channel, f"Peer/{method}", request, response_type, deadline)
 
 
 _FLUSHED = peer_pb2.PeerFlushResponse
+
+
+def pool_record_message(record: PoolRecord) -> peer_pb2.PoolRecord:
+    spec = record.spec
+    return peer_pb2.PoolRecord(
+        pool=record.uid,
+        client=record.client,
+        pool_id=record.pool_id,
+        persistent=spec.persistent,
+        page_size=spec.page_size,
+        shared_uuid=spec.shared_uuid.bytes if spec.shared_uuid is not None else b"",
+    )
+
+
+def pool_record_of(message: peer_pb2.PoolRecord) -> PoolRecord:
+    """The record a peer sent; one that does not describe a valid pool raises InvalidArgument."""
+    if message.shared_uuid and len(message.shared_uuid) != 16:
+        raise InvalidArgument.field("pools.shared_uuid", message.shared_uuid.hex(), "0 or 16 bytes")
+    shared = uuid.UUID(bytes=message.shared_uuid) if message.shared_uuid else None
+    spec = PoolSpec(message.persistent, shared, check_page_size(message.page_size))
+    return PoolRecord(message.pool, message.client, message.pool_id, spec)
 
 
 def _oid(oid: Oid | None) -> tmem_pb2.Oid:

@@ -24,7 +24,10 @@ class RemotifyConfig:
     in_flight: batches on the wire at once (default 2: packing overlaps the peer's storing).
     interval: seconds between pressure checks while idle (default 0.05).
     peer_timeout: deadline of every peer call in seconds (default 5).
+    read_timeout: deadline of a peer get when another copy could be read instead (default 1).
     failure_backoff: seconds a peer that failed is skipped for placement (default 2).
+    repair_rate: pages per second at most that rebuilding lost copies moves (default 20000).
+    recover_timeout: seconds a restarting node waits for its peers' listings (default 60).
     """
 
     batch_pages: int = 1024
@@ -32,7 +35,10 @@ class RemotifyConfig:
     in_flight: int = 2
     interval: float = 0.05
     peer_timeout: float = 5.0
+    read_timeout: float = 1.0
     failure_backoff: float = 2.0
+    repair_rate: float = 20000.0
+    recover_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_pages, int) or self.batch_pages < 64:
@@ -41,7 +47,14 @@ class RemotifyConfig:
             raise InvalidArgument.field("batch_bytes", self.batch_bytes, "bytes >= 256 KiB")
         if type(self.in_flight) is not int or not 1 <= self.in_flight <= 16:
             raise InvalidArgument.field("in_flight", self.in_flight, "an int in 1..16")
-        for name in ("interval", "peer_timeout", "failure_backoff"):
+        for name in (
+            "interval",
+            "peer_timeout",
+            "read_timeout",
+            "failure_backoff",
+            "repair_rate",
+            "recover_timeout",
+        ):
             if not getattr(self, name) > 0:
                 raise InvalidArgument.field(name, getattr(self, name), "seconds > 0")
 
@@ -65,18 +78,38 @@ def classes_to_ship(params: ModuleParams) -> list[bool]:
     return classes
 
 
+def holding(info: MemberInfo) -> bool:
+    """Whether a member keeps other nodes' pages: backend and remote layer on, not leaving."""
+    return info.zcache and info.ramster and not info.draining
+
+
+def copies_wanted(members: dict[int, MemberInfo], me: int, params: ModuleParams) -> int:
+    """How many nodes must hold a persistent page now: `persistent_copies`, but no more than
+    the nodes that can hold one (this node and every holding peer)."""
+    peers = sum(holding(info) for number, info in members.items() if number != me)
+    return min(params.persistent_copies, 1 + peers)
+
+
+def placement(
+    members: dict[int, MemberInfo], me: int, skip: frozenset[int], target: int | None = None
+) -> list[int]:
+    """The peers to place pages on, best first: the `target` node alone if given (and
+    willing), else every willing peer by free bytes. Never this node, nor a skipped one."""
+
+    def willing(info: MemberInfo) -> bool:
+        return info.number != me and holding(info) and info.number not in skip
+
+    if target is not None:
+        chosen = members.get(target)
+        return [chosen.number] if chosen is not None and willing(chosen) else []
+    candidates = [info for info in members.values() if willing(info) and info.free_bytes > 0]
+    candidates.sort(key=lambda info: (-info.free_bytes, info.number))
+    return [info.number for info in candidates]
+
+
 def pick_target(
     members: dict[int, MemberInfo], me: int, params: ModuleParams, skip: frozenset[int]
 ) -> int | None:
     """The peer to ship to now, or None if there is none."""
-
-    def willing(info: MemberInfo) -> bool:
-        return info.number != me and info.zcache and info.ramster and info.number not in skip
-
-    if params.remote_target is not None:
-        chosen = members.get(params.remote_target)
-        return chosen.number if chosen is not None and willing(chosen) else None
-    candidates = [info for info in members.values() if willing(info) and info.free_bytes > 0]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda info: (info.free_bytes, -info.number)).number
+    order = placement(members, me, skip, params.remote_target)
+    return order[0] if order else None

@@ -9,10 +9,13 @@ import grpc
 
 from ramster.api.v1 import admin_pb2
 from ramster.backend import Backend
+from ramster.errors import InvalidArgument
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.state import NodeState, StateFeed
 
 SERVICE = "ramster.api.v1.Admin"
+
+MAX_DRAIN_SECONDS = 3600
 
 
 def status_message(status: NodeState) -> admin_pb2.NodeState:
@@ -35,11 +38,13 @@ class AdminService:
         feed: StateFeed,
         counters: Callable[[], dict[str, int]],
         set_param: Callable[[str, str], Awaitable[dict[str, str]]],
+        drain: Callable[[float | None], Awaitable[int]],
     ) -> None:
         self._backend = backend
         self._feed = feed
         self._counters = counters
         self._set_param = set_param
+        self._drain = drain
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -57,8 +62,18 @@ class AdminService:
                 "WatchState": server_stream(
                     "Admin/WatchState", self.watch_state, admin_pb2.WatchStateRequest.FromString
                 ),
+                "Drain": unary("Admin/Drain", self.drain, admin_pb2.DrainRequest.FromString),
             },
         )
+
+    async def drain(self, request: admin_pb2.DrainRequest) -> admin_pb2.DrainResponse:
+        timeout = request.timeout_seconds
+        if not 0 <= timeout <= MAX_DRAIN_SECONDS:  # also refuses NaN
+            raise InvalidArgument.field(
+                "timeout_seconds", timeout, f"seconds in 0..{MAX_DRAIN_SECONDS} (0: the node's)"
+            )
+        left = await self._drain(timeout or None)
+        return admin_pb2.DrainResponse(drained=not left, foreign_pages_left=left)
 
     async def get_stats(self, request: admin_pb2.GetStatsRequest) -> admin_pb2.GetStatsResponse:
         return admin_pb2.GetStatsResponse(

@@ -56,3 +56,22 @@ async def unary_call(
         # grpc cancels a call whose channel was closed under it: that is an unreachable peer.
         raise Unavailable(f"{method}: the channel was closed during the call") from None
     return response
+
+
+async def stream_call(
+    channel: grpc.aio.Channel,
+    method: str,
+    request: Message,
+    response_type: type[M],
+    timeout: float | None,
+) -> list[M]:
+    """Every message of the server stream ``/ramster.api.v1.<method>``, within `timeout`."""
+    call = channel.unary_stream(
+        f"/ramster.api.v1.{method}",
+        request_serializer=serialize,
+        response_deserializer=response_type.FromString,
+    )
+    try:
+        return [message async for message in call(request, timeout=timeout)]
+    except grpc.aio.AioRpcError as error:
+        raise error_from_rpc(error.code(), error.details(), method) from None

@@ -15,7 +15,7 @@ from ramster.backend import Backend
 from ramster.remote.layer import RemoteLayer
 from ramster.rpc import convert
 from ramster.rpc.binding import service, unary
-from ramster.tmem import PackedPage, Stored
+from ramster.tmem import Oid, PackedPage, PutOutcome, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.remote import RemoteRef
 from ramster.zcache.codec import unpack_page
 
@@ -85,9 +85,12 @@ class TmemService:
         spec = tmem.pool_spec(client, request.pool_id)
         pages = convert.pages_of(request.pages, spec.page_size)
         outcomes = tmem.put_many(client, request.pool_id, pages)
-        stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
         if self.remote is not None:
+            if spec.persistent:
+                keys = [(oid, index) for oid, index, _ in pages]
+                outcomes = await self._replicate(tmem, client, request.pool_id, keys, outcomes)
             self.remote.note_pressure()
+        stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
         if spec.persistent:
             self.counters["frontswap_succ_stores"] += stored
             self.counters["frontswap_failed_stores"] += len(outcomes) - stored
@@ -117,6 +120,26 @@ class TmemService:
             found=[page is not None for page in pages],
             data=[unpack_page(page) if page is not None else b"" for page in pages],
         )
+
+    async def _replicate(
+        self,
+        tmem: Tmem,
+        client: str,
+        pool_id: int,
+        keys: list[tuple[Oid, int]],
+        outcomes: list[PutOutcome],
+    ) -> list[PutOutcome]:
+        """The outcomes once every stored page has its other copy on a peer: a page that got
+        none was taken back and is refused NO_REPLICA (DESIGN §6)."""
+        assert self.remote is not None
+        failed = await self.remote.replicate(tmem, client, pool_id, keys, outcomes)
+        if not failed:
+            return outcomes
+        refused = Rejected(RejectReason.NO_REPLICA)
+        return [
+            refused if isinstance(outcome, Stored) and key in failed else outcome
+            for key, outcome in zip(keys, outcomes, strict=True)
+        ]
 
     async def _fetch(self, refs: list[RemoteRef], free: bool) -> list[PackedPage | None]:
         if self.remote is None:  # remote pages without a remote layer: nothing can fetch them

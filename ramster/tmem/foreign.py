@@ -8,13 +8,13 @@ arrive packed and leave as stored. This module is the core's friend, like `shipp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ramster.errors import FailedPrecondition
 from ramster.tmem.host import FOREIGN_PREFIX, PutOutcome, Stored, Tmem
 from ramster.tmem.keys import Oid, PoolSpec
-from ramster.tmem.pool import Pool
+from ramster.tmem.pool import Pool, PoolRecord
 from ramster.tmem.remote import REMOTE
 from ramster.tmem.store import PackedPage
 
@@ -36,10 +36,19 @@ class ForeignPage:
     page: PackedPage
 
 
-def put_foreign(tmem: Tmem, origin: str, pages: Sequence[ForeignPage]) -> list[PutOutcome]:
-    """Store pages for `origin`, each under its origin version. Every page's pool is found or
-    made first, so a pool that does not fit refuses the batch before anything is stored."""
+def put_foreign(
+    tmem: Tmem, origin: str, pages: Sequence[ForeignPage], owners: Sequence[PoolRecord] = ()
+) -> list[PutOutcome]:
+    """Store pages for `origin`, each under its origin version, noting who owns their pools.
+    Every page's pool is found or made first, so a pool that does not fit refuses the batch
+    before anything is stored."""
     pools = [_pool(tmem, origin, p.pool_uid, p.persistent, p.page.page_size) for p in pages]
+    held = tmem._clients.get(origin, {})
+    for record in owners:
+        pool = held.get(record.uid)
+        if pool is not None and pool.spec.persistent == record.spec.persistent:
+            pool.owner = (record.client, record.pool_id)
+            pool.spec = record.spec
     return [_put_unless_newer(tmem, pool, page) for pool, page in zip(pools, pages, strict=True)]
 
 
@@ -119,14 +128,18 @@ def destroy_foreign_pools(tmem: Tmem, origin: str, pool_uids: Sequence[int]) -> 
     return done
 
 
-def drop_origin(tmem: Tmem, origin: str) -> int:
-    """Forget every page held for `origin` (it left, or restarted under a new epoch)."""
-    pools = tmem._clients.pop(origin, {})
-    return sum(tmem._drop_pool(pool) for pool in pools.values())
-
-
 def origins(tmem: Tmem) -> list[str]:
     return [client for client in tmem._clients if client.startswith(FOREIGN_PREFIX)]
+
+
+def foreign_pages(tmem: Tmem, of: Collection[str] | None = None) -> int:
+    """Pages this node holds for other nodes (only for the origins `of`, if given)."""
+    return sum(
+        pool.pages
+        for origin in origins(tmem)
+        if of is None or origin in of
+        for pool in tmem._clients[origin].values()
+    )
 
 
 def _pool(tmem: Tmem, origin: str, uid: int, persistent: bool, page_size: int) -> Pool:

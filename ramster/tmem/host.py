@@ -50,6 +50,7 @@ REMOTE_COUNTERS = (
     "remote_pers_pages_unsucc_get",
     "remote_pers_pages_lost",
     "pers_pages_repatriated",
+    "pers_puts_unreplicated",
 )
 """RAMster's debugfs names (reference §C4) for what the core decides; the remote layer counts
 the flushes it sends."""
@@ -69,7 +70,11 @@ class Tmem:
     """All pools of one node, for every client (applications and, later, peer nodes)."""
 
     def __init__(
-        self, store: PageStore, limits: TmemLimits | None = None, first_pool_uid: int = 1
+        self,
+        store: PageStore,
+        limits: TmemLimits | None = None,
+        first_pool_uid: int = 1,
+        first_version: int = 1,
     ) -> None:
         self._store = store
         self._limits = limits or TmemLimits()
@@ -78,8 +83,12 @@ class Tmem:
         self._objects: dict[int, TmemObject] = {}
         self._next_obj_id = 0
         self._next_pool_uid = first_pool_uid - 1
-        self._version = 0
+        self._version = first_version - 1
         self._remote = RemoteHandles()
+        self._replicas: dict[int, int] = {}
+        """The peer holding the second copy of a persistent page, by the page's version."""
+        self._unclaimed: set[tuple[str, int]] = set()
+        """Recovered pools no client has asked for again (`ramster.tmem.recovery`)."""
         self.remote_flushes: list[RemoteFlush] = []
         """Copies peers hold that must go, oldest first; the remote layer drains it."""
         self._counters = dict.fromkeys(
@@ -111,6 +120,10 @@ class Tmem:
                 "client", client, f"a name not starting with {FOREIGN_PREFIX!r} (kept for peers)"
             )
         pools = self._clients.get(client)
+        if pools is not None and self._unclaimed:
+            claimed = self._claim(client, pools, spec)
+            if claimed is not None:
+                return claimed
         if pools is None and len(self._clients) >= self._limits.max_clients:
             raise ResourceExhausted(
                 f"clients {len(self._clients)} reached max_clients {self._limits.max_clients}"
@@ -125,7 +138,17 @@ class Tmem:
             pools = self._clients[client] = {}
         pool_id = next(i for i in range(limit) if i not in pools)
         pools[pool_id] = pool
+        if pool.owner is None:
+            pool.owner = (client, pool_id)
         return pool_id
+
+    def _claim(self, client: str, pools: dict[int, Pool], spec: PoolSpec) -> int | None:
+        """The lowest recovered pool of `client` with `spec` nobody asked for yet, or None."""
+        for pool_id in sorted(pools):
+            if (client, pool_id) in self._unclaimed and pools[pool_id].spec == spec:
+                self._unclaimed.discard((client, pool_id))
+                return pool_id
+        return None
 
     def _join_shared(self, spec: PoolSpec) -> Pool:
         assert spec.shared_uuid is not None
@@ -143,6 +166,7 @@ class Tmem:
     def destroy_pool(self, client: str, pool_id: int) -> int:
         """Give up `client`'s pool; return the pages flushed (0 while other sharers remain)."""
         pool = self._pool(client, pool_id)
+        self._unclaimed.discard((client, pool_id))
         del self._clients[client][pool_id]
         if not self._clients[client]:
             del self._clients[client]
@@ -162,6 +186,11 @@ class Tmem:
         """The uid the next pool gets: a reloaded backend continues from it, so peers never
         see one uid name two pools of this node's epoch."""
         return self._next_pool_uid + 1
+
+    @property
+    def next_version(self) -> int:
+        """The version the next put gets: a reloaded backend continues from it."""
+        return self._version + 1
 
     def _drop_pool(self, pool: Pool) -> int:
         """Free every page of a pool no handle refers to any more; return how many."""
@@ -290,6 +319,7 @@ class Tmem:
         counters["client_count"] = len(self._clients)
         counters["remote_pages"] = len(self._remote)
         counters["remote_pers_pages"] = self._remote.persistent
+        counters["pers_pages_replicated"] = len(self._replicas)
         for pools in self._clients.values():
             for pool in pools.values():
                 if pool.foreign:
@@ -370,6 +400,7 @@ class Tmem:
 
     def _remote_ref(self, obj: TmemObject, index: int, handle: int) -> RemoteRef:
         pool = obj.pool
+        version = self._remote.version(handle)
         return RemoteRef(
             node=self._remote.node(handle),
             obj_id=obj.obj_id,
@@ -377,8 +408,9 @@ class Tmem:
             persistent=pool.spec.persistent,
             oid=obj.oid,
             index=index,
-            version=self._remote.version(handle),
+            version=version,
             page_size=pool.spec.page_size,
+            replica=self._replicas.get(version),
         )
 
     def _new_object(self, pool: Pool, oid: Oid) -> TmemObject:
@@ -408,7 +440,10 @@ class Tmem:
         return self._remote.remove(handle, persistent)
 
     def _free_slot(self, obj: TmemObject, index: int, slot: int) -> None:
-        """Free a local page, or forget a remote one and queue the flush of the peer's copy."""
+        """Free a local page, or forget a remote one and queue the flush of the peer's copy;
+        queue the flush of its replica too."""
+        if self._replicas:
+            self._forget_replica(obj, index, slot)
         if slot & REMOTE:
             version = self._remote.version(slot)
             node = self._remote_remove(slot, obj.pool.spec.persistent)
@@ -416,12 +451,27 @@ class Tmem:
         else:
             self._store.free(slot)
 
+    def _forget_replica(self, obj: TmemObject, index: int, slot: int) -> None:
+        """Forget the replica of the page at `slot` (local or remote) and queue its flush."""
+        if obj.pool.foreign:  # foreign pages carry their origin's versions: never replicas here
+            return
+        version = self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
+        node = self._replicas.pop(version, None)
+        if node is not None:
+            self.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index, version))
+
     def _drop_object(self, obj: TmemObject, flush_remote: bool = True) -> set[int]:
         """Free every page of `obj`; return the peers that held some. With `flush_remote`, queue
         one object flush per such peer (a pool destroy queues pool flushes instead)."""
         holders = set()
         persistent = obj.pool.spec.persistent
+        replicas = self._replicas if persistent and not obj.pool.foreign else {}
         for _, slot in obj.items():
+            if replicas:
+                version = self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
+                replica = replicas.pop(version, None)
+                if replica is not None:
+                    holders.add(replica)
             if slot & REMOTE:
                 holders.add(self._remote_remove(slot, persistent))
             else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from ramster.tmem.keys import Oid, PoolSpec
 
@@ -86,14 +87,22 @@ class TmemObject:
 
 class Pool:
     """One pool: its spec, its objects, how many client handles refer to it, and its `uid`,
-    the name its pages carry on peers. A `foreign` pool holds pages for another node."""
+    the name its pages carry on peers. A `foreign` pool holds pages for another node. `owner`
+    is the (client, pool id) that created it, on its origin node: what recovery gives back."""
 
-    __slots__ = ("foreign", "objects", "pages", "refs", "spec", "uid")
+    __slots__ = ("foreign", "objects", "owner", "pages", "refs", "spec", "uid")
 
-    def __init__(self, spec: PoolSpec, uid: int, foreign: bool = False) -> None:
+    def __init__(
+        self,
+        spec: PoolSpec,
+        uid: int,
+        foreign: bool = False,
+        owner: tuple[str, int] | None = None,
+    ) -> None:
         self.spec = spec
         self.uid = uid
         self.foreign = foreign
+        self.owner = owner
         self.objects: dict[Oid, TmemObject] = {}
         self.pages = 0
         self.refs = 1
@@ -105,3 +114,14 @@ class Pool:
 
     def __repr__(self) -> str:
         return f"<Pool {self.spec.describe()} objects={len(self.objects)} pages={self.pages}>"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRecord:
+    """Who owns pool `uid` of a node: the (client, pool id) that created it and its spec. Holders
+    keep it beside the pages, so a restarted node can give each client its pool back."""
+
+    uid: int
+    client: str
+    pool_id: int
+    spec: PoolSpec

@@ -5,7 +5,8 @@ version it had when shipped (the kernel's fake pampd, without its 8-node limit).
 out `Shipment`s for remotify and swaps a local page for a handle only if its version is still the
 one shipped (compare-and-swap); a get of a remote page yields a `RemoteRef`, and the fetched bytes
 come back through `Tmem.localify`, which re-checks the key. Flushes of remote pages become
-`RemoteFlush`es, queued for the remote layer. No I/O here.
+`RemoteFlush`es, queued for the remote layer. A persistent page may also have a *replica*: a
+second copy on another peer (`persistent_copies`), known by the page's version. No I/O here.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Shipment:
     index: int
     version: int
     page: PackedPage
+    replica: int | None = None
+    """The node holding the page's other copy: it must not receive this one too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class RemoteRef:
     index: int
     version: int
     page_size: int
+    replica: int | None = None
+    """The node holding the page's other copy, read if `node` cannot answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,10 @@ class RemoteHandles:
 
     def version(self, handle: int) -> int:
         return self._versions[handle & ~REMOTE]
+
+    def move(self, handle: int, node: int) -> None:
+        """The page's copy is now the one `node` holds (same version)."""
+        self._nodes[handle & ~REMOTE] = node
 
     def remove(self, handle: int, persistent: bool) -> int:
         """Forget a handle; return the node that held its page."""

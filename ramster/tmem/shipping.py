@@ -34,6 +34,7 @@ def take_shipments(tmem: Tmem, persistent: bool, max_pages: int, max_bytes: int)
         pool = obj.pool
         page = store.read_packed(slot, pool.spec.page_size)
         size += len(page.payload)
+        version = store.version(slot)
         shipments.append(
             Shipment(
                 obj_id=obj.obj_id,
@@ -42,8 +43,9 @@ def take_shipments(tmem: Tmem, persistent: bool, max_pages: int, max_bytes: int)
                 persistent=persistent,
                 oid=obj.oid,
                 index=backref & INDEX_MASK,
-                version=store.version(slot),
+                version=version,
                 page=page,
+                replica=tmem._replicas.get(version) if persistent else None,
             )
         )
     return shipments
@@ -84,14 +86,30 @@ def complete_shipments(
     return remoted
 
 
+def return_shipments(tmem: Tmem, shipments: Sequence[Shipment]) -> None:
+    """Give back pages taken but not sent (no peer may take them): each keeps its place in the
+    shipping order if it is unchanged."""
+    store = tmem._store
+    for shipment in shipments:
+        obj = tmem._objects.get(shipment.obj_id)
+        slot = obj.slot(shipment.index) if obj is not None else None
+        unchanged = slot is not None and slot == shipment.slot and not slot & REMOTE
+        if unchanged and store.version(shipment.slot) == shipment.version:
+            store.requeue(shipment.slot)
+
+
 def localify(
     tmem: Tmem,
     ref: RemoteRef,
     answer: tuple[PackedPage, int] | None,
     freed: bool,
+    source: int | None = None,
 ) -> PackedPage | None:
-    """What a get of `ref` answers once the peer replied `answer` (its page and the version it
-    held; None: it had no such page). With `freed` the peer dropped the copy it answered."""
+    """What a get of `ref` answers once a peer replied `answer` (its page and the version it
+    held; None: neither copy could be read). `source` is the peer that answered (default: the
+    primary, `ref.node`); with `freed` it dropped the copy it answered, and the other copy is
+    flushed."""
+    source = ref.node if source is None else source
     counters = tmem._counters
     kind = "pers" if ref.persistent else "eph"
     obj, handle = _current(tmem, ref)
@@ -111,14 +129,14 @@ def localify(
         # to the same peer while the request was out.
         counters[f"remote_{kind}_pages_succ_get"] += 1
         if freed:
-            _drop_handle(obj, ref.index, handle, tmem)
+            _drop_handle(obj, ref.index, handle, tmem, flush_except=source)
         return answer[0]
     counters[f"remote_{kind}_pages_unsucc_get"] += 1
     if current != ref.version:  # re-put and re-shipped meanwhile: a later get will find it
         return None
     if ref.persistent:
         counters["remote_pers_pages_lost"] += 1
-    _drop_handle(obj, ref.index, handle, tmem)
+    _drop_handle(obj, ref.index, handle, tmem, flush_except=None)
     return None
 
 
@@ -180,8 +198,17 @@ def _current(tmem: Tmem, ref: RemoteRef) -> tuple[TmemObject | None, int | None]
     return obj, (obj.slot(ref.index) if obj is not None else None)
 
 
-def _drop_handle(obj: TmemObject, index: int, handle: int, tmem: Tmem) -> None:
-    """Forget a remote page whose peer copy is already gone (no flush is queued)."""
+def _drop_handle(
+    obj: TmemObject, index: int, handle: int, tmem: Tmem, flush_except: int | None
+) -> None:
+    """Forget a remote page whose copy on `flush_except` is already gone: the flush of its other
+    copy is queued (None: every copy is gone, nothing is flushed)."""
+    version = tmem._remote.version(handle)
+    replica = tmem._replicas.pop(version, None)
+    if flush_except is not None:
+        for node in (tmem._remote.node(handle), replica):
+            if node is not None and node != flush_except:
+                tmem.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index, version))
     obj.pop(index)
     tmem._remote_remove(handle, obj.pool.spec.persistent)
     obj.pool.pages -= 1

@@ -22,6 +22,7 @@ class RejectReason(enum.Enum):
     COMPRESS_POOR = "compress_poor"
     MEAN_COMPRESS_POOR = "mean_compress_poor"
     NO_SPACE = "no_space"
+    NO_REPLICA = "no_replica"  # persistent_copies: no peer stored the page's other copy
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "eph_remotify": "on",
                 "pers_remotify": "on",
                 "remote_target": "auto",
+                "persistent_copies": "2",
             }
             assert await client.set_param("ramster", "off") == {
                 "zcache": "on",
@@ -112,6 +113,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "eph_remotify": "on",
                 "pers_remotify": "on",
                 "remote_target": "auto",
+                "persistent_copies": "2",
             }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
@@ -140,7 +142,7 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
                 await client.set_param("bogus", "on")
             assert (
                 invalid.value.message == "param 'bogus' is unknown: expected one of "
-                "eph_remotify, pers_remotify, ramster, remote_target, zcache"
+                "eph_remotify, pers_remotify, persistent_copies, ramster, remote_target, zcache"
             )
             for _ in range(15):
                 await client.new_pool()

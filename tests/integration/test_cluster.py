@@ -627,6 +627,7 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "eph_remotify": "on",
         "pers_remotify": "off",
         "remote_target": "auto",
+        "persistent_copies": "2",
     }
 
 

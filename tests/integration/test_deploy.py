@@ -164,9 +164,11 @@ def test_compose_services_health_checks_and_dependencies() -> None:
         env = node["environment"]
         assert (env["RAMSTER_ETCD"], env["RAMSTER_CLUSTER"]) == ("http://etcd:2379", "compose")
         assert env["RAMSTER_METRICS"] == "0.0.0.0:9470"
-        # SIGTERM lets calls in flight finish for RAMSTER_GRACE seconds; Compose must not
-        # SIGKILL the node before that.
-        assert seconds(node["stop_grace_period"]) == 15 > float(env["RAMSTER_GRACE"]) == 10
+        # SIGTERM drains for RAMSTER_DRAIN_TIMEOUT seconds, then lets calls in flight finish
+        # for RAMSTER_GRACE seconds; Compose must not SIGKILL the node before that.
+        drain, grace = float(env["RAMSTER_DRAIN_TIMEOUT"]), float(env["RAMSTER_GRACE"])
+        assert (drain, grace) == (20, 10)
+        assert seconds(node["stop_grace_period"]) == 40 > drain + grace
     # node1's budget (a flag) is small, so it ships pages to the others (RAMSTER_MEMORY).
     budgets = {
         name: parse_size(

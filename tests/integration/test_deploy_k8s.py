@@ -166,9 +166,11 @@ def test_grpc_probes_ask_the_port_the_node_listens_on(docs: dict[tuple[str, str]
 
 def test_termination_grace_outlasts_the_nodes_drain(docs: dict[tuple[str, str], Any]) -> None:
     spec = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
-    grace = float(flags(container(docs, "node")["args"])["grace"])
-    assert (grace, spec["terminationGracePeriodSeconds"]) == (20, 30)
-    assert spec["terminationGracePeriodSeconds"] >= grace + 10  # leaving etcd, closing links
+    args = flags(container(docs, "node")["args"])
+    grace, drain = float(args["grace"]), float(args["drain-timeout"])
+    assert (drain, grace, spec["terminationGracePeriodSeconds"]) == (20, 20, 50)
+    # leaving etcd and closing links take the last seconds
+    assert spec["terminationGracePeriodSeconds"] >= drain + grace + 10
 
 
 def test_pods_run_as_the_images_unprivileged_user(docs: dict[tuple[str, str], Any]) -> None:

@@ -144,6 +144,10 @@ class Fuzzer:
             if plausible:
                 return rng.randint(0, 20)
             return rng.choice((0, 1, 2**63, U64_MAX - 1, U64_MAX, rng.getrandbits(64)))
+        if kind == FieldDescriptor.TYPE_DOUBLE:  # Admin/Drain seconds
+            if plausible:
+                return rng.choice((0.0, 0.01))
+            return rng.choice((-1.0, float("nan"), float("inf"), -0.0, 1e-300, 3600.0, 3601.0))
         if kind == FieldDescriptor.TYPE_FIXED32:  # checksums: random ones rarely match
             return rng.choice((0, U32_MAX, rng.getrandbits(32)))
         raise AssertionError(f"no values for field {field.full_name} of type {kind}")

@@ -19,7 +19,6 @@ from ramster.tmem import PackedPage, PoolSpec, Rejected, RejectReason, Stored, T
 from ramster.tmem.foreign import (
     ForeignPage,
     destroy_foreign_pools,
-    drop_origin,
     flush_foreign_objects,
     flush_foreign_pages,
     get_foreign,
@@ -28,6 +27,7 @@ from ramster.tmem.foreign import (
     put_foreign,
 )
 from ramster.tmem.pool import OBJECT_BYTES
+from ramster.tmem.recovery import forget_origin
 from ramster.tmem.shipping import take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.codec import pack_page
@@ -300,7 +300,7 @@ def test_destroy_foreign_pools_reports_what_it_found_and_is_idempotent() -> None
     assert tmem.remote_flushes == []
 
 
-def test_drop_origin_drops_every_page_of_that_origin_only() -> None:
+def test_forget_origin_drops_every_page_of_that_origin_number_only() -> None:
     tmem, store = holder()
     local = tmem.new_pool("app", PoolSpec())
     tmem.put("app", local, 1, 0, bytes(PAGE_SIZE))
@@ -308,8 +308,8 @@ def test_drop_origin_drops_every_page_of_that_origin_only() -> None:
     put_foreign(tmem, OTHER, [foreign(0), foreign(1, persistent=True)])
     assert foreign_counts(tmem) == (4, 3)
 
-    assert drop_origin(tmem, ORIGIN) == 5
-    assert drop_origin(tmem, ORIGIN) == 0
+    assert forget_origin(tmem, 2) == 5
+    assert forget_origin(tmem, 2) == 0
 
     assert origins(tmem) == [OTHER]
     assert foreign_counts(tmem) == (1, 1)

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
 ALPHA = MemberInfo(3, "alpha", "10.0.0.1:7470", "e1", 64 * MiB, 48 * MiB)
 ALPHA_JSON = (
-    '{"address":"10.0.0.1:7470","capacity_bytes":67108864,"epoch":"e1","free_bytes":50331648,'
-    '"name":"alpha","number":3,"ramster":true,"zcache":true}'
+    '{"address":"10.0.0.1:7470","capacity_bytes":67108864,"draining":false,"epoch":"e1",'
+    '"free_bytes":50331648,"name":"alpha","number":3,"ramster":true,"zcache":true}'
 )
 
 

@@ -82,3 +82,17 @@ class SetParamResponse(_message.Message):
 class WatchStateRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class DrainRequest(_message.Message):
+    __slots__ = ("timeout_seconds",)
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    timeout_seconds: float
+    def __init__(self, timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class DrainResponse(_message.Message):
+    __slots__ = ("drained", "foreign_pages_left")
+    DRAINED_FIELD_NUMBER: _ClassVar[int]
+    FOREIGN_PAGES_LEFT_FIELD_NUMBER: _ClassVar[int]
+    drained: bool
+    foreign_pages_left: int
+    def __init__(self, drained: _Optional[bool] = ..., foreign_pages_left: _Optional[int] = ...) -> None: ...

@@ -75,13 +75,31 @@ class RemotePage(_message.Message):
     checksum: int
     def __init__(self, pool: _Optional[int] = ..., persistent: _Optional[bool] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ..., version: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[_tmem_pb2.PageEncoding, str]] = ..., page_size: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
 
+class PoolRecord(_message.Message):
+    __slots__ = ("pool", "client", "pool_id", "persistent", "page_size", "shared_uuid")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSISTENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_UUID_FIELD_NUMBER: _ClassVar[int]
+    pool: int
+    client: str
+    pool_id: int
+    persistent: bool
+    page_size: int
+    shared_uuid: bytes
+    def __init__(self, pool: _Optional[int] = ..., client: _Optional[str] = ..., pool_id: _Optional[int] = ..., persistent: _Optional[bool] = ..., page_size: _Optional[int] = ..., shared_uuid: _Optional[bytes] = ...) -> None: ...
+
 class PeerPutRequest(_message.Message):
-    __slots__ = ("origin", "pages")
+    __slots__ = ("origin", "pages", "pools")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
     pages: _containers.RepeatedCompositeFieldContainer[RemotePage]
-    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., pages: _Optional[_Iterable[_Union[RemotePage, _Mapping]]] = ...) -> None: ...
+    pools: _containers.RepeatedCompositeFieldContainer[PoolRecord]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., pages: _Optional[_Iterable[_Union[RemotePage, _Mapping]]] = ..., pools: _Optional[_Iterable[_Union[PoolRecord, _Mapping]]] = ...) -> None: ...
 
 class PeerPutResponse(_message.Message):
     __slots__ = ("results",)
@@ -162,3 +180,27 @@ class PeerFlushResponse(_message.Message):
     FLUSHED_FIELD_NUMBER: _ClassVar[int]
     flushed: _containers.RepeatedScalarFieldContainer[bool]
     def __init__(self, flushed: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class RecoverRequest(_message.Message):
+    __slots__ = ("origin", "keep")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    keep: str
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keep: _Optional[str] = ...) -> None: ...
+
+class RecoverChunk(_message.Message):
+    __slots__ = ("pools", "keys", "epochs")
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    pools: _containers.RepeatedCompositeFieldContainer[PoolRecord]
+    keys: _containers.RepeatedCompositeFieldContainer[RemoteKey]
+    epochs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pools: _Optional[_Iterable[_Union[PoolRecord, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[RemoteKey, _Mapping]]] = ..., epochs: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ForgetRequest(_message.Message):
+    __slots__ = ("origin",)
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,288 @@
+"""Copies of this node's persistent pages on peers: how many there are and where (DESIGN §6).
+
+A persistent page has a *primary* copy (here, or on the peer its remote handle names) and may
+have a *replica* on another peer, found by the page's version. `persistent_copies` 2 asks for
+both; these pure steps say which pages fall short, forget the copies of a node that left, and
+rewrite the tree once a peer has stored a new copy (compare-and-swap on the version, like
+shipping). Copies on draining nodes still count for reads but are replaced, then flushed. The
+remote layer does the I/O. This module is the core's friend, like `shipping`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ramster.tmem.host import INDEX_BITS, Stored, Tmem
+from ramster.tmem.keys import Oid
+from ramster.tmem.pool import Pool, TmemObject
+from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.store import Created, PackedPage
+
+HERE = -1
+"""This node, in a list of the nodes holding a page's copies."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageCopies:
+    """Where the copies of one persistent page of `version` are: `primary` is the peer holding
+    it (None: here), `replica` the peer holding the other copy (None: no other copy)."""
+
+    obj_id: int
+    pool_uid: int
+    oid: Oid
+    index: int
+    version: int
+    page_size: int
+    primary: int | None
+    replica: int | None
+
+    @property
+    def holders(self) -> tuple[int, ...]:
+        """Every node with a copy, this one as `HERE`, primary first."""
+        first = HERE if self.primary is None else self.primary
+        return (first,) if self.replica is None else (first, self.replica)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOff:
+    """What forgetting a node's copies did."""
+
+    promoted: int  # pages whose replica became the primary
+    lost: int  # persistent pages whose only copy it held
+    ephemeral: int  # ephemeral pages it held (misses from now on)
+    replicas: int  # replicas it held of pages kept elsewhere
+
+
+def copies_of_puts(
+    tmem: Tmem,
+    client: str,
+    pool_id: int,
+    keys: Sequence[tuple[Oid, int]],
+    outcomes: Sequence[object],
+) -> list[Shipment]:
+    """The persistent pages a put just stored (outcome `Stored`), packed, to be copied."""
+    pool = tmem._pool(client, pool_id)
+    if not pool.spec.persistent:
+        return []
+    copies = []
+    for (oid, index), outcome in zip(keys, outcomes, strict=True):
+        if not isinstance(outcome, Stored):
+            continue
+        obj = pool.objects.get(oid)
+        slot = obj.slot(index) if obj is not None else None
+        if obj is None or slot is None or slot & REMOTE:
+            continue
+        if tmem._store.version(slot) != outcome.version:  # put again later in the batch
+            continue
+        page = tmem._store.read_packed(slot, pool.spec.page_size)
+        copies.append(_shipment(tmem, obj, index, slot, page))
+    return copies
+
+
+def shortfall(tmem: Tmem, wanted: int, draining: frozenset[int]) -> list[PageCopies]:
+    """Persistent pages with fewer than `wanted` copies on nodes that are not draining, or with a
+    copy on a draining node."""
+    short = []
+    for pool, obj in _own_objects(tmem, persistent=True):
+        for index, slot in obj.items():
+            copies = _copies(tmem, pool, obj, index, slot)
+            holders = copies.holders
+            kept = sum(node not in draining for node in holders)
+            if kept < wanted or kept < len(holders):
+                short.append(copies)
+    return short
+
+
+def read_here(tmem: Tmem, copies: PageCopies) -> PackedPage | None:
+    """The page, if this node still holds it locally at that version."""
+    slot = _current_slot(tmem, copies)
+    if slot is None or slot & REMOTE:
+        return None
+    return tmem._store.read_packed(slot, copies.page_size)
+
+
+def settle(
+    tmem: Tmem,
+    copies: PageCopies | Shipment,
+    added: int | None,
+    draining: frozenset[int],
+    home: PackedPage | None = None,
+) -> bool:
+    """Rewrite where the page is, now that peer `added` holds a copy too (or `home`: a copy is
+    brought here). Keeps two copies, here first, not on draining nodes while others exist, and
+    queues flushes of the copies it drops. False if the page changed meanwhile (the new copy is
+    flushed)."""
+    slot = _current_slot(tmem, copies)
+    obj = tmem._objects.get(copies.obj_id)
+    if obj is None or slot is None:
+        if added is not None:
+            tmem.remote_flushes.append(_flush(added, copies))
+        return False
+    version = copies.version
+    holders = [HERE] if not slot & REMOTE else [tmem._remote.node(slot)]
+    replica = tmem._replicas.get(version)
+    if replica is not None:
+        holders.append(replica)
+    if added is not None and added not in holders:
+        holders.append(added)
+    if home is not None and holders[0] != HERE and _bring_home(tmem, obj, copies, home):
+        slot = obj.slot(copies.index)
+        assert slot is not None
+        holders.insert(0, HERE)
+    kept = [node for node in holders if node not in draining] or holders
+    chosen = kept[:2]
+    for node in holders:
+        if node not in chosen and node != HERE:
+            tmem.remote_flushes.append(_flush(node, copies))
+    if chosen[0] != HERE:
+        assert slot & REMOTE, "a page here stays the primary"
+        tmem._remote.move(slot, chosen[0])
+    if len(chosen) > 1:
+        tmem._replicas[version] = chosen[1]
+    else:
+        tmem._replicas.pop(version, None)
+    return True
+
+
+def unput(tmem: Tmem, shipment: Shipment) -> bool:
+    """Take back a put whose copy no peer stored: the key goes (with any copy it has), unless
+    it was put again meanwhile. True if it went."""
+    obj = tmem._objects.get(shipment.obj_id)
+    slot = obj.slot(shipment.index) if obj is not None else None
+    if obj is None or slot is None or _version(tmem, slot) != shipment.version:
+        return False
+    obj.pop(shipment.index)
+    tmem._release(obj, shipment.index, slot)
+    tmem._counters["pers_puts_unreplicated"] += 1
+    return True
+
+
+def lost_copy(tmem: Tmem, ref: RemoteRef, node: int) -> bool:
+    """Peer `node` no longer has its copy of `ref` (it answered without it): the other copy, if
+    any, is the only one now. True if the tree changed."""
+    obj = tmem._objects.get(ref.obj_id)
+    slot = obj.slot(ref.index) if obj is not None else None
+    if slot is None or not slot & REMOTE or tmem._remote.version(slot) != ref.version:
+        return False
+    replica = tmem._replicas.get(ref.version)
+    if replica is None:
+        return False
+    del tmem._replicas[ref.version]
+    if tmem._remote.node(slot) == node:
+        tmem._remote.move(slot, replica)
+    return True
+
+
+def write_off(tmem: Tmem, node: int) -> WriteOff:
+    """Forget every copy `node` held: it left the cluster. A page it held whose replica lives
+    elsewhere is now read from the replica; one whose only copy it held is lost (persistent) or
+    a miss (ephemeral). No flush goes to it; it is told to forget everything when it returns."""
+    promoted = lost = ephemeral = replicas = 0
+    for pool, obj in list(_own_objects(tmem)):
+        for index, slot in list(obj.items()):
+            version = _version(tmem, slot)
+            if tmem._replicas.get(version) == node:
+                del tmem._replicas[version]
+                replicas += 1
+            if not slot & REMOTE or tmem._remote.node(slot) != node:
+                continue
+            replica = tmem._replicas.pop(version, None)
+            if replica is not None:
+                tmem._remote.move(slot, replica)
+                promoted += 1
+                continue
+            if pool.spec.persistent:
+                lost += 1
+            else:
+                ephemeral += 1
+            obj.pop(index)
+            tmem._remote_remove(slot, pool.spec.persistent)
+            pool.pages -= 1
+            if not obj:
+                tmem._unlink_object(obj)
+    tmem._counters["remote_pers_pages_lost"] += lost
+    tmem.remote_flushes = [f for f in tmem.remote_flushes if f.node != node]
+    return WriteOff(promoted, lost, ephemeral, replicas)
+
+
+def holders_of(tmem: Tmem) -> set[int]:
+    """Every peer holding a copy of some page of this node."""
+    nodes = set(tmem._replicas.values())
+    for _, obj in _own_objects(tmem):
+        nodes.update(tmem._remote.node(slot) for _, slot in obj.items() if slot & REMOTE)
+    return nodes
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _own_objects(tmem: Tmem, persistent: bool | None = None) -> Iterator[tuple[Pool, TmemObject]]:
+    for obj in tmem._objects.values():
+        pool = obj.pool
+        if not pool.foreign and (persistent is None or pool.spec.persistent == persistent):
+            yield pool, obj
+
+
+def _copies(tmem: Tmem, pool: Pool, obj: TmemObject, index: int, slot: int) -> PageCopies:
+    version = _version(tmem, slot)
+    return PageCopies(
+        obj_id=obj.obj_id,
+        pool_uid=pool.uid,
+        oid=obj.oid,
+        index=index,
+        version=version,
+        page_size=pool.spec.page_size,
+        primary=tmem._remote.node(slot) if slot & REMOTE else None,
+        replica=tmem._replicas.get(version),
+    )
+
+
+def _shipment(tmem: Tmem, obj: TmemObject, index: int, slot: int, page: PackedPage) -> Shipment:
+    version = _version(tmem, slot)
+    return Shipment(
+        obj_id=obj.obj_id,
+        slot=slot,
+        pool_uid=obj.pool.uid,
+        persistent=obj.pool.spec.persistent,
+        oid=obj.oid,
+        index=index,
+        version=version,
+        page=page,
+        replica=tmem._replicas.get(version),
+    )
+
+
+def _version(tmem: Tmem, slot: int) -> int:
+    return tmem._remote.version(slot) if slot & REMOTE else tmem._store.version(slot)
+
+
+def _current_slot(tmem: Tmem, copies: PageCopies | Shipment) -> int | None:
+    """The slot of the page's key if it still holds `copies.version`, else None."""
+    obj = tmem._objects.get(copies.obj_id)
+    slot = obj.slot(copies.index) if obj is not None else None
+    if slot is None or _version(tmem, slot) != copies.version:
+        return None
+    return slot
+
+
+def _bring_home(
+    tmem: Tmem, obj: TmemObject, copies: PageCopies | Shipment, page: PackedPage
+) -> bool:
+    """Store `page` here in place of its remote handle (the peer keeps its copy)."""
+    outcome = tmem._store.create(
+        page, True, copies.version, (obj.obj_id << INDEX_BITS) | copies.index
+    )
+    if outcome.evicted:
+        tmem._forget(outcome.evicted, keep=obj)
+    if not isinstance(outcome, Created):
+        return False
+    handle = obj.slot(copies.index)
+    assert handle is not None and handle & REMOTE
+    tmem._remote_remove(handle, True)
+    obj.replace(copies.index, outcome.slot)
+    return True
+
+
+def _flush(node: int, copies: PageCopies | Shipment) -> RemoteFlush:
+    return RemoteFlush(node, copies.pool_uid, copies.oid, copies.index, copies.version)

@@ -1,0 +1,173 @@
+"""A restarted node taking its persistent pages back from its peers (DESIGN §6).
+
+Holders keep foreign pages per origin number and epoch. When an origin starts again under a new
+epoch it picks the latest earlier epoch any peer holds, and each peer adopts that epoch's
+persistent pages under the new one (`adopt`), dropping everything else it held for that number;
+the origin then `restore`s what they list: pools (unclaimed until their client asks for a pool of
+the same spec again) and remote handles, the newest version of each key winning. Versions and
+pool uids continue above the recovered ones. Pure; friends of the host like `shipping`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from ramster.tmem.foreign import origin_client
+from ramster.tmem.host import FOREIGN_PREFIX, Tmem
+from ramster.tmem.keys import Oid
+from ramster.tmem.pool import Pool, PoolRecord
+from ramster.tmem.remote import REMOTE, RemoteFlush
+
+HeldKey = tuple[int, Oid, int, int]
+"""(origin pool uid, oid, index, version) of a page a holder keeps."""
+
+
+# -- the holder's side ---------------------------------------------------------------------------
+
+
+def held_epochs(tmem: Tmem, number: int) -> list[str]:
+    """The epochs of origin `number` this node holds pages for."""
+    prefix = f"{FOREIGN_PREFIX}{number}:"
+    return sorted(c.removeprefix(prefix) for c in tmem._clients if c.startswith(prefix))
+
+
+def adopt(tmem: Tmem, number: int, keep: str, current: str) -> list[Pool]:
+    """Move the persistent pools of epoch `keep` of origin `number` under its `current` epoch,
+    and drop every other page held for that number (except the current epoch's). Returns the
+    pools moved."""
+    moved: list[Pool] = []
+    into = tmem._clients.setdefault(origin_client(number, current), {})
+    for epoch in held_epochs(tmem, number):
+        if epoch == current:
+            continue
+        pools = tmem._clients.pop(origin_client(number, epoch))
+        for uid, pool in pools.items():
+            if epoch == keep and pool.spec.persistent and uid not in into:
+                into[uid] = pool
+                moved.append(pool)
+            else:
+                tmem._drop_pool(pool)
+    if not into:
+        del tmem._clients[origin_client(number, current)]
+    return moved
+
+
+def forget_origin(tmem: Tmem, number: int) -> int:
+    """Drop every page held for origin `number`, of every epoch; return how many."""
+    dropped = 0
+    for epoch in held_epochs(tmem, number):
+        for pool in tmem._clients.pop(origin_client(number, epoch)).values():
+            dropped += tmem._drop_pool(pool)
+    return dropped
+
+
+def records(pools: Iterable[Pool]) -> list[PoolRecord]:
+    """What a holder knows of who owns each pool (pools without a record are left out)."""
+    return [
+        PoolRecord(pool.uid, pool.owner[0], pool.owner[1], pool.spec)
+        for pool in pools
+        if pool.owner is not None
+    ]
+
+
+def held_keys(pools: Iterable[Pool], tmem: Tmem) -> Iterator[HeldKey]:
+    """Every page of `pools` with its version."""
+    version = tmem._store.version
+    for pool in pools:
+        for obj in list(pool.objects.values()):
+            for index, slot in list(obj.items()):  # the caller may yield between pages
+                if not slot & REMOTE:
+                    yield pool.uid, obj.oid, index, version(slot)
+
+
+# -- the origin's side ---------------------------------------------------------------------------
+
+
+def own_records(tmem: Tmem, uids: Iterable[int]) -> list[PoolRecord]:
+    """The records of this node's pools `uids`, for the peers that hold their pages."""
+    wanted = set(uids)
+    return records(pool for pool in _own_pools(tmem) if pool.uid in wanted)
+
+
+def restore(
+    tmem: Tmem, holder: int, pool_records: Sequence[PoolRecord], keys: Sequence[HeldKey]
+) -> int:
+    """Take back the pages peer `holder` keeps for this node: each key becomes a remote handle to
+    it, or its replica if another peer holds the same version; an older copy of a key is
+    flushed. Pages of pools without a record cannot be placed and are flushed. Returns how many
+    pages became this node's again."""
+    by_uid = {pool.uid: pool for pool in _own_pools(tmem)}
+    for record in pool_records:
+        if record.uid not in by_uid:
+            pool = _install(tmem, record)
+            if pool is not None:
+                by_uid[record.uid] = pool
+    restored = 0
+    for uid, oid, index, version in keys:
+        tmem._version = max(tmem._version, version)
+        pool = by_uid.get(uid)
+        if pool is None or not pool.spec.persistent:
+            tmem.remote_flushes.append(RemoteFlush(holder, uid, oid, index, version))
+            continue
+        restored += _restore_page(tmem, holder, pool, oid, index, version)
+    if by_uid:
+        tmem._next_pool_uid = max(tmem._next_pool_uid, *by_uid)
+    return restored
+
+
+def _restore_page(tmem: Tmem, holder: int, pool: Pool, oid: Oid, index: int, version: int) -> int:
+    obj = pool.objects.get(oid)
+    if obj is None:
+        obj = tmem._new_object(pool, oid)
+    slot = obj.slot(index)
+    if slot is not None:
+        held = tmem._remote.version(slot) if slot & REMOTE else tmem._store.version(slot)
+        replica = tmem._replicas.get(held)
+        if held == version and slot & REMOTE:
+            if holder in (tmem._remote.node(slot), replica):
+                return 0
+            if replica is None:
+                tmem._replicas[version] = holder
+                return 0
+        if held >= version:  # a newer copy, or a third one: this holder's goes
+            tmem.remote_flushes.append(RemoteFlush(holder, pool.uid, oid, index, version))
+            return 0
+        obj.pop(index)
+        tmem._free_slot(obj, index, slot)  # the older copies are flushed
+        pool.pages -= 1
+    obj.insert(index, tmem._remote_add(holder, version, True))
+    pool.pages += 1
+    return 1
+
+
+def _install(tmem: Tmem, record: PoolRecord) -> Pool | None:
+    """A recovered pool, waiting for its client; None if its place is taken."""
+    pool = Pool(record.spec, record.uid, owner=(record.client, record.pool_id))
+    uuid = record.spec.shared_uuid
+    if uuid is not None:
+        if uuid in tmem._shared:
+            return None
+        pool.refs = 0  # joined by the first client that asks for it
+        tmem._shared[uuid] = pool
+        return pool
+    pools = tmem._clients.setdefault(record.client, {})
+    if record.pool_id in pools:
+        return None
+    pools[record.pool_id] = pool
+    tmem._unclaimed.add((record.client, record.pool_id))
+    return pool
+
+
+def _own_pools(tmem: Tmem) -> Iterator[Pool]:
+    seen: set[int] = set()
+    for client, pools in tmem._clients.items():
+        if client.startswith(FOREIGN_PREFIX):
+            continue
+        for pool in pools.values():
+            if pool.uid not in seen:
+                seen.add(pool.uid)
+                yield pool
+    for pool in tmem._shared.values():
+        if pool.uid not in seen:
+            seen.add(pool.uid)
+            yield pool
