@@ -98,6 +98,8 @@ class RemoteLayer:
         self._tasks: list[asyncio.Task[None]] = []
         self._repair_wake = asyncio.Event()
         self._introduced: set[int] = set()  # peers that know this epoch (recovered or forgot)
+        self._epochs: dict[int, str] = {}  # the last epoch seen of every peer
+        self._orphans: dict[int, list[RemoteFlush]] = {}  # written-off copies, by holder
         self._recovered = False
         self._unshippable: set[bool] = set()  # classes with no page any peer may take now
         self.counters = dict.fromkeys(
@@ -133,14 +135,17 @@ class RemoteLayer:
         """Follow the cluster view: open links to new peers, close links to gone ones (writing
         off the copies they held), and introduce new peers once recovery is done."""
         tmem = self._backend.tmem
-        for number in self.members.keys() - members.keys():
-            if number == self.me:
+        for number in (self.members.keys() | self._epochs.keys()) - {self.me}:
+            info = members.get(number)
+            known = self._epochs.get(number)
+            restarted = info is not None and known is not None and info.epoch != known
+            if info is not None and not restarted:
                 continue
-            self._introduced.discard(number)
-            self.counters["peers_written_off"] += 1
-            if tmem is not None:
-                off = write_off(tmem, number)
-                log.warning("node %d left: its copies are written off (%s)", number, off)
+            if number in self.members or restarted:
+                self._write_off(tmem, number, restarted)
+            if restarted:
+                del self._epochs[number]
+        self._epochs.update((n, info.epoch) for n, info in members.items() if n != self.me)
         self.members = dict(members)
         self._unshippable.clear()
         for number, info in members.items():
@@ -161,20 +166,41 @@ class RemoteLayer:
         self._wake.set()
         self._repair_wake.set()
 
+    def _write_off(self, tmem: Tmem | None, number: int, restarted: bool) -> None:
+        """Stop counting on peer `number`'s copies until it is introduced again."""
+        self._introduced.discard(number)
+        self.counters["peers_written_off"] += 1
+        if restarted:
+            self._orphans.pop(number, None)
+        if tmem is None:
+            return
+        off, orphans = write_off(tmem, number, restarted)
+        self._orphans.setdefault(number, []).extend(orphans)
+        how = "restarted" if restarted else "left"
+        log.warning("node %d %s: its copies are written off (%s)", number, how, off)
+
     async def _introduce(self) -> None:
-        """Tell each peer not yet told to forget what it holds for this node's number: copies
-        from an earlier epoch, or written off while it was out of the view."""
+        """Before a peer is placed on (again): flush the copies it held that were written off
+        while it was out of the view, and have it forget this node's earlier epochs."""
         for number, link in list(self._links.items()):
             if number in self._introduced:
                 continue
+            orphans = self._orphans.pop(number, [])
             try:
+                if orphans:
+                    await link.flush(orphans)
                 dropped = await link.forget()
             except RamsterError as error:
-                log.warning("node %d could not be told to forget: %s", number, error.message)
+                self._orphans.setdefault(number, []).extend(orphans)
+                log.warning("node %d could not be introduced: %s", number, error.message)
                 continue
             self._introduced.add(number)
-            if dropped:
-                log.info("node %d dropped its stale copies of this node's pages", number)
+            if dropped or orphans:
+                log.info(
+                    "node %d dropped %d written-off copies and earlier epochs' pages",
+                    number,
+                    len(orphans),
+                )
 
     # -- recovery ----------------------------------------------------------------------------
 

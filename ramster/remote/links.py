@@ -179,8 +179,8 @@ class PeerLink:
         return epochs, owners, keys
 
     async def forget(self) -> bool:
-        """Have the peer drop every page it holds for this node's number, of any epoch; True if
-        it held any."""
+        """Have the peer drop every page it holds for this node's earlier epochs; True if it
+        held any."""
         request = peer_pb2.ForgetRequest(origin=self._origin)
         return any((await self._call("Forget", request, _FLUSHED)).flushed)
 

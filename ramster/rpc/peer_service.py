@@ -207,9 +207,11 @@ class PeerService:
     async def forget(self, request: peer_pb2.ForgetRequest) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.loaded()
         _origin(request.origin)
-        dropped = forget_origin(tmem, request.origin.node_number)
+        dropped = forget_origin(tmem, request.origin.node_number, request.origin.epoch)
         if dropped:
-            log.info("forgot %d pages of node %d", dropped, request.origin.node_number)
+            log.info(
+                "forgot %d pages of earlier epochs of node %d", dropped, request.origin.node_number
+            )
         return peer_pb2.PeerFlushResponse(flushed=[dropped > 0])
 
     def _holder(self) -> Tmem:

@@ -174,23 +174,32 @@ def lost_copy(tmem: Tmem, ref: RemoteRef, node: int) -> bool:
     return True
 
 
-def write_off(tmem: Tmem, node: int) -> WriteOff:
-    """Forget every copy `node` held: it left the cluster. A page it held whose replica lives
-    elsewhere is now read from the replica; one whose only copy it held is lost (persistent) or
-    a miss (ephemeral). No flush goes to it; it is told to forget everything when it returns."""
+def write_off(tmem: Tmem, node: int, restarted: bool) -> tuple[WriteOff, list[RemoteFlush]]:
+    """Stop counting on the copies `node` holds: it left the view, or came back `restarted`
+    (its memory is gone). A page it held whose other copy lives elsewhere is read from that copy
+    from now on; its replicas are forgotten (the repair loop makes new ones). A page whose only
+    copy it holds stays remote while it may come back, and is lost (persistent) or a miss
+    (ephemeral) once it restarted. Returns what was done and the flushes its now unreferenced
+    copies need should it come back with them (none once restarted)."""
     promoted = lost = ephemeral = replicas = 0
+    orphans: list[RemoteFlush] = []
     for pool, obj in list(_own_objects(tmem)):
         for index, slot in list(obj.items()):
             version = _version(tmem, slot)
+            flush = RemoteFlush(node, pool.uid, obj.oid, index, version)
             if tmem._replicas.get(version) == node:
                 del tmem._replicas[version]
                 replicas += 1
+                orphans.append(flush)
             if not slot & REMOTE or tmem._remote.node(slot) != node:
                 continue
             replica = tmem._replicas.pop(version, None)
             if replica is not None:
                 tmem._remote.move(slot, replica)
                 promoted += 1
+                orphans.append(flush)
+                continue
+            if not restarted:
                 continue
             if pool.spec.persistent:
                 lost += 1
@@ -202,8 +211,9 @@ def write_off(tmem: Tmem, node: int) -> WriteOff:
             if not obj:
                 tmem._unlink_object(obj)
     tmem._counters["remote_pers_pages_lost"] += lost
+    orphans += [f for f in tmem.remote_flushes if f.node == node]
     tmem.remote_flushes = [f for f in tmem.remote_flushes if f.node != node]
-    return WriteOff(promoted, lost, ephemeral, replicas)
+    return WriteOff(promoted, lost, ephemeral, replicas), [] if restarted else orphans
 
 
 def holders_of(tmem: Tmem) -> set[int]:

@@ -52,10 +52,12 @@ def adopt(tmem: Tmem, number: int, keep: str, current: str) -> list[Pool]:
     return moved
 
 
-def forget_origin(tmem: Tmem, number: int) -> int:
-    """Drop every page held for origin `number`, of every epoch; return how many."""
+def forget_origin(tmem: Tmem, number: int, current: str) -> int:
+    """Drop every page held for origin `number` of an epoch before `current`; return how many."""
     dropped = 0
     for epoch in held_epochs(tmem, number):
+        if epoch == current:
+            continue
         for pool in tmem._clients.pop(origin_client(number, epoch)).values():
             dropped += tmem._drop_pool(pool)
     return dropped

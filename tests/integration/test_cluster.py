@@ -9,6 +9,9 @@ one peer call carries; data traffic through an etcd crash, a node joining after 
 cut off from etcd past its lease; the `ramster members`, `ramster param set --cluster` and
 `ramster up` commands.
 
+These tests are about shipping pages, so their clusters keep one copy of a persistent page
+(`persistent_copies` 1); second copies, repair, recovery and drain are `test_durability.py`'s.
+
 Not here: membership on its own (`test_membership.py`), one node's lifecycle
 (`test_node_lifecycle.py`), the remote layer's decisions (`tests/unit/test_remote_*.py`).
 """
@@ -31,6 +34,7 @@ from typing import TypeVar
 import pytest
 
 from nodemanager.cli import list_members
+from nodemanager.etcd import write_param
 from ramster.client import FailedPrecondition, SyncClient
 from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
 from tests.support.etcd import EtcdLink, EtcdProcess
@@ -75,14 +79,17 @@ def pages_of(objects: Iterable[int]) -> list[int]:
 
 
 class Cluster:
-    """The nodes of one test, in one etcd cluster, and one client of each, by node name."""
+    """The nodes of one test, in one etcd cluster, and one client of each, by node name.
 
-    def __init__(self, factory: NodeFactory, etcd_url: str, name: str) -> None:
+    `copies` is the cluster's `persistent_copies`, written to etcd before any node starts."""
+
+    def __init__(self, factory: NodeFactory, etcd_url: str, name: str, copies: int = 1) -> None:
         self.factory = factory
         self.etcd_url = etcd_url
         self.name = name
         self.nodes: dict[str, NodeProcess] = {}
         self.clients: dict[str, SyncClient] = {}
+        asyncio.run(write_param(etcd_url, name, "persistent_copies", str(copies)))
 
     def start(self, name: str, memory: str, etcd_url: str | None = None) -> NodeProcess:
         """Node `name` with a budget of `memory`, reaching etcd at `etcd_url` (default: the
@@ -627,7 +634,7 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "eph_remotify": "on",
         "pers_remotify": "off",
         "remote_target": "auto",
-        "persistent_copies": "2",
+        "persistent_copies": "1",
     }
 
 

@@ -63,6 +63,8 @@ def test_a_black_holed_peer_makes_its_pages_miss_within_the_deadline_and_local_g
         extra_flags=("--node-number", "1", "--peer", proxy.address),
     )
     with SyncClient(node_a.address, "test-A", timeout=CLIENT_TIMEOUT) as a:
+        # One copy: with two nodes, a second copy would leave A no peer to ship pages to.
+        a.set_param("persistent_copies", "1")
         pool = a.new_pool(persistent=True)
         numbers = pages_of(range(48))  # about 6 MiB packed: half again A's budget
         wait_for(lambda: proxy.connections > 0, what="A reaching B through the proxy")

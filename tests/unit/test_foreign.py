@@ -300,7 +300,7 @@ def test_destroy_foreign_pools_reports_what_it_found_and_is_idempotent() -> None
     assert tmem.remote_flushes == []
 
 
-def test_forget_origin_drops_every_page_of_that_origin_number_only() -> None:
+def test_forget_origin_drops_the_earlier_epochs_of_that_origin_number_only() -> None:
     tmem, store = holder()
     local = tmem.new_pool("app", PoolSpec())
     tmem.put("app", local, 1, 0, bytes(PAGE_SIZE))
@@ -308,8 +308,9 @@ def test_forget_origin_drops_every_page_of_that_origin_number_only() -> None:
     put_foreign(tmem, OTHER, [foreign(0), foreign(1, persistent=True)])
     assert foreign_counts(tmem) == (4, 3)
 
-    assert forget_origin(tmem, 2) == 5
-    assert forget_origin(tmem, 2) == 0
+    assert forget_origin(tmem, 2, "e2") == 0  # e2 is the current epoch: kept
+    assert forget_origin(tmem, 2, "e9") == 5
+    assert forget_origin(tmem, 2, "e9") == 0
 
     assert origins(tmem) == [OTHER]
     assert foreign_counts(tmem) == (1, 1)

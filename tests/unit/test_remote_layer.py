@@ -755,9 +755,14 @@ def test_an_unreachable_holder_is_a_miss_and_the_handle_stays() -> None:
         peers.links[2].get_error = None  # it is back: the page is still there
         assert await layer.fetch([ref], free=False) == [pack_page(big(1))]
 
-        # The holder left the view: its copies are written off at once, and with no other
-        # copy the page is lost (counted, never answered wrong).
+        # The holder left the view: with no other copy the handle stays (it may come back) ...
         await layer.set_members({ME: member(ME, 0)})
+        assert await layer.fetch([ref], free=False) == [None]
+        assert tmem.page_version(APP, pool, 7, 0) == version
+        # ... and it is lost (counted, never answered wrong) once the holder is back restarted.
+        await layer.set_members(
+            {ME: member(ME, 0), 2: dataclasses.replace(member(2, MIB), epoch="e2b")}
+        )
         assert tmem.page_version(APP, pool, 7, 0) is None
         assert tmem.counters()["remote_pers_pages_lost"] == 1
         assert await layer.fetch([ref], free=False) == [None]
