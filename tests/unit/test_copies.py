@@ -1,0 +1,315 @@
+"""Copies of persistent pages on two nodes and taking them back after a restart, in the pure core
+(`ramster.tmem.copies`, `ramster.tmem.recovery`; DESIGN §6).
+
+A "peer" is a node number; what a peer holds is simulated by the holder-side core
+(`ramster.tmem.foreign`) on a second `Tmem` where a test needs it. Races are forced by calling
+the core in the order the network would interleave it (copy taken, then a put or flush, then the
+copy recorded). The async layer that drives this is in test_remote_layer.py.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from ramster.tmem import PoolSpec, Rejected, Stored, Tmem
+from ramster.tmem.copies import (
+    HERE,
+    PageCopies,
+    copies_of_puts,
+    lost_copy,
+    read_here,
+    settle,
+    shortfall,
+    unput,
+    write_off,
+)
+from ramster.tmem.foreign import ForeignPage, origin_client, put_foreign
+from ramster.tmem.pool import PoolRecord
+from ramster.tmem.recovery import adopt, forget_origin, held_epochs, held_keys, restore
+from ramster.tmem.remote import RemoteFlush
+from ramster.tmem.shipping import (
+    complete_shipments,
+    drain_flushes,
+    localify,
+    remote_refs,
+    take_shipments,
+)
+from ramster.zcache import ZCache, ZcacheConfig
+from ramster.zcache.codec import pack_page
+
+APP = "app"
+PAGE_SIZE = 4096
+PERSISTENT = PoolSpec(persistent=True)
+B, C, D = 2, 3, 4
+NOBODY: frozenset[int] = frozenset()
+ALL = 1 << 30
+
+
+def page(seed: int) -> bytes:
+    return random.Random(seed).randbytes(1500) + bytes(PAGE_SIZE - 1500)
+
+
+def host() -> Tmem:
+    return Tmem(ZCache(ZcacheConfig(memory=4 << 20)))
+
+
+def stored(tmem: Tmem, pool: int, keys: list[tuple[int, int]]) -> list[Stored | Rejected]:
+    """Put page(oid * 100 + index) at every key; every outcome."""
+    outcomes = tmem.put_many(APP, pool, [(o, i, page(o * 100 + i)) for o, i in keys])
+    assert all(isinstance(o, Stored) for o in outcomes), outcomes
+    return outcomes
+
+
+def copied(tmem: Tmem, pool: int, keys: list[tuple[int, int]], node: int) -> None:
+    """Put pages at `keys` and record their copies on `node`, as a put with two copies does."""
+    outcomes = stored(tmem, pool, keys)
+    oids = [((o, 0, 0), i) for o, i in keys]
+    for shipment in copies_of_puts(tmem, APP, pool, oids, outcomes):
+        assert settle(tmem, shipment, node, NOBODY)
+
+
+def where(tmem: Tmem) -> dict[tuple[int, int], tuple[int, int | None]]:
+    """Every persistent page's (oid word 0, index) -> (primary, replica), HERE for this node."""
+    return {
+        (c.oid[0], c.index): (HERE if c.primary is None else c.primary, c.replica)
+        for c in shortfall(tmem, 3, NOBODY)  # every page has fewer than 3 copies
+    }
+
+
+def test_a_put_yields_one_copy_per_stored_page_and_settling_records_the_replica() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    outcomes = stored(tmem, pool, [(1, 0), (1, 1)])
+    shipments = copies_of_puts(tmem, APP, pool, [((1, 0, 0), 0), ((1, 0, 0), 1)], outcomes)
+    assert [(s.oid, s.index, s.version, s.page) for s in shipments] == [
+        ((1, 0, 0), 0, 1, pack_page(page(100))),
+        ((1, 0, 0), 1, 2, pack_page(page(101))),
+    ]
+    assert settle(tmem, shipments[0], B, NOBODY)
+    assert where(tmem) == {(1, 0): (HERE, B), (1, 1): (HERE, None)}
+    assert shortfall(tmem, 2, NOBODY) == [
+        PageCopies(shipments[1].obj_id, 1, (1, 0, 0), 1, 2, PAGE_SIZE, None, None)
+    ]
+    assert tmem.counters()["pers_pages_replicated"] == 1
+
+
+def test_a_page_put_again_while_its_copy_travels_keeps_the_new_page_and_flushes_the_copy() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    outcomes = stored(tmem, pool, [(1, 0)])
+    [shipment] = copies_of_puts(tmem, APP, pool, [((1, 0, 0), 0)], outcomes)
+    tmem.put(APP, pool, 1, 0, page(7))  # version 2 while version 1's copy is on the wire
+
+    assert not settle(tmem, shipment, B, NOBODY)
+    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
+    assert not unput(tmem, shipment)  # the newer page stays
+    assert tmem.get(APP, pool, 1, 0, free=False) == page(7)
+
+
+def test_a_put_no_peer_copied_is_taken_back_and_counted() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    outcomes = stored(tmem, pool, [(1, 0)])
+    [shipment] = copies_of_puts(tmem, APP, pool, [((1, 0, 0), 0)], outcomes)
+    assert unput(tmem, shipment)
+    assert tmem.get(APP, pool, 1, 0, free=False) is None
+    assert tmem.counters()["pers_puts_unreplicated"] == 1
+    assert drain_flushes(tmem) == []
+
+
+def test_flushing_a_page_flushes_its_replica_and_destroying_the_pool_its_holders() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    copied(tmem, pool, [(1, 0), (1, 1), (2, 0)], B)
+    assert tmem.flush_page(APP, pool, 1, 0)
+    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
+    assert tmem.flush_object(APP, pool, 1)
+    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0))]
+    assert tmem.destroy_pool(APP, pool) == 1
+    assert drain_flushes(tmem) == [RemoteFlush(B, 1)]
+    assert tmem.counters()["pers_pages_replicated"] == 0
+
+
+def test_remotify_keeps_the_replica_and_a_get_and_free_flushes_the_other_copy() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    copied(tmem, pool, [(1, 0)], B)
+    [shipment] = take_shipments(tmem, True, 10, ALL)
+    assert shipment.replica == B  # the layer ships it anywhere but B
+    assert complete_shipments(tmem, C, [shipment], [True]) == 1
+    assert where(tmem) == {(1, 0): (C, B)}
+    [ref] = remote_refs(tmem)
+    assert (ref.node, ref.replica) == (C, B)
+
+    # C answers and frees its copy: B's goes too.
+    answer = (pack_page(page(100)), 1)
+    assert localify(tmem, ref, answer, freed=True) == pack_page(page(100))
+    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
+
+
+def test_a_read_failed_over_to_the_replica_flushes_the_primary_when_freed() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    copied(tmem, pool, [(1, 0)], B)
+    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
+    [ref] = remote_refs(tmem)
+    answer = (pack_page(page(100)), 1)
+    assert localify(tmem, ref, answer, freed=True, source=B) == pack_page(page(100))
+    assert drain_flushes(tmem) == [RemoteFlush(C, 1, (1, 0, 0), 0, 1)]
+
+
+def test_a_primary_that_lost_its_copy_leaves_the_replica_as_the_only_one() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    copied(tmem, pool, [(1, 0)], B)
+    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
+    [ref] = remote_refs(tmem)
+    assert lost_copy(tmem, ref, C)
+    assert where(tmem) == {(1, 0): (B, None)}
+    assert not lost_copy(tmem, ref, C)  # nothing left to promote
+
+
+def test_a_node_that_left_is_written_off_its_replicas_promoted_and_orphans_listed() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    copied(tmem, pool, [(1, 0), (1, 1), (1, 2)], B)
+    shipments = take_shipments(tmem, True, 2, ALL)  # (1, 0) and (1, 1) go to C
+    complete_shipments(tmem, C, shipments, [True, True])
+    tmem.flush_page(APP, pool, 1, 1)  # a flush for C and B waits in the queue
+    assert where(tmem) == {(1, 0): (C, B), (1, 2): (HERE, B)}
+
+    off, orphans = write_off(tmem, C, restarted=False)
+    assert (off.promoted, off.lost, off.replicas) == (1, 0, 0)
+    assert where(tmem) == {(1, 0): (B, None), (1, 2): (HERE, B)}
+    assert orphans == [
+        RemoteFlush(C, 1, (1, 0, 0), 0, 1),  # its copy of (1, 0), now read from B
+        RemoteFlush(C, 1, (1, 0, 0), 1, 2),  # the flush that was queued for it
+    ]
+    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0), 1, 2)]
+    assert [c.index for c in shortfall(tmem, 2, NOBODY)] == [0]  # read from B alone now
+
+
+def test_a_single_copy_on_a_node_that_left_stays_until_it_comes_back_restarted() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    stored(tmem, pool, [(1, 0)])
+    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
+    off, orphans = write_off(tmem, C, restarted=False)
+    assert (off.lost, orphans) == (0, [])
+    assert where(tmem) == {(1, 0): (C, None)}
+
+    off, orphans = write_off(tmem, C, restarted=True)
+    assert (off.lost, orphans) == (1, [])
+    assert tmem.page_version(APP, pool, 1, 0) is None
+    assert tmem.counters()["remote_pers_pages_lost"] == 1
+
+
+def test_settle_moves_copies_off_draining_nodes_and_keeps_two() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    copied(tmem, pool, [(1, 0)], B)
+    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
+    draining = frozenset({C})
+    [item] = shortfall(tmem, 2, draining)  # two copies, one of them on a draining node
+    assert (item.primary, item.replica) == (C, B)
+
+    assert settle(tmem, item, D, draining)
+    assert where(tmem) == {(1, 0): (B, D)}
+    assert drain_flushes(tmem) == [RemoteFlush(C, 1, (1, 0, 0), 0, 1)]
+    assert shortfall(tmem, 2, draining) == []
+
+
+def test_a_page_with_no_peer_to_copy_to_comes_home_beside_its_remote_copy() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    stored(tmem, pool, [(1, 0)])
+    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
+    [item] = shortfall(tmem, 2, NOBODY)
+    assert read_here(tmem, item) is None  # it is on C
+
+    assert settle(tmem, item, None, NOBODY, home=pack_page(page(100)))
+    assert where(tmem) == {(1, 0): (HERE, C)}
+    assert tmem.get(APP, pool, 1, 0, free=False) == page(100)
+
+
+# -- recovery ----------------------------------------------------------------------------------
+
+
+def ship_all(origin: Tmem, holder: Tmem, name: str, node: int) -> None:
+    """Ship every local persistent page of `origin` to `holder` (node `node`), with records."""
+    shipments = take_shipments(origin, True, 1000, ALL)
+    records = [PoolRecord(s.pool_uid, APP, 0, PERSISTENT) for s in shipments[:1]]
+    pages = [ForeignPage(s.pool_uid, True, s.oid, s.index, s.version, s.page) for s in shipments]
+    put_foreign(holder, name, pages, records)
+    complete_shipments(origin, node, shipments, [True] * len(shipments))
+
+
+def test_a_restarted_node_takes_back_its_pages_and_its_client_gets_its_pool_again() -> None:
+    old = host()
+    pool = old.new_pool(APP, PERSISTENT)
+    stored(old, pool, [(1, 0), (1, 1), (2, 5)])
+    holder = host()
+    ship_all(old, holder, origin_client(1, "e1"), B)
+    put_foreign(holder, origin_client(1, "e0"), [])  # nothing, but an epoch entry is harmless
+
+    assert held_epochs(holder, 1) == ["e1"]
+    pools = adopt(holder, 1, keep="e1", current="e2")
+    assert held_epochs(holder, 1) == ["e2"]
+    keys = sorted(held_keys(pools, holder))
+    assert keys == [(1, (1, 0, 0), 0, 1), (1, (1, 0, 0), 1, 2), (1, (2, 0, 0), 5, 3)]
+
+    new = Tmem(ZCache(ZcacheConfig(memory=4 << 20)), first_version=1)
+    records = [PoolRecord(1, APP, pool, PERSISTENT)]
+    assert restore(new, B, records, keys) == 3
+    assert new.new_pool(APP, PERSISTENT) == pool  # claimed, not a new one
+    assert new.new_pool(APP, PERSISTENT) == pool + 1  # the next is new
+    refs = new.get_many_packed(APP, pool, [((1, 0, 0), 1)], free=False)
+    assert [(r.node, r.version) for r in refs] == [(B, 2)]  # type: ignore[union-attr]
+    put = new.put(APP, pool, 9, 0, page(1))
+    assert put == Stored(4)  # versions go on above the recovered ones
+
+
+def test_restoring_from_two_holders_makes_one_the_replica_and_flushes_an_older_copy() -> None:
+    new = host()
+    records = [PoolRecord(5, APP, 0, PERSISTENT)]
+    assert restore(new, B, records, [(5, (1, 0, 0), 0, 10), (5, (1, 0, 0), 1, 11)]) == 2
+    assert restore(new, C, records, [(5, (1, 0, 0), 0, 10), (5, (1, 0, 0), 1, 9)]) == 0
+    assert where(new) == {(1, 0): (B, C), (1, 1): (B, None)}
+    assert drain_flushes(new) == [RemoteFlush(C, 5, (1, 0, 0), 1, 9)]
+    # A newer copy on a third holder wins over both.
+    assert restore(new, D, records, [(5, (1, 0, 0), 0, 12)]) == 1
+    assert where(new) == {(1, 0): (D, None), (1, 1): (B, None)}
+    assert drain_flushes(new) == [
+        RemoteFlush(C, 5, (1, 0, 0), 0, 10),
+        RemoteFlush(B, 5, (1, 0, 0), 0, 10),
+    ]
+
+
+def test_pages_of_a_pool_without_a_record_are_flushed_not_guessed() -> None:
+    new = host()
+    assert restore(new, B, [], [(7, (1, 0, 0), 0, 3)]) == 0
+    assert drain_flushes(new) == [RemoteFlush(B, 7, (1, 0, 0), 0, 3)]
+
+
+def test_a_shared_persistent_pool_comes_back_for_the_first_client_that_joins_it() -> None:
+    shared = PoolSpec(persistent=True, shared_uuid=uuid.UUID(int=7))
+    new = host()
+    assert restore(new, B, [PoolRecord(3, "x", 0, shared)], [(3, (1, 0, 0), 0, 5)]) == 1
+    pool = new.new_pool("y", shared)
+    [ref] = new.get_many_packed("y", pool, [((1, 0, 0), 0)], free=False)
+    assert (ref.node, ref.version) == (B, 5)  # type: ignore[union-attr]
+
+
+def test_forget_drops_earlier_epochs_and_adopt_drops_ephemeral_pools() -> None:
+    holder = host()
+    eph = ForeignPage(8, False, (1, 0, 0), 0, 1, pack_page(page(1)))
+    pers = ForeignPage(9, True, (1, 0, 0), 0, 2, pack_page(page(2)))
+    put_foreign(holder, origin_client(1, "e1"), [eph, pers])
+    put_foreign(holder, origin_client(1, "e0"), [pers])
+    pools = adopt(holder, 1, keep="e1", current="e2")
+    assert [p.uid for p in pools] == [9]
+    assert held_epochs(holder, 1) == ["e2"]
+    assert holder.counters()["foreign_eph_pages"] == 0
+    assert forget_origin(holder, 1, "e3") == 1
+    assert held_epochs(holder, 1) == []
