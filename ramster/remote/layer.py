@@ -325,7 +325,8 @@ class RemoteLayer:
                     )
                     if not shipments:
                         break
-                    batches = _by_target(shipments, order)
+                    single = persistent and self.copies_wanted() > 1
+                    batches = _by_target(shipments, order, single)
                     if None in batches:  # every allowed peer holds their other copy already
                         return_shipments(tmem, batches.pop(None))
                     if not batches:
@@ -441,12 +442,12 @@ class RemoteLayer:
         draining = self._draining()
         done = []
         for shipment, node in zip(shipments, placed, strict=True):
-            if node is None:
-                unput(tmem, shipment)
-                done.append(False)
-            else:
-                done.append(settle(tmem, shipment, node, draining))
+            copied = node is not None and settle(tmem, shipment, node, draining)
+            if copied:
                 self.counters["pers_copies_made"] += 1
+            else:
+                unput(tmem, shipment)  # unless it was put again meanwhile
+            done.append(copied)
         return done
 
     async def _repair_forever(self) -> None:
@@ -488,6 +489,12 @@ class RemoteLayer:
             await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)))
         left = shortfall(tmem, wanted, self._draining())
         self.counters["pers_pages_at_risk"] = _at_risk(left, wanted, self._draining())
+        log.info(
+            "repair: %d pages were short of copies, %d copies made, %d pages still at risk",
+            len(short),
+            made,
+            self.counters["pers_pages_at_risk"],
+        )
         return made
 
     async def _repair_chunk(
@@ -757,12 +764,15 @@ async def _woken(event: asyncio.Event, timeout: float) -> None:
 
 
 def _by_target(
-    shipments: Sequence[Shipment], order: Sequence[int]
+    shipments: Sequence[Shipment], order: Sequence[int], need_replica: bool
 ) -> dict[int | None, list[Shipment]]:
-    """Shipments grouped by the best peer in `order` that does not hold their other copy."""
+    """Shipments grouped by the best peer in `order` that does not hold their other copy; under
+    None those that must wait (with `need_replica`, a page whose other copy is not made yet)."""
     batches: dict[int | None, list[Shipment]] = defaultdict(list)
     for shipment in shipments:
-        target = next((n for n in order if n != shipment.replica), None)
+        target = None
+        if shipment.replica is not None or not need_replica:
+            target = next((n for n in order if n != shipment.replica), None)
         batches[target].append(shipment)
     return batches
 

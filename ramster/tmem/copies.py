@@ -110,9 +110,10 @@ def settle(
     home: PackedPage | None = None,
 ) -> bool:
     """Rewrite where the page is, now that peer `added` holds a copy too (or `home`: a copy is
-    brought here). Keeps two copies, here first, not on draining nodes while others exist, and
-    queues flushes of the copies it drops. False if the page changed meanwhile (the new copy is
-    flushed)."""
+    brought here, if the store has room). Keeps two copies, here first, not on draining nodes
+    while others exist, and queues flushes of the copies it drops. True if the page now has a
+    copy it did not have; False if it changed meanwhile (the new copy is flushed) or `home`
+    found no room."""
     slot = _current_slot(tmem, copies)
     obj = tmem._objects.get(copies.obj_id)
     if obj is None or slot is None:
@@ -124,12 +125,14 @@ def settle(
     replica = tmem._replicas.get(version)
     if replica is not None:
         holders.append(replica)
-    if added is not None and added not in holders:
+    grew = added is not None and added not in holders
+    if added is not None and grew:
         holders.append(added)
     if home is not None and holders[0] != HERE and _bring_home(tmem, obj, copies, home):
         slot = obj.slot(copies.index)
         assert slot is not None
         holders.insert(0, HERE)
+        grew = True
     kept = [node for node in holders if node not in draining] or holders
     chosen = kept[:2]
     for node in holders:
@@ -142,7 +145,7 @@ def settle(
         tmem._replicas[version] = chosen[1]
     else:
         tmem._replicas.pop(version, None)
-    return True
+    return grew or added is None and home is None
 
 
 def unput(tmem: Tmem, shipment: Shipment) -> bool:

@@ -23,6 +23,8 @@ def start_node(
     argv = [RAMSTER, "node", "--listen", listen, "--name", name, "--ready-file", str(ready), *flags]
     if "--memory" not in flags:
         argv += ["--memory", "64MiB"]
+    if "--drain-timeout" not in flags:  # a test that stops a node drains it on purpose
+        argv += ["--drain-timeout", "0"]
     process = ManagedProcess(f"node {name}", argv, workdir / f"{name}.log")
     deadline = time.monotonic() + timeout
     while not ready.exists():

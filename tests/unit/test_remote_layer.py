@@ -231,7 +231,11 @@ async def start(
 
 
 def loaded(memory: int = 4 * MIB, params: ModuleParams | None = None) -> tuple[Backend, Tmem]:
-    backend = Backend(ZcacheConfig(memory=memory), params=params)
+    """A backend keeping one copy of a persistent page unless `params` say otherwise (second
+    copies are tested at the end of this module and in test_copies.py)."""
+    backend = Backend(
+        ZcacheConfig(memory=memory), params=params or ModuleParams(persistent_copies=1)
+    )
     assert backend.tmem is not None
     return backend, backend.tmem
 
@@ -489,7 +493,7 @@ def test_a_failed_peer_is_skipped_until_the_backoff_has_passed(
 
 def test_a_page_put_again_while_flushes_are_on_the_wire_survives_its_reshipping() -> None:
     async def scenario() -> None:
-        params = ModuleParams(eph_remotify=False)
+        params = ModuleParams(eph_remotify=False, persistent_copies=1)
         backend, tmem = loaded(memory=MIB, params=params)
         store = store_of(backend)
         layer, peers = await start(backend, {2: MIB})
@@ -594,7 +598,7 @@ def test_a_reshipped_page_survives_the_late_orphan_flush_of_its_old_copy() -> No
     version, so the holder keeps the new one."""
 
     async def scenario() -> None:
-        params = ModuleParams(eph_remotify=False)
+        params = ModuleParams(eph_remotify=False, persistent_copies=1)
         backend, tmem = loaded(memory=MIB, params=params)
         store = store_of(backend)
         layer, peers = await start(backend, {2: MIB})
@@ -1045,5 +1049,125 @@ def test_bring_home_with_an_unreachable_holder_refuses() -> None:
         assert await layer.bring_home() == 1
         assert tmem.get(APP, pool, 7, 0) == big(1)
         assert tmem.page_version(APP, pool, 7, 0) == shipment.version
+
+    run(scenario)
+
+
+# -- second copies (persistent_copies 2) -------------------------------------------------------
+
+TWO = ModuleParams()  # the default: two copies of every persistent page
+
+
+async def put_copied(layer: RemoteLayer, tmem: Tmem, pool: int, count: int) -> set[tuple[Oid, int]]:
+    """Put `count` pages of object 1 and have the layer copy them; the keys refused."""
+    outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(count)])
+    return await layer.replicate(tmem, APP, pool, [((1, 0, 0), i) for i in range(count)], outcomes)
+
+
+def test_a_put_is_copied_to_the_peer_with_most_room_and_to_the_next_if_it_refuses() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        peers.links[3].refuse = True
+        assert await put_copied(layer, tmem, pool, 4) == set()
+        assert sorted(peers.links[2].pages) == [(1, (1, 0, 0), i) for i in range(4)]
+        assert [call[:2] for call in peers.log] == [(3, "put"), (2, "put")]
+        assert tmem.counters()["pers_pages_replicated"] == 4
+        assert layer.counters["pers_copies_made"] == 4
+
+    run(scenario)
+
+
+def test_a_put_no_peer_copies_is_refused_and_its_key_is_gone() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        peers.links[2].put_error = Unavailable("node 2 is unreachable")
+        refused = await put_copied(layer, tmem, pool, 2)
+        assert refused == {((1, 0, 0), 0), ((1, 0, 0), 1)}
+        assert tmem.get_many(APP, pool, [(1, 0), (1, 1)], free=False) == [None, None]
+        assert tmem.counters()["pers_puts_unreplicated"] == 2
+
+    run(scenario)
+
+
+def test_alone_a_put_is_acknowledged_with_one_copy_and_counted_at_risk() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        assert await put_copied(layer, tmem, pool, 3) == set()
+        assert layer.counters["pers_pages_at_risk"] == 3
+        assert peers.log == []
+        # A peer arrives: the repair gives every page its second copy.
+        await layer.set_members({ME: member(ME, 0), 2: member(2, MIB)})
+        assert await layer.repair() == 3
+        assert layer.counters["pers_pages_at_risk"] == 0
+        assert len(peers.links[2].pages) == 3
+
+    run(scenario)
+
+
+def test_a_get_fails_over_to_the_replica_and_a_primary_without_its_copy_is_replaced() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        assert await put_copied(layer, tmem, pool, 2) == set()  # copies on 3
+        ship(tmem, peers.links[2], True)  # the pages themselves on 2
+        first, second = ref_of(tmem, pool, 1, 0), ref_of(tmem, pool, 1, 1)
+        assert (first.node, first.replica) == (2, 3)
+
+        peers.links[2].get_error = Unavailable("node 2 is unreachable")
+        assert await layer.fetch([first], free=False) == [pack_page(big(0))]
+        assert layer.counters["remote_gets_failed_over"] == 1
+        assert ref_of(tmem, pool, 1, 0) == first  # unreachable is not gone: nothing moves
+
+        peers.links[2].get_error = None
+        del peers.links[2].pages[second.pool_uid, second.oid, second.index]
+        assert await layer.fetch([second], free=False) == [pack_page(big(1))]
+        moved = ref_of(tmem, pool, 1, 1)
+        assert (moved.node, moved.replica) == (3, None)  # 3's copy is the only one now
+        assert tmem.counters()["remote_pers_pages_lost"] == 0
+
+    run(scenario)
+
+
+def test_the_copies_of_a_node_that_left_are_rebuilt_on_another() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB, 4: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        assert await put_copied(layer, tmem, pool, 10) == set()  # copies on 3
+        shipments = take_shipments(tmem, True, 5, ALL)
+        assert [s.replica for s in shipments] == [3] * 5
+        complete_shipments(tmem, 4, shipments, await peers.links[4].put(shipments))
+
+        await layer.set_members({n: member(n, MIB) for n in (ME, 2, 4)})  # 3 left
+        assert await layer.repair() == 10
+        assert layer.counters["pers_pages_at_risk"] == 0
+        # The 5 pages on 4 got their copy on 2; the 5 here got theirs on 2 as well.
+        assert len(peers.links[2].pages) == 10
+        assert [(r.node, r.replica) for r in remote_refs(tmem)] == [(4, 2)] * 5
+
+    run(scenario)
+
+
+def test_shipping_sends_no_page_to_the_peer_with_its_other_copy() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        store = store_of(backend)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        per_page = SLOT_BYTES + cost(big(0))
+        count = int(store.config.high_watermark * store.config.memory // per_page) + 1
+        outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(count)])
+        keys = [((1, 0, 0), i) for i in range(count)]
+        assert await layer.replicate(tmem, APP, pool, keys, outcomes) == set()
+        assert await layer.tick() > 0
+        assert peers.links[3].pages.keys() == {(1, (1, 0, 0), i) for i in range(count)}
+        assert all(r.node == 2 and r.replica == 3 for r in remote_refs(tmem))
 
     run(scenario)

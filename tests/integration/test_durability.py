@@ -1,0 +1,351 @@
+"""No acknowledged persistent page lost (DESIGN §6): two copies, failover, repair, recovery, drain.
+
+Real etcd, real `ramster node` processes on loopback, clusters with `persistent_copies` 2. A
+persistent put is acknowledged once a peer holds its second copy; killing any one node (SIGKILL)
+loses no acknowledged page: reads fail over to the other copy at once, the survivors rebuild
+the missing copies, and a node restarted under its name takes its pages back, so a client (or
+frontswap) reads them again. `ramster drain` moves every copy off a node before it stops, so a
+rolling restart loses nothing. The chaos test kills and restarts random nodes under a verifying
+workload and prints its figures. Partitions in network namespaces: `test_partition.py`.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ramster.client import Frontswap, RamsterError, SyncClient
+from ramster.launcher import free_port
+from tests.integration.conftest import NodeFactory, wait_for
+from tests.integration.test_cluster import (
+    BATCH,
+    Cluster,
+    key,
+    pages_of,
+    read_back,
+    store_all,
+    text_page,
+)
+from tests.support.etcd import EtcdProcess
+from tests.support.nodes import RAMSTER
+
+REDUNDANCY_TIMEOUT = 30.0
+"""Seconds the survivors get to rebuild every missing copy (a lease of 3 s, then the repair)."""
+
+
+@pytest.fixture
+def durable(node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str) -> Iterator[Cluster]:
+    running = Cluster(node_factory, etcd.url, etcd_cluster, copies=2)
+    yield running
+    running.close()
+
+
+def restart(cluster: Cluster, name: str) -> None:
+    """Start node `name` again (same name, so the same number) and a new client of it."""
+    client = cluster.clients.pop(name, None)
+    if client is not None:
+        client.close()
+    node = cluster.nodes[name].start()
+    cluster.clients[name] = SyncClient(node.address, client_name=f"test-{name}")
+
+
+def at_risk(cluster: Cluster) -> dict[str, int]:
+    return {name: cluster.stats(name)["pers_pages_at_risk"] for name in cluster.clients}
+
+
+def written_off(cluster: Cluster) -> dict[str, int]:
+    return {name: cluster.stats(name)["peers_written_off"] for name in cluster.clients}
+
+
+def kill(cluster: Cluster, name: str) -> float:
+    """SIGKILL node `name`; return once every other node stopped counting on its copies (its
+    lease ran out), with the time of the kill."""
+    before = written_off(cluster)
+    killed = time.monotonic()
+    cluster.nodes[name].kill()
+    cluster.clients.pop(name).close()
+    wait_for(
+        lambda: all(n > before[name] for name, n in written_off(cluster).items()),
+        timeout=REDUNDANCY_TIMEOUT,
+        what=f"every node writing off node {name}",
+    )
+    return killed
+
+
+def wait_redundant(cluster: Cluster, timeout: float = REDUNDANCY_TIMEOUT) -> float:
+    """Seconds until no node has a persistent page with fewer than two copies."""
+    started = time.monotonic()
+    seen: list[dict[str, int]] = []
+
+    def redundant() -> bool:
+        seen[:] = [at_risk(cluster)]
+        return not any(seen[0].values())
+
+    try:
+        wait_for(redundant, timeout=timeout, what="every persistent page on two nodes again")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: pages at risk by node {seen}") from None
+    return time.monotonic() - started
+
+
+def test_an_acknowledged_put_has_a_copy_on_a_peer_and_outlives_that_peer(
+    durable: Cluster,
+) -> None:
+    for name in ("A", "B", "C"):
+        durable.start(name, "64MiB")
+    a = durable.clients["A"]
+    pool = a.new_pool(persistent=True)
+    numbers = pages_of(range(24))  # 1536 pages, all local on A
+    store_all(a, pool, numbers)
+
+    stats = durable.stats("A")
+    assert stats["pers_pages_replicated"] == len(numbers)
+    assert stats["pers_copies_made"] == len(numbers)
+    held = durable.foreign_pers("B", "C")
+    assert sum(held.values()) == len(numbers), held
+
+    victim = max(held, key=lambda name: held[name])
+    survivor = "C" if victim == "B" else "B"
+    killed = kill(durable, victim)
+    wait_redundant(durable)
+    took = time.monotonic() - killed
+    assert durable.foreign_pers(survivor) == {survivor: len(numbers)}
+    assert read_back(a, pool, numbers, free=False) == []
+    print(f"\nredundancy rebuilt for {held[victim]} pages in {took:.1f} s after the kill")
+
+
+def test_a_get_fails_over_to_the_replica_when_the_holder_dies(durable: Cluster) -> None:
+    durable.start("A", "4MiB")
+    durable.start("B", "64MiB")
+    durable.start("C", "64MiB")
+    a = durable.clients["A"]
+    pool = a.new_pool(persistent=True)
+    numbers = pages_of(range(48))  # about 6 MiB packed: A ships its oldest pages out
+    store_all(a, pool, numbers)
+    wait_for(lambda: durable.stats("A")["remote_pers_pages"] > 0, what="A shipping pages")
+    time.sleep(1.0)  # a quiet moment: shipping is over
+    held = durable.foreign_pers("B", "C")
+    victim = "B" if held["B"] >= held["C"] else "C"
+
+    durable.nodes[victim].kill()  # before its lease runs out, A still thinks it is there
+    started = time.monotonic()
+    assert read_back(a, pool, numbers, free=False) == []
+    elapsed = time.monotonic() - started
+    stats = durable.stats("A")
+    assert stats["remote_gets_failed_over"] > 0, stats
+    assert stats["remote_pers_pages_lost"] == 0
+    assert elapsed < 15, elapsed
+
+
+def test_a_restarted_node_gives_frontswap_its_pages_back(durable: Cluster) -> None:
+    durable.start("A", "64MiB", listen=f"127.0.0.1:{free_port()}")  # the app's target stays
+    durable.start("B", "64MiB")
+    durable.start("C", "64MiB")
+    swap_pages = 600
+    swap = Frontswap(durable.nodes["A"].address, client_name="swapper")
+    try:
+        assert swap.wait_ready(10)
+        swap.init(0, swap_pages)
+        for offset in range(swap_pages):
+            assert swap.store(0, offset, text_page(offset))
+        before = swap.backend
+        number = durable.stats("A")["node_number"]
+
+        durable.nodes["A"].kill()
+        restart(durable, "A")
+        assert durable.stats("A")["node_number"] == number
+        assert durable.stats("A")["pers_pages_recovered"] == swap_pages
+        wait_for(lambda: swap.backend not in (None, before), what="frontswap registered again")
+        assert [swap.load(0, offset) for offset in range(swap_pages)] == [
+            text_page(offset) for offset in range(swap_pages)
+        ]
+        assert swap.counters()["failed_loads"] == 0
+    finally:
+        swap.close()
+    wait_redundant(durable)
+
+
+def test_a_restarted_client_pool_reads_every_page_back(durable: Cluster) -> None:
+    for name in ("A", "B", "C"):
+        durable.start(name, "64MiB")
+    a = durable.clients["A"]
+    pool = a.new_pool(persistent=True)
+    numbers = pages_of(range(16))
+    store_all(a, pool, numbers)
+    durable.nodes["A"].kill()
+    restart(durable, "A")
+    a = durable.clients["A"]
+    assert a.new_pool(persistent=True) == pool  # the recovered pool, claimed again
+    assert read_back(a, pool, numbers, free=False) == []
+    took = wait_redundant(durable)
+    assert read_back(a, pool, numbers, free=True) == []
+    assert a.get_many(pool, [key(n) for n in numbers[:BATCH]], free=False) == [None] * BATCH
+    print(f"\nrecovered {len(numbers)} pages; two copies again {took:.1f} s later")
+
+
+def test_drain_moves_every_copy_off_and_a_rolling_restart_loses_nothing(
+    durable: Cluster,
+) -> None:
+    names = ("A", "B", "C")
+    for name in names:
+        durable.start(name, "64MiB")
+    pools = {name: durable.clients[name].new_pool(persistent=True) for name in names}
+    numbers = {name: pages_of(range(n * 8, n * 8 + 8)) for n, name in enumerate(names)}
+    for name in names:
+        store_all(durable.clients[name], pools[name], numbers[name])
+
+    for name in names:
+        held = durable.stats(name)["foreign_pers_pages"]
+        drained = subprocess.run(
+            [RAMSTER, "drain", "--node", durable.nodes[name].address, "--timeout", "20"],
+            capture_output=True,
+            text=True,
+            timeout=40,
+            check=False,
+        )
+        assert drained.returncode == 0, drained.stdout + drained.stderr
+        assert drained.stdout == (
+            f"node {durable.nodes[name].address} drained: it holds no page of another node\n"
+        ), held
+        assert durable.stats(name)["foreign_pers_pages"] == 0
+        assert durable.nodes[name].stop() == 0
+        restart(durable, name)
+        wait_redundant(durable)
+        client = durable.clients[name]
+        assert client.new_pool(persistent=True) == pools[name]
+    for name in names:
+        assert read_back(durable.clients[name], pools[name], numbers[name], free=False) == []
+
+
+class Workload:
+    """Writes persistent and ephemeral pages to every node from a thread of its own, with
+    clients of its own, and records each acknowledged persistent page (its content is
+    `text_page(n)`, so the record is its checksum). A node that is down is skipped; a
+    restarted one is reached at its new address, where the client's pool must come back
+    under the same id."""
+
+    def __init__(
+        self, cluster: Cluster, names: tuple[str, ...], keys: int, batch: int = 128
+    ) -> None:
+        self.cluster = cluster
+        self.names = names
+        self.keys = keys
+        self.batch = batch
+        self.acked: dict[str, set[int]] = {name: set() for name in names}
+        self.puts = 0
+        self.refused = 0
+        self.wrong_ephemeral = 0
+        self.pool_changes: list[str] = []
+        self._next = dict.fromkeys(names, 0)
+        self._clients: dict[str, tuple[str, SyncClient, int, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos-workload")
+
+    def __enter__(self) -> Workload:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        for _, client, _, _ in self._clients.values():
+            client.close()
+
+    def stop(self) -> None:
+        """Stop writing (the clients stay open for `lost`)."""
+        self._stop.set()
+        self._thread.join(30)
+
+    def written(self) -> int:
+        """Acknowledged persistent pages held now."""
+        return sum(len(pages) for pages in self.acked.values())
+
+    def _client(self, name: str) -> tuple[SyncClient, int, int]:
+        address = self.cluster.nodes[name].address
+        known = self._clients.get(name)
+        if known is not None and known[0] == address:
+            return known[1:]
+        if known is not None:
+            known[1].close()
+        client = SyncClient(address, client_name=f"writer-{name}", timeout=5)
+        pool = client.new_pool(persistent=True)
+        if known is not None and pool != known[2]:
+            self.pool_changes.append(f"{name}: pool {known[2]} came back as {pool}")
+        cache = client.new_pool()
+        self._clients[name] = (address, client, pool, cache)
+        return client, pool, cache
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name in self.names:
+                try:
+                    self._write(name)
+                except RamsterError:
+                    continue  # down, or recovering: the next round tries again
+
+    def _write(self, name: str) -> None:
+        client, pool, cache = self._client(name)
+        batch = [(self._next[name] + i) % self.keys for i in range(self.batch)]
+        self._next[name] += self.batch
+        results = client.put_many(pool, [(*key(n), text_page(n)) for n in batch])
+        for n, ok in zip(batch, results, strict=True):
+            # A refused put of a key that was stored leaves it absent (tmem's rule).
+            (self.acked[name].add if ok else self.acked[name].discard)(n)
+        self.puts += len(batch)
+        self.refused += results.count(False)
+        client.put_many(cache, [(*key(n), text_page(n)) for n in batch])
+        got = client.get_many(cache, [key(n) for n in batch], free=False)
+        self.wrong_ephemeral += sum(
+            data is not None and data != text_page(n) for n, data in zip(batch, got, strict=True)
+        )
+
+    def lost(self) -> int:
+        """Acknowledged persistent pages that do not read back exact now."""
+        lost = 0
+        for name in self.names:
+            client, pool, _ = self._client(name)
+            wanted = sorted(self.acked[name])
+            for start in range(0, len(wanted), BATCH):
+                lost += len(read_back(client, pool, wanted[start : start + BATCH], False))
+        return lost
+
+
+def test_chaos_kills_and_restarts_random_nodes_and_loses_no_acknowledged_page(
+    durable: Cluster,
+) -> None:
+    seed = int(time.time())
+    rng = random.Random(seed)
+    names = ("A", "B", "C", "D")
+    durable.start("A", "8MiB")  # A ships pages out as well as copying them
+    for name in names[1:]:
+        durable.start(name, "48MiB")
+    rounds = 5
+    rebuilds: list[float] = []
+    # 3072 keys a node, put again and again: the survivors always have room for two copies.
+    with Workload(durable, names, keys=3072) as workload:
+        wait_for(lambda: workload.puts > 4000, timeout=30, what="a first 4000 puts")
+        for _ in range(rounds):
+            victim = rng.choice(names)
+            killed = kill(durable, victim)
+            wait_redundant(durable, timeout=45)
+            rebuilds.append(time.monotonic() - killed)
+            restart(durable, victim)
+            wait_redundant(durable, timeout=45)
+            time.sleep(1.0)  # the workload reaches the restarted node again
+        workload.stop()
+        lost = workload.lost()
+    print(
+        f"\nchaos (seed {seed}): {workload.puts} persistent puts ({workload.refused} refused), "
+        f"{workload.written()} pages acknowledged at the end, {rounds} kills, {lost} lost or "
+        "wrong, ephemeral wrong "
+        f"{workload.wrong_ephemeral}; two copies again "
+        + ", ".join(f"{t:.1f} s" for t in rebuilds)
+        + " after each kill"
+    )
+    assert lost == 0
+    assert workload.wrong_ephemeral == 0
+    assert workload.pool_changes == []
