@@ -166,6 +166,12 @@ class RemoteLayer:
         self._wake.set()
         self._repair_wake.set()
 
+    def _unsure(self, node: int, flushes: Sequence[RemoteFlush]) -> None:
+        """A call to `node` failed, and may or may not have changed what it holds: keep the
+        flushes that settle it, and place nothing there before they are sent."""
+        self._orphans.setdefault(node, []).extend(flushes)
+        self._introduced.discard(node)
+
     def _write_off(self, tmem: Tmem | None, number: int, restarted: bool) -> None:
         """Stop counting on peer `number`'s copies until it is introduced again."""
         self._introduced.discard(number)
@@ -182,8 +188,9 @@ class RemoteLayer:
     async def _introduce(self) -> None:
         """Before a peer is placed on (again): flush the copies it held that were written off
         while it was out of the view, and have it forget this node's earlier epochs."""
+        failing = self._failing()
         for number, link in list(self._links.items()):
-            if number in self._introduced:
+            if number in self._introduced or number in failing:
                 continue
             orphans = self._orphans.pop(number, [])
             try:
@@ -303,6 +310,8 @@ class RemoteLayer:
         if tmem is None or store is None:
             return 0
         await self._send_flushes(tmem)
+        if self._recovered and not self._introduced.issuperset(self._links):
+            await self._introduce()
         config = store.config
         if not bytes_to_ship(
             store.used_bytes, config.memory, config.high_watermark, config.low_watermark
@@ -369,6 +378,8 @@ class RemoteLayer:
             stored = await link.put(shipments, owners)
         except RamsterError as error:
             self._mark_failed(target, error)
+            # It may have stored them before the answer was lost: flush them before reuse.
+            self._unsure(target, [_flush_of(s, target) for s in shipments])
             return [False] * len(shipments)
         if not any(stored):
             self._mark_failed(target, None)
@@ -466,6 +477,7 @@ class RemoteLayer:
         tmem = self._backend.tmem
         if tmem is None or not self._recovered:
             return 0
+        await self._introduce()  # peers whose earlier calls failed, before they are used
         wanted = self._backend.params.persistent_copies
         draining = self._draining()
         for ref in remote_refs(tmem, persistent=False):
@@ -560,13 +572,15 @@ class RemoteLayer:
             by_node[flush.node].append(flush)
         for node, batch in by_node.items():
             link = self._links.get(node)
-            if link is None:  # the holder left: its copies went with it
+            if link is None:  # out of the view: sent if it comes back with its copies
+                self._orphans.setdefault(node, []).extend(batch)
                 continue
             try:
                 await link.flush(batch)
             except RamsterError as error:
                 self.counters["remote_page_flushes_failed"] += len(batch)
                 log.warning("flushes to node %d failed: %s", node, error.message)
+                self._unsure(node, batch)
                 continue
             for flush in batch:
                 kind = (
@@ -723,10 +737,14 @@ class RemoteLayer:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _failing(self) -> set[int]:
+        """Peers that failed a call within the last `failure_backoff` seconds."""
+        now = time.monotonic()
+        return {n for n, until in self._failed_until.items() if until > now}
+
     def _placement(self, target: int | None = None) -> list[int]:
         """Peers to place pages on, best first: known to this epoch, not failing lately."""
-        now = time.monotonic()
-        skip = {n for n, until in self._failed_until.items() if until > now}
+        skip = self._failing()
         skip.update(n for n in self.members if n not in self._introduced)
         order = placement(self.members, self.me, frozenset(skip), target)
         return [n for n in order if n in self._links]
@@ -775,6 +793,10 @@ def _by_target(
             target = next((n for n in order if n != shipment.replica), None)
         batches[target].append(shipment)
     return batches
+
+
+def _flush_of(shipment: Shipment, node: int) -> RemoteFlush:
+    return RemoteFlush(node, shipment.pool_uid, shipment.oid, shipment.index, shipment.version)
 
 
 def _at_risk(short: Sequence[PageCopies], wanted: int, draining: frozenset[int]) -> int:

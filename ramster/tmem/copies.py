@@ -145,7 +145,7 @@ def settle(
         tmem._replicas[version] = chosen[1]
     else:
         tmem._replicas.pop(version, None)
-    return grew or added is None and home is None
+    return grew or (added is None and home is None)
 
 
 def unput(tmem: Tmem, shipment: Shipment) -> bool:
