@@ -6,8 +6,8 @@ What is checked: every host sees the three members; once node 4 is cut off, call
 within their deadline (never hang), the others' view drops it within a bound of its 3 s lease,
 nodes 2 and 3 rebuild the copies it held and go on storing and reading back persistent pages
 byte-exact; after `heal` node 4 is back in every view under the same number and epoch (the same
-process, not a new node) with its pages, and the copies written off meanwhile are flushed from it. And the §6 promise for pages a node shipped to the cut-off peer: read from their
-other copy.
+process, not a new node) with its pages, and the copies written off meanwhile are flushed from
+it. And the §6 promise for pages a node shipped to the cut-off peer: read from their other copy.
 
 Clients, ``ramster members`` and etcdctl run inside the hosts' namespaces (``ip netns exec``):
 the test process itself stays in the root namespace, which the lab never connects. Root only:
