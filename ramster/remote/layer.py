@@ -30,6 +30,7 @@ from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
 from ramster.remote.links import PeerLink
+from ramster.remote import policy
 from ramster.remote.policy import (
     RemotifyConfig,
     bytes_to_ship,
@@ -97,6 +98,7 @@ class RemoteLayer:
         self._shipping = asyncio.Lock()  # a shipping round and bring_home exclude each other
         self._tasks: list[asyncio.Task[None]] = []
         self._repair_wake = asyncio.Event()
+        self._holders: frozenset[tuple[int, str, bool]] = frozenset()  # who holds pages
         self._introduced: set[int] = set()  # peers that know this epoch (recovered or forgot)
         self._epochs: dict[int, str] = {}  # the last epoch seen of every peer
         self._orphans: dict[int, list[RemoteFlush]] = {}  # written-off copies, by holder
@@ -164,7 +166,11 @@ class RemoteLayer:
         if self._recovered:
             await self._introduce()
         self._wake.set()
-        self._repair_wake.set()
+        # Published free bytes change every second; only who holds pages matters to repair.
+        holders = frozenset((n, i.epoch, policy.holding(i)) for n, i in members.items())
+        if holders != self._holders:
+            self._holders = holders
+            self._repair_wake.set()
 
     def _unsure(self, node: int, flushes: Sequence[RemoteFlush]) -> None:
         """A call to `node` failed, and may or may not have changed what it holds: keep the
@@ -434,7 +440,8 @@ class RemoteLayer:
         `persistent_copies` asks. A page no peer took is taken back (`unput`); returns the keys
         of those (they must be refused)."""
         if self.copies_wanted() < 2:
-            if self._backend.params.persistent_copies > 1:
+            params = self._backend.params
+            if params.persistent_copies > 1 and params.ramster:
                 stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
                 self.counters["pers_pages_at_risk"] += stored
                 self._repair_wake.set()  # once a peer is up, it gets their copies
@@ -464,6 +471,8 @@ class RemoteLayer:
     async def _repair_forever(self) -> None:
         while True:
             await _woken(self._repair_wake, REPAIR_RETRY)
+            if not self._repair_wake.is_set() and not self.counters["pers_pages_at_risk"]:
+                continue  # a full scan only when woken, or to retry pages still at risk
             self._repair_wake.clear()
             try:
                 await self.repair()

@@ -85,7 +85,10 @@ def holding(info: MemberInfo) -> bool:
 
 def copies_wanted(members: dict[int, MemberInfo], me: int, params: ModuleParams) -> int:
     """How many nodes must hold a persistent page now: `persistent_copies`, but no more than
-    the nodes that can hold one (this node and every holding peer)."""
+    the nodes that can hold one (this node and every holding peer); one while this node's
+    remote layer is off."""
+    if not params.ramster:
+        return 1
     peers = sum(holding(info) for number, info in members.items() if number != me)
     return min(params.persistent_copies, 1 + peers)
 

@@ -6,7 +6,7 @@ import platform
 import time
 
 from ramster.workload.corpus import build_corpus
-from tests.bench import cluster, core, wire
+from tests.bench import cluster, core, durability, wire
 
 
 def main() -> None:
@@ -16,6 +16,7 @@ def main() -> None:
     core.run(corpus)
     wire.run(corpus.pages[:8192])
     cluster.run(corpus.pages)
+    durability.run(corpus.pages)
     print(f"\n(total {time.time() - started:.0f} s)")
 
 

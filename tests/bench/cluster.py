@@ -1,10 +1,11 @@
 """Remote pages, over loopback: how fast a node ships pages to a peer, and what a get of a
 remote page costs beside a local one (issue 4). Target (DESIGN §12): remotify >= 50k pages/s.
 
-Node 1 fills its whole budget with `ramster` off (nothing ships), then `ramster` goes on: it ships
-from 100 % down to the low watermark (80 %). The rate is pages shipped over the wall-clock time
-until the node reached its low watermark; beside it, pages over the summed time of the batches
-(the node's `remotify_busy_microseconds`), which counts overlapping batches twice.
+Node 1 (one copy of each page) fills its whole budget with `ramster` off (nothing ships), then
+`ramster` goes on: it ships from 100 % down to the low watermark (80 %). The rate is pages shipped
+over the wall-clock time until the node reached its low watermark; beside it, pages over the
+summed time of the batches (the node's `remotify_busy_microseconds`), which counts overlapping
+batches twice.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ async def _fill(client: Client, pool: int, pages: list[bytes]) -> int:
 
 async def _measure(address: str, pages: list[bytes]) -> dict[str, float]:
     async with Client(address, client_name="bench-cluster") as client:
+        # One copy: with two nodes a second copy would leave node 1 nowhere to ship (the cost
+        # of copies is measured by tests/bench/durability.py).
+        await client.set_param("persistent_copies", "1")
         await client.set_param("ramster", "off")
         pool = await client.new_pool(persistent=True)
         stored = await _fill(client, pool, pages)
