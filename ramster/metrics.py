@@ -30,6 +30,8 @@ GAUGES = frozenset(
         "foreign_pers_pages",
         "remote_pages",
         "remote_pers_pages",
+        "pers_pages_replicated",
+        "pers_pages_at_risk",
         "node_number",
     }
 )

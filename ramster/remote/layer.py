@@ -29,8 +29,8 @@ from dataclasses import replace
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
-from ramster.remote.links import PeerLink
 from ramster.remote import policy
+from ramster.remote.links import PeerLink
 from ramster.remote.policy import (
     RemotifyConfig,
     bytes_to_ship,

@@ -153,6 +153,7 @@ def test_dashboard_shows_the_main_counters_per_node() -> None:
         "Rejections",
         "Evictions and losses",
         "Remotify busy",
+        "Persistent copies",
     ]
     assert len({panel["id"] for panel in panels}) == len(panels)
     variables = {v["name"]: v for v in board["templating"]["list"]}
@@ -190,6 +191,6 @@ def test_alerts_and_dashboard_name_only_metrics_a_node_serves(node_factory: Node
         "ramster_memory_bytes",
         "ramster_eph_pages_remote_failed_total",
         "ramster_pers_pages_remote_failed_total",
-        "ramster_remote_pers_pages",
+        "ramster_pers_pages_at_risk",
         "ramster_remote_pers_pages_lost_total",
     }
