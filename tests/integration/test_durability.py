@@ -349,3 +349,40 @@ def test_chaos_kills_and_restarts_random_nodes_and_loses_no_acknowledged_page(
     assert lost == 0
     assert workload.wrong_ephemeral == 0
     assert workload.pool_changes == []
+
+
+def test_with_etcd_down_for_ten_seconds_puts_keep_their_two_copies(
+    node_factory: NodeFactory, private_etcd: EtcdProcess
+) -> None:
+    cluster = Cluster(node_factory, private_etcd.url, "etcd-down", copies=2)
+    try:
+        for name in ("A", "B", "C"):
+            cluster.start(name, "64MiB")
+        a = cluster.clients["A"]
+        pool = a.new_pool(persistent=True)
+        store_all(a, pool, pages_of(range(8)))
+
+        private_etcd.kill()
+        down_since = time.monotonic()
+        numbers = pages_of(range(8, 16))
+        store_all(a, pool, numbers)  # acknowledged with their copies, without etcd
+        time.sleep(max(0.0, 10.0 - (time.monotonic() - down_since)))
+        assert not private_etcd.healthy()
+        stats = cluster.stats("A")
+        assert stats["pers_pages_replicated"] == len(pages_of(range(16)))
+        assert stats["peers_written_off"] == 0  # the last view is kept: nobody was written off
+        assert stats["pers_pages_at_risk"] == 0
+        assert read_back(a, pool, pages_of(range(16)), free=False) == []
+
+        private_etcd.start()
+        cluster.start("D", "64MiB")  # membership catches up: D joins and is placed on
+        wait_for(lambda: len(cluster.published_free()) == 4, what="etcd lists A, B, C and D again")
+        # A's view follows etcd again: D, with the most free bytes, gets the next copies.
+        next_object, deadline = 16, time.monotonic() + 15.0
+        while cluster.stats("D")["foreign_pers_pages"] == 0:
+            assert time.monotonic() < deadline, "no copy reached D within 15 s"
+            store_all(a, pool, pages_of([next_object]))
+            next_object += 1
+        assert read_back(a, pool, pages_of(range(next_object)), free=False) == []
+    finally:
+        cluster.close()
