@@ -78,19 +78,24 @@ class ClusterAgent:
 
     async def drain(self, timeout: float, poll: float = 0.1) -> int:
         """Leave gracefully: publish this node as draining (peers place nothing more here and
-        move their copies off it) and wait up to `timeout` seconds until it holds no page of a
-        live node (an origin that is gone cannot move its pages). Returns the pages left."""
+        move their copies off it), ship every persistent page of its own to peers, and wait up
+        to `timeout` seconds until it holds no page of a live node (an origin that is gone
+        cannot move its pages) and none of its own persistent pages. Returns the pages left."""
         self._me = replace(self._me, draining=True)
         await self._membership.publish(self._info())
+        if self.remote is not None:
+            self.remote.evacuate()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            tmem = self._backend.tmem
+            tmem, store = self._backend.tmem, self._backend.store
             live = {
                 origin_client(info.number, info.epoch)
                 for info in self._membership.members().values()
             }
-            left = foreign_pages(tmem, live) if tmem is not None else 0
+            left = 0
+            if tmem is not None and store is not None:
+                left = foreign_pages(tmem, live) + store.stats.pers_zpages
             if not left or loop.time() >= deadline:
                 return left
             await asyncio.sleep(poll)

@@ -67,9 +67,9 @@ def drain(node: str, timeout: float, out: TextIO) -> int:
     with SyncClient(node, client_name="ramster-cli") as client:
         drained, left = client.drain(timeout)
     if drained:
-        out.write(f"node {node} drained: it holds no page of another node\n")
+        out.write(f"node {node} drained: no page of another node and no persistent page is left\n")
         return 0
-    out.write(f"node {node} not drained: {left} pages of other nodes are still on it\n")
+    out.write(f"node {node} not drained: {left} pages are still on it\n")
     return 1
 
 

@@ -165,7 +165,7 @@ class Transport:
             admin_pb2.DrainResponse,
             (timeout or MAX_DRAIN_WAIT) + self._config.timeout,
         )
-        return response.drained, response.foreign_pages_left
+        return response.drained, response.pages_left
 
     async def watch_state(self) -> AsyncGenerator[NodeState, None]:
         """The node's state now and on every change, until the node ends the stream. Unlike the

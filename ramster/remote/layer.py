@@ -104,6 +104,7 @@ class RemoteLayer:
         self._orphans: dict[int, list[RemoteFlush]] = {}  # written-off copies, by holder
         self._recovered = False
         self._unshippable: set[bool] = set()  # classes with no page any peer may take now
+        self._evacuating = False
         self.counters = dict.fromkeys(
             (
                 "remote_pages_flushed",
@@ -280,6 +281,13 @@ class RemoteLayer:
             await link.close()
         self._links.clear()
 
+    def evacuate(self) -> None:
+        """This node is leaving: ship every persistent page of its own to peers (two copies
+        elsewhere), whatever the watermarks and the remotify params."""
+        self._evacuating = True
+        self._unshippable.clear()
+        self._wake.set()
+
     def wake(self) -> None:
         self._wake.set()
         self._repair_wake.set()
@@ -319,14 +327,15 @@ class RemoteLayer:
         if self._recovered and not self._introduced.issuperset(self._links):
             await self._introduce()
         config = store.config
-        if not bytes_to_ship(
+        evacuating = self._evacuating and self._backend.ramster
+        if not evacuating and not bytes_to_ship(
             store.used_bytes, config.memory, config.high_watermark, config.low_watermark
         ):
             return 0
-        low = config.low_watermark * config.memory
+        low = 0.0 if evacuating else config.low_watermark * config.memory
         shipped = 0
         in_flight: dict[asyncio.Task[int], int] = {}  # batch -> its packed bytes
-        classes = classes_to_ship(self._backend.params)
+        classes = [True] if evacuating else classes_to_ship(self._backend.params)
         try:
             for persistent in classes:
                 while store.used_bytes - sum(in_flight.values()) > low:

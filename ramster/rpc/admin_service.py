@@ -73,7 +73,7 @@ class AdminService:
                 "timeout_seconds", timeout, f"seconds in 0..{MAX_DRAIN_SECONDS} (0: the node's)"
             )
         left = await self._drain(timeout or None)
-        return admin_pb2.DrainResponse(drained=not left, foreign_pages_left=left)
+        return admin_pb2.DrainResponse(drained=not left, pages_left=left)
 
     async def get_stats(self, request: admin_pb2.GetStatsRequest) -> admin_pb2.GetStatsResponse:
         return admin_pb2.GetStatsResponse(

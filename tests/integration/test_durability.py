@@ -210,11 +210,23 @@ def test_drain_moves_every_copy_off_and_a_rolling_restart_loses_nothing(
         )
         assert drained.returncode == 0, drained.stdout + drained.stderr
         assert drained.stdout == (
-            f"node {durable.nodes[name].address} drained: it holds no page of another node\n"
+            f"node {durable.nodes[name].address} drained: no page of another node and no "
+            "persistent page is left\n"
         ), held
-        assert durable.stats(name)["foreign_pers_pages"] == 0
+        stats = durable.stats(name)
+        assert (stats["foreign_pers_pages"], stats["pers_zpages"]) == (0, 0)  # nothing only here
+        assert stats["remote_pers_pages"] == len(numbers[name])  # its own pages: on two peers
+        durable.clients.pop(name).close()
+        before = written_off(durable)
         assert durable.nodes[name].stop() == 0
+        # While it is down, every page still has two copies.
+        wait_for(
+            lambda seen=before: all(n > seen[o] for o, n in written_off(durable).items()),
+            what=f"{name} written off",
+        )
+        assert at_risk(durable) == dict.fromkeys(before, 0)
         restart(durable, name)
+        assert durable.stats(name)["pers_pages_recovered"] == len(numbers[name])
         wait_redundant(durable)
         client = durable.clients[name]
         assert client.new_pool(persistent=True) == pools[name]

@@ -90,9 +90,9 @@ class DrainRequest(_message.Message):
     def __init__(self, timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class DrainResponse(_message.Message):
-    __slots__ = ("drained", "foreign_pages_left")
+    __slots__ = ("drained", "pages_left")
     DRAINED_FIELD_NUMBER: _ClassVar[int]
-    FOREIGN_PAGES_LEFT_FIELD_NUMBER: _ClassVar[int]
+    PAGES_LEFT_FIELD_NUMBER: _ClassVar[int]
     drained: bool
-    foreign_pages_left: int
-    def __init__(self, drained: _Optional[bool] = ..., foreign_pages_left: _Optional[int] = ...) -> None: ...
+    pages_left: int
+    def __init__(self, drained: _Optional[bool] = ..., pages_left: _Optional[int] = ...) -> None: ...
