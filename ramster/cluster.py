@@ -21,7 +21,7 @@ from ramster.backend import Backend
 from ramster.errors import RamsterError
 from ramster.params import parse_switch
 from ramster.remote.layer import RemoteLayer
-from ramster.remote.policy import RemotifyConfig
+from ramster.remote.policy import RemotifyConfig, holding
 from ramster.state import StateFeed
 from ramster.tmem.foreign import foreign_pages, origin_client
 
@@ -96,7 +96,10 @@ class ClusterAgent:
             left = 0
             if tmem is not None and store is not None:
                 left = foreign_pages(tmem, live) + store.stats.pers_zpages
-            if not left or loop.time() >= deadline:
+            alone = not any(
+                holding(info) for n, info in self._membership.members().items() if n != self.number
+            )
+            if not left or alone or loop.time() >= deadline:  # alone: nowhere to move them
                 return left
             await asyncio.sleep(poll)
 

@@ -244,6 +244,7 @@ class Node:
             free_bytes=hello.free_bytes,
             zcache=hello.zcache,
             ramster=hello.ramster,
+            draining=hello.draining,
         )
 
     def _write_ready_file(self, path: Path) -> None:

@@ -112,6 +112,7 @@ class PeerService:
             free_bytes=max(0, capacity - store.used_bytes) if store is not None else 0,
             zcache=self._backend.zcache,
             ramster=self._backend.ramster,
+            draining=self.draining,
         )
 
     async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:

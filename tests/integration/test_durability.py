@@ -398,3 +398,25 @@ def test_with_etcd_down_for_ten_seconds_puts_keep_their_two_copies(
         assert read_back(a, pool, pages_of(range(next_object)), free=False) == []
     finally:
         cluster.close()
+
+
+def test_a_lone_node_cannot_drain_its_persistent_pages_and_says_so_at_once(
+    node_factory: NodeFactory,
+) -> None:
+    node = node_factory.start("alone")
+    with SyncClient(node.address, client_name="app") as client:
+        pool = client.new_pool(persistent=True)
+        assert client.put_many(pool, [(0, n, text_page(n)) for n in range(10)]) == [True] * 10
+    started = time.monotonic()
+    drained = subprocess.run(
+        [RAMSTER, "drain", "--node", node.address, "--timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (drained.returncode, drained.stdout) == (
+        1,
+        f"node {node.address} not drained: 10 pages are still on it\n",
+    ), drained.stderr
+    assert time.monotonic() - started < 10  # no peer to move them to: no waiting
