@@ -1,8 +1,8 @@
 """What two copies cost and how fast they come back (issue 6, DESIGN §6), over loopback.
 
 Three nodes with room to spare; node 1 takes persistent puts in 64-page batches, first keeping
-one copy of each page (`persistent_copies` 1), then two (every batch waits for a peer to store
-its copies), beside Redis MSET of the same pages in the same run. Then the peer holding the most
+one copy of each page (`persistent_copies` 1; that pool is destroyed after), then two (every
+batch waits for a peer to store its copies), beside Redis MSET of the same pages in the same run. Then the peer holding the most
 of node 1's second copies is killed (SIGKILL): the time until every page has two copies again is
 split into noticing the death (its etcd lease, 3 s) and rebuilding (reading each page and storing
 it on the other peer, at most `repair_rate` pages a second).
@@ -48,7 +48,10 @@ async def _put_rate(client: Client, copies: int, pages: list[bytes]) -> float:
             if not all(stored):
                 raise RuntimeError(f"{copies} copies: {stored.count(False)} pages refused")
 
-    return await _rate(len(pages), put_all)
+    measured = await _rate(len(pages), put_all)
+    if copies == 1:  # or switching to two copies would start copying these meanwhile
+        await client.destroy_pool(pool)
+    return measured
 
 
 async def _wait(client: Client, done: object, what: str, timeout: float = 120) -> float:
