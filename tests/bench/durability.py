@@ -2,10 +2,11 @@
 
 Three nodes with room to spare; node 1 takes persistent puts in 64-page batches, first keeping
 one copy of each page (`persistent_copies` 1; that pool is destroyed after), then two (every
-batch waits for a peer to store its copies), beside Redis MSET of the same pages in the same run. Then the peer holding the most
-of node 1's second copies is killed (SIGKILL): the time until every page has two copies again is
-split into noticing the death (its etcd lease, 3 s) and rebuilding (reading each page and storing
-it on the other peer, at most `repair_rate` pages a second).
+batch waits for a peer to store its copies), beside Redis MSET of the same pages in the same
+run. Then the peer holding the most of node 1's second copies is killed (SIGKILL): the time
+until every page has two copies again is split into noticing the death (its etcd lease, 3 s)
+and rebuilding (reading each page and storing it on the other peer, at most `repair_rate` pages
+a second).
 """
 
 from __future__ import annotations
