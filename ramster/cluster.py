@@ -110,6 +110,9 @@ class ClusterAgent:
             if switching_off and self._backend.ramster and self.remote is not None:
                 await self.remote.bring_home()
             changed = self._backend.set_param(name, value)
+            remote = self.remote
+            if remote is not None and self._backend.tmem is not None and not remote.recovered:
+                await remote.recover()  # it started with zcache off: recovery waited for it
         if changed:
             await self._publish_state()
             await self._membership.publish(self._info())

@@ -100,6 +100,8 @@ class RemoteLayer:
         self._repair_wake = asyncio.Event()
         self._holders: frozenset[tuple[int, str, bool]] = frozenset()  # who holds pages
         self._introduced: set[int] = set()  # peers that know this epoch (recovered or forgot)
+        self._unrecovered: set[int] = set()  # peers recovery could not read: never told to forget
+        self._introducing = asyncio.Lock()
         self._epochs: dict[int, str] = {}  # the last epoch seen of every peer
         self._orphans: dict[int, list[RemoteFlush]] = {}  # written-off copies, by holder
         self._recovered = False
@@ -164,9 +166,8 @@ class RemoteLayer:
             gone = self._links.pop(number)
             self._corrupt_of_gone += gone.corrupt_pages
             await gone.close()
-        if self._recovered:
-            await self._introduce()
-        self._wake.set()
+        self._wake.set()  # the shipping loop introduces new peers (never inline: a peer that
+        # does not answer must not hold up the membership callbacks)
         # Published free bytes change every second; only who holds pages matters to repair.
         holders = frozenset((n, i.epoch, policy.holding(i)) for n, i in members.items())
         if holders != self._holders:
@@ -195,26 +196,34 @@ class RemoteLayer:
     async def _introduce(self) -> None:
         """Before a peer is placed on (again): flush the copies it held that were written off
         while it was out of the view, and have it forget this node's earlier epochs."""
-        failing = self._failing()
-        for number, link in list(self._links.items()):
-            if number in self._introduced or number in failing:
-                continue
-            orphans = self._orphans.pop(number, [])
-            try:
-                if orphans:
-                    await link.flush(orphans)
-                dropped = await link.forget()
-            except RamsterError as error:
-                self._orphans.setdefault(number, []).extend(orphans)
-                log.warning("node %d could not be introduced: %s", number, error.message)
-                continue
-            self._introduced.add(number)
-            if dropped or orphans:
-                log.info(
-                    "node %d dropped %d written-off copies and earlier epochs' pages",
-                    number,
-                    len(orphans),
-                )
+        async with self._introducing:  # one at a time: orphans go before any placement
+            for number, link in list(self._links.items()):
+                if number in self._introduced or number in self._failing():
+                    continue
+                orphans = self._orphans.pop(number, [])
+                try:
+                    if orphans:
+                        await link.flush(orphans)
+                    # A peer recovery could not read may hold this node's only copies of
+                    # pages: its earlier epochs are left alone.
+                    dropped = number not in self._unrecovered and await link.forget()
+                except RamsterError as error:
+                    self._orphans.setdefault(number, []).extend(orphans)
+                    self._mark_failed(number, error)
+                    log.warning("node %d could not be introduced: %s", number, error.message)
+                    continue
+                self._introduced.add(number)
+                self._log_introduced(number, dropped, len(orphans))
+
+    @staticmethod
+    def _log_introduced(number: int, dropped: bool, orphans: int) -> None:
+        if dropped or orphans:
+            log.info(
+                "node %d flushed %d written-off copies%s",
+                number,
+                orphans,
+                " and dropped pages of earlier epochs" if dropped else "",
+            )
 
     # -- recovery ----------------------------------------------------------------------------
 
@@ -223,9 +232,9 @@ class RemoteLayer:
         stored (the latest epoch any peer holds); return how many pages. Until this is done no
         peer is placed on."""
         tmem = self._backend.tmem
-        restored = 0
-        if tmem is not None:
-            restored = await self._recover(tmem)
+        if tmem is None:  # no backend to restore into: recovery waits for zcache on
+            return 0
+        restored = await self._recover(tmem)
         self._recovered = True
         await self._introduce()
         self._repair_wake.set()
@@ -234,28 +243,39 @@ class RemoteLayer:
 
     async def _recover(self, tmem: Tmem) -> int:
         timeout = self.config.recover_timeout
-        links = list(self._links.items())
-        surveys = await asyncio.gather(
-            *(link.recover("", timeout) for _, link in links), return_exceptions=True
-        )
-        older = {
-            epoch
-            for survey in surveys
-            if not isinstance(survey, BaseException)
-            for epoch in survey[0]
-            if epoch != self._epoch
-        }
+        deadline = time.monotonic() + timeout
+        surveys: dict[int, list[str]] = {}
+        pending = list(self._links)
+        while pending:  # a peer in view that fails is asked again, until the deadline
+            answers = await asyncio.gather(
+                *(self._links[n].recover("", timeout) for n in pending), return_exceptions=True
+            )
+            failed = []
+            for number, answer in zip(pending, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    failed.append(number)
+                else:
+                    surveys[number] = answer[0]
+            pending = [n for n in failed if n in self._links]
+            if pending and time.monotonic() > deadline:
+                log.warning("nodes %s did not answer the recovery survey", pending)
+                self._unrecovered.update(pending)
+                break
+            if pending:
+                await asyncio.sleep(0.5)
+        older = {e for epochs in surveys.values() for e in epochs if e != self._epoch}
         keep = max(older) if older else ""
         restored = 0
-        for (number, link), survey in zip(links, surveys, strict=True):
-            if isinstance(survey, BaseException):
-                log.warning("node %d did not answer the recovery survey: %s", number, survey)
+        for number, epochs in surveys.items():
+            link = self._links.get(number)
+            if link is None:
                 continue
-            if keep and survey[0]:
+            if keep and epochs:
                 try:
                     _, owners, keys = await link.recover(keep, timeout)
                 except RamsterError as error:
                     log.warning("node %d: recovery failed: %s", number, error.message)
+                    self._unrecovered.add(number)
                     continue
                 restored += restore(tmem, number, owners, keys)
             self._introduced.add(number)
@@ -287,6 +307,11 @@ class RemoteLayer:
         self._evacuating = True
         self._unshippable.clear()
         self._wake.set()
+
+    @property
+    def recovered(self) -> bool:
+        """Recovery is done (it waits for a loaded backend)."""
+        return self._recovered
 
     def wake(self) -> None:
         self._wake.set()
@@ -639,29 +664,36 @@ class RemoteLayer:
     ) -> None:
         """Fetch from one peer and settle each page against the tree it was asked for: if the
         backend was reloaded meanwhile, the refs mean nothing in the new one (a miss)."""
-        answers = await self._ask(node, refs, free)
         try:
+            answers = await self._ask(node, refs, free)
             retry = [
                 ref
                 for n, ref in enumerate(refs)
                 if ref.replica is not None and (answers is None or answers[n] is None)
             ]
-            second = await self._ask_replicas(retry, free)
+            second, unasked = await self._ask_replicas(retry, free)
             tmem = self._backend.tmem
             for n, ref in enumerate(refs):
                 future = self._inflight.pop((ref.obj_id, ref.index, ref.version, free))
+                key = (ref.obj_id, ref.index)
                 answer = answers[n] if answers is not None else None
                 source = ref.node
-                if answer is None and ref.replica is not None and (ref.obj_id, ref.index) in second:
-                    answer, source = second[ref.obj_id, ref.index], ref.replica
+                if answer is None and key in second and ref.replica is not None:
+                    answer, source = second[key], ref.replica
                     self.counters["remote_gets_failed_over"] += 1
-                if tmem is None or tmem is not asked or (answers is None and answer is None):
-                    # Reloaded meanwhile, or no copy reachable: a miss, and the handle stays
-                    # for a later get.
+                if tmem is None or tmem is not asked:  # reloaded meanwhile: a miss
                     future.set_result(None)
                     continue
-                if answers is not None and answers[n] is None and source != ref.node:
-                    lost_copy(tmem, ref, ref.node)  # the primary answered without its copy
+                primary_has_none = answers is not None and answers[n] is None
+                if primary_has_none and ref.replica is not None and source != ref.node:
+                    lost_copy(tmem, ref, ref.node)  # the replica's copy is the only one now
+                if answer is None and (answers is None or key in unasked):
+                    # A copy could not be asked: a miss, and the handle stays for a later get
+                    # (the replica's, if the primary answered without its copy).
+                    if primary_has_none and ref.replica is not None:
+                        lost_copy(tmem, ref, ref.node)
+                    future.set_result(None)
+                    continue
                 freed = free and answer is not None
                 future.set_result(localify(tmem, ref, answer, freed, source))
         finally:
@@ -690,19 +722,24 @@ class RemoteLayer:
 
     async def _ask_replicas(
         self, refs: Sequence[RemoteRef], free: bool
-    ) -> dict[tuple[int, int], tuple[PackedPage, int]]:
-        """The pages the replicas of `refs` hold, by (obj_id, index)."""
+    ) -> tuple[dict[tuple[int, int], tuple[PackedPage, int]], set[tuple[int, int]]]:
+        """The pages the replicas of `refs` hold, by (obj_id, index), and the keys whose
+        replica could not be asked."""
         by_node: dict[int, list[RemoteRef]] = defaultdict(list)
         for ref in refs:
             assert ref.replica is not None
             by_node[ref.replica].append(ref)
         found: dict[tuple[int, int], tuple[PackedPage, int]] = {}
+        unasked: set[tuple[int, int]] = set()
         for node, batch in by_node.items():
             answers = await self._ask(node, batch, free)
-            for ref, answer in zip(batch, answers or [None] * len(batch), strict=True):
+            if answers is None:
+                unasked.update((ref.obj_id, ref.index) for ref in batch)
+                continue
+            for ref, answer in zip(batch, answers, strict=True):
                 if answer is not None:
                     found[ref.obj_id, ref.index] = answer
-        return found
+        return found, unasked
 
     # -- switching ramster off ---------------------------------------------------------------
 

@@ -75,3 +75,8 @@ async def stream_call(
         return [message async for message in call(request, timeout=timeout)]
     except grpc.aio.AioRpcError as error:
         raise error_from_rpc(error.code(), error.details(), method) from None
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise Unavailable(f"{method}: the channel was closed during the call") from None

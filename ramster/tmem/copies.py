@@ -133,8 +133,9 @@ def settle(
         assert slot is not None
         holders.insert(0, HERE)
         grew = True
-    kept = [node for node in holders if node not in draining] or holders
-    chosen = kept[:2]
+    # Draining holders' copies go only once two others exist.
+    kept = [node for node in holders if node not in draining]
+    chosen = (kept + [node for node in holders if node in draining])[:2]
     for node in holders:
         if node not in chosen and node != HERE:
             tmem.remote_flushes.append(_flush(node, copies))
@@ -162,8 +163,9 @@ def unput(tmem: Tmem, shipment: Shipment) -> bool:
 
 
 def lost_copy(tmem: Tmem, ref: RemoteRef, node: int) -> bool:
-    """Peer `node` no longer has its copy of `ref` (it answered without it): the other copy, if
-    any, is the only one now. True if the tree changed."""
+    """Peer `node` no longer has a good copy of `ref` (it answered without one): if it is still
+    one of the page's two holders, the other copy is the only one now (a flush of whatever
+    `node` holds at that version is queued). True if the tree changed."""
     obj = tmem._objects.get(ref.obj_id)
     slot = obj.slot(ref.index) if obj is not None else None
     if slot is None or not slot & REMOTE or tmem._remote.version(slot) != ref.version:
@@ -171,9 +173,12 @@ def lost_copy(tmem: Tmem, ref: RemoteRef, node: int) -> bool:
     replica = tmem._replicas.get(ref.version)
     if replica is None:
         return False
-    del tmem._replicas[ref.version]
     if tmem._remote.node(slot) == node:
         tmem._remote.move(slot, replica)
+    elif replica != node:
+        return False  # the copies moved meanwhile: `node` is not a holder any more
+    del tmem._replicas[ref.version]
+    tmem.remote_flushes.append(RemoteFlush(node, ref.pool_uid, ref.oid, ref.index, ref.version))
     return True
 
 

@@ -68,6 +68,12 @@ def complete_shipments(
             and store.version(slot) == shipment.version
         )
         kind = "pers" if shipment.persistent else "eph"
+        if ok and unchanged and tmem._replicas.get(shipment.version) == node:
+            # The page's replica went to that peer meanwhile (repair): the copy shipped is the
+            # replica itself (same version); the page stays here, the peer keeps its copy.
+            counters[f"{kind}_pages_remote_failed"] += 1
+            store.requeue(shipment.slot)
+            continue
         if not ok:
             counters[f"{kind}_pages_remote_failed"] += 1
             if unchanged:
