@@ -313,3 +313,40 @@ def test_forget_drops_earlier_epochs_and_adopt_drops_ephemeral_pools() -> None:
     assert holder.counters()["foreign_eph_pages"] == 0
     assert forget_origin(holder, 1, "e3") == 1
     assert held_epochs(holder, 1) == []
+
+
+def test_a_shipment_onto_the_peer_now_holding_the_replica_is_not_swapped() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    copied(tmem, pool, [(1, 0)], B)
+    [shipment] = take_shipments(tmem, True, 10, ALL)  # on its way to C
+    draining = frozenset({B})
+    [item] = shortfall(tmem, 2, draining)
+    assert settle(tmem, item, C, draining)  # repair made C the replica meanwhile
+    assert complete_shipments(tmem, C, [shipment], [True]) == 0
+    assert where(tmem) == {(1, 0): (HERE, C)}  # still here, and on C: two nodes
+
+
+def test_draining_copies_stay_until_two_others_hold_the_page() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    stored(tmem, pool, [(1, 0)])
+    complete_shipments(tmem, B, take_shipments(tmem, True, 10, ALL), [True])
+    [item] = shortfall(tmem, 2, frozenset({B}))
+    assert settle(tmem, item, C, frozenset({B}))
+    assert where(tmem) == {(1, 0): (C, B)}  # B drains, but it is one of only two copies
+    assert drain_flushes(tmem) == []
+
+
+def test_a_lost_copy_reported_by_a_former_holder_changes_nothing() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    copied(tmem, pool, [(1, 0)], B)
+    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
+    [ref] = remote_refs(tmem)  # a get's ref: the page on C, its copy on B
+    [item] = shortfall(tmem, 2, frozenset({C}))
+    assert settle(tmem, item, D, frozenset({C}))  # repair: now on B and D, C's copy flushed
+    drain_flushes(tmem)
+    assert not lost_copy(tmem, ref, C)
+    assert where(tmem) == {(1, 0): (B, D)}
+    assert drain_flushes(tmem) == []

@@ -1175,3 +1175,84 @@ def test_shipping_sends_no_page_to_the_peer_with_its_other_copy() -> None:
         assert all(r.node == 2 and r.replica == 3 for r in remote_refs(tmem))
 
     run(scenario)
+
+
+def test_a_primary_without_its_copy_and_an_unreachable_replica_is_a_miss_not_a_loss() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        assert await put_copied(layer, tmem, pool, 1) == set()  # the copy on 3
+        ship(tmem, peers.links[2], True)  # the page on 2
+        ref = ref_of(tmem, pool, 1, 0)
+        peers.links[2].pages.clear()  # node 2 answers without it (restarted, say)
+        peers.links[3].get_error = Unavailable("node 3 is slow")
+
+        assert await layer.fetch([ref], free=False) == [None]
+        moved = ref_of(tmem, pool, 1, 0)  # the page is kept, read from 3 from now on
+        assert (moved.node, moved.replica) == (3, None)
+        assert tmem.counters()["remote_pers_pages_lost"] == 0
+        peers.links[3].get_error = None
+        assert await layer.fetch([moved], free=False) == [pack_page(big(0))]
+
+    run(scenario)
+
+
+def test_a_malformed_answer_never_strands_the_callers_of_a_page() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded()
+        layer, peers = await start(backend, {2: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        put(tmem, pool, 7, 0, big(1))
+        ship(tmem, peers.links[2], True)
+        ref = ref_of(tmem, pool, 7, 0)
+
+        async def broken(
+            refs: Sequence[RemoteRef], free: bool, timeout: float | None = None
+        ) -> list[FoundPage | None]:
+            raise ValueError("a reply shorter than the request")
+
+        peers.links[2].get = broken  # type: ignore[method-assign]
+        with pytest.raises(ValueError):
+            await layer.fetch([ref], free=False)
+        assert layer._inflight == {}
+        del peers.links[2].get  # the class's method again
+        assert await asyncio.wait_for(layer.fetch([ref], free=False), 1.0) == [pack_page(big(1))]
+
+    run(scenario)
+
+
+def test_recovery_asks_a_peer_again_and_never_makes_an_unread_peer_forget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def scenario() -> None:
+        backend, _ = loaded(params=TWO)
+        peers = Peers()
+        layer = RemoteLayer(
+            backend,
+            ME,
+            "e1",
+            dataclasses.replace(CONFIG, recover_timeout=0.2),
+            link_factory=peers.factory,
+        )
+        await layer.set_members({ME: member(ME, 0), 2: member(2, MIB)})
+        asked: list[str] = []
+
+        async def unreachable(keep: str, timeout: float) -> object:
+            asked.append(keep)
+            raise Unavailable("node 2 is unreachable")
+
+        forgotten: list[int] = []
+
+        async def forget() -> bool:
+            forgotten.append(2)
+            return False
+
+        monkeypatch.setattr(peers.links[2], "recover", unreachable)
+        monkeypatch.setattr(peers.links[2], "forget", forget)
+        assert await layer.recover() == 0
+        assert len(asked) > 1  # asked again until the deadline
+        assert forgotten == []  # it may hold this node's only copies: never told to forget
+        assert layer.recovered
+
+    run(scenario)
