@@ -95,7 +95,8 @@ class ClusterAgent:
             }
             left = 0
             if tmem is not None and store is not None:
-                left = foreign_pages(tmem, live) + store.stats.pers_zpages
+                own = store.stats.pers_zpages - tmem.counters()["foreign_pers_pages"]
+                left = foreign_pages(tmem, live) + own
             alone = not any(
                 holding(info) for n, info in self._membership.members().items() if n != self.number
             )

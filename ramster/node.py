@@ -211,10 +211,11 @@ class Node:
             zcache=self.backend.zcache,
             ramster=self.backend.ramster,
         )
-        agent = ClusterAgent(self.backend, self.feed, membership, me, RemotifyConfig())
+        # Known before it has joined: peers asking who this is during recovery (Hello) get the
+        # number as soon as it is claimed, not 0.
+        agent = self.agent = ClusterAgent(self.backend, self.feed, membership, me, RemotifyConfig())
         number = await _with_retries(agent.start, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
-        self.agent = agent
-        self.tmem_service.remote = self.agent.remote
+        self.tmem_service.remote = agent.remote
         log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
 
     async def _set_param(self, name: str, value: str) -> dict[str, str]:

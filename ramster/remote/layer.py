@@ -156,12 +156,15 @@ class RemoteLayer:
         for number, info in members.items():
             link = self._links.get(number)
             if number == self.me or (link is not None and link.address == info.address):
+                if link is not None:
+                    link.holder_epoch = info.epoch
                 continue
             if link is not None:
                 await link.close()
-            self._links[number] = self._link_factory(
+            link = self._links[number] = self._link_factory(
                 number, info.address, self.me, self._epoch, self.config.peer_timeout
             )
+            link.holder_epoch = info.epoch
         for number in [n for n in self._links if n not in members]:
             gone = self._links.pop(number)
             self._corrupt_of_gone += gone.corrupt_pages

@@ -38,6 +38,8 @@ class PeerLink:
         self._origin = peer_pb2.Origin(node_number=me, epoch=epoch)
         self._timeout = timeout
         self.corrupt_pages = 0
+        self.holder_epoch = ""
+        """The peer's epoch as this node's view has it; a peer of another epoch refuses puts."""
         self._channel = grpc.aio.insecure_channel(
             address,
             (
@@ -69,6 +71,7 @@ class PeerLink:
         """Store pages on the peer, telling it who owns their pools; True for each it took."""
         request = peer_pb2.PeerPutRequest(
             origin=self._origin,
+            holder_epoch=self.holder_epoch,
             pools=[pool_record_message(record) for record in owners],
             pages=[
                 peer_pb2.RemotePage(

@@ -117,6 +117,12 @@ class PeerService:
 
     async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:
         tmem = self._holder()
+        _, epoch, _ = self._identity()
+        if request.holder_epoch and request.holder_epoch != epoch:
+            raise FailedPrecondition(
+                f"holder_epoch {shown(request.holder_epoch)} is not this node's epoch {epoch!r}: "
+                "it restarted since the origin last saw it"
+            )
         convert.batch_size("pages", len(request.pages))
         convert.batch_size("pools", len(request.pools))
         pages = [_foreign_page(page, i) for i, page in enumerate(request.pages)]

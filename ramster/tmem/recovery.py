@@ -18,6 +18,10 @@ from ramster.tmem.keys import Oid
 from ramster.tmem.pool import Pool, PoolRecord
 from ramster.tmem.remote import REMOTE, RemoteFlush
 
+MAX_VERSION = 1 << 62
+"""Versions count microseconds since 1970 from a node's start, then puts: a peer naming a higher
+one is not believed (it would leave no room for the next puts)."""
+
 HeldKey = tuple[int, Oid, int, int]
 """(origin pool uid, oid, index, version) of a page a holder keeps."""
 
@@ -106,11 +110,11 @@ def restore(
                 by_uid[record.uid] = pool
     restored = 0
     for uid, oid, index, version in keys:
-        tmem._version = max(tmem._version, version)
         pool = by_uid.get(uid)
-        if pool is None or not pool.spec.persistent:
+        if pool is None or not pool.spec.persistent or not 0 < version <= MAX_VERSION:
             tmem.remote_flushes.append(RemoteFlush(holder, uid, oid, index, version))
             continue
+        tmem._version = max(tmem._version, version)
         restored += _restore_page(tmem, holder, pool, oid, index, version)
     if by_uid:
         tmem._next_pool_uid = max(tmem._next_pool_uid, *by_uid)
@@ -143,7 +147,10 @@ def _restore_page(tmem: Tmem, holder: int, pool: Pool, oid: Oid, index: int, ver
 
 
 def _install(tmem: Tmem, record: PoolRecord) -> Pool | None:
-    """A recovered pool, waiting for its client; None if its place is taken."""
+    """A recovered pool, waiting for its client; None if its place is taken (or the record
+    names a client no application may have)."""
+    if record.client.startswith(FOREIGN_PREFIX) or not record.client:
+        return None
     pool = Pool(record.spec, record.uid, owner=(record.client, record.pool_id))
     uuid = record.spec.shared_uuid
     if uuid is not None:

@@ -477,3 +477,19 @@ def test_a_message_over_the_4_mib_limit_is_refused_by_grpc_as_resource_exhausted
     assert answer.code == EXHAUSTED
     assert answer.details.startswith("SERVER: Received message larger than max ("), answer.details
     assert answer.details.endswith(" vs. 4259840)")
+
+
+def test_a_peer_put_for_an_earlier_epoch_of_the_holder_is_refused(
+    wire: RawNode, node: NodeProcess
+) -> None:
+    """A copy meant for the process a node was before it restarted must not land unseen in the
+    new one: the origin names the holder's epoch it knows."""
+    origin = peer_pb2.Origin(node_number=2, epoch="e0")
+    request = peer_pb2.PeerPutRequest(origin=origin, holder_epoch="0123456789abcdef")
+    assert wire.call("/ramster.api.v1.Peer/PutPages", request).refusal == (
+        PRECONDITION,
+        f"holder_epoch '0123456789abcdef' is not this node's epoch {node.epoch!r}: it restarted "
+        "since the origin last saw it",
+    )
+    request.holder_epoch = node.epoch  # the right one: an empty batch is simply stored
+    assert wire.call("/ramster.api.v1.Peer/PutPages", request).code == grpc.StatusCode.OK

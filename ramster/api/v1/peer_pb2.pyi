@@ -94,14 +94,16 @@ class PoolRecord(_message.Message):
     def __init__(self, pool: _Optional[int] = ..., client: _Optional[str] = ..., pool_id: _Optional[int] = ..., persistent: _Optional[bool] = ..., page_size: _Optional[int] = ..., shared_uuid: _Optional[bytes] = ...) -> None: ...
 
 class PeerPutRequest(_message.Message):
-    __slots__ = ("origin", "pages", "pools")
+    __slots__ = ("origin", "pages", "pools", "holder_epoch")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     POOLS_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
     pages: _containers.RepeatedCompositeFieldContainer[RemotePage]
     pools: _containers.RepeatedCompositeFieldContainer[PoolRecord]
-    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., pages: _Optional[_Iterable[_Union[RemotePage, _Mapping]]] = ..., pools: _Optional[_Iterable[_Union[PoolRecord, _Mapping]]] = ...) -> None: ...
+    holder_epoch: str
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., pages: _Optional[_Iterable[_Union[RemotePage, _Mapping]]] = ..., pools: _Optional[_Iterable[_Union[PoolRecord, _Mapping]]] = ..., holder_epoch: _Optional[str] = ...) -> None: ...
 
 class PeerPutResponse(_message.Message):
     __slots__ = ("results",)
