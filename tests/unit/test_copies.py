@@ -350,3 +350,16 @@ def test_a_lost_copy_reported_by_a_former_holder_changes_nothing() -> None:
     assert not lost_copy(tmem, ref, C)
     assert where(tmem) == {(1, 0): (B, D)}
     assert drain_flushes(tmem) == []
+
+
+def test_restore_believes_no_absurd_version_and_no_record_for_a_peer_client() -> None:
+    new = host()
+    records = [PoolRecord(5, APP, 0, PERSISTENT), PoolRecord(6, "peer:9:e", 0, PERSISTENT)]
+    keys = [(5, (1, 0, 0), 0, 2**64 - 1), (5, (1, 0, 0), 1, 7), (6, (1, 0, 0), 0, 8)]
+    assert restore(new, B, records, keys) == 1
+    assert drain_flushes(new) == [
+        RemoteFlush(B, 5, (1, 0, 0), 0, 2**64 - 1),
+        RemoteFlush(B, 6, (1, 0, 0), 0, 8),
+    ]
+    pool = new.new_pool(APP, PERSISTENT)
+    assert new.put(APP, pool, 2, 0, page(1)) == Stored(8)  # versions go on from 7, not 2**64
