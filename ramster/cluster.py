@@ -115,7 +115,7 @@ class ClusterAgent:
             if remote is not None and self._backend.tmem is not None and not remote.recovered:
                 await remote.recover()  # it started with zcache off: recovery waited for it
         if changed:
-            await self._publish_state()
+            await self.publish_state()
             await self._membership.publish(self._info())
             if self.remote is not None:
                 self.remote.wake()
@@ -171,9 +171,6 @@ class ClusterAgent:
 
     async def publish_state(self) -> None:
         """Tell the frontends what the backend is now (`Admin.WatchState`)."""
-        await self._publish_state()
-
-    async def _publish_state(self) -> None:
         backend = self._backend
         await self._feed.publish(
             self._feed.status.but(

@@ -108,11 +108,3 @@ def placement(
     candidates = [info for info in members.values() if willing(info) and info.free_bytes > 0]
     candidates.sort(key=lambda info: (-info.free_bytes, info.number))
     return [info.number for info in candidates]
-
-
-def pick_target(
-    members: dict[int, MemberInfo], me: int, params: ModuleParams, skip: frozenset[int]
-) -> int | None:
-    """The peer to ship to now, or None if there is none."""
-    order = placement(members, me, skip, params.remote_target)
-    return order[0] if order else None

@@ -224,14 +224,6 @@ def write_off(tmem: Tmem, node: int, restarted: bool) -> tuple[WriteOff, list[Re
     return WriteOff(promoted, lost, ephemeral, replicas), [] if restarted else orphans
 
 
-def holders_of(tmem: Tmem) -> set[int]:
-    """Every peer holding a copy of some page of this node."""
-    nodes = set(tmem._replicas.values())
-    for _, obj in _own_objects(tmem):
-        nodes.update(tmem._remote.node(slot) for _, slot in obj.items() if slot & REMOTE)
-    return nodes
-
-
 # -- internals ---------------------------------------------------------------------------------
 
 

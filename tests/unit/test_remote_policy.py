@@ -11,7 +11,7 @@ import pytest
 from nodemanager.model import MemberInfo
 from ramster.errors import InvalidArgument
 from ramster.params import ModuleParams
-from ramster.remote.policy import RemotifyConfig, bytes_to_ship, classes_to_ship, pick_target
+from ramster.remote.policy import RemotifyConfig, bytes_to_ship, classes_to_ship, placement
 
 ME = 1
 NOBODY: frozenset[int] = frozenset()
@@ -84,7 +84,15 @@ def test_classes_to_ship(ramster: bool, eph: bool, pers: bool, expected: list[bo
     assert classes_to_ship(params) == expected
 
 
-# -- pick_target -------------------------------------------------------------------------------
+# -- placement: the peer a batch goes to ------------------------------------------------------
+
+
+def pick_target(
+    members: dict[int, MemberInfo], me: int, params: ModuleParams, skip: frozenset[int]
+) -> int | None:
+    """The first peer `placement` names (the one a shipping batch goes to), or None."""
+    order = placement(members, me, skip, params.remote_target)
+    return order[0] if order else None
 
 
 def test_a_fixed_target_is_chosen_while_up_and_willing() -> None:
