@@ -422,7 +422,7 @@ class RemoteLayer:
         except RamsterError as error:
             self._mark_failed(target, error)
             # It may have stored them before the answer was lost: flush them before reuse.
-            self._unsure(target, [_flush_of(s, target) for s in shipments])
+            self._unsure(target, [RemoteFlush.of(target, s) for s in shipments])
             return [False] * len(shipments)
         if not any(stored):
             self._mark_failed(target, None)
@@ -569,7 +569,7 @@ class RemoteLayer:
                 settle(tmem, copies, None, draining)  # only a draining peer's copy to drop
             elif pages[i] is not None:
                 needy.append(i)
-        shipments = [_copy_shipment(chunk[i], pages[i]) for i in needy]
+        shipments = [chunk[i].shipment(_read(pages[i])) for i in needy]
         avoid = [frozenset(n for n in chunk[i].holders if n != HERE) for i in needy]
         placed = await self._place(tmem, shipments, avoid)
         if self._backend.tmem is not tmem:
@@ -598,7 +598,7 @@ class RemoteLayer:
             if sources:
                 by_source[sources[0]].append(i)
         for source, indices in by_source.items():
-            refs = [_ref_of(chunk[i], source) for i in indices]
+            refs = [chunk[i].ref_on(source) for i in indices]
             try:
                 answers = await self._links[source].get(refs, free=False)
             except (RamsterError, KeyError) as error:
@@ -789,7 +789,7 @@ class RemoteLayer:
         for ref, answer in zip(refs, answers, strict=True):
             if answer is not None and answer[1] == ref.version and repatriate(tmem, ref, answer[0]):
                 home += 1
-                done.append(RemoteFlush(node, ref.pool_uid, ref.oid, ref.index, ref.version))
+                done.append(RemoteFlush.of(node, ref))
         tmem.remote_flushes.extend(done)  # sent, counted and logged by the next _send_flushes
         return home
 
@@ -853,37 +853,11 @@ def _by_target(
     return batches
 
 
-def _flush_of(shipment: Shipment, node: int) -> RemoteFlush:
-    return RemoteFlush(node, shipment.pool_uid, shipment.oid, shipment.index, shipment.version)
-
-
 def _at_risk(short: Sequence[PageCopies], wanted: int, draining: frozenset[int]) -> int:
     """Pages with fewer than `wanted` copies on nodes that stay."""
     return sum(sum(n not in draining for n in c.holders) < wanted for c in short)
 
 
-def _ref_of(copies: PageCopies, node: int) -> RemoteRef:
-    return RemoteRef(
-        node=node,
-        obj_id=copies.obj_id,
-        pool_uid=copies.pool_uid,
-        persistent=True,
-        oid=copies.oid,
-        index=copies.index,
-        version=copies.version,
-        page_size=copies.page_size,
-    )
-
-
-def _copy_shipment(copies: PageCopies, page: PackedPage | None) -> Shipment:
-    assert page is not None
-    return Shipment(
-        obj_id=copies.obj_id,
-        slot=-1,
-        pool_uid=copies.pool_uid,
-        persistent=True,
-        oid=copies.oid,
-        index=copies.index,
-        version=copies.version,
-        page=page,
-    )
+def _read(page: PackedPage | None) -> PackedPage:
+    assert page is not None, "only pages that were read are placed"
+    return page

@@ -17,6 +17,7 @@ from ramster.tmem.host import INDEX_BITS, Stored, Tmem
 from ramster.tmem.keys import Oid
 from ramster.tmem.pool import Pool, TmemObject
 from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.shipping import drop_handle
 from ramster.tmem.store import Created, PackedPage
 
 HERE = -1
@@ -36,6 +37,32 @@ class PageCopies:
     page_size: int
     primary: int | None
     replica: int | None
+
+    def ref_on(self, node: int) -> RemoteRef:
+        """The page as a get from peer `node` asks for it."""
+        return RemoteRef(
+            node=node,
+            obj_id=self.obj_id,
+            pool_uid=self.pool_uid,
+            persistent=True,
+            oid=self.oid,
+            index=self.index,
+            version=self.version,
+            page_size=self.page_size,
+        )
+
+    def shipment(self, page: PackedPage) -> Shipment:
+        """The page read back, to be stored on a peer as a new copy."""
+        return Shipment(
+            obj_id=self.obj_id,
+            slot=-1,  # not a slot here: a copy settles by version, not by slot
+            pool_uid=self.pool_uid,
+            persistent=True,
+            oid=self.oid,
+            index=self.index,
+            version=self.version,
+            page=page,
+        )
 
     @property
     def holders(self) -> tuple[int, ...]:
@@ -118,7 +145,7 @@ def settle(
     obj = tmem._objects.get(copies.obj_id)
     if obj is None or slot is None:
         if added is not None:
-            tmem.remote_flushes.append(_flush(added, copies))
+            tmem.remote_flushes.append(RemoteFlush.of(added, copies))
         return False
     version = copies.version
     holders = [HERE] if not slot & REMOTE else [tmem._remote.node(slot)]
@@ -138,7 +165,7 @@ def settle(
     chosen = (kept + [node for node in holders if node in draining])[:2]
     for node in holders:
         if node not in chosen and node != HERE:
-            tmem.remote_flushes.append(_flush(node, copies))
+            tmem.remote_flushes.append(RemoteFlush.of(node, copies))
     if chosen[0] != HERE:
         assert slot & REMOTE, "a page here stays the primary"
         tmem._remote.move(slot, chosen[0])
@@ -178,7 +205,7 @@ def lost_copy(tmem: Tmem, ref: RemoteRef, node: int) -> bool:
     elif replica != node:
         return False  # the copies moved meanwhile: `node` is not a holder any more
     del tmem._replicas[ref.version]
-    tmem.remote_flushes.append(RemoteFlush(node, ref.pool_uid, ref.oid, ref.index, ref.version))
+    tmem.remote_flushes.append(RemoteFlush.of(node, ref))
     return True
 
 
@@ -213,11 +240,7 @@ def write_off(tmem: Tmem, node: int, restarted: bool) -> tuple[WriteOff, list[Re
                 lost += 1
             else:
                 ephemeral += 1
-            obj.pop(index)
-            tmem._remote_remove(slot, pool.spec.persistent)
-            pool.pages -= 1
-            if not obj:
-                tmem._unlink_object(obj)
+            drop_handle(obj, index, slot, tmem, flush_except=None)
     tmem._counters["remote_pers_pages_lost"] += lost
     orphans += [f for f in tmem.remote_flushes if f.node == node]
     tmem.remote_flushes = [f for f in tmem.remote_flushes if f.node != node]
@@ -292,7 +315,3 @@ def _bring_home(
     tmem._remote_remove(handle, True)
     obj.replace(copies.index, outcome.slot)
     return True
-
-
-def _flush(node: int, copies: PageCopies | Shipment) -> RemoteFlush:
-    return RemoteFlush(node, copies.pool_uid, copies.oid, copies.index, copies.version)

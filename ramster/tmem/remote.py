@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from typing import Protocol
 
 from ramster.tmem.keys import Oid
 from ramster.tmem.store import PackedPage
@@ -55,6 +56,19 @@ class RemoteRef:
     """The node holding the page's other copy, read if `node` cannot answer."""
 
 
+class PageVersion(Protocol):
+    """One version of one page of this node: what a page flush names."""
+
+    @property
+    def pool_uid(self) -> int: ...
+    @property
+    def oid(self) -> Oid: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteFlush:
     """A copy a peer holds that must go: one page of one `version`, a whole object (index None)
@@ -66,6 +80,11 @@ class RemoteFlush:
     oid: Oid | None = None
     index: int | None = None
     version: int = 0
+
+    @classmethod
+    def of(cls, node: int, page: PageVersion) -> RemoteFlush:
+        """The flush of the copy of `page` (that version only) that `node` holds."""
+        return cls(node, page.pool_uid, page.oid, page.index, page.version)
 
 
 class RemoteHandles:

@@ -80,9 +80,7 @@ def complete_shipments(
                 store.requeue(shipment.slot)
             continue
         if not unchanged:  # flushed or overwritten while in flight: the peer's copy is stale
-            tmem.remote_flushes.append(
-                RemoteFlush(node, shipment.pool_uid, shipment.oid, shipment.index, shipment.version)
-            )
+            tmem.remote_flushes.append(RemoteFlush.of(node, shipment))
             continue
         assert obj is not None
         store.free(shipment.slot)
@@ -135,14 +133,14 @@ def localify(
         # to the same peer while the request was out.
         counters[f"remote_{kind}_pages_succ_get"] += 1
         if freed:
-            _drop_handle(obj, ref.index, handle, tmem, flush_except=source)
+            drop_handle(obj, ref.index, handle, tmem, flush_except=source)
         return answer[0]
     counters[f"remote_{kind}_pages_unsucc_get"] += 1
     if current != ref.version:  # re-put and re-shipped meanwhile: a later get will find it
         return None
     if ref.persistent:
         counters["remote_pers_pages_lost"] += 1
-    _drop_handle(obj, ref.index, handle, tmem, flush_except=None)
+    drop_handle(obj, ref.index, handle, tmem, flush_except=None)
     return None
 
 
@@ -204,7 +202,7 @@ def _current(tmem: Tmem, ref: RemoteRef) -> tuple[TmemObject | None, int | None]
     return obj, (obj.slot(ref.index) if obj is not None else None)
 
 
-def _drop_handle(
+def drop_handle(
     obj: TmemObject, index: int, handle: int, tmem: Tmem, flush_except: int | None
 ) -> None:
     """Forget a remote page whose copy on `flush_except` is already gone: the flush of its other
