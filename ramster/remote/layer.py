@@ -524,13 +524,12 @@ class RemoteLayer:
         if tmem is None or not self._recovered:
             return 0
         await self._introduce()  # peers whose earlier calls failed, before they are used
-        wanted = self._backend.params.persistent_copies
         draining = self._draining()
-        for ref in remote_refs(tmem, persistent=False):
-            if ref.node in draining:
-                drop_remote(tmem, ref)
-        short = shortfall(tmem, wanted, draining)
-        self.counters["pers_pages_at_risk"] = _at_risk(short, wanted, draining)
+        if draining:  # a full scan only while some peer is leaving
+            for ref in remote_refs(tmem, persistent=False):
+                if ref.node in draining:
+                    drop_remote(tmem, ref)
+        short = self._shortfall(tmem)
         if not short:
             await self._send_flushes(tmem)
             return 0
@@ -545,8 +544,7 @@ class RemoteLayer:
                 return made
             pause = len(short[start : start + chunk]) / self.config.repair_rate
             await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)))
-        left = shortfall(tmem, wanted, self._draining())
-        self.counters["pers_pages_at_risk"] = _at_risk(left, wanted, self._draining())
+        self._shortfall(tmem)
         log.info(
             "repair: %d pages were short of copies, %d copies made, %d pages still at risk",
             len(short),
@@ -554,6 +552,13 @@ class RemoteLayer:
             self.counters["pers_pages_at_risk"],
         )
         return made
+
+    def _shortfall(self, tmem: Tmem) -> list[PageCopies]:
+        """The pages short of copies now; counts those at risk."""
+        wanted, draining = self._backend.params.persistent_copies, self._draining()
+        short = shortfall(tmem, wanted, draining)
+        self.counters["pers_pages_at_risk"] = _at_risk(short, wanted, draining)
+        return short
 
     async def _repair_chunk(
         self, tmem: Tmem, chunk: Sequence[PageCopies], draining: frozenset[int]
