@@ -92,11 +92,16 @@ class Cluster:
         asyncio.run(write_param(etcd_url, name, "persistent_copies", str(copies)))
 
     def start(
-        self, name: str, memory: str, etcd_url: str | None = None, listen: str = "127.0.0.1:0"
+        self,
+        name: str,
+        memory: str,
+        etcd_url: str | None = None,
+        listen: str = "127.0.0.1:0",
+        flags: tuple[str, ...] = (),
     ) -> NodeProcess:
         """Node `name` with a budget of `memory`, reaching etcd at `etcd_url` (default: the
-        cluster's), listening on `listen`."""
-        flags = ("--etcd", etcd_url or self.etcd_url, "--cluster", self.name)
+        cluster's), listening on `listen`, with further `ramster node` `flags`."""
+        flags = ("--etcd", etcd_url or self.etcd_url, "--cluster", self.name, *flags)
         node = self.factory.start(name, memory=memory, extra_flags=flags, listen=listen)
         self.nodes[name] = node
         self.clients[name] = SyncClient(node.address, client_name=f"test-{name}")

@@ -420,3 +420,26 @@ def test_a_lone_node_cannot_drain_its_persistent_pages_and_says_so_at_once(
         f"node {node.address} not drained: 10 pages are still on it\n",
     ), drained.stderr
     assert time.monotonic() - started < 10  # no peer to move them to: no waiting
+
+
+def test_sigterm_drains_a_node_before_it_exits(durable: Cluster) -> None:
+    durable.start("A", "64MiB", flags=("--drain-timeout", "20"))
+    for name in ("B", "C"):
+        durable.start(name, "64MiB")
+    pools = {name: durable.clients[name].new_pool(persistent=True) for name in ("A", "B", "C")}
+    numbers = pages_of(range(8))
+    for name, pool in pools.items():
+        store_all(durable.clients[name], pool, numbers)
+    assert durable.stats("A")["foreign_pers_pages"] > 0  # A holds copies of B's and C's pages
+
+    durable.clients.pop("A").close()
+    before = written_off(durable)
+    assert durable.nodes["A"].stop() == 0  # SIGTERM: drain, then stop
+    assert "node A drained" in durable.nodes["A"].log()
+    wait_for(
+        lambda seen=before: all(n > seen[o] for o, n in written_off(durable).items()),
+        what="A written off",
+    )
+    assert at_risk(durable) == {"B": 0, "C": 0}  # nothing was left with a single copy
+    for name in ("B", "C"):
+        assert read_back(durable.clients[name], pools[name], numbers, free=False) == []
