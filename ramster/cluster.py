@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from nodemanager.model import MemberInfo, Membership
 from ramster.backend import Backend
-from ramster.errors import RamsterError
+from ramster.errors import InvalidArgument, RamsterError, shown
 from ramster.params import parse_switch
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.policy import RemotifyConfig, holding
@@ -49,6 +49,7 @@ class ClusterAgent:
         self.remote: RemoteLayer | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._params_lock = asyncio.Lock()
+        self._refused_params: dict[str, str] = {}  # cluster params not applied, logged once
 
     def __repr__(self) -> str:
         return f"<ClusterAgent node {self._me.number} {self.remote!r}>"
@@ -132,13 +133,23 @@ class ClusterAgent:
     async def _on_params(self, params: dict[str, str]) -> None:
         current = self._backend.params.as_text()
         for name, value in sorted(params.items()):
-            if current.get(name) == value:
+            if current.get(name) == value or self._refused_params.get(name) == value:
                 continue
             try:
                 await self.set_param(name, value)
-                log.info("cluster param %s = %s applied", name, value)
-            except RamsterError as error:
-                log.warning("cluster param %s = %s not applied: %s", name, value, error.message)
+                log.info("cluster param %s = %s applied", name, shown(value))
+                self._refused_params.pop(name, None)
+            except InvalidArgument as error:
+                # It can never apply: the last good value stays, and this is logged once, not
+                # on every later change of the params.
+                self._refused_params[name] = value
+                log.warning(
+                    "cluster param %s = %s not applied: %s", name, shown(value), error.message
+                )
+            except RamsterError as error:  # refused now (say, pages could not come home)
+                log.warning(
+                    "cluster param %s = %s not applied: %s", name, shown(value), error.message
+                )
 
     # -- publishing --------------------------------------------------------------------------
 

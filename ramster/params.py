@@ -9,6 +9,7 @@ follows. Kernel names are kept where RAMster had them (`eph_remotify`, `pers_rem
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 
 from ramster.errors import InvalidArgument, shown
@@ -26,6 +27,22 @@ PARAM_DOCS = {
 }
 
 MAX_PERSISTENT_COPIES = 2
+
+MAX_NODE_NUMBER = (1 << 32) - 1
+"""Node numbers travel as uint32."""
+
+_DECIMAL = re.compile(r"[0-9]{1,20}")
+"""ASCII digits only: `str.isdigit` also takes '²' (which `int` refuses) and `int` takes other
+scripts' digits; the length bound keeps `int` away from its 4300-digit limit."""
+
+
+def parse_decimal(name: str, text: str, low: int, high: int, expected: str) -> int:
+    """`text` as a whole number in `low`..`high` for param `name`; else `InvalidArgument` saying
+    `expected`."""
+    word = text.strip()
+    if not _DECIMAL.fullmatch(word) or not low <= int(word) <= high:
+        raise InvalidArgument(f"param {name} value {shown(text)} is invalid: expected {expected}")
+    return int(word)
 
 
 def parse_switch(name: str, text: str) -> bool:
@@ -68,20 +85,12 @@ class ModuleParams:
                 f"param {shown(name)} is unknown: expected one of {', '.join(sorted(PARAM_DOCS))}"
             )
         if name == "persistent_copies":
-            word = text.strip()
-            if word not in {str(n) for n in range(1, MAX_PERSISTENT_COPIES + 1)}:
-                raise InvalidArgument(
-                    f"param persistent_copies value {shown(text)} is invalid: expected 1 or 2"
-                )
-            return replace(self, persistent_copies=int(word))
+            copies = parse_decimal(name, text, 1, MAX_PERSISTENT_COPIES, "1 or 2")
+            return replace(self, persistent_copies=copies)
         if name != "remote_target":
             return replace(self, **{name: parse_switch(name, text)})
-        word = text.strip().lower()
-        if word == "auto":
+        if text.strip().lower() == "auto":
             return replace(self, remote_target=None)
-        if not word.isdigit():
-            raise InvalidArgument(
-                f"param remote_target value {shown(text)} is invalid: expected auto or a node "
-                "number"
-            )
-        return replace(self, remote_target=int(word))
+        expected = f"auto or a node number in 1..{MAX_NODE_NUMBER}"
+        number = parse_decimal(name, text, 1, MAX_NODE_NUMBER, expected)
+        return replace(self, remote_target=number)

@@ -43,6 +43,10 @@ def format_stats(node: str, state: NodeState, counters: dict[str, int]) -> str:
         f"zcache {switch(state.zcache)} (generation {state.backend_generation}), "
         f"ramster {switch(state.ramster)}" + (", shutting down" if state.shutting_down else ""),
     ]
+    if target := counters.get("remote_target_down"):
+        lines.append(
+            f"  warning: remote_target node {target} is not up: pages go to peers by free bytes"
+        )
     width = max(map(len, counters), default=0)
     lines += [f"  {name:<{width}}  {counters[name]:>16,}" for name in sorted(counters)]
     return "\n".join(lines) + "\n"

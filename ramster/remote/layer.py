@@ -37,6 +37,7 @@ from ramster.remote.policy import (
     classes_to_ship,
     copies_wanted,
     placement,
+    target_down,
 )
 from ramster.tmem import Oid, PutOutcome, Stored, Tmem
 from ramster.tmem.copies import (
@@ -107,6 +108,7 @@ class RemoteLayer:
         self._recovered = False
         self._unshippable: set[bool] = set()  # classes with no page any peer may take now
         self._evacuating = False
+        self._target_down: int | None = None  # the remote_target last found down, logged once
         self.counters = dict.fromkeys(
             (
                 "remote_pages_flushed",
@@ -132,7 +134,28 @@ class RemoteLayer:
     def all_counters(self) -> dict[str, int]:
         """The layer's counters, with the corrupt copies every peer link turned away."""
         corrupt = sum(link.corrupt_pages for link in self._links.values())
-        return {**self.counters, "remote_pages_corrupt": corrupt + self._corrupt_of_gone}
+        return {
+            **self.counters,
+            "remote_pages_corrupt": corrupt + self._corrupt_of_gone,
+            "remote_target_down": self._target_down or 0,
+        }
+
+    def check_target(self) -> None:
+        """Note (and log once) whether the `remote_target` param names a node that cannot take
+        pages now: placement is automatic until it can."""
+        target = self._backend.params.remote_target
+        down = target if target_down(self.members, self.me, target) else None
+        if down == self._target_down:
+            return
+        if down is not None:
+            log.warning(
+                "remote_target node %d is not up (or is this node): pages go to peers by free "
+                "bytes until it is",
+                down,
+            )
+        elif self._target_down == target:
+            log.info("remote_target node %d is up: pages go to it again", target)
+        self._target_down = down
 
     # -- membership --------------------------------------------------------------------------
 
@@ -152,6 +175,7 @@ class RemoteLayer:
                 del self._epochs[number]
         self._epochs.update((n, info.epoch) for n, info in members.items() if n != self.me)
         self.members = dict(members)
+        self.check_target()
         self._unshippable.clear()
         for number, info in members.items():
             link = self._links.get(number)
@@ -317,6 +341,8 @@ class RemoteLayer:
         return self._recovered
 
     def wake(self) -> None:
+        """The module params changed: act on them now."""
+        self.check_target()
         self._wake.set()
         self._repair_wake.set()
         self._unshippable.clear()

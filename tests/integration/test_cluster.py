@@ -35,7 +35,7 @@ import pytest
 
 from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
-from ramster.client import FailedPrecondition, SyncClient
+from ramster.client import FailedPrecondition, InvalidArgument, SyncClient
 from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
 from tests.support.etcd import EtcdLink, EtcdProcess
 from tests.support.nodes import RAMSTER
@@ -752,3 +752,54 @@ def test_up_runs_etcd_and_three_nodes_until_sigint_stops_them_all(tmp_path: Path
             proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def test_a_remote_target_that_is_not_up_is_accepted_with_a_warning_and_placement_goes_on(
+    cluster: Cluster, etcd: EtcdProcess
+) -> None:
+    """Issue 10 item 6: `remote_target` of a node that does not exist used to stop remotify
+    silently (persistent puts then fail once the node is full), and '²' or a 5,000-digit number
+    answered INTERNAL. A bad value of the param in etcd is logged once and the last good value
+    kept."""
+    node_a = cluster.start("A", "4MiB")
+    cluster.start("B", "16MiB")
+    a = cluster.clients["A"]
+    expected = "expected auto or a node number in 1..4294967295"
+    with pytest.raises(InvalidArgument) as refused:
+        a.set_param("remote_target", "²")
+    assert refused.value.message == f"param remote_target value '²' is invalid: {expected}"
+    with pytest.raises(InvalidArgument) as refused:
+        a.set_param("remote_target", "7" * 5000)
+    assert refused.value.message == (
+        f"param remote_target value '{'7' * 299}... (5002 characters) is invalid: {expected}"
+    )
+
+    assert a.set_param("remote_target", "99")["remote_target"] == "99"
+    assert cluster.stats("A")["remote_target_down"] == 99
+    stats = ramster_cli("stats", "--node", node_a.address)
+    assert stats.returncode == 0, stats.stderr
+    assert stats.stdout.splitlines()[1] == (
+        "  warning: remote_target node 99 is not up: pages go to peers by free bytes"
+    )
+    # Three times A's budget: without automatic placement meanwhile, these would be refused.
+    pool = a.new_pool(persistent=True)
+    numbers = pages_of(range(96))
+    store_all(a, pool, numbers)
+    assert cluster.stats("B")["foreign_pers_pages"] > 0
+    assert read_back(a, pool, numbers, free=False) == []
+    warning = "remote_target node 99 is not up (or is this node): pages go to peers by free bytes"
+    assert node_a.log().count(warning) == 1
+
+    # A cluster-wide value no node can take: logged once, the node keeps its last good value.
+    etcd.ctl("put", f"/ramster/{cluster.name}/params/remote_target", "²")
+    asyncio.run(write_param(cluster.etcd_url, cluster.name, "eph_remotify", "off"))
+    wait_for(lambda: a.params()["eph_remotify"] == "off", what="A applied eph_remotify off")
+    asyncio.run(write_param(cluster.etcd_url, cluster.name, "eph_remotify", "on"))
+    wait_for(lambda: a.params()["eph_remotify"] == "on", what="A applied eph_remotify on")
+    assert a.params()["remote_target"] == "99"
+    refusal = (
+        f"cluster param remote_target = '²' not applied: param remote_target value '²' is "
+        f"invalid: {expected}"
+    )
+    assert node_a.log().count(refusal) == 1
+    assert "Traceback" not in node_a.log()
