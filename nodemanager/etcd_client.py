@@ -100,6 +100,8 @@ class EtcdClient:
         self.timeout = timeout
         self._addresses = parse_endpoints(endpoints)
         self._channel: grpc.aio.Channel | None = None
+        self.revision = 0
+        """The newest revision of the store any answer has carried (renewals included)."""
 
     async def open(self) -> None:
         manager = ConnectionManager(self._addresses)
@@ -126,14 +128,18 @@ class EtcdClient:
         except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as error:
             raise self._translate(error, doing) from error
 
-    def _translate(self, error: Exception, doing: str) -> RamsterError:
+    @staticmethod
+    def _status(error: Exception) -> tuple[grpc.StatusCode, str]:
+        """The status etcd (or the library, for etcd) answered with, and its detail."""
         cause = error if isinstance(error, grpc.aio.AioRpcError) else error.__cause__
         if isinstance(cause, grpc.aio.AioRpcError):
-            code, detail = cause.code(), cause.details() or ""
-        elif isinstance(error, TimeoutError):
-            code, detail = grpc.StatusCode.DEADLINE_EXCEEDED, ""
-        else:
-            code, detail = _LIBRARY.get(type(error), grpc.StatusCode.UNKNOWN), str(error)
+            return cause.code(), cause.details() or ""
+        if isinstance(error, TimeoutError):
+            return grpc.StatusCode.DEADLINE_EXCEEDED, ""
+        return _LIBRARY.get(type(error), grpc.StatusCode.UNKNOWN), str(error)
+
+    def _translate(self, error: Exception, doing: str) -> RamsterError:
+        code, detail = self._status(error)
         kind = _STATUS.get(code, InternalError)
         if kind is Unavailable:
             return Unavailable(f"etcd at {self.endpoints} is unreachable ({doing})")
@@ -148,12 +154,28 @@ class EtcdClient:
             self._kv.get(prefix, prefix_range_end(prefix), timeout=self.timeout),
         )
         entries = [(kv.key.decode(), bytes(kv.value)) for kv in response.kvs]
-        return int(response.header.revision), entries
+        return self._seen(response.header.revision), entries
 
     async def put(self, key: str, value: str, lease: int = 0) -> None:
-        await self._call(
+        response = await self._call(
             f"writing {key}", self._kv.put(key, value, lease=lease, timeout=self.timeout)
         )
+        self._seen(response.header.revision)
+
+    async def compact(self, revision: int) -> bool:
+        """Drop the history before `revision` (etcd's whole store, not one prefix: compaction is
+        cluster-wide). False if it was compacted that far already (by another node)."""
+        try:
+            await self._kv.compact(revision, timeout=self.timeout, max_attempts=1)
+        except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as error:
+            if self._status(error)[0] == grpc.StatusCode.OUT_OF_RANGE:
+                return False  # "required revision has been compacted"
+            raise self._translate(error, f"compacting before revision {revision}") from error
+        return True
+
+    def _seen(self, revision: int) -> int:
+        self.revision = max(self.revision, int(revision))
+        return int(revision)
 
     async def claim_number(self, name_key: str, counter_key: str) -> int:
         """The number stored at `name_key`; if none, the counter's value, claimed for `name_key`
@@ -223,6 +245,7 @@ class EtcdClient:
             call = self._lease.keep_alive(lease)
             try:
                 async for response in call:
+                    self._seen(response.header.revision)
                     return int(response.TTL)
             finally:
                 call.cancel()

@@ -1,7 +1,8 @@
 """`ClusterAgent`: one node's place in the cluster — membership, peers, params, and switches.
 
 It joins through a `Membership` (etcd, or a static peer list), takes back the pages its earlier
-epoch left on peers, publishes the node's free bytes every `publish_interval`, hands each new
+epoch left on peers, publishes the node's free bytes when they moved by a `FREE_BYTES_STEP`th of
+its budget (checked every `publish_interval`: etcd keeps every write), hands each new
 view to the remote layer, and applies module params, whether set on this node
 (`Admin.SetParam`) or cluster-wide (etcd ``params/``). Switching `ramster` off brings the
 persistent pages home first and is reported only once that is done. Foreign pages stay until
@@ -27,6 +28,20 @@ from ramster.tmem.foreign import foreign_pages, origin_client
 
 log = logging.getLogger("ramster.cluster")
 
+FREE_BYTES_STEP = 32
+"""Free bytes are published again once they moved by 1/32 of the budget (or reached or left
+zero): publishing every change would write an etcd revision every second on a busy node."""
+
+
+def worth_publishing(published: MemberInfo | None, now: MemberInfo) -> bool:
+    """Whether `now` differs enough from what was `published` last to write it to etcd: any
+    field but free bytes, free bytes by `FREE_BYTES_STEP`, or running full or no longer full."""
+    if published is None or replace(published, free_bytes=now.free_bytes) != now:
+        return True
+    moved = abs(now.free_bytes - published.free_bytes)
+    full_changed = (now.free_bytes == 0) != (published.free_bytes == 0)
+    return full_changed or moved * FREE_BYTES_STEP >= now.capacity_bytes
+
 
 class ClusterAgent:
     """Membership, remote layer and module params of one node."""
@@ -48,6 +63,7 @@ class ClusterAgent:
         self._publish_interval = publish_interval
         self.remote: RemoteLayer | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._published: MemberInfo | None = None  # what the last publish wrote
         self._params_lock = asyncio.Lock()
         self._refused_params: dict[str, str] = {}  # cluster params not applied, logged once
 
@@ -83,7 +99,7 @@ class ClusterAgent:
         to `timeout` seconds until it holds no page of a live node (an origin that is gone
         cannot move its pages) and none of its own persistent pages. Returns the pages left."""
         self._me = replace(self._me, draining=True)
-        await self._membership.publish(self._info())
+        await self._publish()
         if self.remote is not None:
             self.remote.evacuate()
         loop = asyncio.get_running_loop()
@@ -117,7 +133,7 @@ class ClusterAgent:
                 await remote.recover()  # it started with zcache off: recovery waited for it
         if changed:
             await self.publish_state()
-            await self._membership.publish(self._info())
+            await self._publish()
             if self.remote is not None:
                 self.remote.wake()
         return self._backend.params.as_text()
@@ -168,8 +184,10 @@ class ClusterAgent:
         failing = False  # warn once per outage, not every interval
         while True:
             await asyncio.sleep(self._publish_interval)
+            if not worth_publishing(self._published, self._info()):
+                continue
             try:
-                await self._membership.publish(self._info())
+                await self._publish()
             except RamsterError as error:
                 (log.debug if failing else log.warning)(
                     "publishing node info failed: %s", error.message
@@ -179,6 +197,11 @@ class ClusterAgent:
             if failing:
                 log.info("publishing node info works again")
                 failing = False
+
+    async def _publish(self) -> None:
+        info = self._info()
+        await self._membership.publish(info)
+        self._published = info
 
     async def publish_state(self) -> None:
         """Tell the frontends what the backend is now (`Admin.WatchState`)."""
