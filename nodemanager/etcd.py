@@ -119,6 +119,39 @@ class EtcdMembership:
     def params(self) -> dict[str, str]:
         return dict(self._view.params)
 
+    def forgotten(self) -> dict[int, str]:
+        return dict(self._view.forgotten)
+
+    async def forget(self, name: str, announce: float) -> int:
+        """Decommission the node called `name`: its claim on its number is released (the number
+        is retired: a node started later under the name gets a new one) and ``forgotten/<number>``
+        tells every member, for `announce` seconds, to drop what it keeps for that number.
+        `FailedPrecondition` while the node is up, `NotFound` for a name never claimed."""
+        if self._notifier is None:
+            raise FailedPrecondition("forget() before start()")
+        check_name("name", name)
+        retired = await self._etcd.retire_name(
+            self.keys.name(name),
+            self.keys.node,
+            self.keys.forgotten,
+            name,
+            max(2, math.ceil(announce)),
+        )
+        if retired is None:
+            raise NotFound(f"no node called {name!r} is known in cluster {self.keys.cluster!r}")
+        number, entry = retired
+        if entry is not None:
+            try:
+                where = f" at {decode_member(entry, number).address}"
+            except InvalidArgument:
+                where = ""
+            raise FailedPrecondition(
+                f"node {name!r} (number {number}) is up{where}: only a node that has left can "
+                "be forgotten (stop it first)"
+            )
+        log.warning("node %r (number %d) forgotten: its number is retired", name, number)
+        return number
+
     async def start(
         self, me: MemberInfo, on_members: MembersChanged, on_params: ParamsChanged
     ) -> int:
@@ -314,9 +347,10 @@ class EtcdMembership:
     async def _reload(self) -> None:
         revision, entries = await self._etcd.get_prefix(self.keys.prefix)
         old_members, old_params = self._view.members, self._view.params
+        old_forgotten = self._view.forgotten
         for problem in self._view.load(entries):
             log.warning("ignored a malformed entry: %s", problem)
-        if self._view.members != old_members:
+        if self._view.members != old_members or self._view.forgotten != old_forgotten:
             self._deliver(Change("members"))
         if self._view.params != old_params:
             self._deliver(Change("params"))

@@ -11,7 +11,7 @@ Not here: what the calls are for (`nodemanager.etcd`), the key layout (`nodemana
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -205,6 +205,48 @@ class EtcdClient:
             version = int(counter[0].version) if counter else 0
             number = _decimal(counter_key, counter[0].value) if counter else 1
         raise Unavailable(f"{_CLAIM_ATTEMPTS} claims of {name_key} in a row lost a race")
+
+    async def retire_name(
+        self,
+        name_key: str,
+        node_key: Callable[[int], str],
+        notice: Callable[[int], str],
+        name: str,
+        ttl: int,
+    ) -> tuple[int, bytes | None] | None:
+        """Delete the number claim at `name_key` and put `name` at `notice(number)` under a lease
+        of `ttl` seconds, in one transaction that holds only while no `node_key(number)` entry
+        exists. None if nothing claims the name; (number, the node's entry) if it is up
+        (nothing changed); (number, None) once done."""
+        while True:
+            found = await self._call(
+                f"reading {name_key}", self._kv.get(name_key, timeout=self.timeout)
+            )
+            if not found.kvs:
+                return None
+            number = _decimal(name_key, found.kvs[0].value)
+            lease = await self.grant(ttl)
+            response = await self._call(
+                f"retiring {name_key}",
+                self._kv.txn(
+                    compare=[
+                        KVService.txn_compare_value(name_key, bytes(found.kvs[0].value)),
+                        KVService.txn_compare_create_revision(node_key(number), 0),
+                    ],
+                    success=[
+                        KVService.txn_op_delete(name_key),
+                        KVService.txn_op_put(notice(number), name, lease=lease),
+                    ],
+                    failure=[KVService.txn_op_get(node_key(number))],
+                    timeout=self.timeout,
+                ),
+            )
+            if response.succeeded:
+                return number, None
+            await self.revoke(lease, self.timeout)
+            if entries := response.responses[0].response_range.kvs:
+                return number, bytes(entries[0].value)
+            # The claim changed between the read and the transaction: read it again.
 
     async def create(self, key: str, value: str, lease: int) -> tuple[bytes, int] | None:
         """Create `key` under `lease` unless it exists; if it does, its (value, lease)."""

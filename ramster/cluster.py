@@ -4,7 +4,9 @@ It joins through a `Membership` (etcd, or a static peer list), takes back the pa
 epoch left on peers, publishes the node's free bytes when they moved by a `FREE_BYTES_STEP`th of
 its budget (checked every `publish_interval`: etcd keeps every write), hands each new
 view to the remote layer, and applies module params, whether set on this node
-(`Admin.SetParam`) or cluster-wide (etcd ``params/``). Switching `ramster` off brings the
+(`Admin.SetParam`) or cluster-wide (etcd ``params/``). Nodes out of the view for `origin_grace`
+seconds, or forgotten by an operator (`forget_node`), are let go of: the pages held for them and
+the flushes queued for them are dropped. Switching `ramster` off brings the
 persistent pages home first and is reported only once that is done. Foreign pages stay until
 their origin flushes them, takes them back after a restart (`Peer/Recover`) or has them
 forgotten (`Peer/Forget`). `drain` leaves gracefully: published as draining, the node waits for
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 
+from nodemanager.keys import check_name
 from nodemanager.model import MemberInfo, Membership
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument, RamsterError, shown
@@ -31,6 +35,10 @@ log = logging.getLogger("ramster.cluster")
 FREE_BYTES_STEP = 32
 """Free bytes are published again once they moved by 1/32 of the budget (or reached or left
 zero): publishing every change would write an etcd revision every second on a busy node."""
+
+
+LET_GO_INTERVAL = 1.0
+"""Seconds between looks for nodes out of the view for `origin_grace` (whole seconds)."""
 
 
 def worth_publishing(published: MemberInfo | None, now: MemberInfo) -> bool:
@@ -63,6 +71,7 @@ class ClusterAgent:
         self._publish_interval = publish_interval
         self.remote: RemoteLayer | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._letting_go: asyncio.Task[None] | None = None
         self._published: MemberInfo | None = None  # what the last publish wrote
         self._params_lock = asyncio.Lock()
         self._refused_params: dict[str, str] = {}  # cluster params not applied, logged once
@@ -83,12 +92,14 @@ class ClusterAgent:
         await self.remote.recover()
         self.remote.start()
         self._publisher = asyncio.create_task(self._publish_forever(), name="ramster-publish")
+        self._letting_go = asyncio.create_task(self._let_go_forever(), name="ramster-let-go")
         return number
 
     async def stop(self) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
-            await asyncio.gather(self._publisher, return_exceptions=True)
+        tasks = [t for t in (self._publisher, self._letting_go) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.remote is not None:
             await self.remote.stop()
         await self._membership.stop()
@@ -138,6 +149,28 @@ class ClusterAgent:
                 self.remote.wake()
         return self._backend.params.as_text()
 
+    async def forget_node(self, name: str) -> int:
+        """Decommission the node called `name`, which must have left: every member drops the
+        pages it holds for it and the flushes queued for it (`Membership.forget`); its number."""
+        check_name("name", name)  # before any backend, whose refusals may quote it
+        number = await self._membership.forget(name, self._backend.params.origin_grace)
+        self._let_go()  # here at once, if this view knows it left; else when it does
+        return number
+
+    def _let_go(self) -> None:
+        if self.remote is not None:
+            self.remote.forget_gone(
+                time.monotonic(),
+                self._backend.params.origin_grace,
+                self._membership.reachable,
+                self._membership.forgotten(),
+            )
+
+    async def _let_go_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LET_GO_INTERVAL)
+            self._let_go()
+
     # -- membership callbacks ----------------------------------------------------------------
 
     async def _on_members(self, members: dict[int, MemberInfo]) -> None:
@@ -145,6 +178,7 @@ class ClusterAgent:
             # The first view arrives before start() returns, once the number is claimed.
             self.remote.me = self._membership.node_number
             await self.remote.set_members(members)
+            self._let_go()  # a node forgotten by an operator goes now
 
     async def _on_params(self, params: dict[str, str]) -> None:
         current = self._backend.params.as_text()

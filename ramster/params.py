@@ -24,9 +24,14 @@ PARAM_DOCS = {
     "remote_target": "auto (peers by free capacity) or the node number to ship pages to",
     "persistent_copies": "nodes that must hold a persistent page before its put is acknowledged "
     "(1 or 2; fewer while fewer nodes are up)",
+    "origin_grace": "seconds a node may be out of the cluster before the pages held for it and "
+    "the flushes queued for it are dropped (default 3600)",
 }
 
 MAX_PERSISTENT_COPIES = 2
+
+MAX_ORIGIN_GRACE = 366 * 24 * 3600
+"""A year: longer is a node nobody will bring back."""
 
 MAX_NODE_NUMBER = (1 << 32) - 1
 """Node numbers travel as uint32."""
@@ -67,6 +72,7 @@ class ModuleParams:
     pers_remotify: bool = True
     remote_target: int | None = None
     persistent_copies: int = 2
+    origin_grace: int = 3600
 
     def as_text(self) -> dict[str, str]:
         text = {
@@ -76,6 +82,7 @@ class ModuleParams:
         }
         text["remote_target"] = "auto" if self.remote_target is None else str(self.remote_target)
         text["persistent_copies"] = str(self.persistent_copies)
+        text["origin_grace"] = str(self.origin_grace)
         return text
 
     def with_text(self, name: str, text: str) -> ModuleParams:
@@ -87,6 +94,11 @@ class ModuleParams:
         if name == "persistent_copies":
             copies = parse_decimal(name, text, 1, MAX_PERSISTENT_COPIES, "1 or 2")
             return replace(self, persistent_copies=copies)
+        if name == "origin_grace":
+            expected = f"whole seconds in 1..{MAX_ORIGIN_GRACE}"
+            return replace(
+                self, origin_grace=parse_decimal(name, text, 1, MAX_ORIGIN_GRACE, expected)
+            )
         if name != "remote_target":
             return replace(self, **{name: parse_switch(name, text)})
         if text.strip().lower() == "auto":

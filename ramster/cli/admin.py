@@ -77,6 +77,17 @@ def drain(node: str, timeout: float, out: TextIO) -> int:
     return 1
 
 
+def forget_node(node: str, name: str, out: TextIO) -> int:
+    """Decommission node `name` through the live node at `node` (refused while `name` is up)."""
+    with SyncClient(node, client_name="ramster-cli") as client:
+        number = client.forget_node(name)
+    out.write(
+        f"node {name} (number {number}) forgotten: every node drops the pages it held for it; "
+        "its number is retired\n"
+    )
+    return 0
+
+
 def print_members(etcd: str, cluster: str, out: TextIO) -> int:
     members = asyncio.run(list_members(etcd, cluster))
     out.write(format_members(members))

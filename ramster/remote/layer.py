@@ -23,13 +23,14 @@ import logging
 import time
 from asyncio import FIRST_COMPLETED
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
 from ramster.remote import policy
+from ramster.remote.absence import AbsenceClock
 from ramster.remote.links import PeerLink
 from ramster.remote.policy import (
     RemotifyConfig,
@@ -51,7 +52,7 @@ from ramster.tmem.copies import (
     unput,
     write_off,
 )
-from ramster.tmem.recovery import own_records, restore
+from ramster.tmem.recovery import forget_origin, held_origins, own_records, restore
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.shipping import (
     complete_shipments,
@@ -109,6 +110,7 @@ class RemoteLayer:
         self._unshippable: set[bool] = set()  # classes with no page any peer may take now
         self._evacuating = False
         self._target_down: int | None = None  # the remote_target last found down, logged once
+        self._absence = AbsenceClock()  # nodes out of the view this node keeps something for
         self.counters = dict.fromkeys(
             (
                 "remote_pages_flushed",
@@ -124,6 +126,9 @@ class RemoteLayer:
                 "pers_pages_recovered",
                 "repair_rounds",
                 "peers_written_off",
+                "origins_forgotten",
+                "foreign_pages_forgotten",
+                "remote_flushes_forgotten",
             ),
             0,
         )
@@ -200,6 +205,44 @@ class RemoteLayer:
         if holders != self._holders:
             self._holders = holders
             self._repair_wake.set()
+
+    def forget_gone(
+        self, now: float, grace: float, trusted: bool, forgotten: Collection[int] = ()
+    ) -> list[int]:
+        """Let go of the nodes out of the view for `grace` seconds as of `now` (monotonic), and
+        of those an operator `forgotten` at once: drop the pages held for them and the flushes
+        queued for them. Never a node in the view; no clock runs while the view is not
+        `trusted` (etcd out of reach). Returns the nodes let go of."""
+        if not trusted:
+            self._absence.reset()
+            return []
+        tmem = self._backend.tmem
+        kept = set(self._orphans) | (held_origins(tmem) if tmem is not None else set())
+        live = set(self.members) | {self.me}
+        gone = set(self._absence.expired(now, grace, live, kept))
+        gone.update(n for n in forgotten if n in kept and n not in live)
+        for number in sorted(gone):
+            why = (
+                "was forgotten by an operator"
+                if number in forgotten
+                else f"has been out of the cluster for origin_grace ({grace:g} s)"
+            )
+            self._forget_peer(tmem, number, why)
+        return sorted(gone)
+
+    def _forget_peer(self, tmem: Tmem | None, number: int, why: str) -> None:
+        pages = forget_origin(tmem, number, "") if tmem is not None else 0
+        flushes = len(self._orphans.pop(number, []))
+        self._absence.drop(number)
+        self._epochs.pop(number, None)
+        self._unrecovered.discard(number)
+        self.counters["origins_forgotten"] += 1
+        self.counters["foreign_pages_forgotten"] += pages
+        self.counters["remote_flushes_forgotten"] += flushes
+        log.warning(
+            "node %d %s: dropped the %d pages held for it and the %d flushes queued for it",
+            number, why, pages, flushes,
+        )  # fmt: skip
 
     def _unsure(self, node: int, flushes: Sequence[RemoteFlush]) -> None:
         """A call to `node` failed, and may or may not have changed what it holds: keep the

@@ -35,7 +35,12 @@ def test_keys_live_under_the_cluster_prefix() -> None:
     assert keys.classify("/ramster/prod/params/x") == ("params", "x")
     assert keys.classify("/ramster/prod/names/alpha") == ("names", "alpha")
     assert keys.classify("/ramster/prod/next_number") == ("next_number", "")
+    assert keys.classify("/ramster/prod/forgotten/7") == ("forgotten", "7")
+    assert keys.forgotten(7) == "/ramster/prod/forgotten/7"
     for foreign in ("/ramster/prod2/nodes/3", "/ramster/prod/nodes/x", "/ramster/prod/nodes/3/y"):
+        assert keys.classify(foreign) is None
+    # int() refuses '²' though str.isdigit() takes it: such a key is not a node's.
+    for foreign in ("/ramster/prod/nodes/²", "/ramster/prod/forgotten/²", "/ramster/prod/x/1"):
         assert keys.classify(foreign) is None
 
 

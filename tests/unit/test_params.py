@@ -101,3 +101,22 @@ def test_every_param_reads_back_the_text_it_was_set_to(name: str) -> None:
     params = ModuleParams()
     text = params.as_text()[name]
     assert params.with_text(name, text) == params
+
+
+@pytest.mark.parametrize(("text", "grace"), [("1", 1), ("3600", 3600), (" 31622400 ", 31622400)])
+def test_origin_grace_takes_whole_seconds_up_to_a_year(text: str, grace: int) -> None:
+    assert ModuleParams().with_text("origin_grace", text).origin_grace == grace
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "1.5", "1h", "31622401", "²", "9" * 30, ""])
+def test_origin_grace_refuses_anything_else(text: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text("origin_grace", text)
+    assert refused.value.message == (
+        f"param origin_grace value {text!r} is invalid: expected whole seconds in 1..31622400"
+    )
+
+
+def test_origin_grace_is_an_hour_by_default() -> None:
+    assert ModuleParams().origin_grace == 3600
+    assert ModuleParams().as_text()["origin_grace"] == "3600"
