@@ -37,10 +37,6 @@ FREE_BYTES_STEP = 32
 zero): publishing every change would write an etcd revision every second on a busy node."""
 
 
-LET_GO_INTERVAL = 1.0
-"""Seconds between looks for nodes out of the view for `origin_grace` (whole seconds)."""
-
-
 def worth_publishing(published: MemberInfo | None, now: MemberInfo) -> bool:
     """Whether `now` differs enough from what was `published` last to write it to etcd: any
     field but free bytes, free bytes by `FREE_BYTES_STEP`, or running full or no longer full."""
@@ -49,6 +45,10 @@ def worth_publishing(published: MemberInfo | None, now: MemberInfo) -> bool:
     moved = abs(now.free_bytes - published.free_bytes)
     full_changed = (now.free_bytes == 0) != (published.free_bytes == 0)
     return full_changed or moved * FREE_BYTES_STEP >= now.capacity_bytes
+
+
+LET_GO_INTERVAL = 1.0
+"""Seconds between looks for nodes out of the view for `origin_grace` (whole seconds)."""
 
 
 class ClusterAgent:

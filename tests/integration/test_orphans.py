@@ -27,7 +27,7 @@ from tests.integration.test_cluster import (
 from tests.support.etcd import EtcdProcess
 from tests.support.processes import free_port
 
-GRACE = 8
+GRACE = 10
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_a_node_gone_for_origin_grace_is_let_go_of_and_one_back_in_time_loses_no
     node_a = cluster.start("A", "4MiB", listen=f"127.0.0.1:{free_port()}")
     node_b = cluster.start("B", "16MiB")
     a, b = cluster.clients["A"], cluster.clients["B"]
-    wait_for(lambda: b.params()["origin_grace"] == str(GRACE), what="B has origin_grace 8")
+    wait_for(lambda: b.params()["origin_grace"] == str(GRACE), what=f"B has origin_grace {GRACE}")
     pool = a.new_pool(persistent=True)
     numbers = pages_of(range(48))  # about 6 MiB packed: A ships a part to B
     store_all(a, pool, numbers)
