@@ -10,6 +10,10 @@ module that talks to etcd (and translates its errors). What it does:
   revision + 1;
 - every ``ttl/3`` s renew the lease; if etcd says it is gone (it expired while this node could not
   reach etcd), grant a new one and re-create ``nodes/<number>``: same number, new lease;
+- etcd keeps every revision until someone compacts it, and a busy cluster writes one a second:
+  the lowest-numbered member (each one decides from its own view; two compacting at once is
+  harmless) compacts etcd at ``history`` revisions back whenever twice that many have piled up
+  since, so etcd holds at most about ``2 * history`` revisions of history;
 - while etcd is unreachable the last view is kept and no callback runs; calls that need etcd
   (`publish`, `set_param`) raise `Unavailable`. Once etcd answers, the watch resumes from the last
   revision seen + 1, so every change is delivered in order; if that revision was compacted, the
@@ -39,6 +43,9 @@ __all__ = ["EtcdMembership", "parse_endpoints", "read_members"]
 
 log = logging.getLogger("nodemanager.membership")
 
+DEFAULT_HISTORY = 1000
+MIN_HISTORY = 10
+
 
 class EtcdMembership:
     """`Membership` over etcd at `endpoints` (``http://HOST:PORT``, comma-separated for several).
@@ -47,18 +54,30 @@ class EtcdMembership:
     ttl: seconds the node's entry outlives its last renewal (default 3; etcd grants whole
         seconds, at least 2). The lease is renewed every ``ttl/3`` s.
     timeout: seconds any one etcd call may take (default 2).
+    history: revisions of etcd's history kept when this member compacts (>= 10, default 1000;
+        a watch that falls further behind reads the prefix again).
 
     Callbacks run one at a time, in order (`nodemanager.notify`); none runs while etcd is
     unreachable, and after an outage the changes missed are delivered one by one, in order.
     """
 
     def __init__(
-        self, endpoints: str, cluster: str, ttl: float = 3.0, *, timeout: float = 2.0
+        self,
+        endpoints: str,
+        cluster: str,
+        ttl: float = 3.0,
+        *,
+        timeout: float = 2.0,
+        history: int = DEFAULT_HISTORY,
     ) -> None:
         if not 1.0 <= ttl <= 3600.0:
             raise InvalidArgument.field("ttl", ttl, "seconds in 1..3600")
         if not timeout > 0:
             raise InvalidArgument.field("timeout", timeout, "seconds > 0")
+        if type(history) is not int or history < MIN_HISTORY:
+            raise InvalidArgument.field("history", history, f"revisions >= {MIN_HISTORY}")
+        self.history = history
+        self._compacted = 0  # the revision this member last compacted etcd at
         self.keys = ClusterKeys(cluster)
         self.ttl = ttl
         self._etcd = EtcdClient(endpoints, timeout)
@@ -99,6 +118,39 @@ class EtcdMembership:
 
     def params(self) -> dict[str, str]:
         return dict(self._view.params)
+
+    def forgotten(self) -> dict[int, str]:
+        return dict(self._view.forgotten)
+
+    async def forget(self, name: str, announce: float) -> int:
+        """Decommission the node called `name`: its claim on its number is released (the number
+        is retired: a node started later under the name gets a new one) and ``forgotten/<number>``
+        tells every member, for `announce` seconds, to drop what it keeps for that number.
+        `FailedPrecondition` while the node is up, `NotFound` for a name never claimed."""
+        if self._notifier is None:
+            raise FailedPrecondition("forget() before start()")
+        check_name("name", name)
+        retired = await self._etcd.retire_name(
+            self.keys.name(name),
+            self.keys.node,
+            self.keys.forgotten,
+            name,
+            max(2, math.ceil(announce)),
+        )
+        if retired is None:
+            raise NotFound(f"no node called {name!r} is known in cluster {self.keys.cluster!r}")
+        number, entry = retired
+        if entry is not None:
+            try:
+                where = f" at {decode_member(entry, number).address}"
+            except InvalidArgument:
+                where = ""
+            raise FailedPrecondition(
+                f"node {name!r} (number {number}) is up{where}: only a node that has left can "
+                "be forgotten (stop it first)"
+            )
+        log.warning("node %r (number %d) forgotten: its number is retired", name, number)
+        return number
 
     async def start(
         self, me: MemberInfo, on_members: MembersChanged, on_params: ParamsChanged
@@ -235,8 +287,22 @@ class EtcdMembership:
                     elif self._dirty:
                         await self._put_me()
                 self._set_reachable(True)
+                await self._compact_if_due()
             except RamsterError as error:
                 self._failed(error)
+
+    async def _compact_if_due(self) -> None:
+        """Compact etcd's history to `history` revisions once twice that many piled up, if this
+        is the lowest-numbered member in view (the one that compacts for the cluster)."""
+        if not self._view.members or min(self._view.members) != self._number:
+            return
+        revision = self._etcd.revision
+        if revision - self._compacted < 2 * self.history:
+            return
+        keep_from = revision - self.history
+        if await self._etcd.compact(keep_from):
+            log.debug("compacted etcd before revision %d (now at %d)", keep_from, revision)
+        self._compacted = keep_from  # or later, if another member compacted further already
 
     # Following the prefix.
 
@@ -281,9 +347,10 @@ class EtcdMembership:
     async def _reload(self) -> None:
         revision, entries = await self._etcd.get_prefix(self.keys.prefix)
         old_members, old_params = self._view.members, self._view.params
+        old_forgotten = self._view.forgotten
         for problem in self._view.load(entries):
             log.warning("ignored a malformed entry: %s", problem)
-        if self._view.members != old_members:
+        if self._view.members != old_members or self._view.forgotten != old_forgotten:
             self._deliver(Change("members"))
         if self._view.params != old_params:
             self._deliver(Change("params"))

@@ -11,7 +11,7 @@ Not here: what the calls are for (`nodemanager.etcd`), the key layout (`nodemana
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -100,6 +100,8 @@ class EtcdClient:
         self.timeout = timeout
         self._addresses = parse_endpoints(endpoints)
         self._channel: grpc.aio.Channel | None = None
+        self.revision = 0
+        """The newest revision of the store any answer has carried (renewals included)."""
 
     async def open(self) -> None:
         manager = ConnectionManager(self._addresses)
@@ -126,14 +128,18 @@ class EtcdClient:
         except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as error:
             raise self._translate(error, doing) from error
 
-    def _translate(self, error: Exception, doing: str) -> RamsterError:
+    @staticmethod
+    def _status(error: Exception) -> tuple[grpc.StatusCode, str]:
+        """The status etcd (or the library, for etcd) answered with, and its detail."""
         cause = error if isinstance(error, grpc.aio.AioRpcError) else error.__cause__
         if isinstance(cause, grpc.aio.AioRpcError):
-            code, detail = cause.code(), cause.details() or ""
-        elif isinstance(error, TimeoutError):
-            code, detail = grpc.StatusCode.DEADLINE_EXCEEDED, ""
-        else:
-            code, detail = _LIBRARY.get(type(error), grpc.StatusCode.UNKNOWN), str(error)
+            return cause.code(), cause.details() or ""
+        if isinstance(error, TimeoutError):
+            return grpc.StatusCode.DEADLINE_EXCEEDED, ""
+        return _LIBRARY.get(type(error), grpc.StatusCode.UNKNOWN), str(error)
+
+    def _translate(self, error: Exception, doing: str) -> RamsterError:
+        code, detail = self._status(error)
         kind = _STATUS.get(code, InternalError)
         if kind is Unavailable:
             return Unavailable(f"etcd at {self.endpoints} is unreachable ({doing})")
@@ -148,12 +154,28 @@ class EtcdClient:
             self._kv.get(prefix, prefix_range_end(prefix), timeout=self.timeout),
         )
         entries = [(kv.key.decode(), bytes(kv.value)) for kv in response.kvs]
-        return int(response.header.revision), entries
+        return self._seen(response.header.revision), entries
 
     async def put(self, key: str, value: str, lease: int = 0) -> None:
-        await self._call(
+        response = await self._call(
             f"writing {key}", self._kv.put(key, value, lease=lease, timeout=self.timeout)
         )
+        self._seen(response.header.revision)
+
+    async def compact(self, revision: int) -> bool:
+        """Drop the history before `revision` (etcd's whole store, not one prefix: compaction is
+        cluster-wide). False if it was compacted that far already (by another node)."""
+        try:
+            await self._kv.compact(revision, timeout=self.timeout, max_attempts=1)
+        except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as error:
+            if self._status(error)[0] == grpc.StatusCode.OUT_OF_RANGE:
+                return False  # "required revision has been compacted"
+            raise self._translate(error, f"compacting before revision {revision}") from error
+        return True
+
+    def _seen(self, revision: int) -> int:
+        self.revision = max(self.revision, int(revision))
+        return int(revision)
 
     async def claim_number(self, name_key: str, counter_key: str) -> int:
         """The number stored at `name_key`; if none, the counter's value, claimed for `name_key`
@@ -183,6 +205,48 @@ class EtcdClient:
             version = int(counter[0].version) if counter else 0
             number = _decimal(counter_key, counter[0].value) if counter else 1
         raise Unavailable(f"{_CLAIM_ATTEMPTS} claims of {name_key} in a row lost a race")
+
+    async def retire_name(
+        self,
+        name_key: str,
+        node_key: Callable[[int], str],
+        notice: Callable[[int], str],
+        name: str,
+        ttl: int,
+    ) -> tuple[int, bytes | None] | None:
+        """Delete the number claim at `name_key` and put `name` at `notice(number)` under a lease
+        of `ttl` seconds, in one transaction that holds only while no `node_key(number)` entry
+        exists. None if nothing claims the name; (number, the node's entry) if it is up
+        (nothing changed); (number, None) once done."""
+        while True:
+            found = await self._call(
+                f"reading {name_key}", self._kv.get(name_key, timeout=self.timeout)
+            )
+            if not found.kvs:
+                return None
+            number = _decimal(name_key, found.kvs[0].value)
+            lease = await self.grant(ttl)
+            response = await self._call(
+                f"retiring {name_key}",
+                self._kv.txn(
+                    compare=[
+                        KVService.txn_compare_value(name_key, bytes(found.kvs[0].value)),
+                        KVService.txn_compare_create_revision(node_key(number), 0),
+                    ],
+                    success=[
+                        KVService.txn_op_delete(name_key),
+                        KVService.txn_op_put(notice(number), name, lease=lease),
+                    ],
+                    failure=[KVService.txn_op_get(node_key(number))],
+                    timeout=self.timeout,
+                ),
+            )
+            if response.succeeded:
+                return number, None
+            await self.revoke(lease, self.timeout)
+            if entries := response.responses[0].response_range.kvs:
+                return number, bytes(entries[0].value)
+            # The claim changed between the read and the transaction: read it again.
 
     async def create(self, key: str, value: str, lease: int) -> tuple[bytes, int] | None:
         """Create `key` under `lease` unless it exists; if it does, its (value, lease)."""
@@ -223,6 +287,7 @@ class EtcdClient:
             call = self._lease.keep_alive(lease)
             try:
                 async for response in call:
+                    self._seen(response.header.revision)
                     return int(response.TTL)
             finally:
                 call.cancel()

@@ -2,10 +2,15 @@
 
 Every key sits under ``/ramster/<cluster>/``:
 
-- ``names/<name>`` → the node number claimed once for that name (decimal text, never deleted);
+- ``names/<name>`` → the node number claimed once for that name (decimal text, deleted only when
+  the node is forgotten);
 - ``next_number`` → the lowest number never handed out yet (decimal text; absent means 1);
 - ``nodes/<number>`` → `MemberInfo` as JSON, bound to the node's lease;
-- ``params/<name>`` → the value of a cluster-wide module param.
+- ``params/<name>`` → the value of a cluster-wide module param;
+- ``forgotten/<number>`` → the name of a node an operator decommissioned (``ramster forget-node``),
+  under a lease of `origin_grace` seconds: every node drops what it keeps for that number now
+  (after the grace every node would have anyway). Its ``names/<name>`` is deleted then: the
+  number is retired, and a node started later under that name gets a new one.
 
 Not here: talking to etcd (`nodemanager.etcd`), the view built from these keys (`nodemanager.view`).
 """
@@ -26,7 +31,7 @@ ROOT = "/ramster/"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 """Cluster, node and param names: the same rule as `ramster.config.NodeConfig.name`."""
 
-KeyKind = Literal["names", "nodes", "params", "next_number"]
+KeyKind = Literal["names", "nodes", "params", "next_number", "forgotten"]
 
 
 def check_name(field: str, value: str) -> str:
@@ -62,6 +67,9 @@ class ClusterKeys:
     def param(self, name: str) -> str:
         return f"{self.prefix}params/{name}"
 
+    def forgotten(self, number: int) -> str:
+        return f"{self.prefix}forgotten/{number}"
+
     def classify(self, key: str) -> tuple[KeyKind, str] | None:
         """What `key` is, and the name or number after its folder; None for a foreign key."""
         if not key.startswith(self.prefix):
@@ -76,8 +84,12 @@ class ClusterKeys:
             return "names", leaf
         if folder == "params":
             return "params", leaf
-        if folder == "nodes" and leaf.isdigit():
-            return "nodes", leaf
+        # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+        if leaf.isascii() and leaf.isdigit():
+            if folder == "nodes":
+                return "nodes", leaf
+            if folder == "forgotten":
+                return "forgotten", leaf
         return None
 
 

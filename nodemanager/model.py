@@ -82,6 +82,22 @@ class Membership(Protocol):
         """Set a cluster-wide param (every node receives it through `on_params`)."""
         ...
 
+    @property
+    def reachable(self) -> bool:
+        """Whether the view is current (etcd answers); while it is not, the last one is kept."""
+        ...
+
+    def forgotten(self) -> dict[int, str]:
+        """The nodes an operator decommissioned lately (number → name): every member drops what
+        it keeps for them; a change of them is delivered through `on_members`."""
+        ...
+
+    async def forget(self, name: str, announce: float) -> int:
+        """Decommission the node called `name` (it must not be up): every member drops what it
+        keeps for its number; returns that number. `announce`: seconds the decision is kept
+        for members that do not see it at once."""
+        ...
+
     async def stop(self) -> None:
         """Leave: withdraw this node's entry (a lease revoke in etcd) and stop watching."""
         ...

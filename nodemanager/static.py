@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged
 from nodemanager.notify import Notifier
-from ramster.errors import FailedPrecondition, InvalidArgument
+from ramster.errors import FailedPrecondition, InvalidArgument, shown
 
 log = logging.getLogger("nodemanager.membership")
 
@@ -100,6 +100,19 @@ class StaticMembership:
         if self._params.get(name) != value:
             self._params[name] = value
             self._notifier.params(self._params)
+
+    @property
+    def reachable(self) -> bool:
+        return True  # the view is this node's own probes: always current
+
+    def forgotten(self) -> dict[int, str]:
+        return {}
+
+    async def forget(self, name: str, announce: float) -> int:
+        raise FailedPrecondition(
+            f"cannot forget node {shown(name)}: a cluster without etcd has no names to release; "
+            "remove it from every --peer list (its pages go after origin_grace)"
+        )
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -1,6 +1,7 @@
 """A cluster's membership view rebuilt from etcd keys, one change at a time. Pure: no I/O.
 
-`ClusterView` holds the live members (``nodes/<number>``) and the cluster-wide params
+`ClusterView` holds the live members (``nodes/<number>``), the nodes an operator forgot
+(``forgotten/<number>``: a change of them is a change of "members") and the cluster-wide params
 (``params/<name>``) and says, for each put or delete it applies, what changed. The etcd backend
 feeds it from a ``get_prefix`` and then from watch events; it never talks to etcd itself.
 
@@ -40,6 +41,7 @@ class ClusterView:
         self.keys = keys
         self.members: dict[int, MemberInfo] = {}
         self.params: dict[str, str] = {}
+        self.forgotten: dict[int, str] = {}  # number → name
 
     def __repr__(self) -> str:
         numbers = ",".join(map(str, sorted(self.members)))
@@ -53,12 +55,14 @@ class ClusterView:
         folder, leaf = kind
         if folder == "params":
             return self._apply_param(leaf, value)
+        if folder == "forgotten":
+            return self._apply_forgotten(int(leaf), value)
         return self._apply_node(int(leaf), value)
 
     def load(self, entries: Iterable[tuple[str, bytes]]) -> list[str]:
         """Replace the whole view with what `entries` (every key and value under the prefix)
         say; return the problems of the malformed entries that were ignored."""
-        self.members, self.params = {}, {}
+        self.members, self.params, self.forgotten = {}, {}, {}
         return [c.problem for key, value in entries if (c := self.apply(key, value)).problem]
 
     def _apply_node(self, number: int, value: bytes | None) -> Change:
@@ -83,3 +87,12 @@ class ClusterView:
             return UNCHANGED
         self.params[name] = text
         return Change("params")
+
+    def _apply_forgotten(self, number: int, value: bytes | None) -> Change:
+        if value is None:
+            return Change("members") if self.forgotten.pop(number, None) is not None else UNCHANGED
+        name = value.decode("utf-8", errors="replace")
+        if self.forgotten.get(number) == name:
+            return UNCHANGED
+        self.forgotten[number] = name
+        return Change("members")

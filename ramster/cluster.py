@@ -1,9 +1,12 @@
 """`ClusterAgent`: one node's place in the cluster — membership, peers, params, and switches.
 
 It joins through a `Membership` (etcd, or a static peer list), takes back the pages its earlier
-epoch left on peers, publishes the node's free bytes every `publish_interval`, hands each new
+epoch left on peers, publishes the node's free bytes when they moved by a `FREE_BYTES_STEP`th of
+its budget (checked every `publish_interval`: etcd keeps every write), hands each new
 view to the remote layer, and applies module params, whether set on this node
-(`Admin.SetParam`) or cluster-wide (etcd ``params/``). Switching `ramster` off brings the
+(`Admin.SetParam`) or cluster-wide (etcd ``params/``). Nodes out of the view for `origin_grace`
+seconds, or forgotten by an operator (`forget_node`), are let go of: the pages held for them and
+the flushes queued for them are dropped. Switching `ramster` off brings the
 persistent pages home first and is reported only once that is done. Foreign pages stay until
 their origin flushes them, takes them back after a restart (`Peer/Recover`) or has them
 forgotten (`Peer/Forget`). `drain` leaves gracefully: published as draining, the node waits for
@@ -14,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 
+from nodemanager.keys import check_name
 from nodemanager.model import MemberInfo, Membership
 from ramster.backend import Backend
-from ramster.errors import RamsterError
+from ramster.errors import InvalidArgument, RamsterError, shown
 from ramster.params import parse_switch
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.policy import RemotifyConfig, holding
@@ -26,6 +31,24 @@ from ramster.state import StateFeed
 from ramster.tmem.foreign import foreign_pages, origin_client
 
 log = logging.getLogger("ramster.cluster")
+
+FREE_BYTES_STEP = 32
+"""Free bytes are published again once they moved by 1/32 of the budget (or reached or left
+zero): publishing every change would write an etcd revision every second on a busy node."""
+
+
+def worth_publishing(published: MemberInfo | None, now: MemberInfo) -> bool:
+    """Whether `now` differs enough from what was `published` last to write it to etcd: any
+    field but free bytes, free bytes by `FREE_BYTES_STEP`, or running full or no longer full."""
+    if published is None or replace(published, free_bytes=now.free_bytes) != now:
+        return True
+    moved = abs(now.free_bytes - published.free_bytes)
+    full_changed = (now.free_bytes == 0) != (published.free_bytes == 0)
+    return full_changed or moved * FREE_BYTES_STEP >= now.capacity_bytes
+
+
+LET_GO_INTERVAL = 1.0
+"""Seconds between looks for nodes out of the view for `origin_grace` (whole seconds)."""
 
 
 class ClusterAgent:
@@ -48,7 +71,10 @@ class ClusterAgent:
         self._publish_interval = publish_interval
         self.remote: RemoteLayer | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._letting_go: asyncio.Task[None] | None = None
+        self._published: MemberInfo | None = None  # what the last publish wrote
         self._params_lock = asyncio.Lock()
+        self._refused_params: dict[str, str] = {}  # cluster params not applied, logged once
 
     def __repr__(self) -> str:
         return f"<ClusterAgent node {self._me.number} {self.remote!r}>"
@@ -66,12 +92,14 @@ class ClusterAgent:
         await self.remote.recover()
         self.remote.start()
         self._publisher = asyncio.create_task(self._publish_forever(), name="ramster-publish")
+        self._letting_go = asyncio.create_task(self._let_go_forever(), name="ramster-let-go")
         return number
 
     async def stop(self) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
-            await asyncio.gather(self._publisher, return_exceptions=True)
+        tasks = [t for t in (self._publisher, self._letting_go) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.remote is not None:
             await self.remote.stop()
         await self._membership.stop()
@@ -82,7 +110,7 @@ class ClusterAgent:
         to `timeout` seconds until it holds no page of a live node (an origin that is gone
         cannot move its pages) and none of its own persistent pages. Returns the pages left."""
         self._me = replace(self._me, draining=True)
-        await self._membership.publish(self._info())
+        await self._publish()
         if self.remote is not None:
             self.remote.evacuate()
         loop = asyncio.get_running_loop()
@@ -116,10 +144,32 @@ class ClusterAgent:
                 await remote.recover()  # it started with zcache off: recovery waited for it
         if changed:
             await self.publish_state()
-            await self._membership.publish(self._info())
+            await self._publish()
             if self.remote is not None:
                 self.remote.wake()
         return self._backend.params.as_text()
+
+    async def forget_node(self, name: str) -> int:
+        """Decommission the node called `name`, which must have left: every member drops the
+        pages it holds for it and the flushes queued for it (`Membership.forget`); its number."""
+        check_name("name", name)  # before any backend, whose refusals may quote it
+        number = await self._membership.forget(name, self._backend.params.origin_grace)
+        self._let_go()  # here at once, if this view knows it left; else when it does
+        return number
+
+    def _let_go(self) -> None:
+        if self.remote is not None:
+            self.remote.forget_gone(
+                time.monotonic(),
+                self._backend.params.origin_grace,
+                self._membership.reachable,
+                self._membership.forgotten(),
+            )
+
+    async def _let_go_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LET_GO_INTERVAL)
+            self._let_go()
 
     # -- membership callbacks ----------------------------------------------------------------
 
@@ -128,17 +178,28 @@ class ClusterAgent:
             # The first view arrives before start() returns, once the number is claimed.
             self.remote.me = self._membership.node_number
             await self.remote.set_members(members)
+            self._let_go()  # a node forgotten by an operator goes now
 
     async def _on_params(self, params: dict[str, str]) -> None:
         current = self._backend.params.as_text()
         for name, value in sorted(params.items()):
-            if current.get(name) == value:
+            if current.get(name) == value or self._refused_params.get(name) == value:
                 continue
             try:
                 await self.set_param(name, value)
-                log.info("cluster param %s = %s applied", name, value)
-            except RamsterError as error:
-                log.warning("cluster param %s = %s not applied: %s", name, value, error.message)
+                log.info("cluster param %s = %s applied", name, shown(value))
+                self._refused_params.pop(name, None)
+            except InvalidArgument as error:
+                # It can never apply: the last good value stays, and this is logged once, not
+                # on every later change of the params.
+                self._refused_params[name] = value
+                log.warning(
+                    "cluster param %s = %s not applied: %s", name, shown(value), error.message
+                )
+            except RamsterError as error:  # refused now (say, pages could not come home)
+                log.warning(
+                    "cluster param %s = %s not applied: %s", name, shown(value), error.message
+                )
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -157,8 +218,10 @@ class ClusterAgent:
         failing = False  # warn once per outage, not every interval
         while True:
             await asyncio.sleep(self._publish_interval)
+            if not worth_publishing(self._published, self._info()):
+                continue
             try:
-                await self._membership.publish(self._info())
+                await self._publish()
             except RamsterError as error:
                 (log.debug if failing else log.warning)(
                     "publishing node info failed: %s", error.message
@@ -168,6 +231,11 @@ class ClusterAgent:
             if failing:
                 log.info("publishing node info works again")
                 failing = False
+
+    async def _publish(self) -> None:
+        info = self._info()
+        await self._membership.publish(info)
+        self._published = info
 
     async def publish_state(self) -> None:
         """Tell the frontends what the backend is now (`Admin.WatchState`)."""

@@ -33,6 +33,7 @@ GAUGES = frozenset(
         "pers_pages_replicated",
         "pers_pages_at_risk",
         "node_number",
+        "remote_target_down",
     }
 )
 

@@ -105,7 +105,14 @@ class Node:
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ]
         server = grpc.aio.server(options=options)
-        admin = AdminService(self.backend, self.feed, self.counters, self._set_param, self.drain)
+        admin = AdminService(
+            self.backend,
+            self.feed,
+            self.counters,
+            self._set_param,
+            self.drain,
+            self._forget_node,
+        )
         peer = self._peer = PeerService(
             self.config.cluster, self.config.name, self.backend, self._identity
         )
@@ -221,6 +228,11 @@ class Node:
     async def _set_param(self, name: str, value: str) -> dict[str, str]:
         assert self.agent is not None
         return await self.agent.set_param(name, value)
+
+    async def _forget_node(self, name: str) -> int:
+        if self.agent is None:
+            raise Unavailable("the node is still joining its cluster: retry shortly")
+        return await self.agent.forget_node(name)
 
     def _identity(self) -> tuple[int, str, str]:
         number = self.agent.number if self.agent is not None else 0

@@ -9,6 +9,7 @@ follows. Kernel names are kept where RAMster had them (`eph_remotify`, `pers_rem
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 
 from ramster.errors import InvalidArgument, shown
@@ -23,9 +24,30 @@ PARAM_DOCS = {
     "remote_target": "auto (peers by free capacity) or the node number to ship pages to",
     "persistent_copies": "nodes that must hold a persistent page before its put is acknowledged "
     "(1 or 2; fewer while fewer nodes are up)",
+    "origin_grace": "seconds a node may be out of the cluster before the pages held for it and "
+    "the flushes queued for it are dropped (default 3600)",
 }
 
 MAX_PERSISTENT_COPIES = 2
+
+MAX_ORIGIN_GRACE = 366 * 24 * 3600
+"""A year: longer is a node nobody will bring back."""
+
+MAX_NODE_NUMBER = (1 << 32) - 1
+"""Node numbers travel as uint32."""
+
+_DECIMAL = re.compile(r"[0-9]{1,20}")
+"""ASCII digits only: `str.isdigit` also takes '²' (which `int` refuses) and `int` takes other
+scripts' digits; the length bound keeps `int` away from its 4300-digit limit."""
+
+
+def parse_decimal(name: str, text: str, low: int, high: int, expected: str) -> int:
+    """`text` as a whole number in `low`..`high` for param `name`; else `InvalidArgument` saying
+    `expected`."""
+    word = text.strip()
+    if not _DECIMAL.fullmatch(word) or not low <= int(word) <= high:
+        raise InvalidArgument(f"param {name} value {shown(text)} is invalid: expected {expected}")
+    return int(word)
 
 
 def parse_switch(name: str, text: str) -> bool:
@@ -50,6 +72,7 @@ class ModuleParams:
     pers_remotify: bool = True
     remote_target: int | None = None
     persistent_copies: int = 2
+    origin_grace: int = 3600
 
     def as_text(self) -> dict[str, str]:
         text = {
@@ -59,6 +82,7 @@ class ModuleParams:
         }
         text["remote_target"] = "auto" if self.remote_target is None else str(self.remote_target)
         text["persistent_copies"] = str(self.persistent_copies)
+        text["origin_grace"] = str(self.origin_grace)
         return text
 
     def with_text(self, name: str, text: str) -> ModuleParams:
@@ -68,20 +92,17 @@ class ModuleParams:
                 f"param {shown(name)} is unknown: expected one of {', '.join(sorted(PARAM_DOCS))}"
             )
         if name == "persistent_copies":
-            word = text.strip()
-            if word not in {str(n) for n in range(1, MAX_PERSISTENT_COPIES + 1)}:
-                raise InvalidArgument(
-                    f"param persistent_copies value {shown(text)} is invalid: expected 1 or 2"
-                )
-            return replace(self, persistent_copies=int(word))
+            copies = parse_decimal(name, text, 1, MAX_PERSISTENT_COPIES, "1 or 2")
+            return replace(self, persistent_copies=copies)
+        if name == "origin_grace":
+            expected = f"whole seconds in 1..{MAX_ORIGIN_GRACE}"
+            return replace(
+                self, origin_grace=parse_decimal(name, text, 1, MAX_ORIGIN_GRACE, expected)
+            )
         if name != "remote_target":
             return replace(self, **{name: parse_switch(name, text)})
-        word = text.strip().lower()
-        if word == "auto":
+        if text.strip().lower() == "auto":
             return replace(self, remote_target=None)
-        if not word.isdigit():
-            raise InvalidArgument(
-                f"param remote_target value {shown(text)} is invalid: expected auto or a node "
-                "number"
-            )
-        return replace(self, remote_target=int(word))
+        expected = f"auto or a node number in 1..{MAX_NODE_NUMBER}"
+        number = parse_decimal(name, text, 1, MAX_NODE_NUMBER, expected)
+        return replace(self, remote_target=number)

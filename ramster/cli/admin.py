@@ -43,6 +43,10 @@ def format_stats(node: str, state: NodeState, counters: dict[str, int]) -> str:
         f"zcache {switch(state.zcache)} (generation {state.backend_generation}), "
         f"ramster {switch(state.ramster)}" + (", shutting down" if state.shutting_down else ""),
     ]
+    if target := counters.get("remote_target_down"):
+        lines.append(
+            f"  warning: remote_target node {target} is not up: pages go to peers by free bytes"
+        )
     width = max(map(len, counters), default=0)
     lines += [f"  {name:<{width}}  {counters[name]:>16,}" for name in sorted(counters)]
     return "\n".join(lines) + "\n"
@@ -71,6 +75,17 @@ def drain(node: str, timeout: float, out: TextIO) -> int:
         return 0
     out.write(f"node {node} not drained: {left} pages are still on it\n")
     return 1
+
+
+def forget_node(node: str, name: str, out: TextIO) -> int:
+    """Decommission node `name` through the live node at `node` (refused while `name` is up)."""
+    with SyncClient(node, client_name="ramster-cli") as client:
+        number = client.forget_node(name)
+    out.write(
+        f"node {name} (number {number}) forgotten: every node drops the pages it held for it; "
+        "its number is retired\n"
+    )
+    return 0
 
 
 def print_members(etcd: str, cluster: str, out: TextIO) -> int:

@@ -122,6 +122,21 @@ def _add_node_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     node.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="[RAMSTER_LOG_LEVEL]")
 
 
+def _add_forget_node_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    forget = commands.add_parser(
+        "forget-node",
+        help="decommission a node that left for good: every node drops its pages now",
+    )
+    forget.add_argument("name", help="the node's name in the cluster")
+    forget.add_argument(
+        "--node",
+        default=_env("NODE", "127.0.0.1:7470"),
+        help="any live node of the cluster, which tells the others through etcd [RAMSTER_NODE]",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ramster", description="Distributed, compressed far memory with tmem semantics."
@@ -165,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     drain.add_argument(
         "--timeout", type=float, default=0.0, help="seconds to wait (default: the node's own)"
     )
+    _add_forget_node_parser(commands)
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     members.add_argument("--etcd", default=_env("ETCD", None), help="etcd endpoints [RAMSTER_ETCD]")
     members.add_argument("--cluster", default=_env("CLUSTER", "ramster"), help="[RAMSTER_CLUSTER]")
@@ -239,6 +255,10 @@ def _run(args: argparse.Namespace) -> int:
         from ramster.cli.admin import drain as drain_node
 
         return drain_node(args.node, args.timeout, sys.stdout)
+    if args.command == "forget-node":
+        from ramster.cli.admin import forget_node
+
+        return forget_node(args.node, args.name, sys.stdout)
     if args.command == "members":
         from ramster.cli.admin import print_members
 

@@ -185,6 +185,13 @@ class Client:
         (0: its --drain-timeout) for them to move theirs off. (drained, foreign pages left)."""
         return await self._transport.drain(timeout)
 
+    async def forget_node(self, name: str) -> int:
+        """Decommission the node called `name`, which must have left the cluster: every node
+        drops the pages it holds for it and the flushes queued for it. Its (retired) number."""
+        if not isinstance(name, str):
+            raise InvalidArgument.field("name", name, "a str")
+        return await self._transport.forget_node(name)
+
     # -- internals ---------------------------------------------------------------------------
 
     async def _get_pages(self, key: tuple[int, bool | None], keys: list[Key]) -> list[bytes | None]:

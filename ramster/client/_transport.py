@@ -167,6 +167,11 @@ class Transport:
         )
         return response.drained, response.pages_left
 
+    async def forget_node(self, name: str) -> int:
+        request = admin_pb2.ForgetNodeRequest(name=name)
+        response = await self._unary("Admin/ForgetNode", request, admin_pb2.ForgetNodeResponse)
+        return response.node_number
+
     async def watch_state(self) -> AsyncGenerator[NodeState, None]:
         """The node's state now and on every change, until the node ends the stream. Unlike the
         unary calls it has no deadline: it is meant to stay open."""

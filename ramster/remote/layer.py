@@ -23,13 +23,14 @@ import logging
 import time
 from asyncio import FIRST_COMPLETED
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
 from ramster.remote import policy
+from ramster.remote.absence import AbsenceClock
 from ramster.remote.links import PeerLink
 from ramster.remote.policy import (
     RemotifyConfig,
@@ -37,6 +38,7 @@ from ramster.remote.policy import (
     classes_to_ship,
     copies_wanted,
     placement,
+    target_down,
 )
 from ramster.tmem import Oid, PutOutcome, Stored, Tmem
 from ramster.tmem.copies import (
@@ -50,7 +52,7 @@ from ramster.tmem.copies import (
     unput,
     write_off,
 )
-from ramster.tmem.recovery import own_records, restore
+from ramster.tmem.recovery import forget_origin, held_origins, own_records, restore
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.shipping import (
     complete_shipments,
@@ -107,6 +109,8 @@ class RemoteLayer:
         self._recovered = False
         self._unshippable: set[bool] = set()  # classes with no page any peer may take now
         self._evacuating = False
+        self._target_down: int | None = None  # the remote_target last found down, logged once
+        self._absence = AbsenceClock()  # nodes out of the view this node keeps something for
         self.counters = dict.fromkeys(
             (
                 "remote_pages_flushed",
@@ -122,6 +126,9 @@ class RemoteLayer:
                 "pers_pages_recovered",
                 "repair_rounds",
                 "peers_written_off",
+                "origins_forgotten",
+                "foreign_pages_forgotten",
+                "remote_flushes_forgotten",
             ),
             0,
         )
@@ -132,7 +139,28 @@ class RemoteLayer:
     def all_counters(self) -> dict[str, int]:
         """The layer's counters, with the corrupt copies every peer link turned away."""
         corrupt = sum(link.corrupt_pages for link in self._links.values())
-        return {**self.counters, "remote_pages_corrupt": corrupt + self._corrupt_of_gone}
+        return {
+            **self.counters,
+            "remote_pages_corrupt": corrupt + self._corrupt_of_gone,
+            "remote_target_down": self._target_down or 0,
+        }
+
+    def check_target(self) -> None:
+        """Note (and log once) whether the `remote_target` param names a node that cannot take
+        pages now: placement is automatic until it can."""
+        target = self._backend.params.remote_target
+        down = target if target_down(self.members, self.me, target) else None
+        if down == self._target_down:
+            return
+        if down is not None:
+            log.warning(
+                "remote_target node %d is not up (or is this node): pages go to peers by free "
+                "bytes until it is",
+                down,
+            )
+        elif self._target_down == target:
+            log.info("remote_target node %d is up: pages go to it again", target)
+        self._target_down = down
 
     # -- membership --------------------------------------------------------------------------
 
@@ -152,6 +180,7 @@ class RemoteLayer:
                 del self._epochs[number]
         self._epochs.update((n, info.epoch) for n, info in members.items() if n != self.me)
         self.members = dict(members)
+        self.check_target()
         self._unshippable.clear()
         for number, info in members.items():
             link = self._links.get(number)
@@ -176,6 +205,44 @@ class RemoteLayer:
         if holders != self._holders:
             self._holders = holders
             self._repair_wake.set()
+
+    def forget_gone(
+        self, now: float, grace: float, trusted: bool, forgotten: Collection[int] = ()
+    ) -> list[int]:
+        """Let go of the nodes out of the view for `grace` seconds as of `now` (monotonic), and
+        of those an operator `forgotten` at once: drop the pages held for them and the flushes
+        queued for them. Never a node in the view; no clock runs while the view is not
+        `trusted` (etcd out of reach). Returns the nodes let go of."""
+        if not trusted:
+            self._absence.reset()
+            return []
+        tmem = self._backend.tmem
+        kept = set(self._orphans) | (held_origins(tmem) if tmem is not None else set())
+        live = set(self.members) | {self.me}
+        gone = set(self._absence.expired(now, grace, live, kept))
+        gone.update(n for n in forgotten if n in kept and n not in live)
+        for number in sorted(gone):
+            why = (
+                "was forgotten by an operator"
+                if number in forgotten
+                else f"has been out of the cluster for origin_grace ({grace:g} s)"
+            )
+            self._forget_peer(tmem, number, why)
+        return sorted(gone)
+
+    def _forget_peer(self, tmem: Tmem | None, number: int, why: str) -> None:
+        pages = forget_origin(tmem, number, "") if tmem is not None else 0
+        flushes = len(self._orphans.pop(number, []))
+        self._absence.drop(number)
+        self._epochs.pop(number, None)
+        self._unrecovered.discard(number)
+        self.counters["origins_forgotten"] += 1
+        self.counters["foreign_pages_forgotten"] += pages
+        self.counters["remote_flushes_forgotten"] += flushes
+        log.warning(
+            "node %d %s: dropped the %d pages held for it and the %d flushes queued for it",
+            number, why, pages, flushes,
+        )  # fmt: skip
 
     def _unsure(self, node: int, flushes: Sequence[RemoteFlush]) -> None:
         """A call to `node` failed, and may or may not have changed what it holds: keep the
@@ -317,6 +384,8 @@ class RemoteLayer:
         return self._recovered
 
     def wake(self) -> None:
+        """The module params changed: act on them now."""
+        self.check_target()
         self._wake.set()
         self._repair_wake.set()
         self._unshippable.clear()

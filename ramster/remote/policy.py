@@ -2,8 +2,8 @@
 
 Shipping starts when the store passes its high watermark and goes on down to the low one.
 Ephemeral pages go first (a peer may drop them, so they are cheaper to place). The target is the
-`remote_target` node if it is up and willing, else (auto) the live peer with the most free bytes,
-never this node, skipping peers that recently failed. No I/O.
+`remote_target` node if it is up and willing, else (auto, also while the target is down) the live
+peer with the most free bytes, never this node, skipping peers that recently failed. No I/O.
 """
 
 from __future__ import annotations
@@ -96,15 +96,25 @@ def copies_wanted(members: dict[int, MemberInfo], me: int, params: ModuleParams)
 def placement(
     members: dict[int, MemberInfo], me: int, skip: frozenset[int], target: int | None = None
 ) -> list[int]:
-    """The peers to place pages on, best first: the `target` node alone if given (and
-    willing), else every willing peer by free bytes. Never this node, nor a skipped one."""
+    """The peers to place pages on, best first: the `target` node alone if given and willing,
+    else every willing peer by free bytes (a target that is down must not stop pages from
+    moving: persistent puts fail once this node is full). Never this node, nor a skipped one."""
 
     def willing(info: MemberInfo) -> bool:
         return info.number != me and holding(info) and info.number not in skip
 
-    if target is not None:
-        chosen = members.get(target)
-        return [chosen.number] if chosen is not None and willing(chosen) else []
+    chosen = members.get(target) if target is not None else None
+    if chosen is not None and willing(chosen):
+        return [chosen.number]
     candidates = [info for info in members.values() if willing(info) and info.free_bytes > 0]
     candidates.sort(key=lambda info: (-info.free_bytes, info.number))
     return [info.number for info in candidates]
+
+
+def target_down(members: dict[int, MemberInfo], me: int, target: int | None) -> bool:
+    """Whether a `remote_target` is set but cannot take pages (absent, not holding, or this
+    node): placement is automatic meanwhile."""
+    if target is None:
+        return False
+    info = members.get(target)
+    return target == me or info is None or not holding(info)

@@ -39,12 +39,14 @@ class AdminService:
         counters: Callable[[], dict[str, int]],
         set_param: Callable[[str, str], Awaitable[dict[str, str]]],
         drain: Callable[[float | None], Awaitable[int]],
+        forget_node: Callable[[str], Awaitable[int]],
     ) -> None:
         self._backend = backend
         self._feed = feed
         self._counters = counters
         self._set_param = set_param
         self._drain = drain
+        self._forget_node = forget_node
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -63,6 +65,9 @@ class AdminService:
                     "Admin/WatchState", self.watch_state, admin_pb2.WatchStateRequest.FromString
                 ),
                 "Drain": unary("Admin/Drain", self.drain, admin_pb2.DrainRequest.FromString),
+                "ForgetNode": unary(
+                    "Admin/ForgetNode", self.forget_node, admin_pb2.ForgetNodeRequest.FromString
+                ),
             },
         )
 
@@ -91,3 +96,8 @@ class AdminService:
     ) -> AsyncIterator[admin_pb2.NodeState]:
         async for status in self._feed.watch():
             yield status_message(status)
+
+    async def forget_node(
+        self, request: admin_pb2.ForgetNodeRequest
+    ) -> admin_pb2.ForgetNodeResponse:
+        return admin_pb2.ForgetNodeResponse(node_number=await self._forget_node(request.name))

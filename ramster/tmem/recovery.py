@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from ramster.tmem.foreign import origin_client
+from ramster.tmem.foreign import origin_client, origins
 from ramster.tmem.host import FOREIGN_PREFIX, Tmem
 from ramster.tmem.keys import Oid
 from ramster.tmem.pool import Pool, PoolRecord
@@ -56,8 +56,14 @@ def adopt(tmem: Tmem, number: int, keep: str, current: str) -> list[Pool]:
     return moved
 
 
+def held_origins(tmem: Tmem) -> set[int]:
+    """The numbers of the origins this node holds pools for, whatever their epoch."""
+    return {int(c.removeprefix(FOREIGN_PREFIX).partition(":")[0]) for c in origins(tmem)}
+
+
 def forget_origin(tmem: Tmem, number: int, current: str) -> int:
-    """Drop every page held for origin `number` of an epoch before `current`; return how many."""
+    """Drop every page held for origin `number` of an epoch before `current` (every epoch if
+    `current` is "": the origin left for good); return how many."""
     dropped = 0
     for epoch in held_epochs(tmem, number):
         if epoch == current:

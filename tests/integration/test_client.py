@@ -106,6 +106,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "pers_remotify": "on",
                 "remote_target": "auto",
                 "persistent_copies": "2",
+                "origin_grace": "3600",
             }
             assert await client.set_param("ramster", "off") == {
                 "zcache": "on",
@@ -114,6 +115,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "pers_remotify": "on",
                 "remote_target": "auto",
                 "persistent_copies": "2",
+                "origin_grace": "3600",
             }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
@@ -142,7 +144,8 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
                 await client.set_param("bogus", "on")
             assert (
                 invalid.value.message == "param 'bogus' is unknown: expected one of "
-                "eph_remotify, pers_remotify, persistent_copies, ramster, remote_target, zcache"
+                "eph_remotify, origin_grace, pers_remotify, persistent_copies, ramster, "
+                "remote_target, zcache"
             )
             for _ in range(15):
                 await client.new_pool()

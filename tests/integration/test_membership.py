@@ -619,6 +619,84 @@ def test_history_compacted_while_cut_off_is_read_again_and_the_difference_delive
         link.close()
 
 
+def revisions_kept(etcd: EtcdProcess) -> int:
+    """How many revisions of history etcd holds now: its current revision minus the oldest one
+    it can still read at, plus one (a binary search of reads at a revision)."""
+    current = int(etcd.ctl_json("endpoint", "status")[0]["Status"]["header"]["revision"])
+    low, high = 1, current  # the oldest readable revision is in low..high
+
+    def readable(revision: int) -> bool:
+        try:
+            etcd.ctl("get", "--rev", str(revision), "/ramster/")
+        except RuntimeError as error:
+            assert "required revision has been compacted" in str(error), error
+            return False
+        return True
+
+    while low < high:
+        middle = (low + high) // 2
+        if readable(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return current - low + 1
+
+
+def test_the_lowest_numbered_member_keeps_etcd_history_bounded_and_no_change_is_missed(
+    private_etcd: EtcdProcess,
+) -> None:
+    """Issue 10 item 10: nothing compacted etcd, so its history grew by every publish. Under a
+    load of 500 writes (five times the 2 * `history` bound), etcd keeps at most about twice
+    `history` revisions, and a member watching sees every join and leave meanwhile."""
+    etcd, cluster, history = private_etcd, "compacting", 50
+
+    async def scenario() -> None:
+        def member() -> EtcdMembership:
+            return EtcdMembership(etcd.url, cluster, ttl=TTL, history=history)
+
+        alpha, alpha_heard = member(), Recorder()
+        await alpha.start(info("alpha"), alpha_heard.on_members, alpha_heard.on_params)
+        beta, beta_heard = member(), Recorder()
+        await beta.start(info("beta"), beta_heard.on_members, beta_heard.on_params)
+        both = [(1, "alpha", "alpha-1"), (2, "beta", "beta-1")]
+        await eventually(all_heard(both, alpha_heard, beta_heard), "both joined")
+        heard, before = len(alpha_heard.views), etcd.ctl_json("endpoint", "status")
+        joins = 10
+        for round_ in range(joins):
+            for n in range(history):  # a busy beta: every publish is a new revision
+                await beta.publish(
+                    dataclasses.replace(info("beta"), free_bytes=round_ * history + n)
+                )
+            gamma = member()
+            await gamma.start(
+                info("gamma", epoch=round_), Recorder().on_members, Recorder().on_params
+            )
+            await gamma.stop()
+        end = etcd.ctl_json("endpoint", "status")
+        written = end[0]["Status"]["header"]["revision"] - before[0]["Status"]["header"]["revision"]
+        assert written >= joins * history
+        # alpha, the lowest number, compacts once 2 * history revisions piled up (it checks at
+        # every lease renewal, each ttl/3 s).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while (kept := await asyncio.to_thread(revisions_kept, etcd)) > 2 * history:
+            assert loop.time() < deadline, f"etcd keeps {kept} revisions of history"
+            await asyncio.sleep(0.2)
+        # Every join and leave of gamma reached alpha, in order, through the compactions.
+        gamma_in = [[*both, (3, "gamma", f"gamma-{r}")] for r in range(joins)]
+        expected = [both] + [view for r in range(joins) for view in (gamma_in[r], both)]
+
+        def changes() -> list[list[tuple[int, str, str]]]:
+            views = alpha_heard.shapes(heard)
+            return [v for i, v in enumerate(views) if i == 0 or v != views[i - 1]]
+
+        await eventually(lambda: changes() == expected, "alpha heard every change", 30)
+        for membership in (alpha, beta):
+            await membership.stop()
+
+    asyncio.run(scenario())
+
+
 # Static only.
 
 

@@ -35,7 +35,12 @@ def test_keys_live_under_the_cluster_prefix() -> None:
     assert keys.classify("/ramster/prod/params/x") == ("params", "x")
     assert keys.classify("/ramster/prod/names/alpha") == ("names", "alpha")
     assert keys.classify("/ramster/prod/next_number") == ("next_number", "")
+    assert keys.classify("/ramster/prod/forgotten/7") == ("forgotten", "7")
+    assert keys.forgotten(7) == "/ramster/prod/forgotten/7"
     for foreign in ("/ramster/prod2/nodes/3", "/ramster/prod/nodes/x", "/ramster/prod/nodes/3/y"):
+        assert keys.classify(foreign) is None
+    # int() refuses '²' though str.isdigit() takes it: such a key is not a node's.
+    for foreign in ("/ramster/prod/nodes/²", "/ramster/prod/forgotten/²", "/ramster/prod/x/1"):
         assert keys.classify(foreign) is None
 
 
@@ -97,6 +102,19 @@ def test_the_view_follows_puts_and_deletes() -> None:
     assert (view.members, view.params) == ({}, {})
 
 
+def test_a_forgotten_node_is_a_change_of_members_and_load_replaces_them() -> None:
+    view = ClusterView(ClusterKeys("c"))
+    assert view.apply("/ramster/c/forgotten/7", b"gone") == Change("members")
+    assert view.apply("/ramster/c/forgotten/7", b"gone") == Change(None)
+    assert view.apply("/ramster/c/forgotten/²", b"x") == Change(None)
+    assert (view.members, view.forgotten) == ({}, {7: "gone"})
+    assert view.apply("/ramster/c/forgotten/7", None) == Change("members")
+    assert view.apply("/ramster/c/forgotten/7", None) == Change(None)
+    view.apply("/ramster/c/forgotten/7", b"gone")
+    assert view.load([("/ramster/c/forgotten/8", b"other")]) == []
+    assert view.forgotten == {8: "other"}
+
+
 def test_load_replaces_the_view_and_reports_what_it_ignored() -> None:
     view = ClusterView(ClusterKeys("c"))
     view.apply("/ramster/c/params/gone", b"1")
@@ -136,6 +154,9 @@ def test_etcd_membership_options_are_checked() -> None:
     assert raised.value.message == (
         "etcd endpoint 'ftp://a:1' is invalid: expected http://HOST:PORT (TLS is not supported yet)"
     )
+    with pytest.raises(InvalidArgument) as raised:
+        EtcdMembership("http://a:1", "c", history=9)
+    assert raised.value.message == "history 9 is invalid: expected revisions >= 10"
 
 
 def test_only_nodemanager_etcd_client_imports_etcd3aio() -> None:

@@ -11,7 +11,13 @@ import pytest
 from nodemanager.model import MemberInfo
 from ramster.errors import InvalidArgument
 from ramster.params import ModuleParams
-from ramster.remote.policy import RemotifyConfig, bytes_to_ship, classes_to_ship, placement
+from ramster.remote.policy import (
+    RemotifyConfig,
+    bytes_to_ship,
+    classes_to_ship,
+    placement,
+    target_down,
+)
 
 ME = 1
 NOBODY: frozenset[int] = frozenset()
@@ -112,16 +118,24 @@ def test_a_fixed_target_is_chosen_while_up_and_willing() -> None:
     ],
     ids=["absent", "ramster-off", "zcache-off", "skipped"],
 )
-def test_a_fixed_target_that_cannot_take_pages_means_no_target(
+def test_a_fixed_target_that_cannot_take_pages_falls_back_to_auto(
     view: dict[int, MemberInfo], skip: frozenset[int]
 ) -> None:
-    # No fallback to another peer: the operator pinned the target.
-    assert pick_target(view, ME, ModuleParams(remote_target=2), skip) is None
+    # Pages keep moving while the pinned target is down, else persistent puts fail once full.
+    assert placement(view, ME, skip, 2) == [3]
+    assert target_down(view, ME, 2) is (skip == NOBODY)  # a skipped peer is up, failing lately
 
 
-def test_a_fixed_target_of_this_node_means_no_target() -> None:
+def test_a_fixed_target_of_this_node_falls_back_to_auto() -> None:
     view = members(member(ME, 900), member(2, 10))
-    assert pick_target(view, ME, ModuleParams(remote_target=ME), NOBODY) is None
+    assert placement(view, ME, NOBODY, ME) == [2]
+    assert target_down(view, ME, ME) is True
+
+
+def test_auto_and_a_willing_target_are_not_down() -> None:
+    view = members(member(ME, 900), member(2, 10))
+    assert target_down(view, ME, None) is False
+    assert target_down(view, ME, 2) is False
 
 
 def test_auto_picks_the_peer_with_most_free_bytes() -> None:

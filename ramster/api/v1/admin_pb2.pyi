@@ -96,3 +96,15 @@ class DrainResponse(_message.Message):
     drained: bool
     pages_left: int
     def __init__(self, drained: _Optional[bool] = ..., pages_left: _Optional[int] = ...) -> None: ...
+
+class ForgetNodeRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ForgetNodeResponse(_message.Message):
+    __slots__ = ("node_number",)
+    NODE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    node_number: int
+    def __init__(self, node_number: _Optional[int] = ...) -> None: ...

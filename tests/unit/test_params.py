@@ -1,0 +1,122 @@
+"""Module params (`ramster.params`): every value each param takes, and the exact refusal of every
+value it does not. Bad text is an `InvalidArgument` naming the param, the value and what was
+expected, never another exception (which the gRPC seam would answer as INTERNAL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ramster.errors import InvalidArgument
+from ramster.params import PARAM_DOCS, ModuleParams
+
+SWITCHES = ("zcache", "ramster", "eph_remotify", "pers_remotify")
+
+TARGET_EXPECTED = "expected auto or a node number in 1..4294967295"
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+@pytest.mark.parametrize(
+    ("text", "value"), [("on", True), ("OFF", False), (" true ", True), ("0", False), ("1", True)]
+)
+def test_switches_take_on_off_true_false_and_one_zero(name: str, text: str, value: bool) -> None:
+    assert getattr(ModuleParams().with_text(name, text), name) is value
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+@pytest.mark.parametrize("text", ["", "yes", "²", "\uff11", "2", "o n"])
+def test_switches_refuse_anything_else(name: str, text: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text(name, text)
+    assert refused.value.message == f"param {name} value {text!r} is invalid: expected on or off"
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [("auto", None), (" AUTO ", None), ("1", 1), ("007", 7), ("4294967295", 4294967295)],
+)
+def test_remote_target_takes_auto_or_a_node_number(text: str, target: int | None) -> None:
+    assert ModuleParams(remote_target=3).with_text("remote_target", text).remote_target == target
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "²",  # str.isdigit() says yes, int() says no
+        "٣",  # an Arabic-Indic three: int() would take it
+        "\uff11",  # a fullwidth one
+        "0",  # numbers start at 1
+        "-1",
+        "+1",
+        "1.0",
+        "0x10",
+        "1_000",
+        "4294967296",  # node numbers travel as uint32
+        "",
+        "none",
+    ],
+)
+def test_remote_target_refuses_what_is_not_a_node_number(text: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text("remote_target", text)
+    assert refused.value.message == f"param remote_target value {text!r} is invalid: " + (
+        TARGET_EXPECTED
+    )
+
+
+def test_a_five_thousand_digit_target_is_refused_with_a_short_message() -> None:
+    # int() of over 4300 digits raises ValueError; the message shows only a prefix.
+    text = "9" * 5000
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text("remote_target", text)
+    assert refused.value.message == (
+        f"param remote_target value '{'9' * 299}... (5002 characters) is invalid: "
+        + TARGET_EXPECTED
+    )
+
+
+@pytest.mark.parametrize(("text", "copies"), [("1", 1), (" 2 ", 2)])
+def test_persistent_copies_takes_one_or_two(text: str, copies: int) -> None:
+    assert ModuleParams().with_text("persistent_copies", text).persistent_copies == copies
+
+
+@pytest.mark.parametrize("text", ["0", "3", "²", "٢", "22", "", "two"])
+def test_persistent_copies_refuses_anything_else(text: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text("persistent_copies", text)
+    assert refused.value.message == (
+        f"param persistent_copies value {text!r} is invalid: expected 1 or 2"
+    )
+
+
+def test_an_unknown_param_is_refused_naming_every_param() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text("bogus", "on")
+    assert refused.value.message == (
+        f"param 'bogus' is unknown: expected one of {', '.join(sorted(PARAM_DOCS))}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PARAM_DOCS))
+def test_every_param_reads_back_the_text_it_was_set_to(name: str) -> None:
+    params = ModuleParams()
+    text = params.as_text()[name]
+    assert params.with_text(name, text) == params
+
+
+@pytest.mark.parametrize(("text", "grace"), [("1", 1), ("3600", 3600), (" 31622400 ", 31622400)])
+def test_origin_grace_takes_whole_seconds_up_to_a_year(text: str, grace: int) -> None:
+    assert ModuleParams().with_text("origin_grace", text).origin_grace == grace
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "1.5", "1h", "31622401", "²", "9" * 30, ""])
+def test_origin_grace_refuses_anything_else(text: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text("origin_grace", text)
+    assert refused.value.message == (
+        f"param origin_grace value {text!r} is invalid: expected whole seconds in 1..31622400"
+    )
+
+
+def test_origin_grace_is_an_hour_by_default() -> None:
+    assert ModuleParams().origin_grace == 3600
+    assert ModuleParams().as_text()["origin_grace"] == "3600"
