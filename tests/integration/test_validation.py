@@ -126,6 +126,58 @@ def test_a_page_of_the_wrong_length_is_refused_naming_the_page_and_both_lengths(
     assert get(wire, pool, (1, 0), (1, 1)) == [None, None]
 
 
+WRONG_LENGTHS = (2, 4095, 4097, 8192, 65536, 1_000_000)
+"""Lengths of uniform pages (every byte equal) that are no 4 KiB page."""
+
+
+def unstated_lz4(length: int, block: int) -> str:
+    """The refusal of an lz4 block of a `length`-byte page that states no length: a block
+    decoding beyond the largest page size is no block of a page at all."""
+    if length > 65536:
+        return f"pages[0].data is not an lz4 block of a page ({block} bytes received)"
+    return f"pages[0].data length {length} != pool page_size 4096"
+
+
+def test_a_uniform_page_of_the_wrong_length_is_refused_in_every_encoding(wire: RawNode) -> None:
+    """A same-filled page is one fill byte: only its stated `length` tells how long the page
+    was, and the node holds it to the pool's page_size like every other encoding."""
+    pool = new_pool(wire, persistent=True)
+    lz4, same = tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    refused = {}
+    for length in WRONG_LENGTHS:
+        uniform = b"\x07" * length
+        stated = f"pages[0].length {length} != pool page_size 4096"
+        for encoding, data, stated_length, message in (
+            (0, uniform, 0, f"pages[0].data length {length} != pool page_size 4096"),
+            (0, uniform, length, stated),
+            (same, b"\x07", length, stated),
+            (lz4, lz4_of(uniform), length, stated),
+            (lz4, lz4_of(uniform), 0, unstated_lz4(length, len(lz4_of(uniform)))),
+        ):
+            page_message = raw_page(1, data, encoding=encoding, length=stated_length)
+            answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=[page_message])
+            refused[length, encoding, stated_length] = (
+                answer.refusal == (INVALID, message) or answer.refusal
+            )
+    assert refused == dict.fromkeys(refused, True)
+    unstated = [raw_page(1, b"\x07", encoding=same)]
+    assert wire.tmem("PutPages", client="app", pool_id=pool, pages=unstated).refusal == (
+        INVALID,
+        "pages[0].length is 0: a same-filled page states its length, the pool page_size 4096",
+    )
+    assert get(wire, pool, (1, 0)) == [None]
+    # Stated right, both packings store the page; lz4 may leave the length unstated (its block
+    # decodes to it).
+    good = [
+        raw_page(1, b"\x07", encoding=same, length=4096),
+        raw_page(2, lz4_of(b"\x07" * 4096), encoding=lz4, length=4096),
+        raw_page(3, lz4_of(b"\x07" * 4096), encoding=lz4),
+    ]
+    stored = wire.tmem("PutPages", client="app", pool_id=pool, pages=good)
+    assert stored.parsed(tmem_pb2.PutPagesResponse).results == [tmem_pb2.PUT_STATUS_STORED] * 3
+    assert get(wire, pool, (1, 0), (2, 0), (3, 0)) == [b"\x07" * 4096] * 3
+
+
 def test_a_page_size_that_is_no_power_of_two_in_range_is_refused(wire: RawNode) -> None:
     for page_size in (1, 256, 511, 513, 1000, 3072, 131072, U32_MAX):
         answer = wire.tmem("NewPool", client="app", page_size=page_size)
@@ -210,7 +262,7 @@ def test_the_reserved_all_ones_oid_is_refused_as_a_key_by_every_call(wire: RawNo
 def test_a_batch_over_1024_entries_is_refused_by_every_call(wire: RawNode) -> None:
     pool = new_pool(wire)
     same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
-    pages = [raw_page(1, b"\x07", index=i, encoding=same) for i in range(1025)]
+    pages = [raw_page(1, b"\x07", index=i, encoding=same, length=4096) for i in range(1025)]
     keys = [tmem_pb2.PageKey(oid=oid(1), index=i) for i in range(1025)]
     oids = [oid(i) for i in range(1025)]
     cases = [
@@ -311,13 +363,15 @@ def test_packed_pages_that_do_not_decode_to_one_page_are_refused(wire: RawNode) 
         (same, b"", "pages[0].data length 0 is invalid: a same-filled page is 1 byte"),
     ]
     for encoding, data, message in cases:
-        answer = wire.tmem(
-            "PutPages", client="app", pool_id=pool, pages=[raw_page(1, data, encoding=encoding)]
-        )
+        packed = raw_page(1, data, encoding=encoding, length=4096)
+        answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=[packed])
         assert answer.refusal == (INVALID, message), message
     assert get(wire, pool, (1, 0)) == [None]
     # Well-packed pages are stored as they came and read back whole.
-    good = [raw_page(1, lz4_of(page(1)), encoding=lz4), raw_page(2, b"\x5a", encoding=same)]
+    good = [
+        raw_page(1, lz4_of(page(1)), encoding=lz4),
+        raw_page(2, b"\x5a", encoding=same, length=4096),
+    ]
     stored = wire.tmem("PutPages", client="app", pool_id=pool, pages=good)
     assert stored.parsed(tmem_pb2.PutPagesResponse).results == [tmem_pb2.PUT_STATUS_STORED] * 2
     assert get(wire, pool, (1, 0), (2, 0)) == [page(1), b"\x5a" * 4096]
