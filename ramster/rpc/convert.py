@@ -39,10 +39,10 @@ FREE_OF_MODE: dict[int, bool | None] = {
 }
 
 
-def client_name(name: str) -> str:
+def client_name(name: str, field: str = "client") -> str:
     if not name or len(name) > MAX_CLIENT_NAME:
         raise InvalidArgument.field(
-            "client", name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
+            field, name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
         )
     return name
 
@@ -100,28 +100,36 @@ def pages_of(pages: Sequence[tmem_pb2.Page], page_size: int) -> list[tuple[Oid, 
     ]
 
 
-def page_data(
+def page_data(data: bytes, encoding: int, length: int, page_size: int, field: str) -> PageData:
+    """The page of a client's put if it is exactly one page of `page_size` bytes: a raw page
+    is its bytes (the core checks their length against the pool), a packed one as
+    `packed_page` checks it."""
+    if encoding != tmem_pb2.PAGE_ENCODING_RAW:
+        return packed_page(data, encoding, length, page_size, field, PUT_ENCODINGS)
+    _check_stated_length(length, page_size, field)
+    return data
+
+
+def packed_page(
     data: bytes,
     encoding: int,
     length: int,
     page_size: int,
     field: str,
-    encodings: Sequence[int] = PUT_ENCODINGS,
-) -> PageData:
-    """The page of a put (client's or peer's) if it is exactly one page of `page_size` bytes.
+    encodings: Sequence[int] = PACKED_ENCODINGS,
+) -> PackedPage:
+    """A packed page of a put (a client's or a peer's) if it is exactly one page of `page_size`
+    bytes; `encodings` are those the caller may send, named in a refusal.
 
-    Every encoding states or implies its length: a raw page by its bytes (the core checks them
-    against the pool), an lz4 block by what it decodes to, a same-filled page, one fill byte,
-    only by `length`, which it must state. A stated `length` (0: unstated) must be `page_size`,
-    and is checked first, so no block is decoded into a buffer the caller chose."""
-    if encoding not in encodings:
+    Every encoding states or implies its length: an lz4 block by what it decodes to, a
+    same-filled page, one fill byte, only by `length`, which it must state. A stated `length`
+    (0: unstated) must be `page_size`, and is checked first, so no block is decoded into a
+    buffer the caller chose."""
+    if encoding not in PACKED_ENCODINGS:
         names = [tmem_pb2.PageEncoding.Name(e) for e in encodings]
         expected = f"{', '.join(names[:-1])} or {names[-1]}"
         raise InvalidArgument.field(f"{field}.encoding", encoding, expected)
-    if length and length != page_size:
-        raise InvalidArgument(f"{field}.length {length} != pool page_size {page_size}")
-    if encoding == tmem_pb2.PAGE_ENCODING_RAW:
-        return data
+    _check_stated_length(length, page_size, field)
     same_filled = encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED
     if same_filled and not length:
         raise InvalidArgument(
@@ -129,6 +137,11 @@ def page_data(
             f"the pool page_size {page_size}"
         )
     return check_packed(PackedPage(data, same_filled, page_size), f"{field}.data")
+
+
+def _check_stated_length(length: int, page_size: int, field: str) -> None:
+    if length and length != page_size:
+        raise InvalidArgument(f"{field}.length {length} != pool page_size {page_size}")
 
 
 def packed_response(
