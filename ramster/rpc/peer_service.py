@@ -176,7 +176,7 @@ class PeerService:
                 k.pool,
                 _oid(k.oid, f"keys[{i}]"),
                 k.index,
-                k.version and _version(k.version, latest, f"keys[{i}]", "0 (any version) or "),
+                _version(k.version, latest, f"keys[{i}]", any_version=True),
             )
             for i, k in enumerate(request.keys)
         ]
@@ -277,10 +277,12 @@ def _latest_version() -> int:
     return time.time_ns() // 1000 + VERSION_LEAD_US
 
 
-def _version(version: int, latest: int, field: str, also: str = "") -> int:
-    if not 1 <= version <= latest:
-        raise InvalidArgument.field(f"{field}.version", version, also + VERSION_RULE)
-    return version
+def _version(version: int, latest: int, field: str, any_version: bool = False) -> int:
+    """`version` if its origin could have made it by now; 0 too where it means any version."""
+    if 1 <= version <= latest or (any_version and version == 0):
+        return version
+    expected = f"0 (any version) or {VERSION_RULE}" if any_version else VERSION_RULE
+    raise InvalidArgument.field(f"{field}.version", version, expected)
 
 
 def _oid(oid: tmem_pb2.Oid, field: str) -> Oid:
