@@ -21,7 +21,13 @@ from ramster.errors import InvalidArgument
 from ramster.frontends.ops import OidLike
 from ramster.rpc.convert import MAX_BATCH
 from ramster.state import NodeState
-from ramster.tmem.keys import DEFAULT_PAGE_SIZE, as_oid, check_index, check_page_size
+from ramster.tmem.keys import (
+    DEFAULT_PAGE_SIZE,
+    as_oid,
+    check_index,
+    check_page_length,
+    check_page_size,
+)
 
 I32_MAX = 2**31 - 1
 """Pool ids travel as int32."""
@@ -112,7 +118,9 @@ class Client:
     async def put(self, pool: int, oid: OidLike, index: int, data: bytes) -> bool:
         """Store a page; False if the node refused it (a refused duplicate put drops the old
         page too)."""
-        return await self._puts.submit(_pool(pool), _page(oid, index, data))
+        return await self._puts.submit(
+            _pool(pool), _page(self._page_sizes.get(pool), oid, index, data)
+        )
 
     async def get(
         self, pool: int, oid: OidLike, index: int, free: bool | None = None
@@ -135,7 +143,8 @@ class Client:
     async def put_many(self, pool: int, items: Iterable[tuple[OidLike, int, bytes]]) -> list[bool]:
         """Store (oid, index, data) pages; one result per page, in order."""
         _pool(pool)
-        pages = [_page(*_fields(item, 3, f"items[{i}]")) for i, item in enumerate(items)]
+        known = self._page_sizes.get(pool)
+        pages = [_page(known, *_fields(item, 3, f"items[{i}]")) for i, item in enumerate(items)]
         page_size = max((len(data) for _, _, data in pages), default=DEFAULT_PAGE_SIZE)
         return await _in_chunks(
             pages, page_size, lambda chunk: self._transport.put_pages(pool, chunk)
@@ -218,11 +227,16 @@ def _key(oid: OidLike, index: int, field: str = "") -> Key:
     return as_oid(oid, f"{prefix}oid"), check_index(index, f"{prefix}index")
 
 
-def _page(oid: OidLike, index: int, data: bytes, field: str = "") -> Page:
+def _page(page_size: int | None, oid: OidLike, index: int, data: bytes, field: str = "") -> Page:
+    """A page to put, checked before it is packed: packed, a uniform page is one fill byte and
+    would no longer show its length. `page_size` None: a pool this client did not create, whose
+    page size only the node knows (it checks the length the packed page states)."""
     key_oid, key_index = _key(oid, index, field)
+    name = f"{field}.data" if field else "data"
     if not isinstance(data, bytes):
-        name = f"{field}.data" if field else "data"
         raise InvalidArgument(f"{name} of type {type(data).__name__} is invalid: expected bytes")
+    if page_size is not None:
+        check_page_length(len(data), page_size, name)
     return key_oid, key_index, data
 
 

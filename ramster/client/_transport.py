@@ -225,7 +225,10 @@ def _packed_page(oid: Oid, index: int, data: bytes) -> tmem_pb2.Page:
     if len(payload) >= len(data):  # incompressible: raw is smaller, the node refuses it anyway
         return tmem_pb2.Page(oid=_oid(oid), index=index, data=data)
     encoding = tmem_pb2.PAGE_ENCODING_SAME_FILLED if same_filled else tmem_pb2.PAGE_ENCODING_LZ4
-    return tmem_pb2.Page(oid=_oid(oid), index=index, data=payload, encoding=encoding)
+    # The length stated for the node to check: one fill byte does not show it.
+    return tmem_pb2.Page(
+        oid=_oid(oid), index=index, data=payload, encoding=encoding, length=len(data)
+    )
 
 
 def _keys(keys: Sequence[Key]) -> list[tmem_pb2.PageKey]:

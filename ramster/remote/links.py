@@ -8,6 +8,7 @@ as stored and come back packed. Not here: what to send when (`ramster.remote.lay
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from zlib import crc32
@@ -17,7 +18,7 @@ import grpc
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
 from ramster.rpc.calls import M, Message, stream_call, unary_call
-from ramster.rpc.convert import MAX_BATCH, MAX_MESSAGE
+from ramster.rpc.convert import MAX_BATCH, MAX_MESSAGE, client_name
 from ramster.tmem.keys import Oid, PoolSpec, check_page_size
 from ramster.tmem.pool import PoolRecord
 from ramster.tmem.recovery import HeldKey
@@ -25,6 +26,11 @@ from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.store import PackedPage
 
 PROTOCOL_VERSION = 1
+
+EPOCH = re.compile("[0-9a-f]{16}")
+"""An epoch as `ramster.node.new_epoch` makes it: the node's start in microseconds (13 hex
+digits) and 3 random hex digits."""
+EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
 
 log = logging.getLogger("ramster.remote")
 
@@ -213,13 +219,26 @@ def pool_record_message(record: PoolRecord) -> peer_pb2.PoolRecord:
     )
 
 
-def pool_record_of(message: peer_pb2.PoolRecord) -> PoolRecord:
-    """The record a peer sent; one that does not describe a valid pool raises InvalidArgument."""
+def check_epoch(epoch: str, field: str) -> str:
+    """`epoch` if it has the form every node's epoch has; InvalidArgument naming `field` if not."""
+    if EPOCH.fullmatch(epoch) is None:
+        raise InvalidArgument.field(field, epoch, EPOCH_RULE)
+    return epoch
+
+
+def pool_record_of(message: peer_pb2.PoolRecord, field: str = "pools") -> PoolRecord:
+    """The record a peer sent (`field` names it in refusals); one that does not describe a
+    valid pool of a valid client raises InvalidArgument."""
     if message.shared_uuid and len(message.shared_uuid) != 16:
-        raise InvalidArgument.field("pools.shared_uuid", message.shared_uuid.hex(), "0 or 16 bytes")
+        raise InvalidArgument.field(
+            f"{field}.shared_uuid", message.shared_uuid.hex(), "0 or 16 bytes"
+        )
     shared = uuid.UUID(bytes=message.shared_uuid) if message.shared_uuid else None
-    spec = PoolSpec(message.persistent, shared, check_page_size(message.page_size))
-    return PoolRecord(message.pool, message.client, message.pool_id, spec)
+    spec = PoolSpec(
+        message.persistent, shared, check_page_size(message.page_size, f"{field}.page_size")
+    )
+    owner = client_name(message.client, f"{field}.client")
+    return PoolRecord(message.pool, owner, message.pool_id, spec)
 
 
 def _oid(oid: Oid | None) -> tmem_pb2.Oid:

@@ -39,10 +39,10 @@ FREE_OF_MODE: dict[int, bool | None] = {
 }
 
 
-def client_name(name: str) -> str:
+def client_name(name: str, field: str = "client") -> str:
     if not name or len(name) > MAX_CLIENT_NAME:
         raise InvalidArgument.field(
-            "client", name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
+            field, name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
         )
     return name
 
@@ -76,27 +76,72 @@ def keys_of(keys: Sequence[tmem_pb2.PageKey]) -> list[tuple[Oid, int]]:
     return [((k.oid.word0, k.oid.word1, k.oid.word2), k.index) for k in keys]
 
 
+PUT_ENCODINGS = (
+    tmem_pb2.PAGE_ENCODING_RAW,
+    tmem_pb2.PAGE_ENCODING_LZ4,
+    tmem_pb2.PAGE_ENCODING_SAME_FILLED,
+)
+"""What a client's page may travel as."""
+
+PACKED_ENCODINGS = PUT_ENCODINGS[1:]
+"""What a peer's page may travel as: holders keep pages packed, as the origin stored them."""
+
+
 def pages_of(pages: Sequence[tmem_pb2.Page], page_size: int) -> list[tuple[Oid, int, PageData]]:
-    """The pages of a put; packed ones are checked to decode to exactly one page."""
+    """The pages of a put, each checked to be one page of `page_size` bytes."""
     batch_size("pages", len(pages))
     return [
-        ((p.oid.word0, p.oid.word1, p.oid.word2), p.index, _page_data(p, page_size, i))
+        (
+            (p.oid.word0, p.oid.word1, p.oid.word2),
+            p.index,
+            page_data(p.data, p.encoding, p.length, page_size, f"pages[{i}]"),
+        )
         for i, p in enumerate(pages)
     ]
 
 
-def _page_data(page: tmem_pb2.Page, page_size: int, i: int) -> PageData:
-    encoding = page.encoding
-    if encoding == tmem_pb2.PAGE_ENCODING_RAW:
-        return page.data
-    if encoding not in (tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED):
-        raise InvalidArgument.field(
-            f"pages[{i}].encoding",
-            encoding,
-            "PAGE_ENCODING_RAW, PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED",
-        )
+def page_data(data: bytes, encoding: int, length: int, page_size: int, field: str) -> PageData:
+    """The page of a client's put if it is exactly one page of `page_size` bytes: a raw page
+    is its bytes (the core checks their length against the pool), a packed one as
+    `packed_page` checks it."""
+    if encoding != tmem_pb2.PAGE_ENCODING_RAW:
+        return packed_page(data, encoding, length, page_size, field, PUT_ENCODINGS)
+    _check_stated_length(length, page_size, field)
+    return data
+
+
+def packed_page(
+    data: bytes,
+    encoding: int,
+    length: int,
+    page_size: int,
+    field: str,
+    encodings: Sequence[int] = PACKED_ENCODINGS,
+) -> PackedPage:
+    """A packed page of a put (a client's or a peer's) if it is exactly one page of `page_size`
+    bytes; `encodings` are those the caller may send, named in a refusal.
+
+    Every encoding states or implies its length: an lz4 block by what it decodes to, a
+    same-filled page, one fill byte, only by `length`, which it must state. A stated `length`
+    (0: unstated) must be `page_size`, and is checked first, so no block is decoded into a
+    buffer the caller chose."""
+    if encoding not in PACKED_ENCODINGS:
+        names = [tmem_pb2.PageEncoding.Name(e) for e in encodings]
+        expected = f"{', '.join(names[:-1])} or {names[-1]}"
+        raise InvalidArgument.field(f"{field}.encoding", encoding, expected)
+    _check_stated_length(length, page_size, field)
     same_filled = encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED
-    return check_packed(PackedPage(page.data, same_filled, page_size), f"pages[{i}].data")
+    if same_filled and not length:
+        raise InvalidArgument(
+            f"{field}.length is 0: a same-filled page states its length, "
+            f"the pool page_size {page_size}"
+        )
+    return check_packed(PackedPage(data, same_filled, page_size), f"{field}.data")
+
+
+def _check_stated_length(length: int, page_size: int, field: str) -> None:
+    if length and length != page_size:
+        raise InvalidArgument(f"{field}.length {length} != pool page_size {page_size}")
 
 
 def packed_response(

@@ -10,6 +10,7 @@ to hold new pages. Recover and Forget serve a restarted origin (`ramster.tmem.re
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from zlib import crc32
@@ -19,10 +20,15 @@ import grpc
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, InvalidArgument, shown
-from ramster.remote.links import PROTOCOL_VERSION, pool_record_message, pool_record_of
+from ramster.remote.links import (
+    PROTOCOL_VERSION,
+    check_epoch,
+    pool_record_message,
+    pool_record_of,
+)
 from ramster.rpc import convert
 from ramster.rpc.binding import server_stream, service, unary
-from ramster.tmem import PackedPage, Tmem
+from ramster.tmem import Tmem
 from ramster.tmem.foreign import (
     ForeignPage,
     destroy_foreign_pools,
@@ -32,9 +38,8 @@ from ramster.tmem.foreign import (
     origin_client,
     put_foreign,
 )
-from ramster.tmem.keys import check_page_size
+from ramster.tmem.keys import Oid, as_oid, check_page_size
 from ramster.tmem.recovery import adopt, forget_origin, held_epochs, held_keys, records
-from ramster.zcache.codec import check_packed
 
 SERVICE = "ramster.api.v1.Peer"
 
@@ -42,6 +47,15 @@ log = logging.getLogger("ramster.remote")
 
 RECOVER_CHUNK = 16384
 """Keys per message of a Recover stream (about 40 bytes each)."""
+
+VERSION_LEAD_US = 3600 * 10**6
+"""How far past this node's clock a peer's page version may be, in microseconds. A node's
+versions start at its start time in microseconds and grow by one per put, so a real version is
+near or behind its origin's clock: this hour leaves room for an origin whose clock runs ahead of
+this one (NTP keeps nodes within a second) and refuses what no origin could have made. A version
+far ahead would outrank every later real copy of its key, and the origin's copies of that key
+would be dropped in its favour."""
+VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
 
 NodeIdentity = Callable[[], tuple[int, str, str]]
 """(node number, epoch, address) of this node, as known now."""
@@ -117,24 +131,27 @@ class PeerService:
 
     async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:
         tmem = self._holder()
+        origin = self._origin(request.origin)
         _, epoch, _ = self._identity()
-        if request.holder_epoch and request.holder_epoch != epoch:
+        if request.holder_epoch and check_epoch(request.holder_epoch, "holder_epoch") != epoch:
             raise FailedPrecondition(
-                f"holder_epoch {shown(request.holder_epoch)} is not this node's epoch {epoch!r}: "
+                f"holder_epoch {request.holder_epoch!r} is not this node's epoch {epoch!r}: "
                 "it restarted since the origin last saw it"
             )
         convert.batch_size("pages", len(request.pages))
         convert.batch_size("pools", len(request.pools))
-        pages = [_foreign_page(page, i) for i, page in enumerate(request.pages)]
-        owners = [pool_record_of(record) for record in request.pools]
-        outcomes = put_foreign(tmem, _origin(request.origin), pages, owners)
+        latest = _latest_version()
+        pages = [_foreign_page(page, i, latest) for i, page in enumerate(request.pages)]
+        owners = [pool_record_of(record, f"pools[{i}]") for i, record in enumerate(request.pools)]
+        outcomes = put_foreign(tmem, origin, pages, owners)
         return peer_pb2.PeerPutResponse(results=[convert.put_status(o) for o in outcomes])
 
     async def get_pages(self, request: peer_pb2.PeerGetRequest) -> peer_pb2.PeerGetResponse:
         tmem = self._backend.loaded()
-        keys = [(k.pool, convert.oid_of(k.oid), k.index) for k in request.keys]
-        convert.batch_size("keys", len(keys))
-        answers = get_foreign(tmem, _origin(request.origin), keys, request.free)
+        origin = self._origin(request.origin)
+        convert.batch_size("keys", len(request.keys))
+        keys = [(k.pool, _oid(k.oid, f"keys[{i}]"), k.index) for i, k in enumerate(request.keys)]
+        answers = get_foreign(tmem, origin, keys, request.free)
         same, lz4 = tmem_pb2.PAGE_ENCODING_SAME_FILLED, tmem_pb2.PAGE_ENCODING_LZ4
         raw = tmem_pb2.PAGE_ENCODING_RAW
         return peer_pb2.PeerGetResponse(
@@ -151,38 +168,48 @@ class PeerService:
         self, request: peer_pb2.PeerFlushPagesRequest
     ) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.loaded()
+        origin = self._origin(request.origin)
         convert.batch_size("keys", len(request.keys))
-        keys = [(k.pool, convert.oid_of(k.oid), k.index, k.version) for k in request.keys]
-        return peer_pb2.PeerFlushResponse(
-            flushed=flush_foreign_pages(tmem, _origin(request.origin), keys)
-        )
+        latest = _latest_version()
+        keys = [
+            (
+                k.pool,
+                _oid(k.oid, f"keys[{i}]"),
+                k.index,
+                _version(k.version, latest, f"keys[{i}]", any_version=True),
+            )
+            for i, k in enumerate(request.keys)
+        ]
+        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem, origin, keys))
 
     async def flush_objects(
         self, request: peer_pb2.PeerFlushObjectsRequest
     ) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.loaded()
+        origin = self._origin(request.origin)
         convert.batch_size("objects", len(request.objects))
-        objects = [(o.pool, convert.oid_of(o.oid)) for o in request.objects]
-        return peer_pb2.PeerFlushResponse(
-            flushed=flush_foreign_objects(tmem, _origin(request.origin), objects)
-        )
+        objects = [(o.pool, _oid(o.oid, f"objects[{i}]")) for i, o in enumerate(request.objects)]
+        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_objects(tmem, origin, objects))
 
     async def destroy_pools(
         self, request: peer_pb2.PeerDestroyPoolsRequest
     ) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.loaded()
+        origin = self._origin(request.origin)
         convert.batch_size("pools", len(request.pools))
         return peer_pb2.PeerFlushResponse(
-            flushed=destroy_foreign_pools(tmem, _origin(request.origin), list(request.pools))
+            flushed=destroy_foreign_pools(tmem, origin, list(request.pools))
         )
 
     async def recover(
         self, request: peer_pb2.RecoverRequest
     ) -> AsyncIterator[peer_pb2.RecoverChunk]:
         tmem = self._backend.loaded()
-        _origin(request.origin)
+        self._origin(request.origin)
         number, epoch = request.origin.node_number, request.origin.epoch
-        if not request.keep:
+        if request.keep:
+            check_epoch(request.keep, "keep")
+        else:
             held = [e for e in held_epochs(tmem, number) if e != epoch]
             yield peer_pb2.RecoverChunk(epochs=held)
             return
@@ -213,7 +240,7 @@ class PeerService:
 
     async def forget(self, request: peer_pb2.ForgetRequest) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.loaded()
-        _origin(request.origin)
+        self._origin(request.origin)
         dropped = forget_origin(tmem, request.origin.node_number, request.origin.epoch)
         if dropped:
             log.info(
@@ -233,27 +260,52 @@ class PeerService:
             )
         return tmem
 
+    def _origin(self, origin: peer_pb2.Origin) -> str:
+        """The client name of a request's origin: another node, named by a well-formed epoch."""
+        me, _, _ = self._identity()
+        if origin.node_number < 1 or origin.node_number == me:
+            raise InvalidArgument.field(
+                "origin.node_number",
+                origin.node_number,
+                f"another node's number, >= 1 (this node is {me})",
+            )
+        return origin_client(origin.node_number, check_epoch(origin.epoch, "origin.epoch"))
 
-def _origin(origin: peer_pb2.Origin) -> str:
-    if not origin.epoch:
-        raise FailedPrecondition("origin.epoch is empty: every peer request names its origin")
-    return origin_client(origin.node_number, origin.epoch)
+
+def _latest_version() -> int:
+    """The latest version a peer's page may carry now (`VERSION_LEAD_US`)."""
+    return time.time_ns() // 1000 + VERSION_LEAD_US
 
 
-def _foreign_page(page: peer_pb2.RemotePage, i: int) -> ForeignPage:
-    same = page.encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED
-    check_page_size(page.page_size, f"pages[{i}].page_size")
+def _version(version: int, latest: int, field: str, any_version: bool = False) -> int:
+    """`version` if its origin could have made it by now; 0 too where it means any version."""
+    if 1 <= version <= latest or (any_version and version == 0):
+        return version
+    expected = f"0 (any version) or {VERSION_RULE}" if any_version else VERSION_RULE
+    raise InvalidArgument.field(f"{field}.version", version, expected)
+
+
+def _oid(oid: tmem_pb2.Oid, field: str) -> Oid:
+    return as_oid(convert.oid_of(oid), f"{field}.oid")
+
+
+def _foreign_page(page: peer_pb2.RemotePage, i: int, latest: int) -> ForeignPage:
+    """A peer's page, checked as strictly as an application's: its key, a version its origin
+    could have made, its checksum, and one page of the size it states, in a packed encoding."""
+    field = f"pages[{i}]"
+    page_size = check_page_size(page.page_size, f"{field}.page_size")
     if crc32(page.data) != page.checksum:
         raise InvalidArgument(
-            f"pages[{i}].checksum {page.checksum:#010x} does not match its data "
+            f"{field}.checksum {page.checksum:#010x} does not match its data "
             f"({crc32(page.data):#010x}): the page was damaged on the way"
         )
-    packed = check_packed(PackedPage(page.data, same, page.page_size), f"pages[{i}].data")
+    # The page size a peer's page states is its length: the one the holder's pool is made for.
+    packed = convert.packed_page(page.data, page.encoding, page_size, page_size, field)
     return ForeignPage(
         pool_uid=page.pool,
         persistent=page.persistent,
-        oid=convert.oid_of(page.oid),
+        oid=_oid(page.oid, field),
         index=page.index,
-        version=page.version,
+        version=_version(page.version, latest, field),
         page=packed,
     )

@@ -39,14 +39,18 @@ class ForeignPage:
 def put_foreign(
     tmem: Tmem, origin: str, pages: Sequence[ForeignPage], owners: Sequence[PoolRecord] = ()
 ) -> list[PutOutcome]:
-    """Store pages for `origin`, each under its origin version, noting who owns their pools.
-    Every page's pool is found or made first, so a pool that does not fit refuses the batch
-    before anything is stored."""
+    """Store pages for `origin`, each under its origin version, noting who owns their pools
+    (a record that does not describe the held pool's pages is ignored). Every page's pool is
+    found or made first, so a pool that does not fit refuses the batch before anything is
+    stored."""
     pools = [_pool(tmem, origin, p.pool_uid, p.persistent, p.page.page_size) for p in pages]
     held = tmem._clients.get(origin, {})
     for record in owners:
         pool = held.get(record.uid)
-        if pool is not None and pool.spec.persistent == record.spec.persistent:
+        if pool is None:
+            continue
+        kept, told = pool.spec, record.spec
+        if kept.persistent == told.persistent and kept.page_size == told.page_size:
             pool.owner = (record.client, record.pool_id)
             pool.spec = record.spec
     return [_put_unless_newer(tmem, pool, page) for pool, page in zip(pools, pages, strict=True)]

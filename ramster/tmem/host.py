@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
-from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PoolSpec, TmemLimits, as_oid, check_index
+from ramster.tmem.keys import (
+    U32_MAX,
+    U64_MAX,
+    Oid,
+    PoolSpec,
+    TmemLimits,
+    as_oid,
+    check_index,
+    check_page_length,
+)
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES, Pool, TmemObject
 from ramster.tmem.remote import (
     REMOTE,
@@ -515,5 +524,4 @@ def _checked_keys(keys: Sequence[tuple[OidLike, int]]) -> list[tuple[Oid, int]]:
 
 def _check_length(data: PageData, page_size: int, field: str) -> None:
     length = data.page_size if isinstance(data, PackedPage) else len(data)
-    if length != page_size:
-        raise InvalidArgument(f"{field} length {length} != pool page_size {page_size}")
+    check_page_length(length, page_size, field)

@@ -65,6 +65,12 @@ def check_page_size(page_size: int, field: str = "page_size") -> int:
     return page_size
 
 
+def check_page_length(length: int, page_size: int, field: str = "data") -> None:
+    """Refuse a page of `length` bytes for a pool of `page_size`-byte pages, naming both."""
+    if length != page_size:
+        raise InvalidArgument(f"{field} length {length} != pool page_size {page_size}")
+
+
 @dataclass(frozen=True, slots=True)
 class PoolSpec:
     """What a pool is, fixed at creation.

@@ -132,11 +132,11 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
             pool = await client.new_pool()
             with pytest.raises(InvalidArgument) as invalid:
                 await client.put(pool, 1, 0, page(1)[:4095])
-            assert invalid.value.message == "pages[0].data length 4095 != pool page_size 4096"
+            assert invalid.value.message == "data length 4095 != pool page_size 4096"
             assert invalid.value.retriable is False
             with pytest.raises(InvalidArgument) as invalid:
                 await client.put_many(pool, [(1, 0, page(1)), (1, 1, b"short")])
-            assert invalid.value.message == "pages[1].data length 5 != pool page_size 4096"
+            assert invalid.value.message == "items[1].data length 5 != pool page_size 4096"
             with pytest.raises(NotFound) as missing:
                 await client.get_many(9, [(1, 0)])
             assert missing.value.message == "pool_id 9 does not exist for client 'app'"
@@ -163,17 +163,70 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
     asyncio.run(scenario())
 
 
-def test_one_bad_page_among_coalesced_puts_fails_only_its_caller(node: NodeProcess) -> None:
+WRONG_LENGTHS = (2, 4095, 4097, 8192, 65536, 1_000_000)
+"""Lengths of uniform pages (every byte equal) that are no 4 KiB page."""
+
+
+def test_a_uniform_page_of_the_wrong_length_is_refused_before_it_is_packed(
+    node: NodeProcess,
+) -> None:
+    """Packed, a uniform page is one fill byte: its length must be checked before packing, or
+    the node would read it back as a page of its own size."""
+
     async def scenario() -> None:
         async with Client(node.address, "app") as client:
             pool = await client.new_pool(persistent=True)
+            small = await client.new_pool(page_size=512)
+            before = client.rpc_count
+            refusals = []
+            for length in WRONG_LENGTHS:
+                uniform = b"\x07" * length
+                calls = [
+                    client.put(pool, 1, 0, uniform),
+                    client.put_many(pool, [(1, 1, page(1)), (1, 2, uniform)]),
+                    client.put(small, 1, 0, uniform),
+                ]
+                for call in calls:
+                    with pytest.raises(InvalidArgument) as refused:
+                        await call
+                    refusals.append(refused.value.message)
+            assert refusals == [
+                message
+                for length in WRONG_LENGTHS
+                for message in (
+                    f"data length {length} != pool page_size 4096",
+                    f"items[1].data length {length} != pool page_size 4096",
+                    f"data length {length} != pool page_size 512",
+                )
+            ]
+            assert client.rpc_count == before  # refused before anything was sent
+            assert await client.get_many(pool, [(1, 0), (1, 1), (1, 2)]) == [None] * 3
+        # A client that did not create the pool cannot know its page size: the node refuses
+        # the page by the length it states.
+        async with Client(node.address, "app") as other:
+            with pytest.raises(InvalidArgument) as refused:
+                await other.put(pool, 1, 0, b"\x07" * 2)
+            assert refused.value.message == "pages[0].length 2 != pool page_size 4096"
+            assert await other.put(pool, 1, 0, b"\x07" * 4096) is True
+            assert await other.get(pool, 1, 0) == b"\x07" * 4096
+
+    asyncio.run(scenario())
+
+
+def test_one_bad_page_among_coalesced_puts_fails_only_its_caller(node: NodeProcess) -> None:
+    async def scenario() -> None:
+        async with Client(node.address, "app") as creator:
+            pool = await creator.new_pool(persistent=True)
+        # Another client of the same name does not know the pool's page size: only the node
+        # can refuse the short page, and it refuses its whole batch.
+        async with Client(node.address, "app") as client:
             data = [page(0), page(1), page(2)[:100], page(3)]
             puts = (client.put(pool, 1, i, d) for i, d in enumerate(data))
             results, rpcs = await counted(client, asyncio.gather(*puts, return_exceptions=True))
             assert isinstance(results, list)
             assert results[:2] == [True, True] and results[3] is True
             assert isinstance(results[2], InvalidArgument)
-            assert results[2].message == "pages[0].data length 100 != pool page_size 4096"
+            assert results[2].message == "pages[0].length 100 != pool page_size 4096"
             assert rpcs == 1 + 4  # the batch, refused whole, then each page alone
             assert await client.get_many(pool, [(1, i) for i in range(4)]) == [
                 page(0),

@@ -27,18 +27,22 @@ import signal
 import subprocess
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import grpc
 import pytest
 
 from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
+from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.client import FailedPrecondition, InvalidArgument, SyncClient
 from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
 from tests.support.etcd import EtcdLink, EtcdProcess
 from tests.support.nodes import RAMSTER
+from tests.support.wire import RawNode
 
 T = TypeVar("T")
 
@@ -292,6 +296,50 @@ def test_persistent_pages_spread_over_peers_read_back_exact_and_are_reclaimed(
         "remote_pools_flushed": 2,  # one pool flush to each holder
         "remote_pers_pages_lost": 0,
     }
+
+
+def test_a_forged_far_future_version_cannot_outrank_an_origins_real_copies(
+    cluster: Cluster,
+) -> None:
+    """A peer put naming A as its origin, with versions no node could have made (2**64-1), was
+    held, and outranked A's real copies of those keys when A shipped them: B kept the forgery,
+    and A's pages came back wrong or lost. Such versions are now refused at the wire."""
+    a_node = cluster.start("A", "4MiB")
+    b_node = cluster.start("B", "16MiB")
+    a = cluster.clients["A"]
+    pool = a.new_pool(persistent=True)  # A's first pool: uid 1 on its holders
+    numbers = pages_of(range(48))  # 3072 pages, about 6 MiB packed: more than A's budget
+    origin = peer_pb2.Origin(node_number=a_node.ready["number"], epoch=a_node.epoch)
+    fill = b"\x66"
+    with RawNode(b_node.address) as wire:
+        for start in range(0, len(numbers), 1024):
+            forged = [
+                peer_pb2.RemotePage(
+                    pool=1,
+                    persistent=True,
+                    oid=tmem_pb2.Oid(word0=key(n)[0]),
+                    index=key(n)[1],
+                    version=2**64 - 1,
+                    data=fill,
+                    encoding=tmem_pb2.PAGE_ENCODING_SAME_FILLED,
+                    page_size=PAGE,
+                    checksum=zlib.crc32(fill),
+                )
+                for n in numbers[start : start + 1024]
+            ]
+            answer = wire.call(
+                "/ramster.api.v1.Peer/PutPages",
+                peer_pb2.PeerPutRequest(origin=origin, pages=forged),
+            )
+            assert answer.refusal == (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"pages[0].version {2**64 - 1} is invalid: expected 1 up to this node's clock "
+                "plus one hour, in microseconds since 1970",
+            )
+    store_all(a, pool, numbers)
+    quiet = settled(lambda: remote_view(cluster, "A", ("B",)))
+    assert quiet["B"] > 0, quiet  # A did ship pages to B
+    assert read_back(a, pool, numbers, free=False) == []
 
 
 # -- ephemeral pages -------------------------------------------------------------------------

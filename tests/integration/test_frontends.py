@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ramster.client import Cleancache, Frontswap, SyncClient
-from tests.integration.conftest import NodeFactory, TcpProxy, wait_for
+from ramster.client import Cleancache, Frontswap, InvalidArgument, SyncClient
+from tests.integration.conftest import NodeFactory, NodeProcess, TcpProxy, wait_for
 from tests.support.processes import free_port
 
 FS_UUID = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -174,3 +174,25 @@ def test_a_broken_stream_to_a_living_node_keeps_the_swap_pages(
         frontswap.close()
         cleancache.close()
         proxy.close()
+
+
+def test_a_swap_page_of_the_wrong_length_is_refused_and_not_stored(node: NodeProcess) -> None:
+    """A uniform page packs to one fill byte: unchecked, it came back as a 4 KiB page."""
+    frontswap = Frontswap(node.address, client_name="swapper", timeout=2.0)
+    try:
+        frontswap.init(0, 16)
+        assert frontswap.wait_ready(10)
+        refusals = []
+        for length in (2, 4095, 4097, 8192, 65536, 1_000_000):
+            with pytest.raises(InvalidArgument) as refused:
+                frontswap.store(0, 1, b"\x07" * length)
+            refusals.append(refused.value.message)
+        assert refusals == [
+            f"data length {length} != pool page_size 4096"
+            for length in (2, 4095, 4097, 8192, 65536, 1_000_000)
+        ]
+        assert (frontswap.curr_pages(), frontswap.load(0, 1)) == (0, None)
+        assert frontswap.store(0, 1, b"\x07" * 4096) is True
+        assert frontswap.load(0, 1) == b"\x07" * 4096
+    finally:
+        frontswap.close()

@@ -4,17 +4,21 @@ Every method of every service (read from the generated descriptors) gets random 
 and bit-flipped valid messages, and well-formed messages whose fields take extreme values: pool
 ids at the int32 limits, oid words of 2**64-1, index 2**32-1, client names from empty to the 4 MiB
 message limit, any page size, unknown enum numbers, page data of 0 bytes, odd lengths and broken
-lz4. Meanwhile a "victim" client stores persistent pages through the real client library.
+lz4. Plausible messages carry valid checksums, origins and epochs, so peer pages get past
+validation into the store too. Meanwhile a "victim" client stores persistent pages through the
+real client library.
 
-The node must answer every request with a status it chose (never UNKNOWN, INTERNAL or a status
-gRPC substituted), stay up and healthy, and return every victim page byte-exact. The run is
-seeded: the seed is printed, and ``RAMSTER_FUZZ_SEED=<seed>`` replays it.
+The node must answer every request with a status it chose (never UNKNOWN, INTERNAL,
+UNIMPLEMENTED for a method its protos declare, or a status gRPC substituted), stay up and
+healthy, and return every victim page byte-exact. The run is seeded: the seed is printed, and
+``RAMSTER_FUZZ_SEED=<seed>`` replays it.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -24,6 +28,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.client import SyncClient
 from tests.integration.conftest import NodeProcess
 from tests.support.wire import METHODS, Answer, Method, RawNode
@@ -32,6 +37,9 @@ REQUESTS = 2000
 VICTIM = "victim"
 FUZZ_CLIENTS = ("f0", "f1", "f2", "f3")
 SHARED_UUIDS = tuple(bytes([n]) * 16 for n in range(3))
+FUZZ_EPOCHS = ("00062a0b1c2d3e4f", "00062a0b1c2d3e50")
+"""Well-formed epochs of the origins plausible peer requests name."""
+PEER_PUT = "/ramster.api.v1.Peer/PutPages"
 U32_MAX, U64_MAX = 2**32 - 1, 2**64 - 1
 CHOSEN_BY_THE_NODE = {
     grpc.StatusCode.OK,
@@ -39,10 +47,10 @@ CHOSEN_BY_THE_NODE = {
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.UNIMPLEMENTED,  # a method the proto declares and the node does not serve yet
 }
 """Statuses a node may answer with. UNKNOWN and INTERNAL mean an input it failed to classify;
-UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED a node that died or hung."""
+UNIMPLEMENTED a declared method it does not serve; UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED
+a node that died or hung."""
 
 
 def page(n: int, size: int = 4096) -> bytes:
@@ -97,7 +105,11 @@ class Fuzzer:
         if descriptor.full_name == "ramster.api.v1.Oid" and self.rng.random() < 0.05:
             message.word0 = message.word1 = message.word2 = U64_MAX  # the reserved oid
         if plausible and "encoding" in descriptor.fields_by_name:
-            message.data, message.encoding = self.rng.choice(self.packings())
+            # Holders keep peer pages packed: a raw one is no plausible peer page.
+            peer = descriptor.full_name == "ramster.api.v1.RemotePage"
+            message.data, message.encoding = self.rng.choice(self.packings()[peer:])
+        if "checksum" in descriptor.fields_by_name and (plausible or self.rng.random() < 0.5):
+            message.checksum = zlib.crc32(message.data)  # random ones rarely match
         return message
 
     def packings(self) -> list[tuple[bytes, int]]:
@@ -118,10 +130,15 @@ class Fuzzer:
                 return rng.choice(FUZZ_CLIENTS)
             if plausible and name in ("name", "value"):  # Admin/SetParam
                 return rng.choice(("zcache", "ramster") if name == "name" else ("on", "off"))
+            if plausible and name in ("epoch", "keep"):  # a peer's origin, Peer/Recover
+                return rng.choice(FUZZ_EPOCHS)
+            if plausible and name == "holder_epoch":
+                return ""  # the origin does not know the holder's epoch
             return self.text()
         if kind == FieldDescriptor.TYPE_BYTES:
             if name == "shared_uuid":
-                return rng.choice((b"", *SHARED_UUIDS, bytes(15), bytes(17)))
+                wrong = () if plausible else (bytes(15), bytes(17))
+                return rng.choice((b"", *SHARED_UUIDS, *wrong))
             return self.page_data(plausible)
         if kind == FieldDescriptor.TYPE_BOOL:
             return rng.random() < 0.5
@@ -136,19 +153,19 @@ class Fuzzer:
             return rng.choice((0, 1, 2, 15, 16, -1, 2**31 - 1, -(2**31), rng.randint(-99, 99)))
         if kind == FieldDescriptor.TYPE_UINT32:
             if plausible:
-                return 4096 if name == "page_size" else rng.randint(0, 100)
+                return 4096 if name in ("page_size", "length") else rng.randint(0, 100)
             return rng.choice(
                 (0, 1, 511, 512, 1000, 4096, 65536, 131072, U32_MAX, rng.getrandbits(32))
             )
         if kind == FieldDescriptor.TYPE_UINT64:
-            if plausible:
-                return rng.randint(0, 20)
+            if plausible:  # versions (a node's start in microseconds and up) or oid words
+                return rng.randint(1, 20)
             return rng.choice((0, 1, 2**63, U64_MAX - 1, U64_MAX, rng.getrandbits(64)))
         if kind == FieldDescriptor.TYPE_DOUBLE:  # Admin/Drain seconds
             if plausible:
                 return rng.choice((0.0, 0.01))
             return rng.choice((-1.0, float("nan"), float("inf"), -0.0, 1e-300, 3600.0, 3601.0))
-        if kind == FieldDescriptor.TYPE_FIXED32:  # checksums: random ones rarely match
+        if kind == FieldDescriptor.TYPE_FIXED32:  # checksums: `message` sets valid ones
             return rng.choice((0, U32_MAX, rng.getrandbits(32)))
         raise AssertionError(f"no values for field {field.full_name} of type {kind}")
 
@@ -199,7 +216,11 @@ def test_fuzzed_requests_are_classified_and_harm_no_other_client(node: NodeProce
     rng = random.Random(seed)
     fuzzer = Fuzzer(rng)
     weighted = [m for m in METHODS for _ in range(3 if "/ramster.api.v1.Tmem/" in m.path else 1)]
+    # Admin calls may drain the node or switch ramster off, after which no peer page is taken:
+    # the first half of the run leaves them out, so the peer data path is fuzzed too.
+    data_paths = [m for m in METHODS if not m.path.startswith("/ramster.api.v1.Admin/")]
     seen: Counter[tuple[str, grpc.StatusCode]] = Counter()
+    peer_pages_stored = 0
     misclassified: list[tuple[int, str, str, grpc.StatusCode, str]] = []
     victim_pages: dict[tuple[int, int], bytes] = {}
 
@@ -220,10 +241,13 @@ def test_fuzzed_requests_are_classified_and_harm_no_other_client(node: NodeProce
                 wire.tmem("NewPool", client=client, **spec)
 
         for i in range(REQUESTS):
-            method = rng.choice(weighted)
+            method = rng.choice(data_paths if i < REQUESTS // 2 else weighted)
             kind, body = fuzzer.body(method)
             answer: Answer = wire.send(method, body)
             seen[method.path, answer.code] += 1
+            if method.path == PEER_PUT and answer.code is grpc.StatusCode.OK:
+                results = answer.parsed(peer_pb2.PeerPutResponse).results
+                peer_pages_stored += list(results).count(tmem_pb2.PUT_STATUS_STORED)
             dropped = "metadata size exceeds" in answer.details  # gRPC replaced the status
             if answer.code not in CHOSEN_BY_THE_NODE or dropped:
                 details = answer.details[:300]
@@ -241,9 +265,11 @@ def test_fuzzed_requests_are_classified_and_harm_no_other_client(node: NodeProce
             assert victim.get_many(pool, keys, free=False) == expected, f"seed {seed}"
 
     print("answers:", sorted((path, code.name, n) for (path, code), n in seen.items()))
+    print("peer pages stored:", peer_pages_stored)
     # The fuzz reached past validation into the store, and validation refused plenty.
     for path in ("/ramster.api.v1.Tmem/PutPages", "/ramster.api.v1.Tmem/GetPages"):
         assert seen[path, grpc.StatusCode.OK] > 0, (seed, path)
     assert sum(n for (_, code), n in seen.items() if code is grpc.StatusCode.NOT_FOUND) > 0
+    assert peer_pages_stored > 0, seed  # the peer data path was fuzzed past its validation
     log = node.log()
     assert "Traceback" not in log, f"seed {seed}: the node logged a fault"

@@ -130,3 +130,43 @@ def test_an_invalid_request_shows_the_code_and_the_nodes_message(node: NodeProce
         64 + 5,
         "ERROR:\n  Code: NotFound\n  Message: pool_id 3 does not exist for client 'curl'\n",
     )
+
+
+def test_a_uniform_page_of_the_wrong_length_is_refused_whatever_it_states(
+    node: NodeProcess,
+) -> None:
+    """A same-filled page is one fill byte; the node holds the length it states (required) to
+    the pool's page size, and a raw page's own length too."""
+    call(node, "ramster.api.v1.Tmem/NewPool", {"client": "curl", "persistent": True})
+    fill = b64(b"\x07")
+    cases = [
+        (
+            {"data": fill, "encoding": "PAGE_ENCODING_SAME_FILLED"},
+            "pages[0].length is 0: a same-filled page states its length, the pool page_size 4096",
+        ),
+        (
+            {"data": fill, "encoding": "PAGE_ENCODING_SAME_FILLED", "length": 2},
+            "pages[0].length 2 != pool page_size 4096",
+        ),
+        ({"data": b64(b"\x07" * 4097)}, "pages[0].data length 4097 != pool page_size 4096"),
+    ]
+    for fields, message in cases:
+        request = {"client": "curl", "pool_id": 0, "pages": [{"oid": {"word0": "1"}, **fields}]}
+        result = grpcurl(node, "ramster.api.v1.Tmem/PutPages", data=request)
+        assert (result.returncode, result.stderr) == (
+            64 + 3,
+            f"ERROR:\n  Code: InvalidArgument\n  Message: {message}\n",
+        )
+    page = {"oid": {"word0": "1"}, "data": fill, "encoding": "PAGE_ENCODING_SAME_FILLED"}
+    stored = call(
+        node,
+        "ramster.api.v1.Tmem/PutPages",
+        {"client": "curl", "pool_id": 0, "pages": [{**page, "length": 4096}]},
+    )
+    assert stored == {"results": ["PUT_STATUS_STORED"]}
+    got = call(
+        node,
+        "ramster.api.v1.Tmem/GetPages",
+        {"client": "curl", "pool_id": 0, "keys": [{"oid": {"word0": "1"}}]},
+    )
+    assert [base64.b64decode(data) for data in got["data"]] == [b"\x07" * 4096]

@@ -266,7 +266,7 @@ def test_a_counter_never_goes_down_and_levels_are_gauges(node_factory: NodeFacto
     """Pages held, local or for a peer, come and go: they are gauges, not ``_total`` counters."""
     node = node_factory.start("n1", extra_flags=("--metrics", "127.0.0.1:0"))
     metrics = str(node.ready["metrics"])
-    origin = peer_pb2.Origin(node_number=2, epoch="e0")
+    origin = peer_pb2.Origin(node_number=2, epoch="00062a0b1c2d3e4f")
     block: bytes = lz4.block.compress(page(1), store_size=False)
     keys = [(tmem_pb2.Oid(word0=5), i) for i in range(2)]
     with SyncClient(node.address, "app") as client, RawNode(node.address) as wire:

@@ -7,7 +7,16 @@ import asyncio
 import threading
 from typing import Any
 
-from ramster.client import Client, FailedPrecondition, NodeState, RamsterError, SyncClient
+import pytest
+
+from ramster.client import (
+    Client,
+    FailedPrecondition,
+    InvalidArgument,
+    NodeState,
+    RamsterError,
+    SyncClient,
+)
 from ramster.frontends import Frontswap as PureFrontswap
 from ramster.frontends import TmemApi, TmemFrontswapOps
 from tests.integration.conftest import NodeProcess
@@ -65,7 +74,7 @@ def test_sync_and_async_clients_answer_alike(node: NodeProcess) -> None:
         ]
         assert (results, client.rpc_count) == (expected, rpcs)
     assert expected[:7] == [0, 1, True, True, PAGE, PAGE, None]
-    assert expected[7] == ("InvalidArgument", "pages[0].data length 4096 != pool page_size 1024")
+    assert expected[7] == ("InvalidArgument", "data length 4096 != pool page_size 1024")
     assert expected[13] == ("NotFound", "pool_id 1 does not exist for client 'NAME'")
 
 
@@ -129,3 +138,29 @@ def test_a_closed_sync_client_refuses_calls(node: NodeProcess) -> None:
         assert error.message == "ramster-client-closing: closed"
     else:
         raise AssertionError("a closed client answered")
+
+
+def test_a_uniform_page_of_the_wrong_length_is_refused_before_it_is_sent(
+    node: NodeProcess,
+) -> None:
+    with SyncClient(node.address, "app") as client:
+        pool = client.new_pool(persistent=True)
+        before = client.rpc_count
+        refusals = []
+        for length in (2, 4095, 4097, 8192, 65536, 1_000_000):
+            uniform = b"\x07" * length
+            with pytest.raises(InvalidArgument) as single:
+                client.put(pool, 1, 0, uniform)
+            with pytest.raises(InvalidArgument) as batch:
+                client.put_many(pool, [(1, 0, uniform)])
+            refusals += [single.value.message, batch.value.message]
+        assert refusals == [
+            message
+            for length in (2, 4095, 4097, 8192, 65536, 1_000_000)
+            for message in (
+                f"data length {length} != pool page_size 4096",
+                f"items[0].data length {length} != pool page_size 4096",
+            )
+        ]
+        assert client.rpc_count == before
+        assert client.get(pool, 1, 0) is None

@@ -8,7 +8,9 @@ RESOURCE_EXHAUSTED, a state that does not allow the call FAILED_PRECONDITION; ne
 
 from __future__ import annotations
 
+import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +32,11 @@ U32_MAX = 2**32 - 1
 ALL_ONES = f"({U64_MAX}, {U64_MAX}, {U64_MAX})"
 SHARED = uuid.UUID("5a1e0000-0000-4000-8000-000000000001")
 ZCACHE_OFF = "the zcache backend is off on this node: turn it on with `ramster param set zcache on`"
+PEER_EPOCH = "00062a0b1c2d3e4f"
+"""An epoch as a node makes it: its start in microseconds (13 hex digits) and 3 random ones."""
+EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
+VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
+HOUR_US = 3600 * 10**6
 TMEM_CALLS = ("NewPool", "DestroyPool", "PutPages", "GetPages", "FlushPages", "FlushObjects")
 POOL_CALLS = TMEM_CALLS[1:]
 
@@ -126,6 +133,58 @@ def test_a_page_of_the_wrong_length_is_refused_naming_the_page_and_both_lengths(
     assert get(wire, pool, (1, 0), (1, 1)) == [None, None]
 
 
+WRONG_LENGTHS = (2, 4095, 4097, 8192, 65536, 1_000_000)
+"""Lengths of uniform pages (every byte equal) that are no 4 KiB page."""
+
+
+def unstated_lz4(length: int, block: int) -> str:
+    """The refusal of an lz4 block of a `length`-byte page that states no length: a block
+    decoding beyond the largest page size is no block of a page at all."""
+    if length > 65536:
+        return f"pages[0].data is not an lz4 block of a page ({block} bytes received)"
+    return f"pages[0].data length {length} != pool page_size 4096"
+
+
+def test_a_uniform_page_of_the_wrong_length_is_refused_in_every_encoding(wire: RawNode) -> None:
+    """A same-filled page is one fill byte: only its stated `length` tells how long the page
+    was, and the node holds it to the pool's page_size like every other encoding."""
+    pool = new_pool(wire, persistent=True)
+    lz4, same = tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    refused = {}
+    for length in WRONG_LENGTHS:
+        uniform = b"\x07" * length
+        stated = f"pages[0].length {length} != pool page_size 4096"
+        for encoding, data, stated_length, message in (
+            (0, uniform, 0, f"pages[0].data length {length} != pool page_size 4096"),
+            (0, uniform, length, stated),
+            (same, b"\x07", length, stated),
+            (lz4, lz4_of(uniform), length, stated),
+            (lz4, lz4_of(uniform), 0, unstated_lz4(length, len(lz4_of(uniform)))),
+        ):
+            page_message = raw_page(1, data, encoding=encoding, length=stated_length)
+            answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=[page_message])
+            refused[length, encoding, stated_length] = (
+                answer.refusal == (INVALID, message) or answer.refusal
+            )
+    assert refused == dict.fromkeys(refused, True)
+    unstated = [raw_page(1, b"\x07", encoding=same)]
+    assert wire.tmem("PutPages", client="app", pool_id=pool, pages=unstated).refusal == (
+        INVALID,
+        "pages[0].length is 0: a same-filled page states its length, the pool page_size 4096",
+    )
+    assert get(wire, pool, (1, 0)) == [None]
+    # Stated right, both packings store the page; lz4 may leave the length unstated (its block
+    # decodes to it).
+    good = [
+        raw_page(1, b"\x07", encoding=same, length=4096),
+        raw_page(2, lz4_of(b"\x07" * 4096), encoding=lz4, length=4096),
+        raw_page(3, lz4_of(b"\x07" * 4096), encoding=lz4),
+    ]
+    stored = wire.tmem("PutPages", client="app", pool_id=pool, pages=good)
+    assert stored.parsed(tmem_pb2.PutPagesResponse).results == [tmem_pb2.PUT_STATUS_STORED] * 3
+    assert get(wire, pool, (1, 0), (2, 0), (3, 0)) == [b"\x07" * 4096] * 3
+
+
 def test_a_page_size_that_is_no_power_of_two_in_range_is_refused(wire: RawNode) -> None:
     for page_size in (1, 256, 511, 513, 1000, 3072, 131072, U32_MAX):
         answer = wire.tmem("NewPool", client="app", page_size=page_size)
@@ -210,7 +269,7 @@ def test_the_reserved_all_ones_oid_is_refused_as_a_key_by_every_call(wire: RawNo
 def test_a_batch_over_1024_entries_is_refused_by_every_call(wire: RawNode) -> None:
     pool = new_pool(wire)
     same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
-    pages = [raw_page(1, b"\x07", index=i, encoding=same) for i in range(1025)]
+    pages = [raw_page(1, b"\x07", index=i, encoding=same, length=4096) for i in range(1025)]
     keys = [tmem_pb2.PageKey(oid=oid(1), index=i) for i in range(1025)]
     oids = [oid(i) for i in range(1025)]
     cases = [
@@ -227,7 +286,7 @@ def test_a_batch_over_1024_entries_is_refused_by_every_call(wire: RawNode) -> No
 
 def test_a_peer_batch_over_1024_entries_is_refused_by_every_peer_call(wire: RawNode) -> None:
     """Node to node the same limit holds: an unbounded batch would stall the node's loop."""
-    origin = peer_pb2.Origin(node_number=2, epoch="e0")
+    origin = peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH)
     pages = [peer_pb2.RemotePage(pool=1, index=i, page_size=4096) for i in range(1025)]
     keys = [peer_pb2.RemoteKey(pool=1, index=i) for i in range(1025)]
     objects = [peer_pb2.RemoteObject(pool=1, oid=oid(i)) for i in range(1025)]
@@ -311,13 +370,15 @@ def test_packed_pages_that_do_not_decode_to_one_page_are_refused(wire: RawNode) 
         (same, b"", "pages[0].data length 0 is invalid: a same-filled page is 1 byte"),
     ]
     for encoding, data, message in cases:
-        answer = wire.tmem(
-            "PutPages", client="app", pool_id=pool, pages=[raw_page(1, data, encoding=encoding)]
-        )
+        packed = raw_page(1, data, encoding=encoding, length=4096)
+        answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=[packed])
         assert answer.refusal == (INVALID, message), message
     assert get(wire, pool, (1, 0)) == [None]
     # Well-packed pages are stored as they came and read back whole.
-    good = [raw_page(1, lz4_of(page(1)), encoding=lz4), raw_page(2, b"\x5a", encoding=same)]
+    good = [
+        raw_page(1, lz4_of(page(1)), encoding=lz4),
+        raw_page(2, b"\x5a", encoding=same, length=4096),
+    ]
     stored = wire.tmem("PutPages", client="app", pool_id=pool, pages=good)
     assert stored.parsed(tmem_pb2.PutPagesResponse).results == [tmem_pb2.PUT_STATUS_STORED] * 2
     assert get(wire, pool, (1, 0), (2, 0)) == [page(1), b"\x5a" * 4096]
@@ -484,7 +545,7 @@ def test_a_peer_put_for_an_earlier_epoch_of_the_holder_is_refused(
 ) -> None:
     """A copy meant for the process a node was before it restarted must not land unseen in the
     new one: the origin names the holder's epoch it knows."""
-    origin = peer_pb2.Origin(node_number=2, epoch="e0")
+    origin = peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH)
     request = peer_pb2.PeerPutRequest(origin=origin, holder_epoch="0123456789abcdef")
     assert wire.call("/ramster.api.v1.Peer/PutPages", request).refusal == (
         PRECONDITION,
@@ -493,3 +554,208 @@ def test_a_peer_put_for_an_earlier_epoch_of_the_holder_is_refused(
     )
     request.holder_epoch = node.epoch  # the right one: an empty batch is simply stored
     assert wire.call("/ramster.api.v1.Peer/PutPages", request).code == grpc.StatusCode.OK
+
+
+# -- peer requests: as strictly checked as an application's -----------------------------------
+
+
+def peer_page(index: int = 0, version: int = 1, **fields: Any) -> peer_pb2.RemotePage:
+    """A well-formed persistent peer page (an lz4 block with its checksum), `fields` changed."""
+    message = peer_pb2.RemotePage(
+        pool=1,
+        persistent=True,
+        oid=oid(5),
+        index=index,
+        version=version,
+        data=lz4_of(page(index)),
+        encoding=tmem_pb2.PAGE_ENCODING_LZ4,
+        page_size=4096,
+    )
+    for name, value in fields.items():
+        if name == "oid":
+            message.oid.CopyFrom(value)
+        else:
+            setattr(message, name, value)
+    message.checksum = zlib.crc32(message.data)
+    return message
+
+
+def peer_put(
+    wire: RawNode, *pages: peer_pb2.RemotePage, epoch: str = PEER_EPOCH, **fields: Any
+) -> Answer:
+    origin = peer_pb2.Origin(node_number=2, epoch=epoch)
+    request = peer_pb2.PeerPutRequest(origin=origin, pages=pages, **fields)
+    return wire.call("/ramster.api.v1.Peer/PutPages", request)
+
+
+def peer_held(wire: RawNode, *indexes: int) -> list[tuple[bytes, int] | None]:
+    """(data, version) of origin 2's pages of pool 1, object 5, at `indexes`; None if absent."""
+    keys = [peer_pb2.RemoteKey(pool=1, oid=oid(5), index=i) for i in indexes]
+    request = peer_pb2.PeerGetRequest(origin=peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH))
+    request.keys.extend(keys)
+    answer = wire.call("/ramster.api.v1.Peer/GetPages", request)
+    response = answer.parsed(peer_pb2.PeerGetResponse)
+    return [
+        (data, version) if found else None
+        for found, data, version in zip(
+            response.found, response.data, response.versions, strict=True
+        )
+    ]
+
+
+def shown_long(text: str) -> str:
+    """How a refusal shows a long value: the start of its repr and its length."""
+    whole = repr(text)
+    return f"{whole[:300]}... ({len(whole)} characters)"
+
+
+def test_a_malformed_peer_page_is_refused_as_an_applications_is(wire: RawNode) -> None:
+    """Holders keep pages packed: raw and unknown encodings are refused, not taken for lz4;
+    lengths and keys are held to the rules of a client's put."""
+    refused = {}
+    for encoding in (tmem_pb2.PAGE_ENCODING_RAW, 3, 7, -1, 2**31 - 1):
+        answer = peer_put(wire, peer_page(1), peer_page(2, encoding=encoding))
+        refused[encoding] = answer.refusal
+    expected = (
+        "pages[1].encoding {} is invalid: expected PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED"
+    )
+    assert refused == {e: (INVALID, expected.format(e)) for e in refused}
+    same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    reserved = oid(U64_MAX, U64_MAX, U64_MAX)
+    cases = [
+        (
+            peer_page(data=lz4_of(page(0)[:4095])),
+            "pages[0].data length 4095 != pool page_size 4096",
+        ),
+        (
+            peer_page(data=b"\x07\x07", encoding=same),
+            "pages[0].data length 2 is invalid: a same-filled page is 1 byte",
+        ),
+        (
+            peer_page(page_size=4097),
+            "pages[0].page_size 4097 is invalid: expected a power of two in 512..65536",
+        ),
+        (
+            peer_page(oid=reserved),
+            f"pages[0].oid {ALL_ONES} is invalid: expected not the reserved all-ones oid",
+        ),
+    ]
+    assert [peer_put(wire, message).refusal for message, _ in cases] == [
+        (INVALID, text) for _, text in cases
+    ]
+    assert peer_held(wire, 0, 1, 2) == [None, None, None]
+
+
+def test_a_peer_request_naming_this_node_as_its_origin_is_refused(
+    wire: RawNode, node: NodeProcess
+) -> None:
+    number = node.ready["number"]
+    assert number == 1
+    refused = {}
+    for method in METHODS:
+        if not method.path.startswith("/ramster.api.v1.Peer/") or method.path.endswith("/Hello"):
+            continue
+        for origin_number in (number, 0):
+            origin = peer_pb2.Origin(node_number=origin_number, epoch=PEER_EPOCH)
+            refused[method.path, origin_number] = wire.send(
+                method, method.request(origin=origin)
+            ).refusal
+    assert refused == {
+        key: (
+            INVALID,
+            f"origin.node_number {key[1]} is invalid: expected another node's number, >= 1 "
+            "(this node is 1)",
+        )
+        for key in refused
+    }
+
+
+def test_an_origin_epoch_not_made_as_nodes_make_it_is_refused(wire: RawNode) -> None:
+    huge = "e" * 2**20
+    bad = {
+        "": "''",
+        "e0": "'e0'",
+        "00062A0B1C2D3E4F": "'00062A0B1C2D3E4F'",
+        "00062a0b1c2d3e4": "'00062a0b1c2d3e4'",
+        "00062a0b1c2d3e4f0": "'00062a0b1c2d3e4f0'",
+        huge: shown_long(huge),
+    }
+    refused = {}
+    for epoch, shown in bad.items():
+        expected = (INVALID, f"origin.epoch {shown} is invalid: expected {EPOCH_RULE}")
+        for method in METHODS:
+            if method.path.startswith("/ramster.api.v1.Peer/") and not method.path.endswith(
+                "/Hello"
+            ):
+                origin = peer_pb2.Origin(node_number=2, epoch=epoch)
+                answer = wire.send(method, method.request(origin=origin)).refusal
+                if answer != expected:
+                    refused[method.path, epoch[:20]] = answer
+    assert refused == {}
+    # The other epochs a peer names are held to the same form.
+    for field, request, path in (
+        ("holder_epoch", peer_pb2.PeerPutRequest, "PutPages"),
+        ("keep", peer_pb2.RecoverRequest, "Recover"),
+    ):
+        origin = peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH)
+        for epoch, shown in bad.items():
+            if not epoch:
+                continue  # empty: the holder's epoch unknown, or no epoch to keep
+            message = request(origin=origin, **{field: epoch})
+            answer = (wire.first if path == "Recover" else wire.call)(
+                f"/ramster.api.v1.Peer/{path}", message
+            )
+            assert answer.refusal == (
+                INVALID,
+                f"{field} {shown} is invalid: expected {EPOCH_RULE}",
+            )
+
+
+def test_a_peer_page_version_the_origin_cannot_have_made_is_refused(wire: RawNode) -> None:
+    """Versions count microseconds from a node's start: one far ahead of this node's clock
+    would outrank every real copy of the key, which would then be dropped in its favour."""
+    now = time.time_ns() // 1000
+    for version in (0, 2**64 - 1, 2**63, now + 2 * HOUR_US):
+        answer = peer_put(wire, peer_page(1, version=version))
+        assert answer.refusal == (
+            INVALID,
+            f"pages[0].version {version} is invalid: expected {VERSION_RULE}",
+        )
+        flush = peer_pb2.PeerFlushPagesRequest(
+            origin=peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH),
+            keys=[peer_pb2.RemoteKey(pool=1, oid=oid(5), index=1, version=version)],
+        )
+        if version:  # 0 flushes any version
+            assert wire.call("/ramster.api.v1.Peer/FlushPages", flush).refusal == (
+                INVALID,
+                f"keys[0].version {version} is invalid: expected 0 (any version) or {VERSION_RULE}",
+            )
+    assert peer_held(wire, 1) == [None]
+    # Within the hour a clock may run ahead, a version is believed.
+    ahead = now + HOUR_US // 2
+    stored = peer_put(wire, peer_page(1, version=ahead), peer_page(2, version=now))
+    assert list(stored.parsed(peer_pb2.PeerPutResponse).results) == [tmem_pb2.PUT_STATUS_STORED] * 2
+    assert peer_held(wire, 1, 2) == [(lz4_of(page(1)), ahead), (lz4_of(page(2)), now)]
+
+
+def test_huge_peer_strings_are_refused_with_messages_that_fit_a_grpc_status(
+    wire: RawNode,
+) -> None:
+    huge = "c" * 65536
+    pool = peer_pb2.PoolRecord(pool=1, client=huge, pool_id=0, persistent=True, page_size=4096)
+    cases = [
+        (
+            peer_put(wire, peer_page(1), pools=[pool]),
+            f"pools[0].client {shown_long(huge)} is invalid: expected a non-empty name of at most "
+            "256 characters",
+        ),
+        (
+            peer_put(wire, epoch=huge),
+            f"origin.epoch {shown_long(huge)} is invalid: expected {EPOCH_RULE}",
+        ),
+    ]
+    assert [answer.refusal for answer, _ in cases] == [(INVALID, text) for _, text in cases]
+    assert all(len(answer.details) <= 1024 for answer, _ in cases)
+    hello = peer_pb2.HelloRequest(cluster=huge, node_name=huge, protocol_version=1)
+    answer = wire.call("/ramster.api.v1.Peer/Hello", hello)
+    assert answer.code == PRECONDITION and len(answer.details) <= 1024, answer.details[:200]

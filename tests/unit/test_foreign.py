@@ -26,8 +26,8 @@ from ramster.tmem.foreign import (
     origins,
     put_foreign,
 )
-from ramster.tmem.pool import OBJECT_BYTES
-from ramster.tmem.recovery import forget_origin
+from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
+from ramster.tmem.recovery import forget_origin, records
 from ramster.tmem.shipping import take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.codec import pack_page
@@ -383,6 +383,18 @@ def test_a_pool_spec_mismatch_stores_nothing_of_the_batch() -> None:
     assert foreign_counts(tmem) == (1, 0)
     assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)], free=False) == [None]
     assert store.used_bytes == used
+
+
+def test_a_pool_record_of_another_page_size_than_the_held_pool_is_ignored() -> None:
+    """The record would make the holder read its pages, and a restarted origin restore them, as
+    pages of the record's size."""
+    tmem, _ = holder()
+    put_foreign(tmem, ORIGIN, [foreign(0, persistent=True)])
+    small = PoolRecord(PERS_UID, "app", 0, PoolSpec(persistent=True, page_size=512))
+    assert put_foreign(tmem, ORIGIN, [foreign(1, persistent=True)], [small]) == [Stored(1001)]
+    pages = get_foreign(tmem, ORIGIN, [(PERS_UID, OID, 0), (PERS_UID, OID, 1)], free=False)
+    assert pages == [(packed(0), 1000), (packed(1), 1001)]
+    assert records(tmem._clients[ORIGIN].values()) == []  # no owner was noted either
 
 
 def test_a_local_client_cannot_reach_foreign_pages() -> None:

@@ -59,16 +59,18 @@ class PageKey(_message.Message):
     def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
 
 class Page(_message.Message):
-    __slots__ = ("oid", "index", "data", "encoding")
+    __slots__ = ("oid", "index", "data", "encoding", "length")
     OID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
     oid: Oid
     index: int
     data: bytes
     encoding: PageEncoding
-    def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[PageEncoding, str]] = ...) -> None: ...
+    length: int
+    def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[PageEncoding, str]] = ..., length: _Optional[int] = ...) -> None: ...
 
 class NewPoolRequest(_message.Message):
     __slots__ = ("client", "persistent", "shared_uuid", "page_size")
