@@ -6,6 +6,7 @@ node passes its parts down (`ZcacheConfig`, `TmemLimits`) and never reads global
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _OCTAL = re.compile(r"^[0-7]{1,4}$")
 SOCKET_MODE_RULE = "octal permission bits 0000..0777, such as 0660"
 UNIX = "unix://"
+MAX_SOCKET_PATH = 98
+"""Bytes in a unix socket path: sun_path holds 107, and a node binds ``PATH.`` and 8 hex digits
+first (`ramster.listeners`)."""
 
 
 def split_host_port(address: str, field_name: str) -> tuple[str, int]:
@@ -41,8 +45,12 @@ def unix_path(address: str) -> str | None:
 
 
 def _check_listen(address: str) -> None:
-    if unix_path(address) is None:
+    path = unix_path(address)
+    if path is None:
         split_host_port(address, "listen")
+    elif not path.startswith("/") or len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        rule = f"unix:///PATH with an absolute PATH of at most {MAX_SOCKET_PATH} bytes"
+        raise InvalidArgument.field("listen", address, rule)
 
 
 @dataclass(frozen=True, slots=True)

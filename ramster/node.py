@@ -30,6 +30,7 @@ from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
 from ramster.config import NodeConfig, split_host_port, unix_path
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
+from ramster.listeners import SERVER_OPTIONS, SocketFile, bind_address
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.links import PeerLink
@@ -80,6 +81,7 @@ class Node:
         self._peer: PeerService | None = None
         self._health = AsyncHealthServicer()
         self._metrics: asyncio.Server | None = None
+        self._socket_files: list[SocketFile] = []  # removed at stop, if still this node's
 
     def __repr__(self) -> str:
         status = self.feed.status
@@ -103,6 +105,7 @@ class Node:
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
+            *SERVER_OPTIONS,
         ]
         server = grpc.aio.server(options=options)
         admin = AdminService(self.backend, self.feed, self.counters, self._set_param, self.drain)
@@ -116,13 +119,9 @@ class Node:
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        port = _bind(server, self.config.listen)
+        port = self._bind(server, self.config.listen)
         for address in self.config.extra_listen:
-            _bind(server, address)
-        for address in (self.config.listen, *self.config.extra_listen):
-            path = unix_path(address)
-            if path is not None:  # connecting needs write permission on the socket file
-                os.chmod(path, self.config.socket_mode)
+            self._bind(server, address)
         if self.config.metrics:  # before serving: a refused port must not leave a half-started node
             host, metrics_port = split_host_port(self.config.metrics, "metrics")
             try:
@@ -156,6 +155,13 @@ class Node:
         )
         if self.config.ready_file:
             self._write_ready_file(Path(self.config.ready_file))
+
+    def _bind(self, server: grpc.aio.Server, address: str) -> int:
+        """Bind `address` (not yet serving); the port bound, 0 for a unix socket."""
+        port, socket_file = bind_address(server, address, self.config.socket_mode)
+        if socket_file is not None:
+            self._socket_files.append(socket_file)
+        return port
 
     def metrics_address(self) -> str | None:
         if self._metrics is None:
@@ -192,6 +198,8 @@ class Node:
             self._metrics.close()
         if self._server is not None:
             await self._server.stop(self.config.grace)
+        for socket_file in self._socket_files:
+            socket_file.remove()
         log.info("node %s stopped", self.config.name)
 
     async def _join_cluster(self) -> None:
@@ -260,16 +268,6 @@ class Node:
         partial = path.with_name(path.name + ".partial")
         partial.write_text(json.dumps(ready))
         partial.replace(path)  # readers never see half a file
-
-
-def _bind(server: grpc.aio.Server, address: str) -> int:
-    """Bind `address` (not yet serving); the port bound, 0 for a unix socket."""
-    try:
-        return server.add_insecure_port(address)
-    except RuntimeError:  # grpc's words: "Failed to bind to address ..."
-        raise FailedPrecondition(
-            f"listen {address!r} cannot be bound: the address is in use or not this host's"
-        ) from None
 
 
 JOIN_TIMEOUT = 30.0

@@ -1,8 +1,9 @@
 """The ``ramster`` command: one sub-command per job, each a thin layer over the library.
 
 Flags and their ``RAMSTER_*`` environment variables map onto the frozen config objects here and
-nowhere else. A `RamsterError` is printed as one line and exits 2, so a person sees what to fix
-instead of a traceback.
+nowhere else. A `RamsterError` is printed as one line, so a person sees what to fix instead of a
+traceback: a bad flag or environment value (`InvalidArgument`) exits 2, the code of usage
+errors, and a failure at run time exits 1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from ramster.units import parse_size
 from ramster.zcache import ZcacheConfig
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
+USAGE = 2
+"""Exit status of a bad flag or environment value (argparse's own)."""
+FAILED = 1
+"""Exit status of a failure at run time."""
 
 
 def _size(text: str) -> int:
@@ -262,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except RamsterError as error:
         print(f"ramster {args.command}: {error.message}", file=sys.stderr)
-        return 2
+        return USAGE if isinstance(error, InvalidArgument) else FAILED
 
 
 if __name__ == "__main__":

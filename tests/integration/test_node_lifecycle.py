@@ -373,16 +373,102 @@ def test_a_malformed_flag_exits_2_with_usage_and_the_reason() -> None:
     assert last.endswith("'maybe' is invalid: expected on or off")
 
 
-@pytest.mark.parametrize("flag", ["--listen", "--metrics"])
-def test_an_address_in_use_exits_2_with_one_line_naming_it(flag: str) -> None:
+LISTEN_IN_USE = "cannot be bound: the address is in use or not this host's"
+METRICS_IN_USE = "cannot be bound: Address already in use"
+
+
+def verdict(result: subprocess.CompletedProcess[str]) -> tuple[int, str]:
+    """(exit status, last line of stderr) of a node that refused to start: the node's and gRPC's
+    own log lines come first (a node logs to stderr), never a traceback."""
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("flag", "reason"), [("--listen", LISTEN_IN_USE), ("--metrics", METRICS_IN_USE)]
+)
+def test_an_address_in_use_exits_1_with_one_line_naming_it(flag: str, reason: str) -> None:
     """With ``--listen`` it is the second address (after 127.0.0.1:0) that cannot be bound."""
     with socket.create_server(("127.0.0.1", 0)) as taken:
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         result = run_node_cli(flag, address)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    # gRPC's own log may come first; the node's verdict is the last line.
-    assert result.stderr.splitlines()[-1].startswith(f"ramster node: {flag[2:]} '{address}' ")
+    assert verdict(result) == (1, f"ramster node: {flag[2:]} {address!r} {reason}")
+
+
+def test_a_second_node_on_a_taken_port_exits_1_and_the_first_keeps_serving(
+    node_factory: NodeFactory,
+) -> None:
+    """gRPC sets SO_REUSEPORT by default: the second node would bind too, and the kernel would
+    split new connections between the two processes."""
+    metrics = f"127.0.0.1:{free_port()}"
+    first = node_factory.start("n1", extra_flags=("--metrics", metrics))
+    for flags, reason in (
+        (("--listen", first.address), LISTEN_IN_USE),
+        (("--listen", "127.0.0.1:0", "--metrics", metrics), METRICS_IN_USE),
+    ):
+        argv = [RAMSTER, "node", "--memory", "64MiB", "--name", "n2", *flags]
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        assert verdict(second) == (1, f"ramster node: {flags[-2][2:]} {flags[-1]!r} {reason}")
+    for _ in range(20):  # every new connection reaches the first node
+        with SyncClient(first.address, "app") as client:
+            assert client.state().epoch == first.epoch
+
+
+def test_a_node_on_the_socket_of_a_live_draining_node_exits_1_and_leaves_the_file(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    """gRPC unlinks a socket file before it binds: the second node used to take the path over,
+    and the first one removed the new file when it exited."""
+    socket_file = tmp_path / "s.sock"
+    listen = f"unix://{socket_file}"
+    first = node_factory.start("n1", listen=listen)
+    with SyncClient(listen, "ops") as client:
+        assert client.drain(0) == (True, 0)  # alone: drained at once, and still serving
+    inode = socket_file.stat().st_ino
+    argv = [RAMSTER, "node", "--memory", "64MiB", "--name", "n2", "--listen", listen]
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert verdict(second) == (
+        1,
+        f"ramster node: listen {listen!r} cannot be bound: a live process answers on "
+        f"{str(socket_file)!r} (another node?)",
+    )
+    assert socket_file.stat().st_ino == inode
+    with SyncClient(listen, "app") as client:
+        assert client.state().epoch == first.epoch
+    assert first.stop() == 0
+    assert not socket_file.exists()
+
+
+def test_a_node_never_removes_a_socket_file_it_did_not_create(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    socket_file = tmp_path / "s.sock"
+    listen = f"unix://{socket_file}"
+    first = node_factory.start("n1", listen=listen)
+    socket_file.unlink()  # an operator cleaned up, say: the path is free for another node
+    second = node_factory.start("n2", listen=listen)
+    assert first.stop() == 0
+    with SyncClient(listen, "app") as client:
+        assert client.state().epoch == second.epoch
+    assert second.stop() == 0
+    assert not socket_file.exists()
+
+
+def test_a_node_replaces_the_stale_socket_file_of_a_killed_one(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    socket_file = tmp_path / "s.sock"
+    listen = f"unix://{socket_file}"
+    node = node_factory.start("n1", listen=listen, extra_flags=("--socket-mode", "0604"))
+    node.kill()
+    assert socket_file.exists()  # nobody answers on it any more
+    killed_epoch = node.epoch
+    node.start()
+    assert node.epoch != killed_epoch
+    with SyncClient(listen, "app") as client:
+        assert client.state().epoch == node.epoch
+    assert socket_file.stat().st_mode & 0o777 == 0o604
+    assert [p.name for p in tmp_path.iterdir() if p.is_socket()] == ["s.sock"]
 
 
 def test_watch_state_follows_backend_loads_and_a_restart_gets_a_new_epoch(
