@@ -82,6 +82,7 @@ class Node:
         self._health = AsyncHealthServicer()
         self._metrics: asyncio.Server | None = None
         self._socket_files: list[SocketFile] = []  # removed at stop, if still this node's
+        self._leaving = False  # SIGTERM: draining to exit, not to be undrained
 
     def __repr__(self) -> str:
         status = self.feed.status
@@ -108,7 +109,9 @@ class Node:
             *SERVER_OPTIONS,
         ]
         server = grpc.aio.server(options=options)
-        admin = AdminService(self.backend, self.feed, self.counters, self._set_param, self.drain)
+        admin = AdminService(
+            self.backend, self.feed, self.counters, self._set_param, self.drain, self.undrain
+        )
         peer = self._peer = PeerService(
             self.config.cluster, self.config.name, self.backend, self._identity
         )
@@ -183,6 +186,28 @@ class Node:
         else:
             log.info("node %s drained", self.config.name)
         return left
+
+    async def undrain(self) -> bool:
+        """Take peers' pages again and keep this node's own here; whether it was draining.
+        A node that is leaving (SIGTERM) stays leaving."""
+        if self._leaving:
+            raise FailedPrecondition(
+                f"node {self.config.name!r} is shutting down: it cannot be undrained"
+            )
+        if self.agent is None or self._peer is None or not self._peer.draining:
+            return False
+        self._peer.draining = False
+        await self.agent.undrain()
+        log.info("node %s undrained: it takes pages of peers again", self.config.name)
+        return True
+
+    async def leave(self) -> None:
+        """SIGTERM or SIGINT: drain (if `drain_timeout` allows it), then stop; from here on no
+        undrain brings the node back."""
+        self._leaving = True
+        if self.config.drain_timeout > 0:
+            await self.drain()
+        await self.stop()
 
     async def stop(self) -> None:
         """Graceful stop: report it, refuse new calls, let in-flight ones finish."""
@@ -302,9 +327,7 @@ async def run_node(config: NodeConfig) -> int:
         await node.stop()
         raise
     await stop.wait()
-    if config.drain_timeout > 0:
-        await node.drain()
-    await node.stop()
+    await node.leave()
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``ramster stats``, ``param`` and ``drain``: an operator's view of one node, over the client."""
+"""``ramster stats``, ``param``, ``drain`` and ``undrain``: an operator's view of one node, over
+the client."""
 
 from __future__ import annotations
 
@@ -71,6 +72,17 @@ def drain(node: str, timeout: float, out: TextIO) -> int:
         return 0
     out.write(f"node {node} not drained: {left} pages are still on it\n")
     return 1
+
+
+def undrain(node: str, out: TextIO) -> int:
+    """Take a drain back: the node holds pages of other nodes again."""
+    with SyncClient(node, client_name="ramster-cli") as client:
+        was_draining = client.undrain()
+    if was_draining:
+        out.write(f"node {node} undrained: it takes pages of other nodes again\n")
+    else:
+        out.write(f"node {node} was not draining: nothing to do\n")
+    return 0
 
 
 def print_members(etcd: str, cluster: str, out: TextIO) -> int:

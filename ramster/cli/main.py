@@ -170,6 +170,10 @@ def _parser() -> argparse.ArgumentParser:
     drain.add_argument(
         "--timeout", type=float, default=0.0, help="seconds to wait (default: the node's own)"
     )
+    undrain = commands.add_parser(
+        "undrain", help="take a drain back: the node holds pages of other nodes again"
+    )
+    undrain.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     members.add_argument("--etcd", default=_env("ETCD", None), help="etcd endpoints [RAMSTER_ETCD]")
     members.add_argument("--cluster", default=_env("CLUSTER", "ramster"), help="[RAMSTER_CLUSTER]")
@@ -244,6 +248,10 @@ def _run(args: argparse.Namespace) -> int:
         from ramster.cli.admin import drain as drain_node
 
         return drain_node(args.node, args.timeout, sys.stdout)
+    if args.command == "undrain":
+        from ramster.cli.admin import undrain as undrain_node
+
+        return undrain_node(args.node, sys.stdout)
     if args.command == "members":
         from ramster.cli.admin import print_members
 

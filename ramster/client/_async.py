@@ -185,6 +185,11 @@ class Client:
         (0: its --drain-timeout) for them to move theirs off. (drained, foreign pages left)."""
         return await self._transport.drain(timeout)
 
+    async def undrain(self) -> bool:
+        """Undo a drain: the node takes pages for peers again. Whether it was draining;
+        `FailedPrecondition` if it is shutting down."""
+        return await self._transport.undrain()
+
     # -- internals ---------------------------------------------------------------------------
 
     async def _get_pages(self, key: tuple[int, bool | None], keys: list[Key]) -> list[bytes | None]:

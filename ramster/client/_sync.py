@@ -141,6 +141,7 @@ class SyncClient:
     params = _blocking(Client.params)
     set_param = _blocking(Client.set_param)
     drain = _blocking(Client.drain)
+    undrain = _blocking(Client.undrain)
 
     def close(self) -> None:
         """Close the client and stop its thread; calls still in flight end with `Unavailable`

@@ -39,12 +39,14 @@ class AdminService:
         counters: Callable[[], dict[str, int]],
         set_param: Callable[[str, str], Awaitable[dict[str, str]]],
         drain: Callable[[float | None], Awaitable[int]],
+        undrain: Callable[[], Awaitable[bool]],
     ) -> None:
         self._backend = backend
         self._feed = feed
         self._counters = counters
         self._set_param = set_param
         self._drain = drain
+        self._undrain = undrain
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -63,6 +65,9 @@ class AdminService:
                     "Admin/WatchState", self.watch_state, admin_pb2.WatchStateRequest.FromString
                 ),
                 "Drain": unary("Admin/Drain", self.drain, admin_pb2.DrainRequest.FromString),
+                "Undrain": unary(
+                    "Admin/Undrain", self.undrain, admin_pb2.UndrainRequest.FromString
+                ),
             },
         )
 
@@ -91,3 +96,6 @@ class AdminService:
     ) -> AsyncIterator[admin_pb2.NodeState]:
         async for status in self._feed.watch():
             yield status_message(status)
+
+    async def undrain(self, request: admin_pb2.UndrainRequest) -> admin_pb2.UndrainResponse:
+        return admin_pb2.UndrainResponse(was_draining=await self._undrain())
