@@ -291,8 +291,13 @@ class Node:
             "metrics": self.metrics_address(),
         }
         partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(ready))
-        partial.replace(path)  # readers never see half a file
+        try:
+            partial.write_text(json.dumps(ready))
+            partial.replace(path)  # readers never see half a file
+        except OSError as error:
+            raise FailedPrecondition(
+                f"ready_file {str(path)!r} cannot be written: {error.strerror or error}"
+            ) from None
 
 
 JOIN_TIMEOUT = 30.0

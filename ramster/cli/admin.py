@@ -12,6 +12,7 @@ from typing import TextIO
 from nodemanager.cli import format_members, list_members
 from nodemanager.etcd import write_param
 from ramster.client import SyncClient
+from ramster.errors import InvalidArgument, shown
 from ramster.params import ModuleParams
 from ramster.state import NodeState
 
@@ -56,9 +57,10 @@ def param(node: str, action: str, name: str, value: str | None, out: TextIO) -> 
             params = client.set_param(name, value)
         else:
             params = client.params()
-    if name not in params:
-        out.write(f"unknown param {name!r}: expected one of {', '.join(sorted(params))}\n")
-        return 2
+    if name not in params:  # the node's own words when it refuses to set one
+        raise InvalidArgument(
+            f"param {shown(name)} is unknown: expected one of {', '.join(sorted(params))}"
+        )
     out.write(f"{name} {params[name]}\n")
     return 0
 

@@ -1,6 +1,7 @@
 """A `ramster node` process from start to stop, as an operator sees it: the graceful stop on
-SIGTERM, a unix-socket listener, several listeners at once, the Prometheus endpoint, refused
-flags, and the state stream across a backend reload and a restart."""
+SIGTERM, a unix-socket listener, several listeners at once, the Prometheus endpoint, addresses
+another process holds, and the state stream across a backend reload and a restart. Bad flags and
+variables: test_cli.py."""
 
 from __future__ import annotations
 
@@ -188,17 +189,6 @@ def test_every_listen_address_serves_the_same_pages(
     assert not socket_file.exists()
 
 
-def test_ramster_listen_holds_a_comma_separated_list(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
-    env["RAMSTER_LISTEN"] = f"127.0.0.1:0, unix://{tmp_path / 's.sock'},nonsense"
-    argv = [RAMSTER, "node", "--memory", "64MiB"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False, env=env)
-    assert (result.returncode, result.stderr) == (
-        2,
-        f"ramster node: listen 'nonsense' is invalid: {HOST_PORT}\n",
-    )
-
-
 def test_metrics_endpoint_serves_exact_counters_in_prometheus_text(
     node_factory: NodeFactory,
 ) -> None:
@@ -328,51 +318,6 @@ def test_metrics_pass_promtool_check(node_factory: NodeFactory) -> None:
     assert (check.returncode, check.stdout + check.stderr) == (0, "")
 
 
-HOST_PORT = "expected HOST:PORT with a port in 0..65535"
-NAME_RULE = "expected 1-63 letters, digits, '.', '_' or '-', starting alnum"
-SOCKET_MODE = "expected octal permission bits 0000..0777, such as 0660"
-
-
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (("--listen", "nonsense"), f"listen 'nonsense' is invalid: {HOST_PORT}"),
-        (("--listen", "127.0.0.1:65536"), f"listen '127.0.0.1:65536' is invalid: {HOST_PORT}"),
-        (("--metrics", "nonsense"), f"metrics 'nonsense' is invalid: {HOST_PORT}"),
-        (("--name", "bad!name"), f"name 'bad!name' is invalid: {NAME_RULE}"),
-        (("--grace", "-1"), "grace -1.0 is invalid: expected seconds >= 0"),
-        (("--socket-mode", "0999"), f"socket_mode '0999' is invalid: {SOCKET_MODE}"),
-        (("--socket-mode", "1000"), f"socket_mode '1000' is invalid: {SOCKET_MODE}"),
-        (("--socket-mode", "rw"), f"socket_mode 'rw' is invalid: {SOCKET_MODE}"),
-    ],
-)
-def test_a_bad_flag_value_exits_2_with_one_line_naming_it(
-    flags: tuple[str, ...], message: str
-) -> None:
-    result = run_node_cli(*flags)
-    assert (result.returncode, result.stderr, result.stdout) == (
-        2,
-        f"ramster node: {message}\n",
-        "",
-    )
-
-
-def test_a_malformed_flag_exits_2_with_usage_and_the_reason() -> None:
-    result = run_node_cli("--memory", "12x")
-    assert result.returncode == 2
-    lines = result.stderr.splitlines()
-    assert lines[0].startswith("usage: ramster node ")
-    assert lines[-1] == (
-        "ramster node: error: argument --memory: size '12x' is invalid: expected a size such as "
-        "4096, 64MiB or 1GiB"
-    )
-    switch = run_node_cli("--zcache", "maybe")
-    assert switch.returncode == 2
-    last = switch.stderr.splitlines()[-1]
-    assert last.startswith("ramster node: error: argument --zcache: ")
-    assert last.endswith("'maybe' is invalid: expected on or off")
-
-
 LISTEN_IN_USE = "cannot be bound: the address is in use or not this host's"
 METRICS_IN_USE = "cannot be bound: Address already in use"
 
@@ -393,6 +338,15 @@ def test_an_address_in_use_exits_1_with_one_line_naming_it(flag: str, reason: st
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         result = run_node_cli(flag, address)
     assert verdict(result) == (1, f"ramster node: {flag[2:]} {address!r} {reason}")
+
+
+def test_a_ready_file_that_cannot_be_written_exits_1_with_one_line(tmp_path: Path) -> None:
+    ready = tmp_path / "missing" / "ready.json"
+    result = run_node_cli("--ready-file", str(ready), "--drain-timeout", "0")
+    assert verdict(result) == (
+        1,
+        f"ramster node: ready_file {str(ready)!r} cannot be written: No such file or directory",
+    )
 
 
 def test_a_second_node_on_a_taken_port_exits_1_and_the_first_keeps_serving(
