@@ -11,6 +11,7 @@ once its server has stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -44,11 +45,9 @@ class SocketFile:
 
     def remove(self) -> None:
         """Unlink the path if it is still this file: another node may have taken it over."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             if _identity(os.lstat(self.path)) == self.identity:
                 os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 def bind_address(
@@ -65,8 +64,13 @@ def bind_address(
         os.chmod(private, socket_mode)  # connecting needs write permission on the socket file
         _claim(private, path, address)
         return 0, SocketFile(path, _identity(os.lstat(private)))
+    except OSError as error:
+        raise FailedPrecondition(
+            f"listen {address!r} cannot be bound: {error.strerror or error} ({error.filename})"
+        ) from None
     finally:
-        os.unlink(private)  # the public path is a hard link to the same socket
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(private)  # the public path is a hard link to the same socket
 
 
 def _add_port(server: grpc.aio.Server, target: str, address: str) -> int:

@@ -224,7 +224,10 @@ class Node:
         if self._server is not None:
             await self._server.stop(self.config.grace)
         for socket_file in self._socket_files:
-            socket_file.remove()
+            try:
+                socket_file.remove()
+            except OSError as error:  # stopping goes on: the next node replaces a stale file
+                log.warning("socket file %s not removed: %s", socket_file.path, error.strerror)
         log.info("node %s stopped", self.config.name)
 
     async def _join_cluster(self) -> None:

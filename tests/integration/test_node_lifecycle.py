@@ -393,6 +393,20 @@ def test_a_node_on_the_socket_of_a_live_draining_node_exits_1_and_leaves_the_fil
     assert not socket_file.exists()
 
 
+def test_a_node_leaves_a_file_that_is_not_a_socket_alone(tmp_path: Path) -> None:
+    taken = tmp_path / "s.sock"
+    taken.write_text("not a socket")
+    listen = f"unix://{taken}"
+    result = run_node_cli("--listen", listen)
+    assert verdict(result) == (
+        1,
+        f"ramster node: listen {listen!r} cannot be bound: {str(taken)!r} exists and is not a "
+        "socket",
+    )
+    assert taken.read_text() == "not a socket"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.sock"]
+
+
 def test_a_node_never_removes_a_socket_file_it_did_not_create(
     node_factory: NodeFactory, tmp_path: Path
 ) -> None:
