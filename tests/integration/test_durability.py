@@ -493,6 +493,25 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
         "",
     )
 
+    # An undrain ends a drain still waiting: B cannot move its copies off A (no other node).
+    waiting: list[subprocess.CompletedProcess[str]] = []
+    drain_call = threading.Thread(
+        target=lambda: waiting.append(ramster_cli("drain", "--node", a.address, "--timeout", "40"))
+    )
+    drain_call.start()
+    try:
+        wait_for(lambda: ("A", "draining") in members_states(durable), what="A draining")
+        undrained_at = time.monotonic()
+        assert ramster_cli("undrain", "--node", a.address).returncode == 0
+    finally:
+        drain_call.join()
+    assert time.monotonic() - undrained_at < 20  # not the 40 s of its timeout
+    assert (waiting[0].returncode, waiting[0].stdout) == (
+        1,
+        f"node {a.address} not drained: {len(numbers)} pages are still on it\n",
+    )
+    assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
+
     # SIGTERM drains A before it exits (B cannot move its copies: A waits its drain timeout);
     # an undrain must not keep a node that is leaving.
     durable.clients.pop("A").close()
@@ -508,4 +527,4 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
         )
     finally:
         stopping.join()
-    assert a.log().count("undrained") == 1  # the undrain above, not this one
+    assert a.log().count("undrained: it takes") == 2  # the undrains above, not this one
