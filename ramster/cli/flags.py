@@ -1,7 +1,7 @@
 """Flag values as people type them, and the ``RAMSTER_*`` variables that stand in for flags.
 
 `Parser` is argparse with one-line errors that exit 2, the code of usage errors. A flag added
-with ``action=FromEnvironment, variable="MEMORY"`` takes ``RAMSTER_MEMORY`` when the command line
+with ``action=FromEnvironment`` (``--memory``) takes ``RAMSTER_MEMORY`` when the command line
 leaves it out: the variable is read only once the command line is parsed (``--help`` works
 whatever the environment holds) and is parsed like the flag, so a bad value is refused in one line
 that names the variable. The value types below turn text into a value, or refuse it with the rule
@@ -43,22 +43,22 @@ class Parser(argparse.ArgumentParser):
 
 
 class FromEnvironment(argparse.Action):
-    """A flag whose default is ``RAMSTER_<variable>``, else `fallback` (text, parsed like a
-    value given on the command line; None: no value). With `many`, each use of the flag adds a
-    value and the variable holds a comma-separated list."""
+    """A flag whose default is the variable named after it (``--drain-timeout``:
+    ``RAMSTER_DRAIN_TIMEOUT``), else `fallback` (text, parsed like a value given on the command
+    line; None: no value). With `many`, each use of the flag adds a value and the variable holds
+    a comma-separated list."""
 
     def __init__(
         self,
         option_strings: Sequence[str],
         dest: str,
         *,
-        variable: str,
         fallback: str | None = None,
         many: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(option_strings, dest, default=None, **kwargs)
-        self.variable = f"RAMSTER_{variable}"
+        self.variable = f"RAMSTER_{dest.upper()}"
         self.fallback = fallback
         self.many = many
 
@@ -92,6 +92,29 @@ class FromEnvironment(argparse.Action):
 
     def _convert(self, text: str) -> Any:
         return text if self.type is None else self.type(text)  # type: ignore[operator]
+
+
+def command(commands: argparse._SubParsersAction[Parser], name: str, help: str) -> Parser:
+    """Sub-command `name`; `main` reads its `FromEnvironment` flags once the line is parsed."""
+    parser: Parser = commands.add_parser(name, help=help)
+    parser.set_defaults(command_parser=parser)
+    return parser
+
+
+def node_flag(parser: Parser) -> None:
+    """``--node``: the node a command talks to."""
+    parser.add_argument(
+        "--node",
+        action=FromEnvironment,
+        fallback="127.0.0.1:7470",
+        type=node_address,
+        help="HOST:PORT or unix:///PATH of the node [RAMSTER_NODE, 127.0.0.1:7470]",
+    )
+
+
+def etcd_flag(parser: Parser, help: str = "etcd endpoints [RAMSTER_ETCD]") -> None:
+    """``--etcd``: the endpoints of the cluster's etcd."""
+    parser.add_argument("--etcd", action=FromEnvironment, type=endpoints, help=help)
 
 
 def value_type(parse: Callable[[str], T], name: str) -> Callable[[str], T]:

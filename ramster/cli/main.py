@@ -33,35 +33,11 @@ MAX_DEMO_PAGES = 32768
 which has about this many of the binary kind."""
 
 
-def _command(commands: argparse._SubParsersAction[Parser], name: str, help: str) -> Parser:
-    parser: Parser = commands.add_parser(name, help=help)
-    parser.set_defaults(command_parser=parser)  # whose RAMSTER_* flags to read after parsing
-    return parser
-
-
-def _node_flag(parser: Parser, variable: str = "NODE") -> None:
-    parser.add_argument(
-        "--node",
-        action=FromEnvironment,
-        variable=variable,
-        fallback="127.0.0.1:7470",
-        type=flags.node_address,
-        help="HOST:PORT or unix:///PATH of the node [RAMSTER_NODE, 127.0.0.1:7470]",
-    )
-
-
-def _etcd_flag(parser: Parser, help: str = "etcd endpoints [RAMSTER_ETCD]") -> None:
-    parser.add_argument(
-        "--etcd", action=FromEnvironment, variable="ETCD", type=flags.endpoints, help=help
-    )
-
-
 def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
-    node = _command(commands, "node", "run a node: serve Tmem, Admin and Peer until SIGTERM")
+    node = flags.command(commands, "node", "run a node: serve Tmem, Admin and Peer until SIGTERM")
     node.add_argument(
         "--listen",
         action=FromEnvironment,
-        variable="LISTEN",
         fallback=DEFAULT_LISTEN,
         many=True,
         type=flags.listen,
@@ -71,7 +47,6 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--socket-mode",
         action=FromEnvironment,
-        variable="SOCKET_MODE",
         fallback="0660",
         type=flags.socket_mode,
         help="permissions of unix socket files, octal [RAMSTER_SOCKET_MODE, 0660]",
@@ -79,7 +54,6 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--memory",
         action=FromEnvironment,
-        variable="MEMORY",
         fallback="256MiB",
         type=flags.size,
         help="zcache budget, e.g. 1GiB or 768Mi [RAMSTER_MEMORY, 256MiB]",
@@ -87,7 +61,6 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--name",
         action=FromEnvironment,
-        variable="NAME",
         fallback=socket.gethostname(),
         type=flags.name_of("name"),
         help="node name in the cluster [RAMSTER_NAME, the host name]",
@@ -95,7 +68,6 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--cluster",
         action=FromEnvironment,
-        variable="CLUSTER",
         fallback="ramster",
         type=flags.name_of("cluster"),
         help="cluster name [RAMSTER_CLUSTER, ramster]",
@@ -103,14 +75,12 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--metrics",
         action=FromEnvironment,
-        variable="METRICS",
         type=flags.host_port("metrics"),
         help="HOST:PORT to serve Prometheus /metrics on [RAMSTER_METRICS, off]",
     )
     node.add_argument(
         "--zcache",
         action=FromEnvironment,
-        variable="ZCACHE",
         fallback="on",
         type=flags.switch,
         help="load the zcache backend at start: on|off [RAMSTER_ZCACHE, on]",
@@ -118,7 +88,6 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--ramster",
         action=FromEnvironment,
-        variable="RAMSTER",
         fallback="on",
         type=flags.switch,
         help="the remote layer at start: on|off [RAMSTER_RAMSTER, on]",
@@ -126,7 +95,6 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--grace",
         action=FromEnvironment,
-        variable="GRACE",
         fallback="10",
         type=flags.seconds,
         help="seconds in-flight calls get on SIGTERM [RAMSTER_GRACE, 10]",
@@ -134,7 +102,6 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--drain-timeout",
         action=FromEnvironment,
-        variable="DRAIN_TIMEOUT",
         fallback="20",
         type=flags.seconds,
         help="seconds SIGTERM waits for peers to move their copies off [RAMSTER_DRAIN_TIMEOUT, 20]",
@@ -142,7 +109,7 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--ready-file", default=None, help="write address, pid and epoch here once serving"
     )
-    _etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD]")
+    flags.etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD]")
     node.add_argument(
         "--peer",
         action="append",
@@ -159,14 +126,12 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--advertise",
         action=FromEnvironment,
-        variable="ADVERTISE",
         type=flags.host_port("advertise"),
         help="HOST:PORT peers reach this node at [RAMSTER_ADVERTISE, the listen address]",
     )
     node.add_argument(
         "--log-level",
         action=FromEnvironment,
-        variable="LOG_LEVEL",
         fallback="INFO",
         type=flags.log_level,
         help=f"{', '.join(flags.LOG_LEVELS)} [RAMSTER_LOG_LEVEL, INFO]",
@@ -180,7 +145,7 @@ def _parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"ramster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_node_parser(commands)
-    up = _command(
+    up = flags.command(
         commands, "up", "run etcd and N nodes on loopback until Ctrl-C, then stop them all"
     )
     up.add_argument("--nodes", type=flags.int_in(1, 64), default=3, help="how many nodes (3)")
@@ -188,8 +153,8 @@ def _parser() -> Parser:
     up.add_argument(
         "--cluster", type=flags.name_of("cluster"), default="local", help="cluster name (local)"
     )
-    stats = _command(commands, "stats", "print a node's state and counters")
-    _node_flag(stats)
+    stats = flags.command(commands, "stats", "print a node's state and counters")
+    flags.node_flag(stats)
     stats.add_argument("--json", action="store_true", help="one JSON object per print")
     stats.add_argument(
         "--watch",
@@ -199,7 +164,7 @@ def _parser() -> Parser:
         default=None,
         help="repeat every N s (2)",
     )
-    param = _command(
+    param = flags.command(
         commands, "param", "get or set a module param of a node, or of the whole cluster"
     )
     param.add_argument("action", choices=("get", "set"))
@@ -208,7 +173,7 @@ def _parser() -> Parser:
         help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies",
     )
     param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
-    _node_flag(param)
+    flags.node_flag(param)
     param.add_argument(
         "--cluster",
         metavar="NAME",
@@ -216,32 +181,31 @@ def _parser() -> Parser:
         default=None,
         help="set the param cluster-wide in etcd instead (with --etcd)",
     )
-    _etcd_flag(param)
-    drain = _command(
+    flags.etcd_flag(param)
+    drain = flags.command(
         commands, "drain", "have peers move their pages off a node before it is stopped"
     )
-    _node_flag(drain)
+    flags.node_flag(drain)
     drain.add_argument(
         "--timeout",
         type=flags.seconds,
         default=0.0,
         help="seconds to wait (default: the node's own)",
     )
-    undrain = _command(
+    undrain = flags.command(
         commands, "undrain", "take a drain back: the node holds pages of other nodes again"
     )
-    _node_flag(undrain)
-    members = _command(commands, "members", "list the nodes of a cluster from etcd")
-    _etcd_flag(members)
+    flags.node_flag(undrain)
+    members = flags.command(commands, "members", "list the nodes of a cluster from etcd")
+    flags.etcd_flag(members)
     members.add_argument(
         "--cluster",
         action=FromEnvironment,
-        variable="CLUSTER",
         fallback="ramster",
         type=flags.name_of("cluster"),
         help="[RAMSTER_CLUSTER, ramster]",
     )
-    demo = _command(
+    demo = flags.command(
         commands, "demo", "a 3-node cluster overcommitted through frontswap and cleancache"
     )
     demo.add_argument(
