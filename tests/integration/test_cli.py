@@ -236,6 +236,15 @@ def test_a_node_or_etcd_nobody_answers_on_exits_1_with_one_line() -> None:
         "(reading /ramster/ramster/)\n",
         "",
     )
+    result = ramster(
+        "param", "set", "zcache", "on", "--cluster", "c", "--etcd", f"http://127.0.0.1:{port}"
+    )
+    assert (result.returncode, result.stderr, result.stdout) == (
+        1,
+        f"ramster param: etcd at http://127.0.0.1:{port} is unreachable "
+        "(writing /ramster/c/params/zcache)\n",
+        "",
+    )
 
 
 def test_a_param_the_node_does_not_know_exits_2_with_one_line(node_factory: NodeFactory) -> None:
