@@ -31,6 +31,12 @@ T = TypeVar("T")
 class Parser(argparse.ArgumentParser):
     """argparse with errors on one line and flags that default to ``RAMSTER_*`` variables."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The sub-command's parser (made by add_parser, of this class) sets it last: `main`
+        # reads the variables of that parser's flags.
+        self.set_defaults(command_parser=self)
+
     def error(self, message: str) -> NoReturn:
         self.exit(USAGE, f"{self.prog}: {message}\n")
 
@@ -94,21 +100,14 @@ class FromEnvironment(argparse.Action):
         return text if self.type is None else self.type(text)  # type: ignore[operator]
 
 
-def command(commands: argparse._SubParsersAction[Parser], name: str, help: str) -> Parser:
-    """Sub-command `name`; `main` reads its `FromEnvironment` flags once the line is parsed."""
-    parser: Parser = commands.add_parser(name, help=help)
-    parser.set_defaults(command_parser=parser)
-    return parser
-
-
-def node_flag(parser: Parser) -> None:
+def node_flag(parser: Parser, help: str = "the node") -> None:
     """``--node``: the node a command talks to."""
     parser.add_argument(
         "--node",
         action=FromEnvironment,
         fallback="127.0.0.1:7470",
         type=node_address,
-        help="HOST:PORT or unix:///PATH of the node [RAMSTER_NODE, 127.0.0.1:7470]",
+        help=f"HOST:PORT or unix:///PATH of {help} [RAMSTER_NODE, 127.0.0.1:7470]",
     )
 
 

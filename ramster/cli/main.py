@@ -34,7 +34,7 @@ which has about this many of the binary kind."""
 
 
 def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
-    node = flags.command(commands, "node", "run a node: serve Tmem, Admin and Peer until SIGTERM")
+    node = commands.add_parser("node", help="run a node: serve Tmem, Admin and Peer until SIGTERM")
     node.add_argument(
         "--listen",
         action=FromEnvironment,
@@ -145,15 +145,15 @@ def _parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"ramster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_node_parser(commands)
-    up = flags.command(
-        commands, "up", "run etcd and N nodes on loopback until Ctrl-C, then stop them all"
+    up = commands.add_parser(
+        "up", help="run etcd and N nodes on loopback until Ctrl-C, then stop them all"
     )
     up.add_argument("--nodes", type=flags.int_in(1, 64), default=3, help="how many nodes (3)")
     up.add_argument("--memory", type=flags.size, default="256MiB", help="budget per node (256MiB)")
     up.add_argument(
         "--cluster", type=flags.name_of("cluster"), default="local", help="cluster name (local)"
     )
-    stats = flags.command(commands, "stats", "print a node's state and counters")
+    stats = commands.add_parser("stats", help="print a node's state and counters")
     flags.node_flag(stats)
     stats.add_argument("--json", action="store_true", help="one JSON object per print")
     stats.add_argument(
@@ -164,8 +164,8 @@ def _parser() -> Parser:
         default=None,
         help="repeat every N s (2)",
     )
-    param = flags.command(
-        commands, "param", "get or set a module param of a node, or of the whole cluster"
+    param = commands.add_parser(
+        "param", help="get or set a module param of a node, or of the whole cluster"
     )
     param.add_argument("action", choices=("get", "set"))
     param.add_argument(
@@ -182,8 +182,8 @@ def _parser() -> Parser:
         help="set the param cluster-wide in etcd instead (with --etcd)",
     )
     flags.etcd_flag(param)
-    drain = flags.command(
-        commands, "drain", "have peers move their pages off a node before it is stopped"
+    drain = commands.add_parser(
+        "drain", help="have peers move their pages off a node before it is stopped"
     )
     flags.node_flag(drain)
     drain.add_argument(
@@ -192,11 +192,11 @@ def _parser() -> Parser:
         default=0.0,
         help="seconds to wait (default: the node's own)",
     )
-    undrain = flags.command(
-        commands, "undrain", "take a drain back: the node holds pages of other nodes again"
+    undrain = commands.add_parser(
+        "undrain", help="take a drain back: the node holds pages of other nodes again"
     )
     flags.node_flag(undrain)
-    members = flags.command(commands, "members", "list the nodes of a cluster from etcd")
+    members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     flags.etcd_flag(members)
     members.add_argument(
         "--cluster",
@@ -205,8 +205,8 @@ def _parser() -> Parser:
         type=flags.name_of("cluster"),
         help="[RAMSTER_CLUSTER, ramster]",
     )
-    demo = flags.command(
-        commands, "demo", "a 3-node cluster overcommitted through frontswap and cleancache"
+    demo = commands.add_parser(
+        "demo", help="a 3-node cluster overcommitted through frontswap and cleancache"
     )
     demo.add_argument(
         "--pages",
