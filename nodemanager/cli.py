@@ -10,7 +10,7 @@ from nodemanager.etcd import read_members
 from nodemanager.model import MemberInfo
 
 _MIB = 1024 * 1024
-_HEADER = ("NUMBER", "NAME", "ADDRESS", "FREE/CAPACITY MiB", "ZCACHE", "RAMSTER")
+_HEADER = ("NUMBER", "NAME", "ADDRESS", "FREE/CAPACITY MiB", "ZCACHE", "RAMSTER", "STATE")
 _RIGHT = {0, 3}  # columns aligned right: the numbers
 
 
@@ -23,7 +23,8 @@ async def list_members(
 
 
 def format_members(members: list[MemberInfo]) -> str:
-    """A table, one line per member and a header line; free and capacity in MiB."""
+    """A table, one line per member and a header line; free and capacity in MiB; the state is
+    ``draining`` while the node leaves (it takes no new pages), else ``up``."""
 
     def switch(on: bool) -> str:
         return "on" if on else "off"
@@ -36,6 +37,7 @@ def format_members(members: list[MemberInfo]) -> str:
             f"{m.free_bytes / _MIB:.1f}/{m.capacity_bytes / _MIB:.1f}",
             switch(m.zcache),
             switch(m.ramster),
+            "draining" if m.draining else "up",
         )
         for m in members
     ]

@@ -10,7 +10,7 @@ the flushes queued for them are dropped. Switching `ramster` off brings the
 persistent pages home first and is reported only once that is done. Foreign pages stay until
 their origin flushes them, takes them back after a restart (`Peer/Recover`) or has them
 forgotten (`Peer/Forget`). `drain` leaves gracefully: published as draining, the node waits for
-its peers to move their copies off it.
+its peers to move their copies off it; `undrain` takes that back.
 """
 
 from __future__ import annotations
@@ -130,7 +130,17 @@ class ClusterAgent:
             )
             if not left or alone or loop.time() >= deadline:  # alone: nowhere to move them
                 return left
+            if not self._me.draining:  # undrained meanwhile
+                return left
             await asyncio.sleep(poll)
+
+    async def undrain(self) -> None:
+        """Stay after all: publish this node as up again (peers place pages here once more) and
+        stop shipping its own persistent pages away. A `drain` waiting meanwhile returns."""
+        self._me = replace(self._me, draining=False)
+        await self._publish()
+        if self.remote is not None:
+            self.remote.stop_evacuating()
 
     async def set_param(self, name: str, value: str) -> dict[str, str]:
         """Set a module param on this node; every param after the change."""

@@ -6,6 +6,7 @@ node passes its parts down (`ZcacheConfig`, `TmemLimits`) and never reads global
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -16,8 +17,12 @@ from ramster.zcache import ZcacheConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _OCTAL = re.compile(r"^[0-7]{1,4}$")
+NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting alnum"
 SOCKET_MODE_RULE = "octal permission bits 0000..0777, such as 0660"
 UNIX = "unix://"
+MAX_SOCKET_PATH = 98
+"""Bytes in a unix socket path: sun_path holds 107, and a node binds ``PATH.`` and 8 hex digits
+first (`ramster.listeners`)."""
 
 
 def split_host_port(address: str, field_name: str) -> tuple[str, int]:
@@ -40,9 +45,21 @@ def unix_path(address: str) -> str | None:
     return address.removeprefix(UNIX) if address.startswith(UNIX) else None
 
 
-def _check_listen(address: str) -> None:
-    if unix_path(address) is None:
+def check_name(field_name: str, value: str) -> str:
+    """`value` if it is a valid node or cluster name, else `InvalidArgument` naming `field_name`."""
+    if not _NAME.match(value):
+        raise InvalidArgument.field(field_name, value, NAME_RULE)
+    return value
+
+
+def check_listen(address: str) -> None:
+    """Refuse a listen address that is neither ``HOST:PORT`` nor ``unix:///PATH``."""
+    path = unix_path(address)
+    if path is None:
         split_host_port(address, "listen")
+    elif not path.startswith("/") or len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        rule = f"unix:///PATH with an absolute PATH of at most {MAX_SOCKET_PATH} bytes"
+        raise InvalidArgument.field("listen", address, rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +108,15 @@ class NodeConfig:
 
     def __post_init__(self) -> None:
         for address in (self.listen, *self.extra_listen):
-            _check_listen(address)
+            check_listen(address)
         mode = self.socket_mode
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
             shown_mode = f"{mode:04o}" if type(mode) is int and mode >= 0 else mode
             raise InvalidArgument.field("socket_mode", shown_mode, SOCKET_MODE_RULE)
         if self.metrics is not None:
             split_host_port(self.metrics, "metrics")
-        for name in ("name", "cluster"):
-            value = getattr(self, name)
-            if not _NAME.match(value):
-                raise InvalidArgument.field(
-                    name, value, "1-63 letters, digits, '.', '_' or '-', starting alnum"
-                )
+        check_name("name", self.name)
+        check_name("cluster", self.cluster)
         for peer in self.peers:
             split_host_port(peer, "peer")
         if self.advertise is not None:

@@ -30,6 +30,7 @@ from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
 from ramster.config import NodeConfig, split_host_port, unix_path
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
+from ramster.listeners import SERVER_OPTIONS, SocketFile, bind_address
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.links import PeerLink
@@ -80,6 +81,8 @@ class Node:
         self._peer: PeerService | None = None
         self._health = AsyncHealthServicer()
         self._metrics: asyncio.Server | None = None
+        self._socket_files: list[SocketFile] = []  # removed at stop, if still this node's
+        self._leaving = False  # SIGTERM: draining to exit, not to be undrained
 
     def __repr__(self) -> str:
         status = self.feed.status
@@ -103,6 +106,7 @@ class Node:
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
+            *SERVER_OPTIONS,
         ]
         server = grpc.aio.server(options=options)
         admin = AdminService(
@@ -112,6 +116,7 @@ class Node:
             self._set_param,
             self.drain,
             self._forget_node,
+            self.undrain,
         )
         peer = self._peer = PeerService(
             self.config.cluster, self.config.name, self.backend, self._identity
@@ -123,13 +128,9 @@ class Node:
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        port = _bind(server, self.config.listen)
+        port = self._bind(server, self.config.listen)
         for address in self.config.extra_listen:
-            _bind(server, address)
-        for address in (self.config.listen, *self.config.extra_listen):
-            path = unix_path(address)
-            if path is not None:  # connecting needs write permission on the socket file
-                os.chmod(path, self.config.socket_mode)
+            self._bind(server, address)
         if self.config.metrics:  # before serving: a refused port must not leave a half-started node
             host, metrics_port = split_host_port(self.config.metrics, "metrics")
             try:
@@ -164,6 +165,13 @@ class Node:
         if self.config.ready_file:
             self._write_ready_file(Path(self.config.ready_file))
 
+    def _bind(self, server: grpc.aio.Server, address: str) -> int:
+        """Bind `address` (not yet serving); the port bound, 0 for a unix socket."""
+        port, socket_file = bind_address(server, address, self.config.socket_mode)
+        if socket_file is not None:
+            self._socket_files.append(socket_file)
+        return port
+
     def metrics_address(self) -> str | None:
         if self._metrics is None:
             return None
@@ -185,6 +193,28 @@ class Node:
             log.info("node %s drained", self.config.name)
         return left
 
+    async def undrain(self) -> bool:
+        """Take peers' pages again and keep this node's own here; whether it was draining.
+        A node that is leaving (SIGTERM) stays leaving."""
+        if self._leaving:
+            raise FailedPrecondition(
+                f"node {self.config.name!r} is shutting down: it cannot be undrained"
+            )
+        if self.agent is None or self._peer is None or not self._peer.draining:
+            return False
+        self._peer.draining = False
+        await self.agent.undrain()
+        log.info("node %s undrained: it takes pages of peers again", self.config.name)
+        return True
+
+    async def leave(self) -> None:
+        """SIGTERM or SIGINT: drain (if `drain_timeout` allows it), then stop; from here on no
+        undrain brings the node back."""
+        self._leaving = True
+        if self.config.drain_timeout > 0:
+            await self.drain()
+        await self.stop()
+
     async def stop(self) -> None:
         """Graceful stop: report it, refuse new calls, let in-flight ones finish."""
         log.info("node %s stopping (grace %.1f s)", self.config.name, self.config.grace)
@@ -199,6 +229,11 @@ class Node:
             self._metrics.close()
         if self._server is not None:
             await self._server.stop(self.config.grace)
+        for socket_file in self._socket_files:
+            try:
+                socket_file.remove()
+            except OSError as error:  # stopping goes on: the next node replaces a stale file
+                log.warning("socket file %s not removed: %s", socket_file.path, error.strerror)
         log.info("node %s stopped", self.config.name)
 
     async def _join_cluster(self) -> None:
@@ -270,18 +305,13 @@ class Node:
             "metrics": self.metrics_address(),
         }
         partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(ready))
-        partial.replace(path)  # readers never see half a file
-
-
-def _bind(server: grpc.aio.Server, address: str) -> int:
-    """Bind `address` (not yet serving); the port bound, 0 for a unix socket."""
-    try:
-        return server.add_insecure_port(address)
-    except RuntimeError:  # grpc's words: "Failed to bind to address ..."
-        raise FailedPrecondition(
-            f"listen {address!r} cannot be bound: the address is in use or not this host's"
-        ) from None
+        try:
+            partial.write_text(json.dumps(ready))
+            partial.replace(path)  # readers never see half a file
+        except OSError as error:
+            raise FailedPrecondition(
+                f"ready_file {str(path)!r} cannot be written: {error.strerror or error}"
+            ) from None
 
 
 JOIN_TIMEOUT = 30.0
@@ -316,9 +346,7 @@ async def run_node(config: NodeConfig) -> int:
         await node.stop()
         raise
     await stop.wait()
-    if config.drain_timeout > 0:
-        await node.drain()
-    await node.stop()
+    await node.leave()
     return 0
 
 

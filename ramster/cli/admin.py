@@ -1,4 +1,5 @@
-"""``ramster stats``, ``param`` and ``drain``: an operator's view of one node, over the client."""
+"""``ramster stats``, ``param``, ``drain`` and ``undrain``: an operator's view of one node, over
+the client."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TextIO
 from nodemanager.cli import format_members, list_members
 from nodemanager.etcd import write_param
 from ramster.client import SyncClient
+from ramster.errors import InvalidArgument, shown
 from ramster.params import ModuleParams
 from ramster.state import NodeState
 
@@ -59,9 +61,10 @@ def param(node: str, action: str, name: str, value: str | None, out: TextIO) -> 
             params = client.set_param(name, value)
         else:
             params = client.params()
-    if name not in params:
-        out.write(f"unknown param {name!r}: expected one of {', '.join(sorted(params))}\n")
-        return 2
+    if name not in params:  # the node's own words when it refuses to set one
+        raise InvalidArgument(
+            f"param {shown(name)} is unknown: expected one of {', '.join(sorted(params))}"
+        )
     out.write(f"{name} {params[name]}\n")
     return 0
 
@@ -85,6 +88,17 @@ def forget_node(node: str, name: str, out: TextIO) -> int:
         f"node {name} (number {number}) forgotten: every node drops the pages it held for it; "
         "its number is retired\n"
     )
+    return 0
+
+
+def undrain(node: str, out: TextIO) -> int:
+    """Take a drain back: the node holds pages of other nodes again."""
+    with SyncClient(node, client_name="ramster-cli") as client:
+        was_draining = client.undrain()
+    if was_draining:
+        out.write(f"node {node} undrained: it takes pages of other nodes again\n")
+    else:
+        out.write(f"node {node} was not draining: nothing to do\n")
     return 0
 
 

@@ -1,8 +1,9 @@
 """The ``ramster`` command: one sub-command per job, each a thin layer over the library.
 
 Flags and their ``RAMSTER_*`` environment variables map onto the frozen config objects here and
-nowhere else. A `RamsterError` is printed as one line and exits 2, so a person sees what to fix
-instead of a traceback.
+nowhere else. A `RamsterError` is printed as one line, so a person sees what to fix instead of a
+traceback: a bad flag or environment value (`InvalidArgument`) exits 2, the code of usage
+errors, and a failure at run time exits 1.
 """
 
 from __future__ import annotations
@@ -10,135 +11,135 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import socket
 import sys
 from collections.abc import Sequence
 
 from ramster import __version__
-from ramster.config import NodeConfig, parse_socket_mode
+from ramster.cli import flags
+from ramster.cli.flags import FromEnvironment, Parser
+from ramster.config import NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
-from ramster.params import parse_switch
-from ramster.units import parse_size
 from ramster.zcache import ZcacheConfig
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
+FAILED = 1
+"""Exit status of a failure at run time."""
+
+MIN_DEMO_PAGES = 2
+"""The demo's smallest corpus: a quarter are file pages, and at least one swap page is left."""
+MAX_DEMO_PAGES = 32768
+"""The demo's largest corpus (128 MiB): the pages are read from this machine's Python install,
+which has about this many of the binary kind."""
 
 
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except RamsterError as error:
-        raise argparse.ArgumentTypeError(error.message) from None
-
-
-def _switch(text: str) -> bool:
-    try:
-        return parse_switch("flag", text)
-    except RamsterError as error:
-        raise argparse.ArgumentTypeError(error.message) from None
-
-
-def _env(name: str, default: str | None) -> str | None:
-    return os.environ.get(f"RAMSTER_{name}", default)
-
-
-def _add_node_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node = commands.add_parser("node", help="run a node: serve Tmem, Admin and Peer until SIGTERM")
     node.add_argument(
         "--listen",
-        action="append",
+        action=FromEnvironment,
+        fallback=DEFAULT_LISTEN,
+        many=True,
+        type=flags.listen,
         help="HOST:PORT (port 0: any free port) or unix:///path; repeat to listen on several, the "
         "first is primary [RAMSTER_LISTEN, comma-separated, 127.0.0.1:7470]",
     )
     node.add_argument(
         "--socket-mode",
-        default=_env("SOCKET_MODE", "0660"),
+        action=FromEnvironment,
+        fallback="0660",
+        type=flags.socket_mode,
         help="permissions of unix socket files, octal [RAMSTER_SOCKET_MODE, 0660]",
     )
     node.add_argument(
         "--memory",
-        type=_size,
-        default=_env("MEMORY", "256MiB"),
-        help="zcache budget, e.g. 1GiB [RAMSTER_MEMORY, 256MiB]",
+        action=FromEnvironment,
+        fallback="256MiB",
+        type=flags.size,
+        help="zcache budget, e.g. 1GiB or 768Mi [RAMSTER_MEMORY, 256MiB]",
     )
     node.add_argument(
         "--name",
-        default=_env("NAME", socket.gethostname()),
+        action=FromEnvironment,
+        fallback=socket.gethostname(),
+        type=flags.name_of("name"),
         help="node name in the cluster [RAMSTER_NAME, the host name]",
     )
     node.add_argument(
-        "--cluster", default=_env("CLUSTER", "ramster"), help="cluster name [RAMSTER_CLUSTER]"
+        "--cluster",
+        action=FromEnvironment,
+        fallback="ramster",
+        type=flags.name_of("cluster"),
+        help="cluster name [RAMSTER_CLUSTER, ramster]",
     )
     node.add_argument(
         "--metrics",
-        default=_env("METRICS", None),
+        action=FromEnvironment,
+        type=flags.host_port("metrics"),
         help="HOST:PORT to serve Prometheus /metrics on [RAMSTER_METRICS, off]",
     )
     node.add_argument(
         "--zcache",
-        type=_switch,
-        default=_env("ZCACHE", "on"),
+        action=FromEnvironment,
+        fallback="on",
+        type=flags.switch,
         help="load the zcache backend at start: on|off [RAMSTER_ZCACHE, on]",
     )
     node.add_argument(
         "--ramster",
-        type=_switch,
-        default=_env("RAMSTER", "on"),
+        action=FromEnvironment,
+        fallback="on",
+        type=flags.switch,
         help="the remote layer at start: on|off [RAMSTER_RAMSTER, on]",
     )
     node.add_argument(
         "--grace",
-        type=float,
-        default=float(_env("GRACE", "10") or 10),
+        action=FromEnvironment,
+        fallback="10",
+        type=flags.seconds,
         help="seconds in-flight calls get on SIGTERM [RAMSTER_GRACE, 10]",
     )
     node.add_argument(
         "--drain-timeout",
-        type=float,
-        default=float(_env("DRAIN_TIMEOUT", "20") or 20),
+        action=FromEnvironment,
+        fallback="20",
+        type=flags.seconds,
         help="seconds SIGTERM waits for peers to move their copies off [RAMSTER_DRAIN_TIMEOUT, 20]",
     )
     node.add_argument(
         "--ready-file", default=None, help="write address, pid and epoch here once serving"
     )
-    node.add_argument(
-        "--etcd", default=_env("ETCD", None), help="etcd endpoints for membership [RAMSTER_ETCD]"
-    )
+    flags.etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD]")
     node.add_argument(
         "--peer",
         action="append",
         default=[],
+        type=flags.host_port("peer"),
         help="without etcd: HOST:PORT of another node (repeat for each)",
     )
     node.add_argument(
-        "--node-number", type=int, default=1, help="without etcd: this node's number (>= 1)"
+        "--node-number",
+        type=flags.int_in(1, 2**31 - 1),
+        default=1,
+        help="without etcd: this node's number (>= 1)",
     )
     node.add_argument(
         "--advertise",
-        default=_env("ADVERTISE", None),
+        action=FromEnvironment,
+        type=flags.host_port("advertise"),
         help="HOST:PORT peers reach this node at [RAMSTER_ADVERTISE, the listen address]",
     )
-    node.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="[RAMSTER_LOG_LEVEL]")
-
-
-def _add_forget_node_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> None:
-    forget = commands.add_parser(
-        "forget-node",
-        help="decommission a node that left for good: every node drops its pages now",
-    )
-    forget.add_argument("name", help="the node's name in the cluster")
-    forget.add_argument(
-        "--node",
-        default=_env("NODE", "127.0.0.1:7470"),
-        help="any live node of the cluster, which tells the others through etcd [RAMSTER_NODE]",
+    node.add_argument(
+        "--log-level",
+        action=FromEnvironment,
+        fallback="INFO",
+        type=flags.log_level,
+        help=f"{', '.join(flags.LOG_LEVELS)} [RAMSTER_LOG_LEVEL, INFO]",
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> Parser:
+    parser = Parser(
         prog="ramster", description="Distributed, compressed far memory with tmem semantics."
     )
     parser.add_argument("--version", action="version", version=f"ramster {__version__}")
@@ -147,14 +148,21 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser(
         "up", help="run etcd and N nodes on loopback until Ctrl-C, then stop them all"
     )
-    up.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
-    up.add_argument("--memory", type=_size, default="256MiB", help="budget per node (256MiB)")
-    up.add_argument("--cluster", default="local", help="cluster name (default local)")
+    up.add_argument("--nodes", type=flags.int_in(1, 64), default=3, help="how many nodes (3)")
+    up.add_argument("--memory", type=flags.size, default="256MiB", help="budget per node (256MiB)")
+    up.add_argument(
+        "--cluster", type=flags.name_of("cluster"), default="local", help="cluster name (local)"
+    )
     stats = commands.add_parser("stats", help="print a node's state and counters")
-    stats.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
+    flags.node_flag(stats)
     stats.add_argument("--json", action="store_true", help="one JSON object per print")
     stats.add_argument(
-        "--watch", type=float, nargs="?", const=2.0, default=None, help="repeat every N s (2)"
+        "--watch",
+        type=flags.interval,
+        nargs="?",
+        const=2.0,
+        default=None,
+        help="repeat every N s (2)",
     )
     param = commands.add_parser(
         "param", help="get or set a module param of a node, or of the whole cluster"
@@ -162,38 +170,64 @@ def _parser() -> argparse.ArgumentParser:
     param.add_argument("action", choices=("get", "set"))
     param.add_argument(
         "name",
-        help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies",
+        help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies, "
+        "origin_grace",
     )
     param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
-    param.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
+    flags.node_flag(param)
     param.add_argument(
         "--cluster",
         metavar="NAME",
+        type=flags.name_of("cluster"),
         default=None,
         help="set the param cluster-wide in etcd instead (with --etcd)",
     )
-    param.add_argument("--etcd", default=_env("ETCD", None), help="etcd endpoints [RAMSTER_ETCD]")
+    flags.etcd_flag(param)
     drain = commands.add_parser(
         "drain", help="have peers move their pages off a node before it is stopped"
     )
-    drain.add_argument("--node", default=_env("NODE", "127.0.0.1:7470"), help="[RAMSTER_NODE]")
+    flags.node_flag(drain)
     drain.add_argument(
-        "--timeout", type=float, default=0.0, help="seconds to wait (default: the node's own)"
+        "--timeout",
+        type=flags.seconds,
+        default=0.0,
+        help="seconds to wait (default: the node's own)",
     )
-    _add_forget_node_parser(commands)
+    undrain = commands.add_parser(
+        "undrain", help="take a drain back: the node holds pages of other nodes again"
+    )
+    flags.node_flag(undrain)
+    forget = commands.add_parser(
+        "forget-node",
+        help="decommission a node that left for good: every node drops its pages now",
+    )
+    forget.add_argument("name", type=flags.name_of("name"), help="the node's name in the cluster")
+    flags.node_flag(forget, "any live node of the cluster (it tells the others through etcd)")
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
-    members.add_argument("--etcd", default=_env("ETCD", None), help="etcd endpoints [RAMSTER_ETCD]")
-    members.add_argument("--cluster", default=_env("CLUSTER", "ramster"), help="[RAMSTER_CLUSTER]")
+    flags.etcd_flag(members)
+    members.add_argument(
+        "--cluster",
+        action=FromEnvironment,
+        fallback="ramster",
+        type=flags.name_of("cluster"),
+        help="[RAMSTER_CLUSTER, ramster]",
+    )
     demo = commands.add_parser(
         "demo", help="a 3-node cluster overcommitted through frontswap and cleancache"
     )
-    demo.add_argument("--pages", type=int, default=8192, help="corpus pages (default 8192)")
     demo.add_argument(
-        "--memory", type=_size, default="8MiB", help="budget of node 1 (8MiB; others 8x)"
+        "--pages",
+        type=flags.int_in(MIN_DEMO_PAGES, MAX_DEMO_PAGES),
+        default=8192,
+        help="corpus pages (default 8192)",
+    )
+    demo.add_argument(
+        "--memory", type=flags.size, default="8MiB", help="budget of node 1 (8MiB; others 8x)"
     )
     demo.add_argument("--keep", action="store_true", help="leave the cluster up until Ctrl-C")
     demo.add_argument(
         "--node",
+        type=flags.node_address,
         default=None,
         help="run only the workload, against this running node (Compose, Kubernetes)",
     )
@@ -205,17 +239,12 @@ def _run(args: argparse.Namespace) -> int:
         from ramster.node import run_node
 
         logging.basicConfig(
-            level=args.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        # An appended flag replaces the environment's list; argparse would append to a default.
-        listen = args.listen or [
-            a.strip() for a in (_env("LISTEN", None) or DEFAULT_LISTEN).split(",")
-        ]
         config = NodeConfig(
-            listen=listen[0],
-            extra_listen=tuple(listen[1:]),
-            socket_mode=parse_socket_mode(args.socket_mode),
+            listen=args.listen[0],
+            extra_listen=tuple(args.listen[1:]),
+            socket_mode=args.socket_mode,
             store=ZcacheConfig(memory=args.memory),
             name=args.name,
             cluster=args.cluster,
@@ -259,6 +288,10 @@ def _run(args: argparse.Namespace) -> int:
         from ramster.cli.admin import forget_node
 
         return forget_node(args.node, args.name, sys.stdout)
+    if args.command == "undrain":
+        from ramster.cli.admin import undrain as undrain_node
+
+        return undrain_node(args.node, sys.stdout)
     if args.command == "members":
         from ramster.cli.admin import print_members
 
@@ -278,11 +311,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.command_parser.read_environment(args)
     try:
         return _run(args)
     except RamsterError as error:
         print(f"ramster {args.command}: {error.message}", file=sys.stderr)
-        return 2
+        return flags.USAGE if isinstance(error, InvalidArgument) else FAILED
 
 
 if __name__ == "__main__":

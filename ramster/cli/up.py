@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from ramster.errors import InvalidArgument
 from ramster.launcher import LocalCluster, wait_forever_until_signal
 from ramster.units import format_size
 
 
 def run_up(nodes: int, memory: int, cluster: str, out: TextIO) -> int:
-    if not 1 <= nodes <= 64:
-        raise InvalidArgument.field("--nodes", nodes, "an int in 1..64")
     with LocalCluster(nodes, [memory], cluster=cluster) as local:
         out.write(f"etcd      {local.etcd_url}\n")
         for node in local.nodes:

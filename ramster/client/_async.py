@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ramster.client._coalesce import Coalescer
 from ramster.client._config import ClientConfig, default_client_name
-from ramster.client._transport import Key, Page, Transport
+from ramster.client._transport import MAX_DRAIN_WAIT, Key, Page, Transport
 from ramster.errors import InvalidArgument
 from ramster.frontends.ops import OidLike
 from ramster.rpc.convert import MAX_BATCH
@@ -192,6 +192,10 @@ class Client:
     async def drain(self, timeout: float = 0.0) -> tuple[bool, int]:
         """Drain the node: it takes no more pages for peers and waits up to `timeout` seconds
         (0: its --drain-timeout) for them to move theirs off. (drained, foreign pages left)."""
+        if not isinstance(timeout, int | float) or not 0 <= timeout <= MAX_DRAIN_WAIT:
+            raise InvalidArgument.field(
+                "timeout", timeout, f"seconds in 0..{MAX_DRAIN_WAIT:.0f} (0: the node's own)"
+            )
         return await self._transport.drain(timeout)
 
     async def forget_node(self, name: str) -> int:
@@ -200,6 +204,11 @@ class Client:
         if not isinstance(name, str):
             raise InvalidArgument.field("name", name, "a str")
         return await self._transport.forget_node(name)
+
+    async def undrain(self) -> bool:
+        """Undo a drain: the node takes pages for peers again. Whether it was draining;
+        `FailedPrecondition` if it is shutting down."""
+        return await self._transport.undrain()
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -142,6 +142,7 @@ class SyncClient:
     set_param = _blocking(Client.set_param)
     drain = _blocking(Client.drain)
     forget_node = _blocking(Client.forget_node)
+    undrain = _blocking(Client.undrain)
 
     def close(self) -> None:
         """Close the client and stop its thread; calls still in flight end with `Unavailable`

@@ -172,6 +172,11 @@ class Transport:
         response = await self._unary("Admin/ForgetNode", request, admin_pb2.ForgetNodeResponse)
         return response.node_number
 
+    async def undrain(self) -> bool:
+        request = admin_pb2.UndrainRequest()
+        response = await self._unary("Admin/Undrain", request, admin_pb2.UndrainResponse)
+        return response.was_draining
+
     async def watch_state(self) -> AsyncGenerator[NodeState, None]:
         """The node's state now and on every change, until the node ends the stream. Unlike the
         unary calls it has no deadline: it is meant to stay open."""

@@ -378,6 +378,11 @@ class RemoteLayer:
         self._unshippable.clear()
         self._wake.set()
 
+    def stop_evacuating(self) -> None:
+        """This node stays after all (undrained): its own pages ship by the watermarks and the
+        remotify params again; those already shipped stay where they are."""
+        self._evacuating = False
+
     @property
     def recovered(self) -> bool:
         """Recovery is done (it waits for a loaded backend)."""

@@ -40,6 +40,7 @@ class AdminService:
         set_param: Callable[[str, str], Awaitable[dict[str, str]]],
         drain: Callable[[float | None], Awaitable[int]],
         forget_node: Callable[[str], Awaitable[int]],
+        undrain: Callable[[], Awaitable[bool]],
     ) -> None:
         self._backend = backend
         self._feed = feed
@@ -47,6 +48,7 @@ class AdminService:
         self._set_param = set_param
         self._drain = drain
         self._forget_node = forget_node
+        self._undrain = undrain
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -67,6 +69,9 @@ class AdminService:
                 "Drain": unary("Admin/Drain", self.drain, admin_pb2.DrainRequest.FromString),
                 "ForgetNode": unary(
                     "Admin/ForgetNode", self.forget_node, admin_pb2.ForgetNodeRequest.FromString
+                ),
+                "Undrain": unary(
+                    "Admin/Undrain", self.undrain, admin_pb2.UndrainRequest.FromString
                 ),
             },
         )
@@ -101,3 +106,6 @@ class AdminService:
         self, request: admin_pb2.ForgetNodeRequest
     ) -> admin_pb2.ForgetNodeResponse:
         return admin_pb2.ForgetNodeResponse(node_number=await self._forget_node(request.name))
+
+    async def undrain(self, request: admin_pb2.UndrainRequest) -> admin_pb2.UndrainResponse:
+        return admin_pb2.UndrainResponse(was_draining=await self._undrain())

@@ -16,6 +16,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from ramster.errors import FailedPrecondition
+
 PAGE_SIZE = 4096
 
 _HEAP_CHILD = r"""
@@ -110,7 +112,7 @@ def _pages_of_files(files: list[Path], count: int) -> list[bytes]:
         pages.extend(data[i : i + PAGE_SIZE] for i in whole)
         if len(pages) >= count:
             return pages[:count]
-    raise RuntimeError(f"only {len(pages)} pages of {count} found in {len(files)} files")
+    raise FailedPrecondition(f"only {len(pages)} pages of {count} found in {len(files)} files")
 
 
 def _split(blob: bytes, count: int) -> list[bytes]:

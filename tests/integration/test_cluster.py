@@ -667,9 +667,10 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
     assert len(free) == len(nodes), result.stdout
     for value, node in zip(free, nodes, strict=True):
         assert 0 < value <= budgets[node.name], result.stdout
-    expected = [f"NUMBER  NAME  {'ADDRESS':<{width}}  FREE/CAPACITY MiB  ZCACHE  RAMSTER"] + [
+    header = f"NUMBER  NAME  {'ADDRESS':<{width}}  FREE/CAPACITY MiB  ZCACHE  RAMSTER  STATE"
+    expected = [header] + [
         f"{n.ready['number']:>6}  {n.name:<4}  {n.address:<{width}}  "
-        f"{f'{f:.1f}/{budgets[n.name]:.1f}':>17}  on      on"
+        f"{f'{f:.1f}/{budgets[n.name]:.1f}':>17}  on      on       up"
         for n, f in zip(nodes, free, strict=True)
     ]
     assert result.stdout.splitlines() == expected

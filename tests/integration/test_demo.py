@@ -35,7 +35,8 @@ def test_demo_refuses_a_malformed_size_naming_it() -> None:
     result = subprocess.run(
         [str(RAMSTER), "demo", "--memory", "12x"], capture_output=True, text=True, check=False
     )
-    assert result.returncode == 2
-    assert "argument --memory: size '12x' is invalid: expected a size such as 4096" in (
-        result.stderr
+    assert (result.returncode, result.stderr) == (
+        2,
+        "ramster demo: argument --memory: size '12x' is invalid: expected a whole number of bytes "
+        "such as 4096, 64MiB or 768Mi\n",
     )

@@ -443,3 +443,88 @@ def test_sigterm_drains_a_node_before_it_exits(durable: Cluster) -> None:
     assert at_risk(durable) == {"B": 0, "C": 0}  # nothing was left with a single copy
     for name in ("B", "C"):
         assert read_back(durable.clients[name], pools[name], numbers, free=False) == []
+
+
+def members_states(cluster: Cluster) -> list[tuple[str, str]]:
+    """(name, state) of every row of `ramster members`, the header first."""
+    result = subprocess.run(
+        [RAMSTER, "members", "--etcd", cluster.etcd_url, "--cluster", cluster.name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    return [(row.split()[1], row.split()[-1]) for row in result.stdout.splitlines()]
+
+
+def ramster_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RAMSTER, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
+    durable: Cluster,
+) -> None:
+    a = durable.start("A", "64MiB", flags=("--drain-timeout", "5"))
+    b = durable.start("B", "64MiB")
+    assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
+    drained = ramster_cli("drain", "--node", a.address, "--timeout", "5")
+    assert (drained.returncode, drained.stderr) == (0, "")
+    assert members_states(durable) == [("NAME", "STATE"), ("A", "draining"), ("B", "up")]
+    # A takes no copy while it drains: B's pages have a single copy, on B.
+    pool = durable.clients["B"].new_pool(persistent=True)
+    numbers = pages_of(range(8))
+    store_all(durable.clients["B"], pool, numbers)
+    assert (durable.stats("A")["foreign_pers_pages"], at_risk(durable)["B"]) == (0, len(numbers))
+
+    undrained = ramster_cli("undrain", "--node", a.address)
+    assert (undrained.returncode, undrained.stdout, undrained.stderr) == (
+        0,
+        f"node {a.address} undrained: it takes pages of other nodes again\n",
+        "",
+    )
+    assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
+    wait_redundant(durable)  # B's repair put the second copies on A
+    assert durable.stats("A")["foreign_pers_pages"] == len(numbers)
+    again = ramster_cli("undrain", "--node", b.address)
+    assert (again.returncode, again.stdout, again.stderr) == (
+        0,
+        f"node {b.address} was not draining: nothing to do\n",
+        "",
+    )
+
+    # An undrain ends a drain still waiting: B cannot move its copies off A (no other node).
+    waiting: list[subprocess.CompletedProcess[str]] = []
+    drain_call = threading.Thread(
+        target=lambda: waiting.append(ramster_cli("drain", "--node", a.address, "--timeout", "40"))
+    )
+    drain_call.start()
+    try:
+        wait_for(lambda: ("A", "draining") in members_states(durable), what="A draining")
+        undrained_at = time.monotonic()
+        assert ramster_cli("undrain", "--node", a.address).returncode == 0
+    finally:
+        drain_call.join()
+    assert time.monotonic() - undrained_at < 20  # not the 40 s of its timeout
+    assert (waiting[0].returncode, waiting[0].stdout) == (
+        1,
+        f"node {a.address} not drained: {len(numbers)} pages are still on it\n",
+    )
+    assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
+
+    # SIGTERM drains A before it exits (B cannot move its copies: A waits its drain timeout);
+    # an undrain must not keep a node that is leaving.
+    durable.clients.pop("A").close()
+    stopping = threading.Thread(target=a.stop)
+    stopping.start()
+    try:
+        wait_for(lambda: ("A", "draining") in members_states(durable), what="A draining")
+        refused = ramster_cli("undrain", "--node", a.address)
+        assert (refused.returncode, refused.stdout, refused.stderr) == (
+            1,
+            "",
+            "ramster undrain: node 'A' is shutting down: it cannot be undrained\n",
+        )
+    finally:
+        stopping.join()
+    assert a.log().count("undrained: it takes") == 2  # the undrains above, not this one

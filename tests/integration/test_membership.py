@@ -427,9 +427,12 @@ def test_list_members_reads_the_cluster_once(etcd: EtcdProcess, etcd_cluster: st
         members = await list_members(etcd.url, etcd_cluster)
         assert members == [alpha_me, update]
         assert format_members(members) == (
-            "NUMBER  NAME            ADDRESS                   FREE/CAPACITY MiB  ZCACHE  RAMSTER\n"
-            "     1  alpha           alpha.test:7470                   48.0/64.0  on      on\n"
-            "     2  beta-long-name  beta-long-name.test:7470           1.5/64.0  on      off\n"
+            "NUMBER  NAME            ADDRESS                   FREE/CAPACITY MiB  ZCACHE  RAMSTER"
+            "  STATE\n"
+            "     1  alpha           alpha.test:7470                   48.0/64.0  on      on"
+            "       up\n"
+            "     2  beta-long-name  beta-long-name.test:7470           1.5/64.0  on      off"
+            "      up\n"
         )
         assert await list_members(etcd.url, "nobody-here") == []
         await alpha.stop()

@@ -330,6 +330,23 @@ def test_tick_below_the_high_watermark_ships_nothing() -> None:
     run(scenario)
 
 
+def test_an_undrained_node_stops_evacuating_its_persistent_pages() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(memory=MIB)
+        layer, peers = await start(backend, {2: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        for index in range(10):
+            put(tmem, pool, 7, index, big(index))
+        layer.evacuate()
+        layer.stop_evacuating()
+        assert await layer.tick() == 0  # below the watermark: nothing to ship
+        assert peers.log == []
+        layer.evacuate()
+        assert await layer.tick() == 10  # draining: every page leaves, whatever the watermark
+
+    run(scenario)
+
+
 def test_tick_ships_from_above_the_high_watermark_to_below_the_low_one_and_stops() -> None:
     async def scenario() -> None:
         backend, tmem = loaded(memory=MIB)

@@ -478,19 +478,24 @@ def test_put_order_compact_keeps_live_entries_in_order() -> None:
         ("2.01KB", 2010),
         ("4.35MB", 4_350_000),
         ("2TiB", 2 * 2**40),
-        ("1.5", 1),
+        ("768Mi", 768 * 2**20),  # Kubernetes quantities, as in deploy/k8s
+        ("1Gi", 2**30),
+        ("4Ki", 4096),
+        ("500M", 500_000_000),
     ],
 )
 def test_parse_size(text: str, nbytes: int) -> None:
     assert parse_size(text) == nbytes
 
 
-@pytest.mark.parametrize("text", ["", "12x", "-1", "1.2.3MiB", "MiB", "1 PiB"])
+@pytest.mark.parametrize(
+    "text", ["", "12x", "-1", "1.2.3MiB", "MiB", "1 PiB", "1.5", "0.1Ki", "768m i", "1e3"]
+)
 def test_parse_size_refuses_what_is_not_a_size(text: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_size(text, field="memory")
     assert caught.value.message == (
-        f"memory {text!r} is invalid: expected a size such as 4096, 64MiB or 1GiB"
+        f"memory {text!r} is invalid: expected a whole number of bytes such as 4096, 64MiB or 768Mi"
     )
 
 

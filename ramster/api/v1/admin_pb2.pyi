@@ -108,3 +108,13 @@ class ForgetNodeResponse(_message.Message):
     NODE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     node_number: int
     def __init__(self, node_number: _Optional[int] = ...) -> None: ...
+
+class UndrainRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UndrainResponse(_message.Message):
+    __slots__ = ("was_draining",)
+    WAS_DRAINING_FIELD_NUMBER: _ClassVar[int]
+    was_draining: bool
+    def __init__(self, was_draining: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,227 @@
+"""Flag values as people type them, and the ``RAMSTER_*`` variables that stand in for flags.
+
+`Parser` is argparse with one-line errors that exit 2, the code of usage errors. A flag added
+with ``action=FromEnvironment`` (``--memory``) takes ``RAMSTER_MEMORY`` when the command line
+leaves it out: the variable is read only once the command line is parsed (``--help`` works
+whatever the environment holds) and is parsed like the flag, so a bad value is refused in one line
+that names the variable. The value types below turn text into a value, or refuse it with the rule
+it broke, using the same checks as the config objects they feed (`ramster.config`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from ramster.config import check_listen, check_name, parse_socket_mode, split_host_port, unix_path
+from ramster.errors import InvalidArgument, shown
+from ramster.params import SWITCH_WORDS
+from ramster.units import parse_size
+
+USAGE = 2
+"""Exit status of a bad flag or environment value (argparse's own)."""
+
+T = TypeVar("T")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with errors on one line and flags that default to ``RAMSTER_*`` variables."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The sub-command's parser (made by add_parser, of this class) sets it last: `main`
+        # reads the variables of that parser's flags.
+        self.set_defaults(command_parser=self)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message}\n")
+
+    def read_environment(self, args: argparse.Namespace) -> None:
+        """Give each `FromEnvironment` flag of this parser that the command line left out the
+        value of its variable, else its fallback."""
+        for action in self._actions:
+            if isinstance(action, FromEnvironment) and getattr(args, action.dest) is None:
+                setattr(args, action.dest, action.from_environment(self))
+
+
+class FromEnvironment(argparse.Action):
+    """A flag whose default is the variable named after it (``--drain-timeout``:
+    ``RAMSTER_DRAIN_TIMEOUT``), else `fallback` (text, parsed like a value given on the command
+    line; None: no value). With `many`, each use of the flag adds a value and the variable holds
+    a comma-separated list."""
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        *,
+        fallback: str | None = None,
+        many: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(option_strings, dest, default=None, **kwargs)
+        self.variable = f"RAMSTER_{dest.upper()}"
+        self.fallback = fallback
+        self.many = many
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if self.many:
+            values = [*(getattr(namespace, self.dest) or []), values]
+        setattr(namespace, self.dest, values)
+
+    def from_environment(self, parser: Parser) -> Any:
+        text = os.environ.get(self.variable)
+        source = self.variable
+        if text is None:
+            text, source = self.fallback, f"argument {'/'.join(self.option_strings)}"
+        if text is None:
+            return None
+        try:
+            if self.many:
+                return [self._convert(item.strip()) for item in text.split(",")]
+            return self._convert(text)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"{source}: {error}")
+        except (TypeError, ValueError):  # argparse's words for a type such as int
+            name = getattr(self.type, "__name__", repr(self.type))
+            parser.error(f"{source}: invalid {name} value: {text!r}")
+
+    def _convert(self, text: str) -> Any:
+        return text if self.type is None else self.type(text)  # type: ignore[operator]
+
+
+def node_flag(parser: Parser, help: str = "the node") -> None:
+    """``--node``: the node a command talks to."""
+    parser.add_argument(
+        "--node",
+        action=FromEnvironment,
+        fallback="127.0.0.1:7470",
+        type=node_address,
+        help=f"HOST:PORT or unix:///PATH of {help} [RAMSTER_NODE, 127.0.0.1:7470]",
+    )
+
+
+def etcd_flag(parser: Parser, help: str = "etcd endpoints [RAMSTER_ETCD]") -> None:
+    """``--etcd``: the endpoints of the cluster's etcd."""
+    parser.add_argument("--etcd", action=FromEnvironment, type=endpoints, help=help)
+
+
+def value_type(parse: Callable[[str], T], name: str) -> Callable[[str], T]:
+    """`parse` as an argparse type named `name`: its `InvalidArgument` becomes the one-line
+    error of the flag (or variable) that held the text."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except InvalidArgument as error:
+            raise argparse.ArgumentTypeError(error.message) from None
+
+    convert.__name__ = name
+    return convert
+
+
+def _switch(text: str) -> bool:
+    value = SWITCH_WORDS.get(text.strip().lower())
+    if value is None:
+        raise InvalidArgument.field("switch", text, "on or off")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < math.inf:
+        raise InvalidArgument.field("seconds", text, "a number >= 0")
+    return value
+
+
+def _interval(text: str) -> float:
+    value = _number(text)
+    if not 0 < value < math.inf:
+        raise InvalidArgument.field("seconds", text, "a number > 0")
+    return value
+
+
+def _number(text: str) -> float:
+    """`text` as a float; NaN, which every range refuses, if it is not a number."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """The type of an int flag in `low`..`high`."""
+
+    def parse(text: str) -> int:
+        word = text.strip()
+        if not word.lstrip("-").isdigit() or not low <= int(word) <= high:
+            raise InvalidArgument(f"{shown(text)} is invalid: expected an int in {low}..{high}")
+        return int(word)
+
+    return value_type(parse, "int")
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise InvalidArgument.field("log level", text, f"one of {', '.join(LOG_LEVELS)}")
+    return text.upper()
+
+
+LOG_LEVELS = tuple(logging.getLevelName(level) for level in (10, 20, 30, 40, 50))
+
+
+def host_port(field: str) -> Callable[[str], str]:
+    """The type of a ``HOST:PORT`` flag; refusals name `field`."""
+
+    def parse(text: str) -> str:
+        split_host_port(text, field)
+        return text
+
+    return value_type(parse, "address")
+
+
+def _node_address(text: str) -> str:
+    if unix_path(text) is None:
+        try:
+            split_host_port(text, "node")
+        except InvalidArgument:
+            raise InvalidArgument.field("node", text, "HOST:PORT or unix:///PATH") from None
+    return text
+
+
+def name_of(field: str) -> Callable[[str], str]:
+    """The type of a name flag (a node or cluster name); refusals name `field`."""
+    return value_type(lambda text: check_name(field, text), "name")
+
+
+def _listen(text: str) -> str:
+    check_listen(text)
+    return text
+
+
+def _endpoints(text: str) -> str:
+    from nodemanager.etcd_client import parse_endpoints  # it loads grpc: not for every --help
+
+    parse_endpoints(text)
+    return text
+
+
+size = value_type(parse_size, "size")
+switch = value_type(_switch, "switch")
+seconds = value_type(_seconds, "seconds")
+interval = value_type(_interval, "seconds")
+log_level = value_type(_log_level, "log level")
+node_address = value_type(_node_address, "address")
+listen = value_type(_listen, "address")
+socket_mode = value_type(parse_socket_mode, "mode")
+endpoints = value_type(_endpoints, "endpoints")
