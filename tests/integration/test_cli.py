@@ -90,6 +90,7 @@ FLAGS = [
     ("drain", "--node", "NODE", "bogus", f"node 'bogus' is invalid: {NODE_RULE}"),
     ("drain", "--timeout", None, "-1", f"seconds '-1' is invalid: {SECONDS}"),
     ("undrain", "--node", "NODE", "bogus", f"node 'bogus' is invalid: {NODE_RULE}"),
+    ("forget-node n1", "--node", "NODE", "bogus", f"node 'bogus' is invalid: {NODE_RULE}"),
     ("members", "--etcd", "ETCD", "ftp://e:1", f"etcd endpoint 'ftp://e:1' {ENDPOINT}"),
     ("members --etcd e:1", "--cluster", "CLUSTER", "a b", f"cluster 'a b' is invalid: {NAME_RULE}"),
     ("demo", "--pages", None, "-3", f"'-3' is invalid: {INT_RULE} 2..32768"),
@@ -162,6 +163,11 @@ def test_a_bad_flag_or_variable_exits_2_with_one_line_naming_it(
             "timeout 5000.0 is invalid: expected seconds in 0..3600 (0: the node's own)",
         ),
         (["members"], {}, "members needs --etcd URL (or RAMSTER_ETCD)"),
+        (
+            ["forget-node", "bad!name"],
+            {},
+            f"argument name: name 'bad!name' is invalid: {NAME_RULE}",
+        ),
     ],
 )
 def test_bad_values_together_exit_2_with_one_line(
@@ -181,7 +187,8 @@ def test_bad_values_together_exit_2_with_one_line(
     [
         ([], "ramster: the following arguments are required: COMMAND"),
         (["launch"], "ramster: argument COMMAND: invalid choice: 'launch' (choose from 'node', "
-         "'up', 'stats', 'param', 'drain', 'undrain', 'members', 'demo')"),
+         "'up', 'stats', 'param', 'drain', 'undrain', 'forget-node', "
+         "'members', 'demo')"),
         (["stats", "--bogus"], "ramster: unrecognized arguments: --bogus"),
     ],
 )  # fmt: skip
@@ -222,6 +229,7 @@ def test_a_node_or_etcd_nobody_answers_on_exits_1_with_one_line() -> None:
         (["param", "set", "zcache", "off"], "Admin/SetParam"),
         (["drain", "--timeout", "1"], "Admin/Drain"),
         (["undrain"], "Admin/Undrain"),
+        (["forget-node", "n1"], "Admin/ForgetNode"),
     ):
         result = ramster(*args, "--node", f"127.0.0.1:{port}")
         assert (result.returncode, result.stderr, result.stdout) == (
