@@ -1267,6 +1267,27 @@ def test_a_primary_without_its_copy_and_an_unreachable_replica_is_unanswered_not
     run(scenario)
 
 
+def test_an_unreachable_primary_and_a_replica_without_its_copy_is_unanswered() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        assert await put_copied(layer, tmem, pool, 1) == set()  # the copy on 3
+        ship(tmem, peers.links[2], True)  # the page on 2
+        ref = ref_of(tmem, pool, 1, 0)
+        peers.links[2].get_error = Unavailable("node 2 is slow")
+        peers.links[3].pages.clear()  # node 3 answers without its copy
+
+        assert await fetched(layer, [ref]) == [Unanswered((2,))]
+        kept = ref_of(tmem, pool, 1, 0)  # the page stays on 2, its only copy now
+        assert (kept.node, kept.replica) == (2, None)
+        assert drain_flushes(tmem) == [RemoteFlush.of(3, ref)]
+        peers.links[2].get_error = None
+        assert await fetched(layer, [kept]) == [pack_page(big(0))]
+
+    run(scenario)
+
+
 def test_a_malformed_answer_never_strands_the_callers_of_a_page() -> None:
     async def scenario() -> None:
         backend, tmem = loaded()
