@@ -8,8 +8,10 @@ registrations onto fresh pools); the same backend back after a broken stream get
 again, so its pages are still found. One lock serialises frontend calls and (un)registration.
 
 Through `BackendGuard` a call that finds the backend gone (node down, flag off, pool lost) is a
-failed put or a missed get, never an error and never stale data. Not here: the frontends' rules
-(`ramster.frontends`), the kernel-named classes (`ramster.client._frontends`).
+failed put or a missed get, never an error and never stale data; except a get of a persistent
+page that could not be reached (UNAVAILABLE, DEADLINE_EXCEEDED): that page is not gone (a node
+or the peer holding it did not answer), so the retriable error goes to the caller. Not here:
+the frontends' rules (`ramster.frontends`), the kernel-named classes (`ramster.client._frontends`).
 """
 
 from __future__ import annotations
@@ -55,13 +57,15 @@ def backend_of(state: NodeState | None) -> BackendKey | None:
 
 class BackendGuard:
     """The `TmemApi` one shim uses: calls go to `api`, but when the backend is lost a put or
-    flush reports False and a get misses instead of raising. Remembers the pools it created,
-    so `release` can give them back."""
+    flush reports False and a get misses instead of raising (a get of a persistent page that
+    could not be reached raises). Remembers the pools it created, so `release` can give them
+    back."""
 
     def __init__(self, api: TmemApi, key: BackendKey) -> None:
         self._api = api
         self.key = key
         self.pools: set[int] = set()
+        self._persistent: set[int] = set()
         self._lost = 0
 
     def __repr__(self) -> str:
@@ -73,13 +77,21 @@ class BackendGuard:
     ) -> int:
         pool = self._api.new_pool(persistent, shared_uuid, page_size)
         self.pools.add(pool)
+        if persistent:
+            self._persistent.add(pool)
         return pool
 
     def put(self, pool: int, oid: OidLike, index: int, data: bytes) -> bool:
         return self._guard(False, self._api.put, pool, oid, index, data)
 
     def get(self, pool: int, oid: OidLike, index: int, free: bool | None = None) -> bytes | None:
-        return self._guard(None, self._api.get, pool, oid, index, free)
+        try:
+            return self._api.get(pool, oid, index, free)
+        except BACKEND_LOST as error:
+            if error.retriable and pool in self._persistent:
+                raise  # not a miss: the page may well be there
+            self._note_lost(error)
+            return None
 
     def flush_page(self, pool: int, oid: OidLike, index: int) -> bool:
         return self._guard(False, self._api.flush_page, pool, oid, index)
@@ -89,6 +101,7 @@ class BackendGuard:
 
     def destroy_pool(self, pool: int) -> None:
         self.pools.discard(pool)
+        self._persistent.discard(pool)
         self._guard(None, self._api.destroy_pool, pool)
 
     def release(self) -> None:
@@ -100,11 +113,14 @@ class BackendGuard:
         try:
             return call(*args, **kwargs)
         except BACKEND_LOST as error:
-            self._lost += 1
-            # Once per backend lifetime at warning level: a dead node fails every call.
-            level = logging.WARNING if self._lost == 1 else logging.DEBUG
-            log.log(level, "backend %s/%s lost: %s", *self.key, error.message)
+            self._note_lost(error)
             return lost
+
+    def _note_lost(self, error: RamsterError) -> None:
+        self._lost += 1
+        # Once per backend lifetime at warning level: a dead node fails every call.
+        level = logging.WARNING if self._lost == 1 else logging.DEBUG
+        log.log(level, "backend %s/%s lost: %s", *self.key, error.message)
 
 
 class _Pure(Protocol):

@@ -9,14 +9,17 @@ here: the self-shrink loop (`ramster.frontends.selfshrink`) and the mapping onto
 Beyond the kernel: `unregister_ops` (a node restart) keeps the bitmaps and marks every area for
 re-initialisation. Bits can therefore be set while no backend is registered, so a store or
 invalidation then still clears the bit: a page the caller replaced or dropped must never be
-loaded later. And `failed_loads` counts loads the backend missed although the bit was set.
+loaded later. And `failed_loads` counts loads the backend missed although the bit was set. A
+load the backend cannot serve now although it holds the page (its node or the peer holding it
+does not answer) raises the backend's retriable error and keeps the bit: the page is not gone,
+and the kernel would fail the swap-in with an I/O error rather than read a slot never written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from ramster.errors import FailedPrecondition, InvalidArgument
+from ramster.errors import FailedPrecondition, InvalidArgument, RamsterError
 from ramster.frontends.ops import FrontswapOps
 
 MAX_SWAPFILES = 32
@@ -171,7 +174,9 @@ class Frontswap:
         return False
 
     def load(self, swap_type: int, offset: int) -> bytes | None:
-        """The page stored at the slot, or None if the backend does not hold it."""
+        """The page stored at the slot, or None if the backend does not hold it. Raises the
+        backend's retriable error (`Unavailable`, `DeadlineExceeded`) when it holds the page but
+        cannot reach it now: the slot stays stored, to be loaded again."""
         area = self._area(swap_type, offset)
         ops = self._ops
         if ops is None or not area.test(offset):
@@ -225,7 +230,12 @@ class Frontswap:
         """try_to_unuse for frontswap pages: lowest offsets first."""
         brought = 0
         for offset in area.present():
-            page = self.load(swap_type, offset)
+            try:
+                page = self.load(swap_type, offset)
+            except RamsterError as error:
+                if not error.retriable:
+                    raise
+                break  # unreachable now: the pages stay stored, a later shrink tries again
             # A page the backend lost (counted in failed_loads) cannot come back; its owner
             # sees the same miss on its own load.
             if page is None:

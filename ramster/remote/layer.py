@@ -34,13 +34,14 @@ from ramster.remote.absence import AbsenceClock
 from ramster.remote.links import PeerLink
 from ramster.remote.policy import (
     RemotifyConfig,
+    brings_home,
     bytes_to_ship,
     classes_to_ship,
     copies_wanted,
     placement,
     target_down,
 )
-from ramster.tmem import Oid, PutOutcome, Stored, Tmem
+from ramster.tmem import Hit, Oid, PutOutcome, Stored, Tmem
 from ramster.tmem.copies import (
     HERE,
     PageCopies,
@@ -53,7 +54,7 @@ from ramster.tmem.copies import (
     write_off,
 )
 from ramster.tmem.recovery import forget_origin, held_origins, own_records, restore
-from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment, Unanswered
 from ramster.tmem.shipping import (
     complete_shipments,
     drain_flushes,
@@ -71,8 +72,14 @@ log = logging.getLogger("ramster.remote")
 LinkFactory = Callable[[int, str, int, str, float], PeerLink]
 """Builds the link to a peer: (number, address, this node's number, epoch, timeout)."""
 
-FetchKey = tuple[int, int, int, bool]
-"""(obj_id, index, version, free): concurrent gets of one remote page share one request."""
+FetchKey = tuple[int, int, int]
+"""(obj_id, index, version): concurrent gets of one remote page share one request."""
+
+FoundPage = tuple[PackedPage, int]
+"""A page a holder answered, with the version it holds."""
+
+Fetched = Hit | Unanswered | None
+"""What a get of a remote page answers (`RemoteLayer.fetch`)."""
 
 
 class RemoteLayer:
@@ -94,7 +101,7 @@ class RemoteLayer:
         self.members: dict[int, MemberInfo] = {}
         self._links: dict[int, PeerLink] = {}
         self._failed_until: dict[int, float] = {}
-        self._inflight: dict[FetchKey, asyncio.Future[PackedPage | None]] = {}
+        self._inflight: dict[FetchKey, asyncio.Future[Fetched]] = {}
         self._wake = asyncio.Event()
         self._corrupt_of_gone = 0
         self._shipping = asyncio.Lock()  # a shipping round and bring_home exclude each other
@@ -679,7 +686,7 @@ class RemoteLayer:
         for source, indices in by_source.items():
             refs = [chunk[i].ref_on(source) for i in indices]
             try:
-                answers = await self._links[source].get(refs, free=False)
+                answers = await self._links[source].get(refs)
             except (RamsterError, KeyError) as error:
                 log.warning("repair: node %d unreadable: %s", source, error)
                 continue
@@ -719,13 +726,17 @@ class RemoteLayer:
 
     # -- gets --------------------------------------------------------------------------------
 
-    async def fetch(self, refs: Sequence[RemoteRef], free: bool) -> list[PackedPage | None]:
-        """The pages of `refs`, checked against the tree again once they arrive."""
+    async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]:
+        """The pages of `refs`, checked against the tree again once they arrive: a `Hit`, None
+        (not there), or `Unanswered` (a persistent page no holder answered for in time). Holders
+        are asked to keep their copies: a get that frees takes the page once its answer is on
+        its way (`Tmem.take`). With `keep` (a get that does not free), persistent pages read
+        come home while the store is below its low watermark."""
         futures = []
         wanted: dict[int, list[RemoteRef]] = defaultdict(list)
         loop = asyncio.get_running_loop()
         for ref in refs:
-            key = (ref.obj_id, ref.index, ref.version, free)
+            key = _fetch_key(ref)
             future = self._inflight.get(key)
             if future is None:
                 future = self._inflight[key] = loop.create_future()
@@ -736,58 +747,83 @@ class RemoteLayer:
         tmem = self._backend.tmem
         await asyncio.shield(
             asyncio.gather(
-                *(self._fetch_from(tmem, node, batch, free) for node, batch in wanted.items())
+                *(self._fetch_from(tmem, node, batch, keep) for node, batch in wanted.items())
             )
         )
         return [await future for future in futures]
 
     async def _fetch_from(
-        self, asked: Tmem | None, node: int, refs: list[RemoteRef], free: bool
+        self, asked: Tmem | None, node: int, refs: list[RemoteRef], keep: bool
     ) -> None:
         """Fetch from one peer and settle each page against the tree it was asked for: if the
         backend was reloaded meanwhile, the refs mean nothing in the new one (a miss)."""
         try:
-            answers = await self._ask(node, refs, free)
+            answers = await self._ask(node, refs)
             retry = [
                 ref
                 for n, ref in enumerate(refs)
                 if ref.replica is not None and (answers is None or answers[n] is None)
             ]
-            second, unasked = await self._ask_replicas(retry, free)
+            second, unasked = await self._ask_replicas(retry)
             tmem = self._backend.tmem
             for n, ref in enumerate(refs):
-                future = self._inflight.pop((ref.obj_id, ref.index, ref.version, free))
-                key = (ref.obj_id, ref.index)
-                answer = answers[n] if answers is not None else None
-                source = ref.node
-                if answer is None and key in second and ref.replica is not None:
-                    answer, source = second[key], ref.replica
-                    self.counters["remote_gets_failed_over"] += 1
+                future = self._inflight.pop(_fetch_key(ref))
                 if tmem is None or tmem is not asked:  # reloaded meanwhile: a miss
                     future.set_result(None)
                     continue
-                primary_has_none = answers is not None and answers[n] is None
-                if primary_has_none and ref.replica is not None and source != ref.node:
-                    lost_copy(tmem, ref, ref.node)  # the replica's copy is the only one now
-                if answer is None and (answers is None or key in unasked):
-                    # A copy could not be asked: a miss, and the handle stays for a later get
-                    # (the replica's, if the primary answered without its copy).
-                    if primary_has_none and ref.replica is not None:
-                        lost_copy(tmem, ref, ref.node)
-                    future.set_result(None)
-                    continue
-                freed = free and answer is not None
-                future.set_result(localify(tmem, ref, answer, freed, source))
+                primary = answers[n] if answers is not None else None
+                future.set_result(
+                    self._settle(tmem, ref, primary, answers is not None, second, unasked, keep)
+                )
         finally:
             # Whatever was raised, no caller may wait for these pages for ever.
             for ref in refs:
-                stuck = self._inflight.pop((ref.obj_id, ref.index, ref.version, free), None)
+                stuck = self._inflight.pop(_fetch_key(ref), None)
                 if stuck is not None and not stuck.done():
-                    stuck.set_result(None)
+                    stuck.set_result(Unanswered((ref.node,)))
 
-    async def _ask(
-        self, node: int, refs: Sequence[RemoteRef], free: bool
-    ) -> list[tuple[PackedPage, int] | None] | None:
+    def _settle(
+        self,
+        tmem: Tmem,
+        ref: RemoteRef,
+        primary: FoundPage | None,
+        asked: bool,
+        second: dict[tuple[int, int], FoundPage],
+        unasked: set[tuple[int, int]],
+        keep: bool,
+    ) -> Fetched:
+        """What the get of `ref` answers, from the reply of its primary (`asked`: it replied)
+        and of its replica if that was asked too. A holder that replied without its copy lost
+        it: the other copy is the only one now (`lost_copy`)."""
+        replies: dict[int, FoundPage | None] = {ref.node: primary} if asked else {}
+        key = (ref.obj_id, ref.index)
+        silent = [] if asked else [ref.node]
+        if ref.replica is not None and primary is None:  # the replica was asked too
+            if key in unasked:
+                silent.append(ref.replica)
+            else:
+                replies[ref.replica] = second.get(key)
+        found = [(node, reply) for node, reply in replies.items() if reply is not None]
+        if not found and not silent:
+            return localify(tmem, ref, None)  # every holder answered without it
+        for node, reply in replies.items():
+            if reply is None:
+                lost_copy(tmem, ref, node)
+        if not found:
+            return localify(tmem, ref, Unanswered(tuple(silent)))
+        source, answer = found[0]
+        if source != ref.node:
+            self.counters["remote_gets_failed_over"] += 1
+        return localify(tmem, ref, answer, keep and self._room_at_home())
+
+    def _room_at_home(self) -> bool:
+        """A page read from a peer may come home: the store is below its low watermark."""
+        store = self._backend.store
+        return store is not None and brings_home(
+            store.used_bytes, store.config.memory, store.config.low_watermark
+        )
+
+    async def _ask(self, node: int, refs: Sequence[RemoteRef]) -> list[FoundPage | None] | None:
         """The answers of peer `node` for `refs`, or None if it could not be asked. A peer
         whose pages have another copy gets the shorter `read_timeout`."""
         link = self._links.get(node)
@@ -795,7 +831,7 @@ class RemoteLayer:
             return None
         failover = any(ref.replica is not None for ref in refs)
         try:
-            answers = await link.get(refs, free, self.config.read_timeout if failover else None)
+            answers = await link.get(refs, self.config.read_timeout if failover else None)
         except RamsterError as error:
             log.warning("remote get from node %d failed: %s", node, error.message)
             return None
@@ -803,18 +839,18 @@ class RemoteLayer:
         return answers
 
     async def _ask_replicas(
-        self, refs: Sequence[RemoteRef], free: bool
-    ) -> tuple[dict[tuple[int, int], tuple[PackedPage, int]], set[tuple[int, int]]]:
+        self, refs: Sequence[RemoteRef]
+    ) -> tuple[dict[tuple[int, int], FoundPage], set[tuple[int, int]]]:
         """The pages the replicas of `refs` hold, by (obj_id, index), and the keys whose
         replica could not be asked."""
         by_node: dict[int, list[RemoteRef]] = defaultdict(list)
         for ref in refs:
             assert ref.replica is not None
             by_node[ref.replica].append(ref)
-        found: dict[tuple[int, int], tuple[PackedPage, int]] = {}
+        found: dict[tuple[int, int], FoundPage] = {}
         unasked: set[tuple[int, int]] = set()
         for node, batch in by_node.items():
-            answers = await self._ask(node, batch, free)
+            answers = await self._ask(node, batch)
             if answers is None:
                 unasked.update((ref.obj_id, ref.index) for ref in batch)
                 continue
@@ -859,18 +895,15 @@ class RemoteLayer:
         if link is None:
             return 0
         try:
-            answers = await link.get(refs, free=False)
+            answers = await link.get(refs)
         except RamsterError as error:
             log.warning("node %d unreachable while bringing pages home: %s", node, error.message)
             return 0
-        home = 0
-        done = []
-        for ref, answer in zip(refs, answers, strict=True):
-            if answer is not None and answer[1] == ref.version and repatriate(tmem, ref, answer[0]):
-                home += 1
-                done.append(RemoteFlush.of(node, ref))
-        tmem.remote_flushes.extend(done)  # sent, counted and logged by the next _send_flushes
-        return home
+        # Each page home queues the flush of the copy it replaces: sent by `_send_flushes`.
+        return sum(
+            answer is not None and answer[1] == ref.version and repatriate(tmem, ref, answer[0])
+            for ref, answer in zip(refs, answers, strict=True)
+        )
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -930,6 +963,10 @@ def _by_target(
             target = next((n for n in order if n != shipment.replica), None)
         batches[target].append(shipment)
     return batches
+
+
+def _fetch_key(ref: RemoteRef) -> FetchKey:
+    return (ref.obj_id, ref.index, ref.version)
 
 
 def _at_risk(short: Sequence[PageCopies], wanted: int, draining: frozenset[int]) -> int:

@@ -98,17 +98,17 @@ class PeerLink:
         return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
 
     async def get(
-        self, refs: Sequence[RemoteRef], free: bool, timeout: float | None = None
+        self, refs: Sequence[RemoteRef], timeout: float | None = None
     ) -> list[tuple[PackedPage, int] | None]:
-        """Each page with the version the peer holds, or None; `free`: get-and-free. A page
-        whose bytes do not match the checksum that came with them is a lost copy (None), counted
-        in `corrupt_pages`: it is never handed on. `timeout` shortens the link's deadline."""
+        """Each page with the version the peer holds, or None; the peer keeps its copies (an
+        origin frees a copy by flushing it, once its own get has answered). A page whose bytes
+        do not match the checksum that came with them is a lost copy (None), counted in
+        `corrupt_pages`: it is never handed on. `timeout` shortens the link's deadline."""
         request = peer_pb2.PeerGetRequest(
             origin=self._origin,
             keys=[
                 peer_pb2.RemoteKey(pool=r.pool_uid, oid=_oid(r.oid), index=r.index) for r in refs
             ],
-            free=free,
         )
         response = await self._call("GetPages", request, peer_pb2.PeerGetResponse, timeout)
         same = tmem_pb2.PAGE_ENCODING_SAME_FILLED

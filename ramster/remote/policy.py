@@ -66,6 +66,12 @@ def bytes_to_ship(used: int, memory: int, high: float, low: float) -> int:
     return int(used - low * memory)
 
 
+def brings_home(used: int, memory: int, low: float) -> bool:
+    """Whether a persistent page read from a peer comes home: only below the low watermark, so
+    it is not among the next pages shipped out."""
+    return used < low * memory
+
+
 def classes_to_ship(params: ModuleParams) -> list[bool]:
     """Page classes to ship, in order, as `persistent` flags: ephemeral first."""
     if not params.ramster:

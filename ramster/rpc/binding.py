@@ -3,6 +3,8 @@
 Generated gRPC stubs are untyped; instead each service lists its methods with their message
 types. A handler raises `RamsterError` for refusals; the wrapper answers with the matching
 status and message. Anything else is a fault: logged with its traceback, answered INTERNAL.
+A handler that must know whether its answer can still reach the caller (a get that frees the
+pages it answers) is bound with `unary_watched` and asks its `Call`.
 """
 
 from __future__ import annotations
@@ -28,18 +30,47 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp", bound=Message)
 
 
+class Call(Protocol):
+    """The call a handler of `unary_watched` serves."""
+
+    def alive(self) -> bool:
+        """Whether an answer sent now can still reach the caller: the call was not cancelled
+        and its deadline has not passed."""
+        ...
+
+
+class _ServedCall:
+    def __init__(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self._context = context
+
+    def alive(self) -> bool:
+        if self._context.cancelled():
+            return False
+        remaining = self._context.time_remaining()
+        return remaining is None or remaining > 0
+
+
 def unary(
     method: str,
     handler: Callable[[Req], Awaitable[Resp]],
     request_type: Callable[[bytes], Req],
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A unary method: `request_type` parses the request bytes (a message's FromString)."""
+    return unary_watched(method, lambda request, _: handler(request), request_type)
+
+
+def unary_watched(
+    method: str,
+    handler: Callable[[Req, Call], Awaitable[Resp]],
+    request_type: Callable[[bytes], Req],
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A unary method whose handler also gets the `Call` it serves."""
 
     parse = _parser(request_type)
 
     async def call(request: bytes, context: grpc.aio.ServicerContext[Req, Resp]) -> Resp:
         try:
-            return await handler(parse(request))
+            return await handler(parse(request), _ServedCall(context))
         except RamsterError as error:
             await context.abort(status_of(error), error.message)
         except Exception:

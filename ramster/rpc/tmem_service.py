@@ -2,6 +2,11 @@
 
 Besides the core's counters it counts pages by pool class under the frontends' kernel names,
 so a node shows cleancache-style hits and frontswap-style loads for all of its clients.
+
+A get that frees takes its pages only once its answer is built, fits one message and can still
+reach the caller (the kernel frees on an exclusive get only once the data is delivered): a
+caller that gave up, or an answer too large to send, frees nothing. A persistent page no holder
+answered for fails the get UNAVAILABLE (retriable): it is not gone, so it is no miss.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ import grpc
 
 from ramster.api.v1 import tmem_pb2
 from ramster.backend import Backend
-from ramster.remote.layer import RemoteLayer
+from ramster.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from ramster.remote.layer import Fetched, RemoteLayer
 from ramster.rpc import convert
-from ramster.rpc.binding import service, unary
-from ramster.tmem import Oid, PackedPage, PutOutcome, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.remote import RemoteRef
+from ramster.rpc.binding import Call, service, unary, unary_watched
+from ramster.tmem import Hit, Oid, PutOutcome, Rejected, RejectReason, Stored, Tmem
+from ramster.tmem.remote import RemoteRef, Unanswered
 from ramster.zcache.codec import unpack_page
 
 SERVICE = "ramster.api.v1.Tmem"
@@ -54,7 +60,7 @@ class TmemService:
                 "PutPages": unary(
                     "Tmem/PutPages", self.put_pages, tmem_pb2.PutPagesRequest.FromString
                 ),
-                "GetPages": unary(
+                "GetPages": unary_watched(
                     "Tmem/GetPages", self.get_pages, tmem_pb2.GetPagesRequest.FromString
                 ),
                 "FlushPages": unary(
@@ -98,28 +104,37 @@ class TmemService:
             self.counters["cleancache_puts"] += len(outcomes)
         return tmem_pb2.PutPagesResponse(results=[convert.put_status(o) for o in outcomes])
 
-    async def get_pages(self, request: tmem_pb2.GetPagesRequest) -> tmem_pb2.GetPagesResponse:
+    async def get_pages(
+        self, request: tmem_pb2.GetPagesRequest, call: Call
+    ) -> tmem_pb2.GetPagesResponse:
         tmem = self._backend.require()
         client = convert.client_name(request.client)
         spec = tmem.pool_spec(client, request.pool_id)
-        persistent = spec.persistent
-        free = convert.free_of(request.mode)
+        frees = tmem.frees_on_get(client, request.pool_id, convert.free_of(request.mode))
         keys = convert.keys_of(request.keys)
-        found = tmem.get_many_packed(client, request.pool_id, keys, free)
+        found = tmem.get_many_packed(client, request.pool_id, keys)
         remote = [(n, page) for n, page in enumerate(found) if isinstance(page, RemoteRef)]
-        pages = cast(list[PackedPage | None], found)
+        hits = cast(list[Hit | None], found)
         if remote:
-            frees = free if free is not None else not (spec.persistent or spec.shared)
-            fetched = await self._fetch([ref for _, ref in remote], frees)
+            fetched = await self._fetch([ref for _, ref in remote], keep=not frees)
+            unanswered: list[tuple[int, Unanswered]] = []
             for (n, _), page in zip(remote, fetched, strict=True):
-                pages[n] = page
-        self._count_gets(persistent, len(keys), sum(page is not None for page in pages))
-        if request.packed:
-            return convert.packed_response(pages, spec.page_size)
-        return tmem_pb2.GetPagesResponse(
-            found=[page is not None for page in pages],
-            data=[unpack_page(page) if page is not None else b"" for page in pages],
-        )
+                if isinstance(page, Unanswered):
+                    unanswered.append((n, page))
+                else:
+                    hits[n] = page
+            if unanswered:  # nothing is freed: the whole get is to be tried again
+                raise _unavailable(unanswered)
+        response = _answer(hits, request.packed, spec.page_size)
+        if frees and any(hits):
+            if not call.alive():  # nobody will receive the pages: they stay
+                raise DeadlineExceeded("the caller is gone: no page was freed")
+            taken = iter(tmem.take([hit for hit in hits if hit is not None]))
+            kept = [hit if hit is not None and next(taken) else None for hit in hits]
+            if kept != hits:  # another get took some meanwhile: those are misses here
+                hits, response = kept, _answer(kept, request.packed, spec.page_size)
+        self._count_gets(spec.persistent, len(keys), sum(hit is not None for hit in hits))
+        return response
 
     async def _replicate(
         self,
@@ -141,10 +156,10 @@ class TmemService:
             for key, outcome in zip(keys, outcomes, strict=True)
         ]
 
-    async def _fetch(self, refs: list[RemoteRef], free: bool) -> list[PackedPage | None]:
+    async def _fetch(self, refs: list[RemoteRef], keep: bool) -> list[Fetched]:
         if self.remote is None:  # remote pages without a remote layer: nothing can fetch them
             return [None] * len(refs)
-        return await self.remote.fetch(refs, free)
+        return await self.remote.fetch(refs, keep)
 
     def _count_gets(self, persistent: bool, asked: int, hits: int) -> None:
         if persistent:
@@ -172,3 +187,33 @@ class TmemService:
         oids = [convert.oid_of(oid) for oid in request.oids]
         flushed = tmem.flush_objects(client, request.pool_id, oids)
         return tmem_pb2.FlushObjectsResponse(flushed=flushed)
+
+
+def _answer(hits: list[Hit | None], packed: bool, page_size: int) -> tmem_pb2.GetPagesResponse:
+    """The answer to a get, refused before anything is freed if it is too large to send."""
+    pages = [hit.page if hit is not None else None for hit in hits]
+    if packed:
+        response = convert.packed_response(pages, page_size)
+    else:
+        response = tmem_pb2.GetPagesResponse(
+            found=[page is not None for page in pages],
+            data=[unpack_page(page) if page is not None else b"" for page in pages],
+        )
+    size = response.ByteSize()
+    if size > convert.MAX_MESSAGE:
+        raise ResourceExhausted(
+            f"the answer to {len(hits)} keys is {size} bytes, more than one message holds "
+            f"({convert.MAX_MESSAGE}): ask for fewer keys (no page was freed)"
+        )
+    return response
+
+
+def _unavailable(unanswered: list[tuple[int, Unanswered]]) -> Unavailable:
+    """The refusal of a get whose persistent pages no holder answered for: they stay."""
+    n, first = unanswered[0]
+    nodes = " and ".join(f"node {node}" for node in first.nodes)
+    more = f" (and {len(unanswered) - 1} more keys)" if len(unanswered) > 1 else ""
+    return Unavailable(
+        f"keys[{n}] is a page held by {nodes}, which did not answer in time{more}: it is kept, "
+        "try again"
+    )

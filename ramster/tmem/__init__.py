@@ -4,13 +4,14 @@ Not here: how page bytes are held (`ramster.zcache`), the frontends (`ramster.fr
 anything that does I/O. This package imports neither gRPC nor generated code.
 """
 
-from ramster.tmem.host import PutOutcome, Stored, Tmem
+from ramster.tmem.host import Hit, PutOutcome, Stored, Tmem
 from ramster.tmem.keys import INVALID_OID, Oid, PoolSpec, TmemLimits, as_oid
 from ramster.tmem.store import Created, PackedPage, PageStore, Rejected, RejectReason
 
 __all__ = [
     "INVALID_OID",
     "Created",
+    "Hit",
     "Oid",
     "PackedPage",
     "PageStore",

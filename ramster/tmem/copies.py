@@ -240,7 +240,7 @@ def write_off(tmem: Tmem, node: int, restarted: bool) -> tuple[WriteOff, list[Re
                 lost += 1
             else:
                 ephemeral += 1
-            drop_handle(obj, index, slot, tmem, flush_except=None)
+            drop_handle(obj, index, slot, tmem)
     tmem._counters["remote_pers_pages_lost"] += lost
     orphans += [f for f in tmem.remote_flushes if f.node == node]
     tmem.remote_flushes = [f for f in tmem.remote_flushes if f.node != node]

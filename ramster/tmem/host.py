@@ -4,6 +4,8 @@ Pure and synchronous: no I/O, no event loop. Requests are validated here once an
 named `RamsterError`; a put the store refuses is an outcome (`Rejected`), not an error. Page bytes
 live in a `PageStore`; this module decides which keys exist, which get frees, and which version a
 page has. The network edges (`ramster.rpc`) call it; the frontends reach it through an adapter.
+In process a get frees at once (`get`, `get_many`); over the network it reads (`get_many_packed`)
+and frees only once its answer is on its way (`take`): a caller that gave up loses no page.
 """
 
 from __future__ import annotations
@@ -73,6 +75,17 @@ class Stored:
 
 
 PutOutcome = Stored | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A page a get found, packed as stored, with the object, index and version it was found
+    under: a get that frees hands it to `Tmem.take` once its answer is on its way."""
+
+    page: PackedPage
+    obj_id: int
+    index: int
+    version: int
 
 
 class Tmem:
@@ -271,23 +284,50 @@ class Tmem:
         free: bool | None = None,
     ) -> list[bytes | None]:
         """Get a batch; every key is validated before any page is read or freed. For pages that
-        may be on peers, use `get_many_packed` and `localify`."""
+        may be on peers, use `get_many_packed`, `shipping.localify` and `take`."""
         pool = self._pool(client, pool_id)
         read = self._store.read
         return [_local(self._get(pool, o, i, free, read)) for o, i in _checked_keys(keys)]
 
     def get_many_packed(
-        self,
-        client: str,
-        pool_id: int,
-        keys: Sequence[tuple[OidLike, int]],
-        free: bool | None = None,
-    ) -> list[PackedPage | RemoteRef | None]:
-        """`get_many`, answering pages packed as stored, for a reader that unpacks them; a page
-        on a peer is a `RemoteRef` to fetch and pass to `localify`."""
+        self, client: str, pool_id: int, keys: Sequence[tuple[OidLike, int]]
+    ) -> list[Hit | RemoteRef | None]:
+        """Read a batch, frees nothing: each page packed as stored (a `Hit`), a `RemoteRef` for a
+        page on a peer (fetch it and pass it to `shipping.localify`), or None. A get that frees
+        (`frees_on_get`) then calls `take`. Every key is validated before any page is read."""
         pool = self._pool(client, pool_id)
-        read = self._store.read_packed
-        return [self._get(pool, oid, index, free, read) for oid, index in _checked_keys(keys)]
+        found: list[Hit | RemoteRef | None] = []
+        for oid, index in _checked_keys(keys):
+            obj, slot = self._lookup(pool, oid, index)
+            if obj is None or slot is None:
+                found.append(None)
+            elif slot & REMOTE:
+                found.append(self._remote_ref(obj, index, slot))
+            else:
+                page = self._store.read_packed(slot, pool.spec.page_size)
+                found.append(Hit(page, obj.obj_id, index, self._store.version(slot)))
+        return found
+
+    def frees_on_get(self, client: str, pool_id: int, free: bool | None) -> bool:
+        """Whether a get of the pool frees what it finds: `free`, or the pool's rule if None."""
+        return _frees(self._pool(client, pool_id), free)
+
+    def take(self, hits: Sequence[Hit]) -> list[bool]:
+        """End a get that frees, once its answer is on its way: free each hit's page (a page on
+        a peer: its handle, and queue the flushes of every copy). False for a hit whose key no
+        longer holds that version (flushed, put again, or taken by another get meanwhile): its
+        answer is a miss."""
+        taken = []
+        for hit in hits:
+            obj = self._objects.get(hit.obj_id)
+            slot = obj.slot(hit.index) if obj is not None else None
+            if obj is None or slot is None or self._slot_version(slot) != hit.version:
+                taken.append(False)
+                continue
+            obj.pop(hit.index)
+            self._release(obj, hit.index, slot)
+            taken.append(True)
+        return taken
 
     def flush_page(self, client: str, pool_id: int, oid: OidLike, index: int) -> bool:
         """Remove one page; False if there was none."""
@@ -319,7 +359,7 @@ class Tmem:
         slot = obj.slot(index) if obj is not None else None
         if slot is None:
             return None
-        return self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
+        return self._slot_version(slot)
 
     def counters(self) -> dict[str, int]:
         counters = dict(self._counters)
@@ -395,17 +435,25 @@ class Tmem:
     def _get(
         self, pool: Pool, oid: Oid, index: int, free: bool | None, read: Callable[[int, int], T]
     ) -> T | RemoteRef | None:
-        obj = pool.objects.get(oid)
-        slot = obj.slot(index) if obj is not None else None
+        obj, slot = self._lookup(pool, oid, index)
         if obj is None or slot is None:
             return None
-        if slot & REMOTE:  # left in place: `localify` decides once the page is back
+        if slot & REMOTE:
             return self._remote_ref(obj, index, slot)
         data = read(slot, pool.spec.page_size)
-        if pool.frees_on_get if free is None else free:
+        if _frees(pool, free):
             obj.pop(index)
             self._release(obj, index, slot)
         return data
+
+    @staticmethod
+    def _lookup(pool: Pool, oid: Oid, index: int) -> tuple[TmemObject | None, int | None]:
+        obj = pool.objects.get(oid)
+        return obj, (obj.slot(index) if obj is not None else None)
+
+    def _slot_version(self, slot: int) -> int:
+        """The version of the page at an object slot, local or remote."""
+        return self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
 
     def _remote_ref(self, obj: TmemObject, index: int, handle: int) -> RemoteRef:
         pool = obj.pool
@@ -505,6 +553,12 @@ class Tmem:
             obj.pool.pages -= 1
             if not obj and obj is not keep:
                 self._unlink_object(obj)
+
+
+def _frees(pool: Pool, free: bool | None) -> bool:
+    """The one rule of which gets free: the caller's `free`, else the pool's (private ephemeral
+    pools are exclusive caches)."""
+    return pool.frees_on_get if free is None else free
 
 
 def _local(page: bytes | RemoteRef | None) -> bytes | None:

@@ -4,7 +4,8 @@ An object's slot with the `REMOTE` bit is a *remote handle*: the peer that holds
 version it had when shipped (the kernel's fake pampd, without its 8-node limit). The core hands
 out `Shipment`s for remotify and swaps a local page for a handle only if its version is still the
 one shipped (compare-and-swap); a get of a remote page yields a `RemoteRef`, and the fetched bytes
-come back through `Tmem.localify`, which re-checks the key. Flushes of remote pages become
+(or `Unanswered`: no holder answered) come back through `shipping.localify`, which re-checks the
+key. Flushes of remote pages become
 `RemoteFlush`es, queued for the remote layer. A persistent page may also have a *replica*: a
 second copy on another peer (`persistent_copies`), known by the page's version. No I/O here.
 """
@@ -42,7 +43,7 @@ class Shipment:
 
 @dataclass(frozen=True, slots=True)
 class RemoteRef:
-    """A page a get found on a peer: fetch it from `node`, then hand it to `Tmem.localify`."""
+    """A page a get found on a peer: fetch it from `node`, then hand it to `shipping.localify`."""
 
     node: int
     obj_id: int
@@ -54,6 +55,14 @@ class RemoteRef:
     page_size: int
     replica: int | None = None
     """The node holding the page's other copy, read if `node` cannot answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A get of a remote page that no holder answered in time (`nodes`: the holders that did
+    not): neither the page nor a miss, since the page may still be there."""
+
+    nodes: tuple[int, ...]
 
 
 class PageVersion(Protocol):

@@ -4,17 +4,19 @@ Pure decisions over a `Tmem`'s tree; the remote layer (`ramster.remote`) does th
 back here. Shipping takes the oldest remotable pages; a shipped page becomes a remote handle only
 if it is still the page shipped (same slot, same version) — otherwise the peer's copy is an
 orphan and a flush for it is queued. A fetched page is checked again before it is handed out:
-flushed meanwhile ⇒ miss; overwritten meanwhile ⇒ the newer local page wins. This module is the
-core's friend: it works on the host's private tree, and nothing else does.
+flushed meanwhile ⇒ miss; overwritten meanwhile ⇒ the newer local page wins. A page no holder
+answered for is a miss for good if ephemeral (its copies are flushed), and stays if persistent.
+No get frees here: a get that frees ends with `Tmem.take`. This module is the core's friend: it
+works on the host's private tree, and nothing else does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ramster.tmem.host import INDEX_BITS, INDEX_MASK, Tmem
+from ramster.tmem.host import INDEX_BITS, INDEX_MASK, Hit, Tmem
 from ramster.tmem.pool import TmemObject
-from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteRef, Shipment, Unanswered
 from ramster.tmem.store import Created, PackedPage
 
 
@@ -105,15 +107,13 @@ def return_shipments(tmem: Tmem, shipments: Sequence[Shipment]) -> None:
 def localify(
     tmem: Tmem,
     ref: RemoteRef,
-    answer: tuple[PackedPage, int] | None,
-    freed: bool,
-    source: int | None = None,
-) -> PackedPage | None:
-    """What a get of `ref` answers once a peer replied `answer` (its page and the version it
-    held; None: neither copy could be read). `source` is the peer that answered (default: the
-    primary, `ref.node`); with `freed` it dropped the copy it answered, and the other copy is
-    flushed."""
-    source = ref.node if source is None else source
+    answer: tuple[PackedPage, int] | Unanswered | None,
+    home: bool = False,
+) -> Hit | Unanswered | None:
+    """What a get of `ref` answers once its holders replied `answer`: the page and the version
+    a holder held; `Unanswered`, no holder answered in time; None, every holder answered without
+    the page. Frees nothing: a get that frees ends with `Tmem.take`. With `home` (the store has
+    room) a persistent page read from a peer comes home (`repatriate`)."""
     counters = tmem._counters
     kind = "pers" if ref.persistent else "eph"
     obj, handle = _current(tmem, ref)
@@ -123,24 +123,30 @@ def localify(
     if not handle & REMOTE:  # put again while waiting: the newer local page wins
         counters[f"remote_{kind}_pages_unsucc_get"] += 1
         page = tmem._store.read_packed(handle, ref.page_size)
-        if freed:
-            obj.pop(ref.index)
-            tmem._release(obj, ref.index, handle)
-        return page
+        return Hit(page, obj.obj_id, ref.index, tmem._store.version(handle))
     current = tmem._remote.version(handle)
-    if answer is not None and answer[1] == current:
+    if isinstance(answer, tuple) and answer[1] == current:
         # The peer holds what the handle says: the version asked for, or a newer one shipped
         # to the same peer while the request was out.
         counters[f"remote_{kind}_pages_succ_get"] += 1
-        if freed:
-            drop_handle(obj, ref.index, handle, tmem, flush_except=source)
-        return answer[0]
-    counters[f"remote_{kind}_pages_unsucc_get"] += 1
+        if home and ref.persistent and current == ref.version:
+            repatriate(tmem, ref, answer[0])
+        return Hit(answer[0], obj.obj_id, ref.index, current)
     if current != ref.version:  # re-put and re-shipped meanwhile: a later get will find it
+        counters[f"remote_{kind}_pages_unsucc_get"] += 1
         return None
+    if isinstance(answer, Unanswered):
+        if ref.persistent:  # the page is not gone: it stays, to be asked for again
+            return answer
+        # An ephemeral page may vanish, but a miss must stay a miss (get-get coherency): the
+        # record goes and the holder is told to drop its copy.
+        counters["remote_eph_pages_unsucc_get"] += 1
+        drop_remote(tmem, ref)
+        return None
+    counters[f"remote_{kind}_pages_unsucc_get"] += 1
     if ref.persistent:
         counters["remote_pers_pages_lost"] += 1
-    drop_handle(obj, ref.index, handle, tmem, flush_except=None)
+    drop_handle(obj, ref.index, handle, tmem)
     return None
 
 
@@ -159,7 +165,9 @@ def drop_remote(tmem: Tmem, ref: RemoteRef) -> bool:
 
 def repatriate(tmem: Tmem, ref: RemoteRef, fetched: PackedPage) -> bool:
     """Bring a fetched remote page home: a local page with the same version replaces the
-    handle. False if the handle changed meanwhile or the store has no room (it stays remote)."""
+    handle, and the flush of the peer's copy is queued (a replica elsewhere stays the page's
+    other copy). False if the handle changed meanwhile or the store has no room (it stays
+    remote)."""
     obj, handle = _current(tmem, ref)
     if obj is None or handle is None or not handle & REMOTE:
         return False
@@ -172,8 +180,9 @@ def repatriate(tmem: Tmem, ref: RemoteRef, fetched: PackedPage) -> bool:
         tmem._forget(outcome.evicted, keep=obj)
     if not isinstance(outcome, Created):
         return False
-    tmem._remote_remove(handle, ref.persistent)
+    node = tmem._remote_remove(handle, ref.persistent)
     obj.replace(ref.index, outcome.slot)
+    tmem.remote_flushes.append(RemoteFlush.of(node, ref))
     if ref.persistent:
         tmem._counters["pers_pages_repatriated"] += 1
     return True
@@ -202,17 +211,9 @@ def _current(tmem: Tmem, ref: RemoteRef) -> tuple[TmemObject | None, int | None]
     return obj, (obj.slot(ref.index) if obj is not None else None)
 
 
-def drop_handle(
-    obj: TmemObject, index: int, handle: int, tmem: Tmem, flush_except: int | None
-) -> None:
-    """Forget a remote page whose copy on `flush_except` is already gone: the flush of its other
-    copy is queued (None: every copy is gone, nothing is flushed)."""
-    version = tmem._remote.version(handle)
-    replica = tmem._replicas.pop(version, None)
-    if flush_except is not None:
-        for node in (tmem._remote.node(handle), replica):
-            if node is not None and node != flush_except:
-                tmem.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index, version))
+def drop_handle(obj: TmemObject, index: int, handle: int, tmem: Tmem) -> None:
+    """Forget a remote page none of whose copies is left: no flush is queued."""
+    tmem._replicas.pop(tmem._remote.version(handle), None)
     obj.pop(index)
     tmem._remote_remove(handle, obj.pool.spec.persistent)
     obj.pool.pages -= 1

@@ -1,10 +1,12 @@
-"""A peer that stops answering (DESIGN §6): gets of its pages miss within the peer deadline.
+"""A peer that stops answering (DESIGN §6): gets of its pages fail within the peer deadline.
 
 Two real nodes with static membership; A reaches B only through a `DelayProxy` (B advertises the
 proxy's address, so A's peer link goes through it too), while B reaches A directly. A has a small
-budget and ships persistent pages to B. Then the proxy black-holes: a get on A of a page held by
-B must come back a miss (never wrong data) within the peer deadline plus a margin, while gets of
-pages still local on A stay fast. Once the proxy forwards again the remote page reads back exact.
+budget and ships persistent pages to B. A read of a page on B brings it home (A is below its low
+watermark once it has shipped). Then the proxy black-holes: a get on A of a page held by B must
+fail UNAVAILABLE (the page is not gone: never a miss, never wrong data) within the peer deadline
+plus a margin, while gets of pages still local on A stay fast. Once the proxy forwards again the
+remote page reads back exact.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from ramster.client import SyncClient
+from ramster.errors import Unavailable
 from tests.integration.conftest import NodeFactory, wait_for
 from tests.integration.test_cluster import key, pages_of, settled, store_all, text_page
 from tests.support.delay_proxy import DelayProxy
@@ -28,6 +31,10 @@ STALL_BOUND = PEER_TIMEOUT + 3.0
 LOCAL_BOUND = 0.5
 """A get of a local page takes less than this, stall or not."""
 TEST_BOUND = 40.0
+UNANSWERED = (
+    "Tmem/GetPages: node unavailable (keys[0] is a page held by node 2, which did not answer in "
+    "time: it is kept, try again)"
+)
 CLIENT_TIMEOUT = 30.0
 """Longer than any bound above: a hang shows up as a slow answer, not as a client deadline."""
 
@@ -40,11 +47,19 @@ def proxy_to_b() -> Iterator[tuple[DelayProxy, int]]:
         yield proxy, port
 
 
+def read_back(client: SyncClient, pool: int, n: int) -> bool:
+    """Page `n` reads back exact; False while its holder is still unavailable."""
+    try:
+        return client.get_many(pool, [key(n)], free=False) == [text_page(n)]
+    except Unavailable:
+        return False
+
+
 def remote_pers_gets(client: SyncClient) -> int:
     return client.stats()["remote_pers_pages_succ_get"]
 
 
-def test_a_black_holed_peer_makes_its_pages_miss_within_the_deadline_and_local_gets_stay_fast(
+def test_a_black_holed_peer_makes_its_pages_unavailable_in_time_and_local_gets_stay_fast(
     node_factory: NodeFactory, proxy_to_b: tuple[DelayProxy, int]
 ) -> None:
     started = time.monotonic()
@@ -72,13 +87,17 @@ def test_a_black_holed_peer_makes_its_pages_miss_within_the_deadline_and_local_g
         quiet = settled(lambda: a.stats()["remote_pers_pages"])
         assert quiet > 0, a.stats()
 
-        # The oldest page went first; the newest stayed. Check both with the remote-get counter.
-        remote, local = numbers[0], numbers[-1]
-        before = remote_pers_gets(a)
-        assert a.get_many(pool, [key(remote)], free=False) == [text_page(remote)]
-        assert remote_pers_gets(a) == before + 1, "page 0 is not on B"
+        # The oldest pages went first; the newest stayed. Check them with the remote-get counter.
+        remote, home, local = numbers[1], numbers[0], numbers[-1]
+        before = a.stats()
+        assert a.get_many(pool, [key(home)], free=False) == [text_page(home)]
+        after = a.stats()
+        assert after["remote_pers_pages_succ_get"] == before["remote_pers_pages_succ_get"] + 1
+        assert after["pers_pages_repatriated"] == before["pers_pages_repatriated"] + 1
+        # Read from B, it came home: the next reads are local.
+        assert a.get_many(pool, [key(home)], free=False) == [text_page(home)]
         assert a.get_many(pool, [key(local)], free=False) == [text_page(local)]
-        assert remote_pers_gets(a) == before + 1, f"page {local} is not local"
+        assert remote_pers_gets(a) == after["remote_pers_pages_succ_get"], "a read went to B"
 
         proxy.black_hole()
         stalled: dict[str, object] = {}
@@ -101,18 +120,20 @@ def test_a_black_holed_peer_makes_its_pages_miss_within_the_deadline_and_local_g
             time.sleep(0.1)
         getter.join(STALL_BOUND + 2)
         assert not getter.is_alive(), f"get of a page on the black-holed peer hung: {proxy!r}"
-        assert stalled["got"] == [None], "a page on an unreachable peer must miss"
+        assert repr(stalled["got"]) == repr(Unavailable(UNANSWERED)), stalled
         assert stalled["elapsed"] < STALL_BOUND, stalled
         assert local_times and max(local_times) < LOCAL_BOUND, local_times
 
-        # Still stalled (B may be out of A's view by now): a miss again, and quickly.
+        # Still stalled: unavailable again (the page stays), and within the bound.
         begun = time.monotonic()
-        assert a.get_many(pool, [key(remote)], free=False) == [None]
+        with pytest.raises(Unavailable) as again:
+            a.get_many(pool, [key(remote)], free=False)
+        assert again.value.message == UNANSWERED
         assert time.monotonic() - begun < STALL_BOUND
 
         proxy.restore()
         wait_for(
-            lambda: a.get_many(pool, [key(remote)], free=False) == [text_page(remote)],
+            lambda: read_back(a, pool, remote),
             timeout=10,
             what="the page on B reading back exact once the proxy forwards again",
         )

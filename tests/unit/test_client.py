@@ -206,7 +206,7 @@ class FakeApi:
 )
 def test_the_guard_turns_a_lost_backend_into_failures_and_misses(error: RamsterError) -> None:
     guard = BackendGuard(FakeApi(error), ("e1", 1))
-    assert guard.new_pool(persistent=True) == 5
+    assert guard.new_pool(persistent=False) == 5
     assert (guard.put(5, 1, 0, PAGE), guard.get(5, 1, 0), guard.flush_page(5, 1, 0)) == (
         False,
         None,
@@ -215,6 +215,32 @@ def test_the_guard_turns_a_lost_backend_into_failures_and_misses(error: RamsterE
     assert guard.flush_object(5, 1) is False
     guard.release()
     assert repr(guard) == "<BackendGuard e1/1 pools=[] lost=5>"
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (Unavailable("Tmem/GetPages: node unavailable (keys[0] is a page held by node 2)"), True),
+        (DeadlineExceeded("Tmem/GetPages: deadline exceeded (Deadline Exceeded)"), True),
+        (FailedPrecondition("the zcache backend is off on this node"), False),
+        (NotFound("pool_id 5 does not exist for client 'app'"), False),
+    ],
+)
+def test_the_guard_misses_a_persistent_page_only_if_it_is_gone(
+    error: RamsterError, raised: bool
+) -> None:
+    """A persistent page that could not be reached is not gone: the retriable error is the
+    answer, not a miss (a frontswap load must not read a slot it never wrote)."""
+    guard = BackendGuard(FakeApi(error), ("e1", 1))
+    assert guard.new_pool(persistent=True) == 5
+    if raised:
+        with pytest.raises(type(error)) as caught:
+            guard.get(5, 1, 0)
+        assert caught.value is error
+    else:
+        assert guard.get(5, 1, 0) is None
+    assert guard.put(5, 1, 0, PAGE) is False  # a store still just fails
+    assert repr(guard) == f"<BackendGuard e1/1 pools=[5] lost={1 + (not raised)}>"
 
 
 def test_the_guard_passes_answers_and_other_errors_through() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import uuid
 
-from ramster.tmem import PoolSpec, Rejected, Stored, Tmem
+from ramster.tmem import Hit, PoolSpec, Rejected, Stored, Tmem
 from ramster.tmem.copies import (
     HERE,
     PageCopies,
@@ -142,21 +142,29 @@ def test_remotify_keeps_the_replica_and_a_get_and_free_flushes_the_other_copy() 
     [ref] = remote_refs(tmem)
     assert (ref.node, ref.replica) == (C, B)
 
-    # C answers and frees its copy: B's goes too.
-    answer = (pack_page(page(100)), 1)
-    assert localify(tmem, ref, answer, freed=True) == pack_page(page(100))
-    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
+    # C answers (keeping its copy) and the get takes the page: both copies are flushed.
+    hit = localify(tmem, ref, (pack_page(page(100)), 1))
+    assert hit == Hit(pack_page(page(100)), ref.obj_id, 0, 1)
+    assert tmem.take([hit]) == [True]
+    assert drain_flushes(tmem) == [
+        RemoteFlush(B, 1, (1, 0, 0), 0, 1),
+        RemoteFlush(C, 1, (1, 0, 0), 0, 1),
+    ]
 
 
-def test_a_read_failed_over_to_the_replica_flushes_the_primary_when_freed() -> None:
+def test_a_read_failed_over_to_the_replica_flushes_both_copies_when_taken() -> None:
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     copied(tmem, pool, [(1, 0)], B)
     complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
     [ref] = remote_refs(tmem)
-    answer = (pack_page(page(100)), 1)
-    assert localify(tmem, ref, answer, freed=True, source=B) == pack_page(page(100))
-    assert drain_flushes(tmem) == [RemoteFlush(C, 1, (1, 0, 0), 0, 1)]
+    hit = localify(tmem, ref, (pack_page(page(100)), 1))  # B's answer, the replica
+    assert isinstance(hit, Hit) and hit.page == pack_page(page(100))
+    assert tmem.take([hit]) == [True]
+    assert drain_flushes(tmem) == [
+        RemoteFlush(B, 1, (1, 0, 0), 0, 1),
+        RemoteFlush(C, 1, (1, 0, 0), 0, 1),
+    ]
 
 
 def test_a_primary_that_lost_its_copy_leaves_the_replica_as_the_only_one() -> None:
@@ -264,7 +272,7 @@ def test_a_restarted_node_takes_back_its_pages_and_its_client_gets_its_pool_agai
     assert restore(new, B, records, keys) == 3
     assert new.new_pool(APP, PERSISTENT) == pool  # claimed, not a new one
     assert new.new_pool(APP, PERSISTENT) == pool + 1  # the next is new
-    refs = new.get_many_packed(APP, pool, [((1, 0, 0), 1)], free=False)
+    refs = new.get_many_packed(APP, pool, [((1, 0, 0), 1)])
     assert [(r.node, r.version) for r in refs] == [(B, 2)]  # type: ignore[union-attr]
     put = new.put(APP, pool, 9, 0, page(1))
     assert put == Stored(4)  # versions go on above the recovered ones
@@ -297,7 +305,7 @@ def test_a_shared_persistent_pool_comes_back_for_the_first_client_that_joins_it(
     new = host()
     assert restore(new, B, [PoolRecord(3, "x", 0, shared)], [(3, (1, 0, 0), 0, 5)]) == 1
     pool = new.new_pool("y", shared)
-    [ref] = new.get_many_packed("y", pool, [((1, 0, 0), 0)], free=False)
+    [ref] = new.get_many_packed("y", pool, [((1, 0, 0), 0)])
     assert (ref.node, ref.version) == (B, 5)  # type: ignore[union-attr]
 
 

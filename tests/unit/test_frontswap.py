@@ -6,14 +6,19 @@ from collections.abc import Callable
 
 import pytest
 
-from ramster.errors import FailedPrecondition, InvalidArgument
+from ramster.errors import FailedPrecondition, InvalidArgument, Unavailable
 from ramster.frontends.frontswap import Frontswap, SwapIn
 
 PAGE = b"p" * 4096
+UNREACHABLE = Unavailable(
+    "Tmem/GetPages: node unavailable (keys[0] is a page held by node 2, which did not answer in "
+    "time: it is kept, try again)"
+)
 
 
 class FakeFrontswapOps:
-    """Keeps pages in a dict; `accept` decides stores; every call is recorded."""
+    """Keeps pages in a dict; `accept` decides stores; a load of a key in `unreachable` raises
+    `UNREACHABLE` (the backend holds the page but cannot reach it now); every call is recorded."""
 
     def __init__(self, frontend: Frontswap | None = None, exclusive_gets: bool = False) -> None:
         self.frontend = frontend
@@ -22,6 +27,7 @@ class FakeFrontswapOps:
         self.calls: list[tuple[object, ...]] = []
         self.saw_ops_at_init: list[bool] = []
         self.pages: dict[tuple[int, int], bytes] = {}
+        self.unreachable: set[tuple[int, int]] = set()
 
     def init(self, swap_type: int) -> None:
         self.calls.append(("init", swap_type))
@@ -38,6 +44,8 @@ class FakeFrontswapOps:
 
     def load(self, swap_type: int, offset: int) -> bytes | None:
         self.calls.append(("load", swap_type, offset))
+        if (swap_type, offset) in self.unreachable:
+            raise UNREACHABLE
         if self.exclusive_gets:
             return self.pages.pop((swap_type, offset), None)
         return self.pages.get((swap_type, offset))
@@ -357,6 +365,32 @@ def test_shrink_goes_past_pages_the_backend_lost() -> None:
     assert back == [(0, 2, page(2)), (0, 3, page(3))]
     assert fs.curr_pages() == 1
     assert fs.counters()["failed_loads"] == 1
+
+
+def test_a_load_the_backend_cannot_serve_now_raises_and_the_slot_stays_stored() -> None:
+    fs, ops = registered(exclusive_gets=True)
+    fs.store(0, 3, PAGE)
+    ops.unreachable.add((0, 3))
+    with pytest.raises(Unavailable) as raised:
+        fs.load(0, 3)  # not None: the page is not gone, and a swap-in must not read the disk
+    assert raised.value is UNREACHABLE
+    assert fs.curr_pages() == 1
+    assert counts(fs) == (0, 1, 0, 0, 0)
+    ops.unreachable.clear()
+    assert fs.load(0, 3) == PAGE  # tried again, it loads
+    assert fs.curr_pages() == 0
+
+
+def test_shrink_stops_at_a_page_the_backend_cannot_reach_now() -> None:
+    back: list[tuple[int, int, bytes]] = []
+    fs, ops = registered(swapin=lambda t, o, p: back.append((t, o, p)))
+    for offset in (1, 2, 3):
+        fs.store(0, offset, page(offset))
+    ops.unreachable.add((0, 2))
+    assert fs.shrink(0) == 1
+    assert back == [(0, 1, page(1))]
+    assert fs.curr_pages() == 2  # the rest stays stored, for a later shrink
+    assert fs.counters()["failed_loads"] == 0
 
 
 def test_shrink_within_target_or_without_a_backend_does_nothing() -> None:

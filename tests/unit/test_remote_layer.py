@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import math
 import random
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
@@ -30,10 +31,10 @@ from ramster.params import ModuleParams
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.links import PeerLink
 from ramster.remote.policy import RemotifyConfig
-from ramster.tmem import Oid, PackedPage, PoolSpec, Stored, Tmem
+from ramster.tmem import Hit, Oid, PackedPage, PoolSpec, Stored, Tmem
 from ramster.tmem.host import REMOTE_PAGE_BYTES
 from ramster.tmem.pool import OBJECT_BYTES
-from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment, Unanswered
 from ramster.tmem.shipping import complete_shipments, drain_flushes, remote_refs, take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.codec import compress_page, pack_page
@@ -123,14 +124,13 @@ class FakePeer:
         return [True] * len(shipments)
 
     async def get(
-        self, refs: Sequence[RemoteRef], free: bool, timeout: float | None = None
+        self, refs: Sequence[RemoteRef], timeout: float | None = None
     ) -> list[FoundPage | None]:
-        self.log.append((self.number, "get", ([(r.oid, r.index) for r in refs], free)))
+        self.log.append((self.number, "get", [(r.oid, r.index) for r in refs]))
         await self.gate.wait()
         if self.get_error is not None:
             raise self.get_error
-        keys = [(r.pool_uid, r.oid, r.index) for r in refs]
-        return [self.pages.pop(k, None) if free else self.pages.get(k) for k in keys]
+        return [self.pages.get((r.pool_uid, r.oid, r.index)) for r in refs]
 
     async def flush(self, flushes: Sequence[RemoteFlush]) -> int:
         self.log.append((self.number, "flush", list(flushes)))
@@ -263,9 +263,19 @@ def ship(tmem: Tmem, peer: FakePeer, persistent: bool, max_pages: int = 1000) ->
 
 
 def ref_of(tmem: Tmem, pool: int, oid: int, index: int) -> RemoteRef:
-    [found] = tmem.get_many_packed(APP, pool, [(oid, index)], free=False)
+    [found] = tmem.get_many_packed(APP, pool, [(oid, index)])
     assert isinstance(found, RemoteRef), found
     return found
+
+
+async def fetched(
+    layer: RemoteLayer, refs: Sequence[RemoteRef], keep: bool = False
+) -> list[PackedPage | Unanswered | None]:
+    """What `layer.fetch` answers for `refs`, a page for each hit. Only with `keep` (a get that
+    does not free) may persistent pages come home: tests of other rules leave them remote."""
+    return [
+        found.page if isinstance(found, Hit) else found for found in await layer.fetch(refs, keep)
+    ]
 
 
 def fill_above_high(tmem: Tmem, store: ZCache, make: Callable[[int], bytes]) -> tuple[int, int]:
@@ -464,8 +474,8 @@ def test_a_failed_peer_keeps_the_pages_local_and_another_peer_takes_them(failure
         assert counters["remote_pages"] == 0
         assert store.used_bytes == before
         assert store.stats.eph_zpages == pages
-        [local] = tmem.get_many_packed(APP, pool, [(7, 0)], free=False)
-        assert local == pack_page(big(0))
+        [local] = tmem.get_many_packed(APP, pool, [(7, 0)])
+        assert isinstance(local, Hit) and local.page == pack_page(big(0))
 
         assert await layer.tick() == BATCH  # node 2 is skipped for now: node 3 takes a batch
         assert [(node, method) for node, method, _ in peers.log[1:]] == [(3, "put")]
@@ -506,8 +516,8 @@ def test_a_failed_peer_is_skipped_until_the_backoff_has_passed(
         # The pages of the failed batch went back to the young end of the order.
         assert keys == [((7, 0, 0), i) for i in range(BATCH, 2 * BATCH)]
         assert tmem.counters()["remote_pages"] == BATCH
-        [local] = tmem.get_many_packed(APP, pool, [(7, 0)], free=False)
-        assert isinstance(local, PackedPage)
+        [local] = tmem.get_many_packed(APP, pool, [(7, 0)])
+        assert isinstance(local, Hit)
 
     run(scenario)
 
@@ -542,7 +552,7 @@ def test_a_page_put_again_while_flushes_are_on_the_wire_survives_its_reshipping(
 
         ref = ref_of(tmem, pers, 5, 0)
         assert ref.node == 2
-        assert await layer.fetch([ref], free=False) == [pack_page(big(2000))]
+        assert await fetched(layer, [ref]) == [pack_page(big(2000))]
         assert tmem.counters()["remote_pers_pages_lost"] == 0
 
     run(scenario)
@@ -669,7 +679,7 @@ def test_a_reshipped_page_survives_the_late_orphan_flush_of_its_old_copy() -> No
         assert holder.pages[uid, (5, 0, 0), 0] == (pack_page(small(2000)), new[0])
         ref = ref_of(tmem, pers, 5, 0)
         assert (ref.node, ref.version) == (2, new[0])
-        assert await layer.fetch([ref], free=False) == [pack_page(small(2000))]
+        assert await fetched(layer, [ref]) == [pack_page(small(2000))]
         counters = tmem.counters()
         assert counters["remote_pers_pages_lost"] == 0
         assert counters["remote_pers_pages_succ_get"] == 1
@@ -691,13 +701,13 @@ def test_concurrent_gets_of_one_remote_page_send_one_request() -> None:
         ref = ref_of(tmem, pool, 7, 0)
         peers.links[2].gate.clear()
 
-        getters = [asyncio.create_task(layer.fetch([ref], free=False)) for _ in range(10)]
+        getters = [asyncio.create_task(fetched(layer, [ref])) for _ in range(10)]
         await asyncio.sleep(0)  # every getter is waiting now
         peers.links[2].gate.set()
         answers = await asyncio.gather(*getters)
 
         assert answers == [[pack_page(big(1))]] * 10
-        assert peers.log == [(2, "get", ([((7, 0, 0), 0)], False))]
+        assert peers.log == [(2, "get", [((7, 0, 0), 0)])]
         assert layer.counters["remote_gets_sent"] == 1
         assert tmem.counters()["remote_pers_pages_succ_get"] == 1
         assert tmem.page_version(APP, pool, 7, 0) == version  # a keep-get leaves the handle
@@ -706,29 +716,32 @@ def test_concurrent_gets_of_one_remote_page_send_one_request() -> None:
     run(scenario)
 
 
-def test_concurrent_get_and_free_of_one_remote_page_frees_it_once() -> None:
+def test_concurrent_gets_that_free_one_remote_page_share_one_request_and_one_takes_it() -> None:
     async def scenario() -> None:
         backend, tmem = loaded()
         layer, peers = await start(backend, {2: MIB})
         pool = tmem.new_pool(APP, PoolSpec())
         put(tmem, pool, 7, 0, big(1))
-        ship(tmem, peers.links[2], False)
+        [shipment] = ship(tmem, peers.links[2], False)
         ref = ref_of(tmem, pool, 7, 0)
         peers.links[2].gate.clear()
 
-        getters = [asyncio.create_task(layer.fetch([ref], free=True)) for _ in range(10)]
+        getters = [asyncio.create_task(layer.fetch([ref], keep=False)) for _ in range(10)]
         await asyncio.sleep(0)
         peers.links[2].gate.set()
         answers = await asyncio.gather(*getters)
 
-        assert answers == [[pack_page(big(1))]] * 10
-        assert peers.log == [(2, "get", ([((7, 0, 0), 0)], True))]
-        assert peers.links[2].pages == {}
+        hit = Hit(pack_page(big(1)), ref.obj_id, 0, shipment.version)
+        assert answers == [[hit]] * 10
+        assert peers.log == [(2, "get", [((7, 0, 0), 0)])]  # the holder keeps its copy ...
+        assert len(peers.links[2].pages) == 1
+        # ... until one of the gets sends its answer and takes the page; the others miss.
+        assert [tmem.take(answer) for answer in answers] == [[True]] + [[False]] * 9
         counters = tmem.counters()
         assert counters["remote_eph_pages_succ_get"] == 1
         assert counters["remote_pages"] == 0
         assert tmem.page_version(APP, pool, 7, 0) is None
-        assert drain_flushes(tmem) == []
+        assert drain_flushes(tmem) == [RemoteFlush.of(2, shipment)]
 
     run(scenario)
 
@@ -745,19 +758,19 @@ def test_one_fetch_sends_one_request_per_holder() -> None:
         ship(tmem, peers.links[2], True, max_pages=1)
         refs = [ref_of(tmem, pool, 7, index) for index in range(3)]
 
-        answers = await layer.fetch(refs, free=False)
+        answers = await fetched(layer, refs)
 
         assert answers == [pack_page(big(index)) for index in range(3)]
         assert sorted(peers.log, key=lambda call: call[0]) == [
-            (2, "get", ([((7, 0, 0), 0), ((7, 0, 0), 2)], False)),
-            (3, "get", ([((7, 0, 0), 1)], False)),
+            (2, "get", [((7, 0, 0), 0), ((7, 0, 0), 2)]),
+            (3, "get", [((7, 0, 0), 1)]),
         ]
         assert layer.counters["remote_gets_sent"] == 2
 
     run(scenario)
 
 
-def test_an_unreachable_holder_is_a_miss_and_the_handle_stays() -> None:
+def test_an_unreachable_holder_leaves_a_persistent_page_unanswered_and_in_place() -> None:
     async def scenario() -> None:
         backend, tmem = loaded()
         layer, peers = await start(backend, {2: MIB})
@@ -767,7 +780,7 @@ def test_an_unreachable_holder_is_a_miss_and_the_handle_stays() -> None:
         ref = ref_of(tmem, pool, 7, 0)
         peers.links[2].get_error = Unavailable("node 2 is unreachable")
 
-        assert await layer.fetch([ref], free=True) == [None]
+        assert await layer.fetch([ref], keep=False) == [Unanswered((2,))]
 
         assert tmem.page_version(APP, pool, 7, 0) == version
         assert remote_refs(tmem) == [ref]
@@ -778,11 +791,11 @@ def test_an_unreachable_holder_is_a_miss_and_the_handle_stays() -> None:
         assert layer._inflight == {}
 
         peers.links[2].get_error = None  # it is back: the page is still there
-        assert await layer.fetch([ref], free=False) == [pack_page(big(1))]
+        assert await fetched(layer, [ref]) == [pack_page(big(1))]
 
         # The holder left the view: with no other copy the handle stays (it may come back) ...
         await layer.set_members({ME: member(ME, 0)})
-        assert await layer.fetch([ref], free=False) == [None]
+        assert await fetched(layer, [ref]) == [Unanswered((2,))]
         assert tmem.page_version(APP, pool, 7, 0) == version
         # ... and it is lost (counted, never answered wrong) once the holder is back restarted.
         await layer.set_members(
@@ -790,7 +803,62 @@ def test_an_unreachable_holder_is_a_miss_and_the_handle_stays() -> None:
         )
         assert tmem.page_version(APP, pool, 7, 0) is None
         assert tmem.counters()["remote_pers_pages_lost"] == 1
-        assert await layer.fetch([ref], free=False) == [None]
+        assert await fetched(layer, [ref]) == [None]
+
+    run(scenario)
+
+
+def test_an_unreachable_holder_makes_an_ephemeral_page_a_miss_for_good() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded()
+        layer, peers = await start(backend, {2: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(shared_uuid=uuid.UUID(int=1)))
+        put(tmem, pool, 7, 0, big(1))
+        [shipment] = ship(tmem, peers.links[2], False)
+        ref = ref_of(tmem, pool, 7, 0)
+        peers.links[2].get_error = Unavailable("node 2 is unreachable")
+
+        assert await fetched(layer, [ref]) == [None]
+
+        # Once a get missed, later gets miss until a new put: the record is gone, and the
+        # holder is told to drop its copy (it may answer again later).
+        peers.links[2].get_error = None
+        assert tmem.get_many_packed(APP, pool, [(7, 0)]) == [None]
+        assert tmem.counters()["remote_eph_pages_unsucc_get"] == 1
+        assert drain_flushes(tmem) == [RemoteFlush.of(2, shipment)]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("room", [True, False], ids=["below-low", "above-low"])
+def test_a_keep_get_below_the_low_watermark_brings_a_persistent_page_home(room: bool) -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded()
+        store = store_of(backend)
+        layer, peers = await start(backend, {2: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        version = put(tmem, pool, 7, 0, big(1))
+        [shipment] = ship(tmem, peers.links[2], True)
+        ref = ref_of(tmem, pool, 7, 0)
+        low = store.config.low_watermark * store.config.memory
+        filler, index = tmem.new_pool(APP, PoolSpec()), 0
+        while not room and store.used_bytes < low:  # ephemeral pages up to the low watermark
+            put(tmem, filler, 8, index, small(index))
+            index += 1
+        assert (store.used_bytes < low) is room
+
+        assert await fetched(layer, [ref], keep=True) == [pack_page(big(1))]
+
+        counters = tmem.counters()
+        assert counters["remote_pers_pages_succ_get"] == 1
+        assert counters["pers_pages_repatriated"] == int(room)
+        [found] = tmem.get_many_packed(APP, pool, [(7, 0)])
+        if room:  # home, same version: the next reads are local, the holder's copy goes
+            assert found == Hit(pack_page(big(1)), ref.obj_id, 0, version)
+            assert drain_flushes(tmem) == [RemoteFlush.of(2, shipment)]
+        else:  # no room: it stays on the peer
+            assert found == ref
+            assert drain_flushes(tmem) == []
 
     run(scenario)
 
@@ -810,7 +878,7 @@ def test_a_holder_without_the_page_loses_a_persistent_page(held: str) -> None:
         else:
             peers.links[2].pages[key] = (shipment.page, shipment.version + 1)
 
-        assert await layer.fetch([ref], free=False) == [None]
+        assert await fetched(layer, [ref]) == [None]
 
         counters = tmem.counters()
         assert counters["remote_pers_pages_lost"] == 1
@@ -831,15 +899,15 @@ def test_a_cancelled_getter_does_not_strand_the_others() -> None:
         ref = ref_of(tmem, pool, 7, 0)
         peers.links[2].gate.clear()
 
-        first = asyncio.create_task(layer.fetch([ref], free=False))
-        second = asyncio.create_task(layer.fetch([ref], free=False))
+        first = asyncio.create_task(fetched(layer, [ref]))
+        second = asyncio.create_task(fetched(layer, [ref]))
         await asyncio.sleep(0)
         first.cancel()  # its client gave up (deadline, disconnect)
         await asyncio.sleep(0)
         peers.links[2].gate.set()
 
         assert await asyncio.wait_for(second, 0.2) == [pack_page(big(1))]
-        assert await asyncio.wait_for(layer.fetch([ref], free=False), 0.2) == [pack_page(big(1))]
+        assert await asyncio.wait_for(fetched(layer, [ref]), 0.2) == [pack_page(big(1))]
 
     run(scenario)
 
@@ -855,22 +923,23 @@ def test_a_get_and_free_racing_a_reship_loses_no_page() -> None:
         old_ref = ref_of(tmem, pool, 7, 0)
         holder.gate.clear()
 
-        getter = asyncio.create_task(layer.fetch([old_ref], free=True))
+        getter = asyncio.create_task(layer.fetch([old_ref], keep=False))
         await asyncio.sleep(0)  # the exclusive get is on the wire
         put(tmem, pool, 7, 0, big(2))  # a new version of the page...
         await holder.flush(drain_flushes(tmem))
-        ship(tmem, holder, True)  # ...reaches the same holder before the get does
+        [newer] = ship(tmem, holder, True)  # ...reaches the same holder before the get does
         holder.gate.set()
 
-        # The holder answers and frees the newer page, which the handle names now: the get
-        # takes it, as it would take a newer local page.
-        assert await getter == [pack_page(big(2))]
+        # The holder answers with the newer page, which the handle names now: the get takes
+        # it, as it would take a newer local page, and the holder's copy is flushed.
+        [hit] = await getter
+        assert hit == Hit(pack_page(big(2)), old_ref.obj_id, 0, newer.version)
+        assert tmem.take([hit]) == [True]
         assert tmem.page_version(APP, pool, 7, 0) is None
-        assert holder.pages == {}
         counters = tmem.counters()
         assert counters["remote_pers_pages_succ_get"] == 1
         assert counters["remote_pers_pages_lost"] == counters["remote_pages"] == 0
-        assert drain_flushes(tmem) == []
+        assert drain_flushes(tmem) == [RemoteFlush.of(2, newer)]
 
     run(scenario)
 
@@ -885,7 +954,7 @@ def test_a_get_in_flight_across_a_zcache_reload_touches_nothing_of_the_new_backe
         ref = ref_of(tmem, pool, 7, 0)
         peers.links[2].gate.clear()
 
-        getter = asyncio.create_task(layer.fetch([ref], free=True))
+        getter = asyncio.create_task(layer.fetch([ref], keep=False))
         await asyncio.sleep(0)  # the get is on the wire
         assert backend.set_param("zcache", "off")  # no persistent page: allowed
         assert backend.set_param("zcache", "on")
@@ -924,8 +993,8 @@ def test_bring_home_repatriates_persistent_pages_and_drops_ephemeral_ones() -> N
         assert peers.log == [
             # Every persistent page is fetched first; the copies of those now home are then
             # flushed, one batch per holder, each flush naming the version brought home.
-            (2, "get", ([((7, 0, 0), 0), ((7, 0, 0), 1)], False)),
-            (3, "get", ([((7, 0, 0), 2)], False)),
+            (2, "get", [((7, 0, 0), 0), ((7, 0, 0), 1)]),
+            (3, "get", [((7, 0, 0), 2)]),
             (
                 2,
                 "flush",
@@ -1004,7 +1073,7 @@ def test_bring_home_refuses_when_the_store_cannot_take_every_page() -> None:
         )
         uid = shipped[0].pool_uid
         assert peers.log == [
-            (2, "get", ([((7, 0, 0), i) for i in range(5)], False)),
+            (2, "get", [((7, 0, 0), i) for i in range(5)]),
             (
                 2,
                 "flush",
@@ -1060,7 +1129,7 @@ def test_bring_home_with_an_unreachable_holder_refuses() -> None:
             "ramster stays on"
         )
         # Everything stays as it was: both pages remote, both copies on the holder.
-        assert peers.log == [(2, "get", ([((7, 0, 0), 0)], False))]
+        assert peers.log == [(2, "get", [((7, 0, 0), 0)])]
         assert tmem.page_version(APP, pool, 7, 0) == version
         assert sorted(ref.persistent for ref in remote_refs(tmem)) == [False, True]
         assert len(peers.links[2].pages) == 2
@@ -1142,13 +1211,13 @@ def test_a_get_fails_over_to_the_replica_and_a_primary_without_its_copy_is_repla
         assert (first.node, first.replica) == (2, 3)
 
         peers.links[2].get_error = Unavailable("node 2 is unreachable")
-        assert await layer.fetch([first], free=False) == [pack_page(big(0))]
+        assert await fetched(layer, [first]) == [pack_page(big(0))]
         assert layer.counters["remote_gets_failed_over"] == 1
         assert ref_of(tmem, pool, 1, 0) == first  # unreachable is not gone: nothing moves
 
         peers.links[2].get_error = None
         del peers.links[2].pages[second.pool_uid, second.oid, second.index]
-        assert await layer.fetch([second], free=False) == [pack_page(big(1))]
+        assert await fetched(layer, [second]) == [pack_page(big(1))]
         moved = ref_of(tmem, pool, 1, 1)
         assert (moved.node, moved.replica) == (3, None)  # 3's copy is the only one now
         assert tmem.counters()["remote_pers_pages_lost"] == 0
@@ -1194,7 +1263,7 @@ def test_shipping_sends_no_page_to_the_peer_with_its_other_copy() -> None:
     run(scenario)
 
 
-def test_a_primary_without_its_copy_and_an_unreachable_replica_is_a_miss_not_a_loss() -> None:
+def test_a_primary_without_its_copy_and_an_unreachable_replica_is_unanswered_not_lost() -> None:
     async def scenario() -> None:
         backend, tmem = loaded(params=TWO)
         layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
@@ -1205,12 +1274,33 @@ def test_a_primary_without_its_copy_and_an_unreachable_replica_is_a_miss_not_a_l
         peers.links[2].pages.clear()  # node 2 answers without it (restarted, say)
         peers.links[3].get_error = Unavailable("node 3 is slow")
 
-        assert await layer.fetch([ref], free=False) == [None]
+        assert await fetched(layer, [ref]) == [Unanswered((3,))]
         moved = ref_of(tmem, pool, 1, 0)  # the page is kept, read from 3 from now on
         assert (moved.node, moved.replica) == (3, None)
         assert tmem.counters()["remote_pers_pages_lost"] == 0
         peers.links[3].get_error = None
-        assert await layer.fetch([moved], free=False) == [pack_page(big(0))]
+        assert await fetched(layer, [moved]) == [pack_page(big(0))]
+
+    run(scenario)
+
+
+def test_an_unreachable_primary_and_a_replica_without_its_copy_is_unanswered() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        assert await put_copied(layer, tmem, pool, 1) == set()  # the copy on 3
+        ship(tmem, peers.links[2], True)  # the page on 2
+        ref = ref_of(tmem, pool, 1, 0)
+        peers.links[2].get_error = Unavailable("node 2 is slow")
+        peers.links[3].pages.clear()  # node 3 answers without its copy
+
+        assert await fetched(layer, [ref]) == [Unanswered((2,))]
+        kept = ref_of(tmem, pool, 1, 0)  # the page stays on 2, its only copy now
+        assert (kept.node, kept.replica) == (2, None)
+        assert drain_flushes(tmem) == [RemoteFlush.of(3, ref)]
+        peers.links[2].get_error = None
+        assert await fetched(layer, [kept]) == [pack_page(big(0))]
 
     run(scenario)
 
@@ -1225,16 +1315,16 @@ def test_a_malformed_answer_never_strands_the_callers_of_a_page() -> None:
         ref = ref_of(tmem, pool, 7, 0)
 
         async def broken(
-            refs: Sequence[RemoteRef], free: bool, timeout: float | None = None
+            refs: Sequence[RemoteRef], timeout: float | None = None
         ) -> list[FoundPage | None]:
             raise ValueError("a reply shorter than the request")
 
         peers.links[2].get = broken  # type: ignore[method-assign]
         with pytest.raises(ValueError):
-            await layer.fetch([ref], free=False)
+            await fetched(layer, [ref])
         assert layer._inflight == {}
         del peers.links[2].get  # the class's method again
-        assert await asyncio.wait_for(layer.fetch([ref], free=False), 1.0) == [pack_page(big(1))]
+        assert await asyncio.wait_for(fetched(layer, [ref]), 1.0) == [pack_page(big(1))]
 
     run(scenario)
 

@@ -3,7 +3,7 @@ ship, swapping them for remote handles by compare-and-swap, answering fetched pa
 flushes of peer copies, and bringing pages home.
 
 Every race of §A1.5 (#5, #10) is forced here by calling the core in the order the network would
-interleave it: take, then the racing put or flush, then complete (or get, race, localify). No
+interleave it: take, then the racing put or flush, then complete (or get, race, localify, take). No
 event loop, no peers: a "peer" is a node number and the packed page a shipment carried. Tests
 run over `ZCache` and `PlainStore` where the store makes no difference to the rule; budgets are
 computed from the stores' own constants and the core's (a remote page still costs its handle and
@@ -20,11 +20,17 @@ from collections.abc import Callable
 
 import pytest
 
-from ramster.tmem import PackedPage, PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem
+from ramster.tmem import Hit, PackedPage, PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.foreign import ForeignPage, origin_client, put_foreign
 from ramster.tmem.host import REMOTE_COUNTERS, REMOTE_PAGE_BYTES
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES
-from ramster.tmem.remote import REMOTE_HANDLE_BYTES, RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.remote import (
+    REMOTE_HANDLE_BYTES,
+    RemoteFlush,
+    RemoteRef,
+    Shipment,
+    Unanswered,
+)
 from ramster.tmem.shipping import (
     complete_shipments,
     drain_flushes,
@@ -120,6 +126,18 @@ def keys(shipments: list[Shipment]) -> list[tuple[tuple[int, int, int], int]]:
 def answer(shipment: Shipment) -> tuple[PackedPage, int]:
     """What the peer that stored `shipment` answers a get with: the page and its version."""
     return shipment.page, shipment.version
+
+
+def got(
+    tmem: Tmem, ref: RemoteRef, found: tuple[PackedPage, int] | None, freed: bool
+) -> PackedPage | None:
+    """What a get of `ref` answers once its holder replied `found`, as the node runs it:
+    localify, then (`freed`: a get that frees) take the page once its answer is on its way."""
+    hit = localify(tmem, ref, found)
+    assert not isinstance(hit, Unanswered)
+    if hit is None or (freed and tmem.take([hit]) != [True]):
+        return None
+    return hit.page
 
 
 def test_every_test_page_costs_the_same() -> None:
@@ -325,10 +343,9 @@ HANDLE_ENDS: dict[str, HandleEnd] = {
     "flush_page": lambda tmem, pool, ref, shipment: tmem.flush_page(APP, pool, 7, 0),
     "flush_object": lambda tmem, pool, ref, shipment: tmem.flush_object(APP, pool, 7),
     "destroy_pool": lambda tmem, pool, ref, shipment: tmem.destroy_pool(APP, pool),
-    "get_and_free": lambda tmem, pool, ref, shipment: localify(
-        tmem, ref, answer(shipment), freed=True
-    ),
-    "peer_lost_it": lambda tmem, pool, ref, shipment: localify(tmem, ref, None, freed=False),
+    "get_and_free": lambda tmem, pool, ref, shipment: got(tmem, ref, answer(shipment), True),
+    "peer_lost_it": lambda tmem, pool, ref, shipment: localify(tmem, ref, None),
+    "unanswered": lambda tmem, pool, ref, shipment: localify(tmem, ref, Unanswered((PEER,))),
     "drop_remote": lambda tmem, pool, ref, shipment: drop_remote(tmem, ref),
 }
 
@@ -398,7 +415,7 @@ def test_a_flush_between_take_and_complete_orphans_the_peer_copy(
     assert complete_shipments(tmem, PEER, shipments, [True, True]) == 1
 
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert tmem.get_many_packed(APP, pool, [(7, 0)], free=False) == [None]
+    assert tmem.get_many_packed(APP, pool, [(7, 0)]) == [None]
     assert remote_ref(tmem, pool, 7, 1).node == PEER
     assert drain_flushes(tmem) == [RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0, flushed)]
 
@@ -453,7 +470,7 @@ def test_a_flush_during_a_remote_get_is_a_miss(kind: str, persistent: bool, free
     assert tmem.flush_page(APP, pool, 7, 0)  # while the request is on the wire
     # The flush names the version the handle held: the one shipped.
     assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, version)]
-    assert localify(tmem, ref, answer(shipment), freed) is None
+    assert got(tmem, ref, answer(shipment), freed) is None
 
     kind_name = "pers" if persistent else "eph"
     counters = tmem.counters()
@@ -461,7 +478,7 @@ def test_a_flush_during_a_remote_get_is_a_miss(kind: str, persistent: bool, free
     assert counters[f"remote_{kind_name}_pages_succ_get"] == 0
     assert counters["remote_pages"] == 0
     assert tmem.page_version(APP, pool, 7, 0) is None  # nothing resurrected
-    assert tmem.get_many_packed(APP, pool, [(7, 0)], free=False) == [None]
+    assert tmem.get_many_packed(APP, pool, [(7, 0)]) == [None]
     assert drain_flushes(tmem) == []
 
 
@@ -479,7 +496,7 @@ def test_a_put_during_a_remote_get_answers_the_newer_local_page(
     new = put(tmem, pool, 7, 0, page(2))  # while the request is on the wire
     # The flush removes the replaced copy only: the old version, not the new one.
     assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, old)]
-    assert localify(tmem, ref, answer(shipment), freed=False) == pack_page(page(2))
+    assert got(tmem, ref, answer(shipment), False) == pack_page(page(2))
 
     kind_name = "pers" if persistent else "eph"
     assert tmem.counters()[f"remote_{kind_name}_pages_unsucc_get"] == 1
@@ -497,7 +514,7 @@ def test_a_get_and_free_answers_the_newer_local_page_and_frees_it(kind: str) -> 
     ref = remote_ref(tmem, pool, 7, 0)
 
     put(tmem, pool, 7, 0, page(2))
-    assert localify(tmem, ref, answer(shipment), freed=True) == pack_page(page(2))
+    assert got(tmem, ref, answer(shipment), True) == pack_page(page(2))
 
     assert tmem.page_version(APP, pool, 7, 0) is None
     assert store_pages(tmem._store) == (0, 0)
@@ -514,7 +531,7 @@ def test_a_put_and_reship_during_a_remote_get_is_a_miss(kind: str) -> None:
 
     new = put(tmem, pool, 7, 0, page(2))
     ship_all(tmem, True, OTHER_PEER)
-    assert localify(tmem, ref, answer(shipment), freed=False) is None  # the old bytes are stale
+    assert got(tmem, ref, answer(shipment), False) is None  # the old bytes are stale
 
     counters = tmem.counters()
     assert counters["remote_pers_pages_unsucc_get"] == 1
@@ -538,17 +555,18 @@ def test_a_put_and_reship_to_the_same_peer_during_a_get_answers_the_newer_page(
     drain_flushes(tmem)
     [newer] = ship_all(tmem, True, PEER)  # ...the new page reaches the same peer first
     # The peer answers what it holds now: the newer page, which the handle names.
-    assert localify(tmem, ref, answer(newer), freed) == pack_page(page(2))
+    assert got(tmem, ref, answer(newer), freed) == pack_page(page(2))
 
     counters = tmem.counters()
     assert counters["remote_pers_pages_succ_get"] == 1
     assert counters["remote_pers_pages_unsucc_get"] == counters["remote_pers_pages_lost"] == 0
-    if freed:  # the peer dropped the copy it answered: the handle goes with it
+    if freed:  # taken: the handle goes, and the copy the peer answered from is flushed
         assert tmem.page_version(APP, pool, 7, 0) is None
         assert counters["remote_pages"] == 0
+        assert drain_flushes(tmem) == [RemoteFlush.of(PEER, newer)]
     else:
         assert remote_refs(tmem) == [dataclasses.replace(ref, version=newer.version)]
-    assert drain_flushes(tmem) == []
+        assert drain_flushes(tmem) == []
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -560,7 +578,7 @@ def test_a_persistent_page_the_peer_lost_is_counted_and_dropped(kind: str) -> No
     ship_all(tmem, True, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
-    assert localify(tmem, ref, None, freed=False) is None
+    assert got(tmem, ref, None, False) is None
 
     counters = tmem.counters()
     assert counters["remote_pers_pages_lost"] == 1
@@ -578,7 +596,7 @@ def test_an_ephemeral_page_the_peer_dropped_is_a_plain_miss(kind: str) -> None:
     ship_all(tmem, False, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
-    assert localify(tmem, ref, None, freed=False) is None
+    assert got(tmem, ref, None, False) is None
 
     counters = tmem.counters()
     assert counters["remote_pers_pages_lost"] == 0
@@ -598,13 +616,14 @@ def test_a_private_ephemeral_get_frees_the_handle(kind: str) -> None:
 
     ref = remote_ref(tmem, pool, 7, 0)  # the pool's rule (free) leaves a remote page in place
     assert tmem.page_version(APP, pool, 7, 0) == shipment.version
-    assert localify(tmem, ref, answer(shipment), freed=True) == shipment.page
+    assert got(tmem, ref, answer(shipment), True) == shipment.page
 
     counters = tmem.counters()
     assert counters["remote_eph_pages_succ_get"] == 1
     assert counters["remote_pages"] == 0
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert drain_flushes(tmem) == []  # the peer freed its copy when it answered
+    # The peer kept its copy while the answer was not sent yet: it is flushed now.
+    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -615,20 +634,112 @@ def test_a_persistent_get_keeps_the_handle_unless_asked_to_free(kind: str) -> No
     [shipment] = ship_all(tmem, True, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
-    assert localify(tmem, ref, answer(shipment), freed=False) == shipment.page
-    assert localify(tmem, ref, answer(shipment), freed=False) == shipment.page
+    assert got(tmem, ref, answer(shipment), False) == shipment.page
+    assert got(tmem, ref, answer(shipment), False) == shipment.page
     assert tmem.page_version(APP, pool, 7, 0) == shipment.version
     assert remote_refs(tmem) == [ref]
 
-    [ref_free] = tmem.get_many_packed(APP, pool, [(7, 0)], free=True)
-    assert ref_free == ref  # free=True does not drop a remote page before it is fetched
-    assert localify(tmem, ref, answer(shipment), freed=True) == shipment.page
+    assert tmem.frees_on_get(APP, pool, None) is False
+    assert tmem.frees_on_get(APP, pool, True) is True
+    assert got(tmem, ref, answer(shipment), True) == shipment.page
 
     counters = tmem.counters()
     assert counters["remote_pers_pages_succ_get"] == 3
     assert counters["remote_pages"] == counters["remote_pers_pages"] == 0
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert drain_flushes(tmem) == []
+    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
+
+
+@pytest.mark.parametrize("kind", STORES)
+@pytest.mark.parametrize("persistent", [False, True], ids=["eph", "pers"])
+def test_a_get_frees_nothing_until_it_takes_what_it_found(kind: str, persistent: bool) -> None:
+    """The node's get that frees: read, build the answer, then take. A key flushed, put again
+    or taken by another get meanwhile is not taken (that answer is a miss)."""
+    tmem = Tmem(make_store(kind))
+    pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
+    versions = [put(tmem, pool, 7, index, page(index)) for index in range(4)]
+    hits = tmem.get_many_packed(APP, pool, [(7, index) for index in range(4)] + [(7, 9)])
+
+    assert hits == [
+        Hit(pack_page(page(index)), 0, index, versions[index]) for index in range(4)
+    ] + [None]
+    assert [tmem.page_version(APP, pool, 7, index) for index in range(4)] == versions
+    tmem.flush_page(APP, pool, 7, 1)
+    new = put(tmem, pool, 7, 2, page(20))
+    assert tmem.take([hit for hit in hits[:3] if hit is not None]) == [True, False, False]
+    found = [hit for hit in hits if hit is not None]
+    assert tmem.take(found) == [False, False, False, True]
+    assert tmem.take(found) == [False] * 4  # each page is taken once only
+
+    assert tmem.page_version(APP, pool, 7, 0) is None
+    assert tmem.page_version(APP, pool, 7, 2) == new  # the newer page stays
+    assert tmem.page_version(APP, pool, 7, 3) is None
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_two_gets_that_free_one_remote_page_give_it_to_one_of_them(kind: str) -> None:
+    tmem = Tmem(make_store(kind))
+    pool = tmem.new_pool(APP, PERSISTENT)
+    put(tmem, pool, 7, 0, page(1))
+    [shipment] = ship_all(tmem, True, PEER)
+    ref = remote_ref(tmem, pool, 7, 0)
+
+    # Both gets share one answer of the peer (the node coalesces them) ...
+    first, second = localify(tmem, ref, answer(shipment)), localify(tmem, ref, answer(shipment))
+    assert first == second == Hit(shipment.page, ref.obj_id, 0, shipment.version)
+    # ... and only the first to send its answer takes the page.
+    assert [tmem.take([first]), tmem.take([second])] == [[True], [False]]
+    assert tmem.page_version(APP, pool, 7, 0) is None
+    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
+
+
+@pytest.mark.parametrize("kind", STORES)
+@pytest.mark.parametrize("persistent", [False, True], ids=["eph", "pers"])
+def test_a_remote_page_no_holder_answered_stays_if_persistent_and_is_a_miss_for_good_if_not(
+    kind: str, persistent: bool
+) -> None:
+    tmem = Tmem(make_store(kind))
+    pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
+    version = put(tmem, pool, 7, 0, page(1))
+    [shipment] = ship_all(tmem, persistent, PEER)
+    ref = remote_ref(tmem, pool, 7, 0)
+
+    found = localify(tmem, ref, Unanswered((PEER,)))
+
+    counters = tmem.counters()
+    kind_name = "pers" if persistent else "eph"
+    assert counters["remote_pers_pages_lost"] == counters[f"remote_{kind_name}_pages_succ_get"] == 0
+    if persistent:  # not gone: asked for again later
+        assert found == Unanswered((PEER,))
+        assert remote_refs(tmem) == [ref]
+        assert tmem.page_version(APP, pool, 7, 0) == version
+        assert drain_flushes(tmem) == []
+        assert counters["remote_pers_pages_unsucc_get"] == 0
+    else:  # a miss, and every later get misses too: the record goes, the holder drops its copy
+        assert found is None
+        assert tmem.page_version(APP, pool, 7, 0) is None
+        assert counters["remote_pages"] == 0
+        assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
+        assert counters["remote_eph_pages_unsucc_get"] == 1
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_persistent_page_read_with_room_at_home_comes_home(kind: str) -> None:
+    tmem = Tmem(make_store(kind))
+    pool = tmem.new_pool(APP, PERSISTENT)
+    version = put(tmem, pool, 7, 0, page(1))
+    [shipment] = ship_all(tmem, True, PEER)
+    ref = remote_ref(tmem, pool, 7, 0)
+
+    hit = localify(tmem, ref, answer(shipment), home=True)
+
+    assert hit == Hit(shipment.page, ref.obj_id, 0, version)
+    counters = tmem.counters()
+    assert counters["remote_pers_pages_succ_get"] == counters["pers_pages_repatriated"] == 1
+    assert counters["remote_pages"] == 0
+    # Local again, same version: the peer's copy is released as remotify releases copies.
+    assert tmem.get_many_packed(APP, pool, [(7, 0)]) == [hit]
+    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
 
 
 # -- flushes of remote pages (§A5.6) -----------------------------------------------------------
@@ -818,7 +929,7 @@ def test_repatriate_brings_a_persistent_page_home_with_its_version(kind: str) ->
     assert counters["pers_pages_repatriated"] == 1
     assert counters["remote_pages"] == counters["remote_pers_pages"] == 0
     assert remote_refs(tmem) == []
-    assert drain_flushes(tmem) == []  # the caller flushes the peer's copy itself
+    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]  # the copy it replaced
     assert not repatriate(tmem, ref, shipment.page)  # the handle is gone now
     # Home again, it may be shipped again.
     assert [s.version for s in take_shipments(tmem, True, 10, ALL)] == [version]

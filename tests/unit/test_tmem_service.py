@@ -1,0 +1,82 @@
+"""The `Tmem` service's gets (`ramster.rpc.tmem_service`, docs/architecture.md "A get of a page on
+a peer") over a real `Backend`, called as the gRPC binding calls them, with a `Call` that says
+whether the caller still waits: which gets free (the core's rule, decided once), and that a get
+whose caller is gone frees nothing. No network: remote pages are in test_remote_gets.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from ramster.api.v1 import tmem_pb2
+from ramster.backend import Backend
+from ramster.errors import DeadlineExceeded
+from ramster.params import ModuleParams
+from ramster.rpc.tmem_service import TmemService
+from ramster.tmem import PoolSpec
+from ramster.zcache import ZcacheConfig
+
+APP = "app"
+PAGE = bytes(range(256)) * 16
+
+
+class FakeCall:
+    """A call whose caller waits (`alive`) or has gone."""
+
+    def __init__(self, alive: bool) -> None:
+        self._alive = alive
+
+    def alive(self) -> bool:
+        return self._alive
+
+
+def get_request(pool: int, mode: int) -> tmem_pb2.GetPagesRequest:
+    key = tmem_pb2.PageKey(oid=tmem_pb2.Oid(word0=7), index=0)
+    return tmem_pb2.GetPagesRequest(client=APP, pool_id=pool, keys=[key], mode=mode, packed=True)
+
+
+def service_with_page(spec: PoolSpec) -> tuple[TmemService, Backend, int]:
+    backend = Backend(ZcacheConfig(memory=1 << 20), params=ModuleParams(persistent_copies=1))
+    tmem = backend.require()
+    pool = tmem.new_pool(APP, spec)
+    tmem.put(APP, pool, 7, 0, PAGE)
+    return TmemService(backend), backend, pool
+
+
+SHARED = PoolSpec(shared_uuid=uuid.UUID(int=5))
+DEFAULT, FREE, KEEP = (
+    tmem_pb2.GET_MODE_POOL_DEFAULT,
+    tmem_pb2.GET_MODE_FREE,
+    tmem_pb2.GET_MODE_KEEP,
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "mode", "frees"),
+    [
+        (PoolSpec(), DEFAULT, True),
+        (SHARED, DEFAULT, False),
+        (PoolSpec(persistent=True), DEFAULT, False),
+        (PoolSpec(persistent=True), FREE, True),
+        (PoolSpec(), KEEP, False),
+    ],
+    ids=["private-eph", "shared-eph", "pers", "pers-free", "private-eph-keep"],
+)
+def test_a_get_frees_by_the_pool_rule_or_the_mode(spec: PoolSpec, mode: int, frees: bool) -> None:
+    service, backend, pool = service_with_page(spec)
+    response = asyncio.run(service.get_pages(get_request(pool, mode), FakeCall(alive=True)))
+    assert list(response.found) == [True]
+    still = backend.require().get_many(APP, pool, [(7, 0)], free=False)
+    assert still == ([None] if frees else [PAGE])
+
+
+def test_a_get_that_frees_whose_caller_is_gone_frees_nothing() -> None:
+    service, backend, pool = service_with_page(PoolSpec(persistent=True))
+    with pytest.raises(DeadlineExceeded) as raised:
+        asyncio.run(service.get_pages(get_request(pool, FREE), FakeCall(alive=False)))
+    assert raised.value.message == "the caller is gone: no page was freed"
+    assert backend.require().get_many(APP, pool, [(7, 0)], free=False) == [PAGE]
+    assert service.counters["frontswap_loads"] == 0
