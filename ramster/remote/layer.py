@@ -48,6 +48,7 @@ from ramster.tmem.copies import (
     copies_of_puts,
     lost_copy,
     read_here,
+    remote_holders,
     settle,
     shortfall,
     unput,
@@ -224,7 +225,9 @@ class RemoteLayer:
             self._absence.reset()
             return []
         tmem = self._backend.tmem
-        kept = set(self._orphans) | (held_origins(tmem) if tmem is not None else set())
+        kept = set(self._orphans)
+        if tmem is not None:
+            kept |= held_origins(tmem) | remote_holders(tmem)
         live = set(self.members) | {self.me}
         gone = set(self._absence.expired(now, grace, live, kept))
         gone.update(n for n in forgotten if n in kept and n not in live)
@@ -238,7 +241,12 @@ class RemoteLayer:
         return sorted(gone)
 
     def _forget_peer(self, tmem: Tmem | None, number: int, why: str) -> None:
-        pages = forget_origin(tmem, number, "") if tmem is not None else 0
+        pages = lost = 0
+        if tmem is not None:
+            pages = forget_origin(tmem, number, "")
+            # Its copies are gone for good: a page only it held is lost (a miss from now on,
+            # not UNAVAILABLE for ever), counted in remote_pers_pages_lost.
+            lost = write_off(tmem, number, restarted=True)[0].lost
         flushes = len(self._orphans.pop(number, []))
         self._absence.drop(number)
         self._epochs.pop(number, None)
@@ -247,8 +255,9 @@ class RemoteLayer:
         self.counters["foreign_pages_forgotten"] += pages
         self.counters["remote_flushes_forgotten"] += flushes
         log.warning(
-            "node %d %s: dropped the %d pages held for it and the %d flushes queued for it",
-            number, why, pages, flushes,
+            "node %d %s: dropped the %d pages held for it and the %d flushes queued for it; "
+            "%d persistent pages only it held are lost",
+            number, why, pages, flushes, lost,
         )  # fmt: skip
 
     def _unsure(self, node: int, flushes: Sequence[RemoteFlush]) -> None:

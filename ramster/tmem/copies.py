@@ -247,6 +247,12 @@ def write_off(tmem: Tmem, node: int, restarted: bool) -> tuple[WriteOff, list[Re
     return WriteOff(promoted, lost, ephemeral, replicas), [] if restarted else orphans
 
 
+def remote_holders(tmem: Tmem) -> set[int]:
+    """The nodes holding the copy a remote handle of this node names (replicas aside: a node that
+    leaves the view has them written off at once)."""
+    return tmem._remote.holders()
+
+
 # -- internals ---------------------------------------------------------------------------------
 
 

@@ -99,12 +99,13 @@ class RemoteFlush:
 class RemoteHandles:
     """The holder's node number and the shipped version of every remote page."""
 
-    __slots__ = ("_free", "_nodes", "_versions", "persistent", "total")
+    __slots__ = ("_free", "_nodes", "_per_node", "_versions", "persistent", "total")
 
     def __init__(self) -> None:
         self._nodes = array("I")
         self._versions = array("Q")
         self._free = array("I")
+        self._per_node: dict[int, int] = {}  # handles by holder: who holds pages, at no scan
         self.total = 0
         self.persistent = 0
 
@@ -124,6 +125,7 @@ class RemoteHandles:
             self._versions.append(version)
         self.total += 1
         self.persistent += persistent
+        self._count(node, 1)
         return REMOTE | n
 
     def node(self, handle: int) -> int:
@@ -134,7 +136,10 @@ class RemoteHandles:
 
     def move(self, handle: int, node: int) -> None:
         """The page's copy is now the one `node` holds (same version)."""
-        self._nodes[handle & ~REMOTE] = node
+        n = handle & ~REMOTE
+        self._count(self._nodes[n], -1)
+        self._count(node, 1)
+        self._nodes[n] = node
 
     def remove(self, handle: int, persistent: bool) -> int:
         """Forget a handle; return the node that held its page."""
@@ -142,4 +147,16 @@ class RemoteHandles:
         self._free.append(n)
         self.total -= 1
         self.persistent -= persistent
+        self._count(self._nodes[n], -1)
         return self._nodes[n]
+
+    def holders(self) -> set[int]:
+        """The nodes that hold at least one page of a handle."""
+        return set(self._per_node)
+
+    def _count(self, node: int, change: int) -> None:
+        left = self._per_node.get(node, 0) + change
+        if left:
+            self._per_node[node] = left
+        else:
+            del self._per_node[node]

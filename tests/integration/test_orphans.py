@@ -79,7 +79,8 @@ def test_a_node_gone_for_origin_grace_is_let_go_of_and_one_back_in_time_loses_no
     assert (
         node_b.log().count(
             f"node 1 has been out of the cluster for origin_grace ({GRACE} s): dropped the {held} "
-            "pages held for it and the 0 flushes queued for it"
+            "pages held for it and the 0 flushes queued for it; 0 persistent pages only it held "
+            "are lost"
         )
         == 1
     )

@@ -770,6 +770,42 @@ def test_one_fetch_sends_one_request_per_holder() -> None:
     run(scenario)
 
 
+def test_a_holder_gone_for_origin_grace_has_the_pages_only_it_held_written_off_as_lost() -> None:
+    """Item 12 seen from the origin: a page whose only copy is on a node out of the view stays
+    UNAVAILABLE while that node may come back, and becomes a counted loss (a miss, not
+    UNAVAILABLE for ever) once the node has been gone for origin_grace."""
+
+    async def scenario() -> None:
+        backend, tmem = loaded()
+        layer, peers = await start(backend, {2: MIB, 3: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        for index in range(3):
+            put(tmem, pool, 7, index, big(index))
+        ship(tmem, peers.links[2], True, max_pages=2)
+        ship(tmem, peers.links[3], True)
+        refs = [ref_of(tmem, pool, 7, index) for index in range(3)]
+        assert [ref.node for ref in refs] == [2, 2, 3]
+
+        await layer.set_members({ME: member(ME, 0), 3: member(3, MIB)})  # 2 leaves the view
+        assert layer.forget_gone(now=1000.0, grace=60.0, trusted=True) == []
+        assert layer.forget_gone(now=1059.0, grace=60.0, trusted=True) == []
+        assert await fetched(layer, refs[:1]) == [Unanswered((2,))]
+
+        assert layer.forget_gone(now=1060.0, grace=60.0, trusted=True) == [2]
+        assert [tmem.page_version(APP, pool, 7, index) is None for index in range(3)] == [
+            True,
+            True,
+            False,
+        ]
+        assert tmem.counters()["remote_pers_pages_lost"] == 2
+        assert layer.counters["origins_forgotten"] == 1
+        assert [ref.node for ref in remote_refs(tmem)] == [3]
+        assert await fetched(layer, [refs[2]]) == [pack_page(big(2))]
+        assert layer.forget_gone(now=2000.0, grace=60.0, trusted=True) == []  # nothing of 2 left
+
+    run(scenario)
+
+
 def test_an_unreachable_holder_leaves_a_persistent_page_unanswered_and_in_place() -> None:
     async def scenario() -> None:
         backend, tmem = loaded()
