@@ -422,6 +422,22 @@ def test_a_lone_node_cannot_drain_its_persistent_pages_and_says_so_at_once(
     assert time.monotonic() - started < 10  # no peer to move them to: no waiting
 
 
+def test_a_lone_node_counts_its_pages_at_risk_exactly_and_scans_for_no_copy(
+    node_factory: NodeFactory,
+) -> None:
+    node = node_factory.start("alone")  # persistent_copies 2, the default, and no peer
+    with SyncClient(node.address, client_name="app") as client:
+        pool = client.new_pool(persistent=True)
+        numbers = pages_of(range(32))
+        assert store_all(client, pool, numbers) == 0  # acknowledged with one copy each
+        assert client.flush_object(pool, 0)
+        assert client.flush_page(pool, 1, 0)
+        assert client.put(pool, 1, 1, text_page(7))  # put again: still one page
+        stats = client.stats()
+    # Counted without a scan, and no repair round scanned for a peer that is not there.
+    assert (stats["pers_pages_at_risk"], stats["repair_rounds"]) == (len(numbers) - 65, 0)
+
+
 def test_sigterm_drains_a_node_before_it_exits(durable: Cluster) -> None:
     durable.start("A", "64MiB", flags=("--drain-timeout", "20"))
     for name in ("B", "C"):

@@ -1103,12 +1103,12 @@ def test_alone_a_put_is_acknowledged_with_one_copy_and_counted_at_risk() -> None
         layer, peers = await start(backend, {})
         pool = tmem.new_pool(APP, PoolSpec(persistent=True))
         assert await put_copied(layer, tmem, pool, 3) == set()
-        assert layer.counters["pers_pages_at_risk"] == 3
+        assert layer.all_counters()["pers_pages_at_risk"] == 3
         assert peers.log == []
         # A peer arrives: the repair gives every page its second copy.
         await layer.set_members({ME: member(ME, 0), 2: member(2, MIB)})
         assert await layer.repair() == 3
-        assert layer.counters["pers_pages_at_risk"] == 0
+        assert layer.all_counters()["pers_pages_at_risk"] == 0
         assert len(peers.links[2].pages) == 3
 
     run(scenario)
@@ -1151,7 +1151,7 @@ def test_the_copies_of_a_node_that_left_are_rebuilt_on_another() -> None:
 
         await layer.set_members({n: member(n, MIB) for n in (ME, 2, 4)})  # 3 left
         assert await layer.repair() == 10
-        assert layer.counters["pers_pages_at_risk"] == 0
+        assert layer.all_counters()["pers_pages_at_risk"] == 0
         # The 5 pages on 4 got their copy on 2; the 5 here got theirs on 2 as well.
         assert len(peers.links[2].pages) == 10
         assert [(r.node, r.replica) for r in remote_refs(tmem)] == [(4, 2)] * 5
