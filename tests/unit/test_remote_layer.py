@@ -1083,6 +1083,24 @@ def test_a_put_is_copied_to_the_peer_with_most_room_and_to_the_next_if_it_refuse
     run(scenario)
 
 
+def test_a_copy_goes_to_each_peer_in_turn_by_free_bytes_until_one_takes_it() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        free = {2: MIB, 3: 3 * MIB, 4: 4 * MIB, 5: 2 * MIB, 6: 5 * MIB, 7: 2 * MIB}
+        layer, peers = await start(backend, free)
+        await layer.set_members(
+            layer.members | {6: dataclasses.replace(member(6, 5 * MIB), draining=True)}
+        )
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        for number in (3, 4, 5, 7):
+            peers.links[number].refuse = True
+        assert await put_copied(layer, tmem, pool, 2) == set()
+        assert [call[0] for call in peers.calls("put")] == [4, 3, 5, 7, 2]
+        assert sorted(peers.links[2].pages) == [(1, (1, 0, 0), 0), (1, (1, 0, 0), 1)]
+
+    run(scenario)
+
+
 def test_a_put_no_peer_copies_is_refused_and_its_key_is_gone() -> None:
     async def scenario() -> None:
         backend, tmem = loaded(params=TWO)
@@ -1173,6 +1191,26 @@ def test_shipping_sends_no_page_to_the_peer_with_its_other_copy() -> None:
         assert await layer.tick() > 0
         assert peers.links[3].pages.keys() == {(1, (1, 0, 0), i) for i in range(count)}
         assert all(r.node == 2 and r.replica == 3 for r in remote_refs(tmem))
+
+    run(scenario)
+
+
+def test_shipping_sends_pages_to_the_next_best_peer_when_the_best_holds_their_copies() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        store = store_of(backend)
+        free = {2: 10 * MIB, 3: 40 * MIB, 4: 20 * MIB, 5: 30 * MIB}
+        layer, peers = await start(backend, free)
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        per_page = SLOT_BYTES + cost(big(0))
+        count = int(store.config.high_watermark * store.config.memory // per_page) + 1
+        outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(count)])
+        keys = [((1, 0, 0), i) for i in range(count)]
+        assert await layer.replicate(tmem, APP, pool, keys, outcomes) == set()
+        assert len(peers.links[3].pages) == count  # the copies: on the peer with most room
+        assert await layer.tick() > 0
+        assert {r.node for r in remote_refs(tmem)} == {5}  # the next by free bytes
+        assert peers.links[2].pages == peers.links[4].pages == {}
 
     run(scenario)
 
