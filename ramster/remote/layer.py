@@ -131,12 +131,16 @@ class RemoteLayer:
         return f"<RemoteLayer node {self.me} peers={sorted(self._links)}>"
 
     def all_counters(self) -> dict[str, int]:
-        """The layer's counters, with the pages at risk now and the corrupt copies every peer
-        link turned away."""
+        """The layer's counters, with the pages at risk now, whether what peers hold for this
+        node is changing (`remotify_active`), and the corrupt copies every link turned away."""
         corrupt = sum(link.corrupt_pages for link in self._links.values())
+        tmem = self._backend.tmem
+        flushing = tmem is not None and bool(tmem.remote_flushes)
         return {
             **self.counters,
             "pers_pages_at_risk": self.pages_at_risk(),
+            # A shipping round (or bring_home) runs, or flushes wait for the next one.
+            "remotify_active": int(self._shipping.locked() or flushing),
             "remote_pages_corrupt": corrupt + self._corrupt_of_gone,
         }
 

@@ -27,6 +27,7 @@ from tests.integration.conftest import NodeFactory, wait_for
 from tests.integration.test_cluster import (
     BATCH,
     Cluster,
+    done_shipping,
     key,
     pages_of,
     read_back,
@@ -129,8 +130,7 @@ def test_a_get_fails_over_to_the_replica_when_the_holder_dies(durable: Cluster) 
     pool = a.new_pool(persistent=True)
     numbers = pages_of(range(48))  # about 6 MiB packed: A ships its oldest pages out
     store_all(a, pool, numbers)
-    wait_for(lambda: durable.stats("A")["remote_pers_pages"] > 0, what="A shipping pages")
-    time.sleep(1.0)  # a quiet moment: shipping is over
+    assert done_shipping(lambda: durable.stats("A"))["remote_pers_pages"] > 0
     held = durable.foreign_pers("B", "C")
     victim = "B" if held["B"] >= held["C"] else "C"
 

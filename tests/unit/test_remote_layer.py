@@ -354,6 +354,28 @@ def test_tick_ships_from_above_the_high_watermark_to_below_the_low_one_and_stops
     run(scenario)
 
 
+def test_remotify_is_active_while_a_round_ships_or_a_flush_waits() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(memory=MIB)
+        store = store_of(backend)
+        layer, peers = await start(backend, {2: MIB})
+        pool, _ = fill_above_high(tmem, store, big)
+        assert layer.all_counters()["remotify_active"] == 0
+        peers.links[2].put_gate.clear()  # the batch is stored, its answer held
+        round_ = asyncio.create_task(layer.tick())
+        await settle()
+        assert layer.all_counters()["remotify_active"] == 1
+        peers.links[2].put_gate.set()
+        assert await round_ == BATCH
+        assert layer.all_counters()["remotify_active"] == 0
+        assert tmem.flush_page(APP, pool, 7, 0)  # a shipped page: its copy's flush is queued
+        assert layer.all_counters()["remotify_active"] == 1
+        assert await layer.tick() == 0  # sends it
+        assert layer.all_counters()["remotify_active"] == 0
+
+    run(scenario)
+
+
 def test_tick_keeps_shipping_down_to_the_low_watermark() -> None:
     async def scenario() -> None:
         backend, tmem = loaded(memory=MIB)
