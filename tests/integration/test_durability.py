@@ -457,7 +457,8 @@ def test_a_lone_node_counts_its_pages_at_risk_exactly_and_scans_for_no_copy(
 
 
 def test_sigterm_drains_a_node_before_it_exits(durable: Cluster) -> None:
-    durable.start("A", "64MiB", flags=("--drain-timeout", "20"))
+    # A has the most room: the best peer for every copy of B's and C's pages.
+    durable.start("A", "128MiB", flags=("--drain-timeout", "20"))
     for name in ("B", "C"):
         durable.start(name, "64MiB")
     pools = {name: durable.clients[name].new_pool(persistent=True) for name in ("A", "B", "C")}
