@@ -9,12 +9,14 @@ copy recorded). The async layer that drives this is in test_remote_layer.py.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ramster.errors import FailedPrecondition
 from ramster.tmem import PoolSpec, Rejected, Stored, Tmem
 from ramster.tmem.copies import (
     HERE,
@@ -322,7 +324,8 @@ def test_the_pages_short_of_copies_are_counted_exactly_without_a_scan(
         elif operation == "write_off":
             write_off(tmem, (B, C, D)[n % 3], restarted=n % 2 == 0)
         else:
-            tmem.get_many_packed(APP, pool, [key], free=True)  # local pages go; remote stay
+            with contextlib.suppress(FailedPrecondition):  # a page on a peer: read elsewhere
+                tmem.get(APP, pool, *key, free=True)
         assert short_of_copies(tmem, 2) == len(shortfall(tmem, 2, NOBODY))
         assert short_of_copies(tmem, 1) == 0
 

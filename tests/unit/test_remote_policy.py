@@ -178,7 +178,6 @@ def test_placement_with_a_target_names_it_alone_while_it_is_willing() -> None:
     view = members(member(ME, 900), member(2, 10), member(3, 500), member(4, 0))
     assert placement(view, ME, NOBODY, target=2) == [2]
     assert placement(view, ME, NOBODY, target=4) == [4]  # free bytes do not matter
-    assert placement(view, ME, frozenset({2}), target=2) == []
 
 
 # -- RemotifyConfig ----------------------------------------------------------------------------
