@@ -32,6 +32,7 @@ GAUGES = frozenset(
         "remote_pers_pages",
         "pers_pages_replicated",
         "pers_pages_at_risk",
+        "remotify_active",
         "node_number",
         "remote_target_down",
     }

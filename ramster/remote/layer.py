@@ -41,16 +41,17 @@ from ramster.remote.policy import (
     placement,
     target_down,
 )
-from ramster.tmem import Hit, Oid, PutOutcome, Stored, Tmem
+from ramster.tmem import Hit, Oid, PutOutcome, Tmem
 from ramster.tmem.copies import (
     HERE,
     PageCopies,
+    ShortfallScan,
     copies_of_puts,
     lost_copy,
     read_here,
     remote_holders,
     settle,
-    shortfall,
+    short_of_copies,
     unput,
     write_off,
 )
@@ -119,6 +120,7 @@ class RemoteLayer:
         self._evacuating = False
         self._target_down: int | None = None  # the remote_target last found down, logged once
         self._absence = AbsenceClock()  # nodes out of the view this node keeps something for
+        self._draining_at_risk = 0  # pages the last repair pass left with a draining copy
         self.counters = dict.fromkeys(
             (
                 "remote_pages_flushed",
@@ -130,7 +132,6 @@ class RemoteLayer:
                 "remotify_batches",
                 "remotify_busy_microseconds",
                 "pers_copies_made",
-                "pers_pages_at_risk",
                 "pers_pages_recovered",
                 "repair_rounds",
                 "peers_written_off",
@@ -145,10 +146,16 @@ class RemoteLayer:
         return f"<RemoteLayer node {self.me} peers={sorted(self._links)}>"
 
     def all_counters(self) -> dict[str, int]:
-        """The layer's counters, with the corrupt copies every peer link turned away."""
+        """The layer's counters, with the pages at risk now, whether what peers hold for this
+        node is changing (`remotify_active`), and the corrupt copies every link turned away."""
         corrupt = sum(link.corrupt_pages for link in self._links.values())
+        tmem = self._backend.tmem
+        flushing = tmem is not None and bool(tmem.remote_flushes)
         return {
             **self.counters,
+            "pers_pages_at_risk": self.pages_at_risk(),
+            # A shipping round (or bring_home) runs, or flushes wait for the next one.
+            "remotify_active": int(self._shipping.locked() or flushing),
             "remote_pages_corrupt": corrupt + self._corrupt_of_gone,
             "remote_target_down": self._target_down or 0,
         }
@@ -566,12 +573,7 @@ class RemoteLayer:
         """Store the other copy of each persistent page a put just stored on a peer, as
         `persistent_copies` asks. A page no peer took is taken back (`unput`); returns the keys
         of those (they must be refused)."""
-        if self.copies_wanted() < 2:
-            params = self._backend.params
-            if params.persistent_copies > 1 and params.ramster:
-                stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
-                self.counters["pers_pages_at_risk"] += stored
-                self._repair_wake.set()  # once a peer is up, it gets their copies
+        if self.copies_wanted() < 2:  # counted at risk; the peer that joins wakes the repair
             return set()
         shipments = copies_of_puts(tmem, client, pool_id, keys, outcomes)
         copied = await self._copy(tmem, shipments)
@@ -596,20 +598,30 @@ class RemoteLayer:
         return done
 
     async def _repair_forever(self) -> None:
+        pause = REPAIR_RETRY
         while True:
-            await _woken(self._repair_wake, REPAIR_RETRY)
-            if not self._repair_wake.is_set() and not self.counters["pers_pages_at_risk"]:
-                continue  # a full scan only when woken, or to retry pages still at risk
+            await _woken(self._repair_wake, pause)
+            woken = self._repair_wake.is_set()
             self._repair_wake.clear()
+            if not woken and not self.pages_at_risk():
+                pause = REPAIR_RETRY
+                continue  # a round only when woken, or to retry pages still at risk
+            made = 0
             try:
-                await self.repair()
+                made = await self.repair()
             except Exception:
                 log.exception("repair round failed")
+            # Pages at risk and no copy made: no peer can take one now (none in view, or every
+            # one full or failing). Scanning again at once would only burn the node's time.
+            stuck = not made and self.pages_at_risk() > 0
+            pause = min(2 * pause, REPAIR_BACKOFF_MAX) if stuck else REPAIR_RETRY
 
     async def repair(self) -> int:
         """Rebuild missing copies of persistent pages (and move copies off draining peers), at
-        most `repair_rate` pages a second; drop ephemeral pages on draining peers. Returns the
-        copies made."""
+        most `repair_rate` pages a second, scanning in steps of `batch_pages` pages that let
+        requests in between them; drop ephemeral pages on draining peers. Nothing is scanned
+        while no page is at risk or no peer can take a copy, unless a peer drains. Returns
+        the copies made."""
         tmem = self._backend.tmem
         if tmem is None or not self._recovered:
             return 0
@@ -619,48 +631,75 @@ class RemoteLayer:
             for ref in remote_refs(tmem, persistent=False):
                 if ref.node in draining:
                     drop_remote(tmem, ref)
-        short = self._shortfall(tmem)
-        if not short:
+        elif not self.pages_at_risk() or not self._placement():
             await self._send_flushes(tmem)
             return 0
         self.counters["repair_rounds"] += 1
-        made = 0
-        chunk = self.config.batch_pages
-        for start in range(0, len(short), chunk):
-            began = time.monotonic()
-            made += await self._repair_chunk(tmem, short[start : start + chunk], draining)
-            await self._send_flushes(tmem)
-            if self._backend.tmem is not tmem:
-                return made
-            pause = len(short[start : start + chunk]) / self.config.repair_rate
-            await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)))
-        self._shortfall(tmem)
+        made, short, draining_at_risk = await self._repair_pass(tmem, draining)
+        if self._backend.tmem is tmem:
+            self._draining_at_risk = draining_at_risk
         log.info(
             "repair: %d pages were short of copies, %d copies made, %d pages still at risk",
-            len(short),
+            short,
             made,
-            self.counters["pers_pages_at_risk"],
+            self.pages_at_risk(),
         )
         return made
 
-    def _shortfall(self, tmem: Tmem) -> list[PageCopies]:
-        """The pages short of copies now; counts those at risk."""
-        wanted, draining = self._backend.params.persistent_copies, self._draining()
-        short = shortfall(tmem, wanted, draining)
-        self.counters["pers_pages_at_risk"] = _at_risk(short, wanted, draining)
-        return short
+    def pages_at_risk(self) -> int:
+        """Persistent pages with fewer than `persistent_copies` copies on nodes that stay: those
+        with too few copies, counted from the tree's tallies (exact at any time, no scan), and,
+        while a peer drains, those the last repair pass left with a copy on a draining peer
+        (only a scan finds them; a pass visits every page while a peer drains)."""
+        tmem = self._backend.tmem
+        if tmem is None:
+            return 0
+        draining = self._draining_at_risk if self._draining() else 0
+        return short_of_copies(tmem, self._backend.params.persistent_copies) + draining
+
+    async def _repair_pass(self, tmem: Tmem, draining: frozenset[int]) -> tuple[int, int, int]:
+        """Scan every persistent page once, repairing those short of copies `batch_pages` at a
+        time; (copies made, pages found short, pages left at risk with a copy on a draining
+        peer). The pass ends early when no peer took a copy of a whole batch."""
+        wanted, batch = self._backend.params.persistent_copies, self.config.batch_pages
+        scan = ShortfallScan(tmem)
+        made = short = draining_at_risk = 0
+        chunk: list[PageCopies] = []
+        while not scan.done:
+            chunk += scan.step(wanted, draining, limit=batch - len(chunk))
+            if len(chunk) < batch and not (scan.done and chunk):
+                await asyncio.sleep(0)  # between steps, requests go first
+                continue
+            began = time.monotonic()
+            copied = await self._repair_chunk(tmem, chunk, draining)
+            await self._send_flushes(tmem)
+            if self._backend.tmem is not tmem:
+                break
+            made += sum(copied)
+            short += len(chunk)
+            draining_at_risk += sum(
+                not ok and _kept(c, draining) < wanted <= len(c.holders)
+                for c, ok in zip(chunk, copied, strict=True)
+            )
+            if not any(copied) and any(_kept(c, draining) < wanted for c in chunk):
+                break  # no peer took any copy: the rest would fare no better
+            pause = len(chunk) / self.config.repair_rate
+            chunk = []
+            await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)))
+        return made, short, draining_at_risk
 
     async def _repair_chunk(
         self, tmem: Tmem, chunk: Sequence[PageCopies], draining: frozenset[int]
-    ) -> int:
+    ) -> list[bool]:
+        """Give each page of `chunk` its missing copy; for each, whether it got one."""
+        copied = [False] * len(chunk)
         pages = await self._read_copies(tmem, chunk)
         if self._backend.tmem is not tmem:
-            return 0
+            return copied
         wanted = self.copies_wanted()
         needy: list[int] = []
         for i, copies in enumerate(chunk):
-            kept = [node for node in copies.holders if node not in draining]
-            if len(kept) >= wanted:
+            if _kept(copies, draining) >= wanted:
                 settle(tmem, copies, None, draining)  # only a draining peer's copy to drop
             elif pages[i] is not None:
                 needy.append(i)
@@ -668,16 +707,15 @@ class RemoteLayer:
         avoid = [frozenset(n for n in chunk[i].holders if n != HERE) for i in needy]
         placed = await self._place(tmem, shipments, avoid)
         if self._backend.tmem is not tmem:
-            return 0
-        made = 0
+            return copied
         for i, node in zip(needy, placed, strict=True):
             copies = chunk[i]
             if node is not None:
-                made += settle(tmem, copies, node, draining)
+                copied[i] = settle(tmem, copies, node, draining)
             elif copies.primary is not None:  # no peer will take it: keep it here, if room
-                made += settle(tmem, copies, None, draining, home=pages[i])
-        self.counters["pers_copies_made"] += made
-        return made
+                copied[i] = settle(tmem, copies, None, draining, home=pages[i])
+        self.counters["pers_copies_made"] += sum(copied)
+        return copied
 
     async def _read_copies(
         self, tmem: Tmem, chunk: Sequence[PageCopies]
@@ -950,6 +988,10 @@ class RemoteLayer:
 REPAIR_RETRY = 5.0
 """Seconds between repair rounds while nothing wakes the loop (pages may still be at risk)."""
 
+REPAIR_BACKOFF_MAX = 60.0
+"""Seconds at most between repair rounds while rounds make no copy: the wait doubles from
+`REPAIR_RETRY` each such round. A peer joining or leaving wakes the loop at once."""
+
 
 async def _woken(event: asyncio.Event, timeout: float) -> None:
     """Wait until `event` is set or `timeout` seconds pass. Not `wait_for` in a loop that
@@ -978,9 +1020,9 @@ def _fetch_key(ref: RemoteRef) -> FetchKey:
     return (ref.obj_id, ref.index, ref.version)
 
 
-def _at_risk(short: Sequence[PageCopies], wanted: int, draining: frozenset[int]) -> int:
-    """Pages with fewer than `wanted` copies on nodes that stay."""
-    return sum(sum(n not in draining for n in c.holders) < wanted for c in short)
+def _kept(copies: PageCopies, draining: frozenset[int]) -> int:
+    """How many of the page's copies are on nodes that stay."""
+    return sum(node not in draining for node in copies.holders)
 
 
 def _read(page: PackedPage | None) -> PackedPage:

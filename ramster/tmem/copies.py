@@ -10,6 +10,8 @@ remote layer does the I/O. This module is the core's friend, like `shipping`.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -107,18 +109,70 @@ def copies_of_puts(
     return copies
 
 
-def shortfall(tmem: Tmem, wanted: int, draining: frozenset[int]) -> list[PageCopies]:
-    """Persistent pages with fewer than `wanted` copies on nodes that are not draining, or with a
-    copy on a draining node."""
-    short = []
-    for pool, obj in _own_objects(tmem, persistent=True):
-        for index, slot in obj.items():
-            copies = _copies(tmem, pool, obj, index, slot)
-            holders = copies.holders
-            kept = sum(node not in draining for node in holders)
-            if kept < wanted or kept < len(holders):
-                short.append(copies)
-    return short
+class ShortfallScan:
+    """One pass of the repair loop over this node's persistent pages, in steps: each `step`
+    visits at most `limit` pages and returns those short of copies, so the loop can let other
+    work run between steps and never holds a list of every page. The tree may change between
+    steps: a step resumes at the first page index after the last one visited, objects made
+    after the pass began wait for the next pass, and objects gone meanwhile are skipped."""
+
+    __slots__ = ("_at", "_ids", "_index", "_tmem")
+
+    def __init__(self, tmem: Tmem) -> None:
+        self._tmem = tmem
+        self._ids = array("Q", tmem._objects)  # 8 bytes an object, not an entry per page
+        self._at = 0  # the position in `_ids` of the object being visited
+        self._index = 0  # the first page index of that object not visited yet
+
+    def __repr__(self) -> str:
+        return f"<ShortfallScan object {self._at} of {len(self._ids)} from index {self._index}>"
+
+    @property
+    def done(self) -> bool:
+        return self._at >= len(self._ids)
+
+    def step(self, wanted: int, draining: frozenset[int], limit: int) -> list[PageCopies]:
+        """The next pages, at most `limit` of them visited, with fewer than `wanted` copies on
+        nodes that are not draining, or with a copy on a draining node. An object that is not
+        this node's persistent one counts as one page visited."""
+        tmem, short, budget = self._tmem, [], limit
+        while budget > 0 and not self.done:
+            obj = tmem._objects.get(self._ids[self._at])
+            if obj is None or obj.pool.foreign or not obj.pool.spec.persistent:
+                self._at, self._index, budget = self._at + 1, 0, budget - 1
+                continue
+            first = bisect_left(obj.indices, self._index)
+            end = min(len(obj), first + budget)
+            for pos in range(first, end):
+                index, slot = obj.indices[pos], obj.slots[pos]
+                copies = _copies(tmem, obj.pool, obj, index, slot)
+                holders = copies.holders
+                kept = sum(node not in draining for node in holders)
+                if kept < wanted or kept < len(holders):
+                    short.append(copies)
+            budget -= max(1, end - first)
+            if end < len(obj):
+                self._index = obj.indices[end]
+            else:
+                self._at, self._index = self._at + 1, 0
+        return short
+
+
+def short_of_copies(tmem: Tmem, wanted: int) -> int:
+    """This node's persistent pages with fewer than `wanted` (1 or 2) copies, from the tree's
+    tallies alone (pages per pool, replicas kept): exact at any time, no page visited. A copy
+    on a draining node counts here; the repair scan finds those."""
+    if wanted < 2:
+        return 0  # every page has a copy, here or on the peer its handle names
+    pools = {
+        id(pool): pool
+        for pools in tmem._clients.values()
+        for pool in pools.values()
+        if pool.spec.persistent and not pool.foreign
+    }
+    # Every replica is the second copy of one of these pages: flushing, overwriting or
+    # writing off a page drops its replica with it (`Tmem._free_slot`, `drop_handle`, …).
+    return sum(pool.pages for pool in pools.values()) - len(tmem._replicas)
 
 
 def read_here(tmem: Tmem, copies: PageCopies) -> PackedPage | None:

@@ -7,6 +7,10 @@ run. Then the peer holding the most of node 1's second copies is killed (SIGKILL
 until every page has two copies again is split into noticing the death (its etcd lease, 3 s)
 and rebuilding (reading each page and storing it on the other peer, at most `repair_rate` pages
 a second).
+
+Then a lone node holding many persistent pages takes single-page and 64-page puts, first with
+`persistent_copies` 1, then 2: with no peer every page stays at risk, and the repair loop must
+neither scan them again and again nor stall the puts meanwhile (issue 10, item 7).
 """
 
 from __future__ import annotations
@@ -18,17 +22,25 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
 from lz4.block import compress
 
 from ramster.client import Client
-from ramster.launcher import LocalCluster
+from ramster.launcher import LocalCluster, NodeHandle
 from ramster.remote.policy import RemotifyConfig
-from tests.bench.references import measure_redis, reference_servers
+from tests.bench.references import latency_ms, measure_redis, reference_servers
 from tests.bench.table import print_table
 from tests.bench.wire import BATCH, _rate
 
 MEMORY = 512 * 2**20
 PAGES = 8192
+LONE_MEMORY = 128 * 2**20
+HELD = 400_000
+"""Pages the lone node holds while it is measured: same-filled pages, which cost the node little
+more than their index entry, so many fit (the issue saw 1.17 M on a 64 MiB node)."""
+MEASURED = HELD // 256 + 1
+"""The first object of the measured puts: the held pages fill objects 0.. of 256 pages each."""
+SINGLE_PUTS = 2000
 
 
 async def _put_rate(client: Client, copies: int, pages: list[bytes]) -> float:
@@ -93,9 +105,14 @@ async def _measure(cluster: LocalCluster, pages: list[bytes]) -> dict[str, float
     }
 
 
+def storable(pages: list[bytes]) -> list[bytes]:
+    """The first `PAGES` pages no node refuses for their size (as in the remotify benchmark)."""
+    limit = 3 * 4096 // 4
+    return [page for page in pages if len(compress(page, store_size=False)) <= limit][:PAGES]
+
+
 def run(pages: list[bytes]) -> None:
-    limit = 3 * 4096 // 4  # as in the remotify benchmark: never refused for its size
-    pages = [page for page in pages if len(compress(page, store_size=False)) <= limit][:PAGES]
+    pages = storable(pages)
     with tempfile.TemporaryDirectory(prefix="ramster-bench-") as tmp:
         with reference_servers(Path(tmp)) as (redis_port, _):
             redis = measure_redis(redis_port, pages)
@@ -125,3 +142,89 @@ def run(pages: list[bytes]) -> None:
             ["bound (repair_rate)", f"{RemotifyConfig().repair_rate:,.0f} pages/s"],
         ],
     )
+    lone_node(pages)
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+async def _lone_puts(client: Client, pool: int, copies: int, pages: list[bytes]) -> list[object]:
+    """Single-page put latency and 64-page put rate at `copies`, on keys apart from the held
+    pages (rewritten in turn, so the node holds the same number of pages throughout)."""
+    await client.set_param("persistent_copies", str(copies))  # wakes the repair loop
+    keys = 4096
+    samples = []
+    for n in range(SINGLE_PUTS):
+        started = time.perf_counter()
+        if not await client.put(pool, MEASURED + n % 16, n % 256, pages[n % len(pages)]):
+            raise RuntimeError(f"{copies} copies: a single put was refused")
+        samples.append(time.perf_counter() - started)
+    p50, p99 = latency_ms(samples)
+
+    async def put_batches() -> None:
+        for start in range(0, keys, BATCH):
+            batch = [(MEASURED + n // 256, n % 256, pages[n % len(pages)]) for n in
+                     range(start, start + BATCH)]  # fmt: skip
+            stored = await client.put_many(pool, batch)
+            if not all(stored):
+                raise RuntimeError(f"{copies} copies: {stored.count(False)} pages refused")
+
+    batched = await _rate(keys, put_batches)
+    stats = await client.stats()
+    return [p50, p99, batched, stats["pers_pages_at_risk"], stats["repair_rounds"]]
+
+
+async def _measure_lone(node: NodeHandle, pages: list[bytes]) -> dict[int, list[object]]:
+    async with Client(node.address, client_name="bench-lone") as client:
+        await client.set_param("persistent_copies", "1")  # filled without copies to make
+        pool = await client.new_pool(persistent=True)
+        for start in range(0, HELD, 1024):
+            numbers = range(start, start + 1024)
+            batch = [(n >> 8, n & 0xFF, bytes([n % 251 + 1]) * 4096) for n in numbers]
+            if not all(await client.put_many(pool, batch)):
+                raise RuntimeError("the lone node refused pages while it was filled")
+        rows = {}
+        for copies in (1, 2):
+            rows[copies] = [*await _lone_puts(client, pool, copies, pages), _rss_mib(node.pid)]
+    return rows
+
+
+def _redis_single_sets(port: int, pages: list[bytes]) -> tuple[float, float]:
+    """(p50, p99) in ms of single SETs of a page, as the lone node's single puts."""
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        samples = []
+        for n in range(SINGLE_PUTS):
+            started = time.perf_counter()
+            client.set(f"s:{n % 4096}", pages[n % len(pages)])
+            samples.append(time.perf_counter() - started)
+        return latency_ms(samples)
+    finally:
+        client.close()
+
+
+def lone_node(pages: list[bytes]) -> None:
+    """The table of persistent puts of `pages` (`storable` ones) on a lone node holding `HELD`
+    pages, with copies 1 and 2."""
+    with tempfile.TemporaryDirectory(prefix="ramster-bench-") as tmp:
+        with reference_servers(Path(tmp)) as (redis_port, _):
+            redis_batched = measure_redis(redis_port, pages)
+            redis_p50, redis_p99 = _redis_single_sets(redis_port, pages)
+        with LocalCluster(1, [LONE_MEMORY], cluster="bench-lone", directory=Path(tmp)) as lone:
+            rows = asyncio.run(_measure_lone(lone.nodes[0], pages))
+    print_table(
+        f"persistent put latency on a lone node holding {HELD:,} pages "
+        f"({LONE_MEMORY >> 20} MiB, no peer)",
+        ["persistent_copies", "put p50 ms", "put p99 ms", f"{BATCH}-page put pages/s",
+         "pages at risk", "repair rounds", "node RSS MiB"],
+        [
+            ["1", *rows[1]],
+            ["2 (no peer: every page at risk, repair loop waiting)", *rows[2]],
+            ["redis-py + Redis SET / MSET (reference)", redis_p50, redis_p99,
+             redis_batched.put_rate, "-", "-", "-"],
+        ],
+    )  # fmt: skip

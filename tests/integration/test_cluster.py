@@ -30,7 +30,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import cast
 
 import grpc
 import pytest
@@ -39,12 +39,11 @@ from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.client import FailedPrecondition, InvalidArgument, SyncClient
+from ramster.zcache import ZcacheConfig
 from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
 from tests.support.etcd import EtcdLink, EtcdProcess
 from tests.support.nodes import RAMSTER
 from tests.support.wire import RawNode
-
-T = TypeVar("T")
 
 MiB = 1 << 20
 PAGE = 4096
@@ -54,6 +53,8 @@ BATCH = 512
 """Pages per put_many / get_many call."""
 STORE_TIMEOUT = 20.0
 SETTLE_TIMEOUT = 15.0
+HIGH_WATERMARK = ZcacheConfig(memory=MiB).high_watermark
+"""The nodes' (the default): a node above it starts shipping."""
 
 
 def _text(size: int, seed: int = 7) -> bytes:
@@ -170,18 +171,20 @@ def read_back(client: SyncClient, pool: int, numbers: list[int], free: bool | No
     return [n for n, data in zip(numbers, got, strict=True) if data != text_page(n)]
 
 
-def settled(read: Callable[[], T], timeout: float = SETTLE_TIMEOUT, gap: float = 0.3) -> T:
-    """`read()` once two reads `gap` seconds apart agree: a quiet moment."""
-    deadline = time.monotonic() + timeout
-    last = read()
-    while True:
-        time.sleep(gap)
-        now = read()
-        if now == last:
-            return now
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still changing after {timeout} s: {last} then {now}")
-        last = now
+def done_shipping(
+    stats: Callable[[], dict[str, int]], timeout: float = SETTLE_TIMEOUT
+) -> dict[str, int]:
+    """A node's `stats()` once what its peers hold for it no longer changes: no shipping round
+    runs and no flush waits to be sent (`remotify_active` 0), and no round will start (it is
+    not above its high watermark, or ramster is off). A state, not a quiet moment: two equal
+    reads can fall within a peer's failure backoff, after which shipping goes on."""
+
+    def idle() -> dict[str, int] | None:
+        now = stats()
+        starts = now["ramster_on"] and now["used_bytes"] > HIGH_WATERMARK * now["memory_bytes"]
+        return None if now["remotify_active"] or starts else now
+
+    return cast(dict[str, int], wait_for(idle, timeout, "a node done shipping"))
 
 
 def counters(cluster: Cluster, nodes: str | tuple[str, ...], *names: str) -> dict[str, int]:
@@ -194,9 +197,12 @@ def counters(cluster: Cluster, nodes: str | tuple[str, ...], *names: str) -> dic
     return total
 
 
-def remote_view(cluster: Cluster, origin: str, holders: tuple[str, ...]) -> dict[str, int]:
-    """What the origin says it has remote, beside what each holder holds for it."""
-    stats = cluster.stats(origin)
+def remote_view(
+    cluster: Cluster, origin: str, holders: tuple[str, ...], stats: dict[str, int] | None = None
+) -> dict[str, int]:
+    """What the origin says it has remote (in `stats`, if given), beside what each holder
+    holds for it."""
+    stats = stats or cluster.stats(origin)
     view = {
         "pers_pages_remoted": stats["pers_pages_remoted"],
         "pers_pages_repatriated": stats["pers_pages_repatriated"],
@@ -229,7 +235,7 @@ def test_persistent_pages_spread_over_peers_read_back_exact_and_are_reclaimed(
         what="one peer published fewer free bytes than the other",
     )
     store_all(a, pool, numbers[len(numbers) // 2 :])
-    quiet = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    quiet = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     assert quiet["B"] > 0 and quiet["C"] > 0, (free, quiet)
     remote = quiet["B"] + quiet["C"]
     assert quiet["pers_pages_remoted"] == remote, quiet
@@ -276,9 +282,8 @@ def test_persistent_pages_spread_over_peers_read_back_exact_and_are_reclaimed(
         ),
         what="the holders dropped the flushed objects' pages",
     )
-    origin = settled(lambda: counters(cluster, "A", "remote_objects_flushed"))
-    holders = settled(lambda: counters(cluster, ("B", "C"), "flobj_found", "flobj_total"))
-    sent = origin["remote_objects_flushed"]
+    sent = done_shipping(lambda: cluster.stats("A"))["remote_objects_flushed"]  # every flush sent
+    holders = counters(cluster, ("B", "C"), "flobj_found", "flobj_total")
     assert sent > 0
     assert holders == {"flobj_found": sent, "flobj_total": sent}
     assert counters(cluster, "A", "remote_page_flushes_failed") == {"remote_page_flushes_failed": 0}
@@ -302,16 +307,15 @@ def test_persistent_pages_spread_over_peers_read_back_exact_and_are_reclaimed(
         lambda: cluster.foreign_pers("B", "C") == {"B": 0, "C": 0},
         what="the holders dropped the destroyed pool",
     )
-    final = settled(
-        lambda: counters(
-            cluster,
-            "A",
-            "remote_pers_pages",
-            "remote_pages",
-            "pers_zpages",
-            "remote_pools_flushed",
-            "remote_pers_pages_lost",
-        )
+    done_shipping(lambda: cluster.stats("A"))
+    final = counters(
+        cluster,
+        "A",
+        "remote_pers_pages",
+        "remote_pages",
+        "pers_zpages",
+        "remote_pools_flushed",
+        "remote_pers_pages_lost",
     )
     assert final == {
         "remote_pers_pages": 0,
@@ -361,7 +365,7 @@ def test_a_forged_far_future_version_cannot_outrank_an_origins_real_copies(
                 "plus one hour, in microseconds since 1970",
             )
     store_all(a, pool, numbers)
-    quiet = settled(lambda: remote_view(cluster, "A", ("B",)))
+    quiet = remote_view(cluster, "A", ("B",), done_shipping(lambda: cluster.stats("A")))
     assert quiet["B"] > 0, quiet  # A did ship pages to B
     assert read_back(a, pool, numbers, free=False) == []
 
@@ -394,7 +398,8 @@ def test_overcommitted_ephemeral_pages_are_shipped_and_never_read_back_wrong(
             "held_evicted": sum(h["evicted_eph_zpages"] for h in held.values()),
         }
 
-    quiet = settled(view)
+    done_shipping(lambda: cluster.stats("A"))
+    quiet = view()
     assert quiet["eph_pages_remoted"] > 0, quiet
     # The holders had room for everything: each page is local, remote, or evicted by A.
     assert quiet["held_evicted"] == 0
@@ -430,7 +435,7 @@ def test_ramster_off_returns_once_the_persistent_pages_are_home_and_on_ships_aga
     a = cluster.clients["A"]
     pool = a.new_pool(persistent=True)
     store_all(a, pool, pages_of(range(40)))  # about 4.7 MiB packed into 4 MiB
-    quiet = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    quiet = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     remote = quiet["remote_pers_pages"]
     assert remote > 0 and quiet["B"] + quiet["C"] == remote, quiet
     # The newest objects are still local (the oldest pages ship first): flushing them makes
@@ -463,7 +468,7 @@ def test_ramster_off_returns_once_the_persistent_pages_are_home_and_on_ships_aga
     # On again: A ships once more and takes what it refused.
     assert a.set_param("ramster", "on")["ramster"] == "on"
     store_all(a, pool, refused)
-    again = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    again = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     shipped = again["pers_pages_remoted"] - quiet["pers_pages_remoted"]
     assert shipped > 0, again
     assert again["remote_pers_pages"] == shipped == again["B"] + again["C"], again
@@ -480,7 +485,7 @@ def test_ramster_off_fails_its_precondition_when_the_pages_cannot_come_home(
     pool = a.new_pool(persistent=True)
     numbers = pages_of(range(64))  # about 7.5 MiB packed: nearly twice A's budget
     store_all(a, pool, numbers)
-    quiet = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    quiet = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     assert quiet["remote_pers_pages"] > 0
 
     with pytest.raises(FailedPrecondition) as refused:
@@ -494,7 +499,7 @@ def test_ramster_off_fails_its_precondition_when_the_pages_cannot_come_home(
     assert 0 < int(match.group(1)) < quiet["remote_pers_pages"]
     assert a.params()["ramster"] == "on"
     assert a.state().ramster is True
-    after = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    after = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     assert cluster.stats("A")["pers_pages_repatriated"] > 0
     assert after["remote_pers_pages"] == after["B"] + after["C"], after
     assert read_back(a, pool, numbers, free=False) == []
@@ -526,7 +531,8 @@ def test_ramster_off_forgets_remote_ephemeral_pages_and_their_holder_drops_every
             "C": cluster.stats("C")["foreign_eph_pages"],
         }
 
-    quiet = settled(view)
+    done_shipping(lambda: cluster.stats("A"))
+    quiet = view()
     assert quiet["B"] == quiet["remote_pages"] > 1024 and quiet["C"] == 0, quiet
 
     assert a.set_param("ramster", "off")["ramster"] == "off"
@@ -554,7 +560,7 @@ def test_ramster_off_brings_every_page_home_while_puts_go_on(cluster: Cluster) -
     objects = int(0.985 * stats["memory_bytes"] / per_page) // OBJECT_PAGES
     numbers = pages_of(range(objects))  # 98.5 % of the budget at most, once all of it is home
     store_all(a, pool, numbers[10 * OBJECT_PAGES :])
-    quiet = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    quiet = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     assert quiet["remote_pers_pages"] > 0
 
     other = a.new_pool(persistent=True)
@@ -575,7 +581,7 @@ def test_ramster_off_brings_every_page_home_while_puts_go_on(cluster: Cluster) -
     assert params["ramster"] == "off"
     assert home["remote_pers_pages"] == 0
     # Nothing was shipped while switching, not even a batch that was on its way.
-    late = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    late = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     assert late == {
         "pers_pages_remoted": quiet["pers_pages_remoted"],
         "pers_pages_repatriated": quiet["remote_pers_pages"],
@@ -600,13 +606,13 @@ def test_data_traffic_goes_on_while_etcd_is_down_and_a_node_joins_after_its_rest
     a = cluster.clients["A"]
     pool = a.new_pool(persistent=True)
     store_all(a, pool, pages_of(range(48)))
-    before = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    before = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     assert before["remote_pers_pages"] > 0
 
     private_etcd.kill()
     assert not private_etcd.healthy()
     store_all(a, pool, pages_of(range(48, 72)))
-    down = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+    down = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
     assert down["pers_pages_remoted"] > before["pers_pages_remoted"], down
     assert down["remote_pers_pages"] == down["B"] + down["C"], down
     gets = cluster.stats("A")["remote_pers_pages_succ_get"]
@@ -631,7 +637,7 @@ def test_data_traffic_goes_on_while_etcd_is_down_and_a_node_joins_after_its_rest
         store_all(a, pool, pages_of([next_object]))
         next_object += 1
     numbers = pages_of(range(next_object))
-    after = settled(lambda: remote_view(cluster, "A", ("B", "C", "D")))
+    after = remote_view(cluster, "A", ("B", "C", "D"), done_shipping(lambda: cluster.stats("A")))
     assert after["remote_pers_pages"] == after["B"] + after["C"] + after["D"], after
     shipped_back = after["remote_pers_pages"] + after["pers_pages_repatriated"]
     assert after["pers_pages_remoted"] == shipped_back, after
@@ -654,7 +660,7 @@ def test_an_origin_cut_off_from_etcd_past_its_lease_keeps_its_remote_pages(
         pool = a.new_pool(persistent=True)
         numbers = pages_of(range(48))
         store_all(a, pool, numbers)
-        before = settled(lambda: remote_view(cluster, "A", ("B", "C")))
+        before = remote_view(cluster, "A", ("B", "C"), done_shipping(lambda: cluster.stats("A")))
         assert before["remote_pers_pages"] > 0
 
         link.cut()

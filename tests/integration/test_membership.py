@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -709,8 +710,11 @@ class Peers:
     def __init__(self) -> None:
         self.answers: dict[str, MemberInfo | None] = {}
         self.slow: set[str] = set()
+        self.probes: Counter[str] = Counter()
+        """Probes of each address so far: the rounds that reached it."""
 
     async def probe(self, address: str) -> MemberInfo | None:
+        self.probes[address] += 1
         if address in self.slow:
             await asyncio.sleep(10)
         answer = self.answers.get(address)
@@ -761,7 +765,8 @@ def test_static_peers_are_in_the_view_only_while_they_answer(
         peers.answers["b:1"] = b
         peers.answers["x:1"] = impostor  # gives a number already taken: ignored
         await eventually(lambda: recorder.views[-1] == {1: a, 2: b, 3: c}, "b and c are back")
-        await asyncio.sleep(0.2)  # a few more rounds: the impostor is still ignored, warned once
+        asked = peers.probes["x:1"]  # a few more rounds: the impostor is still ignored, warned once
+        await eventually(lambda: peers.probes["x:1"] >= asked + 3, "three more rounds")
         assert membership.members() == {1: a, 2: b, 3: c}
         assert [shape(view) for view in recorder.views] == [
             [(1, "a", "a-1"), (2, "b", "b-1")],

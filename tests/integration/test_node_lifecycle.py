@@ -87,6 +87,8 @@ def test_sigterm_lets_calls_in_flight_finish_and_exits_0_within_the_grace(
             states = [await watch.read()]
             pool = (await new_pool(tmem_pb2.NewPoolRequest(client="w", persistent=True))).pool_id
 
+            acked = [asyncio.Event() for _ in range(3)]
+
             async def worker(w: int) -> list[tuple[str, float]]:
                 """Puts until the node refuses one: (status, time answered) of each call."""
                 outcomes = []
@@ -104,10 +106,12 @@ def test_sigterm_lets_calls_in_flight_finish_and_exits_0_within_the_grace(
                     # Acknowledged: every page of the batch is stored.
                     assert list(response.results) == [tmem_pb2.PUT_STATUS_STORED] * batch
                     outcomes.append(("OK", time.monotonic()))
+                    acked[w].set()
                 return outcomes
 
             workers = [asyncio.create_task(worker(w)) for w in range(3)]
-            await asyncio.sleep(0.4)
+            async with asyncio.timeout(30):  # every worker has a put acknowledged: all are busy
+                await asyncio.gather(*(event.wait() for event in acked))
             signalled = time.monotonic()
             os.kill(pid, signal.SIGTERM)
             outcomes = await asyncio.gather(*workers)

@@ -18,10 +18,10 @@ from ramster.client import FailedPrecondition, InvalidArgument, NotFound, SyncCl
 from tests.integration.conftest import NodeFactory, wait_for
 from tests.integration.test_cluster import (
     Cluster,
+    done_shipping,
     pages_of,
     ramster_cli,
     read_back,
-    settled,
     store_all,
 )
 from tests.support.etcd import EtcdProcess
@@ -52,7 +52,8 @@ def test_a_node_gone_for_origin_grace_is_let_go_of_and_one_back_in_time_loses_no
     pool = a.new_pool(persistent=True)
     numbers = pages_of(range(48))  # about 6 MiB packed: A ships a part to B
     store_all(a, pool, numbers)
-    held = settled(lambda: b.stats()["foreign_pers_pages"])
+    done_shipping(a.stats)
+    held = b.stats()["foreign_pers_pages"]
     assert held > 0
 
     # A restarts: out of the view for a moment, well within the grace. Every page B held comes
@@ -68,7 +69,8 @@ def test_a_node_gone_for_origin_grace_is_let_go_of_and_one_back_in_time_loses_no
     assert b.stats()["origins_forgotten"] == 0
 
     # A, gone for good: once out of B's view for the grace, B drops every page it held for A.
-    held = settled(lambda: b.stats()["foreign_pers_pages"])
+    done_shipping(a.stats)
+    held = b.stats()["foreign_pers_pages"]
     node_a.kill()
     killed = time.monotonic()
     wait_for(lambda: b.stats()["origins_forgotten"] == 1, timeout=GRACE + 20, what="B let go")
@@ -92,7 +94,7 @@ def test_a_node_gone_for_origin_grace_is_let_go_of_and_one_back_in_time_loses_no
     pool = a.new_pool(persistent=True)
     store_all(a, pool, numbers)
     wait_for(lambda: b.stats()["foreign_pers_pages"] > 0, what="A shipped pages to B again")
-    settled(lambda: (a.stats()["remote_pers_pages"], b.stats()["foreign_pers_pages"]))
+    done_shipping(a.stats)
     node_b.kill()  # while A ships nothing: its only queued flush is the pool's
     a.destroy_pool(pool)  # flushes B's copies should it come back: queued meanwhile
     killed = time.monotonic()
@@ -111,7 +113,8 @@ def test_forget_node_lets_go_of_a_node_that_left_at_once_and_refuses_one_that_is
     a, b, c = (cluster.clients[n] for n in "ABC")
     pool = a.new_pool(persistent=True)
     store_all(a, pool, pages_of(range(48)))
-    held = settled(lambda: b.stats()["foreign_pers_pages"] + c.stats()["foreign_pers_pages"])
+    done_shipping(a.stats)
+    held = b.stats()["foreign_pers_pages"] + c.stats()["foreign_pers_pages"]
     assert held > 0
 
     with pytest.raises(FailedPrecondition) as up:

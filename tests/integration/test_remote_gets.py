@@ -25,7 +25,7 @@ from ramster.client import SyncClient
 from ramster.errors import DeadlineExceeded
 from ramster.rpc.convert import MAX_MESSAGE
 from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
-from tests.integration.test_cluster import key, pages_of, settled, store_all, text_page
+from tests.integration.test_cluster import done_shipping, key, pages_of, store_all, text_page
 from tests.support.delay_proxy import DelayProxy
 from tests.support.processes import free_port
 from tests.support.wire import Answer, RawNode
@@ -71,7 +71,7 @@ def ship(client: SyncClient, pool: int, numbers: list[int], counter: str) -> Non
     """Store `numbers` (half again A's budget) and wait until A has shipped some to B."""
     client.set_param("persistent_copies", "1")  # with two nodes, B must be free to take pages
     store_all(client, pool, numbers)
-    assert settled(lambda: client.stats()[counter]) > 0, client.stats()
+    assert done_shipping(client.stats)[counter] > 0, client.stats()
 
 
 def stat(client: SyncClient, name: str) -> int:
@@ -180,7 +180,7 @@ def test_a_get_of_a_remote_page_frees_it_in_a_private_ephemeral_pool_only(pair: 
     a.set_param("persistent_copies", "1")
     store_all(a, private, numbers)
     store_all(a, shared, [n + 100_000 for n in numbers])
-    assert settled(lambda: stat(a, "remote_pages")) > 0
+    assert done_shipping(a.stats)["remote_pages"] > 0
 
     # The pool's rule (GET_MODE_POOL_DEFAULT): a shared pool's page stays after a hit ...
     n = remote_page(a, shared, [n + 100_000 for n in numbers], "remote_eph_pages_succ_get")

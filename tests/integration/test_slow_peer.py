@@ -20,7 +20,7 @@ import pytest
 from ramster.client import SyncClient
 from ramster.errors import Unavailable
 from tests.integration.conftest import NodeFactory, wait_for
-from tests.integration.test_cluster import key, pages_of, settled, store_all, text_page
+from tests.integration.test_cluster import done_shipping, key, pages_of, store_all, text_page
 from tests.support.delay_proxy import DelayProxy
 from tests.support.processes import free_port
 
@@ -84,7 +84,7 @@ def test_a_black_holed_peer_makes_its_pages_unavailable_in_time_and_local_gets_s
         numbers = pages_of(range(48))  # about 6 MiB packed: half again A's budget
         wait_for(lambda: proxy.connections > 0, what="A reaching B through the proxy")
         store_all(a, pool, numbers)
-        quiet = settled(lambda: a.stats()["remote_pers_pages"])
+        quiet = done_shipping(a.stats)["remote_pers_pages"]
         assert quiet > 0, a.stats()
 
         # The oldest pages went first; the newest stayed. Check them with the remote-get counter.

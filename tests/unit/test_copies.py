@@ -9,18 +9,24 @@ copy recorded). The async layer that drives this is in test_remote_layer.py.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ramster.errors import FailedPrecondition
 from ramster.tmem import Hit, PoolSpec, Rejected, Stored, Tmem
 from ramster.tmem.copies import (
     HERE,
     PageCopies,
+    ShortfallScan,
     copies_of_puts,
     lost_copy,
     read_here,
     settle,
-    shortfall,
+    short_of_copies,
     unput,
     write_off,
 )
@@ -67,6 +73,14 @@ def copied(tmem: Tmem, pool: int, keys: list[tuple[int, int]], node: int) -> Non
     oids = [((o, 0, 0), i) for o, i in keys]
     for shipment in copies_of_puts(tmem, APP, pool, oids, outcomes):
         assert settle(tmem, shipment, node, NOBODY)
+
+
+def shortfall(tmem: Tmem, wanted: int, draining: frozenset[int]) -> list[PageCopies]:
+    """Every page a whole pass of the repair scan finds short of copies, in one step."""
+    scan = ShortfallScan(tmem)
+    short = scan.step(wanted, draining, limit=ALL)
+    assert scan.done
+    return short
 
 
 def where(tmem: Tmem) -> dict[tuple[int, int], tuple[int, int | None]]:
@@ -239,6 +253,89 @@ def test_a_page_with_no_peer_to_copy_to_comes_home_beside_its_remote_copy() -> N
     assert settle(tmem, item, None, NOBODY, home=pack_page(page(100)))
     assert where(tmem) == {(1, 0): (HERE, C)}
     assert tmem.get(APP, pool, 1, 0, free=False) == page(100)
+
+
+# -- the repair scan and the count of pages at risk -------------------------------------------
+
+
+def keys_of(short: list[PageCopies]) -> list[tuple[int, int]]:
+    return [(c.oid[0], c.index) for c in short]
+
+
+def test_a_scan_step_visits_at_most_its_limit_and_the_pass_finds_every_short_page() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    stored(tmem, pool, [(1, i) for i in range(5)] + [(2, 0), (2, 1)])
+    ephemeral = tmem.new_pool(APP, PoolSpec())
+    stored(tmem, ephemeral, [(3, 0)])
+    scan = ShortfallScan(tmem)
+    steps = []
+    while not scan.done:  # every page has one copy: a step returns each page it visits
+        steps.append(keys_of(scan.step(2, NOBODY, limit=3)))
+    assert steps == [[(1, 0), (1, 1), (1, 2)], [(1, 3), (1, 4), (2, 0)], [(2, 1)]]
+
+    copied(tmem, pool, [(1, 1), (1, 3), (2, 0)], B)  # put again, each with its second copy
+    scan = ShortfallScan(tmem)
+    steps = []
+    while not scan.done:
+        steps.append(keys_of(scan.step(2, NOBODY, limit=3)))
+    assert steps == [[(1, 0), (1, 2)], [(1, 4)], [(2, 1)]]
+
+
+def test_a_scan_resumes_after_the_last_page_it_visited_whatever_changed_meanwhile() -> None:
+    tmem = host()
+    pool = tmem.new_pool(APP, PERSISTENT)
+    stored(tmem, pool, [(1, i) for i in range(6)] + [(2, 0), (3, 0)])
+    scan = ShortfallScan(tmem)
+    assert keys_of(scan.step(2, NOBODY, limit=2)) == [(1, 0), (1, 1)]
+
+    tmem.flush_page(APP, pool, 1, 2)  # not visited yet: never found
+    stored(tmem, pool, [(1, 0), (1, 9)])  # (1, 0) again: visited; (1, 9): a page still ahead
+    assert tmem.flush_object(APP, pool, 2)  # an object ahead is gone: skipped
+    stored(tmem, pool, [(4, 0)])  # an object made after the pass began: the next pass's
+    [third] = scan.step(2, NOBODY, limit=1)
+    assert (keys_of([third]), third.version) == ([(1, 3)], 4)
+    assert keys_of(scan.step(2, NOBODY, limit=ALL)) == [(1, 4), (1, 5), (1, 9), (3, 0)]
+    assert scan.done
+    assert scan.step(2, NOBODY, limit=ALL) == []
+
+
+OPERATIONS = ("put", "copied", "flush", "flush_object", "ship", "lost", "write_off", "free")
+
+
+@given(st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 11)), max_size=40))
+def test_the_pages_short_of_copies_are_counted_exactly_without_a_scan(
+    operations: list[tuple[str, int]],
+) -> None:
+    tmem = host()
+    shared = PoolSpec(persistent=True, shared_uuid=uuid.UUID(int=3))
+    pools = [tmem.new_pool(APP, PERSISTENT), tmem.new_pool(APP, shared)]
+    assert tmem.new_pool("other", shared) == 0  # the same pool, under two clients
+    ephemeral = tmem.new_pool(APP, PoolSpec())
+    for operation, n in operations:
+        pool, key = pools[n % 2], (1 + n // 6, n % 3)
+        if operation == "put":
+            stored(tmem, pool, [key])
+            stored(tmem, ephemeral, [key])
+        elif operation == "copied":
+            copied(tmem, pool, [key], (B, C)[n % 2])
+        elif operation == "flush":
+            tmem.flush_page(APP, pool, *key)
+        elif operation == "flush_object":
+            tmem.flush_object(APP, pool, key[0])
+        elif operation == "ship":
+            shipments = take_shipments(tmem, True, 1 + n % 3, ALL)
+            complete_shipments(tmem, D, shipments, [True] * len(shipments))
+        elif operation == "lost":
+            for ref in remote_refs(tmem, persistent=True)[:1]:
+                lost_copy(tmem, ref, ref.node)
+        elif operation == "write_off":
+            write_off(tmem, (B, C, D)[n % 3], restarted=n % 2 == 0)
+        else:
+            with contextlib.suppress(FailedPrecondition):  # a page on a peer: read elsewhere
+                tmem.get(APP, pool, *key, free=True)
+        assert short_of_copies(tmem, 2) == len(shortfall(tmem, 2, NOBODY))
+        assert short_of_copies(tmem, 1) == 0
 
 
 # -- recovery ----------------------------------------------------------------------------------

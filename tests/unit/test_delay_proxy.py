@@ -82,8 +82,8 @@ def test_each_direction_delays_every_chunk(echo: str, up: float, down: float) ->
         started = time.monotonic()
         sock.sendall(b"ping")
         assert receive(sock, 4) == b"ping"
-        elapsed = time.monotonic() - started
-        assert up + down <= elapsed < up + down + 0.25
+        # At least the delay: how much longer depends on the machine's load, not the proxy.
+        assert time.monotonic() - started >= up + down
 
 
 def test_a_black_hole_stalls_old_and_new_connections_until_restored(echo: str) -> None:

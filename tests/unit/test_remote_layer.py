@@ -381,6 +381,28 @@ def test_tick_ships_from_above_the_high_watermark_to_below_the_low_one_and_stops
     run(scenario)
 
 
+def test_remotify_is_active_while_a_round_ships_or_a_flush_waits() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(memory=MIB)
+        store = store_of(backend)
+        layer, peers = await start(backend, {2: MIB})
+        pool, _ = fill_above_high(tmem, store, big)
+        assert layer.all_counters()["remotify_active"] == 0
+        peers.links[2].put_gate.clear()  # the batch is stored, its answer held
+        round_ = asyncio.create_task(layer.tick())
+        await settle()
+        assert layer.all_counters()["remotify_active"] == 1
+        peers.links[2].put_gate.set()
+        assert await round_ == BATCH
+        assert layer.all_counters()["remotify_active"] == 0
+        assert tmem.flush_page(APP, pool, 7, 0)  # a shipped page: its copy's flush is queued
+        assert layer.all_counters()["remotify_active"] == 1
+        assert await layer.tick() == 0  # sends it
+        assert layer.all_counters()["remotify_active"] == 0
+
+    run(scenario)
+
+
 def test_tick_keeps_shipping_down_to_the_low_watermark() -> None:
     async def scenario() -> None:
         backend, tmem = loaded(memory=MIB)
@@ -1205,6 +1227,24 @@ def test_a_put_is_copied_to_the_peer_with_most_room_and_to_the_next_if_it_refuse
     run(scenario)
 
 
+def test_a_copy_goes_to_each_peer_in_turn_by_free_bytes_until_one_takes_it() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        free = {2: MIB, 3: 3 * MIB, 4: 4 * MIB, 5: 2 * MIB, 6: 5 * MIB, 7: 2 * MIB}
+        layer, peers = await start(backend, free)
+        await layer.set_members(
+            layer.members | {6: dataclasses.replace(member(6, 5 * MIB), draining=True)}
+        )
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        for number in (3, 4, 5, 7):
+            peers.links[number].refuse = True
+        assert await put_copied(layer, tmem, pool, 2) == set()
+        assert [call[0] for call in peers.calls("put")] == [4, 3, 5, 7, 2]
+        assert sorted(peers.links[2].pages) == [(1, (1, 0, 0), 0), (1, (1, 0, 0), 1)]
+
+    run(scenario)
+
+
 def test_a_put_no_peer_copies_is_refused_and_its_key_is_gone() -> None:
     async def scenario() -> None:
         backend, tmem = loaded(params=TWO)
@@ -1225,12 +1265,12 @@ def test_alone_a_put_is_acknowledged_with_one_copy_and_counted_at_risk() -> None
         layer, peers = await start(backend, {})
         pool = tmem.new_pool(APP, PoolSpec(persistent=True))
         assert await put_copied(layer, tmem, pool, 3) == set()
-        assert layer.counters["pers_pages_at_risk"] == 3
+        assert layer.all_counters()["pers_pages_at_risk"] == 3
         assert peers.log == []
         # A peer arrives: the repair gives every page its second copy.
         await layer.set_members({ME: member(ME, 0), 2: member(2, MIB)})
         assert await layer.repair() == 3
-        assert layer.counters["pers_pages_at_risk"] == 0
+        assert layer.all_counters()["pers_pages_at_risk"] == 0
         assert len(peers.links[2].pages) == 3
 
     run(scenario)
@@ -1273,7 +1313,7 @@ def test_the_copies_of_a_node_that_left_are_rebuilt_on_another() -> None:
 
         await layer.set_members({n: member(n, MIB) for n in (ME, 2, 4)})  # 3 left
         assert await layer.repair() == 10
-        assert layer.counters["pers_pages_at_risk"] == 0
+        assert layer.all_counters()["pers_pages_at_risk"] == 0
         # The 5 pages on 4 got their copy on 2; the 5 here got theirs on 2 as well.
         assert len(peers.links[2].pages) == 10
         assert [(r.node, r.replica) for r in remote_refs(tmem)] == [(4, 2)] * 5
@@ -1295,6 +1335,26 @@ def test_shipping_sends_no_page_to_the_peer_with_its_other_copy() -> None:
         assert await layer.tick() > 0
         assert peers.links[3].pages.keys() == {(1, (1, 0, 0), i) for i in range(count)}
         assert all(r.node == 2 and r.replica == 3 for r in remote_refs(tmem))
+
+    run(scenario)
+
+
+def test_shipping_sends_pages_to_the_next_best_peer_when_the_best_holds_their_copies() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        store = store_of(backend)
+        free = {2: 10 * MIB, 3: 40 * MIB, 4: 20 * MIB, 5: 30 * MIB}
+        layer, peers = await start(backend, free)
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        per_page = SLOT_BYTES + cost(big(0))
+        count = int(store.config.high_watermark * store.config.memory // per_page) + 1
+        outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(count)])
+        keys = [((1, 0, 0), i) for i in range(count)]
+        assert await layer.replicate(tmem, APP, pool, keys, outcomes) == set()
+        assert len(peers.links[3].pages) == count  # the copies: on the peer with most room
+        assert await layer.tick() > 0
+        assert {r.node for r in remote_refs(tmem)} == {5}  # the next by free bytes
+        assert peers.links[2].pages == peers.links[4].pages == {}
 
     run(scenario)
 

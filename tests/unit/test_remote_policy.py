@@ -170,6 +170,30 @@ def test_auto_with_no_peer_is_none() -> None:
     assert pick_target({}, ME, ModuleParams(), NOBODY) is None
 
 
+def test_placement_orders_every_willing_peer_by_free_bytes_then_number() -> None:
+    view = members(
+        member(ME, 10_000),  # this node, with the most room: never named
+        member(2, 300),
+        member(3, 900, ramster=False),
+        member(4, 500),
+        member(5, 300),
+        member(6, 700, zcache=False),
+        member(7, 800),
+        member(8, 0),  # full
+        member(9, 100),
+        dataclasses.replace(member(10, 950), draining=True),
+        member(11, 600),  # failed lately
+    )
+    assert placement(view, ME, frozenset({11})) == [7, 4, 2, 5, 9]
+    assert placement(view, ME, NOBODY) == [7, 11, 4, 2, 5, 9]
+
+
+def test_placement_with_a_target_names_it_alone_while_it_is_willing() -> None:
+    view = members(member(ME, 900), member(2, 10), member(3, 500), member(4, 0))
+    assert placement(view, ME, NOBODY, target=2) == [2]
+    assert placement(view, ME, NOBODY, target=4) == [4]  # free bytes do not matter
+
+
 # -- RemotifyConfig ----------------------------------------------------------------------------
 
 
