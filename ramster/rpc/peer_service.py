@@ -151,7 +151,7 @@ class PeerService:
         origin = self._origin(request.origin)
         convert.batch_size("keys", len(request.keys))
         keys = [(k.pool, _oid(k.oid, f"keys[{i}]"), k.index) for i, k in enumerate(request.keys)]
-        answers = get_foreign(tmem, origin, keys, request.free)
+        answers = get_foreign(tmem, origin, keys)
         same, lz4 = tmem_pb2.PAGE_ENCODING_SAME_FILLED, tmem_pb2.PAGE_ENCODING_LZ4
         raw = tmem_pb2.PAGE_ENCODING_RAW
         return peer_pb2.PeerGetResponse(

@@ -70,9 +70,10 @@ def _put_unless_newer(tmem: Tmem, pool: Pool, page: ForeignPage) -> PutOutcome:
 
 
 def get_foreign(
-    tmem: Tmem, origin: str, keys: Sequence[ForeignKey], free: bool
+    tmem: Tmem, origin: str, keys: Sequence[ForeignKey]
 ) -> list[tuple[PackedPage, int] | None]:
-    """Each page with its origin version, or None; `free` drops the copy (get-and-free)."""
+    """Each page with its origin version, or None. The copies stay: the origin flushes one once
+    its own get has answered."""
     pools = tmem._clients.get(origin, {})
     answers: list[tuple[PackedPage, int] | None] = []
     for pool_uid, oid, index in keys:
@@ -85,9 +86,6 @@ def get_foreign(
         answers.append(
             (tmem._store.read_packed(slot, obj.pool.spec.page_size), tmem._store.version(slot))
         )
-        if free:
-            obj.pop(index)
-            tmem._release(obj, index, slot)
     return answers
 
 

@@ -759,3 +759,18 @@ def test_huge_peer_strings_are_refused_with_messages_that_fit_a_grpc_status(
     hello = peer_pb2.HelloRequest(cluster=huge, node_name=huge, protocol_version=1)
     answer = wire.call("/ramster.api.v1.Peer/Hello", hello)
     assert answer.code == PRECONDITION and len(answer.details) <= 1024, answer.details[:200]
+
+
+def test_a_peer_get_never_frees_what_it_answers(wire: RawNode) -> None:
+    """A holder keeps a copy until its origin flushes it, whatever a caller asks: a get-and-free
+    whose answer was lost on the way would lose the origin's page (issue 10 item 2). The field
+    an older origin set for it (PeerGetRequest field 3, `free`) is reserved and ignored."""
+    assert peer_put(wire, peer_page(0)).parsed(peer_pb2.PeerPutResponse).results == [
+        tmem_pb2.PUT_STATUS_STORED
+    ]
+    request = peer_pb2.PeerGetRequest(origin=peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH))
+    request.keys.add(pool=1, oid=oid(5), index=0)
+    free = bytes([3 << 3, 1])  # field 3, varint 1: free = true
+    answer = wire.call("/ramster.api.v1.Peer/GetPages", request.SerializeToString() + free)
+    assert list(answer.parsed(peer_pb2.PeerGetResponse).found) == [True]
+    assert peer_held(wire, 0) == [(lz4_of(page(0)), 1)]

@@ -65,6 +65,6 @@ def test_an_origin_that_left_for_good_loses_every_epoch_and_no_other_origin_anyt
     assert held_origins(tmem) == {3, 12}
     assert origins(tmem) == [origin_client(3, "e3"), origin_client(12, "e1")]
     assert foreign_counts(tmem) == (2, 1)
-    assert get_foreign(tmem, origin_client(2, "e2"), [(EPH_UID, OID, 2)], free=False) == [None]
+    assert get_foreign(tmem, origin_client(2, "e2"), [(EPH_UID, OID, 2)]) == [None]
     assert tmem.get("app", local, 1, 0) == bytes(PAGE_SIZE)
     assert (store.stats.eph_zpages, store.stats.pers_zpages) == (2, 2)

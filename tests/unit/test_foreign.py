@@ -103,9 +103,9 @@ def test_put_foreign_autocreates_one_pool_per_origin_pool() -> None:
     assert counters["client_count"] == 2
     assert counters["pool_count"] == 3
     # The same uid of two origins is two pools.
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)], free=True) == [(packed(0), 1000)]
-    assert get_foreign(tmem, OTHER, [(EPH_UID, OID, 0)], free=False) == [(packed(0), 1000)]
-    assert foreign_counts(tmem) == (1, 1)
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)]) == [(packed(0), 1000)]
+    assert get_foreign(tmem, OTHER, [(EPH_UID, OID, 0)]) == [(packed(0), 1000)]
+    assert foreign_counts(tmem) == (2, 1)  # a get frees nothing
 
 
 def test_foreign_pages_keep_the_origin_version() -> None:
@@ -119,7 +119,7 @@ def test_foreign_pages_keep_the_origin_version() -> None:
     ]
     # A duplicate put from the origin replaces the page, with the version it brings.
     assert put_foreign(tmem, ORIGIN, [foreign(0, version=9)]) == [Stored(9)]
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0), (EPH_UID, OID, 1)], False) == [
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0), (EPH_UID, OID, 1)]) == [
         (packed(0), 9),
         (packed(1), 2**40),
     ]
@@ -150,7 +150,7 @@ def test_foreign_ephemeral_pages_are_evicted_oldest_first() -> None:
     assert store.stats.evicted_eph_zpages == 1
     assert foreign_counts(tmem) == (32, 0)
     keys = [(EPH_UID, OID, i) for i in (0, 1, 32)]
-    assert get_foreign(tmem, ORIGIN, keys, free=False) == [
+    assert get_foreign(tmem, ORIGIN, keys) == [
         None,
         (packed(1), 1001),
         (packed(32), 1032),
@@ -170,7 +170,7 @@ def test_a_persistent_put_evicts_foreign_ephemeral_pages() -> None:
 
     assert store.stats.evicted_eph_zpages == 2
     assert foreign_counts(tmem) == (14, 17)
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0), (EPH_UID, OID, 1)], False) == [None] * 2
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0), (EPH_UID, OID, 1)]) == [None] * 2
 
 
 def test_a_full_holder_refuses_foreign_persistent_pages() -> None:
@@ -187,22 +187,26 @@ def test_a_full_holder_refuses_foreign_persistent_pages() -> None:
     assert store.stats.evicted_eph_zpages == 0
     assert foreign_counts(tmem) == (0, 32)
     keys = [(PERS_UID, OID, i) for i in range(33)]
-    assert get_foreign(tmem, ORIGIN, keys, free=False) == [
-        (packed(i), 1000 + i) for i in range(32)
-    ] + [None]
+    assert get_foreign(tmem, ORIGIN, keys) == [(packed(i), 1000 + i) for i in range(32)] + [None]
     # The refused put left no object behind: the budget is exactly as full as before.
     assert tmem.counters()["obj_count"] == 1
     assert store.used_bytes == store.config.memory
 
 
-def test_get_foreign_returns_page_and_version_and_free_drops_it() -> None:
+def test_get_foreign_returns_page_and_version_and_keeps_it_until_flushed() -> None:
     tmem, store = holder()
     put_foreign(tmem, ORIGIN, [foreign(0), foreign(1, persistent=True)])
     keys = [(EPH_UID, OID, 0), (PERS_UID, OID, 1)]
 
-    assert get_foreign(tmem, ORIGIN, keys, free=False) == [(packed(0), 1000), (packed(1), 1001)]
-    assert get_foreign(tmem, ORIGIN, keys, free=True) == [(packed(0), 1000), (packed(1), 1001)]
-    assert get_foreign(tmem, ORIGIN, keys, free=True) == [None, None]
+    assert get_foreign(tmem, ORIGIN, keys) == [(packed(0), 1000), (packed(1), 1001)]
+    assert get_foreign(tmem, ORIGIN, keys) == [(packed(0), 1000), (packed(1), 1001)]
+    assert foreign_counts(tmem) == (1, 1)
+    flushes = [
+        (uid, oid, index, version)
+        for (uid, oid, index), version in zip(keys, (1000, 1001), strict=True)
+    ]
+    assert flush_foreign_pages(tmem, ORIGIN, flushes) == [True, True]
+    assert get_foreign(tmem, ORIGIN, keys) == [None, None]
     assert foreign_counts(tmem) == (0, 0)
     assert (store.stats.eph_zpages, store.stats.pers_zpages) == (0, 0)
     assert tmem.counters()["obj_count"] == 0
@@ -212,8 +216,8 @@ def test_get_foreign_of_what_is_not_there_is_none() -> None:
     tmem, _ = holder()
     put_foreign(tmem, ORIGIN, [foreign(0)])
     keys = [(EPH_UID, OID, 1), (EPH_UID, (8, 0, 0), 0), (99, OID, 0)]
-    assert get_foreign(tmem, ORIGIN, keys, free=True) == [None, None, None]
-    assert get_foreign(tmem, OTHER, [(EPH_UID, OID, 0)], free=True) == [None]
+    assert get_foreign(tmem, ORIGIN, keys) == [None, None, None]
+    assert get_foreign(tmem, OTHER, [(EPH_UID, OID, 0)]) == [None]
     assert foreign_counts(tmem) == (1, 0)
 
 
@@ -228,7 +232,7 @@ def test_flush_foreign_pages_reports_what_it_found_and_is_idempotent() -> None:
     assert flush_foreign_pages(tmem, ORIGIN, keys) == [False, False, False, False]
     assert flush_foreign_pages(tmem, OTHER, keys) == [False, False, False, False]
     assert foreign_counts(tmem) == (1, 0)
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)], free=False) == [(packed(1), 1001)]
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)]) == [(packed(1), 1001)]
 
 
 def test_a_stale_page_flush_leaves_a_newer_copy_of_the_key() -> None:
@@ -243,14 +247,14 @@ def test_a_stale_page_flush_leaves_a_newer_copy_of_the_key() -> None:
     assert flush_foreign_pages(tmem, ORIGIN, stale) == [False, False, False]
 
     keys = [(EPH_UID, OID, 0), (PERS_UID, OID, 1)]
-    assert get_foreign(tmem, ORIGIN, keys, free=False) == [(packed(50), 9), (packed(1), 6)]
+    assert get_foreign(tmem, ORIGIN, keys) == [(packed(50), 9), (packed(1), 6)]
     assert foreign_counts(tmem) == (1, 1)
     assert store.used_bytes == used
     # The flush of exactly the version held removes it, once.
     exact = [(EPH_UID, OID, 0, 9), (PERS_UID, OID, 1, 6)]
     assert flush_foreign_pages(tmem, ORIGIN, exact) == [True, True]
     assert flush_foreign_pages(tmem, ORIGIN, exact) == [False, False]
-    assert get_foreign(tmem, ORIGIN, keys, free=False) == [None, None]
+    assert get_foreign(tmem, ORIGIN, keys) == [None, None]
     assert foreign_counts(tmem) == (0, 0)
 
 
@@ -262,7 +266,7 @@ def test_a_version_0_page_flush_removes_whatever_copy_is_held() -> None:
 
     assert flush_foreign_pages(tmem, ORIGIN, keys) == [True, True, False, False]
     assert flush_foreign_pages(tmem, ORIGIN, keys) == [False, False, False, False]
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0), (PERS_UID, OID, 1)], False) == [None] * 2
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0), (PERS_UID, OID, 1)]) == [None] * 2
     assert foreign_counts(tmem) == (0, 0)
     assert tmem.counters()["obj_count"] == 0
 
@@ -315,8 +319,8 @@ def test_forget_origin_drops_the_earlier_epochs_of_that_origin_number_only() -> 
     assert origins(tmem) == [OTHER]
     assert foreign_counts(tmem) == (1, 1)
     assert (store.stats.eph_zpages, store.stats.pers_zpages) == (2, 1)
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)], free=False) == [None]
-    assert get_foreign(tmem, OTHER, [(EPH_UID, OID, 0)], free=False) == [(packed(0), 1000)]
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)]) == [None]
+    assert get_foreign(tmem, OTHER, [(EPH_UID, OID, 0)]) == [(packed(0), 1000)]
     assert tmem.get("app", local, 1, 0) == bytes(PAGE_SIZE)
     assert tmem.remote_flushes == []
 
@@ -333,7 +337,7 @@ def test_foreign_counters_follow_every_change() -> None:
     assert foreign_counts(tmem) == (3, 5)
     flush_foreign_pages(tmem, ORIGIN, [(PERS_UID, OID, 0, 1000)])
     assert foreign_counts(tmem) == (3, 4)
-    get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)], free=True)
+    flush_foreign_pages(tmem, ORIGIN, [(EPH_UID, OID, 1, 0)])
     assert foreign_counts(tmem) == (2, 4)
     flush_foreign_objects(tmem, ORIGIN, [(EPH_UID, OID)])
     assert foreign_counts(tmem) == (0, 4)
@@ -381,7 +385,7 @@ def test_a_pool_spec_mismatch_stores_nothing_of_the_batch() -> None:
         "not persistent private page_size=4096"
     )
     assert foreign_counts(tmem) == (1, 0)
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)], free=False) == [None]
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 1)]) == [None]
     assert store.used_bytes == used
 
 
@@ -392,7 +396,7 @@ def test_a_pool_record_of_another_page_size_than_the_held_pool_is_ignored() -> N
     put_foreign(tmem, ORIGIN, [foreign(0, persistent=True)])
     small = PoolRecord(PERS_UID, "app", 0, PoolSpec(persistent=True, page_size=512))
     assert put_foreign(tmem, ORIGIN, [foreign(1, persistent=True)], [small]) == [Stored(1001)]
-    pages = get_foreign(tmem, ORIGIN, [(PERS_UID, OID, 0), (PERS_UID, OID, 1)], free=False)
+    pages = get_foreign(tmem, ORIGIN, [(PERS_UID, OID, 0), (PERS_UID, OID, 1)])
     assert pages == [(packed(0), 1000), (packed(1), 1001)]
     assert records(tmem._clients[ORIGIN].values()) == []  # no owner was noted either
 
@@ -416,4 +420,4 @@ def test_a_local_client_cannot_reach_foreign_pages() -> None:
     )
     assert foreign_counts(tmem) == (1, 1)
     assert tmem.counters()["pool_count"] == 2
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)], free=False) == [(packed(0), 1000)]
+    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)]) == [(packed(0), 1000)]

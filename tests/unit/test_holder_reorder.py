@@ -16,4 +16,4 @@ def test_a_late_put_of_an_older_version_keeps_the_newer_copy() -> None:
     flush_foreign_pages(tmem, ORIGIN, [(PERS_UID, OID, 0, 5)])  # batch 1's orphan flush
 
     # The origin's handle names version 9 on this holder.
-    assert get_foreign(tmem, ORIGIN, [(PERS_UID, OID, 0)], free=False) == [(packed(50), 9)]
+    assert get_foreign(tmem, ORIGIN, [(PERS_UID, OID, 0)]) == [(packed(50), 9)]

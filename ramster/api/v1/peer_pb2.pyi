@@ -124,14 +124,12 @@ class RemoteKey(_message.Message):
     def __init__(self, pool: _Optional[int] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
 class PeerGetRequest(_message.Message):
-    __slots__ = ("origin", "keys", "free")
+    __slots__ = ("origin", "keys")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
-    FREE_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
     keys: _containers.RepeatedCompositeFieldContainer[RemoteKey]
-    free: bool
-    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[RemoteKey, _Mapping]]] = ..., free: _Optional[bool] = ...) -> None: ...
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[RemoteKey, _Mapping]]] = ...) -> None: ...
 
 class PeerGetResponse(_message.Message):
     __slots__ = ("found", "data", "encodings", "versions", "checksums")
