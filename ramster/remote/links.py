@@ -103,7 +103,16 @@ class PeerLink:
         """Each page with the version the peer holds, or None; the peer keeps its copies (an
         origin frees a copy by flushing it, once its own get has answered). A page whose bytes
         do not match the checksum that came with them is a lost copy (None), counted in
-        `corrupt_pages`: it is never handed on. `timeout` shortens the link's deadline."""
+        `corrupt_pages`: it is never handed on. `timeout` shortens the link's deadline (of each
+        request: refs whose pages could outgrow one answer are asked in several)."""
+        answers: list[tuple[PackedPage, int] | None] = []
+        for chunk in answer_chunks(refs):
+            answers += await self._get(chunk, timeout)
+        return answers
+
+    async def _get(
+        self, refs: Sequence[RemoteRef], timeout: float | None
+    ) -> list[tuple[PackedPage, int] | None]:
         request = peer_pb2.PeerGetRequest(
             origin=self._origin,
             keys=[
@@ -205,6 +214,25 @@ class PeerLink:
 
 
 _FLUSHED = peer_pb2.PeerFlushResponse
+
+
+ANSWER_PAGE_BYTES = 4 * 2**20
+"""Page bytes one get may ask for: the answer, at most that plus its framing, fits a message."""
+
+
+def answer_chunks(refs: Sequence[RemoteRef]) -> list[Sequence[RemoteRef]]:
+    """`refs` in consecutive runs whose answer fits one message: at most `MAX_BATCH` pages and
+    `ANSWER_PAGE_BYTES` of page size (a packed page is never larger than its page size)."""
+    chunks: list[Sequence[RemoteRef]] = []
+    start = size = 0
+    for end, ref in enumerate(refs):
+        if end > start and (end - start == MAX_BATCH or size + ref.page_size > ANSWER_PAGE_BYTES):
+            chunks.append(refs[start:end])
+            start, size = end, 0
+        size += ref.page_size
+    if start < len(refs):
+        chunks.append(refs[start:])
+    return chunks
 
 
 def pool_record_message(record: PoolRecord) -> peer_pb2.PoolRecord:
