@@ -148,10 +148,13 @@ def test_forget_node_lets_go_of_a_node_that_left_at_once_and_refuses_one_that_is
         lambda: b.stats()["foreign_pers_pages"] + c.stats()["foreign_pers_pages"] == 0,
         what="B and C dropped A's pages",
     )
-    forgotten = {n: cluster.stats(n)["origins_forgotten"] for n in "BC"}
-    dropped = sum(cluster.stats(n)["foreign_pages_forgotten"] for n in "BC")
-    assert dropped == held
-    assert forgotten == {n: int(cluster.stats(n)["foreign_pages_forgotten"] > 0) for n in "BC"}
+    stats = {n: cluster.stats(n) for n in "BC"}
+    assert sum(stats[n]["foreign_pages_forgotten"] for n in "BC") == held
+    # Each holder lets go of A once: one that held its pages surely, one that held only an
+    # emptied pool of A's (its pages moved or flushed) may too.
+    forgotten = {n: stats[n]["origins_forgotten"] for n in "BC"}
+    assert set(forgotten.values()) <= {0, 1}
+    assert all(forgotten[n] == 1 for n in "BC" if stats[n]["foreign_pages_forgotten"] > 0)
 
     # The name is released and the number retired: A started again is a new node, number 4.
     prefix = f"/ramster/{cluster.name}/"
