@@ -17,12 +17,12 @@ import grpc
 from ramster.api.v1 import admin_pb2, tmem_pb2
 from ramster.client._config import ClientConfig
 from ramster.errors import FailedPrecondition, InternalError
+from ramster.page import compress_page, decompress_page
 from ramster.rpc.calls import M, Message, serialize, unary_call
 from ramster.rpc.convert import MAX_MESSAGE
 from ramster.rpc.status import error_from_rpc
 from ramster.state import NodeState
 from ramster.tmem.keys import Oid
-from ramster.zcache.codec import compress_page, decompress_page
 
 CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE),

@@ -11,11 +11,9 @@ from collections.abc import Sequence
 
 from ramster.api.v1 import tmem_pb2
 from ramster.errors import InvalidArgument
+from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, check_packed
 from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
 from ramster.tmem.host import PageData, PutOutcome
-from ramster.tmem.keys import DEFAULT_PAGE_SIZE
-from ramster.tmem.store import PackedPage
-from ramster.zcache.codec import check_packed
 
 MAX_BATCH = 1024
 """Pages (or keys, or oids) in one request: 1024 pages of 4 KiB fit a 4 MiB message."""

@@ -20,6 +20,7 @@ import grpc
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, InvalidArgument, shown
+from ramster.page import check_page_size
 from ramster.remote.links import (
     PROTOCOL_VERSION,
     check_epoch,
@@ -38,7 +39,7 @@ from ramster.tmem.foreign import (
     origin_client,
     put_foreign,
 )
-from ramster.tmem.keys import Oid, as_oid, check_page_size
+from ramster.tmem.keys import Oid, as_oid
 from ramster.tmem.recovery import adopt, forget_origin, held_epochs, held_keys, records
 
 SERVICE = "ramster.api.v1.Peer"

@@ -18,12 +18,12 @@ import grpc
 from ramster.api.v1 import tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from ramster.page import unpack_page
 from ramster.remote.layer import Fetched, RemoteLayer
 from ramster.rpc import convert
 from ramster.rpc.binding import Call, service, unary, unary_watched
 from ramster.tmem import Hit, Oid, PutOutcome, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.remote import RemoteRef, Unanswered
-from ramster.zcache.codec import unpack_page
 
 SERVICE = "ramster.api.v1.Tmem"
 
