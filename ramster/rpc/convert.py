@@ -1,7 +1,9 @@
-"""Protobuf messages to core values and back, validating what the core cannot see.
+"""The node's requests to core values and its answers back, validating what the core cannot see.
 
 The core checks keys, pools and page lengths; this module checks what only exists on the wire:
 the client name, batch sizes, UUID bytes, enum values. Every refusal names the field and value.
+Not here: the limits both ends share (`ramster.wire.limits`), the conversions both ends make
+(`ramster.wire.messages`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,8 @@ from ramster.errors import InvalidArgument
 from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, check_packed
 from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
 from ramster.tmem.host import PageData, PutOutcome
-
-MAX_BATCH = 1024
-"""Pages (or keys, or oids) in one request: 1024 pages of 4 KiB fit a 4 MiB message."""
-
-MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
-"""Bytes in one message, either way: a full batch of 1024 raw 4 KiB pages plus its framing."""
-
-MAX_CLIENT_NAME = 256
+from ramster.wire.limits import MAX_BATCH, MAX_CLIENT_NAME
+from ramster.wire.messages import packed_encoding
 
 PUT_STATUS_OF_REASON = {
     RejectReason.COMPRESS_POOR: tmem_pb2.PUT_STATUS_COMPRESS_POOR,
@@ -63,10 +59,6 @@ def pool_spec(request: tmem_pb2.NewPoolRequest) -> PoolSpec:
         shared_uuid=shared,
         page_size=request.page_size or DEFAULT_PAGE_SIZE,
     )
-
-
-def oid_of(oid: tmem_pb2.Oid) -> Oid:
-    return (oid.word0, oid.word1, oid.word2)
 
 
 def keys_of(keys: Sequence[tmem_pb2.PageKey]) -> list[tuple[Oid, int]]:
@@ -145,15 +137,11 @@ def _check_stated_length(length: int, page_size: int, field: str) -> None:
 def packed_response(
     pages: Sequence[PackedPage | None], page_size: int
 ) -> tmem_pb2.GetPagesResponse:
-    lz4, same, raw = (
-        tmem_pb2.PAGE_ENCODING_LZ4,
-        tmem_pb2.PAGE_ENCODING_SAME_FILLED,
-        tmem_pb2.PAGE_ENCODING_RAW,
-    )
+    raw = tmem_pb2.PAGE_ENCODING_RAW
     return tmem_pb2.GetPagesResponse(
         found=[page is not None for page in pages],
         data=[page.payload if page is not None else b"" for page in pages],
-        encodings=[raw if page is None else (same if page.same_filled else lz4) for page in pages],
+        encodings=[raw if page is None else packed_encoding(page.same_filled) for page in pages],
         page_size=page_size,
     )
 

@@ -41,6 +41,7 @@ from ramster.tmem.foreign import (
 )
 from ramster.tmem.keys import Oid, as_oid
 from ramster.tmem.recovery import adopt, forget_origin, held_epochs, held_keys, records
+from ramster.wire.messages import oid_of
 
 SERVICE = "ramster.api.v1.Peer"
 
@@ -287,7 +288,7 @@ def _version(version: int, latest: int, field: str, any_version: bool = False) -
 
 
 def _oid(oid: tmem_pb2.Oid, field: str) -> Oid:
-    return as_oid(convert.oid_of(oid), f"{field}.oid")
+    return as_oid(oid_of(oid), f"{field}.oid")
 
 
 def _foreign_page(page: peer_pb2.RemotePage, i: int, latest: int) -> ForeignPage:
