@@ -15,30 +15,14 @@ from pathlib import Path
 
 import pytest
 
+import ramster.client
+
 ROOT = Path(__file__).resolve().parents[2]
 RUFF = Path(sys.executable).with_name("ruff")
 
 CLIENT_RULES = tomllib.loads((ROOT / "ramster/client/ruff.toml").read_text())["lint"]
 NODE_SIDE = sorted(CLIENT_RULES["flake8-tidy-imports"]["banned-api"])
 """The modules the client library may not import: the node's server side."""
-
-CLIENT_API = [
-    "Cleancache",
-    "Client",
-    "DeadlineExceeded",
-    "FailedPrecondition",
-    "Frontswap",
-    "InternalError",
-    "InvalidArgument",
-    "NodeState",
-    "NotFound",
-    "PoolNotFound",
-    "RamsterError",
-    "ResourceExhausted",
-    "SyncClient",
-    "Unavailable",
-]
-"""`ramster.client.__all__`, the client library's public API."""
 
 
 def banned_import_findings(path: str, source: str) -> list[str]:
@@ -64,6 +48,12 @@ def banned_import_findings(path: str, source: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if "TID25" in line]
 
 
+def assert_banned(path: str, source: str, banned: str) -> None:
+    findings = banned_import_findings(path, source)
+    assert len(findings) == 1
+    assert f"`{banned}` is banned" in findings[0]
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -81,9 +71,7 @@ def banned_import_findings(path: str, source: str) -> list[str]:
 def test_the_pure_core_may_not_import_grpc_or_generated_code(
     path: str, source: str, banned: str
 ) -> None:
-    findings = banned_import_findings(path, source)
-    assert len(findings) == 1
-    assert f"`{banned}` is banned" in findings[0]
+    assert_banned(path, source, banned)
 
 
 @pytest.mark.parametrize(
@@ -97,9 +85,7 @@ def test_the_pure_core_may_not_import_grpc_or_generated_code(
 def test_only_the_grpc_edges_may_import_grpc_or_generated_code(
     path: str, source: str, banned: str
 ) -> None:
-    findings = banned_import_findings(path, source)
-    assert len(findings) == 1
-    assert f"`{banned}` is banned" in findings[0]
+    assert_banned(path, source, banned)
 
 
 @pytest.mark.parametrize(
@@ -145,9 +131,7 @@ def test_the_async_edges_may_import_asyncio(path: str) -> None:
 @pytest.mark.parametrize("path", ["ramster/client/_async.py", "ramster/client/_transport.py"])
 @pytest.mark.parametrize("module", NODE_SIDE)
 def test_no_client_module_may_import_the_node_side(path: str, module: str) -> None:
-    findings = banned_import_findings(path, f"from {module} import probe\n")
-    assert len(findings) == 1
-    assert f"`{module}` is banned" in findings[0]
+    assert_banned(path, f"from {module} import probe\n", module)
 
 
 def test_in_the_client_only_its_transport_imports_grpc() -> None:
@@ -207,7 +191,7 @@ def test_the_client_library_works_without_the_node_side() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "all": CLIENT_API,
+        "all": ramster.client.__all__,
         "repr": "<Client 127.0.0.1:1 client='probe' idle rpcs=0>",
         "target": "target 'nohost' is invalid: expected HOST:PORT with a port in 0..65535",
         "page_size": "page_size 1000 is invalid: expected a power of two in 512..65536",
