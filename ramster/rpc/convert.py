@@ -17,7 +17,7 @@ from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, check_packed
 from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
 from ramster.tmem.host import PageData, PutOutcome
 from ramster.wire.limits import MAX_BATCH, MAX_CLIENT_NAME
-from ramster.wire.messages import packed_encoding
+from ramster.wire.messages import oid_of, packed_encoding
 
 PUT_STATUS_OF_REASON = {
     RejectReason.COMPRESS_POOR: tmem_pb2.PUT_STATUS_COMPRESS_POOR,
@@ -63,7 +63,7 @@ def pool_spec(request: tmem_pb2.NewPoolRequest) -> PoolSpec:
 
 def keys_of(keys: Sequence[tmem_pb2.PageKey]) -> list[tuple[Oid, int]]:
     batch_size("keys", len(keys))
-    return [((k.oid.word0, k.oid.word1, k.oid.word2), k.index) for k in keys]
+    return [(oid_of(k.oid), k.index) for k in keys]
 
 
 PUT_ENCODINGS = (
@@ -82,7 +82,7 @@ def pages_of(pages: Sequence[tmem_pb2.Page], page_size: int) -> list[tuple[Oid, 
     batch_size("pages", len(pages))
     return [
         (
-            (p.oid.word0, p.oid.word1, p.oid.word2),
+            oid_of(p.oid),
             p.index,
             page_data(p.data, p.encoding, p.length, page_size, f"pages[{i}]"),
         )
