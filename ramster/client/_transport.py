@@ -21,7 +21,7 @@ from ramster.errors import FailedPrecondition, InternalError
 from ramster.page import compress_page, decompress_page
 from ramster.state import NodeState
 from ramster.tmem.keys import Oid
-from ramster.wire.calls import M, Message, stream, unary_call
+from ramster.wire.calls import M, Message, stream_messages, unary_call
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS
 from ramster.wire.messages import key_messages, node_state_of, oid_message, packed_encoding
 
@@ -180,7 +180,7 @@ class Transport:
     async def watch_state(self) -> AsyncGenerator[NodeState, None]:
         """The node's state now and on every change, until the node ends the stream. Unlike the
         unary calls it has no deadline: it is meant to stay open."""
-        states = stream(
+        states = stream_messages(
             self._open(),
             "Admin/WatchState",
             admin_pb2.WatchStateRequest(),

@@ -54,7 +54,7 @@ async def unary_call(
     return response
 
 
-async def stream(
+async def stream_messages(
     channel: grpc.aio.Channel,
     method: str,
     request: Message,
@@ -84,7 +84,7 @@ async def stream_call(
     timeout: float | None,
 ) -> list[M]:
     """Every message of the server stream ``/ramster.api.v1.<method>``, within `timeout`."""
-    messages = stream(channel, method, request, response_type, timeout)
+    messages = stream_messages(channel, method, request, response_type, timeout)
     async with contextlib.aclosing(messages):
         return [message async for message in messages]
 
