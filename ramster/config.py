@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ramster.errors import InvalidArgument
 from ramster.tmem import TmemLimits
+from ramster.wire.limits import split_host_port
 from ramster.zcache import ZcacheConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -23,14 +24,6 @@ UNIX = "unix://"
 MAX_SOCKET_PATH = 98
 """Bytes in a unix socket path: sun_path holds 107, and a node binds ``PATH.`` and 8 hex digits
 first (`ramster.listeners`)."""
-
-
-def split_host_port(address: str, field_name: str) -> tuple[str, int]:
-    """(host, port) of ``HOST:PORT`` (IPv6 as ``[::1]:PORT``); port 0 means any free port."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise InvalidArgument.field(field_name, address, "HOST:PORT with a port in 0..65535")
-    return host.strip("[]"), int(port)
 
 
 def parse_socket_mode(text: str) -> int:

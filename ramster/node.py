@@ -28,7 +28,7 @@ from nodemanager.model import MemberInfo, Membership
 from nodemanager.static import StaticMembership
 from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
-from ramster.config import NodeConfig, split_host_port, unix_path
+from ramster.config import NodeConfig, unix_path
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.listeners import SERVER_OPTIONS, SocketFile, bind_address
 from ramster.metrics import serve_metrics
@@ -37,10 +37,10 @@ from ramster.remote.links import PeerLink
 from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.admin_service import AdminService
-from ramster.rpc.convert import MAX_MESSAGE
 from ramster.rpc.peer_service import PeerService
 from ramster.rpc.tmem_service import TmemService
 from ramster.state import NodeState, StateFeed
+from ramster.wire.limits import MAX_MESSAGE, split_host_port
 
 log = logging.getLogger("ramster.node")
 

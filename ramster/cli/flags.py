@@ -17,10 +17,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
-from ramster.config import check_listen, check_name, parse_socket_mode, split_host_port, unix_path
+from ramster.config import check_listen, check_name, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
 from ramster.params import SWITCH_WORDS
 from ramster.units import parse_size
+from ramster.wire.limits import split_host_port
 
 USAGE = 2
 """Exit status of a bad flag or environment value (argparse's own)."""

@@ -11,9 +11,8 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
-from ramster.config import split_host_port
 from ramster.errors import InvalidArgument
-from ramster.rpc.convert import MAX_BATCH, MAX_CLIENT_NAME
+from ramster.wire.limits import MAX_BATCH, MAX_CLIENT_NAME, split_host_port
 
 
 def default_client_name() -> str:

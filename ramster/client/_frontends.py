@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ramster import frontends
 from ramster.client._attach import Attached, BackendGuard, locked
 from ramster.frontends import CleancacheOps, FrontswapOps, SwapIn
-from ramster.tmem.keys import DEFAULT_PAGE_SIZE, check_page_size
+from ramster.page import DEFAULT_PAGE_SIZE, check_page_size
 
 
 class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):

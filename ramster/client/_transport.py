@@ -2,13 +2,14 @@
 
 One grpc.aio channel per client, opened on first use inside the running loop. Each method is one
 RPC taking and returning core values (oid tuples, bytes, `NodeState`); every unary call carries
-the client's deadline, and a failed call is raised once, here, as the `RamsterError` of its status
-(`ramster.rpc.status`). Not here: validation, batching and coalescing (`ramster.client._async`).
+the client's deadline, and a failed call is raised as the `RamsterError` of its status
+(`ramster.wire.calls`). Not here: validation, batching and coalescing (`ramster.client._async`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 
@@ -17,16 +18,15 @@ import grpc
 from ramster.api.v1 import admin_pb2, tmem_pb2
 from ramster.client._config import ClientConfig
 from ramster.errors import FailedPrecondition, InternalError
-from ramster.rpc.calls import M, Message, serialize, unary_call
-from ramster.rpc.convert import MAX_MESSAGE
-from ramster.rpc.status import error_from_rpc
+from ramster.page import compress_page, decompress_page
 from ramster.state import NodeState
 from ramster.tmem.keys import Oid
-from ramster.zcache.codec import compress_page, decompress_page
+from ramster.wire.calls import M, Message, stream_messages, unary_call
+from ramster.wire.limits import MESSAGE_SIZE_OPTIONS
+from ramster.wire.messages import key_messages, node_state_of, oid_message, packed_encoding
 
 CHANNEL_OPTIONS = (
-    ("grpc.max_receive_message_length", MAX_MESSAGE),
-    ("grpc.max_send_message_length", MAX_MESSAGE),
+    *MESSAGE_SIZE_OPTIONS,
     # gRPC's default reconnect backoff grows to 120 s; a node back after a restart must be
     # found again within the frontends' own backoff (at most 2 s).
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -103,7 +103,7 @@ class Transport:
         request = tmem_pb2.GetPagesRequest(
             client=self._config.client_name,
             pool_id=pool,
-            keys=_keys(keys),
+            keys=key_messages(keys),
             mode=GET_MODE_OF_FREE[free],
             packed=True,
         )
@@ -122,7 +122,7 @@ class Transport:
 
     async def flush_pages(self, pool: int, keys: Sequence[Key]) -> list[bool]:
         request = tmem_pb2.FlushPagesRequest(
-            client=self._config.client_name, pool_id=pool, keys=_keys(keys)
+            client=self._config.client_name, pool_id=pool, keys=key_messages(keys)
         )
         response = await self._unary("Tmem/FlushPages", request, tmem_pb2.FlushPagesResponse)
         _check_count("Tmem/FlushPages", len(response.flushed), len(keys))
@@ -130,7 +130,7 @@ class Transport:
 
     async def flush_objects(self, pool: int, oids: Sequence[Oid]) -> list[bool]:
         request = tmem_pb2.FlushObjectsRequest(
-            client=self._config.client_name, pool_id=pool, oids=[_oid(oid) for oid in oids]
+            client=self._config.client_name, pool_id=pool, oids=[oid_message(oid) for oid in oids]
         )
         response = await self._unary("Tmem/FlushObjects", request, tmem_pb2.FlushObjectsResponse)
         _check_count("Tmem/FlushObjects", len(response.flushed), len(oids))
@@ -141,7 +141,7 @@ class Transport:
     async def get_stats(self) -> tuple[NodeState, dict[str, int]]:
         request = admin_pb2.GetStatsRequest()
         response = await self._unary("Admin/GetStats", request, admin_pb2.GetStatsResponse)
-        return _state(response.state), dict(response.counters)
+        return node_state_of(response.state), dict(response.counters)
 
     async def get_params(self) -> dict[str, str]:
         request = admin_pb2.GetParamsRequest()
@@ -180,20 +180,17 @@ class Transport:
     async def watch_state(self) -> AsyncGenerator[NodeState, None]:
         """The node's state now and on every change, until the node ends the stream. Unlike the
         unary calls it has no deadline: it is meant to stay open."""
-        method = "Admin/WatchState"
-        call = self._open().unary_stream(
-            f"/ramster.api.v1.{method}",
-            request_serializer=serialize,
-            response_deserializer=admin_pb2.NodeState.FromString,
-        )(admin_pb2.WatchStateRequest())
+        states = stream_messages(
+            self._open(),
+            "Admin/WatchState",
+            admin_pb2.WatchStateRequest(),
+            admin_pb2.NodeState,
+            None,
+        )
         self.rpc_count += 1
-        try:
-            async for message in call:
-                yield _state(message)
-        except grpc.aio.AioRpcError as error:
-            raise error_from_rpc(error.code(), error.details(), method) from None
-        finally:
-            call.cancel()
+        async with contextlib.aclosing(states):
+            async for message in states:
+                yield node_state_of(message)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -221,33 +218,17 @@ MAX_DRAIN_WAIT = 3600.0
 """How long a drain with the node's own timeout is waited for at most."""
 
 
-def _oid(oid: Oid) -> tmem_pb2.Oid:
-    return tmem_pb2.Oid(word0=oid[0], word1=oid[1], word2=oid[2])
-
-
 def _packed_page(oid: Oid, index: int, data: bytes) -> tmem_pb2.Page:
     payload, same_filled = compress_page(data)
     if len(payload) >= len(data):  # incompressible: raw is smaller, the node refuses it anyway
-        return tmem_pb2.Page(oid=_oid(oid), index=index, data=data)
-    encoding = tmem_pb2.PAGE_ENCODING_SAME_FILLED if same_filled else tmem_pb2.PAGE_ENCODING_LZ4
+        return tmem_pb2.Page(oid=oid_message(oid), index=index, data=data)
     # The length stated for the node to check: one fill byte does not show it.
     return tmem_pb2.Page(
-        oid=_oid(oid), index=index, data=payload, encoding=encoding, length=len(data)
-    )
-
-
-def _keys(keys: Sequence[Key]) -> list[tmem_pb2.PageKey]:
-    return [tmem_pb2.PageKey(oid=_oid(oid), index=index) for oid, index in keys]
-
-
-def _state(message: admin_pb2.NodeState) -> NodeState:
-    return NodeState(
-        node_name=message.node_name,
-        epoch=message.epoch,
-        backend_generation=message.backend_generation,
-        zcache=message.zcache,
-        ramster=message.ramster,
-        shutting_down=message.shutting_down,
+        oid=oid_message(oid),
+        index=index,
+        data=payload,
+        encoding=packed_encoding(same_filled),
+        length=len(data),
     )
 
 

@@ -16,7 +16,8 @@ import uuid
 
 from ramster.errors import InvalidArgument
 from ramster.frontends.ops import CleancacheOps, OidLike
-from ramster.tmem.keys import U32_MAX, Oid, as_oid, check_page_size
+from ramster.page import check_page_size
+from ramster.tmem.keys import U32_MAX, Oid, as_oid
 
 MAX_INITIALIZABLE_FS = 32
 FAKE_FS_POOLID_OFFSET = 1000

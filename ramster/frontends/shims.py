@@ -17,7 +17,8 @@ import uuid
 
 from ramster.errors import RamsterError
 from ramster.frontends.ops import TmemApi
-from ramster.tmem.keys import DEFAULT_PAGE_SIZE, U32_MAX, Oid
+from ramster.page import DEFAULT_PAGE_SIZE
+from ramster.tmem.keys import U32_MAX, Oid
 
 log = logging.getLogger("ramster.frontends")
 

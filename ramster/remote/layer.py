@@ -29,6 +29,7 @@ from dataclasses import replace
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
+from ramster.page import PackedPage
 from ramster.remote import policy
 from ramster.remote.absence import AbsenceClock
 from ramster.remote.links import PeerLink
@@ -67,7 +68,6 @@ from ramster.tmem.shipping import (
     return_shipments,
     take_shipments,
 )
-from ramster.tmem.store import PackedPage
 
 log = logging.getLogger("ramster.remote")
 

@@ -17,13 +17,14 @@ import grpc
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
-from ramster.rpc.calls import M, Message, stream_call, unary_call
-from ramster.rpc.convert import MAX_BATCH, MAX_MESSAGE, client_name
-from ramster.tmem.keys import Oid, PoolSpec, check_page_size
+from ramster.page import PackedPage, check_page_size
+from ramster.rpc.convert import client_name
+from ramster.tmem.keys import Oid, PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.tmem.recovery import HeldKey
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
-from ramster.tmem.store import PackedPage
+from ramster.wire.calls import M, Message, stream_call, unary_call
+from ramster.wire.limits import MAX_BATCH, MAX_MESSAGE
 
 PROTOCOL_VERSION = 1
 

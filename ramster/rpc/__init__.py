@@ -1,6 +1,7 @@
-"""The only node code that knows gRPC: services, message conversion and the status table.
+"""The node's gRPC: its services and the validation of the requests they receive.
 
 `binding` wraps typed handlers and translates errors once; `convert` validates wire-only fields;
 `tmem_service`, `admin_service` and `peer_service` serve the three APIs of DESIGN §8. Not here:
-the semantics (`ramster.tmem`), the client side (`ramster.client`).
+the semantics (`ramster.tmem`), the plumbing the node shares with the client library (limits,
+status table, calls, message conversions: `ramster.wire`), the client side (`ramster.client`).
 """

@@ -11,22 +11,12 @@ from ramster.api.v1 import admin_pb2
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument
 from ramster.rpc.binding import server_stream, service, unary
-from ramster.state import NodeState, StateFeed
+from ramster.state import StateFeed
+from ramster.wire.messages import node_state_message
 
 SERVICE = "ramster.api.v1.Admin"
 
 MAX_DRAIN_SECONDS = 3600
-
-
-def status_message(status: NodeState) -> admin_pb2.NodeState:
-    return admin_pb2.NodeState(
-        node_name=status.node_name,
-        epoch=status.epoch,
-        backend_generation=status.backend_generation,
-        zcache=status.zcache,
-        ramster=status.ramster,
-        shutting_down=status.shutting_down,
-    )
 
 
 class AdminService:
@@ -87,7 +77,7 @@ class AdminService:
 
     async def get_stats(self, request: admin_pb2.GetStatsRequest) -> admin_pb2.GetStatsResponse:
         return admin_pb2.GetStatsResponse(
-            state=status_message(self._feed.status), counters=self._counters()
+            state=node_state_message(self._feed.status), counters=self._counters()
         )
 
     async def get_params(self, request: admin_pb2.GetParamsRequest) -> admin_pb2.GetParamsResponse:
@@ -100,7 +90,7 @@ class AdminService:
         self, request: admin_pb2.WatchStateRequest
     ) -> AsyncIterator[admin_pb2.NodeState]:
         async for status in self._feed.watch():
-            yield status_message(status)
+            yield node_state_message(status)
 
     async def forget_node(
         self, request: admin_pb2.ForgetNodeRequest

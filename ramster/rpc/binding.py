@@ -17,13 +17,10 @@ import grpc
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from ramster.errors import InvalidArgument, RamsterError
-from ramster.rpc.status import status_of
+from ramster.wire.calls import Message, serialize
+from ramster.wire.status import status_of
 
 log = logging.getLogger("ramster.rpc")
-
-
-class Message(Protocol):
-    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
 
 
 Req = TypeVar("Req")
@@ -78,7 +75,7 @@ def unary_watched(
             await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error (node log)")
         raise AssertionError("abort returned")
 
-    return grpc.unary_unary_rpc_method_handler(call, response_serializer=_serialize)
+    return grpc.unary_unary_rpc_method_handler(call, response_serializer=serialize)
 
 
 def server_stream(
@@ -102,7 +99,7 @@ def server_stream(
             log.exception("%s failed", method)
             await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error (node log)")
 
-    return grpc.unary_stream_rpc_method_handler(call, response_serializer=_serialize)
+    return grpc.unary_stream_rpc_method_handler(call, response_serializer=serialize)
 
 
 def service(
@@ -125,8 +122,3 @@ def _parser(request_type: Callable[[bytes], Req]) -> Callable[[bytes], Req]:
             ) from None
 
     return parse
-
-
-def _serialize(message: Any) -> bytes:
-    data: bytes = message.SerializeToString()
-    return data

@@ -1,7 +1,9 @@
-"""Protobuf messages to core values and back, validating what the core cannot see.
+"""The node's requests to core values and its answers back, validating what the core cannot see.
 
 The core checks keys, pools and page lengths; this module checks what only exists on the wire:
 the client name, batch sizes, UUID bytes, enum values. Every refusal names the field and value.
+Not here: the limits both ends share (`ramster.wire.limits`), the conversions both ends make
+(`ramster.wire.messages`).
 """
 
 from __future__ import annotations
@@ -11,19 +13,11 @@ from collections.abc import Sequence
 
 from ramster.api.v1 import tmem_pb2
 from ramster.errors import InvalidArgument
+from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, check_packed
 from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
 from ramster.tmem.host import PageData, PutOutcome
-from ramster.tmem.keys import DEFAULT_PAGE_SIZE
-from ramster.tmem.store import PackedPage
-from ramster.zcache.codec import check_packed
-
-MAX_BATCH = 1024
-"""Pages (or keys, or oids) in one request: 1024 pages of 4 KiB fit a 4 MiB message."""
-
-MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
-"""Bytes in one message, either way: a full batch of 1024 raw 4 KiB pages plus its framing."""
-
-MAX_CLIENT_NAME = 256
+from ramster.wire.limits import MAX_BATCH, MAX_CLIENT_NAME
+from ramster.wire.messages import oid_of, packed_encoding
 
 PUT_STATUS_OF_REASON = {
     RejectReason.COMPRESS_POOR: tmem_pb2.PUT_STATUS_COMPRESS_POOR,
@@ -67,13 +61,9 @@ def pool_spec(request: tmem_pb2.NewPoolRequest) -> PoolSpec:
     )
 
 
-def oid_of(oid: tmem_pb2.Oid) -> Oid:
-    return (oid.word0, oid.word1, oid.word2)
-
-
 def keys_of(keys: Sequence[tmem_pb2.PageKey]) -> list[tuple[Oid, int]]:
     batch_size("keys", len(keys))
-    return [((k.oid.word0, k.oid.word1, k.oid.word2), k.index) for k in keys]
+    return [(oid_of(k.oid), k.index) for k in keys]
 
 
 PUT_ENCODINGS = (
@@ -92,7 +82,7 @@ def pages_of(pages: Sequence[tmem_pb2.Page], page_size: int) -> list[tuple[Oid, 
     batch_size("pages", len(pages))
     return [
         (
-            (p.oid.word0, p.oid.word1, p.oid.word2),
+            oid_of(p.oid),
             p.index,
             page_data(p.data, p.encoding, p.length, page_size, f"pages[{i}]"),
         )
@@ -147,15 +137,11 @@ def _check_stated_length(length: int, page_size: int, field: str) -> None:
 def packed_response(
     pages: Sequence[PackedPage | None], page_size: int
 ) -> tmem_pb2.GetPagesResponse:
-    lz4, same, raw = (
-        tmem_pb2.PAGE_ENCODING_LZ4,
-        tmem_pb2.PAGE_ENCODING_SAME_FILLED,
-        tmem_pb2.PAGE_ENCODING_RAW,
-    )
+    raw = tmem_pb2.PAGE_ENCODING_RAW
     return tmem_pb2.GetPagesResponse(
         found=[page is not None for page in pages],
         data=[page.payload if page is not None else b"" for page in pages],
-        encodings=[raw if page is None else (same if page.same_filled else lz4) for page in pages],
+        encodings=[raw if page is None else packed_encoding(page.same_filled) for page in pages],
         page_size=page_size,
     )
 

@@ -20,6 +20,7 @@ import grpc
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, InvalidArgument, shown
+from ramster.page import check_page_size
 from ramster.remote.links import (
     PROTOCOL_VERSION,
     check_epoch,
@@ -38,8 +39,9 @@ from ramster.tmem.foreign import (
     origin_client,
     put_foreign,
 )
-from ramster.tmem.keys import Oid, as_oid, check_page_size
+from ramster.tmem.keys import Oid, as_oid
 from ramster.tmem.recovery import adopt, forget_origin, held_epochs, held_keys, records
+from ramster.wire.messages import oid_of
 
 SERVICE = "ramster.api.v1.Peer"
 
@@ -286,7 +288,7 @@ def _version(version: int, latest: int, field: str, any_version: bool = False) -
 
 
 def _oid(oid: tmem_pb2.Oid, field: str) -> Oid:
-    return as_oid(convert.oid_of(oid), f"{field}.oid")
+    return as_oid(oid_of(oid), f"{field}.oid")
 
 
 def _foreign_page(page: peer_pb2.RemotePage, i: int, latest: int) -> ForeignPage:

@@ -18,12 +18,14 @@ import grpc
 from ramster.api.v1 import tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from ramster.page import unpack_page
 from ramster.remote.layer import Fetched, RemoteLayer
 from ramster.rpc import convert
 from ramster.rpc.binding import Call, service, unary, unary_watched
 from ramster.tmem import Hit, Oid, PutOutcome, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.remote import RemoteRef, Unanswered
-from ramster.zcache.codec import unpack_page
+from ramster.wire.limits import MAX_MESSAGE
+from ramster.wire.messages import oid_of
 
 SERVICE = "ramster.api.v1.Tmem"
 
@@ -184,7 +186,7 @@ class TmemService:
         tmem = self._backend.require()
         client = convert.client_name(request.client)
         convert.batch_size("oids", len(request.oids))
-        oids = [convert.oid_of(oid) for oid in request.oids]
+        oids = [oid_of(oid) for oid in request.oids]
         flushed = tmem.flush_objects(client, request.pool_id, oids)
         return tmem_pb2.FlushObjectsResponse(flushed=flushed)
 
@@ -200,10 +202,10 @@ def _answer(hits: list[Hit | None], packed: bool, page_size: int) -> tmem_pb2.Ge
             data=[unpack_page(page) if page is not None else b"" for page in pages],
         )
     size = response.ByteSize()
-    if size > convert.MAX_MESSAGE:
+    if size > MAX_MESSAGE:
         raise ResourceExhausted(
             f"the answer to {len(hits)} keys is {size} bytes, more than one message holds "
-            f"({convert.MAX_MESSAGE}): ask for fewer keys (no page was freed)"
+            f"({MAX_MESSAGE}): ask for fewer keys (no page was freed)"
         )
     return response
 

@@ -6,14 +6,13 @@ anything that does I/O. This package imports neither gRPC nor generated code.
 
 from ramster.tmem.host import Hit, PutOutcome, Stored, Tmem
 from ramster.tmem.keys import INVALID_OID, Oid, PoolSpec, TmemLimits, as_oid
-from ramster.tmem.store import Created, PackedPage, PageStore, Rejected, RejectReason
+from ramster.tmem.store import Created, PageStore, Rejected, RejectReason
 
 __all__ = [
     "INVALID_OID",
     "Created",
     "Hit",
     "Oid",
-    "PackedPage",
     "PageStore",
     "PoolSpec",
     "PutOutcome",

@@ -15,12 +15,13 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ramster.page import PackedPage
 from ramster.tmem.host import INDEX_BITS, Stored, Tmem
 from ramster.tmem.keys import Oid
 from ramster.tmem.pool import Pool, TmemObject
 from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.shipping import drop_handle
-from ramster.tmem.store import Created, PackedPage
+from ramster.tmem.store import Created
 
 HERE = -1
 """This node, in a list of the nodes holding a page's copies."""

@@ -12,11 +12,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ramster.errors import FailedPrecondition
+from ramster.page import PackedPage
 from ramster.tmem.host import FOREIGN_PREFIX, PutOutcome, Stored, Tmem
 from ramster.tmem.keys import Oid, PoolSpec
 from ramster.tmem.pool import Pool, PoolRecord
 from ramster.tmem.remote import REMOTE
-from ramster.tmem.store import PackedPage
 
 ForeignKey = tuple[int, Oid, int]
 """(origin pool uid, oid, index)."""

@@ -16,16 +16,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
-from ramster.tmem.keys import (
-    U32_MAX,
-    U64_MAX,
-    Oid,
-    PoolSpec,
-    TmemLimits,
-    as_oid,
-    check_index,
-    check_page_length,
-)
+from ramster.page import PackedPage, check_page_length
+from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PoolSpec, TmemLimits, as_oid, check_index
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES, Pool, TmemObject
 from ramster.tmem.remote import (
     REMOTE,
@@ -34,14 +26,14 @@ from ramster.tmem.remote import (
     RemoteHandles,
     RemoteRef,
 )
-from ramster.tmem.store import Created, PackedPage, PageStore, Rejected
+from ramster.tmem.store import Created, PageStore, Rejected
 
 INDEX_BITS = 32
 INDEX_MASK = (1 << INDEX_BITS) - 1
 
 OidLike = int | tuple[int, ...]
 PageData = bytes | PackedPage
-"""A page as a client hands it over: raw bytes, or packed by the zcache codec."""
+"""A page as a client hands it over: raw bytes, or packed (`ramster.page`)."""
 T = TypeVar("T")
 
 FOREIGN_PREFIX = "peer:"

@@ -2,7 +2,8 @@
 
 Covers the value types of the tmem data model (reference §A1.1): object ids of three 64-bit words,
 32-bit page indices, pool specifications and the host's limits. Not the pools themselves
-(`ramster.tmem.pool`) nor the operations on them (`ramster.tmem.host`).
+(`ramster.tmem.pool`) nor the operations on them (`ramster.tmem.host`), nor page sizes and
+lengths (`ramster.page`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from ramster.errors import InvalidArgument
+from ramster.page import DEFAULT_PAGE_SIZE, check_page_size
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
@@ -20,10 +22,6 @@ Oid = tuple[int, int, int]
 
 INVALID_OID: Oid = (U64_MAX, U64_MAX, U64_MAX)
 """All words all-ones: the kernel's "invalid oid" sentinel, refused as a key."""
-
-MIN_PAGE_SIZE = 512
-MAX_PAGE_SIZE = 65536
-DEFAULT_PAGE_SIZE = 4096
 
 
 def as_oid(oid: int | tuple[int, ...], field: str = "oid") -> Oid:
@@ -51,24 +49,6 @@ def check_index(index: int, field: str = "index") -> int:
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= U32_MAX:
         raise InvalidArgument.field(field, index, "an int in 0..2**32-1")
     return index
-
-
-def check_page_size(page_size: int, field: str = "page_size") -> int:
-    """Return `page_size` if it is a power of two in 512..65536."""
-    if (
-        not isinstance(page_size, int)
-        or isinstance(page_size, bool)
-        or not MIN_PAGE_SIZE <= page_size <= MAX_PAGE_SIZE
-        or page_size & (page_size - 1)
-    ):
-        raise InvalidArgument.field(field, page_size, "a power of two in 512..65536")
-    return page_size
-
-
-def check_page_length(length: int, page_size: int, field: str = "data") -> None:
-    """Refuse a page of `length` bytes for a pool of `page_size`-byte pages, naming both."""
-    if length != page_size:
-        raise InvalidArgument(f"{field} length {length} != pool page_size {page_size}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Protocol
 
+from ramster.page import PackedPage
 from ramster.tmem.keys import Oid
-from ramster.tmem.store import PackedPage
 
 REMOTE = 1 << 31
 """An object slot value with this bit set is a remote handle, not a store slot."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ramster.page import PackedPage
 from ramster.tmem.host import INDEX_BITS, INDEX_MASK, Hit, Tmem
 from ramster.tmem.pool import TmemObject
 from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteRef, Shipment, Unanswered
-from ramster.tmem.store import Created, PackedPage
+from ramster.tmem.store import Created
 
 
 def take_shipments(tmem: Tmem, persistent: bool, max_pages: int, max_bytes: int) -> list[Shipment]:

@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from ramster.page import PackedPage
+
 NO_EVICTIONS: tuple[int, ...] = ()
 
 
@@ -23,19 +25,6 @@ class RejectReason(enum.Enum):
     MEAN_COMPRESS_POOR = "mean_compress_poor"
     NO_SPACE = "no_space"
     NO_REPLICA = "no_replica"  # persistent_copies: no peer stored the page's other copy
-
-
-@dataclass(frozen=True, slots=True)
-class PackedPage:
-    """A page as the zcache codec packs it: an lz4 block, or its one repeated byte.
-
-    Pages travel packed between clients, nodes and peers and are stored as they arrive, so a
-    page is compressed once and decompressed only by the final reader.
-    """
-
-    payload: bytes
-    same_filled: bool
-    page_size: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from typing import TextIO, TypeVar
 from ramster.client import Cleancache, Frontswap, SyncClient
 from ramster.errors import Unavailable
 from ramster.launcher import LocalCluster, wait_forever_until_signal
+from ramster.page import compress_page
 from ramster.units import format_size
 from ramster.workload.corpus import build_corpus
 from ramster.zcache import ZcacheConfig
-from ramster.zcache.codec import compress_page
 from ramster.zcache.config import MIN_MEMORY
 
 SWAP_TYPE = 0

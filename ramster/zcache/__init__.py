@@ -1,8 +1,8 @@
 """The compressed page store (DESIGN §4, reference §A4): lz4, admission, budget, eviction.
 
 `ZCache` is the node's store; `PlainStore` is the uncompressed reference it is tested against.
-Both implement `ramster.tmem.PageStore`. Not here: tmem keys and rules (`ramster.tmem`), moving
-pages to peers (`ramster.remote`).
+Both implement `ramster.tmem.PageStore`. Not here: tmem keys and rules (`ramster.tmem`), the
+page codec (`ramster.page`), moving pages to peers (`ramster.remote`).
 """
 
 from ramster.zcache.config import ZcacheConfig

@@ -11,9 +11,9 @@ import itertools
 from dataclasses import dataclass
 
 from ramster.errors import InvalidArgument
-from ramster.tmem.store import NO_EVICTIONS, Created, PackedPage, Rejected, RejectReason
+from ramster.page import PackedPage, pack_page, unpack_page
+from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
 from ramster.units import format_size
-from ramster.zcache.codec import pack_page, unpack_page
 from ramster.zcache.eviction import evict_for
 
 PLAIN_PAGE_BYTES = 160

@@ -13,11 +13,11 @@ from __future__ import annotations
 from array import array
 from dataclasses import asdict
 
+from ramster.page import PackedPage, compress_page, decompress_page
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE
-from ramster.tmem.store import NO_EVICTIONS, Created, PackedPage, Rejected, RejectReason
+from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
 from ramster.units import format_size
 from ramster.zcache.admission import REFERENCE_PAGE, admission_refusal
-from ramster.zcache.codec import compress_page, decompress_page
 from ramster.zcache.config import ZcacheConfig
 from ramster.zcache.counters import ZcacheCounters
 from ramster.zcache.eviction import evict_for

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 
 import grpc
 import pytest
 
+from ramster.api.v1 import admin_pb2
 from ramster.client import (
     Client,
     DeadlineExceeded,
@@ -323,6 +324,42 @@ def test_a_call_the_node_does_not_answer_ends_at_its_deadline() -> None:
                 assert time.monotonic() - started < 2.0
             assert caught.value.message == "Tmem/NewPool: deadline exceeded (Deadline Exceeded)"
             assert caught.value.retriable is True
+        finally:
+            await server.stop(None)
+
+    asyncio.run(scenario())
+
+
+def test_a_watch_in_flight_when_its_client_closes_ends_unavailable_like_any_call() -> None:
+    state = admin_pb2.NodeState(node_name="n1", epoch="0123456789abcdef", zcache=True)
+
+    async def watch(
+        request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> AsyncIterator[bytes]:
+        yield state.SerializeToString()
+        await asyncio.sleep(30)
+
+    async def scenario() -> None:
+        server = grpc.aio.server()
+        handler = grpc.unary_stream_rpc_method_handler(watch)
+        methods = grpc.method_handlers_generic_handler(
+            "ramster.api.v1.Admin", {"WatchState": handler}
+        )
+        server.add_generic_rpc_handlers((methods,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            client = Client(f"127.0.0.1:{port}", "app")
+            states = client.watch_state()
+            first = await anext(states)
+            assert (first.node_name, first.epoch, first.zcache) == ("n1", "0123456789abcdef", True)
+            second = asyncio.ensure_future(anext(states))
+            await client.close()
+            with pytest.raises(Unavailable) as caught:
+                await second
+            assert (
+                caught.value.message == "Admin/WatchState: the channel was closed during the call"
+            )
         finally:
             await server.stop(None)
 

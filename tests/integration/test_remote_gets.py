@@ -23,7 +23,7 @@ import pytest
 from ramster.api.v1 import tmem_pb2
 from ramster.client import SyncClient
 from ramster.errors import DeadlineExceeded
-from ramster.rpc.convert import MAX_MESSAGE
+from ramster.wire.limits import MAX_MESSAGE
 from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
 from tests.integration.test_cluster import done_shipping, key, pages_of, store_all, text_page
 from tests.support.delay_proxy import DelayProxy

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
 
 from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
+from ramster.wire.calls import Message
 
 SEND_LIMIT = 16 * 2**20
 """Larger than the node's 4 MiB limit, so the node (not this client) enforces it."""
-
-
-class Message(Protocol):
-    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ramster.errors import FailedPrecondition
+from ramster.page import pack_page
 from ramster.tmem import Hit, PoolSpec, Rejected, Stored, Tmem
 from ramster.tmem.copies import (
     HERE,
@@ -42,7 +43,6 @@ from ramster.tmem.shipping import (
     take_shipments,
 )
 from ramster.zcache import ZCache, ZcacheConfig
-from ramster.zcache.codec import pack_page
 
 APP = "app"
 PAGE_SIZE = 4096

@@ -15,7 +15,8 @@ import random
 import pytest
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound
-from ramster.tmem import PackedPage, PoolSpec, Rejected, RejectReason, Stored, Tmem
+from ramster.page import PackedPage, pack_page
+from ramster.tmem import PoolSpec, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.foreign import (
     ForeignPage,
     destroy_foreign_pools,
@@ -30,7 +31,6 @@ from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
 from ramster.tmem.recovery import forget_origin, records
 from ramster.tmem.shipping import take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
-from ramster.zcache.codec import pack_page
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
 
 PAGE_SIZE = 4096

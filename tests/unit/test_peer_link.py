@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ramster.remote.links import ANSWER_PAGE_BYTES, answer_chunks
-from ramster.rpc.convert import MAX_BATCH, MAX_MESSAGE
 from ramster.tmem.remote import RemoteRef
+from ramster.wire.limits import MAX_BATCH, MAX_MESSAGE
 
 
 def refs(*page_sizes: int) -> list[RemoteRef]:

@@ -27,17 +27,17 @@ import ramster.remote.layer as layer_module
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
+from ramster.page import PackedPage, compress_page, pack_page
 from ramster.params import ModuleParams
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.links import PeerLink
 from ramster.remote.policy import RemotifyConfig
-from ramster.tmem import Hit, Oid, PackedPage, PoolSpec, Stored, Tmem
+from ramster.tmem import Hit, Oid, PoolSpec, Stored, Tmem
 from ramster.tmem.host import REMOTE_PAGE_BYTES
 from ramster.tmem.pool import OBJECT_BYTES
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment, Unanswered
 from ramster.tmem.shipping import complete_shipments, drain_flushes, remote_refs, take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
-from ramster.zcache.codec import compress_page, pack_page
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
 
 APP = "app"

@@ -20,7 +20,8 @@ from collections.abc import Callable
 
 import pytest
 
-from ramster.tmem import Hit, PackedPage, PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem
+from ramster.page import PackedPage, compress_page, pack_page
+from ramster.tmem import Hit, PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.foreign import ForeignPage, origin_client, put_foreign
 from ramster.tmem.host import REMOTE_COUNTERS, REMOTE_PAGE_BYTES
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES
@@ -41,7 +42,6 @@ from ramster.tmem.shipping import (
     take_shipments,
 )
 from ramster.zcache import PlainStore, ZCache, ZcacheConfig
-from ramster.zcache.codec import compress_page, pack_page
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
 

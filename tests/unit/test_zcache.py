@@ -17,10 +17,10 @@ import lz4.block
 import pytest
 
 from ramster.errors import InvalidArgument
+from ramster.page import compress_page, decompress_page
 from ramster.tmem.store import Created, Rejected, RejectReason
 from ramster.units import format_size, parse_size
 from ramster.zcache import PlainStore, ZCache, ZcacheConfig
-from ramster.zcache.codec import compress_page, decompress_page
 from ramster.zcache.lru import PutOrder
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
 from ramster.zcache.store import (

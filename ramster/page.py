@@ -1,20 +1,62 @@
-"""Page compression: lz4 block format, compress once, and same-filled pages as one byte.
+"""The one page vocabulary of client, node and peers: page sizes, `PackedPage`, and the codec.
 
-A page whose bytes are all equal (zero pages above all) compresses to a few dozen bytes with
-lz4; only such small outputs are checked for being same-filled, so ordinary pages pay nothing.
-A packed page (`PackedPage`) travels unchanged between client, node and peers; only the final
-reader unpacks it. `check_packed` vets a packed page that arrived from outside.
+Page sizes are powers of two in 512..65536 (`check_page_size`); a page is exactly its pool's
+page size (`check_page_length`). Compression is the lz4 block format, compress once, and
+same-filled pages as one byte: a page whose bytes are all equal (zero pages above all)
+compresses to a few dozen bytes with lz4; only such small outputs are checked for being
+same-filled, so ordinary pages pay nothing. A packed page (`PackedPage`) travels unchanged
+between client, node and peers; only the final reader unpacks it. `check_packed` vets a packed
+page that arrived from outside.
+
+Pure: no I/O, no asyncio. Not here: how a page travels in a message (`ramster.wire.messages`),
+keys and pools (`ramster.tmem.keys`), where pages are stored (`ramster.zcache`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from lz4.block import LZ4BlockError
 from lz4.block import compress as _lz4_compress
 from lz4.block import decompress as _lz4_decompress
 
 from ramster.errors import InvalidArgument
-from ramster.tmem.keys import MAX_PAGE_SIZE
-from ramster.tmem.store import PackedPage
+
+MIN_PAGE_SIZE = 512
+MAX_PAGE_SIZE = 65536
+DEFAULT_PAGE_SIZE = 4096
+
+
+def check_page_size(page_size: int, field: str = "page_size") -> int:
+    """Return `page_size` if it is a power of two in 512..65536."""
+    if (
+        not isinstance(page_size, int)
+        or isinstance(page_size, bool)
+        or not MIN_PAGE_SIZE <= page_size <= MAX_PAGE_SIZE
+        or page_size & (page_size - 1)
+    ):
+        raise InvalidArgument.field(field, page_size, "a power of two in 512..65536")
+    return page_size
+
+
+def check_page_length(length: int, page_size: int, field: str = "data") -> None:
+    """Refuse a page of `length` bytes for a pool of `page_size`-byte pages, naming both."""
+    if length != page_size:
+        raise InvalidArgument(f"{field} length {length} != pool page_size {page_size}")
+
+
+@dataclass(frozen=True, slots=True)
+class PackedPage:
+    """A page as `pack_page` packs it: an lz4 block, or its one repeated byte.
+
+    Pages travel packed between clients, nodes and peers and are stored as they arrive, so a
+    page is compressed once and decompressed only by the final reader.
+    """
+
+    payload: bytes
+    same_filled: bool
+    page_size: int
+
 
 SAME_FILL_PROBE = 64
 """lz4 output at most this long, plus 1/128 of the page, may be a same-filled page: a run of n

@@ -1,8 +1,8 @@
 """The one table between RAMster errors and gRPC status codes, used by the node and the client.
 
 The node answers a `RamsterError` with its status and message, anything unexpected with INTERNAL
-(never UNKNOWN) after logging it; the client raises the class of the status it received, so an
-`AioRpcError` never reaches application code.
+(never UNKNOWN) after logging it (`ramster.rpc.binding`); a caller raises the class of the status
+it received (`ramster.wire.calls`), so an `AioRpcError` never reaches application code.
 """
 
 from __future__ import annotations

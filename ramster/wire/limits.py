@@ -1,0 +1,32 @@
+"""What both ends of a RAMster call must agree on: batch and message sizes, the length of a
+client name, and how an address is written.
+
+Imports no gRPC, so a client's configuration can be checked without it. Not here: the checks of
+a request the node makes with these limits (`ramster.rpc.convert`), page sizes (`ramster.page`).
+"""
+
+from __future__ import annotations
+
+from ramster.errors import InvalidArgument
+
+MAX_BATCH = 1024
+"""Pages (or keys, or oids) in one request: 1024 pages of 4 KiB fit a 4 MiB message."""
+
+MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
+"""Bytes in one message, either way: a full batch of 1024 raw 4 KiB pages plus its framing."""
+
+MAX_CLIENT_NAME = 256
+
+MESSAGE_SIZE_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+)
+"""The gRPC channel options that let a message of `MAX_MESSAGE` bytes through, either way."""
+
+
+def split_host_port(address: str, field_name: str) -> tuple[str, int]:
+    """(host, port) of ``HOST:PORT`` (IPv6 as ``[::1]:PORT``); port 0 means any free port."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise InvalidArgument.field(field_name, address, "HOST:PORT with a port in 0..65535")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,53 @@
+"""Values both ends send, as messages and back: oids, page keys, page encodings, `NodeState`.
+
+Each conversion is written once, for the client library, the node's services and its peer
+links alike. Not here: the checks of what a node receives (`ramster.rpc.convert`), the pages'
+codec (`ramster.page`), the peer protocol's own records (`ramster.remote.links`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ramster.api.v1 import admin_pb2, tmem_pb2
+from ramster.state import NodeState
+from ramster.tmem.keys import Oid
+
+
+def oid_message(oid: Oid) -> tmem_pb2.Oid:
+    return tmem_pb2.Oid(word0=oid[0], word1=oid[1], word2=oid[2])
+
+
+def oid_of(oid: tmem_pb2.Oid) -> Oid:
+    return (oid.word0, oid.word1, oid.word2)
+
+
+def key_messages(keys: Sequence[tuple[Oid, int]]) -> list[tmem_pb2.PageKey]:
+    return [tmem_pb2.PageKey(oid=oid_message(oid), index=index) for oid, index in keys]
+
+
+def packed_encoding(same_filled: bool) -> tmem_pb2.PageEncoding:
+    """How a packed page travels: its one repeated byte, or an lz4 block."""
+    return tmem_pb2.PAGE_ENCODING_SAME_FILLED if same_filled else tmem_pb2.PAGE_ENCODING_LZ4
+
+
+def node_state_message(state: NodeState) -> admin_pb2.NodeState:
+    return admin_pb2.NodeState(
+        node_name=state.node_name,
+        epoch=state.epoch,
+        backend_generation=state.backend_generation,
+        zcache=state.zcache,
+        ramster=state.ramster,
+        shutting_down=state.shutting_down,
+    )
+
+
+def node_state_of(message: admin_pb2.NodeState) -> NodeState:
+    return NodeState(
+        node_name=message.node_name,
+        epoch=message.epoch,
+        backend_generation=message.backend_generation,
+        zcache=message.zcache,
+        ramster=message.ramster,
+        shutting_down=message.shutting_down,
+    )
