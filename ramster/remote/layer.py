@@ -29,9 +29,9 @@ from dataclasses import replace
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
+from ramster.holder.epochs import forget_origin, held_origins
 from ramster.remote import policy
 from ramster.remote.absence import AbsenceClock
-from ramster.remote.links import PeerLink
 from ramster.remote.policy import (
     RemotifyConfig,
     brings_home,
@@ -41,6 +41,8 @@ from ramster.remote.policy import (
     placement,
     target_down,
 )
+from ramster.remote.restore import own_records, restore
+from ramster.rpc.peer_link import PeerLink
 from ramster.tmem import Hit, Oid, PutOutcome, Tmem
 from ramster.tmem.copies import (
     HERE,
@@ -55,7 +57,6 @@ from ramster.tmem.copies import (
     unput,
     write_off,
 )
-from ramster.tmem.recovery import forget_origin, held_origins, own_records, restore
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment, Unanswered
 from ramster.tmem.shipping import (
     complete_shipments,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ramster.remote.links import ANSWER_PAGE_BYTES, answer_chunks
 from ramster.rpc.convert import MAX_BATCH, MAX_MESSAGE
+from ramster.rpc.peer_link import ANSWER_PAGE_BYTES, answer_chunks
 from ramster.tmem.remote import RemoteRef
 
 
