@@ -1,5 +1,6 @@
 """The pure core stays pure: ruff's banned-imports rule keeps gRPC and generated code out of
-ramster/tmem, ramster/zcache and ramster/frontends (DESIGN §2), proven with real violations."""
+ramster/tmem, ramster/zcache, ramster/frontends, ramster/holder and ramster/remote/restore.py
+(DESIGN §2), proven with real violations."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def banned_import_findings(path: str, source: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if "TID251" in line]
 
 
-@pytest.mark.parametrize("package", ["tmem", "zcache", "frontends"])
+@pytest.mark.parametrize("package", ["tmem", "zcache", "frontends", "holder"])
 @pytest.mark.parametrize(
     ("source", "banned"),
     [("import grpc\n", "grpc"), ("from ramster.api.v1 import tmem_pb2\n", "ramster.api")],
