@@ -24,11 +24,11 @@ from nodemanager.keys import check_name
 from nodemanager.model import MemberInfo, Membership
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument, RamsterError, shown
+from ramster.holder.foreign import foreign_pages, origin_client
 from ramster.params import parse_switch
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.policy import RemotifyConfig, holding
 from ramster.state import StateFeed
-from ramster.tmem.foreign import foreign_pages, origin_client
 
 log = logging.getLogger("ramster.cluster")
 

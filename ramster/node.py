@@ -33,10 +33,10 @@ from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.listeners import SERVER_OPTIONS, SocketFile, bind_address
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
-from ramster.remote.links import PeerLink
 from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.admin_service import AdminService
+from ramster.rpc.peer_link import PeerLink
 from ramster.rpc.peer_service import PeerService
 from ramster.rpc.tmem_service import TmemService
 from ramster.state import NodeState, StateFeed
@@ -280,20 +280,9 @@ class Node:
             number = self.agent.number if self.agent is not None else self.config.node_number
             link = self._probes[address] = PeerLink(0, address, number, self.feed.status.epoch, 1.0)
         try:
-            hello = await link.hello(self.config.cluster, self.config.name)
+            return await link.hello(self.config.cluster, self.config.name)
         except RamsterError:
             return None
-        return MemberInfo(
-            number=hello.node_number,
-            name=hello.node_name,
-            address=hello.address or address,
-            epoch=hello.epoch,
-            capacity_bytes=hello.capacity_bytes,
-            free_bytes=hello.free_bytes,
-            zcache=hello.zcache,
-            ramster=hello.ramster,
-            draining=hello.draining,
-        )
 
     def _write_ready_file(self, path: Path) -> None:
         ready = {

@@ -5,7 +5,7 @@ A node that is merely restarting or partitioned from etcd comes back within the 
 nothing: its clock restarts whenever it is seen. While this node cannot trust its own view (etcd
 out of reach: the view is frozen) no clock runs.
 
-Not here: dropping the pages (`ramster.tmem.recovery.forget_origin`), the flushes
+Not here: dropping the pages (`ramster.holder.epochs.forget_origin`), the flushes
 (`ramster.remote.layer.RemoteLayer.forget_peer`), the timer that asks (`ramster.cluster`).
 """
 

@@ -29,10 +29,10 @@ from dataclasses import replace
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
+from ramster.holder.epochs import forget_origin, held_origins
 from ramster.page import PackedPage
 from ramster.remote import policy
 from ramster.remote.absence import AbsenceClock
-from ramster.remote.links import PeerLink
 from ramster.remote.policy import (
     RemotifyConfig,
     brings_home,
@@ -42,6 +42,8 @@ from ramster.remote.policy import (
     placement,
     target_down,
 )
+from ramster.remote.restore import own_records, restore
+from ramster.rpc.peer_link import PeerLink
 from ramster.tmem import Hit, Oid, PutOutcome, Tmem
 from ramster.tmem.copies import (
     HERE,
@@ -56,7 +58,6 @@ from ramster.tmem.copies import (
     unput,
     write_off,
 )
-from ramster.tmem.recovery import forget_origin, held_origins, own_records, restore
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment, Unanswered
 from ramster.tmem.shipping import (
     complete_shipments,

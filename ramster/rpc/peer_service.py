@@ -2,14 +2,15 @@
 
 Hello checks cluster name and protocol version (a mismatch is refused with both values and
 logged here) and tells who this node is. The page calls store, return and flush foreign pages
-under the origin's number and epoch (`ramster.tmem.foreign`); pages arrive packed and are
+under the origin's number and epoch (`ramster.holder.foreign`); pages arrive packed and are
 checked to decode before they are kept. A node with zcache or ramster off, or draining, refuses
-to hold new pages. Recover and Forget serve a restarted origin (`ramster.tmem.recovery`).
+to hold new pages. Recover and Forget serve a restarted origin (`ramster.holder.epochs`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,17 +21,8 @@ import grpc
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, InvalidArgument, shown
-from ramster.page import check_page_size
-from ramster.remote.links import (
-    PROTOCOL_VERSION,
-    check_epoch,
-    pool_record_message,
-    pool_record_of,
-)
-from ramster.rpc import convert
-from ramster.rpc.binding import server_stream, service, unary
-from ramster.tmem import Tmem
-from ramster.tmem.foreign import (
+from ramster.holder.epochs import adopt, forget_origin, held_epochs, held_keys, records
+from ramster.holder.foreign import (
     ForeignPage,
     destroy_foreign_pools,
     flush_foreign_objects,
@@ -39,8 +31,12 @@ from ramster.tmem.foreign import (
     origin_client,
     put_foreign,
 )
+from ramster.page import check_page_size
+from ramster.rpc import convert
+from ramster.rpc.binding import server_stream, service, unary
+from ramster.rpc.peer_link import PROTOCOL_VERSION, pool_record_message, pool_record_of
+from ramster.tmem import Tmem
 from ramster.tmem.keys import Oid, as_oid
-from ramster.tmem.recovery import adopt, forget_origin, held_epochs, held_keys, records
 from ramster.wire.messages import oid_of
 
 SERVICE = "ramster.api.v1.Peer"
@@ -58,6 +54,11 @@ this one (NTP keeps nodes within a second) and refuses what no origin could have
 far ahead would outrank every later real copy of its key, and the origin's copies of that key
 would be dropped in its favour."""
 VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
+
+EPOCH = re.compile("[0-9a-f]{16}")
+"""An epoch as `ramster.node.new_epoch` makes it: the node's start in microseconds (13 hex
+digits) and 3 random hex digits."""
+EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
 
 NodeIdentity = Callable[[], tuple[int, str, str]]
 """(node number, epoch, address) of this node, as known now."""
@@ -272,6 +273,13 @@ class PeerService:
                 f"another node's number, >= 1 (this node is {me})",
             )
         return origin_client(origin.node_number, check_epoch(origin.epoch, "origin.epoch"))
+
+
+def check_epoch(epoch: str, field: str) -> str:
+    """`epoch` if it has the form every node's epoch has; InvalidArgument naming `field` if not."""
+    if EPOCH.fullmatch(epoch) is None:
+        raise InvalidArgument.field(field, epoch, EPOCH_RULE)
+    return epoch
 
 
 def _latest_version() -> int:

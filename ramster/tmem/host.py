@@ -37,7 +37,7 @@ PageData = bytes | PackedPage
 T = TypeVar("T")
 
 FOREIGN_PREFIX = "peer:"
-"""Client names of the pages held for other nodes (`ramster.tmem.foreign`)."""
+"""Client names of the pages held for other nodes (`ramster.holder.foreign`)."""
 
 REMOTE_PAGE_BYTES = REMOTE_HANDLE_BYTES + INDEX_BYTES_PER_PAGE
 """What a page on a peer still costs here: its handle and its index entry."""
@@ -102,7 +102,7 @@ class Tmem:
         self._replicas: dict[int, int] = {}
         """The peer holding the second copy of a persistent page, by the page's version."""
         self._unclaimed: set[tuple[str, int]] = set()
-        """Recovered pools no client has asked for again (`ramster.tmem.recovery`)."""
+        """Recovered pools no client has asked for again (`ramster.remote.restore`)."""
         self.remote_flushes: list[RemoteFlush] = []
         """Copies peers hold that must go, oldest first; the remote layer drains it."""
         self._counters = dict.fromkeys(

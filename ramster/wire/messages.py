@@ -2,7 +2,7 @@
 
 Each conversion is written once, for the client library, the node's services and its peer
 links alike. Not here: the checks of what a node receives (`ramster.rpc.convert`), the pages'
-codec (`ramster.page`), the peer protocol's own records (`ramster.remote.links`).
+codec (`ramster.page`), the peer protocol's own records (`ramster.rpc.peer_link`).
 """
 
 from __future__ import annotations

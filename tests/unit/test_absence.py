@@ -1,14 +1,14 @@
 """Letting go of nodes that left for good (issue 10 item 12), the pure holder part: the clock of
 each node's absence from the view (`ramster.remote.absence`) and dropping every page held for an
-origin number, whatever its epoch (`ramster.tmem.recovery`), on a real `Tmem` with no network."""
+origin number, whatever its epoch (`ramster.holder.epochs`), on a real `Tmem` with no network."""
 
 from __future__ import annotations
 
+from ramster.holder.epochs import forget_origin, held_origins
+from ramster.holder.foreign import get_foreign, origin_client, origins, put_foreign
 from ramster.remote.absence import AbsenceClock
 from ramster.tmem import PoolSpec
-from ramster.tmem.foreign import get_foreign, origin_client, origins, put_foreign
-from ramster.tmem.recovery import forget_origin, held_origins
-from tests.unit.test_foreign import EPH_UID, OID, PAGE_SIZE, foreign, foreign_counts, holder
+from tests.unit.holder.test_foreign import EPH_UID, OID, PAGE_SIZE, foreign, foreign_counts, holder
 
 GRACE = 60.0
 

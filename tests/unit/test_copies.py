@@ -1,10 +1,9 @@
-"""Copies of persistent pages on two nodes and taking them back after a restart, in the pure core
-(`ramster.tmem.copies`, `ramster.tmem.recovery`; DESIGN §6).
+"""Copies of persistent pages on two nodes, in the pure core (`ramster.tmem.copies`; DESIGN §6).
 
-A "peer" is a node number; what a peer holds is simulated by the holder-side core
-(`ramster.tmem.foreign`) on a second `Tmem` where a test needs it. Races are forced by calling
-the core in the order the network would interleave it (copy taken, then a put or flush, then the
-copy recorded). The async layer that drives this is in test_remote_layer.py.
+A "peer" is a node number. Races are forced by calling the core in the order the network would
+interleave it (copy taken, then a put or flush, then the copy recorded). Taking the copies back
+after a restart is in remote/test_restore.py; the async layer that drives this is in
+test_remote_layer.py.
 """
 
 from __future__ import annotations
@@ -31,9 +30,6 @@ from ramster.tmem.copies import (
     unput,
     write_off,
 )
-from ramster.tmem.foreign import ForeignPage, origin_client, put_foreign
-from ramster.tmem.pool import PoolRecord
-from ramster.tmem.recovery import adopt, forget_origin, held_epochs, held_keys, restore
 from ramster.tmem.remote import RemoteFlush
 from ramster.tmem.shipping import (
     complete_shipments,
@@ -338,88 +334,6 @@ def test_the_pages_short_of_copies_are_counted_exactly_without_a_scan(
         assert short_of_copies(tmem, 1) == 0
 
 
-# -- recovery ----------------------------------------------------------------------------------
-
-
-def ship_all(origin: Tmem, holder: Tmem, name: str, node: int) -> None:
-    """Ship every local persistent page of `origin` to `holder` (node `node`), with records."""
-    shipments = take_shipments(origin, True, 1000, ALL)
-    records = [PoolRecord(s.pool_uid, APP, 0, PERSISTENT) for s in shipments[:1]]
-    pages = [ForeignPage(s.pool_uid, True, s.oid, s.index, s.version, s.page) for s in shipments]
-    put_foreign(holder, name, pages, records)
-    complete_shipments(origin, node, shipments, [True] * len(shipments))
-
-
-def test_a_restarted_node_takes_back_its_pages_and_its_client_gets_its_pool_again() -> None:
-    old = host()
-    pool = old.new_pool(APP, PERSISTENT)
-    stored(old, pool, [(1, 0), (1, 1), (2, 5)])
-    holder = host()
-    ship_all(old, holder, origin_client(1, "e1"), B)
-    put_foreign(holder, origin_client(1, "e0"), [])  # nothing, but an epoch entry is harmless
-
-    assert held_epochs(holder, 1) == ["e1"]
-    pools = adopt(holder, 1, keep="e1", current="e2")
-    assert held_epochs(holder, 1) == ["e2"]
-    keys = sorted(held_keys(pools, holder))
-    assert keys == [(1, (1, 0, 0), 0, 1), (1, (1, 0, 0), 1, 2), (1, (2, 0, 0), 5, 3)]
-
-    new = Tmem(ZCache(ZcacheConfig(memory=4 << 20)), first_version=1)
-    records = [PoolRecord(1, APP, pool, PERSISTENT)]
-    assert restore(new, B, records, keys) == 3
-    assert new.new_pool(APP, PERSISTENT) == pool  # claimed, not a new one
-    assert new.new_pool(APP, PERSISTENT) == pool + 1  # the next is new
-    refs = new.get_many_packed(APP, pool, [((1, 0, 0), 1)])
-    assert [(r.node, r.version) for r in refs] == [(B, 2)]  # type: ignore[union-attr]
-    put = new.put(APP, pool, 9, 0, page(1))
-    assert put == Stored(4)  # versions go on above the recovered ones
-
-
-def test_restoring_from_two_holders_makes_one_the_replica_and_flushes_an_older_copy() -> None:
-    new = host()
-    records = [PoolRecord(5, APP, 0, PERSISTENT)]
-    assert restore(new, B, records, [(5, (1, 0, 0), 0, 10), (5, (1, 0, 0), 1, 11)]) == 2
-    assert restore(new, C, records, [(5, (1, 0, 0), 0, 10), (5, (1, 0, 0), 1, 9)]) == 0
-    assert where(new) == {(1, 0): (B, C), (1, 1): (B, None)}
-    assert drain_flushes(new) == [RemoteFlush(C, 5, (1, 0, 0), 1, 9)]
-    # A newer copy on a third holder wins over both.
-    assert restore(new, D, records, [(5, (1, 0, 0), 0, 12)]) == 1
-    assert where(new) == {(1, 0): (D, None), (1, 1): (B, None)}
-    assert drain_flushes(new) == [
-        RemoteFlush(C, 5, (1, 0, 0), 0, 10),
-        RemoteFlush(B, 5, (1, 0, 0), 0, 10),
-    ]
-
-
-def test_pages_of_a_pool_without_a_record_are_flushed_not_guessed() -> None:
-    new = host()
-    assert restore(new, B, [], [(7, (1, 0, 0), 0, 3)]) == 0
-    assert drain_flushes(new) == [RemoteFlush(B, 7, (1, 0, 0), 0, 3)]
-
-
-def test_a_shared_persistent_pool_comes_back_for_the_first_client_that_joins_it() -> None:
-    shared = PoolSpec(persistent=True, shared_uuid=uuid.UUID(int=7))
-    new = host()
-    assert restore(new, B, [PoolRecord(3, "x", 0, shared)], [(3, (1, 0, 0), 0, 5)]) == 1
-    pool = new.new_pool("y", shared)
-    [ref] = new.get_many_packed("y", pool, [((1, 0, 0), 0)])
-    assert (ref.node, ref.version) == (B, 5)  # type: ignore[union-attr]
-
-
-def test_forget_drops_earlier_epochs_and_adopt_drops_ephemeral_pools() -> None:
-    holder = host()
-    eph = ForeignPage(8, False, (1, 0, 0), 0, 1, pack_page(page(1)))
-    pers = ForeignPage(9, True, (1, 0, 0), 0, 2, pack_page(page(2)))
-    put_foreign(holder, origin_client(1, "e1"), [eph, pers])
-    put_foreign(holder, origin_client(1, "e0"), [pers])
-    pools = adopt(holder, 1, keep="e1", current="e2")
-    assert [p.uid for p in pools] == [9]
-    assert held_epochs(holder, 1) == ["e2"]
-    assert holder.counters()["foreign_eph_pages"] == 0
-    assert forget_origin(holder, 1, "e3") == 1
-    assert held_epochs(holder, 1) == []
-
-
 def test_a_shipment_onto_the_peer_now_holding_the_replica_is_not_swapped() -> None:
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
@@ -455,16 +369,3 @@ def test_a_lost_copy_reported_by_a_former_holder_changes_nothing() -> None:
     assert not lost_copy(tmem, ref, C)
     assert where(tmem) == {(1, 0): (B, D)}
     assert drain_flushes(tmem) == []
-
-
-def test_restore_believes_no_absurd_version_and_no_record_for_a_peer_client() -> None:
-    new = host()
-    records = [PoolRecord(5, APP, 0, PERSISTENT), PoolRecord(6, "peer:9:e", 0, PERSISTENT)]
-    keys = [(5, (1, 0, 0), 0, 2**64 - 1), (5, (1, 0, 0), 1, 7), (6, (1, 0, 0), 0, 8)]
-    assert restore(new, B, records, keys) == 1
-    assert drain_flushes(new) == [
-        RemoteFlush(B, 5, (1, 0, 0), 0, 2**64 - 1),
-        RemoteFlush(B, 6, (1, 0, 0), 0, 8),
-    ]
-    pool = new.new_pool(APP, PERSISTENT)
-    assert new.put(APP, pool, 2, 0, page(1)) == Stored(8)  # versions go on from 7, not 2**64

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ramster.remote.links import ANSWER_PAGE_BYTES, answer_chunks
+from ramster.rpc.peer_link import ANSWER_PAGE_BYTES, answer_chunks
 from ramster.tmem.remote import RemoteRef
 from ramster.wire.limits import MAX_BATCH, MAX_MESSAGE
 

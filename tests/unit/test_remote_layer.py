@@ -30,8 +30,8 @@ from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.page import PackedPage, compress_page, pack_page
 from ramster.params import ModuleParams
 from ramster.remote.layer import RemoteLayer
-from ramster.remote.links import PeerLink
 from ramster.remote.policy import RemotifyConfig
+from ramster.rpc.peer_link import PeerLink
 from ramster.tmem import Hit, Oid, PoolSpec, Stored, Tmem
 from ramster.tmem.host import REMOTE_PAGE_BYTES
 from ramster.tmem.pool import OBJECT_BYTES

@@ -8,7 +8,7 @@ event loop, no peers: a "peer" is a node number and the packed page a shipment c
 run over `ZCache` and `PlainStore` where the store makes no difference to the rule; budgets are
 computed from the stores' own constants and the core's (a remote page still costs its handle and
 its index entry, `REMOTE_PAGE_BYTES`). The async layer that calls this is in
-test_remote_layer.py; the holder side in test_foreign.py.
+test_remote_layer.py; the holder side in holder/test_foreign.py.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 import pytest
 
+from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
 from ramster.page import PackedPage, compress_page, pack_page
 from ramster.tmem import Hit, PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.foreign import ForeignPage, origin_client, put_foreign
 from ramster.tmem.host import REMOTE_COUNTERS, REMOTE_PAGE_BYTES
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES
 from ramster.tmem.remote import (

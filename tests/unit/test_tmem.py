@@ -127,7 +127,7 @@ def test_max_clients_counts_the_clients_that_hold_pools() -> None:
 
 @pytest.mark.parametrize("spec", [EPHEMERAL, SHARED_EPHEMERAL], ids=["private", "shared"])
 def test_a_client_name_starting_with_peer_colon_is_refused(tmem: Tmem, spec: PoolSpec) -> None:
-    """Such names are the clients of pages held for other nodes (`ramster.tmem.foreign`)."""
+    """Such names are the clients of pages held for other nodes (`ramster.holder.foreign`)."""
     message = message_of(InvalidArgument, lambda: tmem.new_pool("peer:2:e2", spec))
     assert message == (
         "client 'peer:2:e2' is invalid: expected a name not starting with 'peer:' (kept for peers)"

@@ -1,18 +1,18 @@
-"""A restarted node taking its persistent pages back from its peers (DESIGN §6).
+"""A restarted node taking its persistent pages back from its peers: the origin's half (DESIGN §6).
 
-Holders keep foreign pages per origin number and epoch. When an origin starts again under a new
-epoch it picks the latest earlier epoch any peer holds, and each peer adopts that epoch's
-persistent pages under the new one (`adopt`), dropping everything else it held for that number;
-the origin then `restore`s what they list: pools (unclaimed until their client asks for a pool of
-the same spec again) and remote handles, the newest version of each key winning. Versions and
-pool uids continue above the recovered ones. Pure; friends of the host like `shipping`.
+Each holder adopts the pages of this node's latest earlier epoch and lists them
+(`ramster.holder.epochs`); the origin then `restore`s what they list: pools (unclaimed until
+their client asks for a pool of the same spec again) and remote handles, the newest version of
+each key winning. Versions and pool uids continue above the recovered ones. Pure; a friend of
+the host like `ramster.tmem.shipping`. Not here: asking the holders (the remote layer, at
+start).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from ramster.tmem.foreign import origin_client, origins
+from ramster.holder.epochs import HeldKey, records
 from ramster.tmem.host import FOREIGN_PREFIX, Tmem
 from ramster.tmem.keys import Oid
 from ramster.tmem.pool import Pool, PoolRecord
@@ -21,78 +21,6 @@ from ramster.tmem.remote import REMOTE, RemoteFlush
 MAX_VERSION = 1 << 62
 """Versions count microseconds since 1970 from a node's start, then puts: a peer naming a higher
 one is not believed (it would leave no room for the next puts)."""
-
-HeldKey = tuple[int, Oid, int, int]
-"""(origin pool uid, oid, index, version) of a page a holder keeps."""
-
-
-# -- the holder's side ---------------------------------------------------------------------------
-
-
-def held_epochs(tmem: Tmem, number: int) -> list[str]:
-    """The epochs of origin `number` this node holds pages for."""
-    prefix = f"{FOREIGN_PREFIX}{number}:"
-    return sorted(c.removeprefix(prefix) for c in tmem._clients if c.startswith(prefix))
-
-
-def adopt(tmem: Tmem, number: int, keep: str, current: str) -> list[Pool]:
-    """Move the persistent pools of epoch `keep` of origin `number` under its `current` epoch,
-    and drop every other page held for that number (except the current epoch's). Returns the
-    pools moved."""
-    moved: list[Pool] = []
-    into = tmem._clients.setdefault(origin_client(number, current), {})
-    for epoch in held_epochs(tmem, number):
-        if epoch == current:
-            continue
-        pools = tmem._clients.pop(origin_client(number, epoch))
-        for uid, pool in pools.items():
-            if epoch == keep and pool.spec.persistent and uid not in into:
-                into[uid] = pool
-                moved.append(pool)
-            else:
-                tmem._drop_pool(pool)
-    if not into:
-        del tmem._clients[origin_client(number, current)]
-    return moved
-
-
-def held_origins(tmem: Tmem) -> set[int]:
-    """The numbers of the origins this node holds pools for, whatever their epoch."""
-    return {int(c.removeprefix(FOREIGN_PREFIX).partition(":")[0]) for c in origins(tmem)}
-
-
-def forget_origin(tmem: Tmem, number: int, current: str) -> int:
-    """Drop every page held for origin `number` of an epoch before `current` (every epoch if
-    `current` is "": the origin left for good); return how many."""
-    dropped = 0
-    for epoch in held_epochs(tmem, number):
-        if epoch == current:
-            continue
-        for pool in tmem._clients.pop(origin_client(number, epoch)).values():
-            dropped += tmem._drop_pool(pool)
-    return dropped
-
-
-def records(pools: Iterable[Pool]) -> list[PoolRecord]:
-    """What a holder knows of who owns each pool (pools without a record are left out)."""
-    return [
-        PoolRecord(pool.uid, pool.owner[0], pool.owner[1], pool.spec)
-        for pool in pools
-        if pool.owner is not None
-    ]
-
-
-def held_keys(pools: Iterable[Pool], tmem: Tmem) -> Iterator[HeldKey]:
-    """Every page of `pools` with its version."""
-    version = tmem._store.version
-    for pool in pools:
-        for obj in list(pool.objects.values()):
-            for index, slot in list(obj.items()):  # the caller may yield between pages
-                if not slot & REMOTE:
-                    yield pool.uid, obj.oid, index, version(slot)
-
-
-# -- the origin's side ---------------------------------------------------------------------------
 
 
 def own_records(tmem: Tmem, uids: Iterable[int]) -> list[PoolRecord]:

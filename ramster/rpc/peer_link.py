@@ -2,36 +2,33 @@
 
 One channel per peer; every call carries the origin (this node's number and epoch) and a
 deadline, and a failure is raised once as the `RamsterError` of its status. Pages go out packed
-as stored and come back packed. Not here: what to send when (`ramster.remote.layer`).
+as stored and come back packed; a Hello comes back as the peer's `MemberInfo`. Also the message
+conversions both ends of the Peer service use (pool records). Not here: what to send when
+(`ramster.remote`), the serving end (`ramster.rpc.peer_service`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Sequence
 from zlib import crc32
 
 import grpc
 
+from nodemanager.model import MemberInfo
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
+from ramster.holder.epochs import HeldKey
 from ramster.page import PackedPage, check_page_size
 from ramster.rpc.convert import client_name
 from ramster.tmem.keys import Oid, PoolSpec
 from ramster.tmem.pool import PoolRecord
-from ramster.tmem.recovery import HeldKey
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.wire.calls import M, Message, stream_call, unary_call
 from ramster.wire.limits import MAX_BATCH, MAX_MESSAGE
 
 PROTOCOL_VERSION = 1
-
-EPOCH = re.compile("[0-9a-f]{16}")
-"""An epoch as `ramster.node.new_epoch` makes it: the node's start in microseconds (13 hex
-digits) and 3 random hex digits."""
-EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
 
 log = logging.getLogger("ramster.remote")
 
@@ -62,7 +59,9 @@ class PeerLink:
     async def close(self) -> None:
         await self._channel.close(None)
 
-    async def hello(self, cluster: str, name: str) -> peer_pb2.HelloResponse:
+    async def hello(self, cluster: str, name: str) -> MemberInfo:
+        """Who the peer is, as it tells this node (`name` of `cluster`); a peer that gives no
+        address is where this link reaches it."""
         request = peer_pb2.HelloRequest(
             cluster=cluster,
             protocol_version=PROTOCOL_VERSION,
@@ -70,7 +69,18 @@ class PeerLink:
             node_number=self._origin.node_number,
             epoch=self._origin.epoch,
         )
-        return await self._call("Hello", request, peer_pb2.HelloResponse)
+        hello = await self._call("Hello", request, peer_pb2.HelloResponse)
+        return MemberInfo(
+            number=hello.node_number,
+            name=hello.node_name,
+            address=hello.address or self.address,
+            epoch=hello.epoch,
+            capacity_bytes=hello.capacity_bytes,
+            free_bytes=hello.free_bytes,
+            zcache=hello.zcache,
+            ramster=hello.ramster,
+            draining=hello.draining,
+        )
 
     async def put(
         self, shipments: Sequence[Shipment], owners: Sequence[PoolRecord] = ()
@@ -246,13 +256,6 @@ def pool_record_message(record: PoolRecord) -> peer_pb2.PoolRecord:
         page_size=spec.page_size,
         shared_uuid=spec.shared_uuid.bytes if spec.shared_uuid is not None else b"",
     )
-
-
-def check_epoch(epoch: str, field: str) -> str:
-    """`epoch` if it has the form every node's epoch has; InvalidArgument naming `field` if not."""
-    if EPOCH.fullmatch(epoch) is None:
-        raise InvalidArgument.field(field, epoch, EPOCH_RULE)
-    return epoch
 
 
 def pool_record_of(message: peer_pb2.PoolRecord, field: str = "pools") -> PoolRecord:

@@ -1,11 +1,12 @@
-"""Pages this node holds for other nodes (`ramster.tmem.foreign`, reference §A5.7, DESIGN §5).
+"""Pages this node holds for other nodes (`ramster.holder.foreign`, reference §A5.7, DESIGN §5).
 
 The holder side of RAMster, on a real `Tmem` over `ZCache` with no network: pools autocreated per
 origin (number and epoch), origin versions kept, the budget shared with local pages (foreign
 ephemeral pages evictable, foreign persistent ones not), idempotent flushes with exact "found"
-lists (a page flush removes only the version it names, or any with version 0), and dropping an
-origin. Budgets are computed from the store's own constants. The origin side is in
-test_shipping.py; the RPC mapping in the integration tests.
+lists (a page flush removes only the version it names, or any with version 0), and batches of
+one key arriving out of order. Budgets are computed from the store's own constants. Dropping an
+origin is in test_epochs.py, the origin side in test_shipping.py, the RPC mapping in the
+integration tests.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import random
 import pytest
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound
-from ramster.page import PackedPage, pack_page
-from ramster.tmem import PoolSpec, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.foreign import (
+from ramster.holder.epochs import records
+from ramster.holder.foreign import (
     ForeignPage,
     destroy_foreign_pools,
     flush_foreign_objects,
@@ -27,8 +27,9 @@ from ramster.tmem.foreign import (
     origins,
     put_foreign,
 )
+from ramster.page import PackedPage, pack_page
+from ramster.tmem import PoolSpec, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
-from ramster.tmem.recovery import forget_origin, records
 from ramster.tmem.shipping import take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
@@ -304,27 +305,6 @@ def test_destroy_foreign_pools_reports_what_it_found_and_is_idempotent() -> None
     assert tmem.remote_flushes == []
 
 
-def test_forget_origin_drops_the_earlier_epochs_of_that_origin_number_only() -> None:
-    tmem, store = holder()
-    local = tmem.new_pool("app", PoolSpec())
-    tmem.put("app", local, 1, 0, bytes(PAGE_SIZE))
-    put_foreign(tmem, ORIGIN, [foreign(i, persistent=i % 2 == 1) for i in range(5)])
-    put_foreign(tmem, OTHER, [foreign(0), foreign(1, persistent=True)])
-    assert foreign_counts(tmem) == (4, 3)
-
-    assert forget_origin(tmem, 2, "e2") == 0  # e2 is the current epoch: kept
-    assert forget_origin(tmem, 2, "e9") == 5
-    assert forget_origin(tmem, 2, "e9") == 0
-
-    assert origins(tmem) == [OTHER]
-    assert foreign_counts(tmem) == (1, 1)
-    assert (store.stats.eph_zpages, store.stats.pers_zpages) == (2, 1)
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)]) == [None]
-    assert get_foreign(tmem, OTHER, [(EPH_UID, OID, 0)]) == [(packed(0), 1000)]
-    assert tmem.get("app", local, 1, 0) == bytes(PAGE_SIZE)
-    assert tmem.remote_flushes == []
-
-
 def test_foreign_counters_follow_every_change() -> None:
     tmem, _ = holder()
     assert foreign_counts(tmem) == (0, 0)
@@ -421,3 +401,16 @@ def test_a_local_client_cannot_reach_foreign_pages() -> None:
     assert foreign_counts(tmem) == (1, 1)
     assert tmem.counters()["pool_count"] == 2
     assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)]) == [(packed(0), 1000)]
+
+
+def test_a_late_put_of_an_older_version_keeps_the_newer_copy() -> None:
+    """With two batches in flight, the copies of one key in both can reach the holder out of
+    order: the older version must not replace the newer, so the old copy's orphan flush (which
+    names exactly that older version) leaves the key's newer copy in place."""
+    tmem, _ = holder()
+    put_foreign(tmem, ORIGIN, [ForeignPage(PERS_UID, True, OID, 0, 9, packed(50))])  # batch 3
+    put_foreign(tmem, ORIGIN, [ForeignPage(PERS_UID, True, OID, 0, 5, packed(0))])  # batch 1, late
+    flush_foreign_pages(tmem, ORIGIN, [(PERS_UID, OID, 0, 5)])  # batch 1's orphan flush
+
+    # The origin's handle names version 9 on this holder.
+    assert get_foreign(tmem, ORIGIN, [(PERS_UID, OID, 0)]) == [(packed(50), 9)]

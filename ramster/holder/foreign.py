@@ -3,7 +3,7 @@
 A holder keeps each origin's pages under a client of their own, named by the origin's number and
 epoch, in pools autocreated under the origin's pool uid, within this node's budget: foreign
 ephemeral pages may be evicted, foreign persistent pages may not, and none is shipped on. Pages
-arrive packed and leave as stored. This module is the core's friend, like `shipping`.
+arrive packed and leave as stored. This module is the core's friend, like `ramster.tmem.shipping`.
 """
 
 from __future__ import annotations
