@@ -4,7 +4,7 @@
 A "peer" is a node number; what a peer holds is simulated by the holder-side core
 (`ramster.tmem.foreign`) on a second `Tmem` where a test needs it. Races are forced by calling
 the core in the order the network would interleave it (copy taken, then a put or flush, then the
-copy recorded). The async layer that drives this is in test_remote_layer.py.
+copy recorded). The async layer that drives this is in tests/unit/remote/.
 """
 
 from __future__ import annotations
