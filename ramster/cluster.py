@@ -27,6 +27,7 @@ from ramster.errors import InvalidArgument, RamsterError, shown
 from ramster.holder.foreign import foreign_pages, origin_client
 from ramster.params import parse_switch
 from ramster.remote.layer import RemoteLayer
+from ramster.remote.peer import LinkFactory
 from ramster.remote.policy import RemotifyConfig, holding
 from ramster.state import StateFeed
 
@@ -61,6 +62,7 @@ class ClusterAgent:
         membership: Membership,
         me: MemberInfo,
         remotify: RemotifyConfig,
+        link_factory: LinkFactory,
         publish_interval: float = 1.0,
     ) -> None:
         self._backend = backend
@@ -68,6 +70,7 @@ class ClusterAgent:
         self._membership = membership
         self._me = me
         self._remotify = remotify
+        self._link_factory = link_factory
         self._publish_interval = publish_interval
         self.remote: RemoteLayer | None = None
         self._publisher: asyncio.Task[None] | None = None
@@ -85,7 +88,9 @@ class ClusterAgent:
 
     async def start(self) -> int:
         """Join the cluster and take back this node's pages from its peers; return its number."""
-        self.remote = RemoteLayer(self._backend, 0, self._me.epoch, self._remotify)
+        self.remote = RemoteLayer(
+            self._backend, 0, self._me.epoch, self._remotify, self._link_factory
+        )
         number = await self._membership.start(self._info(), self._on_members, self._on_params)
         self._me = replace(self._me, number=number)
         self.remote.me = number

@@ -255,7 +255,9 @@ class Node:
         )
         # Known before it has joined: peers asking who this is during recovery (Hello) get the
         # number as soon as it is claimed, not 0.
-        agent = self.agent = ClusterAgent(self.backend, self.feed, membership, me, RemotifyConfig())
+        agent = self.agent = ClusterAgent(
+            self.backend, self.feed, membership, me, RemotifyConfig(), PeerLink
+        )
         number = await _with_retries(agent.start, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
         self.tmem_service.remote = agent.remote
         log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)

@@ -6,7 +6,7 @@ nothing: its clock restarts whenever it is seen. While this node cannot trust it
 out of reach: the view is frozen) no clock runs.
 
 Not here: dropping the pages (`ramster.holder.epochs.forget_origin`), the flushes
-(`ramster.remote.layer.RemoteLayer.forget_peer`), the timer that asks (`ramster.cluster`).
+(`ramster.remote.peers.Peers.forget_gone`), the timer that asks (`ramster.cluster`).
 """
 
 from __future__ import annotations

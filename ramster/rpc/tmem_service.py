@@ -19,7 +19,8 @@ from ramster.api.v1 import tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from ramster.page import unpack_page
-from ramster.remote.layer import Fetched, RemoteLayer
+from ramster.remote.fetch import Fetched
+from ramster.remote.layer import RemoteLayer
 from ramster.rpc import convert
 from ramster.rpc.binding import Call, service, unary, unary_watched
 from ramster.tmem import Hit, Oid, PutOutcome, Rejected, RejectReason, Stored, Tmem

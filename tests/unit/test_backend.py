@@ -4,7 +4,7 @@ on again keeps.
 A reload starts an empty `Tmem`, but peers may still hold copies filed under this node's epoch and
 its old pool uids, so a reloaded backend goes on numbering pools where the last one stopped. A
 pool's uid is read here as peers see it: the `pool_uid` its pages are shipped under. The remote
-layer over a `Backend` is in test_remote_layer.py.
+layer over a `Backend` is in tests/unit/remote/.
 """
 
 from __future__ import annotations

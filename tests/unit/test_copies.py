@@ -1,9 +1,10 @@
 """Copies of persistent pages on two nodes, in the pure core (`ramster.tmem.copies`; DESIGN §6).
 
-A "peer" is a node number. Races are forced by calling the core in the order the network would
-interleave it (copy taken, then a put or flush, then the copy recorded). Taking the copies back
-after a restart is in remote/test_restore.py; the async layer that drives this is in
-test_remote_layer.py.
+A "peer" is a node number; what a peer holds is simulated by the holder-side core
+(`ramster.holder.foreign`) on a second `Tmem` where a test needs it. Races are forced by calling
+the core in the order the network would interleave it (copy taken, then a put or flush, then the
+copy recorded). Taking the copies back after a restart is in remote/test_restore.py; the async
+layer that drives this is in tests/unit/remote/.
 """
 
 from __future__ import annotations

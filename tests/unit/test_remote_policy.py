@@ -1,6 +1,6 @@
 """When to ship, which classes, and to whom (`ramster.remote.policy`, DESIGN §4, §5): pure
 decisions on plain values, and the exact errors of a bad `RemotifyConfig`. The loop that acts on
-them is in test_remote_layer.py."""
+them is in tests/unit/remote/."""
 
 from __future__ import annotations
 

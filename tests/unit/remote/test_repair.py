@@ -1,11 +1,11 @@
-"""The repair loop of `RemoteLayer` (`ramster.remote.layer`, DESIGN §6) when copies cannot be
+"""The repair loop of `RemoteLayer` (`ramster.remote.replication`, DESIGN §6) when copies cannot be
 made: a lone node with `persistent_copies` 2, or peers that refuse every copy.
 
 The loop must not run away: it counts the pages at risk from the tree's tallies (no scan), scans
 nothing while no peer can take a copy, backs off (doubling, capped) while rounds make no copy,
 and scans in bounded steps that let other tasks run in between. Waits are observed by standing
 in for the layer's `_woken` (the wait is recorded, not slept); the scans by a table of objects
-that counts its walks. Fake peers and helpers come from test_remote_layer.py.
+that counts its walks. Fake peers and helpers come from tests/support/remote.py.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 import ramster.remote.layer as layer_module
-from ramster.remote.layer import REPAIR_BACKOFF_MAX, REPAIR_RETRY, RemoteLayer
+from ramster.remote.layer import RemoteLayer
+from ramster.remote.replication import REPAIR_BACKOFF_MAX, REPAIR_RETRY
 from ramster.tmem import PoolSpec, Tmem
 from ramster.tmem.copies import ShortfallScan
-from tests.unit.test_remote_layer import (
+from tests.support.remote import (
     APP,
     BATCH,
     CONFIG,
@@ -95,7 +96,7 @@ def record_waits(monkeypatch: pytest.MonkeyPatch, waits: int, between: Any = Non
 
 async def run_loop(layer: RemoteLayer, waits: Waits) -> None:
     """Run the repair loop until it parks in its last recorded wait."""
-    loop = asyncio.create_task(layer._repair_forever())
+    loop = asyncio.create_task(layer._repair_loop())
     try:
         async with asyncio.timeout(30):  # a loop that never parks fails the test
             await waits.parked.wait()
@@ -172,8 +173,7 @@ def test_while_every_peer_refuses_copies_a_round_ends_at_once_and_the_loop_backs
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def scenario() -> None:
-        clock = Clock()
-        monkeypatch.setattr(layer_module, "time", clock)
+        clock = Clock().install(monkeypatch)
         backend, tmem = loaded(params=TWO)
         layer, peers = await start(backend, {})
         pool = tmem.new_pool(APP, PoolSpec(persistent=True))
@@ -242,8 +242,7 @@ def test_pages_with_a_copy_on_a_draining_peer_are_at_risk_until_it_is_moved(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def scenario() -> None:
-        clock = Clock()
-        monkeypatch.setattr(layer_module, "time", clock)
+        clock = Clock().install(monkeypatch)
         backend, tmem = loaded(params=TWO)
         layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
         pool = tmem.new_pool(APP, PoolSpec(persistent=True))

@@ -1,0 +1,165 @@
+"""The links, the view and placement of the remote layer (`ramster.remote.peers`, DESIGN §5, §6):
+links follow the members, a peer that fails is skipped (its pages kept or placed elsewhere)
+until its failure backoff has passed, and a holder gone for `origin_grace` is let go of. Over a
+real `Backend` with fake peers (tests/support/remote.py); the pure placement rules are in
+test_remote_policy.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import cast
+
+import pytest
+
+from ramster.errors import Unavailable
+from ramster.page import pack_page
+from ramster.tmem import Hit, PoolSpec
+from ramster.tmem.remote import RemoteFlush, Unanswered
+from ramster.tmem.shipping import remote_refs
+from tests.support.remote import (
+    APP,
+    BATCH,
+    CONFIG,
+    ME,
+    MIB,
+    Clock,
+    big,
+    fetched,
+    fill_above_high,
+    loaded,
+    member,
+    put,
+    ref_of,
+    run,
+    ship,
+    start,
+    store_of,
+)
+
+
+def test_links_follow_the_members() -> None:
+    async def scenario() -> None:
+        backend, _ = loaded()
+        layer, peers = await start(backend, {2: 10, 3: 10})
+        assert sorted(peers.links) == [2, 3]  # never a link to itself
+        assert peers.links[2].origin == (ME, "e1", CONFIG.peer_timeout)
+        assert repr(layer) == "<RemoteLayer node 1 peers=[2, 3]>"
+
+        moved = dataclasses.replace(member(3, 10), address="10.0.0.3:7003")
+        old3 = peers.links[3]
+        await layer.set_members({ME: member(ME, 0), 3: moved})
+        assert peers.links[2].closed  # node 2 left
+        assert old3.closed and peers.links[3] is not old3
+        assert peers.links[3].address == "10.0.0.3:7003"
+        assert repr(layer) == "<RemoteLayer node 1 peers=[3]>"
+
+        await layer.stop()
+        assert peers.links[3].closed
+        assert len(peers.made) == 3
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("failure", ["raises", "refuses"])
+def test_a_failed_peer_keeps_the_pages_local_and_another_peer_takes_them(failure: str) -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(memory=MIB)
+        store = store_of(backend)
+        layer, peers = await start(backend, {2: 2 * MIB, 3: MIB})
+        pool, pages = fill_above_high(tmem, store, big)
+        before = store.used_bytes
+        if failure == "raises":
+            peers.links[2].put_error = Unavailable("node 2 is unreachable")
+        else:
+            peers.links[2].refuse = True
+
+        assert await layer.tick() == 0
+
+        assert peers.log == [(2, "put", [((7, 0, 0), i) for i in range(BATCH)])]
+        counters = tmem.counters()
+        assert counters["eph_pages_remote_failed"] == BATCH
+        assert counters["remote_pages"] == 0
+        assert store.used_bytes == before
+        assert store.stats.eph_zpages == pages
+        [local] = tmem.get_many_packed(APP, pool, [(7, 0)])
+        assert isinstance(local, Hit) and local.page == pack_page(big(0))
+
+        assert await layer.tick() == BATCH  # node 2 is skipped for now: node 3 takes a batch
+        assert [(node, method) for node, method, _ in peers.log[1:]] == [(3, "put")]
+        assert {ref.node for ref in remote_refs(tmem)} == {3}
+        assert len(peers.links[3].pages) == BATCH
+
+    run(scenario)
+
+
+def test_a_failed_peer_is_skipped_until_the_backoff_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock().install(monkeypatch)
+
+    async def scenario() -> None:
+        backend, tmem = loaded(memory=MIB)
+        store = store_of(backend)
+        layer, peers = await start(backend, {2: MIB})
+        pool, _ = fill_above_high(tmem, store, big)
+        peers.links[2].put_error = Unavailable("node 2 is unreachable")
+        assert await layer.tick() == 0
+        assert len(peers.log) == 1
+        peers.links[2].put_error = None
+
+        clock.now = 100.0 + CONFIG.failure_backoff - 0.001
+        assert await layer.tick() == 0
+        assert len(peers.log) == 1  # not even tried: there is no other peer
+
+        clock.now = 100.0 + CONFIG.failure_backoff
+        assert await layer.tick() == BATCH
+        # The failed put may have stored its pages before its answer was lost: their flushes
+        # go first, then the new batch.
+        [(_, _, failed), (_, flush, flushed), (node, method, keys)] = peers.log
+        assert flush == "flush"
+        assert [(f.oid, f.index) for f in cast(list[RemoteFlush], flushed)] == failed
+        assert (node, method) == (2, "put")
+        # The pages of the failed batch went back to the young end of the order.
+        assert keys == [((7, 0, 0), i) for i in range(BATCH, 2 * BATCH)]
+        assert tmem.counters()["remote_pages"] == BATCH
+        [local] = tmem.get_many_packed(APP, pool, [(7, 0)])
+        assert isinstance(local, Hit)
+
+    run(scenario)
+
+
+def test_a_holder_gone_for_origin_grace_has_the_pages_only_it_held_written_off_as_lost() -> None:
+    """Item 12 seen from the origin: a page whose only copy is on a node out of the view stays
+    UNAVAILABLE while that node may come back, and becomes a counted loss (a miss, not
+    UNAVAILABLE for ever) once the node has been gone for origin_grace."""
+
+    async def scenario() -> None:
+        backend, tmem = loaded()
+        layer, peers = await start(backend, {2: MIB, 3: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        for index in range(3):
+            put(tmem, pool, 7, index, big(index))
+        ship(tmem, peers.links[2], True, max_pages=2)
+        ship(tmem, peers.links[3], True)
+        refs = [ref_of(tmem, pool, 7, index) for index in range(3)]
+        assert [ref.node for ref in refs] == [2, 2, 3]
+
+        await layer.set_members({ME: member(ME, 0), 3: member(3, MIB)})  # 2 leaves the view
+        assert layer.forget_gone(now=1000.0, grace=60.0, trusted=True) == []
+        assert layer.forget_gone(now=1059.0, grace=60.0, trusted=True) == []
+        assert await fetched(layer, refs[:1]) == [Unanswered((2,))]
+
+        assert layer.forget_gone(now=1060.0, grace=60.0, trusted=True) == [2]
+        assert [tmem.page_version(APP, pool, 7, index) is None for index in range(3)] == [
+            True,
+            True,
+            False,
+        ]
+        assert tmem.counters()["remote_pers_pages_lost"] == 2
+        assert layer.counters["origins_forgotten"] == 1
+        assert [ref.node for ref in remote_refs(tmem)] == [3]
+        assert await fetched(layer, [refs[2]]) == [pack_page(big(2))]
+        assert layer.forget_gone(now=2000.0, grace=60.0, trusted=True) == []  # nothing of 2 left
+
+    run(scenario)
