@@ -90,14 +90,14 @@ class RemoteLayer:
     def __init__(
         self,
         backend: Backend,
-        me: int,
+        me: Callable[[], int],
         epoch: str,
         config: RemotifyConfig,
         link_factory: LinkFactory = PeerLink,
     ) -> None:
         self._backend = backend
         self._link_factory = link_factory
-        self.me = me
+        self._me = me
         self._epoch = epoch
         self.config = config
         self.members: dict[int, MemberInfo] = {}
@@ -144,6 +144,11 @@ class RemoteLayer:
 
     def __repr__(self) -> str:
         return f"<RemoteLayer node {self.me} peers={sorted(self._links)}>"
+
+    @property
+    def me(self) -> int:
+        """This node's number: 0 until the cluster has given it one (`ClusterAgent.number`)."""
+        return self._me()
 
     def all_counters(self) -> dict[str, int]:
         """The layer's counters, with the pages at risk now, whether what peers hold for this

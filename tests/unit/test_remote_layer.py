@@ -223,7 +223,7 @@ async def start(
 ) -> tuple[RemoteLayer, Peers]:
     """A layer for node ME (not started: tests drive `tick` themselves) and its fake peers."""
     peers = Peers()
-    layer = RemoteLayer(backend, ME, "e1", config, link_factory=peers.factory)
+    layer = RemoteLayer(backend, lambda: ME, "e1", config, link_factory=peers.factory)
     view = {ME: member(ME, 0)} | {number: member(number, f) for number, f in free.items()}
     await layer.set_members(view)
     await layer.recover()
@@ -1433,7 +1433,7 @@ def test_recovery_asks_a_peer_again_and_never_makes_an_unread_peer_forget(
         peers = Peers()
         layer = RemoteLayer(
             backend,
-            ME,
+            lambda: ME,
             "e1",
             dataclasses.replace(CONFIG, recover_timeout=0.2),
             link_factory=peers.factory,
