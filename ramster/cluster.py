@@ -53,9 +53,10 @@ LET_GO_INTERVAL = 1.0
 
 class ClusterAgent:
     """Membership, remote layer and module params of one node. It holds what the node
-    publishes (`me`: its address given to `start`, its number claimed by the membership, whether
-    it drains); the remote layer and the node's services read the number and the draining flag
-    here, from no other copy."""
+    publishes (`me`: its address given to `start`, its number once `start` has joined, whether
+    it drains) and the number the membership claimed, which the remote layer needs from the
+    first view on; the remote layer and the node's services read them here, from no other
+    copy."""
 
     def __init__(
         self,
@@ -72,7 +73,8 @@ class ClusterAgent:
         self._membership = membership
         self._me = me
         self._publish_interval = publish_interval
-        self.remote = RemoteLayer(backend, lambda: self.number, me.epoch, remotify, link_factory)
+        self._claimed = 0  # the number the membership claimed: known from its first view on
+        self.remote = RemoteLayer(backend, lambda: self._claimed, me.epoch, remotify, link_factory)
         self._publisher: asyncio.Task[None] | None = None
         self._letting_go: asyncio.Task[None] | None = None
         self._published: MemberInfo | None = None  # what the last publish wrote
@@ -84,7 +86,7 @@ class ClusterAgent:
 
     @property
     def number(self) -> int:
-        """This node's number in the cluster: 0 until the membership has claimed it."""
+        """This node's number in the cluster: 0 until `start` has joined."""
         return self._me.number
 
     @property
@@ -188,7 +190,7 @@ class ClusterAgent:
 
     async def _on_members(self, members: dict[int, MemberInfo]) -> None:
         # The first view arrives before start() returns, once the number is claimed.
-        self._me = replace(self._me, number=self._membership.node_number)
+        self._claimed = self._membership.node_number
         await self.remote.set_members(members)
         self._let_go()  # a node forgotten by an operator goes now
 
