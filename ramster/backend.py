@@ -24,6 +24,7 @@ class Backend:
         limits: TmemLimits | None = None,
         params: ModuleParams | None = None,
         first_version: int = 1,
+        recovering: bool = False,
     ) -> None:
         self.config = config
         self.limits = limits or TmemLimits()
@@ -33,7 +34,7 @@ class Backend:
         self.tmem: Tmem | None = None
         self._next_pool_uid = 1
         self.first_version = first_version
-        self.recovering = False
+        self.recovering = recovering
         """Set while the node takes its pages back from peers: clients wait (UNAVAILABLE)."""
         if self.params.zcache:
             self._load()

@@ -53,7 +53,11 @@ LET_GO_INTERVAL = 1.0
 
 
 class ClusterAgent:
-    """Membership, remote layer and module params of one node."""
+    """Membership, remote layer and module params of one node. It holds what the node
+    publishes (`me`: its address given to `start`, its number once `start` has joined, whether
+    it drains) and the number the membership claimed, which the remote layer needs from the
+    first view on; the remote layer and the node's services read them here, from no other
+    copy."""
 
     def __init__(
         self,
@@ -69,10 +73,9 @@ class ClusterAgent:
         self._feed = feed
         self._membership = membership
         self._me = me
-        self._remotify = remotify
-        self._link_factory = link_factory
         self._publish_interval = publish_interval
-        self.remote: RemoteLayer | None = None
+        self._claimed = 0  # the number the membership claimed: known from its first view on
+        self.remote = RemoteLayer(backend, lambda: self._claimed, me.epoch, remotify, link_factory)
         self._publisher: asyncio.Task[None] | None = None
         self._letting_go: asyncio.Task[None] | None = None
         self._published: MemberInfo | None = None  # what the last publish wrote
@@ -84,16 +87,20 @@ class ClusterAgent:
 
     @property
     def number(self) -> int:
+        """This node's number in the cluster: 0 until `start` has joined."""
         return self._me.number
 
-    async def start(self) -> int:
-        """Join the cluster and take back this node's pages from its peers; return its number."""
-        self.remote = RemoteLayer(
-            self._backend, 0, self._me.epoch, self._remotify, self._link_factory
-        )
+    @property
+    def draining(self) -> bool:
+        """Whether the node drains (`drain` until `undrain`): it takes no new pages of peers."""
+        return self._me.draining
+
+    async def start(self, address: str) -> int:
+        """Join the cluster, reached at `address`, and take back this node's pages from its
+        peers; return its number."""
+        self._me = replace(self._me, address=address)
         number = await self._membership.start(self._info(), self._on_members, self._on_params)
         self._me = replace(self._me, number=number)
-        self.remote.me = number
         await self.remote.recover()
         self.remote.start()
         self._publisher = asyncio.create_task(self._publish_forever(), name="ramster-publish")
@@ -105,8 +112,7 @@ class ClusterAgent:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.remote is not None:
-            await self.remote.stop()
+        await self.remote.stop()
         await self._membership.stop()
 
     async def drain(self, timeout: float, poll: float = 0.1) -> int:
@@ -116,8 +122,7 @@ class ClusterAgent:
         cannot move its pages) and none of its own persistent pages. Returns the pages left."""
         self._me = replace(self._me, draining=True)
         await self._publish()
-        if self.remote is not None:
-            self.remote.evacuate()
+        self.remote.evacuate()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -144,24 +149,21 @@ class ClusterAgent:
         stop shipping its own persistent pages away. A `drain` waiting meanwhile returns."""
         self._me = replace(self._me, draining=False)
         await self._publish()
-        if self.remote is not None:
-            self.remote.stop_evacuating()
+        self.remote.stop_evacuating()
 
     async def set_param(self, name: str, value: str) -> dict[str, str]:
         """Set a module param on this node; every param after the change."""
         async with self._params_lock:
             switching_off = name == "ramster" and not parse_switch(name, value)
-            if switching_off and self._backend.ramster and self.remote is not None:
+            if switching_off and self._backend.ramster:
                 await self.remote.bring_home()
             changed = self._backend.set_param(name, value)
-            remote = self.remote
-            if remote is not None and self._backend.tmem is not None and not remote.recovered:
-                await remote.recover()  # it started with zcache off: recovery waited for it
+            if self._backend.tmem is not None and not self.remote.recovered:
+                await self.remote.recover()  # it started with zcache off: recovery waited for it
         if changed:
             await self.publish_state()
             await self._publish()
-            if self.remote is not None:
-                self.remote.wake()
+            self.remote.wake()
         return self._backend.params.as_text()
 
     async def forget_node(self, name: str) -> int:
@@ -173,13 +175,12 @@ class ClusterAgent:
         return number
 
     def _let_go(self) -> None:
-        if self.remote is not None:
-            self.remote.forget_gone(
-                time.monotonic(),
-                self._backend.params.origin_grace,
-                self._membership.reachable,
-                self._membership.forgotten(),
-            )
+        self.remote.forget_gone(
+            time.monotonic(),
+            self._backend.params.origin_grace,
+            self._membership.reachable,
+            self._membership.forgotten(),
+        )
 
     async def _let_go_forever(self) -> None:
         while True:
@@ -189,11 +190,10 @@ class ClusterAgent:
     # -- membership callbacks ----------------------------------------------------------------
 
     async def _on_members(self, members: dict[int, MemberInfo]) -> None:
-        if self.remote is not None:
-            # The first view arrives before start() returns, once the number is claimed.
-            self.remote.me = self._membership.node_number
-            await self.remote.set_members(members)
-            self._let_go()  # a node forgotten by an operator goes now
+        # The first view arrives before start() returns, once the number is claimed.
+        self._claimed = self._membership.node_number
+        await self.remote.set_members(members)
+        self._let_go()  # a node forgotten by an operator goes now
 
     async def _on_params(self, params: dict[str, str]) -> None:
         current = self._backend.params.as_text()

@@ -23,7 +23,7 @@ SOCKET_MODE_RULE = "octal permission bits 0000..0777, such as 0660"
 UNIX = "unix://"
 MAX_SOCKET_PATH = 98
 """Bytes in a unix socket path: sun_path holds 107, and a node binds ``PATH.`` and 8 hex digits
-first (`ramster.listeners`)."""
+first (`ramster.rpc.listeners`)."""
 
 
 def parse_socket_mode(text: str) -> int:

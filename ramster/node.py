@@ -1,14 +1,17 @@
 """The composition root of `ramster node`: config in, a serving node out. No policy lives here.
 
-It builds the backend, the services, gRPC health and reflection, the metrics endpoint, joins the
-cluster (clients wait until the node's pages are back from its peers), and runs until SIGTERM or
-SIGINT: then it drains (up to `drain_timeout`: peers move their copies off it), reports shutting
-down, stops taking calls, lets in-flight ones finish within `grace`, and exits 0.
+It builds the backend, the cluster agent (with the remote layer), the put and get paths
+(`ramster.tiered`), the services and their server (`ramster.rpc.server`), each complete once; then
+it binds, serves the metrics endpoint, joins the cluster (clients wait until the node's pages are
+back from its peers), and runs until SIGTERM or SIGINT: then it drains (up to `drain_timeout`:
+peers move their copies off it), reports shutting down, stops taking calls, lets in-flight ones
+finish within `grace`, and exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -17,42 +20,31 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
-
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from nodemanager.etcd import EtcdMembership
 from nodemanager.model import MemberInfo, Membership
 from nodemanager.static import StaticMembership
 from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
-from ramster.config import NodeConfig, unix_path
+from ramster.config import NodeConfig
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
-from ramster.listeners import SERVER_OPTIONS, SocketFile, bind_address
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.policy import RemotifyConfig
-from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.admin_service import AdminService
 from ramster.rpc.peer_link import PeerLink
 from ramster.rpc.peer_service import PeerService
+from ramster.rpc.server import NodeServer
 from ramster.rpc.tmem_service import TmemService
 from ramster.state import NodeState, StateFeed
-from ramster.wire.limits import MAX_MESSAGE, split_host_port
+from ramster.tiered import TieredTmem
+from ramster.wire.limits import split_host_port
 
 log = logging.getLogger("ramster.node")
 
-AsyncHealthServicer: Any = health.aio.HealthServicer  # type: ignore[attr-defined]
-"""The asyncio health servicer; grpc-stubs lacks `health.aio`."""
-
-
-SERVICES = (tmem_service.SERVICE, admin_service.SERVICE, peer_service.SERVICE)
-
 
 class Node:
-    """One running node: its backend, services and servers."""
+    """One running node: its backend, cluster agent, put and get paths, services and server."""
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -62,8 +54,8 @@ class Node:
             config.limits,
             ModuleParams(zcache=config.zcache, ramster=config.ramster),
             first_version=started,
+            recovering=True,  # until the cluster is joined and pages are back
         )
-        self.backend.recovering = True  # until the cluster is joined and pages are back
         self.feed = StateFeed(
             NodeState(
                 node_name=config.name,
@@ -73,104 +65,89 @@ class Node:
                 ramster=self.backend.ramster,
             )
         )
-        self.tmem_service = TmemService(self.backend)
         self.address = ""
-        self.agent: ClusterAgent | None = None
         self._probes: dict[str, PeerLink] = {}
-        self._server: grpc.aio.Server | None = None
-        self._peer: PeerService | None = None
-        self._health = AsyncHealthServicer()
+        me = MemberInfo(
+            number=0,
+            name=config.name,
+            address="",  # known once bound: `start` hands it to the agent
+            epoch=self.feed.status.epoch,
+            capacity_bytes=config.store.memory,
+            free_bytes=config.store.memory,
+            zcache=self.backend.zcache,
+            ramster=self.backend.ramster,
+        )
+        agent = self.agent = ClusterAgent(
+            self.backend, self.feed, self._membership(), me, RemotifyConfig(), PeerLink
+        )
+        self.tiered = TieredTmem(self.backend, agent.remote)
+        admin = AdminService(
+            self.backend,
+            self.feed,
+            self.counters,
+            agent.set_param,
+            self.drain,
+            agent.forget_node,
+            self.undrain,
+        )
+        # Peers asking who this is during recovery (Hello) get the number as soon as it is
+        # claimed, not 0.
+        peer = PeerService(
+            config.cluster, config.name, self.backend, self._identity, lambda: agent.draining
+        )
+        self._server = NodeServer(
+            (TmemService(self.tiered).handler(), admin.handler(), peer.handler()),
+            config.socket_mode,
+        )
         self._metrics: asyncio.Server | None = None
-        self._socket_files: list[SocketFile] = []  # removed at stop, if still this node's
         self._leaving = False  # SIGTERM: draining to exit, not to be undrained
 
     def __repr__(self) -> str:
         status = self.feed.status
-        state = "stopping" if status.shutting_down else ("running" if self._server else "new")
+        state = (
+            "stopping" if status.shutting_down else ("running" if self._server.started else "new")
+        )
         return f"<Node {self.config.name} {state} {self.address or '-'} {self.backend!r}>"
 
     def counters(self) -> dict[str, int]:
         status = self.feed.status
-        remote = self.agent.remote if self.agent is not None else None
         return {
             **self.backend.counters(),
-            **self.tmem_service.counters,
-            **(remote.all_counters() if remote is not None else {}),
-            "node_number": self.agent.number if self.agent is not None else 0,
+            **self.tiered.counters,
+            **self.agent.remote.all_counters(),
+            "node_number": self.agent.number,
             "backend_generation": status.backend_generation,
             "zcache_on": int(status.zcache),
             "ramster_on": int(status.ramster),
         }
 
     async def start(self) -> None:
-        options = [
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            *SERVER_OPTIONS,
-        ]
-        server = grpc.aio.server(options=options)
-        admin = AdminService(
-            self.backend,
-            self.feed,
-            self.counters,
-            self._set_param,
-            self.drain,
-            self._forget_node,
-            self.undrain,
-        )
-        peer = self._peer = PeerService(
-            self.config.cluster, self.config.name, self.backend, self._identity
-        )
-        server.add_generic_rpc_handlers(
-            (self.tmem_service.handler(), admin.handler(), peer.handler())
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
-        port = self._bind(server, self.config.listen)
-        for address in self.config.extra_listen:
-            self._bind(server, address)
-        if self.config.metrics:  # before serving: a refused port must not leave a half-started node
-            host, metrics_port = split_host_port(self.config.metrics, "metrics")
+        config = self.config
+        self.address = self._server.bind(config.listen, config.extra_listen)
+        if config.metrics:  # before serving: a refused port must not leave a half-started node
+            host, metrics_port = split_host_port(config.metrics, "metrics")
             try:
-                self._metrics = await serve_metrics(
-                    host, metrics_port, self.counters, self.config.name
-                )
+                self._metrics = await serve_metrics(host, metrics_port, self.counters, config.name)
             except OSError as error:
                 raise FailedPrecondition(
-                    f"metrics {self.config.metrics!r} cannot be bound: "
+                    f"metrics {config.metrics!r} cannot be bound: "
                     f"{os.strerror(error.errno) if error.errno else error}"
                 ) from None
-        if unix_path(self.config.listen) is not None:
-            self.address = self.config.listen
-        else:
-            host, _ = split_host_port(self.config.listen, "listen")
-            self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        await server.start()
-        self._server = server
-        await self._join_cluster()
+        await self._server.start()
+        join = functools.partial(self.agent.start, config.advertise or self.address)
+        number = await _with_retries(join, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
+        log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
         self.backend.recovering = False
-        assert self.agent is not None
         await self.agent.publish_state()
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        for name in SERVICES:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._server.serving()
         log.info(
             "node %s serving on %s: %r",
-            self.config.name,
-            ", ".join((self.address, *self.config.extra_listen)),
+            config.name,
+            ", ".join((self.address, *config.extra_listen)),
             self.backend,
         )
-        if self.config.ready_file:
-            self._write_ready_file(Path(self.config.ready_file))
-
-    def _bind(self, server: grpc.aio.Server, address: str) -> int:
-        """Bind `address` (not yet serving); the port bound, 0 for a unix socket."""
-        port, socket_file = bind_address(server, address, self.config.socket_mode)
-        if socket_file is not None:
-            self._socket_files.append(socket_file)
-        return port
+        if config.ready_file:
+            self._write_ready_file(Path(config.ready_file))
 
     def metrics_address(self) -> str | None:
         if self._metrics is None:
@@ -181,10 +158,7 @@ class Node:
     async def drain(self, timeout: float | None = None) -> int:
         """Stop taking peers' pages and wait up to `timeout` (default: the configured drain
         timeout) seconds for origins to move theirs off this node; the pages left."""
-        if self.agent is None or self._peer is None:
-            return 0
         timeout = self.config.drain_timeout if timeout is None else timeout
-        self._peer.draining = True
         log.info("node %s draining (up to %.1f s)", self.config.name, timeout)
         left = await self.agent.drain(timeout)
         if left:
@@ -200,9 +174,8 @@ class Node:
             raise FailedPrecondition(
                 f"node {self.config.name!r} is shutting down: it cannot be undrained"
             )
-        if self.agent is None or self._peer is None or not self._peer.draining:
+        if not self.agent.draining:
             return False
-        self._peer.draining = False
         await self.agent.undrain()
         log.info("node %s undrained: it takes pages of peers again", self.config.name)
         return True
@@ -219,67 +192,30 @@ class Node:
         """Graceful stop: report it, refuse new calls, let in-flight ones finish."""
         log.info("node %s stopping (grace %.1f s)", self.config.name, self.config.grace)
         await self.feed.publish(self.feed.status.but(shutting_down=True))
-        await self._health.enter_graceful_shutdown()
+        await self._server.shutting_down()
         await self.feed.close()
-        if self.agent is not None:
-            await self.agent.stop()
+        await self.agent.stop()
         for link in self._probes.values():
             await link.close()
         if self._metrics is not None:
             self._metrics.close()
-        if self._server is not None:
-            await self._server.stop(self.config.grace)
-        for socket_file in self._socket_files:
-            try:
-                socket_file.remove()
-            except OSError as error:  # stopping goes on: the next node replaces a stale file
-                log.warning("socket file %s not removed: %s", socket_file.path, error.strerror)
+        await self._server.stop(self.config.grace)
         log.info("node %s stopped", self.config.name)
 
-    async def _join_cluster(self) -> None:
+    def _membership(self) -> Membership:
         config = self.config
-        membership: Membership
         if config.etcd is not None:
-            membership = EtcdMembership(config.etcd, config.cluster)
-        else:
-            membership = StaticMembership(config.node_number, list(config.peers), self._probe)
-        me = MemberInfo(
-            number=0,
-            name=config.name,
-            address=config.advertise or self.address,
-            epoch=self.feed.status.epoch,
-            capacity_bytes=config.store.memory,
-            free_bytes=config.store.memory,
-            zcache=self.backend.zcache,
-            ramster=self.backend.ramster,
-        )
-        # Known before it has joined: peers asking who this is during recovery (Hello) get the
-        # number as soon as it is claimed, not 0.
-        agent = self.agent = ClusterAgent(
-            self.backend, self.feed, membership, me, RemotifyConfig(), PeerLink
-        )
-        number = await _with_retries(agent.start, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
-        self.tmem_service.remote = agent.remote
-        log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
-
-    async def _set_param(self, name: str, value: str) -> dict[str, str]:
-        assert self.agent is not None
-        return await self.agent.set_param(name, value)
-
-    async def _forget_node(self, name: str) -> int:
-        if self.agent is None:
-            raise Unavailable("the node is still joining its cluster: retry shortly")
-        return await self.agent.forget_node(name)
+            return EtcdMembership(config.etcd, config.cluster)
+        return StaticMembership(config.node_number, list(config.peers), self._probe)
 
     def _identity(self) -> tuple[int, str, str]:
-        number = self.agent.number if self.agent is not None else 0
-        return number, self.feed.status.epoch, self.config.advertise or self.address
+        return self.agent.number, self.feed.status.epoch, self.config.advertise or self.address
 
     async def _probe(self, address: str) -> MemberInfo | None:
         """Who is at `address` (static membership): its Hello, or None if it does not answer."""
         link = self._probes.get(address)
         if link is None:
-            number = self.agent.number if self.agent is not None else self.config.node_number
+            number = self.agent.number or self.config.node_number
             link = self._probes[address] = PeerLink(0, address, number, self.feed.status.epoch, 1.0)
         try:
             return await link.hello(self.config.cluster, self.config.name)
@@ -288,7 +224,7 @@ class Node:
 
     def _write_ready_file(self, path: Path) -> None:
         ready = {
-            "number": self.agent.number if self.agent is not None else 0,
+            "number": self.agent.number,
             "address": self.address,
             "pid": os.getpid(),
             "epoch": self.feed.status.epoch,

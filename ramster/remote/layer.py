@@ -50,7 +50,7 @@ class RemoteLayer:
     def __init__(
         self,
         backend: Backend,
-        me: int,
+        me: Callable[[], int],
         epoch: str,
         config: RemotifyConfig,
         link_factory: LinkFactory,
@@ -70,14 +70,6 @@ class RemoteLayer:
 
     def __repr__(self) -> str:
         return f"<RemoteLayer node {self.me} peers={sorted(self.peers.links)}>"
-
-    @property
-    def me(self) -> int:
-        return self.peers.me
-
-    @me.setter
-    def me(self, number: int) -> None:
-        self.peers.me = number  # the cluster numbers the node once it joined
 
     @property
     def members(self) -> dict[int, MemberInfo]:
@@ -100,6 +92,11 @@ class RemoteLayer:
             self.peers,
         )
         return {name: value for part in parts for name, value in part.counters.items()}
+
+    @property
+    def me(self) -> int:
+        """This node's number: 0 until the cluster has given it one (`ClusterAgent.number`)."""
+        return self.peers.me
 
     def all_counters(self) -> dict[str, int]:
         """The layer's counters, with the pages at risk now, whether what peers hold for this

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 from nodemanager.model import MemberInfo
@@ -41,14 +41,14 @@ class Peers:
     def __init__(
         self,
         backend: Backend,
-        me: int,
+        me: Callable[[], int],
         epoch: str,
         config: RemotifyConfig,
         link_factory: LinkFactory,
     ) -> None:
         self._backend = backend
         self._link_factory = link_factory
-        self.me = me
+        self._me = me
         self.epoch = epoch
         self.config = config
         self.members: dict[int, MemberInfo] = {}
@@ -73,6 +73,11 @@ class Peers:
             ),
             0,
         )
+
+    @property
+    def me(self) -> int:
+        """This node's number: 0 until the cluster has given it one (`ClusterAgent.number`)."""
+        return self._me()
 
     def __repr__(self) -> str:
         return f"<Peers node {self.me} links={sorted(self.links)} orphans={sorted(self._orphans)}>"

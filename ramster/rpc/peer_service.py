@@ -63,17 +63,24 @@ EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3
 NodeIdentity = Callable[[], tuple[int, str, str]]
 """(node number, epoch, address) of this node, as known now."""
 
+Draining = Callable[[], bool]
+"""Whether the node drains now (`ClusterAgent.draining`): it refuses new pages for peers."""
+
 
 class PeerService:
     def __init__(
-        self, cluster: str, node_name: str, backend: Backend, identity: NodeIdentity
+        self,
+        cluster: str,
+        node_name: str,
+        backend: Backend,
+        identity: NodeIdentity,
+        draining: Draining,
     ) -> None:
         self._cluster = cluster
         self._node_name = node_name
         self._backend = backend
         self._identity = identity
-        self.draining = False
-        """Set while the node drains: it refuses new pages for peers."""
+        self._draining = draining
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -129,7 +136,7 @@ class PeerService:
             free_bytes=max(0, capacity - store.used_bytes) if store is not None else 0,
             zcache=self._backend.zcache,
             ramster=self._backend.ramster,
-            draining=self.draining,
+            draining=self._draining(),
         )
 
     async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:
@@ -257,7 +264,7 @@ class PeerService:
             raise FailedPrecondition(
                 f"node {self._node_name!r} has ramster off: it holds no pages for peers"
             )
-        if self.draining:
+        if self._draining():
             raise FailedPrecondition(
                 f"node {self._node_name!r} is draining: it takes no new pages for peers"
             )

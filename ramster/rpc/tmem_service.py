@@ -1,30 +1,24 @@
-"""The `Tmem` service: applications' page calls, validated and handed to the node's backend.
+"""The `Tmem` service: applications' page calls, validated and handed to the node's `TieredTmem`.
 
-Besides the core's counters it counts pages by pool class under the frontends' kernel names,
-so a node shows cleancache-style hits and frontswap-style loads for all of its clients.
-
-A get that frees takes its pages only once its answer is built, fits one message and can still
-reach the caller (the kernel frees on an exclusive get only once the data is delivered): a
-caller that gave up, or an answer too large to send, frees nothing. A persistent page no holder
-answered for fails the get UNAVAILABLE (retriable): it is not gone, so it is no miss.
+This module only converts: messages in, values to `ramster.tiered.TieredTmem` (the put and get
+paths, their counters and the rule of a get that frees), messages out. It also refuses an answer
+too large to send before anything is freed: the get's pages are taken only once their answer is
+built and fits one message (`TieredTmem.deliver`).
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import grpc
 
 from ramster.api.v1 import tmem_pb2
-from ramster.backend import Backend
-from ramster.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from ramster.errors import ResourceExhausted
 from ramster.page import unpack_page
-from ramster.remote.fetch import Fetched
-from ramster.remote.layer import RemoteLayer
 from ramster.rpc import convert
 from ramster.rpc.binding import Call, service, unary, unary_watched
-from ramster.tmem import Hit, Oid, PutOutcome, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.remote import RemoteRef, Unanswered
+from ramster.tiered import TieredTmem
+from ramster.tmem import Hit
 from ramster.wire.limits import MAX_MESSAGE
 from ramster.wire.messages import oid_of
 
@@ -32,25 +26,10 @@ SERVICE = "ramster.api.v1.Tmem"
 
 
 class TmemService:
-    """Serves `Tmem` from `backend`, whichever zcache generation is loaded."""
+    """Serves `Tmem` from the node's `tiered` put and get paths."""
 
-    def __init__(self, backend: Backend, remote: RemoteLayer | None = None) -> None:
-        self._backend = backend
-        self.remote = remote
-        self.counters = dict.fromkeys(
-            (
-                "cleancache_puts",
-                "cleancache_succ_gets",
-                "cleancache_failed_gets",
-                "cleancache_invalidates",
-                "frontswap_succ_stores",
-                "frontswap_failed_stores",
-                "frontswap_loads",
-                "frontswap_failed_loads",
-                "frontswap_invalidates",
-            ),
-            0,
-        )
+    def __init__(self, tiered: TieredTmem) -> None:
+        self._tiered = tiered
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -76,119 +55,56 @@ class TmemService:
         )
 
     async def new_pool(self, request: tmem_pb2.NewPoolRequest) -> tmem_pb2.NewPoolResponse:
-        tmem = self._backend.require()
+        self._tiered.check_serving()
         spec = convert.pool_spec(request)
-        pool_id = tmem.new_pool(convert.client_name(request.client), spec)
+        pool_id = self._tiered.new_pool(convert.client_name(request.client), spec)
         return tmem_pb2.NewPoolResponse(pool_id=pool_id)
 
     async def destroy_pool(
         self, request: tmem_pb2.DestroyPoolRequest
     ) -> tmem_pb2.DestroyPoolResponse:
-        tmem = self._backend.require()
-        flushed = tmem.destroy_pool(convert.client_name(request.client), request.pool_id)
+        self._tiered.check_serving()
+        flushed = self._tiered.destroy_pool(convert.client_name(request.client), request.pool_id)
         return tmem_pb2.DestroyPoolResponse(pages_flushed=flushed)
 
     async def put_pages(self, request: tmem_pb2.PutPagesRequest) -> tmem_pb2.PutPagesResponse:
-        tmem = self._backend.require()
+        self._tiered.check_serving()
         client = convert.client_name(request.client)
-        spec = tmem.pool_spec(client, request.pool_id)
+        spec = self._tiered.pool_spec(client, request.pool_id)
         pages = convert.pages_of(request.pages, spec.page_size)
-        outcomes = tmem.put_many(client, request.pool_id, pages)
-        if self.remote is not None:
-            if spec.persistent:
-                keys = [(oid, index) for oid, index, _ in pages]
-                outcomes = await self._replicate(tmem, client, request.pool_id, keys, outcomes)
-            self.remote.note_pressure()
-        stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
-        if spec.persistent:
-            self.counters["frontswap_succ_stores"] += stored
-            self.counters["frontswap_failed_stores"] += len(outcomes) - stored
-        else:
-            self.counters["cleancache_puts"] += len(outcomes)
+        outcomes = await self._tiered.put(client, request.pool_id, pages)
         return tmem_pb2.PutPagesResponse(results=[convert.put_status(o) for o in outcomes])
 
     async def get_pages(
         self, request: tmem_pb2.GetPagesRequest, call: Call
     ) -> tmem_pb2.GetPagesResponse:
-        tmem = self._backend.require()
+        self._tiered.check_serving()
         client = convert.client_name(request.client)
-        spec = tmem.pool_spec(client, request.pool_id)
-        frees = tmem.frees_on_get(client, request.pool_id, convert.free_of(request.mode))
+        spec = self._tiered.pool_spec(client, request.pool_id)
+        free = convert.free_of(request.mode)
         keys = convert.keys_of(request.keys)
-        found = tmem.get_many_packed(client, request.pool_id, keys)
-        remote = [(n, page) for n, page in enumerate(found) if isinstance(page, RemoteRef)]
-        hits = cast(list[Hit | None], found)
-        if remote:
-            fetched = await self._fetch([ref for _, ref in remote], keep=not frees)
-            unanswered: list[tuple[int, Unanswered]] = []
-            for (n, _), page in zip(remote, fetched, strict=True):
-                if isinstance(page, Unanswered):
-                    unanswered.append((n, page))
-                else:
-                    hits[n] = page
-            if unanswered:  # nothing is freed: the whole get is to be tried again
-                raise _unavailable(unanswered)
-        response = _answer(hits, request.packed, spec.page_size)
-        if frees and any(hits):
-            if not call.alive():  # nobody will receive the pages: they stay
-                raise DeadlineExceeded("the caller is gone: no page was freed")
-            taken = iter(tmem.take([hit for hit in hits if hit is not None]))
-            kept = [hit if hit is not None and next(taken) else None for hit in hits]
-            if kept != hits:  # another get took some meanwhile: those are misses here
-                hits, response = kept, _answer(kept, request.packed, spec.page_size)
-        self._count_gets(spec.persistent, len(keys), sum(hit is not None for hit in hits))
+        got = await self._tiered.get(client, request.pool_id, keys, free)
+        response = _answer(got.hits, request.packed, spec.page_size)
+        hits = self._tiered.deliver(got, call.alive)
+        if hits != got.hits:  # another get took some meanwhile: those are misses here
+            response = _answer(hits, request.packed, spec.page_size)
         return response
 
-    async def _replicate(
-        self,
-        tmem: Tmem,
-        client: str,
-        pool_id: int,
-        keys: list[tuple[Oid, int]],
-        outcomes: list[PutOutcome],
-    ) -> list[PutOutcome]:
-        """The outcomes once every stored page has its other copy on a peer: a page that got
-        none was taken back and is refused NO_REPLICA (DESIGN §6)."""
-        assert self.remote is not None
-        failed = await self.remote.replicate(tmem, client, pool_id, keys, outcomes)
-        if not failed:
-            return outcomes
-        refused = Rejected(RejectReason.NO_REPLICA)
-        return [
-            refused if isinstance(outcome, Stored) and key in failed else outcome
-            for key, outcome in zip(keys, outcomes, strict=True)
-        ]
-
-    async def _fetch(self, refs: list[RemoteRef], keep: bool) -> list[Fetched]:
-        if self.remote is None:  # remote pages without a remote layer: nothing can fetch them
-            return [None] * len(refs)
-        return await self.remote.fetch(refs, keep)
-
-    def _count_gets(self, persistent: bool, asked: int, hits: int) -> None:
-        if persistent:
-            self.counters["frontswap_loads"] += hits
-            self.counters["frontswap_failed_loads"] += asked - hits
-        else:
-            self.counters["cleancache_succ_gets"] += hits
-            self.counters["cleancache_failed_gets"] += asked - hits
-
     async def flush_pages(self, request: tmem_pb2.FlushPagesRequest) -> tmem_pb2.FlushPagesResponse:
-        tmem = self._backend.require()
+        self._tiered.check_serving()
         client = convert.client_name(request.client)
-        persistent = tmem.pool_spec(client, request.pool_id).persistent
-        flushed = tmem.flush_many(client, request.pool_id, convert.keys_of(request.keys))
-        name = "frontswap_invalidates" if persistent else "cleancache_invalidates"
-        self.counters[name] += sum(flushed)
+        self._tiered.pool_spec(client, request.pool_id)  # an unknown pool before bad keys
+        flushed = self._tiered.flush(client, request.pool_id, convert.keys_of(request.keys))
         return tmem_pb2.FlushPagesResponse(flushed=flushed)
 
     async def flush_objects(
         self, request: tmem_pb2.FlushObjectsRequest
     ) -> tmem_pb2.FlushObjectsResponse:
-        tmem = self._backend.require()
+        self._tiered.check_serving()
         client = convert.client_name(request.client)
         convert.batch_size("oids", len(request.oids))
         oids = [oid_of(oid) for oid in request.oids]
-        flushed = tmem.flush_objects(client, request.pool_id, oids)
+        flushed = self._tiered.flush_objects(client, request.pool_id, oids)
         return tmem_pb2.FlushObjectsResponse(flushed=flushed)
 
 
@@ -209,14 +125,3 @@ def _answer(hits: list[Hit | None], packed: bool, page_size: int) -> tmem_pb2.Ge
             f"({MAX_MESSAGE}): ask for fewer keys (no page was freed)"
         )
     return response
-
-
-def _unavailable(unanswered: list[tuple[int, Unanswered]]) -> Unavailable:
-    """The refusal of a get whose persistent pages no holder answered for: they stay."""
-    n, first = unanswered[0]
-    nodes = " and ".join(f"node {node}" for node in first.nodes)
-    more = f" (and {len(unanswered) - 1} more keys)" if len(unanswered) > 1 else ""
-    return Unavailable(
-        f"keys[{n}] is a page held by {nodes}, which did not answer in time{more}: it is kept, "
-        "try again"
-    )

@@ -229,7 +229,7 @@ async def start(
 ) -> tuple[RemoteLayer, FakePeers]:
     """A layer for node ME (not started: tests drive `tick` themselves) and its fake peers."""
     peers = FakePeers()
-    layer = RemoteLayer(backend, ME, "e1", config, link_factory=peers.factory)
+    layer = RemoteLayer(backend, lambda: ME, "e1", config, link_factory=peers.factory)
     view = {ME: member(ME, 0)} | {number: member(number, f) for number, f in free.items()}
     await layer.set_members(view)
     await layer.recover()

@@ -78,7 +78,14 @@ def test_the_pure_core_may_not_import_grpc_or_generated_code(
 
 @pytest.mark.parametrize(
     "path",
-    ["ramster/cluster.py", "ramster/remote/layer.py", "ramster/state.py", "nodemanager/etcd.py"],
+    [
+        "ramster/cluster.py",
+        "ramster/node.py",
+        "ramster/tiered.py",
+        "ramster/remote/layer.py",
+        "ramster/state.py",
+        "nodemanager/etcd.py",
+    ],
 )
 @pytest.mark.parametrize(
     ("source", "banned"),
@@ -96,8 +103,8 @@ def test_only_the_grpc_edges_may_import_grpc_or_generated_code(
         "ramster/rpc/probe.py",
         "ramster/wire/probe.py",
         "ramster/client/_transport.py",
-        "ramster/node.py",
-        "ramster/listeners.py",
+        "ramster/rpc/server.py",
+        "ramster/rpc/listeners.py",
         "ramster/rpc/peer_link.py",
         "nodemanager/etcd_client.py",
     ],

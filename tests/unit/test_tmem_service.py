@@ -1,13 +1,12 @@
-"""The `Tmem` service's gets (`ramster.rpc.tmem_service`, docs/architecture.md "A get of a page on
-a peer") over a real `Backend`, called as the gRPC binding calls them, with a `Call` that says
-whether the caller still waits: which gets free (the core's rule, decided once), and that a get
-whose caller is gone frees nothing. No network: remote pages are in test_remote_gets.py.
+"""The `Tmem` service's gets on the wire (`ramster.rpc.tmem_service`): the get mode a request
+names, and the binding's `Call` telling whether the caller still waits, handed to the node's
+`TieredTmem`. The get path itself (which gets free, remote pages) is in test_tiered.py; remote
+pages over the network in test_remote_gets.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
@@ -16,6 +15,7 @@ from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded
 from ramster.params import ModuleParams
 from ramster.rpc.tmem_service import TmemService
+from ramster.tiered import TieredTmem
 from ramster.tmem import PoolSpec
 from ramster.zcache import ZcacheConfig
 
@@ -38,15 +38,15 @@ def get_request(pool: int, mode: int) -> tmem_pb2.GetPagesRequest:
     return tmem_pb2.GetPagesRequest(client=APP, pool_id=pool, keys=[key], mode=mode, packed=True)
 
 
-def service_with_page(spec: PoolSpec) -> tuple[TmemService, Backend, int]:
+def service_with_page(spec: PoolSpec) -> tuple[TmemService, TieredTmem, Backend, int]:
     backend = Backend(ZcacheConfig(memory=1 << 20), params=ModuleParams(persistent_copies=1))
     tmem = backend.require()
     pool = tmem.new_pool(APP, spec)
     tmem.put(APP, pool, 7, 0, PAGE)
-    return TmemService(backend), backend, pool
+    tiered = TieredTmem(backend)
+    return TmemService(tiered), tiered, backend, pool
 
 
-SHARED = PoolSpec(shared_uuid=uuid.UUID(int=5))
 DEFAULT, FREE, KEEP = (
     tmem_pb2.GET_MODE_POOL_DEFAULT,
     tmem_pb2.GET_MODE_FREE,
@@ -58,25 +58,26 @@ DEFAULT, FREE, KEEP = (
     ("spec", "mode", "frees"),
     [
         (PoolSpec(), DEFAULT, True),
-        (SHARED, DEFAULT, False),
         (PoolSpec(persistent=True), DEFAULT, False),
         (PoolSpec(persistent=True), FREE, True),
         (PoolSpec(), KEEP, False),
     ],
-    ids=["private-eph", "shared-eph", "pers", "pers-free", "private-eph-keep"],
+    ids=["private-eph", "pers", "pers-free", "private-eph-keep"],
 )
-def test_a_get_frees_by_the_pool_rule_or_the_mode(spec: PoolSpec, mode: int, frees: bool) -> None:
-    service, backend, pool = service_with_page(spec)
+def test_the_get_mode_asks_the_pool_rule_to_free_or_to_keep(
+    spec: PoolSpec, mode: int, frees: bool
+) -> None:
+    service, _, backend, pool = service_with_page(spec)
     response = asyncio.run(service.get_pages(get_request(pool, mode), FakeCall(alive=True)))
     assert list(response.found) == [True]
     still = backend.require().get_many(APP, pool, [(7, 0)], free=False)
     assert still == ([None] if frees else [PAGE])
 
 
-def test_a_get_that_frees_whose_caller_is_gone_frees_nothing() -> None:
-    service, backend, pool = service_with_page(PoolSpec(persistent=True))
+def test_a_get_pages_call_whose_caller_is_gone_frees_nothing() -> None:
+    service, tiered, backend, pool = service_with_page(PoolSpec(persistent=True))
     with pytest.raises(DeadlineExceeded) as raised:
         asyncio.run(service.get_pages(get_request(pool, FREE), FakeCall(alive=False)))
     assert raised.value.message == "the caller is gone: no page was freed"
     assert backend.require().get_many(APP, pool, [(7, 0)], free=False) == [PAGE]
-    assert service.counters["frontswap_loads"] == 0
+    assert tiered.counters["frontswap_loads"] == 0

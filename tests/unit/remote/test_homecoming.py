@@ -216,7 +216,7 @@ def test_recovery_asks_a_peer_again_and_never_makes_an_unread_peer_forget(
         peers = FakePeers()
         layer = RemoteLayer(
             backend,
-            ME,
+            lambda: ME,
             "e1",
             dataclasses.replace(CONFIG, recover_timeout=0.2),
             link_factory=peers.factory,

@@ -5,8 +5,8 @@ and it unlinks a unix socket path before it binds it and again when its server s
 the file belongs to by then. So a node binds a socket file under a private name, links it to
 the public path only while no live process answers there (the stale file of a killed node is
 replaced), and at exit removes the public path only if it is still that file (`SocketFile`).
-The node (`ramster.node`) calls `bind_address` for every ``--listen`` and `SocketFile.remove`
-once its server has stopped.
+The node's server (`ramster.rpc.server`) calls `bind_address` for every ``--listen`` and
+`SocketFile.remove` once it has stopped.
 """
 
 from __future__ import annotations

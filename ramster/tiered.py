@@ -1,0 +1,207 @@
+"""`TieredTmem`: the node's put and get paths over two tiers, this node's store and its peers.
+
+A put stores here and, for a persistent pool, waits until a peer holds the other copy of each
+page stored: a page that got none is taken back and refused NO_REPLICA (DESIGN §6). Every put
+then wakes the shipping loop if the store is past its high watermark. A get reads here and
+fetches the pages found on peers; a persistent page no holder answered for fails the whole get
+UNAVAILABLE (retriable): it is not gone, so it is no miss. A get that frees takes its pages only
+once its answer is built and the caller still waits (`deliver`): the kernel frees on an
+exclusive get only once the data is delivered. Pages are counted by pool class under the
+frontends' kernel names (cleancache_*, frontswap_*).
+
+Not here: messages and the answer-size limit (`ramster.rpc.tmem_service`), the tmem rules
+(`ramster.tmem`), shipping, replication and remote gets themselves (`ramster.remote`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from ramster.backend import Backend
+from ramster.errors import DeadlineExceeded, Unavailable
+from ramster.remote.fetch import Fetched
+from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored, Tmem
+from ramster.tmem.host import PageData
+from ramster.tmem.remote import RemoteRef, Unanswered
+
+
+class Remote(Protocol):
+    """What the put and get paths ask of the remote layer (`ramster.remote.RemoteLayer`)."""
+
+    async def replicate(
+        self,
+        tmem: Tmem,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[Oid, int]],
+        outcomes: Sequence[PutOutcome],
+    ) -> set[tuple[Oid, int]]: ...
+
+    async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]: ...
+
+    def note_pressure(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Got:
+    """What a get found (`hits`, in the order of its keys), to be answered and then handed to
+    `TieredTmem.deliver`; `tmem` is the backend it was found in."""
+
+    hits: list[Hit | None]
+    frees: bool
+    persistent: bool
+    tmem: Tmem
+
+
+class TieredTmem:
+    """Puts and gets of applications on this node's `backend`, whichever zcache generation is
+    loaded, with `remote` for the copies on peers (None: a node alone, nothing is on a peer)."""
+
+    def __init__(self, backend: Backend, remote: Remote | None = None) -> None:
+        self._backend = backend
+        self._remote = remote
+        self.counters = dict.fromkeys(
+            (
+                "cleancache_puts",
+                "cleancache_succ_gets",
+                "cleancache_failed_gets",
+                "cleancache_invalidates",
+                "frontswap_succ_stores",
+                "frontswap_failed_stores",
+                "frontswap_loads",
+                "frontswap_failed_loads",
+                "frontswap_invalidates",
+            ),
+            0,
+        )
+
+    def __repr__(self) -> str:
+        return f"<TieredTmem {self._backend!r} remote={self._remote!r}>"
+
+    def check_serving(self) -> None:
+        """UNAVAILABLE while the node takes its pages back, FAILED_PRECONDITION with zcache off:
+        judged before any argument of a call."""
+        self._backend.require()
+
+    def pool_spec(self, client: str, pool_id: int) -> PoolSpec:
+        return self._backend.require().pool_spec(client, pool_id)
+
+    def new_pool(self, client: str, spec: PoolSpec) -> int:
+        return self._backend.require().new_pool(client, spec)
+
+    def destroy_pool(self, client: str, pool_id: int) -> int:
+        return self._backend.require().destroy_pool(client, pool_id)
+
+    async def put(
+        self, client: str, pool_id: int, pages: Sequence[tuple[Oid, int, PageData]]
+    ) -> list[PutOutcome]:
+        """Store `pages` here, each persistent one with its other copy on a peer; the outcome of
+        each page."""
+        tmem = self._backend.require()
+        persistent = tmem.pool_spec(client, pool_id).persistent
+        outcomes = tmem.put_many(client, pool_id, pages)
+        if self._remote is not None:
+            if persistent:
+                keys = [(oid, index) for oid, index, _ in pages]
+                outcomes = await self._replicate(tmem, client, pool_id, keys, outcomes)
+            self._remote.note_pressure()
+        stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
+        if persistent:
+            self.counters["frontswap_succ_stores"] += stored
+            self.counters["frontswap_failed_stores"] += len(outcomes) - stored
+        else:
+            self.counters["cleancache_puts"] += len(outcomes)
+        return outcomes
+
+    async def get(
+        self, client: str, pool_id: int, keys: Sequence[tuple[Oid, int]], free: bool | None
+    ) -> Got:
+        """Read `keys` here or from the peers holding them, freeing nothing yet: `free` (None:
+        the pool's rule) says whether `deliver` frees them once the answer is built."""
+        tmem = self._backend.require()
+        spec = tmem.pool_spec(client, pool_id)
+        frees = tmem.frees_on_get(client, pool_id, free)
+        found = tmem.get_many_packed(client, pool_id, keys)
+        remote = [(n, page) for n, page in enumerate(found) if isinstance(page, RemoteRef)]
+        hits = cast(list[Hit | None], found)
+        if remote:
+            fetched = await self._fetch([ref for _, ref in remote], keep=not frees)
+            unanswered: list[tuple[int, Unanswered]] = []
+            for (n, _), page in zip(remote, fetched, strict=True):
+                if isinstance(page, Unanswered):
+                    unanswered.append((n, page))
+                else:
+                    hits[n] = page
+            if unanswered:  # nothing is freed: the whole get is to be tried again
+                raise _unavailable(unanswered)
+        return Got(hits, frees, spec.persistent, tmem)
+
+    def deliver(self, got: Got, caller_waits: Callable[[], bool]) -> list[Hit | None]:
+        """The get's answer is built and fits: a get that frees takes its pages now, unless the
+        caller is gone (`caller_waits`), which frees nothing. The hits to answer: a page another
+        get took meanwhile is a miss here."""
+        hits = got.hits
+        if got.frees and any(hits):
+            if not caller_waits():  # nobody will receive the pages: they stay
+                raise DeadlineExceeded("the caller is gone: no page was freed")
+            taken = iter(got.tmem.take([hit for hit in hits if hit is not None]))
+            hits = [hit if hit is not None and next(taken) else None for hit in hits]
+        self._count_gets(got.persistent, len(hits), sum(hit is not None for hit in hits))
+        return hits
+
+    def flush(self, client: str, pool_id: int, keys: Sequence[tuple[Oid, int]]) -> list[bool]:
+        tmem = self._backend.require()
+        persistent = tmem.pool_spec(client, pool_id).persistent
+        flushed = tmem.flush_many(client, pool_id, keys)
+        name = "frontswap_invalidates" if persistent else "cleancache_invalidates"
+        self.counters[name] += sum(flushed)
+        return flushed
+
+    def flush_objects(self, client: str, pool_id: int, oids: Sequence[Oid]) -> list[bool]:
+        return self._backend.require().flush_objects(client, pool_id, oids)
+
+    async def _replicate(
+        self,
+        tmem: Tmem,
+        client: str,
+        pool_id: int,
+        keys: list[tuple[Oid, int]],
+        outcomes: list[PutOutcome],
+    ) -> list[PutOutcome]:
+        """The outcomes once every stored page has its other copy on a peer: a page that got
+        none was taken back and is refused NO_REPLICA (DESIGN §6)."""
+        assert self._remote is not None
+        failed = await self._remote.replicate(tmem, client, pool_id, keys, outcomes)
+        if not failed:
+            return outcomes
+        refused = Rejected(RejectReason.NO_REPLICA)
+        return [
+            refused if isinstance(outcome, Stored) and key in failed else outcome
+            for key, outcome in zip(keys, outcomes, strict=True)
+        ]
+
+    async def _fetch(self, refs: list[RemoteRef], keep: bool) -> list[Fetched]:
+        if self._remote is None:  # remote pages without a remote layer: nothing can fetch them
+            return [None] * len(refs)
+        return await self._remote.fetch(refs, keep)
+
+    def _count_gets(self, persistent: bool, asked: int, hits: int) -> None:
+        if persistent:
+            self.counters["frontswap_loads"] += hits
+            self.counters["frontswap_failed_loads"] += asked - hits
+        else:
+            self.counters["cleancache_succ_gets"] += hits
+            self.counters["cleancache_failed_gets"] += asked - hits
+
+
+def _unavailable(unanswered: list[tuple[int, Unanswered]]) -> Unavailable:
+    """The refusal of a get whose persistent pages no holder answered for: they stay."""
+    n, first = unanswered[0]
+    nodes = " and ".join(f"node {node}" for node in first.nodes)
+    more = f" (and {len(unanswered) - 1} more keys)" if len(unanswered) > 1 else ""
+    return Unavailable(
+        f"keys[{n}] is a page held by {nodes}, which did not answer in time{more}: it is kept, "
+        "try again"
+    )
