@@ -22,11 +22,12 @@ from ramster.errors import InvalidArgument
 from ramster.holder.epochs import HeldKey
 from ramster.page import PackedPage, check_page_size
 from ramster.rpc.convert import client_name
-from ramster.tmem.keys import Oid, PoolSpec
+from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.wire.calls import M, Message, stream_call, unary_call
-from ramster.wire.limits import MAX_BATCH, MAX_MESSAGE
+from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS
+from ramster.wire.messages import oid_message, packed_encoding
 
 PROTOCOL_VERSION = 1
 
@@ -46,11 +47,7 @@ class PeerLink:
         """The peer's epoch as this node's view has it; a peer of another epoch refuses puts."""
         self._channel = grpc.aio.insecure_channel(
             address,
-            (
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.max_send_message_length", MAX_MESSAGE),
-                ("grpc.max_reconnect_backoff_ms", 1000),
-            ),
+            (*MESSAGE_SIZE_OPTIONS, ("grpc.max_reconnect_backoff_ms", 1000)),
         )
 
     def __repr__(self) -> str:
@@ -94,11 +91,11 @@ class PeerLink:
                 peer_pb2.RemotePage(
                     pool=s.pool_uid,
                     persistent=s.persistent,
-                    oid=_oid(s.oid),
+                    oid=oid_message(s.oid),
                     index=s.index,
                     version=s.version,
                     data=s.page.payload,
-                    encoding=_encoding(s.page),
+                    encoding=packed_encoding(s.page.same_filled),
                     page_size=s.page.page_size,
                     checksum=crc32(s.page.payload),
                 )
@@ -127,7 +124,8 @@ class PeerLink:
         request = peer_pb2.PeerGetRequest(
             origin=self._origin,
             keys=[
-                peer_pb2.RemoteKey(pool=r.pool_uid, oid=_oid(r.oid), index=r.index) for r in refs
+                peer_pb2.RemoteKey(pool=r.pool_uid, oid=oid_message(r.oid), index=r.index)
+                for r in refs
             ],
         )
         response = await self._call("GetPages", request, peer_pb2.PeerGetResponse, timeout)
@@ -162,7 +160,7 @@ class PeerLink:
                 origin=self._origin,
                 keys=[
                     peer_pb2.RemoteKey(
-                        pool=f.pool_uid, oid=_oid(f.oid), index=f.index, version=f.version
+                        pool=f.pool_uid, oid=oid_message(f.oid), index=f.index, version=f.version
                     )
                     for f in pages[start : start + MAX_BATCH]
                     if f.oid is not None
@@ -173,7 +171,7 @@ class PeerLink:
             request_objects = peer_pb2.PeerFlushObjectsRequest(
                 origin=self._origin,
                 objects=[
-                    peer_pb2.RemoteObject(pool=f.pool_uid, oid=_oid(f.oid))
+                    peer_pb2.RemoteObject(pool=f.pool_uid, oid=oid_message(f.oid))
                     for f in objects[start : start + MAX_BATCH]
                     if f.oid is not None
                 ],
@@ -271,12 +269,3 @@ def pool_record_of(message: peer_pb2.PoolRecord, field: str = "pools") -> PoolRe
     )
     owner = client_name(message.client, f"{field}.client")
     return PoolRecord(message.pool, owner, message.pool_id, spec)
-
-
-def _oid(oid: Oid | None) -> tmem_pb2.Oid:
-    assert oid is not None
-    return tmem_pb2.Oid(word0=oid[0], word1=oid[1], word2=oid[2])
-
-
-def _encoding(page: PackedPage) -> tmem_pb2.PageEncoding:
-    return tmem_pb2.PAGE_ENCODING_SAME_FILLED if page.same_filled else tmem_pb2.PAGE_ENCODING_LZ4
