@@ -26,8 +26,8 @@ lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy ramster nodemanager
 
-unit: $(STAMP) ## the unit tests only
-	$(BIN)/pytest tests/unit
+unit: $(STAMP) ## the unit tests and the contract suites only
+	$(BIN)/pytest tests/unit tests/contract
 
 test: lint ## lint, type-check and run every test
 	$(BIN)/pytest

@@ -1,1 +1,4 @@
-"""Integration tests: real `ramster node` processes on loopback (see conftest.py)."""
+"""Integration tests: real `ramster node` processes on loopback.
+
+Fixtures in tests/conftest.py, helpers in tests/support.
+"""

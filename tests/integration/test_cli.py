@@ -12,8 +12,7 @@ import subprocess
 import pytest
 
 from ramster.params import PARAM_DOCS
-from tests.integration.conftest import NodeFactory
-from tests.support.nodes import RAMSTER
+from tests.support.nodes import RAMSTER, NodeFactory
 from tests.support.processes import free_port
 
 HOST_PORT = "expected HOST:PORT with a port in 0..65535"

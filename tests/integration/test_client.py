@@ -22,7 +22,7 @@ from ramster.client import (
     ResourceExhausted,
     Unavailable,
 )
-from tests.integration.conftest import NodeProcess
+from tests.support.nodes import NodeProcess
 from tests.support.processes import free_port
 
 FS_UUID = uuid.UUID("12345678-1234-5678-1234-567812345678")

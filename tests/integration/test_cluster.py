@@ -10,10 +10,11 @@ cut off from etcd past its lease; the `ramster members`, `ramster param set --cl
 `ramster up` commands.
 
 These tests are about shipping pages, so their clusters keep one copy of a persistent page
-(`persistent_copies` 1); second copies, repair, recovery and drain are `test_durability.py`'s.
+(`persistent_copies` 1); second copies, repair, recovery and drain are
+tests/fault/test_durability.py's.
 
 Not here: membership on its own (`test_membership.py`), one node's lifecycle
-(`test_node_lifecycle.py`), the remote layer's decisions (`tests/unit/test_remote_*.py`).
+(`test_node_lifecycle.py`), the remote layer's decisions (tests/unit/remote/).
 """
 
 from __future__ import annotations
@@ -21,16 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import re
 import signal
 import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import grpc
 import pytest
@@ -39,93 +38,26 @@ from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.client import FailedPrecondition, InvalidArgument, SyncClient
-from ramster.zcache import ZcacheConfig
-from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
+from tests.support.cluster import (
+    BATCH,
+    OBJECT_PAGES,
+    PAGE,
+    Cluster,
+    MiB,
+    counters,
+    done_shipping,
+    key,
+    pages_of,
+    ramster_cli,
+    read_back,
+    remote_view,
+    store_all,
+    text_page,
+)
 from tests.support.etcd import EtcdLink, EtcdProcess
-from tests.support.nodes import RAMSTER
+from tests.support.nodes import RAMSTER, NodeFactory
+from tests.support.processes import wait_for
 from tests.support.wire import RawNode
-
-MiB = 1 << 20
-PAGE = 4096
-OBJECT_PAGES = 64
-"""Pages per object: page n is index n % 64 of object n // 64."""
-BATCH = 512
-"""Pages per put_many / get_many call."""
-STORE_TIMEOUT = 20.0
-SETTLE_TIMEOUT = 15.0
-HIGH_WATERMARK = ZcacheConfig(memory=MiB).high_watermark
-"""The nodes' (the default): a node above it starts shipping."""
-
-
-def _text(size: int, seed: int = 7) -> bytes:
-    """`size` bytes of words drawn from a small vocabulary: text that lz4 packs about 2:1."""
-    rng = random.Random(seed)
-    words = [f"{stem}{n}" for n in range(40) for stem in ("alpha", "beta", "gamma", "delta", "tau")]
-    return " ".join(rng.choices(words, k=size // 6)).encode()[:size]
-
-
-_TEXT = _text(1 << 20)
-
-
-def text_page(n: int) -> bytes:
-    """Page `n`: distinct, deterministic text that lz4 packs to about 2 KB (well under every
-    zcache admission limit)."""
-    head = f"page {n:08d}\n".encode()
-    start = (n * 7919) % (len(_TEXT) - PAGE)
-    return head + _TEXT[start : start + PAGE - len(head)]
-
-
-def key(n: int) -> tuple[int, int]:
-    return n // OBJECT_PAGES, n % OBJECT_PAGES
-
-
-def pages_of(objects: Iterable[int]) -> list[int]:
-    return [o * OBJECT_PAGES + i for o in objects for i in range(OBJECT_PAGES)]
-
-
-class Cluster:
-    """The nodes of one test, in one etcd cluster, and one client of each, by node name.
-
-    `copies` is the cluster's `persistent_copies`, written to etcd before any node starts."""
-
-    def __init__(self, factory: NodeFactory, etcd_url: str, name: str, copies: int = 1) -> None:
-        self.factory = factory
-        self.etcd_url = etcd_url
-        self.name = name
-        self.nodes: dict[str, NodeProcess] = {}
-        self.clients: dict[str, SyncClient] = {}
-        asyncio.run(write_param(etcd_url, name, "persistent_copies", str(copies)))
-
-    def start(
-        self,
-        name: str,
-        memory: str,
-        etcd_url: str | None = None,
-        listen: str = "127.0.0.1:0",
-        flags: tuple[str, ...] = (),
-    ) -> NodeProcess:
-        """Node `name` with a budget of `memory`, reaching etcd at `etcd_url` (default: the
-        cluster's), listening on `listen`, with further `ramster node` `flags`."""
-        flags = ("--etcd", etcd_url or self.etcd_url, "--cluster", self.name, *flags)
-        node = self.factory.start(name, memory=memory, extra_flags=flags, listen=listen)
-        self.nodes[name] = node
-        self.clients[name] = SyncClient(node.address, client_name=f"test-{name}")
-        return node
-
-    def stats(self, name: str) -> dict[str, int]:
-        return self.clients[name].stats()
-
-    def foreign_pers(self, *names: str) -> dict[str, int]:
-        return {name: self.stats(name)["foreign_pers_pages"] for name in names}
-
-    def published_free(self) -> dict[str, int]:
-        """Free bytes of each node as etcd has them now (what placement ranks peers by)."""
-        members = asyncio.run(list_members(self.etcd_url, self.name))
-        return {member.name: member.free_bytes for member in members}
-
-    def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
 
 
 @pytest.fixture
@@ -141,76 +73,6 @@ def crash_cluster(node_factory: NodeFactory, private_etcd: EtcdProcess) -> Itera
     running = Cluster(node_factory, private_etcd.url, "crash")
     yield running
     running.close()
-
-
-def store_all(
-    client: SyncClient, pool: int, numbers: Iterable[int], timeout: float = STORE_TIMEOUT
-) -> int:
-    """Put every page, offering again those refused while the node ships pages out (a refused
-    persistent put is a normal answer when the store is full); return how many were refused."""
-    pending, refused_total = list(numbers), 0
-    deadline = time.monotonic() + timeout
-    while pending:
-        refused = []
-        for start in range(0, len(pending), BATCH):
-            batch = pending[start : start + BATCH]
-            results = client.put_many(pool, [(*key(n), text_page(n)) for n in batch])
-            refused += [n for n, ok in zip(batch, results, strict=True) if not ok]
-        refused_total += len(refused)
-        pending = refused
-        if pending:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(pending)} pages still refused after {timeout} s")
-            time.sleep(0.05)
-    return refused_total
-
-
-def read_back(client: SyncClient, pool: int, numbers: list[int], free: bool | None) -> list[int]:
-    """The pages among `numbers` that did not read back byte-exact (missing or wrong)."""
-    got = client.get_many(pool, [key(n) for n in numbers], free=free)
-    return [n for n, data in zip(numbers, got, strict=True) if data != text_page(n)]
-
-
-def done_shipping(
-    stats: Callable[[], dict[str, int]], timeout: float = SETTLE_TIMEOUT
-) -> dict[str, int]:
-    """A node's `stats()` once what its peers hold for it no longer changes: no shipping round
-    runs and no flush waits to be sent (`remotify_active` 0), and no round will start (it is
-    not above its high watermark, or ramster is off). A state, not a quiet moment: two equal
-    reads can fall within a peer's failure backoff, after which shipping goes on."""
-
-    def idle() -> dict[str, int] | None:
-        now = stats()
-        starts = now["ramster_on"] and now["used_bytes"] > HIGH_WATERMARK * now["memory_bytes"]
-        return None if now["remotify_active"] or starts else now
-
-    return cast(dict[str, int], wait_for(idle, timeout, "a node done shipping"))
-
-
-def counters(cluster: Cluster, nodes: str | tuple[str, ...], *names: str) -> dict[str, int]:
-    """Counters `names` of a node, or summed over several."""
-    total = dict.fromkeys(names, 0)
-    for node in (nodes,) if isinstance(nodes, str) else nodes:
-        stats = cluster.stats(node)
-        for name in names:
-            total[name] += stats[name]
-    return total
-
-
-def remote_view(
-    cluster: Cluster, origin: str, holders: tuple[str, ...], stats: dict[str, int] | None = None
-) -> dict[str, int]:
-    """What the origin says it has remote (in `stats`, if given), beside what each holder
-    holds for it."""
-    stats = stats or cluster.stats(origin)
-    view = {
-        "pers_pages_remoted": stats["pers_pages_remoted"],
-        "pers_pages_repatriated": stats["pers_pages_repatriated"],
-        "remote_pers_pages": stats["remote_pers_pages"],
-        "remotify_batches": stats["remotify_batches"],
-    }
-    view.update(cluster.foreign_pers(*holders))
-    return view
 
 
 # -- persistent pages ------------------------------------------------------------------------
@@ -680,10 +542,6 @@ def test_an_origin_cut_off_from_etcd_past_its_lease_keeps_its_remote_pages(
 
 
 # -- the command line ------------------------------------------------------------------------
-
-
-def ramster_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RAMSTER, *args], capture_output=True, text=True, timeout=30, check=False)
 
 
 def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(

@@ -24,10 +24,9 @@ import yaml
 
 from ramster.client import SyncClient
 from ramster.units import parse_size
-from tests.integration.conftest import wait_for
 from tests.support.compose import render
 from tests.support.dockerfile import parse as parse_dockerfile
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.processes import ManagedProcess, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from ramster.client import Cleancache, Frontswap, InvalidArgument, SyncClient
-from tests.integration.conftest import NodeFactory, NodeProcess, TcpProxy, wait_for
-from tests.support.processes import free_port
+from tests.support.nodes import NodeFactory, NodeProcess
+from tests.support.processes import free_port, wait_for
+from tests.support.tcp_proxy import TcpProxy
 
 FS_UUID = uuid.UUID("12345678-1234-5678-1234-567812345678")
 

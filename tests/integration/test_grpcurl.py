@@ -16,7 +16,7 @@ from typing import Any
 import lz4.block
 
 from ramster.client import SyncClient
-from tests.integration.conftest import NodeProcess
+from tests.support.nodes import NodeProcess
 
 GRPCURL = str(Path(sys.executable).with_name("grpcurl"))
 U64_MAX = 2**64 - 1

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import NodeFactory
+from tests.support.nodes import NodeFactory
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 ALERTS = {

@@ -23,8 +23,7 @@ import pytest
 
 from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
 from ramster.client import Client, NodeState, SyncClient
-from tests.integration.conftest import NodeFactory
-from tests.support.nodes import RAMSTER
+from tests.support.nodes import RAMSTER, NodeFactory
 from tests.support.processes import free_port
 from tests.support.wire import RawNode
 

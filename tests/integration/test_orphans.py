@@ -1,7 +1,7 @@
 """Nodes that leave for good (issue 10 item 12): after `origin_grace` out of the cluster, holders
 drop the pages they keep for the node and origins the flushes they queued for it; an operator's
-`ramster forget-node` does it at once, for a node that is not up. A node that merely restarts
-within the grace loses nothing. Real etcd, real nodes; the pure part is tests/unit/test_absence.py.
+`ramster forget-node` does it at once, for a node that is not up. A node that merely restarts within
+the grace loses nothing. Real etcd, real nodes; the pure part is tests/unit/remote/test_absence.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import pytest
 from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
 from ramster.client import FailedPrecondition, InvalidArgument, NotFound, SyncClient
-from tests.integration.conftest import NodeFactory, wait_for
-from tests.integration.test_cluster import (
+from tests.support.cluster import (
     Cluster,
     done_shipping,
     pages_of,
@@ -25,7 +24,8 @@ from tests.integration.test_cluster import (
     store_all,
 )
 from tests.support.etcd import EtcdProcess
-from tests.support.processes import free_port
+from tests.support.nodes import NodeFactory
+from tests.support.processes import free_port, wait_for
 
 GRACE = 10
 

@@ -5,9 +5,9 @@ page never both receive it; an ephemeral page whose holder does not answer stays
 pool's rule decides whether a get frees (private ephemeral yes, shared ephemeral no); and a put
 no peer could copy reaches the client as NO_REPLICA.
 
-Two real nodes with static membership, as in test_slow_peer.py: A (a small budget) reaches B
-only through a `DelayProxy`, so a test can slow B down or cut it off; B reaches A directly.
-Which pages A shipped is read off A's remote-get counters, never assumed.
+Two real nodes with static membership, as in tests/fault/test_slow_peer.py: A (a small budget)
+reaches B only through a `DelayProxy`, so a test can slow B down or cut it off; B reaches A
+directly. Which pages A shipped is read off A's remote-get counters, never assumed.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from ramster.api.v1 import tmem_pb2
 from ramster.client import SyncClient
 from ramster.errors import DeadlineExceeded
 from ramster.wire.limits import MAX_MESSAGE
-from tests.integration.conftest import NodeFactory, NodeProcess, wait_for
-from tests.integration.test_cluster import done_shipping, key, pages_of, store_all, text_page
+from tests.support.cluster import done_shipping, key, pages_of, store_all, text_page
 from tests.support.delay_proxy import DelayProxy
-from tests.support.processes import free_port
+from tests.support.nodes import NodeFactory, NodeProcess
+from tests.support.processes import free_port, wait_for
 from tests.support.wire import Answer, RawNode
 
 CLIENT_TIMEOUT = 30.0

@@ -19,7 +19,7 @@ from ramster.client import (
 )
 from ramster.frontends import Frontswap as PureFrontswap
 from ramster.frontends import TmemApi, TmemFrontswapOps
-from tests.integration.conftest import NodeProcess
+from tests.support.nodes import NodeProcess
 
 PAGE = b"abcd" * 1024
 CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [

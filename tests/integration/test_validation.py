@@ -19,7 +19,7 @@ import lz4.block
 import pytest
 
 from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
-from tests.integration.conftest import NodeFactory, NodeProcess
+from tests.support.nodes import NodeFactory, NodeProcess
 from tests.support.wire import METHODS, Answer, RawNode
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

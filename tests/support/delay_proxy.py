@@ -8,7 +8,7 @@ deliver them once the path heals). It runs its own event loop in a background th
 synchronous test drives it; `close()` (or leaving the ``with`` block) stops the thread and
 closes every socket it opened.
 
-Not here: resetting connections the way a network blip does (`tests.integration.conftest.TcpProxy`).
+Not here: resetting connections the way a network blip does (`tests.support.tcp_proxy.TcpProxy`).
 """
 
 from __future__ import annotations

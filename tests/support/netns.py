@@ -18,7 +18,7 @@ exits: stop your processes first).
 `available()` says whether a lab can be built here, or why not, for an honest `pytest.skip`.
 
 Not here: delaying or black-holing one connection on loopback (`tests.support.delay_proxy`),
-resetting connections (`tests.integration.conftest.TcpProxy`).
+resetting connections (`tests.support.tcp_proxy.TcpProxy`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""`ramster node` processes for tests and benchmarks: free port, temp folder, stop by PID."""
+"""`ramster node` processes for tests and benchmarks: free port, temp folder, stop by PID.
+
+`start_node` starts one; `NodeProcess` is one a test stops, kills and restarts; `NodeFactory`
+starts a test's nodes and stops them all at its end (the fixtures are in tests/conftest.py).
+`NODES` and `ETCDS` stash the processes of a test item, whose logs go into its failure report.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.support.etcd import EtcdProcess
 from tests.support.processes import ManagedProcess
 
 RAMSTER = str(Path(sys.executable).with_name("ramster"))
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+NODES = pytest.StashKey[list["NodeProcess"]]()
+ETCDS = pytest.StashKey[list[EtcdProcess]]()
 
 
 def start_node(
@@ -35,3 +48,76 @@ def start_node(
         time.sleep(0.02)
     info: dict[str, Any] = json.loads(ready.read_text())
     return process, info
+
+
+class NodeProcess:
+    """One `ramster node`: `start` waits until it serves (`tests.support.nodes.start_node`);
+    `stop` (SIGTERM) and `kill` (SIGKILL) end it by PID; `start` again restarts it with the same
+    options, on the same port if `listen` names one. `extra_flags` are further `ramster node`
+    flags (``--metrics``, ``--grace``)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        name: str,
+        listen: str = "127.0.0.1:0",
+        memory: str = "64MiB",
+        zcache: bool = True,
+        extra_flags: tuple[str, ...] = (),
+    ) -> None:
+        self.directory = directory
+        self.name = name
+        self.listen = listen
+        self.flags = ("--memory", memory, "--zcache", "on" if zcache else "off", *extra_flags)
+        self.log_path = directory / f"{name}.log"
+        self.process: ManagedProcess | None = None
+        self.ready: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<NodeProcess {self.name} {self.process!r} {self.ready.get('address')}>"
+
+    @property
+    def address(self) -> str:
+        return str(self.ready["address"])
+
+    @property
+    def epoch(self) -> str:
+        return str(self.ready["epoch"])
+
+    def start(self) -> NodeProcess:
+        self.process, self.ready = start_node(
+            self.directory, self.name, *self.flags, listen=self.listen, timeout=READY_TIMEOUT
+        )
+        return self
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after `STOP_TIMEOUT`; the exit status (None if never started)."""
+        if self.process is not None:
+            return self.process.stop(STOP_TIMEOUT)
+        return None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class NodeFactory:
+    """Starts nodes for one test and stops every one of them at its end."""
+
+    def __init__(self, directory: Path, nodes: list[NodeProcess]) -> None:
+        self.directory = directory
+        self.nodes = nodes
+
+    def start(self, name: str, **options: Any) -> NodeProcess:
+        """A running node; `NodeProcess` takes the options. To restart one on the same port,
+        give it ``listen=f"127.0.0.1:{free_port()}"``, then `kill` or `stop` and `start` it."""
+        node = NodeProcess(self.directory, name, **options)
+        self.nodes.append(node)
+        return node.start()
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.stop()

@@ -13,12 +13,25 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ramster.launcher import free_port
 
-__all__ = ["ManagedProcess", "free_port", "wait_for_port"]
+__all__ = ["ManagedProcess", "free_port", "wait_for", "wait_for_port"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """The first truthy value of `predicate`, polled until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.02)
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:

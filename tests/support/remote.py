@@ -237,8 +237,8 @@ async def start(
 
 
 def loaded(memory: int = 4 * MIB, params: ModuleParams | None = None) -> tuple[Backend, Tmem]:
-    """A backend keeping one copy of a persistent page unless `params` say otherwise (second
-    copies are tested in test_replication.py and test_copies.py)."""
+    """A backend keeping one copy of a persistent page unless `params` say otherwise (second copies
+    are tested in tests/unit/remote/test_replication.py and tests/unit/tmem/test_copies.py)."""
     backend = Backend(
         ZcacheConfig(memory=memory), params=params or ModuleParams(persistent_copies=1)
     )

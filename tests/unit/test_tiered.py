@@ -2,7 +2,7 @@
 protobuf: a put's second copy and the NO_REPLICA refusal, the pressure wake-up, a get that frees
 (the core's rule, decided once) and frees nothing once its caller is gone, remote pages fetched or
 unanswered, and the kernel-named counters. The remote layer is a plain fake (`FakeRemote`); the
-real one is in test_remote_layer.py, the wire in test_tmem_service.py.
+real one is in tests/unit/remote/, the wire in tests/unit/rpc/test_tmem_service.py.
 """
 
 from __future__ import annotations

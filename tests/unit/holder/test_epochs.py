@@ -2,7 +2,7 @@
 
 On a real `Tmem` over `ZCache` with no network: adopting the persistent pools of one earlier
 epoch under the current one and dropping the rest, and forgetting the earlier epochs of one
-origin number. Listing and restoring what was adopted is in remote/test_restore.py.
+origin number. Listing and restoring what was adopted is in tests/unit/remote/test_restore.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from ramster.holder.epochs import adopt, forget_origin, held_epochs
 from ramster.holder.foreign import ForeignPage, get_foreign, origin_client, origins, put_foreign
 from ramster.tmem import PoolSpec
-from tests.unit.holder.test_foreign import (
+from tests.support.foreign import (
     EPH_UID,
     OID,
     ORIGIN,

@@ -2,16 +2,14 @@
 
 The holder side of RAMster, on a real `Tmem` over `ZCache` with no network: pools autocreated per
 origin (number and epoch), origin versions kept, the budget shared with local pages (foreign
-ephemeral pages evictable, foreign persistent ones not), idempotent flushes with exact "found"
-lists (a page flush removes only the version it names, or any with version 0), and batches of
-one key arriving out of order. Budgets are computed from the store's own constants. Dropping an
-origin is in test_epochs.py, the origin side in test_shipping.py, the RPC mapping in the
+ephemeral pages evictable, foreign persistent ones not), idempotent flushes with exact "found" lists
+(a page flush removes only the version it names, or any with version 0), and batches of one key
+arriving out of order. Budgets are computed from the store's own constants. Dropping an origin is in
+test_epochs.py, the origin side in tests/unit/tmem/test_shipping.py, the RPC mapping in the
 integration tests.
 """
 
 from __future__ import annotations
-
-import random
 
 import pytest
 
@@ -27,58 +25,25 @@ from ramster.holder.foreign import (
     origins,
     put_foreign,
 )
-from ramster.page import PackedPage, pack_page
-from ramster.tmem import PoolSpec, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
+from ramster.page import PackedPage
+from ramster.tmem import PoolSpec, Rejected, RejectReason, Stored
+from ramster.tmem.pool import PoolRecord
 from ramster.tmem.shipping import take_shipments
-from ramster.zcache import ZCache, ZcacheConfig
-from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
-
-PAGE_SIZE = 4096
-ORIGIN = origin_client(2, "e2")
-OTHER = origin_client(3, "e3")
-EPH_UID, PERS_UID = 1, 2
-"""The origin's pool uids (its names for its pools on every peer)."""
-OID = (7, 0, 0)
-ALL = 1 << 30
-
-
-def packed(seed: int) -> PackedPage:
-    """A distinct packed page of 2034 bytes."""
-    return pack_page(random.Random(seed).randbytes(2000) + bytes(PAGE_SIZE - 2000))
-
-
-PAGE_COST = SLOT_BYTES + payload_heap_bytes(2034) + PAGE_BYTES
-"""Budget bytes one such page takes in a fresh store (its slot, its payload, its metadata)."""
-
-
-def foreign(
-    index: int, persistent: bool = False, version: int | None = None, oid: int = 7
-) -> ForeignPage:
-    uid = PERS_UID if persistent else EPH_UID
-    return ForeignPage(
-        uid,
-        persistent,
-        (oid, 0, 0),
-        index,
-        1000 + index if version is None else version,
-        packed(index),
-    )
-
-
-def holder(memory: int = 4 << 20) -> tuple[Tmem, ZCache]:
-    store = ZCache(ZcacheConfig(memory=memory))
-    return Tmem(store), store
-
-
-def fitting_holder(pages: int, objects: int) -> tuple[Tmem, ZCache]:
-    """A holder whose budget takes exactly `pages` pages in `objects` objects."""
-    return holder(objects * OBJECT_BYTES + pages * PAGE_COST)
-
-
-def foreign_counts(tmem: Tmem) -> tuple[int, int]:
-    counters = tmem.counters()
-    return counters["foreign_eph_pages"], counters["foreign_pers_pages"]
+from tests.support.foreign import (
+    ALL,
+    EPH_UID,
+    OID,
+    ORIGIN,
+    OTHER,
+    PAGE_COST,
+    PAGE_SIZE,
+    PERS_UID,
+    fitting_holder,
+    foreign,
+    foreign_counts,
+    holder,
+    packed,
+)
 
 
 def test_pages_cost_what_the_budgets_assume() -> None:

@@ -2,7 +2,7 @@
 links follow the members, a peer that fails is skipped (its pages kept or placed elsewhere)
 until its failure backoff has passed, and a holder gone for `origin_grace` is let go of. Over a
 real `Backend` with fake peers (tests/support/remote.py); the pure placement rules are in
-test_remote_policy.py.
+test_policy.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 with most room (the next if it refuses) or refused, a lone node counts its pages at risk, and
 repair rebuilds the copies of a node that left. Over a real `Backend` with fake peers
 (tests/support/remote.py); the repair loop's pace is in test_repair.py, the pure rules in
-test_copies.py.
+tests/unit/tmem/test_copies.py.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from ramster.tmem.pool import PoolRecord
 from ramster.tmem.remote import RemoteFlush
 from ramster.tmem.shipping import complete_shipments, drain_flushes, take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
-from tests.unit.test_copies import ALL, APP, PERSISTENT, B, C, D, host, page, stored, where
+from tests.support.copies import ALL, APP, PERSISTENT, B, C, D, host, page, stored, where
 
 
 def ship_all(origin: Tmem, holder: Tmem, name: str, node: int) -> None:

@@ -8,7 +8,7 @@ event loop, no peers: a "peer" is a node number and the packed page a shipment c
 run over `ZCache` and `PlainStore` where the store makes no difference to the rule; budgets are
 computed from the stores' own constants and the core's (a remote page still costs its handle and
 its index entry, `REMOTE_PAGE_BYTES`). The async layer that calls this is in
-tests/unit/remote/; the holder side in holder/test_foreign.py.
+tests/unit/remote/; the holder side in tests/unit/holder/test_foreign.py.
 """
 
 from __future__ import annotations

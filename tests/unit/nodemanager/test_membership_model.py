@@ -15,7 +15,7 @@ from nodemanager.model import MemberInfo
 from nodemanager.view import Change, ClusterView
 from ramster.errors import InvalidArgument
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MiB = 1024 * 1024
 ALPHA = MemberInfo(3, "alpha", "10.0.0.1:7470", "e1", 64 * MiB, 48 * MiB)
 ALPHA_JSON = (

@@ -1,16 +1,15 @@
 """Copies of persistent pages on two nodes, in the pure core (`ramster.tmem.copies`; DESIGN §6).
 
 A "peer" is a node number; what a peer holds is simulated by the holder-side core
-(`ramster.holder.foreign`) on a second `Tmem` where a test needs it. Races are forced by calling
-the core in the order the network would interleave it (copy taken, then a put or flush, then the
-copy recorded). Taking the copies back after a restart is in remote/test_restore.py; the async
+(`ramster.holder.foreign`) on a second `Tmem` where a test needs it. Races are forced by calling the
+core in the order the network would interleave it (copy taken, then a put or flush, then the copy
+recorded). Taking the copies back after a restart is in tests/unit/remote/test_restore.py; the async
 layer that drives this is in tests/unit/remote/.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import uuid
 
 from hypothesis import given
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 
 from ramster.errors import FailedPrecondition
 from ramster.page import pack_page
-from ramster.tmem import Hit, PoolSpec, Rejected, Stored, Tmem
+from ramster.tmem import Hit, PoolSpec
 from ramster.tmem.copies import (
     HERE,
     PageCopies,
@@ -39,53 +38,22 @@ from ramster.tmem.shipping import (
     remote_refs,
     take_shipments,
 )
-from ramster.zcache import ZCache, ZcacheConfig
-
-APP = "app"
-PAGE_SIZE = 4096
-PERSISTENT = PoolSpec(persistent=True)
-B, C, D = 2, 3, 4
-NOBODY: frozenset[int] = frozenset()
-ALL = 1 << 30
-
-
-def page(seed: int) -> bytes:
-    return random.Random(seed).randbytes(1500) + bytes(PAGE_SIZE - 1500)
-
-
-def host() -> Tmem:
-    return Tmem(ZCache(ZcacheConfig(memory=4 << 20)))
-
-
-def stored(tmem: Tmem, pool: int, keys: list[tuple[int, int]]) -> list[Stored | Rejected]:
-    """Put page(oid * 100 + index) at every key; every outcome."""
-    outcomes = tmem.put_many(APP, pool, [(o, i, page(o * 100 + i)) for o, i in keys])
-    assert all(isinstance(o, Stored) for o in outcomes), outcomes
-    return outcomes
-
-
-def copied(tmem: Tmem, pool: int, keys: list[tuple[int, int]], node: int) -> None:
-    """Put pages at `keys` and record their copies on `node`, as a put with two copies does."""
-    outcomes = stored(tmem, pool, keys)
-    oids = [((o, 0, 0), i) for o, i in keys]
-    for shipment in copies_of_puts(tmem, APP, pool, oids, outcomes):
-        assert settle(tmem, shipment, node, NOBODY)
-
-
-def shortfall(tmem: Tmem, wanted: int, draining: frozenset[int]) -> list[PageCopies]:
-    """Every page a whole pass of the repair scan finds short of copies, in one step."""
-    scan = ShortfallScan(tmem)
-    short = scan.step(wanted, draining, limit=ALL)
-    assert scan.done
-    return short
-
-
-def where(tmem: Tmem) -> dict[tuple[int, int], tuple[int, int | None]]:
-    """Every persistent page's (oid word 0, index) -> (primary, replica), HERE for this node."""
-    return {
-        (c.oid[0], c.index): (HERE if c.primary is None else c.primary, c.replica)
-        for c in shortfall(tmem, 3, NOBODY)  # every page has fewer than 3 copies
-    }
+from tests.support.copies import (
+    ALL,
+    APP,
+    NOBODY,
+    PAGE_SIZE,
+    PERSISTENT,
+    B,
+    C,
+    D,
+    copied,
+    host,
+    page,
+    shortfall,
+    stored,
+    where,
+)
 
 
 def test_a_put_yields_one_copy_per_stored_page_and_settling_records_the_replica() -> None:

@@ -23,8 +23,7 @@ import pytest
 
 from ramster.client import Frontswap, RamsterError, SyncClient
 from ramster.launcher import free_port
-from tests.integration.conftest import NodeFactory, wait_for
-from tests.integration.test_cluster import (
+from tests.support.cluster import (
     BATCH,
     Cluster,
     done_shipping,
@@ -35,7 +34,8 @@ from tests.integration.test_cluster import (
     text_page,
 )
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import RAMSTER
+from tests.support.nodes import RAMSTER, NodeFactory
+from tests.support.processes import wait_for
 
 REDUNDANCY_TIMEOUT = 30.0
 """Seconds the survivors get to rebuild every missing copy (a lease of 3 s, then the repair)."""

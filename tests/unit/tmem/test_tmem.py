@@ -4,7 +4,7 @@ and the exact error of every refused request.
 Most tests run over `PlainStore` with room to spare, so the semantics are seen alone; eviction
 and refused puts use a small budget or `ZCache`'s admission. Random sequences of the same
 operations against a dict model are in test_tmem_model.py; the stores' own contract is in
-test_store_contract.py.
+tests/contract/test_store_contract.py.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ import pytest
 
 from ramster.client import SyncClient
 from ramster.errors import Unavailable
-from tests.integration.conftest import NodeFactory, wait_for
-from tests.integration.test_cluster import done_shipping, key, pages_of, store_all, text_page
+from tests.support.cluster import done_shipping, key, pages_of, store_all, text_page
 from tests.support.delay_proxy import DelayProxy
-from tests.support.processes import free_port
+from tests.support.nodes import NodeFactory
+from tests.support.processes import free_port, wait_for
 
 PEER_TIMEOUT = 5.0
 """`RemotifyConfig.peer_timeout`'s default: `ramster node` has no flag for it yet."""

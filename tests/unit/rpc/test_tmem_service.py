@@ -1,7 +1,7 @@
 """The `Tmem` service's gets on the wire (`ramster.rpc.tmem_service`): the get mode a request
 names, and the binding's `Call` telling whether the caller still waits, handed to the node's
-`TieredTmem`. The get path itself (which gets free, remote pages) is in test_tiered.py; remote
-pages over the network in test_remote_gets.py.
+`TieredTmem`. The get path itself (which gets free, remote pages) is in tests/unit/test_tiered.py;
+remote pages over the network in tests/integration/test_remote_gets.py.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from ramster.holder.epochs import forget_origin, held_origins
 from ramster.holder.foreign import get_foreign, origin_client, origins, put_foreign
 from ramster.remote.absence import AbsenceClock
 from ramster.tmem import PoolSpec
-from tests.unit.holder.test_foreign import EPH_UID, OID, PAGE_SIZE, foreign, foreign_counts, holder
+from tests.support.foreign import EPH_UID, OID, PAGE_SIZE, foreign, foreign_counts, holder
 
 GRACE = 60.0
 

@@ -13,8 +13,8 @@ Clients, ``ramster members`` and etcdctl run inside the hosts' namespaces (``ip 
 the test process itself stays in the root namespace, which the lab never connects. Root only:
 skipped, with the reason, where a lab cannot be built (`tests.support.netns.available`).
 
-Not here: partitions from etcd alone on loopback (`test_cluster.py`, `EtcdLink`), slow peers
-(`test_slow_peer.py`), the lab itself (`test_netns_lab.py`).
+Not here: partitions from etcd alone on loopback (tests/integration/test_cluster.py, `EtcdLink`),
+slow peers (`test_slow_peer.py`), the lab itself (`test_netns_lab.py`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from typing import Any
 import pytest
 
 from ramster.launcher import etcd_argv
-from tests.integration.conftest import ETCDS, NODES, NodeProcess
 from tests.support.etcd import BIN, EtcdProcess
 from tests.support.netns import Host, NetnsError, NetnsLab, available
-from tests.support.nodes import RAMSTER
+from tests.support.nodes import ETCDS, NODES, RAMSTER, NodeProcess
 from tests.support.processes import ManagedProcess
 
 NODE_PORT = 7470  # every host is a fresh namespace: its ports are all free

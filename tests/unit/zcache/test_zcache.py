@@ -3,7 +3,7 @@ config validation, the put order, and the size units the config is written in.
 
 Pages are built to an exact lz4 size (`page_with_zsize`), so every threshold is tested at its
 value and one byte above. What every store must do (round trips, accounting, eviction order) is
-in test_store_contract.py.
+in tests/contract/test_store_contract.py.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.client import SyncClient
-from tests.integration.conftest import NodeProcess
+from tests.support.nodes import NodeProcess
 from tests.support.wire import METHODS, Answer, Method, RawNode
 
 REQUESTS = 2000

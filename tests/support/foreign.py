@@ -1,0 +1,66 @@
+"""Pages a node holds for other nodes, built in the pure core for unit tests
+(`ramster.holder.foreign`): origins, numbered packed pages, foreign pages of an ephemeral or a
+persistent pool, and holder `Tmem`s whose budgets are computed from the store's own constants.
+
+Not here: an origin's copies (`tests.support.copies`), real nodes (`tests.support.nodes`).
+"""
+
+from __future__ import annotations
+
+import random
+
+from ramster.holder.foreign import (
+    ForeignPage,
+    origin_client,
+)
+from ramster.page import PackedPage, pack_page
+from ramster.tmem import Tmem
+from ramster.tmem.pool import OBJECT_BYTES
+from ramster.zcache import ZCache, ZcacheConfig
+from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
+
+PAGE_SIZE = 4096
+ORIGIN = origin_client(2, "e2")
+OTHER = origin_client(3, "e3")
+EPH_UID, PERS_UID = 1, 2
+"""The origin's pool uids (its names for its pools on every peer)."""
+OID = (7, 0, 0)
+ALL = 1 << 30
+
+
+def packed(seed: int) -> PackedPage:
+    """A distinct packed page of 2034 bytes."""
+    return pack_page(random.Random(seed).randbytes(2000) + bytes(PAGE_SIZE - 2000))
+
+
+PAGE_COST = SLOT_BYTES + payload_heap_bytes(2034) + PAGE_BYTES
+"""Budget bytes one such page takes in a fresh store (its slot, its payload, its metadata)."""
+
+
+def foreign(
+    index: int, persistent: bool = False, version: int | None = None, oid: int = 7
+) -> ForeignPage:
+    uid = PERS_UID if persistent else EPH_UID
+    return ForeignPage(
+        uid,
+        persistent,
+        (oid, 0, 0),
+        index,
+        1000 + index if version is None else version,
+        packed(index),
+    )
+
+
+def holder(memory: int = 4 << 20) -> tuple[Tmem, ZCache]:
+    store = ZCache(ZcacheConfig(memory=memory))
+    return Tmem(store), store
+
+
+def fitting_holder(pages: int, objects: int) -> tuple[Tmem, ZCache]:
+    """A holder whose budget takes exactly `pages` pages in `objects` objects."""
+    return holder(objects * OBJECT_BYTES + pages * PAGE_COST)
+
+
+def foreign_counts(tmem: Tmem) -> tuple[int, int]:
+    counters = tmem.counters()
+    return counters["foreign_eph_pages"], counters["foreign_pers_pages"]

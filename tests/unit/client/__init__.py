@@ -1,0 +1,1 @@
+"""Unit tests of ramster/client without a node: configuration, checks, coalescing."""

@@ -1,0 +1,1 @@
+"""Unit tests of ramster/frontends: cleancache, frontswap, self-shrinking and the shims."""

@@ -1,0 +1,1 @@
+"""Unit tests of ramster/holder: pages held for other nodes, origins' epochs."""

@@ -1,0 +1,1 @@
+"""Unit tests of nodemanager/: membership's pure parts."""

@@ -1,0 +1,1 @@
+"""Unit tests of ramster/remote: the async remote layer over fake peers."""

@@ -1,0 +1,1 @@
+"""Unit tests of ramster/zcache: the compressed page store on its own."""
