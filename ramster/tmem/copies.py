@@ -4,8 +4,9 @@ A persistent page has a *primary* copy (here, or on the peer its remote handle n
 have a *replica* on another peer, found by the page's version. `persistent_copies` 2 asks for
 both; these pure steps say which pages fall short, forget the copies of a node that left, and
 rewrite the tree once a peer has stored a new copy (compare-and-swap on the version, like
-shipping). Copies on draining nodes still count for reads but are replaced, then flushed. The
-remote layer does the I/O. This module is the core's friend, like `shipping`.
+shipping), and take back the copies peers kept through this node's restart (`take_back`).
+Copies on draining nodes still count for reads but are replaced, then flushed. The remote layer
+does the I/O. This module is the core's friend, like `shipping`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ live in a `PageStore`; this module decides which keys exist, which get frees, an
 page has. The network edges (`ramster.rpc`) call it; the frontends reach it through an adapter.
 In process a get frees at once (`get`, `get_many`); over the network it reads (`get_many_packed`)
 and frees only once its answer is on its way (`take`): a caller that gave up loses no page.
+Code outside ramster/tmem changes the tree through public methods only (ruff's SLF001 holds in
+ramster/remote and ramster/holder): by client and pool id for applications, by `Pool` for the
+node's own code (the section "the table by pool").
 """
 
 from __future__ import annotations
@@ -582,7 +585,7 @@ class Tmem:
         """Forget the replica of the page at `slot` (local or remote) and queue its flush."""
         if obj.pool.foreign:  # foreign pages carry their origin's versions: never replicas here
             return
-        version = self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
+        version = self.slot_version(slot)
         node = self._replicas.pop(version, None)
         if node is not None:
             self.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index, version))
@@ -595,7 +598,7 @@ class Tmem:
         replicas = self._replicas if persistent and not obj.pool.foreign else {}
         for _, slot in obj.items():
             if replicas:
-                version = self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
+                version = self.slot_version(slot)
                 replica = replicas.pop(version, None)
                 if replica is not None:
                     holders.add(replica)
