@@ -25,7 +25,7 @@ HeldKey = tuple[int, Oid, int, int]
 def held_epochs(tmem: Tmem, number: int) -> list[str]:
     """The epochs of origin `number` this node holds pages for."""
     prefix = f"{FOREIGN_PREFIX}{number}:"
-    return sorted(c.removeprefix(prefix) for c in tmem._clients if c.startswith(prefix))
+    return sorted(c.removeprefix(prefix) for c in tmem.client_names(prefix))
 
 
 def adopt(tmem: Tmem, number: int, keep: str, current: str) -> list[Pool]:
@@ -33,19 +33,17 @@ def adopt(tmem: Tmem, number: int, keep: str, current: str) -> list[Pool]:
     and drop every other page held for that number (except the current epoch's). Returns the
     pools moved."""
     moved: list[Pool] = []
-    into = tmem._clients.setdefault(origin_client(number, current), {})
+    into = origin_client(number, current)
     for epoch in held_epochs(tmem, number):
         if epoch == current:
             continue
-        pools = tmem._clients.pop(origin_client(number, epoch))
+        pools = tmem.remove_client(origin_client(number, epoch))
         for uid, pool in pools.items():
-            if epoch == keep and pool.spec.persistent and uid not in into:
-                into[uid] = pool
+            if epoch == keep and pool.spec.persistent and uid not in tmem.client_pools(into):
+                tmem.place_pool(into, uid, pool)
                 moved.append(pool)
             else:
-                tmem._drop_pool(pool)
-    if not into:
-        del tmem._clients[origin_client(number, current)]
+                tmem.drop_pool(pool)
     return moved
 
 
@@ -61,8 +59,8 @@ def forget_origin(tmem: Tmem, number: int, current: str) -> int:
     for epoch in held_epochs(tmem, number):
         if epoch == current:
             continue
-        for pool in tmem._clients.pop(origin_client(number, epoch)).values():
-            dropped += tmem._drop_pool(pool)
+        for pool in tmem.remove_client(origin_client(number, epoch)).values():
+            dropped += tmem.drop_pool(pool)
     return dropped
 
 
@@ -77,7 +75,7 @@ def records(pools: Iterable[Pool]) -> list[PoolRecord]:
 
 def held_keys(pools: Iterable[Pool], tmem: Tmem) -> Iterator[HeldKey]:
     """Every page of `pools` with its version."""
-    version = tmem._store.version
+    version = tmem.slot_version
     for pool in pools:
         for obj in list(pool.objects.values()):
             for index, slot in list(obj.items()):  # the caller may yield between pages

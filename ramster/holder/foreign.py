@@ -3,7 +3,7 @@
 A holder keeps each origin's pages under a client of their own, named by the origin's number and
 epoch, in pools autocreated under the origin's pool uid, within this node's budget: foreign
 ephemeral pages may be evicted, foreign persistent pages may not, and none is shipped on. Pages
-arrive packed and leave as stored. This module is the core's friend, like `ramster.tmem.shipping`.
+arrive packed and leave as stored. The tree is reached through `Tmem`'s door by pool.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def put_foreign(
     found or made first, so a pool that does not fit refuses the batch before anything is
     stored."""
     pools = [_pool(tmem, origin, p.pool_uid, p.persistent, p.page.page_size) for p in pages]
-    held = tmem._clients.get(origin, {})
+    held = tmem.client_pools(origin)
     for record in owners:
         pool = held.get(record.uid)
         if pool is None:
@@ -63,10 +63,10 @@ def _put_unless_newer(tmem: Tmem, pool: Pool, page: ForeignPage) -> PutOutcome:
     obj = pool.objects.get(page.oid)
     slot = obj.slot(page.index) if obj is not None else None
     if slot is not None and not slot & REMOTE:
-        held = tmem._store.version(slot)
+        held = tmem.slot_version(slot)
         if held > page.version:
             return Stored(held)
-    return tmem._put(pool, page.oid, page.index, page.page, version=page.version)
+    return tmem.put_pool_page(pool, page.oid, page.index, page.page, version=page.version)
 
 
 def get_foreign(
@@ -74,18 +74,11 @@ def get_foreign(
 ) -> list[tuple[PackedPage, int] | None]:
     """Each page with its origin version, or None. The copies stay: the origin flushes one once
     its own get has answered."""
-    pools = tmem._clients.get(origin, {})
+    pools = tmem.client_pools(origin)
     answers: list[tuple[PackedPage, int] | None] = []
     for pool_uid, oid, index in keys:
         pool = pools.get(pool_uid)
-        obj = pool.objects.get(oid) if pool is not None else None
-        slot = obj.slot(index) if obj is not None else None
-        if obj is None or slot is None or slot & REMOTE:
-            answers.append(None)
-            continue
-        answers.append(
-            (tmem._store.read_packed(slot, obj.pool.spec.page_size), tmem._store.version(slot))
-        )
+        answers.append(tmem.stored_page(pool, oid, index) if pool is not None else None)
     return answers
 
 
@@ -94,44 +87,42 @@ def flush_foreign_pages(
 ) -> list[bool]:
     """Flush (pool uid, oid, index, version) copies; version 0 flushes any version, another
     only the copy of that version (a newer copy of the key stays)."""
-    pools = tmem._clients.get(origin, {})
+    pools = tmem.client_pools(origin)
     flushed = []
     for pool_uid, oid, index, version in keys:
         pool = pools.get(pool_uid)
         if pool is not None and version:
             obj = pool.objects.get(oid)
             slot = obj.slot(index) if obj is not None else None
-            if slot is None or tmem._store.version(slot) != version:
+            if slot is None or tmem.slot_version(slot) != version:
                 flushed.append(False)
                 continue
-        flushed.append(pool is not None and tmem._flush_page(pool, oid, index))
+        flushed.append(pool is not None and tmem.flush_pool_page(pool, oid, index))
     return flushed
 
 
 def flush_foreign_objects(
     tmem: Tmem, origin: str, objects: Sequence[tuple[int, Oid]]
 ) -> list[bool]:
-    pools = tmem._clients.get(origin, {})
+    pools = tmem.client_pools(origin)
     return [
-        pool_uid in pools and tmem._flush_object(pools[pool_uid], oid) for pool_uid, oid in objects
+        pool_uid in pools and tmem.flush_pool_object(pools[pool_uid], oid)
+        for pool_uid, oid in objects
     ]
 
 
 def destroy_foreign_pools(tmem: Tmem, origin: str, pool_uids: Sequence[int]) -> list[bool]:
-    pools = tmem._clients.get(origin, {})
     done = []
     for uid in pool_uids:
-        pool = pools.pop(uid, None)
+        pool = tmem.remove_pool(origin, uid)
         done.append(pool is not None)
         if pool is not None:
-            tmem._drop_pool(pool)
-    if origin in tmem._clients and not pools:
-        del tmem._clients[origin]
+            tmem.drop_pool(pool)
     return done
 
 
 def origins(tmem: Tmem) -> list[str]:
-    return [client for client in tmem._clients if client.startswith(FOREIGN_PREFIX)]
+    return tmem.client_names(FOREIGN_PREFIX)
 
 
 def foreign_pages(tmem: Tmem, of: Collection[str] | None = None) -> int:
@@ -140,15 +131,15 @@ def foreign_pages(tmem: Tmem, of: Collection[str] | None = None) -> int:
         pool.pages
         for origin in origins(tmem)
         if of is None or origin in of
-        for pool in tmem._clients[origin].values()
+        for pool in tmem.client_pools(origin).values()
     )
 
 
 def _pool(tmem: Tmem, origin: str, uid: int, persistent: bool, page_size: int) -> Pool:
-    pools = tmem._clients.setdefault(origin, {})
-    pool = pools.get(uid)
+    pool = tmem.client_pools(origin).get(uid)
     if pool is None:
-        pool = pools[uid] = Pool(PoolSpec(persistent, None, page_size), uid, foreign=True)
+        pool = Pool(PoolSpec(persistent, None, page_size), uid, foreign=True)
+        tmem.place_pool(origin, uid, pool)
     elif pool.spec.persistent != persistent or pool.spec.page_size != page_size:
         raise FailedPrecondition(
             f"origin pool {uid} of {origin} is {pool.spec.describe()}, not "

@@ -4,8 +4,9 @@ A persistent page has a *primary* copy (here, or on the peer its remote handle n
 have a *replica* on another peer, found by the page's version. `persistent_copies` 2 asks for
 both; these pure steps say which pages fall short, forget the copies of a node that left, and
 rewrite the tree once a peer has stored a new copy (compare-and-swap on the version, like
-shipping). Copies on draining nodes still count for reads but are replaced, then flushed. The
-remote layer does the I/O. This module is the core's friend, like `shipping`.
+shipping), and take back the copies peers kept through this node's restart (`take_back`).
+Copies on draining nodes still count for reads but are replaced, then flushed. The remote layer
+does the I/O. This module is the core's friend, like `shipping`.
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ def unput(tmem: Tmem, shipment: Shipment) -> bool:
     it was put again meanwhile. True if it went."""
     obj = tmem._objects.get(shipment.obj_id)
     slot = obj.slot(shipment.index) if obj is not None else None
-    if obj is None or slot is None or _version(tmem, slot) != shipment.version:
+    if obj is None or slot is None or tmem.slot_version(slot) != shipment.version:
         return False
     obj.pop(shipment.index)
     tmem._release(obj, shipment.index, slot)
@@ -275,7 +276,7 @@ def write_off(tmem: Tmem, node: int, restarted: bool) -> tuple[WriteOff, list[Re
     orphans: list[RemoteFlush] = []
     for pool, obj in list(_own_objects(tmem)):
         for index, slot in list(obj.items()):
-            version = _version(tmem, slot)
+            version = tmem.slot_version(slot)
             flush = RemoteFlush(node, pool.uid, obj.oid, index, version)
             if tmem._replicas.get(version) == node:
                 del tmem._replicas[version]
@@ -302,6 +303,35 @@ def write_off(tmem: Tmem, node: int, restarted: bool) -> tuple[WriteOff, list[Re
     return WriteOff(promoted, lost, ephemeral, replicas), [] if restarted else orphans
 
 
+def take_back(tmem: Tmem, holder: int, pool: Pool, oid: Oid, index: int, version: int) -> int:
+    """A copy peer `holder` kept of this node's page at the key through a restart
+    (`ramster.remote.restore`) becomes a remote handle to it, or its replica if another peer
+    holds the same version; an older copy of the key is flushed, and so is this holder's if the
+    key has a newer copy or two already. Returns 1 if the page became this node's again."""
+    obj = pool.objects.get(oid)
+    if obj is None:
+        obj = tmem._new_object(pool, oid)
+    slot = obj.slot(index)
+    if slot is not None:
+        held = tmem.slot_version(slot)
+        replica = tmem._replicas.get(held)
+        if held == version and slot & REMOTE:
+            if holder in (tmem._remote.node(slot), replica):
+                return 0
+            if replica is None:
+                tmem._replicas[version] = holder
+                return 0
+        if held >= version:  # a newer copy, or a third one: this holder's goes
+            tmem.remote_flushes.append(RemoteFlush(holder, pool.uid, oid, index, version))
+            return 0
+        obj.pop(index)
+        tmem._free_slot(obj, index, slot)  # the older copies are flushed
+        pool.pages -= 1
+    obj.insert(index, tmem._remote_add(holder, version, True))
+    pool.pages += 1
+    return 1
+
+
 def remote_holders(tmem: Tmem) -> set[int]:
     """The nodes holding the copy a remote handle of this node names (replicas aside: a node that
     leaves the view has them written off at once)."""
@@ -319,7 +349,7 @@ def _own_objects(tmem: Tmem, persistent: bool | None = None) -> Iterator[tuple[P
 
 
 def _copies(tmem: Tmem, pool: Pool, obj: TmemObject, index: int, slot: int) -> PageCopies:
-    version = _version(tmem, slot)
+    version = tmem.slot_version(slot)
     return PageCopies(
         obj_id=obj.obj_id,
         pool_uid=pool.uid,
@@ -333,7 +363,7 @@ def _copies(tmem: Tmem, pool: Pool, obj: TmemObject, index: int, slot: int) -> P
 
 
 def _shipment(tmem: Tmem, obj: TmemObject, index: int, slot: int, page: PackedPage) -> Shipment:
-    version = _version(tmem, slot)
+    version = tmem.slot_version(slot)
     return Shipment(
         obj_id=obj.obj_id,
         slot=slot,
@@ -347,15 +377,11 @@ def _shipment(tmem: Tmem, obj: TmemObject, index: int, slot: int, page: PackedPa
     )
 
 
-def _version(tmem: Tmem, slot: int) -> int:
-    return tmem._remote.version(slot) if slot & REMOTE else tmem._store.version(slot)
-
-
 def _current_slot(tmem: Tmem, copies: PageCopies | Shipment) -> int | None:
     """The slot of the page's key if it still holds `copies.version`, else None."""
     obj = tmem._objects.get(copies.obj_id)
     slot = obj.slot(copies.index) if obj is not None else None
-    if slot is None or _version(tmem, slot) != copies.version:
+    if slot is None or tmem.slot_version(slot) != copies.version:
         return None
     return slot
 

@@ -6,19 +6,22 @@ live in a `PageStore`; this module decides which keys exist, which get frees, an
 page has. The network edges (`ramster.rpc`) call it; the frontends reach it through an adapter.
 In process a get frees at once (`get`, `get_many`); over the network it reads (`get_many_packed`)
 and frees only once its answer is on its way (`take`): a caller that gave up loses no page.
+Code outside ramster/tmem changes the tree through public methods only (ruff's SLF001 holds in
+ramster/remote and ramster/holder): by client and pool id for applications, by `Pool` for the
+node's own code (the section "the table by pool").
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
 from ramster.page import PackedPage, check_page_length
 from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PoolSpec, TmemLimits, as_oid, check_index
-from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES, Pool, TmemObject
+from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES, Pool, PoolRecord, TmemObject
 from ramster.tmem.remote import (
     REMOTE,
     REMOTE_HANDLE_BYTES,
@@ -164,6 +167,41 @@ class Tmem:
                 return pool_id
         return None
 
+    def install_recovered(self, record: PoolRecord) -> Pool | None:
+        """A pool recovered from peers (`ramster.remote.restore`), waiting for its client; None
+        if its place is taken (or the record names a client no application may have)."""
+        if record.client.startswith(FOREIGN_PREFIX) or not record.client:
+            return None
+        pool = Pool(record.spec, record.uid, owner=(record.client, record.pool_id))
+        shared_uuid = record.spec.shared_uuid
+        if shared_uuid is not None:
+            if shared_uuid in self._shared:
+                return None
+            pool.refs = 0  # joined by the first client that asks for it
+            self._shared[shared_uuid] = pool
+            return pool
+        pools = self._clients.setdefault(record.client, {})
+        if record.pool_id in pools:
+            return None
+        pools[record.pool_id] = pool
+        self._unclaimed.add((record.client, record.pool_id))
+        return pool
+
+    def own_pools(self) -> Iterator[Pool]:
+        """Every pool of this node's own clients (not those held for peers), each once."""
+        seen: set[int] = set()
+        for client, pools in self._clients.items():
+            if client.startswith(FOREIGN_PREFIX):
+                continue
+            for pool in pools.values():
+                if pool.uid not in seen:
+                    seen.add(pool.uid)
+                    yield pool
+        for pool in self._shared.values():
+            if pool.uid not in seen:
+                seen.add(pool.uid)
+                yield pool
+
     def _join_shared(self, spec: PoolSpec) -> Pool:
         assert spec.shared_uuid is not None
         pool = self._shared.get(spec.shared_uuid)
@@ -189,7 +227,7 @@ class Tmem:
             return 0
         if pool.spec.shared_uuid is not None:
             del self._shared[pool.spec.shared_uuid]
-        return self._drop_pool(pool)
+        return self.drop_pool(pool)
 
     def _new_pool(self, spec: PoolSpec, foreign: bool = False) -> Pool:
         self._next_pool_uid += 1
@@ -206,7 +244,7 @@ class Tmem:
         """The version the next put gets: a reloaded backend continues from it."""
         return self._version + 1
 
-    def _drop_pool(self, pool: Pool) -> int:
+    def drop_pool(self, pool: Pool) -> int:
         """Free every page of a pool no handle refers to any more; return how many."""
         flushed = pool.pages
         holders: set[int] = set()
@@ -237,7 +275,7 @@ class Tmem:
         key_oid = as_oid(oid)
         check_index(index)
         _check_length(data, pool.spec.page_size, "data")
-        return self._put(pool, key_oid, index, data)
+        return self.put_pool_page(pool, key_oid, index, data)
 
     def put_many(
         self, client: str, pool_id: int, pages: Sequence[tuple[OidLike, int, PageData]]
@@ -257,7 +295,7 @@ class Tmem:
             if not (type(data) is bytes and len(data) == size):
                 _check_length(data, size, f"pages[{i}].data")
             checked.append((key_oid, index, data))
-        put = self._put
+        put = self.put_pool_page
         return [put(pool, oid, index, data) for oid, index, data in checked]
 
     def get(
@@ -313,7 +351,7 @@ class Tmem:
         for hit in hits:
             obj = self._objects.get(hit.obj_id)
             slot = obj.slot(hit.index) if obj is not None else None
-            if obj is None or slot is None or self._slot_version(slot) != hit.version:
+            if obj is None or slot is None or self.slot_version(slot) != hit.version:
                 taken.append(False)
                 continue
             obj.pop(hit.index)
@@ -324,25 +362,25 @@ class Tmem:
     def flush_page(self, client: str, pool_id: int, oid: OidLike, index: int) -> bool:
         """Remove one page; False if there was none."""
         pool = self._pool(client, pool_id)
-        return self._flush_page(pool, as_oid(oid), check_index(index))
+        return self.flush_pool_page(pool, as_oid(oid), check_index(index))
 
     def flush_many(
         self, client: str, pool_id: int, keys: Sequence[tuple[OidLike, int]]
     ) -> list[bool]:
         """Flush a batch of pages; every key is validated before any page is flushed."""
         pool = self._pool(client, pool_id)
-        return [self._flush_page(pool, oid, index) for oid, index in _checked_keys(keys)]
+        return [self.flush_pool_page(pool, oid, index) for oid, index in _checked_keys(keys)]
 
     def flush_object(self, client: str, pool_id: int, oid: OidLike) -> bool:
         """Remove every page of an object; False if the object had none."""
         pool = self._pool(client, pool_id)
-        return self._flush_object(pool, as_oid(oid))
+        return self.flush_pool_object(pool, as_oid(oid))
 
     def flush_objects(self, client: str, pool_id: int, oids: Sequence[OidLike]) -> list[bool]:
         """Flush a batch of objects; every oid is validated before any object is flushed."""
         pool = self._pool(client, pool_id)
         checked = [as_oid(oid, f"oids[{i}]") for i, oid in enumerate(oids)]
-        return [self._flush_object(pool, oid) for oid in checked]
+        return [self.flush_pool_object(pool, oid) for oid in checked]
 
     def page_version(self, client: str, pool_id: int, oid: OidLike, index: int) -> int | None:
         """The version of the page at the key, or None if absent (for compare-and-swap)."""
@@ -351,7 +389,7 @@ class Tmem:
         slot = obj.slot(index) if obj is not None else None
         if slot is None:
             return None
-        return self._slot_version(slot)
+        return self.slot_version(slot)
 
     def counters(self) -> dict[str, int]:
         counters = dict(self._counters)
@@ -370,9 +408,54 @@ class Tmem:
         counters.setdefault("foreign_pers_pages", 0)
         return counters
 
-    # -- internals ---------------------------------------------------------------------------
+    # -- the table by pool: the door for ramster.holder and ramster.remote ---------------------
+    # These reach pools and pages by `Pool`, not by (client, pool id), and validate nothing: the
+    # callers are this node's own code (the holder of foreign pages, restore after a restart).
 
-    def _put(
+    def client_names(self, prefix: str = "") -> list[str]:
+        """The clients holding pools whose name starts with `prefix`."""
+        return [client for client in self._clients if client.startswith(prefix)]
+
+    def client_pools(self, client: str) -> Mapping[int, Pool]:
+        """The pools of `client` by pool id (none if it has no pool)."""
+        return self._clients.get(client, {})
+
+    def place_pool(self, client: str, pool_id: int, pool: Pool) -> None:
+        """Put `pool` under `client` as `pool_id` (a pool made elsewhere, or taken from another
+        client)."""
+        self._clients.setdefault(client, {})[pool_id] = pool
+
+    def remove_pool(self, client: str, pool_id: int) -> Pool | None:
+        """Take pool `pool_id` from `client`, and the client once it has no pool left; the
+        pool's pages stay until `drop_pool`. None if there was no such pool."""
+        pools = self._clients.get(client, {})
+        pool = pools.pop(pool_id, None)
+        if client in self._clients and not pools:
+            del self._clients[client]
+        return pool
+
+    def remove_client(self, client: str) -> dict[int, Pool]:
+        """Take `client` with every pool it has, by pool id; their pages stay until `drop_pool`."""
+        return self._clients.pop(client)
+
+    def slot_version(self, slot: int) -> int:
+        """The version of the page at an object slot, local or remote."""
+        return self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
+
+    def continue_after(self, version: int = 0, pool_uid: int = 0) -> None:
+        """Number later puts and pools above a `version` and a `pool_uid` recovered from peers."""
+        self._version = max(self._version, version)
+        self._next_pool_uid = max(self._next_pool_uid, pool_uid)
+
+    def stored_page(self, pool: Pool, oid: Oid, index: int) -> tuple[PackedPage, int] | None:
+        """The page at the key here, packed as stored, with its version; None if there is none
+        or it is on a peer. The page stays."""
+        obj, slot = self._lookup(pool, oid, index)
+        if obj is None or slot is None or slot & REMOTE:
+            return None
+        return self._store.read_packed(slot, pool.spec.page_size), self._store.version(slot)
+
+    def put_pool_page(
         self, pool: Pool, oid: Oid, index: int, data: PageData, version: int | None = None
     ) -> PutOutcome:
         """Store a page; `version` None gives it the next version of this host (foreign pages
@@ -405,7 +488,7 @@ class Tmem:
             self._unlink_object(obj)
         return outcome
 
-    def _flush_page(self, pool: Pool, oid: Oid, index: int) -> bool:
+    def flush_pool_page(self, pool: Pool, oid: Oid, index: int) -> bool:
         self._counters["flush_total"] += 1
         obj = pool.objects.get(oid)
         slot = obj.pop(index) if obj is not None else None
@@ -415,7 +498,7 @@ class Tmem:
         self._counters["flush_found"] += 1
         return True
 
-    def _flush_object(self, pool: Pool, oid: Oid) -> bool:
+    def flush_pool_object(self, pool: Pool, oid: Oid) -> bool:
         self._counters["flobj_total"] += 1
         obj = pool.objects.get(oid)
         if obj is None:
@@ -423,6 +506,8 @@ class Tmem:
         self._drop_object(obj)
         self._counters["flobj_found"] += 1
         return True
+
+    # -- internals ---------------------------------------------------------------------------
 
     def _get(
         self, pool: Pool, oid: Oid, index: int, free: bool | None, read: Callable[[int, int], T]
@@ -442,10 +527,6 @@ class Tmem:
     def _lookup(pool: Pool, oid: Oid, index: int) -> tuple[TmemObject | None, int | None]:
         obj = pool.objects.get(oid)
         return obj, (obj.slot(index) if obj is not None else None)
-
-    def _slot_version(self, slot: int) -> int:
-        """The version of the page at an object slot, local or remote."""
-        return self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
 
     def _remote_ref(self, obj: TmemObject, index: int, handle: int) -> RemoteRef:
         pool = obj.pool
@@ -504,7 +585,7 @@ class Tmem:
         """Forget the replica of the page at `slot` (local or remote) and queue its flush."""
         if obj.pool.foreign:  # foreign pages carry their origin's versions: never replicas here
             return
-        version = self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
+        version = self.slot_version(slot)
         node = self._replicas.pop(version, None)
         if node is not None:
             self.remote_flushes.append(RemoteFlush(node, obj.pool.uid, obj.oid, index, version))
@@ -517,7 +598,7 @@ class Tmem:
         replicas = self._replicas if persistent and not obj.pool.foreign else {}
         for _, slot in obj.items():
             if replicas:
-                version = self._remote.version(slot) if slot & REMOTE else self._store.version(slot)
+                version = self.slot_version(slot)
                 replica = replicas.pop(version, None)
                 if replica is not None:
                     holders.add(replica)
