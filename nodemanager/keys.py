@@ -29,7 +29,8 @@ from ramster.errors import InvalidArgument
 ROOT = "/ramster/"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-"""Cluster, node and param names: the same rule as `ramster.config.NodeConfig.name`."""
+"""Cluster, node and param names, wherever they are given (flags, config, etcd, Admin calls)."""
+NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting alnum"
 
 KeyKind = Literal["names", "nodes", "params", "next_number", "forgotten"]
 
@@ -37,7 +38,7 @@ KeyKind = Literal["names", "nodes", "params", "next_number", "forgotten"]
 def check_name(field: str, value: str) -> str:
     """`value` if it is a valid cluster, node or param name, else `InvalidArgument`."""
     if not _NAME.match(value):
-        raise InvalidArgument.field(field, value, "1-63 letters, digits or ._- (no '/')")
+        raise InvalidArgument.field(field, value, NAME_RULE)
     return value
 
 

@@ -11,14 +11,13 @@ import re
 import socket
 from dataclasses import dataclass, field
 
+from nodemanager.keys import check_name
 from ramster.errors import InvalidArgument
 from ramster.tmem import TmemLimits
 from ramster.wire.limits import split_host_port
 from ramster.zcache import ZcacheConfig
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _OCTAL = re.compile(r"^[0-7]{1,4}$")
-NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting alnum"
 SOCKET_MODE_RULE = "octal permission bits 0000..0777, such as 0660"
 UNIX = "unix://"
 MAX_SOCKET_PATH = 98
@@ -36,13 +35,6 @@ def parse_socket_mode(text: str) -> int:
 def unix_path(address: str) -> str | None:
     """The socket file of a ``unix:///path`` address; None for ``HOST:PORT``."""
     return address.removeprefix(UNIX) if address.startswith(UNIX) else None
-
-
-def check_name(field_name: str, value: str) -> str:
-    """`value` if it is a valid node or cluster name, else `InvalidArgument` naming `field_name`."""
-    if not _NAME.match(value):
-        raise InvalidArgument.field(field_name, value, NAME_RULE)
-    return value
 
 
 def check_listen(address: str) -> None:

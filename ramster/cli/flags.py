@@ -17,7 +17,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
-from ramster.config import check_listen, check_name, parse_socket_mode, unix_path
+from nodemanager.keys import check_name
+from ramster.config import check_listen, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
 from ramster.params import SWITCH_WORDS
 from ramster.units import parse_size

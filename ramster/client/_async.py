@@ -18,10 +18,9 @@ from ramster.client._coalesce import Coalescer
 from ramster.client._config import ClientConfig, default_client_name
 from ramster.client._transport import MAX_DRAIN_WAIT, Key, Page, Transport
 from ramster.errors import InvalidArgument
-from ramster.frontends.ops import OidLike
 from ramster.page import DEFAULT_PAGE_SIZE, check_page_length, check_page_size
 from ramster.state import NodeState
-from ramster.tmem.keys import as_oid, check_index
+from ramster.tmem.keys import OidLike, as_oid, check_index
 from ramster.wire.limits import MAX_BATCH
 
 I32_MAX = 2**31 - 1

@@ -31,8 +31,9 @@ from ramster.errors import (
     RamsterError,
     Unavailable,
 )
-from ramster.frontends.ops import OidLike, TmemApi
+from ramster.frontends.ops import TmemApi
 from ramster.state import NodeState
+from ramster.tmem.keys import OidLike
 
 log = logging.getLogger("ramster.client")
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import uuid
 
 from ramster.errors import InvalidArgument
-from ramster.frontends.ops import CleancacheOps, OidLike
+from ramster.frontends.ops import CleancacheOps
 from ramster.page import check_page_size
-from ramster.tmem.keys import U32_MAX, Oid, as_oid
+from ramster.tmem.keys import U32_MAX, Oid, OidLike, as_oid
 
 MAX_INITIALIZABLE_FS = 32
 FAKE_FS_POOLID_OFFSET = 1000

@@ -11,9 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
-from ramster.tmem.keys import Oid
-
-OidLike = int | tuple[int, ...]
+from ramster.tmem.keys import Oid, OidLike
 
 
 class CleancacheOps(Protocol):

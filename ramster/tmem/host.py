@@ -20,7 +20,16 @@ from typing import TypeVar
 
 from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
 from ramster.page import PackedPage, check_page_length
-from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PoolSpec, TmemLimits, as_oid, check_index
+from ramster.tmem.keys import (
+    U32_MAX,
+    U64_MAX,
+    Oid,
+    OidLike,
+    PoolSpec,
+    TmemLimits,
+    as_oid,
+    check_index,
+)
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES, Pool, PoolRecord, TmemObject
 from ramster.tmem.remote import (
     REMOTE,
@@ -34,7 +43,6 @@ from ramster.tmem.store import Created, PageStore, Rejected
 INDEX_BITS = 32
 INDEX_MASK = (1 << INDEX_BITS) - 1
 
-OidLike = int | tuple[int, ...]
 PageData = bytes | PackedPage
 """A page as a client hands it over: raw bytes, or packed (`ramster.page`)."""
 T = TypeVar("T")

@@ -19,12 +19,14 @@ U64_MAX = 2**64 - 1
 
 Oid = tuple[int, int, int]
 """An object id: three unsigned 64-bit words, as the kernel's ``struct tmem_oid``."""
+OidLike = int | tuple[int, ...]
+"""An oid as callers may give it: one int, or up to three words (checked by `as_oid`)."""
 
 INVALID_OID: Oid = (U64_MAX, U64_MAX, U64_MAX)
 """All words all-ones: the kernel's "invalid oid" sentinel, refused as a key."""
 
 
-def as_oid(oid: int | tuple[int, ...], field: str = "oid") -> Oid:
+def as_oid(oid: OidLike, field: str = "oid") -> Oid:
     """Return `oid` as three words; an int is the first word with the other two zero."""
     if type(oid) is int and 0 <= oid <= U64_MAX:  # the hot path: a plain int in range
         return (oid, 0, 0)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 
-from ramster.tmem.host import OidLike, Stored, Tmem
-from ramster.tmem.keys import PoolSpec
+from ramster.tmem.host import Stored, Tmem
+from ramster.tmem.keys import OidLike, PoolSpec
 
 
 class LocalClient:

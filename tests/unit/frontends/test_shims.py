@@ -10,8 +10,8 @@ import pytest
 
 from ramster.errors import ResourceExhausted
 from ramster.frontends import Cleancache, Frontswap, TmemCleancacheOps, TmemFrontswapOps
-from ramster.frontends.ops import OidLike
 from ramster.tmem.host import Tmem
+from ramster.tmem.keys import OidLike
 from ramster.tmem.local import LocalClient
 from ramster.zcache import PlainStore
 

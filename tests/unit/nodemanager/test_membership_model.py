@@ -49,7 +49,8 @@ def test_a_cluster_name_that_would_break_the_layout_is_refused(cluster: str) -> 
     with pytest.raises(InvalidArgument) as raised:
         ClusterKeys(cluster)
     assert raised.value.message == (
-        f"cluster {cluster!r} is invalid: expected 1-63 letters, digits or ._- (no '/')"
+        f"cluster {cluster!r} is invalid: expected 1-63 letters, digits, '.', '_' or '-', "
+        "starting alnum"
     )
 
 
