@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from ramster.errors import InvalidArgument
-from ramster.wire.limits import MAX_BATCH, MAX_CLIENT_NAME, split_host_port
+from ramster.wire.limits import MAX_BATCH, check_client_name, split_host_port
 
 
 def default_client_name() -> str:
@@ -41,13 +41,7 @@ class ClientConfig:
             raise InvalidArgument.field("target", self.target, "HOST:PORT or unix:///path")
         if not self.target.startswith("unix://"):
             split_host_port(self.target, "target")
-        if (
-            not isinstance(self.client_name, str)
-            or not 0 < len(self.client_name) <= MAX_CLIENT_NAME
-        ):
-            raise InvalidArgument.field(
-                "client_name", self.client_name, f"a name of 1..{MAX_CLIENT_NAME} characters"
-            )
+        check_client_name(self.client_name, "client_name")
         if not isinstance(self.timeout, int | float) or not 0 < self.timeout < math.inf:
             raise InvalidArgument.field("timeout", self.timeout, "seconds > 0")
         if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= MAX_BATCH:

@@ -16,7 +16,7 @@ from ramster.errors import InvalidArgument
 from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, check_packed
 from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
 from ramster.tmem.host import PageData, PutOutcome
-from ramster.wire.limits import MAX_BATCH, MAX_CLIENT_NAME
+from ramster.wire.limits import MAX_BATCH
 from ramster.wire.messages import oid_of, packed_encoding
 
 PUT_STATUS_OF_REASON = {
@@ -31,14 +31,6 @@ FREE_OF_MODE: dict[int, bool | None] = {
     tmem_pb2.GET_MODE_FREE: True,
     tmem_pb2.GET_MODE_KEEP: False,
 }
-
-
-def client_name(name: str, field: str = "client") -> str:
-    if not name or len(name) > MAX_CLIENT_NAME:
-        raise InvalidArgument.field(
-            field, name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
-        )
-    return name
 
 
 def batch_size(field: str, count: int) -> None:

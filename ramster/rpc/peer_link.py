@@ -21,12 +21,11 @@ from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
 from ramster.holder.epochs import HeldKey
 from ramster.page import PackedPage, check_page_size
-from ramster.rpc.convert import client_name
 from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.wire.calls import M, Message, stream_call, unary_call
-from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS
+from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS, check_client_name
 from ramster.wire.messages import oid_message, packed_encoding
 
 PROTOCOL_VERSION = 1
@@ -267,5 +266,5 @@ def pool_record_of(message: peer_pb2.PoolRecord, field: str = "pools") -> PoolRe
     spec = PoolSpec(
         message.persistent, shared, check_page_size(message.page_size, f"{field}.page_size")
     )
-    owner = client_name(message.client, f"{field}.client")
+    owner = check_client_name(message.client, f"{field}.client")
     return PoolRecord(message.pool, owner, message.pool_id, spec)

@@ -19,7 +19,7 @@ from ramster.rpc import convert
 from ramster.rpc.binding import Call, service, unary, unary_watched
 from ramster.tiered import TieredTmem
 from ramster.tmem import Hit
-from ramster.wire.limits import MAX_MESSAGE
+from ramster.wire.limits import MAX_MESSAGE, check_client_name
 from ramster.wire.messages import oid_of
 
 SERVICE = "ramster.api.v1.Tmem"
@@ -57,19 +57,19 @@ class TmemService:
     async def new_pool(self, request: tmem_pb2.NewPoolRequest) -> tmem_pb2.NewPoolResponse:
         self._tiered.check_serving()
         spec = convert.pool_spec(request)
-        pool_id = self._tiered.new_pool(convert.client_name(request.client), spec)
+        pool_id = self._tiered.new_pool(check_client_name(request.client), spec)
         return tmem_pb2.NewPoolResponse(pool_id=pool_id)
 
     async def destroy_pool(
         self, request: tmem_pb2.DestroyPoolRequest
     ) -> tmem_pb2.DestroyPoolResponse:
         self._tiered.check_serving()
-        flushed = self._tiered.destroy_pool(convert.client_name(request.client), request.pool_id)
+        flushed = self._tiered.destroy_pool(check_client_name(request.client), request.pool_id)
         return tmem_pb2.DestroyPoolResponse(pages_flushed=flushed)
 
     async def put_pages(self, request: tmem_pb2.PutPagesRequest) -> tmem_pb2.PutPagesResponse:
         self._tiered.check_serving()
-        client = convert.client_name(request.client)
+        client = check_client_name(request.client)
         spec = self._tiered.pool_spec(client, request.pool_id)
         pages = convert.pages_of(request.pages, spec.page_size)
         outcomes = await self._tiered.put(client, request.pool_id, pages)
@@ -79,7 +79,7 @@ class TmemService:
         self, request: tmem_pb2.GetPagesRequest, call: Call
     ) -> tmem_pb2.GetPagesResponse:
         self._tiered.check_serving()
-        client = convert.client_name(request.client)
+        client = check_client_name(request.client)
         spec = self._tiered.pool_spec(client, request.pool_id)
         free = convert.free_of(request.mode)
         keys = convert.keys_of(request.keys)
@@ -92,7 +92,7 @@ class TmemService:
 
     async def flush_pages(self, request: tmem_pb2.FlushPagesRequest) -> tmem_pb2.FlushPagesResponse:
         self._tiered.check_serving()
-        client = convert.client_name(request.client)
+        client = check_client_name(request.client)
         self._tiered.pool_spec(client, request.pool_id)  # an unknown pool before bad keys
         flushed = self._tiered.flush(client, request.pool_id, convert.keys_of(request.keys))
         return tmem_pb2.FlushPagesResponse(flushed=flushed)
@@ -101,7 +101,7 @@ class TmemService:
         self, request: tmem_pb2.FlushObjectsRequest
     ) -> tmem_pb2.FlushObjectsResponse:
         self._tiered.check_serving()
-        client = convert.client_name(request.client)
+        client = check_client_name(request.client)
         convert.batch_size("oids", len(request.oids))
         oids = [oid_of(oid) for oid in request.oids]
         flushed = self._tiered.flush_objects(client, request.pool_id, oids)

@@ -17,6 +17,16 @@ MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
 
 MAX_CLIENT_NAME = 256
 
+
+def check_client_name(name: object, field: str = "client") -> str:
+    """`name` if it is a client name both ends accept, else `InvalidArgument` naming `field`."""
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_CLIENT_NAME:
+        raise InvalidArgument.field(
+            field, name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
+        )
+    return name
+
+
 MESSAGE_SIZE_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),

@@ -61,7 +61,10 @@ def test_the_default_client_name_is_unique() -> None:
     [
         ({"target": "localhost"}, "target 'localhost' is invalid: expected HOST:PORT with a port"),
         ({"target": 7470}, "target 7470 is invalid: expected HOST:PORT or unix:///path"),
-        ({"client_name": ""}, "client_name '' is invalid: expected a name of 1..256 characters"),
+        (
+            {"client_name": ""},
+            "client_name '' is invalid: expected a non-empty name of at most 256 characters",
+        ),
         ({"timeout": 0}, "timeout 0 is invalid: expected seconds > 0"),
         ({"max_batch": 1025}, "max_batch 1025 is invalid: expected an int in 1..1024"),
     ],
