@@ -118,6 +118,17 @@ def etcd_flag(parser: Parser, help: str = "etcd endpoints [RAMSTER_ETCD]") -> No
     parser.add_argument("--etcd", action=FromEnvironment, type=endpoints, help=help)
 
 
+def cluster_flag(parser: Parser) -> None:
+    """``--cluster``: the name of the cluster in etcd."""
+    parser.add_argument(
+        "--cluster",
+        action=FromEnvironment,
+        fallback="ramster",
+        type=name_of("cluster"),
+        help="cluster name [RAMSTER_CLUSTER, ramster]",
+    )
+
+
 def value_type(parse: Callable[[str], T], name: str) -> Callable[[str], T]:
     """`parse` as an argparse type named `name`: its `InvalidArgument` becomes the one-line
     error of the flag (or variable) that held the text."""

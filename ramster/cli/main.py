@@ -65,13 +65,7 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         type=flags.name_of("name"),
         help="node name in the cluster [RAMSTER_NAME, the host name]",
     )
-    node.add_argument(
-        "--cluster",
-        action=FromEnvironment,
-        fallback="ramster",
-        type=flags.name_of("cluster"),
-        help="cluster name [RAMSTER_CLUSTER, ramster]",
-    )
+    flags.cluster_flag(node)
     node.add_argument(
         "--metrics",
         action=FromEnvironment,
@@ -205,13 +199,7 @@ def _parser() -> Parser:
     flags.node_flag(forget, "any live node of the cluster (it tells the others through etcd)")
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     flags.etcd_flag(members)
-    members.add_argument(
-        "--cluster",
-        action=FromEnvironment,
-        fallback="ramster",
-        type=flags.name_of("cluster"),
-        help="[RAMSTER_CLUSTER, ramster]",
-    )
+    flags.cluster_flag(members)
     demo = commands.add_parser(
         "demo", help="a 3-node cluster overcommitted through frontswap and cleancache"
     )
