@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ramster.errors import FailedPrecondition, Unavailable
 from ramster.params import ModuleParams, switch_text
-from ramster.tmem import Tmem, TmemLimits
+from ramster.remote.handles import OriginTmem, origin_tmem
+from ramster.tmem import TmemLimits
 from ramster.zcache import ZCache, ZcacheConfig
 
 
@@ -31,7 +32,7 @@ class Backend:
         self.generation = 0
         self.params = params or ModuleParams()
         self.store: ZCache | None = None
-        self.tmem: Tmem | None = None
+        self.tmem: OriginTmem | None = None
         self._next_pool_uid = 1
         self.first_version = first_version
         self.recovering = recovering
@@ -58,7 +59,7 @@ class Backend:
         """Clients' Tmem calls are served: the backend is loaded and recovery is over."""
         return self.tmem is not None and not self.recovering
 
-    def require(self) -> Tmem:
+    def require(self) -> OriginTmem:
         """The backend for clients: UNAVAILABLE while recovering, then `loaded`."""
         if self.recovering:
             raise Unavailable(
@@ -66,7 +67,7 @@ class Backend:
             )
         return self.loaded()
 
-    def loaded(self) -> Tmem:
+    def loaded(self) -> OriginTmem:
         """The loaded backend, or FAILED_PRECONDITION naming how to load it."""
         if self.tmem is None:
             raise FailedPrecondition(
@@ -95,7 +96,7 @@ class Backend:
 
     def _load(self) -> None:
         self.store = ZCache(self.config)
-        self.tmem = Tmem(
+        self.tmem = origin_tmem(
             self.store,
             self.limits,
             first_pool_uid=self._next_pool_uid,
@@ -112,6 +113,6 @@ class Backend:
                 f"zcache holds {persistent} persistent pages: they must be returned until "
                 "flushed, so the backend stays on (flush or destroy their pools first)"
             )
-        self._next_pool_uid = self.tmem.next_pool_uid
-        self.first_version = self.tmem.next_version
+        self._next_pool_uid = self.tmem.table.next_pool_uid
+        self.first_version = self.tmem.table.next_version
         self.store = self.tmem = None

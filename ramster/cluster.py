@@ -134,7 +134,7 @@ class ClusterAgent:
             left = 0
             if tmem is not None and store is not None:
                 own = store.stats.pers_zpages - tmem.counters()["foreign_pers_pages"]
-                left = foreign_pages(tmem, live) + own
+                left = foreign_pages(tmem.table, live) + own
             alone = not any(
                 holding(info) for n, info in self._membership.members().items() if n != self.number
             )

@@ -22,9 +22,9 @@ from typing import Protocol, cast
 from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded, Unavailable
 from ramster.remote.fetch import Fetched
-from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.host import PageData
-from ramster.tmem.remote import RemoteRef, Unanswered
+from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
+from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored
+from ramster.tmem.table import PageData
 
 
 class Remote(Protocol):
@@ -32,7 +32,7 @@ class Remote(Protocol):
 
     async def replicate(
         self,
-        tmem: Tmem,
+        tmem: OriginTmem,
         client: str,
         pool_id: int,
         keys: Sequence[tuple[Oid, int]],
@@ -52,7 +52,7 @@ class Got:
     hits: list[Hit | None]
     frees: bool
     persistent: bool
-    tmem: Tmem
+    tmem: OriginTmem
 
 
 class TieredTmem:
@@ -164,7 +164,7 @@ class TieredTmem:
 
     async def _replicate(
         self,
-        tmem: Tmem,
+        tmem: OriginTmem,
         client: str,
         pool_id: int,
         keys: list[tuple[Oid, int]],

@@ -13,54 +13,54 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from ramster.holder.foreign import origin_client, origins
-from ramster.tmem.host import FOREIGN_PREFIX, Tmem
+from ramster.tmem.elsewhere import REMOTE, Elsewhere
 from ramster.tmem.keys import Oid
 from ramster.tmem.pool import Pool, PoolRecord
-from ramster.tmem.remote import REMOTE
+from ramster.tmem.table import FOREIGN_PREFIX, PageTable
 
 HeldKey = tuple[int, Oid, int, int]
 """(origin pool uid, oid, index, version) of a page a holder keeps."""
 
 
-def held_epochs(tmem: Tmem, number: int) -> list[str]:
+def held_epochs(table: PageTable[Elsewhere], number: int) -> list[str]:
     """The epochs of origin `number` this node holds pages for."""
     prefix = f"{FOREIGN_PREFIX}{number}:"
-    return sorted(c.removeprefix(prefix) for c in tmem.client_names(prefix))
+    return sorted(c.removeprefix(prefix) for c in table.client_names(prefix))
 
 
-def adopt(tmem: Tmem, number: int, keep: str, current: str) -> list[Pool]:
+def adopt(table: PageTable[Elsewhere], number: int, keep: str, current: str) -> list[Pool]:
     """Move the persistent pools of epoch `keep` of origin `number` under its `current` epoch,
     and drop every other page held for that number (except the current epoch's). Returns the
     pools moved."""
     moved: list[Pool] = []
     into = origin_client(number, current)
-    for epoch in held_epochs(tmem, number):
+    for epoch in held_epochs(table, number):
         if epoch == current:
             continue
-        pools = tmem.remove_client(origin_client(number, epoch))
+        pools = table.remove_client(origin_client(number, epoch))
         for uid, pool in pools.items():
-            if epoch == keep and pool.spec.persistent and uid not in tmem.client_pools(into):
-                tmem.place_pool(into, uid, pool)
+            if epoch == keep and pool.spec.persistent and uid not in table.client_pools(into):
+                table.place_pool(into, uid, pool)
                 moved.append(pool)
             else:
-                tmem.drop_pool(pool)
+                table.drop_pool(pool)
     return moved
 
 
-def held_origins(tmem: Tmem) -> set[int]:
+def held_origins(table: PageTable[Elsewhere]) -> set[int]:
     """The numbers of the origins this node holds pools for, whatever their epoch."""
-    return {int(c.removeprefix(FOREIGN_PREFIX).partition(":")[0]) for c in origins(tmem)}
+    return {int(c.removeprefix(FOREIGN_PREFIX).partition(":")[0]) for c in origins(table)}
 
 
-def forget_origin(tmem: Tmem, number: int, current: str) -> int:
+def forget_origin(table: PageTable[Elsewhere], number: int, current: str) -> int:
     """Drop every page held for origin `number` of an epoch before `current` (every epoch if
     `current` is "": the origin left for good); return how many."""
     dropped = 0
-    for epoch in held_epochs(tmem, number):
+    for epoch in held_epochs(table, number):
         if epoch == current:
             continue
-        for pool in tmem.remove_client(origin_client(number, epoch)).values():
-            dropped += tmem.drop_pool(pool)
+        for pool in table.remove_client(origin_client(number, epoch)).values():
+            dropped += table.drop_pool(pool)
     return dropped
 
 
@@ -73,9 +73,9 @@ def records(pools: Iterable[Pool]) -> list[PoolRecord]:
     ]
 
 
-def held_keys(pools: Iterable[Pool], tmem: Tmem) -> Iterator[HeldKey]:
+def held_keys(pools: Iterable[Pool], table: PageTable[Elsewhere]) -> Iterator[HeldKey]:
     """Every page of `pools` with its version."""
-    version = tmem.slot_version
+    version = table.slot_version
     for pool in pools:
         for obj in list(pool.objects.values()):
             for index, slot in list(obj.items()):  # the caller may yield between pages

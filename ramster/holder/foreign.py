@@ -3,7 +3,7 @@
 A holder keeps each origin's pages under a client of their own, named by the origin's number and
 epoch, in pools autocreated under the origin's pool uid, within this node's budget: foreign
 ephemeral pages may be evicted, foreign persistent pages may not, and none is shipped on. Pages
-arrive packed and leave as stored. The tree is reached through `Tmem`'s door by pool.
+arrive packed and leave as stored. The tree is changed through the page table's public methods only.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from ramster.errors import FailedPrecondition
 from ramster.page import PackedPage
-from ramster.tmem.host import FOREIGN_PREFIX, PutOutcome, Stored, Tmem
-from ramster.tmem.keys import Oid, PoolSpec
+from ramster.tmem.elsewhere import REMOTE, Elsewhere
+from ramster.tmem.keys import Oid, PageVersion, PoolSpec
 from ramster.tmem.pool import Pool, PoolRecord
-from ramster.tmem.remote import REMOTE
+from ramster.tmem.table import FOREIGN_PREFIX, PageTable, PutOutcome, Stored
 
 ForeignKey = tuple[int, Oid, int]
 """(origin pool uid, oid, index)."""
@@ -27,24 +27,25 @@ def origin_client(node: int, epoch: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ForeignPage:
-    pool_uid: int
+class ForeignPage(PageVersion):
+    """A page an origin hands this holder: its uid, key and version on the origin, packed."""
+
     persistent: bool
-    oid: Oid
-    index: int
-    version: int
     page: PackedPage
 
 
 def put_foreign(
-    tmem: Tmem, origin: str, pages: Sequence[ForeignPage], owners: Sequence[PoolRecord] = ()
+    table: PageTable[Elsewhere],
+    origin: str,
+    pages: Sequence[ForeignPage],
+    owners: Sequence[PoolRecord] = (),
 ) -> list[PutOutcome]:
     """Store pages for `origin`, each under its origin version, noting who owns their pools
     (a record that does not describe the held pool's pages is ignored). Every page's pool is
     found or made first, so a pool that does not fit refuses the batch before anything is
     stored."""
-    pools = [_pool(tmem, origin, p.pool_uid, p.persistent, p.page.page_size) for p in pages]
-    held = tmem.client_pools(origin)
+    pools = [_pool(table, origin, p.pool_uid, p.persistent, p.page.page_size) for p in pages]
+    held = table.client_pools(origin)
     for record in owners:
         pool = held.get(record.uid)
         if pool is None:
@@ -53,93 +54,97 @@ def put_foreign(
         if kept.persistent == told.persistent and kept.page_size == told.page_size:
             pool.owner = (record.client, record.pool_id)
             pool.spec = record.spec
-    return [_put_unless_newer(tmem, pool, page) for pool, page in zip(pools, pages, strict=True)]
+    return [_put_unless_newer(table, pool, page) for pool, page in zip(pools, pages, strict=True)]
 
 
-def _put_unless_newer(tmem: Tmem, pool: Pool, page: ForeignPage) -> PutOutcome:
+def _put_unless_newer(table: PageTable[Elsewhere], pool: Pool, page: ForeignPage) -> PutOutcome:
     """Store `page` unless a newer version of its key is held already: two shipments of one key
     may arrive out of order, and the older must not replace the newer (the origin then flushes
     the older version, which must not take the newer copy with it)."""
     obj = pool.objects.get(page.oid)
     slot = obj.slot(page.index) if obj is not None else None
     if slot is not None and not slot & REMOTE:
-        held = tmem.slot_version(slot)
+        held = table.slot_version(slot)
         if held > page.version:
             return Stored(held)
-    return tmem.put_pool_page(pool, page.oid, page.index, page.page, version=page.version)
+    return table.put_pool_page(pool, page.oid, page.index, page.page, version=page.version)
 
 
 def get_foreign(
-    tmem: Tmem, origin: str, keys: Sequence[ForeignKey]
+    table: PageTable[Elsewhere], origin: str, keys: Sequence[ForeignKey]
 ) -> list[tuple[PackedPage, int] | None]:
     """Each page with its origin version, or None. The copies stay: the origin flushes one once
     its own get has answered."""
-    pools = tmem.client_pools(origin)
+    pools = table.client_pools(origin)
     answers: list[tuple[PackedPage, int] | None] = []
     for pool_uid, oid, index in keys:
         pool = pools.get(pool_uid)
-        answers.append(tmem.stored_page(pool, oid, index) if pool is not None else None)
+        answers.append(table.stored_page(pool, oid, index) if pool is not None else None)
     return answers
 
 
 def flush_foreign_pages(
-    tmem: Tmem, origin: str, keys: Sequence[tuple[int, Oid, int, int]]
+    table: PageTable[Elsewhere], origin: str, keys: Sequence[tuple[int, Oid, int, int]]
 ) -> list[bool]:
     """Flush (pool uid, oid, index, version) copies; version 0 flushes any version, another
     only the copy of that version (a newer copy of the key stays)."""
-    pools = tmem.client_pools(origin)
+    pools = table.client_pools(origin)
     flushed = []
     for pool_uid, oid, index, version in keys:
         pool = pools.get(pool_uid)
         if pool is not None and version:
             obj = pool.objects.get(oid)
             slot = obj.slot(index) if obj is not None else None
-            if slot is None or tmem.slot_version(slot) != version:
+            if slot is None or table.slot_version(slot) != version:
                 flushed.append(False)
                 continue
-        flushed.append(pool is not None and tmem.flush_pool_page(pool, oid, index))
+        flushed.append(pool is not None and table.flush_pool_page(pool, oid, index))
     return flushed
 
 
 def flush_foreign_objects(
-    tmem: Tmem, origin: str, objects: Sequence[tuple[int, Oid]]
+    table: PageTable[Elsewhere], origin: str, objects: Sequence[tuple[int, Oid]]
 ) -> list[bool]:
-    pools = tmem.client_pools(origin)
+    pools = table.client_pools(origin)
     return [
-        pool_uid in pools and tmem.flush_pool_object(pools[pool_uid], oid)
+        pool_uid in pools and table.flush_pool_object(pools[pool_uid], oid)
         for pool_uid, oid in objects
     ]
 
 
-def destroy_foreign_pools(tmem: Tmem, origin: str, pool_uids: Sequence[int]) -> list[bool]:
+def destroy_foreign_pools(
+    table: PageTable[Elsewhere], origin: str, pool_uids: Sequence[int]
+) -> list[bool]:
     done = []
     for uid in pool_uids:
-        pool = tmem.remove_pool(origin, uid)
+        pool = table.remove_pool(origin, uid)
         done.append(pool is not None)
         if pool is not None:
-            tmem.drop_pool(pool)
+            table.drop_pool(pool)
     return done
 
 
-def origins(tmem: Tmem) -> list[str]:
-    return tmem.client_names(FOREIGN_PREFIX)
+def origins(table: PageTable[Elsewhere]) -> list[str]:
+    return table.client_names(FOREIGN_PREFIX)
 
 
-def foreign_pages(tmem: Tmem, of: Collection[str] | None = None) -> int:
+def foreign_pages(table: PageTable[Elsewhere], of: Collection[str] | None = None) -> int:
     """Pages this node holds for other nodes (only for the origins `of`, if given)."""
     return sum(
         pool.pages
-        for origin in origins(tmem)
+        for origin in origins(table)
         if of is None or origin in of
-        for pool in tmem.client_pools(origin).values()
+        for pool in table.client_pools(origin).values()
     )
 
 
-def _pool(tmem: Tmem, origin: str, uid: int, persistent: bool, page_size: int) -> Pool:
-    pool = tmem.client_pools(origin).get(uid)
+def _pool(
+    table: PageTable[Elsewhere], origin: str, uid: int, persistent: bool, page_size: int
+) -> Pool:
+    pool = table.client_pools(origin).get(uid)
     if pool is None:
         pool = Pool(PoolSpec(persistent, None, page_size), uid, foreign=True)
-        tmem.place_pool(origin, uid, pool)
+        table.place_pool(origin, uid, pool)
     elif pool.spec.persistent != persistent or pool.spec.page_size != page_size:
         raise FailedPrecondition(
             f"origin pool {uid} of {origin} is {pool.spec.describe()}, not "

@@ -3,8 +3,8 @@ wait for it, failing over to the page's other copy, each answer settled against 
 
 A holder that answers without its copy lost it (the other copy is the only one now); a
 persistent page no holder answered for in time is `Unanswered` (UNAVAILABLE, never a miss); a
-get across a backend reload is a miss. Not here: the pure settling rules (`ramster.tmem.copies`,
-`ramster.tmem.shipping.localify`), the tier that asks (`ramster.rpc.tmem_service`).
+get across a backend reload is a miss. Not here: the pure settling rules (`ramster.remote.copies`,
+`ramster.remote.shipping.localify`), the tier that asks (`ramster.rpc.tmem_service`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from collections.abc import Sequence
 
 from ramster.backend import Backend
 from ramster.errors import RamsterError
+from ramster.remote.copies import lost_copy
+from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
 from ramster.remote.peer import FoundPage
 from ramster.remote.peers import Peers
 from ramster.remote.policy import RemotifyConfig, brings_home
-from ramster.tmem import Hit, Tmem
-from ramster.tmem.copies import lost_copy
-from ramster.tmem.remote import RemoteRef, Unanswered
-from ramster.tmem.shipping import localify
+from ramster.remote.shipping import localify
+from ramster.tmem import Hit
 
 log = logging.getLogger("ramster.remote")
 
@@ -50,7 +50,7 @@ class Fetcher:
         """The pages of `refs`, checked against the tree again once they arrive: a `Hit`, None
         (not there), or `Unanswered` (a persistent page no holder answered for in time). Holders
         are asked to keep their copies: a get that frees takes the page once its answer is on
-        its way (`Tmem.take`). With `keep` (a get that does not free), persistent pages read
+        its way (`OriginTmem.take`). With `keep` (a get that does not free), persistent pages read
         come home while the store is below its low watermark."""
         futures = []
         wanted: dict[int, list[RemoteRef]] = defaultdict(list)
@@ -73,7 +73,7 @@ class Fetcher:
         return [await future for future in futures]
 
     async def _fetch_from(
-        self, asked: Tmem | None, node: int, refs: list[RemoteRef], keep: bool
+        self, asked: OriginTmem | None, node: int, refs: list[RemoteRef], keep: bool
     ) -> None:
         """Fetch from one peer and settle each page against the tree it was asked for: if the
         backend was reloaded meanwhile, the refs mean nothing in the new one (a miss)."""
@@ -104,7 +104,7 @@ class Fetcher:
 
     def _settle(
         self,
-        tmem: Tmem,
+        tmem: OriginTmem,
         ref: RemoteRef,
         primary: FoundPage | None,
         asked: bool,
@@ -125,16 +125,16 @@ class Fetcher:
                 replies[ref.replica] = second.get(key)
         found = [(node, reply) for node, reply in replies.items() if reply is not None]
         if not found and not silent:
-            return localify(tmem, ref, None)  # every holder answered without it
+            return localify(tmem.table, ref, None)  # every holder answered without it
         for node, reply in replies.items():
             if reply is None:
-                lost_copy(tmem, ref, node)
+                lost_copy(tmem.table, ref, node)
         if not found:
-            return localify(tmem, ref, Unanswered(tuple(silent)))
+            return localify(tmem.table, ref, Unanswered(tuple(silent)))
         source, answer = found[0]
         if source != ref.node:
             self.counters["remote_gets_failed_over"] += 1
-        return localify(tmem, ref, answer, keep and self._room_at_home())
+        return localify(tmem.table, ref, answer, keep and self._room_at_home())
 
     def _room_at_home(self) -> bool:
         """A page read from a peer may come home: the store is below its low watermark."""

@@ -4,8 +4,8 @@ brought home, or written off), one batch per holder.
 A flush for a holder out of the view waits as an orphan (`Peers.orphan`) and goes out when the
 holder is introduced again; a flush that fails makes the holder unsure (`Peers.unsure`): it is
 sent again before anything is placed there. Flushes carry versions, so one that arrives late
-never removes a newer copy. Not here: what queues them (`ramster.tmem.shipping`,
-`ramster.tmem.copies`), the wire (`ramster.rpc.peer_link`).
+never removes a newer copy. Not here: what queues them (`ramster.remote.shipping`,
+`ramster.remote.copies`), the wire (`ramster.rpc.peer_link`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import logging
 from collections import defaultdict
 
 from ramster.errors import RamsterError
+from ramster.remote.handles import OriginTmem, RemoteFlush
 from ramster.remote.peers import Peers
-from ramster.tmem import Tmem
-from ramster.tmem.remote import RemoteFlush
-from ramster.tmem.shipping import drain_flushes
 
 log = logging.getLogger("ramster.remote")
 
@@ -41,8 +39,8 @@ class Flushes:
         pages = self.counters["remote_pages_flushed"]
         return f"<Flushes pages={pages} failed={self.counters['remote_page_flushes_failed']}>"
 
-    async def send(self, tmem: Tmem) -> None:
-        flushes = drain_flushes(tmem)
+    async def send(self, tmem: OriginTmem) -> None:
+        flushes = tmem.table.elsewhere.drain()
         by_node: dict[int, list[RemoteFlush]] = defaultdict(list)
         for flush in flushes:
             by_node[flush.node].append(flush)

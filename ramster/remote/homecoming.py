@@ -16,12 +16,11 @@ import time
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
 from ramster.remote.flushes import Flushes
+from ramster.remote.handles import OriginTmem, RemoteRef
 from ramster.remote.peers import Peers
 from ramster.remote.policy import RemotifyConfig
 from ramster.remote.restore import restore
-from ramster.tmem import Tmem
-from ramster.tmem.remote import RemoteRef
-from ramster.tmem.shipping import drop_remote, remote_refs, repatriate
+from ramster.remote.shipping import drop_remote, remote_refs, repatriate
 
 log = logging.getLogger("ramster.remote")
 
@@ -48,7 +47,7 @@ class Homecoming:
     def __repr__(self) -> str:
         return f"<Homecoming recovered={self._peers.recovered}>"
 
-    async def recover(self, tmem: Tmem) -> int:
+    async def recover(self, tmem: OriginTmem) -> int:
         """Take back, from the peers in view, the persistent pages this node's earlier epochs
         stored in `tmem` (the latest epoch any peer holds); return how many pages. Until this is
         done no peer is placed on."""
@@ -57,7 +56,7 @@ class Homecoming:
         await self._peers.introduce()
         return restored
 
-    async def _recover(self, tmem: Tmem) -> int:
+    async def _recover(self, tmem: OriginTmem) -> int:
         timeout = self._config.recover_timeout
         deadline = time.monotonic() + timeout
         links = self._peers.links
@@ -111,27 +110,27 @@ class Homecoming:
         async with self._shipping:
             return await self._bring_home(tmem)
 
-    async def _bring_home(self, tmem: Tmem) -> int:
+    async def _bring_home(self, tmem: OriginTmem) -> int:
         home = 0
-        refs = remote_refs(tmem, persistent=True)
+        refs = remote_refs(tmem.table, persistent=True)
         for node in sorted({ref.node for ref in refs}):
             batch = [ref for ref in refs if ref.node == node]
             for start in range(0, len(batch), self._config.batch_pages):
                 chunk = batch[start : start + self._config.batch_pages]
                 home += await self._repatriate(tmem, node, chunk)
         await self._flushes.send(tmem)  # the copies of the pages now home
-        left = len(remote_refs(tmem, persistent=True))
+        left = len(remote_refs(tmem.table, persistent=True))
         if left:
             raise FailedPrecondition(
                 f"{left} persistent pages could not come home (store full or holder "
                 "unreachable): ramster stays on"
             )
-        for ref in remote_refs(tmem, persistent=False):
-            drop_remote(tmem, ref)
+        for ref in remote_refs(tmem.table, persistent=False):
+            drop_remote(tmem.table, ref)
         await self._flushes.send(tmem)
         return home
 
-    async def _repatriate(self, tmem: Tmem, node: int, refs: list[RemoteRef]) -> int:
+    async def _repatriate(self, tmem: OriginTmem, node: int, refs: list[RemoteRef]) -> int:
         link = self._peers.links.get(node)
         if link is None:
             return 0
@@ -142,6 +141,8 @@ class Homecoming:
             return 0
         # Each page home queues the flush of the copy it replaces: sent by `Flushes.send`.
         return sum(
-            answer is not None and answer[1] == ref.version and repatriate(tmem, ref, answer[0])
+            answer is not None
+            and answer[1] == ref.version
+            and repatriate(tmem.table, ref, answer[0])
             for ref, answer in zip(refs, answers, strict=True)
         )

@@ -27,14 +27,14 @@ from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.remote.fetch import Fetched, Fetcher
 from ramster.remote.flushes import Flushes
+from ramster.remote.handles import OriginTmem, RemoteRef
 from ramster.remote.homecoming import Homecoming
 from ramster.remote.peer import LinkFactory
 from ramster.remote.peers import Peers
 from ramster.remote.policy import RemotifyConfig
 from ramster.remote.remotify import Remotify
 from ramster.remote.replication import REPAIR_RETRY, Replication
-from ramster.tmem import Oid, PutOutcome, Tmem
-from ramster.tmem.remote import RemoteRef
+from ramster.tmem import Oid, PutOutcome
 
 log = logging.getLogger("ramster.remote")
 
@@ -150,7 +150,7 @@ class RemoteLayer:
 
     async def replicate(
         self,
-        tmem: Tmem,
+        tmem: OriginTmem,
         client: str,
         pool_id: int,
         keys: Sequence[tuple[Oid, int]],

@@ -14,8 +14,8 @@ from typing import Protocol
 
 from ramster.holder.epochs import HeldKey
 from ramster.page import PackedPage
+from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.pool import PoolRecord
-from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 
 FoundPage = tuple[PackedPage, int]
 """A page a holder answered, with the version it holds."""

@@ -25,12 +25,11 @@ from ramster.errors import RamsterError
 from ramster.holder.epochs import forget_origin, held_origins
 from ramster.remote import policy
 from ramster.remote.absence import AbsenceClock
+from ramster.remote.departures import remote_holders, write_off
+from ramster.remote.handles import OriginTmem, RemoteFlush, Shipment
 from ramster.remote.peer import LinkFactory, Peer
 from ramster.remote.policy import RemotifyConfig, copies_wanted, placement, target_down
 from ramster.remote.restore import own_records
-from ramster.tmem import Tmem
-from ramster.tmem.copies import remote_holders, write_off
-from ramster.tmem.remote import RemoteFlush, Shipment
 
 log = logging.getLogger("ramster.remote")
 
@@ -162,7 +161,7 @@ class Peers:
         tmem = self._backend.tmem
         kept = set(self._orphans)
         if tmem is not None:
-            kept |= held_origins(tmem) | remote_holders(tmem)
+            kept |= held_origins(tmem.table) | remote_holders(tmem.table)
         live = set(self.members) | {self.me}
         gone = set(self._absence.expired(now, grace, live, kept))
         gone.update(n for n in forgotten if n in kept and n not in live)
@@ -175,13 +174,13 @@ class Peers:
             self._forget_peer(tmem, number, why)
         return sorted(gone)
 
-    def _forget_peer(self, tmem: Tmem | None, number: int, why: str) -> None:
+    def _forget_peer(self, tmem: OriginTmem | None, number: int, why: str) -> None:
         pages = lost = 0
         if tmem is not None:
-            pages = forget_origin(tmem, number, "")
+            pages = forget_origin(tmem.table, number, "")
             # Its copies are gone for good: a page only it held is lost (a miss from now on,
             # not UNAVAILABLE for ever), counted in remote_pers_pages_lost.
-            lost = write_off(tmem, number, restarted=True)[0].lost
+            lost = write_off(tmem.table, number, restarted=True)[0].lost
         flushes = len(self._orphans.pop(number, []))
         self._absence.drop(number)
         self._epochs.pop(number, None)
@@ -205,7 +204,7 @@ class Peers:
         self.orphan(node, flushes)
         self.introduced.discard(node)
 
-    def _write_off(self, tmem: Tmem | None, number: int, restarted: bool) -> None:
+    def _write_off(self, tmem: OriginTmem | None, number: int, restarted: bool) -> None:
         """Stop counting on peer `number`'s copies until it is introduced again."""
         self.introduced.discard(number)
         self.counters["peers_written_off"] += 1
@@ -213,7 +212,7 @@ class Peers:
             self._orphans.pop(number, None)
         if tmem is None:
             return
-        off, orphans = write_off(tmem, number, restarted)
+        off, orphans = write_off(tmem.table, number, restarted)
         self.orphan(number, orphans)
         how = "restarted" if restarted else "left"
         log.warning("node %d %s: its copies are written off (%s)", number, how, off)
@@ -285,7 +284,9 @@ class Peers:
         if error is not None:
             log.warning("shipping to node %d failed: %s", node, error.message)
 
-    async def store_on(self, tmem: Tmem, target: int, shipments: Sequence[Shipment]) -> list[bool]:
+    async def store_on(
+        self, tmem: OriginTmem, target: int, shipments: Sequence[Shipment]
+    ) -> list[bool]:
         """Put pages on one peer, with the records of their pools; True for each it took."""
         link = self.links.get(target)
         if link is None:
@@ -304,7 +305,7 @@ class Peers:
         return stored
 
     async def place(
-        self, tmem: Tmem, shipments: Sequence[Shipment], avoid: Sequence[frozenset[int]]
+        self, tmem: OriginTmem, shipments: Sequence[Shipment], avoid: Sequence[frozenset[int]]
     ) -> list[int | None]:
         """Store each page on one peer not in its `avoid` set, trying the next best peer for the
         pages one refused; the peer that took each page, or None."""

@@ -4,7 +4,7 @@ persistent page, whatever the watermarks, while the node evacuates).
 
 Up to `in_flight` batches are on the wire at once; queued flushes go out before each batch; a
 page never goes to the peer that holds its other copy. Not here: the loop that runs rounds
-(`ramster.remote.layer`), which pages and how many (`ramster.tmem.shipping`,
+(`ramster.remote.layer`), which pages and how many (`ramster.remote.shipping`,
 `ramster.remote.policy`), where to (`ramster.remote.peers`).
 """
 
@@ -18,11 +18,10 @@ from collections.abc import Sequence
 
 from ramster.backend import Backend
 from ramster.remote.flushes import Flushes
+from ramster.remote.handles import OriginTmem, Shipment
 from ramster.remote.peers import Peers
 from ramster.remote.policy import RemotifyConfig, bytes_to_ship, classes_to_ship
-from ramster.tmem import Tmem
-from ramster.tmem.remote import Shipment
-from ramster.tmem.shipping import complete_shipments, return_shipments, take_shipments
+from ramster.remote.shipping import complete_shipments, return_shipments, take_shipments
 
 
 class Remotify:
@@ -58,7 +57,7 @@ class Remotify:
         """What peers hold for this node is changing: a round (or a homecoming) runs, or
         flushes wait for the next round."""
         tmem = self._backend.tmem
-        flushing = tmem is not None and bool(tmem.remote_flushes)
+        flushing = tmem is not None and bool(tmem.table.elsewhere.flushes)
         return self._shipping.locked() or flushing
 
     def under_pressure(self) -> bool:
@@ -104,14 +103,14 @@ class Remotify:
                     if not order:
                         break
                     shipments = take_shipments(
-                        tmem, persistent, self._config.batch_pages, self._config.batch_bytes
+                        tmem.table, persistent, self._config.batch_pages, self._config.batch_bytes
                     )
                     if not shipments:
                         break
                     single = persistent and peers.copies_wanted() > 1
                     batches = _by_target(shipments, order, single)
                     if None in batches:  # every allowed peer holds their other copy already
-                        return_shipments(tmem, batches.pop(None))
+                        return_shipments(tmem.table, batches.pop(None))
                     if not batches:
                         self._unshippable.add(persistent)
                         break
@@ -134,11 +133,11 @@ class Remotify:
                 shipped += sum(await asyncio.gather(*in_flight))
         return shipped
 
-    async def _ship(self, tmem: Tmem, target: int, shipments: list[Shipment]) -> int:
+    async def _ship(self, tmem: OriginTmem, target: int, shipments: list[Shipment]) -> int:
         started = time.perf_counter()
         stored = await self._peers.store_on(tmem, target, shipments)
         self.counters["remotify_batches"] += 1
-        shipped = complete_shipments(tmem, target, shipments, stored)
+        shipped = complete_shipments(tmem.table, target, shipments, stored)
         self.counters["remotify_busy_microseconds"] += int((time.perf_counter() - started) * 1e6)
         return shipped
 

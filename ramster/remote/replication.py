@@ -5,7 +5,7 @@ A repair round scans the tree in steps of `batch_pages` pages at most `repair_ra
 second, reads each page short of copies (here or from a peer holding one) and places its missing
 copy; pages with a copy on a draining peer get one elsewhere. The pages at risk are counted from
 the tree's tallies, so an idle loop scans nothing, and rounds that make no copy back off. Not
-here: the loop itself (`ramster.remote.layer`), the pure rules (`ramster.tmem.copies`), placement
+here: the loop itself (`ramster.remote.layer`), the pure rules (`ramster.remote.copies`), placement
 (`ramster.remote.peers`).
 """
 
@@ -20,11 +20,7 @@ from collections.abc import Sequence
 from ramster.backend import Backend
 from ramster.errors import RamsterError
 from ramster.page import PackedPage
-from ramster.remote.flushes import Flushes
-from ramster.remote.peers import Peers
-from ramster.remote.policy import RemotifyConfig
-from ramster.tmem import Oid, PutOutcome, Tmem
-from ramster.tmem.copies import (
+from ramster.remote.copies import (
     HERE,
     PageCopies,
     ShortfallScan,
@@ -34,8 +30,12 @@ from ramster.tmem.copies import (
     short_of_copies,
     unput,
 )
-from ramster.tmem.remote import Shipment
-from ramster.tmem.shipping import drop_remote, remote_refs
+from ramster.remote.flushes import Flushes
+from ramster.remote.handles import OriginTmem, Shipment
+from ramster.remote.peers import Peers
+from ramster.remote.policy import RemotifyConfig
+from ramster.remote.shipping import drop_remote, remote_refs
+from ramster.tmem import Oid, PutOutcome
 
 log = logging.getLogger("ramster.remote")
 
@@ -66,7 +66,7 @@ class Replication:
 
     async def replicate(
         self,
-        tmem: Tmem,
+        tmem: OriginTmem,
         client: str,
         pool_id: int,
         keys: Sequence[tuple[Oid, int]],
@@ -77,11 +77,11 @@ class Replication:
         of those (they must be refused)."""
         if self._peers.copies_wanted() < 2:  # counted at risk; the peer that joins wakes repair
             return set()
-        shipments = copies_of_puts(tmem, client, pool_id, keys, outcomes)
+        shipments = copies_of_puts(tmem.table, client, pool_id, keys, outcomes)
         copied = await self._copy(tmem, shipments)
         return {(s.oid, s.index) for s, ok in zip(shipments, copied, strict=True) if not ok}
 
-    async def _copy(self, tmem: Tmem, shipments: list[Shipment]) -> list[bool]:
+    async def _copy(self, tmem: OriginTmem, shipments: list[Shipment]) -> list[bool]:
         if not shipments:
             return []
         avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in shipments]
@@ -91,11 +91,11 @@ class Replication:
         draining = self._peers.draining()
         done = []
         for shipment, node in zip(shipments, placed, strict=True):
-            copied = node is not None and settle(tmem, shipment, node, draining)
+            copied = node is not None and settle(tmem.table, shipment, node, draining)
             if copied:
                 self.counters["pers_copies_made"] += 1
             else:
-                unput(tmem, shipment)  # unless it was put again meanwhile
+                unput(tmem.table, shipment)  # unless it was put again meanwhile
             done.append(copied)
         return done
 
@@ -128,9 +128,9 @@ class Replication:
         await self._peers.introduce()  # peers whose earlier calls failed, before they are used
         draining = self._peers.draining()
         if draining:  # a full scan only while some peer is leaving
-            for ref in remote_refs(tmem, persistent=False):
+            for ref in remote_refs(tmem.table, persistent=False):
                 if ref.node in draining:
-                    drop_remote(tmem, ref)
+                    drop_remote(tmem.table, ref)
         elif not self.pages_at_risk() or not self._peers.placement():
             await self._flushes.send(tmem)
             return 0
@@ -155,14 +155,16 @@ class Replication:
         if tmem is None:
             return 0
         draining = self._draining_at_risk if self._peers.draining() else 0
-        return short_of_copies(tmem, self._backend.params.persistent_copies) + draining
+        return short_of_copies(tmem.table, self._backend.params.persistent_copies) + draining
 
-    async def _repair_pass(self, tmem: Tmem, draining: frozenset[int]) -> tuple[int, int, int]:
+    async def _repair_pass(
+        self, tmem: OriginTmem, draining: frozenset[int]
+    ) -> tuple[int, int, int]:
         """Scan every persistent page once, repairing those short of copies `batch_pages` at a
         time; (copies made, pages found short, pages left at risk with a copy on a draining
         peer). The pass ends early when no peer took a copy of a whole batch."""
         wanted, batch = self._backend.params.persistent_copies, self._config.batch_pages
-        scan = ShortfallScan(tmem)
+        scan = ShortfallScan(tmem.table)
         made = short = draining_at_risk = 0
         chunk: list[PageCopies] = []
         while not scan.done:
@@ -189,7 +191,7 @@ class Replication:
         return made, short, draining_at_risk
 
     async def _repair_chunk(
-        self, tmem: Tmem, chunk: Sequence[PageCopies], draining: frozenset[int]
+        self, tmem: OriginTmem, chunk: Sequence[PageCopies], draining: frozenset[int]
     ) -> list[bool]:
         """Give each page of `chunk` its missing copy; for each, whether it got one."""
         copied = [False] * len(chunk)
@@ -200,7 +202,7 @@ class Replication:
         needy: list[int] = []
         for i, copies in enumerate(chunk):
             if _kept(copies, draining) >= wanted:
-                settle(tmem, copies, None, draining)  # only a draining peer's copy to drop
+                settle(tmem.table, copies, None, draining)  # only a draining peer's copy to drop
             elif pages[i] is not None:
                 needy.append(i)
         shipments = [chunk[i].shipment(_read(pages[i])) for i in needy]
@@ -211,14 +213,14 @@ class Replication:
         for i, node in zip(needy, placed, strict=True):
             copies = chunk[i]
             if node is not None:
-                copied[i] = settle(tmem, copies, node, draining)
+                copied[i] = settle(tmem.table, copies, node, draining)
             elif copies.primary is not None:  # no peer will take it: keep it here, if room
-                copied[i] = settle(tmem, copies, None, draining, home=pages[i])
+                copied[i] = settle(tmem.table, copies, None, draining, home=pages[i])
         self.counters["pers_copies_made"] += sum(copied)
         return copied
 
     async def _read_copies(
-        self, tmem: Tmem, chunk: Sequence[PageCopies]
+        self, tmem: OriginTmem, chunk: Sequence[PageCopies]
     ) -> list[PackedPage | None]:
         """The page of each entry, read here or from a peer holding a copy (None: unreadable)."""
         pages: list[PackedPage | None] = [None] * len(chunk)
@@ -226,7 +228,7 @@ class Replication:
         links = self._peers.links
         for i, copies in enumerate(chunk):
             if copies.primary is None:
-                pages[i] = read_here(tmem, copies)
+                pages[i] = read_here(tmem.table, copies)
                 continue
             sources = [n for n in (copies.primary, copies.replica) if n in links]
             if sources:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from ramster.api.v1 import tmem_pb2
 from ramster.errors import InvalidArgument
 from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, check_packed
-from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
-from ramster.tmem.host import PageData, PutOutcome
+from ramster.tmem import Oid, PoolSpec, PutOutcome, Rejected, RejectReason
+from ramster.tmem.table import PageData
 from ramster.wire.limits import MAX_BATCH
 from ramster.wire.messages import oid_of, packed_encoding
 

@@ -21,9 +21,9 @@ from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
 from ramster.holder.epochs import HeldKey
 from ramster.page import PackedPage, check_page_size
+from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
-from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment
 from ramster.wire.calls import M, Message, stream_call, unary_call
 from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS, check_client_name
 from ramster.wire.messages import oid_message, packed_encoding

@@ -32,10 +32,10 @@ from ramster.holder.foreign import (
     put_foreign,
 )
 from ramster.page import check_page_size
+from ramster.remote.handles import OriginTmem
 from ramster.rpc import convert
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.rpc.peer_link import PROTOCOL_VERSION, pool_record_message, pool_record_of
-from ramster.tmem import Tmem
 from ramster.tmem.keys import Oid, as_oid
 from ramster.wire.messages import oid_of
 
@@ -153,7 +153,7 @@ class PeerService:
         latest = _latest_version()
         pages = [_foreign_page(page, i, latest) for i, page in enumerate(request.pages)]
         owners = [pool_record_of(record, f"pools[{i}]") for i, record in enumerate(request.pools)]
-        outcomes = put_foreign(tmem, origin, pages, owners)
+        outcomes = put_foreign(tmem.table, origin, pages, owners)
         return peer_pb2.PeerPutResponse(results=[convert.put_status(o) for o in outcomes])
 
     async def get_pages(self, request: peer_pb2.PeerGetRequest) -> peer_pb2.PeerGetResponse:
@@ -161,7 +161,7 @@ class PeerService:
         origin = self._origin(request.origin)
         convert.batch_size("keys", len(request.keys))
         keys = [(k.pool, _oid(k.oid, f"keys[{i}]"), k.index) for i, k in enumerate(request.keys)]
-        answers = get_foreign(tmem, origin, keys)
+        answers = get_foreign(tmem.table, origin, keys)
         same, lz4 = tmem_pb2.PAGE_ENCODING_SAME_FILLED, tmem_pb2.PAGE_ENCODING_LZ4
         raw = tmem_pb2.PAGE_ENCODING_RAW
         return peer_pb2.PeerGetResponse(
@@ -190,7 +190,7 @@ class PeerService:
             )
             for i, k in enumerate(request.keys)
         ]
-        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem, origin, keys))
+        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem.table, origin, keys))
 
     async def flush_objects(
         self, request: peer_pb2.PeerFlushObjectsRequest
@@ -199,7 +199,9 @@ class PeerService:
         origin = self._origin(request.origin)
         convert.batch_size("objects", len(request.objects))
         objects = [(o.pool, _oid(o.oid, f"objects[{i}]")) for i, o in enumerate(request.objects)]
-        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_objects(tmem, origin, objects))
+        return peer_pb2.PeerFlushResponse(
+            flushed=flush_foreign_objects(tmem.table, origin, objects)
+        )
 
     async def destroy_pools(
         self, request: peer_pb2.PeerDestroyPoolsRequest
@@ -208,7 +210,7 @@ class PeerService:
         origin = self._origin(request.origin)
         convert.batch_size("pools", len(request.pools))
         return peer_pb2.PeerFlushResponse(
-            flushed=destroy_foreign_pools(tmem, origin, list(request.pools))
+            flushed=destroy_foreign_pools(tmem.table, origin, list(request.pools))
         )
 
     async def recover(
@@ -220,10 +222,10 @@ class PeerService:
         if request.keep:
             check_epoch(request.keep, "keep")
         else:
-            held = [e for e in held_epochs(tmem, number) if e != epoch]
+            held = [e for e in held_epochs(tmem.table, number) if e != epoch]
             yield peer_pb2.RecoverChunk(epochs=held)
             return
-        pools = adopt(tmem, number, request.keep, epoch)
+        pools = adopt(tmem.table, number, request.keep, epoch)
         log.info(
             "node %d (epoch %s) takes back %d pools of its epoch %s",
             number,
@@ -233,7 +235,7 @@ class PeerService:
         )
         yield peer_pb2.RecoverChunk(pools=[pool_record_message(r) for r in records(pools)])
         keys: list[peer_pb2.RemoteKey] = []
-        for uid, oid, index, version in held_keys(pools, tmem):
+        for uid, oid, index, version in held_keys(pools, tmem.table):
             keys.append(
                 peer_pb2.RemoteKey(
                     pool=uid,
@@ -251,14 +253,14 @@ class PeerService:
     async def forget(self, request: peer_pb2.ForgetRequest) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.loaded()
         self._origin(request.origin)
-        dropped = forget_origin(tmem, request.origin.node_number, request.origin.epoch)
+        dropped = forget_origin(tmem.table, request.origin.node_number, request.origin.epoch)
         if dropped:
             log.info(
                 "forgot %d pages of earlier epochs of node %d", dropped, request.origin.node_number
             )
         return peer_pb2.PeerFlushResponse(flushed=[dropped > 0])
 
-    def _holder(self) -> Tmem:
+    def _holder(self) -> OriginTmem:
         tmem = self._backend.loaded()
         if not self._backend.ramster:
             raise FailedPrecondition(

@@ -26,6 +26,19 @@ INVALID_OID: Oid = (U64_MAX, U64_MAX, U64_MAX)
 """All words all-ones: the kernel's "invalid oid" sentinel, refused as a key."""
 
 
+@dataclass(frozen=True, slots=True)
+class PageVersion:
+    """One version of one page of a node: its pool's uid, its key and the version a put gave
+    it. What a copy on another node is known by, and the base of every value that carries a
+    page across nodes (`ramster.remote.handles.Shipment`, `RemoteRef`, `PageCopies`,
+    `ramster.holder.foreign.ForeignPage`)."""
+
+    pool_uid: int
+    oid: Oid
+    index: int
+    version: int
+
+
 def as_oid(oid: OidLike, field: str = "oid") -> Oid:
     """Return `oid` as three words; an int is the first word with the other two zero."""
     if type(oid) is int and 0 <= oid <= U64_MAX:  # the hot path: a plain int in range

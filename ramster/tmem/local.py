@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import uuid
 
-from ramster.tmem.host import Stored, Tmem
+from ramster.tmem.elsewhere import Elsewhere
+from ramster.tmem.host import Tmem
 from ramster.tmem.keys import OidLike, PoolSpec
+from ramster.tmem.table import Stored
 
 
 class LocalClient:
     """Client `name` of `tmem`: pool ids are this client's, as over the wire."""
 
-    def __init__(self, tmem: Tmem, name: str) -> None:
+    def __init__(self, tmem: Tmem[Elsewhere], name: str) -> None:
         self._tmem = tmem
         self.name = name
 

@@ -14,7 +14,7 @@ import tracemalloc
 
 from lz4.block import compress, decompress
 
-from ramster.tmem import PoolSpec, Tmem
+from ramster.tmem import PageTable, PoolSpec, Tmem
 from ramster.workload.corpus import Corpus
 from ramster.zcache import ZCache, ZcacheConfig
 from tests.bench.table import print_table, rate, verdict
@@ -28,7 +28,7 @@ def _batches(pages: list[bytes]) -> list[list[tuple[int, int, bytes]]]:
 
 
 def _fresh_host() -> tuple[Tmem, int]:
-    tmem = Tmem(ZCache(ZcacheConfig(memory=8 * 2**30)))
+    tmem = Tmem(PageTable(ZCache(ZcacheConfig(memory=8 * 2**30))))
     return tmem, tmem.new_pool("bench", PoolSpec(persistent=True))
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from ramster.tmem import PoolSpec, Stored, Tmem
+from ramster.tmem import PageTable, PoolSpec, Stored, Tmem
 from ramster.zcache import ZCache, ZcacheConfig
 
 PAGE = 4096
@@ -24,7 +24,7 @@ def resident_bytes() -> int:
 
 def main(path: str) -> None:
     store = ZCache(ZcacheConfig(memory=8 * 2**30))
-    tmem = Tmem(store)
+    tmem = Tmem(PageTable(store))
     pool = tmem.new_pool("bench", PoolSpec(persistent=True))
     gc.collect()
     before = resident_bytes()

@@ -1,5 +1,5 @@
 """Persistent pages with copies on two nodes, built in the pure core for unit tests
-(`ramster.tmem.copies`): a host `Tmem`, numbered pages stored or copied to a peer, the pages
+(`ramster.remote.copies`): a host `Tmem`, numbered pages stored or copied to a peer, the pages
 short of copies and where each copy is. A peer is a node number (`B`, `C`, `D`).
 
 Not here: the holder side of a copy (`tests.support.foreign`), real nodes (`tests.support.nodes`).
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import random
 
-from ramster.tmem import PoolSpec, Rejected, Stored, Tmem
-from ramster.tmem.copies import (
+from ramster.remote.copies import (
     HERE,
     PageCopies,
     ShortfallScan,
     copies_of_puts,
     settle,
 )
+from ramster.remote.handles import origin_tmem
+from ramster.tmem import PoolSpec, Rejected, Stored, Tmem
 from ramster.zcache import ZCache, ZcacheConfig
 
 APP = "app"
@@ -32,7 +33,7 @@ def page(seed: int) -> bytes:
 
 
 def host() -> Tmem:
-    return Tmem(ZCache(ZcacheConfig(memory=4 << 20)))
+    return origin_tmem(ZCache(ZcacheConfig(memory=4 << 20)))
 
 
 def stored(tmem: Tmem, pool: int, keys: list[tuple[int, int]]) -> list[Stored | Rejected]:
@@ -46,13 +47,13 @@ def copied(tmem: Tmem, pool: int, keys: list[tuple[int, int]], node: int) -> Non
     """Put pages at `keys` and record their copies on `node`, as a put with two copies does."""
     outcomes = stored(tmem, pool, keys)
     oids = [((o, 0, 0), i) for o, i in keys]
-    for shipment in copies_of_puts(tmem, APP, pool, oids, outcomes):
-        assert settle(tmem, shipment, node, NOBODY)
+    for shipment in copies_of_puts(tmem.table, APP, pool, oids, outcomes):
+        assert settle(tmem.table, shipment, node, NOBODY)
 
 
 def shortfall(tmem: Tmem, wanted: int, draining: frozenset[int]) -> list[PageCopies]:
     """Every page a whole pass of the repair scan finds short of copies, in one step."""
-    scan = ShortfallScan(tmem)
+    scan = ShortfallScan(tmem.table)
     short = scan.step(wanted, draining, limit=ALL)
     assert scan.done
     return short

@@ -14,6 +14,7 @@ from ramster.holder.foreign import (
     origin_client,
 )
 from ramster.page import PackedPage, pack_page
+from ramster.remote.handles import origin_tmem
 from ramster.tmem import Tmem
 from ramster.tmem.pool import OBJECT_BYTES
 from ramster.zcache import ZCache, ZcacheConfig
@@ -43,17 +44,17 @@ def foreign(
     uid = PERS_UID if persistent else EPH_UID
     return ForeignPage(
         uid,
-        persistent,
         (oid, 0, 0),
         index,
         1000 + index if version is None else version,
+        persistent,
         packed(index),
     )
 
 
 def holder(memory: int = 4 << 20) -> tuple[Tmem, ZCache]:
     store = ZCache(ZcacheConfig(memory=memory))
-    return Tmem(store), store
+    return origin_tmem(store), store
 
 
 def fitting_holder(pages: int, objects: int) -> tuple[Tmem, ZCache]:

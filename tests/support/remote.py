@@ -27,14 +27,13 @@ from ramster.page import PackedPage, compress_page
 from ramster.params import ModuleParams
 from ramster.remote import homecoming, remotify, replication
 from ramster.remote import peers as peers_module
+from ramster.remote.handles import REMOTE_PAGE_BYTES, RemoteFlush, RemoteRef, Shipment, Unanswered
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.peer import FoundPage
 from ramster.remote.policy import RemotifyConfig
+from ramster.remote.shipping import complete_shipments, take_shipments
 from ramster.tmem import Hit, Oid, PoolSpec, Stored, Tmem
-from ramster.tmem.host import REMOTE_PAGE_BYTES
 from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
-from ramster.tmem.remote import RemoteFlush, RemoteRef, Shipment, Unanswered
-from ramster.tmem.shipping import complete_shipments, take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
 
@@ -238,7 +237,7 @@ async def start(
 
 def loaded(memory: int = 4 * MIB, params: ModuleParams | None = None) -> tuple[Backend, Tmem]:
     """A backend keeping one copy of a persistent page unless `params` say otherwise (second copies
-    are tested in tests/unit/remote/test_replication.py and tests/unit/tmem/test_copies.py)."""
+    are tested in tests/unit/remote/test_replication.py and tests/unit/remote/test_copies.py)."""
     backend = Backend(
         ZcacheConfig(memory=memory), params=params or ModuleParams(persistent_copies=1)
     )
@@ -259,10 +258,10 @@ def put(tmem: Tmem, pool: int, oid: int, index: int, data: bytes) -> int:
 
 def ship(tmem: Tmem, peer: FakePeer, persistent: bool, max_pages: int = 1000) -> list[Shipment]:
     """Move the oldest pages of a class to `peer` through the core, as a tick would."""
-    shipments = take_shipments(tmem, persistent, max_pages, ALL)
+    shipments = take_shipments(tmem.table, persistent, max_pages, ALL)
     for s in shipments:
         peer.pages[s.pool_uid, s.oid, s.index] = (s.page, s.version)
-    assert complete_shipments(tmem, peer.number, shipments, [True] * len(shipments)) == len(
+    assert complete_shipments(tmem.table, peer.number, shipments, [True] * len(shipments)) == len(
         shipments
     )
     return shipments

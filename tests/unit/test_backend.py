@@ -14,8 +14,8 @@ import pytest
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition
 from ramster.params import ModuleParams
+from ramster.remote.shipping import take_shipments
 from ramster.tmem import PoolSpec, Stored, Tmem
-from ramster.tmem.shipping import take_shipments
 from ramster.zcache import ZcacheConfig
 
 APP = "app"
@@ -30,7 +30,7 @@ def backend(params: ModuleParams) -> Backend:
 def shipped_uid(tmem: Tmem, pool: int) -> int:
     """The uid peers know `pool` by: the one its pages are shipped under."""
     assert isinstance(tmem.put(APP, pool, 1, 0, PAGE), Stored)
-    [shipment] = take_shipments(tmem, False, 1, ALL)
+    [shipment] = take_shipments(tmem.table, False, 1, ALL)
     return shipment.pool_uid
 
 
@@ -50,7 +50,7 @@ def test_pool_uids_go_on_after_zcache_is_switched_off_and_on() -> None:
     pool = second.new_pool(APP, PoolSpec())
     assert pool == pools[0]  # pool ids belong to the client of one backend...
     assert shipped_uid(second, pool) == 3  # ...uids to the node's epoch: never given twice
-    assert second.next_pool_uid == 4
+    assert second.table.next_pool_uid == 4
 
     assert node.set_param("zcache", "off")
     assert node.set_param("zcache", "on")
@@ -79,4 +79,4 @@ def test_a_refused_switch_off_keeps_the_backend_and_its_uids() -> None:
     )
     assert node.require() is tmem
     assert node.params.zcache
-    assert tmem.next_pool_uid == 2
+    assert tmem.table.next_pool_uid == 2

@@ -1,9 +1,9 @@
-"""Outside ramster/tmem, the tmem tree changes through its public door only (issue 11), proven
-with real violations.
+"""Outside ramster/tmem, the tmem tree changes through its public surface only (issue 11),
+proven with real violations.
 
 Ruff's private-member-access rule (SLF001, pyproject.toml) holds in ramster/remote and
-ramster/holder: they reach pools and pages through `Tmem`'s methods, never a private field of it.
-Inside ramster/tmem the tree's own modules still work on it directly.
+ramster/holder: they reach pools and pages through the `PageTable`'s methods, never a private
+field of it. Inside ramster/tmem the tree's own modules may work on each other's fields.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RUFF = Path(sys.executable).with_name("ruff")
 
 PRIVATE_ACCESS = """\
-from ramster.tmem.host import Tmem
+from ramster.tmem.table import PageTable
 
 
-def clients(tmem: Tmem) -> object:
-    return tmem._clients
+def clients(table: PageTable) -> object:
+    return table._clients
 """
 
 

@@ -16,11 +16,11 @@ import pytest
 from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded, Unavailable
 from ramster.params import ModuleParams
+from ramster.remote.handles import RemoteRef, Unanswered
 from ramster.remote.layer import Fetched
+from ramster.remote.shipping import complete_shipments, take_shipments
 from ramster.tiered import TieredTmem
 from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.remote import RemoteRef, Unanswered
-from ramster.tmem.shipping import complete_shipments, take_shipments
 from ramster.zcache import ZcacheConfig
 
 APP = "app"
@@ -198,8 +198,8 @@ def shipped(spec: PoolSpec, pages: int) -> tuple[Backend, int, list[Hit]]:
         tmem.put(APP, pool, 7, index, PAGE)
     found = tmem.get_many_packed(APP, pool, [((7, 0, 0), index) for index in range(pages)])
     hits = [hit for hit in found if isinstance(hit, Hit)]
-    shipments = take_shipments(tmem, spec.persistent, pages, ALL)
-    assert complete_shipments(tmem, PEER, shipments, [True] * pages) == pages
+    shipments = take_shipments(tmem.table, spec.persistent, pages, ALL)
+    assert complete_shipments(tmem.table, PEER, shipments, [True] * pages) == pages
     return backend, pool, hits
 
 

@@ -15,6 +15,7 @@ from ramster.frontends import (
     TmemFrontswapOps,
     run_selfshrink,
 )
+from ramster.tmem import PageTable
 from ramster.tmem.host import Tmem
 from ramster.tmem.local import LocalClient
 from ramster.zcache import PlainStore
@@ -129,7 +130,7 @@ def test_the_loop_brings_swapped_pages_home_through_the_real_core() -> None:
     back: list[int] = []
     frontswap = Frontswap(swapin=lambda swap_type, offset, page: back.append(offset))
     frontswap.register_ops(
-        TmemFrontswapOps(LocalClient(Tmem(PlainStore(memory=64 * 2**20)), "app"))
+        TmemFrontswapOps(LocalClient(Tmem(PageTable(PlainStore(memory=64 * 2**20))), "app"))
     )
     frontswap.init(0, 1000)
     for offset in range(100):

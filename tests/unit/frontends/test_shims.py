@@ -10,6 +10,7 @@ import pytest
 
 from ramster.errors import ResourceExhausted
 from ramster.frontends import Cleancache, Frontswap, TmemCleancacheOps, TmemFrontswapOps
+from ramster.tmem import PageTable
 from ramster.tmem.host import Tmem
 from ramster.tmem.keys import OidLike
 from ramster.tmem.local import LocalClient
@@ -174,7 +175,7 @@ def test_frontswap_without_a_pool_fails_stores_and_retries_on_the_next_init(
 
 
 def node() -> Tmem:
-    return Tmem(PlainStore(memory=64 * 2**20))
+    return Tmem(PageTable(PlainStore(memory=64 * 2**20)))
 
 
 def page(n: int) -> bytes:

@@ -27,32 +27,32 @@ def test_forget_origin_drops_the_earlier_epochs_of_that_origin_number_only() -> 
     tmem, store = holder()
     local = tmem.new_pool("app", PoolSpec())
     tmem.put("app", local, 1, 0, bytes(PAGE_SIZE))
-    put_foreign(tmem, ORIGIN, [foreign(i, persistent=i % 2 == 1) for i in range(5)])
-    put_foreign(tmem, OTHER, [foreign(0), foreign(1, persistent=True)])
+    put_foreign(tmem.table, ORIGIN, [foreign(i, persistent=i % 2 == 1) for i in range(5)])
+    put_foreign(tmem.table, OTHER, [foreign(0), foreign(1, persistent=True)])
     assert foreign_counts(tmem) == (4, 3)
 
-    assert forget_origin(tmem, 2, "e2") == 0  # e2 is the current epoch: kept
-    assert forget_origin(tmem, 2, "e9") == 5
-    assert forget_origin(tmem, 2, "e9") == 0
+    assert forget_origin(tmem.table, 2, "e2") == 0  # e2 is the current epoch: kept
+    assert forget_origin(tmem.table, 2, "e9") == 5
+    assert forget_origin(tmem.table, 2, "e9") == 0
 
-    assert origins(tmem) == [OTHER]
+    assert origins(tmem.table) == [OTHER]
     assert foreign_counts(tmem) == (1, 1)
     assert (store.stats.eph_zpages, store.stats.pers_zpages) == (2, 1)
-    assert get_foreign(tmem, ORIGIN, [(EPH_UID, OID, 0)]) == [None]
-    assert get_foreign(tmem, OTHER, [(EPH_UID, OID, 0)]) == [(packed(0), 1000)]
+    assert get_foreign(tmem.table, ORIGIN, [(EPH_UID, OID, 0)]) == [None]
+    assert get_foreign(tmem.table, OTHER, [(EPH_UID, OID, 0)]) == [(packed(0), 1000)]
     assert tmem.get("app", local, 1, 0) == bytes(PAGE_SIZE)
-    assert tmem.remote_flushes == []
+    assert tmem.table.elsewhere.flushes == []
 
 
 def test_forget_drops_earlier_epochs_and_adopt_drops_ephemeral_pools() -> None:
     tmem, _ = holder()
-    eph = ForeignPage(8, False, (1, 0, 0), 0, 1, packed(1))
-    pers = ForeignPage(9, True, (1, 0, 0), 0, 2, packed(2))
-    put_foreign(tmem, origin_client(1, "e1"), [eph, pers])
-    put_foreign(tmem, origin_client(1, "e0"), [pers])
-    pools = adopt(tmem, 1, keep="e1", current="e2")
+    eph = ForeignPage(8, (1, 0, 0), 0, 1, False, packed(1))
+    pers = ForeignPage(9, (1, 0, 0), 0, 2, True, packed(2))
+    put_foreign(tmem.table, origin_client(1, "e1"), [eph, pers])
+    put_foreign(tmem.table, origin_client(1, "e0"), [pers])
+    pools = adopt(tmem.table, 1, keep="e1", current="e2")
     assert [p.uid for p in pools] == [9]
-    assert held_epochs(tmem, 1) == ["e2"]
+    assert held_epochs(tmem.table, 1) == ["e2"]
     assert tmem.counters()["foreign_eph_pages"] == 0
-    assert forget_origin(tmem, 1, "e3") == 1
-    assert held_epochs(tmem, 1) == []
+    assert forget_origin(tmem.table, 1, "e3") == 1
+    assert held_epochs(tmem.table, 1) == []

@@ -53,18 +53,18 @@ def test_an_origin_that_left_for_good_loses_every_epoch_and_no_other_origin_anyt
     tmem, store = holder()
     local = tmem.new_pool("app", PoolSpec(persistent=True))
     tmem.put("app", local, 1, 0, bytes(PAGE_SIZE))
-    put_foreign(tmem, origin_client(2, "e1"), [foreign(0, persistent=True), foreign(1)])
-    put_foreign(tmem, origin_client(2, "e2"), [foreign(2, persistent=True)])
-    put_foreign(tmem, origin_client(3, "e3"), [foreign(0), foreign(1, persistent=True)])
-    put_foreign(tmem, origin_client(12, "e1"), [foreign(0)])
-    assert held_origins(tmem) == {2, 3, 12}
+    put_foreign(tmem.table, origin_client(2, "e1"), [foreign(0, persistent=True), foreign(1)])
+    put_foreign(tmem.table, origin_client(2, "e2"), [foreign(2, persistent=True)])
+    put_foreign(tmem.table, origin_client(3, "e3"), [foreign(0), foreign(1, persistent=True)])
+    put_foreign(tmem.table, origin_client(12, "e1"), [foreign(0)])
+    assert held_origins(tmem.table) == {2, 3, 12}
     assert foreign_counts(tmem) == (3, 3)
 
-    assert forget_origin(tmem, 2, "") == 3
-    assert forget_origin(tmem, 2, "") == 0
-    assert held_origins(tmem) == {3, 12}
-    assert origins(tmem) == [origin_client(3, "e3"), origin_client(12, "e1")]
+    assert forget_origin(tmem.table, 2, "") == 3
+    assert forget_origin(tmem.table, 2, "") == 0
+    assert held_origins(tmem.table) == {3, 12}
+    assert origins(tmem.table) == [origin_client(3, "e3"), origin_client(12, "e1")]
     assert foreign_counts(tmem) == (2, 1)
-    assert get_foreign(tmem, origin_client(2, "e2"), [(EPH_UID, OID, 2)]) == [None]
+    assert get_foreign(tmem.table, origin_client(2, "e2"), [(EPH_UID, OID, 2)]) == [None]
     assert tmem.get("app", local, 1, 0) == bytes(PAGE_SIZE)
     assert (store.stats.eph_zpages, store.stats.pers_zpages) == (2, 2)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from ramster.errors import Unavailable
 from ramster.page import pack_page
+from ramster.remote.handles import RemoteFlush, Unanswered
 from ramster.tmem import PoolSpec
-from ramster.tmem.remote import RemoteFlush, Unanswered
-from ramster.tmem.shipping import drain_flushes
 from tests.support.remote import (
     APP,
     MIB,
@@ -86,7 +85,7 @@ def test_an_unreachable_primary_and_a_replica_without_its_copy_is_unanswered() -
         assert await fetched(layer, [ref]) == [Unanswered((2,))]
         kept = ref_of(tmem, pool, 1, 0)  # the page stays on 2, its only copy now
         assert (kept.node, kept.replica) == (2, None)
-        assert drain_flushes(tmem) == [RemoteFlush.of(3, ref)]
+        assert tmem.table.elsewhere.drain() == [RemoteFlush.of(3, ref)]
         peers.links[2].get_error = None
         assert await fetched(layer, [kept]) == [pack_page(big(0))]
 

@@ -16,10 +16,10 @@ import pytest
 
 from ramster.errors import Unavailable
 from ramster.page import pack_page
+from ramster.remote.handles import RemoteFlush, RemoteRef, Unanswered
 from ramster.remote.peer import FoundPage
+from ramster.remote.shipping import remote_refs
 from ramster.tmem import Hit, PoolSpec, Stored
-from ramster.tmem.remote import RemoteFlush, RemoteRef, Unanswered
-from ramster.tmem.shipping import drain_flushes, remote_refs
 from tests.support.remote import (
     APP,
     ME,
@@ -58,7 +58,7 @@ def test_concurrent_gets_of_one_remote_page_send_one_request() -> None:
         assert layer.counters["remote_gets_sent"] == 1
         assert tmem.counters()["remote_pers_pages_succ_get"] == 1
         assert tmem.page_version(APP, pool, 7, 0) == version  # a keep-get leaves the handle
-        assert remote_refs(tmem) == [ref]
+        assert remote_refs(tmem.table) == [ref]
 
     run(scenario)
 
@@ -88,7 +88,7 @@ def test_concurrent_gets_that_free_one_remote_page_share_one_request_and_one_tak
         assert counters["remote_eph_pages_succ_get"] == 1
         assert counters["remote_pages"] == 0
         assert tmem.page_version(APP, pool, 7, 0) is None
-        assert drain_flushes(tmem) == [RemoteFlush.of(2, shipment)]
+        assert tmem.table.elsewhere.drain() == [RemoteFlush.of(2, shipment)]
 
     run(scenario)
 
@@ -130,7 +130,7 @@ def test_an_unreachable_holder_leaves_a_persistent_page_unanswered_and_in_place(
         assert await layer.fetch([ref], keep=False) == [Unanswered((2,))]
 
         assert tmem.page_version(APP, pool, 7, 0) == version
-        assert remote_refs(tmem) == [ref]
+        assert remote_refs(tmem.table) == [ref]
         counters = tmem.counters()
         assert counters["remote_pers_pages_unsucc_get"] == 0
         assert counters["remote_pers_pages_lost"] == 0
@@ -172,7 +172,7 @@ def test_an_unreachable_holder_makes_an_ephemeral_page_a_miss_for_good() -> None
         peers.links[2].get_error = None
         assert tmem.get_many_packed(APP, pool, [(7, 0)]) == [None]
         assert tmem.counters()["remote_eph_pages_unsucc_get"] == 1
-        assert drain_flushes(tmem) == [RemoteFlush.of(2, shipment)]
+        assert tmem.table.elsewhere.drain() == [RemoteFlush.of(2, shipment)]
 
     run(scenario)
 
@@ -202,10 +202,10 @@ def test_a_keep_get_below_the_low_watermark_brings_a_persistent_page_home(room: 
         [found] = tmem.get_many_packed(APP, pool, [(7, 0)])
         if room:  # home, same version: the next reads are local, the holder's copy goes
             assert found == Hit(pack_page(big(1)), ref.obj_id, 0, version)
-            assert drain_flushes(tmem) == [RemoteFlush.of(2, shipment)]
+            assert tmem.table.elsewhere.drain() == [RemoteFlush.of(2, shipment)]
         else:  # no room: it stays on the peer
             assert found == ref
-            assert drain_flushes(tmem) == []
+            assert tmem.table.elsewhere.drain() == []
 
     run(scenario)
 
@@ -273,7 +273,7 @@ def test_a_get_and_free_racing_a_reship_loses_no_page() -> None:
         getter = asyncio.create_task(layer.fetch([old_ref], keep=False))
         await asyncio.sleep(0)  # the exclusive get is on the wire
         put(tmem, pool, 7, 0, big(2))  # a new version of the page...
-        await holder.flush(drain_flushes(tmem))
+        await holder.flush(tmem.table.elsewhere.drain())
         [newer] = ship(tmem, holder, True)  # ...reaches the same holder before the get does
         holder.gate.set()
 
@@ -286,7 +286,7 @@ def test_a_get_and_free_racing_a_reship_loses_no_page() -> None:
         counters = tmem.counters()
         assert counters["remote_pers_pages_succ_get"] == 1
         assert counters["remote_pers_pages_lost"] == counters["remote_pages"] == 0
-        assert drain_flushes(tmem) == [RemoteFlush.of(2, newer)]
+        assert tmem.table.elsewhere.drain() == [RemoteFlush.of(2, newer)]
 
     run(scenario)
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from ramster.page import pack_page
 from ramster.params import ModuleParams
+from ramster.remote.handles import RemoteFlush, Shipment
 from ramster.tmem import PoolSpec
 from ramster.tmem.pool import OBJECT_BYTES
-from ramster.tmem.remote import RemoteFlush, Shipment
 from ramster.zcache.store import SLOT_BYTES
 from tests.support.remote import (
     APP,
@@ -167,12 +167,12 @@ def test_a_reshipped_page_survives_the_late_orphan_flush_of_its_old_copy() -> No
         assert new[0] > old
         assert holder.pages[uid, (5, 0, 0), 0] == (pack_page(small(2000)), new[0])
         assert not ticking.done()
-        assert tmem.remote_flushes == []
+        assert tmem.table.elsewhere.flushes == []
         slow.set()
         assert await ticking == BATCH + 1  # the old copy is an orphan, not a remote page
 
         # Its flush is queued now, after the new copy arrived, and goes out with the next tick.
-        assert tmem.remote_flushes == [RemoteFlush(2, uid, (5, 0, 0), 0, old)]
+        assert tmem.table.elsewhere.flushes == [RemoteFlush(2, uid, (5, 0, 0), 0, old)]
         assert await layer.tick() == 0
         assert peers.log[3:] == [(2, "flush", [RemoteFlush(2, uid, (5, 0, 0), 0, old)])]
 

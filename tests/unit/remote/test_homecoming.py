@@ -11,12 +11,11 @@ import dataclasses
 import pytest
 
 from ramster.errors import FailedPrecondition, Unavailable
+from ramster.remote.handles import REMOTE_PAGE_BYTES, RemoteFlush
 from ramster.remote.layer import RemoteLayer
+from ramster.remote.shipping import remote_refs
 from ramster.tmem import PoolSpec
-from ramster.tmem.host import REMOTE_PAGE_BYTES
 from ramster.tmem.pool import OBJECT_BYTES
-from ramster.tmem.remote import RemoteFlush
-from ramster.tmem.shipping import remote_refs
 from ramster.zcache.store import SLOT_BYTES
 from tests.support.remote import (
     APP,
@@ -149,9 +148,9 @@ def test_bring_home_refuses_when_the_store_cannot_take_every_page() -> None:
             ),
         ]
         assert tmem.counters()["pers_pages_repatriated"] == 2
-        assert sorted(ref.index for ref in remote_refs(tmem, persistent=True)) == [2, 3, 4]
+        assert sorted(ref.index for ref in remote_refs(tmem.table, persistent=True)) == [2, 3, 4]
         # Ramster stays on: the remote ephemeral page is kept too.
-        assert [ref.oid for ref in remote_refs(tmem, persistent=False)] == [(8, 0, 0)]
+        assert [ref.oid for ref in remote_refs(tmem.table, persistent=False)] == [(8, 0, 0)]
         home = 2 * (page_cost - REMOTE_PAGE_BYTES)  # each page home gives its handle back
         assert store.used_bytes == store.config.memory - (room - home)
 
@@ -170,7 +169,7 @@ def test_bring_home_survives_a_holder_that_fails_the_flush_of_the_copies() -> No
         assert await layer.bring_home() == 1
 
         assert tmem.get(APP, pool, 7, 0) == big(1)
-        assert remote_refs(tmem) == []
+        assert remote_refs(tmem.table) == []
 
     run(scenario)
 
@@ -196,7 +195,7 @@ def test_bring_home_with_an_unreachable_holder_refuses() -> None:
         # Everything stays as it was: both pages remote, both copies on the holder.
         assert peers.log == [(2, "get", [((7, 0, 0), 0)])]
         assert tmem.page_version(APP, pool, 7, 0) == version
-        assert sorted(ref.persistent for ref in remote_refs(tmem)) == [False, True]
+        assert sorted(ref.persistent for ref in remote_refs(tmem.table)) == [False, True]
         assert len(peers.links[2].pages) == 2
         assert tmem.counters()["pers_pages_repatriated"] == 0
 

@@ -14,9 +14,9 @@ import pytest
 
 from ramster.errors import Unavailable
 from ramster.page import pack_page
+from ramster.remote.handles import RemoteFlush, Unanswered
+from ramster.remote.shipping import remote_refs
 from ramster.tmem import Hit, PoolSpec
-from ramster.tmem.remote import RemoteFlush, Unanswered
-from ramster.tmem.shipping import remote_refs
 from tests.support.remote import (
     APP,
     BATCH,
@@ -87,7 +87,7 @@ def test_a_failed_peer_keeps_the_pages_local_and_another_peer_takes_them(failure
 
         assert await layer.tick() == BATCH  # node 2 is skipped for now: node 3 takes a batch
         assert [(node, method) for node, method, _ in peers.log[1:]] == [(3, "put")]
-        assert {ref.node for ref in remote_refs(tmem)} == {3}
+        assert {ref.node for ref in remote_refs(tmem.table)} == {3}
         assert len(peers.links[3].pages) == BATCH
 
     run(scenario)
@@ -158,7 +158,7 @@ def test_a_holder_gone_for_origin_grace_has_the_pages_only_it_held_written_off_a
         ]
         assert tmem.counters()["remote_pers_pages_lost"] == 2
         assert layer.counters["origins_forgotten"] == 1
-        assert [ref.node for ref in remote_refs(tmem)] == [3]
+        assert [ref.node for ref in remote_refs(tmem.table)] == [3]
         assert await fetched(layer, [refs[2]]) == [pack_page(big(2))]
         assert layer.forget_gone(now=2000.0, grace=60.0, trusted=True) == []  # nothing of 2 left
 

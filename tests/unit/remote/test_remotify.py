@@ -2,7 +2,7 @@
 high watermark to below the low one, in batches of `batch_pages`, at most `in_flight` on the wire,
 never to the peer holding a page's other copy. Over a real `Backend` with fake peers
 (tests/support/remote.py); the pure decisions are in test_policy.py and the core it calls
-in tests/unit/tmem/test_shipping.py.
+in tests/unit/remote/test_shipping.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 
 from ramster.errors import Unavailable
 from ramster.page import compress_page
+from ramster.remote.handles import Shipment
+from ramster.remote.shipping import remote_refs
 from ramster.tmem import PoolSpec
-from ramster.tmem.remote import Shipment
-from ramster.tmem.shipping import remote_refs
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES
 from tests.support.remote import (
     APP,
@@ -194,7 +194,7 @@ def test_shipping_sends_no_page_to_the_peer_with_its_other_copy() -> None:
         assert await layer.replicate(tmem, APP, pool, keys, outcomes) == set()
         assert await layer.tick() > 0
         assert peers.links[3].pages.keys() == {(1, (1, 0, 0), i) for i in range(count)}
-        assert all(r.node == 2 and r.replica == 3 for r in remote_refs(tmem))
+        assert all(r.node == 2 and r.replica == 3 for r in remote_refs(tmem.table))
 
     run(scenario)
 
@@ -213,7 +213,7 @@ def test_shipping_sends_pages_to_the_next_best_peer_when_the_best_holds_their_co
         assert await layer.replicate(tmem, APP, pool, keys, outcomes) == set()
         assert len(peers.links[3].pages) == count  # the copies: on the peer with most room
         assert await layer.tick() > 0
-        assert {r.node for r in remote_refs(tmem)} == {5}  # the next by free bytes
+        assert {r.node for r in remote_refs(tmem.table)} == {5}  # the next by free bytes
         assert peers.links[2].pages == peers.links[4].pages == {}
 
     run(scenario)

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 import ramster.remote.layer as layer_module
+from ramster.remote.copies import ShortfallScan
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.replication import REPAIR_BACKOFF_MAX, REPAIR_RETRY
 from ramster.tmem import PoolSpec, Tmem
-from ramster.tmem.copies import ShortfallScan
 from tests.support.remote import (
     APP,
     BATCH,
@@ -63,8 +63,8 @@ class WalkCounting(dict[int, Any]):
 
 
 def watch_walks(tmem: Tmem) -> WalkCounting:
-    table = WalkCounting(tmem._objects)
-    tmem._objects = table
+    table = WalkCounting(tmem.table._objects)
+    tmem.table._objects = table
     return table
 
 

@@ -2,7 +2,7 @@
 with most room (the next if it refuses) or refused, a lone node counts its pages at risk, and
 repair rebuilds the copies of a node that left. Over a real `Backend` with fake peers
 (tests/support/remote.py); the repair loop's pace is in test_repair.py, the pure rules in
-tests/unit/tmem/test_copies.py.
+tests/unit/remote/test_copies.py.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 from ramster.errors import Unavailable
+from ramster.remote.shipping import complete_shipments, remote_refs, take_shipments
 from ramster.tmem import PoolSpec
-from ramster.tmem.shipping import complete_shipments, remote_refs, take_shipments
 from tests.support.remote import (
     ALL,
     APP,
@@ -96,15 +96,15 @@ def test_the_copies_of_a_node_that_left_are_rebuilt_on_another() -> None:
         layer, peers = await start(backend, {2: MIB, 3: 2 * MIB, 4: MIB})
         pool = tmem.new_pool(APP, PoolSpec(persistent=True))
         assert await put_copied(layer, tmem, pool, 10) == set()  # copies on 3
-        shipments = take_shipments(tmem, True, 5, ALL)
+        shipments = take_shipments(tmem.table, True, 5, ALL)
         assert [s.replica for s in shipments] == [3] * 5
-        complete_shipments(tmem, 4, shipments, await peers.links[4].put(shipments))
+        complete_shipments(tmem.table, 4, shipments, await peers.links[4].put(shipments))
 
         await layer.set_members({n: member(n, MIB) for n in (ME, 2, 4)})  # 3 left
         assert await layer.repair() == 10
         assert layer.all_counters()["pers_pages_at_risk"] == 0
         # The 5 pages on 4 got their copy on 2; the 5 here got theirs on 2 as well.
         assert len(peers.links[2].pages) == 10
-        assert [(r.node, r.replica) for r in remote_refs(tmem)] == [(4, 2)] * 5
+        assert [(r.node, r.replica) for r in remote_refs(tmem.table)] == [(4, 2)] * 5
 
     run(scenario)

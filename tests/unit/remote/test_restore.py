@@ -11,22 +11,22 @@ import uuid
 
 from ramster.holder.epochs import adopt, held_epochs, held_keys
 from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
+from ramster.remote.handles import RemoteFlush, origin_tmem
 from ramster.remote.restore import restore
+from ramster.remote.shipping import complete_shipments, take_shipments
 from ramster.tmem import PoolSpec, Stored, Tmem
 from ramster.tmem.pool import PoolRecord
-from ramster.tmem.remote import RemoteFlush
-from ramster.tmem.shipping import complete_shipments, drain_flushes, take_shipments
 from ramster.zcache import ZCache, ZcacheConfig
 from tests.support.copies import ALL, APP, PERSISTENT, B, C, D, host, page, stored, where
 
 
 def ship_all(origin: Tmem, holder: Tmem, name: str, node: int) -> None:
     """Ship every local persistent page of `origin` to `holder` (node `node`), with records."""
-    shipments = take_shipments(origin, True, 1000, ALL)
+    shipments = take_shipments(origin.table, True, 1000, ALL)
     records = [PoolRecord(s.pool_uid, APP, 0, PERSISTENT) for s in shipments[:1]]
-    pages = [ForeignPage(s.pool_uid, True, s.oid, s.index, s.version, s.page) for s in shipments]
-    put_foreign(holder, name, pages, records)
-    complete_shipments(origin, node, shipments, [True] * len(shipments))
+    pages = [ForeignPage(s.pool_uid, s.oid, s.index, s.version, True, s.page) for s in shipments]
+    put_foreign(holder.table, name, pages, records)
+    complete_shipments(origin.table, node, shipments, [True] * len(shipments))
 
 
 def test_a_restarted_node_takes_back_its_pages_and_its_client_gets_its_pool_again() -> None:
@@ -35,15 +35,15 @@ def test_a_restarted_node_takes_back_its_pages_and_its_client_gets_its_pool_agai
     stored(old, pool, [(1, 0), (1, 1), (2, 5)])
     holder = host()
     ship_all(old, holder, origin_client(1, "e1"), B)
-    put_foreign(holder, origin_client(1, "e0"), [])  # nothing, but an epoch entry is harmless
+    put_foreign(holder.table, origin_client(1, "e0"), [])  # nothing, but an epoch entry is harmless
 
-    assert held_epochs(holder, 1) == ["e1"]
-    pools = adopt(holder, 1, keep="e1", current="e2")
-    assert held_epochs(holder, 1) == ["e2"]
-    keys = sorted(held_keys(pools, holder))
+    assert held_epochs(holder.table, 1) == ["e1"]
+    pools = adopt(holder.table, 1, keep="e1", current="e2")
+    assert held_epochs(holder.table, 1) == ["e2"]
+    keys = sorted(held_keys(pools, holder.table))
     assert keys == [(1, (1, 0, 0), 0, 1), (1, (1, 0, 0), 1, 2), (1, (2, 0, 0), 5, 3)]
 
-    new = Tmem(ZCache(ZcacheConfig(memory=4 << 20)), first_version=1)
+    new = origin_tmem(ZCache(ZcacheConfig(memory=4 << 20)), first_version=1)
     records = [PoolRecord(1, APP, pool, PERSISTENT)]
     assert restore(new, B, records, keys) == 3
     assert new.new_pool(APP, PERSISTENT) == pool  # claimed, not a new one
@@ -60,11 +60,11 @@ def test_restoring_from_two_holders_makes_one_the_replica_and_flushes_an_older_c
     assert restore(new, B, records, [(5, (1, 0, 0), 0, 10), (5, (1, 0, 0), 1, 11)]) == 2
     assert restore(new, C, records, [(5, (1, 0, 0), 0, 10), (5, (1, 0, 0), 1, 9)]) == 0
     assert where(new) == {(1, 0): (B, C), (1, 1): (B, None)}
-    assert drain_flushes(new) == [RemoteFlush(C, 5, (1, 0, 0), 1, 9)]
+    assert new.table.elsewhere.drain() == [RemoteFlush(C, 5, (1, 0, 0), 1, 9)]
     # A newer copy on a third holder wins over both.
     assert restore(new, D, records, [(5, (1, 0, 0), 0, 12)]) == 1
     assert where(new) == {(1, 0): (D, None), (1, 1): (B, None)}
-    assert drain_flushes(new) == [
+    assert new.table.elsewhere.drain() == [
         RemoteFlush(C, 5, (1, 0, 0), 0, 10),
         RemoteFlush(B, 5, (1, 0, 0), 0, 10),
     ]
@@ -73,7 +73,7 @@ def test_restoring_from_two_holders_makes_one_the_replica_and_flushes_an_older_c
 def test_pages_of_a_pool_without_a_record_are_flushed_not_guessed() -> None:
     new = host()
     assert restore(new, B, [], [(7, (1, 0, 0), 0, 3)]) == 0
-    assert drain_flushes(new) == [RemoteFlush(B, 7, (1, 0, 0), 0, 3)]
+    assert new.table.elsewhere.drain() == [RemoteFlush(B, 7, (1, 0, 0), 0, 3)]
 
 
 def test_a_shared_persistent_pool_comes_back_for_the_first_client_that_joins_it() -> None:
@@ -90,7 +90,7 @@ def test_restore_believes_no_absurd_version_and_no_record_for_a_peer_client() ->
     records = [PoolRecord(5, APP, 0, PERSISTENT), PoolRecord(6, "peer:9:e", 0, PERSISTENT)]
     keys = [(5, (1, 0, 0), 0, 2**64 - 1), (5, (1, 0, 0), 1, 7), (6, (1, 0, 0), 0, 8)]
     assert restore(new, B, records, keys) == 1
-    assert drain_flushes(new) == [
+    assert new.table.elsewhere.drain() == [
         RemoteFlush(B, 5, (1, 0, 0), 0, 2**64 - 1),
         RemoteFlush(B, 6, (1, 0, 0), 0, 8),
     ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ramster.remote.handles import RemoteRef
 from ramster.rpc.peer_link import ANSWER_PAGE_BYTES, answer_chunks
-from ramster.tmem.remote import RemoteRef
 from ramster.wire.limits import MAX_BATCH, MAX_MESSAGE
 
 

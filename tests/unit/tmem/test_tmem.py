@@ -26,6 +26,7 @@ from ramster.errors import (
 from ramster.tmem import (
     INVALID_OID,
     PageStore,
+    PageTable,
     PoolSpec,
     Rejected,
     RejectReason,
@@ -63,12 +64,12 @@ def store() -> PlainStore:
 
 @pytest.fixture
 def tmem(store: PlainStore) -> Tmem:
-    return Tmem(store)
+    return Tmem(PageTable(store))
 
 
 def zcache_tmem() -> tuple[Tmem, ZCache]:
     store = ZCache(ZcacheConfig(memory=1 << 20))
-    return Tmem(store), store
+    return Tmem(PageTable(store)), store
 
 
 def message_of(error: type[RamsterError], call: Callable[[], object]) -> str:
@@ -110,7 +111,9 @@ def test_a_client_holds_at_most_16_pools(tmem: Tmem) -> None:
 
 
 def test_max_clients_counts_the_clients_that_hold_pools() -> None:
-    tmem = Tmem(PlainStore(memory=1 << 20), TmemLimits(max_clients=2, max_pools_per_client=2))
+    tmem = Tmem(
+        PageTable(PlainStore(memory=1 << 20)), TmemLimits(max_clients=2, max_pools_per_client=2)
+    )
     tmem.new_pool("a", EPHEMERAL)
     tmem.new_pool("b", EPHEMERAL)
 
@@ -143,17 +146,17 @@ def test_a_client_name_starting_with_peer_colon_is_refused(tmem: Tmem, spec: Poo
 
 
 def test_pool_uids_start_at_first_pool_uid_and_are_never_reused() -> None:
-    assert Tmem(PlainStore(memory=1 << 20)).next_pool_uid == 1
-    tmem = Tmem(PlainStore(memory=1 << 20), first_pool_uid=7)
-    assert tmem.next_pool_uid == 7
+    assert Tmem(PageTable(PlainStore(memory=1 << 20))).table.next_pool_uid == 1
+    tmem = Tmem(PageTable(PlainStore(memory=1 << 20), first_pool_uid=7))
+    assert tmem.table.next_pool_uid == 7
 
     pool = tmem.new_pool(APP, EPHEMERAL)
     tmem.new_pool(APP, SHARED_EPHEMERAL)
     tmem.new_pool(PEER, SHARED_EPHEMERAL)  # joins the shared pool: no new uid
-    assert tmem.next_pool_uid == 9
+    assert tmem.table.next_pool_uid == 9
     tmem.destroy_pool(APP, pool)
     assert tmem.new_pool(APP, EPHEMERAL) == pool  # the pool id is free again...
-    assert tmem.next_pool_uid == 10  # ...but its uid is not given twice
+    assert tmem.table.next_pool_uid == 10  # ...but its uid is not given twice
 
 
 @pytest.mark.parametrize(
@@ -172,7 +175,7 @@ def test_limits_are_validated(changes: dict[str, object], message: str) -> None:
 def test_page_size_must_be_a_power_of_two_in_512_to_65536(page_size: int) -> None:
     expected = f"page_size {page_size!r} is invalid: expected a power of two in 512..65536"
     assert message_of(InvalidArgument, lambda: PoolSpec(page_size=page_size)) == expected
-    client = LocalClient(Tmem(PlainStore(memory=1 << 20)), APP)
+    client = LocalClient(Tmem(PageTable(PlainStore(memory=1 << 20))), APP)
     assert message_of(InvalidArgument, lambda: client.new_pool(page_size=page_size)) == expected
 
 
@@ -439,7 +442,7 @@ def test_obj_count_follows_objects_with_pages(tmem: Tmem) -> None:
 def test_eviction_makes_keys_absent_and_drops_emptied_objects() -> None:
     page_cost = 4096 + PLAIN_PAGE_BYTES
     store = PlainStore(memory=3 * page_cost + 2 * OBJECT_BYTES)
-    tmem = Tmem(store)
+    tmem = Tmem(PageTable(store))
     pool = tmem.new_pool(APP, EPHEMERAL)
     persistent = tmem.new_pool(APP, PERSISTENT)
     tmem.put(APP, pool, 1, 0, A)

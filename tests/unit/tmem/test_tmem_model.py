@@ -43,7 +43,16 @@ from hypothesis.stateful import (
 )
 
 from ramster.errors import FailedPrecondition, PoolNotFound, ResourceExhausted
-from ramster.tmem import PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem, TmemLimits
+from ramster.tmem import (
+    PageStore,
+    PageTable,
+    PoolSpec,
+    Rejected,
+    RejectReason,
+    Stored,
+    Tmem,
+    TmemLimits,
+)
 from ramster.tmem.keys import Oid
 from ramster.zcache import PlainStore, ZCache, ZcacheConfig
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
@@ -120,7 +129,7 @@ class TmemMachine(RuleBasedStateMachine):
         super().__init__()
         self.store = make_store()
         self.is_zcache = isinstance(self.store, ZCache)
-        self.tmem = Tmem(self.store, TmemLimits(max_pools_per_client=MAX_POOLS))
+        self.tmem = Tmem(PageTable(self.store), TmemLimits(max_pools_per_client=MAX_POOLS))
         self.pools: dict[Handle, ModelPool] = {}
         self.shared: dict[uuid.UUID, ModelPool] = {}
         self.last_version = 0

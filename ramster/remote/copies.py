@@ -2,42 +2,37 @@
 
 A persistent page has a *primary* copy (here, or on the peer its remote handle names) and may
 have a *replica* on another peer, found by the page's version. `persistent_copies` 2 asks for
-both; these pure steps say which pages fall short, forget the copies of a node that left, and
+both; these pure steps say which pages fall short and
 rewrite the tree once a peer has stored a new copy (compare-and-swap on the version, like
-shipping), and take back the copies peers kept through this node's restart (`take_back`).
-Copies on draining nodes still count for reads but are replaced, then flushed. The remote layer
-does the I/O. This module is the core's friend, like `shipping`.
+shipping). Copies on draining nodes still count for reads but are replaced, then flushed. Pure
+steps over a page table and its `RemoteIndex`, like `shipping`; the remote layer does the I/O.
+What a peer leaving costs the copies is `ramster.remote.departures`.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ramster.page import PackedPage
-from ramster.tmem.host import INDEX_BITS, Stored, Tmem
-from ramster.tmem.keys import Oid
+from ramster.remote.handles import OriginTable, RemoteFlush, RemoteRef, Shipment
+from ramster.tmem import Created, Stored
+from ramster.tmem.elsewhere import REMOTE
+from ramster.tmem.keys import Oid, PageVersion
 from ramster.tmem.pool import Pool, TmemObject
-from ramster.tmem.remote import REMOTE, RemoteFlush, RemoteRef, Shipment
-from ramster.tmem.shipping import drop_handle
-from ramster.tmem.store import Created
 
 HERE = -1
 """This node, in a list of the nodes holding a page's copies."""
 
 
 @dataclass(frozen=True, slots=True)
-class PageCopies:
+class PageCopies(PageVersion):
     """Where the copies of one persistent page of `version` are: `primary` is the peer holding
     it (None: here), `replica` the peer holding the other copy (None: no other copy)."""
 
     obj_id: int
-    pool_uid: int
-    oid: Oid
-    index: int
-    version: int
     page_size: int
     primary: int | None
     replica: int | None
@@ -75,25 +70,15 @@ class PageCopies:
         return (first,) if self.replica is None else (first, self.replica)
 
 
-@dataclass(frozen=True, slots=True)
-class WriteOff:
-    """What forgetting a node's copies did."""
-
-    promoted: int  # pages whose replica became the primary
-    lost: int  # persistent pages whose only copy it held
-    ephemeral: int  # ephemeral pages it held (misses from now on)
-    replicas: int  # replicas it held of pages kept elsewhere
-
-
 def copies_of_puts(
-    tmem: Tmem,
+    table: OriginTable,
     client: str,
     pool_id: int,
     keys: Sequence[tuple[Oid, int]],
     outcomes: Sequence[object],
 ) -> list[Shipment]:
     """The persistent pages a put just stored (outcome `Stored`), packed, to be copied."""
-    pool = tmem._pool(client, pool_id)
+    pool = table.pool(client, pool_id)
     if not pool.spec.persistent:
         return []
     copies = []
@@ -104,10 +89,10 @@ def copies_of_puts(
         slot = obj.slot(index) if obj is not None else None
         if obj is None or slot is None or slot & REMOTE:
             continue
-        if tmem._store.version(slot) != outcome.version:  # put again later in the batch
+        if table.store.version(slot) != outcome.version:  # put again later in the batch
             continue
-        page = tmem._store.read_packed(slot, pool.spec.page_size)
-        copies.append(_shipment(tmem, obj, index, slot, page))
+        page = table.store.read_packed(slot, pool.spec.page_size)
+        copies.append(_shipment(table, obj, index, slot, page))
     return copies
 
 
@@ -118,11 +103,11 @@ class ShortfallScan:
     steps: a step resumes at the first page index after the last one visited, objects made
     after the pass began wait for the next pass, and objects gone meanwhile are skipped."""
 
-    __slots__ = ("_at", "_ids", "_index", "_tmem")
+    __slots__ = ("_at", "_ids", "_index", "_table")
 
-    def __init__(self, tmem: Tmem) -> None:
-        self._tmem = tmem
-        self._ids = array("Q", tmem._objects)  # 8 bytes an object, not an entry per page
+    def __init__(self, table: OriginTable) -> None:
+        self._table = table
+        self._ids = array("Q", table.objects)  # 8 bytes an object, not an entry per page
         self._at = 0  # the position in `_ids` of the object being visited
         self._index = 0  # the first page index of that object not visited yet
 
@@ -137,9 +122,9 @@ class ShortfallScan:
         """The next pages, at most `limit` of them visited, with fewer than `wanted` copies on
         nodes that are not draining, or with a copy on a draining node. An object that is not
         this node's persistent one counts as one page visited."""
-        tmem, short, budget = self._tmem, [], limit
+        table, short, budget = self._table, [], limit
         while budget > 0 and not self.done:
-            obj = tmem._objects.get(self._ids[self._at])
+            obj = table.objects.get(self._ids[self._at])
             if obj is None or obj.pool.foreign or not obj.pool.spec.persistent:
                 self._at, self._index, budget = self._at + 1, 0, budget - 1
                 continue
@@ -147,7 +132,7 @@ class ShortfallScan:
             end = min(len(obj), first + budget)
             for pos in range(first, end):
                 index, slot = obj.indices[pos], obj.slots[pos]
-                copies = _copies(tmem, obj.pool, obj, index, slot)
+                copies = _copies(table, obj.pool, obj, index, slot)
                 holders = copies.holders
                 kept = sum(node not in draining for node in holders)
                 if kept < wanted or kept < len(holders):
@@ -160,7 +145,7 @@ class ShortfallScan:
         return short
 
 
-def short_of_copies(tmem: Tmem, wanted: int) -> int:
+def short_of_copies(table: OriginTable, wanted: int) -> int:
     """This node's persistent pages with fewer than `wanted` (1 or 2) copies, from the tree's
     tallies alone (pages per pool, replicas kept): exact at any time, no page visited. A copy
     on a draining node counts here; the repair scan finds those."""
@@ -168,25 +153,25 @@ def short_of_copies(tmem: Tmem, wanted: int) -> int:
         return 0  # every page has a copy, here or on the peer its handle names
     pools = {
         id(pool): pool
-        for pools in tmem._clients.values()
-        for pool in pools.values()
+        for client in table.client_names()
+        for pool in table.client_pools(client).values()
         if pool.spec.persistent and not pool.foreign
     }
     # Every replica is the second copy of one of these pages: flushing, overwriting or
-    # writing off a page drops its replica with it (`Tmem._free_slot`, `drop_handle`, …).
-    return sum(pool.pages for pool in pools.values()) - len(tmem._replicas)
+    # writing off a page drops its replica with it (`RemoteIndex.forget`, `drop_handle`, …).
+    return sum(pool.pages for pool in pools.values()) - len(table.elsewhere.replicas)
 
 
-def read_here(tmem: Tmem, copies: PageCopies) -> PackedPage | None:
+def read_here(table: OriginTable, copies: PageCopies) -> PackedPage | None:
     """The page, if this node still holds it locally at that version."""
-    slot = _current_slot(tmem, copies)
+    slot = _current_slot(table, copies)
     if slot is None or slot & REMOTE:
         return None
-    return tmem._store.read_packed(slot, copies.page_size)
+    return table.store.read_packed(slot, copies.page_size)
 
 
 def settle(
-    tmem: Tmem,
+    table: OriginTable,
     copies: PageCopies | Shipment,
     added: int | None,
     draining: frozenset[int],
@@ -197,21 +182,22 @@ def settle(
     while others exist, and queues flushes of the copies it drops. True if the page now has a
     copy it did not have; False if it changed meanwhile (the new copy is flushed) or `home`
     found no room."""
-    slot = _current_slot(tmem, copies)
-    obj = tmem._objects.get(copies.obj_id)
+    remote = table.elsewhere
+    slot = _current_slot(table, copies)
+    obj = table.objects.get(copies.obj_id)
     if obj is None or slot is None:
         if added is not None:
-            tmem.remote_flushes.append(RemoteFlush.of(added, copies))
+            remote.flushes.append(RemoteFlush.of(added, copies))
         return False
     version = copies.version
-    holders = [HERE] if not slot & REMOTE else [tmem._remote.node(slot)]
-    replica = tmem._replicas.get(version)
+    holders = [HERE] if not slot & REMOTE else [remote.handles.node(slot)]
+    replica = remote.replicas.get(version)
     if replica is not None:
         holders.append(replica)
     grew = added is not None and added not in holders
     if added is not None and grew:
         holders.append(added)
-    if home is not None and holders[0] != HERE and _bring_home(tmem, obj, copies, home):
+    if home is not None and holders[0] != HERE and _bring_home(table, obj, copies, home):
         slot = obj.slot(copies.index)
         assert slot is not None
         holders.insert(0, HERE)
@@ -221,135 +207,57 @@ def settle(
     chosen = (kept + [node for node in holders if node in draining])[:2]
     for node in holders:
         if node not in chosen and node != HERE:
-            tmem.remote_flushes.append(RemoteFlush.of(node, copies))
+            remote.flushes.append(RemoteFlush.of(node, copies))
     if chosen[0] != HERE:
         assert slot & REMOTE, "a page here stays the primary"
-        tmem._remote.move(slot, chosen[0])
+        remote.handles.move(slot, chosen[0])
     if len(chosen) > 1:
-        tmem._replicas[version] = chosen[1]
+        remote.replicas[version] = chosen[1]
     else:
-        tmem._replicas.pop(version, None)
+        remote.replicas.pop(version, None)
     return grew or (added is None and home is None)
 
 
-def unput(tmem: Tmem, shipment: Shipment) -> bool:
+def unput(table: OriginTable, shipment: Shipment) -> bool:
     """Take back a put whose copy no peer stored: the key goes (with any copy it has), unless
     it was put again meanwhile. True if it went."""
-    obj = tmem._objects.get(shipment.obj_id)
+    obj = table.objects.get(shipment.obj_id)
     slot = obj.slot(shipment.index) if obj is not None else None
-    if obj is None or slot is None or tmem.slot_version(slot) != shipment.version:
+    if obj is None or slot is None or table.slot_version(slot) != shipment.version:
         return False
     obj.pop(shipment.index)
-    tmem._release(obj, shipment.index, slot)
-    tmem._counters["pers_puts_unreplicated"] += 1
+    table.release(obj, shipment.index, slot)
+    table.elsewhere.counts["pers_puts_unreplicated"] += 1
     return True
 
 
-def lost_copy(tmem: Tmem, ref: RemoteRef, node: int) -> bool:
+def lost_copy(table: OriginTable, ref: RemoteRef, node: int) -> bool:
     """Peer `node` no longer has a good copy of `ref` (it answered without one): if it is still
     one of the page's two holders, the other copy is the only one now (a flush of whatever
     `node` holds at that version is queued). True if the tree changed."""
-    obj = tmem._objects.get(ref.obj_id)
+    remote = table.elsewhere
+    obj = table.objects.get(ref.obj_id)
     slot = obj.slot(ref.index) if obj is not None else None
-    if slot is None or not slot & REMOTE or tmem._remote.version(slot) != ref.version:
+    if slot is None or not slot & REMOTE or remote.version(slot) != ref.version:
         return False
-    replica = tmem._replicas.get(ref.version)
+    replica = remote.replicas.get(ref.version)
     if replica is None:
         return False
-    if tmem._remote.node(slot) == node:
-        tmem._remote.move(slot, replica)
+    if remote.handles.node(slot) == node:
+        remote.handles.move(slot, replica)
     elif replica != node:
         return False  # the copies moved meanwhile: `node` is not a holder any more
-    del tmem._replicas[ref.version]
-    tmem.remote_flushes.append(RemoteFlush.of(node, ref))
+    del remote.replicas[ref.version]
+    remote.flushes.append(RemoteFlush.of(node, ref))
     return True
-
-
-def write_off(tmem: Tmem, node: int, restarted: bool) -> tuple[WriteOff, list[RemoteFlush]]:
-    """Stop counting on the copies `node` holds: it left the view, or came back `restarted`
-    (its memory is gone). A page it held whose other copy lives elsewhere is read from that copy
-    from now on; its replicas are forgotten (the repair loop makes new ones). A page whose only
-    copy it holds stays remote while it may come back, and is lost (persistent) or a miss
-    (ephemeral) once it restarted. Returns what was done and the flushes its now unreferenced
-    copies need should it come back with them (none once restarted)."""
-    promoted = lost = ephemeral = replicas = 0
-    orphans: list[RemoteFlush] = []
-    for pool, obj in list(_own_objects(tmem)):
-        for index, slot in list(obj.items()):
-            version = tmem.slot_version(slot)
-            flush = RemoteFlush(node, pool.uid, obj.oid, index, version)
-            if tmem._replicas.get(version) == node:
-                del tmem._replicas[version]
-                replicas += 1
-                orphans.append(flush)
-            if not slot & REMOTE or tmem._remote.node(slot) != node:
-                continue
-            replica = tmem._replicas.pop(version, None)
-            if replica is not None:
-                tmem._remote.move(slot, replica)
-                promoted += 1
-                orphans.append(flush)
-                continue
-            if not restarted:
-                continue
-            if pool.spec.persistent:
-                lost += 1
-            else:
-                ephemeral += 1
-            drop_handle(obj, index, slot, tmem)
-    tmem._counters["remote_pers_pages_lost"] += lost
-    orphans += [f for f in tmem.remote_flushes if f.node == node]
-    tmem.remote_flushes = [f for f in tmem.remote_flushes if f.node != node]
-    return WriteOff(promoted, lost, ephemeral, replicas), [] if restarted else orphans
-
-
-def take_back(tmem: Tmem, holder: int, pool: Pool, oid: Oid, index: int, version: int) -> int:
-    """A copy peer `holder` kept of this node's page at the key through a restart
-    (`ramster.remote.restore`) becomes a remote handle to it, or its replica if another peer
-    holds the same version; an older copy of the key is flushed, and so is this holder's if the
-    key has a newer copy or two already. Returns 1 if the page became this node's again."""
-    obj = pool.objects.get(oid)
-    if obj is None:
-        obj = tmem._new_object(pool, oid)
-    slot = obj.slot(index)
-    if slot is not None:
-        held = tmem.slot_version(slot)
-        replica = tmem._replicas.get(held)
-        if held == version and slot & REMOTE:
-            if holder in (tmem._remote.node(slot), replica):
-                return 0
-            if replica is None:
-                tmem._replicas[version] = holder
-                return 0
-        if held >= version:  # a newer copy, or a third one: this holder's goes
-            tmem.remote_flushes.append(RemoteFlush(holder, pool.uid, oid, index, version))
-            return 0
-        obj.pop(index)
-        tmem._free_slot(obj, index, slot)  # the older copies are flushed
-        pool.pages -= 1
-    obj.insert(index, tmem._remote_add(holder, version, True))
-    pool.pages += 1
-    return 1
-
-
-def remote_holders(tmem: Tmem) -> set[int]:
-    """The nodes holding the copy a remote handle of this node names (replicas aside: a node that
-    leaves the view has them written off at once)."""
-    return tmem._remote.holders()
 
 
 # -- internals ---------------------------------------------------------------------------------
 
 
-def _own_objects(tmem: Tmem, persistent: bool | None = None) -> Iterator[tuple[Pool, TmemObject]]:
-    for obj in tmem._objects.values():
-        pool = obj.pool
-        if not pool.foreign and (persistent is None or pool.spec.persistent == persistent):
-            yield pool, obj
-
-
-def _copies(tmem: Tmem, pool: Pool, obj: TmemObject, index: int, slot: int) -> PageCopies:
-    version = tmem.slot_version(slot)
+def _copies(table: OriginTable, pool: Pool, obj: TmemObject, index: int, slot: int) -> PageCopies:
+    remote = table.elsewhere
+    version = table.slot_version(slot)
     return PageCopies(
         obj_id=obj.obj_id,
         pool_uid=pool.uid,
@@ -357,13 +265,15 @@ def _copies(tmem: Tmem, pool: Pool, obj: TmemObject, index: int, slot: int) -> P
         index=index,
         version=version,
         page_size=pool.spec.page_size,
-        primary=tmem._remote.node(slot) if slot & REMOTE else None,
-        replica=tmem._replicas.get(version),
+        primary=remote.handles.node(slot) if slot & REMOTE else None,
+        replica=remote.replicas.get(version),
     )
 
 
-def _shipment(tmem: Tmem, obj: TmemObject, index: int, slot: int, page: PackedPage) -> Shipment:
-    version = tmem.slot_version(slot)
+def _shipment(
+    table: OriginTable, obj: TmemObject, index: int, slot: int, page: PackedPage
+) -> Shipment:
+    version = table.slot_version(slot)
     return Shipment(
         obj_id=obj.obj_id,
         slot=slot,
@@ -373,32 +283,28 @@ def _shipment(tmem: Tmem, obj: TmemObject, index: int, slot: int, page: PackedPa
         index=index,
         version=version,
         page=page,
-        replica=tmem._replicas.get(version),
+        replica=table.elsewhere.replicas.get(version),
     )
 
 
-def _current_slot(tmem: Tmem, copies: PageCopies | Shipment) -> int | None:
+def _current_slot(table: OriginTable, copies: PageCopies | Shipment) -> int | None:
     """The slot of the page's key if it still holds `copies.version`, else None."""
-    obj = tmem._objects.get(copies.obj_id)
+    obj = table.objects.get(copies.obj_id)
     slot = obj.slot(copies.index) if obj is not None else None
-    if slot is None or tmem.slot_version(slot) != copies.version:
+    if slot is None or table.slot_version(slot) != copies.version:
         return None
     return slot
 
 
 def _bring_home(
-    tmem: Tmem, obj: TmemObject, copies: PageCopies | Shipment, page: PackedPage
+    table: OriginTable, obj: TmemObject, copies: PageCopies | Shipment, page: PackedPage
 ) -> bool:
     """Store `page` here in place of its remote handle (the peer keeps its copy)."""
-    outcome = tmem._store.create(
-        page, True, copies.version, (obj.obj_id << INDEX_BITS) | copies.index
-    )
-    if outcome.evicted:
-        tmem._forget(outcome.evicted, keep=obj)
+    outcome = table.store_page(obj, copies.index, page, copies.version)
     if not isinstance(outcome, Created):
         return False
     handle = obj.slot(copies.index)
     assert handle is not None and handle & REMOTE
-    tmem._remote_remove(handle, True)
+    table.elsewhere.remove(handle, True)
     obj.replace(copies.index, outcome.slot)
     return True

@@ -1,4 +1,4 @@
-"""The core half of RAMster (`ramster.tmem.shipping`, reference §A5.2 to §A5.6): taking pages to
+"""The core half of RAMster (`ramster.remote.shipping`, reference §A5.2 to §A5.6): taking pages to
 ship, swapping them for remote handles by compare-and-swap, answering fetched pages, queueing the
 flushes of peer copies, and bringing pages home.
 
@@ -22,25 +22,26 @@ import pytest
 
 from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
 from ramster.page import PackedPage, compress_page, pack_page
-from ramster.tmem import Hit, PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.host import REMOTE_COUNTERS, REMOTE_PAGE_BYTES
-from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES
-from ramster.tmem.remote import (
+from ramster.remote.handles import (
+    REMOTE_COUNTERS,
     REMOTE_HANDLE_BYTES,
+    REMOTE_PAGE_BYTES,
     RemoteFlush,
     RemoteRef,
     Shipment,
     Unanswered,
+    origin_tmem,
 )
-from ramster.tmem.shipping import (
+from ramster.remote.shipping import (
     complete_shipments,
-    drain_flushes,
     drop_remote,
     localify,
     remote_refs,
     repatriate,
     take_shipments,
 )
+from ramster.tmem import Hit, PageStore, PoolSpec, Rejected, RejectReason, Stored, Tmem
+from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES
 from ramster.zcache import PlainStore, ZCache, ZcacheConfig
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
@@ -108,8 +109,10 @@ def put(tmem: Tmem, pool: int, oid: int, index: int, data: bytes) -> int:
 
 def ship_all(tmem: Tmem, persistent: bool, node: int, max_pages: int = 1000) -> list[Shipment]:
     """Take the oldest pages of a class and have `node` store every one."""
-    shipments = take_shipments(tmem, persistent, max_pages, ALL)
-    assert complete_shipments(tmem, node, shipments, [True] * len(shipments)) == len(shipments)
+    shipments = take_shipments(tmem.table, persistent, max_pages, ALL)
+    assert complete_shipments(tmem.table, node, shipments, [True] * len(shipments)) == len(
+        shipments
+    )
     return shipments
 
 
@@ -133,7 +136,7 @@ def got(
 ) -> PackedPage | None:
     """What a get of `ref` answers once its holder replied `found`, as the node runs it:
     localify, then (`freed`: a get that frees) take the page once its answer is on its way."""
-    hit = localify(tmem, ref, found)
+    hit = localify(tmem.table, ref, found)
     assert not isinstance(hit, Unanswered)
     if hit is None or (freed and tmem.take([hit]) != [True]):
         return None
@@ -155,7 +158,7 @@ def test_a_remote_page_costs_its_handle_and_its_index_entry() -> None:
 
 @pytest.mark.parametrize("kind", STORES)
 def test_take_takes_the_oldest_pages_of_one_class_at_most_max_pages(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     eph = tmem.new_pool(APP, EPHEMERAL)
     pers = tmem.new_pool(APP, PERSISTENT)
     versions = {}
@@ -163,7 +166,7 @@ def test_take_takes_the_oldest_pages_of_one_class_at_most_max_pages(kind: str) -
         versions[eph, index] = put(tmem, eph, 7, index, page(index))
         versions[pers, index] = put(tmem, pers, 8, index, page(10 + index))
 
-    first = take_shipments(tmem, False, 3, ALL)
+    first = take_shipments(tmem.table, False, 3, ALL)
     assert first == [
         Shipment(
             obj_id=s.obj_id,
@@ -179,10 +182,10 @@ def test_take_takes_the_oldest_pages_of_one_class_at_most_max_pages(kind: str) -
     ]
     assert len(first) == 3
     # Taken pages are out of the order until completed or requeued: the next take goes on.
-    assert keys(take_shipments(tmem, False, 10, ALL)) == [((7, 0, 0), 3), ((7, 0, 0), 4)]
-    assert take_shipments(tmem, False, 10, ALL) == []
+    assert keys(take_shipments(tmem.table, False, 10, ALL)) == [((7, 0, 0), 3), ((7, 0, 0), 4)]
+    assert take_shipments(tmem.table, False, 10, ALL) == []
 
-    persistent = take_shipments(tmem, True, 10, ALL)
+    persistent = take_shipments(tmem.table, True, 10, ALL)
     assert [(s.oid, s.index, s.version, s.persistent) for s in persistent] == [
         ((8, 0, 0), index, versions[pers, index], True) for index in range(5)
     ]
@@ -194,47 +197,47 @@ def test_take_takes_the_oldest_pages_of_one_class_at_most_max_pages(kind: str) -
 
 @pytest.mark.parametrize("kind", STORES)
 def test_take_stops_once_max_bytes_is_reached_and_leaves_the_rest(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     for index in range(6):
         put(tmem, pool, 7, index, page(index))
     zsize = len(pack_page(page(0)).payload)
 
     # The page that reaches max_bytes is still taken; the ones after it are not.
-    assert [s.index for s in take_shipments(tmem, True, 5, 2 * zsize)] == [0, 1]
+    assert [s.index for s in take_shipments(tmem.table, True, 5, 2 * zsize)] == [0, 1]
     # 2..5 never left the order: they are taken next, oldest first.
-    assert [s.index for s in take_shipments(tmem, True, 10, ALL)] == [2, 3, 4, 5]
+    assert [s.index for s in take_shipments(tmem.table, True, 10, ALL)] == [2, 3, 4, 5]
 
-    tmem2 = Tmem(make_store(kind))
+    tmem2 = origin_tmem(make_store(kind))
     pool2 = tmem2.new_pool(APP, PERSISTENT)
     for index in range(6):
         put(tmem2, pool2, 7, index, page(index))
-    assert [s.index for s in take_shipments(tmem2, True, 5, 2 * zsize + 1)] == [0, 1, 2]
+    assert [s.index for s in take_shipments(tmem2.table, True, 5, 2 * zsize + 1)] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_pages_cut_at_max_bytes_keep_their_age(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     for index in range(6):
         put(tmem, pool, 7, index, page(index))
 
-    assert [s.index for s in take_shipments(tmem, True, 5, 1)] == [0]
+    assert [s.index for s in take_shipments(tmem.table, True, 5, 1)] == [0]
     # 1..4 were never shipped, refused or raced: they are still the oldest.
-    assert [s.index for s in take_shipments(tmem, True, 5, 1)] == [1]
-    assert [s.index for s in take_shipments(tmem, True, 10, ALL)] == [2, 3, 4, 5]
+    assert [s.index for s in take_shipments(tmem.table, True, 5, 1)] == [1]
+    assert [s.index for s in take_shipments(tmem.table, True, 10, ALL)] == [2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_take_never_takes_foreign_pages(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     origin = origin_client(5, "e5")
     for persistent in (False, True):
         outcomes = put_foreign(
-            tmem,
+            tmem.table,
             origin,
             [
-                ForeignPage(1 + persistent, persistent, (9, 0, 0), i, 100 + i, pack_page(page(i)))
+                ForeignPage(1 + persistent, (9, 0, 0), i, 100 + i, persistent, pack_page(page(i)))
                 for i in range(3)
             ],
         )
@@ -242,9 +245,9 @@ def test_take_never_takes_foreign_pages(kind: str) -> None:
     pool = tmem.new_pool(APP, PERSISTENT)
     put(tmem, pool, 7, 0, page(50))
 
-    assert take_shipments(tmem, False, 100, ALL) == []
-    assert keys(take_shipments(tmem, True, 100, ALL)) == [((7, 0, 0), 0)]
-    assert take_shipments(tmem, True, 100, ALL) == []
+    assert take_shipments(tmem.table, False, 100, ALL) == []
+    assert keys(take_shipments(tmem.table, True, 100, ALL)) == [((7, 0, 0), 0)]
+    assert take_shipments(tmem.table, True, 100, ALL) == []
 
 
 # -- complete_shipments ------------------------------------------------------------------------
@@ -254,13 +257,13 @@ def test_take_never_takes_foreign_pages(kind: str) -> None:
 @pytest.mark.parametrize("persistent", [False, True], ids=["eph", "pers"])
 def test_stored_pages_become_remote(kind: str, persistent: bool) -> None:
     store = make_store(kind)
-    tmem = Tmem(store)
+    tmem = origin_tmem(store)
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
     versions = [put(tmem, pool, 7, index, page(index)) for index in range(4)]
     before = used(store)
 
-    shipments = take_shipments(tmem, persistent, 10, ALL)
-    assert complete_shipments(tmem, PEER, shipments, [True] * 4) == 4
+    shipments = take_shipments(tmem.table, persistent, 10, ALL)
+    assert complete_shipments(tmem.table, PEER, shipments, [True] * 4) == 4
 
     kind_name = "pers" if persistent else "eph"
     counters = tmem.counters()
@@ -282,20 +285,22 @@ def test_stored_pages_become_remote(kind: str, persistent: bool) -> None:
         version=versions[2],
         page_size=PAGE_SIZE,
     )
-    assert drain_flushes(tmem) == []
-    assert take_shipments(tmem, persistent, 10, ALL) == []  # remote pages are not shipped again
+    assert tmem.table.elsewhere.drain() == []
+    assert (
+        take_shipments(tmem.table, persistent, 10, ALL) == []
+    )  # remote pages are not shipped again
 
 
 @pytest.mark.parametrize("kind", STORES)
 @pytest.mark.parametrize("persistent", [False, True], ids=["eph", "pers"])
 def test_refused_pages_stay_local_and_are_shipped_again(kind: str, persistent: bool) -> None:
     store = make_store(kind)
-    tmem = Tmem(store)
+    tmem = origin_tmem(store)
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
     versions = [put(tmem, pool, 7, index, page(index)) for index in range(3)]
 
-    shipments = take_shipments(tmem, persistent, 10, ALL)
-    assert complete_shipments(tmem, PEER, shipments, [True, False, True]) == 2
+    shipments = take_shipments(tmem.table, persistent, 10, ALL)
+    assert complete_shipments(tmem.table, PEER, shipments, [True, False, True]) == 2
 
     kind_name = "pers" if persistent else "eph"
     counters = tmem.counters()
@@ -305,9 +310,9 @@ def test_refused_pages_stay_local_and_are_shipped_again(kind: str, persistent: b
     assert tmem.get(APP, pool, 7, 1, free=False) == page(1)
     assert tmem.page_version(APP, pool, 7, 1) == versions[1]
 
-    [again] = take_shipments(tmem, persistent, 10, ALL)
+    [again] = take_shipments(tmem.table, persistent, 10, ALL)
     assert (again.index, again.version, again.page) == (1, versions[1], pack_page(page(1)))
-    assert complete_shipments(tmem, OTHER_PEER, [again], [True]) == 1
+    assert complete_shipments(tmem.table, OTHER_PEER, [again], [True]) == 1
     assert tmem.counters()[f"{kind_name}_pages_remoted"] == 3
     assert remote_ref(tmem, pool, 7, 1).node == OTHER_PEER
     assert store_pages(store) == (0, 0)
@@ -320,15 +325,15 @@ def test_refused_pages_stay_local_and_are_shipped_again(kind: str, persistent: b
 def test_remote_pages_are_charged_to_the_budget(kind: str) -> None:
     """A page on a peer frees its bytes here but keeps its handle and index entry."""
     store = make_store(kind)
-    tmem = Tmem(store)
+    tmem = origin_tmem(store)
     pool = tmem.new_pool(APP, PERSISTENT)
     for index in range(4):
         put(tmem, pool, 7, index, page(index))
     before = used(store)
 
-    shipments = take_shipments(tmem, True, 3, ALL)
+    shipments = take_shipments(tmem.table, True, 3, ALL)
     assert used(store) == before  # taking a page moves nothing yet
-    assert complete_shipments(tmem, PEER, shipments, [True, False, True]) == 2
+    assert complete_shipments(tmem.table, PEER, shipments, [True, False, True]) == 2
 
     cost = page_cost(kind, page(0))
     assert used(store) == before - 2 * cost + 2 * REMOTE_PAGE_BYTES  # the refused page stays
@@ -344,9 +349,9 @@ HANDLE_ENDS: dict[str, HandleEnd] = {
     "flush_object": lambda tmem, pool, ref, shipment: tmem.flush_object(APP, pool, 7),
     "destroy_pool": lambda tmem, pool, ref, shipment: tmem.destroy_pool(APP, pool),
     "get_and_free": lambda tmem, pool, ref, shipment: got(tmem, ref, answer(shipment), True),
-    "peer_lost_it": lambda tmem, pool, ref, shipment: localify(tmem, ref, None),
-    "unanswered": lambda tmem, pool, ref, shipment: localify(tmem, ref, Unanswered((PEER,))),
-    "drop_remote": lambda tmem, pool, ref, shipment: drop_remote(tmem, ref),
+    "peer_lost_it": lambda tmem, pool, ref, shipment: localify(tmem.table, ref, None),
+    "unanswered": lambda tmem, pool, ref, shipment: localify(tmem.table, ref, Unanswered((PEER,))),
+    "drop_remote": lambda tmem, pool, ref, shipment: drop_remote(tmem.table, ref),
 }
 
 
@@ -354,7 +359,7 @@ HANDLE_ENDS: dict[str, HandleEnd] = {
 @pytest.mark.parametrize("end", HANDLE_ENDS)
 def test_every_way_a_remote_handle_goes_gives_its_bytes_back(kind: str, end: str) -> None:
     store = make_store(kind)
-    tmem = Tmem(store)
+    tmem = origin_tmem(store)
     pool = tmem.new_pool(APP, EPHEMERAL)
     put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, False, PEER)
@@ -374,13 +379,13 @@ def test_every_way_a_remote_handle_goes_gives_its_bytes_back(kind: str, end: str
 @pytest.mark.parametrize("kind", STORES)
 @pytest.mark.parametrize("persistent", [False, True], ids=["eph", "pers"])
 def test_a_put_between_take_and_complete_keeps_the_new_page(kind: str, persistent: bool) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
     old = put(tmem, pool, 7, 0, page(1))
-    [shipment] = take_shipments(tmem, persistent, 10, ALL)
+    [shipment] = take_shipments(tmem.table, persistent, 10, ALL)
 
     new = put(tmem, pool, 7, 0, page(2))  # lands while the batch is on the wire
-    assert complete_shipments(tmem, PEER, [shipment], [True]) == 0
+    assert complete_shipments(tmem.table, PEER, [shipment], [True]) == 0
 
     assert new > old
     assert tmem.page_version(APP, pool, 7, 0) == new
@@ -388,12 +393,12 @@ def test_a_put_between_take_and_complete_keeps_the_new_page(kind: str, persisten
     # The kernel's tmem_replace would have pointed the key at the peer's old copy; here that
     # copy is an orphan, and the flush of that version (not of the key) is queued.
     assert shipment.version == old
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, old)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, old)]
     counters = tmem.counters()
     assert counters["remote_pages"] == 0
     assert counters["eph_pages_remoted"] + counters["pers_pages_remoted"] == 0
 
-    [again] = take_shipments(tmem, persistent, 10, ALL)
+    [again] = take_shipments(tmem.table, persistent, 10, ALL)
     assert again.version == new
     if kind == "zcache":  # the new page reused the freed slot: only the version tells them apart
         assert again.slot == shipment.slot
@@ -404,54 +409,56 @@ def test_a_put_between_take_and_complete_keeps_the_new_page(kind: str, persisten
 def test_a_flush_between_take_and_complete_orphans_the_peer_copy(
     kind: str, persistent: bool
 ) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
     flushed = put(tmem, pool, 7, 0, page(1))
     put(tmem, pool, 7, 1, page(2))
-    shipments = take_shipments(tmem, persistent, 10, ALL)
+    shipments = take_shipments(tmem.table, persistent, 10, ALL)
 
     assert tmem.flush_page(APP, pool, 7, 0)
-    assert drain_flushes(tmem) == []  # a local page: nothing to tell a peer yet
-    assert complete_shipments(tmem, PEER, shipments, [True, True]) == 1
+    assert tmem.table.elsewhere.drain() == []  # a local page: nothing to tell a peer yet
+    assert complete_shipments(tmem.table, PEER, shipments, [True, True]) == 1
 
     assert tmem.page_version(APP, pool, 7, 0) is None
     assert tmem.get_many_packed(APP, pool, [(7, 0)]) == [None]
     assert remote_ref(tmem, pool, 7, 1).node == PEER
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0, flushed)]
+    assert tmem.table.elsewhere.drain() == [
+        RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0, flushed)
+    ]
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_an_eviction_between_take_and_complete_orphans_the_peer_copy(kind: str) -> None:
     store = fitting_store(kind)
-    tmem = Tmem(store)
+    tmem = origin_tmem(store)
     pool = tmem.new_pool(APP, EPHEMERAL)
     versions = [put(tmem, pool, 7, index, page(index)) for index in range(FIT)]
-    shipments = take_shipments(tmem, False, 2, ALL)
+    shipments = take_shipments(tmem.table, False, 2, ALL)
 
     put(tmem, pool, 7, FIT, page(FIT))  # the store is full: the oldest page goes
     assert store.counters()["evicted_eph_zpages"] == 1
-    assert complete_shipments(tmem, PEER, shipments, [True, True]) == 1
+    assert complete_shipments(tmem.table, PEER, shipments, [True, True]) == 1
 
     assert tmem.page_version(APP, pool, 7, 0) is None
     assert remote_ref(tmem, pool, 7, 1).node == PEER
-    assert drain_flushes(tmem) == [
+    assert tmem.table.elsewhere.drain() == [
         RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0, versions[0])
     ]
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_a_refused_page_flushed_meanwhile_is_neither_requeued_nor_flushed(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     put(tmem, pool, 7, 0, page(1))
-    shipments = take_shipments(tmem, True, 10, ALL)
+    shipments = take_shipments(tmem.table, True, 10, ALL)
 
     tmem.flush_page(APP, pool, 7, 0)
-    assert complete_shipments(tmem, PEER, shipments, [False]) == 0
+    assert complete_shipments(tmem.table, PEER, shipments, [False]) == 0
 
     assert tmem.counters()["pers_pages_remote_failed"] == 1
-    assert drain_flushes(tmem) == []  # the peer stored nothing
-    assert take_shipments(tmem, True, 10, ALL) == []
+    assert tmem.table.elsewhere.drain() == []  # the peer stored nothing
+    assert take_shipments(tmem.table, True, 10, ALL) == []
 
 
 # -- remote gets: localify (§A1.5 #5, §A5.5) ---------------------------------------------------
@@ -461,7 +468,7 @@ def test_a_refused_page_flushed_meanwhile_is_neither_requeued_nor_flushed(kind: 
 @pytest.mark.parametrize("persistent", [False, True], ids=["eph", "pers"])
 @pytest.mark.parametrize("freed", [False, True], ids=["keep", "free"])
 def test_a_flush_during_a_remote_get_is_a_miss(kind: str, persistent: bool, freed: bool) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
     version = put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, persistent, PEER)
@@ -469,7 +476,9 @@ def test_a_flush_during_a_remote_get_is_a_miss(kind: str, persistent: bool, free
 
     assert tmem.flush_page(APP, pool, 7, 0)  # while the request is on the wire
     # The flush names the version the handle held: the one shipped.
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, version)]
+    assert tmem.table.elsewhere.drain() == [
+        RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, version)
+    ]
     assert got(tmem, ref, answer(shipment), freed) is None
 
     kind_name = "pers" if persistent else "eph"
@@ -479,7 +488,7 @@ def test_a_flush_during_a_remote_get_is_a_miss(kind: str, persistent: bool, free
     assert counters["remote_pages"] == 0
     assert tmem.page_version(APP, pool, 7, 0) is None  # nothing resurrected
     assert tmem.get_many_packed(APP, pool, [(7, 0)]) == [None]
-    assert drain_flushes(tmem) == []
+    assert tmem.table.elsewhere.drain() == []
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -487,7 +496,7 @@ def test_a_flush_during_a_remote_get_is_a_miss(kind: str, persistent: bool, free
 def test_a_put_during_a_remote_get_answers_the_newer_local_page(
     kind: str, persistent: bool
 ) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
     old = put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, persistent, PEER)
@@ -495,7 +504,7 @@ def test_a_put_during_a_remote_get_answers_the_newer_local_page(
 
     new = put(tmem, pool, 7, 0, page(2))  # while the request is on the wire
     # The flush removes the replaced copy only: the old version, not the new one.
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, old)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(PEER, shipment.pool_uid, (7, 0, 0), 0, old)]
     assert got(tmem, ref, answer(shipment), False) == pack_page(page(2))
 
     kind_name = "pers" if persistent else "eph"
@@ -507,7 +516,7 @@ def test_a_put_during_a_remote_get_answers_the_newer_local_page(
 
 @pytest.mark.parametrize("kind", STORES)
 def test_a_get_and_free_answers_the_newer_local_page_and_frees_it(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, EPHEMERAL)
     put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, False, PEER)
@@ -517,13 +526,13 @@ def test_a_get_and_free_answers_the_newer_local_page_and_frees_it(kind: str) -> 
     assert got(tmem, ref, answer(shipment), True) == pack_page(page(2))
 
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert store_pages(tmem._store) == (0, 0)
+    assert store_pages(tmem.table.store) == (0, 0)
     assert tmem.counters()["obj_count"] == 0
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_a_put_and_reship_during_a_remote_get_is_a_miss(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, True, PEER)
@@ -545,14 +554,14 @@ def test_a_put_and_reship_during_a_remote_get_is_a_miss(kind: str) -> None:
 def test_a_put_and_reship_to_the_same_peer_during_a_get_answers_the_newer_page(
     kind: str, freed: bool
 ) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     put(tmem, pool, 7, 0, page(1))
     ship_all(tmem, True, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
     put(tmem, pool, 7, 0, page(2))  # while the request is on the wire...
-    drain_flushes(tmem)
+    tmem.table.elsewhere.drain()
     [newer] = ship_all(tmem, True, PEER)  # ...the new page reaches the same peer first
     # The peer answers what it holds now: the newer page, which the handle names.
     assert got(tmem, ref, answer(newer), freed) == pack_page(page(2))
@@ -563,15 +572,15 @@ def test_a_put_and_reship_to_the_same_peer_during_a_get_answers_the_newer_page(
     if freed:  # taken: the handle goes, and the copy the peer answered from is flushed
         assert tmem.page_version(APP, pool, 7, 0) is None
         assert counters["remote_pages"] == 0
-        assert drain_flushes(tmem) == [RemoteFlush.of(PEER, newer)]
+        assert tmem.table.elsewhere.drain() == [RemoteFlush.of(PEER, newer)]
     else:
-        assert remote_refs(tmem) == [dataclasses.replace(ref, version=newer.version)]
-        assert drain_flushes(tmem) == []
+        assert remote_refs(tmem.table) == [dataclasses.replace(ref, version=newer.version)]
+        assert tmem.table.elsewhere.drain() == []
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_a_persistent_page_the_peer_lost_is_counted_and_dropped(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     put(tmem, pool, 7, 0, page(1))
     put(tmem, pool, 7, 1, page(2))
@@ -585,12 +594,12 @@ def test_a_persistent_page_the_peer_lost_is_counted_and_dropped(kind: str) -> No
     assert counters["remote_pers_pages_unsucc_get"] == 1
     assert counters["remote_pages"] == counters["remote_pers_pages"] == 1
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert drain_flushes(tmem) == []  # the peer has no copy to flush
+    assert tmem.table.elsewhere.drain() == []  # the peer has no copy to flush
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_an_ephemeral_page_the_peer_dropped_is_a_plain_miss(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, EPHEMERAL)
     put(tmem, pool, 7, 0, page(1))
     ship_all(tmem, False, PEER)
@@ -604,12 +613,12 @@ def test_an_ephemeral_page_the_peer_dropped_is_a_plain_miss(kind: str) -> None:
     assert counters["remote_pages"] == 0
     assert counters["obj_count"] == 0
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert drain_flushes(tmem) == []
+    assert tmem.table.elsewhere.drain() == []
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_a_private_ephemeral_get_frees_the_handle(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, EPHEMERAL)
     put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, False, PEER)
@@ -623,12 +632,12 @@ def test_a_private_ephemeral_get_frees_the_handle(kind: str) -> None:
     assert counters["remote_pages"] == 0
     assert tmem.page_version(APP, pool, 7, 0) is None
     # The peer kept its copy while the answer was not sent yet: it is flushed now.
-    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush.of(PEER, shipment)]
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_a_persistent_get_keeps_the_handle_unless_asked_to_free(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, True, PEER)
@@ -637,7 +646,7 @@ def test_a_persistent_get_keeps_the_handle_unless_asked_to_free(kind: str) -> No
     assert got(tmem, ref, answer(shipment), False) == shipment.page
     assert got(tmem, ref, answer(shipment), False) == shipment.page
     assert tmem.page_version(APP, pool, 7, 0) == shipment.version
-    assert remote_refs(tmem) == [ref]
+    assert remote_refs(tmem.table) == [ref]
 
     assert tmem.frees_on_get(APP, pool, None) is False
     assert tmem.frees_on_get(APP, pool, True) is True
@@ -647,7 +656,7 @@ def test_a_persistent_get_keeps_the_handle_unless_asked_to_free(kind: str) -> No
     assert counters["remote_pers_pages_succ_get"] == 3
     assert counters["remote_pages"] == counters["remote_pers_pages"] == 0
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush.of(PEER, shipment)]
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -655,7 +664,7 @@ def test_a_persistent_get_keeps_the_handle_unless_asked_to_free(kind: str) -> No
 def test_a_get_frees_nothing_until_it_takes_what_it_found(kind: str, persistent: bool) -> None:
     """The node's get that frees: read, build the answer, then take. A key flushed, put again
     or taken by another get meanwhile is not taken (that answer is a miss)."""
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
     versions = [put(tmem, pool, 7, index, page(index)) for index in range(4)]
     hits = tmem.get_many_packed(APP, pool, [(7, index) for index in range(4)] + [(7, 9)])
@@ -678,19 +687,22 @@ def test_a_get_frees_nothing_until_it_takes_what_it_found(kind: str, persistent:
 
 @pytest.mark.parametrize("kind", STORES)
 def test_two_gets_that_free_one_remote_page_give_it_to_one_of_them(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, True, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
     # Both gets share one answer of the peer (the node coalesces them) ...
-    first, second = localify(tmem, ref, answer(shipment)), localify(tmem, ref, answer(shipment))
+    first, second = (
+        localify(tmem.table, ref, answer(shipment)),
+        localify(tmem.table, ref, answer(shipment)),
+    )
     assert first == second == Hit(shipment.page, ref.obj_id, 0, shipment.version)
     # ... and only the first to send its answer takes the page.
     assert [tmem.take([first]), tmem.take([second])] == [[True], [False]]
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush.of(PEER, shipment)]
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -698,40 +710,40 @@ def test_two_gets_that_free_one_remote_page_give_it_to_one_of_them(kind: str) ->
 def test_a_remote_page_no_holder_answered_stays_if_persistent_and_is_a_miss_for_good_if_not(
     kind: str, persistent: bool
 ) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PoolSpec(persistent=persistent))
     version = put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, persistent, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
-    found = localify(tmem, ref, Unanswered((PEER,)))
+    found = localify(tmem.table, ref, Unanswered((PEER,)))
 
     counters = tmem.counters()
     kind_name = "pers" if persistent else "eph"
     assert counters["remote_pers_pages_lost"] == counters[f"remote_{kind_name}_pages_succ_get"] == 0
     if persistent:  # not gone: asked for again later
         assert found == Unanswered((PEER,))
-        assert remote_refs(tmem) == [ref]
+        assert remote_refs(tmem.table) == [ref]
         assert tmem.page_version(APP, pool, 7, 0) == version
-        assert drain_flushes(tmem) == []
+        assert tmem.table.elsewhere.drain() == []
         assert counters["remote_pers_pages_unsucc_get"] == 0
     else:  # a miss, and every later get misses too: the record goes, the holder drops its copy
         assert found is None
         assert tmem.page_version(APP, pool, 7, 0) is None
         assert counters["remote_pages"] == 0
-        assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
+        assert tmem.table.elsewhere.drain() == [RemoteFlush.of(PEER, shipment)]
         assert counters["remote_eph_pages_unsucc_get"] == 1
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_a_persistent_page_read_with_room_at_home_comes_home(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     version = put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, True, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
 
-    hit = localify(tmem, ref, answer(shipment), home=True)
+    hit = localify(tmem.table, ref, answer(shipment), home=True)
 
     assert hit == Hit(shipment.page, ref.obj_id, 0, version)
     counters = tmem.counters()
@@ -739,7 +751,7 @@ def test_a_persistent_page_read_with_room_at_home_comes_home(kind: str) -> None:
     assert counters["remote_pages"] == 0
     # Local again, same version: the peer's copy is released as remotify releases copies.
     assert tmem.get_many_packed(APP, pool, [(7, 0)]) == [hit]
-    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush.of(PEER, shipment)]
 
 
 # -- flushes of remote pages (§A5.6) -----------------------------------------------------------
@@ -750,21 +762,21 @@ def remote_object(tmem: Tmem, pool: int, oid: int, nodes: list[int]) -> list[Shi
     persistent = tmem.pool_spec(APP, pool).persistent
     for index in range(len(nodes)):
         put(tmem, pool, oid, index, page(100 * oid + index))
-    shipments = take_shipments(tmem, persistent, len(nodes), ALL)
+    shipments = take_shipments(tmem.table, persistent, len(nodes), ALL)
     for shipment, node in zip(shipments, nodes, strict=True):
-        assert complete_shipments(tmem, node, [shipment], [True]) == 1
+        assert complete_shipments(tmem.table, node, [shipment], [True]) == 1
     return shipments
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_flushing_a_remote_page_queues_its_flush(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, EPHEMERAL)
     shipments = remote_object(tmem, pool, 7, [PEER, OTHER_PEER])
 
     assert tmem.flush_page(APP, pool, 7, 1)
     assert not tmem.flush_page(APP, pool, 7, 1)
-    assert drain_flushes(tmem) == [
+    assert tmem.table.elsewhere.drain() == [
         RemoteFlush(OTHER_PEER, shipments[1].pool_uid, (7, 0, 0), 1, shipments[1].version)
     ]
     assert tmem.counters()["remote_pages"] == 1
@@ -772,26 +784,26 @@ def test_flushing_a_remote_page_queues_its_flush(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", STORES)
 def test_flushing_an_object_queues_one_object_flush_per_holder(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     shipments = remote_object(tmem, pool, 7, [OTHER_PEER, PEER, OTHER_PEER])
     put(tmem, pool, 7, 3, page(9))  # and a local page
     uid = shipments[0].pool_uid
 
     assert tmem.flush_object(APP, pool, 7)
-    assert drain_flushes(tmem) == [
+    assert tmem.table.elsewhere.drain() == [
         RemoteFlush(PEER, uid, (7, 0, 0)),
         RemoteFlush(OTHER_PEER, uid, (7, 0, 0)),
     ]
     counters = tmem.counters()
     assert counters["remote_pages"] == counters["remote_pers_pages"] == 0
     assert counters["obj_count"] == 0
-    assert store_pages(tmem._store) == (0, 0)
+    assert store_pages(tmem.table.store) == (0, 0)
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_destroying_a_pool_queues_one_pool_flush_per_holder(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, EPHEMERAL)
     kept = tmem.new_pool(APP, EPHEMERAL)
     shipments = remote_object(tmem, pool, 7, [OTHER_PEER])
@@ -801,27 +813,27 @@ def test_destroying_a_pool_queues_one_pool_flush_per_holder(kind: str) -> None:
 
     assert tmem.destroy_pool(APP, pool) == 4
     uid = shipments[0].pool_uid
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, uid), RemoteFlush(OTHER_PEER, uid)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(PEER, uid), RemoteFlush(OTHER_PEER, uid)]
     assert tmem.counters()["remote_pages"] == 1
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_a_shared_pool_queues_its_flush_when_the_last_sharer_leaves(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     spec = PoolSpec(shared_uuid=uuid.UUID(int=42))
     pool = tmem.new_pool(APP, spec)
     other = tmem.new_pool("other", spec)
     [shipment] = remote_object(tmem, pool, 7, [PEER])
 
     assert tmem.destroy_pool(APP, pool) == 0
-    assert drain_flushes(tmem) == []
+    assert tmem.table.elsewhere.drain() == []
     assert tmem.destroy_pool("other", other) == 1
-    assert drain_flushes(tmem) == [RemoteFlush(PEER, shipment.pool_uid)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(PEER, shipment.pool_uid)]
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_drain_returns_the_flushes_oldest_first_and_empties_the_queue(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     gone = tmem.new_pool(APP, EPHEMERAL)
     [first] = remote_object(tmem, pool, 7, [OTHER_PEER])
@@ -832,17 +844,17 @@ def test_drain_returns_the_flushes_oldest_first_and_empties_the_queue(kind: str)
     tmem.flush_object(APP, pool, 8)
     tmem.destroy_pool(APP, gone)
 
-    assert drain_flushes(tmem) == [
+    assert tmem.table.elsewhere.drain() == [
         RemoteFlush(OTHER_PEER, first.pool_uid, (7, 0, 0), 0, first.version),
         RemoteFlush(PEER, first.pool_uid, (8, 0, 0)),
         RemoteFlush(PEER, last.pool_uid),
     ]
-    assert drain_flushes(tmem) == []
+    assert tmem.table.elsewhere.drain() == []
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_flushing_local_pages_queues_nothing(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     for oid in (7, 8, 9):
         put(tmem, pool, oid, 0, page(oid))
@@ -852,7 +864,7 @@ def test_flushing_local_pages_queues_nothing(kind: str) -> None:
     assert tmem.flush_object(APP, pool, 8)
     put(tmem, pool, 9, 1, page(1))  # a duplicate put of a local page
     assert tmem.destroy_pool(APP, pool) == 3
-    assert drain_flushes(tmem) == []
+    assert tmem.table.elsewhere.drain() == []
 
 
 # -- drop_remote: giving up an ephemeral page ---------------------------------------------------
@@ -860,33 +872,33 @@ def test_flushing_local_pages_queues_nothing(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", STORES)
 def test_drop_remote_forgets_the_page_and_queues_exactly_one_page_flush(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, EPHEMERAL)
     shipments = remote_object(tmem, pool, 7, [PEER, OTHER_PEER])
     ref = remote_ref(tmem, pool, 7, 0)
     before = tmem.counters()
 
-    assert drop_remote(tmem, ref)
+    assert drop_remote(tmem.table, ref)
 
     assert ref.version == shipments[0].version
-    assert drain_flushes(tmem) == [
+    assert tmem.table.elsewhere.drain() == [
         RemoteFlush(PEER, shipments[0].pool_uid, (7, 0, 0), 0, shipments[0].version)
     ]
     assert tmem.page_version(APP, pool, 7, 0) is None
-    assert remote_refs(tmem) == [remote_ref(tmem, pool, 7, 1)]
+    assert remote_refs(tmem.table) == [remote_ref(tmem, pool, 7, 1)]
     counters = tmem.counters()
     assert counters["remote_pages"] == 1
     # Giving a page up is neither a get nor a loss.
     assert {name: counters[name] - before[name] for name in REMOTE_COUNTERS} == dict.fromkeys(
         REMOTE_COUNTERS, 0
     )
-    assert not drop_remote(tmem, ref)  # gone already: nothing more is queued
-    assert drain_flushes(tmem) == []
+    assert not drop_remote(tmem.table, ref)  # gone already: nothing more is queued
+    assert tmem.table.elsewhere.drain() == []
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_drop_remote_leaves_a_key_that_changed_alone(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, EPHEMERAL)
     for index in range(3):
         put(tmem, pool, 7, index, page(index))
@@ -897,10 +909,10 @@ def test_drop_remote_leaves_a_key_that_changed_alone(kind: str) -> None:
     put(tmem, pool, 7, 2, page(12))
     ship_all(tmem, False, OTHER_PEER)  # index 2 is remote again, with another version
     put(tmem, pool, 7, 1, page(11))  # index 1 is local again
-    drain_flushes(tmem)
+    tmem.table.elsewhere.drain()
 
-    assert [drop_remote(tmem, ref) for ref in refs] == [False, False, False]
-    assert drain_flushes(tmem) == []
+    assert [drop_remote(tmem.table, ref) for ref in refs] == [False, False, False]
+    assert tmem.table.elsewhere.drain() == []
     assert tmem.page_version(APP, pool, 7, 0) is None
     assert tmem.get(APP, pool, 7, 1, free=False) == page(11)
     assert remote_ref(tmem, pool, 7, 2).node == OTHER_PEER
@@ -912,14 +924,14 @@ def test_drop_remote_leaves_a_key_that_changed_alone(kind: str) -> None:
 @pytest.mark.parametrize("kind", STORES)
 def test_repatriate_brings_a_persistent_page_home_with_its_version(kind: str) -> None:
     store = make_store(kind)
-    tmem = Tmem(store)
+    tmem = origin_tmem(store)
     pool = tmem.new_pool(APP, PERSISTENT)
     version = put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, True, PEER)
     ref = remote_ref(tmem, pool, 7, 0)
     before = used(store)
 
-    assert repatriate(tmem, ref, shipment.page)
+    assert repatriate(tmem.table, ref, shipment.page)
 
     assert tmem.page_version(APP, pool, 7, 0) == version
     assert tmem.get(APP, pool, 7, 0) == page(1)
@@ -928,28 +940,28 @@ def test_repatriate_brings_a_persistent_page_home_with_its_version(kind: str) ->
     counters = tmem.counters()
     assert counters["pers_pages_repatriated"] == 1
     assert counters["remote_pages"] == counters["remote_pers_pages"] == 0
-    assert remote_refs(tmem) == []
-    assert drain_flushes(tmem) == [RemoteFlush.of(PEER, shipment)]  # the copy it replaced
-    assert not repatriate(tmem, ref, shipment.page)  # the handle is gone now
+    assert remote_refs(tmem.table) == []
+    assert tmem.table.elsewhere.drain() == [RemoteFlush.of(PEER, shipment)]  # the copy it replaced
+    assert not repatriate(tmem.table, ref, shipment.page)  # the handle is gone now
     # Home again, it may be shipped again.
-    assert [s.version for s in take_shipments(tmem, True, 10, ALL)] == [version]
+    assert [s.version for s in take_shipments(tmem.table, True, 10, ALL)] == [version]
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_repatriate_of_an_ephemeral_page_counts_nothing(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, EPHEMERAL)
     version = put(tmem, pool, 7, 0, page(1))
     [shipment] = ship_all(tmem, False, PEER)
 
-    assert repatriate(tmem, remote_ref(tmem, pool, 7, 0), shipment.page)
+    assert repatriate(tmem.table, remote_ref(tmem, pool, 7, 0), shipment.page)
     assert tmem.page_version(APP, pool, 7, 0) == version
     assert tmem.counters()["pers_pages_repatriated"] == 0
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_repatriate_refuses_a_handle_that_changed(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     pool = tmem.new_pool(APP, PERSISTENT)
     for index in range(3):
         put(tmem, pool, 7, index, page(index))
@@ -961,7 +973,7 @@ def test_repatriate_refuses_a_handle_that_changed(kind: str) -> None:
     ship_all(tmem, True, OTHER_PEER)  # index 2 is remote again, with another version
     put(tmem, pool, 7, 1, page(11))  # index 1 is local again
 
-    assert [repatriate(tmem, r, s.page) for r, s in zip(refs, shipments, strict=True)] == [
+    assert [repatriate(tmem.table, r, s.page) for r, s in zip(refs, shipments, strict=True)] == [
         False,
         False,
         False,
@@ -975,7 +987,7 @@ def test_repatriate_refuses_a_handle_that_changed(kind: str) -> None:
 @pytest.mark.parametrize("kind", STORES)
 def test_repatriate_refuses_when_the_store_is_full(kind: str) -> None:
     store = fitting_store(kind, remote=1)
-    tmem = Tmem(store)
+    tmem = origin_tmem(store)
     pool = tmem.new_pool(APP, PERSISTENT)
     for index in range(FIT):
         put(tmem, pool, 7, index, page(index))
@@ -985,13 +997,13 @@ def test_repatriate_refuses_when_the_store_is_full(kind: str) -> None:
     assert tmem.put(APP, pool, 7, FIT + 1, page(FIT + 1)) == Rejected(RejectReason.NO_SPACE)
     ref = remote_ref(tmem, pool, 7, 0)
 
-    assert not repatriate(tmem, ref, shipment.page)
-    assert remote_refs(tmem) == [ref]
+    assert not repatriate(tmem.table, ref, shipment.page)
+    assert remote_refs(tmem.table) == [ref]
     assert tmem.page_version(APP, pool, 7, 0) == shipment.version
     assert tmem.counters()["pers_pages_repatriated"] == 0
 
     tmem.flush_page(APP, pool, 7, 5)
-    assert repatriate(tmem, ref, shipment.page)
+    assert repatriate(tmem.table, ref, shipment.page)
     assert tmem.get(APP, pool, 7, 0) == page(0)
 
 
@@ -1000,7 +1012,7 @@ def test_repatriate_refuses_when_the_store_is_full(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", STORES)
 def test_remote_refs_lists_every_remote_page_by_class(kind: str) -> None:
-    tmem = Tmem(make_store(kind))
+    tmem = origin_tmem(make_store(kind))
     eph = tmem.new_pool(APP, EPHEMERAL)
     pers = tmem.new_pool(APP, PERSISTENT)
     remote_object(tmem, eph, 7, [PEER, OTHER_PEER])
@@ -1009,7 +1021,7 @@ def test_remote_refs_lists_every_remote_page_by_class(kind: str) -> None:
     put(tmem, eph, 9, 0, page(2))
 
     def listed(persistent: bool | None) -> list[tuple[int, tuple[int, int, int], int, bool]]:
-        refs = remote_refs(tmem, persistent)
+        refs = remote_refs(tmem.table, persistent)
         for ref in refs:  # each is the ref a get of that key answers
             assert ref == remote_ref(tmem, pers if ref.persistent else eph, ref.oid[0], ref.index)
         return sorted((r.node, r.oid, r.index, r.persistent) for r in refs)
@@ -1023,21 +1035,21 @@ def test_remote_refs_lists_every_remote_page_by_class(kind: str) -> None:
     assert listed(False) == eph_refs
     assert listed(True) == pers_refs
     assert listed(None) == sorted(eph_refs + pers_refs)
-    assert len(remote_refs(tmem)) == tmem.counters()["remote_pages"] == 5
+    assert len(remote_refs(tmem.table)) == tmem.counters()["remote_pages"] == 5
 
 
 def test_a_fresh_host_has_no_remote_pages() -> None:
-    tmem = Tmem(PlainStore(memory=1 << 20))
-    assert remote_refs(tmem) == []
-    assert drain_flushes(tmem) == []
-    assert take_shipments(tmem, False, 64, ALL) == []
-    assert complete_shipments(tmem, PEER, [], []) == 0
+    tmem = origin_tmem(PlainStore(memory=1 << 20))
+    assert remote_refs(tmem.table) == []
+    assert tmem.table.elsewhere.drain() == []
+    assert take_shipments(tmem.table, False, 64, ALL) == []
+    assert complete_shipments(tmem.table, PEER, [], []) == 0
 
 
 def test_packed_pages_travel_unchanged() -> None:
     """A shipment carries the store's own packed bytes: what a peer stores is what came back."""
     store = ZCache(ZcacheConfig(memory=1 << 20))
-    tmem = Tmem(store)
+    tmem = origin_tmem(store)
     pool = tmem.new_pool(APP, PERSISTENT)
     put(tmem, pool, 7, 0, bytes(PAGE_SIZE))  # a same-filled page packs to one byte
     [shipment] = ship_all(tmem, True, PEER)

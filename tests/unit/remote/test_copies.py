@@ -1,4 +1,4 @@
-"""Copies of persistent pages on two nodes, in the pure core (`ramster.tmem.copies`; DESIGN §6).
+"""Copies of persistent pages on two nodes, in the pure core (`ramster.remote.copies`; DESIGN §6).
 
 A "peer" is a node number; what a peer holds is simulated by the holder-side core
 (`ramster.holder.foreign`) on a second `Tmem` where a test needs it. Races are forced by calling the
@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from ramster.errors import FailedPrecondition
 from ramster.page import pack_page
-from ramster.tmem import Hit, PoolSpec
-from ramster.tmem.copies import (
+from ramster.remote.copies import (
     HERE,
     PageCopies,
     ShortfallScan,
@@ -28,16 +27,16 @@ from ramster.tmem.copies import (
     settle,
     short_of_copies,
     unput,
-    write_off,
 )
-from ramster.tmem.remote import RemoteFlush
-from ramster.tmem.shipping import (
+from ramster.remote.departures import write_off
+from ramster.remote.handles import RemoteFlush
+from ramster.remote.shipping import (
     complete_shipments,
-    drain_flushes,
     localify,
     remote_refs,
     take_shipments,
 )
+from ramster.tmem import Hit, PoolSpec
 from tests.support.copies import (
     ALL,
     APP,
@@ -60,15 +59,15 @@ def test_a_put_yields_one_copy_per_stored_page_and_settling_records_the_replica(
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     outcomes = stored(tmem, pool, [(1, 0), (1, 1)])
-    shipments = copies_of_puts(tmem, APP, pool, [((1, 0, 0), 0), ((1, 0, 0), 1)], outcomes)
+    shipments = copies_of_puts(tmem.table, APP, pool, [((1, 0, 0), 0), ((1, 0, 0), 1)], outcomes)
     assert [(s.oid, s.index, s.version, s.page) for s in shipments] == [
         ((1, 0, 0), 0, 1, pack_page(page(100))),
         ((1, 0, 0), 1, 2, pack_page(page(101))),
     ]
-    assert settle(tmem, shipments[0], B, NOBODY)
+    assert settle(tmem.table, shipments[0], B, NOBODY)
     assert where(tmem) == {(1, 0): (HERE, B), (1, 1): (HERE, None)}
     assert shortfall(tmem, 2, NOBODY) == [
-        PageCopies(shipments[1].obj_id, 1, (1, 0, 0), 1, 2, PAGE_SIZE, None, None)
+        PageCopies(1, (1, 0, 0), 1, 2, shipments[1].obj_id, PAGE_SIZE, None, None)
     ]
     assert tmem.counters()["pers_pages_replicated"] == 1
 
@@ -77,12 +76,12 @@ def test_a_page_put_again_while_its_copy_travels_keeps_the_new_page_and_flushes_
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     outcomes = stored(tmem, pool, [(1, 0)])
-    [shipment] = copies_of_puts(tmem, APP, pool, [((1, 0, 0), 0)], outcomes)
+    [shipment] = copies_of_puts(tmem.table, APP, pool, [((1, 0, 0), 0)], outcomes)
     tmem.put(APP, pool, 1, 0, page(7))  # version 2 while version 1's copy is on the wire
 
-    assert not settle(tmem, shipment, B, NOBODY)
-    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
-    assert not unput(tmem, shipment)  # the newer page stays
+    assert not settle(tmem.table, shipment, B, NOBODY)
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
+    assert not unput(tmem.table, shipment)  # the newer page stays
     assert tmem.get(APP, pool, 1, 0, free=False) == page(7)
 
 
@@ -90,11 +89,11 @@ def test_a_put_no_peer_copied_is_taken_back_and_counted() -> None:
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     outcomes = stored(tmem, pool, [(1, 0)])
-    [shipment] = copies_of_puts(tmem, APP, pool, [((1, 0, 0), 0)], outcomes)
-    assert unput(tmem, shipment)
+    [shipment] = copies_of_puts(tmem.table, APP, pool, [((1, 0, 0), 0)], outcomes)
+    assert unput(tmem.table, shipment)
     assert tmem.get(APP, pool, 1, 0, free=False) is None
     assert tmem.counters()["pers_puts_unreplicated"] == 1
-    assert drain_flushes(tmem) == []
+    assert tmem.table.elsewhere.drain() == []
 
 
 def test_flushing_a_page_flushes_its_replica_and_destroying_the_pool_its_holders() -> None:
@@ -102,11 +101,11 @@ def test_flushing_a_page_flushes_its_replica_and_destroying_the_pool_its_holders
     pool = tmem.new_pool(APP, PERSISTENT)
     copied(tmem, pool, [(1, 0), (1, 1), (2, 0)], B)
     assert tmem.flush_page(APP, pool, 1, 0)
-    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
     assert tmem.flush_object(APP, pool, 1)
-    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0))]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(B, 1, (1, 0, 0))]
     assert tmem.destroy_pool(APP, pool) == 1
-    assert drain_flushes(tmem) == [RemoteFlush(B, 1)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(B, 1)]
     assert tmem.counters()["pers_pages_replicated"] == 0
 
 
@@ -114,18 +113,18 @@ def test_remotify_keeps_the_replica_and_a_get_and_free_flushes_the_other_copy() 
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     copied(tmem, pool, [(1, 0)], B)
-    [shipment] = take_shipments(tmem, True, 10, ALL)
+    [shipment] = take_shipments(tmem.table, True, 10, ALL)
     assert shipment.replica == B  # the layer ships it anywhere but B
-    assert complete_shipments(tmem, C, [shipment], [True]) == 1
+    assert complete_shipments(tmem.table, C, [shipment], [True]) == 1
     assert where(tmem) == {(1, 0): (C, B)}
-    [ref] = remote_refs(tmem)
+    [ref] = remote_refs(tmem.table)
     assert (ref.node, ref.replica) == (C, B)
 
     # C answers (keeping its copy) and the get takes the page: both copies are flushed.
-    hit = localify(tmem, ref, (pack_page(page(100)), 1))
+    hit = localify(tmem.table, ref, (pack_page(page(100)), 1))
     assert hit == Hit(pack_page(page(100)), ref.obj_id, 0, 1)
     assert tmem.take([hit]) == [True]
-    assert drain_flushes(tmem) == [
+    assert tmem.table.elsewhere.drain() == [
         RemoteFlush(B, 1, (1, 0, 0), 0, 1),
         RemoteFlush(C, 1, (1, 0, 0), 0, 1),
     ]
@@ -135,12 +134,12 @@ def test_a_read_failed_over_to_the_replica_flushes_both_copies_when_taken() -> N
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     copied(tmem, pool, [(1, 0)], B)
-    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
-    [ref] = remote_refs(tmem)
-    hit = localify(tmem, ref, (pack_page(page(100)), 1))  # B's answer, the replica
+    complete_shipments(tmem.table, C, take_shipments(tmem.table, True, 10, ALL), [True])
+    [ref] = remote_refs(tmem.table)
+    hit = localify(tmem.table, ref, (pack_page(page(100)), 1))  # B's answer, the replica
     assert isinstance(hit, Hit) and hit.page == pack_page(page(100))
     assert tmem.take([hit]) == [True]
-    assert drain_flushes(tmem) == [
+    assert tmem.table.elsewhere.drain() == [
         RemoteFlush(B, 1, (1, 0, 0), 0, 1),
         RemoteFlush(C, 1, (1, 0, 0), 0, 1),
     ]
@@ -150,60 +149,25 @@ def test_a_primary_that_lost_its_copy_leaves_the_replica_as_the_only_one() -> No
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     copied(tmem, pool, [(1, 0)], B)
-    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
-    [ref] = remote_refs(tmem)
-    assert lost_copy(tmem, ref, C)
+    complete_shipments(tmem.table, C, take_shipments(tmem.table, True, 10, ALL), [True])
+    [ref] = remote_refs(tmem.table)
+    assert lost_copy(tmem.table, ref, C)
     assert where(tmem) == {(1, 0): (B, None)}
-    assert not lost_copy(tmem, ref, C)  # nothing left to promote
-
-
-def test_a_node_that_left_is_written_off_its_replicas_promoted_and_orphans_listed() -> None:
-    tmem = host()
-    pool = tmem.new_pool(APP, PERSISTENT)
-    copied(tmem, pool, [(1, 0), (1, 1), (1, 2)], B)
-    shipments = take_shipments(tmem, True, 2, ALL)  # (1, 0) and (1, 1) go to C
-    complete_shipments(tmem, C, shipments, [True, True])
-    tmem.flush_page(APP, pool, 1, 1)  # a flush for C and B waits in the queue
-    assert where(tmem) == {(1, 0): (C, B), (1, 2): (HERE, B)}
-
-    off, orphans = write_off(tmem, C, restarted=False)
-    assert (off.promoted, off.lost, off.replicas) == (1, 0, 0)
-    assert where(tmem) == {(1, 0): (B, None), (1, 2): (HERE, B)}
-    assert orphans == [
-        RemoteFlush(C, 1, (1, 0, 0), 0, 1),  # its copy of (1, 0), now read from B
-        RemoteFlush(C, 1, (1, 0, 0), 1, 2),  # the flush that was queued for it
-    ]
-    assert drain_flushes(tmem) == [RemoteFlush(B, 1, (1, 0, 0), 1, 2)]
-    assert [c.index for c in shortfall(tmem, 2, NOBODY)] == [0]  # read from B alone now
-
-
-def test_a_single_copy_on_a_node_that_left_stays_until_it_comes_back_restarted() -> None:
-    tmem = host()
-    pool = tmem.new_pool(APP, PERSISTENT)
-    stored(tmem, pool, [(1, 0)])
-    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
-    off, orphans = write_off(tmem, C, restarted=False)
-    assert (off.lost, orphans) == (0, [])
-    assert where(tmem) == {(1, 0): (C, None)}
-
-    off, orphans = write_off(tmem, C, restarted=True)
-    assert (off.lost, orphans) == (1, [])
-    assert tmem.page_version(APP, pool, 1, 0) is None
-    assert tmem.counters()["remote_pers_pages_lost"] == 1
+    assert not lost_copy(tmem.table, ref, C)  # nothing left to promote
 
 
 def test_settle_moves_copies_off_draining_nodes_and_keeps_two() -> None:
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     copied(tmem, pool, [(1, 0)], B)
-    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
+    complete_shipments(tmem.table, C, take_shipments(tmem.table, True, 10, ALL), [True])
     draining = frozenset({C})
     [item] = shortfall(tmem, 2, draining)  # two copies, one of them on a draining node
     assert (item.primary, item.replica) == (C, B)
 
-    assert settle(tmem, item, D, draining)
+    assert settle(tmem.table, item, D, draining)
     assert where(tmem) == {(1, 0): (B, D)}
-    assert drain_flushes(tmem) == [RemoteFlush(C, 1, (1, 0, 0), 0, 1)]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(C, 1, (1, 0, 0), 0, 1)]
     assert shortfall(tmem, 2, draining) == []
 
 
@@ -211,11 +175,11 @@ def test_a_page_with_no_peer_to_copy_to_comes_home_beside_its_remote_copy() -> N
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     stored(tmem, pool, [(1, 0)])
-    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
+    complete_shipments(tmem.table, C, take_shipments(tmem.table, True, 10, ALL), [True])
     [item] = shortfall(tmem, 2, NOBODY)
-    assert read_here(tmem, item) is None  # it is on C
+    assert read_here(tmem.table, item) is None  # it is on C
 
-    assert settle(tmem, item, None, NOBODY, home=pack_page(page(100)))
+    assert settle(tmem.table, item, None, NOBODY, home=pack_page(page(100)))
     assert where(tmem) == {(1, 0): (HERE, C)}
     assert tmem.get(APP, pool, 1, 0, free=False) == page(100)
 
@@ -233,14 +197,14 @@ def test_a_scan_step_visits_at_most_its_limit_and_the_pass_finds_every_short_pag
     stored(tmem, pool, [(1, i) for i in range(5)] + [(2, 0), (2, 1)])
     ephemeral = tmem.new_pool(APP, PoolSpec())
     stored(tmem, ephemeral, [(3, 0)])
-    scan = ShortfallScan(tmem)
+    scan = ShortfallScan(tmem.table)
     steps = []
     while not scan.done:  # every page has one copy: a step returns each page it visits
         steps.append(keys_of(scan.step(2, NOBODY, limit=3)))
     assert steps == [[(1, 0), (1, 1), (1, 2)], [(1, 3), (1, 4), (2, 0)], [(2, 1)]]
 
     copied(tmem, pool, [(1, 1), (1, 3), (2, 0)], B)  # put again, each with its second copy
-    scan = ShortfallScan(tmem)
+    scan = ShortfallScan(tmem.table)
     steps = []
     while not scan.done:
         steps.append(keys_of(scan.step(2, NOBODY, limit=3)))
@@ -251,7 +215,7 @@ def test_a_scan_resumes_after_the_last_page_it_visited_whatever_changed_meanwhil
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     stored(tmem, pool, [(1, i) for i in range(6)] + [(2, 0), (3, 0)])
-    scan = ShortfallScan(tmem)
+    scan = ShortfallScan(tmem.table)
     assert keys_of(scan.step(2, NOBODY, limit=2)) == [(1, 0), (1, 1)]
 
     tmem.flush_page(APP, pool, 1, 2)  # not visited yet: never found
@@ -289,29 +253,29 @@ def test_the_pages_short_of_copies_are_counted_exactly_without_a_scan(
         elif operation == "flush_object":
             tmem.flush_object(APP, pool, key[0])
         elif operation == "ship":
-            shipments = take_shipments(tmem, True, 1 + n % 3, ALL)
-            complete_shipments(tmem, D, shipments, [True] * len(shipments))
+            shipments = take_shipments(tmem.table, True, 1 + n % 3, ALL)
+            complete_shipments(tmem.table, D, shipments, [True] * len(shipments))
         elif operation == "lost":
-            for ref in remote_refs(tmem, persistent=True)[:1]:
-                lost_copy(tmem, ref, ref.node)
+            for ref in remote_refs(tmem.table, persistent=True)[:1]:
+                lost_copy(tmem.table, ref, ref.node)
         elif operation == "write_off":
-            write_off(tmem, (B, C, D)[n % 3], restarted=n % 2 == 0)
+            write_off(tmem.table, (B, C, D)[n % 3], restarted=n % 2 == 0)
         else:
             with contextlib.suppress(FailedPrecondition):  # a page on a peer: read elsewhere
                 tmem.get(APP, pool, *key, free=True)
-        assert short_of_copies(tmem, 2) == len(shortfall(tmem, 2, NOBODY))
-        assert short_of_copies(tmem, 1) == 0
+        assert short_of_copies(tmem.table, 2) == len(shortfall(tmem, 2, NOBODY))
+        assert short_of_copies(tmem.table, 1) == 0
 
 
 def test_a_shipment_onto_the_peer_now_holding_the_replica_is_not_swapped() -> None:
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     copied(tmem, pool, [(1, 0)], B)
-    [shipment] = take_shipments(tmem, True, 10, ALL)  # on its way to C
+    [shipment] = take_shipments(tmem.table, True, 10, ALL)  # on its way to C
     draining = frozenset({B})
     [item] = shortfall(tmem, 2, draining)
-    assert settle(tmem, item, C, draining)  # repair made C the replica meanwhile
-    assert complete_shipments(tmem, C, [shipment], [True]) == 0
+    assert settle(tmem.table, item, C, draining)  # repair made C the replica meanwhile
+    assert complete_shipments(tmem.table, C, [shipment], [True]) == 0
     assert where(tmem) == {(1, 0): (HERE, C)}  # still here, and on C: two nodes
 
 
@@ -319,22 +283,22 @@ def test_draining_copies_stay_until_two_others_hold_the_page() -> None:
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     stored(tmem, pool, [(1, 0)])
-    complete_shipments(tmem, B, take_shipments(tmem, True, 10, ALL), [True])
+    complete_shipments(tmem.table, B, take_shipments(tmem.table, True, 10, ALL), [True])
     [item] = shortfall(tmem, 2, frozenset({B}))
-    assert settle(tmem, item, C, frozenset({B}))
+    assert settle(tmem.table, item, C, frozenset({B}))
     assert where(tmem) == {(1, 0): (C, B)}  # B drains, but it is one of only two copies
-    assert drain_flushes(tmem) == []
+    assert tmem.table.elsewhere.drain() == []
 
 
 def test_a_lost_copy_reported_by_a_former_holder_changes_nothing() -> None:
     tmem = host()
     pool = tmem.new_pool(APP, PERSISTENT)
     copied(tmem, pool, [(1, 0)], B)
-    complete_shipments(tmem, C, take_shipments(tmem, True, 10, ALL), [True])
-    [ref] = remote_refs(tmem)  # a get's ref: the page on C, its copy on B
+    complete_shipments(tmem.table, C, take_shipments(tmem.table, True, 10, ALL), [True])
+    [ref] = remote_refs(tmem.table)  # a get's ref: the page on C, its copy on B
     [item] = shortfall(tmem, 2, frozenset({C}))
-    assert settle(tmem, item, D, frozenset({C}))  # repair: now on B and D, C's copy flushed
-    drain_flushes(tmem)
-    assert not lost_copy(tmem, ref, C)
+    assert settle(tmem.table, item, D, frozenset({C}))  # repair: now on B and D, C's copy flushed
+    tmem.table.elsewhere.drain()
+    assert not lost_copy(tmem.table, ref, C)
     assert where(tmem) == {(1, 0): (B, D)}
-    assert drain_flushes(tmem) == []
+    assert tmem.table.elsewhere.drain() == []
