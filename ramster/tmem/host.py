@@ -284,16 +284,16 @@ class Tmem(Generic[ElsewhereT]):
     def _get(
         self, pool: Pool, oid: Oid, index: int, free: bool | None, read: Callable[[int, int], T]
     ) -> T | PageAway | None:
-        table = self.table
-        obj, slot = table.lookup(pool, oid, index)
+        obj = pool.objects.get(oid)
+        slot = obj.slot(index) if obj is not None else None
         if obj is None or slot is None:
             return None
         if slot & REMOTE:
-            return table.elsewhere.away(obj, index, slot)
+            return self.table.elsewhere.away(obj, index, slot)
         data = read(slot, pool.spec.page_size)
         if _frees(pool, free):
             obj.pop(index)
-            table.release(obj, index, slot)
+            self.table.release(obj, index, slot)
         return data
 
 
@@ -304,7 +304,7 @@ def _frees(pool: Pool, free: bool | None) -> bool:
 
 
 def _here(page: bytes | PageAway | None) -> bytes | None:
-    if page is not None and not isinstance(page, bytes):
+    if page is not None and type(page) is not bytes:
         raise FailedPrecondition(
             f"the page is kept elsewhere ({page!r}): read it with get_many_packed"
         )

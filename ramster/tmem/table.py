@@ -298,8 +298,12 @@ class PageTable(Generic[ElsewhereT]):
 
     def release(self, obj: TmemObject, index: int, slot: int) -> None:
         """Free a slot already popped from `obj`; drop `obj` once it is empty."""
-        self.free_slot(obj, index, slot)
-        self.page_gone(obj)
+        self.elsewhere.forget(obj, index, slot)
+        if not slot & REMOTE:
+            self.store.free(slot)
+        obj.pool.pages -= 1
+        if not obj:
+            self.unlink_object(obj)
 
     def free_slot(self, obj: TmemObject, index: int, slot: int) -> None:
         """Free the page at `slot` of key `index` of `obj`, and let go of its copies kept
