@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+from collections.abc import Sequence
 
 from nodemanager.etcd_client import EtcdClient, parse_endpoints
 from nodemanager.keys import ClusterKeys, check_name, decode_member, encode_member
@@ -93,6 +94,7 @@ class EtcdMembership:
         self._tasks: list[asyncio.Task[None]] = []
         self._backoff = 0.1  # seconds before the next watch, doubled after each failure up to 2
         self._last_refusal = ""  # the last non-retriable error logged, so it is logged once
+        self._earlier: list[str] = []  # this node's recorded epochs before its current one
 
     def __repr__(self) -> str:
         node = self._number or "-"
@@ -149,6 +151,8 @@ class EtcdMembership:
                 f"node {name!r} (number {number}) is up{where}: only a node that has left can "
                 "be forgotten (stop it first)"
             )
+        # Its pages go with the number: no node will take them back.
+        await self._etcd.delete(await self._etcd.created_order(self.keys.epochs(number)))
         log.warning("node %r (number %d) forgotten: its number is retired", name, number)
         return number
 
@@ -162,6 +166,7 @@ class EtcdMembership:
         try:
             number = await self._etcd.claim_number(self.keys.name(me.name), self.keys.next_number)
             self._number, self._me = number, dataclasses.replace(me, number=number)
+            self._earlier = await self._record_epoch(me.epoch)
             async with self._lock:
                 await self._register(at_start=True)
             revision, entries = await self._etcd.get_prefix(self.keys.prefix)
@@ -184,6 +189,21 @@ class EtcdMembership:
             me.name, self.keys.cluster, number, self._lease, self.ttl, len(self._view.members),
         )  # fmt: skip
         return number
+
+    def earlier_epochs(self) -> list[str] | None:
+        return list(self._earlier)
+
+    async def retire_epochs(self, epochs: Sequence[str]) -> None:
+        await self._etcd.delete([self.keys.epoch(self._number, epoch) for epoch in epochs])
+        self._earlier = [epoch for epoch in self._earlier if epoch not in epochs]
+
+    async def _record_epoch(self, epoch: str) -> list[str]:
+        """Record `epoch` as this node's newest; return the epochs recorded before it, oldest
+        first."""
+        folder = self.keys.epochs(self._number)
+        await self._etcd.put(self.keys.epoch(self._number, epoch), "")
+        recorded = [key.removeprefix(folder) for key in await self._etcd.created_order(folder)]
+        return [earlier for earlier in recorded if earlier != epoch]
 
     async def publish(self, me: MemberInfo) -> None:
         """Publish `me` (its number is replaced by this node's); nothing to do if it is what etcd

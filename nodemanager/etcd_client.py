@@ -27,7 +27,7 @@ from etcd3aio import (
 )
 from etcd3aio._protobuf import WatchCreateRequest, WatchRequest, WatchStub
 from etcd3aio.connections import ConnectionManager
-from etcd3aio.kv import KVService
+from etcd3aio.kv import KVService, SortOrder, SortTarget
 from etcd3aio.lease import LeaseService
 
 from ramster.errors import (
@@ -155,6 +155,30 @@ class EtcdClient:
         )
         entries = [(kv.key.decode(), bytes(kv.value)) for kv in response.kvs]
         return self._seen(response.header.revision), entries
+
+    async def created_order(self, prefix: str) -> list[str]:
+        """The keys under `prefix`, in the order they were created (etcd's create revision,
+        not the wall clock of whoever wrote them)."""
+        response = await self._call(
+            f"reading {prefix}",
+            self._kv.get(
+                prefix,
+                prefix_range_end(prefix),
+                keys_only=True,
+                sort_order=SortOrder.ASCEND,
+                sort_target=SortTarget.CREATE,
+                timeout=self.timeout,
+            ),
+        )
+        return [kv.key.decode() for kv in response.kvs]
+
+    async def delete(self, keys: list[str]) -> None:
+        """Delete `keys` (absent ones are no error)."""
+        for key in keys:
+            response = await self._call(
+                f"deleting {key}", self._kv.delete(key, timeout=self.timeout)
+            )
+            self._seen(response.header.revision)
 
     async def put(self, key: str, value: str, lease: int = 0) -> None:
         response = await self._call(

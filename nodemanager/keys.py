@@ -11,6 +11,10 @@ Every key sits under ``/ramster/<cluster>/``:
   under a lease of `origin_grace` seconds: every node drops what it keeps for that number now
   (after the grace every node would have anyway). Its ``names/<name>`` is deleted then: the
   number is retired, and a node started later under that name gets a new one.
+- ``epochs/<number>/<epoch>`` → (empty) every epoch node `number` started under whose pages peers
+  may still hold, in the order etcd created them: what a restarted node takes back (recovery
+  trusts this record, not what peers claim). Deleted once peers handed the pages over. Not part
+  of the view.
 
 Not here: talking to etcd (`nodemanager.etcd`), the view built from these keys (`nodemanager.view`).
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +37,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 """Cluster, node and param names, wherever they are given (flags, config, etcd, Admin calls)."""
 NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting alnum"
 
+EPOCH = re.compile("[0-9a-f]{16}")
+"""An epoch as `new_epoch` makes it: the node's start in microseconds (13 hex digits) and 3
+random hex digits."""
+EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
+
 KeyKind = Literal["names", "nodes", "params", "next_number", "forgotten"]
 
 
@@ -40,6 +50,20 @@ def check_name(field: str, value: str) -> str:
     if not _NAME.match(value):
         raise InvalidArgument.field(field, value, NAME_RULE)
     return value
+
+
+def new_epoch(started_us: int) -> str:
+    """An epoch for a node process started at `started_us` (microseconds since 1970): 16 hex
+    digits, unique per start. Which epoch came before which is etcd's record (`epochs/`), not
+    their order."""
+    return f"{started_us:013x}{secrets.randbelow(1 << 12):03x}"
+
+
+def check_epoch(epoch: str, field: str) -> str:
+    """`epoch` if it has the form every node's epoch has; InvalidArgument naming `field` if not."""
+    if EPOCH.fullmatch(epoch) is None:
+        raise InvalidArgument.field(field, epoch, EPOCH_RULE)
+    return epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +94,13 @@ class ClusterKeys:
 
     def forgotten(self, number: int) -> str:
         return f"{self.prefix}forgotten/{number}"
+
+    def epochs(self, number: int) -> str:
+        """The folder of node `number`'s recorded epochs."""
+        return f"{self.prefix}epochs/{number}/"
+
+    def epoch(self, number: int, epoch: str) -> str:
+        return f"{self.epochs(number)}{epoch}"
 
     def classify(self, key: str) -> tuple[KeyKind, str] | None:
         """What `key` is, and the name or number after its folder; None for a foreign key."""

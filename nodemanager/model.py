@@ -8,7 +8,7 @@ or alone). One contract suite runs against both.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,6 +96,17 @@ class Membership(Protocol):
         """Decommission the node called `name` (it must not be up): every member drops what it
         keeps for its number; returns that number. `announce`: seconds the decision is kept
         for members that do not see it at once."""
+        ...
+
+    def earlier_epochs(self) -> list[str] | None:
+        """This node's epochs recorded before its current one whose pages peers may still hold,
+        oldest first (the order the record was made in, not the epochs' clocks); valid after
+        `start`. What a restarted node takes back: recovery trusts this record, not what peers
+        claim. None where no record is kept (a cluster without etcd)."""
+        ...
+
+    async def retire_epochs(self, epochs: Sequence[str]) -> None:
+        """Drop `epochs` from the record: peers handed their pages over (or hold none)."""
         ...
 
     async def stop(self) -> None:

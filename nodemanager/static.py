@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged
 from nodemanager.notify import Notifier
@@ -107,6 +107,12 @@ class StaticMembership:
 
     def forgotten(self) -> dict[int, str]:
         return {}
+
+    def earlier_epochs(self) -> list[str] | None:
+        return None  # no record outlives a node here: recovery takes what peers hold
+
+    async def retire_epochs(self, epochs: Sequence[str]) -> None:
+        pass
 
     async def forget(self, name: str, announce: float) -> int:
         raise FailedPrecondition(

@@ -101,11 +101,23 @@ class ClusterAgent:
         self._me = replace(self._me, address=address)
         number = await self._membership.start(self._info(), self._on_members, self._on_params)
         self._me = replace(self._me, number=number)
-        await self.remote.recover()
+        await self._recover()
         self.remote.start()
         self._publisher = asyncio.create_task(self._publish_forever(), name="ramster-publish")
         self._letting_go = asyncio.create_task(self._let_go_forever(), name="ramster-let-go")
         return number
+
+    async def _recover(self) -> None:
+        """Take back the pages of this node's earlier epochs (the membership's record); once
+        every peer in view handed them over, drop those epochs from the record."""
+        earlier = self._membership.earlier_epochs()
+        await self.remote.recover(earlier)
+        if not earlier or not self.remote.recovered or self.remote.peers.unrecovered:
+            return  # a peer that did not answer may hold them still: the record stays
+        try:
+            await self._membership.retire_epochs(earlier)
+        except RamsterError as error:
+            log.warning("epochs %s stay recorded: %s", ", ".join(earlier), error.message)
 
     async def stop(self) -> None:
         tasks = [t for t in (self._publisher, self._letting_go) if t is not None]
@@ -159,7 +171,7 @@ class ClusterAgent:
                 await self.remote.bring_home()
             changed = self._backend.set_param(name, value)
             if self._backend.tmem is not None and not self.remote.recovered:
-                await self.remote.recover()  # it started with zcache off: recovery waited for it
+                await self._recover()  # it started with zcache off: recovery waited for it
         if changed:
             await self.publish_state()
             await self._publish()

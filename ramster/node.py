@@ -15,13 +15,13 @@ import functools
 import json
 import logging
 import os
-import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from nodemanager.etcd import EtcdMembership
+from nodemanager.keys import new_epoch
 from nodemanager.model import MemberInfo, Membership
 from nodemanager.static import StaticMembership
 from ramster.backend import Backend
@@ -275,9 +275,3 @@ async def run_node(config: NodeConfig) -> int:
     await stop.wait()
     await node.leave()
     return 0
-
-
-def new_epoch(started_us: int) -> str:
-    """An epoch for a node process started at `started_us` (microseconds since 1970): 16 hex
-    digits that sort by start time, so the latest earlier epoch is the greatest."""
-    return f"{started_us:013x}{secrets.randbelow(1 << 12):03x}"

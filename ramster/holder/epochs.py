@@ -10,7 +10,7 @@ is forgotten (`forget_origin`). Pure. Not here: the origin taking the listed pag
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from ramster.holder.foreign import origin_client, origins
 from ramster.tmem.elsewhere import REMOTE, Elsewhere
@@ -28,23 +28,45 @@ def held_epochs(table: PageTable[Elsewhere], number: int) -> list[str]:
     return sorted(c.removeprefix(prefix) for c in table.client_names(prefix))
 
 
-def adopt(table: PageTable[Elsewhere], number: int, keep: str, current: str) -> list[Pool]:
-    """Move the persistent pools of epoch `keep` of origin `number` under its `current` epoch,
-    and drop every other page held for that number (except the current epoch's). Returns the
-    pools moved."""
-    moved: list[Pool] = []
+def adopt(
+    table: PageTable[Elsewhere], number: int, keep: Sequence[str], current: str
+) -> list[Pool]:
+    """Move the persistent pages of origin `number`'s epochs `keep` (oldest first) under its
+    `current` epoch, and drop every other page held for that number (except the current
+    epoch's): an epoch the origin does not name is not its own. A key held under several epochs
+    keeps its newest version. Returns the pools adopted."""
     into = origin_client(number, current)
-    for epoch in held_epochs(table, number):
-        if epoch == current:
-            continue
-        pools = table.remove_client(origin_client(number, epoch))
-        for uid, pool in pools.items():
-            if epoch == keep and pool.spec.persistent and uid not in table.client_pools(into):
-                table.place_pool(into, uid, pool)
-                moved.append(pool)
-            else:
+    order = {epoch: n for n, epoch in enumerate(keep)}
+    held = [epoch for epoch in held_epochs(table, number) if epoch != current]
+    adopted: dict[int, Pool] = {}
+    # The newest epoch first: its pools move whole, older ones fill in what it lacks.
+    for epoch in sorted(held, key=lambda e: order.get(e, -1), reverse=True):
+        for uid, pool in table.remove_client(origin_client(number, epoch)).items():
+            kept = table.client_pools(into).get(uid)
+            if epoch not in order or not pool.spec.persistent:
                 table.drop_pool(pool)
-    return moved
+            elif kept is None:
+                table.place_pool(into, uid, pool)
+                adopted[uid] = pool
+            elif uid in adopted:  # adopted from a newer epoch: older pages fill in
+                _fill_in(table, pool, kept)
+                table.drop_pool(pool)
+            else:  # the current epoch made this pool already: it wins
+                table.drop_pool(pool)
+    return list(adopted.values())
+
+
+def _fill_in(table: PageTable[Elsewhere], older: Pool, newer: Pool) -> None:
+    """Copy into `newer` every page of `older` it lacks or holds in an older version."""
+    for oid, obj in list(older.objects.items()):
+        for index, _ in list(obj.items()):
+            found = table.stored_page(older, oid, index)
+            if found is None:
+                continue
+            page, version = found
+            held = table.stored_page(newer, oid, index)
+            if held is None or held[1] < version:
+                table.put_pool_page(newer, oid, index, page, version=version)
 
 
 def held_origins(table: PageTable[Elsewhere]) -> set[int]:

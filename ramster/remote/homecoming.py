@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, RamsterError
@@ -47,16 +48,18 @@ class Homecoming:
     def __repr__(self) -> str:
         return f"<Homecoming recovered={self._peers.recovered}>"
 
-    async def recover(self, tmem: OriginTmem) -> int:
-        """Take back, from the peers in view, the persistent pages this node's earlier epochs
-        stored in `tmem` (the latest epoch any peer holds); return how many pages. Until this is
-        done no peer is placed on."""
-        restored = await self._recover(tmem)
+    async def recover(self, tmem: OriginTmem, earlier: Sequence[str] | None) -> int:
+        """Take back, from the peers in view, the persistent pages this node's `earlier` epochs
+        (oldest first, as etcd recorded them) stored in `tmem`; return how many pages. Epochs
+        peers hold that the record does not name are not this node's: they are dropped. With no
+        record (`earlier` None: a cluster without etcd), the latest epoch a peer holds is taken
+        back. Until this is done no peer is placed on."""
+        restored = await self._recover(tmem, earlier)
         self._peers.recovered = True
         await self._peers.introduce()
         return restored
 
-    async def _recover(self, tmem: OriginTmem) -> int:
+    async def _recover(self, tmem: OriginTmem, earlier: Sequence[str] | None) -> int:
         timeout = self._config.recover_timeout
         deadline = time.monotonic() + timeout
         links = self._peers.links
@@ -64,7 +67,7 @@ class Homecoming:
         pending = list(links)
         while pending:  # a peer in view that fails is asked again, until the deadline
             answers = await asyncio.gather(
-                *(links[n].recover("", timeout) for n in pending), return_exceptions=True
+                *(links[n].recover((), timeout) for n in pending), return_exceptions=True
             )
             failed = []
             for number, answer in zip(pending, answers, strict=True):
@@ -79,8 +82,11 @@ class Homecoming:
                 break
             if pending:
                 await asyncio.sleep(0.5)
-        older = {e for epochs in surveys.values() for e in epochs if e != self._peers.epoch}
-        keep = max(older) if older else ""
+        if earlier is None:
+            older = {e for epochs in surveys.values() for e in epochs if e != self._peers.epoch}
+            keep = [max(older)] if older else []
+        else:
+            keep = list(earlier)
         restored = 0
         for number, epochs in surveys.items():
             link = links.get(number)
@@ -98,7 +104,9 @@ class Homecoming:
         await self._flushes.send(tmem)
         self.counters["pers_pages_recovered"] += restored
         if restored:
-            log.info("recovered %d persistent pages of epoch %s from peers", restored, keep)
+            log.info(
+                "recovered %d persistent pages of epochs %s from peers", restored, ", ".join(keep)
+            )
         return restored
 
     async def bring_home(self) -> int:

@@ -53,11 +53,11 @@ class Peer(Protocol):
         ...
 
     async def recover(
-        self, keep: str, timeout: float
+        self, keep: Sequence[str], timeout: float
     ) -> tuple[list[str], list[PoolRecord], list[HeldKey]]:
         """What the peer holds for this node's earlier epochs: with `keep` empty, only which
-        epochs; else it adopts epoch `keep`'s persistent pages under this epoch, drops the rest,
-        and lists the pools and pages adopted."""
+        epochs; else it adopts the persistent pages of the epochs `keep` (oldest first) under
+        this epoch, drops the rest, and lists the pools and pages adopted."""
         ...
 
     async def forget(self) -> bool:

@@ -183,11 +183,12 @@ class PeerLink:
         return found
 
     async def recover(
-        self, keep: str, timeout: float
+        self, keep: Sequence[str], timeout: float
     ) -> tuple[list[str], list[PoolRecord], list[HeldKey]]:
         """What the peer holds for this node's earlier epochs: with `keep` empty, only which
-        epochs (nothing changes); else it adopts epoch `keep`'s persistent pages under this
-        epoch, drops the rest, and lists the pools and pages adopted."""
+        epochs (nothing changes); else it adopts the persistent pages of the epochs `keep`
+        (oldest first) under this epoch, drops the rest, and lists the pools and pages
+        adopted."""
         request = peer_pb2.RecoverRequest(origin=self._origin, keep=keep)
         chunks = await stream_call(
             self._channel, "Peer/Recover", request, peer_pb2.RecoverChunk, timeout

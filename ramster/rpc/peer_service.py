@@ -10,7 +10,6 @@ to hold new pages. Recover and Forget serve a restarted origin (`ramster.holder.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from zlib import crc32
 
 import grpc
 
+from nodemanager.keys import check_epoch
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, InvalidArgument, shown
@@ -55,10 +55,9 @@ far ahead would outrank every later real copy of its key, and the origin's copie
 would be dropped in its favour."""
 VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
 
-EPOCH = re.compile("[0-9a-f]{16}")
-"""An epoch as `ramster.node.new_epoch` makes it: the node's start in microseconds (13 hex
-digits) and 3 random hex digits."""
-EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
+MAX_KEEP = 64
+"""Earlier epochs one Recover may adopt: a node restarted this often without its peers handing
+its pages over has lost them to its copies' holders leaving long ago."""
 
 NodeIdentity = Callable[[], tuple[int, str, str]]
 """(node number, epoch, address) of this node, as known now."""
@@ -219,19 +218,20 @@ class PeerService:
         tmem = self._backend.loaded()
         self._origin(request.origin)
         number, epoch = request.origin.node_number, request.origin.epoch
-        if request.keep:
-            check_epoch(request.keep, "keep")
-        else:
+        if len(request.keep) > MAX_KEEP:
+            raise InvalidArgument.field("keep", f"{len(request.keep)} epochs", f"<= {MAX_KEEP}")
+        keep = [check_epoch(e, f"keep[{i}]") for i, e in enumerate(request.keep)]
+        if not keep:
             held = [e for e in held_epochs(tmem.table, number) if e != epoch]
             yield peer_pb2.RecoverChunk(epochs=held)
             return
-        pools = adopt(tmem.table, number, request.keep, epoch)
+        pools = adopt(tmem.table, number, keep, epoch)
         log.info(
-            "node %d (epoch %s) takes back %d pools of its epoch %s",
+            "node %d (epoch %s) takes back %d pools of its epochs %s",
             number,
             epoch,
             len(pools),
-            request.keep,
+            ", ".join(keep),
         )
         yield peer_pb2.RecoverChunk(pools=[pool_record_message(r) for r in records(pools)])
         keys: list[peer_pb2.RemoteKey] = []
@@ -282,13 +282,6 @@ class PeerService:
                 f"another node's number, >= 1 (this node is {me})",
             )
         return origin_client(origin.node_number, check_epoch(origin.epoch, "origin.epoch"))
-
-
-def check_epoch(epoch: str, field: str) -> str:
-    """`epoch` if it has the form every node's epoch has; InvalidArgument naming `field` if not."""
-    if EPOCH.fullmatch(epoch) is None:
-        raise InvalidArgument.field(field, epoch, EPOCH_RULE)
-    return epoch
 
 
 def _latest_version() -> int:

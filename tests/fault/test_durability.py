@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.client import Frontswap, RamsterError, SyncClient
 from ramster.launcher import free_port
 from tests.support.cluster import (
@@ -36,6 +37,7 @@ from tests.support.cluster import (
 from tests.support.etcd import EtcdProcess
 from tests.support.nodes import RAMSTER, NodeFactory
 from tests.support.processes import wait_for
+from tests.support.wire import RawNode, remote_page
 
 REDUNDANCY_TIMEOUT = 30.0
 """Seconds the survivors get to rebuild every missing copy (a lease of 3 s, then the repair)."""
@@ -188,6 +190,64 @@ def test_a_restarted_client_pool_reads_every_page_back(durable: Cluster) -> None
     assert read_back(a, pool, numbers, free=True) == []
     assert a.get_many(pool, [key(n) for n in numbers[:BATCH]], free=False) == [None] * BATCH
     print(f"\nrecovered {len(numbers)} pages; two copies again {took:.1f} s later")
+
+
+def test_a_restart_takes_back_only_the_epochs_etcd_recorded_not_one_a_peer_was_given(
+    durable: Cluster,
+) -> None:
+    """The recovery poisoning of issue 12: pages put on the holders under a made-up epoch of A
+    that sorts after A's real one (and with later versions) are not what A takes back."""
+    for name in ("A", "B", "C"):
+        durable.start(name, "64MiB")
+    a = durable.clients["A"]
+    pool = a.new_pool(persistent=True)
+    numbers = pages_of(range(8))
+    store_all(a, pool, numbers)
+    assert sum(durable.foreign_pers("B", "C").values()) == len(numbers)
+    number = durable.stats("A")["node_number"]
+    made_up = "fffffffffffff000"  # a valid epoch, later than any real one
+    version = time.time_ns() // 1000  # later than every version A gave
+    poison = [
+        remote_page(
+            pool_uid=1, oid=key(n)[0], index=key(n)[1], data=text_page(n + 10**6), version=version
+        )
+        for n in numbers
+    ]
+    for holder in ("B", "C"):
+        with RawNode(durable.nodes[holder].address) as wire:
+            request = peer_pb2.PeerPutRequest(
+                origin=peer_pb2.Origin(node_number=number, epoch=made_up),
+                pages=poison,
+                pools=[  # the record a restarted A would give the pool back to its client by
+                    peer_pb2.PoolRecord(
+                        pool=1, client="test-A", pool_id=pool, persistent=True, page_size=4096
+                    )
+                ],
+            )
+            stored = wire.call("/ramster.api.v1.Peer/PutPages", request)
+            assert stored.parsed(peer_pb2.PeerPutResponse).results == [
+                tmem_pb2.PUT_STATUS_STORED
+            ] * len(numbers)
+
+    durable.nodes["A"].kill()
+    restart(durable, "A")
+    a = durable.clients["A"]
+    assert durable.stats("A")["pers_pages_recovered"] == len(numbers)
+    assert a.new_pool(persistent=True) == pool
+    assert read_back(a, pool, numbers, free=False) == []  # every page A's own, none made up
+    # The holders dropped the made-up epoch's pages.
+    for holder in ("B", "C"):
+        with RawNode(durable.nodes[holder].address) as wire:
+            request = peer_pb2.PeerGetRequest(
+                origin=peer_pb2.Origin(node_number=number, epoch=made_up),
+                keys=[
+                    peer_pb2.RemoteKey(pool=1, oid=tmem_pb2.Oid(word0=key(n)[0]), index=key(n)[1])
+                    for n in numbers
+                ],
+            )
+            answer = wire.call("/ramster.api.v1.Peer/GetPages", request)
+            assert list(answer.parsed(peer_pb2.PeerGetResponse).found) == [False] * len(numbers)
+    wait_redundant(durable)
 
 
 def test_drain_moves_every_copy_off_and_a_rolling_restart_loses_nothing(

@@ -327,10 +327,58 @@ def test_numbers_are_kept_across_restarts_and_never_reused(
     asyncio.run(scenario())
     prefix = f"/ramster/{etcd_cluster}/"
     assert keys(etcd, prefix) == {
+        f"{prefix}epochs/1/alpha-1": "",  # kept until a recovery hands their pages over
+        f"{prefix}epochs/1/alpha-2": "",
+        f"{prefix}epochs/2/beta-1": "",
+        f"{prefix}epochs/3/gamma-1": "",
         f"{prefix}names/alpha": "1",
         f"{prefix}names/beta": "2",
         f"{prefix}names/gamma": "3",
         f"{prefix}next_number": "4",
+    }
+
+
+def test_a_restart_learns_its_earlier_epochs_in_etcds_order_until_retired(
+    etcd: EtcdProcess, etcd_cluster: str
+) -> None:
+    async def scenario() -> list[list[str] | None]:
+        seen: list[list[str] | None] = []
+        # Epochs that sort the other way round than they started: etcd's order counts.
+        for epoch in (9, 5, 7):
+            alpha, _, _ = await start(etcd.url, etcd_cluster, info("alpha", epoch=epoch))
+            seen.append(alpha.earlier_epochs())
+            await alpha.stop()
+        alpha, _, _ = await start(etcd.url, etcd_cluster, info("alpha", epoch=1))
+        seen.append(alpha.earlier_epochs())
+        await alpha.retire_epochs(["alpha-9", "alpha-7"])
+        seen.append(alpha.earlier_epochs())
+        await alpha.stop()
+        alpha, _, _ = await start(etcd.url, etcd_cluster, info("alpha", epoch=2))
+        seen.append(alpha.earlier_epochs())
+        await alpha.stop()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        [],
+        ["alpha-9"],
+        ["alpha-9", "alpha-5"],
+        ["alpha-9", "alpha-5", "alpha-7"],
+        ["alpha-5"],
+        ["alpha-5", "alpha-1"],
+    ]
+
+
+def test_forgetting_a_node_drops_its_epoch_record(etcd: EtcdProcess, etcd_cluster: str) -> None:
+    async def scenario() -> None:
+        alpha, _, _ = await start(etcd.url, etcd_cluster, info("alpha"))
+        await alpha.stop()
+        beta, _, _ = await start(etcd.url, etcd_cluster, info("beta"))
+        assert await beta.forget("alpha", 2.0) == 1
+        await beta.stop()
+
+    asyncio.run(scenario())
+    assert keys(etcd, f"/ramster/{etcd_cluster}/epochs/") == {
+        f"/ramster/{etcd_cluster}/epochs/2/beta-1": ""
     }
 
 
@@ -721,6 +769,19 @@ class Peers:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+
+def test_a_static_member_keeps_no_record_of_its_epochs() -> None:
+    async def scenario() -> list[str] | None:
+        backend = StaticBackend()
+        try:
+            alpha = await backend.join("alpha")
+            await alpha.membership.retire_epochs(["alpha-0"])  # nothing to drop: no error
+            return alpha.membership.earlier_epochs()
+        finally:
+            await backend.close()
+
+    assert asyncio.run(scenario()) is None
 
 
 def test_static_alone() -> None:

@@ -153,7 +153,7 @@ class FakePeer:
         return found
 
     async def recover(
-        self, keep: str, timeout: float
+        self, keep: Sequence[str], timeout: float
     ) -> tuple[list[str], list[PoolRecord], list[HeldKey]]:
         return [], [], []  # it holds nothing of an earlier epoch of ME
 
@@ -231,7 +231,7 @@ async def start(
     layer = RemoteLayer(backend, lambda: ME, "e1", config, link_factory=peers.factory)
     view = {ME: member(ME, 0)} | {number: member(number, f) for number, f in free.items()}
     await layer.set_members(view)
-    await layer.recover()
+    await layer.recover(None)  # no record of earlier epochs: as a cluster without etcd
     return layer, peers
 
 

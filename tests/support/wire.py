@@ -9,6 +9,7 @@ covered without editing the tests.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -18,6 +19,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
 
 from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
+from ramster.page import pack_page
 from ramster.wire.calls import Message
 
 SEND_LIMIT = 16 * 2**20
@@ -130,3 +132,24 @@ class RawNode:
         """`Admin/<method>` (unary) with a request built from `fields`."""
         request = getattr(admin_pb2, f"{method}Request")(**fields)
         return self.call(f"/ramster.api.v1.Admin/{method}", request)
+
+
+def remote_page(
+    pool_uid: int, oid: int, index: int, data: bytes, version: int, persistent: bool = True
+) -> peer_pb2.RemotePage:
+    """Page `data` as an origin ships it to a holder: packed, with its checksum."""
+    packed = pack_page(data)
+    encoding = (
+        tmem_pb2.PAGE_ENCODING_SAME_FILLED if packed.same_filled else tmem_pb2.PAGE_ENCODING_LZ4
+    )
+    return peer_pb2.RemotePage(
+        pool=pool_uid,
+        persistent=persistent,
+        oid=tmem_pb2.Oid(word0=oid),
+        index=index,
+        version=version,
+        data=packed.payload,
+        encoding=encoding,
+        page_size=packed.page_size,
+        checksum=zlib.crc32(packed.payload),
+    )

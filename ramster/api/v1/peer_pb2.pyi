@@ -188,8 +188,8 @@ class RecoverRequest(_message.Message):
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     KEEP_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
-    keep: str
-    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keep: _Optional[str] = ...) -> None: ...
+    keep: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keep: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecoverChunk(_message.Message):
     __slots__ = ("pools", "keys", "epochs")

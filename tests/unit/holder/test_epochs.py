@@ -7,7 +7,7 @@ origin number. Listing and restoring what was adopted is in tests/unit/remote/te
 
 from __future__ import annotations
 
-from ramster.holder.epochs import adopt, forget_origin, held_epochs
+from ramster.holder.epochs import adopt, forget_origin, held_epochs, held_keys
 from ramster.holder.foreign import ForeignPage, get_foreign, origin_client, origins, put_foreign
 from ramster.tmem import PoolSpec
 from tests.support.foreign import (
@@ -50,9 +50,34 @@ def test_forget_drops_earlier_epochs_and_adopt_drops_ephemeral_pools() -> None:
     pers = ForeignPage(9, (1, 0, 0), 0, 2, True, packed(2))
     put_foreign(tmem.table, origin_client(1, "e1"), [eph, pers])
     put_foreign(tmem.table, origin_client(1, "e0"), [pers])
-    pools = adopt(tmem.table, 1, keep="e1", current="e2")
+    pools = adopt(tmem.table, 1, keep=["e1"], current="e2")
     assert [p.uid for p in pools] == [9]
     assert held_epochs(tmem.table, 1) == ["e2"]
     assert tmem.counters()["foreign_eph_pages"] == 0
     assert forget_origin(tmem.table, 1, "e3") == 1
     assert held_epochs(tmem.table, 1) == []
+
+
+def test_adopt_takes_every_named_epoch_newest_version_first_and_drops_the_unnamed() -> None:
+    tmem, _ = holder()
+    page = [ForeignPage(9, (1, 0, 0), i, 10 + i, True, packed(i)) for i in range(3)]
+    newer = [ForeignPage(9, (1, 0, 0), 1, 50, True, packed(50))]
+    made_up = [ForeignPage(9, (1, 0, 0), i, 99, True, packed(99)) for i in range(3)]
+    put_foreign(tmem.table, origin_client(1, "e1"), page)  # the oldest recorded epoch
+    put_foreign(tmem.table, origin_client(1, "e2"), newer)  # the latest: index 1 put again
+    put_foreign(tmem.table, origin_client(1, "zz"), made_up)  # claimed by nobody's record
+    pools = adopt(tmem.table, 1, keep=["e1", "e2"], current="e3")
+    assert [p.uid for p in pools] == [9]
+    assert held_epochs(tmem.table, 1) == ["e3"]
+    keys = [(9, (1, 0, 0), i) for i in range(3)]
+    assert get_foreign(tmem.table, origin_client(1, "e3"), keys) == [
+        (packed(0), 10),
+        (packed(50), 50),
+        (packed(2), 12),
+    ]
+    assert sorted(held_keys(pools, tmem.table)) == [
+        (9, (1, 0, 0), 0, 10),
+        (9, (1, 0, 0), 1, 50),
+        (9, (1, 0, 0), 2, 12),
+    ]
+    assert tmem.counters()["foreign_pers_pages"] == 3

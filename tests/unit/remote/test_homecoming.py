@@ -7,6 +7,7 @@ real `Backend` with fake peers (tests/support/remote.py).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
 
@@ -221,9 +222,9 @@ def test_recovery_asks_a_peer_again_and_never_makes_an_unread_peer_forget(
             link_factory=peers.factory,
         )
         await layer.set_members({ME: member(ME, 0), 2: member(2, MIB)})
-        asked: list[str] = []
+        asked: list[Sequence[str]] = []
 
-        async def unreachable(keep: str, timeout: float) -> object:
+        async def unreachable(keep: Sequence[str], timeout: float) -> object:
             asked.append(keep)
             raise Unavailable("node 2 is unreachable")
 
@@ -235,9 +236,43 @@ def test_recovery_asks_a_peer_again_and_never_makes_an_unread_peer_forget(
 
         monkeypatch.setattr(peers.links[2], "recover", unreachable)
         monkeypatch.setattr(peers.links[2], "forget", forget)
-        assert await layer.recover() == 0
+        assert await layer.recover(None) == 0
         assert len(asked) > 1  # asked again until the deadline
         assert forgotten == []  # it may hold this node's only copies: never told to forget
+        assert layer.recovered
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("record", "adopted"),
+    [
+        # etcd's record, oldest first: a made-up epoch a peer claims (it sorts last) is not asked
+        (["00000000000a0001", "00000000000b0002"], ["00000000000a0001", "00000000000b0002"]),
+        # no record (a cluster without etcd): the latest epoch a peer holds
+        (None, ["fffffffffffff000"]),
+        # a record with nothing before this epoch: nothing is adopted, whatever peers claim
+        ([], None),
+    ],
+)
+def test_recovery_adopts_the_recorded_epochs_not_those_a_peer_claims(
+    monkeypatch: pytest.MonkeyPatch, record: list[str] | None, adopted: list[str] | None
+) -> None:
+    async def scenario() -> None:
+        backend, _ = loaded(params=TWO)
+        peers = FakePeers()
+        layer = RemoteLayer(backend, lambda: ME, "e1", CONFIG, link_factory=peers.factory)
+        await layer.set_members({ME: member(ME, 0), 2: member(2, MIB)})
+        asked: list[list[str]] = []
+        held = ["00000000000a0001", "00000000000b0002", "fffffffffffff000"]
+
+        async def recover(keep: Sequence[str], timeout: float) -> object:
+            asked.append(list(keep))
+            return (held if not keep else []), [], []
+
+        monkeypatch.setattr(peers.links[2], "recover", recover)
+        assert await layer.recover(record) == 0
+        assert asked == [[]] + ([adopted] if adopted is not None else [])
         assert layer.recovered
 
     run(scenario)

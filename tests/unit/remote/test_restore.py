@@ -38,7 +38,7 @@ def test_a_restarted_node_takes_back_its_pages_and_its_client_gets_its_pool_agai
     put_foreign(holder.table, origin_client(1, "e0"), [])  # nothing, but an epoch entry is harmless
 
     assert held_epochs(holder.table, 1) == ["e1"]
-    pools = adopt(holder.table, 1, keep="e1", current="e2")
+    pools = adopt(holder.table, 1, keep=["e1"], current="e2")
     assert held_epochs(holder.table, 1) == ["e2"]
     keys = sorted(held_keys(pools, holder.table))
     assert keys == [(1, (1, 0, 0), 0, 1), (1, (1, 0, 0), 1, 2), (1, (2, 0, 0), 5, 3)]
