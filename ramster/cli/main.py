@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from ramster import __version__
 from ramster.cli import flags
+from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.config import NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
@@ -219,6 +220,7 @@ def _parser() -> Parser:
         default=None,
         help="run only the workload, against this running node (Compose, Kubernetes)",
     )
+    add_certs_parser(commands)
     return parser
 
 
@@ -294,6 +296,8 @@ def _run(args: argparse.Namespace) -> int:
 
             return run_demo_on(args.node, args.pages)
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
+    if args.command == "certs":
+        return run_certs(args, sys.stdout)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 
