@@ -45,6 +45,17 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         help="HOST:PORT (port 0: any free port) or unix:///path; repeat to listen on several, the "
         "first is primary [RAMSTER_LISTEN, comma-separated, 127.0.0.1:7470]",
     )
+    flags.tls_flags(node)
+    node.add_argument(
+        "--insecure",
+        action=FromEnvironment,
+        nargs="?",
+        const="on",
+        fallback="off",
+        type=flags.switch,
+        help="without TLS, serve plaintext on TCP addresses other than loopback too "
+        "[RAMSTER_INSECURE, off]",
+    )
     node.add_argument(
         "--socket-mode",
         action=FromEnvironment,
@@ -248,6 +259,8 @@ def _run(args: argparse.Namespace) -> int:
             peers=tuple(args.peer),
             node_number=args.node_number,
             advertise=args.advertise,
+            tls=flags.tls_of(args),
+            insecure=args.insecure,
         )
         return asyncio.run(run_node(config))
     if args.command == "up":

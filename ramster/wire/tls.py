@@ -4,8 +4,9 @@
 and checks at construction that each is a readable file. A node serves with
 `TLS.server_credentials` (a caller must present a certificate of the same CA); a client, a tool
 or a peer calls with `TLS.channel_credentials`, presenting its own certificate and accepting only
-a server whose certificate the CA signed for the host it dialled. The files are read each time
-credentials are built, so a renewed certificate is taken at the next start.
+a server whose certificate the CA signed for the host it dialled. The files are read, and
+checked to hold what they should, each time credentials are built: a renewed certificate is taken
+at the next start, and a wrong file is refused in words rather than as gRPC's "failed to bind".
 
 Not here: making the files (`ramster.trust`, ``ramster certs``), who a caller is
 (`ramster.rpc`), the flags (`ramster.cli`).
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ramster.errors import InvalidArgument
 
@@ -61,22 +64,55 @@ class TLS:
     def server_credentials(self) -> grpc.ServerCredentials:
         """Credentials of a listener that requires, and verifies against the CA, a client
         certificate."""
+        ca, cert, key = self.material()
         return grpc.ssl_server_credentials(
-            [(self.key.read_bytes(), self.cert.read_bytes())],
-            root_certificates=self.ca.read_bytes(),
-            require_client_auth=True,
+            [(key, cert)], root_certificates=ca, require_client_auth=True
         )
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
         """Credentials of a channel that presents this certificate and trusts only the CA."""
+        ca, cert, key = self.material()
         return grpc.ssl_channel_credentials(
-            root_certificates=self.ca.read_bytes(),
-            private_key=self.key.read_bytes(),
-            certificate_chain=self.cert.read_bytes(),
+            root_certificates=ca, private_key=key, certificate_chain=cert
         )
+
+    def material(self) -> tuple[bytes, bytes, bytes]:
+        """The PEM bytes of (ca, cert, key), checked: gRPC itself says only "failed to bind" or
+        fails each handshake when a file holds something else or the key is not the cert's."""
+        ca, cert, key = (_read(field, getattr(self, field)) for field in ENVIRONMENT)
+        try:
+            x509.load_pem_x509_certificates(ca)
+        except ValueError:
+            raise InvalidArgument(
+                f"tls ca {str(self.ca)!r} is invalid: no PEM certificate"
+            ) from None
+        try:
+            public = x509.load_pem_x509_certificate(cert).public_key()
+        except ValueError:
+            raise InvalidArgument(
+                f"tls cert {str(self.cert)!r} is invalid: no PEM certificate"
+            ) from None
+        try:
+            private = serialization.load_pem_private_key(key, password=None)
+        except (ValueError, TypeError):
+            raise InvalidArgument(
+                f"tls key {str(self.key)!r} is invalid: no unencrypted PEM private key"
+            ) from None
+        if private.public_key() != public:
+            raise InvalidArgument(
+                f"tls key {str(self.key)!r} is invalid: not the key of the cert {str(self.cert)!r}"
+            )
+        return ca, cert, key
 
     def __repr__(self) -> str:
         return f"<TLS ca={str(self.ca)!r} cert={str(self.cert)!r} key={str(self.key)!r}>"
+
+
+def _read(field: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InvalidArgument(f"tls {field} {str(path)!r} is invalid: {error.strerror}") from None
 
 
 def _readable_file(field: str, value: str | os.PathLike[str]) -> Path:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import grpc
 import pytest
 
 from ramster.errors import InvalidArgument
+from ramster.trust.files import init_ca, issue
+from ramster.trust.identity import Identity, Role
 from ramster.wire.tls import TLS
+
+NOW = datetime.datetime.now(datetime.UTC)
 
 
 @pytest.fixture
@@ -83,7 +88,35 @@ def test_from_env_checks_the_files(files: dict[str, Path]) -> None:
     assert refused.value.message == "tls key '/nonexistent/key.pem' is invalid: no such file"
 
 
-def test_credentials_are_built_from_the_files(files: dict[str, Path]) -> None:
-    tls = TLS(**files)
+def cluster(folder: Path) -> dict[str, Path]:
+    """A CA and a client certificate of it in `folder`, as `ramster certs` writes them."""
+    init_ca(folder, now=NOW)
+    issue(folder, Identity(Role.CLIENT, "app"), now=NOW)
+    return {"ca": folder / "ca.crt", "cert": folder / "app.crt", "key": folder / "app.key"}
+
+
+def test_credentials_are_built_from_checked_files(tmp_path: Path) -> None:
+    tls = TLS(**cluster(tmp_path))
     assert isinstance(tls.channel_credentials(), grpc.ChannelCredentials)
     assert isinstance(tls.server_credentials(), grpc.ServerCredentials)
+    assert tls.material() == tuple(path.read_bytes() for path in (tls.ca, tls.cert, tls.key))
+
+
+def test_files_that_hold_something_else_are_refused(tmp_path: Path) -> None:
+    ours, theirs = cluster(tmp_path / "ours"), cluster(tmp_path / "theirs")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("pem\n")
+    cases = {
+        "ca": f"tls ca '{junk}' is invalid: no PEM certificate",
+        "cert": f"tls cert '{junk}' is invalid: no PEM certificate",
+        "key": f"tls key '{junk}' is invalid: no unencrypted PEM private key",
+    }
+    for field, message in cases.items():
+        with pytest.raises(InvalidArgument) as refused:
+            TLS(**(ours | {field: junk})).server_credentials()
+        assert refused.value.message == message
+    with pytest.raises(InvalidArgument) as refused:
+        TLS(**(ours | {"key": theirs["key"]})).channel_credentials()
+    assert refused.value.message == (
+        f"tls key '{theirs['key']}' is invalid: not the key of the cert '{ours['cert']}'"
+    )
