@@ -106,7 +106,7 @@ class FromEnvironment(argparse.Action):
 
 
 def node_flag(parser: Parser, help: str = "the node") -> None:
-    """``--node``: the node a command talks to."""
+    """``--node``: the node a command talks to, and the TLS flags to talk to it with."""
     parser.add_argument(
         "--node",
         action=FromEnvironment,
@@ -114,6 +114,7 @@ def node_flag(parser: Parser, help: str = "the node") -> None:
         type=node_address,
         help=f"HOST:PORT or unix:///PATH of {help} [RAMSTER_NODE, 127.0.0.1:7470]",
     )
+    tls_flags(parser)
 
 
 TLS_FIELDS = {

@@ -231,6 +231,7 @@ def _parser() -> Parser:
         default=None,
         help="run only the workload, against this running node (Compose, Kubernetes)",
     )
+    flags.tls_flags(demo)
     add_certs_parser(commands)
     return parser
 
@@ -270,7 +271,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "stats":
         from ramster.cli.admin import print_stats
 
-        return print_stats(args.node, args.json, args.watch, sys.stdout)
+        return print_stats(args.node, args.json, args.watch, sys.stdout, flags.tls_of(args))
     if args.command == "param":
         from ramster.cli.admin import param
 
@@ -282,19 +283,19 @@ def _run(args: argparse.Namespace) -> int:
             if args.action != "set" or not args.etcd:
                 raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
             return set_cluster_param(args.etcd, args.cluster, args.name, args.value, sys.stdout)
-        return param(args.node, args.action, args.name, args.value, sys.stdout)
+        return param(args.node, args.action, args.name, args.value, sys.stdout, flags.tls_of(args))
     if args.command == "drain":
         from ramster.cli.admin import drain as drain_node
 
-        return drain_node(args.node, args.timeout, sys.stdout)
+        return drain_node(args.node, args.timeout, sys.stdout, flags.tls_of(args))
     if args.command == "forget-node":
         from ramster.cli.admin import forget_node
 
-        return forget_node(args.node, args.name, sys.stdout)
+        return forget_node(args.node, args.name, sys.stdout, flags.tls_of(args))
     if args.command == "undrain":
         from ramster.cli.admin import undrain as undrain_node
 
-        return undrain_node(args.node, sys.stdout)
+        return undrain_node(args.node, sys.stdout, flags.tls_of(args))
     if args.command == "members":
         from ramster.cli.admin import print_members
 
@@ -304,10 +305,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ramster.workload.demo import run_demo
 
+        tls = flags.tls_of(args)
         if args.node is not None:
             from ramster.workload.demo import run_demo_on
 
-            return run_demo_on(args.node, args.pages)
+            return run_demo_on(args.node, args.pages, tls=tls)
+        if tls is not None:
+            raise InvalidArgument("the TLS flags go with --node: the demo's own cluster has none")
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     if args.command == "certs":
         return run_certs(args, sys.stdout)

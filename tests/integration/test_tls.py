@@ -6,6 +6,7 @@ unless ``--insecure``. The certificates are made by the real ``ramster certs``."
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -14,19 +15,35 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ramster.client import TLS, Cleancache, Frontswap, SyncClient, Unavailable
 from ramster.rpc.caller import caller_identity
 from ramster.rpc.listeners import bind_address
-from ramster.wire.tls import TLS
+from tests.support.cluster import (
+    Cluster,
+    done_shipping,
+    pages_of,
+    read_back,
+    remote_view,
+    store_all,
+)
 from tests.support.etcd import EtcdProcess
 from tests.support.nodes import RAMSTER, NodeFactory
 
 SERVING = "SERVING"
+PAGE = bytes(range(256)) * 16
 
 
-def ramster(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def ramster(
+    *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The console script with `args`, and of the RAMSTER_* variables only those of `env`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
     return subprocess.run(
-        [RAMSTER, *map(str, args)], capture_output=True, text=True, timeout=60, env=clean
+        [RAMSTER, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean | (env or {}),
     )
 
 
@@ -204,3 +221,90 @@ def test_nodes_call_each_other_with_their_certificates(
     stranger = node_factory.start("n2x", extra_flags=(*tls_flags(tls_of(theirs, "n2")), *static))
     assert "node 2 started with static membership: 1 of 1 peers answer" in n2.log()
     assert "node 2 started with static membership: 0 of 1 peers answer" in stranger.log()
+
+
+def test_the_client_library_calls_a_tls_node_with_its_certificate(
+    node_factory: NodeFactory, pki: dict[str, Path]
+) -> None:
+    ours, theirs = pki["ours"], pki["theirs"]
+    node = node_factory.start("n1", extra_flags=tls_flags(tls_of(ours, "n1")))
+    app = tls_of(ours, "app")
+    with SyncClient(node.address, client_name="app", tls=app) as client:
+        assert repr(client).startswith(f"<SyncClient {node.address} client='app' tls ")
+        pool = client.new_pool(persistent=True)
+        assert client.put_many(pool, [(7, 0, PAGE)]) == [True]
+        assert client.get_many(pool, [(7, 0)], free=False) == [PAGE]
+    for caller in (None, tls_of(theirs, "app", ca=ours / "ca.crt")):
+        with (
+            SyncClient(node.address, timeout=2, tls=caller) as refused,
+            pytest.raises(Unavailable),
+        ):
+            refused.stats()
+
+
+def test_the_frontends_attach_to_a_tls_node(
+    node_factory: NodeFactory, pki: dict[str, Path]
+) -> None:
+    node = node_factory.start("n1", extra_flags=tls_flags(tls_of(pki["ours"], "n1")))
+    app = tls_of(pki["ours"], "app")
+    frontswap = Frontswap(node.address, "swap", tls=app)
+    cleancache = Cleancache(node.address, "cache", tls=app)
+    try:
+        frontswap.init(0, nr_pages=8)
+        fs = cleancache.init_fs()
+        assert frontswap.wait_ready(20) and cleancache.wait_ready(20)
+        assert frontswap.store(0, 3, PAGE) is True
+        cleancache.put_page(fs, (1, 0, 0), 2, PAGE)
+        assert frontswap.load(0, 3) == PAGE
+        assert cleancache.get_page(fs, (1, 0, 0), 2) == PAGE
+    finally:
+        frontswap.close()
+        cleancache.close()
+
+
+def test_the_cli_talks_to_a_tls_node_with_flags_or_environment(
+    node_factory: NodeFactory, pki: dict[str, Path]
+) -> None:
+    ours = pki["ours"]
+    node = node_factory.start("n1", extra_flags=tls_flags(tls_of(ours, "n1")))
+    admin = tls_of(ours, "app")
+    with_flags = ramster("param", "get", "zcache", "--node", node.address, *tls_flags(admin))
+    assert (with_flags.returncode, with_flags.stdout, with_flags.stderr) == (0, "zcache on\n", "")
+    environment = {
+        "RAMSTER_TLS_CA": str(admin.ca),
+        "RAMSTER_TLS_CERT": str(admin.cert),
+        "RAMSTER_TLS_KEY": str(admin.key),
+    }
+    from_env = ramster("stats", "--node", node.address, "--json", env=environment)
+    assert from_env.returncode == 0, from_env.stderr
+    assert json.loads(from_env.stdout)["state"]["node_name"] == "n1"
+    plaintext = ramster("stats", "--node", node.address)
+    assert plaintext.returncode == 1
+    assert plaintext.stderr.startswith("ramster stats: Admin/GetStats: node unavailable (")
+    partial = ramster("drain", "--node", node.address, "--tls-ca", str(admin.ca))
+    assert (partial.returncode, partial.stderr) == (
+        2,
+        "ramster drain: --tls-cert and --tls-key missing: --tls-ca, --tls-cert and --tls-key "
+        "go together\n",
+    )
+
+
+def test_a_tls_cluster_ships_pages_between_its_nodes_and_reads_them_back(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str, pki: dict[str, Path]
+) -> None:
+    ours = pki["ours"]
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster)
+    try:
+        app = tls_of(ours, "app")
+        cluster.start("A", "4MiB", tls=(tls_of(ours, "n1"), app))
+        cluster.start("B", "16MiB", tls=(tls_of(ours, "n2"), app))
+        a = cluster.clients["A"]
+        pool = a.new_pool(persistent=True)
+        numbers = pages_of(range(48))  # 3072 pages, about 6 MiB packed: more than A's budget
+        store_all(a, pool, numbers)
+        quiet = remote_view(cluster, "A", ("B",), done_shipping(lambda: cluster.stats("A")))
+        assert quiet["B"] > 0, quiet
+        assert quiet["pers_pages_remoted"] == quiet["remote_pers_pages"] == quiet["B"], quiet
+        assert read_back(a, pool, numbers, free=False) == []
+    finally:
+        cluster.close()
