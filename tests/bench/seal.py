@@ -22,8 +22,11 @@ def run(corpus: Corpus) -> None:
     n = len(pages)
     seal = PageSeal(os.urandom(32))
     packed = [compress(page, store_size=False) for page in pages]
-    aads = [page_aad("bench-node", 1, (i >> 8, 0, 0), i & 0xFF, 1) for i in range(n)]
-    sealed = [seal.seal(blob, aad) for blob, aad in zip(packed, aads, strict=True)]
+
+    def aad(i: int) -> bytes:
+        return page_aad("bench-node", 1, (i >> 8, 0, 0), i & 0xFF, 1)
+
+    sealed = [seal.seal(blob, aad(i)) for i, blob in enumerate(packed)]
 
     def lz4_compress() -> None:
         for page in pages:
@@ -35,19 +38,19 @@ def run(corpus: Corpus) -> None:
 
     def seal_pages() -> None:
         for i, blob in enumerate(packed):
-            seal.seal(blob, page_aad("bench-node", 1, (i >> 8, 0, 0), i & 0xFF, 1))
+            seal.seal(blob, aad(i))
 
     def open_pages() -> None:
         for i, box in enumerate(sealed):
-            seal.open(box, page_aad("bench-node", 1, (i >> 8, 0, 0), i & 0xFF, 1))
+            seal.open(box, aad(i))
 
     def compress_and_seal() -> None:
-        for page, aad in zip(pages, aads, strict=True):
-            seal.seal(compress(page, store_size=False), aad)
+        for i, page in enumerate(pages):
+            seal.seal(compress(page, store_size=False), aad(i))
 
     def open_and_decompress() -> None:
-        for box, aad in zip(sealed, aads, strict=True):
-            decompress(seal.open(box, aad), uncompressed_size=4096)
+        for i, box in enumerate(sealed):
+            decompress(seal.open(box, aad(i)), uncompressed_size=4096)
 
     compress_rate, decompress_rate = rate(n, lz4_compress), rate(n, lz4_decompress)
     rows = []
