@@ -6,6 +6,7 @@ node passes its parts down (`ZcacheConfig`, `TmemLimits`) and never reads global
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -15,6 +16,7 @@ from nodemanager.keys import check_name
 from ramster.errors import InvalidArgument
 from ramster.tmem import TmemLimits
 from ramster.wire.limits import split_host_port
+from ramster.wire.tls import TLS
 from ramster.zcache import ZcacheConfig
 
 _OCTAL = re.compile(r"^[0-7]{1,4}$")
@@ -47,6 +49,20 @@ def check_listen(address: str) -> None:
         raise InvalidArgument.field("listen", address, rule)
 
 
+def is_loopback(address: str) -> bool:
+    """Whether TCP ``HOST:PORT`` `address` is reachable from this host only: ``localhost``,
+    127.0.0.0/8 or ``::1`` (a unix socket is not TCP: False)."""
+    if unix_path(address) is not None:
+        return False
+    host, _ = split_host_port(address, "listen")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     """How one `ramster node` runs.
@@ -71,6 +87,12 @@ class NodeConfig:
     peers: without etcd, the ``HOST:PORT`` of every other node (none: alone).
     node_number: without etcd, this node's number (>= 1, unique in the cluster; default 1).
     advertise: ``HOST:PORT`` peers use to reach this node (default: the bound listen address).
+    tls: the cluster CA and this node's certificate and key: every TCP listener requires a
+        client certificate of that CA, and the node calls its peers with its certificate
+        (default None: no TLS).
+    insecure: without `tls`, serve plaintext on TCP addresses other than loopback too (default
+        False: a node without TLS refuses to start on one, so that no one serves pages to the
+        network by accident).
     """
 
     listen: str
@@ -90,10 +112,21 @@ class NodeConfig:
     advertise: str | None = None
     extra_listen: tuple[str, ...] = ()
     socket_mode: int = 0o660
+    tls: TLS | None = None
+    insecure: bool = False
 
     def __post_init__(self) -> None:
         for address in (self.listen, *self.extra_listen):
             check_listen(address)
+        if self.tls is not None and self.insecure:
+            raise InvalidArgument("insecure and TLS contradict: give --insecure or the TLS flags")
+        if self.tls is None and not self.insecure:
+            for address in (self.listen, *self.extra_listen):
+                if unix_path(address) is None and not is_loopback(address):
+                    raise InvalidArgument(
+                        f"listen {address!r} is not loopback: serve it with --tls-ca, "
+                        "--tls-cert and --tls-key, or pass --insecure to serve it in plaintext"
+                    )
         mode = self.socket_mode
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
             shown_mode = f"{mode:04o}" if type(mode) is int and mode >= 0 else mode

@@ -80,6 +80,12 @@ class DeadlineExceeded(RamsterError):
     status = "DEADLINE_EXCEEDED"
 
 
+class Unauthenticated(RamsterError):
+    """The caller did not prove who it is: no valid certificate or token (UNAUTHENTICATED)."""
+
+    status = "UNAUTHENTICATED"
+
+
 class InternalError(RamsterError):
     """A fault inside RAMster; the node's log has the details (INTERNAL)."""
 
@@ -91,6 +97,7 @@ ERRORS: tuple[type[RamsterError], ...] = (
     FailedPrecondition,
     Unavailable,
     DeadlineExceeded,
+    Unauthenticated,
     InternalError,
 )
 """One class per status code: what a status received from a node is raised as."""

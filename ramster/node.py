@@ -26,7 +26,7 @@ from nodemanager.model import MemberInfo, Membership
 from nodemanager.static import StaticMembership
 from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
-from ramster.config import NodeConfig
+from ramster.config import NodeConfig, unix_path
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
@@ -77,8 +77,9 @@ class Node:
             zcache=self.backend.zcache,
             ramster=self.backend.ramster,
         )
+        self._link = functools.partial(PeerLink, tls=config.tls)
         agent = self.agent = ClusterAgent(
-            self.backend, self.feed, self._membership(), me, RemotifyConfig(), PeerLink
+            self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link
         )
         self.tiered = TieredTmem(self.backend, agent.remote)
         admin = AdminService(
@@ -98,6 +99,7 @@ class Node:
         self._server = NodeServer(
             (TmemService(self.tiered).handler(), admin.handler(), peer.handler()),
             config.socket_mode,
+            config.tls,
         )
         self._metrics: asyncio.Server | None = None
         self._leaving = False  # SIGTERM: draining to exit, not to be undrained
@@ -124,6 +126,7 @@ class Node:
     async def start(self) -> None:
         config = self.config
         self.address = self._server.bind(config.listen, config.extra_listen)
+        self._log_transport()
         if config.metrics:  # before serving: a refused port must not leave a half-started node
             host, metrics_port = split_host_port(config.metrics, "metrics")
             try:
@@ -148,6 +151,31 @@ class Node:
         )
         if config.ready_file:
             self._write_ready_file(Path(config.ready_file))
+
+    def _log_transport(self) -> None:
+        config = self.config
+        listening = (self.address, *config.extra_listen)
+        tcp = [address for address in listening if unix_path(address) is None]
+        if config.tls is not None:
+            log.info(
+                "node %s serves TLS on %s (client certificates of CA %s); unix sockets serve "
+                "without TLS, as the local identity",
+                config.name,
+                ", ".join(tcp) or "no TCP address",
+                config.tls.ca,
+            )
+        elif config.insecure:
+            log.warning(
+                "node %s serves WITHOUT TLS on %s (--insecure): whoever reaches it may call it",
+                config.name,
+                ", ".join(tcp) or "no TCP address",
+            )
+        else:
+            log.info(
+                "node %s serves without TLS, so only on loopback and unix sockets: give "
+                "--tls-ca, --tls-cert and --tls-key to serve other addresses",
+                config.name,
+            )
 
     def metrics_address(self) -> str | None:
         if self._metrics is None:
@@ -216,7 +244,8 @@ class Node:
         link = self._probes.get(address)
         if link is None:
             number = self.agent.number or self.config.node_number
-            link = self._probes[address] = PeerLink(0, address, number, self.feed.status.epoch, 1.0)
+            epoch = self.feed.status.epoch
+            link = self._probes[address] = self._link(0, address, number, epoch, 1.0)
         try:
             return await link.hello(self.config.cluster, self.config.name)
         except RamsterError:

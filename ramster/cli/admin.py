@@ -1,5 +1,5 @@
 """``ramster stats``, ``param``, ``drain`` and ``undrain``: an operator's view of one node, over
-the client."""
+the client (with TLS, `tls`, if the node serves it)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ from ramster.client import SyncClient
 from ramster.errors import InvalidArgument, shown
 from ramster.params import ModuleParams
 from ramster.state import NodeState
+from ramster.wire.tls import TLS
 
 
-def print_stats(node: str, as_json: bool, watch: float | None, out: TextIO) -> int:
+def print_stats(
+    node: str, as_json: bool, watch: float | None, out: TextIO, tls: TLS | None = None
+) -> int:
     """Print the node's state and counters once, or every `watch` seconds until interrupted."""
-    with SyncClient(node, client_name="ramster-cli") as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
         while True:
             state, counters = client.state(), client.stats()
             if as_json:
@@ -54,8 +57,10 @@ def format_stats(node: str, state: NodeState, counters: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def param(node: str, action: str, name: str, value: str | None, out: TextIO) -> int:
-    with SyncClient(node, client_name="ramster-cli") as client:
+def param(
+    node: str, action: str, name: str, value: str | None, out: TextIO, tls: TLS | None = None
+) -> int:
+    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
         if action == "set":
             assert value is not None
             params = client.set_param(name, value)
@@ -69,9 +74,9 @@ def param(node: str, action: str, name: str, value: str | None, out: TextIO) -> 
     return 0
 
 
-def drain(node: str, timeout: float, out: TextIO) -> int:
+def drain(node: str, timeout: float, out: TextIO, tls: TLS | None = None) -> int:
     """Drain a node before stopping it; exit status 1 if pages of other nodes are left on it."""
-    with SyncClient(node, client_name="ramster-cli") as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
         drained, left = client.drain(timeout)
     if drained:
         out.write(f"node {node} drained: no page of another node and no persistent page is left\n")
@@ -80,9 +85,9 @@ def drain(node: str, timeout: float, out: TextIO) -> int:
     return 1
 
 
-def forget_node(node: str, name: str, out: TextIO) -> int:
+def forget_node(node: str, name: str, out: TextIO, tls: TLS | None = None) -> int:
     """Decommission node `name` through the live node at `node` (refused while `name` is up)."""
-    with SyncClient(node, client_name="ramster-cli") as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
         number = client.forget_node(name)
     out.write(
         f"node {name} (number {number}) forgotten: every node drops the pages it held for it; "
@@ -91,9 +96,9 @@ def forget_node(node: str, name: str, out: TextIO) -> int:
     return 0
 
 
-def undrain(node: str, out: TextIO) -> int:
+def undrain(node: str, out: TextIO, tls: TLS | None = None) -> int:
     """Take a drain back: the node holds pages of other nodes again."""
-    with SyncClient(node, client_name="ramster-cli") as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
         was_draining = client.undrain()
     if was_draining:
         out.write(f"node {node} undrained: it takes pages of other nodes again\n")

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from nodemanager.keys import check_name
 from ramster.config import check_listen, parse_socket_mode, unix_path
@@ -23,6 +23,9 @@ from ramster.errors import InvalidArgument, shown
 from ramster.params import SWITCH_WORDS
 from ramster.units import parse_size
 from ramster.wire.limits import split_host_port
+
+if TYPE_CHECKING:
+    from ramster.wire.tls import TLS
 
 USAGE = 2
 """Exit status of a bad flag or environment value (argparse's own)."""
@@ -103,7 +106,7 @@ class FromEnvironment(argparse.Action):
 
 
 def node_flag(parser: Parser, help: str = "the node") -> None:
-    """``--node``: the node a command talks to."""
+    """``--node``: the node a command talks to, and the TLS flags to talk to it with."""
     parser.add_argument(
         "--node",
         action=FromEnvironment,
@@ -111,6 +114,40 @@ def node_flag(parser: Parser, help: str = "the node") -> None:
         type=node_address,
         help=f"HOST:PORT or unix:///PATH of {help} [RAMSTER_NODE, 127.0.0.1:7470]",
     )
+    tls_flags(parser)
+
+
+TLS_FIELDS = {
+    "ca": "the cluster CA's certificate",
+    "cert": "this end's certificate, of that CA",
+    "key": "the certificate's private key",
+}
+
+
+def tls_flags(parser: Parser) -> None:
+    """``--tls-ca``, ``--tls-cert``, ``--tls-key``: the PEM files of TLS (`tls_of` reads them)."""
+    for field, what in TLS_FIELDS.items():
+        parser.add_argument(
+            f"--tls-{field}",
+            action=FromEnvironment,
+            metavar="FILE",
+            help=f"{what} (PEM); the three go together [RAMSTER_TLS_{field.upper()}, no TLS]",
+        )
+
+
+def tls_of(args: argparse.Namespace) -> TLS | None:
+    """The `TLS` of the flags `tls_flags` added: None if none is given, all three otherwise."""
+    from ramster.wire.tls import TLS  # it loads grpc: not for every --help
+
+    given = {field: getattr(args, f"tls_{field}") for field in TLS_FIELDS}
+    if not any(given.values()):
+        return None
+    missing = [f"--tls-{field}" for field, path in given.items() if not path]
+    if missing:
+        raise InvalidArgument(
+            f"{' and '.join(missing)} missing: --tls-ca, --tls-cert and --tls-key go together"
+        )
+    return TLS(**given)
 
 
 def etcd_flag(parser: Parser, help: str = "etcd endpoints [RAMSTER_ETCD]") -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from ramster import __version__
 from ramster.cli import flags
+from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.config import NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
@@ -43,6 +44,17 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         type=flags.listen,
         help="HOST:PORT (port 0: any free port) or unix:///path; repeat to listen on several, the "
         "first is primary [RAMSTER_LISTEN, comma-separated, 127.0.0.1:7470]",
+    )
+    flags.tls_flags(node)
+    node.add_argument(
+        "--insecure",
+        action=FromEnvironment,
+        nargs="?",
+        const="on",
+        fallback="off",
+        type=flags.switch,
+        help="without TLS, serve plaintext on TCP addresses other than loopback too "
+        "[RAMSTER_INSECURE, off]",
     )
     node.add_argument(
         "--socket-mode",
@@ -219,6 +231,8 @@ def _parser() -> Parser:
         default=None,
         help="run only the workload, against this running node (Compose, Kubernetes)",
     )
+    flags.tls_flags(demo)
+    add_certs_parser(commands)
     return parser
 
 
@@ -246,6 +260,8 @@ def _run(args: argparse.Namespace) -> int:
             peers=tuple(args.peer),
             node_number=args.node_number,
             advertise=args.advertise,
+            tls=flags.tls_of(args),
+            insecure=args.insecure,
         )
         return asyncio.run(run_node(config))
     if args.command == "up":
@@ -255,7 +271,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "stats":
         from ramster.cli.admin import print_stats
 
-        return print_stats(args.node, args.json, args.watch, sys.stdout)
+        return print_stats(args.node, args.json, args.watch, sys.stdout, flags.tls_of(args))
     if args.command == "param":
         from ramster.cli.admin import param
 
@@ -267,19 +283,19 @@ def _run(args: argparse.Namespace) -> int:
             if args.action != "set" or not args.etcd:
                 raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
             return set_cluster_param(args.etcd, args.cluster, args.name, args.value, sys.stdout)
-        return param(args.node, args.action, args.name, args.value, sys.stdout)
+        return param(args.node, args.action, args.name, args.value, sys.stdout, flags.tls_of(args))
     if args.command == "drain":
         from ramster.cli.admin import drain as drain_node
 
-        return drain_node(args.node, args.timeout, sys.stdout)
+        return drain_node(args.node, args.timeout, sys.stdout, flags.tls_of(args))
     if args.command == "forget-node":
         from ramster.cli.admin import forget_node
 
-        return forget_node(args.node, args.name, sys.stdout)
+        return forget_node(args.node, args.name, sys.stdout, flags.tls_of(args))
     if args.command == "undrain":
         from ramster.cli.admin import undrain as undrain_node
 
-        return undrain_node(args.node, sys.stdout)
+        return undrain_node(args.node, sys.stdout, flags.tls_of(args))
     if args.command == "members":
         from ramster.cli.admin import print_members
 
@@ -289,11 +305,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ramster.workload.demo import run_demo
 
+        tls = flags.tls_of(args)
         if args.node is not None:
             from ramster.workload.demo import run_demo_on
 
-            return run_demo_on(args.node, args.pages)
+            return run_demo_on(args.node, args.pages, tls=tls)
+        if tls is not None:
+            raise InvalidArgument("the TLS flags go with --node: the demo's own cluster has none")
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
+    if args.command == "certs":
+        return run_certs(args, sys.stdout)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

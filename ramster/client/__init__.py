@@ -2,7 +2,8 @@
 
 `Client` (asyncio) and `SyncClient` (blocking) offer raw tmem by (pool, oid, index): pools,
 put/get/flush of single pages (concurrent calls coalesced into batched RPCs) and of batches, plus
-the node's stats, params and state. `Frontswap` and `Cleancache` are the kernel's frontends over
+the node's stats, params and state; `TLS` names the files a client proves itself with to a
+node that serves TLS. `Frontswap` and `Cleancache` are the kernel's frontends over
 a node, usable before the node exists: they attach when its zcache backend is loaded and again
 after it restarts. Every error is a `RamsterError` subclass; `retriable` says whether retrying
 may help.
@@ -23,11 +24,14 @@ from ramster.errors import (
     PoolNotFound,
     RamsterError,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 from ramster.state import NodeState
+from ramster.wire.tls import TLS
 
 __all__ = [
+    "TLS",
     "Cleancache",
     "Client",
     "DeadlineExceeded",
@@ -41,5 +45,6 @@ __all__ = [
     "RamsterError",
     "ResourceExhausted",
     "SyncClient",
+    "Unauthenticated",
     "Unavailable",
 ]

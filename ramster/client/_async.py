@@ -22,6 +22,7 @@ from ramster.page import DEFAULT_PAGE_SIZE, check_page_length, check_page_size
 from ramster.state import NodeState
 from ramster.tmem.keys import OidLike, as_oid, check_index
 from ramster.wire.limits import MAX_BATCH
+from ramster.wire.tls import TLS
 
 I32_MAX = 2**31 - 1
 """Pool ids travel as int32."""
@@ -38,6 +39,7 @@ class Client:
     `timeout` seconds or raises `DeadlineExceeded`; only `RamsterError` subclasses are raised.
     client_name: whose pools these are (default: unique to this client).
     max_batch: the most concurrent single-page calls coalesced into one RPC (default 64).
+    tls: `TLS` (the cluster CA, this client's certificate and key) for a node that serves TLS.
     """
 
     def __init__(
@@ -46,9 +48,11 @@ class Client:
         client_name: str | None = None,
         timeout: float = 5.0,
         max_batch: int = 64,
+        *,
+        tls: TLS | None = None,
     ) -> None:
         name = client_name if client_name is not None else default_client_name()
-        self.config = ClientConfig(target, name, timeout, max_batch)
+        self.config = ClientConfig(target, name, timeout, max_batch, tls)
         self._transport = Transport(self.config)
         self._page_sizes: dict[int, int] = {}
         split_on = (InvalidArgument,)
@@ -59,6 +63,7 @@ class Client:
     def __repr__(self) -> str:
         return (
             f"<Client {self.config.target} client={self.config.client_name!r} "
+            f"{'tls ' if self.config.tls is not None else ''}"
             f"{self._transport.state} rpcs={self.rpc_count}>"
         )
 

@@ -34,6 +34,7 @@ from ramster.errors import (
 from ramster.frontends.ops import TmemApi
 from ramster.state import NodeState
 from ramster.tmem.keys import OidLike
+from ramster.wire.tls import TLS
 
 log = logging.getLogger("ramster.client")
 
@@ -135,9 +136,11 @@ O = TypeVar("O")  # noqa: E741 - the ops type, as in the kernel's *_ops
 class Attached(Generic[F, O]):
     """`frontend` attached to the node at `target` through a `SyncClient` of its own."""
 
-    def __init__(self, frontend: F, target: str, client_name: str | None, timeout: float) -> None:
+    def __init__(
+        self, frontend: F, target: str, client_name: str | None, timeout: float, tls: TLS | None
+    ) -> None:
         self._frontend = frontend
-        self._client = SyncClient(target, client_name, timeout)
+        self._client = SyncClient(target, client_name, timeout, tls=tls)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._closing = threading.Event()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ramster.errors import InvalidArgument
 from ramster.wire.limits import MAX_BATCH, check_client_name, split_host_port
+from ramster.wire.tls import TLS
 
 
 def default_client_name() -> str:
@@ -29,12 +30,15 @@ class ClientConfig:
         ``host-pid-random``, unique per client.
     timeout: seconds every call may take, connecting included (default 5.0).
     max_batch: at most this many concurrent single-page calls travel in one RPC (default 64).
+    tls: the cluster CA and this client's certificate and key, for a node that serves TLS
+        (default None: plaintext, as a node without TLS serves on loopback and unix sockets).
     """
 
     target: str
     client_name: str = field(default_factory=default_client_name)
     timeout: float = 5.0
     max_batch: int = 64
+    tls: TLS | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str):
@@ -46,3 +50,5 @@ class ClientConfig:
             raise InvalidArgument.field("timeout", self.timeout, "seconds > 0")
         if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= MAX_BATCH:
             raise InvalidArgument.field("max_batch", self.max_batch, f"an int in 1..{MAX_BATCH}")
+        if self.tls is not None and not isinstance(self.tls, TLS):
+            raise InvalidArgument.field("tls", self.tls, "a ramster.client.TLS or None")

@@ -15,6 +15,7 @@ from ramster import frontends
 from ramster.client._attach import Attached, BackendGuard, locked
 from ramster.frontends import CleancacheOps, FrontswapOps, SwapIn
 from ramster.page import DEFAULT_PAGE_SIZE, check_page_size
+from ramster.wire.tls import TLS
 
 
 class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
@@ -24,7 +25,7 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
     exclusive_gets: a successful load frees the node's copy (default True).
     has_room: asked with a page count whether `shrink` may bring them back (default: always).
     page_size: bytes per swap page (default 4096).
-    client_name, timeout: as for `Client`.
+    client_name, timeout, tls: as for `Client`.
     """
 
     def __init__(
@@ -36,10 +37,12 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
         has_room: Callable[[int], bool] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         timeout: float = 5.0,
+        *,
+        tls: TLS | None = None,
     ) -> None:
         self._exclusive_gets = exclusive_gets
         self._page_size = check_page_size(page_size)
-        super().__init__(frontends.Frontswap(swapin, has_room), target, client_name, timeout)
+        super().__init__(frontends.Frontswap(swapin, has_room), target, client_name, timeout, tls)
 
     init = locked(frontends.Frontswap.init)
     store = locked(frontends.Frontswap.store)
@@ -62,11 +65,18 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
 class Cleancache(Attached[frontends.Cleancache, CleancacheOps]):
     """cleancache on the node at `target`: a victim cache of clean pages by (pool, key, index).
 
-    client_name, timeout: as for `Client`.
+    client_name, timeout, tls: as for `Client`.
     """
 
-    def __init__(self, target: str, client_name: str | None = None, timeout: float = 5.0) -> None:
-        super().__init__(frontends.Cleancache(), target, client_name, timeout)
+    def __init__(
+        self,
+        target: str,
+        client_name: str | None = None,
+        timeout: float = 5.0,
+        *,
+        tls: TLS | None = None,
+    ) -> None:
+        super().__init__(frontends.Cleancache(), target, client_name, timeout, tls)
 
     init_fs = locked(frontends.Cleancache.init_fs)
     init_shared_fs = locked(frontends.Cleancache.init_shared_fs)

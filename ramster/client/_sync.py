@@ -22,6 +22,7 @@ from ramster.client._async import Client
 from ramster.client._config import ClientConfig
 from ramster.errors import FailedPrecondition
 from ramster.state import NodeState
+from ramster.wire.tls import TLS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,8 +103,10 @@ class SyncClient:
         client_name: str | None = None,
         timeout: float = 5.0,
         max_batch: int = 64,
+        *,
+        tls: TLS | None = None,
     ) -> None:
-        self._client = Client(target, client_name, timeout, max_batch)
+        self._client = Client(target, client_name, timeout, max_batch, tls=tls)
         self._loop = LoopThread(f"ramster-client-{self._client.config.client_name}")
 
     def __repr__(self) -> str:

@@ -204,7 +204,14 @@ class Transport:
             raise FailedPrecondition(f"client {self._config.client_name!r} is closed")
         loop = asyncio.get_running_loop()
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self._config.target, CHANNEL_OPTIONS)
+            tls = self._config.tls
+            self._channel = (
+                grpc.aio.insecure_channel(self._config.target, CHANNEL_OPTIONS)
+                if tls is None
+                else grpc.aio.secure_channel(
+                    self._config.target, tls.channel_credentials(), CHANNEL_OPTIONS
+                )
+            )
             self._loop = loop
         elif loop is not self._loop:
             raise FailedPrecondition(

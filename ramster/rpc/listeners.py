@@ -51,15 +51,20 @@ class SocketFile:
 
 
 def bind_address(
-    server: grpc.aio.Server, address: str, socket_mode: int
+    server: grpc.aio.Server,
+    address: str,
+    socket_mode: int,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[int, SocketFile | None]:
     """Bind `address` (not yet serving): the port bound (0 for a unix socket) and, for a unix
-    socket, the file this process now owns, with permission bits `socket_mode`."""
+    socket, the file this process now owns, with permission bits `socket_mode`. A TCP address
+    is served with `credentials` (TLS) if given; a unix socket always without: its mode decides
+    who may connect (`ramster.rpc.caller`)."""
     path = unix_path(address)
     if path is None:
-        return _add_port(server, address, address), None
+        return _add_port(server, address, address, credentials), None
     private = f"{path}.{secrets.token_hex(4)}"  # 9 bytes more: see config.MAX_SOCKET_PATH
-    _add_port(server, f"unix://{private}", address)
+    _add_port(server, f"unix://{private}", address, None)
     try:
         os.chmod(private, socket_mode)  # connecting needs write permission on the socket file
         _claim(private, path, address)
@@ -73,8 +78,15 @@ def bind_address(
             os.unlink(private)  # the public path is a hard link to the same socket
 
 
-def _add_port(server: grpc.aio.Server, target: str, address: str) -> int:
+def _add_port(
+    server: grpc.aio.Server,
+    target: str,
+    address: str,
+    credentials: grpc.ServerCredentials | None,
+) -> int:
     try:
+        if credentials is not None:
+            return server.add_secure_port(target, credentials)
         return server.add_insecure_port(target)
     except RuntimeError:  # grpc's words: "Failed to bind to address ..."
         raise FailedPrecondition(

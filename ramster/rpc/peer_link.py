@@ -27,6 +27,7 @@ from ramster.tmem.pool import PoolRecord
 from ramster.wire.calls import M, Message, stream_call, unary_call
 from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS, check_client_name
 from ramster.wire.messages import oid_message, packed_encoding
+from ramster.wire.tls import TLS
 
 PROTOCOL_VERSION = 1
 
@@ -34,9 +35,19 @@ log = logging.getLogger("ramster.remote")
 
 
 class PeerLink:
-    """Calls to peer `number` at `address` on behalf of origin (`me`, `epoch`)."""
+    """Calls to peer `number` at `address` on behalf of origin (`me`, `epoch`), with this node's
+    certificate if it has `tls` (the peer's must then be of the same CA, for that address)."""
 
-    def __init__(self, number: int, address: str, me: int, epoch: str, timeout: float) -> None:
+    def __init__(
+        self,
+        number: int,
+        address: str,
+        me: int,
+        epoch: str,
+        timeout: float,
+        *,
+        tls: TLS | None = None,
+    ) -> None:
         self.number = number
         self.address = address
         self._origin = peer_pb2.Origin(node_number=me, epoch=epoch)
@@ -44,9 +55,11 @@ class PeerLink:
         self.corrupt_pages = 0
         self.holder_epoch = ""
         """The peer's epoch as this node's view has it; a peer of another epoch refuses puts."""
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            (*MESSAGE_SIZE_OPTIONS, ("grpc.max_reconnect_backoff_ms", 1000)),
+        options = (*MESSAGE_SIZE_OPTIONS, ("grpc.max_reconnect_backoff_ms", 1000))
+        self._channel = (
+            grpc.aio.insecure_channel(address, options)
+            if tls is None
+            else grpc.aio.secure_channel(address, tls.channel_credentials(), options)
         )
 
     def __repr__(self) -> str:

@@ -2,11 +2,11 @@
 addresses it listens on.
 
 It is built with the node's service handlers (`SERVICES` names them for health and reflection),
-bound to every ``--listen`` address before it serves (unix socket files as
-`ramster.rpc.listeners` claims them), reports SERVING once the node has joined its cluster, and
-at exit reports shutting down, lets in-flight calls finish within a grace period and removes its
-socket files. Not here: what the services do (`tmem_service`, `admin_service`, `peer_service`),
-when the node starts and stops (`ramster.node`).
+bound to every ``--listen`` address before it serves (TCP ones with TLS if the node has it, unix
+socket files as `ramster.rpc.listeners` claims them), reports SERVING once the node has joined
+its cluster, and at exit reports shutting down, lets in-flight calls finish within a grace period
+and removes its socket files. Not here: what the services do (`tmem_service`, `admin_service`,
+`peer_service`), when the node starts and stops (`ramster.node`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ramster.config import unix_path
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.listeners import SERVER_OPTIONS, SocketFile, bind_address
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, split_host_port
+from ramster.wire.tls import TLS
 
 log = logging.getLogger("ramster.node")
 
@@ -37,7 +38,10 @@ class NodeServer:
     """The gRPC server of one node, serving `handlers` (not yet bound nor started)."""
 
     def __init__(
-        self, handlers: Sequence[grpc.GenericRpcHandler[Any, Any]], socket_mode: int
+        self,
+        handlers: Sequence[grpc.GenericRpcHandler[Any, Any]],
+        socket_mode: int,
+        tls: TLS | None = None,
     ) -> None:
         self._server = grpc.aio.server(options=[*MESSAGE_SIZE_OPTIONS, *SERVER_OPTIONS])
         self._server.add_generic_rpc_handlers(tuple(handlers))
@@ -47,6 +51,7 @@ class NodeServer:
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self._socket_mode = socket_mode
+        self._credentials = None if tls is None else tls.server_credentials()
         self._socket_files: list[SocketFile] = []  # removed at stop, if still this node's
         self._started = False
 
@@ -71,7 +76,9 @@ class NodeServer:
 
     def _bind(self, address: str) -> int:
         """Bind `address` (not yet serving); the port bound, 0 for a unix socket."""
-        port, socket_file = bind_address(self._server, address, self._socket_mode)
+        port, socket_file = bind_address(
+            self._server, address, self._socket_mode, self._credentials
+        )
         if socket_file is not None:
             self._socket_files.append(socket_file)
         return port

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO, TypeVar
 
-from ramster.client import Cleancache, Frontswap, SyncClient
+from ramster.client import TLS, Cleancache, Frontswap, SyncClient
 from ramster.errors import Unavailable
 from ramster.launcher import LocalCluster, wait_forever_until_signal
 from ramster.page import compress_page
@@ -42,11 +42,12 @@ class Outcome:
     wrong: int = 0
 
 
-def run_demo_on(node: str, pages: int, out: TextIO = sys.stdout) -> int:
-    """The demo's workload against a node that runs already (Compose, Kubernetes): 0 if some
-    pages were taken, none came back wrong and no swapped page was lost."""
+def run_demo_on(node: str, pages: int, out: TextIO = sys.stdout, tls: TLS | None = None) -> int:
+    """The demo's workload against a node that runs already (Compose, Kubernetes), with `tls`
+    if it serves TLS: 0 if some pages were taken, none came back wrong and no swapped page was
+    lost."""
     swap_pages, file_pages = _split_corpus(pages, out)
-    result = _workload(node, swap_pages, file_pages, out, lambda: None)
+    result = _workload(node, swap_pages, file_pages, out, lambda: None, tls)
     out.write(
         f"frontswap: {result.swapped:,} of {len(swap_pages):,} pages taken, "
         f"{result.loaded:,} loaded back, {result.lost:,} lost; cleancache: {result.hits:,} of "
@@ -106,10 +107,12 @@ def _workload(
     files: list[bytes],
     out: TextIO,
     stored: Callable[[], None],
+    tls: TLS | None = None,
 ) -> Outcome:
     """Store everything, call `stored`, read everything back and compare."""
     result = Outcome()
-    frontswap, cleancache = Frontswap(address, "demo-swap"), Cleancache(address, "demo-cache")
+    frontswap = Frontswap(address, "demo-swap", tls=tls)
+    cleancache = Cleancache(address, "demo-cache", tls=tls)
     try:
         frontswap.init(SWAP_TYPE, nr_pages=len(swap))
         fs = cleancache.init_fs()

@@ -6,7 +6,7 @@ import platform
 import time
 
 from ramster.workload.corpus import build_corpus
-from tests.bench import cluster, core, durability, wire
+from tests.bench import cluster, core, durability, seal, wire
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
     corpus = build_corpus(count=16384)
     print(f"# RAMster benchmarks — {platform.python_version()}, {platform.machine()}, {corpus!r}")
     core.run(corpus)
+    seal.run(corpus)
     wire.run(corpus.pages[:8192])
     cluster.run(corpus.pages)
     durability.run(corpus.pages)

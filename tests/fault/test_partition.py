@@ -165,7 +165,8 @@ class NetnsNode(NodeProcess):
     """`NodeProcess` inside `host`'s namespace, listening on the host's address."""
 
     def __init__(self, directory: Path, host: Host, etcd_url: str, memory: str) -> None:
-        flags = ("--etcd", etcd_url, "--cluster", CLUSTER)
+        # --insecure: the lab's own network, which only its namespaces reach (no TLS here).
+        flags = ("--etcd", etcd_url, "--cluster", CLUSTER, "--insecure")
         name = f"node{host.number}"
         super().__init__(directory, name, f"{host.address}:{NODE_PORT}", memory, extra_flags=flags)
         self.host = host

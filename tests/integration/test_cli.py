@@ -75,6 +75,7 @@ FLAGS = [
     ("node", "--advertise", "ADVERTISE", "a", f"advertise 'a' is invalid: {HOST_PORT}"),
     ("node", "--advertise", "ADVERTISE", "h:", f"advertise 'h:' is invalid: {HOST_PORT}"),
     ("node", "--log-level", "LOG_LEVEL", "LOUD", f"log level 'LOUD' is invalid: {LOG_RULE}"),
+    ("node", "--insecure", "INSECURE", "maybe", f"switch 'maybe' is invalid: {SWITCH_RULE}"),
     ("up", "--nodes", None, "0", f"'0' is invalid: {INT_RULE} 1..64"),
     ("up", "--nodes", None, "x", f"'x' is invalid: {INT_RULE} 1..64"),
     ("up", "--memory", None, "12x", f"size '12x' is invalid: {SIZE_RULE}"),
@@ -163,6 +164,27 @@ def test_a_bad_flag_or_variable_exits_2_with_one_line_naming_it(
         ),
         (["members"], {}, "members needs --etcd URL (or RAMSTER_ETCD)"),
         (
+            ["node", "--listen", "0.0.0.0:0"],
+            {},
+            "listen '0.0.0.0:0' is not loopback: serve it with --tls-ca, --tls-cert and "
+            "--tls-key, or pass --insecure to serve it in plaintext",
+        ),
+        (
+            ["node", "--tls-ca", "/nonexistent/ca.crt"],
+            {"RAMSTER_TLS_CERT": "/nonexistent/n1.crt", "RAMSTER_TLS_KEY": "/nonexistent/n1.key"},
+            "tls ca '/nonexistent/ca.crt' is invalid: no such file",
+        ),
+        (
+            ["stats", "--tls-key", "k.pem"],
+            {"RAMSTER_TLS_CERT": "c.pem"},
+            "--tls-ca missing: --tls-ca, --tls-cert and --tls-key go together",
+        ),
+        (
+            ["demo", "--tls-ca", __file__, "--tls-cert", __file__, "--tls-key", __file__],
+            {},
+            "the TLS flags go with --node: the demo's own cluster has none",
+        ),
+        (
             ["forget-node", "bad!name"],
             {},
             f"argument name: name 'bad!name' is invalid: {NAME_RULE}",
@@ -187,7 +209,7 @@ def test_bad_values_together_exit_2_with_one_line(
         ([], "ramster: the following arguments are required: COMMAND"),
         (["launch"], "ramster: argument COMMAND: invalid choice: 'launch' (choose from 'node', "
          "'up', 'stats', 'param', 'drain', 'undrain', 'forget-node', "
-         "'members', 'demo')"),
+         "'members', 'demo', 'certs')"),
         (["stats", "--bogus"], "ramster: unrecognized arguments: --bogus"),
     ],
 )  # fmt: skip

@@ -20,7 +20,7 @@ from typing import cast
 
 from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
-from ramster.client import SyncClient
+from ramster.client import TLS, SyncClient
 from ramster.zcache import ZcacheConfig
 from tests.support.nodes import RAMSTER, NodeFactory, NodeProcess
 from tests.support.processes import wait_for
@@ -83,13 +83,20 @@ class Cluster:
         etcd_url: str | None = None,
         listen: str = "127.0.0.1:0",
         flags: tuple[str, ...] = (),
+        tls: tuple[TLS, TLS] | None = None,
     ) -> NodeProcess:
         """Node `name` with a budget of `memory`, reaching etcd at `etcd_url` (default: the
-        cluster's), listening on `listen`, with further `ramster node` `flags`."""
+        cluster's), listening on `listen`, with further `ramster node` `flags`; with `tls`, the
+        node serves with the first and its client calls with the second."""
         flags = ("--etcd", etcd_url or self.etcd_url, "--cluster", self.name, *flags)
+        if tls is not None:
+            served = tls[0]
+            flags += ("--tls-ca", str(served.ca), "--tls-cert", str(served.cert))
+            flags += ("--tls-key", str(served.key))
         node = self.factory.start(name, memory=memory, extra_flags=flags, listen=listen)
         self.nodes[name] = node
-        self.clients[name] = SyncClient(node.address, client_name=f"test-{name}")
+        client_tls = None if tls is None else tls[1]
+        self.clients[name] = SyncClient(node.address, client_name=f"test-{name}", tls=client_tls)
         return node
 
     def stats(self, name: str) -> dict[str, int]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import ramster.client
-from ramster.client import Client, InvalidArgument, NodeState, SyncClient
+from ramster.client import TLS, Client, InvalidArgument, NodeState, SyncClient
 from ramster.client._attach import BackendGuard, backend_of
 from ramster.errors import (
     DeadlineExceeded,
@@ -28,6 +29,7 @@ PAGE = b"p" * 4096
 
 def test_the_public_surface() -> None:
     assert ramster.client.__all__ == [
+        "TLS",
         "Cleancache",
         "Client",
         "DeadlineExceeded",
@@ -41,6 +43,7 @@ def test_the_public_surface() -> None:
         "RamsterError",
         "ResourceExhausted",
         "SyncClient",
+        "Unauthenticated",
         "Unavailable",
     ]
 
@@ -67,6 +70,10 @@ def test_the_default_client_name_is_unique() -> None:
         ),
         ({"timeout": 0}, "timeout 0 is invalid: expected seconds > 0"),
         ({"max_batch": 1025}, "max_batch 1025 is invalid: expected an int in 1..1024"),
+        (
+            {"tls": "/etc/ca.crt"},
+            "tls '/etc/ca.crt' is invalid: expected a ramster.client.TLS or None",
+        ),
     ],
 )
 def test_bad_configuration_is_refused_naming_the_field(
@@ -76,6 +83,15 @@ def test_bad_configuration_is_refused_naming_the_field(
     with pytest.raises(InvalidArgument) as caught:
         Client(**arguments)
     assert caught.value.message.startswith(message)
+
+
+def test_a_client_with_tls_says_so(tmp_path: Path) -> None:
+    for name in ("ca.crt", "app.crt", "app.key"):
+        (tmp_path / name).write_text("pem\n")  # read only when the channel opens
+    tls = TLS(tmp_path / "ca.crt", tmp_path / "app.crt", tmp_path / "app.key")
+    client = Client(NOWHERE, "app", tls=tls)
+    assert client.config.tls is tls
+    assert repr(client) == "<Client 127.0.0.1:9 client='app' tls idle rpcs=0>"
 
 
 def test_a_unix_socket_target_is_accepted() -> None:

@@ -1,0 +1,100 @@
+"""Who a caller is: a `Role` and a name, and how a certificate of the cluster CA names them.
+
+A certificate's subject carries the identity: exactly one OU (organizational unit) holding the
+role and exactly one CN (common name) holding the name, e.g. ``CN=n1, OU=node``. Why these two:
+CN as the name is what etcd and Kubernetes read from a client certificate, so operators know it;
+the role gets an attribute of its own (Kubernetes puts groups in O) so the name stays free, and
+OU is one that every issuer can set (openssl ``-subj``, cert-manager's
+``subject.organizationalUnits``) and no public CA puts on a certificate of our private CA. A
+certificate with no role, several, or an unknown one is refused rather than given a default: a
+certificate that does not say what it is for proves nothing.
+
+Not here: checking that the certificate was signed by the cluster CA (the TLS handshake did that
+before a certificate reaches `identity_of_certificate`), what a role may do (authorization).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from nodemanager.keys import check_name
+from ramster.errors import InvalidArgument, Unauthenticated, shown
+
+
+class Role(enum.StrEnum):
+    """What an identity is for."""
+
+    NODE = "node"
+    """A RAMster node: serves, and calls its peers' Peer service."""
+    CLIENT = "client"
+    """An application storing pages (frontswap, cleancache, the client library)."""
+    ADMIN = "admin"
+    """An operator: may change settings and drain nodes."""
+    LOCAL = "local"
+    """A caller over the node's unix socket with neither certificate nor token: gRPC tells the
+    server nothing about who it is (not even its uid), so the socket's mode and group decide who
+    may connect at all, and every such caller shares the one identity `LOCAL`. Never issued."""
+
+
+ISSUED_ROLES = (Role.NODE, Role.CLIENT, Role.ADMIN)
+"""The roles a certificate or token may carry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A caller as the server knows it: its role and its name (a node, client or admin name)."""
+
+    role: Role
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, Role):
+            raise InvalidArgument.field("role", self.role, "a Role")
+        check_name("name", self.name)
+
+    def __repr__(self) -> str:
+        return f"<Identity {self.role} {self.name!r}>"
+
+
+LOCAL = Identity(Role.LOCAL, "local")
+"""Every unix-socket caller without a certificate or token (see `Role.LOCAL`)."""
+
+
+def issued_role(text: str, field: str = "role") -> Role:
+    """The role named `text` if a certificate or token may carry it, else `InvalidArgument`."""
+    if text not in {role.value for role in ISSUED_ROLES}:
+        raise InvalidArgument.field(field, text, "node, client or admin")
+    return Role(text)
+
+
+def identity_of_certificate(pem: bytes) -> Identity:
+    """The identity a PEM certificate names (subject OU = role, CN = name), or
+    `Unauthenticated` saying what is missing or wrong."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise Unauthenticated(
+            f"certificate of {len(pem)} bytes is malformed: expected one PEM certificate"
+        ) from None
+    subject = certificate.subject
+    roles = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    described = shown(subject.rfc4514_string(), limit=120)
+    if len(roles) != 1 or roles[0] not in {role.value for role in ISSUED_ROLES}:
+        raise Unauthenticated(
+            f"certificate {described} has no valid role: expected one subject OU of node, "
+            f"client or admin, got {shown(roles, limit=80)}"
+        )
+    if len(names) != 1:
+        raise Unauthenticated(
+            f"certificate {described} has no valid name: expected one subject CN, "
+            f"got {shown(names, limit=80)}"
+        )
+    try:
+        return Identity(Role(roles[0]), names[0])
+    except InvalidArgument as error:
+        raise Unauthenticated(f"certificate {described}: {error.message}") from None

@@ -1,0 +1,73 @@
+"""`NodeConfig`'s transport rule: without TLS a node serves loopback and unix sockets only,
+unless `insecure` says otherwise; TLS and `insecure` contradict."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+from ramster.config import NodeConfig, is_loopback
+from ramster.errors import InvalidArgument
+from ramster.trust.files import init_ca, issue
+from ramster.trust.identity import Identity, Role
+from ramster.wire.tls import TLS
+from ramster.zcache import ZcacheConfig
+
+STORE = ZcacheConfig(memory=2**20)
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1:7470", True),
+        ("127.8.9.10:0", True),
+        ("localhost:7470", True),
+        ("LOCALHOST:1", True),
+        ("[::1]:7470", True),
+        ("0.0.0.0:7470", False),
+        ("[::]:7470", False),
+        ("10.0.0.5:7470", False),
+        ("node1:7470", False),
+        ("unix:///run/ramster.sock", False),
+    ],
+)
+def test_loopback_is_what_only_this_host_reaches(address: str, loopback: bool) -> None:
+    assert is_loopback(address) is loopback
+
+
+@pytest.mark.parametrize(
+    ("listen", "extra"),
+    [("0.0.0.0:7470", ()), ("127.0.0.1:0", ("unix:///tmp/r.sock", "node1:7470"))],
+)
+def test_without_tls_another_address_needs_insecure(listen: str, extra: tuple[str, ...]) -> None:
+    refused_address = listen if not extra else extra[-1]
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen=listen, extra_listen=extra, store=STORE)
+    assert refused.value.message == (
+        f"listen {refused_address!r} is not loopback: serve it with --tls-ca, --tls-cert and "
+        "--tls-key, or pass --insecure to serve it in plaintext"
+    )
+    config = NodeConfig(listen=listen, extra_listen=extra, store=STORE, insecure=True)
+    assert (config.tls, config.insecure) == (None, True)
+
+
+def test_without_tls_loopback_and_unix_sockets_serve() -> None:
+    config = NodeConfig(
+        listen="127.0.0.1:0", extra_listen=("[::1]:0", "unix:///tmp/r.sock"), store=STORE
+    )
+    assert (config.tls, config.insecure) == (None, False)
+
+
+def test_with_tls_any_address_serves_and_insecure_contradicts(tmp_path: Path) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    init_ca(tmp_path, now=now)
+    issue(tmp_path, Identity(Role.NODE, "n1"), now=now)
+    tls = TLS(tmp_path / "ca.crt", tmp_path / "n1.crt", tmp_path / "n1.key")
+    assert NodeConfig(listen="0.0.0.0:7470", store=STORE, tls=tls).tls == tls
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="0.0.0.0:7470", store=STORE, tls=tls, insecure=True)
+    assert refused.value.message == (
+        "insecure and TLS contradict: give --insecure or the TLS flags"
+    )

@@ -1,0 +1,1 @@
+"""Unit tests of ramster/trust: identities, the CA and its certificates, tokens, page seals."""

@@ -1,0 +1,135 @@
+"""The page seal: AES-256-GCM bound to origin, pool, key and version, with exact values."""
+
+from __future__ import annotations
+
+import pytest
+
+from ramster.errors import InvalidArgument
+from ramster.trust.seal import AAD_BYTES, OVERHEAD, PageSeal, SealBroken, page_aad
+
+KEY = bytes(range(32))
+PAGE = b"\x1f" + b"lz4-packed page " * 100
+AAD = page_aad("n1", 3, (1, 2, 3), 4, 5)
+DOES_NOT_OPEN = (
+    "sealed page of {} bytes does not open: sealed under another key or for another origin, "
+    "pool, key or version, or damaged"
+)
+
+
+def test_the_aad_packs_every_field_at_a_fixed_width() -> None:
+    assert AAD_BYTES == 120
+    assert page_aad("n1", 3, (1, 2, 3), 4, 5) == (
+        b"ramster-page-v1\0"
+        + b"n1".ljust(64, b"\0")
+        + (3).to_bytes(4, "big")
+        + b"".join(word.to_bytes(8, "big") for word in (1, 2, 3))
+        + (4).to_bytes(4, "big")
+        + (5).to_bytes(8, "big")
+    )
+    assert len(page_aad("n" * 63, 2**32 - 1, (2**64 - 2,) * 3, 2**32 - 1, 2**64 - 1)) == 120
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("n 1", 3, (1, 2, 3), 4, 5),
+            "origin 'n 1' is invalid: expected 1-63 letters, digits, "
+            "'.', '_' or '-', starting alnum",
+        ),
+        (
+            ("n1", 2**32, (1, 2, 3), 4, 5),
+            "pool_uid 4294967296 is invalid: expected an int in 0..4294967295",
+        ),
+        (
+            ("n1", 3, (1, 2), 4, 5),
+            "oid (1, 2) is invalid: expected an int or a tuple of three ints",
+        ),
+        (("n1", 3, (1, 2, 3), -1, 5), "index -1 is invalid: expected an int in 0..2**32-1"),
+        (
+            ("n1", 3, (1, 2, 3), 4, 2**64),
+            "version 18446744073709551616 is invalid: expected an int in 0..18446744073709551615",
+        ),
+    ],
+)
+def test_the_aad_refuses_fields_out_of_range(args: tuple[object, ...], message: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        page_aad(*args)  # type: ignore[arg-type]
+    assert refused.value.message == message
+
+
+def test_a_sealed_page_opens_with_its_key_and_aad() -> None:
+    seal = PageSeal(KEY)
+    sealed = seal.seal(PAGE, AAD)
+    assert len(sealed) == len(PAGE) + 28 == len(PAGE) + OVERHEAD
+    assert PAGE not in sealed
+    assert seal.open(sealed, AAD) == PAGE
+    assert PageSeal(KEY).open(sealed, AAD) == PAGE  # the key alone opens it: a restarted node's
+
+
+def test_two_seals_of_one_page_differ() -> None:
+    seal = PageSeal(KEY)
+    assert seal.seal(PAGE, AAD) != seal.seal(PAGE, AAD)  # a fresh nonce each time
+
+
+def test_the_layout_is_nonce_then_ciphertext_and_tag() -> None:
+    # McGrew & Viega, "The Galois/Counter Mode of Operation", test case 14 (256-bit zero key,
+    # zero nonce, one zero block, no associated data).
+    ciphertext = bytes.fromhex("cea7403d4d606b6e074ec5d3baf39d18")
+    tag = bytes.fromhex("d0d1c8a799996bf0265b98b5d48ab919")
+    assert PageSeal(bytes(32)).open(bytes(12) + ciphertext + tag, b"") == bytes(16)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        page_aad("n2", 3, (1, 2, 3), 4, 5),
+        page_aad("n1", 4, (1, 2, 3), 4, 5),
+        page_aad("n1", 3, (9, 2, 3), 4, 5),
+        page_aad("n1", 3, (1, 9, 3), 4, 5),
+        page_aad("n1", 3, (1, 2, 9), 4, 5),
+        page_aad("n1", 3, (1, 2, 3), 9, 5),
+        page_aad("n1", 3, (1, 2, 3), 4, 9),
+    ],
+    ids=["origin", "pool", "oid-word0", "oid-word1", "oid-word2", "index", "version"],
+)
+def test_a_page_does_not_open_as_another(other: bytes) -> None:
+    seal = PageSeal(KEY)
+    sealed = seal.seal(PAGE, AAD)
+    with pytest.raises(SealBroken) as refused:
+        seal.open(sealed, other)
+    assert refused.value.message == DOES_NOT_OPEN.format(len(PAGE) + 28)
+
+
+@pytest.mark.parametrize("bit", [0, 12 * 8, 12 * 8 + 7, -1])
+def test_any_flipped_bit_is_refused(bit: int) -> None:
+    seal = PageSeal(KEY)
+    sealed = bytearray(seal.seal(PAGE, AAD))
+    position = bit if bit >= 0 else len(sealed) * 8 - 1  # nonce, ciphertext, last tag bit
+    sealed[position // 8] ^= 1 << (position % 8)
+    with pytest.raises(SealBroken) as refused:
+        seal.open(bytes(sealed), AAD)
+    assert refused.value.message == DOES_NOT_OPEN.format(len(sealed))
+
+
+def test_another_key_is_refused() -> None:
+    sealed = PageSeal(KEY).seal(PAGE, AAD)
+    with pytest.raises(SealBroken):
+        PageSeal(bytes(32)).open(sealed, AAD)
+
+
+def test_a_sealed_page_shorter_than_nonce_and_tag_is_refused() -> None:
+    with pytest.raises(SealBroken) as refused:
+        PageSeal(KEY).open(bytes(27), AAD)
+    assert refused.value.message == "sealed page of 27 bytes is too short: expected at least 28"
+
+
+@pytest.mark.parametrize(("key", "given"), [(bytes(16), "16 bytes"), ("k" * 32, "type str")])
+def test_a_page_key_is_32_bytes(key: bytes, given: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        PageSeal(key)
+    assert refused.value.message == f"page key of {given} is invalid: expected 32 bytes"
+
+
+def test_the_repr_shows_no_key() -> None:
+    assert repr(PageSeal(KEY)) == "<PageSeal AES-256-GCM>"

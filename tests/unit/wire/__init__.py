@@ -1,0 +1,1 @@
+"""Unit tests of ramster/wire: what both ends of a call share."""
