@@ -22,11 +22,12 @@ from ramster.page import compress_page, decompress_page
 from ramster.state import NodeState
 from ramster.tmem.keys import Oid
 from ramster.wire.calls import M, Message, stream_messages, unary_call
-from ramster.wire.limits import MESSAGE_SIZE_OPTIONS
+from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, OWN_CONNECTIONS
 from ramster.wire.messages import key_messages, node_state_of, oid_message, packed_encoding
 
 CHANNEL_OPTIONS = (
     *MESSAGE_SIZE_OPTIONS,
+    *OWN_CONNECTIONS,
     # gRPC's default reconnect backoff grows to 120 s; a node back after a restart must be
     # found again within the frontends' own backoff (at most 2 s).
     ("grpc.initial_reconnect_backoff_ms", 100),

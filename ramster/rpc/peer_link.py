@@ -25,7 +25,12 @@ from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.wire.calls import M, Message, stream_call, unary_call
-from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS, check_client_name
+from ramster.wire.limits import (
+    MAX_BATCH,
+    MESSAGE_SIZE_OPTIONS,
+    OWN_CONNECTIONS,
+    check_client_name,
+)
 from ramster.wire.messages import oid_message, packed_encoding
 from ramster.wire.tls import TLS
 
@@ -55,7 +60,11 @@ class PeerLink:
         self.corrupt_pages = 0
         self.holder_epoch = ""
         """The peer's epoch as this node's view has it; a peer of another epoch refuses puts."""
-        options = (*MESSAGE_SIZE_OPTIONS, ("grpc.max_reconnect_backoff_ms", 1000))
+        options = (
+            *MESSAGE_SIZE_OPTIONS,
+            *OWN_CONNECTIONS,
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        )
         self._channel = (
             grpc.aio.insecure_channel(address, options)
             if tls is None

@@ -33,6 +33,12 @@ MESSAGE_SIZE_OPTIONS = (
 )
 """The gRPC channel options that let a message of `MAX_MESSAGE` bytes through, either way."""
 
+OWN_CONNECTIONS = (("grpc.use_local_subchannel_pool", 1),)
+"""A channel connects on its own: by default gRPC's C core shares connections (subchannels)
+between the channels of a process, with their reconnect backoff, so a new channel to a node that
+just started could fail at once, UNAVAILABLE, because an older channel to the same address had
+failed there before (grpc/grpc#17282)."""
+
 
 def split_host_port(address: str, field_name: str) -> tuple[str, int]:
     """(host, port) of ``HOST:PORT`` (IPv6 as ``[::1]:PORT``); port 0 means any free port."""
