@@ -11,10 +11,12 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nodemanager.keys import check_name
 from ramster.errors import InvalidArgument
 from ramster.tmem import TmemLimits
+from ramster.trust.files import read_page_key
 from ramster.wire.limits import split_host_port
 from ramster.wire.tls import TLS
 from ramster.zcache import ZcacheConfig
@@ -93,6 +95,10 @@ class NodeConfig:
     insecure: without `tls`, serve plaintext on TCP addresses other than loopback too (default
         False: a node without TLS refuses to start on one, so that no one serves pages to the
         network by accident).
+    page_key: the file of this node's page key (``NAME.pagekey``, 32 bytes, issued with its
+        certificate): every page it ships to a peer is sealed under it (AES-256-GCM), and only
+        it opens them again, after a restart too (default: ``NAME.pagekey`` beside the `tls`
+        key if that file exists, else None: pages leave unsealed).
     """
 
     listen: str
@@ -114,8 +120,15 @@ class NodeConfig:
     socket_mode: int = 0o660
     tls: TLS | None = None
     insecure: bool = False
+    page_key: str | None = None
 
     def __post_init__(self) -> None:
+        if self.page_key is None and self.tls is not None:
+            beside = Path(self.tls.key).with_suffix(".pagekey")
+            if beside.is_file():
+                object.__setattr__(self, "page_key", str(beside))
+        if self.page_key is not None:
+            read_page_key(Path(self.page_key))  # refused at once if missing or not a key
         for address in (self.listen, *self.extra_listen):
             check_listen(address)
         if self.tls is not None and self.insecure:

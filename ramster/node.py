@@ -38,6 +38,8 @@ from ramster.rpc.server import NodeServer
 from ramster.rpc.tmem_service import TmemService
 from ramster.state import NodeState, StateFeed
 from ramster.tiered import TieredTmem
+from ramster.trust.files import read_page_key
+from ramster.trust.seal import OriginSeal
 from ramster.wire.limits import split_host_port
 
 log = logging.getLogger("ramster.node")
@@ -77,7 +79,10 @@ class Node:
             zcache=self.backend.zcache,
             ramster=self.backend.ramster,
         )
-        self._link = functools.partial(PeerLink, tls=config.tls)
+        seal = None
+        if config.page_key is not None:
+            seal = OriginSeal(config.name, read_page_key(Path(config.page_key)))
+        self._link = functools.partial(PeerLink, tls=config.tls, seal=seal)
         agent = self.agent = ClusterAgent(
             self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link
         )
@@ -175,6 +180,13 @@ class Node:
                 "node %s serves without TLS, so only on loopback and unix sockets: give "
                 "--tls-ca, --tls-cert and --tls-key to serve other addresses",
                 config.name,
+            )
+        if config.page_key is not None:
+            log.info("pages shipped to peers are sealed under the page key %s", config.page_key)
+        else:
+            log.warning(
+                "pages shipped to peers leave UNSEALED: give --page-key (NAME.pagekey, issued "
+                "with the node's certificate) so peers can neither read nor swap them"
             )
 
     def metrics_address(self) -> str | None:

@@ -47,6 +47,14 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     flags.tls_flags(node)
     node.add_argument(
+        "--page-key",
+        action=FromEnvironment,
+        metavar="FILE",
+        help="this node's page key (NAME.pagekey from `ramster certs issue DIR node NAME`): pages "
+        "shipped to peers are sealed under it [RAMSTER_PAGE_KEY, NAME.pagekey beside --tls-key if "
+        "there, else pages leave unsealed]",
+    )
+    node.add_argument(
         "--insecure",
         action=FromEnvironment,
         nargs="?",
@@ -262,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
             advertise=args.advertise,
             tls=flags.tls_of(args),
             insecure=args.insecure,
+            page_key=args.page_key,
         )
         return asyncio.run(run_node(config))
     if args.command == "up":

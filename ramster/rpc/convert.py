@@ -66,7 +66,10 @@ PUT_ENCODINGS = (
 """What a client's page may travel as."""
 
 PACKED_ENCODINGS = PUT_ENCODINGS[1:]
-"""What a peer's page may travel as: holders keep pages packed, as the origin stored them."""
+"""The packed encodings: holders keep pages packed, as the origin stored them."""
+
+PEER_ENCODINGS = (*PACKED_ENCODINGS, tmem_pb2.PAGE_ENCODING_SEALED)
+"""What a peer's page may travel as: packed, or sealed by its origin (`ramster.trust.seal`)."""
 
 
 def pages_of(pages: Sequence[tmem_pb2.Page], page_size: int) -> list[tuple[Oid, int, PageData]]:

@@ -2,9 +2,11 @@
 
 One channel per peer; every call carries the origin (this node's number and epoch) and a
 deadline, and a failure is raised once as the `RamsterError` of its status. Pages go out packed
-as stored and come back packed; a Hello comes back as the peer's `MemberInfo`. Also the message
-conversions both ends of the Peer service use (pool records). Not here: what to send when
-(`ramster.remote`), the serving end (`ramster.rpc.peer_service`).
+as stored and come back packed, sealed under this node's page key if it has one (`seal`: the
+holder can neither read them nor hand back another page in their place); a Hello comes back as
+the peer's `MemberInfo`. Also the message conversions both ends of the Peer service use (pool
+records). Not here: what to send when (`ramster.remote`), the serving end
+(`ramster.rpc.peer_service`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from ramster.errors import InvalidArgument
 from ramster.holder.epochs import HeldKey
 from ramster.page import PackedPage, check_page_size
 from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
-from ramster.tmem.keys import PoolSpec
+from ramster.tmem.keys import PageVersion, PoolSpec
 from ramster.tmem.pool import PoolRecord
+from ramster.trust.seal import OriginSeal, SealBroken
 from ramster.wire.calls import M, Message, stream_call, unary_call
 from ramster.wire.limits import (
     MAX_BATCH,
@@ -41,7 +44,8 @@ log = logging.getLogger("ramster.remote")
 
 class PeerLink:
     """Calls to peer `number` at `address` on behalf of origin (`me`, `epoch`), with this node's
-    certificate if it has `tls` (the peer's must then be of the same CA, for that address)."""
+    certificate if it has `tls` (the peer's must then be of the same CA, for that address), its
+    pages sealed with `seal` if given."""
 
     def __init__(
         self,
@@ -52,8 +56,10 @@ class PeerLink:
         timeout: float,
         *,
         tls: TLS | None = None,
+        seal: OriginSeal | None = None,
     ) -> None:
         self.number = number
+        self._seal = seal
         self.address = address
         self._origin = peer_pb2.Origin(node_number=me, epoch=epoch)
         self._timeout = timeout
@@ -108,20 +114,7 @@ class PeerLink:
             origin=self._origin,
             holder_epoch=self.holder_epoch,
             pools=[pool_record_message(record) for record in owners],
-            pages=[
-                peer_pb2.RemotePage(
-                    pool=s.pool_uid,
-                    persistent=s.persistent,
-                    oid=oid_message(s.oid),
-                    index=s.index,
-                    version=s.version,
-                    data=s.page.payload,
-                    encoding=packed_encoding(s.page.same_filled),
-                    page_size=s.page.page_size,
-                    checksum=crc32(s.page.payload),
-                )
-                for s in shipments
-            ],
+            pages=[self._remote_page(s) for s in shipments],
         )
         response = await self._call("PutPages", request, peer_pb2.PeerPutResponse)
         return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
@@ -161,14 +154,48 @@ class PeerLink:
             response.checksums,
             strict=True,
         ):
-            if found and crc32(data) != checksum:
+            if not found:
+                answers.append(None)
+                continue
+            page = None
+            if crc32(data) == checksum:
+                page = self._opened(ref, version, data, encoding == same)
+            if page is None:
                 self.corrupt_pages += 1
                 log.warning("node %d sent a corrupt copy of %s/%d", self.number, ref.oid, ref.index)
-                found = False
-            answers.append(
-                (PackedPage(data, encoding == same, ref.page_size), version) if found else None
-            )
+            answers.append(None if page is None else (page, version))
         return answers
+
+    def _remote_page(self, shipment: Shipment) -> peer_pb2.RemotePage:
+        """A page as it leaves this node: packed, and sealed if this node has a page key."""
+        page = shipment.page
+        data, encoding = page.payload, packed_encoding(page.same_filled)
+        if self._seal is not None:
+            data, encoding = self._seal.seal(shipment, page), tmem_pb2.PAGE_ENCODING_SEALED
+        return peer_pb2.RemotePage(
+            pool=shipment.pool_uid,
+            persistent=shipment.persistent,
+            oid=oid_message(shipment.oid),
+            index=shipment.index,
+            version=shipment.version,
+            data=data,
+            encoding=encoding,
+            page_size=page.page_size,
+            checksum=crc32(data),
+        )
+
+    def _opened(
+        self, ref: RemoteRef, version: int, data: bytes, same_filled: bool
+    ) -> PackedPage | None:
+        """The page a holder answered for `ref` (at `version`), opened if this node seals its
+        pages; None if it does not open: another page, version or key, or damage."""
+        if self._seal is None:
+            return PackedPage(data, same_filled, ref.page_size)
+        at = PageVersion(ref.pool_uid, ref.oid, ref.index, version)
+        try:
+            return self._seal.open(at, data, ref.page_size)
+        except SealBroken:
+            return None
 
     async def flush(self, flushes: Sequence[RemoteFlush]) -> int:
         """Send page, object and pool flushes (in that order); return how many found a copy."""

@@ -31,12 +31,13 @@ from ramster.holder.foreign import (
     origin_client,
     put_foreign,
 )
-from ramster.page import check_page_size
+from ramster.page import PackedPage, check_page_size
 from ramster.remote.handles import OriginTmem
 from ramster.rpc import convert
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.rpc.peer_link import PROTOCOL_VERSION, pool_record_message, pool_record_of
 from ramster.tmem.keys import Oid, as_oid
+from ramster.trust.seal import OVERHEAD as SEAL_OVERHEAD
 from ramster.wire.messages import oid_of
 
 SERVICE = "ramster.api.v1.Peer"
@@ -297,6 +298,19 @@ def _version(version: int, latest: int, field: str, any_version: bool = False) -
     raise InvalidArgument.field(f"{field}.version", version, expected)
 
 
+def _sealed_page(data: bytes, page_size: int, field: str) -> PackedPage:
+    """A page its origin sealed: kept as it came, since only the origin can open it; its length
+    is all a holder can check (an encoding byte and a packed page of at most `page_size` bytes,
+    and the seal's nonce and tag)."""
+    longest = page_size + 1 + SEAL_OVERHEAD
+    if not 1 + SEAL_OVERHEAD < len(data) <= longest:
+        raise InvalidArgument(
+            f"{field}.data of {len(data)} bytes is no sealed page of {page_size} bytes: "
+            f"expected {2 + SEAL_OVERHEAD} to {longest} bytes"
+        )
+    return PackedPage(data, False, page_size)
+
+
 def _oid(oid: tmem_pb2.Oid, field: str) -> Oid:
     return as_oid(oid_of(oid), f"{field}.oid")
 
@@ -312,7 +326,12 @@ def _foreign_page(page: peer_pb2.RemotePage, i: int, latest: int) -> ForeignPage
             f"({crc32(page.data):#010x}): the page was damaged on the way"
         )
     # The page size a peer's page states is its length: the one the holder's pool is made for.
-    packed = convert.packed_page(page.data, page.encoding, page_size, page_size, field)
+    if page.encoding == tmem_pb2.PAGE_ENCODING_SEALED:
+        packed = _sealed_page(page.data, page_size, field)
+    else:
+        packed = convert.packed_page(
+            page.data, page.encoding, page_size, page_size, field, convert.PEER_ENCODINGS
+        )
     return ForeignPage(
         pool_uid=page.pool,
         persistent=page.persistent,

@@ -11,8 +11,9 @@ bytes. Random nonces are safe for about 2**32 seals per key (the chance of two a
 2**-33); a node sealing 50,000 pages a second reaches that in a day, so a long-lived origin
 should derive a key per epoch from its page key before then (not done yet).
 
-Not here: the key file (`ramster.trust.files`), when pages are sealed and opened (the shipping
-code of the remote layer).
+`OriginSeal` seals a shipped page for its place (`PageVersion`) with its encoding inside; the
+peer link (`ramster.rpc.peer_link`) seals every page it puts and opens every page it gets. Not
+here: the key file (`ramster.trust.files`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from nodemanager.keys import check_name
 from ramster.errors import InvalidArgument, RamsterError
-from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, as_oid, check_index
+from ramster.page import PackedPage
+from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PageVersion, as_oid, check_index
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -40,6 +42,11 @@ _AAD = struct.Struct(f">{len(AAD_TAG)}s{MAX_ORIGIN + 1}sIQQQIQ")
 """Tag, origin name (zero-padded: names hold no zero byte), pool uid, three oid words, index,
 version; big-endian, fixed width."""
 AAD_BYTES = _AAD.size
+
+
+LZ4 = b"L"
+SAME_FILLED = b"S"
+"""The first byte of a sealed page's plaintext: how the rest is packed."""
 
 
 class SealBroken(RamsterError):
@@ -90,3 +97,37 @@ class PageSeal:
 
     def __repr__(self) -> str:
         return "<PageSeal AES-256-GCM>"
+
+
+class OriginSeal:
+    """The seal on every page node `origin` ships: each sealed with its place (`PageVersion`:
+    pool uid, key, version) as associated data, its encoding inside, so a holder can neither read
+    a page, nor hand back another page, version or encoding in its place."""
+
+    __slots__ = ("_seal", "origin")
+
+    def __init__(self, origin: str, key: bytes) -> None:
+        self.origin = check_name("origin", origin)
+        self._seal = PageSeal(key)
+
+    def __repr__(self) -> str:
+        return f"<OriginSeal {self.origin!r} AES-256-GCM>"
+
+    def seal(self, at: PageVersion, page: PackedPage) -> bytes:
+        """`page` sealed for the place `at`: `OVERHEAD` + 1 bytes more than its payload."""
+        inner = (SAME_FILLED if page.same_filled else LZ4) + page.payload
+        return self._seal.seal(inner, self._aad(at))
+
+    def open(self, at: PageVersion, sealed: bytes, page_size: int) -> PackedPage:
+        """The page `seal` sealed for the place `at`, of `page_size` bytes; `SealBroken` if
+        `sealed` is anything else."""
+        inner = self._seal.open(sealed, self._aad(at))
+        kind, payload = inner[:1], inner[1:]
+        if kind not in (LZ4, SAME_FILLED):  # only a key holder could seal this: still refused
+            raise SealBroken(
+                f"sealed page holds encoding {kind!r}: expected an lz4 block or a fill"
+            )
+        return PackedPage(payload, kind == SAME_FILLED, page_size)
+
+    def _aad(self, at: PageVersion) -> bytes:
+        return page_aad(self.origin, at.pool_uid, at.oid, at.index, at.version)

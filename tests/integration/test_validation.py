@@ -613,11 +613,12 @@ def test_a_malformed_peer_page_is_refused_as_an_applications_is(wire: RawNode) -
     """Holders keep pages packed: raw and unknown encodings are refused, not taken for lz4;
     lengths and keys are held to the rules of a client's put."""
     refused = {}
-    for encoding in (tmem_pb2.PAGE_ENCODING_RAW, 3, 7, -1, 2**31 - 1):
+    for encoding in (tmem_pb2.PAGE_ENCODING_RAW, 7, -1, 2**31 - 1):
         answer = peer_put(wire, peer_page(1), peer_page(2, encoding=encoding))
         refused[encoding] = answer.refusal
     expected = (
-        "pages[1].encoding {} is invalid: expected PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED"
+        "pages[1].encoding {} is invalid: expected PAGE_ENCODING_LZ4, PAGE_ENCODING_SAME_FILLED "
+        "or PAGE_ENCODING_SEALED"
     )
     assert refused == {e: (INVALID, expected.format(e)) for e in refused}
     same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
@@ -630,6 +631,15 @@ def test_a_malformed_peer_page_is_refused_as_an_applications_is(wire: RawNode) -
         (
             peer_page(data=b"\x07\x07", encoding=same),
             "pages[0].data length 2 is invalid: a same-filled page is 1 byte",
+        ),
+        (  # a holder cannot open a sealed page: its length is all it checks
+            peer_page(data=b"\x01" * 29, encoding=tmem_pb2.PAGE_ENCODING_SEALED),
+            "pages[0].data of 29 bytes is no sealed page of 4096 bytes: expected 30 to 4125 bytes",
+        ),
+        (
+            peer_page(data=b"\x01" * 4126, encoding=tmem_pb2.PAGE_ENCODING_SEALED),
+            "pages[0].data of 4126 bytes is no sealed page of 4096 bytes: expected 30 to 4125 "
+            "bytes",
         ),
         (
             peer_page(page_size=4097),

@@ -21,6 +21,7 @@ from google.protobuf.descriptor import Descriptor
 from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
 from ramster.page import pack_page
 from ramster.wire.calls import Message
+from ramster.wire.tls import TLS
 
 SEND_LIMIT = 16 * 2**20
 """Larger than the node's 4 MiB limit, so the node (not this client) enforces it."""
@@ -64,17 +65,20 @@ class Answer:
 
 
 class RawNode:
-    """A plain gRPC channel to a node at `address` (``HOST:PORT`` or ``unix:///path``)."""
+    """A gRPC channel to a node at `address` (``HOST:PORT`` or ``unix:///path``), with `tls` if
+    given."""
 
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
+    def __init__(self, address: str, timeout: float = 10.0, tls: TLS | None = None) -> None:
         self.address = address
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_send_message_length", SEND_LIMIT),
-                ("grpc.max_receive_message_length", SEND_LIMIT),
-            ],
+        options = [
+            ("grpc.max_send_message_length", SEND_LIMIT),
+            ("grpc.max_receive_message_length", SEND_LIMIT),
+        ]
+        self.channel = (
+            grpc.insecure_channel(address, options=options)
+            if tls is None
+            else grpc.secure_channel(address, tls.channel_credentials(), options=options)
         )
 
     def __repr__(self) -> str:

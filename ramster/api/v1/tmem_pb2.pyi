@@ -12,6 +12,7 @@ class PageEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PAGE_ENCODING_RAW: _ClassVar[PageEncoding]
     PAGE_ENCODING_LZ4: _ClassVar[PageEncoding]
     PAGE_ENCODING_SAME_FILLED: _ClassVar[PageEncoding]
+    PAGE_ENCODING_SEALED: _ClassVar[PageEncoding]
 
 class PutStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -30,6 +31,7 @@ class GetMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 PAGE_ENCODING_RAW: PageEncoding
 PAGE_ENCODING_LZ4: PageEncoding
 PAGE_ENCODING_SAME_FILLED: PageEncoding
+PAGE_ENCODING_SEALED: PageEncoding
 PUT_STATUS_UNSPECIFIED: PutStatus
 PUT_STATUS_STORED: PutStatus
 PUT_STATUS_COMPRESS_POOR: PutStatus

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ramster.errors import InvalidArgument
-from ramster.trust.seal import AAD_BYTES, OVERHEAD, PageSeal, SealBroken, page_aad
+from ramster.page import PackedPage, pack_page
+from ramster.tmem.keys import PageVersion
+from ramster.trust.seal import AAD_BYTES, OVERHEAD, OriginSeal, PageSeal, SealBroken, page_aad
 
 KEY = bytes(range(32))
 PAGE = b"\x1f" + b"lz4-packed page " * 100
@@ -133,3 +135,46 @@ def test_a_page_key_is_32_bytes(key: bytes, given: str) -> None:
 
 def test_the_repr_shows_no_key() -> None:
     assert repr(PageSeal(KEY)) == "<PageSeal AES-256-GCM>"
+
+
+# -- OriginSeal: a shipped page sealed for its place, its encoding inside ----------------------
+
+AT = PageVersion(pool_uid=3, oid=(7, 0, 0), index=5, version=1000)
+TEXT = b"page 5 of object 7 " * 215 + b"." * 11  # 4096 bytes
+
+
+@pytest.mark.parametrize("page", [pack_page(TEXT), pack_page(b"\x07" * 4096)])
+def test_an_origin_seal_opens_its_own_page_as_it_was_packed(page: PackedPage) -> None:
+    origin = OriginSeal("n1", KEY)
+    sealed = origin.seal(AT, page)
+    assert len(sealed) == len(page.payload) + 1 + OVERHEAD
+    assert page.payload not in sealed
+    assert origin.open(AT, sealed, 4096) == page
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        PageVersion(pool_uid=4, oid=(7, 0, 0), index=5, version=1000),
+        PageVersion(pool_uid=3, oid=(8, 0, 0), index=5, version=1000),
+        PageVersion(pool_uid=3, oid=(7, 0, 0), index=6, version=1000),
+        PageVersion(pool_uid=3, oid=(7, 0, 0), index=5, version=1001),
+    ],
+)
+def test_a_sealed_page_never_opens_for_another_place(other: PageVersion) -> None:
+    origin = OriginSeal("n1", KEY)
+    sealed = origin.seal(AT, pack_page(TEXT))
+    with pytest.raises(SealBroken):
+        origin.open(other, sealed, 4096)
+
+
+def test_a_sealed_page_never_opens_for_another_origin_or_key() -> None:
+    sealed = OriginSeal("n1", KEY).seal(AT, pack_page(TEXT))
+    with pytest.raises(SealBroken):
+        OriginSeal("n2", KEY).open(AT, sealed, 4096)  # same key, another node's name
+    with pytest.raises(SealBroken):
+        OriginSeal("n1", bytes(32)).open(AT, sealed, 4096)
+
+
+def test_an_origin_seal_names_its_origin_not_its_key() -> None:
+    assert repr(OriginSeal("n1", KEY)) == "<OriginSeal 'n1' AES-256-GCM>"
