@@ -22,6 +22,7 @@ from ramster.remote.peers import Peers
 from ramster.remote.policy import RemotifyConfig
 from ramster.remote.restore import restore
 from ramster.remote.shipping import drop_remote, remote_refs, repatriate
+from ramster.wire.limits import MAX_RECOVER_EPOCHS
 
 log = logging.getLogger("ramster.remote")
 
@@ -86,7 +87,7 @@ class Homecoming:
             older = {e for epochs in surveys.values() for e in epochs if e != self._peers.epoch}
             keep = [max(older)] if older else []
         else:
-            keep = list(earlier)
+            keep = list(earlier)[-MAX_RECOVER_EPOCHS:]  # the latest: what one Recover may name
         restored = 0
         for number, epochs in surveys.items():
             link = links.get(number)

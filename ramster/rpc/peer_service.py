@@ -38,6 +38,7 @@ from ramster.rpc.binding import server_stream, service, unary
 from ramster.rpc.peer_link import PROTOCOL_VERSION, pool_record_message, pool_record_of
 from ramster.tmem.keys import Oid, as_oid
 from ramster.trust.seal import OVERHEAD as SEAL_OVERHEAD
+from ramster.wire.limits import MAX_RECOVER_EPOCHS
 from ramster.wire.messages import oid_of
 
 SERVICE = "ramster.api.v1.Peer"
@@ -55,10 +56,6 @@ this one (NTP keeps nodes within a second) and refuses what no origin could have
 far ahead would outrank every later real copy of its key, and the origin's copies of that key
 would be dropped in its favour."""
 VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
-
-MAX_KEEP = 64
-"""Earlier epochs one Recover may adopt: a node restarted this often without its peers handing
-its pages over has lost them to its copies' holders leaving long ago."""
 
 NodeIdentity = Callable[[], tuple[int, str, str]]
 """(node number, epoch, address) of this node, as known now."""
@@ -219,8 +216,10 @@ class PeerService:
         tmem = self._backend.loaded()
         self._origin(request.origin)
         number, epoch = request.origin.node_number, request.origin.epoch
-        if len(request.keep) > MAX_KEEP:
-            raise InvalidArgument.field("keep", f"{len(request.keep)} epochs", f"<= {MAX_KEEP}")
+        if len(request.keep) > MAX_RECOVER_EPOCHS:
+            raise InvalidArgument.field(
+                "keep", f"{len(request.keep)} epochs", f"at most {MAX_RECOVER_EPOCHS}"
+            )
         keep = [check_epoch(e, f"keep[{i}]") for i, e in enumerate(request.keep)]
         if not keep:
             held = [e for e in held_epochs(tmem.table, number) if e != epoch]

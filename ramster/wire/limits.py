@@ -17,6 +17,11 @@ MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
 
 MAX_CLIENT_NAME = 256
 
+MAX_RECOVER_EPOCHS = 64
+"""Earlier epochs one Peer/Recover may adopt: a node restarted this often without its peers
+handing its pages over takes back those of its latest 64 starts (older copies were long written
+off by the repair of their peers)."""
+
 
 def check_client_name(name: object, field: str = "client") -> str:
     """`name` if it is a client name both ends accept, else `InvalidArgument` naming `field`."""

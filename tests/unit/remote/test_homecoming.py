@@ -17,6 +17,7 @@ from ramster.remote.layer import RemoteLayer
 from ramster.remote.shipping import remote_refs
 from ramster.tmem import PoolSpec
 from ramster.tmem.pool import OBJECT_BYTES
+from ramster.wire.limits import MAX_RECOVER_EPOCHS
 from ramster.zcache.store import SLOT_BYTES
 from tests.support.remote import (
     APP,
@@ -274,5 +275,28 @@ def test_recovery_adopts_the_recorded_epochs_not_those_a_peer_claims(
         assert await layer.recover(record) == 0
         assert asked == [[]] + ([adopted] if adopted is not None else [])
         assert layer.recovered
+
+    run(scenario)
+
+
+def test_recovery_names_at_most_the_latest_epochs_one_recover_may_adopt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def scenario() -> None:
+        backend, _ = loaded(params=TWO)
+        peers = FakePeers()
+        layer = RemoteLayer(backend, lambda: ME, "e1", CONFIG, link_factory=peers.factory)
+        await layer.set_members({ME: member(ME, 0), 2: member(2, MIB)})
+        asked: list[list[str]] = []
+        record = [f"{n:016x}" for n in range(70)]
+
+        async def recover(keep: Sequence[str], timeout: float) -> object:
+            asked.append(list(keep))
+            return (record[-1:] if not keep else []), [], []
+
+        monkeypatch.setattr(peers.links[2], "recover", recover)
+        assert await layer.recover(record) == 0
+        assert asked == [[], record[6:]]
+        assert len(asked[1]) == MAX_RECOVER_EPOCHS == 64
 
     run(scenario)
