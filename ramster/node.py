@@ -31,7 +31,9 @@ from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.policy import RemotifyConfig
+from ramster.rpc.access import anyone, guarded
 from ramster.rpc.admin_service import AdminService
+from ramster.rpc.caller import Callers
 from ramster.rpc.peer_link import PeerLink
 from ramster.rpc.peer_service import PeerService
 from ramster.rpc.server import NodeServer
@@ -96,8 +98,12 @@ class Node:
         peer = PeerService(
             config.cluster, config.name, self.backend, self._identity, lambda: agent.draining
         )
+        callers = Callers.of_ca(config.tls.ca if config.tls is not None else None)
         self._server = NodeServer(
-            (TmemService(self.tiered).handler(), admin.handler(), peer.handler()),
+            [
+                guarded(service.handler(), callers, anyone, "listener")
+                for service in (TmemService(self.tiered), admin, peer)
+            ],
             config.socket_mode,
             config.tls,
         )

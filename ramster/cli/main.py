@@ -271,7 +271,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "stats":
         from ramster.cli.admin import print_stats
 
-        return print_stats(args.node, args.json, args.watch, sys.stdout, flags.tls_of(args))
+        return print_stats(
+            args.node, args.json, args.watch, sys.stdout, flags.tls_of(args), flags.token_of(args)
+        )
     if args.command == "param":
         from ramster.cli.admin import param
 
@@ -283,19 +285,31 @@ def _run(args: argparse.Namespace) -> int:
             if args.action != "set" or not args.etcd:
                 raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
             return set_cluster_param(args.etcd, args.cluster, args.name, args.value, sys.stdout)
-        return param(args.node, args.action, args.name, args.value, sys.stdout, flags.tls_of(args))
+        return param(
+            args.node,
+            args.action,
+            args.name,
+            args.value,
+            sys.stdout,
+            flags.tls_of(args),
+            flags.token_of(args),
+        )
     if args.command == "drain":
         from ramster.cli.admin import drain as drain_node
 
-        return drain_node(args.node, args.timeout, sys.stdout, flags.tls_of(args))
+        return drain_node(
+            args.node, args.timeout, sys.stdout, flags.tls_of(args), flags.token_of(args)
+        )
     if args.command == "forget-node":
         from ramster.cli.admin import forget_node
 
-        return forget_node(args.node, args.name, sys.stdout, flags.tls_of(args))
+        return forget_node(
+            args.node, args.name, sys.stdout, flags.tls_of(args), flags.token_of(args)
+        )
     if args.command == "undrain":
         from ramster.cli.admin import undrain as undrain_node
 
-        return undrain_node(args.node, sys.stdout, flags.tls_of(args))
+        return undrain_node(args.node, sys.stdout, flags.tls_of(args), flags.token_of(args))
     if args.command == "members":
         from ramster.cli.admin import print_members
 

@@ -1,0 +1,161 @@
+"""Who may call what: every call of a service is authenticated and authorized before its handler
+runs, and the handler reads who called with `current_caller`.
+
+`guarded` wraps a service's handler: for each call it asks `Callers` who the caller is
+(certificate, token, or the local identity), refuses UNAUTHENTICATED if that proves nothing and
+PERMISSION_DENIED if the service's `Rule` does not let that identity make that call, and
+otherwise runs the handler with the caller set for it (a context variable: each grpc.aio call
+runs in a task of its own). The rules of the node's services are here too, in one place:
+
+- Tmem (applications' pages): client, admin and local identities; a node certificate proves a
+  peer, not an application.
+- Admin: reads (stats, params, the state stream) for every identity, as frontends and the
+  client library watch the node's state and counters show no one's pages or names; changes
+  (param set, drain, undrain, forget-node) only for admin identities, or for anyone over the
+  node's admin socket (``--admin-listen``, mode 0600: the node's user and root).
+- Peer: node identities only.
+
+Not here: who a caller is (`ramster.rpc.caller`), which pools it owns (`ramster.rpc.tmem_service`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+
+from ramster.errors import PermissionDenied, RamsterError
+from ramster.rpc.caller import Callers
+from ramster.trust.identity import Identity, Role
+from ramster.wire.status import status_of
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who makes the call being served, and over which `listener` (e.g. "admin socket")."""
+
+    identity: Identity
+    listener: str
+
+    def __str__(self) -> str:
+        return f"{self.identity!r} over the {self.listener}"
+
+
+_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("ramster_caller")
+
+
+def current_caller() -> Caller:
+    """The caller of the call being served (set by `guarded`)."""
+    return _CALLER.get()
+
+
+Rule = Callable[[str, Identity], None]
+"""Raises `PermissionDenied` if the identity may not call the method (its short name)."""
+
+
+def roles(allowed: Collection[Role], service: str) -> Rule:
+    """Only identities of the `allowed` roles may call `service`."""
+    names = ", ".join(role.value for role in allowed)
+
+    def rule(method: str, identity: Identity) -> None:
+        if identity.role not in allowed:
+            raise PermissionDenied(
+                f"{service}/{method} is for {names} identities: the caller is {identity!r} "
+                f"(role {identity.role.value})"
+            )
+
+    return rule
+
+
+def anyone(method: str, identity: Identity) -> None:
+    """Every identity may call (a listener only the node's own user reaches)."""
+
+
+TMEM = roles((Role.CLIENT, Role.ADMIN, Role.LOCAL), "Tmem")
+PEER = roles((Role.NODE,), "Peer")
+ADMIN_READS = frozenset({"GetStats", "GetParams", "WatchState"})
+"""The Admin methods that change nothing."""
+_ADMIN_CHANGES = roles((Role.ADMIN,), "Admin")
+
+
+def admin(method: str, identity: Identity) -> None:
+    """Reads for every identity; changes for admin identities only."""
+    if method not in ADMIN_READS:
+        _ADMIN_CHANGES(method, identity)
+
+
+def guarded(
+    handler: grpc.GenericRpcHandler[Any, Any], callers: Callers, rule: Rule, listener: str
+) -> grpc.GenericRpcHandler[Any, Any]:
+    """`handler` (one service) with each call authenticated by `callers` and authorized by
+    `rule`; `listener` names where it is served, in `Caller`."""
+    return _Guarded(handler, callers, rule, listener)
+
+
+class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
+    def __init__(
+        self,
+        handler: grpc.GenericRpcHandler[Any, Any],
+        callers: Callers,
+        rule: Rule,
+        listener: str,
+    ) -> None:
+        self._handler = handler
+        self._callers = callers
+        self._rule = rule
+        self._listener = listener
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        served = self._handler.service(handler_call_details)
+        if served is None:
+            return None
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        if served.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, served.unary_unary),
+                request_deserializer=served.request_deserializer,
+                response_serializer=served.response_serializer,
+            )
+        assert served.unary_stream is not None, "the node's services are unary or server-stream"
+        # grpc-stubs types a stream behavior as a sync iterator; ours are async generators.
+        stream = cast(Callable[[Any, Any], AsyncIterator[Any]], served.unary_stream)
+        return grpc.unary_stream_rpc_method_handler(
+            self._stream(method, stream),
+            request_deserializer=served.request_deserializer,
+            response_serializer=served.response_serializer,
+        )
+
+    async def _admit(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Set the caller of this call, or end it with the status of the refusal."""
+        try:
+            identity = self._callers.identity(context)
+            self._rule(method, identity)
+        except RamsterError as error:
+            await context.abort(status_of(error), error.message)
+        _CALLER.set(Caller(identity, self._listener))
+
+    def _unary(
+        self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await self._admit(method, context)
+            return await behavior(request, context)
+
+        return call
+
+    def _stream(
+        self, method: str, behavior: Callable[[Any, Any], AsyncIterator[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]:
+        async def call(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            await self._admit(method, context)
+            async for response in behavior(request, context):
+                yield response
+
+        return call
