@@ -52,6 +52,12 @@ def current_caller() -> Caller:
     return _CALLER.get()
 
 
+def set_caller(caller: Caller) -> None:
+    """Make `caller` the caller of the call being served in this context (`guarded` does, for
+    each call; a handler called in process, as in tests, needs one too)."""
+    _CALLER.set(caller)
+
+
 Rule = Callable[[str, Identity], None]
 """Raises `PermissionDenied` if the identity may not call the method (its short name)."""
 
@@ -137,7 +143,7 @@ class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
             self._rule(method, identity)
         except RamsterError as error:
             await context.abort(status_of(error), error.message)
-        _CALLER.set(Caller(identity, self._listener))
+        set_caller(Caller(identity, self._listener))
 
     def _unary(
         self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]]

@@ -25,7 +25,12 @@ from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
 from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.wire.calls import M, Message, stream_call, unary_call
-from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS, check_client_name
+from ramster.wire.limits import (
+    MAX_BATCH,
+    MAX_OWNER_NAME,
+    MESSAGE_SIZE_OPTIONS,
+    check_client_name,
+)
 from ramster.wire.messages import oid_message, packed_encoding
 from ramster.wire.tls import TLS
 
@@ -280,5 +285,5 @@ def pool_record_of(message: peer_pb2.PoolRecord, field: str = "pools") -> PoolRe
     spec = PoolSpec(
         message.persistent, shared, check_page_size(message.page_size, f"{field}.page_size")
     )
-    owner = check_client_name(message.client, f"{field}.client")
+    owner = check_client_name(message.client, f"{field}.client", MAX_OWNER_NAME)
     return PoolRecord(message.pool, owner, message.pool_id, spec)

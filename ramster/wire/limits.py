@@ -17,13 +17,17 @@ MAX_MESSAGE = 4 * 2**20 + 64 * 2**10
 
 MAX_CLIENT_NAME = 256
 
+MAX_OWNER_NAME = MAX_CLIENT_NAME + 72
+"""Characters of a client name as a node keeps it, ``role:name/label`` (`ramster.rpc.
+tmem_service.owner_of`): a role (at most 6), ':', an identity name (at most 63), '/', a label.
+Peers keep it in the records of the pools they hold pages of."""
 
-def check_client_name(name: object, field: str = "client") -> str:
-    """`name` if it is a client name both ends accept, else `InvalidArgument` naming `field`."""
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_CLIENT_NAME:
-        raise InvalidArgument.field(
-            field, name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
-        )
+
+def check_client_name(name: object, field: str = "client", limit: int = MAX_CLIENT_NAME) -> str:
+    """`name` if it is a client name both ends accept (of at most `limit` characters), else
+    `InvalidArgument` naming `field`."""
+    if not isinstance(name, str) or not 0 < len(name) <= limit:
+        raise InvalidArgument.field(field, name, f"a non-empty name of at most {limit} characters")
     return name
 
 

@@ -4,29 +4,38 @@ The CA, certificates and tokens are made in a temporary folder with `ramster.tru
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import os
 import subprocess
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ramster.client import TLS, SyncClient, Unauthenticated
+from nodemanager.cli import list_members
+from ramster.client import TLS, RamsterError, SyncClient, Unauthenticated
 from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
+from tests.support.cluster import Cluster, done_shipping, pages_of, read_back, store_all
+from tests.support.etcd import EtcdProcess
 from tests.support.nodes import RAMSTER, NodeFactory, NodeProcess
+from tests.support.processes import free_port, wait_for
 
 NOW = datetime.datetime.now(datetime.UTC)
 PAGE = bytes(range(256)) * 16
+OTHER_PAGE = bytes(reversed(range(256))) * 16
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    """A cluster CA with node n1, clients app and other (with tokens), admin ops (with a token),
-    and a second CA "theirs" with an admin ops (with a token)."""
+    """A cluster CA with nodes n1 and n2, clients app and other and admin ops (with tokens), and a
+    second CA "theirs" with an admin ops (with a token)."""
     folder = tmp_path / "pki"
     init_ca(folder, now=NOW)
-    issue(folder, Identity(Role.NODE, "n1"), ["127.0.0.1"], now=NOW)
+    for node in ("n1", "n2"):
+        issue(folder, Identity(Role.NODE, node), ["127.0.0.1"], now=NOW)
     for identity in (
         Identity(Role.CLIENT, "app"),
         Identity(Role.CLIENT, "other"),
@@ -126,3 +135,123 @@ def test_the_cli_sends_a_token_from_its_flag_or_the_environment(
         f"ramster stats: token file {str(tmp_path / 'none.token')!r} is invalid: No such file "
         "or directory\n",
     )
+
+
+def refusal(call: Callable[[], object]) -> str:
+    """The class and message of the `RamsterError` `call()` raises."""
+    try:
+        call()
+    except RamsterError as error:
+        return f"{type(error).__name__}: {error.message}"
+    raise AssertionError("not refused")
+
+
+def test_an_identity_reaches_only_its_own_pools_whatever_label_it_names(
+    node_factory: NodeFactory, pki: Path, tmp_path: Path
+) -> None:
+    node, unix = tls_node(node_factory, pki, tmp_path)
+    label = "label"
+    with (
+        SyncClient(node.address, label, tls=tls_of(pki, "app")) as x,
+        SyncClient(node.address, label, tls=tls_of(pki, "other")) as y,
+        SyncClient(unix, label, token=pki / "other.token") as y_by_token,
+        SyncClient(unix, label) as local,
+    ):
+        pool = x.new_pool(persistent=True)
+        assert x.put_many(pool, [(1, 0, PAGE)]) == [True]
+        missing = f"NotFound: pool_id {pool} does not exist for client 'client:other/label'"
+        assert {
+            "get": refusal(lambda: y.get_many(pool, [(1, 0)], free=False)),
+            "put": refusal(lambda: y.put_many(pool, [(1, 0, OTHER_PAGE)])),
+            "flush": refusal(lambda: y.flush_page(pool, 1, 0)),
+            "flush object": refusal(lambda: y.flush_object(pool, 1)),
+            "destroy": refusal(lambda: y.destroy_pool(pool)),
+            "get by token": refusal(lambda: y_by_token.get_many(pool, [(1, 0)], free=False)),
+            "local get": refusal(lambda: local.get_many(pool, [(1, 0)], free=False)),
+        } == {
+            "get": missing,
+            "put": missing,
+            "flush": missing,
+            "flush object": missing,
+            "destroy": missing,
+            "get by token": missing,
+            "local get": missing.replace("client:other", "local:local"),
+        }
+        # Y's own pool of the same label has the same id, and none of X's pages.
+        assert y.new_pool(persistent=True) == pool
+        assert y.get_many(pool, [(1, 0)], free=False) == [None]
+        assert y.put_many(pool, [(1, 0, OTHER_PAGE)]) == [True]
+        assert y_by_token.get_many(pool, [(1, 0)], free=False) == [OTHER_PAGE]
+        assert x.get_many(pool, [(1, 0)], free=False) == [PAGE]
+        x.destroy_pool(pool)
+        assert y.get_many(pool, [(1, 0)], free=False) == [OTHER_PAGE]
+        assert refusal(lambda: x.get_many(pool, [(1, 0)], free=False)) == (
+            f"NotFound: pool_id {pool} does not exist for client 'client:app/label'"
+        )
+
+
+def test_a_shared_pool_is_shared_only_within_the_identity_that_names_it(
+    node_factory: NodeFactory, pki: Path, tmp_path: Path
+) -> None:
+    node, unix = tls_node(node_factory, pki, tmp_path)
+    shared = uuid.UUID("0f5d6a4e-3b2c-4d1e-8f00-123456789abc")
+    with (
+        SyncClient(node.address, "a", tls=tls_of(pki, "app")) as x_a,
+        SyncClient(unix, "b", token=pki / "app.token") as x_b,
+        SyncClient(node.address, "a", tls=tls_of(pki, "other")) as y_a,
+        SyncClient(unix, "a") as local_a,
+        SyncClient(unix, "b") as local_b,
+    ):
+        pools = {
+            name: client.new_pool(shared_uuid=shared)
+            for name, client in (("x_a", x_a), ("x_b", x_b), ("y_a", y_a), ("local_a", local_a))
+        }
+        assert x_a.put_many(pools["x_a"], [(1, 0, PAGE)]) == [True]
+        assert x_b.get_many(pools["x_b"], [(1, 0)], free=False) == [PAGE]
+        assert y_a.get_many(pools["y_a"], [(1, 0)], free=False) == [None]
+        assert local_a.get_many(pools["local_a"], [(1, 0)], free=False) == [None]
+        assert y_a.put_many(pools["y_a"], [(1, 0, OTHER_PAGE)]) == [True]
+        assert x_b.get_many(pools["x_b"], [(1, 0)], free=False) == [PAGE]
+        # Callers over the unix socket without certificate or token share the local identity.
+        assert local_a.put_many(pools["local_a"], [(2, 0, PAGE)]) == [True]
+        local_b_pool = local_b.new_pool(shared_uuid=shared)
+        assert local_b.get_many(local_b_pool, [(2, 0)], free=False) == [PAGE]
+        assert x_a.get_many(pools["x_a"], [(2, 0)], free=False) == [None]
+        assert x_a.stats()["pool_count"] == 5
+
+
+def test_recovered_pools_go_back_to_the_identity_that_made_them(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str, pki: Path
+) -> None:
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster)
+    app, other = tls_of(pki, "app"), tls_of(pki, "other")
+    label = "L" * 256  # the longest label: peers keep "client:app/" before it
+    try:
+        node_a = cluster.start(
+            "A", "4MiB", listen=f"127.0.0.1:{free_port()}", tls=(tls_of(pki, "n1"), app)
+        )
+        cluster.start("B", "16MiB", tls=(tls_of(pki, "n2"), app))
+        numbers = pages_of(range(48))  # about 6 MiB packed: A ships a part to B
+        with SyncClient(node_a.address, label, tls=app) as before:
+            store_all(before, before.new_pool(persistent=True), numbers)
+            done_shipping(before.stats)
+        held = cluster.stats("B")["foreign_pers_pages"]
+        assert held > 0
+
+        node_a.kill()
+        members = lambda: [m.name for m in asyncio.run(list_members(etcd.url, etcd_cluster))]  # noqa: E731
+        wait_for(lambda: members() == ["B"], what="A out of the view")
+        node_a.start()
+        with (
+            SyncClient(node_a.address, label, tls=other) as stranger,
+            SyncClient(node_a.address, label, tls=app) as owner,
+        ):
+            assert stranger.stats()["pers_pages_recovered"] == held
+            stranger_pool = stranger.new_pool(persistent=True)
+            assert len(read_back(stranger, stranger_pool, numbers, free=False)) == len(numbers)
+            owner_pool = owner.new_pool(persistent=True)
+            assert owner_pool == stranger_pool  # the same id, another identity's pool
+            missing = read_back(owner, owner_pool, numbers, free=False)
+            assert len(numbers) - len(missing) == held
+    finally:
+        cluster.close()

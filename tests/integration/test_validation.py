@@ -215,18 +215,27 @@ def test_page_sizes_at_the_limits_and_zero_for_the_default_are_accepted(wire: Ra
 def test_unknown_destroyed_and_negative_pools_are_refused_by_every_call(wire: RawNode) -> None:
     for name in POOL_CALLS:
         answer = wire.tmem(name, **pool_request(name, 7))
-        assert answer.refusal == (NOT_FOUND, "pool_id 7 does not exist for client 'app'"), name
+        assert answer.refusal == (
+            NOT_FOUND,
+            "pool_id 7 does not exist for client 'local:local/app'",
+        ), name
     pool = new_pool(wire, persistent=True)
     wire.tmem("PutPages", **pool_request("PutPages", pool))
     # Pool ids are per client: another client has no pool 0.
     for name in POOL_CALLS:
         answer = wire.tmem(name, **pool_request(name, pool, client="other"))
-        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'other'"), name
+        assert answer.refusal == (
+            NOT_FOUND,
+            "pool_id 0 does not exist for client 'local:local/other'",
+        ), name
     destroyed = wire.tmem("DestroyPool", client="app", pool_id=pool)
     assert destroyed.parsed(tmem_pb2.DestroyPoolResponse).pages_flushed == 1
     for name in POOL_CALLS:
         answer = wire.tmem(name, **pool_request(name, pool))
-        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'app'"), name
+        assert answer.refusal == (
+            NOT_FOUND,
+            "pool_id 0 does not exist for client 'local:local/app'",
+        ), name
     for pool_id in (-1, -(2**31)):
         for name in POOL_CALLS:
             answer = wire.tmem(name, **pool_request(name, pool_id))
@@ -318,7 +327,7 @@ def test_a_17th_pool_of_one_client_is_refused_and_a_freed_id_is_reused(wire: Raw
     assert [new_pool(wire) for _ in range(16)] == list(range(16))
     assert wire.tmem("NewPool", client="app").refusal == (
         EXHAUSTED,
-        "client 'app' holds 16 pools: max_pools_per_client is 16",
+        "client 'local:local/app' holds 16 pools: max_pools_per_client is 16",
     )
     assert new_pool(wire, client="other") == 0  # the limit is per client
     wire.tmem("DestroyPool", client="app", pool_id=5).parsed(tmem_pb2.DestroyPoolResponse)
@@ -465,7 +474,10 @@ def test_with_zcache_off_every_tmem_call_fails_its_precondition(
         state = on.admin("GetStats").parsed(admin_pb2.GetStatsResponse).state
         assert (state.zcache, state.backend_generation) == (True, 2)
         answer = on.tmem("GetPages", **pool_request("GetPages", 0))
-        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'app'")
+        assert answer.refusal == (
+            NOT_FOUND,
+            "pool_id 0 does not exist for client 'local:local/app'",
+        )
 
 
 def test_zcache_stays_on_while_persistent_pages_are_stored(wire: RawNode) -> None:
@@ -747,7 +759,7 @@ def test_huge_peer_strings_are_refused_with_messages_that_fit_a_grpc_status(
         (
             peer_put(wire, peer_page(1), pools=[pool]),
             f"pools[0].client {shown_long(huge)} is invalid: expected a non-empty name of at most "
-            "256 characters",
+            "328 characters",  # a label of 256 inside an identity: role:name/label
         ),
         (
             peer_put(wire, epoch=huge),
