@@ -93,6 +93,13 @@ class NodeConfig:
     insecure: without `tls`, serve plaintext on TCP addresses other than loopback too (default
         False: a node without TLS refuses to start on one, so that no one serves pages to the
         network by accident).
+    peer_listen: where peers reach this node's Peer service, like `listen` (default None: on
+        `listen` and `extra_listen`, beside Tmem and Admin); given, Peer is served there only,
+        and Tmem and Admin are not, and it is the address published to peers unless
+        `advertise` says otherwise.
+    admin_listen: ``unix:///path`` of the admin socket (default None: none): Admin only, and
+        every caller there may change settings; its file is mode 0600, so only the node's own
+        user and root can connect.
     """
 
     listen: str
@@ -114,14 +121,25 @@ class NodeConfig:
     socket_mode: int = 0o660
     tls: TLS | None = None
     insecure: bool = False
+    peer_listen: str | None = None
+    admin_listen: str | None = None
 
     def __post_init__(self) -> None:
-        for address in (self.listen, *self.extra_listen):
+        served = (self.listen, *self.extra_listen, *filter(None, (self.peer_listen,)))
+        for address in served:
             check_listen(address)
+        if self.admin_listen is not None:
+            check_listen(self.admin_listen)
+            if unix_path(self.admin_listen) is None:
+                raise InvalidArgument.field(
+                    "admin_listen",
+                    self.admin_listen,
+                    "unix:///path: a socket file whose mode (0600) decides who may connect",
+                )
         if self.tls is not None and self.insecure:
             raise InvalidArgument("insecure and TLS contradict: give --insecure or the TLS flags")
         if self.tls is None and not self.insecure:
-            for address in (self.listen, *self.extra_listen):
+            for address in served:
                 if unix_path(address) is None and not is_loopback(address):
                     raise InvalidArgument(
                         f"listen {address!r} is not loopback: serve it with --tls-ca, "

@@ -47,6 +47,20 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     flags.tls_flags(node)
     node.add_argument(
+        "--peer-listen",
+        action=FromEnvironment,
+        type=flags.listen,
+        help="HOST:PORT or unix:///path where peers reach the Peer service, served there only; "
+        "the address published to peers [RAMSTER_PEER_LISTEN, none: Peer on --listen]",
+    )
+    node.add_argument(
+        "--admin-listen",
+        action=FromEnvironment,
+        type=flags.listen,
+        help="unix:///path of the admin socket (mode 0600): Admin calls that change settings "
+        "from anyone who can connect [RAMSTER_ADMIN_LISTEN, none]",
+    )
+    node.add_argument(
         "--insecure",
         action=FromEnvironment,
         nargs="?",
@@ -262,6 +276,8 @@ def _run(args: argparse.Namespace) -> int:
             advertise=args.advertise,
             tls=flags.tls_of(args),
             insecure=args.insecure,
+            peer_listen=args.peer_listen,
+            admin_listen=args.admin_listen,
         )
         return asyncio.run(run_node(config))
     if args.command == "up":

@@ -15,6 +15,11 @@ runs in a task of its own). The rules of the node's services are here too, in on
   node's admin socket (``--admin-listen``, mode 0600: the node's user and root).
 - Peer: node identities only.
 
+These hold on a node with TLS, where callers can prove a role. A node without TLS serves only
+loopback and unix sockets (or, with ``--insecure``, the network it says it trusts), nobody there
+can prove anything, and every caller is the local identity: it trusts each one with every
+service, as before (`Rules.of_node`).
+
 Not here: who a caller is (`ramster.rpc.caller`), which pools it owns (`ramster.rpc.tmem_service`).
 """
 
@@ -91,6 +96,26 @@ def admin(method: str, identity: Identity) -> None:
     """Reads for every identity; changes for admin identities only."""
     if method not in ADMIN_READS:
         _ADMIN_CHANGES(method, identity)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The rule of each service of a node."""
+
+    tmem: Rule
+    admin: Rule
+    peer: Rule
+
+    @classmethod
+    def of_node(cls, proven: bool) -> Rules:
+        """The rules of a node whose callers can prove who they are (`proven`: it has TLS, so
+        certificates and tokens), else of one where every caller is the local identity: a node
+        without TLS serves only loopback and unix sockets (or, with ``--insecure``, whoever
+        reaches it), and nobody there can prove a role, so it trusts every caller with every
+        service, as it says in its log."""
+        if proven:
+            return cls(TMEM, admin, PEER)
+        return cls(anyone, anyone, anyone)
 
 
 def guarded(

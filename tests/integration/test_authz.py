@@ -16,6 +16,7 @@ import pytest
 
 from nodemanager.cli import list_members
 from ramster.client import TLS, RamsterError, SyncClient, Unauthenticated
+from ramster.rpc.peer_link import PeerLink
 from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
 from tests.support.cluster import Cluster, done_shipping, pages_of, read_back, store_all
@@ -253,5 +254,147 @@ def test_recovered_pools_go_back_to_the_identity_that_made_them(
             assert owner_pool == stranger_pool  # the same id, another identity's pool
             missing = read_back(owner, owner_pool, numbers, free=False)
             assert len(numbers) - len(missing) == held
+    finally:
+        cluster.close()
+
+
+def hello(address: str, tls: TLS | None, cluster: str = "ramster") -> str:
+    """Who answers Peer/Hello at `address` for a caller with `tls`: the node's name, or the
+    refusal."""
+
+    async def call() -> str:
+        link = PeerLink(0, address, 9, "0" * 16, 5.0, tls=tls)
+        try:
+            return (await link.hello(cluster, "probe")).name
+        except RamsterError as error:
+            return f"{type(error).__name__}: {error.message}"
+        finally:
+            await link.close()
+
+    return asyncio.run(call())
+
+
+def changes(client: SyncClient) -> dict[str, str]:
+    """What each Admin change answers `client`: done, or its refusal."""
+    calls: dict[str, Callable[[], object]] = {
+        "param set": lambda: client.set_param("origin_grace", "600"),
+        "drain": lambda: client.drain(0.5),
+        "undrain": lambda: client.undrain(),
+        "forget-node": lambda: client.forget_node("gone"),
+        "stats": lambda: client.stats(),
+    }
+    answers = {}
+    for name, call in calls.items():
+        try:
+            call()
+            answers[name] = "done"
+        except RamsterError as error:
+            answers[name] = f"{type(error).__name__}: {error.message}"
+    return answers
+
+
+def denied(method: str, roles: str, identity: str) -> str:
+    role = identity.split()[1]
+    return (
+        f"PermissionDenied: {method} is for {roles} identities: the caller is {identity} "
+        f"(role {role})"
+    )
+
+
+def test_peer_and_admin_changes_refuse_callers_of_other_roles(
+    node_factory: NodeFactory, pki: Path, tmp_path: Path
+) -> None:
+    node, unix = tls_node(node_factory, pki, tmp_path)
+    app = "<Identity client 'app'>"
+    assert {
+        "client certificate": hello(node.address, tls_of(pki, "app")),
+        "admin certificate": hello(node.address, tls_of(pki, "ops")),
+        "local": hello(unix, None),
+        "node certificate": hello(node.address, tls_of(pki, "n2")),
+    } == {
+        "client certificate": denied("Peer/Hello", "node", app),
+        "admin certificate": denied("Peer/Hello", "node", "<Identity admin 'ops'>"),
+        "local": denied("Peer/Hello", "node", "<Identity local 'local'>"),
+        "node certificate": "n1",
+    }
+    with SyncClient(node.address, "app", tls=tls_of(pki, "app")) as client:
+        assert changes(client) == {
+            "param set": denied("Admin/SetParam", "admin", app),
+            "drain": denied("Admin/Drain", "admin", app),
+            "undrain": denied("Admin/Undrain", "admin", app),
+            "forget-node": denied("Admin/ForgetNode", "admin", app),
+            "stats": "done",
+        }
+    with SyncClient(unix, "app") as local:
+        assert changes(local)["param set"] == denied(
+            "Admin/SetParam", "admin", "<Identity local 'local'>"
+        )
+    with SyncClient(node.address, "peer", tls=tls_of(pki, "n2")) as peer:
+        assert refusal(lambda: peer.new_pool()) == denied(
+            "Tmem/NewPool", "client, admin, local", "<Identity node 'n2'>"
+        )
+    assert "origin_grace" not in node.log()
+
+
+def test_an_admin_identity_or_the_admin_socket_may_change_settings_and_is_logged(
+    node_factory: NodeFactory, pki: Path, tmp_path: Path
+) -> None:
+    admin_socket = tmp_path / "admin.sock"
+    node, unix = tls_node(node_factory, pki, tmp_path, "--admin-listen", f"unix://{admin_socket}")
+    assert oct(admin_socket.stat().st_mode & 0o777) == oct(0o600)
+    done = dict.fromkeys(("param set", "drain", "undrain", "forget-node", "stats"), "done")
+    with SyncClient(node.address, "ops", tls=tls_of(pki, "ops")) as by_certificate:
+        assert changes(by_certificate) == done | {
+            "forget-node": "FailedPrecondition: cannot forget node 'gone': a cluster without etcd "
+            "has no names to release; remove it from every --peer list (its pages go after "
+            "origin_grace)"
+        }
+    with SyncClient(unix, "ops", token=pki / "ops.token") as by_token:
+        assert by_token.set_param("origin_grace", "700")["origin_grace"] == "700"
+    with SyncClient(f"unix://{admin_socket}", "ops") as over_admin_socket:
+        assert over_admin_socket.set_param("origin_grace", "800")["origin_grace"] == "800"
+        assert over_admin_socket.undrain() is False
+    log = node.log()
+    assert [line.split(" ramster.node: ")[1] for line in log.splitlines() if " by <" in line] == [
+        "param 'origin_grace' set to '600' by <Identity admin 'ops'> over the main listener",
+        "drain (0.5 s) by <Identity admin 'ops'> over the main listener",
+        "undrain by <Identity admin 'ops'> over the main listener",
+        "forget-node 'gone' by <Identity admin 'ops'> over the main listener",
+        "param 'origin_grace' set to '700' by <Identity admin 'ops'> over the main listener",
+        "param 'origin_grace' set to '800' by <Identity local 'local'> over the admin socket",
+        "undrain by <Identity local 'local'> over the admin socket",
+    ]
+
+
+def test_peers_are_served_on_their_own_listener_and_published_there(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str, pki: Path
+) -> None:
+    peer_port = free_port()
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster)
+    app = tls_of(pki, "app")
+    try:
+        a = cluster.start(
+            "A",
+            "16MiB",
+            flags=("--peer-listen", f"127.0.0.1:{peer_port}"),
+            tls=(tls_of(pki, "n1"), app),
+        )
+        cluster.start("B", "4MiB", tls=(tls_of(pki, "n2"), app))
+        n2 = tls_of(pki, "n2")
+        assert hello(f"127.0.0.1:{peer_port}", n2, etcd_cluster) == "A"
+        # gRPC's UNIMPLEMENTED, which the client library has no class for.
+        assert hello(a.address, n2, etcd_cluster) == "InternalError: Method not found!"
+        members = asyncio.run(list_members(etcd.url, etcd_cluster))
+        assert {m.name: m.address for m in members}["A"] == f"127.0.0.1:{peer_port}"
+        with SyncClient(f"127.0.0.1:{peer_port}", "app", tls=app) as wrong_door:
+            assert refusal(lambda: wrong_door.new_pool()) == "InternalError: Method not found!"
+        # B ships to A through A's peer listener, and reads its pages back.
+        b = cluster.clients["B"]
+        pool = b.new_pool(persistent=True)
+        numbers = pages_of(range(48))
+        store_all(b, pool, numbers)
+        done_shipping(b.stats)
+        assert cluster.stats("A")["foreign_pers_pages"] > 0
+        assert read_back(b, pool, numbers, free=False) == []
     finally:
         cluster.close()
