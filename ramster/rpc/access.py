@@ -82,7 +82,8 @@ def roles(allowed: Collection[Role], service: str) -> Rule:
 
 
 def anyone(method: str, identity: Identity) -> None:
-    """Every identity may call (a listener only the node's own user reaches)."""
+    """Every identity may call: on the admin socket, which only the node's own user and root
+    reach, and on a node without TLS (`Rules.of_node`)."""
 
 
 TMEM = roles((Role.CLIENT, Role.ADMIN, Role.LOCAL), "Tmem")

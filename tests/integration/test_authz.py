@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nodemanager.cli import list_members
-from ramster.client import TLS, RamsterError, SyncClient, Unauthenticated
+from ramster.client import TLS, Cleancache, Frontswap, RamsterError, SyncClient, Unauthenticated
 from ramster.rpc.peer_link import PeerLink
 from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
@@ -189,6 +189,37 @@ def test_an_identity_reaches_only_its_own_pools_whatever_label_it_names(
         assert refusal(lambda: x.get_many(pool, [(1, 0)], free=False)) == (
             f"NotFound: pool_id {pool} does not exist for client 'client:app/label'"
         )
+        # The pool cap is per identity and label: X at its cap leaves Y's label its own.
+        for _ in range(16):
+            x.new_pool()
+        assert refusal(lambda: x.new_pool()) == (
+            "ResourceExhausted: client 'client:app/label' holds 16 pools: max_pools_per_client "
+            "is 16"
+        )
+        assert y.new_pool() == 1
+
+
+def test_the_frontends_attach_with_a_token_and_keep_their_pools_to_it(
+    node_factory: NodeFactory, pki: Path, tmp_path: Path
+) -> None:
+    node, unix = tls_node(node_factory, pki, tmp_path)
+    frontswap = Frontswap(unix, "swap", token=pki / "app.token")
+    cleancache = Cleancache(unix, "cache", token=pki / "app.token")
+    try:
+        frontswap.init(0, nr_pages=8)
+        fs = cleancache.init_fs()
+        assert frontswap.wait_ready(20) and cleancache.wait_ready(20)
+        assert frontswap.store(0, 3, PAGE) is True
+        cleancache.put_page(fs, (1, 0, 0), 2, PAGE)
+        with SyncClient(node.address, "swap", tls=tls_of(pki, "other")) as other:
+            assert refusal(lambda: other.destroy_pool(0)) == (
+                "NotFound: pool_id 0 does not exist for client 'client:other/swap'"
+            )
+        assert frontswap.load(0, 3) == PAGE
+        assert cleancache.get_page(fs, (1, 0, 0), 2) == PAGE
+    finally:
+        frontswap.close()
+        cleancache.close()
 
 
 def test_a_shared_pool_is_shared_only_within_the_identity_that_names_it(

@@ -144,3 +144,17 @@ def test_a_node_without_a_ca_refuses_a_token() -> None:
         "the call carries a token, but this node has no cluster CA to check it with (it runs "
         "without --tls-ca): call it without a token"
     )
+
+
+def test_a_token_checked_once_is_still_refused_once_it_expired() -> None:
+    clock = [NOW]
+    callers = Callers(CA.key.public_key(), clock=lambda: clock[0])
+    admin = Identity(Role.ADMIN, "ops")
+    context = MetadataContext(INSECURE, bearer(admin, days=1))
+    assert callers.identity(context) == admin
+    clock[0] = NOW + datetime.timedelta(hours=23)
+    assert callers.identity(context) == admin
+    clock[0] = NOW + datetime.timedelta(days=1)
+    with pytest.raises(Unauthenticated) as refused:
+        callers.identity(context)
+    assert "refused: expired" in refused.value.message
