@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from ramster.errors import InvalidArgument
-from ramster.wire.bearer import load_token
+from ramster.wire.bearer import TOKEN_PREFIX, load_token
 from ramster.wire.limits import MAX_BATCH, check_client_name, split_host_port
 from ramster.wire.tls import TLS
 
@@ -57,8 +57,14 @@ class ClientConfig:
             raise InvalidArgument.field("max_batch", self.max_batch, f"an int in 1..{MAX_BATCH}")
         if self.tls is not None and not isinstance(self.tls, TLS):
             raise InvalidArgument.field("tls", self.tls, "a ramster.client.TLS or None")
-        if self.token is not None and load_token(self.token) != self.token:
-            raise InvalidArgument.field("token", self.token[:8], "a token (rt1...) or None")
+        if self.token is not None:
+            if not isinstance(self.token, str) or not self.token.startswith(TOKEN_PREFIX):
+                # Never the value: it may be a credential.
+                raise InvalidArgument(
+                    f"token of type {type(self.token).__name__} is invalid: expected a token "
+                    f"({TOKEN_PREFIX}...) or None"
+                )
+            load_token(self.token)  # its characters: a metadata value takes printable ASCII
 
     def __repr__(self) -> str:  # never the token: it is a credential
         return (
