@@ -99,6 +99,13 @@ class NodeConfig:
         certificate): every page it ships to a peer is sealed under it (AES-256-GCM), and only
         it opens them again, after a restart too (default: ``NAME.pagekey`` beside the `tls`
         key if that file exists, else None: pages leave unsealed).
+    peer_listen: where peers reach this node's Peer service, like `listen` (default None: on
+        `listen` and `extra_listen`, beside Tmem and Admin); given, Peer is served there only,
+        and Tmem and Admin are not, and it is the address published to peers unless
+        `advertise` says otherwise.
+    admin_listen: ``unix:///path`` of the admin socket (default None: none): Admin only, and
+        every caller there may change settings; its file is mode 0600, so only the node's own
+        user and root can connect.
     """
 
     listen: str
@@ -121,6 +128,8 @@ class NodeConfig:
     tls: TLS | None = None
     insecure: bool = False
     page_key: str | None = None
+    peer_listen: str | None = None
+    admin_listen: str | None = None
 
     def __post_init__(self) -> None:
         if self.page_key is None and self.tls is not None:
@@ -129,12 +138,21 @@ class NodeConfig:
                 object.__setattr__(self, "page_key", str(beside))
         if self.page_key is not None:
             read_page_key(Path(self.page_key))  # refused at once if missing or not a key
-        for address in (self.listen, *self.extra_listen):
+        served = (self.listen, *self.extra_listen, *filter(None, (self.peer_listen,)))
+        for address in served:
             check_listen(address)
+        if self.admin_listen is not None:
+            check_listen(self.admin_listen)
+            if unix_path(self.admin_listen) is None:
+                raise InvalidArgument.field(
+                    "admin_listen",
+                    self.admin_listen,
+                    "unix:///path: a socket file whose mode (0600) decides who may connect",
+                )
         if self.tls is not None and self.insecure:
             raise InvalidArgument("insecure and TLS contradict: give --insecure or the TLS flags")
         if self.tls is None and not self.insecure:
-            for address in (self.listen, *self.extra_listen):
+            for address in served:
                 if unix_path(address) is None and not is_loopback(address):
                     raise InvalidArgument(
                         f"listen {address!r} is not loopback: serve it with --tls-ca, "

@@ -86,6 +86,13 @@ class Unauthenticated(RamsterError):
     status = "UNAUTHENTICATED"
 
 
+class PermissionDenied(RamsterError):
+    """The caller proved who it is, but that identity may not make this call
+    (PERMISSION_DENIED)."""
+
+    status = "PERMISSION_DENIED"
+
+
 class InternalError(RamsterError):
     """A fault inside RAMster; the node's log has the details (INTERNAL)."""
 
@@ -98,6 +105,7 @@ ERRORS: tuple[type[RamsterError], ...] = (
     Unavailable,
     DeadlineExceeded,
     Unauthenticated,
+    PermissionDenied,
     InternalError,
 )
 """One class per status code: what a status received from a node is raised as."""

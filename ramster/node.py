@@ -31,10 +31,13 @@ from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.policy import RemotifyConfig
+from ramster.rpc import admin_service, peer_service, tmem_service
+from ramster.rpc.access import Rules, anyone, guarded
 from ramster.rpc.admin_service import AdminService
+from ramster.rpc.caller import Callers
 from ramster.rpc.peer_link import PeerLink
 from ramster.rpc.peer_service import PeerService
-from ramster.rpc.server import NodeServer
+from ramster.rpc.server import Listener, NodeServer
 from ramster.rpc.tmem_service import TmemService
 from ramster.state import NodeState, StateFeed
 from ramster.tiered import TieredTmem
@@ -43,6 +46,9 @@ from ramster.trust.seal import OriginSeal
 from ramster.wire.limits import split_host_port
 
 log = logging.getLogger("ramster.node")
+
+MAIN = "main"
+PEERS = "peers"
 
 
 class Node:
@@ -68,6 +74,8 @@ class Node:
             )
         )
         self.address = ""
+        self.peer_address = ""
+        """Where peers reach this node: ``--peer-listen``'s address, else `address`."""
         self._probes: dict[str, PeerLink] = {}
         me = MemberInfo(
             number=0,
@@ -102,12 +110,50 @@ class Node:
             config.cluster, config.name, self.backend, self._identity, lambda: agent.draining
         )
         self._server = NodeServer(
-            (TmemService(self.tiered).handler(), admin.handler(), peer.handler()),
-            config.socket_mode,
-            config.tls,
+            self._listeners(TmemService(self.tiered), admin, peer), config.tls
         )
         self._metrics: asyncio.Server | None = None
         self._leaving = False  # SIGTERM: draining to exit, not to be undrained
+
+    def _listeners(
+        self, tmem: TmemService, admin: AdminService, peer: PeerService
+    ) -> list[Listener]:
+        """The node's listeners and who may call what on each (`ramster.rpc.access`): Tmem and
+        Admin on ``--listen``, Peer there too or on ``--peer-listen`` alone, and Admin for
+        everyone who can connect on the admin socket."""
+        config = self.config
+        callers = Callers.of_ca(config.tls.ca if config.tls is not None else None)
+        rules = Rules.of_node(proven=config.tls is not None)
+        main = "main listener"
+        served = [
+            guarded(tmem.handler(), callers, rules.tmem, main),
+            guarded(admin.handler(), callers, rules.admin, main),
+        ]
+        names = [tmem_service.SERVICE, admin_service.SERVICE]
+        peers = guarded(peer.handler(), callers, rules.peer, "peer listener")
+        listeners = [
+            Listener(
+                MAIN,
+                [*served, peers] if config.peer_listen is None else served,
+                [*names, peer_service.SERVICE] if config.peer_listen is None else names,
+                (config.listen, *config.extra_listen),
+                config.socket_mode,
+            )
+        ]
+        if config.peer_listen is not None:
+            listeners.append(
+                Listener(
+                    PEERS, [peers], [peer_service.SERVICE], [config.peer_listen], config.socket_mode
+                )
+            )
+        if config.admin_listen is not None:
+            operators = guarded(admin.handler(), callers, anyone, "admin socket")
+            listeners.append(
+                Listener(
+                    "admin", [operators], [admin_service.SERVICE], [config.admin_listen], 0o600
+                )
+            )
+        return listeners
 
     def __repr__(self) -> str:
         status = self.feed.status
@@ -130,7 +176,9 @@ class Node:
 
     async def start(self) -> None:
         config = self.config
-        self.address = self._server.bind(config.listen, config.extra_listen)
+        reached = self._server.bind()
+        self.address = reached[MAIN]
+        self.peer_address = reached.get(PEERS, self.address)
         self._log_transport()
         if config.metrics:  # before serving: a refused port must not leave a half-started node
             host, metrics_port = split_host_port(config.metrics, "metrics")
@@ -142,16 +190,18 @@ class Node:
                     f"{os.strerror(error.errno) if error.errno else error}"
                 ) from None
         await self._server.start()
-        join = functools.partial(self.agent.start, config.advertise or self.address)
+        join = functools.partial(self.agent.start, config.advertise or self.peer_address)
         number = await _with_retries(join, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
         log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
         self.backend.recovering = False
         await self.agent.publish_state()
         await self._server.serving()
         log.info(
-            "node %s serving on %s: %r",
+            "node %s serving on %s%s%s: %r",
             config.name,
             ", ".join((self.address, *config.extra_listen)),
+            f", peers on {self.peer_address}" if config.peer_listen is not None else "",
+            f", admin socket {config.admin_listen}" if config.admin_listen is not None else "",
             self.backend,
         )
         if config.ready_file:
@@ -159,7 +209,8 @@ class Node:
 
     def _log_transport(self) -> None:
         config = self.config
-        listening = (self.address, *config.extra_listen)
+        peers = [self.peer_address] if config.peer_listen is not None else []
+        listening = (self.address, *config.extra_listen, *peers)
         tcp = [address for address in listening if unix_path(address) is None]
         if config.tls is not None:
             log.info(
@@ -249,7 +300,7 @@ class Node:
         return StaticMembership(config.node_number, list(config.peers), self._probe)
 
     def _identity(self) -> tuple[int, str, str]:
-        return self.agent.number, self.feed.status.epoch, self.config.advertise or self.address
+        return self.agent.number, self.feed.status.epoch, self.config.advertise or self.peer_address
 
     async def _probe(self, address: str) -> MemberInfo | None:
         """Who is at `address` (static membership): its Hello, or None if it does not answer."""

@@ -1,5 +1,5 @@
 """``ramster stats``, ``param``, ``drain`` and ``undrain``: an operator's view of one node, over
-the client (with TLS, `tls`, if the node serves it)."""
+the client (with TLS, `tls`, if the node serves it, and a bearer `token` if given)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,15 @@ from ramster.wire.tls import TLS
 
 
 def print_stats(
-    node: str, as_json: bool, watch: float | None, out: TextIO, tls: TLS | None = None
+    node: str,
+    as_json: bool,
+    watch: float | None,
+    out: TextIO,
+    tls: TLS | None = None,
+    token: str | None = None,
 ) -> int:
     """Print the node's state and counters once, or every `watch` seconds until interrupted."""
-    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls, token=token) as client:
         while True:
             state, counters = client.state(), client.stats()
             if as_json:
@@ -58,9 +63,15 @@ def format_stats(node: str, state: NodeState, counters: dict[str, int]) -> str:
 
 
 def param(
-    node: str, action: str, name: str, value: str | None, out: TextIO, tls: TLS | None = None
+    node: str,
+    action: str,
+    name: str,
+    value: str | None,
+    out: TextIO,
+    tls: TLS | None = None,
+    token: str | None = None,
 ) -> int:
-    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls, token=token) as client:
         if action == "set":
             assert value is not None
             params = client.set_param(name, value)
@@ -74,9 +85,11 @@ def param(
     return 0
 
 
-def drain(node: str, timeout: float, out: TextIO, tls: TLS | None = None) -> int:
+def drain(
+    node: str, timeout: float, out: TextIO, tls: TLS | None = None, token: str | None = None
+) -> int:
     """Drain a node before stopping it; exit status 1 if pages of other nodes are left on it."""
-    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls, token=token) as client:
         drained, left = client.drain(timeout)
     if drained:
         out.write(f"node {node} drained: no page of another node and no persistent page is left\n")
@@ -85,9 +98,11 @@ def drain(node: str, timeout: float, out: TextIO, tls: TLS | None = None) -> int
     return 1
 
 
-def forget_node(node: str, name: str, out: TextIO, tls: TLS | None = None) -> int:
+def forget_node(
+    node: str, name: str, out: TextIO, tls: TLS | None = None, token: str | None = None
+) -> int:
     """Decommission node `name` through the live node at `node` (refused while `name` is up)."""
-    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls, token=token) as client:
         number = client.forget_node(name)
     out.write(
         f"node {name} (number {number}) forgotten: every node drops the pages it held for it; "
@@ -96,9 +111,9 @@ def forget_node(node: str, name: str, out: TextIO, tls: TLS | None = None) -> in
     return 0
 
 
-def undrain(node: str, out: TextIO, tls: TLS | None = None) -> int:
+def undrain(node: str, out: TextIO, tls: TLS | None = None, token: str | None = None) -> int:
     """Take a drain back: the node holds pages of other nodes again."""
-    with SyncClient(node, client_name="ramster-cli", tls=tls) as client:
+    with SyncClient(node, client_name="ramster-cli", tls=tls, token=token) as client:
         was_draining = client.undrain()
     if was_draining:
         out.write(f"node {node} undrained: it takes pages of other nodes again\n")

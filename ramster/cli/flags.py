@@ -15,6 +15,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from nodemanager.keys import check_name
@@ -106,7 +107,7 @@ class FromEnvironment(argparse.Action):
 
 
 def node_flag(parser: Parser, help: str = "the node") -> None:
-    """``--node``: the node a command talks to, and the TLS flags to talk to it with."""
+    """``--node``: the node a command talks to, and the TLS and token flags to talk to it with."""
     parser.add_argument(
         "--node",
         action=FromEnvironment,
@@ -115,6 +116,20 @@ def node_flag(parser: Parser, help: str = "the node") -> None:
         help=f"HOST:PORT or unix:///PATH of {help} [RAMSTER_NODE, 127.0.0.1:7470]",
     )
     tls_flags(parser)
+    parser.add_argument(
+        "--token",
+        action=FromEnvironment,
+        metavar="FILE",
+        help="a bearer token file (`ramster certs issue ... --token`) proving who calls "
+        "[RAMSTER_TOKEN, none]",
+    )
+
+
+def token_of(args: argparse.Namespace) -> str | None:
+    """The token in the file of ``--token`` (`node_flag`), None without one."""
+    from ramster.wire.bearer import load_token
+
+    return None if args.token is None else load_token(Path(args.token))
 
 
 TLS_FIELDS = {

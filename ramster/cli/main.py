@@ -55,6 +55,20 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "there, else pages leave unsealed]",
     )
     node.add_argument(
+        "--peer-listen",
+        action=FromEnvironment,
+        type=flags.listen,
+        help="HOST:PORT or unix:///path where peers reach the Peer service, served there only; "
+        "the address published to peers [RAMSTER_PEER_LISTEN, none: Peer on --listen]",
+    )
+    node.add_argument(
+        "--admin-listen",
+        action=FromEnvironment,
+        type=flags.listen,
+        help="unix:///path of the admin socket (mode 0600): Admin calls that change settings "
+        "from anyone who can connect [RAMSTER_ADMIN_LISTEN, none]",
+    )
+    node.add_argument(
         "--insecure",
         action=FromEnvironment,
         nargs="?",
@@ -271,6 +285,8 @@ def _run(args: argparse.Namespace) -> int:
             tls=flags.tls_of(args),
             insecure=args.insecure,
             page_key=args.page_key,
+            peer_listen=args.peer_listen,
+            admin_listen=args.admin_listen,
         )
         return asyncio.run(run_node(config))
     if args.command == "up":
@@ -280,7 +296,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "stats":
         from ramster.cli.admin import print_stats
 
-        return print_stats(args.node, args.json, args.watch, sys.stdout, flags.tls_of(args))
+        return print_stats(
+            args.node, args.json, args.watch, sys.stdout, flags.tls_of(args), flags.token_of(args)
+        )
     if args.command == "param":
         from ramster.cli.admin import param
 
@@ -292,19 +310,31 @@ def _run(args: argparse.Namespace) -> int:
             if args.action != "set" or not args.etcd:
                 raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
             return set_cluster_param(args.etcd, args.cluster, args.name, args.value, sys.stdout)
-        return param(args.node, args.action, args.name, args.value, sys.stdout, flags.tls_of(args))
+        return param(
+            args.node,
+            args.action,
+            args.name,
+            args.value,
+            sys.stdout,
+            flags.tls_of(args),
+            flags.token_of(args),
+        )
     if args.command == "drain":
         from ramster.cli.admin import drain as drain_node
 
-        return drain_node(args.node, args.timeout, sys.stdout, flags.tls_of(args))
+        return drain_node(
+            args.node, args.timeout, sys.stdout, flags.tls_of(args), flags.token_of(args)
+        )
     if args.command == "forget-node":
         from ramster.cli.admin import forget_node
 
-        return forget_node(args.node, args.name, sys.stdout, flags.tls_of(args))
+        return forget_node(
+            args.node, args.name, sys.stdout, flags.tls_of(args), flags.token_of(args)
+        )
     if args.command == "undrain":
         from ramster.cli.admin import undrain as undrain_node
 
-        return undrain_node(args.node, sys.stdout, flags.tls_of(args))
+        return undrain_node(args.node, sys.stdout, flags.tls_of(args), flags.token_of(args))
     if args.command == "members":
         from ramster.cli.admin import print_members
 

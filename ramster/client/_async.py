@@ -9,6 +9,7 @@ blocking surface (`ramster.client._sync`), the frontends (`ramster.client._front
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
@@ -21,6 +22,7 @@ from ramster.errors import InvalidArgument
 from ramster.page import DEFAULT_PAGE_SIZE, check_page_length, check_page_size
 from ramster.state import NodeState
 from ramster.tmem.keys import OidLike, as_oid, check_index
+from ramster.wire.bearer import load_token
 from ramster.wire.limits import MAX_BATCH
 from ramster.wire.tls import TLS
 
@@ -40,6 +42,9 @@ class Client:
     client_name: whose pools these are (default: unique to this client).
     max_batch: the most concurrent single-page calls coalesced into one RPC (default 64).
     tls: `TLS` (the cluster CA, this client's certificate and key) for a node that serves TLS.
+    token: a bearer token proving this client's identity, or the path of its ``.token`` file
+        (``ramster certs issue DIR client NAME --token``); with a certificate, both must name
+        the same identity.
     """
 
     def __init__(
@@ -50,9 +55,11 @@ class Client:
         max_batch: int = 64,
         *,
         tls: TLS | None = None,
+        token: str | os.PathLike[str] | None = None,
     ) -> None:
         name = client_name if client_name is not None else default_client_name()
-        self.config = ClientConfig(target, name, timeout, max_batch, tls)
+        loaded = load_token(token) if token is not None else None
+        self.config = ClientConfig(target, name, timeout, max_batch, tls, loaded)
         self._transport = Transport(self.config)
         self._page_sizes: dict[int, int] = {}
         split_on = (InvalidArgument,)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -137,10 +138,16 @@ class Attached(Generic[F, O]):
     """`frontend` attached to the node at `target` through a `SyncClient` of its own."""
 
     def __init__(
-        self, frontend: F, target: str, client_name: str | None, timeout: float, tls: TLS | None
+        self,
+        frontend: F,
+        target: str,
+        client_name: str | None,
+        timeout: float,
+        tls: TLS | None,
+        token: str | os.PathLike[str] | None = None,
     ) -> None:
         self._frontend = frontend
-        self._client = SyncClient(target, client_name, timeout, tls=tls)
+        self._client = SyncClient(target, client_name, timeout, tls=tls, token=token)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._closing = threading.Event()

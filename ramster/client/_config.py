@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from ramster.errors import InvalidArgument
+from ramster.wire.bearer import TOKEN_PREFIX, load_token
 from ramster.wire.limits import MAX_BATCH, check_client_name, split_host_port
 from ramster.wire.tls import TLS
 
@@ -32,6 +33,9 @@ class ClientConfig:
     max_batch: at most this many concurrent single-page calls travel in one RPC (default 64).
     tls: the cluster CA and this client's certificate and key, for a node that serves TLS
         (default None: plaintext, as a node without TLS serves on loopback and unix sockets).
+    token: a bearer token (``rt1...``, `ramster.wire.bearer.load_token` reads one) every call
+        carries: the node takes the identity it names (default None: the certificate's, or over
+        a unix socket the local identity).
     """
 
     target: str
@@ -39,6 +43,7 @@ class ClientConfig:
     timeout: float = 5.0
     max_batch: int = 64
     tls: TLS | None = None
+    token: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str):
@@ -52,3 +57,18 @@ class ClientConfig:
             raise InvalidArgument.field("max_batch", self.max_batch, f"an int in 1..{MAX_BATCH}")
         if self.tls is not None and not isinstance(self.tls, TLS):
             raise InvalidArgument.field("tls", self.tls, "a ramster.client.TLS or None")
+        if self.token is not None:
+            if not isinstance(self.token, str) or not self.token.startswith(TOKEN_PREFIX):
+                # Never the value: it may be a credential.
+                raise InvalidArgument(
+                    f"token of type {type(self.token).__name__} is invalid: expected a token "
+                    f"({TOKEN_PREFIX}...) or None"
+                )
+            load_token(self.token)  # its characters: a metadata value takes printable ASCII
+
+    def __repr__(self) -> str:  # never the token: it is a credential
+        return (
+            f"ClientConfig(target={self.target!r}, client_name={self.client_name!r}, "
+            f"timeout={self.timeout!r}, max_batch={self.max_batch!r}, tls={self.tls!r}, "
+            f"token={'<set>' if self.token is not None else None})"
+        )

@@ -9,6 +9,7 @@ rules (`ramster.frontends.frontswap`, `ramster.frontends.cleancache`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from ramster import frontends
@@ -25,7 +26,7 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
     exclusive_gets: a successful load frees the node's copy (default True).
     has_room: asked with a page count whether `shrink` may bring them back (default: always).
     page_size: bytes per swap page (default 4096).
-    client_name, timeout, tls: as for `Client`.
+    client_name, timeout, tls, token: as for `Client`.
     """
 
     def __init__(
@@ -39,10 +40,13 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
         timeout: float = 5.0,
         *,
         tls: TLS | None = None,
+        token: str | os.PathLike[str] | None = None,
     ) -> None:
         self._exclusive_gets = exclusive_gets
         self._page_size = check_page_size(page_size)
-        super().__init__(frontends.Frontswap(swapin, has_room), target, client_name, timeout, tls)
+        super().__init__(
+            frontends.Frontswap(swapin, has_room), target, client_name, timeout, tls, token
+        )
 
     init = locked(frontends.Frontswap.init)
     store = locked(frontends.Frontswap.store)
@@ -65,7 +69,7 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
 class Cleancache(Attached[frontends.Cleancache, CleancacheOps]):
     """cleancache on the node at `target`: a victim cache of clean pages by (pool, key, index).
 
-    client_name, timeout, tls: as for `Client`.
+    client_name, timeout, tls, token: as for `Client`.
     """
 
     def __init__(
@@ -75,8 +79,9 @@ class Cleancache(Attached[frontends.Cleancache, CleancacheOps]):
         timeout: float = 5.0,
         *,
         tls: TLS | None = None,
+        token: str | os.PathLike[str] | None = None,
     ) -> None:
-        super().__init__(frontends.Cleancache(), target, client_name, timeout, tls)
+        super().__init__(frontends.Cleancache(), target, client_name, timeout, tls, token)
 
     init_fs = locked(frontends.Cleancache.init_fs)
     init_shared_fs = locked(frontends.Cleancache.init_shared_fs)

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from types import TracebackType
@@ -105,8 +106,9 @@ class SyncClient:
         max_batch: int = 64,
         *,
         tls: TLS | None = None,
+        token: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._client = Client(target, client_name, timeout, max_batch, tls=tls)
+        self._client = Client(target, client_name, timeout, max_batch, tls=tls, token=token)
         self._loop = LoopThread(f"ramster-client-{self._client.config.client_name}")
 
     def __repr__(self) -> str:

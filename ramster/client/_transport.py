@@ -1,9 +1,10 @@
 """The client's seam to the wire: the only client module that knows gRPC or generated code.
 
 One grpc.aio channel per client, opened on first use inside the running loop. Each method is one
-RPC taking and returning core values (oid tuples, bytes, `NodeState`); every unary call carries
-the client's deadline, and a failed call is raised as the `RamsterError` of its status
-(`ramster.wire.calls`). Not here: validation, batching and coalescing (`ramster.client._async`).
+RPC taking and returning core values (oid tuples, bytes, `NodeState`); every call carries the
+client's token if it has one (`ramster.wire.bearer`), every unary call the client's deadline,
+and a failed call is raised as the `RamsterError` of its status (`ramster.wire.calls`). Not
+here: validation, batching and coalescing (`ramster.client._async`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ramster.errors import FailedPrecondition, InternalError
 from ramster.page import compress_page, decompress_page
 from ramster.state import NodeState
 from ramster.tmem.keys import Oid
+from ramster.wire.bearer import metadata_of
 from ramster.wire.calls import M, Message, stream_messages, unary_call
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, OWN_CONNECTIONS
 from ramster.wire.messages import key_messages, node_state_of, oid_message, packed_encoding
@@ -53,6 +55,7 @@ class Transport:
         self._channel: grpc.aio.Channel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._metadata = metadata_of(config.token)
         self.rpc_count = 0
 
     @property
@@ -165,6 +168,7 @@ class Transport:
             request,
             admin_pb2.DrainResponse,
             (timeout or MAX_DRAIN_WAIT) + self._config.timeout,
+            self._metadata,
         )
         return response.drained, response.pages_left
 
@@ -187,6 +191,7 @@ class Transport:
             admin_pb2.WatchStateRequest(),
             admin_pb2.NodeState,
             None,
+            self._metadata,
         )
         self.rpc_count += 1
         async with contextlib.aclosing(states):
@@ -198,7 +203,9 @@ class Transport:
     async def _unary(self, method: str, request: Message, response_type: type[M]) -> M:
         channel = self._open()
         self.rpc_count += 1
-        return await unary_call(channel, method, request, response_type, self._config.timeout)
+        return await unary_call(
+            channel, method, request, response_type, self._config.timeout, self._metadata
+        )
 
     def _open(self) -> grpc.aio.Channel:
         if self._closed:

@@ -1,7 +1,12 @@
-"""The `Admin` service: stats, module params and the state stream operators and frontends use."""
+"""The `Admin` service: stats, module params and the state stream operators and frontends use.
+
+Every change (param set, drain, undrain, forget-node) is logged, before it is made, with who asked
+for it (`ramster.rpc.access.current_caller`); who may ask is `ramster.rpc.access`'s rule.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -9,10 +14,13 @@ import grpc
 
 from ramster.api.v1 import admin_pb2
 from ramster.backend import Backend
-from ramster.errors import InvalidArgument
+from ramster.errors import InvalidArgument, shown
+from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.state import StateFeed
 from ramster.wire.messages import node_state_message
+
+log = logging.getLogger("ramster.node")
 
 SERVICE = "ramster.api.v1.Admin"
 
@@ -72,6 +80,7 @@ class AdminService:
             raise InvalidArgument.field(
                 "timeout_seconds", timeout, f"seconds in 0..{MAX_DRAIN_SECONDS} (0: the node's)"
             )
+        _log_change(f"drain ({f'{timeout:g} s' if timeout else 'the node timeout'})")
         left = await self._drain(timeout or None)
         return admin_pb2.DrainResponse(drained=not left, pages_left=left)
 
@@ -84,6 +93,7 @@ class AdminService:
         return admin_pb2.GetParamsResponse(params=self._backend.params.as_text())
 
     async def set_param(self, request: admin_pb2.SetParamRequest) -> admin_pb2.SetParamResponse:
+        _log_change(f"param {shown(request.name, 80)} set to {shown(request.value, 80)}")
         return admin_pb2.SetParamResponse(params=await self._set_param(request.name, request.value))
 
     async def watch_state(
@@ -95,7 +105,13 @@ class AdminService:
     async def forget_node(
         self, request: admin_pb2.ForgetNodeRequest
     ) -> admin_pb2.ForgetNodeResponse:
+        _log_change(f"forget-node {shown(request.name, 80)}")
         return admin_pb2.ForgetNodeResponse(node_number=await self._forget_node(request.name))
 
     async def undrain(self, request: admin_pb2.UndrainRequest) -> admin_pb2.UndrainResponse:
+        _log_change("undrain")
         return admin_pb2.UndrainResponse(was_draining=await self._undrain())
+
+
+def _log_change(change: str) -> None:
+    log.info("%s by %s", change, current_caller())

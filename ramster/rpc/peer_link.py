@@ -30,6 +30,7 @@ from ramster.trust.seal import OriginSeal, SealBroken
 from ramster.wire.calls import M, Message, stream_call, unary_call
 from ramster.wire.limits import (
     MAX_BATCH,
+    MAX_OWNER_NAME,
     MESSAGE_SIZE_OPTIONS,
     OWN_CONNECTIONS,
     check_client_name,
@@ -316,5 +317,5 @@ def pool_record_of(message: peer_pb2.PoolRecord, field: str = "pools") -> PoolRe
     spec = PoolSpec(
         message.persistent, shared, check_page_size(message.page_size, f"{field}.page_size")
     )
-    owner = check_client_name(message.client, f"{field}.client")
+    owner = check_client_name(message.client, f"{field}.client", MAX_OWNER_NAME)
     return PoolRecord(message.pool, owner, message.pool_id, spec)

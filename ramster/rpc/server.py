@@ -1,18 +1,23 @@
-"""`NodeServer`: the node's grpc.aio server — its services, health and reflection, and the
-addresses it listens on.
+"""`NodeServer`: the node's grpc.aio servers — one per listener group, each with its services,
+health and reflection — and the addresses each listens on.
 
-It is built with the node's service handlers (`SERVICES` names them for health and reflection),
-bound to every ``--listen`` address before it serves (TCP ones with TLS if the node has it, unix
-socket files as `ramster.rpc.listeners` claims them), reports SERVING once the node has joined
-its cluster, and at exit reports shutting down, lets in-flight calls finish within a grace period
-and removes its socket files. Not here: what the services do (`tmem_service`, `admin_service`,
-`peer_service`), when the node starts and stops (`ramster.node`).
+A node serves applications and operators (Tmem, Admin) on its ``--listen`` addresses; its peers
+(Peer) there too, or, with ``--peer-listen``, on a listener of their own; and Admin once more on
+its admin socket (``--admin-listen``), where every caller may change settings. gRPC cannot tell a
+handler which port a call came in on, so each group is a server of its own (`Listener`). Each is
+bound to its addresses before it serves (TCP ones with TLS if the node has it, unix socket files
+as `ramster.rpc.listeners` claims them), reports SERVING once the node has joined its cluster,
+and at exit reports shutting down, lets in-flight calls finish within a grace period and removes
+its socket files. Not here: what the services do (`tmem_service`, `admin_service`,
+`peer_service`), who may call them (`access`), when the node starts and stops (`ramster.node`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -34,23 +39,38 @@ AsyncHealthServicer: Any = health.aio.HealthServicer  # type: ignore[attr-define
 SERVICES = (tmem_service.SERVICE, admin_service.SERVICE, peer_service.SERVICE)
 
 
-class NodeServer:
-    """The gRPC server of one node, serving `handlers` (not yet bound nor started)."""
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One group of the node's addresses and what it serves there: `handlers` of the services
+    `services` (for health and reflection), on `addresses` (the first is the one the group is
+    reached at), unix socket files with permission bits `socket_mode`."""
 
-    def __init__(
-        self,
-        handlers: Sequence[grpc.GenericRpcHandler[Any, Any]],
-        socket_mode: int,
-        tls: TLS | None = None,
-    ) -> None:
-        self._server = grpc.aio.server(options=[*MESSAGE_SIZE_OPTIONS, *SERVER_OPTIONS])
-        self._server.add_generic_rpc_handlers(tuple(handlers))
-        self._health = AsyncHealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+    name: str
+    handlers: Sequence[grpc.GenericRpcHandler[Any, Any]]
+    services: Sequence[str]
+    addresses: Sequence[str]
+    socket_mode: int
+
+
+class _Served:
+    """The grpc.aio server of one `Listener`."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.server = grpc.aio.server(options=[*MESSAGE_SIZE_OPTIONS, *SERVER_OPTIONS])
+        self.server.add_generic_rpc_handlers(tuple(listener.handlers))
+        self.health = AsyncHealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+            (*listener.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
-        self._socket_mode = socket_mode
+
+
+class NodeServer:
+    """The gRPC servers of one node, one per `Listener` (not yet bound nor started)."""
+
+    def __init__(self, listeners: Sequence[Listener], tls: TLS | None = None) -> None:
+        self._served = [_Served(listener) for listener in listeners]
         self._credentials = None if tls is None else tls.server_credentials()
         self._socket_files: list[SocketFile] = []  # removed at stop, if still this node's
         self._started = False
@@ -63,21 +83,28 @@ class NodeServer:
     def started(self) -> bool:
         return self._started
 
-    def bind(self, listen: str, extra_listen: Sequence[str]) -> str:
-        """Bind `listen` and every `extra_listen` address (not yet serving); the address the
-        node is reached at through `listen`, with the port bound if it asked for any."""
-        port = self._bind(listen)
-        for address in extra_listen:
-            self._bind(address)
-        if unix_path(listen) is not None:
-            return listen
-        host, _ = split_host_port(listen, "listen")
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    def bind(self) -> dict[str, str]:
+        """Bind every listener's addresses (not yet serving); by listener name, the address it
+        is reached at: its first, with the port bound if it asked for any."""
+        reached = {}
+        for served in self._served:
+            first, *others = served.listener.addresses
+            port = self._bind(served, first)
+            for address in others:
+                self._bind(served, address)
+            if unix_path(first) is not None:
+                reached[served.listener.name] = first
+            else:
+                host, _ = split_host_port(first, "listen")
+                reached[served.listener.name] = (
+                    f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                )
+        return reached
 
-    def _bind(self, address: str) -> int:
+    def _bind(self, served: _Served, address: str) -> int:
         """Bind `address` (not yet serving); the port bound, 0 for a unix socket."""
         port, socket_file = bind_address(
-            self._server, address, self._socket_mode, self._credentials
+            served.server, address, served.listener.socket_mode, self._credentials
         )
         if socket_file is not None:
             self._socket_files.append(socket_file)
@@ -85,24 +112,27 @@ class NodeServer:
 
     async def start(self) -> None:
         """Take calls; the services are reported SERVING only once `serving` is called."""
-        await self._server.start()
+        for served in self._served:
+            await served.server.start()
         self._started = True
 
     async def serving(self) -> None:
         """Report every service SERVING: the node has joined its cluster."""
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        for name in SERVICES:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        for served in self._served:
+            await served.health.set("", health_pb2.HealthCheckResponse.SERVING)
+            for name in served.listener.services:
+                await served.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def shutting_down(self) -> None:
         """Report every service NOT_SERVING: the node is stopping."""
-        await self._health.enter_graceful_shutdown()
+        for served in self._served:
+            await served.health.enter_graceful_shutdown()
 
     async def stop(self, grace: float) -> None:
         """Refuse new calls, let in-flight ones finish within `grace` seconds, and remove the
         socket files that are still this server's."""
         if self._started:
-            await self._server.stop(grace)
+            await asyncio.gather(*(served.server.stop(grace) for served in self._served))
         for socket_file in self._socket_files:
             try:
                 socket_file.remove()

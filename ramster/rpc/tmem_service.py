@@ -1,7 +1,11 @@
 """The `Tmem` service: applications' page calls, validated and handed to the node's `TieredTmem`.
 
 This module only converts: messages in, values to `ramster.tiered.TieredTmem` (the put and get
-paths, their counters and the rule of a get that frees), messages out. It also refuses an answer
+paths, their counters and the rule of a get that frees), messages out. Pools belong to the
+caller's identity (`ramster.rpc.access.current_caller`): a request's `client` is a label inside
+it, so the node's client is `owner_of` both, and another identity naming the same label, pool id
+or shared UUID reaches pools of its own, never these (NOT_FOUND for an id it has no pool
+under). It also refuses an answer
 too large to send before anything is freed: the get's pages are taken only once their answer is
 built and fits one message (`TieredTmem.deliver`).
 """
@@ -16,13 +20,22 @@ from ramster.api.v1 import tmem_pb2
 from ramster.errors import ResourceExhausted
 from ramster.page import unpack_page
 from ramster.rpc import convert
+from ramster.rpc.access import current_caller
 from ramster.rpc.binding import Call, service, unary, unary_watched
 from ramster.tiered import TieredTmem
 from ramster.tmem import Hit
+from ramster.tmem.keys import owner_name
 from ramster.wire.limits import MAX_MESSAGE, check_client_name
 from ramster.wire.messages import oid_of
 
 SERVICE = "ramster.api.v1.Tmem"
+
+
+def owner_of(label: str) -> str:
+    """The node's client name of client `label` of the caller being served: ``role:name/label``
+    (`ramster.tmem.keys.owner_name`)."""
+    identity = current_caller().identity
+    return owner_name(f"{identity.role.value}:{identity.name}", check_client_name(label))
 
 
 class TmemService:
@@ -57,19 +70,19 @@ class TmemService:
     async def new_pool(self, request: tmem_pb2.NewPoolRequest) -> tmem_pb2.NewPoolResponse:
         self._tiered.check_serving()
         spec = convert.pool_spec(request)
-        pool_id = self._tiered.new_pool(check_client_name(request.client), spec)
+        pool_id = self._tiered.new_pool(owner_of(request.client), spec)
         return tmem_pb2.NewPoolResponse(pool_id=pool_id)
 
     async def destroy_pool(
         self, request: tmem_pb2.DestroyPoolRequest
     ) -> tmem_pb2.DestroyPoolResponse:
         self._tiered.check_serving()
-        flushed = self._tiered.destroy_pool(check_client_name(request.client), request.pool_id)
+        flushed = self._tiered.destroy_pool(owner_of(request.client), request.pool_id)
         return tmem_pb2.DestroyPoolResponse(pages_flushed=flushed)
 
     async def put_pages(self, request: tmem_pb2.PutPagesRequest) -> tmem_pb2.PutPagesResponse:
         self._tiered.check_serving()
-        client = check_client_name(request.client)
+        client = owner_of(request.client)
         spec = self._tiered.pool_spec(client, request.pool_id)
         pages = convert.pages_of(request.pages, spec.page_size)
         outcomes = await self._tiered.put(client, request.pool_id, pages)
@@ -79,7 +92,7 @@ class TmemService:
         self, request: tmem_pb2.GetPagesRequest, call: Call
     ) -> tmem_pb2.GetPagesResponse:
         self._tiered.check_serving()
-        client = check_client_name(request.client)
+        client = owner_of(request.client)
         spec = self._tiered.pool_spec(client, request.pool_id)
         free = convert.free_of(request.mode)
         keys = convert.keys_of(request.keys)
@@ -92,7 +105,7 @@ class TmemService:
 
     async def flush_pages(self, request: tmem_pb2.FlushPagesRequest) -> tmem_pb2.FlushPagesResponse:
         self._tiered.check_serving()
-        client = check_client_name(request.client)
+        client = owner_of(request.client)
         self._tiered.pool_spec(client, request.pool_id)  # an unknown pool before bad keys
         flushed = self._tiered.flush(client, request.pool_id, convert.keys_of(request.keys))
         return tmem_pb2.FlushPagesResponse(flushed=flushed)
@@ -101,7 +114,7 @@ class TmemService:
         self, request: tmem_pb2.FlushObjectsRequest
     ) -> tmem_pb2.FlushObjectsResponse:
         self._tiered.check_serving()
-        client = check_client_name(request.client)
+        client = owner_of(request.client)
         convert.batch_size("oids", len(request.oids))
         oids = [oid_of(oid) for oid in request.oids]
         flushed = self._tiered.flush_objects(client, request.pool_id, oids)

@@ -29,6 +29,7 @@ from ramster.tmem.keys import (
     TmemLimits,
     as_oid,
     check_index,
+    owner_scope,
 )
 from ramster.tmem.pool import Pool, PoolRecord
 from ramster.tmem.table import FOREIGN_PREFIX, PageData, PageTable, PutOutcome
@@ -62,7 +63,8 @@ class Tmem(Generic[ElsewhereT]):
     # -- pools -------------------------------------------------------------------------------
 
     def new_pool(self, client: str, spec: PoolSpec) -> int:
-        """Create a pool for `client` (or join the shared pool of `spec.shared_uuid`)."""
+        """Create a pool for `client` (or join the shared pool of `spec.shared_uuid` in the
+        client's owner scope, `ramster.tmem.keys.owner_scope`)."""
         if client.startswith(FOREIGN_PREFIX):
             raise InvalidArgument.field(
                 "client", client, f"a name not starting with {FOREIGN_PREFIX!r} (kept for peers)"
@@ -82,7 +84,11 @@ class Tmem(Generic[ElsewhereT]):
             raise ResourceExhausted(
                 f"client {client!r} holds {len(pools)} pools: max_pools_per_client is {limit}"
             )
-        pool = self._join_shared(spec) if spec.shared_uuid is not None else table.new_pool(spec)
+        pool = (
+            self._join_shared(owner_scope(client), spec)
+            if spec.shared_uuid is not None
+            else table.new_pool(spec)
+        )
         # Placed only now: a refused join must not leave a client without pools.
         pool_id = next(i for i in range(limit) if i not in pools)
         table.place_pool(client, pool_id, pool)
@@ -105,10 +111,11 @@ class Tmem(Generic[ElsewhereT]):
             return None
         pool = Pool(record.spec, record.uid, owner=(record.client, record.pool_id))
         if record.spec.shared_uuid is not None:
-            if self.table.shared_pool(record.spec.shared_uuid) is not None:
+            scope = owner_scope(record.client)
+            if self.table.shared_pool(scope, record.spec.shared_uuid) is not None:
                 return None
-            pool.refs = 0  # joined by the first client that asks for it
-            self.table.place_shared(pool)
+            pool.refs = 0  # joined by the first client of its scope that asks for it
+            self.table.place_shared(scope, pool)
             return pool
         if record.pool_id in self.table.client_pools(record.client):
             return None
@@ -116,12 +123,12 @@ class Tmem(Generic[ElsewhereT]):
         self._unclaimed.add((record.client, record.pool_id))
         return pool
 
-    def _join_shared(self, spec: PoolSpec) -> Pool:
+    def _join_shared(self, scope: str, spec: PoolSpec) -> Pool:
         assert spec.shared_uuid is not None
-        pool = self.table.shared_pool(spec.shared_uuid)
+        pool = self.table.shared_pool(scope, spec.shared_uuid)
         if pool is None:
             pool = self.table.new_pool(spec)
-            self.table.place_shared(pool)
+            self.table.place_shared(scope, pool)
             return pool
         if pool.spec != spec:
             raise FailedPrecondition(
@@ -139,7 +146,7 @@ class Tmem(Generic[ElsewhereT]):
         if pool.refs:
             return 0
         if pool.spec.shared_uuid is not None:
-            self.table.remove_shared(pool)
+            self.table.remove_shared(owner_scope(client), pool)
         return self.table.drop_pool(pool)
 
     def pool_spec(self, client: str, pool_id: int) -> PoolSpec:

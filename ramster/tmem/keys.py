@@ -111,3 +111,22 @@ class TmemLimits:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidArgument.field(name, value, "an int >= 1")
+
+
+OWNER_SEPARATOR = "/"
+"""Between the scope and the label of a client name the node makes (`owner_name`)."""
+
+
+def owner_name(scope: str, label: str) -> str:
+    """The client name of the client `label` inside `scope` (for the node: the identity of the
+    caller, ``role:name``, whose names hold no ``/``). Pools are a client's, as ever; a shared
+    pool's UUID names one pool per scope (`owner_scope`), so another scope naming the same UUID
+    gets a pool of its own."""
+    return f"{scope}{OWNER_SEPARATOR}{label}"
+
+
+def owner_scope(client: str) -> str:
+    """The scope of a client name `owner_name` made ("" for a name without one: clients in
+    process, which share one scope)."""
+    scope, separator, _ = client.partition(OWNER_SEPARATOR)
+    return scope if separator else ""

@@ -75,7 +75,8 @@ class PageTable(Generic[ElsewhereT]):
         self.store = store
         self.elsewhere: ElsewhereT = cast(ElsewhereT, elsewhere or Nowhere())
         self._clients: dict[str, dict[int, Pool]] = {}
-        self._shared: dict[uuid.UUID, Pool] = {}
+        self._shared: dict[tuple[str, uuid.UUID], Pool] = {}
+        """Shared pools by (owner scope, UUID): a UUID is shared within a scope only."""
         self._objects: dict[int, TmemObject] = {}
         self._next_obj_id = 0
         self._next_pool_uid = first_pool_uid - 1
@@ -161,18 +162,19 @@ class PageTable(Generic[ElsewhereT]):
         """Take `client` with every pool it has, by pool id; their pages stay until `drop_pool`."""
         return self._clients.pop(client)
 
-    def shared_pool(self, shared_uuid: uuid.UUID) -> Pool | None:
-        """The shared pool of `shared_uuid`, if any client (or recovery) made it."""
-        return self._shared.get(shared_uuid)
+    def shared_pool(self, scope: str, shared_uuid: uuid.UUID) -> Pool | None:
+        """The shared pool of `shared_uuid` in owner scope `scope`
+        (`ramster.tmem.keys.owner_scope`), if any client of the scope (or recovery) made it."""
+        return self._shared.get((scope, shared_uuid))
 
-    def place_shared(self, pool: Pool) -> None:
-        """Make `pool` the shared pool of its spec's UUID."""
+    def place_shared(self, scope: str, pool: Pool) -> None:
+        """Make `pool` the shared pool of its spec's UUID in owner scope `scope`."""
         assert pool.spec.shared_uuid is not None
-        self._shared[pool.spec.shared_uuid] = pool
+        self._shared[scope, pool.spec.shared_uuid] = pool
 
-    def remove_shared(self, pool: Pool) -> None:
+    def remove_shared(self, scope: str, pool: Pool) -> None:
         assert pool.spec.shared_uuid is not None
-        del self._shared[pool.spec.shared_uuid]
+        del self._shared[scope, pool.spec.shared_uuid]
 
     def own_pools(self) -> Iterator[Pool]:
         """Every pool of this node's own clients (not those held for peers), each once."""

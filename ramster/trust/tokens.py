@@ -82,6 +82,14 @@ def verify_token(
 ) -> Identity:
     """The identity `token` proves at `now`, checked against the CA's public key `ca_public`;
     `TokenRefused` otherwise. The signature is checked before anything in the payload is read."""
+    return verify_token_until(token, ca_public, now)[0]
+
+
+def verify_token_until(
+    token: str, ca_public: ec.EllipticCurvePublicKey, now: datetime.datetime
+) -> tuple[Identity, int]:
+    """As `verify_token`, with the token's expiry (Unix seconds): a server that keeps tokens it
+    checked need not check the signature again before then."""
     if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN:
         raise TokenRefused(
             str(token), "malformed", f"expected at most {MAX_TOKEN} ASCII characters"
@@ -108,7 +116,7 @@ def verify_token(
     except InvalidArgument:
         raise TokenRefused(token, "unknown role", "expected node, client or admin") from None
     try:
-        return Identity(role, claims.name)
+        return Identity(role, claims.name), claims.expires
     except InvalidArgument as error:
         raise TokenRefused(token, "malformed", error.message) from None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Protocol, Self, TypeVar
 
 import grpc
@@ -42,15 +42,17 @@ async def unary_call(
     request: Message,
     response_type: type[M],
     timeout: float | None,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> M:
-    """Call ``/ramster.api.v1.<method>`` (e.g. ``Tmem/PutPages``) with a deadline of `timeout`."""
+    """Call ``/ramster.api.v1.<method>`` (e.g. ``Tmem/PutPages``) with a deadline of `timeout`,
+    sending `metadata` (a bearer token, `ramster.wire.bearer`)."""
     call = channel.unary_unary(
         f"/ramster.api.v1.{method}",
         request_serializer=serialize,
         response_deserializer=response_type.FromString,
     )
     with _translated(method):
-        response: M = await call(request, timeout=timeout)
+        response: M = await call(request, timeout=timeout, metadata=tuple(metadata))
     return response
 
 
@@ -60,14 +62,16 @@ async def stream_messages(
     request: Message,
     response_type: type[M],
     timeout: float | None,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> AsyncGenerator[M, None]:
     """Each message of the server stream ``/ramster.api.v1.<method>`` as it arrives, within
-    `timeout` (None: no deadline); the call is cancelled when the iteration ends early."""
+    `timeout` (None: no deadline), sending `metadata`; the call is cancelled when the iteration
+    ends early."""
     call = channel.unary_stream(
         f"/ramster.api.v1.{method}",
         request_serializer=serialize,
         response_deserializer=response_type.FromString,
-    )(request, timeout=timeout)
+    )(request, timeout=timeout, metadata=tuple(metadata))
     try:
         with _translated(method):
             async for message in call:

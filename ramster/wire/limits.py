@@ -22,13 +22,17 @@ MAX_RECOVER_EPOCHS = 64
 handing its pages over takes back those of its latest 64 starts (older copies were long written
 off by the repair of their peers)."""
 
+MAX_OWNER_NAME = MAX_CLIENT_NAME + 72
+"""Characters of a client name as a node keeps it, ``role:name/label`` (`ramster.rpc.
+tmem_service.owner_of`): a role (at most 6), ':', an identity name (at most 63), '/', a label.
+Peers keep it in the records of the pools they hold pages of."""
 
-def check_client_name(name: object, field: str = "client") -> str:
-    """`name` if it is a client name both ends accept, else `InvalidArgument` naming `field`."""
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_CLIENT_NAME:
-        raise InvalidArgument.field(
-            field, name, f"a non-empty name of at most {MAX_CLIENT_NAME} characters"
-        )
+
+def check_client_name(name: object, field: str = "client", limit: int = MAX_CLIENT_NAME) -> str:
+    """`name` if it is a client name both ends accept (of at most `limit` characters), else
+    `InvalidArgument` naming `field`."""
+    if not isinstance(name, str) or not 0 < len(name) <= limit:
+        raise InvalidArgument.field(field, name, f"a non-empty name of at most {limit} characters")
     return name
 
 

@@ -73,7 +73,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
             await client.destroy_pool(shared)
             with pytest.raises(NotFound) as caught:
                 await client.get(shared, 1, 1)
-            assert caught.value.message == "pool_id 2 does not exist for client 'app'"
+            assert caught.value.message == "pool_id 2 does not exist for client 'local:local/app'"
 
             counters = await client.stats()
             expected = {
@@ -140,7 +140,7 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
             assert invalid.value.message == "items[1].data length 5 != pool page_size 4096"
             with pytest.raises(NotFound) as missing:
                 await client.get_many(9, [(1, 0)])
-            assert missing.value.message == "pool_id 9 does not exist for client 'app'"
+            assert missing.value.message == "pool_id 9 does not exist for client 'local:local/app'"
             with pytest.raises(InvalidArgument) as invalid:
                 await client.set_param("bogus", "on")
             assert (
@@ -152,7 +152,10 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
                 await client.new_pool()
             with pytest.raises(ResourceExhausted) as full:
                 await client.new_pool()
-            assert full.value.message == "client 'app' holds 16 pools: max_pools_per_client is 16"
+            assert (
+                full.value.message
+                == "client 'local:local/app' holds 16 pools: max_pools_per_client is 16"
+            )
             await client.set_param("zcache", "off")
             with pytest.raises(FailedPrecondition) as off:
                 await client.get(pool, 1, 0)

@@ -128,7 +128,8 @@ def test_an_invalid_request_shows_the_code_and_the_nodes_message(node: NodeProce
     )
     assert (missing.returncode, missing.stderr) == (
         64 + 5,
-        "ERROR:\n  Code: NotFound\n  Message: pool_id 3 does not exist for client 'curl'\n",
+        "ERROR:\n  Code: NotFound\n  Message: pool_id 3 does not exist for client "
+        "'local:local/curl'\n",
     )
 
 

@@ -215,18 +215,27 @@ def test_page_sizes_at_the_limits_and_zero_for_the_default_are_accepted(wire: Ra
 def test_unknown_destroyed_and_negative_pools_are_refused_by_every_call(wire: RawNode) -> None:
     for name in POOL_CALLS:
         answer = wire.tmem(name, **pool_request(name, 7))
-        assert answer.refusal == (NOT_FOUND, "pool_id 7 does not exist for client 'app'"), name
+        assert answer.refusal == (
+            NOT_FOUND,
+            "pool_id 7 does not exist for client 'local:local/app'",
+        ), name
     pool = new_pool(wire, persistent=True)
     wire.tmem("PutPages", **pool_request("PutPages", pool))
     # Pool ids are per client: another client has no pool 0.
     for name in POOL_CALLS:
         answer = wire.tmem(name, **pool_request(name, pool, client="other"))
-        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'other'"), name
+        assert answer.refusal == (
+            NOT_FOUND,
+            "pool_id 0 does not exist for client 'local:local/other'",
+        ), name
     destroyed = wire.tmem("DestroyPool", client="app", pool_id=pool)
     assert destroyed.parsed(tmem_pb2.DestroyPoolResponse).pages_flushed == 1
     for name in POOL_CALLS:
         answer = wire.tmem(name, **pool_request(name, pool))
-        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'app'"), name
+        assert answer.refusal == (
+            NOT_FOUND,
+            "pool_id 0 does not exist for client 'local:local/app'",
+        ), name
     for pool_id in (-1, -(2**31)):
         for name in POOL_CALLS:
             answer = wire.tmem(name, **pool_request(name, pool_id))
@@ -318,7 +327,7 @@ def test_a_17th_pool_of_one_client_is_refused_and_a_freed_id_is_reused(wire: Raw
     assert [new_pool(wire) for _ in range(16)] == list(range(16))
     assert wire.tmem("NewPool", client="app").refusal == (
         EXHAUSTED,
-        "client 'app' holds 16 pools: max_pools_per_client is 16",
+        "client 'local:local/app' holds 16 pools: max_pools_per_client is 16",
     )
     assert new_pool(wire, client="other") == 0  # the limit is per client
     wire.tmem("DestroyPool", client="app", pool_id=5).parsed(tmem_pb2.DestroyPoolResponse)
@@ -465,7 +474,10 @@ def test_with_zcache_off_every_tmem_call_fails_its_precondition(
         state = on.admin("GetStats").parsed(admin_pb2.GetStatsResponse).state
         assert (state.zcache, state.backend_generation) == (True, 2)
         answer = on.tmem("GetPages", **pool_request("GetPages", 0))
-        assert answer.refusal == (NOT_FOUND, "pool_id 0 does not exist for client 'app'")
+        assert answer.refusal == (
+            NOT_FOUND,
+            "pool_id 0 does not exist for client 'local:local/app'",
+        )
 
 
 def test_zcache_stays_on_while_persistent_pages_are_stored(wire: RawNode) -> None:
@@ -703,22 +715,31 @@ def test_an_origin_epoch_not_made_as_nodes_make_it_is_refused(wire: RawNode) -> 
                     refused[method.path, epoch[:20]] = answer
     assert refused == {}
     # The other epochs a peer names are held to the same form.
-    for field, request, path in (
-        ("holder_epoch", peer_pb2.PeerPutRequest, "PutPages"),
-        ("keep", peer_pb2.RecoverRequest, "Recover"),
+    for field, named, request, path in (
+        ("holder_epoch", "holder_epoch", peer_pb2.PeerPutRequest, "PutPages"),
+        ("keep", "keep[1]", peer_pb2.RecoverRequest, "Recover"),
     ):
         origin = peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH)
         for epoch, shown in bad.items():
-            if not epoch:
-                continue  # empty: the holder's epoch unknown, or no epoch to keep
-            message = request(origin=origin, **{field: epoch})
+            if not epoch and field == "holder_epoch":
+                continue  # empty: the holder's epoch unknown
+            # Recover names a list of epochs: the bad one second, after a good one.
+            value = [PEER_EPOCH, epoch] if field == "keep" else epoch
+            message = request(origin=origin, **{field: value})
             answer = (wire.first if path == "Recover" else wire.call)(
                 f"/ramster.api.v1.Peer/{path}", message
             )
             assert answer.refusal == (
                 INVALID,
-                f"{field} {shown} is invalid: expected {EPOCH_RULE}",
+                f"{named} {shown} is invalid: expected {EPOCH_RULE}",
             )
+    too_many = peer_pb2.RecoverRequest(
+        origin=peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH), keep=[PEER_EPOCH] * 65
+    )
+    assert wire.first("/ramster.api.v1.Peer/Recover", too_many).refusal == (
+        INVALID,
+        "keep '65 epochs' is invalid: expected at most 64",
+    )
 
 
 def test_a_peer_page_version_the_origin_cannot_have_made_is_refused(wire: RawNode) -> None:
@@ -757,7 +778,7 @@ def test_huge_peer_strings_are_refused_with_messages_that_fit_a_grpc_status(
         (
             peer_put(wire, peer_page(1), pools=[pool]),
             f"pools[0].client {shown_long(huge)} is invalid: expected a non-empty name of at most "
-            "256 characters",
+            "328 characters",  # a label of 256 inside an identity: role:name/label
         ),
         (
             peer_put(wire, epoch=huge),

@@ -71,3 +71,25 @@ def test_with_tls_any_address_serves_and_insecure_contradicts(tmp_path: Path) ->
     assert refused.value.message == (
         "insecure and TLS contradict: give --insecure or the TLS flags"
     )
+
+
+def test_the_peer_listener_follows_the_transport_rule_and_the_admin_socket_is_a_unix_one() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="127.0.0.1:0", peer_listen="0.0.0.0:7471", store=STORE)
+    assert refused.value.message == (
+        "listen '0.0.0.0:7471' is not loopback: serve it with --tls-ca, --tls-cert and "
+        "--tls-key, or pass --insecure to serve it in plaintext"
+    )
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="127.0.0.1:0", admin_listen="127.0.0.1:7472", store=STORE)
+    assert refused.value.message == (
+        "admin_listen '127.0.0.1:7472' is invalid: expected unix:///path: a socket file whose "
+        "mode (0600) decides who may connect"
+    )
+    config = NodeConfig(
+        listen="127.0.0.1:0",
+        peer_listen="127.0.0.1:0",
+        admin_listen="unix:///tmp/admin.sock",
+        store=STORE,
+    )
+    assert (config.peer_listen, config.admin_listen) == ("127.0.0.1:0", "unix:///tmp/admin.sock")

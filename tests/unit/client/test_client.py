@@ -39,6 +39,7 @@ def test_the_public_surface() -> None:
         "InvalidArgument",
         "NodeState",
         "NotFound",
+        "PermissionDenied",
         "PoolNotFound",
         "RamsterError",
         "ResourceExhausted",

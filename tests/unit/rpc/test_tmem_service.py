@@ -14,12 +14,17 @@ from ramster.api.v1 import tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded
 from ramster.params import ModuleParams
+from ramster.rpc.access import Caller, set_caller
 from ramster.rpc.tmem_service import TmemService
 from ramster.tiered import TieredTmem
 from ramster.tmem import PoolSpec
+from ramster.tmem.keys import owner_name
+from ramster.trust.identity import LOCAL
 from ramster.zcache import ZcacheConfig
 
 APP = "app"
+OWNER = owner_name("local:local", APP)
+"""The node's client of label `APP` of the local identity (`owner_of`)."""
 PAGE = bytes(range(256)) * 16
 
 
@@ -41,8 +46,9 @@ def get_request(pool: int, mode: int) -> tmem_pb2.GetPagesRequest:
 def service_with_page(spec: PoolSpec) -> tuple[TmemService, TieredTmem, Backend, int]:
     backend = Backend(ZcacheConfig(memory=1 << 20), params=ModuleParams(persistent_copies=1))
     tmem = backend.require()
-    pool = tmem.new_pool(APP, spec)
-    tmem.put(APP, pool, 7, 0, PAGE)
+    pool = tmem.new_pool(OWNER, spec)
+    tmem.put(OWNER, pool, 7, 0, PAGE)
+    set_caller(Caller(LOCAL, "unix socket"))
     tiered = TieredTmem(backend)
     return TmemService(tiered), tiered, backend, pool
 
@@ -70,7 +76,7 @@ def test_the_get_mode_asks_the_pool_rule_to_free_or_to_keep(
     service, _, backend, pool = service_with_page(spec)
     response = asyncio.run(service.get_pages(get_request(pool, mode), FakeCall(alive=True)))
     assert list(response.found) == [True]
-    still = backend.require().get_many(APP, pool, [(7, 0)], free=False)
+    still = backend.require().get_many(OWNER, pool, [(7, 0)], free=False)
     assert still == ([None] if frees else [PAGE])
 
 
@@ -79,5 +85,5 @@ def test_a_get_pages_call_whose_caller_is_gone_frees_nothing() -> None:
     with pytest.raises(DeadlineExceeded) as raised:
         asyncio.run(service.get_pages(get_request(pool, FREE), FakeCall(alive=False)))
     assert raised.value.message == "the caller is gone: no page was freed"
-    assert backend.require().get_many(APP, pool, [(7, 0)], free=False) == [PAGE]
+    assert backend.require().get_many(OWNER, pool, [(7, 0)], free=False) == [PAGE]
     assert tiered.counters["frontswap_loads"] == 0

@@ -35,8 +35,9 @@ from ramster.tmem import (
     TmemLimits,
 )
 from ramster.tmem.host import OidLike
+from ramster.tmem.keys import owner_name
 from ramster.tmem.local import LocalClient
-from ramster.tmem.pool import OBJECT_BYTES
+from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
 from ramster.zcache import PlainStore, ZCache, ZcacheConfig
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
 
@@ -211,6 +212,36 @@ def test_a_shared_pool_is_one_pool_for_every_client_with_its_uuid(tmem: Tmem) ->
     assert tmem.get(APP, app_pool, 1, 1) == B
     assert tmem.get(PEER, 0, 1, 0) is None  # the peer's private pool is another pool
     assert repr(tmem) == "<Tmem clients=2 pools=3 objects=1 pages=2>"
+
+
+def test_a_shared_uuid_names_one_pool_per_owner_scope(tmem: Tmem) -> None:
+    # Clients "SCOPE/LABEL" (an identity's labels, `owner_name`) share a UUID's pool within
+    # their scope only: another scope naming the same UUID gets a pool of its own.
+    x_a, x_b, y_a = owner_name("client:x", "a"), owner_name("client:x", "b"), "client:y/a"
+    x_a_pool, x_b_pool, y_pool = (tmem.new_pool(c, SHARED_EPHEMERAL) for c in (x_a, x_b, y_a))
+    tmem.put(x_a, x_a_pool, 1, 0, A)
+    assert tmem.get(x_b, x_b_pool, 1, 0) == A
+    assert tmem.get(y_a, y_pool, 1, 0) is None
+    tmem.put(y_a, y_pool, 1, 0, B)
+    assert tmem.get(x_a, x_a_pool, 1, 0) == A
+    assert repr(tmem) == "<Tmem clients=3 pools=3 objects=2 pages=2>"
+    assert tmem.destroy_pool(y_a, y_pool) == 1
+    assert tmem.destroy_pool(x_a, x_a_pool) == 0  # x's other label still shares it
+    assert tmem.get(x_b, x_b_pool, 1, 0) == A
+
+
+def test_a_recovered_shared_pool_goes_back_to_its_owners_scope(tmem: Tmem) -> None:
+    x_a, y_a = owner_name("client:x", "a"), owner_name("client:y", "a")
+    recovered = tmem.install_recovered(PoolRecord(7, x_a, 0, SHARED_EPHEMERAL))
+    assert recovered is not None
+    assert (
+        tmem.install_recovered(PoolRecord(8, owner_name("client:x", "b"), 0, SHARED_EPHEMERAL))
+        is None
+    )
+    y_pool = tmem.new_pool(y_a, SHARED_EPHEMERAL)
+    assert tmem.table.pool(y_a, y_pool) is not recovered
+    x_pool = tmem.new_pool(x_a, SHARED_EPHEMERAL)
+    assert tmem.table.pool(x_a, x_pool) is recovered
 
 
 def test_a_shared_ephemeral_get_keeps_the_page_unless_free_is_true(tmem: Tmem) -> None:
