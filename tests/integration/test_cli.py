@@ -182,7 +182,7 @@ def test_a_bad_flag_or_variable_exits_2_with_one_line_naming_it(
         (
             ["demo", "--tls-ca", __file__, "--tls-cert", __file__, "--tls-key", __file__],
             {},
-            "the TLS flags go with --node: the demo's own cluster has none",
+            "the TLS flags go with --node: the demo's own cluster makes its own CA",
         ),
         (
             ["forget-node", "bad!name"],

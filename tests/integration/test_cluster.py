@@ -37,7 +37,7 @@ import pytest
 from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
 from ramster.api.v1 import peer_pb2, tmem_pb2
-from ramster.client import FailedPrecondition, InvalidArgument, SyncClient
+from ramster.client import TLS, FailedPrecondition, InvalidArgument, SyncClient
 from tests.support.cluster import (
     BATCH,
     OBJECT_PAGES,
@@ -661,16 +661,32 @@ def test_up_runs_etcd_and_three_nodes_until_sigint_stops_them_all(tmp_path: Path
             assert shown[number] == (
                 f"node {number:<4} {name:<8} {address:<22} 64.0MiB  pid {pid}  log {log}"
             )
+        (tls,) = (folder / "tls" for folder in tmp_path.glob("ramster-up-*"))
         assert shown[4:] == [
+            f"tls       {tls} (the cluster's CA; only its certificates get in)",
+            "",
+            "as the cluster's admin, in your shell:",
+            f"export RAMSTER_TLS_CA={tls}/ca.crt",
+            f"export RAMSTER_TLS_CERT={tls}/admin.crt",
+            f"export RAMSTER_TLS_KEY={tls}/admin.key",
             "",
             f"try:  ramster stats --node {rows[0][2]}",
             f"      ramster members --etcd {etcd[1]} --cluster local",
             "Ctrl-C stops everything.",
         ]
+        admin = TLS(tls / "ca.crt", tls / "admin.crt", tls / "admin.key")
         for number, _, address, _, _ in rows:
-            with SyncClient(address) as client:
+            with SyncClient(address, tls=admin) as client:
                 stats = client.stats()
             assert (stats["node_number"], stats["memory_bytes"]) == (number, 64 * MiB)
+        exported = {
+            line.split("=")[0].removeprefix("export "): line.split("=")[1] for line in shown[7:10]
+        }
+        as_shown = subprocess.run(
+            [RAMSTER, "stats", "--node", rows[0][2], "--json"],
+            capture_output=True, text=True, timeout=30, env={**os.environ, **exported},
+        )  # fmt: skip
+        assert as_shown.returncode == 0, as_shown.stderr
         members = asyncio.run(list_members(etcd[1], "local"))
         assert [(m.number, m.name, m.address) for m in members] == [r[:3] for r in rows]
         pids = child_pids(proc.pid)
