@@ -257,6 +257,7 @@ def _run(args: argparse.Namespace) -> int:
             drain_timeout=args.drain_timeout,
             ready_file=args.ready_file,
             etcd=args.etcd,
+            etcd_credentials=flags.etcd_credentials_of(args),
             peers=tuple(args.peer),
             node_number=args.node_number,
             advertise=args.advertise,
@@ -282,7 +283,14 @@ def _run(args: argparse.Namespace) -> int:
 
             if args.action != "set" or not args.etcd:
                 raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
-            return set_cluster_param(args.etcd, args.cluster, args.name, args.value, sys.stdout)
+            return set_cluster_param(
+                args.etcd,
+                args.cluster,
+                args.name,
+                args.value,
+                sys.stdout,
+                flags.etcd_credentials_of(args),
+            )
         return param(args.node, args.action, args.name, args.value, sys.stdout, flags.tls_of(args))
     if args.command == "drain":
         from ramster.cli.admin import drain as drain_node
@@ -301,7 +309,7 @@ def _run(args: argparse.Namespace) -> int:
 
         if not args.etcd:
             raise InvalidArgument("members needs --etcd URL (or RAMSTER_ETCD)")
-        return print_members(args.etcd, args.cluster, sys.stdout)
+        return print_members(args.etcd, args.cluster, sys.stdout, flags.etcd_credentials_of(args))
     if args.command == "demo":
         from ramster.workload.demo import run_demo
 

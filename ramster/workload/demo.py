@@ -98,7 +98,8 @@ def run_demo(pages: int, memory: int, keep: bool = False, out: TextIO = sys.stdo
             say(
                 f"\nthe cluster stays up: ramster stats --node {first.address} --tls-ca {admin.ca} "
                 f"--tls-cert {admin.cert} --tls-key {admin.key}\n"
-                f"                      ramster members --etcd {cluster.etcd_url} --cluster demo\n"
+                f"                      ramster members --etcd {cluster.etcd_url} --cluster demo "
+                f"--etcd-ca {admin.ca} --etcd-cert {admin.cert} --etcd-key {admin.key}\n"
                 "Ctrl-C stops it.\n"
             )
             out.flush()

@@ -66,4 +66,6 @@ def test_the_demos_nodes_take_only_certificates_of_its_own_ca(tmp_path: Path) ->
         "client.crt": 0o644, "client.key": 0o600,
         "admin.crt": 0o644, "admin.key": 0o600,
         "node1.crt": 0o644, "node1.key": 0o600, "node1.pagekey": 0o600,
+        "etcd.crt": 0o644, "etcd.key": 0o600, "etcd.pagekey": 0o600,  # etcd serves as a node
+        "root.crt": 0o644, "root.key": 0o600,  # etcd's root user, who set its auth up
     }  # fmt: skip
