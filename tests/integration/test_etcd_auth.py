@@ -8,16 +8,19 @@ from __future__ import annotations
 import datetime
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ramster.client import SyncClient
 from ramster.launcher import LocalCluster
 from ramster.trust import files
 from ramster.trust.identity import Identity, Role
 from tests.support.cluster import MiB
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import RAMSTER
+from tests.support.nodes import RAMSTER, NodeFactory
+from tests.support.processes import wait_for
 
 DENIED = "PERMISSION_DENIED etcdserver: permission denied"
 
@@ -114,10 +117,15 @@ def test_etcd_refuses_a_certificate_whose_user_has_no_role_on_the_prefix(
     assert node.stderr.endswith(f": {DENIED}\n"), node.stderr
 
 
-def test_a_user_and_password_reach_their_prefix_only(tmp_path: Path) -> None:
+ROOT = "--user=root:root-secret"
+
+
+@pytest.fixture
+def etcd_with_users(tmp_path: Path) -> Iterator[EtcdProcess]:
+    """A plain-http etcd of its own with authentication on: user app (password app-secret) may
+    read and write /ramster/c1/ only; root is root:root-secret."""
     etcd = EtcdProcess(tmp_path, "etcd-auth").start()
     try:
-        root = "--user=root:root-secret"
         for command in (
             ["user", "add", "root:root-secret"],
             ["user", "grant-role", "root", "root"],
@@ -127,28 +135,47 @@ def test_a_user_and_password_reach_their_prefix_only(tmp_path: Path) -> None:
             ["user", "grant-role", "app", "ramster-c1"],
             ["auth", "enable"],
         ):
-            etcd.ctl(*command, *([root] if command[0] == "auth" else []))
-        user = ("--etcd", etcd.url, "--etcd-user", "app", "--etcd-password", "app-secret")
-        mine = ramster("param", "set", "zcache", "off", "--cluster", "c1", *user)
-        theirs = ramster("param", "set", "zcache", "off", "--cluster", "c2", *user)
-        anonymous = ramster("param", "set", "zcache", "off", "--cluster", "c1", "--etcd", etcd.url)
-        wrong = ramster("members", "--cluster", "c1", *user[:-1], "guessed")
-        assert (mine.returncode, mine.stderr) == (0, "")
-        assert (theirs.returncode, theirs.stderr) == (
-            1,
-            f"ramster param: etcd at {etcd.url} refused writing /ramster/c2/params/zcache: "
-            f"{DENIED}\n",
-        )
-        assert (anonymous.returncode, anonymous.stderr) == (
-            1,
-            f"ramster param: etcd at {etcd.url} refused writing /ramster/c1/params/zcache: "
-            "INVALID_ARGUMENT etcdserver: user name is empty\n",
-        )
-        assert (wrong.returncode, wrong.stderr) == (
-            1,
-            f"ramster members: etcd at {etcd.url} refused authenticating as 'app': "
-            "INVALID_ARGUMENT etcdserver: authentication failed, invalid user ID or password\n",
-        )
-        assert etcd.ctl("get", "--prefix", "/ramster/", "--print-value-only", root) == "off\n"
+            etcd.ctl(*command, *([ROOT] if command[0] == "auth" else []))
+        yield etcd
     finally:
         etcd.stop()
+
+
+def test_a_user_and_password_reach_their_prefix_only(etcd_with_users: EtcdProcess) -> None:
+    etcd, root = etcd_with_users, ROOT
+    user = ("--etcd", etcd.url, "--etcd-user", "app", "--etcd-password", "app-secret")
+    mine = ramster("param", "set", "zcache", "off", "--cluster", "c1", *user)
+    theirs = ramster("param", "set", "zcache", "off", "--cluster", "c2", *user)
+    anonymous = ramster("param", "set", "zcache", "off", "--cluster", "c1", "--etcd", etcd.url)
+    wrong = ramster("members", "--cluster", "c1", *user[:-1], "guessed")
+    assert (mine.returncode, mine.stderr) == (0, "")
+    assert (theirs.returncode, theirs.stderr) == (
+        1,
+        f"ramster param: etcd at {etcd.url} refused writing /ramster/c2/params/zcache: {DENIED}\n",
+    )
+    assert (anonymous.returncode, anonymous.stderr) == (
+        1,
+        f"ramster param: etcd at {etcd.url} refused writing /ramster/c1/params/zcache: "
+        "INVALID_ARGUMENT etcdserver: user name is empty\n",
+    )
+    assert (wrong.returncode, wrong.stderr) == (
+        1,
+        f"ramster members: etcd at {etcd.url} refused authenticating as 'app': "
+        "INVALID_ARGUMENT etcdserver: authentication failed, invalid user ID or password\n",
+    )
+    assert etcd.ctl("get", "--prefix", "/ramster/", "--print-value-only", root) == "off\n"
+
+
+def test_a_node_asks_for_a_new_token_when_a_restarted_etcd_forgot_its_own(
+    etcd_with_users: EtcdProcess, node_factory: NodeFactory
+) -> None:
+    etcd = etcd_with_users
+    user = ("--etcd", etcd.url, "--etcd-user", "app", "--etcd-password", "app-secret")
+    node = node_factory.start("n1", extra_flags=(*user, "--cluster", "c1"))
+    etcd.restart()  # etcd keeps its simple tokens in memory: the node's is gone
+    written = ramster("param", "set", "eph_remotify", "off", "--cluster", "c1", *user)
+    assert (written.returncode, written.stderr) == (0, "")
+    with SyncClient(node.address, client_name="test") as client:
+        wait_for(lambda: client.params()["eph_remotify"] == "off", 20, "the node to apply it")
+    members = ramster("members", "--cluster", "c1", *user)
+    assert [line.split()[:2] for line in members.stdout.splitlines()[1:]] == [["1", "n1"]]
