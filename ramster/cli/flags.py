@@ -26,6 +26,7 @@ from ramster.units import parse_size
 from ramster.wire.limits import split_host_port
 
 if TYPE_CHECKING:
+    from nodemanager.etcd_client import EtcdCredentials
     from ramster.wire.tls import TLS
 
 USAGE = 2
@@ -166,8 +167,37 @@ def tls_of(args: argparse.Namespace) -> TLS | None:
 
 
 def etcd_flag(parser: Parser, help: str = "etcd endpoints [RAMSTER_ETCD]") -> None:
-    """``--etcd``: the endpoints of the cluster's etcd."""
+    """``--etcd``: the endpoints of the cluster's etcd, and what to show it (`etcd_credentials_of`
+    reads them): etcdctl's ``--cacert``/``--cert``/``--key`` or ``--user``/``--password``."""
     parser.add_argument("--etcd", action=FromEnvironment, type=endpoints, help=help)
+    for flag, what in ETCD_CREDENTIALS.items():
+        parser.add_argument(
+            f"--etcd-{flag}",
+            action=FromEnvironment,
+            metavar="FILE" if flag in {"ca", "cert", "key"} else flag.upper(),
+            help=f"{what} [RAMSTER_ETCD_{flag.upper()}, none]",
+        )
+
+
+ETCD_CREDENTIALS = {
+    "ca": "the CA of etcd's certificate (PEM), for https:// endpoints",
+    "cert": "a client certificate etcd trusts (PEM); its CN is the etcd user",
+    "key": "the client certificate's private key (PEM)",
+    "user": "an etcd user, instead of a client certificate",
+    "password": "that user's password (better in the variable than on the command line)",
+}
+
+
+def etcd_credentials_of(args: argparse.Namespace) -> EtcdCredentials | None:
+    """The `EtcdCredentials` of the flags `etcd_flag` added; None if none is given."""
+    from nodemanager.etcd_client import EtcdCredentials  # it loads grpc: not for every --help
+
+    given = {field: getattr(args, f"etcd_{field}") for field in ETCD_CREDENTIALS}
+    if not any(given.values()):
+        return None
+    if not args.etcd:
+        raise InvalidArgument("--etcd-* flags are given without --etcd (or RAMSTER_ETCD)")
+    return EtcdCredentials(**given)
 
 
 def cluster_flag(parser: Parser) -> None:

@@ -279,6 +279,7 @@ def _run(args: argparse.Namespace) -> int:
             drain_timeout=args.drain_timeout,
             ready_file=args.ready_file,
             etcd=args.etcd,
+            etcd_credentials=flags.etcd_credentials_of(args),
             peers=tuple(args.peer),
             node_number=args.node_number,
             advertise=args.advertise,
@@ -309,7 +310,14 @@ def _run(args: argparse.Namespace) -> int:
 
             if args.action != "set" or not args.etcd:
                 raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
-            return set_cluster_param(args.etcd, args.cluster, args.name, args.value, sys.stdout)
+            return set_cluster_param(
+                args.etcd,
+                args.cluster,
+                args.name,
+                args.value,
+                sys.stdout,
+                flags.etcd_credentials_of(args),
+            )
         return param(
             args.node,
             args.action,
@@ -340,7 +348,7 @@ def _run(args: argparse.Namespace) -> int:
 
         if not args.etcd:
             raise InvalidArgument("members needs --etcd URL (or RAMSTER_ETCD)")
-        return print_members(args.etcd, args.cluster, sys.stdout)
+        return print_members(args.etcd, args.cluster, sys.stdout, flags.etcd_credentials_of(args))
     if args.command == "demo":
         from ramster.workload.demo import run_demo
 
@@ -350,7 +358,9 @@ def _run(args: argparse.Namespace) -> int:
 
             return run_demo_on(args.node, args.pages, tls=tls)
         if tls is not None:
-            raise InvalidArgument("the TLS flags go with --node: the demo's own cluster has none")
+            raise InvalidArgument(
+                "the TLS flags go with --node: the demo's own cluster makes its own CA"
+            )
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     if args.command == "certs":
         return run_certs(args, sys.stdout)

@@ -5,7 +5,8 @@ corpus of real pages through frontswap (persistent: every page taken must come b
 rest in cleancache (ephemeral: a second chance that may forget). Node 1 runs short and ships
 compressed pages to nodes 2 and 3; then everything is read back and compared. A progress bar
 shows each phase; a table shows what every node holds. Everything started is stopped at the end,
-unless `keep` leaves the cluster up until Ctrl-C.
+unless `keep` leaves the cluster up until Ctrl-C. The cluster makes its own CA and serves mTLS
+only (`LocalCluster`): the workload calls as the cluster's client, the statistics as its admin.
 """
 
 from __future__ import annotations
@@ -80,10 +81,12 @@ def run_demo(pages: int, memory: int, keep: bool = False, out: TextIO = sys.stdo
         snapshot: list[dict[str, int]] = []
 
         def take_snapshot() -> None:
-            snapshot.extend(_stats(node.address) for node in cluster.nodes)
+            snapshot.extend(_stats(node.address, cluster.admin_tls) for node in cluster.nodes)
 
-        result = _workload(first.address, swap_pages, file_pages, out, take_snapshot)
-        final = [_stats(node.address) for node in cluster.nodes]
+        result = _workload(
+            first.address, swap_pages, file_pages, out, take_snapshot, cluster.client_tls
+        )
+        final = [_stats(node.address, cluster.admin_tls) for node in cluster.nodes]
         _table(out, cluster, snapshot, final, result, len(swap_pages), len(file_pages))
         verdict = result.wrong == 0 and result.lost == 0
         say(
@@ -91,9 +94,12 @@ def run_demo(pages: int, memory: int, keep: bool = False, out: TextIO = sys.stdo
             f"{result.lost} lost swap pages\n"
         )
         if keep:
+            admin = cluster.admin_tls
             say(
-                f"\nthe cluster stays up: ramster stats --node {first.address}\n"
-                f"                      ramster members --etcd {cluster.etcd_url} --cluster demo\n"
+                f"\nthe cluster stays up: ramster stats --node {first.address} --tls-ca {admin.ca} "
+                f"--tls-cert {admin.cert} --tls-key {admin.key}\n"
+                f"                      ramster members --etcd {cluster.etcd_url} --cluster demo "
+                f"--etcd-ca {admin.ca} --etcd-cert {admin.cert} --etcd-key {admin.key}\n"
                 "Ctrl-C stops it.\n"
             )
             out.flush()
@@ -176,8 +182,8 @@ def _progress(out: TextIO, label: str, items: list[T]) -> Iterable[T]:
             out.flush()
 
 
-def _stats(address: str) -> dict[str, int]:
-    with SyncClient(address, client_name="demo-stats") as client:
+def _stats(address: str, tls: TLS) -> dict[str, int]:
+    with SyncClient(address, client_name="demo-stats", tls=tls) as client:
         return client.stats()
 
 

@@ -20,7 +20,7 @@ NAME_RULE = "expected 1-63 letters, digits, '.', '_' or '-', starting alnum"
 SIZE_RULE = "expected a whole number of bytes such as 4096, 64MiB or 768Mi"
 SWITCH_RULE = "expected on or off"
 SECONDS = "expected a number >= 0"
-ENDPOINT = "is invalid: expected http://HOST:PORT (TLS is not supported yet)"
+ENDPOINT = "is invalid: expected http://HOST:PORT or https://HOST:PORT"
 NODE_RULE = "expected HOST:PORT or unix:///PATH"
 PATH_RULE = "expected unix:///PATH with an absolute PATH of at most 98 bytes"
 LONG_PATH = "unix:///" + "d" * 99
@@ -68,7 +68,9 @@ FLAGS = [
     ("node", "--drain-timeout", "DRAIN_TIMEOUT", "inf", f"seconds 'inf' is invalid: {SECONDS}"),
     ("node", "--drain-timeout", "DRAIN_TIMEOUT", "-", f"seconds '-' is invalid: {SECONDS}"),
     ("node", "--etcd", "ETCD", "bogus", f"etcd endpoint 'bogus' {ENDPOINT}"),
-    ("node", "--etcd", "ETCD", "https://e:1", f"etcd endpoint 'https://e:1' {ENDPOINT}"),
+    ("node", "--etcd", "ETCD", "https://e", f"etcd endpoint 'https://e' {ENDPOINT}"),
+    ("node", "--etcd", "ETCD", "http://e:1,https://f:2", "etcd endpoints "
+     "'http://e:1,https://f:2' is invalid: expected all http:// or all https://"),
     ("node", "--peer", None, "bogus", f"peer 'bogus' is invalid: {HOST_PORT}"),
     ("node", "--node-number", None, "0", f"'0' is invalid: {INT_RULE} 1..2147483647"),
     ("node", "--node-number", None, "one", f"'one' is invalid: {INT_RULE} 1..2147483647"),
@@ -164,6 +166,45 @@ def test_a_bad_flag_or_variable_exits_2_with_one_line_naming_it(
         ),
         (["members"], {}, "members needs --etcd URL (or RAMSTER_ETCD)"),
         (
+            ["members", "--etcd", "https://e:1"],
+            {},
+            "etcd endpoints 'https://e:1' are https: give etcd ca, the CA of their certificate",
+        ),
+        (
+            ["members", "--etcd", "http://e:1", "--etcd-ca", __file__],
+            {},
+            "etcd ca is given but the etcd endpoints 'http://e:1' are not https",
+        ),
+        (
+            ["node", "--etcd-user", "n1"],
+            {"RAMSTER_ETCD_PASSWORD": "secret"},
+            "--etcd-* flags are given without --etcd (or RAMSTER_ETCD)",
+        ),
+        (
+            ["param", "set", "zcache", "on", "--cluster", "c", "--etcd", "https://e:1"],
+            {"RAMSTER_ETCD_CA": __file__, "RAMSTER_ETCD_CERT": __file__},
+            "etcd cert and etcd key go together: give both or neither",
+        ),
+        (
+            ["members", "--etcd", "http://e:1", "--etcd-user", "n1"],
+            {},
+            "etcd user and etcd password go together: give both or neither",
+        ),
+        (
+            ["members", "--etcd", "https://e:1", "--etcd-user", "n1", "--etcd-password", "p"],
+            {
+                "RAMSTER_ETCD_CA": __file__,
+                "RAMSTER_ETCD_CERT": __file__,
+                "RAMSTER_ETCD_KEY": __file__,
+            },
+            "etcd user and etcd cert both name the etcd user: give one of them",
+        ),
+        (
+            ["members", "--etcd", "https://e:1", "--etcd-ca", "/nonexistent/ca.crt"],
+            {},
+            "etcd ca '/nonexistent/ca.crt' is invalid: no such file",
+        ),
+        (
             ["node", "--listen", "0.0.0.0:0"],
             {},
             "listen '0.0.0.0:0' is not loopback: serve it with --tls-ca, --tls-cert and "
@@ -182,7 +223,7 @@ def test_a_bad_flag_or_variable_exits_2_with_one_line_naming_it(
         (
             ["demo", "--tls-ca", __file__, "--tls-cert", __file__, "--tls-key", __file__],
             {},
-            "the TLS flags go with --node: the demo's own cluster has none",
+            "the TLS flags go with --node: the demo's own cluster makes its own CA",
         ),
         (
             ["forget-node", "bad!name"],

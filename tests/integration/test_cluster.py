@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -34,10 +35,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
 from ramster.api.v1 import peer_pb2, tmem_pb2
-from ramster.client import FailedPrecondition, InvalidArgument, SyncClient
+from ramster.client import TLS, FailedPrecondition, InvalidArgument, SyncClient
 from tests.support.cluster import (
     BATCH,
     OBJECT_PAGES,
@@ -644,7 +644,7 @@ def test_up_runs_etcd_and_three_nodes_until_sigint_stops_them_all(tmp_path: Path
     try:
         out = OutputLines(proc)
         shown = out.until("Ctrl-C stops everything.", timeout=60.0)
-        etcd = re.fullmatch(r"etcd      (http://127\.0\.0\.1:\d+)", shown[0])
+        etcd = re.fullmatch(r"etcd      (https://127\.0\.0\.1:\d+)", shown[0])
         assert etcd is not None, shown
         nodes = [
             re.fullmatch(r"node (\d+) +(node\d) +(\S+) +64\.0MiB  pid (\d+)  log (\S+)", line)
@@ -661,18 +661,47 @@ def test_up_runs_etcd_and_three_nodes_until_sigint_stops_them_all(tmp_path: Path
             assert shown[number] == (
                 f"node {number:<4} {name:<8} {address:<22} 64.0MiB  pid {pid}  log {log}"
             )
+        (tls,) = (folder / "tls" for folder in tmp_path.glob("ramster-up-*"))
         assert shown[4:] == [
+            f"tls       {tls} (the cluster's CA; only its certificates get in)",
+            "",
+            "as the cluster's admin, in your shell:",
+            f"export RAMSTER_TLS_CA={tls}/ca.crt",
+            f"export RAMSTER_TLS_CERT={tls}/admin.crt",
+            f"export RAMSTER_TLS_KEY={tls}/admin.key",
+            f"export RAMSTER_ETCD={etcd[1]}",
+            f"export RAMSTER_ETCD_CA={tls}/ca.crt",
+            f"export RAMSTER_ETCD_CERT={tls}/admin.crt",
+            f"export RAMSTER_ETCD_KEY={tls}/admin.key",
             "",
             f"try:  ramster stats --node {rows[0][2]}",
-            f"      ramster members --etcd {etcd[1]} --cluster local",
+            "      ramster members --cluster local",
             "Ctrl-C stops everything.",
         ]
+        admin = TLS(tls / "ca.crt", tls / "admin.crt", tls / "admin.key")
         for number, _, address, _, _ in rows:
-            with SyncClient(address) as client:
+            with SyncClient(address, tls=admin) as client:
                 stats = client.stats()
             assert (stats["node_number"], stats["memory_bytes"]) == (number, 64 * MiB)
-        members = asyncio.run(list_members(etcd[1], "local"))
-        assert [(m.number, m.name, m.address) for m in members] == [r[:3] for r in rows]
+        exported = dict(line.removeprefix("export ").split("=") for line in shown[7:14])
+        stats, members = (
+            subprocess.run(
+                [RAMSTER, *command],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env={**os.environ, **exported},
+                check=True,
+            )
+            for command in (
+                ["stats", "--node", rows[0][2], "--json"],
+                ["members", "--cluster", "local"],
+            )
+        )
+        assert json.loads(stats.stdout)["state"]["node_name"] == "node1"
+        assert [tuple(line.split()[:3]) for line in members.stdout.splitlines()[1:]] == [
+            (str(number), name, address) for number, name, address, *_ in rows
+        ]
         pids = child_pids(proc.pid)
         node_pids = {pid for *_, pid, _ in rows}
         (etcd_pid,) = pids - node_pids

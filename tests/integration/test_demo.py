@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from ramster.client import SyncClient, Unavailable
+from ramster.launcher import LocalCluster
+from tests.support.cluster import MiB
 
 RAMSTER = Path(sys.executable).with_name("ramster")
 
@@ -40,3 +47,25 @@ def test_demo_refuses_a_malformed_size_naming_it() -> None:
         "ramster demo: argument --memory: size '12x' is invalid: expected a whole number of bytes "
         "such as 4096, 64MiB or 768Mi\n",
     )
+
+
+def test_the_demos_nodes_take_only_certificates_of_its_own_ca(tmp_path: Path) -> None:
+    with LocalCluster(1, [64 * MiB], cluster="demo", directory=tmp_path) as cluster:
+        (node,) = cluster.nodes
+        with SyncClient(node.address, client_name="admin", tls=cluster.admin_tls) as client:
+            assert client.stats()["node_number"] == node.number
+        with (
+            SyncClient(node.address, client_name="plaintext", timeout=5) as client,
+            pytest.raises(Unavailable),
+        ):
+            client.stats()
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in cluster.tls_dir.iterdir()}
+    assert stat.S_IMODE(cluster.tls_dir.stat().st_mode) == 0o700
+    assert modes == {
+        "ca.crt": 0o644, "ca.key": 0o600,
+        "client.crt": 0o644, "client.key": 0o600,
+        "admin.crt": 0o644, "admin.key": 0o600,
+        "node1.crt": 0o644, "node1.key": 0o600, "node1.pagekey": 0o600,
+        "etcd.crt": 0o644, "etcd.key": 0o600, "etcd.pagekey": 0o600,  # etcd serves as a node
+        "root.crt": 0o644, "root.key": 0o600,  # etcd's root user, who set its auth up
+    }  # fmt: skip

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ramster.client import SyncClient
+from ramster.client import TLS, SyncClient, Unavailable
 from ramster.units import parse_size
 from tests.support import compose as compose_support
 from tests.support.compose import ETCD_IMAGE, ComposeStack, ramster_image, render, seconds
@@ -32,6 +34,7 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 ETCD_IMAGE_NAME = "quay.io/coreos/etcd:v3.5.17"
 NODES = ("node1", "node2", "node3")
+TLS_DIR = "/etc/ramster/tls"
 HEALTH = ["ramster-health", "127.0.0.1:7470"]
 
 
@@ -62,6 +65,11 @@ def test_dockerfile_is_multi_stage_non_root_with_ramster_entrypoint_and_grpc_hea
         "retries": "3",
     }
     assert final.env()["RAMSTER_LISTEN"] == "0.0.0.0:7470"  # the port the health check asks
+    # Secure by default: without certificates the node refuses 0.0.0.0, never serves plaintext.
+    assert not any(key.startswith("RAMSTER_INSECURE") for key in final.env())
+    assert "install -d -o 10001 -g 10001 -m 0700 /etc/ramster/tls" in " ".join(
+        final.all("RUN")[0].args
+    )
     assert final.last("EXPOSE").args == ["7470", "9470"]
 
 
@@ -138,17 +146,23 @@ def test_compose_config_is_valid() -> None:
 
 def test_compose_services_health_checks_and_dependencies() -> None:
     services = render(COMPOSE_FILE)["services"]
-    assert sorted(services) == ["demo", "etcd", *NODES]
+    assert sorted(services) == ["certs", "demo", "etcd", *NODES]
     etcd = services["etcd"]
     assert etcd["image"] == ETCD_IMAGE_NAME
     assert etcd["healthcheck"]["test"] == [
         "CMD",
         "/usr/local/bin/etcdctl",
-        "--endpoints=http://127.0.0.1:2379",
+        "--endpoints=https://127.0.0.1:2379",
+        f"--cacert={TLS_DIR}/ca.crt",
+        f"--cert={TLS_DIR}/etcd.crt",
+        f"--key={TLS_DIR}/etcd.key",
         "endpoint",
         "health",
     ]
-    for name in ("demo", *NODES):
+    assert etcd["depends_on"] == {
+        "certs": {"condition": "service_completed_successfully", "required": True}
+    }
+    for name in ("certs", "demo", *NODES):
         assert services[name]["image"] == "ramster:dev"
         assert services[name]["build"] == {"context": str(REPO), "dockerfile": "deploy/Dockerfile"}
     for name in NODES:
@@ -156,13 +170,22 @@ def test_compose_services_health_checks_and_dependencies() -> None:
         # The Dockerfile's health check, as the node's own (Compose does not read the image's).
         assert node["healthcheck"]["test"] == ["CMD", *HEALTH]
         assert node["depends_on"] == {"etcd": {"condition": "service_healthy", "required": True}}
+        assert _mounts(node) == {TLS_DIR: ("tls", True)}
         command = node["command"]
         assert command[:3] == ["node", "--listen", "0.0.0.0:7470"]
         assert _flag(command, "--name") == name
         assert _flag(command, "--advertise") == f"{name}:7470"
         assert node["expose"] == ["7470", "9470"]
         env = node["environment"]
-        assert (env["RAMSTER_ETCD"], env["RAMSTER_CLUSTER"]) == ("http://etcd:2379", "compose")
+        assert (env["RAMSTER_ETCD"], env["RAMSTER_CLUSTER"]) == ("https://etcd:2379", "compose")
+        # mTLS with its own certificate, to its peers, its clients and etcd (CN = etcd user).
+        own = {"CA": f"{TLS_DIR}/ca.crt", "CERT": f"{TLS_DIR}/{name}.crt"}
+        own["KEY"] = f"{TLS_DIR}/{name}.key"
+        assert {k: v for k, v in env.items() if k.startswith(("RAMSTER_TLS", "RAMSTER_ETCD_"))} == {
+            **{f"RAMSTER_TLS_{field}": path for field, path in own.items()},
+            **{f"RAMSTER_ETCD_{field}": path for field, path in own.items()},
+        }
+        assert "RAMSTER_INSECURE" not in env and "--insecure" not in " ".join(node["command"])
         assert env["RAMSTER_METRICS"] == "0.0.0.0:9470"
         # SIGTERM drains for RAMSTER_DRAIN_TIMEOUT seconds, then lets calls in flight finish
         # for RAMSTER_GRACE seconds; Compose must not SIGKILL the node before that.
@@ -182,6 +205,24 @@ def test_compose_services_health_checks_and_dependencies() -> None:
     demo = services["demo"]
     assert demo.get("entrypoint") is None  # the image's: ramster
     assert demo["command"] == ["demo", "--node", "node1:7470", "--pages", "4096"]
+    assert demo["environment"] == {
+        "RAMSTER_TLS_CA": f"{TLS_DIR}/ca.crt",
+        "RAMSTER_TLS_CERT": f"{TLS_DIR}/demo.crt",
+        "RAMSTER_TLS_KEY": f"{TLS_DIR}/demo.key",
+    }
+    assert _mounts(demo) == {TLS_DIR: ("tls", True)}
+    etcd_flags = set(etcd["command"])
+    assert {
+        "--listen-client-urls=https://0.0.0.0:2379",
+        "--client-cert-auth",
+        f"--trusted-ca-file={TLS_DIR}/ca.crt",
+        f"--cert-file={TLS_DIR}/etcd.crt",
+        f"--key-file={TLS_DIR}/etcd.key",
+    } <= etcd_flags
+    assert _mounts(etcd) == {"/etcd-data": ("etcd-data", False), TLS_DIR: ("tls", True)}
+    certs = services["certs"]
+    assert (certs["entrypoint"], certs["restart"]) == (["sh", "-c"], "no")
+    assert _mounts(certs) == {TLS_DIR: ("tls", False)}
     assert demo["depends_on"] == {
         name: {"condition": "service_healthy", "required": True} for name in NODES
     }
@@ -199,6 +240,11 @@ def test_compose_monitoring_profile_adds_prometheus_scraping_every_node() -> Non
 
 def _flag(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv else None
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Each mount's target: (the volume, read-only)."""
+    return {v["target"]: (v["source"], bool(v.get("read_only"))) for v in service["volumes"]}
 
 
 # -- the Compose file, run ---------------------------------------------------------------------
@@ -235,7 +281,8 @@ def test_compose_runs_each_service_as_the_file_and_image_say(stack: ComposeStack
         "4MiB",
     ]
     env = stack.environment("node2")
-    assert env["RAMSTER_ETCD"] == f"http://{etcd}"
+    assert env["RAMSTER_ETCD"] == f"https://{etcd}"
+    assert env["RAMSTER_TLS_CERT"] == str(stack.workdir / "volumes" / "tls" / "node2.crt")
     assert env["RAMSTER_LISTEN"] == stack.address("node2", 7470)  # the image's ENV
     assert stack.command("demo") == [
         *ramster_image(DOCKERFILE, REPO).programs["ramster"],
@@ -261,7 +308,7 @@ def test_compose_demo_overcommits_node1_and_gets_every_page_back(stack: ComposeS
 def test_compose_nodes_form_one_cluster_and_node1_ships_to_the_others(stack: ComposeStack) -> None:
     stats = {}
     for name in NODES:
-        with SyncClient(stack.address(name, 7470), client_name="test") as client:
+        with SyncClient(stack.address(name, 7470), client_name="test", tls=admin(stack)) as client:
             stats[name] = client.stats()
     assert sorted(s["node_number"] for s in stats.values()) == [1, 2, 3]
     assert {name: s["memory_bytes"] for name, s in stats.items()} == {
@@ -288,3 +335,31 @@ def test_compose_health_checks_pass_and_fail_with_the_nodes(stack: ComposeStack)
     assert result.returncode == 1
     assert result.stdout.startswith(f"{stack.address('node3', 7470)}: UNAVAILABLE: ")
     assert [stack.stop(name) for name in ("node2", "node1")] == [0, 0]
+
+
+def admin(stack: ComposeStack) -> TLS:
+    """The admin's certificate, from the tls volume the certs service filled."""
+    folder = stack.workdir / "volumes" / "tls"
+    return TLS(folder / "ca.crt", folder / "admin.crt", folder / "admin.key")
+
+
+def test_compose_certs_are_made_once_private_and_plaintext_is_refused(stack: ComposeStack) -> None:
+    folder = stack.workdir / "volumes" / "tls"
+    assert stack.wait_exit("certs") == 0
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+    names = ("etcd", *NODES, "demo", "admin")
+    assert modes == {
+        "ca.crt": 0o644,
+        "ca.key": 0o600,
+        **{f"{name}.crt": 0o644 for name in names},
+        **{f"{name}.key": 0o600 for name in names},
+        **{f"{name}.pagekey": 0o600 for name in ("etcd", *NODES)},
+    }
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert stack.start("certs").proc.wait(60) == 0  # `up` again: nothing is made anew
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    with (
+        SyncClient(stack.address("node2", 7470), client_name="plain", timeout=5) as client,
+        pytest.raises(Unavailable),
+    ):
+        client.stats()

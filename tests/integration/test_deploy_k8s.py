@@ -3,8 +3,10 @@
 `kubectl kustomize` renders it when kubectl is installed; otherwise the files that
 kustomization.yaml lists are read as they are. `kubernetes-validate --strict` checks the result
 against the Kubernetes API schemas, and the tests below hold the manifests to what the node
-needs: its identity from the downward API, its memory limit tied to its budget, gRPC probes on
-the port it listens on, time to drain, and the unix socket that local pods reach it through.
+needs: its identity from the downward API, its memory limit tied to its budget, health probes on
+the port it listens on, time to drain, the unix socket that local pods reach it through, and
+mTLS: its certificate mounted and named after its host, etcd over TLS, NetworkPolicies, and
+the cert-manager component issuing the files the node reads.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from tests.support.processes import ManagedProcess, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
+CERT_MANAGER = REPO / "deploy" / "k8s-cert-manager"
+TLS_DIR = "/etc/ramster/tls"
+NODE_LABELS = {"app.kubernetes.io/name": "ramster", "app.kubernetes.io/component": "node"}
 KUBERNETES_VALIDATE = str(Path(sys.executable).with_name("kubernetes-validate"))
 RAMSTER = str(Path(sys.executable).with_name("ramster"))
 KUBECTL = shutil.which("kubectl")
@@ -43,28 +48,35 @@ def resource_files() -> list[Path]:
     return [K8S / name for name in kustomization["resources"]]
 
 
-def rendered(tmp_path: Path) -> Path:
+def rendered(tmp_path: Path, kustomization: Path = K8S) -> Path:
     """The base as `kubectl kustomize` renders it, or, without kubectl, its files concatenated."""
     out = tmp_path / "ramster.yaml"
     if KUBECTL is None:
         out.write_text("\n---\n".join(path.read_text() for path in resource_files()))
         return out
     result = subprocess.run(
-        [KUBECTL, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False
+        [KUBECTL, "kustomize", str(kustomization)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     out.write_text(result.stdout)
     return out
 
 
-@pytest.fixture(scope="module")
-def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Any]:
-    path = rendered(tmp_path_factory.mktemp("k8s"))
+def by_kind_and_name(path: Path) -> dict[tuple[str, str], Any]:
     found = {}
     for doc in yaml.safe_load_all(path.read_text()):
         if doc is not None:
             found[(doc["kind"], doc["metadata"]["name"])] = doc
     return found
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Any]:
+    return by_kind_and_name(rendered(tmp_path_factory.mktemp("k8s")))
 
 
 def container(docs: dict[tuple[str, str], Any], name: str) -> dict[str, Any]:
@@ -74,8 +86,10 @@ def container(docs: dict[tuple[str, str], Any], name: str) -> dict[str, Any]:
 
 
 def flags(argv: list[str]) -> dict[str, str]:
-    """``--name=value`` flags; of a repeated flag (``--listen``), the last."""
-    return dict(arg.removeprefix("--").split("=", 1) for arg in argv if arg.startswith("--"))
+    """``--name=value`` flags (a bare ``--name``: ""); of a repeated flag (``--listen``), the
+    last."""
+    split = (arg.removeprefix("--").partition("=") for arg in argv if arg.startswith("--"))
+    return {name: value for name, _, value in split}
 
 
 def listens(argv: list[str]) -> list[str]:
@@ -104,6 +118,9 @@ def test_the_base_validates_strictly_against_the_kubernetes_schemas(tmp_path: Pa
         "configmap/ramster-params",
         "daemonset/ramster-node",
         "namespace/ramster",
+        "networkpolicy/default-deny-ingress",
+        "networkpolicy/etcd",
+        "networkpolicy/ramster-node",
         "poddisruptionbudget/ramster-node",
         "service/etcd",
         "service/ramster-node",
@@ -148,13 +165,17 @@ def test_the_memory_limit_is_the_budget_plus_the_process(docs: dict[tuple[str, s
     assert quantity(resources["requests"]["memory"]) == limit  # what is scheduled is what is used
 
 
-def test_grpc_probes_ask_the_port_the_node_listens_on(docs: dict[tuple[str, str], Any]) -> None:
+def test_health_probes_ask_the_port_the_node_listens_on_over_tls(
+    docs: dict[tuple[str, str], Any],
+) -> None:
     node = container(docs, "node")
     port = int(listens(node["args"])[0].rsplit(":", 1)[1])
     assert {p["name"]: p["containerPort"] for p in node["ports"]} == {"grpc": port, "metrics": 9470}
     assert flags(node["args"])["metrics"] == "0.0.0.0:9470"
+    # The kubelet's grpc probes speak plaintext only: ramster-health (the image's, with the
+    # container's RAMSTER_TLS_*) asks instead.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert node[probe]["grpc"] == {"port": port}, probe
+        assert node[probe]["exec"] == {"command": ["ramster-health", f"127.0.0.1:{port}"]}, probe
     # Joining etcd may take the node up to 30 s (ramster.node.JOIN_TIMEOUT): the startup probe
     # waits longer than that before liveness may restart it.
     startup = node["startupProbe"]
@@ -195,7 +216,7 @@ def test_params_are_strings_of_flags_the_node_knows(docs: dict[tuple[str, str], 
     data = docs[("ConfigMap", "ramster-params")]["data"]
     assert data == {
         "RAMSTER_CLUSTER": "ramster",
-        "RAMSTER_ETCD": "http://etcd:2379",
+        "RAMSTER_ETCD": "https://etcd:2379",
         "RAMSTER_ZCACHE": "on",
         "RAMSTER_RAMSTER": "on",
         "RAMSTER_LOG_LEVEL": "INFO",
@@ -239,24 +260,40 @@ def test_etcd_is_one_member_with_storage_and_the_composes_image(
     assert args["initial-cluster"] == "etcd-0=http://etcd-0.etcd:2380"
     claim = statefulset["volumeClaimTemplates"][0]
     assert claim["metadata"]["name"] == etcd["volumeMounts"][0]["name"]
+    # Clients over TLS with a certificate of the cluster CA only; /health in plaintext on the
+    # metrics port for the kubelet, which has no certificate.
+    assert args["listen-client-urls"] == "https://0.0.0.0:2379"
+    assert args["listen-metrics-urls"] == "http://0.0.0.0:2381"
+    assert {p["name"]: p["containerPort"] for p in etcd["ports"]}["metrics"] == 2381
     for probe in ("readinessProbe", "livenessProbe"):
-        assert etcd[probe]["httpGet"] == {"path": "/health", "port": "client"}
-    # The nodes' etcd is this Service.
+        assert etcd[probe]["httpGet"] == {"path": "/health", "port": "metrics"}
+    tls = next(m for m in etcd["volumeMounts"] if m["name"] == "tls")
+    assert (tls["readOnly"], tls["mountPath"]) == (True, "/etc/etcd/tls")
+    assert {name: args[name] for name in ("client-cert-auth", "trusted-ca-file", "cert-file",
+                                          "key-file")} == {
+        "client-cert-auth": "",
+        "trusted-ca-file": "/etc/etcd/tls/ca.crt",
+        "cert-file": "/etc/etcd/tls/tls.crt",
+        "key-file": "/etc/etcd/tls/tls.key",
+    }  # fmt: skip
+    (volume,) = statefulset["template"]["spec"]["volumes"]
+    assert volume == {"name": "tls", "secret": {"secretName": "etcd-tls", "defaultMode": 0o400}}
+    # The nodes' etcd is this Service, over https.
     params = docs[("ConfigMap", "ramster-params")]["data"]
-    assert params["RAMSTER_ETCD"] == f"http://etcd:{service['ports'][0]['port']}"
+    assert params["RAMSTER_ETCD"] == f"https://etcd:{service['ports'][0]['port']}"
 
 
 def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
     docs: dict[tuple[str, str], Any], tmp_path: Path
 ) -> None:
-    """The node container as node.yaml runs it, with the hostPath folder in tmp_path and its TCP
-    and metrics ports free ones."""
+    """The node container as node.yaml runs it, with the hostPath folder in tmp_path, its TCP
+    and metrics ports free ones, and its Secret a folder that `ramster certs` made (no etcd)."""
     spec = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
-    (volume,) = spec["volumes"]
+    (volume,) = (v for v in spec["volumes"] if "hostPath" in v)
     assert volume["hostPath"] == {"path": "/run/ramster", "type": "DirectoryOrCreate"}
     node = container(docs, "node")
-    assert node["volumeMounts"] == [{"name": volume["name"], "mountPath": "/run/ramster"}]
-    assert flags(node["args"])["socket-mode"] == "0666"
+    assert {"name": volume["name"], "mountPath": "/run/ramster"} in node["volumeMounts"]
+    assert flags(node["args"])["socket-mode"] == "0660"  # the node's group (10001) only
     host = tmp_path / "run-ramster"
     host.mkdir()
     neighbour = host / "other-app.lock"  # the folder is shared: the node must leave this alone
@@ -268,19 +305,29 @@ def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
         return (
             word.replace("/run/ramster", str(host))
             .replace("0.0.0.0:7470", tcp)
+            .replace("127.0.0.1:7470", tcp)
             .replace("0.0.0.0:9470", metrics)
         )
 
+    secret = tmp_path / "ramster-tls"
+    for command in (["init", secret], ["issue", secret, "node", "k8s-node"]):
+        subprocess.run([RAMSTER, "certs", *map(str, command)], check=True, capture_output=True)
     ready = tmp_path / "node.ready.json"
     argv = [RAMSTER, *map(local, node["args"]), "--name", "k8s-node", "--ready-file", str(ready)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}  # no etcd
+    plain = dict(env)
+    env |= {
+        e["name"]: e["value"].replace("$(RAMSTER_NAME)", "k8s-node").replace(TLS_DIR, str(secret))
+        for e in node["env"]
+        if e["name"].startswith("RAMSTER_TLS_")
+    }
     process = ManagedProcess("node", argv, tmp_path / "node.log", env=env)
     try:
         wait_for(ready.exists, 20, "the node's ready file")
         assert json.loads(ready.read_text())["address"] == tcp  # the first --listen is primary
         socket = host / "ramster.sock"
         assert socket.is_socket()
-        assert socket.stat().st_mode & 0o777 == 0o666  # any pod's user may connect
+        assert socket.stat().st_mode & 0o777 == 0o660  # pods with supplementalGroups [10001]
         health = subprocess.run(
             [sys.executable, str(REPO / "deploy" / "healthcheck.py"), f"unix://{socket}"],
             capture_output=True,
@@ -289,6 +336,16 @@ def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
             check=False,
         )
         assert (health.returncode, health.stdout) == (0, f"unix://{socket}: SERVING\n")
+        # The probes' command, in the container's environment: over mTLS, as the node itself.
+        (probe, address) = node["livenessProbe"]["exec"]["command"]
+        answers = [
+            subprocess.run(
+                [sys.executable, str(REPO / "deploy" / "healthcheck.py"), local(address)],
+                capture_output=True, text=True, timeout=30, check=False, env=environment,
+            ).stdout.split(": ")[1].strip()
+            for environment in (env, plain)
+        ]  # fmt: skip
+        assert (probe, answers) == ("ramster-health", ["SERVING", "UNAVAILABLE"])
         # 2,048 pages, a quarter of each random (about 2 MiB packed), each way through the socket.
         noise = random.Random(7)
         pages = [noise.randbytes(1024) + bytes(3072) for _ in range(2048)]
@@ -302,3 +359,108 @@ def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
         assert sorted(host.iterdir()) == [neighbour]
     finally:
         process.stop()
+
+
+def test_the_node_runs_with_its_hosts_certificate_and_never_insecure(
+    docs: dict[tuple[str, str], Any],
+) -> None:
+    spec = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
+    node = container(docs, "node")
+    assert not any("insecure" in arg for arg in node["args"])
+    env = {e["name"]: e.get("value") for e in node["env"]}
+    assert "RAMSTER_INSECURE" not in env
+    own = {
+        "CA": f"{TLS_DIR}/ca.crt",
+        "CERT": f"{TLS_DIR}/$(RAMSTER_NAME).crt",
+        "KEY": f"{TLS_DIR}/$(RAMSTER_NAME).key",
+    }
+    for prefix in ("RAMSTER_TLS_", "RAMSTER_ETCD_"):
+        assert {f"{prefix}{field}": env[f"{prefix}{field}"] for field in own} == {
+            f"{prefix}{field}": path for field, path in own.items()
+        }
+    names = [e["name"] for e in node["env"]]
+    assert names.index("RAMSTER_NAME") < names.index("RAMSTER_TLS_CERT")  # $(RAMSTER_NAME)
+    (mount,) = (m for m in node["volumeMounts"] if m["mountPath"] == TLS_DIR)
+    assert mount["readOnly"] is True
+    (volume,) = (v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"] == {"secretName": "ramster-tls", "defaultMode": 0o440}
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
+
+
+def test_network_policies_let_only_node_pods_reach_the_peer_port_and_etcd(
+    docs: dict[tuple[str, str], Any],
+) -> None:
+    policies = {name: doc["spec"] for (kind, name), doc in docs.items() if kind == "NetworkPolicy"}
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    nodes = [{"podSelector": {"matchLabels": NODE_LABELS}}]
+    node_policy = policies["ramster-node"]
+    assert node_policy["podSelector"] == {"matchLabels": NODE_LABELS}
+    reach = {rule["ports"][0]["port"]: rule["from"] for rule in node_policy["ingress"]}
+    assert reach == {"grpc": nodes, "metrics": [{"namespaceSelector": {}}]}
+    etcd_labels = docs[("StatefulSet", "etcd")]["spec"]["selector"]["matchLabels"]
+    etcd_policy = policies["etcd"]
+    assert etcd_policy["podSelector"] == {"matchLabels": etcd_labels}
+    reach = {rule["ports"][0]["port"]: rule["from"] for rule in etcd_policy["ingress"]}
+    assert reach == {"client": nodes, "peer": [{"podSelector": {"matchLabels": etcd_labels}}]}
+    assert container(docs, "node")["ports"][0]["name"] == "grpc"
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl absent: a component needs kustomize")
+def test_cert_manager_issues_what_the_node_and_etcd_read(tmp_path: Path) -> None:
+    path = rendered(tmp_path, CERT_MANAGER)
+    # Kubernetes' own kinds validate strictly (the patched DaemonSet too); there is no schema
+    # here for cert-manager's, which are checked field by field below.
+    result = subprocess.run(
+        [KUBERNETES_VALIDATE, "--strict", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed for resource daemonset/ramster-node" in result.stdout
+    unvalidated = re.findall(r"Couldn't find schema for kind (\w+) with api version (\S+)",
+                             result.stdout + result.stderr)  # fmt: skip
+    assert set(unvalidated) == {
+        ("Certificate", "cert-manager.io/v1"),
+        ("Issuer", "cert-manager.io/v1"),
+    }
+    docs = by_kind_and_name(path)
+    certificates = {name: d["spec"] for (kind, name), d in docs.items() if kind == "Certificate"}
+    issuers = {name: d["spec"] for (kind, name), d in docs.items() if kind == "Issuer"}
+    assert issuers == {"ramster-selfsigned": {"selfSigned": {}},
+                       "ramster-ca": {"ca": {"secretName": "ramster-ca"}}}  # fmt: skip
+    ca = certificates.pop("ramster-ca")
+    assert (ca["isCA"], ca["secretName"], ca["issuerRef"]["name"]) == (
+        True, "ramster-ca", "ramster-selfsigned"
+    )  # fmt: skip
+    # Each identity as RAMster reads it: OU the role, CN the name; ECDSA P-256 keys.
+    identities = {
+        name: (spec["subject"]["organizationalUnits"], spec["commonName"], spec["secretName"])
+        for name, spec in certificates.items()
+    }
+    assert identities == {
+        "etcd": (["node"], "etcd", "etcd-tls"),
+        "ramster-admin": (["admin"], "admin", "ramster-admin"),
+        "ramster-node-worker-1": (["node"], "worker-1", "ramster-node-worker-1"),
+    }
+    for spec in certificates.values():
+        assert spec["issuerRef"] == {"name": "ramster-ca", "kind": "Issuer"}
+        assert spec["privateKey"] == {"algorithm": "ECDSA", "size": 256}
+    assert {"server auth", "client auth"} <= set(certificates["ramster-node-worker-1"]["usages"])
+    assert "etcd" in certificates["etcd"]["dnsNames"]
+    # The node on host worker-1 finds every file its environment names in the projected volume.
+    spec = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
+    (tls,) = (v for v in spec["volumes"] if v["name"] == "tls")
+    assert set(tls) == {"name", "projected"}
+    provided = {
+        item["path"]
+        for source in tls["projected"]["sources"]
+        for item in source["secret"].get("items", [])
+    }
+    assert provided == {"ca.crt", "worker-1.crt", "worker-1.key"}
+    assert {"name": "ramster-pagekeys"} in [s["secret"] for s in tls["projected"]["sources"]]
+    (node,) = spec["containers"]
+    wanted = {
+        e["value"].replace("$(RAMSTER_NAME)", "worker-1").removeprefix(f"{TLS_DIR}/")
+        for e in node["env"]
+        if e["name"].startswith(("RAMSTER_TLS_", "RAMSTER_ETCD_"))
+    }
+    assert wanted == provided

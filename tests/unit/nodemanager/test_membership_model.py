@@ -1,5 +1,6 @@
 """Membership's pure parts: key layout, the node entry's JSON, the view, the members table, the
-endpoint and name checks, and the rule that only `nodemanager.etcd_client` imports etcd3aio."""
+endpoint, credential and name checks, and the rule that only `nodemanager.etcd_client` imports
+etcd3aio."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from nodemanager.cli import format_members
 from nodemanager.etcd import EtcdMembership, parse_endpoints
+from nodemanager.etcd_client import EtcdClient, EtcdCredentials
 from nodemanager.keys import ClusterKeys, decode_member, encode_member
 from nodemanager.model import MemberInfo
 from nodemanager.view import Change, ClusterView
@@ -142,10 +144,16 @@ def test_format_members_is_a_table() -> None:
     )
 
 
-def test_endpoints_are_http_urls_or_host_port() -> None:
+def test_endpoints_are_http_or_https_urls_or_host_port() -> None:
     assert parse_endpoints("http://127.0.0.1:2379") == ["127.0.0.1:2379"]
     assert parse_endpoints("http://a:1, b:2,http://c:3/") == ["a:1", "b:2", "c:3"]
-    for bad in ("https://a:1", "a", "http://a:x", "", "http://a:1,,"):
+    assert parse_endpoints("https://a:1,https://b:2") == ["a:1", "b:2"]
+    with pytest.raises(InvalidArgument) as raised:
+        parse_endpoints("https://a:1,b:2")
+    assert raised.value.message == (
+        "etcd endpoints 'https://a:1,b:2' is invalid: expected all http:// or all https://"
+    )
+    for bad in ("ftp://a:1", "a", "http://a:x", "", "http://a:1,,"):
         with pytest.raises(InvalidArgument, match=r"^etcd endpoint .* is invalid: expected http"):
             parse_endpoints(bad)
 
@@ -157,7 +165,7 @@ def test_etcd_membership_options_are_checked() -> None:
     with pytest.raises(InvalidArgument) as raised:
         EtcdMembership("ftp://a:1", "c")
     assert raised.value.message == (
-        "etcd endpoint 'ftp://a:1' is invalid: expected http://HOST:PORT (TLS is not supported yet)"
+        "etcd endpoint 'ftp://a:1' is invalid: expected http://HOST:PORT or https://HOST:PORT"
     )
     with pytest.raises(InvalidArgument) as raised:
         EtcdMembership("http://a:1", "c", history=9)
@@ -178,3 +186,36 @@ def test_only_nodemanager_etcd_client_imports_etcd3aio() -> None:
             if any(name.split(".")[0] == "etcd3aio" for name in names):
                 importers.append(str(path.relative_to(ROOT)))
     assert sorted(set(importers)) == ["nodemanager/etcd_client.py"]
+
+
+def test_etcd_credentials_go_together_and_match_the_endpoints(tmp_path: Path) -> None:
+    pem = tmp_path / "some.pem"
+    pem.write_text("not read before the channel is made")
+    refusals = {
+        "cert alone": lambda: EtcdCredentials(ca=pem, cert=pem),
+        "cert without ca": lambda: EtcdCredentials(cert=pem, key=pem),
+        "user alone": lambda: EtcdCredentials(user="n1"),
+        "user and cert": lambda: EtcdCredentials(
+            ca=pem, cert=pem, key=pem, user="n1", password="p"
+        ),
+        "missing ca": lambda: EtcdCredentials(ca=tmp_path / "none.pem"),
+        "https without ca": lambda: EtcdClient("https://a:1", 1.0, EtcdCredentials()),
+        "ca with http": lambda: EtcdClient("http://a:1", 1.0, EtcdCredentials(ca=pem)),
+    }
+    messages = {}
+    for case, make in refusals.items():
+        with pytest.raises(InvalidArgument) as raised:
+            make()
+        messages[case] = raised.value.message
+    assert messages == {
+        "cert alone": "etcd cert and etcd key go together: give both or neither",
+        "cert without ca": "etcd cert needs etcd ca: a client certificate is for TLS",
+        "user alone": "etcd user and etcd password go together: give both or neither",
+        "user and cert": "etcd user and etcd cert both name the etcd user: give one of them",
+        "missing ca": f"etcd ca '{tmp_path / 'none.pem'}' is invalid: no such file",
+        "https without ca": "etcd endpoints 'https://a:1' are https: "
+        "give etcd ca, the CA of their certificate",
+        "ca with http": "etcd ca is given but the etcd endpoints 'http://a:1' are not https",
+    }
+    shown = EtcdCredentials(ca=pem, user="n1", password="secret")
+    assert repr(shown) == f"<EtcdCredentials ca={pem} user=n1>"

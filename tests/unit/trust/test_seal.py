@@ -148,8 +148,13 @@ def test_an_origin_seal_opens_its_own_page_as_it_was_packed(page: PackedPage) ->
     origin = OriginSeal("n1", KEY)
     sealed = origin.seal(AT, page)
     assert len(sealed) == len(page.payload) + 1 + OVERHEAD
-    assert page.payload not in sealed
     assert origin.open(AT, sealed, 4096) == page
+
+
+def test_a_sealed_page_shows_nothing_of_its_block() -> None:
+    block = pack_page(TEXT).payload
+    sealed = OriginSeal("n1", KEY).seal(AT, pack_page(TEXT))
+    assert block[:16] not in sealed and b"object 7" not in sealed
 
 
 @pytest.mark.parametrize(
