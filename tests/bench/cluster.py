@@ -5,7 +5,8 @@ Node 1 (one copy of each page) fills its whole budget with `ramster` off (nothin
 `ramster` goes on: it ships from 100 % down to the low watermark (80 %). The rate is pages shipped
 over the wall-clock time until the node reached its low watermark; beside it, pages over the
 summed time of the batches (the node's `remotify_busy_microseconds`), which counts overlapping
-batches twice.
+batches twice. The local cluster runs as `make run` does: mTLS, and every shipped page sealed
+under its origin's page key (issue 12); the bench calls as the cluster's admin.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from lz4.block import compress
 
-from ramster.client import Client
+from ramster.client import TLS, Client
 from ramster.launcher import LocalCluster
 from tests.bench.table import print_table, verdict
 from tests.bench.wire import BATCH, _rate
@@ -37,8 +38,8 @@ async def _fill(client: Client, pool: int, pages: list[bytes]) -> int:
             return n
 
 
-async def _measure(address: str, pages: list[bytes]) -> dict[str, float]:
-    async with Client(address, client_name="bench-cluster") as client:
+async def _measure(address: str, tls: TLS, pages: list[bytes]) -> dict[str, float]:
+    async with Client(address, client_name="bench-cluster", tls=tls) as client:
         # One copy: with two nodes a second copy would leave node 1 nowhere to ship (the cost
         # of copies is measured by tests/bench/durability.py).
         await client.set_param("persistent_copies", "1")
@@ -91,7 +92,7 @@ def run(pages: list[bytes]) -> None:
         tempfile.TemporaryDirectory(prefix="ramster-bench-") as tmp,
         LocalCluster(2, [MEMORY, 16 * MEMORY], cluster="bench", directory=Path(tmp)) as cluster,
     ):
-        figures = asyncio.run(_measure(cluster.nodes[0].address, pages))
+        figures = asyncio.run(_measure(cluster.nodes[0].address, cluster.admin_tls, pages))
     busy_rate = figures["shipped"] / max(figures["busy"], 1e-9)
     wall_rate = figures["shipped"] / max(figures["wall"], 1e-9)
     print_table(

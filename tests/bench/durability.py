@@ -25,7 +25,7 @@ from pathlib import Path
 import redis
 from lz4.block import compress
 
-from ramster.client import Client
+from ramster.client import TLS, Client
 from ramster.launcher import LocalCluster, NodeHandle
 from ramster.remote.policy import RemotifyConfig
 from tests.bench.references import latency_ms, measure_redis, reference_servers
@@ -78,12 +78,16 @@ async def _wait(client: Client, done: object, what: str, timeout: float = 120) -
 
 async def _measure(cluster: LocalCluster, pages: list[bytes]) -> dict[str, float]:
     first, *peers = cluster.nodes
-    async with Client(first.address, client_name="bench-durability") as client:
+    async with Client(
+        first.address, client_name="bench-durability", tls=cluster.admin_tls
+    ) as client:
         one = await _put_rate(client, 1, pages)
         two = await _put_rate(client, 2, pages)
         held = {}
         for peer in peers:
-            async with Client(peer.address, client_name="bench-durability") as other:
+            async with Client(
+                peer.address, client_name="bench-durability", tls=cluster.admin_tls
+            ) as other:
                 held[peer] = (await other.stats())["foreign_pers_pages"]
         victim = max(held, key=lambda peer: held[peer])
         before = (await client.stats())["peers_written_off"]
@@ -178,8 +182,8 @@ async def _lone_puts(client: Client, pool: int, copies: int, pages: list[bytes])
     return [p50, p99, batched, stats["pers_pages_at_risk"], stats["repair_rounds"]]
 
 
-async def _measure_lone(node: NodeHandle, pages: list[bytes]) -> dict[int, list[object]]:
-    async with Client(node.address, client_name="bench-lone") as client:
+async def _measure_lone(node: NodeHandle, tls: TLS, pages: list[bytes]) -> dict[int, list[object]]:
+    async with Client(node.address, client_name="bench-lone", tls=tls) as client:
         await client.set_param("persistent_copies", "1")  # filled without copies to make
         pool = await client.new_pool(persistent=True)
         for start in range(0, HELD, 1024):
@@ -215,7 +219,7 @@ def lone_node(pages: list[bytes]) -> None:
             redis_batched = measure_redis(redis_port, pages)
             redis_p50, redis_p99 = _redis_single_sets(redis_port, pages)
         with LocalCluster(1, [LONE_MEMORY], cluster="bench-lone", directory=Path(tmp)) as lone:
-            rows = asyncio.run(_measure_lone(lone.nodes[0], pages))
+            rows = asyncio.run(_measure_lone(lone.nodes[0], lone.admin_tls, pages))
     print_table(
         f"persistent put latency on a lone node holding {HELD:,} pages "
         f"({LONE_MEMORY >> 20} MiB, no peer)",
