@@ -59,6 +59,10 @@ class Tmem(Generic[ElsewhereT]):
     def __repr__(self) -> str:
         return f"<Tmem {self.table.describe()}>"
 
+    @property
+    def limits(self) -> TmemLimits:
+        return self._limits
+
     # -- pools -------------------------------------------------------------------------------
 
     def new_pool(self, client: str, spec: PoolSpec) -> int:
@@ -73,9 +77,9 @@ class Tmem(Generic[ElsewhereT]):
             claimed = self._claim(client, pools, spec)
             if claimed is not None:
                 return claimed
-        if not pools and table.client_count >= self._limits.max_clients:
+        if not pools and table.application_count >= self._limits.max_clients:
             raise ResourceExhausted(
-                f"clients {table.client_count} reached max_clients {self._limits.max_clients}"
+                f"clients {table.application_count} reached max_clients {self._limits.max_clients}"
             )
         limit = self._limits.max_pools_per_client
         if len(pools) >= limit:
