@@ -39,6 +39,7 @@ from ramster.errors import (
     RamsterError,
     ResourceExhausted,
     Unavailable,
+    shown,
 )
 
 T = TypeVar("T")
@@ -347,5 +348,5 @@ class EtcdClient:
 
 def _decimal(key: str, value: bytes) -> int:
     if not value.isdigit():
-        raise FailedPrecondition(f"{key} holds {value!r}: expected a node number")
+        raise FailedPrecondition(f"{key} holds {shown(value)}: expected a node number")
     return int(value)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ramster.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from ramster.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, shown
 from ramster.page import PackedPage, check_page_length
 from ramster.tmem.elsewhere import REMOTE, ElsewhereT, PageAway
 from ramster.tmem.keys import (
@@ -84,7 +84,7 @@ class Tmem(Generic[ElsewhereT]):
         limit = self._limits.max_pools_per_client
         if len(pools) >= limit:
             raise ResourceExhausted(
-                f"client {client!r} holds {len(pools)} pools: max_pools_per_client is {limit}"
+                f"client {shown(client)} holds {len(pools)} pools: max_pools_per_client is {limit}"
             )
         pool = self._join_shared(spec) if spec.shared_uuid is not None else table.new_pool(spec)
         # Placed only now: a refused join must not leave a client without pools.

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, cast, overload
 
-from ramster.errors import InvalidArgument, PoolNotFound, ResourceExhausted
+from ramster.errors import InvalidArgument, PoolNotFound, ResourceExhausted, shown
 from ramster.page import PackedPage
 from ramster.tmem.elsewhere import REMOTE, ElsewhereT, Nowhere
 from ramster.tmem.keys import Oid, PoolSpec
@@ -144,7 +144,7 @@ class PageTable(Generic[ElsewhereT]):
         if pool is None or pool.foreign:
             if not isinstance(pool_id, int) or isinstance(pool_id, bool) or pool_id < 0:
                 raise InvalidArgument.field("pool_id", pool_id, "an int >= 0")
-            raise PoolNotFound(f"pool_id {pool_id} does not exist for client {client!r}")
+            raise PoolNotFound(f"pool_id {pool_id} does not exist for client {shown(client)}")
         return pool
 
     def client_names(self, prefix: str = "") -> list[str]:
