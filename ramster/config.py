@@ -48,6 +48,70 @@ def check_listen(address: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What the node's gRPC server allows a connection and a source address, with defaults an
+    operator of a public gRPC service would set (`ramster.rpc.connections` applies them).
+
+    max_concurrent_streams: calls in flight on one connection (default 256; a client past it
+        waits for a stream, it is not refused).
+    max_connections: connections one TCP listener holds at once (default 16384), and never
+        more than the node's descriptor limit leaves once 1024 are kept for everything else
+        (etcd, peers, unix socket clients, files); a connection past it is closed at accept.
+    max_connections_per_source: connections one source address holds on the node's TCP
+        listeners (default 256: a host's clients and a peer's channel); the newest past it are
+        cut within `guard_interval`.
+    handshake_timeout: seconds a new connection has to complete its handshake (TLS and
+        HTTP/2) before it is closed (default 10; gRPC's own is 120).
+    idle_timeout: seconds a connection with no call in flight stays open (default 600).
+    max_connection_age: seconds any connection stays open (default 7200) before the node asks
+        its client to reconnect (GOAWAY), and `connection_age_grace` more (default 300) for
+        the calls in flight on it (a state watch is simply watched again).
+    keepalive_time, keepalive_timeout: the node pings a connection that carried nothing for
+        `keepalive_time` seconds (default 120) and closes it if no answer comes within
+        `keepalive_timeout` (default 20): a peer gone without a word frees its connection.
+    min_ping_interval, max_ping_strikes: a client pinging more often than every
+        `min_ping_interval` seconds without calls (default 300, gRPC's) is told off; after
+        `max_ping_strikes` (default 2) its connection is closed.
+    guard_interval: seconds between two counts of each source's connections (default 1).
+    """
+
+    max_concurrent_streams: int = 256
+    max_connections: int = 16384
+    max_connections_per_source: int = 256
+    handshake_timeout: float = 10.0
+    idle_timeout: float = 600.0
+    max_connection_age: float = 7200.0
+    connection_age_grace: float = 300.0
+    keepalive_time: float = 120.0
+    keepalive_timeout: float = 20.0
+    min_ping_interval: float = 300.0
+    max_ping_strikes: int = 2
+    guard_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrent_streams", "max_connections", "max_connections_per_source"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgument.field(name, value, "an int >= 1")
+        strikes = self.max_ping_strikes
+        if isinstance(strikes, bool) or not isinstance(strikes, int) or strikes < 0:
+            raise InvalidArgument.field("max_ping_strikes", strikes, "an int >= 0")
+        for name in (
+            "handshake_timeout",
+            "idle_timeout",
+            "max_connection_age",
+            "connection_age_grace",
+            "keepalive_time",
+            "keepalive_timeout",
+            "min_ping_interval",
+            "guard_interval",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise InvalidArgument.field(name, value, "seconds > 0")
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """How one `ramster node` runs.
 
@@ -71,6 +135,7 @@ class NodeConfig:
     peers: without etcd, the ``HOST:PORT`` of every other node (none: alone).
     node_number: without etcd, this node's number (>= 1, unique in the cluster; default 1).
     advertise: ``HOST:PORT`` peers use to reach this node (default: the bound listen address).
+    server: the limits of its gRPC server on connections and sources (`ServerLimits`).
     """
 
     listen: str
@@ -90,6 +155,7 @@ class NodeConfig:
     advertise: str | None = None
     extra_listen: tuple[str, ...] = ()
     socket_mode: int = 0o660
+    server: ServerLimits = field(default_factory=ServerLimits)
 
     def __post_init__(self) -> None:
         for address in (self.listen, *self.extra_listen):

@@ -98,6 +98,7 @@ class Node:
         self._server = NodeServer(
             (TmemService(self.tiered).handler(), admin.handler(), peer.handler()),
             config.socket_mode,
+            config.server,
         )
         self._metrics: asyncio.Server | None = None
         self._leaving = False  # SIGTERM: draining to exit, not to be undrained

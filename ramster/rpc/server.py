@@ -3,7 +3,8 @@ addresses it listens on.
 
 It is built with the node's service handlers (`SERVICES` names them for health and reflection),
 bound to every ``--listen`` address before it serves (unix socket files as
-`ramster.rpc.listeners` claims them), reports SERVING once the node has joined its cluster, and
+`ramster.rpc.listeners` claims them), within the node's `ServerLimits` on connections and sources
+(`ramster.rpc.connections`), reports SERVING once the node has joined its cluster, and
 at exit reports shutting down, lets in-flight calls finish within a grace period and removes its
 socket files. Not here: what the services do (`tmem_service`, `admin_service`, `peer_service`),
 when the node starts and stops (`ramster.node`).
@@ -19,8 +20,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ramster.config import unix_path
+from ramster.config import ServerLimits, unix_path
 from ramster.rpc import admin_service, peer_service, tmem_service
+from ramster.rpc.connections import SourceGuard, raise_file_limit, server_options
 from ramster.rpc.listeners import SERVER_OPTIONS, SocketFile, bind_address
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, split_host_port
 
@@ -37,9 +39,16 @@ class NodeServer:
     """The gRPC server of one node, serving `handlers` (not yet bound nor started)."""
 
     def __init__(
-        self, handlers: Sequence[grpc.GenericRpcHandler[Any, Any]], socket_mode: int
+        self,
+        handlers: Sequence[grpc.GenericRpcHandler[Any, Any]],
+        socket_mode: int,
+        limits: ServerLimits,
     ) -> None:
-        self._server = grpc.aio.server(options=[*MESSAGE_SIZE_OPTIONS, *SERVER_OPTIONS])
+        limit_options = server_options(limits, raise_file_limit())
+        self._server = grpc.aio.server(
+            options=[*MESSAGE_SIZE_OPTIONS, *SERVER_OPTIONS, *limit_options]
+        )
+        self._guard = SourceGuard(limits.max_connections_per_source, limits.guard_interval)
         self._server.add_generic_rpc_handlers(tuple(handlers))
         self._health = AsyncHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -74,11 +83,14 @@ class NodeServer:
         port, socket_file = bind_address(self._server, address, self._socket_mode)
         if socket_file is not None:
             self._socket_files.append(socket_file)
+        else:
+            self._guard.ports.add(port)
         return port
 
     async def start(self) -> None:
         """Take calls; the services are reported SERVING only once `serving` is called."""
         await self._server.start()
+        self._guard.start()
         self._started = True
 
     async def serving(self) -> None:
@@ -94,6 +106,7 @@ class NodeServer:
     async def stop(self, grace: float) -> None:
         """Refuse new calls, let in-flight ones finish within `grace` seconds, and remove the
         socket files that are still this server's."""
+        await self._guard.stop()
         if self._started:
             await self._server.stop(grace)
         for socket_file in self._socket_files:
