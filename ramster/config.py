@@ -63,9 +63,10 @@ class ServerLimits:
     handshake_timeout: seconds a new connection has to complete its handshake (TLS and
         HTTP/2) before it is closed (default 10; gRPC's own is 120).
     idle_timeout: seconds a connection with no call in flight stays open (default 600).
-    max_connection_age: seconds any connection stays open (default 7200) before the node asks
+    max_connection_age: seconds any connection stays open (default 86400) before the node asks
         its client to reconnect (GOAWAY), and `connection_age_grace` more (default 300) for
-        the calls in flight on it (a state watch is simply watched again).
+        the calls in flight on it. A day, not the hour or two of a load-balanced service: a
+        frontend's state watch that is cut detaches it until it watches again.
     keepalive_time, keepalive_timeout: the node pings a connection that carried nothing for
         `keepalive_time` seconds (default 120) and closes it if no answer comes within
         `keepalive_timeout` (default 20): a peer gone without a word frees its connection.
@@ -80,7 +81,7 @@ class ServerLimits:
     max_connections_per_source: int = 256
     handshake_timeout: float = 10.0
     idle_timeout: float = 600.0
-    max_connection_age: float = 7200.0
+    max_connection_age: float = 86400.0
     connection_age_grace: float = 300.0
     keepalive_time: float = 120.0
     keepalive_timeout: float = 20.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+import uuid
 
 import pytest
 
@@ -37,7 +38,8 @@ def filled(uid: int, version: int = 1) -> ForeignPage:
 
 
 def record(uid: int, client: str) -> PoolRecord:
-    return PoolRecord(uid, client, 0, PoolSpec(persistent=True))
+    """An owner record of a shared pool (its UUID is kept too, the costliest spec)."""
+    return PoolRecord(uid, client, 0, PoolSpec(persistent=True, shared_uuid=uuid.UUID(int=uid)))
 
 
 def test_the_charge_of_held_pools_covers_what_they_take_and_goes_with_them() -> None:

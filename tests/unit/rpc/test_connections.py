@@ -24,7 +24,7 @@ def test_the_defaults_become_these_grpc_options() -> None:
         "grpc.max_allowed_incoming_connections": 16384,
         "grpc.server_handshake_timeout_ms": 10_000,
         "grpc.max_connection_idle_ms": 600_000,
-        "grpc.max_connection_age_ms": 7_200_000,
+        "grpc.max_connection_age_ms": 86_400_000,
         "grpc.max_connection_age_grace_ms": 300_000,
         "grpc.keepalive_time_ms": 120_000,
         "grpc.keepalive_timeout_ms": 20_000,
