@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,6 @@ from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
 from ramster.config import NodeConfig
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
-from ramster.holder.epochs import new_epoch
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.policy import RemotifyConfig
@@ -276,3 +276,9 @@ async def run_node(config: NodeConfig) -> int:
     await stop.wait()
     await node.leave()
     return 0
+
+
+def new_epoch(started_us: int) -> str:
+    """An epoch for a node process started at `started_us` (microseconds since 1970): 16 hex
+    digits that sort by start time, so the latest earlier epoch is the greatest."""
+    return f"{started_us:013x}{secrets.randbelow(1 << 12):03x}"

@@ -4,44 +4,22 @@ A holder keeps foreign pages per origin number and epoch (`ramster.holder.foreig
 starts again under a new epoch it picks the latest earlier epoch any peer holds, and each peer
 adopts that epoch's persistent pages under the new one (`adopt`), dropping everything else it
 held for that number, and lists what it adopted (`records`, `held_keys`); an origin gone for good
-is forgotten (`forget_origin`). An epoch has one format, made by `new_epoch` and checked by
-`check_epoch` wherever a peer names one. Pure. Not here: the origin taking the listed pages back
+is forgotten (`forget_origin`). Pure. Not here: the origin taking the listed pages back
 (`ramster.remote.restore`), the Recover and Forget calls (`ramster.rpc.peer_service`).
 """
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections.abc import Iterable, Iterator
 
-from ramster.errors import InvalidArgument
 from ramster.holder.foreign import origin_client, origins
 from ramster.tmem.elsewhere import REMOTE, Elsewhere
 from ramster.tmem.keys import Oid
 from ramster.tmem.pool import Pool, PoolRecord
 from ramster.tmem.table import FOREIGN_PREFIX, PageTable
 
-EPOCH = re.compile("[0-9a-f]{16}")
-"""An epoch as `new_epoch` makes it: the node's start in microseconds (13 hex digits) and 3
-random hex digits. Fixed in length, so what a holder keeps per epoch is bounded too."""
-EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
-
 HeldKey = tuple[int, Oid, int, int]
 """(origin pool uid, oid, index, version) of a page a holder keeps."""
-
-
-def new_epoch(started_us: int) -> str:
-    """An epoch for a node process started at `started_us` (microseconds since 1970): 16 hex
-    digits that sort by start time, so the latest earlier epoch is the greatest."""
-    return f"{started_us:013x}{secrets.randbelow(1 << 12):03x}"
-
-
-def check_epoch(epoch: str, field: str) -> str:
-    """`epoch` if it has the form every node's epoch has; InvalidArgument naming `field` if not."""
-    if EPOCH.fullmatch(epoch) is None:
-        raise InvalidArgument.field(field, epoch, EPOCH_RULE)
-    return epoch
 
 
 def held_epochs(table: PageTable[Elsewhere], number: int) -> list[str]:

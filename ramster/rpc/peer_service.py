@@ -10,6 +10,7 @@ to hold new pages. Recover and Forget serve a restarted origin (`ramster.holder.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,14 +21,7 @@ import grpc
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import FailedPrecondition, InvalidArgument, shown
-from ramster.holder.epochs import (
-    adopt,
-    check_epoch,
-    forget_origin,
-    held_epochs,
-    held_keys,
-    records,
-)
+from ramster.holder.epochs import adopt, forget_origin, held_epochs, held_keys, records
 from ramster.holder.foreign import (
     ForeignPage,
     destroy_foreign_pools,
@@ -60,6 +54,11 @@ this one (NTP keeps nodes within a second) and refuses what no origin could have
 far ahead would outrank every later real copy of its key, and the origin's copies of that key
 would be dropped in its favour."""
 VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
+
+EPOCH = re.compile("[0-9a-f]{16}")
+"""An epoch as `ramster.node.new_epoch` makes it: the node's start in microseconds (13 hex
+digits) and 3 random hex digits."""
+EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
 
 NodeIdentity = Callable[[], tuple[int, str, str]]
 """(node number, epoch, address) of this node, as known now."""
@@ -283,6 +282,13 @@ class PeerService:
                 f"another node's number, >= 1 (this node is {me})",
             )
         return origin_client(origin.node_number, check_epoch(origin.epoch, "origin.epoch"))
+
+
+def check_epoch(epoch: str, field: str) -> str:
+    """`epoch` if it has the form every node's epoch has; InvalidArgument naming `field` if not."""
+    if EPOCH.fullmatch(epoch) is None:
+        raise InvalidArgument.field(field, epoch, EPOCH_RULE)
+    return epoch
 
 
 def _latest_version() -> int:
