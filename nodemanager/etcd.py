@@ -38,7 +38,7 @@ from nodemanager.keys import ClusterKeys, check_name, decode_member, encode_memb
 from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged
 from nodemanager.notify import Notifier
 from nodemanager.view import Change, ClusterView
-from ramster.errors import FailedPrecondition, InvalidArgument, NotFound, RamsterError
+from ramster.errors import FailedPrecondition, InvalidArgument, NotFound, RamsterError, shown
 
 __all__ = ["EtcdCredentials", "EtcdMembership", "parse_endpoints", "read_members"]
 
@@ -144,7 +144,9 @@ class EtcdMembership:
             max(2, math.ceil(announce)),
         )
         if retired is None:
-            raise NotFound(f"no node called {name!r} is known in cluster {self.keys.cluster!r}")
+            raise NotFound(
+                f"no node called {shown(name)} is known in cluster {self.keys.cluster!r}"
+            )
         number, entry = retired
         if entry is not None:
             try:

@@ -52,6 +52,7 @@ from ramster.errors import (
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
+    shown,
 )
 from ramster.wire.tls import TLS
 
@@ -512,5 +513,5 @@ class EtcdClient:
 
 def _decimal(key: str, value: bytes) -> int:
     if not value.isdigit():
-        raise FailedPrecondition(f"{key} holds {value!r}: expected a node number")
+        raise FailedPrecondition(f"{key} holds {shown(value)}: expected a node number")
     return int(value)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nodemanager.model import MemberInfo
-from ramster.errors import InvalidArgument
+from ramster.errors import InvalidArgument, shown
 
 ROOT = "/ramster/"
 
@@ -156,9 +156,9 @@ def decode_member(raw: bytes | str, number: int) -> MemberInfo:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidArgument(f"{where} holds {raw!r}: expected a JSON object") from None
+        raise InvalidArgument(f"{where} holds {shown(raw)}: expected a JSON object") from None
     if not isinstance(data, dict):
-        raise InvalidArgument(f"{where} holds {raw!r}: expected a JSON object")
+        raise InvalidArgument(f"{where} holds {shown(raw)}: expected a JSON object")
     values: dict[str, object] = {}
     for field, kind in _FIELDS.items():
         if field not in data:

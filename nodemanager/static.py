@@ -152,9 +152,8 @@ class StaticMembership:
                 continue  # silent, or this node's own address in the list
             holder = view.get(info.number)
             if holder is not None:
-                self._refuse(
-                    address, f"number {info.number} of {info.name!r} is taken by {holder.name!r}"
-                )
+                taken = f"number {info.number} of {shown(info.name)}"
+                self._refuse(address, f"{taken} is taken by {shown(holder.name)}")
                 continue
             self._refused.pop(address, None)
             view[info.number] = info

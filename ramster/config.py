@@ -67,6 +67,71 @@ def is_loopback(address: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What the node's gRPC server allows a connection and a source address, with defaults an
+    operator of a public gRPC service would set (`ramster.rpc.connections` applies them).
+
+    max_concurrent_streams: calls in flight on one connection (default 256; a client past it
+        waits for a stream, it is not refused).
+    max_connections: connections one TCP listener holds at once (default 16384), and never
+        more than the node's descriptor limit leaves once 1024 are kept for everything else
+        (etcd, peers, unix socket clients, files); a connection past it is closed at accept.
+    max_connections_per_source: connections one source address holds on the node's TCP
+        listeners (default 256: a host's clients and a peer's channel); the newest past it are
+        cut within `guard_interval`.
+    handshake_timeout: seconds a new connection has to complete its handshake (TLS and
+        HTTP/2) before it is closed (default 10; gRPC's own is 120).
+    idle_timeout: seconds a connection with no call in flight stays open (default 600).
+    max_connection_age: seconds any connection stays open (default 86400) before the node asks
+        its client to reconnect (GOAWAY), and `connection_age_grace` more (default 300) for
+        the calls in flight on it. A day, not the hour or two of a load-balanced service: a
+        frontend's state watch that is cut detaches it until it watches again.
+    keepalive_time, keepalive_timeout: the node pings a connection that carried nothing for
+        `keepalive_time` seconds (default 120) and closes it if no answer comes within
+        `keepalive_timeout` (default 20): a peer gone without a word frees its connection.
+    min_ping_interval, max_ping_strikes: a client pinging more often than every
+        `min_ping_interval` seconds without calls (default 300, gRPC's) is told off; after
+        `max_ping_strikes` (default 2) its connection is closed.
+    guard_interval: seconds between two counts of each source's connections (default 1).
+    """
+
+    max_concurrent_streams: int = 256
+    max_connections: int = 16384
+    max_connections_per_source: int = 256
+    handshake_timeout: float = 10.0
+    idle_timeout: float = 600.0
+    max_connection_age: float = 86400.0
+    connection_age_grace: float = 300.0
+    keepalive_time: float = 120.0
+    keepalive_timeout: float = 20.0
+    min_ping_interval: float = 300.0
+    max_ping_strikes: int = 2
+    guard_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrent_streams", "max_connections", "max_connections_per_source"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgument.field(name, value, "an int >= 1")
+        strikes = self.max_ping_strikes
+        if isinstance(strikes, bool) or not isinstance(strikes, int) or strikes < 0:
+            raise InvalidArgument.field("max_ping_strikes", strikes, "an int >= 0")
+        for name in (
+            "handshake_timeout",
+            "idle_timeout",
+            "max_connection_age",
+            "connection_age_grace",
+            "keepalive_time",
+            "keepalive_timeout",
+            "min_ping_interval",
+            "guard_interval",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise InvalidArgument.field(name, value, "seconds > 0")
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """How one `ramster node` runs.
 
@@ -109,6 +174,7 @@ class NodeConfig:
     admin_listen: ``unix:///path`` of the admin socket (default None: none): Admin only, and
         every caller there may change settings; its file is mode 0600, so only the node's own
         user and root can connect.
+    server: the limits of its gRPC server on connections and sources (`ServerLimits`).
     """
 
     listen: str
@@ -134,6 +200,7 @@ class NodeConfig:
     page_key: str | None = None
     peer_listen: str | None = None
     admin_listen: str | None = None
+    server: ServerLimits = field(default_factory=ServerLimits)
 
     def __post_init__(self) -> None:
         if self.page_key is None and self.tls is not None:

@@ -35,13 +35,25 @@ class InvalidArgument(RamsterError):
         return cls(f"{name} {shown(value)} is invalid: expected {expected}")
 
 
-def shown(value: object, limit: int = 300) -> str:
-    """`repr(value)`, cut to about `limit` characters: a status message must stay small (gRPC
-    drops one over 16 KiB), and so should a log line."""
+SHOWN_CHARACTERS = 64
+"""How much of a caller's string (or bytes) an error or a log line shows."""
+SHOWN_REPR = 128
+"""How much of the repr of any other value an error shows: those are bounded by their type (an
+oid of three 64-bit words takes 66 characters) and shown whole; this only stops a container."""
+
+
+def shown(value: object) -> str:
+    """`repr(value)` for an error or a log line, with a caller's string or bytes cut to its
+    first `SHOWN_CHARACTERS` and its length: a status message must stay small (gRPC drops one
+    over 16 KiB), a log line short, and neither should carry much of what a caller chose. The
+    one place such values are cut."""
+    if isinstance(value, str | bytes) and len(value) > SHOWN_CHARACTERS:
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:SHOWN_CHARACTERS]!r}... ({len(value)} {unit})"
     text = repr(value)
-    if len(text) <= limit:
+    if len(text) <= SHOWN_REPR:
         return text
-    return f"{text[:limit]}... ({len(text)} characters)"
+    return f"{text[:SHOWN_REPR]}... ({len(text)} characters)"
 
 
 class NotFound(RamsterError):

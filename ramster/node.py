@@ -110,7 +110,9 @@ class Node:
             config.cluster, config.name, self.backend, self._identity, lambda: agent.draining
         )
         self._server = NodeServer(
-            self._listeners(TmemService(self.tiered), admin, peer), config.tls
+            self._listeners(TmemService(self.tiered), admin, peer),
+            config.tls,
+            config.server,
         )
         self._metrics: asyncio.Server | None = None
         self._leaving = False  # SIGTERM: draining to exit, not to be undrained

@@ -101,7 +101,7 @@ class FromEnvironment(argparse.Action):
             parser.error(f"{source}: {error}")
         except (TypeError, ValueError):  # argparse's words for a type such as int
             name = getattr(self.type, "__name__", repr(self.type))
-            parser.error(f"{source}: invalid {name} value: {text!r}")
+            parser.error(f"{source}: invalid {name} value: {shown(text)}")
 
     def _convert(self, text: str) -> Any:
         return text if self.type is None else self.type(text)  # type: ignore[operator]

@@ -2,21 +2,25 @@
 
 A holder keeps each origin's pages under a client of their own, named by the origin's number and
 epoch, in pools autocreated under the origin's pool uid, within this node's budget: foreign
-ephemeral pages may be evicted, foreign persistent pages may not, and none is shipped on. Pages
+ephemeral pages may be evicted, foreign persistent pages may not, and none is shipped on. The
+pools and their records are charged to the budget too (`ramster.tmem.table.PageTable.place_pool`),
+and capped per epoch, per client of the origin and in epochs per origin (`TmemLimits`). Pages
 arrive packed and leave as stored. The tree is changed through the page table's public methods only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from ramster.errors import FailedPrecondition
+from ramster.errors import FailedPrecondition, ResourceExhausted, shown
 from ramster.page import PackedPage
 from ramster.tmem.elsewhere import REMOTE, Elsewhere
-from ramster.tmem.keys import Oid, PageVersion, PoolSpec
+from ramster.tmem.keys import Oid, PageVersion, PoolSpec, TmemLimits
 from ramster.tmem.pool import Pool, PoolRecord
 from ramster.tmem.table import FOREIGN_PREFIX, PageTable, PutOutcome, Stored
+
+DEFAULT_LIMITS = TmemLimits()
 
 ForeignKey = tuple[int, Oid, int]
 """(origin pool uid, oid, index)."""
@@ -39,19 +43,23 @@ def put_foreign(
     origin: str,
     pages: Sequence[ForeignPage],
     owners: Sequence[PoolRecord] = (),
+    limits: TmemLimits = DEFAULT_LIMITS,
 ) -> list[PutOutcome]:
     """Store pages for `origin`, each under its origin version, noting who owns their pools
     (a record that does not describe the held pool's pages is ignored). Every page's pool is
-    found or made first, so a pool that does not fit refuses the batch before anything is
-    stored."""
-    pools = [_pool(table, origin, p.pool_uid, p.persistent, p.page.page_size) for p in pages]
+    found or made first, and every record checked, so a pool that does not fit (the budget or
+    `limits`) refuses the batch before anything is stored."""
+    pools = [
+        _pool(table, origin, p.pool_uid, p.persistent, p.page.page_size, limits) for p in pages
+    ]
     held = table.client_pools(origin)
     for record in owners:
         pool = held.get(record.uid)
-        if pool is None:
+        if pool is None or pool.owner == (record.client, record.pool_id):
             continue
         kept, told = pool.spec, record.spec
         if kept.persistent == told.persistent and kept.page_size == told.page_size:
+            _check_owned(held, record.client, origin, limits.max_pools_per_client)
             pool.owner = (record.client, record.pool_id)
             pool.spec = record.spec
     return [_put_unless_newer(table, pool, page) for pool, page in zip(pools, pages, strict=True)]
@@ -138,11 +146,35 @@ def foreign_pages(table: PageTable[Elsewhere], of: Collection[str] | None = None
     )
 
 
+def _check_owned(held: Mapping[int, Pool], client: str, origin: str, limit: int) -> None:
+    """Refuse one more pool of `client` if it owns `limit` pools of `origin` here already: an
+    origin keeps its clients to that cap, so a record past it was made up."""
+    owned = sum(1 for pool in held.values() if pool.owner is not None and pool.owner[0] == client)
+    if owned >= limit:
+        raise ResourceExhausted(
+            f"client {shown(client)} of {origin} owns {owned} pools here: "
+            f"max_pools_per_client is {limit}"
+        )
+
+
 def _pool(
-    table: PageTable[Elsewhere], origin: str, uid: int, persistent: bool, page_size: int
+    table: PageTable[Elsewhere],
+    origin: str,
+    uid: int,
+    persistent: bool,
+    page_size: int,
+    limits: TmemLimits,
 ) -> Pool:
-    pool = table.client_pools(origin).get(uid)
+    held = table.client_pools(origin)
+    pool = held.get(uid)
     if pool is None:
+        if not held:
+            _check_epochs(table, origin, limits.max_epochs_per_origin)
+        if len(held) >= limits.max_pools_per_origin:
+            raise ResourceExhausted(
+                f"{origin} holds {len(held)} pools here: max_pools_per_origin is "
+                f"{limits.max_pools_per_origin}"
+            )
         pool = Pool(PoolSpec(persistent, None, page_size), uid, foreign=True)
         table.place_pool(origin, uid, pool)
     elif pool.spec.persistent != persistent or pool.spec.page_size != page_size:
@@ -151,3 +183,15 @@ def _pool(
             f"{PoolSpec(persistent, None, page_size).describe()}"
         )
     return pool
+
+
+def _check_epochs(table: PageTable[Elsewhere], origin: str, limit: int) -> None:
+    """Refuse a new epoch of an origin number that has pages here under `limit` epochs: a node
+    that starts again takes back or forgets its earlier epochs, so more were made up."""
+    number = origin.removeprefix(FOREIGN_PREFIX).partition(":")[0]
+    held = table.client_names(f"{FOREIGN_PREFIX}{number}:")
+    if len(held) >= limit:
+        raise ResourceExhausted(
+            f"node {number} has pages here under {len(held)} epochs: max_epochs_per_origin is "
+            f"{limit} (a node that starts again takes back or forgets its earlier ones)"
+        )

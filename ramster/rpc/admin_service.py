@@ -93,7 +93,7 @@ class AdminService:
         return admin_pb2.GetParamsResponse(params=self._backend.params.as_text())
 
     async def set_param(self, request: admin_pb2.SetParamRequest) -> admin_pb2.SetParamResponse:
-        _log_change(f"param {shown(request.name, 80)} set to {shown(request.value, 80)}")
+        _log_change(f"param {shown(request.name)} set to {shown(request.value)}")
         return admin_pb2.SetParamResponse(params=await self._set_param(request.name, request.value))
 
     async def watch_state(
@@ -105,7 +105,7 @@ class AdminService:
     async def forget_node(
         self, request: admin_pb2.ForgetNodeRequest
     ) -> admin_pb2.ForgetNodeResponse:
-        _log_change(f"forget-node {shown(request.name, 80)}")
+        _log_change(f"forget-node {shown(request.name)}")
         return admin_pb2.ForgetNodeResponse(node_number=await self._forget_node(request.name))
 
     async def undrain(self, request: admin_pb2.UndrainRequest) -> admin_pb2.UndrainResponse:

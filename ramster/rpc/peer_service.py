@@ -150,7 +150,7 @@ class PeerService:
         latest = _latest_version()
         pages = [_foreign_page(page, i, latest) for i, page in enumerate(request.pages)]
         owners = [pool_record_of(record, f"pools[{i}]") for i, record in enumerate(request.pools)]
-        outcomes = put_foreign(tmem.table, origin, pages, owners)
+        outcomes = put_foreign(tmem.table, origin, pages, owners, tmem.limits)
         return peer_pb2.PeerPutResponse(results=[convert.put_status(o) for o in outcomes])
 
     async def get_pages(self, request: peer_pb2.PeerGetRequest) -> peer_pb2.PeerGetResponse:

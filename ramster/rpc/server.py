@@ -8,8 +8,10 @@ handler which port a call came in on, so each group is a server of its own (`Lis
 bound to its addresses before it serves (TCP ones with TLS if the node has it, unix socket files
 as `ramster.rpc.listeners` claims them), reports SERVING once the node has joined its cluster,
 and at exit reports shutting down, lets in-flight calls finish within a grace period and removes
-its socket files. Not here: what the services do (`tmem_service`, `admin_service`,
-`peer_service`), who may call them (`access`), when the node starts and stops (`ramster.node`).
+its socket files. Every server keeps within the node's `ServerLimits` on connections and
+sources (`ramster.rpc.connections`). Not here: what the services do (`tmem_service`,
+`admin_service`, `peer_service`), who may call them (`access`), when the node starts and stops
+(`ramster.node`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ramster.config import unix_path
+from ramster.config import ServerLimits, unix_path
 from ramster.rpc import admin_service, peer_service, tmem_service
+from ramster.rpc.connections import SourceGuard, raise_file_limit, server_options
 from ramster.rpc.listeners import SERVER_OPTIONS, SocketFile, bind_address
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, split_host_port
 from ramster.wire.tls import TLS
@@ -55,9 +58,9 @@ class Listener:
 class _Served:
     """The grpc.aio server of one `Listener`."""
 
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, listener: Listener, options: Sequence[tuple[str, Any]]) -> None:
         self.listener = listener
-        self.server = grpc.aio.server(options=[*MESSAGE_SIZE_OPTIONS, *SERVER_OPTIONS])
+        self.server = grpc.aio.server(options=[*MESSAGE_SIZE_OPTIONS, *SERVER_OPTIONS, *options])
         self.server.add_generic_rpc_handlers(tuple(listener.handlers))
         self.health = AsyncHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -67,10 +70,19 @@ class _Served:
 
 
 class NodeServer:
-    """The gRPC servers of one node, one per `Listener` (not yet bound nor started)."""
+    """The gRPC servers of one node, one per `Listener` (not yet bound nor started), within
+    `limits`."""
 
-    def __init__(self, listeners: Sequence[Listener], tls: TLS | None = None) -> None:
-        self._served = [_Served(listener) for listener in listeners]
+    def __init__(
+        self,
+        listeners: Sequence[Listener],
+        tls: TLS | None = None,
+        limits: ServerLimits | None = None,
+    ) -> None:
+        limits = limits or ServerLimits()
+        options = server_options(limits, raise_file_limit())
+        self._served = [_Served(listener, options) for listener in listeners]
+        self._guard = SourceGuard(limits.max_connections_per_source, limits.guard_interval)
         self._credentials = None if tls is None else tls.server_credentials()
         self._socket_files: list[SocketFile] = []  # removed at stop, if still this node's
         self._started = False
@@ -108,12 +120,15 @@ class NodeServer:
         )
         if socket_file is not None:
             self._socket_files.append(socket_file)
+        else:
+            self._guard.ports.add(port)
         return port
 
     async def start(self) -> None:
         """Take calls; the services are reported SERVING only once `serving` is called."""
         for served in self._served:
             await served.server.start()
+        self._guard.start()
         self._started = True
 
     async def serving(self) -> None:
@@ -131,6 +146,7 @@ class NodeServer:
     async def stop(self, grace: float) -> None:
         """Refuse new calls, let in-flight ones finish within `grace` seconds, and remove the
         socket files that are still this server's."""
+        await self._guard.stop()
         if self._started:
             await asyncio.gather(*(served.server.stop(grace) for served in self._served))
         for socket_file in self._socket_files:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ramster.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from ramster.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, shown
 from ramster.page import PackedPage, check_page_length
 from ramster.tmem.elsewhere import REMOTE, ElsewhereT, PageAway
 from ramster.tmem.keys import (
@@ -60,6 +60,10 @@ class Tmem(Generic[ElsewhereT]):
     def __repr__(self) -> str:
         return f"<Tmem {self.table.describe()}>"
 
+    @property
+    def limits(self) -> TmemLimits:
+        return self._limits
+
     # -- pools -------------------------------------------------------------------------------
 
     def new_pool(self, client: str, spec: PoolSpec) -> int:
@@ -75,14 +79,14 @@ class Tmem(Generic[ElsewhereT]):
             claimed = self._claim(client, pools, spec)
             if claimed is not None:
                 return claimed
-        if not pools and table.client_count >= self._limits.max_clients:
+        if not pools and table.application_count >= self._limits.max_clients:
             raise ResourceExhausted(
-                f"clients {table.client_count} reached max_clients {self._limits.max_clients}"
+                f"clients {table.application_count} reached max_clients {self._limits.max_clients}"
             )
         limit = self._limits.max_pools_per_client
         if len(pools) >= limit:
             raise ResourceExhausted(
-                f"client {client!r} holds {len(pools)} pools: max_pools_per_client is {limit}"
+                f"client {shown(client)} holds {len(pools)} pools: max_pools_per_client is {limit}"
             )
         pool = (
             self._join_shared(owner_scope(client), spec)

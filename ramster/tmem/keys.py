@@ -98,16 +98,28 @@ class PoolSpec:
 class TmemLimits:
     """Bounds on what one node's tmem host keeps, each answered with a named error.
 
-    max_clients: distinct clients (applications and peer nodes), default 4096.
+    max_clients: distinct application clients, default 4096 (the origins a node holds pages for
+        are bounded by the next two limits and by its budget, which their pools are charged to).
     max_pools_per_client: pools one client may hold at once, default 16 (the kernel's
-        MAX_POOLS_PER_CLIENT).
+        MAX_POOLS_PER_CLIENT); on a holder, also the pools one client of an origin owns there.
+    max_pools_per_origin: pools a holder keeps for one epoch of one origin, default 4096 (as
+        many as an origin of `max_clients` clients with one pool each ships pages of).
+    max_epochs_per_origin: epochs of one origin number a holder keeps pages under, default 4
+        (its current one, and earlier ones it takes back or forgets when it starts again).
     """
 
     max_clients: int = 4096
     max_pools_per_client: int = 16
+    max_pools_per_origin: int = 4096
+    max_epochs_per_origin: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("max_clients", "max_pools_per_client"):
+        for name in (
+            "max_clients",
+            "max_pools_per_client",
+            "max_pools_per_origin",
+            "max_epochs_per_origin",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidArgument.field(name, value, "an int >= 1")

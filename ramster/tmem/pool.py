@@ -19,6 +19,15 @@ from ramster.tmem.keys import Oid, PoolSpec
 OBJECT_BYTES = 448
 """Real memory one object costs the core (instance, two arrays, oid tuple, two dict entries)."""
 
+FOREIGN_POOL_BYTES = 1600
+"""Real memory a pool held for a peer costs at most, charged while it is held: the pool, its
+spec, its entry in its client's dict and its owner record (a client name of up to 256
+characters takes up to 1,104 bytes, 4 a character beyond the Basic Multilingual Plane)."""
+
+FOREIGN_CLIENT_BYTES = 384
+"""Real memory one epoch of an origin costs a holder beyond its pools, charged while it holds
+pools: its client name (origin number and epoch), its dict of pools, its entry in the table."""
+
 INDEX_BYTES_PER_PAGE = 8
 """Real memory one page costs an object's index: a 4-byte index and a 4-byte slot."""
 

@@ -91,6 +91,12 @@ class PageStore(Protocol):
         """Account `nbytes` (negative to release) of the core's own per-object metadata."""
         ...
 
+    def reserve(self, nbytes: int) -> tuple[int, ...] | None:
+        """Account `nbytes` of metadata only if they fit the budget, evicting ephemeral pages
+        as a put would: the evicted backrefs, or None (nothing charged, nothing evicted) if
+        they do not fit even with every ephemeral page gone."""
+        ...
+
     def counters(self) -> dict[str, int]:
         """The store's counters by their kernel names."""
         ...

@@ -16,11 +16,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, cast, overload
 
-from ramster.errors import InvalidArgument, PoolNotFound
+from ramster.errors import InvalidArgument, PoolNotFound, ResourceExhausted, shown
 from ramster.page import PackedPage
 from ramster.tmem.elsewhere import REMOTE, ElsewhereT, Nowhere
 from ramster.tmem.keys import Oid, PoolSpec
-from ramster.tmem.pool import OBJECT_BYTES, Pool, TmemObject
+from ramster.tmem.pool import (
+    FOREIGN_CLIENT_BYTES,
+    FOREIGN_POOL_BYTES,
+    OBJECT_BYTES,
+    Pool,
+    TmemObject,
+)
 from ramster.tmem.store import Created, PageStore, Rejected
 
 INDEX_BITS = 32
@@ -75,6 +81,7 @@ class PageTable(Generic[ElsewhereT]):
         self.store = store
         self.elsewhere: ElsewhereT = cast(ElsewhereT, elsewhere or Nowhere())
         self._clients: dict[str, dict[int, Pool]] = {}
+        self._foreign_clients = 0
         self._shared: dict[tuple[str, uuid.UUID], Pool] = {}
         """Shared pools by (owner scope, UUID): a UUID is shared within a scope only."""
         self._objects: dict[int, TmemObject] = {}
@@ -125,6 +132,11 @@ class PageTable(Generic[ElsewhereT]):
     def client_count(self) -> int:
         return len(self._clients)
 
+    @property
+    def application_count(self) -> int:
+        """The clients that are applications, not origins this node holds pages for."""
+        return len(self._clients) - self._foreign_clients
+
     def pool(self, client: str, pool_id: int) -> Pool:
         """Pool `pool_id` of `client` (an application's: foreign pools are reached only through
         `ramster.holder.foreign`), or a named error."""
@@ -133,7 +145,7 @@ class PageTable(Generic[ElsewhereT]):
         if pool is None or pool.foreign:
             if not isinstance(pool_id, int) or isinstance(pool_id, bool) or pool_id < 0:
                 raise InvalidArgument.field("pool_id", pool_id, "an int >= 0")
-            raise PoolNotFound(f"pool_id {pool_id} does not exist for client {client!r}")
+            raise PoolNotFound(f"pool_id {pool_id} does not exist for client {shown(client)}")
         return pool
 
     def client_names(self, prefix: str = "") -> list[str]:
@@ -145,22 +157,45 @@ class PageTable(Generic[ElsewhereT]):
         return self._clients.get(client, {})
 
     def place_pool(self, client: str, pool_id: int, pool: Pool) -> None:
-        """Put `pool` under `client` as `pool_id` (a pool made elsewhere, or taken from another
-        client)."""
-        self._clients.setdefault(client, {})[pool_id] = pool
+        """Put `pool` under `client` as a new `pool_id` (a pool made elsewhere, or taken from
+        another client). A pool held for a peer is charged to the store while it is placed,
+        and so is its client while it has pools (`FOREIGN_POOL_BYTES`, `FOREIGN_CLIENT_BYTES`):
+        a peer makes this node keep nothing its budget does not count. ResourceExhausted, and
+        nothing placed, if they do not fit even with every ephemeral page evicted."""
+        pools = self._clients.get(client)
+        if pool.foreign:
+            cost = FOREIGN_POOL_BYTES + (0 if pools else FOREIGN_CLIENT_BYTES)
+            evicted = self.store.reserve(cost)
+            if evicted is None:
+                raise ResourceExhausted(
+                    f"no room for pool {pool.uid} of {client}: this node's budget is full of "
+                    "pages that cannot be evicted"
+                )
+            self._forget(evicted)
+        if pools is None:
+            pools = self._clients[client] = {}
+            self._foreign_clients += pool.foreign
+        pools[pool_id] = pool
 
     def remove_pool(self, client: str, pool_id: int) -> Pool | None:
         """Take pool `pool_id` from `client`, and the client once it has no pool left; the
         pool's pages stay until `drop_pool`. None if there was no such pool."""
         pools = self._clients.get(client, {})
         pool = pools.pop(pool_id, None)
-        if client in self._clients and not pools:
+        gone = client in self._clients and not pools
+        if gone:
             del self._clients[client]
+        if pool is not None and pool.foreign:
+            self._foreign_gone(1, gone)
         return pool
 
     def remove_client(self, client: str) -> dict[int, Pool]:
         """Take `client` with every pool it has, by pool id; their pages stay until `drop_pool`."""
-        return self._clients.pop(client)
+        pools = self._clients.pop(client)
+        foreign = sum(pool.foreign for pool in pools.values())
+        if foreign:
+            self._foreign_gone(foreign, True)
+        return pools
 
     def shared_pool(self, scope: str, shared_uuid: uuid.UUID) -> Pool | None:
         """The shared pool of `shared_uuid` in owner scope `scope`
@@ -351,7 +386,12 @@ class PageTable(Generic[ElsewhereT]):
         obj.pool.pages -= len(obj)
         self.unlink_object(obj)
 
-    def _forget(self, evicted: Iterable[int], keep: TmemObject) -> None:
+    def _foreign_gone(self, pools: int, client: bool) -> None:
+        """Release the charge of `pools` pools held for a peer, and of their client if it went."""
+        self._foreign_clients -= client
+        self.store.charge(-pools * FOREIGN_POOL_BYTES - client * FOREIGN_CLIENT_BYTES)
+
+    def _forget(self, evicted: Iterable[int], keep: TmemObject | None = None) -> None:
         """Drop the keys of pages the store evicted (their slots are already free)."""
         for backref in evicted:
             obj = self._objects[backref >> INDEX_BITS]

@@ -83,16 +83,16 @@ def identity_of_certificate(pem: bytes) -> Identity:
     subject = certificate.subject
     roles = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
     names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    described = shown(subject.rfc4514_string(), limit=120)
+    described = shown(subject.rfc4514_string())
     if len(roles) != 1 or roles[0] not in {role.value for role in ISSUED_ROLES}:
         raise Unauthenticated(
             f"certificate {described} has no valid role: expected one subject OU of node, "
-            f"client or admin, got {shown(roles, limit=80)}"
+            f"client or admin, got {shown(roles)}"
         )
     if len(names) != 1:
         raise Unauthenticated(
             f"certificate {described} has no valid name: expected one subject CN, "
-            f"got {shown(names, limit=80)}"
+            f"got {shown(names)}"
         )
     try:
         return Identity(Role(roles[0]), names[0])

@@ -102,6 +102,13 @@ class PlainStore:
     def charge(self, nbytes: int) -> None:
         self._used += nbytes
 
+    def reserve(self, nbytes: int) -> tuple[int, ...] | None:
+        made = evict_for(self._used + nbytes - self.memory, self._eph_bytes, self._evict_oldest_eph)
+        if made is None:
+            return None
+        self._used += nbytes
+        return tuple(made)
+
     def counters(self) -> dict[str, int]:
         persistent = sum(page.persistent for page in self._pages.values())
         return {

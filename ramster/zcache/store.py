@@ -228,6 +228,14 @@ class ZCache:
     def charge(self, nbytes: int) -> None:
         self._used += nbytes
 
+    def reserve(self, nbytes: int) -> tuple[int, ...] | None:
+        need = self._used + nbytes - self._memory
+        made = evict_for(need, self._eph_bytes, self._evict_oldest_eph)
+        if made is None:
+            return None
+        self._used += nbytes
+        return tuple(made)
+
     def counters(self) -> dict[str, int]:
         counters = asdict(self.stats)
         counters["used_bytes"] = self._used

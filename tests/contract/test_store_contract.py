@@ -1,7 +1,8 @@
 """The `PageStore` contract: one behavioural suite run against every page store (style habit 11).
 
 What the tmem core relies on from the memory that holds its pages: exact round trips, versions,
-accounting that `free` gives back, `charge` counting against the budget, and the eviction rule of
+accounting that `free` gives back, `charge` counting against the budget, `reserve` charging
+only what fits, and the eviction rule of
 DESIGN §4 (ephemeral pages only, oldest put first; a put that cannot fit even with every ephemeral
 page gone is refused at once and evicts nothing). Every cost is derived from the store's own
 constants, so every count and byte is exact. What only one store does (compression, admission,
@@ -190,6 +191,24 @@ def test_charge_counts_against_the_budget(case: StoreCase, store: PageStore) -> 
     third = create(store, c, False, 3)
     assert third.evicted == ()
     assert counts(store) == (2, 0, 1)
+
+
+def test_reserve_charges_what_fits_evicting_ephemeral_pages_as_a_put_would(
+    case: StoreCase, store: PageStore
+) -> None:
+    a, b = page(1), page(2)
+    cost = case.same_cost(a, b)
+    leave_room(store, 3 * (cost + case.slot_cost))
+    create(store, a, False, 1)
+    create(store, b, True, 2)
+    assert store.reserve(cost + case.slot_cost) == ()  # fits: charged, nothing evicted
+    assert used(store) == MEMORY
+    assert store.reserve(1) == (1,)  # room made as for a page: the oldest ephemeral one goes
+    assert counts(store) == (0, 1, 1)
+    before = used(store)
+    assert store.reserve(MEMORY) is None  # does not fit even with every ephemeral page gone
+    assert used(store) == before
+    assert counts(store) == (0, 1, 1)
 
 
 # -- eviction ----------------------------------------------------------------------------------

@@ -334,6 +334,22 @@ def test_a_17th_pool_of_one_client_is_refused_and_a_freed_id_is_reused(wire: Raw
     assert new_pool(wire) == 5
 
 
+def test_a_long_client_name_shows_cut_in_every_refusal_that_names_it(wire: RawNode) -> None:
+    """A client's name (up to 256 characters) is the caller's string: a refusal shows its first
+    64 characters and its length."""
+    client = "c" * 256
+    cut = f"'{'c' * 64}'... (256 characters)"
+    assert wire.tmem("DestroyPool", client=client, pool_id=3).refusal == (
+        NOT_FOUND,
+        f"pool_id 3 does not exist for client {cut}",
+    )
+    assert [new_pool(wire, client=client) for _ in range(16)] == list(range(16))
+    assert wire.tmem("NewPool", client=client).refusal == (
+        EXHAUSTED,
+        f"client {cut} holds 16 pools: max_pools_per_client is 16",
+    )
+
+
 def test_a_shared_uuid_of_a_wrong_length_is_refused(wire: RawNode) -> None:
     for length in (1, 15, 17, 32):
         answer = wire.tmem("NewPool", client="app", shared_uuid=bytes(range(length)))
@@ -396,7 +412,7 @@ def test_packed_pages_that_do_not_decode_to_one_page_are_refused(wire: RawNode) 
 def test_a_missing_or_overlong_client_name_is_refused_by_every_tmem_call(
     wire: RawNode,
 ) -> None:
-    for client, shown in (("", "''"), ("c" * 257, repr("c" * 257))):
+    for client, shown in (("", "''"), ("c" * 257, shown_long("c" * 257))):
         for name in TMEM_CALLS:
             answer = wire.tmem(name, **pool_request(name, 0, client=client))
             assert answer.refusal == (
@@ -616,9 +632,8 @@ def peer_held(wire: RawNode, *indexes: int) -> list[tuple[bytes, int] | None]:
 
 
 def shown_long(text: str) -> str:
-    """How a refusal shows a long value: the start of its repr and its length."""
-    whole = repr(text)
-    return f"{whole[:300]}... ({len(whole)} characters)"
+    """How a refusal shows a long value: its first 64 characters and its length."""
+    return f"{text[:64]!r}... ({len(text)} characters)"
 
 
 def test_a_malformed_peer_page_is_refused_as_an_applications_is(wire: RawNode) -> None:

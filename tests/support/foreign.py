@@ -16,7 +16,7 @@ from ramster.holder.foreign import (
 from ramster.page import PackedPage, pack_page
 from ramster.remote.handles import origin_tmem
 from ramster.tmem import Tmem
-from ramster.tmem.pool import OBJECT_BYTES
+from ramster.tmem.pool import FOREIGN_CLIENT_BYTES, FOREIGN_POOL_BYTES, OBJECT_BYTES
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
 
@@ -57,9 +57,11 @@ def holder(memory: int = 4 << 20) -> tuple[Tmem, ZCache]:
     return origin_tmem(store), store
 
 
-def fitting_holder(pages: int, objects: int) -> tuple[Tmem, ZCache]:
-    """A holder whose budget takes exactly `pages` pages in `objects` objects."""
-    return holder(objects * OBJECT_BYTES + pages * PAGE_COST)
+def fitting_holder(pages: int, objects: int, pools: int = 1) -> tuple[Tmem, ZCache]:
+    """A holder whose budget takes exactly `pages` pages in `objects` objects, in `pools` pools
+    of one origin each."""
+    held = pools * (FOREIGN_CLIENT_BYTES + FOREIGN_POOL_BYTES)
+    return holder(held + objects * OBJECT_BYTES + pages * PAGE_COST)
 
 
 def foreign_counts(tmem: Tmem) -> tuple[int, int]:

@@ -69,7 +69,7 @@ def test_a_five_thousand_digit_target_is_refused_with_a_short_message() -> None:
     with pytest.raises(InvalidArgument) as refused:
         ModuleParams().with_text("remote_target", text)
     assert refused.value.message == (
-        f"param remote_target value '{'9' * 299}... (5002 characters) is invalid: "
+        f"param remote_target value '{'9' * 64}'... (5000 characters) is invalid: "
         + TARGET_EXPECTED
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound
+from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, ResourceExhausted
 from ramster.holder.epochs import records
 from ramster.holder.foreign import (
     ForeignPage,
@@ -126,7 +126,7 @@ def test_foreign_ephemeral_pages_are_evicted_oldest_first() -> None:
 
 
 def test_a_persistent_put_evicts_foreign_ephemeral_pages() -> None:
-    tmem, store = fitting_holder(pages=32, objects=2)
+    tmem, store = fitting_holder(pages=32, objects=2, pools=2)
     put_foreign(tmem.table, ORIGIN, [foreign(i) for i in range(16)])
     put_foreign(tmem.table, OTHER, [foreign(i, persistent=True) for i in range(16)])
     assert store.used_bytes == store.config.memory
@@ -150,7 +150,12 @@ def test_a_full_holder_refuses_foreign_persistent_pages() -> None:
     assert put_foreign(tmem.table, ORIGIN, [foreign(32, persistent=True)]) == [
         Rejected(RejectReason.NO_SPACE)
     ]
-    assert put_foreign(tmem.table, OTHER, [foreign(0)]) == [Rejected(RejectReason.NO_SPACE)]
+    with pytest.raises(ResourceExhausted) as refused:  # no room for another origin's pool
+        put_foreign(tmem.table, OTHER, [foreign(0)])
+    assert refused.value.message == (
+        "no room for pool 1 of peer:3:e3: this node's budget is full of pages that cannot be "
+        "evicted"
+    )
 
     assert store.stats.evicted_eph_zpages == 0
     assert foreign_counts(tmem) == (0, 32)
