@@ -335,10 +335,11 @@ def test_a_17th_pool_of_one_client_is_refused_and_a_freed_id_is_reused(wire: Raw
 
 
 def test_a_long_client_name_shows_cut_in_every_refusal_that_names_it(wire: RawNode) -> None:
-    """A client's name (up to 256 characters) is the caller's string: a refusal shows its first
-    64 characters and its length."""
+    """A client's name (up to 256 characters) is the caller's string: a refusal shows the first
+    64 characters of the name the node keeps it under (its label inside the caller's identity,
+    here the local one) and that name's length."""
     client = "c" * 256
-    cut = f"'{'c' * 64}'... (256 characters)"
+    cut = f"'local:local/{'c' * 52}'... (268 characters)"
     assert wire.tmem("DestroyPool", client=client, pool_id=3).refusal == (
         NOT_FOUND,
         f"pool_id 3 does not exist for client {cut}",
