@@ -90,6 +90,10 @@ class ClusterAgent:
         """This node's number in the cluster: 0 until `start` has joined."""
         return self._me.number
 
+    def members(self) -> dict[int, MemberInfo]:
+        """The members in this node's view now, by number (itself included)."""
+        return self._membership.members()
+
     @property
     def draining(self) -> bool:
         """Whether the node drains (`drain` until `undrain`): it takes no new pages of peers."""

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from nodemanager.etcd_client import EtcdCredentials
 from nodemanager.keys import check_name
-from ramster.errors import InvalidArgument
+from ramster.errors import InvalidArgument, shown
 from ramster.tmem import TmemLimits
 from ramster.trust.files import read_page_key
+from ramster.trust.identity import Identity, Role, identity_of_certificate
 from ramster.wire.limits import split_host_port
 from ramster.wire.tls import TLS
 from ramster.zcache import ZcacheConfig
@@ -202,6 +203,16 @@ class NodeConfig:
     admin_listen: str | None = None
     server: ServerLimits = field(default_factory=ServerLimits)
 
+    def _check_certificate(self, tls: TLS) -> None:
+        """A node serves with a node certificate that names it: its peers know it by its name
+        (etcd maps the name to its number), and refuse it calls for any other node's pages."""
+        identity = identity_of_certificate(Path(tls.cert).read_bytes())
+        if identity != Identity(Role.NODE, self.name):
+            raise InvalidArgument(
+                f"tls cert {tls.cert} is {identity!r}: node {shown(self.name)} serves with a "
+                f"node certificate of its own name (`ramster certs issue DIR node {self.name}`)"
+            )
+
     def __post_init__(self) -> None:
         if self.page_key is None and self.tls is not None:
             beside = Path(self.tls.key).with_suffix(".pagekey")
@@ -222,6 +233,8 @@ class NodeConfig:
                 )
         if self.tls is not None and self.insecure:
             raise InvalidArgument("insecure and TLS contradict: give --insecure or the TLS flags")
+        if self.tls is not None:
+            self._check_certificate(self.tls)
         if self.tls is None and not self.insecure:
             for address in served:
                 if unix_path(address) is None and not is_loopback(address):

@@ -107,7 +107,13 @@ class Node:
         # Peers asking who this is during recovery (Hello) get the number as soon as it is
         # claimed, not 0.
         peer = PeerService(
-            config.cluster, config.name, self.backend, self._identity, lambda: agent.draining
+            config.cluster,
+            config.name,
+            self.backend,
+            self._identity,
+            lambda: agent.draining,
+            agent.members,
+            whole_view=config.etcd is not None,
         )
         self._server = NodeServer(
             self._listeners(TmemService(self.tiered), admin, peer),

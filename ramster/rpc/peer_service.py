@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from zlib import crc32
 
 import grpc
 
 from nodemanager.keys import check_epoch
+from nodemanager.model import MemberInfo
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.backend import Backend
-from ramster.errors import FailedPrecondition, InvalidArgument, shown
+from ramster.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+    shown,
+)
 from ramster.holder.epochs import adopt, forget_origin, held_epochs, held_keys, records
 from ramster.holder.foreign import (
     ForeignPage,
@@ -34,9 +41,11 @@ from ramster.holder.foreign import (
 from ramster.page import PackedPage, check_page_size
 from ramster.remote.handles import OriginTmem
 from ramster.rpc import convert
+from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.rpc.peer_link import PROTOCOL_VERSION, pool_record_message, pool_record_of
 from ramster.tmem.keys import Oid, as_oid
+from ramster.trust.identity import Identity, Role
 from ramster.trust.seal import OVERHEAD as SEAL_OVERHEAD
 from ramster.wire.limits import MAX_RECOVER_EPOCHS
 from ramster.wire.messages import oid_of
@@ -63,6 +72,9 @@ NodeIdentity = Callable[[], tuple[int, str, str]]
 Draining = Callable[[], bool]
 """Whether the node drains now (`ClusterAgent.draining`): it refuses new pages for peers."""
 
+Members = Callable[[], Mapping[int, MemberInfo]]
+"""The members in this node's view now, by number (`ClusterAgent.members`)."""
+
 
 class PeerService:
     def __init__(
@@ -72,12 +84,18 @@ class PeerService:
         backend: Backend,
         identity: NodeIdentity,
         draining: Draining,
+        members: Members,
+        whole_view: bool,
     ) -> None:
         self._cluster = cluster
         self._node_name = node_name
         self._backend = backend
         self._identity = identity
         self._draining = draining
+        self._members = members
+        self._whole_view = whole_view
+        """`members` holds every node of the cluster (etcd's view), not only the peers this node
+        was given (static membership, where each node may list others)."""
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -273,7 +291,9 @@ class PeerService:
         return tmem
 
     def _origin(self, origin: peer_pb2.Origin) -> str:
-        """The client name of a request's origin: another node, named by a well-formed epoch."""
+        """The client name of a request's origin: another node, named by a well-formed epoch,
+        and, for a caller who proved it is a node, that node itself in its current epoch (a
+        node without TLS, where nobody proves a name, trusts the origin a request names)."""
         me, _, _ = self._identity()
         if origin.node_number < 1 or origin.node_number == me:
             raise InvalidArgument.field(
@@ -281,7 +301,36 @@ class PeerService:
                 origin.node_number,
                 f"another node's number, >= 1 (this node is {me})",
             )
-        return origin_client(origin.node_number, check_epoch(origin.epoch, "origin.epoch"))
+        epoch = check_epoch(origin.epoch, "origin.epoch")
+        caller = current_caller().identity
+        if caller.role is Role.NODE:
+            self._check_origin(caller, origin.node_number, epoch)
+        return origin_client(origin.node_number, epoch)
+
+    def _check_origin(self, caller: Identity, number: int, epoch: str) -> None:
+        """A node calls for its own pages only: the member of number `number` in this node's
+        view (etcd's, or the static peers') must be the node the caller's certificate names, in
+        epoch `epoch`. A member not seen yet, or seen in another epoch, may be one that just
+        (re)started: UNAVAILABLE, asked again; another node's number never is. Without etcd
+        nothing maps names to numbers: a number the static view does not hold is the caller's
+        word."""
+        member = self._members().get(number)
+        if member is None and not self._whole_view:
+            return
+        if member is None:
+            raise Unavailable(
+                f"origin.node_number {number} is no member this node knows yet: retry shortly"
+            )
+        if member.name != caller.name:
+            raise PermissionDenied(
+                f"origin.node_number {number} is node {shown(member.name)}: {caller!r} "
+                "may call for its own pages only"
+            )
+        if member.epoch != epoch:
+            raise Unavailable(
+                f"origin.epoch {shown(epoch)} is not the epoch node {number} runs in as this node "
+                f"knows it ({shown(member.epoch)}): retry shortly"
+            )
 
 
 def _latest_version() -> int:

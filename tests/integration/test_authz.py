@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 
 from nodemanager.cli import list_members
+from ramster.api.v1 import peer_pb2
 from ramster.client import TLS, Cleancache, Frontswap, RamsterError, SyncClient, Unauthenticated
 from ramster.rpc.peer_link import PeerLink
 from ramster.trust.files import init_ca, issue
@@ -23,6 +25,7 @@ from tests.support.cluster import Cluster, done_shipping, pages_of, read_back, s
 from tests.support.etcd import EtcdProcess
 from tests.support.nodes import RAMSTER, NodeFactory, NodeProcess
 from tests.support.processes import free_port, wait_for
+from tests.support.wire import RawNode, remote_page
 
 NOW = datetime.datetime.now(datetime.UTC)
 PAGE = bytes(range(256)) * 16
@@ -35,7 +38,7 @@ def pki(tmp_path: Path) -> Path:
     second CA "theirs" with an admin ops (with a token)."""
     folder = tmp_path / "pki"
     init_ca(folder, now=NOW)
-    for node in ("n1", "n2"):
+    for node in ("n1", "n2", "A", "B"):  # a node serves with a certificate of its own name
         issue(folder, Identity(Role.NODE, node), ["127.0.0.1"], now=NOW)
     for identity in (
         Identity(Role.CLIENT, "app"),
@@ -260,9 +263,9 @@ def test_recovered_pools_go_back_to_the_identity_that_made_them(
     label = "L" * 256  # the longest label: peers keep "client:app/" before it
     try:
         node_a = cluster.start(
-            "A", "4MiB", listen=f"127.0.0.1:{free_port()}", tls=(tls_of(pki, "n1"), app)
+            "A", "4MiB", listen=f"127.0.0.1:{free_port()}", tls=(tls_of(pki, "A"), app)
         )
-        cluster.start("B", "16MiB", tls=(tls_of(pki, "n2"), app))
+        cluster.start("B", "16MiB", tls=(tls_of(pki, "B"), app))
         numbers = pages_of(range(48))  # about 6 MiB packed: A ships a part to B
         with SyncClient(node_a.address, label, tls=app) as before:
             store_all(before, before.new_pool(persistent=True), numbers)
@@ -408,9 +411,9 @@ def test_peers_are_served_on_their_own_listener_and_published_there(
             "A",
             "16MiB",
             flags=("--peer-listen", f"127.0.0.1:{peer_port}"),
-            tls=(tls_of(pki, "n1"), app),
+            tls=(tls_of(pki, "A"), app),
         )
-        cluster.start("B", "4MiB", tls=(tls_of(pki, "n2"), app))
+        cluster.start("B", "4MiB", tls=(tls_of(pki, "B"), app))
         n2 = tls_of(pki, "n2")
         assert hello(f"127.0.0.1:{peer_port}", n2, etcd_cluster) == "A"
         # gRPC's UNIMPLEMENTED, which the client library has no class for.
@@ -427,5 +430,62 @@ def test_peers_are_served_on_their_own_listener_and_published_there(
         done_shipping(b.stats)
         assert cluster.stats("A")["foreign_pers_pages"] > 0
         assert read_back(b, pool, numbers, free=False) == []
+    finally:
+        cluster.close()
+
+
+def test_a_node_calls_for_its_own_pages_only_in_its_current_epoch(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str, pki: Path
+) -> None:
+    """A node certificate proves a node, not which: the origin a request names must be the member
+    of that number in the holder's view (etcd's), the node the certificate names, in the epoch it
+    runs in now. n2 is a node of the cluster's CA that is no member."""
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster)
+    try:
+        app = tls_of(pki, "app")
+        cluster.start("A", "16MiB", tls=(tls_of(pki, "A"), app))
+        cluster.start("B", "16MiB", tls=(tls_of(pki, "B"), app))
+        b_number, b_epoch = cluster.stats("B")["node_number"], cluster.nodes["B"].epoch
+
+        def put(as_node: str, number: int, epoch: str) -> tuple[grpc.StatusCode, str]:
+            origin = peer_pb2.Origin(node_number=number, epoch=epoch)
+            request = peer_pb2.PeerPutRequest(origin=origin, pages=[remote_page(1, 7, 0, PAGE, 1)])
+            with RawNode(cluster.nodes["A"].address, tls=tls_of(pki, as_node)) as wire:
+                return wire.call("/ramster.api.v1.Peer/PutPages", request).refusal
+
+        def recover(as_node: str, number: int) -> tuple[grpc.StatusCode, str]:
+            request = peer_pb2.RecoverRequest(
+                origin=peer_pb2.Origin(node_number=number, epoch=b_epoch)
+            )
+            with RawNode(cluster.nodes["A"].address, tls=tls_of(pki, as_node)) as wire:
+                return wire.first("/ramster.api.v1.Peer/Recover", request).refusal
+
+        wait_for(lambda: put("B", b_number, b_epoch)[0] == grpc.StatusCode.OK, what="A sees B")
+        other = "0" * 16
+        not_its_own = (
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"origin.node_number {b_number} is node 'B': <Identity node 'n2'> may call for its "
+            "own pages only",
+        )
+        assert {
+            "another node's number": put("n2", b_number, b_epoch),
+            "another node recovering": recover("n2", b_number),
+            "no member": put("n2", 9, b_epoch),
+            "its own number, another epoch": put("B", b_number, other),
+            "itself": put("B", b_number, b_epoch),
+        } == {
+            "another node's number": not_its_own,
+            "another node recovering": not_its_own,
+            "no member": (
+                grpc.StatusCode.UNAVAILABLE,
+                "origin.node_number 9 is no member this node knows yet: retry shortly",
+            ),
+            "its own number, another epoch": (
+                grpc.StatusCode.UNAVAILABLE,
+                f"origin.epoch '{other}' is not the epoch node {b_number} runs in as this node "
+                f"knows it ('{b_epoch}'): retry shortly",
+            ),
+            "itself": (grpc.StatusCode.OK, ""),
+        }
     finally:
         cluster.close()

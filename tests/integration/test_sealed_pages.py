@@ -34,10 +34,10 @@ from tests.support.wire import RawNode
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    """A CA with nodes n1, n2 (each with its page key) and a client app."""
+    """A CA with nodes A, B (each with its page key) and a client app."""
     folder, now = tmp_path / "pki", datetime.datetime.now(datetime.UTC)
     init_ca(folder, now=now)
-    for role, name in ((Role.NODE, "n1"), (Role.NODE, "n2"), (Role.CLIENT, "app")):
+    for role, name in ((Role.NODE, "A"), (Role.NODE, "B"), (Role.CLIENT, "app")):
         issue(folder, Identity(role, name), now=now)
     return folder
 
@@ -64,8 +64,8 @@ def test_a_holder_keeps_sealed_pages_it_cannot_read_nor_swap(
     cluster = Cluster(node_factory, etcd.url, etcd_cluster)
     try:
         app = tls(pki, "app")
-        cluster.start("A", "4MiB", tls=(tls(pki, "n1"), app))
-        cluster.start("B", "16MiB", tls=(tls(pki, "n2"), app))
+        cluster.start("A", "4MiB", tls=(tls(pki, "A"), app))
+        cluster.start("B", "16MiB", tls=(tls(pki, "B"), app))
         a = cluster.clients["A"]
         pool = a.new_pool(persistent=True)
         numbers = pages_of(range(48))  # about 6 MiB packed: A ships its oldest pages to B
@@ -74,7 +74,7 @@ def test_a_holder_keeps_sealed_pages_it_cannot_read_nor_swap(
         origin = peer_pb2.Origin(
             node_number=cluster.stats("A")["node_number"], epoch=cluster.nodes["A"].epoch
         )
-        with RawNode(cluster.nodes["B"].address, tls=tls(pki, "n1")) as wire:
+        with RawNode(cluster.nodes["B"].address, tls=tls(pki, "A")) as wire:
             copies: dict[int, bytes] = {}
             for start in range(0, len(numbers), 1024):  # the batch limit
                 batch = numbers[start : start + 1024]

@@ -49,13 +49,14 @@ def ramster(
 
 @pytest.fixture
 def pki(tmp_path: Path) -> dict[str, Path]:
-    """Two clusters' folders, "ours" and "theirs", each with a CA, nodes n1 and n2 and a client
-    app, made by ``ramster certs``."""
+    """Two clusters' folders, "ours" and "theirs", each with a CA, nodes n1, n2, n2x, A and B (a
+    node serves with a certificate of its own name) and a client app, made by ``ramster certs``."""
     folders = {}
     for cluster in ("ours", "theirs"):
         folder = folders[cluster] = tmp_path / "pki" / cluster
         assert ramster("certs", "init", folder).returncode == 0
-        for role, name in (("node", "n1"), ("node", "n2"), ("client", "app")):
+        nodes = [("node", name) for name in ("n1", "n2", "n2x", "A", "B")]
+        for role, name in (*nodes, ("client", "app")):
             assert ramster("certs", "issue", folder, role, name).returncode == 0
     return folders
 
@@ -218,7 +219,7 @@ def test_nodes_call_each_other_with_their_certificates(
     n1 = node_factory.start("n1", extra_flags=tls_flags(tls_of(ours, "n1")))
     static = ("--peer", n1.address, "--node-number", "2")
     n2 = node_factory.start("n2", extra_flags=(*tls_flags(tls_of(ours, "n2")), *static))
-    stranger = node_factory.start("n2x", extra_flags=(*tls_flags(tls_of(theirs, "n2")), *static))
+    stranger = node_factory.start("n2x", extra_flags=(*tls_flags(tls_of(theirs, "n2x")), *static))
     assert "node 2 started with static membership: 1 of 1 peers answer" in n2.log()
     assert "node 2 started with static membership: 0 of 1 peers answer" in stranger.log()
 
@@ -296,8 +297,8 @@ def test_a_tls_cluster_ships_pages_between_its_nodes_and_reads_them_back(
     cluster = Cluster(node_factory, etcd.url, etcd_cluster)
     try:
         app = tls_of(ours, "app")
-        cluster.start("A", "4MiB", tls=(tls_of(ours, "n1"), app))
-        cluster.start("B", "16MiB", tls=(tls_of(ours, "n2"), app))
+        cluster.start("A", "4MiB", tls=(tls_of(ours, "A"), app))
+        cluster.start("B", "16MiB", tls=(tls_of(ours, "B"), app))
         a = cluster.clients["A"]
         pool = a.new_pool(persistent=True)
         numbers = pages_of(range(48))  # 3072 pages, about 6 MiB packed: more than A's budget

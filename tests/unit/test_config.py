@@ -65,9 +65,9 @@ def test_with_tls_any_address_serves_and_insecure_contradicts(tmp_path: Path) ->
     init_ca(tmp_path, now=now)
     issue(tmp_path, Identity(Role.NODE, "n1"), now=now)
     tls = TLS(tmp_path / "ca.crt", tmp_path / "n1.crt", tmp_path / "n1.key")
-    assert NodeConfig(listen="0.0.0.0:7470", store=STORE, tls=tls).tls == tls
+    assert NodeConfig(listen="0.0.0.0:7470", store=STORE, name="n1", tls=tls).tls == tls
     with pytest.raises(InvalidArgument) as refused:
-        NodeConfig(listen="0.0.0.0:7470", store=STORE, tls=tls, insecure=True)
+        NodeConfig(listen="0.0.0.0:7470", store=STORE, name="n1", tls=tls, insecure=True)
     assert refused.value.message == (
         "insecure and TLS contradict: give --insecure or the TLS flags"
     )
@@ -93,3 +93,23 @@ def test_the_peer_listener_follows_the_transport_rule_and_the_admin_socket_is_a_
         store=STORE,
     )
     assert (config.peer_listen, config.admin_listen) == ("127.0.0.1:0", "unix:///tmp/admin.sock")
+
+
+def test_a_node_serves_with_a_node_certificate_of_its_own_name(tmp_path: Path) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    init_ca(tmp_path, now=now)
+    issue(tmp_path, Identity(Role.NODE, "n1"), now=now)
+    issue(tmp_path, Identity(Role.CLIENT, "app"), now=now)
+    for name, certificate, named in (
+        ("n2", "n1", "<Identity node 'n1'>"),
+        ("app", "app", "<Identity client 'app'>"),
+    ):
+        tls = TLS(
+            tmp_path / "ca.crt", tmp_path / f"{certificate}.crt", tmp_path / f"{certificate}.key"
+        )
+        with pytest.raises(InvalidArgument) as refused:
+            NodeConfig(listen="127.0.0.1:0", store=STORE, name=name, tls=tls)
+        assert refused.value.message == (
+            f"tls cert {tls.cert} is {named}: node '{name}' serves with a node certificate of "
+            f"its own name (`ramster certs issue DIR node {name}`)"
+        )
