@@ -85,8 +85,7 @@ def copies_of_puts(
     for (oid, index), outcome in zip(keys, outcomes, strict=True):
         if not isinstance(outcome, Stored):
             continue
-        obj = pool.objects.get(oid)
-        slot = obj.slot(index) if obj is not None else None
+        obj, slot = table.lookup(pool, oid, index)
         if obj is None or slot is None or slot & REMOTE:
             continue
         if table.store.version(slot) != outcome.version:  # put again later in the batch
@@ -164,7 +163,7 @@ def short_of_copies(table: OriginTable, wanted: int) -> int:
 
 def read_here(table: OriginTable, copies: PageCopies) -> PackedPage | None:
     """The page, if this node still holds it locally at that version."""
-    slot = _current_slot(table, copies)
+    _, slot = _current(table, copies)
     if slot is None or slot & REMOTE:
         return None
     return table.store.read_packed(slot, copies.page_size)
@@ -183,8 +182,7 @@ def settle(
     copy it did not have; False if it changed meanwhile (the new copy is flushed) or `home`
     found no room."""
     remote = table.elsewhere
-    slot = _current_slot(table, copies)
-    obj = table.objects.get(copies.obj_id)
+    obj, slot = _current(table, copies)
     if obj is None or slot is None:
         if added is not None:
             remote.flushes.append(RemoteFlush.of(added, copies))
@@ -221,8 +219,7 @@ def settle(
 def unput(table: OriginTable, shipment: Shipment) -> bool:
     """Take back a put whose copy no peer stored: the key goes (with any copy it has), unless
     it was put again meanwhile. True if it went."""
-    obj = table.objects.get(shipment.obj_id)
-    slot = obj.slot(shipment.index) if obj is not None else None
+    obj, slot = table.at(shipment.obj_id, shipment.index)
     if obj is None or slot is None or table.slot_version(slot) != shipment.version:
         return False
     obj.pop(shipment.index)
@@ -236,8 +233,7 @@ def lost_copy(table: OriginTable, ref: RemoteRef, node: int) -> bool:
     one of the page's two holders, the other copy is the only one now (a flush of whatever
     `node` holds at that version is queued). True if the tree changed."""
     remote = table.elsewhere
-    obj = table.objects.get(ref.obj_id)
-    slot = obj.slot(ref.index) if obj is not None else None
+    _, slot = table.at(ref.obj_id, ref.index)
     if slot is None or not slot & REMOTE or remote.version(slot) != ref.version:
         return False
     replica = remote.replicas.get(ref.version)
@@ -287,13 +283,15 @@ def _shipment(
     )
 
 
-def _current_slot(table: OriginTable, copies: PageCopies | Shipment) -> int | None:
-    """The slot of the page's key if it still holds `copies.version`, else None."""
-    obj = table.objects.get(copies.obj_id)
-    slot = obj.slot(copies.index) if obj is not None else None
+def _current(
+    table: OriginTable, copies: PageCopies | Shipment
+) -> tuple[TmemObject | None, int | None]:
+    """The page's object, and the slot of its key if it still holds `copies.version` (else
+    None)."""
+    obj, slot = table.at(copies.obj_id, copies.index)
     if slot is None or table.slot_version(slot) != copies.version:
-        return None
-    return slot
+        return obj, None
+    return obj, slot
 
 
 def _bring_home(

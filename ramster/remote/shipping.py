@@ -65,8 +65,7 @@ def complete_shipments(
     counts = remote.counts
     remoted = 0
     for shipment, ok in zip(shipments, stored, strict=True):
-        obj = table.objects.get(shipment.obj_id)
-        slot = obj.slot(shipment.index) if obj is not None else None
+        obj, slot = table.at(shipment.obj_id, shipment.index)
         unchanged = (
             obj is not None
             and slot == shipment.slot
@@ -101,8 +100,7 @@ def return_shipments(table: OriginTable, shipments: Sequence[Shipment]) -> None:
     shipping order if it is unchanged."""
     store = table.store
     for shipment in shipments:
-        obj = table.objects.get(shipment.obj_id)
-        slot = obj.slot(shipment.index) if obj is not None else None
+        _, slot = table.at(shipment.obj_id, shipment.index)
         unchanged = slot is not None and slot == shipment.slot and not slot & REMOTE
         if unchanged and store.version(shipment.slot) == shipment.version:
             store.requeue(shipment.slot)
@@ -120,7 +118,7 @@ def localify(
     room) a persistent page read from a peer comes home (`repatriate`)."""
     counts = table.elsewhere.counts
     kind = "pers" if ref.persistent else "eph"
-    obj, handle = _current(table, ref)
+    obj, handle = table.at(ref.obj_id, ref.index)
     if obj is None or handle is None:  # flushed while waiting: nothing is resurrected
         counts[f"remote_{kind}_pages_unsucc_get"] += 1
         return None
@@ -157,7 +155,7 @@ def localify(
 def drop_remote(table: OriginTable, ref: RemoteRef) -> bool:
     """Forget a remote page and queue the flush of the peer's copy (ephemeral pages only may be
     given up like this). False if the key no longer holds that remote page."""
-    obj, handle = _current(table, ref)
+    obj, handle = table.at(ref.obj_id, ref.index)
     if obj is None or handle is None or not handle & REMOTE:
         return False
     if table.elsewhere.version(handle) != ref.version:
@@ -173,7 +171,7 @@ def repatriate(table: OriginTable, ref: RemoteRef, fetched: PackedPage) -> bool:
     other copy). False if the handle changed meanwhile or the store has no room (it stays
     remote)."""
     remote = table.elsewhere
-    obj, handle = _current(table, ref)
+    obj, handle = table.at(ref.obj_id, ref.index)
     if obj is None or handle is None or not handle & REMOTE:
         return False
     if remote.version(handle) != ref.version:
@@ -207,8 +205,3 @@ def drop_handle(table: OriginTable, obj: TmemObject, index: int, handle: int) ->
     obj.pop(index)
     remote.remove(handle, obj.pool.spec.persistent)
     table.page_gone(obj)
-
-
-def _current(table: OriginTable, ref: RemoteRef) -> tuple[TmemObject | None, int | None]:
-    obj = table.objects.get(ref.obj_id)
-    return obj, (obj.slot(ref.index) if obj is not None else None)

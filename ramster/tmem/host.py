@@ -244,8 +244,7 @@ class Tmem(Generic[ElsewhereT]):
         table = self.table
         taken = []
         for hit in hits:
-            obj = table.objects.get(hit.obj_id)
-            slot = obj.slot(hit.index) if obj is not None else None
+            obj, slot = table.at(hit.obj_id, hit.index)
             if obj is None or slot is None or table.slot_version(slot) != hit.version:
                 taken.append(False)
                 continue

@@ -247,6 +247,11 @@ class PageTable(Generic[ElsewhereT]):
         obj = pool.objects.get(oid)
         return obj, (obj.slot(index) if obj is not None else None)
 
+    def at(self, obj_id: int, index: int) -> tuple[TmemObject | None, int | None]:
+        """The object of id `obj_id` and the slot of its page `index`, each None if gone."""
+        obj = self._objects.get(obj_id)
+        return obj, (obj.slot(index) if obj is not None else None)
+
     def slot_version(self, slot: int) -> int:
         """The version of the page at an object slot, here or kept elsewhere."""
         return self.elsewhere.version(slot) if slot & REMOTE else self.store.version(slot)
