@@ -158,7 +158,7 @@ class EtcdMembership:
                 "be forgotten (stop it first)"
             )
         # Its pages go with the number: no node will take them back.
-        await self._etcd.delete(await self._etcd.created_order(self.keys.epochs(number)))
+        await self._etcd.delete_prefix(self.keys.epochs(number))
         log.warning("node %r (number %d) forgotten: its number is retired", name, number)
         return number
 

@@ -319,6 +319,14 @@ class EtcdClient:
             )
             self._seen(response.header.revision)
 
+    async def delete_prefix(self, prefix: str) -> None:
+        """Delete every key under `prefix`, in one call."""
+        response = await self._call(
+            f"deleting {prefix}",
+            self._kv.delete(prefix, prefix_range_end(prefix), timeout=self.timeout),
+        )
+        self._seen(response.header.revision)
+
     async def put(self, key: str, value: str, lease: int = 0) -> None:
         response = await self._call(
             f"writing {key}", self._kv.put(key, value, lease=lease, timeout=self.timeout)

@@ -35,7 +35,7 @@ from tests.support.cluster import (
     text_page,
 )
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import RAMSTER, NodeFactory
+from tests.support.nodes import RAMSTER, NodeFactory, run_cli
 from tests.support.processes import wait_for
 from tests.support.wire import RawNode, remote_page
 
@@ -553,17 +553,13 @@ def members_states(cluster: Cluster) -> list[tuple[str, str]]:
     return [(row.split()[1], row.split()[-1]) for row in result.stdout.splitlines()]
 
 
-def ramster_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RAMSTER, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
 def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
     durable: Cluster,
 ) -> None:
     a = durable.start("A", "64MiB", flags=("--drain-timeout", "5"))
     b = durable.start("B", "64MiB")
     assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
-    drained = ramster_cli("drain", "--node", a.address, "--timeout", "5")
+    drained = run_cli("drain", "--node", a.address, "--timeout", "5")
     assert (drained.returncode, drained.stderr) == (0, "")
     assert members_states(durable) == [("NAME", "STATE"), ("A", "draining"), ("B", "up")]
     # A takes no copy while it drains: B's pages have a single copy, on B.
@@ -572,7 +568,7 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
     store_all(durable.clients["B"], pool, numbers)
     assert (durable.stats("A")["foreign_pers_pages"], at_risk(durable)["B"]) == (0, len(numbers))
 
-    undrained = ramster_cli("undrain", "--node", a.address)
+    undrained = run_cli("undrain", "--node", a.address)
     assert (undrained.returncode, undrained.stdout, undrained.stderr) == (
         0,
         f"node {a.address} undrained: it takes pages of other nodes again\n",
@@ -581,7 +577,7 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
     assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
     wait_redundant(durable)  # B's repair put the second copies on A
     assert durable.stats("A")["foreign_pers_pages"] == len(numbers)
-    again = ramster_cli("undrain", "--node", b.address)
+    again = run_cli("undrain", "--node", b.address)
     assert (again.returncode, again.stdout, again.stderr) == (
         0,
         f"node {b.address} was not draining: nothing to do\n",
@@ -591,13 +587,13 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
     # An undrain ends a drain still waiting: B cannot move its copies off A (no other node).
     waiting: list[subprocess.CompletedProcess[str]] = []
     drain_call = threading.Thread(
-        target=lambda: waiting.append(ramster_cli("drain", "--node", a.address, "--timeout", "40"))
+        target=lambda: waiting.append(run_cli("drain", "--node", a.address, "--timeout", "40"))
     )
     drain_call.start()
     try:
         wait_for(lambda: ("A", "draining") in members_states(durable), what="A draining")
         undrained_at = time.monotonic()
-        assert ramster_cli("undrain", "--node", a.address).returncode == 0
+        assert run_cli("undrain", "--node", a.address).returncode == 0
     finally:
         drain_call.join()
     assert time.monotonic() - undrained_at < 20  # not the 40 s of its timeout
@@ -614,7 +610,7 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
     stopping.start()
     try:
         wait_for(lambda: ("A", "draining") in members_states(durable), what="A draining")
-        refused = ramster_cli("undrain", "--node", a.address)
+        refused = run_cli("undrain", "--node", a.address)
         assert (refused.returncode, refused.stdout, refused.stderr) == (
             1,
             "",

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
-import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,7 @@ from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
 from tests.support.cluster import Cluster, done_shipping, pages_of, read_back, store_all
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import RAMSTER, NodeFactory, NodeProcess
+from tests.support.nodes import NodeFactory, NodeProcess, run_cli
 from tests.support.processes import free_port, wait_for
 from tests.support.wire import RawNode, remote_page
 
@@ -73,20 +71,6 @@ def tls_node(
     return node, unix
 
 
-def ramster(
-    *args: str | Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The console script with `args`, and of the RAMSTER_* variables only those of `env`."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
-    return subprocess.run(
-        [RAMSTER, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean | (env or {}),
-    )
-
-
 def test_a_token_proves_a_caller_and_a_bad_one_is_refused(
     node_factory: NodeFactory, pki: Path, tmp_path: Path
 ) -> None:
@@ -125,15 +109,15 @@ def test_the_cli_sends_a_token_from_its_flag_or_the_environment(
     node_factory: NodeFactory, pki: Path, tmp_path: Path
 ) -> None:
     _, unix = tls_node(node_factory, pki, tmp_path)
-    with_flag = ramster("param", "get", "zcache", "--node", unix, "--token", pki / "ops.token")
+    with_flag = run_cli("param", "get", "zcache", "--node", unix, "--token", pki / "ops.token")
     assert (with_flag.returncode, with_flag.stdout, with_flag.stderr) == (0, "zcache on\n", "")
     theirs = tmp_path / "theirs" / "ops.token"
-    from_env = ramster("stats", "--node", unix, env={"RAMSTER_TOKEN": str(theirs)})
+    from_env = run_cli("stats", "--node", unix, env={"RAMSTER_TOKEN": str(theirs)})
     assert from_env.returncode == 1
     assert from_env.stderr.startswith(
         f"ramster stats: token {theirs.read_text()[:12]!r}... refused: bad signature"
     )
-    missing = ramster("stats", "--node", unix, "--token", tmp_path / "none.token")
+    missing = run_cli("stats", "--node", unix, "--token", tmp_path / "none.token")
     assert (missing.returncode, missing.stderr) == (
         2,
         f"ramster stats: token file {str(tmp_path / 'none.token')!r} is invalid: No such file "

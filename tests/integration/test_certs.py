@@ -5,7 +5,6 @@ refuses none or another CA's (`ramster.wire.tls`)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import stat
 import subprocess
@@ -17,16 +16,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ramster.trust.identity import Identity, Role, identity_of_certificate
 from ramster.wire.tls import TLS
-from tests.support.nodes import RAMSTER
+from tests.support.nodes import run_cli
 
 HEALTH = health.aio.HealthServicer  # type: ignore[attr-defined]
-
-
-def ramster(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
-    return subprocess.run(
-        [RAMSTER, *map(str, args)], capture_output=True, text=True, timeout=60, env=clean
-    )
 
 
 def mode(path: Path) -> int:
@@ -47,17 +39,17 @@ def openssl_verify(ca: Path, certificate: Path) -> str:
 
 def test_init_and_issue_write_a_cluster_that_openssl_verifies(tmp_path: Path) -> None:
     folder = tmp_path / "pki"
-    init = ramster("certs", "init", folder)
+    init = run_cli("certs", "init", folder)
     assert (init.returncode, init.stderr) == (0, "")
     assert init.stdout == f"wrote {folder}/ca.crt\nwrote {folder}/ca.key\n"
-    node = ramster("certs", "issue", folder, "node", "n1", "--host", "10.0.0.1", "--days", "30")
+    node = run_cli("certs", "issue", folder, "node", "n1", "--host", "10.0.0.1", "--days", "30")
     assert (node.returncode, node.stderr) == (0, "")
     assert node.stdout == "".join(f"wrote {folder}/n1.{ext}\n" for ext in ("crt", "key", "pagekey"))
-    client = ramster("certs", "issue", folder, "client", "app", "--token")
+    client = run_cli("certs", "issue", folder, "client", "app", "--token")
     assert client.stdout == "".join(
         f"wrote {folder}/app.{ext}\n" for ext in ("crt", "key", "token")
     )
-    admin = ramster("certs", "issue", folder, "admin", "ops")
+    admin = run_cli("certs", "issue", folder, "admin", "ops")
     assert admin.returncode == 0
     assert {p.name: mode(p) for p in folder.iterdir()} == {
         "ca.crt": 0o644,
@@ -82,8 +74,8 @@ def test_init_and_issue_write_a_cluster_that_openssl_verifies(tmp_path: Path) ->
 
 def test_another_clusters_ca_does_not_verify(tmp_path: Path) -> None:
     for cluster in ("one", "two"):
-        assert ramster("certs", "init", tmp_path / cluster).returncode == 0
-    assert ramster("certs", "issue", tmp_path / "one", "client", "app").returncode == 0
+        assert run_cli("certs", "init", tmp_path / cluster).returncode == 0
+    assert run_cli("certs", "issue", tmp_path / "one", "client", "app").returncode == 0
     verdict = openssl_verify(tmp_path / "two" / "ca.crt", tmp_path / "one" / "app.crt")
     assert "verification failed" in verdict
 
@@ -127,20 +119,20 @@ def test_another_clusters_ca_does_not_verify(tmp_path: Path) -> None:
 def test_a_refusal_is_one_line_naming_what_to_fix(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
-    assert ramster("certs", "init", tmp_path).returncode == 0
-    assert ramster("certs", "issue", tmp_path, "client", "app").returncode == 0
+    assert run_cli("certs", "init", tmp_path).returncode == 0
+    assert run_cli("certs", "issue", tmp_path, "client", "app").returncode == 0
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = ramster("certs", *(arg.format(dir=tmp_path) for arg in args))
+    result = run_cli("certs", *(arg.format(dir=tmp_path) for arg in args))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == message.format(dir=tmp_path) + "\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_force_replaces_the_files(tmp_path: Path) -> None:
-    assert ramster("certs", "init", tmp_path).returncode == 0
-    assert ramster("certs", "issue", tmp_path, "node", "n1").returncode == 0
+    assert run_cli("certs", "init", tmp_path).returncode == 0
+    assert run_cli("certs", "issue", tmp_path, "node", "n1").returncode == 0
     key = (tmp_path / "n1.key").read_bytes()
-    assert ramster("certs", "issue", tmp_path, "node", "n1", "--force").returncode == 0
+    assert run_cli("certs", "issue", tmp_path, "node", "n1", "--force").returncode == 0
     assert (tmp_path / "n1.key").read_bytes() != key
     assert openssl_verify(tmp_path / "ca.crt", tmp_path / "n1.crt") == f"{tmp_path}/n1.crt: OK"
 
@@ -164,9 +156,9 @@ def health_check(port: int, credentials: grpc.ChannelCredentials) -> str:
 def test_tls_accepts_only_a_certificate_of_the_cluster_ca(tmp_path: Path) -> None:
     for cluster in ("ours", "theirs"):
         folder = tmp_path / cluster
-        assert ramster("certs", "init", folder).returncode == 0
-        assert ramster("certs", "issue", folder, "node", "n1").returncode == 0
-        assert ramster("certs", "issue", folder, "client", "app").returncode == 0
+        assert run_cli("certs", "init", folder).returncode == 0
+        assert run_cli("certs", "issue", folder, "node", "n1").returncode == 0
+        assert run_cli("certs", "issue", folder, "client", "app").returncode == 0
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     server_tls = TLS(ours / "ca.crt", ours / "n1.crt", ours / "n1.key")
     answers: dict[str, str] = {}

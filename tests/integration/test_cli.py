@@ -6,13 +6,10 @@ too. The real console script runs in a subprocess with no ``RAMSTER_*`` variable
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
 from ramster.params import PARAM_DOCS
-from tests.support.nodes import RAMSTER, NodeFactory
+from tests.support.nodes import NodeFactory, run_cli
 from tests.support.processes import free_port
 
 HOST_PORT = "expected HOST:PORT with a port in 0..65535"
@@ -24,19 +21,6 @@ ENDPOINT = "is invalid: expected http://HOST:PORT or https://HOST:PORT"
 NODE_RULE = "expected HOST:PORT or unix:///PATH"
 PATH_RULE = "expected unix:///PATH with an absolute PATH of at most 98 bytes"
 LONG_PATH = "unix:///" + "d" * 99
-
-
-def ramster(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The console script with `args`, and of the RAMSTER_* variables only those of `env`."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
-    return subprocess.run(
-        [RAMSTER, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=clean | (env or {}),
-    )
 
 
 LOG_RULE = "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
@@ -126,7 +110,7 @@ def bad_values() -> list[tuple[list[str], dict[str, str], str]]:
 def test_a_bad_flag_or_variable_exits_2_with_one_line_naming_it(
     args: list[str], env: dict[str, str], message: str
 ) -> None:
-    result = ramster(*args, env=env)
+    result = run_cli(*args, env=env)
     assert (result.returncode, result.stderr, result.stdout) == (
         2,
         f"ramster {args[0]}: {message}\n",
@@ -242,7 +226,7 @@ def test_bad_values_together_exit_2_with_one_line(
     args: list[str], env: dict[str, str], message: str
 ) -> None:
     """Values each flag takes but the command refuses, checked once the flags are read."""
-    result = ramster(*args, env=env)
+    result = run_cli(*args, env=env)
     assert (result.returncode, result.stderr, result.stdout) == (
         2,
         f"ramster {args[0]}: {message}\n",
@@ -261,7 +245,7 @@ def test_bad_values_together_exit_2_with_one_line(
     ],
 )  # fmt: skip
 def test_a_bad_command_line_exits_2_with_one_line(args: list[str], message: str) -> None:
-    result = ramster(*args)
+    result = run_cli(*args)
     assert (result.returncode, result.stderr) == (2, f"{message}\n")
 
 
@@ -271,14 +255,14 @@ def test_help_works_whatever_the_environment_holds() -> None:
         (["--help"], "usage: ramster [-h]"),
         (["node", "--help"], "usage: ramster node"),
     ):
-        result = ramster(*args, env=bad)
+        result = run_cli(*args, env=bad)
         assert (result.returncode, result.stderr) == (0, "")
         assert result.stdout.startswith(usage), result.stdout
 
 
 def test_a_flag_given_wins_over_a_bad_variable() -> None:
     """The variable is not read at all when its flag is given."""
-    result = ramster("members", "--etcd", "bogus", env={"RAMSTER_ETCD": "also bad"})
+    result = run_cli("members", "--etcd", "bogus", env={"RAMSTER_ETCD": "also bad"})
     assert (result.returncode, result.stderr) == (
         2,
         f"ramster members: argument --etcd: etcd endpoint 'bogus' {ENDPOINT}\n",
@@ -299,20 +283,20 @@ def test_a_node_or_etcd_nobody_answers_on_exits_1_with_one_line() -> None:
         (["undrain"], "Admin/Undrain"),
         (["forget-node", "n1"], "Admin/ForgetNode"),
     ):
-        result = ramster(*args, "--node", f"127.0.0.1:{port}")
+        result = run_cli(*args, "--node", f"127.0.0.1:{port}")
         assert (result.returncode, result.stderr, result.stdout) == (
             1,
             f"ramster {args[0]}: {call}: {refused}\n",
             "",
         )
-    result = ramster("members", env={"RAMSTER_ETCD": f"http://127.0.0.1:{port}"})
+    result = run_cli("members", env={"RAMSTER_ETCD": f"http://127.0.0.1:{port}"})
     assert (result.returncode, result.stderr, result.stdout) == (
         1,
         f"ramster members: etcd at http://127.0.0.1:{port} is unreachable "
         "(reading /ramster/ramster/)\n",
         "",
     )
-    result = ramster(
+    result = run_cli(
         "param", "set", "zcache", "on", "--cluster", "c", "--etcd", f"http://127.0.0.1:{port}"
     )
     assert (result.returncode, result.stderr, result.stdout) == (
@@ -327,13 +311,13 @@ def test_a_param_the_node_does_not_know_exits_2_with_one_line(node_factory: Node
     node = node_factory.start("n1")
     known = ", ".join(sorted(PARAM_DOCS))
     for args in (["get", "bogus"], ["set", "bogus", "on"]):
-        result = ramster("param", *args, env={"RAMSTER_NODE": node.address})
+        result = run_cli("param", *args, env={"RAMSTER_NODE": node.address})
         assert (result.returncode, result.stderr, result.stdout) == (
             2,
             f"ramster param: param 'bogus' is unknown: expected one of {known}\n",
             "",
         )
-    refused = ramster("param", "set", "zcache", "maybe", "--node", node.address)
+    refused = run_cli("param", "set", "zcache", "maybe", "--node", node.address)
     assert (refused.returncode, refused.stderr, refused.stdout) == (
         2,
         "ramster param: param zcache value 'maybe' is invalid: expected on or off\n",

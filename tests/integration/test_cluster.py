@@ -48,14 +48,13 @@ from tests.support.cluster import (
     done_shipping,
     key,
     pages_of,
-    ramster_cli,
     read_back,
     remote_view,
     store_all,
     text_page,
 )
 from tests.support.etcd import EtcdLink, EtcdProcess
-from tests.support.nodes import RAMSTER, NodeFactory
+from tests.support.nodes import RAMSTER, NodeFactory, run_cli
 from tests.support.processes import wait_for
 from tests.support.wire import RawNode
 
@@ -550,7 +549,7 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
 ) -> None:
     budgets = {"A": 4, "B": 16, "C": 16}  # MiB
     nodes = [cluster.start(name, f"{mib}MiB") for name, mib in budgets.items()]
-    result = ramster_cli("members", "--etcd", cluster.etcd_url, "--cluster", cluster.name)
+    result = run_cli("members", "--etcd", cluster.etcd_url, "--cluster", cluster.name)
     assert result.returncode == 0, result.stderr
     # Free bytes change as the nodes publish; every other cell, and the layout, is exact.
     width = max(len("ADDRESS"), *(len(n.address) for n in nodes))
@@ -568,7 +567,7 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
     assert [n.ready["number"] for n in nodes] == [1, 2, 3]
 
     etcd_flags = ("--cluster", cluster.name, "--etcd", cluster.etcd_url)
-    result = ramster_cli("param", "set", "pers_remotify", "off", *etcd_flags)
+    result = run_cli("param", "set", "pers_remotify", "off", *etcd_flags)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"pers_remotify off (cluster {cluster.name}: every node applies it)\n"
     wait_for(
@@ -746,7 +745,7 @@ def test_a_remote_target_that_is_not_up_is_accepted_with_a_warning_and_placement
 
     assert a.set_param("remote_target", "99")["remote_target"] == "99"
     assert cluster.stats("A")["remote_target_down"] == 99
-    stats = ramster_cli("stats", "--node", node_a.address)
+    stats = run_cli("stats", "--node", node_a.address)
     assert stats.returncode == 0, stats.stderr
     assert stats.stdout.splitlines()[1] == (
         "  warning: remote_target node 99 is not up: pages go to peers by free bytes"

@@ -6,8 +6,6 @@ only; a user and password work too. Refusals are checked as the ``ramster`` comm
 from __future__ import annotations
 
 import datetime
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,18 +17,10 @@ from ramster.trust import files
 from ramster.trust.identity import Identity, Role
 from tests.support.cluster import MiB
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import RAMSTER, NodeFactory
+from tests.support.nodes import NodeFactory, run_cli
 from tests.support.processes import wait_for
 
 DENIED = "PERMISSION_DENIED etcdserver: permission denied"
-
-
-def ramster(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """The console script with `args` and no RAMSTER_* variables."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
-    return subprocess.run(
-        [RAMSTER, *map(str, args)], capture_output=True, text=True, timeout=60, env=clean
-    )
 
 
 def etcd_flags(cluster: LocalCluster, name: str) -> tuple[str, ...]:
@@ -57,10 +47,10 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> LocalCluster:
 def test_a_node_with_its_certificate_registers_and_the_admin_reads_and_writes(
     local: LocalCluster,
 ) -> None:
-    members = ramster("members", *etcd_flags(local, "admin"), "--cluster", "local")
+    members = run_cli("members", *etcd_flags(local, "admin"), "--cluster", "local")
     assert members.returncode == 0, members.stderr
     assert [line.split()[:2] for line in members.stdout.splitlines()[1:]] == [["1", "node1"]]
-    written = ramster(
+    written = run_cli(
         "param", "set", "eph_remotify", "off", "--cluster", "local", *etcd_flags(local, "admin")
     )
     assert (written.returncode, written.stderr) == (0, "")
@@ -71,10 +61,10 @@ def test_a_node_with_its_certificate_registers_and_the_admin_reads_and_writes(
 
 def test_etcd_refuses_a_caller_without_a_certificate(local: LocalCluster) -> None:
     ca = str(local.tls_of("admin").ca)
-    without = ramster("param", "set", "zcache", "off", "--cluster", "local",
+    without = run_cli("param", "set", "zcache", "off", "--cluster", "local",
                       "--etcd", local.etcd_url, "--etcd-ca", ca)  # fmt: skip
     plaintext_url = local.etcd_url.replace("https://", "http://")
-    plaintext = ramster(
+    plaintext = run_cli(
         "param", "set", "zcache", "off", "--cluster", "local", "--etcd", plaintext_url
     )
     doing = "(writing /ramster/local/params/zcache)"
@@ -94,12 +84,12 @@ def test_etcd_refuses_a_caller_without_a_certificate(local: LocalCluster) -> Non
 def test_etcd_refuses_a_certificate_whose_user_has_no_role_on_the_prefix(
     local: LocalCluster, name: str
 ) -> None:
-    members = ramster("members", *etcd_flags(local, name), "--cluster", "local")
+    members = run_cli("members", *etcd_flags(local, name), "--cluster", "local")
     assert (members.returncode, members.stderr) == (
         1,
         f"ramster members: etcd at {local.etcd_url} refused reading /ramster/local/: {DENIED}\n",
     )
-    written = ramster(
+    written = run_cli(
         "param", "set", "zcache", "off", "--cluster", "local", *etcd_flags(local, name)
     )
     assert (written.returncode, written.stderr) == (
@@ -108,7 +98,7 @@ def test_etcd_refuses_a_certificate_whose_user_has_no_role_on_the_prefix(
         f"/ramster/local/params/zcache: {DENIED}\n",
     )
     tls = local.tls_of(name)
-    node = ramster(
+    node = run_cli(
         "node", "--name", name, "--cluster", "local", "--memory", "16MiB",
         "--listen", "127.0.0.1:0", *etcd_flags(local, name),
         "--tls-ca", tls.ca, "--tls-cert", tls.cert, "--tls-key", tls.key,
@@ -144,10 +134,10 @@ def etcd_with_users(tmp_path: Path) -> Iterator[EtcdProcess]:
 def test_a_user_and_password_reach_their_prefix_only(etcd_with_users: EtcdProcess) -> None:
     etcd, root = etcd_with_users, ROOT
     user = ("--etcd", etcd.url, "--etcd-user", "app", "--etcd-password", "app-secret")
-    mine = ramster("param", "set", "zcache", "off", "--cluster", "c1", *user)
-    theirs = ramster("param", "set", "zcache", "off", "--cluster", "c2", *user)
-    anonymous = ramster("param", "set", "zcache", "off", "--cluster", "c1", "--etcd", etcd.url)
-    wrong = ramster("members", "--cluster", "c1", *user[:-1], "guessed")
+    mine = run_cli("param", "set", "zcache", "off", "--cluster", "c1", *user)
+    theirs = run_cli("param", "set", "zcache", "off", "--cluster", "c2", *user)
+    anonymous = run_cli("param", "set", "zcache", "off", "--cluster", "c1", "--etcd", etcd.url)
+    wrong = run_cli("members", "--cluster", "c1", *user[:-1], "guessed")
     assert (mine.returncode, mine.stderr) == (0, "")
     assert (theirs.returncode, theirs.stderr) == (
         1,
@@ -173,9 +163,9 @@ def test_a_node_asks_for_a_new_token_when_a_restarted_etcd_forgot_its_own(
     user = ("--etcd", etcd.url, "--etcd-user", "app", "--etcd-password", "app-secret")
     node = node_factory.start("n1", extra_flags=(*user, "--cluster", "c1"))
     etcd.restart()  # etcd keeps its simple tokens in memory: the node's is gone
-    written = ramster("param", "set", "eph_remotify", "off", "--cluster", "c1", *user)
+    written = run_cli("param", "set", "eph_remotify", "off", "--cluster", "c1", *user)
     assert (written.returncode, written.stderr) == (0, "")
     with SyncClient(node.address, client_name="test") as client:
         wait_for(lambda: client.params()["eph_remotify"] == "off", 20, "the node to apply it")
-    members = ramster("members", "--cluster", "c1", *user)
+    members = run_cli("members", "--cluster", "c1", *user)
     assert [line.split()[:2] for line in members.stdout.splitlines()[1:]] == [["1", "n1"]]

@@ -19,12 +19,11 @@ from tests.support.cluster import (
     Cluster,
     done_shipping,
     pages_of,
-    ramster_cli,
     read_back,
     store_all,
 )
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import NodeFactory
+from tests.support.nodes import NodeFactory, run_cli
 from tests.support.processes import free_port, wait_for
 
 GRACE = 10
@@ -138,7 +137,7 @@ def test_forget_node_lets_go_of_a_node_that_left_at_once_and_refuses_one_that_is
     wait_for(lambda: names_in_view(cluster) == ["B", "C"], what="A out of the view")
     assert b.stats()["foreign_pers_pages"] + c.stats()["foreign_pers_pages"] == held
     # ... until an operator forgets it, through C: every holder drops them.
-    result = ramster_cli("forget-node", "A", "--node", node_c.address)
+    result = run_cli("forget-node", "A", "--node", node_c.address)
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
         "node A (number 1) forgotten: every node drops the pages it held for it; its number is "

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -27,24 +25,10 @@ from tests.support.cluster import (
     store_all,
 )
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import RAMSTER, NodeFactory
+from tests.support.nodes import NodeFactory, run_cli
 
 SERVING = "SERVING"
 PAGE = bytes(range(256)) * 16
-
-
-def ramster(
-    *args: str | Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The console script with `args`, and of the RAMSTER_* variables only those of `env`."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
-    return subprocess.run(
-        [RAMSTER, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean | (env or {}),
-    )
 
 
 @pytest.fixture
@@ -54,10 +38,10 @@ def pki(tmp_path: Path) -> dict[str, Path]:
     folders = {}
     for cluster in ("ours", "theirs"):
         folder = folders[cluster] = tmp_path / "pki" / cluster
-        assert ramster("certs", "init", folder).returncode == 0
+        assert run_cli("certs", "init", folder).returncode == 0
         nodes = [("node", name) for name in ("n1", "n2", "n2x", "A", "B")]
         for role, name in (*nodes, ("client", "app")):
-            assert ramster("certs", "issue", folder, role, name).returncode == 0
+            assert run_cli("certs", "issue", folder, role, name).returncode == 0
     return folders
 
 
@@ -145,7 +129,7 @@ def test_a_client_checks_the_node_too(node_factory: NodeFactory, pki: dict[str, 
 def test_without_tls_a_node_serves_only_loopback_unless_insecure(
     node_factory: NodeFactory,
 ) -> None:
-    refused = ramster("node", "--listen", "0.0.0.0:0", "--name", "n1")
+    refused = run_cli("node", "--listen", "0.0.0.0:0", "--name", "n1")
     assert (refused.returncode, refused.stdout) == (2, "")
     assert refused.stderr == (
         "ramster node: listen '0.0.0.0:0' is not loopback: serve it with --tls-ca, --tls-cert "
@@ -269,20 +253,20 @@ def test_the_cli_talks_to_a_tls_node_with_flags_or_environment(
     ours = pki["ours"]
     node = node_factory.start("n1", extra_flags=tls_flags(tls_of(ours, "n1")))
     admin = tls_of(ours, "app")
-    with_flags = ramster("param", "get", "zcache", "--node", node.address, *tls_flags(admin))
+    with_flags = run_cli("param", "get", "zcache", "--node", node.address, *tls_flags(admin))
     assert (with_flags.returncode, with_flags.stdout, with_flags.stderr) == (0, "zcache on\n", "")
     environment = {
         "RAMSTER_TLS_CA": str(admin.ca),
         "RAMSTER_TLS_CERT": str(admin.cert),
         "RAMSTER_TLS_KEY": str(admin.key),
     }
-    from_env = ramster("stats", "--node", node.address, "--json", env=environment)
+    from_env = run_cli("stats", "--node", node.address, "--json", env=environment)
     assert from_env.returncode == 0, from_env.stderr
     assert json.loads(from_env.stdout)["state"]["node_name"] == "n1"
-    plaintext = ramster("stats", "--node", node.address)
+    plaintext = run_cli("stats", "--node", node.address)
     assert plaintext.returncode == 1
     assert plaintext.stderr.startswith("ramster stats: Admin/GetStats: node unavailable (")
-    partial = ramster("drain", "--node", node.address, "--tls-ca", str(admin.ca))
+    partial = run_cli("drain", "--node", node.address, "--tls-ca", str(admin.ca))
     assert (partial.returncode, partial.stderr) == (
         2,
         "ramster drain: --tls-cert and --tls-key missing: --tls-ca, --tls-cert and --tls-key "

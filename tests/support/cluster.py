@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from typing import cast
@@ -22,7 +21,7 @@ from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
 from ramster.client import TLS, SyncClient
 from ramster.zcache import ZcacheConfig
-from tests.support.nodes import RAMSTER, NodeFactory, NodeProcess
+from tests.support.nodes import NodeFactory, NodeProcess
 from tests.support.processes import wait_for
 
 MiB = 1 << 20
@@ -183,7 +182,3 @@ def remote_view(
     }
     view.update(cluster.foreign_pers(*holders))
     return view
-
-
-def ramster_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RAMSTER, *args], capture_output=True, text=True, timeout=30, check=False)

@@ -8,6 +8,8 @@ starts a test's nodes and stops them all at its end (the fixtures are in tests/c
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,23 @@ from tests.support.etcd import EtcdProcess
 from tests.support.processes import ManagedProcess
 
 RAMSTER = str(Path(sys.executable).with_name("ramster"))
+
+
+def run_cli(
+    *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The console script with `args`, and of the RAMSTER_* variables only those of `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
+    return subprocess.run(
+        [RAMSTER, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=clean | (env or {}),
+    )
+
+
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 
