@@ -153,9 +153,9 @@ def test_compose_services_health_checks_and_dependencies() -> None:
         "CMD",
         "/usr/local/bin/etcdctl",
         "--endpoints=https://127.0.0.1:2379",
-        f"--cacert={TLS_DIR}/ca.crt",
-        f"--cert={TLS_DIR}/etcd.crt",
-        f"--key={TLS_DIR}/etcd.key",
+        f"--cacert={TLS_DIR}/etcd/ca.crt",
+        f"--cert={TLS_DIR}/etcd/etcd.crt",
+        f"--key={TLS_DIR}/etcd/etcd.key",
         "endpoint",
         "health",
     ]
@@ -178,12 +178,15 @@ def test_compose_services_health_checks_and_dependencies() -> None:
         assert node["expose"] == ["7470", "9470"]
         env = node["environment"]
         assert (env["RAMSTER_ETCD"], env["RAMSTER_CLUSTER"]) == ("https://etcd:2379", "compose")
-        # mTLS with its own certificate, to its peers, its clients and etcd (CN = etcd user).
+        # mTLS with its own certificate to its peers and its clients, and with its certificate
+        # of etcd's own CA to etcd (CN = etcd user).
         own = {"CA": f"{TLS_DIR}/ca.crt", "CERT": f"{TLS_DIR}/{name}.crt"}
         own["KEY"] = f"{TLS_DIR}/{name}.key"
+        for_etcd = {"CA": f"{TLS_DIR}/etcd/ca.crt", "CERT": f"{TLS_DIR}/etcd/{name}.crt"}
+        for_etcd["KEY"] = f"{TLS_DIR}/etcd/{name}.key"
         assert {k: v for k, v in env.items() if k.startswith(("RAMSTER_TLS", "RAMSTER_ETCD_"))} == {
             **{f"RAMSTER_TLS_{field}": path for field, path in own.items()},
-            **{f"RAMSTER_ETCD_{field}": path for field, path in own.items()},
+            **{f"RAMSTER_ETCD_{field}": path for field, path in for_etcd.items()},
         }
         assert "RAMSTER_INSECURE" not in env and "--insecure" not in " ".join(node["command"])
         assert env["RAMSTER_METRICS"] == "0.0.0.0:9470"
@@ -210,14 +213,16 @@ def test_compose_services_health_checks_and_dependencies() -> None:
         "RAMSTER_TLS_CERT": f"{TLS_DIR}/demo.crt",
         "RAMSTER_TLS_KEY": f"{TLS_DIR}/demo.key",
     }
+    # An application mounts its own folder of the volume only: no node's or etcd's keys.
     assert _mounts(demo) == {TLS_DIR: ("tls", True)}
+    assert demo["volumes"][0]["volume"] == {"subpath": "demo"}
     etcd_flags = set(etcd["command"])
     assert {
         "--listen-client-urls=https://0.0.0.0:2379",
         "--client-cert-auth",
-        f"--trusted-ca-file={TLS_DIR}/ca.crt",
-        f"--cert-file={TLS_DIR}/etcd.crt",
-        f"--key-file={TLS_DIR}/etcd.key",
+        f"--trusted-ca-file={TLS_DIR}/etcd/ca.crt",
+        f"--cert-file={TLS_DIR}/etcd/etcd.crt",
+        f"--key-file={TLS_DIR}/etcd/etcd.key",
     } <= etcd_flags
     assert _mounts(etcd) == {"/etcd-data": ("etcd-data", False), TLS_DIR: ("tls", True)}
     certs = services["certs"]
@@ -346,20 +351,63 @@ def admin(stack: ComposeStack) -> TLS:
 def test_compose_certs_are_made_once_private_and_plaintext_is_refused(stack: ComposeStack) -> None:
     folder = stack.workdir / "volumes" / "tls"
     assert stack.wait_exit("certs") == 0
-    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
-    names = ("etcd", *NODES, "demo", "admin")
+    modes = {
+        str(path.relative_to(folder)): stat.S_IMODE(path.stat().st_mode)
+        for path in folder.rglob("*")
+    }
+    cluster_ca = (*NODES, "admin")
+    etcd_ca = ("etcd", *NODES, "admin")
     assert modes == {
         "ca.crt": 0o644,
         "ca.key": 0o600,
-        **{f"{name}.crt": 0o644 for name in names},
-        **{f"{name}.key": 0o600 for name in names},
-        **{f"{name}.pagekey": 0o600 for name in ("etcd", *NODES)},
+        **{f"{name}.crt": 0o644 for name in cluster_ca},
+        **{f"{name}.key": 0o600 for name in cluster_ca},
+        **{f"{name}.pagekey": 0o600 for name in NODES},
+        "etcd": 0o700,
+        "etcd/ca.crt": 0o644,
+        "etcd/ca.key": 0o600,
+        **{f"etcd/{name}.crt": 0o644 for name in etcd_ca},
+        **{f"etcd/{name}.key": 0o600 for name in etcd_ca},
+        "etcd/etcd.pagekey": 0o600,  # etcd's certificate is a node's: the role that may serve
+        "demo": 0o700,
+        "demo/ca.crt": 0o644,
+        "demo/demo.crt": 0o644,
+        "demo/demo.key": 0o600,
     }
-    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert (folder / "demo" / "ca.crt").read_bytes() == (folder / "ca.crt").read_bytes()
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
     assert stack.start("certs").proc.wait(60) == 0  # `up` again: nothing is made anew
-    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
     with (
         SyncClient(stack.address("node2", 7470), client_name="plain", timeout=5) as client,
         pytest.raises(Unavailable),
     ):
         client.stats()
+
+
+def test_compose_etcd_takes_the_nodes_and_the_admin_but_not_an_application(
+    stack: ComposeStack,
+) -> None:
+    """etcd trusts its own CA only: a client certificate of the cluster CA (the demo's) cannot
+    read or write the cluster map, the admin's certificate of etcd's CA can."""
+    folder = stack.workdir / "volumes" / "tls"
+    etcdctl = [
+        str(compose_support.ETCD_BIN / "etcdctl"),
+        f"--endpoints=https://{stack.address('etcd', 2379)}",
+    ]
+
+    def get_as(ca: Path, cert: Path, key: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*etcdctl, f"--cacert={ca}", f"--cert={cert}", f"--key={key}", "--dial-timeout=5s",
+             "get", "--prefix", "--keys-only", "/ramster/compose/names/"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    demo = folder / "demo"
+    refused = get_as(folder / "etcd" / "ca.crt", demo / "demo.crt", demo / "demo.key")
+    assert refused.returncode != 0
+    assert "bad certificate" in refused.stderr or "unknown certificate" in refused.stderr, refused
+    etcd = folder / "etcd"
+    members = get_as(etcd / "ca.crt", etcd / "admin.crt", etcd / "admin.key")
+    assert members.returncode == 0, members.stderr
+    assert sorted(members.stdout.split()) == [f"/ramster/compose/names/{name}" for name in NODES]

@@ -12,7 +12,8 @@ What a container would give a service is stood in for, and nothing else is chang
 - the network: every ``SERVICE:PORT`` and ``0.0.0.0``/``127.0.0.1``/``localhost`` ``:PORT`` in a
   command, environment or health check becomes ``127.0.0.1`` and a free port for that service's
   port (each exposed port must be declared: an unknown one fails the test);
-- volumes: each mount target becomes a folder of the test (a bind mount: its source).
+- volumes: each mount target becomes a folder of the test (a bind mount: its source; a named
+  volume's ``subpath``: that folder of the volume's).
 
 Every process is stopped by PID (SIGTERM, SIGKILL after the service's stop_grace_period).
 """
@@ -271,7 +272,8 @@ class ComposeStack:
             if volume["type"] == "bind":
                 mounts[volume["target"]] = Path(volume["source"])
             else:
-                mounts[volume["target"]] = self.workdir / "volumes" / volume["source"]
+                subpath = (volume.get("volume") or {}).get("subpath", "")
+                mounts[volume["target"]] = self.workdir / "volumes" / volume["source"] / subpath
         return mounts
 
 
