@@ -1,14 +1,15 @@
 """`ClientSessions`: the node's application clients that went away lose their pools.
 
-Every Tmem call naming a client, and its keepalives (`Tmem/KeepAlive`), note it seen
-(`ramster.tmem.sessions`, one dict store per call). A sweep every `sweep_interval` (a quarter of
-the lease, at most `SWEEP_MAX` seconds) destroys, as `Tmem/DestroyPool` would, the ephemeral
-pools of clients unseen for `client_lease` seconds and the persistent ones of clients unseen for
-`client_grace` (a shared pool only loses the client's handle). A client whose last pool went
-leaves the node's table, so its name no longer counts against `max_clients`. Each expiry is
-logged and counted (``client_expired*``). Pools recovered after a restart count as seen when the
-node began serving (`start`). Not here: which pools are due (`ramster.tmem.sessions`), the pages
-a node holds for its peers (they go after `origin_grace`, `ramster.cluster`).
+Every Tmem call naming a client that holds pools, and its keepalives (`Tmem/KeepAlive`), note it
+seen (`ramster.tmem.sessions`: a dict lookup and a dict store per call). A sweep every
+`sweep_interval` (a quarter of the lease, at most `SWEEP_MAX` seconds) destroys, as
+`Tmem/DestroyPool` would, the ephemeral pools of clients unseen for `client_lease` seconds and
+the persistent ones of clients unseen for `client_grace` (a shared pool only loses the client's
+handle). A client whose last pool went leaves the node's table, so its name no longer counts
+against `max_clients`. Each expiry is logged and counted (``client_expired*``). Pools recovered
+after a restart count as seen when the node began serving (`start`). Not here: which pools are
+due (`ramster.tmem.sessions`), the pages a node holds for its peers (they go after
+`origin_grace`, `ramster.cluster`).
 """
 
 from __future__ import annotations
@@ -51,8 +52,12 @@ class ClientSessions:
         return f"<ClientSessions {running} {self._sessions!r} expired={self.counters}>"
 
     def seen(self, client: str) -> None:
-        """A call named `client` now."""
-        self._sessions.seen(client, self._clock())
+        """A call named `client` now. Only a client holding pools has a session to keep: a flood
+        of calls naming made-up clients stores nothing (`Tmem/NewPool` notes its client once its
+        first pool is made)."""
+        tmem = self._backend.tmem
+        if tmem is not None and tmem.table.client_pools(client):
+            self._sessions.seen(client, self._clock())
 
     def terms(self) -> tuple[int, int]:
         """(lease, grace) in seconds: how long a client may go unseen before its ephemeral,

@@ -76,7 +76,9 @@ class TmemService:
     async def new_pool(self, request: tmem_pb2.NewPoolRequest) -> tmem_pb2.NewPoolResponse:
         self._tiered.check_serving()
         spec = convert.pool_spec(request)
-        pool_id, uid = self._tiered.new_pool(self._client(request.client), spec)
+        client = self._client(request.client)
+        pool_id, uid = self._tiered.new_pool(client, spec)
+        self._sessions.seen(client)  # its first pool: from now on it has a session
         return tmem_pb2.NewPoolResponse(pool_id=pool_id, pool_uid=uid)
 
     async def destroy_pool(

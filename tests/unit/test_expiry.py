@@ -173,3 +173,16 @@ def test_the_sweep_runs_a_quarter_lease_apart_and_five_seconds_at_most() -> None
     assert sessions.sweep_interval == 2.5
     backend.set_param("client_lease", "3600")
     assert sessions.sweep_interval == 5.0
+
+
+def test_calls_naming_clients_without_pools_keep_no_session() -> None:
+    """A flood of keepalives under made-up labels stores nothing on the node."""
+    _, sessions, service, clock = node()
+    for n in range(100):
+        keep_alive(service, f"made-up-{n}")
+    new_pool(service, "a")
+    keep_alive(service, "a")
+    assert repr(sessions).startswith("<ClientSessions idle <Sessions clients=1 ")
+    clock.now += LEASE + 1
+    assert [e.client for e in sessions.sweep()] == [owner("a")]
+    assert repr(sessions).startswith("<ClientSessions idle <Sessions clients=0 ")
