@@ -68,7 +68,7 @@ class Client:
         self._page_sizes: dict[int, int] = {}
         self._uids: dict[int, int] = {}
         """The uid of each pool this client made, by id (a pool it did not make: unchecked)."""
-        self.keepalive = KeepAlive(self._transport.keep_alive, name)
+        self._keepalive = KeepAlive(self._transport.keep_alive, name)
         split_on = (InvalidArgument,)
         self._puts = Coalescer(self._put_pages, max_batch, split_on)
         self._gets = Coalescer(self._get_pages, max_batch, split_on)
@@ -102,7 +102,7 @@ class Client:
         session, close the channel."""
         for coalescer in (self._puts, self._gets, self._flushes):
             await coalescer.drain()
-        await self.keepalive.stop()
+        await self._keepalive.stop()
         await self._transport.close()
 
     # -- pools -------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ class Client:
         pool, uid = await self._transport.new_pool(persistent, shared_uuid, page_size)
         self._page_sizes[pool] = page_size
         self._uids[pool] = uid
-        self.keepalive.start()
+        self._keepalive.start()
         return pool
 
     async def destroy_pool(self, pool: int) -> None:
