@@ -12,6 +12,7 @@ blocking surface (`ramster.client._sync`), the frontends (`ramster.client._front
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
@@ -29,6 +30,8 @@ from ramster.tmem.keys import OidLike, as_oid, check_index
 from ramster.wire.bearer import load_token
 from ramster.wire.limits import MAX_BATCH
 from ramster.wire.tls import TLS
+
+log = logging.getLogger("ramster.client")
 
 I32_MAX = 2**31 - 1
 """Pool ids travel as int32."""
@@ -120,6 +123,15 @@ class Client:
         if shared_uuid is not None and not isinstance(shared_uuid, uuid.UUID):
             raise InvalidArgument.field("shared_uuid", shared_uuid, "a uuid.UUID or None")
         pool, uid = await self._transport.new_pool(persistent, shared_uuid, page_size)
+        if self._uids.get(pool, uid) != uid:
+            # Calls holding the id from before would now name the new pool's uid.
+            log.warning(
+                "client %s: the node gave pool id %d again, so the earlier pool %d is gone (the "
+                "client was unseen past its lease or grace): drop every use of the earlier one",
+                self.config.client_name,
+                pool,
+                pool,
+            )
         self._page_sizes[pool] = page_size
         self._uids[pool] = uid
         self._keepalive.start()

@@ -9,6 +9,7 @@ test_sessions.py and tests/unit/test_expiry.py.
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from collections.abc import Iterator
 
@@ -148,7 +149,7 @@ def test_names_of_vanished_clients_stop_counting_against_max_clients(
 
 
 def test_a_client_back_after_its_pools_expired_never_reaches_the_newer_pool_of_that_id(
-    node: NodeProcess, proxied: DelayProxy
+    node: NodeProcess, proxied: DelayProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     set_terms(node, lease=1, grace=1)
     with (
@@ -179,6 +180,15 @@ def test_a_client_back_after_its_pools_expired_never_reaches_the_newer_pool_of_t
                 ": it was destroyed or expired (create a new pool)"
             )
         assert fresh.get(pool, 7, 0, free=False) == page(99)
+        # Given the id once more, the client says its earlier pool of that id is gone.
+        fresh.destroy_pool(pool)
+        with caplog.at_level(logging.WARNING, "ramster.client"):
+            assert stale.new_pool() == pool
+        assert caplog.messages == [
+            f"client app: the node gave pool id {pool} again, so the earlier pool {pool} is gone "
+            "(the client was unseen past its lease or grace): drop every use of the earlier one"
+        ]
+        assert stale.get(pool, 7, 0) is None
 
 
 def test_a_stale_cleancache_never_reads_the_newer_pool_that_got_its_id(
