@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, fields, replace
 
 from ramster.errors import InvalidArgument, shown
+from ramster.units import parse_size
 
 SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
 
@@ -26,7 +27,12 @@ PARAM_DOCS = {
     "(1 or 2; fewer while fewer nodes are up)",
     "origin_grace": "seconds a node may be out of the cluster before the pages held for it and "
     "the flushes queued for it are dropped (default 3600)",
+    "client_quota": "bytes the pages of one client identity may take on this node, counted as "
+    "handed over (0: no quota, the default); `ramster quota set` sets one identity's",
 }
+
+MAX_QUOTA = 1 << 50
+"""A pebibyte (1024TiB): more than any node holds."""
 
 MAX_PERSISTENT_COPIES = 2
 
@@ -58,6 +64,18 @@ def parse_switch(name: str, text: str) -> bool:
     return value
 
 
+def parse_quota(text: str, field: str) -> int:
+    """`text` as a quota in bytes (0: none) for `field`; else `InvalidArgument` naming it."""
+    expected = "a size of at most 1024TiB such as 64MiB or 768Mi (0: no quota)"
+    try:
+        nbytes = parse_size(text, field)
+    except InvalidArgument:
+        raise InvalidArgument.field(field, text, expected) from None
+    if nbytes > MAX_QUOTA:
+        raise InvalidArgument.field(field, text, expected)
+    return nbytes
+
+
 def switch_text(value: bool) -> str:
     return "on" if value else "off"
 
@@ -73,6 +91,7 @@ class ModuleParams:
     remote_target: int | None = None
     persistent_copies: int = 2
     origin_grace: int = 3600
+    client_quota: int = 0
 
     def as_text(self) -> dict[str, str]:
         text = {
@@ -83,6 +102,7 @@ class ModuleParams:
         text["remote_target"] = "auto" if self.remote_target is None else str(self.remote_target)
         text["persistent_copies"] = str(self.persistent_copies)
         text["origin_grace"] = str(self.origin_grace)
+        text["client_quota"] = str(self.client_quota)
         return text
 
     def with_text(self, name: str, text: str) -> ModuleParams:
@@ -99,6 +119,8 @@ class ModuleParams:
             return replace(
                 self, origin_grace=parse_decimal(name, text, 1, MAX_ORIGIN_GRACE, expected)
             )
+        if name == "client_quota":
+            return replace(self, client_quota=parse_quota(text, f"param {name} value"))
         if name != "remote_target":
             return replace(self, **{name: parse_switch(name, text)})
         if text.strip().lower() == "auto":

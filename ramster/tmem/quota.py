@@ -55,6 +55,19 @@ class Quotas:
         return replace(self, by_identity=rest)
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the pages of `identity` take on a node (``ramster stats --clients``): `pages`, their
+    `nbytes` as handed over, the `quota` it is held to (`UNLIMITED`: none) and the puts the quota
+    `refused` since its account opened (with its first pool on the node)."""
+
+    identity: str
+    pages: int
+    nbytes: int
+    quota: int
+    refused: int
+
+
 class Account:
     """The pages of one owner scope on this node: how many, the bytes they take as handed over,
     the quota they are held to, and how many puts the quota refused. `pools` counts the pools
@@ -105,6 +118,10 @@ class Accounts:
     def __iter__(self) -> Iterator[Account]:
         """The accounts, by scope."""
         return iter(sorted(self._by_scope.values(), key=lambda account: account.scope))
+
+    def usage(self) -> list[Usage]:
+        """What each account holds now, by scope."""
+        return [Usage(a.scope, a.pages, a.used, a.quota, a.refused) for a in self]
 
     @property
     def quotas(self) -> Quotas:
