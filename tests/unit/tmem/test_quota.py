@@ -15,10 +15,11 @@ import uuid
 from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
 from ramster.page import pack_page
 from ramster.remote.handles import origin_tmem
+from ramster.remote.restore import restore
 from ramster.remote.shipping import complete_shipments, take_shipments
 from ramster.tmem import PageTable, PoolSpec, Rejected, RejectReason, Stored, Tmem
 from ramster.tmem.keys import owner_name
-from ramster.tmem.pool import OBJECT_BYTES
+from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
 from ramster.tmem.quota import Account, Quotas
 from ramster.zcache import PlainStore
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
@@ -171,6 +172,25 @@ def test_remotified_pages_still_count_until_they_are_flushed() -> None:
     assert tmem.flush_page(ALICE_SWAP, pool, 1, 0)  # a remote page
     assert usage(tmem)[ALICE][:2] == (2, 2 * PAGE)
     assert tmem.put(ALICE_SWAP, pool, 1, 3, page(3)) == Stored(4)
+
+
+def test_pages_taken_back_after_a_restart_count_before_their_client_claims_them() -> None:
+    tmem = origin_tmem(PlainStore(memory=1 << 22))
+    tmem.table.accounts.configure(Quotas(default=3 * PAGE))
+    swap = PoolSpec(persistent=True)
+    records = [PoolRecord(5, ALICE_SWAP, 0, swap)]
+    keys = [(5, (1, 0, 0), index, 10 + index) for index in range(3)]
+    assert restore(tmem, 2, records, keys) == 3
+    assert usage(tmem) == {ALICE: (3, 3 * PAGE, 3 * PAGE, 0)}
+    # A copy of a key on a second holder replaces nothing: still three pages.
+    assert restore(tmem, 3, records, keys[:1]) == 0
+    # A newer copy of a key on a third holder replaces the one there was.
+    assert restore(tmem, 4, records, [(5, (1, 0, 0), 0, 20)]) == 1
+    assert usage(tmem)[ALICE][:2] == (3, 3 * PAGE)
+
+    assert tmem.new_pool(ALICE_SWAP, swap) == 0  # claimed
+    assert tmem.put(ALICE_SWAP, 0, 1, 3, page(3)) == QUOTA
+    assert tmem.put(ALICE_SWAP, 0, 1, 0, page(0)) == Stored(21)
 
 
 def test_a_shared_pool_is_charged_once_to_its_scope() -> None:
