@@ -91,13 +91,6 @@ class Account:
             f"refused={self.refused}>"
         )
 
-    def refuses(self, nbytes: int) -> bool:
-        """Whether `nbytes` more would take the account past its quota (counted as refused)."""
-        if self.used + nbytes <= self.limit:
-            return False
-        self.refused += 1
-        return True
-
     def set_quota(self, quota: int) -> None:
         """Hold the account to `quota` bytes from now on; pages already stored stay, even past
         it (only new keys are refused)."""
@@ -106,10 +99,11 @@ class Account:
 
 
 class Accounts:
-    """The accounts of one page table by owner scope, each held to its quota in `quotas`."""
+    """The accounts of one page table by owner scope, each held to its quota in the `Quotas`
+    last given to `configure` (none until then)."""
 
-    def __init__(self, quotas: Quotas | None = None) -> None:
-        self._quotas = quotas or Quotas()
+    def __init__(self) -> None:
+        self._quotas = Quotas()
         self._by_scope: dict[str, Account] = {}
 
     def __repr__(self) -> str:
@@ -122,10 +116,6 @@ class Accounts:
     def usage(self) -> list[Usage]:
         """What each account holds now, by scope."""
         return [Usage(a.scope, a.pages, a.used, a.quota, a.refused) for a in self]
-
-    @property
-    def quotas(self) -> Quotas:
-        return self._quotas
 
     def configure(self, quotas: Quotas) -> None:
         """Hold every account, and those opened later, to `quotas`."""

@@ -47,6 +47,7 @@ class Stored:
 PutOutcome = Stored | Rejected
 
 QUOTA_REFUSED = Rejected(RejectReason.QUOTA)
+"""The outcome of a put of a new key past its identity's quota (`ramster.tmem.quota`)."""
 
 FOREIGN_PREFIX = "peer:"
 """Client names of the pages held for other nodes (`ramster.holder.foreign`)."""
@@ -292,13 +293,14 @@ class PageTable(Generic[ElsewhereT]):
         no more room."""
         obj = pool.objects.get(oid)
         account = pool.account
-        # Where a key is looked up for the quota only once the account is close to it.
+        # The common put pays one comparison: the key is looked up only if a page more would
+        # not fit the quota (a page replacing another needs no room).
         if (
             account is not None
             and account.used + pool.spec.page_size > account.limit
             and (obj is None or obj.slot(index) is None)
-            and account.refuses(pool.spec.page_size)
         ):
+            account.refused += 1
             self._counters["put_quota"] += 1
             return QUOTA_REFUSED
         old = None
