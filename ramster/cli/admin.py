@@ -167,8 +167,9 @@ def set_cluster_param(
     out: TextIO,
     credentials: EtcdCredentials | None = None,
 ) -> int:
-    """Write a cluster-wide param to etcd, once it is known to be valid."""
-    ModuleParams().with_text(name, value)
-    asyncio.run(write_param(etcd, cluster, name, value, credentials=credentials))
-    out.write(f"{name} {value} (cluster {cluster}: every node applies it)\n")
+    """Write a cluster-wide param to etcd, once it is known to be valid, as nodes show it (a
+    node compares etcd's text with its own: "1MiB" would be applied again on every change)."""
+    text = ModuleParams().with_text(name, value).as_text()[name]
+    asyncio.run(write_param(etcd, cluster, name, text, credentials=credentials))
+    out.write(f"{name} {text} (cluster {cluster}: every node applies it)\n")
     return 0

@@ -582,6 +582,7 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "remote_target": "auto",
         "persistent_copies": "1",
         "origin_grace": "3600",
+        "client_quota": "0",
     }
 
 

@@ -239,12 +239,23 @@ def test_a_quota_set_cluster_wide_in_etcd_reaches_a_node_and_its_unset_too(
         )
         wait_for(lambda: client.quotas().by_identity == {}, what="the quota unset")
         assert client.put_many(pool, [(1, 1, PAGE)]) == [True]
+        done = run_cli("param", "set", "client_quota", "8KiB", *cli)
+        assert (done.returncode, done.stdout) == (
+            0,
+            f"client_quota 8192 (cluster {etcd_cluster}: every node applies it)\n",
+        )
+        wait_for(lambda: client.quotas().default == 8192, what="client_quota")
+        assert client.put_many(pool, [(1, 1, PAGE), (1, 2, PAGE)]) == [True, False]
         usage = client.clients()
         assert [(u.identity, u.pages, u.nbytes, u.quota, u.refused) for u in usage] == [
-            ("local:local", 2, 8192, 0, 1)
+            ("local:local", 2, 8192, 8192, 2)
         ]
+        # Another param's change leaves client_quota alone: etcd holds it as the node shows it.
+        assert run_cli("param", "set", "origin_grace", "600", *cli).returncode == 0
+        wait_for(lambda: client.params()["origin_grace"] == "600", what="origin_grace")
         log = cluster.nodes["A"].log()
         assert "cluster quota of local:local = 4096 bytes applied" in log
         assert "cluster quota of local:local unset" in log
+        assert log.count("cluster param client_quota = '8192' applied") == 1
     finally:
         cluster.close()
