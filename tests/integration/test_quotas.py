@@ -7,6 +7,7 @@ Over mTLS with certificates of one CA made in a temporary folder, and etcd for t
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import grpc
@@ -109,6 +110,17 @@ def test_an_identity_past_its_quota_is_refused_per_page_and_another_is_not(
         "  client:bob        3  12,288   none          0\n",
         "",
     )
+    code, out, _ = as_ops(pki, node, "stats", "--clients", "--json")
+    assert (code, json.loads(out)) == (
+        0,
+        {
+            "clients": [
+                {"identity": "client:alice", "pages": 2, "nbytes": 8192, "quota": 8192,
+                 "refused": 3},
+                {"identity": "client:bob", "pages": 3, "nbytes": 12288, "quota": 0, "refused": 0},
+            ]
+        },
+    )  # fmt: skip
     log = node.log()
     assert [line.split(" ramster.node: ")[1] for line in log.splitlines() if " by <" in line] == [
         "quota of client:alice set to 8192 bytes by <Identity admin 'ops'> over the main listener"
