@@ -1,5 +1,5 @@
-"""Membership over etcd (DESIGN §7): stable node numbers, leased node entries, cluster-wide params,
-and a watch that loses no event across an etcd restart.
+"""Membership over etcd (DESIGN §7): stable node numbers, leased node entries, cluster-wide params
+and quotas, and a watch that loses no event across an etcd restart.
 
 `EtcdMembership` is the policy; the calls it makes go through `nodemanager.etcd_client`, the one
 module that talks to etcd (and translates its errors). What it does:
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 from nodemanager.etcd_client import EtcdClient, EtcdCredentials, parse_endpoints
 from nodemanager.keys import ClusterKeys, check_name, decode_member, encode_member
-from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged
+from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged, QuotasChanged
 from nodemanager.notify import Notifier
 from nodemanager.view import Change, ClusterView
 from ramster.errors import FailedPrecondition, InvalidArgument, NotFound, RamsterError, shown
@@ -163,7 +163,11 @@ class EtcdMembership:
         return number
 
     async def start(
-        self, me: MemberInfo, on_members: MembersChanged, on_params: ParamsChanged
+        self,
+        me: MemberInfo,
+        on_members: MembersChanged,
+        on_params: ParamsChanged,
+        on_quotas: QuotasChanged,
     ) -> int:
         if self._notifier is not None:
             raise FailedPrecondition(f"{self!r} is already started")
@@ -182,9 +186,10 @@ class EtcdMembership:
         for problem in self._view.load(entries):
             log.warning("ignored a malformed entry: %s", problem)
         self._revision, self._reachable = revision, True
-        self._notifier = Notifier(on_members, on_params)
+        self._notifier = Notifier(on_members, on_params, on_quotas)
         self._notifier.members(self._view.members)
         self._notifier.params(self._view.params)
+        self._notifier.quotas(self._view.quotas)
         await self._notifier.drain()
         self._tasks = [
             asyncio.create_task(self._renew_forever(), name=f"membership-lease-{number}"),
@@ -373,13 +378,15 @@ class EtcdMembership:
     async def _reload(self) -> None:
         revision, entries = await self._etcd.get_prefix(self.keys.prefix)
         old_members, old_params = self._view.members, self._view.params
-        old_forgotten = self._view.forgotten
+        old_forgotten, old_quotas = self._view.forgotten, self._view.quotas
         for problem in self._view.load(entries):
             log.warning("ignored a malformed entry: %s", problem)
         if self._view.members != old_members or self._view.forgotten != old_forgotten:
             self._deliver(Change("members"))
         if self._view.params != old_params:
             self._deliver(Change("params"))
+        if self._view.quotas != old_quotas:
+            self._deliver(Change("quotas"))
         self._revision = revision
 
     def _deliver(self, change: Change) -> None:
@@ -389,8 +396,10 @@ class EtcdMembership:
             return
         if change.changed == "members":
             self._notifier.members(self._view.members)
-        else:
+        elif change.changed == "params":
             self._notifier.params(self._view.params)
+        else:
+            self._notifier.quotas(self._view.quotas)
 
     def _failed(self, error: RamsterError) -> None:
         """Note a failed call: etcd out of reach, or (once per message) a refusal to retry."""
@@ -444,9 +453,39 @@ async def write_param(
     watching applies it."""
     keys = ClusterKeys(cluster)
     check_name("param", name)
+    await _write_once(endpoints, timeout, credentials, keys.param(name), value)
+
+
+async def write_quota(
+    endpoints: str,
+    cluster: str,
+    identity: str,
+    nbytes: int | None,
+    timeout: float = 5.0,
+    credentials: EtcdCredentials | None = None,
+) -> None:
+    """Set the cluster-wide quota of client identity `identity` (checked by the caller) to
+    `nbytes`, or unset it (None) (``ramster quota set|unset --cluster``); every node watching
+    applies it."""
+    key = ClusterKeys(cluster).quota(identity)
+    value = None if nbytes is None else str(nbytes)
+    await _write_once(endpoints, timeout, credentials, key, value)
+
+
+async def _write_once(
+    endpoints: str,
+    timeout: float,
+    credentials: EtcdCredentials | None,
+    key: str,
+    value: str | None,
+) -> None:
+    """Put `value` at `key` (delete it: None) over a connection of its own."""
     etcd = EtcdClient(endpoints, timeout, credentials)
     await etcd.open()
     try:
-        await etcd.put(keys.param(name), value)
+        if value is None:
+            await etcd.delete([key])
+        else:
+            await etcd.put(key, value)
     finally:
         await etcd.close()

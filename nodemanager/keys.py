@@ -7,6 +7,8 @@ Every key sits under ``/ramster/<cluster>/``:
 - ``next_number`` → the lowest number never handed out yet (decimal text; absent means 1);
 - ``nodes/<number>`` → `MemberInfo` as JSON, bound to the node's lease;
 - ``params/<name>`` → the value of a cluster-wide module param;
+- ``quotas/<identity>`` → the cluster-wide quota of client identity ``role:name``, in bytes
+  (decimal text; ``ramster quota set --cluster``); deleting it unsets the quota on every node;
 - ``forgotten/<number>`` → the name of a node an operator decommissioned (``ramster forget-node``),
   under a lease of `origin_grace` seconds: every node drops what it keeps for that number now
   (after the grace every node would have anyway). Its ``names/<name>`` is deleted then: the
@@ -42,7 +44,7 @@ EPOCH = re.compile("[0-9a-f]{16}")
 random hex digits."""
 EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
 
-KeyKind = Literal["names", "nodes", "params", "next_number", "forgotten"]
+KeyKind = Literal["names", "nodes", "params", "quotas", "next_number", "forgotten"]
 
 
 def check_name(field: str, value: str) -> str:
@@ -92,6 +94,9 @@ class ClusterKeys:
     def param(self, name: str) -> str:
         return f"{self.prefix}params/{name}"
 
+    def quota(self, identity: str) -> str:
+        return f"{self.prefix}quotas/{identity}"
+
     def forgotten(self, number: int) -> str:
         return f"{self.prefix}forgotten/{number}"
 
@@ -116,6 +121,8 @@ class ClusterKeys:
             return "names", leaf
         if folder == "params":
             return "params", leaf
+        if folder == "quotas":
+            return "quotas", leaf
         # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
         if leaf.isascii() and leaf.isdigit():
             if folder == "nodes":

@@ -45,9 +45,12 @@ MembersChanged = Callable[[dict[int, MemberInfo]], Awaitable[None]]
 ParamsChanged = Callable[[dict[str, str]], Awaitable[None]]
 """Called with every cluster-wide param after each change."""
 
+QuotasChanged = Callable[[dict[str, str]], Awaitable[None]]
+"""Called with every cluster-wide quota (identity → bytes, as text) after each change."""
+
 
 class Membership(Protocol):
-    """How a node joins the cluster, finds its peers and follows cluster-wide params.
+    """How a node joins the cluster, finds its peers and follows cluster-wide params and quotas.
 
     The callbacks run one at a time, in the order of the changes, each with a snapshot taken when
     its change happened (`members` and `params` may already be newer); an exception in one is
@@ -60,10 +63,15 @@ class Membership(Protocol):
         ...
 
     async def start(
-        self, me: MemberInfo, on_members: MembersChanged, on_params: ParamsChanged
+        self,
+        me: MemberInfo,
+        on_members: MembersChanged,
+        on_params: ParamsChanged,
+        on_quotas: QuotasChanged,
     ) -> int:
         """Claim (or reclaim) the node's number for `me.name`, publish `me` with that number,
-        deliver the initial view and params, and keep following changes. Returns the number."""
+        deliver the initial view, params and quotas (those only where the cluster keeps them:
+        etcd), and keep following changes. Returns the number."""
         ...
 
     async def publish(self, me: MemberInfo) -> None:

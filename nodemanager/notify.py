@@ -13,7 +13,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
-from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged
+from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged, QuotasChanged
 
 log = logging.getLogger("nodemanager.membership")
 
@@ -23,9 +23,12 @@ _Item = tuple[str, Callable[[], Awaitable[None]]]
 class Notifier:
     """A queue of snapshots and the task that delivers them; `close` drops what is left."""
 
-    def __init__(self, on_members: MembersChanged, on_params: ParamsChanged) -> None:
+    def __init__(
+        self, on_members: MembersChanged, on_params: ParamsChanged, on_quotas: QuotasChanged
+    ) -> None:
         self._on_members = on_members
         self._on_params = on_params
+        self._on_quotas = on_quotas
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task = asyncio.create_task(self._run(), name="membership-callbacks")
         self.delivered = 0
@@ -38,6 +41,9 @@ class Notifier:
 
     def params(self, params: dict[str, str]) -> None:
         self._queue.put_nowait(("params", functools.partial(self._on_params, dict(params))))
+
+    def quotas(self, quotas: dict[str, str]) -> None:
+        self._queue.put_nowait(("quotas", functools.partial(self._on_quotas, dict(quotas))))
 
     async def drain(self) -> None:
         """Return once every snapshot queued so far has been delivered."""

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged
+from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged, QuotasChanged
 from nodemanager.notify import Notifier
 from ramster.errors import FailedPrecondition, InvalidArgument, shown
 
@@ -71,13 +71,17 @@ class StaticMembership:
         return dict(self._params)
 
     async def start(
-        self, me: MemberInfo, on_members: MembersChanged, on_params: ParamsChanged
+        self,
+        me: MemberInfo,
+        on_members: MembersChanged,
+        on_params: ParamsChanged,
+        on_quotas: QuotasChanged,
     ) -> int:
         if self._notifier is not None:
             raise FailedPrecondition(f"{self!r} is already started")
         self._me = dataclasses.replace(me, number=self._number)
         self._view = await self._probe_all()
-        self._notifier = Notifier(on_members, on_params)
+        self._notifier = Notifier(on_members, on_params, on_quotas)  # no cluster-wide quotas
         self._notifier.members(self._view)
         self._notifier.params(self._params)
         await self._notifier.drain()

@@ -1,8 +1,9 @@
 """A cluster's membership view rebuilt from etcd keys, one change at a time. Pure: no I/O.
 
 `ClusterView` holds the live members (``nodes/<number>``), the nodes an operator forgot
-(``forgotten/<number>``: a change of them is a change of "members") and the cluster-wide params
-(``params/<name>``) and says, for each put or delete it applies, what changed. The etcd backend
+(``forgotten/<number>``: a change of them is a change of "members"), the cluster-wide params
+(``params/<name>``) and quotas (``quotas/<identity>``) and says, for each put or delete it
+applies, what changed. The etcd backend
 feeds it from a ``get_prefix`` and then from watch events; it never talks to etcd itself.
 
 Not here: the key layout and entry JSON (`nodemanager.keys`), etcd (`nodemanager.etcd`).
@@ -23,11 +24,11 @@ from ramster.errors import InvalidArgument
 class Change:
     """What one put or delete did to the view.
 
-    changed: "members", "params", or None when the view is as it was.
+    changed: "members", "params", "quotas", or None when the view is as it was.
     problem: why a malformed entry was ignored (a malformed ``nodes/`` entry counts as absent).
     """
 
-    changed: Literal["members", "params"] | None
+    changed: Literal["members", "params", "quotas"] | None
     problem: str | None = None
 
 
@@ -35,12 +36,14 @@ UNCHANGED = Change(None)
 
 
 class ClusterView:
-    """Live members by number and params by name, as the keys under one cluster prefix say."""
+    """Live members by number, params by name and quotas by identity, as the keys under one
+    cluster prefix say."""
 
     def __init__(self, keys: ClusterKeys) -> None:
         self.keys = keys
         self.members: dict[int, MemberInfo] = {}
         self.params: dict[str, str] = {}
+        self.quotas: dict[str, str] = {}  # identity → its quota as text, checked by the node
         self.forgotten: dict[int, str] = {}  # number → name
 
     def __repr__(self) -> str:
@@ -54,7 +57,9 @@ class ClusterView:
             return UNCHANGED
         folder, leaf = kind
         if folder == "params":
-            return self._apply_param(leaf, value)
+            return self._apply_setting(self.params, "params", leaf, value)
+        if folder == "quotas":
+            return self._apply_setting(self.quotas, "quotas", leaf, value)
         if folder == "forgotten":
             return self._apply_forgotten(int(leaf), value)
         return self._apply_node(int(leaf), value)
@@ -62,7 +67,7 @@ class ClusterView:
     def load(self, entries: Iterable[tuple[str, bytes]]) -> list[str]:
         """Replace the whole view with what `entries` (every key and value under the prefix)
         say; return the problems of the malformed entries that were ignored."""
-        self.members, self.params, self.forgotten = {}, {}, {}
+        self.members, self.params, self.quotas, self.forgotten = {}, {}, {}, {}
         return [c.problem for key, value in entries if (c := self.apply(key, value)).problem]
 
     def _apply_node(self, number: int, value: bytes | None) -> Change:
@@ -79,14 +84,21 @@ class ClusterView:
         self.members[number] = new
         return Change("members")
 
-    def _apply_param(self, name: str, value: bytes | None) -> Change:
+    @staticmethod
+    def _apply_setting(
+        settings: dict[str, str],
+        kind: Literal["params", "quotas"],
+        name: str,
+        value: bytes | None,
+    ) -> Change:
+        """A put or delete of cluster-wide param or quota `name` in `settings`."""
         if value is None:
-            return Change("params") if self.params.pop(name, None) is not None else UNCHANGED
+            return Change(kind) if settings.pop(name, None) is not None else UNCHANGED
         text = value.decode("utf-8", errors="replace")
-        if self.params.get(name) == text:
+        if settings.get(name) == text:
             return UNCHANGED
-        self.params[name] = text
-        return Change("params")
+        settings[name] = text
+        return Change(kind)
 
     def _apply_forgotten(self, number: int, value: bytes | None) -> Change:
         if value is None:

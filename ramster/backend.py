@@ -3,8 +3,10 @@
 While the `zcache` param is on, a `Tmem` over a `ZCache` serves every client; each load starts a
 new, empty backend and bumps `generation`, which frontends watch to replay their registrations.
 Turning zcache off drops every pool, so it is refused while persistent pages are stored: they
-must come back until flushed. The other params are kept here and acted on by the remote layer.
-Pure: the node broadcasts the changes.
+must come back until flushed. The other params are kept here and acted on by the remote layer,
+but for `client_quota`, the quota of every client identity but those ``ramster quota set`` gives
+one of their own (`set_quota`): both are kept here, and hold every backend loaded
+(`ramster.tmem.quota`). Pure: the node broadcasts the changes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from ramster.errors import FailedPrecondition, Unavailable
 from ramster.params import ModuleParams, switch_text
 from ramster.remote.handles import OriginTmem, origin_tmem
 from ramster.tmem import TmemLimits
+from ramster.tmem.quota import Quotas
 from ramster.zcache import ZCache, ZcacheConfig
 
 
@@ -37,6 +40,8 @@ class Backend:
         self.first_version = first_version
         self.recovering = recovering
         """Set while the node takes its pages back from peers: clients wait (UNAVAILABLE)."""
+        self._identity_quotas = Quotas()
+        """The quotas set for one identity each (their default is unused: `client_quota` is)."""
         if self.params.zcache:
             self._load()
 
@@ -87,7 +92,30 @@ class Backend:
             else:
                 self._unload()
         self.params = params
+        self._hold_to_quotas()
         return True
+
+    @property
+    def quotas(self) -> Quotas:
+        """The quota of every identity: `client_quota`, or the one set for it."""
+        return Quotas(self.params.client_quota, self._identity_quotas.by_identity)
+
+    def set_quota(self, identity: str, nbytes: int) -> None:
+        """Hold `identity` (``role:name``, checked by the caller) to `nbytes` (0: no quota)."""
+        self._identity_quotas = self._identity_quotas.with_quota(identity, nbytes)
+        self._hold_to_quotas()
+
+    def unset_quota(self, identity: str) -> bool:
+        """Hold `identity` to `client_quota` again; False if it had no quota of its own."""
+        if identity not in self._identity_quotas.by_identity:
+            return False
+        self._identity_quotas = self._identity_quotas.without(identity)
+        self._hold_to_quotas()
+        return True
+
+    def _hold_to_quotas(self) -> None:
+        if self.tmem is not None:
+            self.tmem.table.accounts.configure(self.quotas)
 
     def counters(self) -> dict[str, int]:
         if self.tmem is None or self.store is None:
@@ -103,6 +131,7 @@ class Backend:
             first_version=self.first_version,
         )
         self.generation += 1
+        self._hold_to_quotas()
 
     def _unload(self) -> None:
         assert self.store is not None and self.tmem is not None

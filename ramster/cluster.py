@@ -4,10 +4,11 @@ It joins through a `Membership` (etcd, or a static peer list), takes back the pa
 epoch left on peers, publishes the node's free bytes when they moved by a `FREE_BYTES_STEP`th of
 its budget (checked every `publish_interval`: etcd keeps every write), hands each new
 view to the remote layer, and applies module params, whether set on this node
-(`Admin.SetParam`) or cluster-wide (etcd ``params/``). Nodes out of the view for `origin_grace`
-seconds, or forgotten by an operator (`forget_node`), are let go of: the pages held for them and
-the flushes queued for them are dropped. Switching `ramster` off brings the
-persistent pages home first and is reported only once that is done. Foreign pages stay until
+(`Admin.SetParam`) or cluster-wide (etcd ``params/``), and the cluster-wide quotas of client
+identities (etcd ``quotas/``; `Admin.SetQuota` sets one on this node alone). Nodes out of the
+view for `origin_grace` seconds, or forgotten by an operator (`forget_node`), are let go of: the
+pages held for them and the flushes queued for them are dropped. Switching `ramster` off brings
+the persistent pages home first and is reported only once that is done. Foreign pages stay until
 their origin flushes them, takes them back after a restart (`Peer/Recover`) or has them
 forgotten (`Peer/Forget`). `drain` leaves gracefully: published as draining, the node waits for
 its peers to move their copies off it; `undrain` takes that back.
@@ -25,11 +26,12 @@ from nodemanager.model import MemberInfo, Membership
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument, RamsterError, shown
 from ramster.holder.foreign import foreign_pages, origin_client
-from ramster.params import parse_switch
+from ramster.params import parse_quota, parse_switch
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.peer import LinkFactory
 from ramster.remote.policy import RemotifyConfig, holding
 from ramster.state import StateFeed
+from ramster.trust.identity import owner_identity
 
 log = logging.getLogger("ramster.cluster")
 
@@ -81,6 +83,7 @@ class ClusterAgent:
         self._published: MemberInfo | None = None  # what the last publish wrote
         self._params_lock = asyncio.Lock()
         self._refused_params: dict[str, str] = {}  # cluster params not applied, logged once
+        self._cluster_quotas: dict[str, str] = {}  # etcd's quotas as last seen, applied or not
 
     def __repr__(self) -> str:
         return f"<ClusterAgent node {self._me.number} {self.remote!r}>"
@@ -103,7 +106,9 @@ class ClusterAgent:
         """Join the cluster, reached at `address`, and take back this node's pages from its
         peers; return its number."""
         self._me = replace(self._me, address=address)
-        number = await self._membership.start(self._info(), self._on_members, self._on_params)
+        number = await self._membership.start(
+            self._info(), self._on_members, self._on_params, self._on_quotas
+        )
         self._me = replace(self._me, number=number)
         await self._recover()
         self.remote.start()
@@ -231,6 +236,26 @@ class ClusterAgent:
                 log.warning(
                     "cluster param %s = %s not applied: %s", name, shown(value), error.message
                 )
+
+    async def _on_quotas(self, quotas: dict[str, str]) -> None:
+        """Set each cluster-wide quota that is new or changed since the last view on this node,
+        and unset each one deleted from etcd. A quota that can never apply is logged once; the
+        identity keeps what it had."""
+        for identity, text in sorted(quotas.items()):
+            if self._cluster_quotas.get(identity) == text:
+                continue
+            try:
+                owner = str(owner_identity(identity, "identity"))
+                nbytes = parse_quota(text, "size")
+            except InvalidArgument as error:
+                log.warning("cluster quota of %s not applied: %s", shown(identity), error.message)
+                continue
+            self._backend.set_quota(owner, nbytes)
+            log.info("cluster quota of %s = %d bytes applied", owner, nbytes)
+        for identity in sorted(self._cluster_quotas.keys() - quotas.keys()):
+            if self._backend.unset_quota(identity):  # it was set: a valid identity
+                log.info("cluster quota of %s unset", identity)
+        self._cluster_quotas = dict(quotas)
 
     # -- publishing --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ramster.errors import InvalidArgument, shown
+from ramster.units import parse_size
 
 SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
 
@@ -31,7 +32,12 @@ PARAM_DOCS = {
     "destroyed (default 30; clients of the library keep theirs alive)",
     "client_grace": "seconds an application client may go unseen before its persistent pools are "
     "destroyed too (default 3600; a grace shorter than client_lease acts as the lease)",
+    "client_quota": "bytes the pages of one client identity may take on this node, counted as "
+    "handed over (0: no quota, the default); `ramster quota set` sets one identity's",
 }
+
+MAX_QUOTA = 1 << 50
+"""A pebibyte (1024TiB): more than any node holds."""
 
 MAX_PERSISTENT_COPIES = 2
 
@@ -67,6 +73,18 @@ def parse_switch(name: str, text: str) -> bool:
     return value
 
 
+def parse_quota(text: str, field: str) -> int:
+    """`text` as a quota in bytes (0: none) for `field`; else `InvalidArgument` naming it."""
+    expected = "a size of at most 1024TiB such as 64MiB or 768Mi (0: no quota)"
+    try:
+        nbytes = parse_size(text, field)
+    except InvalidArgument:
+        raise InvalidArgument.field(field, text, expected) from None
+    if nbytes > MAX_QUOTA:
+        raise InvalidArgument.field(field, text, expected)
+    return nbytes
+
+
 def switch_text(value: bool) -> str:
     return "on" if value else "off"
 
@@ -92,6 +110,8 @@ class ModuleParams:
         lease)."""
         return max(self.client_lease, self.client_grace)
 
+    client_quota: int = 0
+
     def as_text(self) -> dict[str, str]:
         text = {
             f.name: switch_text(getattr(self, f.name))
@@ -102,6 +122,7 @@ class ModuleParams:
         text["persistent_copies"] = str(self.persistent_copies)
         for name in SECONDS_PARAMS:
             text[name] = str(getattr(self, name))
+        text["client_quota"] = str(self.client_quota)
         return text
 
     def with_text(self, name: str, text: str) -> ModuleParams:
@@ -117,6 +138,8 @@ class ModuleParams:
             expected = f"whole seconds in 1..{MAX_SECONDS}"
             seconds: dict[str, Any] = {name: parse_decimal(name, text, 1, MAX_SECONDS, expected)}
             return replace(self, **seconds)
+        if name == "client_quota":
+            return replace(self, client_quota=parse_quota(text, f"param {name} value"))
         if name != "remote_target":
             return replace(self, **{name: parse_switch(name, text)})
         if text.strip().lower() == "auto":

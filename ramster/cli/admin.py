@@ -15,6 +15,7 @@ from ramster.client import SyncClient
 from ramster.errors import InvalidArgument, shown
 from ramster.params import ModuleParams
 from ramster.state import NodeState
+from ramster.tmem.quota import Usage
 from ramster.wire.tls import TLS
 
 
@@ -25,16 +26,25 @@ def print_stats(
     out: TextIO,
     tls: TLS | None = None,
     token: str | None = None,
+    clients: bool = False,
 ) -> int:
-    """Print the node's state and counters once, or every `watch` seconds until interrupted."""
+    """Print the node's state and counters (`clients`: what each client identity's pages take
+    instead) once, or every `watch` seconds until interrupted."""
     with SyncClient(node, client_name="ramster-cli", tls=tls, token=token) as client:
         while True:
-            state, counters = client.state(), client.stats()
-            if as_json:
+            if clients:
+                usage = client.clients()
+                if as_json:
+                    out.write(json.dumps({"clients": [dataclasses.asdict(u) for u in usage]}))
+                    out.write("\n")
+                else:
+                    out.write(format_clients(node, usage))
+            elif as_json:
+                state, counters = client.state(), client.stats()
                 out.write(json.dumps({"state": dataclasses.asdict(state), "counters": counters}))
                 out.write("\n")
             else:
-                out.write(format_stats(node, state, counters))
+                out.write(format_stats(node, client.state(), client.stats()))
             out.flush()
             if watch is None:
                 return 0
@@ -59,6 +69,25 @@ def format_stats(node: str, state: NodeState, counters: dict[str, int]) -> str:
         )
     width = max(map(len, counters), default=0)
     lines += [f"  {name:<{width}}  {counters[name]:>16,}" for name in sorted(counters)]
+    return "\n".join(lines) + "\n"
+
+
+CLIENT_COLUMNS = ("identity", "pages", "bytes", "quota", "put_quota")
+
+
+def format_clients(node: str, usage: list[Usage]) -> str:
+    """One line per client identity with pools on the node: its pages, their bytes as handed
+    over, its quota in bytes (none: no quota) and the puts its quota refused."""
+    rows = [
+        (u.identity, f"{u.pages:,}", f"{u.nbytes:,}", f"{u.quota:,}" if u.quota else "none",
+         f"{u.refused:,}")
+        for u in usage
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in (CLIENT_COLUMNS, *rows)) for i in range(5)]
+    lines = [f"node {node}: {len(rows)} client identities hold pools"]
+    for row in (CLIENT_COLUMNS, *rows):
+        numbers = zip(row[1:], widths[1:], strict=True)
+        lines.append("  " + "  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in numbers)]))
     return "\n".join(lines) + "\n"
 
 
@@ -138,8 +167,9 @@ def set_cluster_param(
     out: TextIO,
     credentials: EtcdCredentials | None = None,
 ) -> int:
-    """Write a cluster-wide param to etcd, once it is known to be valid."""
-    ModuleParams().with_text(name, value)
-    asyncio.run(write_param(etcd, cluster, name, value, credentials=credentials))
-    out.write(f"{name} {value} (cluster {cluster}: every node applies it)\n")
+    """Write a cluster-wide param to etcd, once it is known to be valid, as nodes show it (a
+    node compares etcd's text with its own: "1MiB" would be applied again on every change)."""
+    text = ModuleParams().with_text(name, value).as_text()[name]
+    asyncio.run(write_param(etcd, cluster, name, text, credentials=credentials))
+    out.write(f"{name} {text} (cluster {cluster}: every node applies it)\n")
     return 0

@@ -19,6 +19,7 @@ from ramster import __version__
 from ramster.cli import flags
 from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.flags import FromEnvironment, Parser
+from ramster.cli.quota import add_quota_parser, run_quota
 from ramster.config import NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.tmem import TmemLimits
@@ -194,6 +195,12 @@ def _parser() -> Parser:
     flags.node_flag(stats)
     stats.add_argument("--json", action="store_true", help="one JSON object per print")
     stats.add_argument(
+        "--clients",
+        action="store_true",
+        help="what each client identity's pages take and its quota, instead of the counters "
+        "(an admin's call)",
+    )
+    stats.add_argument(
         "--watch",
         type=flags.interval,
         nargs="?",
@@ -208,7 +215,7 @@ def _parser() -> Parser:
     param.add_argument(
         "name",
         help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies, "
-        "origin_grace, client_lease, client_grace",
+        "origin_grace, client_lease, client_grace, client_quota",
     )
     param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
     flags.node_flag(param)
@@ -220,6 +227,7 @@ def _parser() -> Parser:
         help="set the param cluster-wide in etcd instead (with --etcd)",
     )
     flags.etcd_flag(param)
+    add_quota_parser(commands)
     drain = commands.add_parser(
         "drain", help="have peers move their pages off a node before it is stopped"
     )
@@ -308,7 +316,13 @@ def _run(args: argparse.Namespace) -> int:
         from ramster.cli.admin import print_stats
 
         return print_stats(
-            args.node, args.json, args.watch, sys.stdout, flags.tls_of(args), flags.token_of(args)
+            args.node,
+            args.json,
+            args.watch,
+            sys.stdout,
+            flags.tls_of(args),
+            flags.token_of(args),
+            clients=args.clients,
         )
     if args.command == "param":
         from ramster.cli.admin import param
@@ -337,6 +351,8 @@ def _run(args: argparse.Namespace) -> int:
             flags.tls_of(args),
             flags.token_of(args),
         )
+    if args.command == "quota":
+        return run_quota(args, sys.stdout)
     if args.command == "drain":
         from ramster.cli.admin import drain as drain_node
 

@@ -2,8 +2,9 @@
 
 `Client` (asyncio) and `SyncClient` (blocking) offer raw tmem by (pool, oid, index): pools,
 put/get/flush of single pages (concurrent calls coalesced into batched RPCs) and of batches, plus
-the node's stats, params and state; `TLS` names the files a client proves itself with to a
-node that serves TLS. `Frontswap` and `Cleancache` are the kernel's frontends over
+the node's stats, params, state, and the quotas of client identities and what their pages take
+(`Quotas`, `Usage`); `TLS` names the files a client proves itself with to a node that serves
+TLS. `Frontswap` and `Cleancache` are the kernel's frontends over
 a node, usable before the node exists: they attach when its zcache backend is loaded and again
 after it restarts. Every error is a `RamsterError` subclass; `retriable` says whether retrying
 may help.
@@ -29,6 +30,7 @@ from ramster.errors import (
     Unavailable,
 )
 from ramster.state import NodeState
+from ramster.tmem.quota import Quotas, Usage
 from ramster.wire.tls import TLS
 
 __all__ = [
@@ -44,9 +46,11 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "PoolNotFound",
+    "Quotas",
     "RamsterError",
     "ResourceExhausted",
     "SyncClient",
     "Unauthenticated",
     "Unavailable",
+    "Usage",
 ]

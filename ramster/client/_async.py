@@ -27,6 +27,7 @@ from ramster.errors import InvalidArgument
 from ramster.page import DEFAULT_PAGE_SIZE, check_page_length, check_page_size
 from ramster.state import NodeState
 from ramster.tmem.keys import OidLike, as_oid, check_index
+from ramster.tmem.quota import Quotas, Usage
 from ramster.wire.bearer import load_token
 from ramster.wire.limits import MAX_BATCH
 from ramster.wire.tls import TLS
@@ -238,6 +239,30 @@ class Client:
         """Undo a drain: the node takes pages for peers again. Whether it was draining;
         `FailedPrecondition` if it is shutting down."""
         return await self._transport.undrain()
+
+    async def set_quota(self, identity: str, nbytes: int) -> Quotas:
+        """Hold client identity `identity` (``role:name``) to `nbytes` bytes of pages on the
+        node, whatever its ``client_quota`` (0: no quota); every quota after the change."""
+        if not isinstance(identity, str):
+            raise InvalidArgument.field("identity", identity, "a str")
+        if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
+            raise InvalidArgument.field("nbytes", nbytes, "an int >= 0")
+        return await self._transport.set_quota(identity, nbytes)
+
+    async def unset_quota(self, identity: str) -> tuple[bool, Quotas]:
+        """Hold `identity` to the node's ``client_quota`` again: (whether it had a quota of its
+        own, every quota after the change)."""
+        if not isinstance(identity, str):
+            raise InvalidArgument.field("identity", identity, "a str")
+        return await self._transport.unset_quota(identity)
+
+    async def quotas(self) -> Quotas:
+        """The node's ``client_quota`` and the quota of every identity that has its own."""
+        return await self._transport.get_quotas()
+
+    async def clients(self) -> list[Usage]:
+        """What the pages of each client identity with pools on the node take, by identity."""
+        return await self._transport.get_clients()
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -148,6 +148,10 @@ class SyncClient:
     drain = _blocking(Client.drain)
     forget_node = _blocking(Client.forget_node)
     undrain = _blocking(Client.undrain)
+    set_quota = _blocking(Client.set_quota)
+    unset_quota = _blocking(Client.unset_quota)
+    quotas = _blocking(Client.quotas)
+    clients = _blocking(Client.clients)
 
     def close(self) -> None:
         """Close the client and stop its thread; calls still in flight end with `Unavailable`

@@ -22,10 +22,18 @@ from ramster.errors import FailedPrecondition, InternalError
 from ramster.page import compress_page, decompress_page
 from ramster.state import NodeState
 from ramster.tmem.keys import Oid
+from ramster.tmem.quota import Quotas, Usage
 from ramster.wire.bearer import metadata_of
 from ramster.wire.calls import M, Message, stream_messages, unary_call
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, OWN_CONNECTIONS
-from ramster.wire.messages import key_messages, node_state_of, oid_message, packed_encoding
+from ramster.wire.messages import (
+    key_messages,
+    node_state_of,
+    oid_message,
+    packed_encoding,
+    quotas_of,
+    usage_of,
+)
 
 CHANNEL_OPTIONS = (
     *MESSAGE_SIZE_OPTIONS,
@@ -205,6 +213,26 @@ class Transport:
         request = admin_pb2.UndrainRequest()
         response = await self._unary("Admin/Undrain", request, admin_pb2.UndrainResponse)
         return response.was_draining
+
+    async def set_quota(self, identity: str, nbytes: int) -> Quotas:
+        request = admin_pb2.SetQuotaRequest(identity=identity, quota_bytes=nbytes)
+        response = await self._unary("Admin/SetQuota", request, admin_pb2.SetQuotaResponse)
+        return quotas_of(response.quotas)
+
+    async def unset_quota(self, identity: str) -> tuple[bool, Quotas]:
+        request = admin_pb2.UnsetQuotaRequest(identity=identity)
+        response = await self._unary("Admin/UnsetQuota", request, admin_pb2.UnsetQuotaResponse)
+        return response.was_set, quotas_of(response.quotas)
+
+    async def get_quotas(self) -> Quotas:
+        request = admin_pb2.GetQuotasRequest()
+        response = await self._unary("Admin/GetQuotas", request, admin_pb2.GetQuotasResponse)
+        return quotas_of(response.quotas)
+
+    async def get_clients(self) -> list[Usage]:
+        request = admin_pb2.GetClientsRequest()
+        response = await self._unary("Admin/GetClients", request, admin_pb2.GetClientsResponse)
+        return [usage_of(usage) for usage in response.clients]
 
     async def watch_state(self) -> AsyncGenerator[NodeState, None]:
         """The node's state now and on every change, until the node ends the stream. Unlike the

@@ -81,7 +81,7 @@ def take_back(
             return 0
         obj.pop(index)
         table.free_slot(obj, index, slot)  # the older copies are flushed
-        pool.pages -= 1
+        pool.count(-1)
     obj.insert(index, remote.add(holder, version, True))
-    pool.pages += 1
+    pool.count(1)
     return 1

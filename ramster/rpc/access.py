@@ -11,8 +11,10 @@ runs in a task of its own). The rules of the node's services are here too, in on
   peer, not an application.
 - Admin: reads (stats, params, the state stream) for every identity, as frontends and the
   client library watch the node's state and counters show no one's pages or names; changes
-  (param set, drain, undrain, forget-node) only for admin identities, or for anyone over the
-  node's admin socket (``--admin-listen``, mode 0600: the node's user and root).
+  (param set, quota set and unset, drain, undrain, forget-node) and the reads that name client
+  identities (quotas, the usage of each identity: one client must not learn who else stores
+  here) only for admin identities, or for anyone over the node's admin socket
+  (``--admin-listen``, mode 0600: the node's user and root).
 - Peer: node identities only.
 
 These hold on a node with TLS, where callers can prove a role. A node without TLS serves only
@@ -34,7 +36,7 @@ import grpc
 
 from ramster.errors import PermissionDenied, RamsterError
 from ramster.rpc.caller import Callers
-from ramster.trust.identity import Identity, Role
+from ramster.trust.identity import OWNER_ROLES, Identity, Role
 from ramster.wire.status import status_of
 
 
@@ -86,15 +88,15 @@ def anyone(method: str, identity: Identity) -> None:
     reach, and on a node without TLS (`Rules.of_node`)."""
 
 
-TMEM = roles((Role.CLIENT, Role.ADMIN, Role.LOCAL), "Tmem")
+TMEM = roles(OWNER_ROLES, "Tmem")
 PEER = roles((Role.NODE,), "Peer")
 ADMIN_READS = frozenset({"GetStats", "GetParams", "WatchState"})
-"""The Admin methods that change nothing."""
+"""The Admin methods every identity may call: they change nothing and name no client identity."""
 _ADMIN_CHANGES = roles((Role.ADMIN,), "Admin")
 
 
 def admin(method: str, identity: Identity) -> None:
-    """Reads for every identity; changes for admin identities only."""
+    """`ADMIN_READS` for every identity; the rest for admin identities only."""
     if method not in ADMIN_READS:
         _ADMIN_CHANGES(method, identity)
 

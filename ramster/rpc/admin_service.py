@@ -1,7 +1,9 @@
-"""The `Admin` service: stats, module params and the state stream operators and frontends use.
+"""The `Admin` service: stats, module params and the state stream operators and frontends use,
+and the quotas of client identities with what their pages take (`ramster.tmem.quota`).
 
-Every change (param set, drain, undrain, forget-node) is logged, before it is made, with who asked
-for it (`ramster.rpc.access.current_caller`); who may ask is `ramster.rpc.access`'s rule.
+Every change (param set, quota set and unset, drain, undrain, forget-node) is logged, before it
+is made, with who asked for it (`ramster.rpc.access.current_caller`); who may ask is
+`ramster.rpc.access`'s rule.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import grpc
 from ramster.api.v1 import admin_pb2
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument, shown
+from ramster.params import MAX_QUOTA
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.state import StateFeed
-from ramster.wire.messages import node_state_message
+from ramster.trust.identity import owner_identity
+from ramster.wire.messages import node_state_message, quotas_message, usage_message
 
 log = logging.getLogger("ramster.node")
 
@@ -71,6 +75,18 @@ class AdminService:
                 "Undrain": unary(
                     "Admin/Undrain", self.undrain, admin_pb2.UndrainRequest.FromString
                 ),
+                "SetQuota": unary(
+                    "Admin/SetQuota", self.set_quota, admin_pb2.SetQuotaRequest.FromString
+                ),
+                "UnsetQuota": unary(
+                    "Admin/UnsetQuota", self.unset_quota, admin_pb2.UnsetQuotaRequest.FromString
+                ),
+                "GetQuotas": unary(
+                    "Admin/GetQuotas", self.get_quotas, admin_pb2.GetQuotasRequest.FromString
+                ),
+                "GetClients": unary(
+                    "Admin/GetClients", self.get_clients, admin_pb2.GetClientsRequest.FromString
+                ),
             },
         )
 
@@ -111,6 +127,36 @@ class AdminService:
     async def undrain(self, request: admin_pb2.UndrainRequest) -> admin_pb2.UndrainResponse:
         _log_change("undrain")
         return admin_pb2.UndrainResponse(was_draining=await self._undrain())
+
+    async def set_quota(self, request: admin_pb2.SetQuotaRequest) -> admin_pb2.SetQuotaResponse:
+        identity = str(owner_identity(request.identity))
+        if request.quota_bytes > MAX_QUOTA:
+            raise InvalidArgument.field(
+                "quota_bytes", request.quota_bytes, f"at most {MAX_QUOTA} (1024TiB; 0: no quota)"
+            )
+        _log_change(f"quota of {identity} set to {request.quota_bytes} bytes")
+        self._backend.set_quota(identity, request.quota_bytes)
+        return admin_pb2.SetQuotaResponse(quotas=quotas_message(self._backend.quotas))
+
+    async def unset_quota(
+        self, request: admin_pb2.UnsetQuotaRequest
+    ) -> admin_pb2.UnsetQuotaResponse:
+        identity = str(owner_identity(request.identity))
+        _log_change(f"quota of {identity} unset")
+        was_set = self._backend.unset_quota(identity)
+        return admin_pb2.UnsetQuotaResponse(
+            was_set=was_set, quotas=quotas_message(self._backend.quotas)
+        )
+
+    async def get_quotas(self, request: admin_pb2.GetQuotasRequest) -> admin_pb2.GetQuotasResponse:
+        return admin_pb2.GetQuotasResponse(quotas=quotas_message(self._backend.quotas))
+
+    async def get_clients(
+        self, request: admin_pb2.GetClientsRequest
+    ) -> admin_pb2.GetClientsResponse:
+        tmem = self._backend.tmem  # none loaded: no pools, nobody uses anything
+        usage = tmem.table.accounts.usage() if tmem is not None else []
+        return admin_pb2.GetClientsResponse(clients=[usage_message(line) for line in usage])
 
 
 def _log_change(change: str) -> None:

@@ -24,6 +24,7 @@ PUT_STATUS_OF_REASON = {
     RejectReason.MEAN_COMPRESS_POOR: tmem_pb2.PUT_STATUS_MEAN_COMPRESS_POOR,
     RejectReason.NO_SPACE: tmem_pb2.PUT_STATUS_NO_SPACE,
     RejectReason.NO_REPLICA: tmem_pb2.PUT_STATUS_NO_REPLICA,
+    RejectReason.QUOTA: tmem_pb2.PUT_STATUS_QUOTA,
 }
 
 FREE_OF_MODE: dict[int, bool | None] = {

@@ -35,8 +35,7 @@ SERVICE = "ramster.api.v1.Tmem"
 def owner_of(label: str) -> str:
     """The node's client name of client `label` of the caller being served: ``role:name/label``
     (`ramster.tmem.keys.owner_name`)."""
-    identity = current_caller().identity
-    return owner_name(f"{identity.role.value}:{identity.name}", check_client_name(label))
+    return owner_name(str(current_caller().identity), check_client_name(label))
 
 
 class TmemService:

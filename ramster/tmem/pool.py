@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ramster.tmem.keys import Oid, PoolSpec
+from ramster.tmem.quota import Account
 
 OBJECT_BYTES = 448
 """Real memory one object costs the core (instance, two arrays, oid tuple, two dict entries)."""
@@ -97,9 +98,10 @@ class TmemObject:
 class Pool:
     """One pool: its spec, its objects, how many client handles refer to it, and its `uid`,
     the name its pages carry on peers. A `foreign` pool holds pages for another node. `owner`
-    is the (client, pool id) that created it, on its origin node: what recovery gives back."""
+    is the (client, pool id) that created it, on its origin node: what recovery gives back.
+    `account` is its owner scope's (`ramster.tmem.quota`), None for a pool nobody meters."""
 
-    __slots__ = ("foreign", "objects", "owner", "pages", "refs", "spec", "uid")
+    __slots__ = ("account", "foreign", "objects", "owner", "pages", "refs", "spec", "uid")
 
     def __init__(
         self,
@@ -115,6 +117,16 @@ class Pool:
         self.objects: dict[Oid, TmemObject] = {}
         self.pages = 0
         self.refs = 1
+        self.account: Account | None = None
+
+    def count(self, pages: int) -> None:
+        """`pages` more pages in the pool (fewer if negative), and in its account: the one place
+        a pool's page count changes."""
+        self.pages += pages
+        account = self.account
+        if account is not None:
+            account.pages += pages
+            account.used += pages * self.spec.page_size
 
     @property
     def frees_on_get(self) -> bool:

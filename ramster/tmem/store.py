@@ -19,12 +19,14 @@ NO_EVICTIONS: tuple[int, ...] = ()
 
 
 class RejectReason(enum.Enum):
-    """Why a store refused a page; a refused put is a normal outcome, not an error."""
+    """Why a put was refused (by the store, or before it); a refused put is a normal outcome,
+    not an error."""
 
     COMPRESS_POOR = "compress_poor"
     MEAN_COMPRESS_POOR = "mean_compress_poor"
     NO_SPACE = "no_space"
     NO_REPLICA = "no_replica"  # persistent_copies: no peer stored the page's other copy
+    QUOTA = "quota"  # a new key past its identity's quota (`ramster.tmem.quota`)
 
 
 @dataclass(frozen=True, slots=True)

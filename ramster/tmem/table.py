@@ -19,7 +19,7 @@ from typing import Any, Generic, cast, overload
 from ramster.errors import InvalidArgument, PoolNotFound, ResourceExhausted, shown
 from ramster.page import PackedPage
 from ramster.tmem.elsewhere import REMOTE, ElsewhereT, Nowhere
-from ramster.tmem.keys import Oid, PoolSpec
+from ramster.tmem.keys import Oid, PoolSpec, owner_scope
 from ramster.tmem.pool import (
     FOREIGN_CLIENT_BYTES,
     FOREIGN_POOL_BYTES,
@@ -27,7 +27,8 @@ from ramster.tmem.pool import (
     Pool,
     TmemObject,
 )
-from ramster.tmem.store import Created, PageStore, Rejected
+from ramster.tmem.quota import Accounts
+from ramster.tmem.store import Created, PageStore, Rejected, RejectReason
 
 INDEX_BITS = 32
 INDEX_MASK = (1 << INDEX_BITS) - 1
@@ -44,6 +45,9 @@ class Stored:
 
 
 PutOutcome = Stored | Rejected
+
+QUOTA_REFUSED = Rejected(RejectReason.QUOTA)
+"""The outcome of a put of a new key past its identity's quota (`ramster.tmem.quota`)."""
 
 FOREIGN_PREFIX = "peer:"
 """Client names of the pages held for other nodes (`ramster.holder.foreign`)."""
@@ -88,8 +92,18 @@ class PageTable(Generic[ElsewhereT]):
         self._next_obj_id = 0
         self._next_pool_uid = first_pool_uid - 1
         self._version = first_version - 1
+        self.accounts = Accounts()
+        """The pages of each owner scope and its quota (`ramster.tmem.quota`)."""
         self._counters = dict.fromkeys(
-            ("obj_count_max", "flush_total", "flush_found", "flobj_total", "flobj_found"), 0
+            (
+                "obj_count_max",
+                "flush_total",
+                "flush_found",
+                "flobj_total",
+                "flobj_found",
+                "put_quota",
+            ),
+            0,
         )
 
     def __repr__(self) -> str:
@@ -176,6 +190,7 @@ class PageTable(Generic[ElsewhereT]):
             pools = self._clients[client] = {}
             self._foreign_clients += pool.foreign
         pools[pool_id] = pool
+        self._meter(pool, owner_scope(client))
 
     def remove_pool(self, client: str, pool_id: int) -> Pool | None:
         """Take pool `pool_id` from `client`, and the client once it has no pool left; the
@@ -206,6 +221,7 @@ class PageTable(Generic[ElsewhereT]):
         """Make `pool` the shared pool of its spec's UUID in owner scope `scope`."""
         assert pool.spec.shared_uuid is not None
         self._shared[scope, pool.spec.shared_uuid] = pool
+        self._meter(pool, scope)
 
     def remove_shared(self, scope: str, pool: Pool) -> None:
         assert pool.spec.shared_uuid is not None
@@ -232,6 +248,9 @@ class PageTable(Generic[ElsewhereT]):
         self.elsewhere.forget_pool(pool)
         for obj in list(pool.objects.values()):
             self._free_local(obj)
+        if pool.account is not None:
+            self.accounts.close(pool.account)
+            pool.account = None
         return flushed
 
     # -- pages -------------------------------------------------------------------------------
@@ -269,23 +288,39 @@ class PageTable(Generic[ElsewhereT]):
     ) -> PutOutcome:
         """Store a page, replacing any page at the key; `version` None gives it the next
         version of this node (foreign pages keep their origin's version). If the store refuses
-        it, the key holds no page."""
+        it, the key holds no page. A new key that would take the pool's account past its quota
+        is refused (`RejectReason.QUOTA`) and changes nothing; a page replacing another needs
+        no more room."""
         obj = pool.objects.get(oid)
+        account = pool.account
+        # The common put pays one comparison: the key is looked up only if a page more would
+        # not fit the quota (a page replacing another needs no room).
+        if (
+            account is not None
+            and account.used + pool.spec.page_size > account.limit
+            and (obj is None or obj.slot(index) is None)
+        ):
+            account.refused += 1
+            self._counters["put_quota"] += 1
+            return QUOTA_REFUSED
+        old = None
         if obj is None:
             obj = self.new_object(pool, oid)
         else:
             old = obj.pop(index)
             if old is not None:
                 self.free_slot(obj, index, old)
-                pool.pages -= 1
         if version is None:
             self._version += 1
             version = self._version
         outcome = self.store_page(obj, index, data, version, remotable=not pool.foreign)
         if isinstance(outcome, Created):
             obj.insert(index, outcome.slot)
-            pool.pages += 1
+            if old is None:
+                pool.count(1)
             return Stored(version)
+        if old is not None:
+            pool.count(-1)
         if not obj:
             self.unlink_object(obj)
         return outcome
@@ -343,7 +378,7 @@ class PageTable(Generic[ElsewhereT]):
         self.elsewhere.forget(obj, index, slot)
         if not slot & REMOTE:
             self.store.free(slot)
-        obj.pool.pages -= 1
+        obj.pool.count(-1)
         if not obj:
             self.unlink_object(obj)
 
@@ -357,7 +392,7 @@ class PageTable(Generic[ElsewhereT]):
     def page_gone(self, obj: TmemObject) -> None:
         """A page of `obj`, already popped and freed, is gone: count it out of its pool, and
         drop `obj` once it is empty."""
-        obj.pool.pages -= 1
+        obj.pool.count(-1)
         if not obj:
             self.unlink_object(obj)
 
@@ -388,8 +423,17 @@ class PageTable(Generic[ElsewhereT]):
         for _, slot in obj.items():
             if not slot & REMOTE:
                 free(slot)
-        obj.pool.pages -= len(obj)
+        obj.pool.count(-len(obj))
         self.unlink_object(obj)
+
+    def _meter(self, pool: Pool, scope: str) -> None:
+        """Charge `pool`, with the pages it has, to the account of owner scope `scope` if it is
+        not charged yet: a pool of an application's identity (`ramster.tmem.quota`)."""
+        if pool.account is not None or pool.foreign or not scope:
+            return
+        account = pool.account = self.accounts.open(scope)
+        account.pages += pool.pages
+        account.used += pool.pages * pool.spec.page_size
 
     def _foreign_gone(self, pools: int, client: bool) -> None:
         """Release the charge of `pools` pools held for a peer, and of their client if it went."""
@@ -401,6 +445,6 @@ class PageTable(Generic[ElsewhereT]):
         for backref in evicted:
             obj = self._objects[backref >> INDEX_BITS]
             obj.pop(backref & INDEX_MASK)
-            obj.pool.pages -= 1
+            obj.pool.count(-1)
             if not obj and obj is not keep:
                 self.unlink_object(obj)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from nodemanager.keys import check_name
+from nodemanager.keys import NAME_RULE, check_name
 from ramster.errors import InvalidArgument, Unauthenticated, shown
 
 
@@ -43,6 +43,9 @@ class Role(enum.StrEnum):
 ISSUED_ROLES = (Role.NODE, Role.CLIENT, Role.ADMIN)
 """The roles a certificate or token may carry."""
 
+OWNER_ROLES = (Role.CLIENT, Role.ADMIN, Role.LOCAL)
+"""The roles that own pools: the callers of the Tmem service (a node proves a peer)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -59,6 +62,11 @@ class Identity:
     def __repr__(self) -> str:
         return f"<Identity {self.role} {self.name!r}>"
 
+    def __str__(self) -> str:
+        """``role:name``: how operators name it, and the owner scope of its pools' client names
+        (`ramster.tmem.keys.owner_name`)."""
+        return f"{self.role.value}:{self.name}"
+
 
 LOCAL = Identity(Role.LOCAL, "local")
 """Every unix-socket caller without a certificate or token (see `Role.LOCAL`)."""
@@ -69,6 +77,20 @@ def issued_role(text: str, field: str = "role") -> Role:
     if text not in {role.value for role in ISSUED_ROLES}:
         raise InvalidArgument.field(field, text, "node, client or admin")
     return Role(text)
+
+
+def owner_identity(text: str, field: str = "identity") -> Identity:
+    """The identity ``role:name`` in `text`, of a role that owns pools (`OWNER_ROLES`), else
+    `InvalidArgument` naming `field`."""
+    role, _, name = text.partition(":")
+    if role in {role.value for role in OWNER_ROLES}:
+        try:
+            return Identity(Role(role), name)
+        except InvalidArgument:
+            pass  # refused below, with the whole text
+    raise InvalidArgument.field(
+        field, text, f"role:name with role client, admin or local and name {NAME_RULE}"
+    )
 
 
 def identity_of_certificate(pem: bytes) -> Identity:

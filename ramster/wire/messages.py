@@ -1,4 +1,5 @@
-"""Values both ends send, as messages and back: oids, page keys, page encodings, `NodeState`.
+"""Values both ends send, as messages and back: oids, page keys, page encodings, `NodeState`,
+quotas and the usage of client identities.
 
 Each conversion is written once, for the client library, the node's services and its peer
 links alike. Not here: the checks of what a node receives (`ramster.rpc.convert`), the pages'
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from ramster.api.v1 import admin_pb2, tmem_pb2
 from ramster.state import NodeState
 from ramster.tmem.keys import Oid
+from ramster.tmem.quota import Quotas, Usage
 
 
 def oid_message(oid: Oid) -> tmem_pb2.Oid:
@@ -50,4 +52,30 @@ def node_state_of(message: admin_pb2.NodeState) -> NodeState:
         zcache=message.zcache,
         ramster=message.ramster,
         shutting_down=message.shutting_down,
+    )
+
+
+def quotas_message(quotas: Quotas) -> admin_pb2.Quotas:
+    return admin_pb2.Quotas(
+        client_quota_bytes=quotas.default, identity_bytes=dict(quotas.by_identity)
+    )
+
+
+def quotas_of(message: admin_pb2.Quotas) -> Quotas:
+    return Quotas(message.client_quota_bytes, dict(message.identity_bytes))
+
+
+def usage_message(usage: Usage) -> admin_pb2.ClientUsage:
+    return admin_pb2.ClientUsage(
+        identity=usage.identity,
+        pages=usage.pages,
+        bytes=usage.nbytes,
+        quota_bytes=usage.quota,
+        puts_refused=usage.refused,
+    )
+
+
+def usage_of(message: admin_pb2.ClientUsage) -> Usage:
+    return Usage(
+        message.identity, message.pages, message.bytes, message.quota_bytes, message.puts_refused
     )

@@ -19,8 +19,10 @@ from ramster.client import (
     InvalidArgument,
     NodeState,
     NotFound,
+    Quotas,
     ResourceExhausted,
     Unavailable,
+    Usage,
 )
 from tests.support.nodes import NodeProcess
 from tests.support.processes import free_port
@@ -110,6 +112,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "origin_grace": "3600",
                 "client_lease": "30",
                 "client_grace": "3600",
+                "client_quota": "0",
             }
             assert await client.set_param("ramster", "off") == {
                 "zcache": "on",
@@ -121,12 +124,18 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "origin_grace": "3600",
                 "client_lease": "30",
                 "client_grace": "3600",
+                "client_quota": "0",
             }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
                 break
-            assert repr(client) == f"<Client {node.address} client='app' open rpcs=29>"
-        assert repr(client) == f"<Client {node.address} client='app' closed rpcs=29>"
+            assert await client.set_quota("local:local", 4096) == Quotas(0, {"local:local": 4096})
+            assert await client.put_many(eph, [(5, 0, page(5)), (5, 1, page(6))]) == [True, False]
+            assert await client.quotas() == Quotas(0, {"local:local": 4096})
+            assert await client.clients() == [Usage("local:local", 1, 4096, 4096, 1)]
+            assert await client.unset_quota("local:local") == (True, Quotas())
+            assert repr(client) == f"<Client {node.address} client='app' open rpcs=34>"
+        assert repr(client) == f"<Client {node.address} client='app' closed rpcs=34>"
 
     asyncio.run(scenario())
 
@@ -149,8 +158,8 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
                 await client.set_param("bogus", "on")
             assert (
                 invalid.value.message == "param 'bogus' is unknown: expected one of "
-                "client_grace, client_lease, eph_remotify, origin_grace, pers_remotify, "
-                "persistent_copies, ramster, remote_target, zcache"
+                "client_grace, client_lease, client_quota, eph_remotify, origin_grace, "
+                "pers_remotify, persistent_copies, ramster, remote_target, zcache"
             )
             for _ in range(15):
                 await client.new_pool()

@@ -584,6 +584,7 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "origin_grace": "3600",
         "client_lease": "30",
         "client_grace": "3600",
+        "client_quota": "0",
     }
 
 

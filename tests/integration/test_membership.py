@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 
 from nodemanager.cli import format_members, list_members
-from nodemanager.etcd import EtcdMembership
+from nodemanager.etcd import EtcdMembership, write_quota
 from nodemanager.model import MemberInfo, Membership
 from nodemanager.static import StaticMembership
 from ramster.errors import FailedPrecondition, Unavailable
@@ -60,10 +60,11 @@ async def eventually(predicate: Callable[[], object], what: str, timeout: float 
 
 @dataclass
 class Recorder:
-    """The callbacks of one member: every view and every params dict delivered, in order."""
+    """The callbacks of one member: every view, params dict and quotas dict delivered, in order."""
 
     views: list[dict[int, MemberInfo]] = field(default_factory=list)
     params: list[dict[str, str]] = field(default_factory=list)
+    quotas: list[dict[str, str]] = field(default_factory=list)
     active: int = 0
     most_active: int = 0
     fail_first: bool = False
@@ -81,6 +82,9 @@ class Recorder:
 
     async def on_params(self, params: dict[str, str]) -> None:
         self.params.append(params)
+
+    async def on_quotas(self, quotas: dict[str, str]) -> None:
+        self.quotas.append(quotas)
 
     def shapes(self, start: int = 0) -> list[list[tuple[int, str, str]]]:
         return [shape(view) for view in self.views[start:]]
@@ -109,7 +113,9 @@ class Backend:
     async def join(self, name: str, recorder: Recorder | None = None) -> Joined:
         membership, me = self.make(name)
         recorder = recorder or Recorder()
-        number = await membership.start(me, recorder.on_members, recorder.on_params)
+        number = await membership.start(
+            me, recorder.on_members, recorder.on_params, recorder.on_quotas
+        )
         joined = Joined(membership, dataclasses.replace(me, number=number), recorder)
         self.joined.append(joined)
         return joined
@@ -287,7 +293,9 @@ def test_start_twice_is_refused(backend: Backend) -> None:
     async def scenario(backend: Backend) -> None:
         alpha = await backend.join("alpha")
         with pytest.raises(FailedPrecondition, match=r"is already started$"):
-            await alpha.membership.start(alpha.me, Recorder().on_members, Recorder().on_params)
+            await alpha.membership.start(
+                alpha.me, Recorder().on_members, Recorder().on_params, Recorder().on_quotas
+            )
 
     run(backend, scenario)
 
@@ -299,7 +307,7 @@ async def start(
     url: str, cluster: str, me: MemberInfo, ttl: float = TTL
 ) -> tuple[EtcdMembership, MemberInfo, Recorder]:
     membership, recorder = EtcdMembership(url, cluster, ttl=ttl), Recorder()
-    number = await membership.start(me, recorder.on_members, recorder.on_params)
+    number = await membership.start(me, recorder.on_members, recorder.on_params, recorder.on_quotas)
     return membership, dataclasses.replace(me, number=number), recorder
 
 
@@ -467,6 +475,29 @@ def test_params_reach_every_member(etcd: EtcdProcess, etcd_cluster: str) -> None
     asyncio.run(scenario())
 
 
+def test_quotas_reach_every_member_and_a_delete_unsets_them(
+    etcd: EtcdProcess, etcd_cluster: str
+) -> None:
+    async def scenario() -> None:
+        started = [await start(etcd.url, etcd_cluster, info(n)) for n in ("a", "b")]
+        assert [recorder.quotas for _, _, recorder in started] == [[{}], [{}]]
+        await write_quota(etcd.url, etcd_cluster, "client:alice", 8192)
+        await write_quota(etcd.url, etcd_cluster, "admin:bob", 0)
+        both = {"client:alice": "8192", "admin:bob": "0"}
+        await eventually(lambda: all(r.quotas[-1] == both for _, _, r in started), "both")
+        await write_quota(etcd.url, etcd_cluster, "client:alice", None)
+        left = {"admin:bob": "0"}
+        await eventually(lambda: all(r.quotas[-1] == left for _, _, r in started), "deleted")
+        assert keys(etcd, f"/ramster/{etcd_cluster}/quotas/") == {
+            f"/ramster/{etcd_cluster}/quotas/admin:bob": "0"
+        }
+        for membership, _, recorder in started:
+            assert recorder.params == [{}]  # quotas are not params
+            await membership.stop()
+
+    asyncio.run(scenario())
+
+
 def test_list_members_reads_the_cluster_once(etcd: EtcdProcess, etcd_cluster: str) -> None:
     async def scenario() -> None:
         alpha, alpha_me, _ = await start(etcd.url, etcd_cluster, info("alpha"))
@@ -500,7 +531,9 @@ def test_an_unreachable_etcd_is_unavailable() -> None:
         membership = EtcdMembership(url, "c1")
         assert repr(membership) == "<EtcdMembership 'c1' node=- members=0 revision=0 etcd=down>"
         with pytest.raises(Unavailable) as starting:
-            await membership.start(info("alpha"), Recorder().on_members, Recorder().on_params)
+            await membership.start(
+                info("alpha"), Recorder().on_members, Recorder().on_params, Recorder().on_quotas
+            )
         assert starting.value.message == (
             f"etcd at {url} is unreachable (claiming /ramster/c1/names/alpha)"
         )
@@ -651,6 +684,7 @@ def test_history_compacted_while_cut_off_is_read_again_and_the_difference_delive
         await gamma.stop()
         delta, _, _ = await start(etcd.url, cluster, info("delta"))
         await beta.set_param("remote_target", "auto")
+        await write_quota(etcd.url, cluster, "client:alice", 4096)
         revision = etcd.ctl_json("endpoint", "status")[0]["Status"]["header"]["revision"]
         etcd.ctl("compact", str(revision))
         after = [*both, (4, "delta", "delta-1")]
@@ -661,6 +695,7 @@ def test_history_compacted_while_cut_off_is_read_again_and_the_difference_delive
         await eventually(all_heard(after, alpha_heard), "alpha reads the cluster again", 10)
         assert alpha_heard.shapes(heard) == [after]  # the difference, as one change
         assert alpha_heard.params[-1] == {"remote_target": "auto"}
+        assert alpha_heard.quotas[-1] == {"client:alice": "4096"}
         assert alpha.members() == beta.members()
         for membership in (alpha, beta, delta):
             await membership.stop()
@@ -707,9 +742,13 @@ def test_the_lowest_numbered_member_keeps_etcd_history_bounded_and_no_change_is_
             return EtcdMembership(etcd.url, cluster, ttl=TTL, history=history)
 
         alpha, alpha_heard = member(), Recorder()
-        await alpha.start(info("alpha"), alpha_heard.on_members, alpha_heard.on_params)
+        await alpha.start(
+            info("alpha"), alpha_heard.on_members, alpha_heard.on_params, alpha_heard.on_quotas
+        )
         beta, beta_heard = member(), Recorder()
-        await beta.start(info("beta"), beta_heard.on_members, beta_heard.on_params)
+        await beta.start(
+            info("beta"), beta_heard.on_members, beta_heard.on_params, beta_heard.on_quotas
+        )
         both = [(1, "alpha", "alpha-1"), (2, "beta", "beta-1")]
         await eventually(all_heard(both, alpha_heard, beta_heard), "both joined")
         heard, before = len(alpha_heard.views), etcd.ctl_json("endpoint", "status")
@@ -721,7 +760,10 @@ def test_the_lowest_numbered_member_keeps_etcd_history_bounded_and_no_change_is_
                 )
             gamma = member()
             await gamma.start(
-                info("gamma", epoch=round_), Recorder().on_members, Recorder().on_params
+                info("gamma", epoch=round_),
+                Recorder().on_members,
+                Recorder().on_params,
+                Recorder().on_quotas,
             )
             await gamma.stop()
         end = etcd.ctl_json("endpoint", "status")
@@ -787,7 +829,12 @@ def test_a_static_member_keeps_no_record_of_its_epochs() -> None:
 def test_static_alone() -> None:
     async def scenario() -> None:
         membership, recorder = StaticMembership(5, [], Peers().probe), Recorder()
-        assert await membership.start(info("solo"), recorder.on_members, recorder.on_params) == 5
+        assert (
+            await membership.start(
+                info("solo"), recorder.on_members, recorder.on_params, recorder.on_quotas
+            )
+            == 5
+        )
         me = dataclasses.replace(info("solo"), number=5)
         assert membership.members() == {5: me}
         assert recorder.views == [{5: me}]
@@ -811,7 +858,9 @@ def test_static_peers_are_in_the_view_only_while_they_answer(
             Recorder(),
         )
         peers.answers["b:1"] = b
-        await membership.start(info("a"), recorder.on_members, recorder.on_params)
+        await membership.start(
+            info("a"), recorder.on_members, recorder.on_params, recorder.on_quotas
+        )
         a = membership.members()[1]
         assert membership.members() == {1: a, 2: b}
         assert repr(membership) == "<StaticMembership node=1 members=2 peers=1/3>"

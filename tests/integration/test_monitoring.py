@@ -40,6 +40,7 @@ MAIN_COUNTERS = {
     *("ramster_remote_eph_pages_succ_get_total", "ramster_remote_pers_pages_succ_get_total"),
     *("ramster_compress_poor_total", "ramster_mean_compress_poor_total"),
     *("ramster_failed_eph_puts_total", "ramster_failed_pers_puts_total"),
+    "ramster_put_quota_total",
 }
 """Pages held, compression, remoted and foreign pages, hit rates and rejections (DESIGN §10)."""
 PROMETHEUS_OWN = {"up"}

@@ -1,5 +1,5 @@
 """The switchable backend of a node (`ramster.backend`): what switching the `zcache` param off and
-on again keeps.
+on again keeps, and the quotas it holds every backend it loads to.
 
 A reload starts an empty `Tmem`, but peers may still hold copies filed under this node's epoch and
 its old pool uids, so a reloaded backend goes on numbering pools where the last one stopped. A
@@ -15,7 +15,9 @@ from ramster.backend import Backend
 from ramster.errors import FailedPrecondition
 from ramster.params import ModuleParams
 from ramster.remote.shipping import take_shipments
-from ramster.tmem import PoolSpec, Stored, Tmem
+from ramster.tmem import PoolSpec, Rejected, RejectReason, Stored, Tmem
+from ramster.tmem.keys import owner_name
+from ramster.tmem.quota import Quotas
 from ramster.zcache import ZcacheConfig
 
 APP = "app"
@@ -80,3 +82,38 @@ def test_a_refused_switch_off_keeps_the_backend_and_its_uids() -> None:
     assert node.require() is tmem
     assert node.params.zcache
     assert tmem.table.next_pool_uid == 2
+
+
+ALICE, BOB = "client:alice", "client:bob"
+
+
+def quotas_held(node: Backend) -> dict[str, int]:
+    """The quota each identity's account is held to now."""
+    return {account.scope: account.quota for account in node.require().table.accounts}
+
+
+def test_client_quota_and_the_quotas_set_per_identity_hold_every_loaded_backend() -> None:
+    node = backend(ModuleParams())
+    tmem = node.require()
+    for identity in (ALICE, BOB):
+        tmem.new_pool(owner_name(identity, "cache"), PoolSpec())
+    assert quotas_held(node) == {ALICE: 0, BOB: 0}
+
+    assert node.set_param("client_quota", "8KiB")
+    node.set_quota(BOB, 4096)
+    assert quotas_held(node) == {ALICE: 8192, BOB: 4096}
+    assert node.quotas == Quotas(8192, {BOB: 4096})
+    assert tmem.put_many(owner_name(BOB, "cache"), 0, [(1, 0, PAGE), (1, 1, PAGE)]) == [
+        Stored(1),
+        Rejected(RejectReason.QUOTA),
+    ]
+
+    assert node.set_param("zcache", "off")
+    assert node.set_param("zcache", "on")
+    node.require().new_pool(owner_name(BOB, "cache"), PoolSpec())
+    assert quotas_held(node) == {BOB: 4096}
+
+    assert node.unset_quota(BOB)
+    assert not node.unset_quota(BOB)
+    assert quotas_held(node) == {BOB: 8192}
+    assert node.quotas == Quotas(8192)

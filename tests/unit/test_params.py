@@ -136,3 +136,28 @@ def test_persistent_pools_are_kept_for_the_longer_of_lease_and_grace(
 ) -> None:
     params = ModuleParams(client_lease=lease, client_grace=grace)
     assert params.persistent_grace == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "quota"),
+    [("0", 0), ("4096", 4096), (" 64MiB ", 64 << 20), ("768Mi", 768 << 20), ("1024TiB", 1 << 50)],
+)
+def test_client_quota_takes_a_size(text: str, quota: int) -> None:
+    params = ModuleParams().with_text("client_quota", text)
+    assert params.client_quota == quota
+    assert params.as_text()["client_quota"] == str(quota)
+
+
+@pytest.mark.parametrize("text", ["", "-1", "lots", "1.5", "64 MiBs", "1025TiB", "9" * 30])
+def test_client_quota_refuses_anything_else(text: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text("client_quota", text)
+    assert refused.value.message == (
+        f"param client_quota value {text!r} is invalid: expected a size of at most 1024TiB such as "
+        "64MiB or 768Mi (0: no quota)"
+    )
+
+
+def test_client_quota_is_unlimited_by_default() -> None:
+    assert ModuleParams().client_quota == 0
+    assert ModuleParams().as_text()["client_quota"] == "0"

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aramster/api/v1/admin.proto\x12\x0eramster.api.v1\"\x81\x01\n\tNodeState\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x1a\n\x12\x62\x61\x63kend_generation\x18\x03 \x01(\x04\x12\x0e\n\x06zcache\x18\x04 \x01(\x08\x12\x0f\n\x07ramster\x18\x05 \x01(\x08\x12\x15\n\rshutting_down\x18\x06 \x01(\x08\"\x11\n\x0fGetStatsRequest\"\xaf\x01\n\x10GetStatsResponse\x12(\n\x05state\x18\x01 \x01(\x0b\x32\x19.ramster.api.v1.NodeState\x12@\n\x08\x63ounters\x18\x02 \x03(\x0b\x32..ramster.api.v1.GetStatsResponse.CountersEntry\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x12\n\x10GetParamsRequest\"\x81\x01\n\x11GetParamsResponse\x12=\n\x06params\x18\x01 \x03(\x0b\x32-.ramster.api.v1.GetParamsResponse.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x0fSetParamRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x7f\n\x10SetParamResponse\x12<\n\x06params\x18\x01 \x03(\x0b\x32,.ramster.api.v1.SetParamResponse.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11WatchStateRequest\"\'\n\x0c\x44rainRequest\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\x01\"4\n\rDrainResponse\x12\x0f\n\x07\x64rained\x18\x01 \x01(\x08\x12\x12\n\npages_left\x18\x02 \x01(\x04\"!\n\x11\x46orgetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x12\x46orgetNodeResponse\x12\x13\n\x0bnode_number\x18\x01 \x01(\r\"\x10\n\x0eUndrainRequest\"\'\n\x0fUndrainResponse\x12\x14\n\x0cwas_draining\x18\x01 \x01(\x08\x32\xac\x04\n\x05\x41\x64min\x12M\n\x08GetStats\x12\x1f.ramster.api.v1.GetStatsRequest\x1a .ramster.api.v1.GetStatsResponse\x12P\n\tGetParams\x12 .ramster.api.v1.GetParamsRequest\x1a!.ramster.api.v1.GetParamsResponse\x12M\n\x08SetParam\x12\x1f.ramster.api.v1.SetParamRequest\x1a .ramster.api.v1.SetParamResponse\x12L\n\nWatchState\x12!.ramster.api.v1.WatchStateRequest\x1a\x19.ramster.api.v1.NodeState0\x01\x12\x44\n\x05\x44rain\x12\x1c.ramster.api.v1.DrainRequest\x1a\x1d.ramster.api.v1.DrainResponse\x12S\n\nForgetNode\x12!.ramster.api.v1.ForgetNodeRequest\x1a\".ramster.api.v1.ForgetNodeResponse\x12J\n\x07Undrain\x12\x1e.ramster.api.v1.UndrainRequest\x1a\x1f.ramster.api.v1.UndrainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aramster/api/v1/admin.proto\x12\x0eramster.api.v1\"\x81\x01\n\tNodeState\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x1a\n\x12\x62\x61\x63kend_generation\x18\x03 \x01(\x04\x12\x0e\n\x06zcache\x18\x04 \x01(\x08\x12\x0f\n\x07ramster\x18\x05 \x01(\x08\x12\x15\n\rshutting_down\x18\x06 \x01(\x08\"\x11\n\x0fGetStatsRequest\"\xaf\x01\n\x10GetStatsResponse\x12(\n\x05state\x18\x01 \x01(\x0b\x32\x19.ramster.api.v1.NodeState\x12@\n\x08\x63ounters\x18\x02 \x03(\x0b\x32..ramster.api.v1.GetStatsResponse.CountersEntry\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x12\n\x10GetParamsRequest\"\x81\x01\n\x11GetParamsResponse\x12=\n\x06params\x18\x01 \x03(\x0b\x32-.ramster.api.v1.GetParamsResponse.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x0fSetParamRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x7f\n\x10SetParamResponse\x12<\n\x06params\x18\x01 \x03(\x0b\x32,.ramster.api.v1.SetParamResponse.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11WatchStateRequest\"\'\n\x0c\x44rainRequest\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\x01\"4\n\rDrainResponse\x12\x0f\n\x07\x64rained\x18\x01 \x01(\x08\x12\x12\n\npages_left\x18\x02 \x01(\x04\"!\n\x11\x46orgetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x12\x46orgetNodeResponse\x12\x13\n\x0bnode_number\x18\x01 \x01(\r\"\x10\n\x0eUndrainRequest\"\'\n\x0fUndrainResponse\x12\x14\n\x0cwas_draining\x18\x01 \x01(\x08\"\x9d\x01\n\x06Quotas\x12\x1a\n\x12\x63lient_quota_bytes\x18\x01 \x01(\x04\x12\x41\n\x0eidentity_bytes\x18\x02 \x03(\x0b\x32).ramster.api.v1.Quotas.IdentityBytesEntry\x1a\x34\n\x12IdentityBytesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"8\n\x0fSetQuotaRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x13\n\x0bquota_bytes\x18\x02 \x01(\x04\":\n\x10SetQuotaResponse\x12&\n\x06quotas\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Quotas\"%\n\x11UnsetQuotaRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\"M\n\x12UnsetQuotaResponse\x12\x0f\n\x07was_set\x18\x01 \x01(\x08\x12&\n\x06quotas\x18\x02 \x01(\x0b\x32\x16.ramster.api.v1.Quotas\"\x12\n\x10GetQuotasRequest\";\n\x11GetQuotasResponse\x12&\n\x06quotas\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Quotas\"\x13\n\x11GetClientsRequest\"h\n\x0b\x43lientUsage\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\r\n\x05pages\x18\x02 \x01(\x04\x12\r\n\x05\x62ytes\x18\x03 \x01(\x04\x12\x13\n\x0bquota_bytes\x18\x04 \x01(\x04\x12\x14\n\x0cputs_refused\x18\x05 \x01(\x04\"B\n\x12GetClientsResponse\x12,\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x1b.ramster.api.v1.ClientUsage2\xf7\x06\n\x05\x41\x64min\x12M\n\x08GetStats\x12\x1f.ramster.api.v1.GetStatsRequest\x1a .ramster.api.v1.GetStatsResponse\x12P\n\tGetParams\x12 .ramster.api.v1.GetParamsRequest\x1a!.ramster.api.v1.GetParamsResponse\x12M\n\x08SetParam\x12\x1f.ramster.api.v1.SetParamRequest\x1a .ramster.api.v1.SetParamResponse\x12L\n\nWatchState\x12!.ramster.api.v1.WatchStateRequest\x1a\x19.ramster.api.v1.NodeState0\x01\x12\x44\n\x05\x44rain\x12\x1c.ramster.api.v1.DrainRequest\x1a\x1d.ramster.api.v1.DrainResponse\x12S\n\nForgetNode\x12!.ramster.api.v1.ForgetNodeRequest\x1a\".ramster.api.v1.ForgetNodeResponse\x12J\n\x07Undrain\x12\x1e.ramster.api.v1.UndrainRequest\x1a\x1f.ramster.api.v1.UndrainResponse\x12M\n\x08SetQuota\x12\x1f.ramster.api.v1.SetQuotaRequest\x1a .ramster.api.v1.SetQuotaResponse\x12S\n\nUnsetQuota\x12!.ramster.api.v1.UnsetQuotaRequest\x1a\".ramster.api.v1.UnsetQuotaResponse\x12P\n\tGetQuotas\x12 .ramster.api.v1.GetQuotasRequest\x1a!.ramster.api.v1.GetQuotasResponse\x12S\n\nGetClients\x12!.ramster.api.v1.GetClientsRequest\x1a\".ramster.api.v1.GetClientsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPARAMSRESPONSE_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_SETPARAMRESPONSE_PARAMSENTRY']._loaded_options = None
   _globals['_SETPARAMRESPONSE_PARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_QUOTAS_IDENTITYBYTESENTRY']._loaded_options = None
+  _globals['_QUOTAS_IDENTITYBYTESENTRY']._serialized_options = b'8\001'
   _globals['_NODESTATE']._serialized_start=47
   _globals['_NODESTATE']._serialized_end=176
   _globals['_GETSTATSREQUEST']._serialized_start=178
@@ -71,6 +73,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UNDRAINREQUEST']._serialized_end=914
   _globals['_UNDRAINRESPONSE']._serialized_start=916
   _globals['_UNDRAINRESPONSE']._serialized_end=955
-  _globals['_ADMIN']._serialized_start=958
-  _globals['_ADMIN']._serialized_end=1514
+  _globals['_QUOTAS']._serialized_start=958
+  _globals['_QUOTAS']._serialized_end=1115
+  _globals['_QUOTAS_IDENTITYBYTESENTRY']._serialized_start=1063
+  _globals['_QUOTAS_IDENTITYBYTESENTRY']._serialized_end=1115
+  _globals['_SETQUOTAREQUEST']._serialized_start=1117
+  _globals['_SETQUOTAREQUEST']._serialized_end=1173
+  _globals['_SETQUOTARESPONSE']._serialized_start=1175
+  _globals['_SETQUOTARESPONSE']._serialized_end=1233
+  _globals['_UNSETQUOTAREQUEST']._serialized_start=1235
+  _globals['_UNSETQUOTAREQUEST']._serialized_end=1272
+  _globals['_UNSETQUOTARESPONSE']._serialized_start=1274
+  _globals['_UNSETQUOTARESPONSE']._serialized_end=1351
+  _globals['_GETQUOTASREQUEST']._serialized_start=1353
+  _globals['_GETQUOTASREQUEST']._serialized_end=1371
+  _globals['_GETQUOTASRESPONSE']._serialized_start=1373
+  _globals['_GETQUOTASRESPONSE']._serialized_end=1432
+  _globals['_GETCLIENTSREQUEST']._serialized_start=1434
+  _globals['_GETCLIENTSREQUEST']._serialized_end=1453
+  _globals['_CLIENTUSAGE']._serialized_start=1455
+  _globals['_CLIENTUSAGE']._serialized_end=1559
+  _globals['_GETCLIENTSRESPONSE']._serialized_start=1561
+  _globals['_GETCLIENTSRESPONSE']._serialized_end=1627
+  _globals['_ADMIN']._serialized_start=1630
+  _globals['_ADMIN']._serialized_end=2517
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,7 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -118,3 +118,80 @@ class UndrainResponse(_message.Message):
     WAS_DRAINING_FIELD_NUMBER: _ClassVar[int]
     was_draining: bool
     def __init__(self, was_draining: _Optional[bool] = ...) -> None: ...
+
+class Quotas(_message.Message):
+    __slots__ = ("client_quota_bytes", "identity_bytes")
+    class IdentityBytesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    CLIENT_QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    client_quota_bytes: int
+    identity_bytes: _containers.ScalarMap[str, int]
+    def __init__(self, client_quota_bytes: _Optional[int] = ..., identity_bytes: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class SetQuotaRequest(_message.Message):
+    __slots__ = ("identity", "quota_bytes")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    quota_bytes: int
+    def __init__(self, identity: _Optional[str] = ..., quota_bytes: _Optional[int] = ...) -> None: ...
+
+class SetQuotaResponse(_message.Message):
+    __slots__ = ("quotas",)
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    quotas: Quotas
+    def __init__(self, quotas: _Optional[_Union[Quotas, _Mapping]] = ...) -> None: ...
+
+class UnsetQuotaRequest(_message.Message):
+    __slots__ = ("identity",)
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    def __init__(self, identity: _Optional[str] = ...) -> None: ...
+
+class UnsetQuotaResponse(_message.Message):
+    __slots__ = ("was_set", "quotas")
+    WAS_SET_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    was_set: bool
+    quotas: Quotas
+    def __init__(self, was_set: _Optional[bool] = ..., quotas: _Optional[_Union[Quotas, _Mapping]] = ...) -> None: ...
+
+class GetQuotasRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetQuotasResponse(_message.Message):
+    __slots__ = ("quotas",)
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    quotas: Quotas
+    def __init__(self, quotas: _Optional[_Union[Quotas, _Mapping]] = ...) -> None: ...
+
+class GetClientsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClientUsage(_message.Message):
+    __slots__ = ("identity", "pages", "bytes", "quota_bytes", "puts_refused")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PUTS_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    pages: int
+    bytes: int
+    quota_bytes: int
+    puts_refused: int
+    def __init__(self, identity: _Optional[str] = ..., pages: _Optional[int] = ..., bytes: _Optional[int] = ..., quota_bytes: _Optional[int] = ..., puts_refused: _Optional[int] = ...) -> None: ...
+
+class GetClientsResponse(_message.Message):
+    __slots__ = ("clients",)
+    CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    clients: _containers.RepeatedCompositeFieldContainer[ClientUsage]
+    def __init__(self, clients: _Optional[_Iterable[_Union[ClientUsage, _Mapping]]] = ...) -> None: ...

@@ -22,6 +22,7 @@ class PutStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PUT_STATUS_MEAN_COMPRESS_POOR: _ClassVar[PutStatus]
     PUT_STATUS_NO_SPACE: _ClassVar[PutStatus]
     PUT_STATUS_NO_REPLICA: _ClassVar[PutStatus]
+    PUT_STATUS_QUOTA: _ClassVar[PutStatus]
 
 class GetMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -38,6 +39,7 @@ PUT_STATUS_COMPRESS_POOR: PutStatus
 PUT_STATUS_MEAN_COMPRESS_POOR: PutStatus
 PUT_STATUS_NO_SPACE: PutStatus
 PUT_STATUS_NO_REPLICA: PutStatus
+PUT_STATUS_QUOTA: PutStatus
 GET_MODE_POOL_DEFAULT: GetMode
 GET_MODE_FREE: GetMode
 GET_MODE_KEEP: GetMode

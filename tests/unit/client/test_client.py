@@ -41,11 +41,13 @@ def test_the_public_surface() -> None:
         "NotFound",
         "PermissionDenied",
         "PoolNotFound",
+        "Quotas",
         "RamsterError",
         "ResourceExhausted",
         "SyncClient",
         "Unauthenticated",
         "Unavailable",
+        "Usage",
     ]
 
 
@@ -141,6 +143,10 @@ CallOf = Callable[[Client], Awaitable[object]]
             "shared_uuid 'f00' is invalid: expected a uuid.UUID or None",
         ),
         (lambda c: c.set_param("zcache", True), "value True is invalid: expected a str"),
+        (lambda c: c.set_quota(7, 4096), "identity 7 is invalid: expected a str"),
+        (lambda c: c.set_quota("client:a", -1), "nbytes -1 is invalid: expected an int >= 0"),
+        (lambda c: c.set_quota("client:a", True), "nbytes True is invalid: expected an int >= 0"),
+        (lambda c: c.unset_quota(None), "identity None is invalid: expected a str"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_rpc(call: CallOf, message: str) -> None:

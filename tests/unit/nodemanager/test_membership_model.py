@@ -39,6 +39,8 @@ def test_keys_live_under_the_cluster_prefix() -> None:
     assert keys.classify("/ramster/prod/next_number") == ("next_number", "")
     assert keys.classify("/ramster/prod/forgotten/7") == ("forgotten", "7")
     assert keys.forgotten(7) == "/ramster/prod/forgotten/7"
+    assert keys.quota("client:app") == "/ramster/prod/quotas/client:app"
+    assert keys.classify("/ramster/prod/quotas/client:app") == ("quotas", "client:app")
     for foreign in ("/ramster/prod2/nodes/3", "/ramster/prod/nodes/x", "/ramster/prod/nodes/3/y"):
         assert keys.classify(foreign) is None
     # int() refuses '²' though str.isdigit() takes it: such a key is not a node's.
@@ -103,6 +105,19 @@ def test_the_view_follows_puts_and_deletes() -> None:
     assert view.apply("/ramster/c/params/x", None) == Change("params")
     assert view.apply("/ramster/c/params/x", None) == Change(None)
     assert (view.members, view.params) == ({}, {})
+
+
+def test_the_view_follows_quotas_apart_from_params() -> None:
+    view = ClusterView(ClusterKeys("c"))
+    view.apply("/ramster/c/params/x", b"1")
+    assert view.apply("/ramster/c/quotas/client:app", b"4096") == Change("quotas")
+    assert view.apply("/ramster/c/quotas/client:app", b"4096") == Change(None)
+    assert view.apply("/ramster/c/quotas/x", b"junk") == Change("quotas")  # the node checks it
+    assert (view.params, view.quotas) == ({"x": "1"}, {"client:app": "4096", "x": "junk"})
+    assert view.apply("/ramster/c/quotas/x", None) == Change("quotas")
+    assert view.apply("/ramster/c/quotas/x", None) == Change(None)
+    assert view.load([("/ramster/c/params/x", b"1")]) == []
+    assert (view.params, view.quotas) == ({"x": "1"}, {})
 
 
 def test_a_forgotten_node_is_a_change_of_members_and_load_replaces_them() -> None:

@@ -17,6 +17,7 @@ from ramster.trust.identity import (
     Role,
     identity_of_certificate,
     issued_role,
+    owner_identity,
 )
 from ramster.trust.pki import certificate_pem, make_ca, make_certificate
 
@@ -53,6 +54,28 @@ def test_an_identity_name_follows_the_name_rule() -> None:
         Identity(Role.CLIENT, "a b")
     assert refused.value.message == (
         "name 'a b' is invalid: expected 1-63 letters, digits, '.', '_' or '-', starting alnum"
+    )
+
+
+def test_an_identity_reads_as_role_colon_name() -> None:
+    assert str(Identity(Role.CLIENT, "app")) == "client:app"
+    assert str(LOCAL) == "local:local"
+
+
+@pytest.mark.parametrize("text", ["client:app", "admin:alice", "local:local", "client:a.b_c-9"])
+def test_an_identity_that_owns_pools_is_named_role_colon_name(text: str) -> None:
+    assert str(owner_identity(text)) == text
+
+
+@pytest.mark.parametrize(
+    "text", ["node:n1", "client", "client:", ":app", "client:a b", "client:a:b", "root:x", ""]
+)
+def test_an_identity_that_owns_no_pools_or_is_malformed_is_refused(text: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        owner_identity(text, "IDENTITY")
+    assert refused.value.message == (
+        f"IDENTITY {text!r} is invalid: expected role:name with role client, admin or local and "
+        "name 1-63 letters, digits, '.', '_' or '-', starting alnum"
     )
 
 
