@@ -84,10 +84,10 @@ def test_an_identity_past_its_quota_is_refused_per_page_and_another_is_not(
         RawNode(node.address, tls=tls_of(pki, "bob")) as bob,
     ):
         new_pool = tmem_pb2.NewPoolRequest(client="swap", persistent=True)
-        for raw in (alice, bob):
+        for uid, raw in enumerate((alice, bob), start=1):
             assert raw.call("/ramster.api.v1.Tmem/NewPool", new_pool).parsed(
                 tmem_pb2.NewPoolResponse
-            ) == tmem_pb2.NewPoolResponse(pool_id=0)
+            ) == tmem_pb2.NewPoolResponse(pool_id=0, pool_uid=uid)
         assert put(alice, "swap", 0, range(3)) == [STORED, STORED, QUOTA]
         assert put(alice, "swap", 0, range(1)) == [STORED]  # an overwrite needs no room
         assert put(bob, "swap", 0, range(3)) == [STORED, STORED, STORED]
