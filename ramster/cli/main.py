@@ -19,6 +19,7 @@ from ramster import __version__
 from ramster.cli import flags
 from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.flags import FromEnvironment, Parser
+from ramster.cli.swap import add_swap_parser
 from ramster.config import NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.zcache import ZcacheConfig
@@ -255,6 +256,7 @@ def _parser() -> Parser:
     )
     flags.tls_flags(demo)
     add_certs_parser(commands)
+    add_swap_parser(commands)
     return parser
 
 
@@ -364,6 +366,10 @@ def _run(args: argparse.Namespace) -> int:
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     if args.command == "certs":
         return run_certs(args, sys.stdout)
+    if args.command == "swap":
+        from ramster.cli.swap import run_swap
+
+        return run_swap(args, sys.stdout)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 
