@@ -12,7 +12,7 @@ import contextlib
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +37,14 @@ for i in range(pages):
     memory[i * page : (i + 1) * page] = data
     digests.append(hashlib.sha256(data).digest())
 written = time.perf_counter()
+print("written", flush=True)
+sys.stdin.readline()  # the test's go-ahead: it may break something first
+resumed = time.perf_counter()
 wrong = sum(
     hashlib.sha256(memory[i * page : (i + 1) * page]).digest() != digests[i] for i in range(pages)
 )
 read = time.perf_counter()
-print(f"pages={pages} wrong={wrong} write_s={written - started:.3f} read_s={read - written:.3f}")
+print(f"pages={pages} wrong={wrong} write_s={written - started:.3f} read_s={read - resumed:.3f}")
 """
 
 
@@ -52,7 +55,7 @@ class HogResult:
     write_seconds: float
     read_seconds: float
     swapped_out: int
-    """Pages the kernel swapped out machine-wide while the hog ran (/proc/vmstat pswpout)."""
+    """Pages the kernel swapped out machine-wide while the hog wrote (/proc/vmstat pswpout)."""
 
 
 def _vmstat(name: str) -> int:
@@ -86,18 +89,30 @@ def memory_cgroup(limit: int) -> Iterator[Path]:
                 subprocess.run(["sleep", "0.1"], check=False)
 
 
-def run_hog(pages: int, limit: int, timeout: float = 600) -> HogResult:
-    """Run the hog in a memory cgroup of `limit` bytes; what it saw."""
+def run_hog(
+    pages: int, limit: int, between: Callable[[], object] = lambda: None, timeout: float = 600
+) -> HogResult:
+    """Run the hog in a memory cgroup of `limit` bytes, calling `between` once it has written
+    every page and before it reads them back; what it saw."""
     with memory_cgroup(limit) as cgroup:
         before = _vmstat("pswpout")
-        result = subprocess.run(
+        hog = subprocess.Popen(
             ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "hog",
              sys.executable, "-c", HOG, str(pages), uuid.uuid4().hex],
-            capture_output=True, text=True, timeout=timeout, check=False,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        swapped = _vmstat("pswpout") - before
-    assert result.returncode == 0, result.stderr[-2000:]
-    fields = dict(word.split("=") for word in result.stdout.split())
+        try:
+            assert hog.stdout is not None and hog.stdin is not None
+            assert hog.stdout.readline() == "written\n", hog.communicate(timeout=timeout)[1]
+            swapped = _vmstat("pswpout") - before
+            between()
+            out, err = hog.communicate("go\n", timeout=timeout)
+        finally:
+            if hog.poll() is None:
+                hog.kill()
+                hog.wait()
+    assert hog.returncode == 0, err[-2000:]
+    fields = dict(word.split("=") for word in out.split())
     return HogResult(
         int(fields["pages"]),
         int(fields["wrong"]),
