@@ -28,6 +28,7 @@ from ramster.backend import Backend
 from ramster.cluster import ClusterAgent
 from ramster.config import NodeConfig, unix_path
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
+from ramster.expiry import ClientSessions
 from ramster.metrics import serve_metrics
 from ramster.params import ModuleParams
 from ramster.remote.policy import RemotifyConfig
@@ -95,6 +96,7 @@ class Node:
             self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link
         )
         self.tiered = TieredTmem(self.backend, agent.remote)
+        self.sessions = ClientSessions(self.backend)
         admin = AdminService(
             self.backend,
             self.feed,
@@ -116,7 +118,7 @@ class Node:
             whole_view=config.etcd is not None,
         )
         self._server = NodeServer(
-            self._listeners(TmemService(self.tiered), admin, peer),
+            self._listeners(TmemService(self.tiered, self.sessions), admin, peer),
             config.tls,
             config.server,
         )
@@ -175,6 +177,7 @@ class Node:
         return {
             **self.backend.counters(),
             **self.tiered.counters,
+            **self.sessions.counters,
             **self.agent.remote.all_counters(),
             "node_number": self.agent.number,
             "backend_generation": status.backend_generation,
@@ -202,6 +205,7 @@ class Node:
         number = await _with_retries(join, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
         log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
         self.backend.recovering = False
+        self.sessions.start()  # recovered pools wait a lease (a grace) for their clients from now
         await self.agent.publish_state()
         await self._server.serving()
         log.info(
@@ -293,6 +297,7 @@ class Node:
         await self.feed.publish(self.feed.status.but(shutting_down=True))
         await self._server.shutting_down()
         await self.feed.close()
+        await self.sessions.stop()
         await self.agent.stop()
         for link in self._probes.values():
             await link.close()

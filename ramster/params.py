@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from ramster.errors import InvalidArgument, shown
 
@@ -26,12 +27,20 @@ PARAM_DOCS = {
     "(1 or 2; fewer while fewer nodes are up)",
     "origin_grace": "seconds a node may be out of the cluster before the pages held for it and "
     "the flushes queued for it are dropped (default 3600)",
+    "client_lease": "seconds an application client may go unseen before its ephemeral pools are "
+    "destroyed (default 30; clients of the library keep theirs alive)",
+    "client_grace": "seconds an application client may go unseen before its persistent pools are "
+    "destroyed too (default 3600; a grace shorter than client_lease acts as the lease)",
 }
 
 MAX_PERSISTENT_COPIES = 2
 
-MAX_ORIGIN_GRACE = 366 * 24 * 3600
-"""A year: longer is a node nobody will bring back."""
+MAX_SECONDS = 366 * 24 * 3600
+"""A year: the longest of the params in seconds. Longer is a node or a client nobody will bring
+back."""
+
+SECONDS_PARAMS = ("origin_grace", "client_lease", "client_grace")
+"""The params that are whole seconds in 1..`MAX_SECONDS`."""
 
 MAX_NODE_NUMBER = (1 << 32) - 1
 """Node numbers travel as uint32."""
@@ -73,6 +82,15 @@ class ModuleParams:
     remote_target: int | None = None
     persistent_copies: int = 2
     origin_grace: int = 3600
+    client_lease: int = 30
+    client_grace: int = 3600
+
+    @property
+    def persistent_grace(self) -> int:
+        """Seconds an unseen client keeps its persistent pools: `client_grace`, or `client_lease`
+        if that is longer (a client keeps nothing past its grace it would not keep past its
+        lease)."""
+        return max(self.client_lease, self.client_grace)
 
     def as_text(self) -> dict[str, str]:
         text = {
@@ -82,7 +100,8 @@ class ModuleParams:
         }
         text["remote_target"] = "auto" if self.remote_target is None else str(self.remote_target)
         text["persistent_copies"] = str(self.persistent_copies)
-        text["origin_grace"] = str(self.origin_grace)
+        for name in SECONDS_PARAMS:
+            text[name] = str(getattr(self, name))
         return text
 
     def with_text(self, name: str, text: str) -> ModuleParams:
@@ -94,11 +113,10 @@ class ModuleParams:
         if name == "persistent_copies":
             copies = parse_decimal(name, text, 1, MAX_PERSISTENT_COPIES, "1 or 2")
             return replace(self, persistent_copies=copies)
-        if name == "origin_grace":
-            expected = f"whole seconds in 1..{MAX_ORIGIN_GRACE}"
-            return replace(
-                self, origin_grace=parse_decimal(name, text, 1, MAX_ORIGIN_GRACE, expected)
-            )
+        if name in SECONDS_PARAMS:
+            expected = f"whole seconds in 1..{MAX_SECONDS}"
+            seconds: dict[str, Any] = {name: parse_decimal(name, text, 1, MAX_SECONDS, expected)}
+            return replace(self, **seconds)
         if name != "remote_target":
             return replace(self, **{name: parse_switch(name, text)})
         if text.strip().lower() == "auto":

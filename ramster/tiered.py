@@ -85,14 +85,20 @@ class TieredTmem:
         judged before any argument of a call."""
         self._backend.require()
 
-    def pool_spec(self, client: str, pool_id: int) -> PoolSpec:
-        return self._backend.require().pool_spec(client, pool_id)
+    def pool_spec(self, client: str, pool_id: int, uid: int = 0) -> PoolSpec:
+        """The pool's spec; with a `uid`, PoolNotFound unless the id still names that pool."""
+        return self._backend.require().pool_spec(client, pool_id, uid)
 
-    def new_pool(self, client: str, spec: PoolSpec) -> int:
-        return self._backend.require().new_pool(client, spec)
+    def new_pool(self, client: str, spec: PoolSpec) -> tuple[int, int]:
+        """A new pool of `client` (`Tmem.new_pool`): its id and its uid."""
+        tmem = self._backend.require()
+        pool_id = tmem.new_pool(client, spec)
+        return pool_id, tmem.pool_uid(client, pool_id)
 
-    def destroy_pool(self, client: str, pool_id: int) -> int:
-        return self._backend.require().destroy_pool(client, pool_id)
+    def destroy_pool(self, client: str, pool_id: int, uid: int = 0) -> int:
+        tmem = self._backend.require()
+        tmem.pool_spec(client, pool_id, uid)
+        return tmem.destroy_pool(client, pool_id)
 
     async def put(
         self, client: str, pool_id: int, pages: Sequence[tuple[Oid, int, PageData]]

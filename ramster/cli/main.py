@@ -22,6 +22,7 @@ from ramster.cli.flags import FromEnvironment, Parser
 from ramster.cli.swap import add_swap_parser
 from ramster.config import NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
+from ramster.tmem import TmemLimits
 from ramster.zcache import ZcacheConfig
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
@@ -122,6 +123,14 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         help="the remote layer at start: on|off [RAMSTER_RAMSTER, on]",
     )
     node.add_argument(
+        "--max-clients",
+        action=FromEnvironment,
+        fallback="4096",
+        type=flags.int_in(1, 2**31 - 1),
+        help="application clients holding pools at once; a client whose pools all expired "
+        "(client_lease, client_grace) no longer counts [RAMSTER_MAX_CLIENTS, 4096]",
+    )
+    node.add_argument(
         "--grace",
         action=FromEnvironment,
         fallback="10",
@@ -200,7 +209,7 @@ def _parser() -> Parser:
     param.add_argument(
         "name",
         help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies, "
-        "origin_grace",
+        "origin_grace, client_lease, client_grace",
     )
     param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
     flags.node_flag(param)
@@ -290,6 +299,7 @@ def _run(args: argparse.Namespace) -> int:
             page_key=args.page_key,
             peer_listen=args.peer_listen,
             admin_listen=args.admin_listen,
+            limits=TmemLimits(max_clients=args.max_clients),
         )
         return asyncio.run(run_node(config))
     if args.command == "up":

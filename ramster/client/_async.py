@@ -3,12 +3,16 @@
 Arguments are checked here, before any RPC, with the core's own checks (`ramster.tmem.keys`).
 Concurrent single-page `put`, `get` and `flush_page` calls are coalesced into batched RPCs
 (`ramster.client._coalesce`); `put_many` and `get_many` split batches larger than one message
-holds into several RPCs, sent in order. Not here: the wire (`ramster.client._transport`), the
+holds into several RPCs, sent in order. Once the client has a pool it keeps its session with the
+node (`ramster.client._session`) until it is closed, and every call on a pool it made names the
+pool's uid: a pool the node destroyed meanwhile (its session expired) is NOT_FOUND, never a newer
+pool that got its id. Not here: the wire (`ramster.client._transport`), the
 blocking surface (`ramster.client._sync`), the frontends (`ramster.client._frontends`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
@@ -17,6 +21,7 @@ from typing import Any, TypeVar
 
 from ramster.client._coalesce import Coalescer
 from ramster.client._config import ClientConfig, default_client_name
+from ramster.client._session import KeepAlive
 from ramster.client._transport import MAX_DRAIN_WAIT, Key, Page, Transport
 from ramster.errors import InvalidArgument
 from ramster.page import DEFAULT_PAGE_SIZE, check_page_length, check_page_size
@@ -25,6 +30,8 @@ from ramster.tmem.keys import OidLike, as_oid, check_index
 from ramster.wire.bearer import load_token
 from ramster.wire.limits import MAX_BATCH
 from ramster.wire.tls import TLS
+
+log = logging.getLogger("ramster.client")
 
 I32_MAX = 2**31 - 1
 """Pool ids travel as int32."""
@@ -62,10 +69,13 @@ class Client:
         self.config = ClientConfig(target, name, timeout, max_batch, tls, loaded)
         self._transport = Transport(self.config)
         self._page_sizes: dict[int, int] = {}
+        self._uids: dict[int, int] = {}
+        """The uid of each pool this client made, by id (a pool it did not make: unchecked)."""
+        self._keepalive = KeepAlive(self._transport.keep_alive, name)
         split_on = (InvalidArgument,)
-        self._puts = Coalescer(self._transport.put_pages, max_batch, split_on)
+        self._puts = Coalescer(self._put_pages, max_batch, split_on)
         self._gets = Coalescer(self._get_pages, max_batch, split_on)
-        self._flushes = Coalescer(self._transport.flush_pages, max_batch, split_on)
+        self._flushes = Coalescer(self._flush_pages, max_batch, split_on)
 
     def __repr__(self) -> str:
         return (
@@ -91,9 +101,11 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Send what is waiting to be coalesced, wait for the answers, close the channel."""
+        """Send what is waiting to be coalesced, wait for the answers, stop keeping the
+        session, close the channel."""
         for coalescer in (self._puts, self._gets, self._flushes):
             await coalescer.drain()
+        await self._keepalive.stop()
         await self._transport.close()
 
     # -- pools -------------------------------------------------------------------------------
@@ -110,14 +122,26 @@ class Client:
             raise InvalidArgument.field("persistent", persistent, "True or False")
         if shared_uuid is not None and not isinstance(shared_uuid, uuid.UUID):
             raise InvalidArgument.field("shared_uuid", shared_uuid, "a uuid.UUID or None")
-        pool = await self._transport.new_pool(persistent, shared_uuid, page_size)
+        pool, uid = await self._transport.new_pool(persistent, shared_uuid, page_size)
+        if self._uids.get(pool, uid) != uid:
+            # Calls holding the id from before would now name the new pool's uid.
+            log.warning(
+                "client %s: the node gave pool id %d again, so the earlier pool %d is gone (the "
+                "client was unseen past its lease or grace): drop every use of the earlier one",
+                self.config.client_name,
+                pool,
+                pool,
+            )
         self._page_sizes[pool] = page_size
+        self._uids[pool] = uid
+        self._keepalive.start()
         return pool
 
     async def destroy_pool(self, pool: int) -> None:
         """Give the pool up; its pages are flushed once no other client shares it."""
-        await self._transport.destroy_pool(_pool(pool))
+        await self._transport.destroy_pool(_pool(pool), self._uids.get(pool, 0))
         self._page_sizes.pop(pool, None)
+        self._uids.pop(pool, None)
 
     # -- single pages (coalesced) ------------------------------------------------------------
 
@@ -141,7 +165,8 @@ class Client:
 
     async def flush_object(self, pool: int, oid: OidLike) -> bool:
         """Remove every page of an object; False if it had none."""
-        (flushed,) = await self._transport.flush_objects(_pool(pool), [as_oid(oid)])
+        uid = self._uids.get(_pool(pool), 0)
+        (flushed,) = await self._transport.flush_objects(pool, uid, [as_oid(oid)])
         return flushed
 
     # -- batches -----------------------------------------------------------------------------
@@ -152,9 +177,7 @@ class Client:
         known = self._page_sizes.get(pool)
         pages = [_page(known, *_fields(item, 3, f"items[{i}]")) for i, item in enumerate(items)]
         page_size = max((len(data) for _, _, data in pages), default=DEFAULT_PAGE_SIZE)
-        return await _in_chunks(
-            pages, page_size, lambda chunk: self._transport.put_pages(pool, chunk)
-        )
+        return await _in_chunks(pages, page_size, lambda chunk: self._put_pages(pool, chunk))
 
     async def get_many(
         self, pool: int, keys: Iterable[tuple[OidLike, int]], free: bool | None = None
@@ -165,7 +188,7 @@ class Client:
         mode = _free(free)
         page_size = self._page_sizes.get(pool, DEFAULT_PAGE_SIZE)
         return await _in_chunks(
-            checked, page_size, lambda chunk: self._transport.get_pages(pool, chunk, mode)
+            checked, page_size, lambda chunk: self._get_pages((pool, mode), chunk)
         )
 
     # -- admin -------------------------------------------------------------------------------
@@ -218,9 +241,17 @@ class Client:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _get_pages(self, key: tuple[int, bool | None], keys: list[Key]) -> list[bytes | None]:
+    async def _put_pages(self, pool: int, pages: Sequence[Page]) -> list[bool]:
+        return await self._transport.put_pages(pool, self._uids.get(pool, 0), pages)
+
+    async def _get_pages(
+        self, key: tuple[int, bool | None], keys: Sequence[Key]
+    ) -> list[bytes | None]:
         pool, free = key
-        return await self._transport.get_pages(pool, keys, free)
+        return await self._transport.get_pages(pool, self._uids.get(pool, 0), keys, free)
+
+    async def _flush_pages(self, pool: int, keys: Sequence[Key]) -> list[bool]:
+        return await self._transport.flush_pages(pool, self._uids.get(pool, 0), keys)
 
 
 def _pool(pool: int) -> int:

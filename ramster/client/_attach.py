@@ -10,7 +10,13 @@ again, so its pages are still found. One lock serialises frontend calls and (un)
 Through `BackendGuard` a call that finds the backend gone (node down, flag off, pool lost) is a
 failed put or a missed get, never an error and never stale data; except a get of a persistent
 page that could not be reached (UNAVAILABLE, DEADLINE_EXCEEDED): that page is not gone (a node
-or the peer holding it did not answer), so the retriable error goes to the caller. Not here:
+or the peer holding it did not answer), so the retriable error goes to the caller. A pool found
+gone from a backend still registered (NOT_FOUND: the node ended the client's session while it was
+away, `client_lease`, `client_grace`) retires the shim after the call: the frontend gets a new
+one, as for a new backend, and what is left of the old pools is given back. Its pool ids may
+name newer pools by then; the client names each pool's uid in every call
+(`ramster.client._async`), so a call through the old shim is NOT_FOUND, never another pool's
+page. Not here:
 the frontends' rules (`ramster.frontends`), the kernel-named classes (`ramster.client._frontends`).
 """
 
@@ -70,15 +76,23 @@ class BackendGuard:
         self.pools: set[int] = set()
         self._persistent: set[int] = set()
         self._lost = 0
+        self.gone = False
+        """A pool of this guard is gone from its backend: the shim is to be retired."""
 
     def __repr__(self) -> str:
         epoch, generation = self.key
-        return f"<BackendGuard {epoch}/{generation} pools={sorted(self.pools)} lost={self._lost}>"
+        gone = " gone" if self.gone else ""
+        return (
+            f"<BackendGuard {epoch}/{generation} pools={sorted(self.pools)} "
+            f"lost={self._lost}{gone}>"
+        )
 
     def new_pool(
         self, persistent: bool = False, shared_uuid: uuid.UUID | None = None, page_size: int = 4096
     ) -> int:
         pool = self._api.new_pool(persistent, shared_uuid, page_size)
+        if pool in self.pools:  # the node freed the id behind this guard's back
+            self.gone = True
         self.pools.add(pool)
         if persistent:
             self._persistent.add(pool)
@@ -120,6 +134,8 @@ class BackendGuard:
             return lost
 
     def _note_lost(self, error: RamsterError) -> None:
+        if isinstance(error, NotFound):
+            self.gone = True
         self._lost += 1
         # Once per backend lifetime at warning level: a dead node fails every call.
         level = logging.WARNING if self._lost == 1 else logging.DEBUG
@@ -222,13 +238,35 @@ class Attached(Generic[F, O]):
                 return  # the attachment stays: the same backend may come back
             if attachment is not None:
                 self._reattach(*attachment)
+                self._registered()
             else:
-                guard = BackendGuard(self._client, key)
-                attachment = self._attachment = guard, self._new_ops(guard)
-                self._register(attachment[1])
-            self._registrations += 1
-            self._ready.set()
-            log.info("%r: registered", self)
+                self._attach_new(key)
+
+    def _attach_new(self, key: BackendKey) -> None:
+        """Register a new shim for backend `key`: the frontend replays onto fresh pools."""
+        guard = BackendGuard(self._client, key)
+        ops = self._new_ops(guard)
+        self._attachment = guard, ops
+        self._register(ops)
+        self._registered()
+
+    def _registered(self) -> None:
+        self._registrations += 1
+        self._ready.set()
+        log.info("%r: registered", self)
+
+    def _renew_if_gone(self) -> None:
+        """After a frontend call: if it found a pool of the registered shim gone, retire the
+        shim (its pool ids may name newer pools now), give back what is left of its pools and
+        register a new one on the same backend."""
+        attachment = self._attachment
+        if attachment is None or not attachment[0].gone or not self._ready.is_set():
+            return
+        guard = attachment[0]
+        log.warning("%r: pools of this client are gone from the node: registering anew", self)
+        self._detach()
+        guard.release()
+        self._attach_new(guard.key)
 
     def _detach(self) -> None:
         if self._ready.is_set():
@@ -243,6 +281,9 @@ def locked(method: Callable[Concatenate[F, P], R]) -> Callable[Concatenate[Attac
     @functools.wraps(method)
     def call(self: Attached[F, Any], /, *args: P.args, **kwargs: P.kwargs) -> R:
         with self._lock:
-            return method(self._frontend, *args, **kwargs)
+            try:
+                return method(self._frontend, *args, **kwargs)
+            finally:
+                self._renew_if_gone()
 
     return call

@@ -75,7 +75,8 @@ class Transport:
 
     async def new_pool(
         self, persistent: bool, shared_uuid: uuid.UUID | None, page_size: int
-    ) -> int:
+    ) -> tuple[int, int]:
+        """The new pool's id and uid (the uid names it and no later pool of that id)."""
         request = tmem_pb2.NewPoolRequest(
             client=self._config.client_name,
             persistent=persistent,
@@ -83,18 +84,22 @@ class Transport:
             page_size=page_size,
         )
         response = await self._unary("Tmem/NewPool", request, tmem_pb2.NewPoolResponse)
-        return response.pool_id
+        return response.pool_id, response.pool_uid
 
-    async def destroy_pool(self, pool: int) -> int:
-        request = tmem_pb2.DestroyPoolRequest(client=self._config.client_name, pool_id=pool)
+    async def destroy_pool(self, pool: int, uid: int) -> int:
+        request = tmem_pb2.DestroyPoolRequest(
+            client=self._config.client_name, pool_id=pool, pool_uid=uid
+        )
         response = await self._unary("Tmem/DestroyPool", request, tmem_pb2.DestroyPoolResponse)
         return response.pages_flushed
 
-    async def put_pages(self, pool: int, pages: Sequence[Page]) -> list[bool]:
-        """Pages travel packed: compressed here, once, and stored by the node as they arrive."""
+    async def put_pages(self, pool: int, uid: int, pages: Sequence[Page]) -> list[bool]:
+        """Pages travel packed: compressed here, once, and stored by the node as they arrive.
+        `uid` (0: unchecked) must still name the pool, here as in every call on a pool."""
         request = tmem_pb2.PutPagesRequest(
             client=self._config.client_name,
             pool_id=pool,
+            pool_uid=uid,
             pages=[_packed_page(oid, index, data) for oid, index, data in pages],
         )
         response = await self._unary("Tmem/PutPages", request, tmem_pb2.PutPagesResponse)
@@ -102,11 +107,12 @@ class Transport:
         return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
 
     async def get_pages(
-        self, pool: int, keys: Sequence[Key], free: bool | None
+        self, pool: int, uid: int, keys: Sequence[Key], free: bool | None
     ) -> list[bytes | None]:
         request = tmem_pb2.GetPagesRequest(
             client=self._config.client_name,
             pool_id=pool,
+            pool_uid=uid,
             keys=key_messages(keys),
             mode=GET_MODE_OF_FREE[free],
             packed=True,
@@ -124,21 +130,39 @@ class Transport:
             )
         ]
 
-    async def flush_pages(self, pool: int, keys: Sequence[Key]) -> list[bool]:
+    async def flush_pages(self, pool: int, uid: int, keys: Sequence[Key]) -> list[bool]:
         request = tmem_pb2.FlushPagesRequest(
-            client=self._config.client_name, pool_id=pool, keys=key_messages(keys)
+            client=self._config.client_name, pool_id=pool, pool_uid=uid, keys=key_messages(keys)
         )
         response = await self._unary("Tmem/FlushPages", request, tmem_pb2.FlushPagesResponse)
         _check_count("Tmem/FlushPages", len(response.flushed), len(keys))
         return list(response.flushed)
 
-    async def flush_objects(self, pool: int, oids: Sequence[Oid]) -> list[bool]:
+    async def flush_objects(self, pool: int, uid: int, oids: Sequence[Oid]) -> list[bool]:
         request = tmem_pb2.FlushObjectsRequest(
-            client=self._config.client_name, pool_id=pool, oids=[oid_message(oid) for oid in oids]
+            client=self._config.client_name,
+            pool_id=pool,
+            pool_uid=uid,
+            oids=[oid_message(oid) for oid in oids],
         )
         response = await self._unary("Tmem/FlushObjects", request, tmem_pb2.FlushObjectsResponse)
         _check_count("Tmem/FlushObjects", len(response.flushed), len(oids))
         return list(response.flushed)
+
+    async def keep_alive(self) -> tuple[int, int]:
+        """Keep this client's session: (lease, grace) seconds the node keeps its ephemeral,
+        then its persistent pools while it is unseen. Not counted in `rpc_count`, which counts
+        the calls made for the caller."""
+        request = tmem_pb2.KeepAliveRequest(client=self._config.client_name)
+        response = await unary_call(
+            self._open(),
+            "Tmem/KeepAlive",
+            request,
+            tmem_pb2.KeepAliveResponse,
+            self._config.timeout,
+            self._metadata,
+        )
+        return response.lease_seconds, response.grace_seconds
 
     # -- Admin -------------------------------------------------------------------------------
 

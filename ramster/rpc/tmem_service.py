@@ -18,6 +18,7 @@ import grpc
 
 from ramster.api.v1 import tmem_pb2
 from ramster.errors import ResourceExhausted
+from ramster.expiry import ClientSessions
 from ramster.page import unpack_page
 from ramster.rpc import convert
 from ramster.rpc.access import current_caller
@@ -39,10 +40,12 @@ def owner_of(label: str) -> str:
 
 
 class TmemService:
-    """Serves `Tmem` from the node's `tiered` put and get paths."""
+    """Serves `Tmem` from the node's `tiered` put and get paths; every call naming a client
+    keeps its session (`sessions`)."""
 
-    def __init__(self, tiered: TieredTmem) -> None:
+    def __init__(self, tiered: TieredTmem, sessions: ClientSessions) -> None:
         self._tiered = tiered
+        self._sessions = sessions
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -64,26 +67,32 @@ class TmemService:
                 "FlushObjects": unary(
                     "Tmem/FlushObjects", self.flush_objects, tmem_pb2.FlushObjectsRequest.FromString
                 ),
+                "KeepAlive": unary(
+                    "Tmem/KeepAlive", self.keep_alive, tmem_pb2.KeepAliveRequest.FromString
+                ),
             },
         )
 
     async def new_pool(self, request: tmem_pb2.NewPoolRequest) -> tmem_pb2.NewPoolResponse:
         self._tiered.check_serving()
         spec = convert.pool_spec(request)
-        pool_id = self._tiered.new_pool(owner_of(request.client), spec)
-        return tmem_pb2.NewPoolResponse(pool_id=pool_id)
+        client = self._client(request.client)
+        pool_id, uid = self._tiered.new_pool(client, spec)
+        self._sessions.seen(client)  # its first pool: from now on it has a session
+        return tmem_pb2.NewPoolResponse(pool_id=pool_id, pool_uid=uid)
 
     async def destroy_pool(
         self, request: tmem_pb2.DestroyPoolRequest
     ) -> tmem_pb2.DestroyPoolResponse:
         self._tiered.check_serving()
-        flushed = self._tiered.destroy_pool(owner_of(request.client), request.pool_id)
+        client = self._client(request.client)
+        flushed = self._tiered.destroy_pool(client, request.pool_id, request.pool_uid)
         return tmem_pb2.DestroyPoolResponse(pages_flushed=flushed)
 
     async def put_pages(self, request: tmem_pb2.PutPagesRequest) -> tmem_pb2.PutPagesResponse:
         self._tiered.check_serving()
-        client = owner_of(request.client)
-        spec = self._tiered.pool_spec(client, request.pool_id)
+        client = self._client(request.client)
+        spec = self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         pages = convert.pages_of(request.pages, spec.page_size)
         outcomes = await self._tiered.put(client, request.pool_id, pages)
         return tmem_pb2.PutPagesResponse(results=[convert.put_status(o) for o in outcomes])
@@ -92,8 +101,8 @@ class TmemService:
         self, request: tmem_pb2.GetPagesRequest, call: Call
     ) -> tmem_pb2.GetPagesResponse:
         self._tiered.check_serving()
-        client = owner_of(request.client)
-        spec = self._tiered.pool_spec(client, request.pool_id)
+        client = self._client(request.client)
+        spec = self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         free = convert.free_of(request.mode)
         keys = convert.keys_of(request.keys)
         got = await self._tiered.get(client, request.pool_id, keys, free)
@@ -105,8 +114,9 @@ class TmemService:
 
     async def flush_pages(self, request: tmem_pb2.FlushPagesRequest) -> tmem_pb2.FlushPagesResponse:
         self._tiered.check_serving()
-        client = owner_of(request.client)
-        self._tiered.pool_spec(client, request.pool_id)  # an unknown pool before bad keys
+        client = self._client(request.client)
+        # An unknown pool before bad keys.
+        self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         flushed = self._tiered.flush(client, request.pool_id, convert.keys_of(request.keys))
         return tmem_pb2.FlushPagesResponse(flushed=flushed)
 
@@ -114,11 +124,24 @@ class TmemService:
         self, request: tmem_pb2.FlushObjectsRequest
     ) -> tmem_pb2.FlushObjectsResponse:
         self._tiered.check_serving()
-        client = owner_of(request.client)
+        client = self._client(request.client)
+        self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         convert.batch_size("oids", len(request.oids))
         oids = [oid_of(oid) for oid in request.oids]
         flushed = self._tiered.flush_objects(client, request.pool_id, oids)
         return tmem_pb2.FlushObjectsResponse(flushed=flushed)
+
+    async def keep_alive(self, request: tmem_pb2.KeepAliveRequest) -> tmem_pb2.KeepAliveResponse:
+        """Answered whatever the backend does: a session outlives a node's recovery."""
+        self._client(request.client)
+        lease, grace = self._sessions.terms()
+        return tmem_pb2.KeepAliveResponse(lease_seconds=lease, grace_seconds=grace)
+
+    def _client(self, label: str) -> str:
+        """The node's client of `label` (`owner_of`), seen now."""
+        client = owner_of(label)
+        self._sessions.seen(client)
+        return client
 
 
 def _answer(hits: list[Hit | None], packed: bool, page_size: int) -> tmem_pb2.GetPagesResponse:

@@ -17,7 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ramster.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, shown
+from ramster.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PoolNotFound,
+    ResourceExhausted,
+    shown,
+)
 from ramster.page import PackedPage, check_page_length
 from ramster.tmem.elsewhere import REMOTE, ElsewhereT, PageAway
 from ramster.tmem.keys import (
@@ -153,8 +159,21 @@ class Tmem(Generic[ElsewhereT]):
             self.table.remove_shared(owner_scope(client), pool)
         return self.table.drop_pool(pool)
 
-    def pool_spec(self, client: str, pool_id: int) -> PoolSpec:
-        return self.table.pool(client, pool_id).spec
+    def pool_spec(self, client: str, pool_id: int, uid: int = 0) -> PoolSpec:
+        """The spec of `client`'s pool `pool_id`; with a `uid` (0: any), only while the id still
+        names the pool of that uid: an id freed by a destroy or a session's expiry may name a
+        newer pool of the client, whose pages a stale caller must never reach."""
+        pool = self.table.pool(client, pool_id)
+        if uid and pool.uid != uid:
+            raise PoolNotFound(
+                f"pool_id {pool_id} of client {shown(client)} is no longer pool {uid}: it was "
+                "destroyed or expired (create a new pool)"
+            )
+        return pool.spec
+
+    def pool_uid(self, client: str, pool_id: int) -> int:
+        """The uid of `client`'s pool `pool_id`: what names it and no later pool of that id."""
+        return self.table.pool(client, pool_id).uid
 
     # -- pages -------------------------------------------------------------------------------
 

@@ -108,6 +108,8 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "remote_target": "auto",
                 "persistent_copies": "2",
                 "origin_grace": "3600",
+                "client_lease": "30",
+                "client_grace": "3600",
             }
             assert await client.set_param("ramster", "off") == {
                 "zcache": "on",
@@ -117,6 +119,8 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "remote_target": "auto",
                 "persistent_copies": "2",
                 "origin_grace": "3600",
+                "client_lease": "30",
+                "client_grace": "3600",
             }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
@@ -145,8 +149,8 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
                 await client.set_param("bogus", "on")
             assert (
                 invalid.value.message == "param 'bogus' is unknown: expected one of "
-                "eph_remotify, origin_grace, pers_remotify, persistent_copies, ramster, "
-                "remote_target, zcache"
+                "client_grace, client_lease, eph_remotify, origin_grace, pers_remotify, "
+                "persistent_copies, ramster, remote_target, zcache"
             )
             for _ in range(15):
                 await client.new_pool()

@@ -582,6 +582,8 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "remote_target": "auto",
         "persistent_copies": "1",
         "origin_grace": "3600",
+        "client_lease": "30",
+        "client_grace": "3600",
     }
 
 

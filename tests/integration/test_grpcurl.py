@@ -64,6 +64,7 @@ def test_list_shows_exactly_the_nodes_services(node: NodeProcess) -> None:
         "ramster.api.v1.Tmem.FlushObjects",
         "ramster.api.v1.Tmem.FlushPages",
         "ramster.api.v1.Tmem.GetPages",
+        "ramster.api.v1.Tmem.KeepAlive",
         "ramster.api.v1.Tmem.NewPool",
         "ramster.api.v1.Tmem.PutPages",
     ]
@@ -79,7 +80,8 @@ def test_health_check_answers_serving_for_the_node_and_each_service(node: NodePr
 
 def test_pages_round_trip_through_json_byte_exact(node: NodeProcess) -> None:
     assert call(node, "ramster.api.v1.Tmem/NewPool", {"client": "curl", "persistent": True}) == {
-        "pool_id": 0
+        "pool_id": 0,
+        "pool_uid": "1",  # uint64: a string in JSON
     }
     # The extreme key: oid words up to 2**64-1 (but not all three) and the largest index.
     top = {"oid": {"word0": str(U64_MAX), "word1": "0", "word2": str(U64_MAX)}, "index": 2**32 - 1}

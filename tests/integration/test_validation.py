@@ -62,7 +62,7 @@ def lz4_of(data: bytes) -> bytes:
 def pool_request(name: str, pool_id: int, client: str = "app") -> dict[str, Any]:
     """Fields of a well-formed `name` request on `pool_id`, one page or key or oid."""
     fields: dict[str, Any] = {"client": client}
-    if name != "NewPool":
+    if name not in ("NewPool", "KeepAlive"):
         fields["pool_id"] = pool_id
     if name == "PutPages":
         fields["pages"] = [raw_page(1, page(1))]
@@ -414,7 +414,7 @@ def test_a_missing_or_overlong_client_name_is_refused_by_every_tmem_call(
     wire: RawNode,
 ) -> None:
     for client, shown in (("", "''"), ("c" * 257, shown_long("c" * 257))):
-        for name in TMEM_CALLS:
+        for name in (*TMEM_CALLS, "KeepAlive"):
             answer = wire.tmem(name, **pool_request(name, 0, client=client))
             assert answer.refusal == (
                 INVALID,

@@ -103,20 +103,36 @@ def test_every_param_reads_back_the_text_it_was_set_to(name: str) -> None:
     assert params.with_text(name, text) == params
 
 
-@pytest.mark.parametrize(("text", "grace"), [("1", 1), ("3600", 3600), (" 31622400 ", 31622400)])
-def test_origin_grace_takes_whole_seconds_up_to_a_year(text: str, grace: int) -> None:
-    assert ModuleParams().with_text("origin_grace", text).origin_grace == grace
+SECONDS = ("origin_grace", "client_lease", "client_grace")
 
 
+@pytest.mark.parametrize("name", SECONDS)
+@pytest.mark.parametrize(("text", "value"), [("1", 1), ("3600", 3600), (" 31622400 ", 31622400)])
+def test_seconds_params_take_whole_seconds_up_to_a_year(name: str, text: str, value: int) -> None:
+    assert getattr(ModuleParams().with_text(name, text), name) == value
+
+
+@pytest.mark.parametrize("name", SECONDS)
 @pytest.mark.parametrize("text", ["0", "-5", "1.5", "1h", "31622401", "²", "9" * 30, ""])
-def test_origin_grace_refuses_anything_else(text: str) -> None:
+def test_seconds_params_refuse_anything_else(name: str, text: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        ModuleParams().with_text("origin_grace", text)
+        ModuleParams().with_text(name, text)
     assert refused.value.message == (
-        f"param origin_grace value {text!r} is invalid: expected whole seconds in 1..31622400"
+        f"param {name} value {text!r} is invalid: expected whole seconds in 1..31622400"
     )
 
 
-def test_origin_grace_is_an_hour_by_default() -> None:
-    assert ModuleParams().origin_grace == 3600
-    assert ModuleParams().as_text()["origin_grace"] == "3600"
+@pytest.mark.parametrize(
+    ("name", "default"), [("origin_grace", 3600), ("client_lease", 30), ("client_grace", 3600)]
+)
+def test_seconds_params_defaults(name: str, default: int) -> None:
+    assert getattr(ModuleParams(), name) == default
+    assert ModuleParams().as_text()[name] == str(default)
+
+
+@pytest.mark.parametrize(("lease", "grace", "kept"), [(30, 3600, 3600), (60, 10, 60), (5, 5, 5)])
+def test_persistent_pools_are_kept_for_the_longer_of_lease_and_grace(
+    lease: int, grace: int, kept: int
+) -> None:
+    params = ModuleParams(client_lease=lease, client_grace=grace)
+    assert params.persistent_grace == kept

@@ -87,18 +87,22 @@ class NewPoolRequest(_message.Message):
     def __init__(self, client: _Optional[str] = ..., persistent: _Optional[bool] = ..., shared_uuid: _Optional[bytes] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class NewPoolResponse(_message.Message):
-    __slots__ = ("pool_id",)
+    __slots__ = ("pool_id", "pool_uid")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
     pool_id: int
-    def __init__(self, pool_id: _Optional[int] = ...) -> None: ...
+    pool_uid: int
+    def __init__(self, pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ...) -> None: ...
 
 class DestroyPoolRequest(_message.Message):
-    __slots__ = ("client", "pool_id")
+    __slots__ = ("client", "pool_id", "pool_uid")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
     client: str
     pool_id: int
-    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ...) -> None: ...
+    pool_uid: int
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ...) -> None: ...
 
 class DestroyPoolResponse(_message.Message):
     __slots__ = ("pages_flushed",)
@@ -107,14 +111,16 @@ class DestroyPoolResponse(_message.Message):
     def __init__(self, pages_flushed: _Optional[int] = ...) -> None: ...
 
 class PutPagesRequest(_message.Message):
-    __slots__ = ("client", "pool_id", "pages")
+    __slots__ = ("client", "pool_id", "pages", "pool_uid")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
     client: str
     pool_id: int
     pages: _containers.RepeatedCompositeFieldContainer[Page]
-    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pages: _Optional[_Iterable[_Union[Page, _Mapping]]] = ...) -> None: ...
+    pool_uid: int
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pages: _Optional[_Iterable[_Union[Page, _Mapping]]] = ..., pool_uid: _Optional[int] = ...) -> None: ...
 
 class PutPagesResponse(_message.Message):
     __slots__ = ("results",)
@@ -123,18 +129,20 @@ class PutPagesResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[PutStatus, str]]] = ...) -> None: ...
 
 class GetPagesRequest(_message.Message):
-    __slots__ = ("client", "pool_id", "keys", "mode", "packed")
+    __slots__ = ("client", "pool_id", "keys", "mode", "packed", "pool_uid")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     PACKED_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
     client: str
     pool_id: int
     keys: _containers.RepeatedCompositeFieldContainer[PageKey]
     mode: GetMode
     packed: bool
-    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[PageKey, _Mapping]]] = ..., mode: _Optional[_Union[GetMode, str]] = ..., packed: _Optional[bool] = ...) -> None: ...
+    pool_uid: int
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[PageKey, _Mapping]]] = ..., mode: _Optional[_Union[GetMode, str]] = ..., packed: _Optional[bool] = ..., pool_uid: _Optional[int] = ...) -> None: ...
 
 class GetPagesResponse(_message.Message):
     __slots__ = ("found", "data", "encodings", "page_size")
@@ -149,14 +157,16 @@ class GetPagesResponse(_message.Message):
     def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ..., encodings: _Optional[_Iterable[_Union[PageEncoding, str]]] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class FlushPagesRequest(_message.Message):
-    __slots__ = ("client", "pool_id", "keys")
+    __slots__ = ("client", "pool_id", "keys", "pool_uid")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
     client: str
     pool_id: int
     keys: _containers.RepeatedCompositeFieldContainer[PageKey]
-    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[PageKey, _Mapping]]] = ...) -> None: ...
+    pool_uid: int
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[PageKey, _Mapping]]] = ..., pool_uid: _Optional[int] = ...) -> None: ...
 
 class FlushPagesResponse(_message.Message):
     __slots__ = ("flushed",)
@@ -165,17 +175,33 @@ class FlushPagesResponse(_message.Message):
     def __init__(self, flushed: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class FlushObjectsRequest(_message.Message):
-    __slots__ = ("client", "pool_id", "oids")
+    __slots__ = ("client", "pool_id", "oids", "pool_uid")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     OIDS_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
     client: str
     pool_id: int
     oids: _containers.RepeatedCompositeFieldContainer[Oid]
-    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., oids: _Optional[_Iterable[_Union[Oid, _Mapping]]] = ...) -> None: ...
+    pool_uid: int
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., oids: _Optional[_Iterable[_Union[Oid, _Mapping]]] = ..., pool_uid: _Optional[int] = ...) -> None: ...
 
 class FlushObjectsResponse(_message.Message):
     __slots__ = ("flushed",)
     FLUSHED_FIELD_NUMBER: _ClassVar[int]
     flushed: _containers.RepeatedScalarFieldContainer[bool]
     def __init__(self, flushed: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class KeepAliveRequest(_message.Message):
+    __slots__ = ("client",)
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    def __init__(self, client: _Optional[str] = ...) -> None: ...
+
+class KeepAliveResponse(_message.Message):
+    __slots__ = ("lease_seconds", "grace_seconds")
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    lease_seconds: int
+    grace_seconds: int
+    def __init__(self, lease_seconds: _Optional[int] = ..., grace_seconds: _Optional[int] = ...) -> None: ...

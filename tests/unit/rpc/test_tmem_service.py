@@ -12,7 +12,8 @@ import pytest
 
 from ramster.api.v1 import tmem_pb2
 from ramster.backend import Backend
-from ramster.errors import DeadlineExceeded
+from ramster.errors import DeadlineExceeded, PoolNotFound
+from ramster.expiry import ClientSessions
 from ramster.params import ModuleParams
 from ramster.rpc.access import Caller, set_caller
 from ramster.rpc.tmem_service import TmemService
@@ -50,7 +51,7 @@ def service_with_page(spec: PoolSpec) -> tuple[TmemService, TieredTmem, Backend,
     tmem.put(OWNER, pool, 7, 0, PAGE)
     set_caller(Caller(LOCAL, "unix socket"))
     tiered = TieredTmem(backend)
-    return TmemService(tiered), tiered, backend, pool
+    return TmemService(tiered, ClientSessions(backend)), tiered, backend, pool
 
 
 DEFAULT, FREE, KEEP = (
@@ -87,3 +88,43 @@ def test_a_get_pages_call_whose_caller_is_gone_frees_nothing() -> None:
     assert raised.value.message == "the caller is gone: no page was freed"
     assert backend.require().get_many(OWNER, pool, [(7, 0)], free=False) == [PAGE]
     assert tiered.counters["frontswap_loads"] == 0
+
+
+def test_keep_alive_answers_the_lease_and_the_grace_it_keeps_persistent_pools_for() -> None:
+    backend = Backend(ZcacheConfig(memory=1 << 20), params=ModuleParams(client_lease=7))
+    service = TmemService(TieredTmem(backend), ClientSessions(backend))
+    set_caller(Caller(LOCAL, "unix socket"))
+    response = asyncio.run(service.keep_alive(tmem_pb2.KeepAliveRequest(client=APP)))
+    assert (response.lease_seconds, response.grace_seconds) == (7, 3600)
+    backend.set_param("client_grace", "2")  # shorter than the lease: the lease holds
+    response = asyncio.run(service.keep_alive(tmem_pb2.KeepAliveRequest(client=APP)))
+    assert (response.lease_seconds, response.grace_seconds) == (7, 7)
+
+
+def test_a_pool_uid_reaches_its_pool_only_and_never_a_later_one_of_the_same_id() -> None:
+    backend = Backend(ZcacheConfig(memory=1 << 20))
+    service = TmemService(TieredTmem(backend), ClientSessions(backend))
+    set_caller(Caller(LOCAL, "unix socket"))
+    new = tmem_pb2.NewPoolRequest(client=APP)
+    first = asyncio.run(service.new_pool(new))
+    asyncio.run(
+        service.destroy_pool(tmem_pb2.DestroyPoolRequest(client=APP, pool_id=first.pool_id))
+    )
+    second = asyncio.run(service.new_pool(new))
+    assert (second.pool_id, first.pool_id) == (0, 0)
+    assert second.pool_uid > first.pool_uid > 0
+    backend.require().put(OWNER, 0, 7, 0, PAGE)
+    stale = get_request(0, KEEP)
+    stale.pool_uid = first.pool_uid
+    with pytest.raises(PoolNotFound) as refused:
+        asyncio.run(service.get_pages(stale, FakeCall(alive=True)))
+    assert refused.value.message == (
+        f"pool_id 0 of client 'local:local/app' is no longer pool {first.pool_uid}: it was "
+        "destroyed or expired (create a new pool)"
+    )
+    current = get_request(0, KEEP)
+    current.pool_uid = second.pool_uid
+    found = asyncio.run(service.get_pages(current, FakeCall(alive=True)))
+    assert list(found.found) == [True]
+    unchecked = asyncio.run(service.get_pages(get_request(0, KEEP), FakeCall(alive=True)))
+    assert list(unchecked.found) == [True]  # 0: whatever pool the id names, as before
