@@ -1,0 +1,166 @@
+"""The node's exports: named block devices of a fixed size, each a persistent pool of the
+identity that created it.
+
+`NodeExports` creates, lists and deletes exports (for the Admin calls) and hands them to the NBD
+server by name (`ramster.nbd.server.Exports`). Export names are the node's: one name is one
+export whoever owns it, as an NBD client names it with no identity of its own (who may connect
+is the socket's mode, or loopback for TCP). Only the owner lists and deletes its exports.
+
+An export's pool belongs to the client ``nbd-export:ROLE:NAME/EXPORT``
+(`ramster.tmem.keys.owner_name` under the scope ``nbd-export:`` + the owner's identity): no
+gRPC caller can name it (a caller's scope is ``ROLE:NAME``, and no role is ``nbd-export``), and
+it is never a session's client, so client sessions, which destroy the pools of applications
+gone idle, never reach it (`EXPORT_SCOPE` marks it). The registry lives in the node's memory:
+after a restart the pool's pages come back from the peers, waiting for their client, and
+creating the export again with the same name, owner and size claims them
+(`ramster.tmem.host.Tmem.new_pool`).
+
+Not here: the bytes of an export (`ramster.nbd.volume`), the spill (`ramster.nbd.spill`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nodemanager.keys import check_name
+from ramster.backend import Backend
+from ramster.errors import InvalidArgument, NotFound, ResourceExhausted, shown
+from ramster.nbd.handshake import ExportInfo
+from ramster.nbd.spill import PAGE, Spill
+from ramster.nbd.volume import Place, Volume
+from ramster.tiered import TieredTmem
+from ramster.tmem import PoolSpec
+from ramster.tmem.keys import U32_MAX, owner_name
+
+log = logging.getLogger("ramster.nbd")
+
+EXPORT_SCOPE = "nbd-export"
+"""The client names of exports' pools start with ``nbd-export:`` (see the module doc)."""
+MAX_EXPORT_SIZE = (U32_MAX + 1) * PAGE
+"""16 TiB: an export is one object, whose page indices are 32-bit."""
+MAX_EXPORTS = 64
+"""Exports per node: each is a client of the node's tmem host and a pool."""
+
+
+def export_client(owner: str, name: str) -> str:
+    """The node's client name of export `name` of `owner` (``ROLE:NAME``)."""
+    return owner_name(f"{EXPORT_SCOPE}:{owner}", name)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportStatus:
+    """An export as `ramster export list` shows it."""
+
+    name: str
+    owner: str
+    size: int
+    pages: int
+    """Pages the store holds (here or on peers)."""
+    spilled: int
+
+
+class _Export:
+    def __init__(self, name: str, owner: str, volume: Volume, place: Place) -> None:
+        self.name = name
+        self.owner = owner
+        self.volume = volume
+        self.place = place
+
+
+class NodeExports:
+    """The exports of a node, over its `tiered` put and get paths and an optional `spill`."""
+
+    def __init__(self, backend: Backend, tiered: TieredTmem, spill: Spill | None = None) -> None:
+        self._backend = backend
+        self._tiered = tiered
+        self._spill = spill
+        self._exports: dict[str, _Export] = {}
+        self._next_uid = 1
+        self._refused = [0]
+
+    def __repr__(self) -> str:
+        return f"<NodeExports {sorted(self._exports)} spill={self._spill!r}>"
+
+    def create(self, name: str, size: int, owner: str) -> ExportStatus:
+        """A new export `name` of `size` bytes owned by `owner`."""
+        check_name("name", name)
+        if not 0 < size <= MAX_EXPORT_SIZE or size % PAGE:
+            raise InvalidArgument.field(
+                "size", size, f"a multiple of {PAGE} bytes in {PAGE}..{MAX_EXPORT_SIZE}"
+            )
+        if name in self._exports:
+            raise InvalidArgument(f"export {shown(name)} exists on this node: choose another name")
+        if len(self._exports) >= MAX_EXPORTS:
+            raise ResourceExhausted(f"this node serves {MAX_EXPORTS} exports, its maximum")
+        client = export_client(owner, name)
+        pool_id = self._tiered.new_pool(client, PoolSpec(persistent=True, page_size=PAGE))
+        place = Place(client, pool_id, self._next_uid)
+        self._next_uid += 1
+        volume = Volume(size, place, self._tiered, self._spill, self._refused)
+        export = self._exports[name] = _Export(name, owner, volume, place)
+        log.info("export %s of %d bytes created for %s", name, size, owner)
+        return self._status(export)
+
+    def delete(self, name: str, owner: str) -> int:
+        """Delete `owner`'s export `name` and every page of it; the pages flushed."""
+        export = self._owned(name, owner)
+        flushed = self._tiered.destroy_pool(export.place.client, export.place.pool_id)
+        if self._spill is not None:
+            flushed += self._spill.drop_export(export.place.uid)
+        del self._exports[name]
+        log.info("export %s of %s deleted (%d pages flushed)", name, owner, flushed)
+        return flushed
+
+    def statuses(self, owner: str) -> list[ExportStatus]:
+        """`owner`'s exports, by name."""
+        return [
+            self._status(export)
+            for name, export in sorted(self._exports.items())
+            if export.owner == owner
+        ]
+
+    def counters(self) -> dict[str, int]:
+        spill = self._spill
+        return {
+            "nbd_exports": len(self._exports),
+            "nbd_store_refused": self._refused[0],
+            "nbd_spilled_pages": spill.pages if spill is not None else 0,
+            "nbd_spill_pages_max": spill.capacity if spill is not None else 0,
+            **(spill.counters if spill is not None else {}),
+        }
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+
+    # -- what the NBD server asks (`ramster.nbd.server.Exports`) ----------------------------
+
+    def find(self, name: str) -> ExportInfo | None:
+        export = self._exports.get(name)
+        return self._info(export) if export is not None else None
+
+    def listing(self) -> Sequence[ExportInfo]:
+        return [self._info(export) for _, export in sorted(self._exports.items())]
+
+    def export(self, name: str) -> Volume | None:
+        export = self._exports.get(name)
+        return export.volume if export is not None else None
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _owned(self, name: str, owner: str) -> _Export:
+        export = self._exports.get(name)
+        if export is None or export.owner != owner:
+            raise NotFound(f"no export {shown(name)} of {owner} on this node")
+        return export
+
+    def _info(self, export: _Export) -> ExportInfo:
+        return ExportInfo(export.name, export.volume.size, f"RAMster export of {export.owner}")
+
+    def _status(self, export: _Export) -> ExportStatus:
+        place = export.place
+        pages = self._backend.require().table.pool(place.client, place.pool_id).pages
+        spilled = self._spill.pages_of(place.uid) if self._spill is not None else 0
+        return ExportStatus(export.name, export.owner, export.volume.size, pages, spilled)
