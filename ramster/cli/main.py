@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from ramster import __version__
 from ramster.cli import flags
 from ramster.cli.certs import add_certs_parser, run_certs
+from ramster.cli.exports import add_export_parser, run_export
 from ramster.cli.flags import FromEnvironment, Parser
-from ramster.config import NodeConfig
+from ramster.config import NbdConfig, NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.zcache import ZcacheConfig
 
@@ -67,6 +68,27 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         type=flags.listen,
         help="unix:///path of the admin socket (mode 0600): Admin calls that change settings "
         "from anyone who can connect [RAMSTER_ADMIN_LISTEN, none]",
+    )
+    node.add_argument(
+        "--nbd",
+        action=FromEnvironment,
+        many=True,
+        type=flags.listen,
+        help="unix:///PATH or loopback HOST:PORT to serve the node's exports over NBD; repeat "
+        "for several [RAMSTER_NBD, comma-separated, none]",
+    )
+    node.add_argument(
+        "--nbd-spill",
+        action=FromEnvironment,
+        metavar="FILE",
+        help="a file for the pages of NBD writes the store refuses [RAMSTER_NBD_SPILL, none: "
+        "such a write fails]",
+    )
+    node.add_argument(
+        "--nbd-spill-size",
+        action=FromEnvironment,
+        type=flags.size,
+        help="bytes the spill file may hold, e.g. 1GiB [RAMSTER_NBD_SPILL_SIZE]",
     )
     node.add_argument(
         "--insecure",
@@ -255,6 +277,7 @@ def _parser() -> Parser:
     )
     flags.tls_flags(demo)
     add_certs_parser(commands)
+    add_export_parser(commands)
     return parser
 
 
@@ -288,6 +311,7 @@ def _run(args: argparse.Namespace) -> int:
             page_key=args.page_key,
             peer_listen=args.peer_listen,
             admin_listen=args.admin_listen,
+            nbd=NbdConfig(tuple(args.nbd or ()), args.nbd_spill, args.nbd_spill_size or 0),
         )
         return asyncio.run(run_node(config))
     if args.command == "up":
@@ -364,6 +388,8 @@ def _run(args: argparse.Namespace) -> int:
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     if args.command == "certs":
         return run_certs(args, sys.stdout)
+    if args.command == "export":
+        return run_export(args, sys.stdout)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from nodemanager.keys import check_name
 from ramster.backend import Backend
@@ -30,6 +29,7 @@ from ramster.errors import InvalidArgument, NotFound, ResourceExhausted, shown
 from ramster.nbd.handshake import ExportInfo
 from ramster.nbd.spill import PAGE, Spill
 from ramster.nbd.volume import Place, Volume
+from ramster.state import ExportStatus
 from ramster.tiered import TieredTmem
 from ramster.tmem import PoolSpec
 from ramster.tmem.keys import U32_MAX, owner_name
@@ -47,18 +47,6 @@ MAX_EXPORTS = 64
 def export_client(owner: str, name: str) -> str:
     """The node's client name of export `name` of `owner` (``ROLE:NAME``)."""
     return owner_name(f"{EXPORT_SCOPE}:{owner}", name)
-
-
-@dataclass(frozen=True, slots=True)
-class ExportStatus:
-    """An export as `ramster export list` shows it."""
-
-    name: str
-    owner: str
-    size: int
-    pages: int
-    """Pages the store holds (here or on peers)."""
-    spilled: int
 
 
 class _Export:

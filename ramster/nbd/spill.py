@@ -116,7 +116,10 @@ class Spill:
 
     def close(self) -> None:
         """Forget every page and empty the file: they are other programs' memory."""
+        if self._fd < 0:
+            return
         self._slots.clear()
         self._per_export.clear()
         os.ftruncate(self._fd, 0)
         os.close(self._fd)
+        self._fd = -1

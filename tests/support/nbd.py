@@ -46,6 +46,13 @@ def run_tool(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[s
     return done
 
 
+def run_tool_failing(*args: str, timeout: float = 60.0) -> str:
+    """Run a client tool that must fail; its stderr."""
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode != 0, f"{' '.join(args)} succeeded: {done.stdout}"
+    return done.stderr
+
+
 def uri(socket_path: Path, name: str) -> str:
     return f"nbd+unix:///{name}?socket={socket_path}"
 

@@ -12,10 +12,11 @@ import pytest
 
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument, NotFound
-from ramster.nbd.exports import ExportStatus, NodeExports, export_client
+from ramster.nbd.exports import NodeExports, export_client
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import Spill
 from ramster.nbd.volume import Volume
+from ramster.state import ExportStatus
 from ramster.tiered import TieredTmem
 from ramster.tmem.keys import owner_scope
 from ramster.zcache import ZcacheConfig

@@ -1,0 +1,189 @@
+"""Exports of a real `ramster node --nbd` with real NBD clients: `ramster export` creates, lists
+and deletes them; `nbdcopy` writes a mixed corpus and reads it back byte-exact (pages the store
+refuses go to the spill); `qemu-io` writes in part, zeroes and discards; several connections at
+once; a node without a spill answers a refused write ENOSPC and says why in its log."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from ramster.client import SyncClient
+from tests.support.nbd import missing_tools, run_tool, run_tool_failing, uri
+from tests.support.nodes import NodeFactory, NodeProcess, run_cli
+
+pytestmark = pytest.mark.skipif(
+    bool(missing_tools()), reason=f"NBD clients absent: {', '.join(missing_tools())}"
+)
+
+MIB = 1 << 20
+
+
+def nbd_node(node_factory: NodeFactory, tmp_path: Path, *flags: str) -> tuple[NodeProcess, Path]:
+    """A node serving NBD on a unix socket in `tmp_path`; the node and the socket."""
+    socket_path = tmp_path / "nbd.sock"
+    node = node_factory.start("n1", extra_flags=("--nbd", f"unix://{socket_path}", *flags))
+    assert node.ready["nbd"] == [f"unix://{socket_path}"]
+    return node, socket_path
+
+
+def export(node: NodeProcess, *args: str) -> str:
+    done = run_cli("export", *args, "--node", node.address)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def corpus(pages: int) -> bytes:
+    """Random, zero, same-filled and compressible pages in turn, cut short of a whole page."""
+    parts = []
+    for n in range(pages):
+        kind = n % 4
+        if kind == 0:
+            parts.append(os.urandom(4096))
+        elif kind == 1:
+            parts.append(bytes(4096))
+        elif kind == 2:
+            parts.append(bytes([n % 251 + 1]) * 4096)
+        else:
+            parts.append((b"page %6d " % n * 400)[:4096])
+    return b"".join(parts)[: pages * 4096 - 1234]
+
+
+def counters(node: NodeProcess) -> dict[str, int]:
+    with SyncClient(node.address, "test") as client:
+        return client.stats()
+
+
+def test_export_create_list_delete_and_nbdinfo_lists_it(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    node, socket_path = nbd_node(node_factory, tmp_path)
+    assert export(node, "create", "swap", "--size", "64MiB") == "export swap created: 64.0MiB\n"
+    assert export(node, "list") == (
+        "NAME  SIZE     PAGES  SPILLED  OWNER\nswap  64.0MiB  0      0        local:local\n"
+    )
+    listed = run_tool("nbdinfo", "--list", "--json", f"nbd+unix://?socket={socket_path}").stdout
+    assert re.findall(r'"export-name": "(\w+)"', listed) == ["swap"]
+    assert run_tool("nbdinfo", "--size", uri(socket_path, "swap")).stdout == f"{64 * MIB}\n"
+    run_tool("qemu-io", "-f", "raw", "-c", "write -P 7 0 1M", uri(socket_path, "swap"))
+    assert export(node, "delete", "swap") == "export swap deleted: 256 pages flushed\n"
+    assert export(node, "list") == "no exports\n"
+    refused = run_cli("export", "delete", "swap", "--node", node.address)
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "ramster export: no export 'swap' of local:local on this node\n",
+    )
+
+
+def test_export_create_refuses_a_size_that_is_no_whole_page(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    node, _ = nbd_node(node_factory, tmp_path)
+    refused = run_cli("export", "create", "swap", "--size", "5000", "--node", node.address)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "ramster export: size 5000 is invalid: expected a multiple of 4096 bytes in "
+        "4096..17592186044416\n",
+    )
+
+
+def test_nbdcopy_writes_a_mixed_corpus_and_reads_it_back_byte_exact(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    node, socket_path = nbd_node(
+        node_factory, tmp_path, "--nbd-spill", str(tmp_path / "spill"), "--nbd-spill-size", "8MiB"
+    )
+    export(node, "create", "disk", "--size", "16MiB")
+    data = corpus(2048)
+    source, back = tmp_path / "corpus", tmp_path / "back"
+    source.write_bytes(data)
+    run_tool("nbdcopy", "--connections=4", str(source), uri(socket_path, "disk"))
+    run_tool("nbdcopy", uri(socket_path, "disk"), str(back))
+    read = back.read_bytes()
+    assert read[: len(data)] == data
+    assert read[len(data) :] == bytes(16 * MIB - len(data))
+    seen = counters(node)
+    assert seen["nbd_spilled_pages"] == seen["nbd_store_refused"] == 512  # the random pages
+    assert seen["nbd_spill_pages_max"] == 2048
+    assert export(node, "list").splitlines()[1].split()[3] == "512"
+
+
+def test_qemu_io_partial_writes_write_zeroes_and_discard_read_back(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    node, socket_path = nbd_node(node_factory, tmp_path)
+    export(node, "create", "disk", "--size", "4MiB")
+    target = uri(socket_path, "disk")
+    run_tool(
+        "qemu-io",
+        "-f",
+        "raw",
+        *("-c", "write -P 0x11 0 64k"),
+        *("-c", "write -P 0x22 1000 3000"),
+        *("-c", "write -P 0x33 4000 200"),
+        *("-c", "write -z 16k 12k"),
+        *("-c", "write -z -u 32k 4k"),
+        *("-c", "discard 40k 8k"),
+        *("-c", "flush"),
+        target,
+    )
+    run_tool(
+        "qemu-io",
+        "-f",
+        "raw",
+        *("-c", "read -P 0x11 0 1000"),
+        *("-c", "read -P 0x22 1000 3000"),
+        *("-c", "read -P 0x33 4000 200"),
+        *("-c", "read -P 0x11 4200 12184"),
+        *("-c", "read -P 0 16k 12k"),
+        *("-c", "read -P 0x11 28k 4k"),
+        *("-c", "read -P 0 32k 4k"),
+        *("-c", "read -P 0x11 48k 16k"),
+        target,
+    )
+    assert counters(node)["frontswap_failed_stores"] == 0
+
+
+def test_several_connections_at_once_write_and_read_their_own_ranges(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    node, socket_path = nbd_node(node_factory, tmp_path)
+    export(node, "create", "disk", "--size", "8MiB")
+    target = uri(socket_path, "disk")
+
+    def write_then_read(n: int) -> None:
+        offset = n * 512 * 1024
+        run_tool("qemu-io", "-f", "raw", "-c", f"write -P {n + 1} {offset} 512k", target)
+        run_tool("qemu-io", "-f", "raw", "-c", f"read -P {n + 1} {offset} 512k", target)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(write_then_read, range(8)))
+    assert counters(node)["frontswap_succ_stores"] == 8 * 128
+
+
+def test_without_a_spill_a_refused_write_is_enospc_and_the_log_says_why(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    node, socket_path = nbd_node(node_factory, tmp_path)
+    export(node, "create", "disk", "--size", "1MiB")
+    random = tmp_path / "random"
+    random.write_bytes(os.urandom(4096))
+    failed = run_tool_failing("nbdcopy", str(random), uri(socket_path, "disk"))
+    assert "No space left on device" in failed
+    assert (
+        "NBD WRITE refused: the store refused 1 pages (page 0: compress_poor) and the node has "
+        "no spill (--nbd-spill)" in node.log()
+    )
+
+
+def test_nbd_over_tcp_is_refused_off_loopback(tmp_path: Path) -> None:
+    refused = run_cli("node", "--nbd", "10.1.2.3:10809", "--ready-file", str(tmp_path / "r"))
+    assert (refused.returncode, refused.stderr.splitlines()[-1]) == (
+        2,
+        "ramster node: nbd '10.1.2.3:10809' is invalid: expected unix:///path or a loopback "
+        "HOST:PORT: NBD's TLS is not served, so NBD over TCP stays on this host",
+    )
