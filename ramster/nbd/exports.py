@@ -28,10 +28,9 @@ from ramster.backend import Backend
 from ramster.errors import InvalidArgument, NotFound, ResourceExhausted, shown
 from ramster.nbd.handshake import ExportInfo
 from ramster.nbd.spill import PAGE, Spill
-from ramster.nbd.volume import Place, Volume
+from ramster.nbd.volume import Volume
 from ramster.state import ExportStatus
 from ramster.tiered import TieredTmem
-from ramster.tmem import PoolSpec
 from ramster.tmem.keys import U32_MAX, owner_name
 
 log = logging.getLogger("ramster.nbd")
@@ -50,11 +49,10 @@ def export_client(owner: str, name: str) -> str:
 
 
 class _Export:
-    def __init__(self, name: str, owner: str, volume: Volume, place: Place) -> None:
+    def __init__(self, name: str, owner: str, volume: Volume) -> None:
         self.name = name
         self.owner = owner
         self.volume = volume
-        self.place = place
 
 
 class NodeExports:
@@ -66,7 +64,7 @@ class NodeExports:
         self._spill = spill
         self._exports: dict[str, _Export] = {}
         self._next_uid = 1
-        self._refused = [0]
+        self._counters = {"nbd_store_refused": 0}
 
     def __repr__(self) -> str:
         return f"<NodeExports {sorted(self._exports)} spill={self._spill!r}>"
@@ -83,20 +81,22 @@ class NodeExports:
         if len(self._exports) >= MAX_EXPORTS:
             raise ResourceExhausted(f"this node serves {MAX_EXPORTS} exports, its maximum")
         client = export_client(owner, name)
-        pool_id = self._tiered.new_pool(client, PoolSpec(persistent=True, page_size=PAGE))
-        place = Place(client, pool_id, self._next_uid)
+        volume = Volume(
+            size, client, self._next_uid, self._backend, self._tiered, self._spill, self._counters
+        )
         self._next_uid += 1
-        volume = Volume(size, place, self._tiered, self._spill, self._refused)
-        export = self._exports[name] = _Export(name, owner, volume, place)
+        export = self._exports[name] = _Export(name, owner, volume)
         log.info("export %s of %d bytes created for %s", name, size, owner)
         return self._status(export)
 
     def delete(self, name: str, owner: str) -> int:
         """Delete `owner`'s export `name` and every page of it; the pages flushed."""
         export = self._owned(name, owner)
-        flushed = self._tiered.destroy_pool(export.place.client, export.place.pool_id)
+        place = export.volume.place
+        flushed = self._tiered.destroy_pool(place.client, place.pool_id)
         if self._spill is not None:
-            flushed += self._spill.drop_export(export.place.uid)
+            flushed += self._spill.drop_export(place.uid)
+        export.volume.close()
         del self._exports[name]
         log.info("export %s of %s deleted (%d pages flushed)", name, owner, flushed)
         return flushed
@@ -113,7 +113,7 @@ class NodeExports:
         spill = self._spill
         return {
             "nbd_exports": len(self._exports),
-            "nbd_store_refused": self._refused[0],
+            **self._counters,
             "nbd_spilled_pages": spill.pages if spill is not None else 0,
             "nbd_spill_pages_max": spill.capacity if spill is not None else 0,
             **(spill.counters if spill is not None else {}),
@@ -148,7 +148,7 @@ class NodeExports:
         return ExportInfo(export.name, export.volume.size, f"RAMster export of {export.owner}")
 
     def _status(self, export: _Export) -> ExportStatus:
-        place = export.place
+        place = export.volume.place
         pages = self._backend.require().table.pool(place.client, place.pool_id).pages
         spilled = self._spill.pages_of(place.uid) if self._spill is not None else 0
         return ExportStatus(export.name, export.owner, export.volume.size, pages, spilled)

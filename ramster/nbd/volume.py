@@ -18,6 +18,11 @@ after replication): NBD_CMD_FLUSH and FUA have nothing left to wait for in the s
 - A page the store refuses (poor compression, a full node, no replica) goes to the spill
   (`ramster.nbd.spill`); without a spill, or with the spill full, the write fails ENOSPC and the
   node log says why. A write is never acknowledged unless every page of it is held.
+- When the zcache backend is loaded anew (param zcache off, then on), its pools start empty, and
+  so did the export's (zcache off is refused while persistent pages are stored): the volume
+  makes its pool again before its next operation, as the frontends register again. Once its
+  export is deleted (`close`), every operation fails EIO: a client still connected must never
+  reach a later export's pages.
 
 Not here: the registry of exports and who owns them (`ramster.nbd.exports`), the protocol.
 """
@@ -27,13 +32,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ramster.backend import Backend
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import PAGE, Spill
 from ramster.page import PackedPage, unpack_page
 from ramster.tiered import TieredTmem
-from ramster.tmem import Oid, Rejected, RejectReason
+from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
 from ramster.tmem.table import PageData
 
 OID: Oid = (0, 0, 0)
@@ -41,35 +47,65 @@ OID: Oid = (0, 0, 0)
 2**32 pages (16 TiB)."""
 ZERO_PAGE = bytes(PAGE)
 PACKED_ZERO = PackedPage(b"\x00", same_filled=True, page_size=PAGE)
+SPEC = PoolSpec(persistent=True, page_size=PAGE)
+"""The pool of every export."""
 TRIM_BATCH = 8192
 """Pages flushed per step of a TRIM: a long one yields to other requests between steps."""
 
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where an export's pages are: the node's client name and pool id, and the spill key uid."""
+    """Where an export's pages are: the node's client name and pool id (in backend
+    `generation`), and the uid its spilled pages are kept under."""
 
     client: str
     pool_id: int
+    generation: int
     uid: int
 
 
 class Volume:
-    """The bytes of an export of `size` bytes at `place`, over `tiered` and `spill`."""
+    """The bytes of an export of `size` bytes of `client`, over `backend` (through `tiered`)
+    and `spill`; `counters` are the registry's, shared by its volumes."""
 
     def __init__(
-        self, size: int, place: Place, tiered: TieredTmem, spill: Spill | None, refused: list[int]
+        self,
+        size: int,
+        client: str,
+        uid: int,
+        backend: Backend,
+        tiered: TieredTmem,
+        spill: Spill | None,
+        counters: dict[str, int],
     ) -> None:
         self._size = size
-        self._place = place
+        self._backend = backend
         self._tiered = tiered
         self._spill = spill
-        self._refused = refused  # the registry's count of pages the store refused, shared
+        self._counters = counters
+        self._place = Place(client, tiered.new_pool(client, SPEC), backend.generation, uid)
+        self._closed = False
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
 
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def place(self) -> Place:
+        """Where the pages are now: the pool is made again in a backend loaded anew."""
+        if self._closed:
+            raise RequestRefused(Errno.EIO, f"export {self._place.client} was deleted")
+        place = self._place
+        generation = self._backend.generation
+        if generation != place.generation:
+            pool_id = self._tiered.new_pool(place.client, SPEC)
+            place = self._place = replace(place, pool_id=pool_id, generation=generation)
+        return place
+
+    def close(self) -> None:
+        """The export is deleted: every later operation fails."""
+        self._closed = True
 
     async def read(self, offset: int, length: int) -> bytes:
         first = offset // PAGE
@@ -90,9 +126,10 @@ class Volume:
 
     async def trim(self, offset: int, length: int) -> None:
         if offset == 0 and length == self._size:
-            self._tiered.flush_objects(self._place.client, self._place.pool_id, [OID])
+            place = self.place
+            self._tiered.flush_objects(place.client, place.pool_id, [OID])
             if self._spill is not None:
-                self._spill.drop_export(self._place.uid)
+                self._spill.drop_export(place.uid)
             return
         first, end = -(-offset // PAGE), (offset + length) // PAGE
         for start in range(first, end, TRIM_BATCH):
@@ -121,15 +158,16 @@ class Volume:
             await self._spill.sync()
 
     async def _pages(self, indexes: Sequence[int]) -> list[bytes]:
-        client, pool_id = self._place.client, self._place.pool_id
-        got = await self._tiered.get(client, pool_id, [(OID, index) for index in indexes], False)
+        place = self.place
+        keys = [(OID, index) for index in indexes]
+        got = await self._tiered.get(place.client, place.pool_id, keys, False)
         hits = self._tiered.deliver(got, lambda: True)
         pages = []
         for index, hit in zip(indexes, hits, strict=True):
             if hit is not None:
                 pages.append(unpack_page(hit.page))
             else:
-                spilled = self._spill.load((self._place.uid, index)) if self._spill else None
+                spilled = self._spill.load((place.uid, index)) if self._spill else None
                 pages.append(spilled if spilled is not None else ZERO_PAGE)
         return pages
 
@@ -141,19 +179,20 @@ class Volume:
 
     async def _store(self, pages: list[tuple[int, PageData]]) -> None:
         """Put `pages`; those the store refuses go to the spill, or the write fails."""
-        client, pool_id, uid = self._place.client, self._place.pool_id, self._place.uid
-        outcomes = await self._tiered.put(client, pool_id, [(OID, i, data) for i, data in pages])
+        place = self.place
+        keys = [(OID, index, data) for index, data in pages]
+        outcomes = await self._tiered.put(place.client, place.pool_id, keys)
         refused: list[tuple[int, PageData, RejectReason]] = []
         for (index, data), outcome in zip(pages, outcomes, strict=True):
             if isinstance(outcome, Rejected):
                 refused.append((index, data, outcome.reason))
             elif self._spill is not None:
-                self._spill.drop((uid, index))
+                self._spill.drop((place.uid, index))
         if refused:
-            self._refused[0] += len(refused)
-            self._spill_or_fail(refused)
+            self._counters["nbd_store_refused"] += len(refused)
+            self._spill_or_fail(place.uid, refused)
 
-    def _spill_or_fail(self, refused: list[tuple[int, PageData, RejectReason]]) -> None:
+    def _spill_or_fail(self, uid: int, refused: list[tuple[int, PageData, RejectReason]]) -> None:
         index, _, reason = refused[0]
         why = f"the store refused {len(refused)} pages (page {index}: {reason.value})"
         if self._spill is None:
@@ -161,7 +200,7 @@ class Volume:
         for index, data, _ in refused:
             page = unpack_page(data) if isinstance(data, PackedPage) else data
             try:
-                spilled = self._spill.store((self._place.uid, index), page)
+                spilled = self._spill.store((uid, index), page)
             except OSError as error:
                 raise RequestRefused(
                     Errno.EIO, f"{why}; the spill {self._spill.path} failed: {error.strerror}"
@@ -174,11 +213,11 @@ class Volume:
                 )
 
     def _flush(self, indexes: Sequence[int]) -> None:
-        keys = [(OID, index) for index in indexes]
-        self._tiered.flush(self._place.client, self._place.pool_id, keys)
+        place = self.place
+        self._tiered.flush(place.client, place.pool_id, [(OID, index) for index in indexes])
         if self._spill is not None:
             for index in indexes:
-                self._spill.drop((self._place.uid, index))
+                self._spill.drop((place.uid, index))
 
     @contextlib.asynccontextmanager
     async def _page_lock(self, index: int) -> AsyncIterator[None]:

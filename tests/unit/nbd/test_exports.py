@@ -249,3 +249,39 @@ def test_only_the_owner_lists_and_deletes_its_export() -> None:
     assert node.delete("disk", OWNER) == 2
     assert node.statuses(OWNER) == []
     assert node.find("disk") is None
+
+
+def test_a_backend_loaded_anew_gets_the_export_a_new_pool_and_spilled_pages_stay(
+    tmp_path: Path,
+) -> None:
+    spill = Spill(str(tmp_path / "spill"), 64 * 4096)
+    backend = Backend(ZcacheConfig(memory=8 << 20))
+    node = NodeExports(backend, TieredTmem(backend), spill)
+    node.create("disk", SIZE, OWNER)
+    disk = volume(node)
+    random = os.urandom(4096)
+    run(disk.write(0, random))  # refused by the store: spilled
+    assert backend.set_param("zcache", "off")
+    assert backend.set_param("zcache", "on")
+
+    async def scenario() -> bytes:
+        await disk.write(4096, TEXT[:4096])
+        return await disk.read(0, 8192)
+
+    assert run(scenario()) == random + TEXT[:4096]
+    assert node.statuses(OWNER) == [ExportStatus("disk", OWNER, SIZE, 1, 1)]
+
+
+def test_a_deleted_export_fails_every_operation_of_a_client_still_connected() -> None:
+    node = exports()
+    node.create("disk", SIZE, OWNER)
+    disk = volume(node)
+    node.delete("disk", OWNER)
+    node.create("disk", SIZE, OWNER)
+    run(volume(node).write(0, TEXT[:4096]))
+    with pytest.raises(RequestRefused) as refused:
+        run(disk.read(0, 4096))
+    assert (refused.value.errno, refused.value.message) == (
+        Errno.EIO,
+        "export nbd-export:client:alice/disk was deleted",
+    )
