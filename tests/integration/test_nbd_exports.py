@@ -1,10 +1,13 @@
 """Exports of a real `ramster node --nbd` with real NBD clients: `ramster export` creates, lists
 and deletes them; `nbdcopy` writes a mixed corpus and reads it back byte-exact (pages the store
 refuses go to the spill); `qemu-io` writes in part, zeroes and discards; several connections at
-once; a node without a spill answers a refused write ENOSPC and says why in its log."""
+once; a node without a spill answers a refused write ENOSPC and says why in its log; with two
+copies, a write is acknowledged once a peer holds the second, and a restarted node's export,
+created again, reads back every block from the peer's copies."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import re
@@ -12,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from nodemanager.cli import list_members
 from ramster.client import SyncClient
+from ramster.launcher import free_port
+from tests.support.cluster import Cluster, text_page
+from tests.support.etcd import EtcdProcess
 from tests.support.nbd import missing_tools, run_tool, run_tool_failing, uri
 from tests.support.nodes import NodeFactory, NodeProcess, run_cli
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.skipif(
     bool(missing_tools()), reason=f"NBD clients absent: {', '.join(missing_tools())}"
@@ -187,3 +195,38 @@ def test_nbd_over_tcp_is_refused_off_loopback(tmp_path: Path) -> None:
         "ramster node: nbd '10.1.2.3:10809' is invalid: expected unix:///path or a loopback "
         "HOST:PORT: NBD's TLS is not served, so NBD over TCP stays on this host",
     )
+
+
+def test_with_two_copies_a_peer_holds_every_block_and_an_export_outlives_its_nodes_restart(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str, tmp_path: Path
+) -> None:
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster, copies=2)
+    socket_path = tmp_path / "nbd.sock"
+    try:
+        node_a = cluster.start(
+            "A",
+            "32MiB",
+            listen=f"127.0.0.1:{free_port()}",
+            flags=("--nbd", f"unix://{socket_path}"),
+        )
+        export(node_a, "create", "disk", "--size", "8MiB")
+        data = b"".join(text_page(n) for n in range(1024))
+        source, back = tmp_path / "source", tmp_path / "back"
+        source.write_bytes(data)
+
+        cluster.start("B", "64MiB")
+        members = lambda: sorted(m.name for m in asyncio.run(list_members(etcd.url, etcd_cluster)))  # noqa: E731
+        wait_for(lambda: members() == ["A", "B"], what="A and B in the view")
+        run_tool("nbdcopy", str(source), uri(socket_path, "disk"))
+        assert cluster.stats("B")["foreign_pers_pages"] == 1024
+
+        first_epoch = node_a.ready["epoch"]
+        node_a.kill()
+        wait_for(lambda: members() == ["B"], what="A out of the view")
+        node_a.start()
+        export(node_a, "create", "disk", "--size", "8MiB")  # claims the recovered pool
+        run_tool("nbdcopy", uri(socket_path, "disk"), str(back))
+        assert back.read_bytes() == data + bytes(4 * MIB)
+        assert node_a.ready["epoch"] != first_epoch
+    finally:
+        cluster.close()
