@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import stat
 from dataclasses import dataclass
@@ -42,6 +43,29 @@ class SocketFile:
         with contextlib.suppress(FileNotFoundError):
             if _identity(os.lstat(self.path)) == self.identity:
                 os.unlink(self.path)
+
+
+def listening_socket(path: str, address: str, socket_mode: int) -> tuple[socket.socket, SocketFile]:
+    """A listening unix socket at `path` (of listen `address`) with permission bits
+    `socket_mode`, that this process alone owns: for servers that bind their own sockets
+    (`ramster.nbd.server`; gRPC binds its own, `ramster.rpc.listeners`)."""
+    private = f"{path}.{secrets.token_hex(4)}"
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listening.bind(private)
+        os.chmod(private, socket_mode)
+        claim(private, path, address)
+        file = SocketFile.of(path, os.lstat(private))
+        listening.listen(128)
+    except OSError as error:
+        listening.close()
+        raise FailedPrecondition(
+            f"listen {address!r} cannot be bound: {error.strerror or error} ({error.filename})"
+        ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(private)
+    return listening, file
 
 
 def claim(private: str, path: str, address: str) -> None:

@@ -5,10 +5,12 @@ loop parses requests and starts one task per request; a task answers with a simp
 soon as its work is done, so replies may overtake each other (the client matches them by
 cookie). Memory stays bounded: a READ or WRITE is at most `MAX_PAYLOAD` bytes, and a connection
 reads no further request while `MAX_IN_FLIGHT` requests or `MAX_IN_FLIGHT_BYTES` of payload are
-in flight (TCP back-pressure does the rest). A refused request is answered with its NBD error
+in flight (TCP back-pressure does the rest), and a server holds at most `MAX_CONNECTIONS`. A
+refused request is answered with its NBD error
 (a refused WRITE's payload is read and dropped in `SKIP_CHUNK` pieces); a broken rule the
 stream cannot recover from (a bad magic) closes the connection; an error of the store is EIO,
-logged; nothing escapes a connection.
+logged; nothing escapes a connection. Refusals are logged at most once per `LOG_INTERVAL` per
+kind, with the count of those held back: a full spill under swap refuses every write.
 
 The server knows exports only through `Exports` and `Export`: names, sizes and byte-range
 operations. Not here: what an export stores (`ramster.nbd.exports`), which addresses the node
@@ -20,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
@@ -48,7 +48,7 @@ from ramster.nbd.protocol import (
     parse_request,
     simple_reply,
 )
-from ramster.socket_files import SocketFile, claim
+from ramster.socket_files import SocketFile, listening_socket
 from ramster.wire.limits import split_host_port
 
 log = logging.getLogger("ramster.nbd")
@@ -63,6 +63,10 @@ MAX_IN_FLIGHT_BYTES = 64 << 20
 is alone)."""
 SKIP_CHUNK = 1 << 20
 """The piece in which the payload of a refused WRITE is read and dropped."""
+MAX_CONNECTIONS = 256
+"""Connections one server holds at once; one more is closed at once."""
+LOG_INTERVAL = 10.0
+"""Seconds between two log lines of one kind of refusal."""
 
 
 class Export(Protocol):
@@ -98,6 +102,7 @@ class NbdServer:
         self._servers: list[asyncio.Server] = []
         self._files: list[SocketFile] = []
         self._connections: set[asyncio.Task[None]] = set()
+        self._throttled = _Throttle(LOG_INTERVAL)
 
     def __repr__(self) -> str:
         return f"<NbdServer listeners={len(self._servers)} connections={len(self._connections)}>"
@@ -114,7 +119,7 @@ class NbdServer:
                 port = server.sockets[0].getsockname()[1]
                 bound.append(f"{'[' + host + ']' if ':' in host else host}:{port}")
             else:
-                listening, file = _unix_socket(path, address, socket_mode)
+                listening, file = listening_socket(path, address, socket_mode)
                 self._files.append(file)
                 await self._listen(address, asyncio.start_unix_server(self._serve, sock=listening))
                 bound.append(address)
@@ -145,14 +150,20 @@ class NbdServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
         peer = writer.get_extra_info("peername") or "a unix socket"
+        if len(self._connections) >= MAX_CONNECTIONS:
+            self._throttled.warning(
+                "full", "NBD client %s refused: %d connections", peer, MAX_CONNECTIONS
+            )
+            writer.close()
+            return
+        self._connections.add(task)
         try:
             name = await asyncio.wait_for(self._negotiate(reader, writer), HANDSHAKE_SECONDS)
             export = self._exports.export(name) if name is not None else None
             if export is not None:
                 log.info("NBD client %s serves export %r", peer, name)
-                await _Transmission(export, reader, writer).run()
+                await _Transmission(export, reader, writer, self._throttled).run()
         except Violation as violation:
             log.warning("NBD client %s broke the protocol (%s): closing", peer, violation)
         except TimeoutError:
@@ -189,34 +200,18 @@ class NbdServer:
                 return answer.chosen
 
 
-def _unix_socket(path: str, address: str, socket_mode: int) -> tuple[socket.socket, SocketFile]:
-    """A listening socket at `path` that this process alone owns (`ramster.socket_files`)."""
-    private = f"{path}.{secrets.token_hex(4)}"
-    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listening.bind(private)
-        os.chmod(private, socket_mode)
-        claim(private, path, address)
-        file = SocketFile.of(path, os.lstat(private))
-        listening.listen(128)
-    except OSError as error:
-        listening.close()
-        raise FailedPrecondition(
-            f"nbd {address!r} cannot be bound: {error.strerror or error} ({error.filename})"
-        ) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(private)
-    return listening, file
-
-
 class _Transmission:
     """The transmission phase of one connection on `export`."""
 
     def __init__(
-        self, export: Export, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        export: Export,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        throttled: _Throttle,
     ) -> None:
         self._export = export
+        self._throttled = throttled
         self._reader = reader
         self._writer = writer
         self._requests = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -259,10 +254,12 @@ class _Transmission:
                 data = await self._perform(request, command, payload)
             except RequestRefused as refused:
                 errno = refused.errno
-                log.warning("NBD %s refused: %s", command.name, refused.message)
+                kind = f"{command.name} {refused.errno.name}"
+                self._throttled.warning(kind, "NBD %s refused: %s", command.name, refused.message)
             except RamsterError as error:
                 errno = Errno.EIO
-                log.warning("NBD %s failed: %s", command.name, error.message)
+                kind = f"{command.name} {error.status}"
+                self._throttled.warning(kind, "NBD %s failed: %s", command.name, error.message)
             except Exception:
                 errno = Errno.EIO
                 log.exception("NBD %s failed unexpectedly", command.name)
@@ -293,7 +290,7 @@ class _Transmission:
         return b""
 
     def _answer(self, request: Request, errno: Errno, message: str) -> None:
-        log.info("NBD request refused with %s: %s", errno.name, message)
+        self._throttled.warning(errno.name, "NBD request refused with %s: %s", errno.name, message)
         self._writer.write(simple_reply(request.cookie, errno))
 
 
@@ -322,3 +319,25 @@ class _ByteBudget:
     def give(self, size: int) -> None:
         self._free += size
         self._freed.set()
+
+
+class _Throttle:
+    """Warnings of one kind at most once per `interval` seconds; the next one that is logged
+    says how many were held back."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next.get(kind, 0.0):
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return
+        self._next[kind] = now + self._interval
+        held = self._held.pop(kind, 0)
+        if held:
+            log.warning(f"{message} (and {held} more like it held back)", *args)
+        else:
+            log.warning(message, *args)

@@ -4,6 +4,7 @@ memory: the protocol apart from the store (the store's exports: test_nbd_exports
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import os
 import re
 import struct
@@ -229,3 +230,17 @@ def test_tcp_listener_serves_too(tmp_path: Path, disk: MemoryExport) -> None:
     with served(MemoryExports(disk=disk), "127.0.0.1:0") as bound:
         shown = run_tool("nbdinfo", "--size", f"nbd://{bound[0]}/disk").stdout
     assert shown == f"{SIZE}\n"
+
+
+def test_refusals_of_one_kind_are_logged_once_per_interval_with_a_count(
+    connected: RawClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "ramster.nbd")
+    for cookie in range(5):
+        connected.request(Command.READ, SIZE, 4096, cookie=cookie)
+        assert connected.reply() == (Errno.EINVAL, cookie, b"")
+    lines = [r.getMessage() for r in caplog.records if "EINVAL" in r.getMessage()]
+    assert lines == [
+        "NBD request refused with EINVAL: READ of 4096 bytes at offset 4194304 ends past the "
+        "export's 4194304 bytes"
+    ]
