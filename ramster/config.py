@@ -137,8 +137,9 @@ class NbdConfig:
     """The node's NBD server (`ramster.nbd`; issue 13).
 
     listen: where NBD clients reach the node's exports: ``unix:///path`` (mode `socket_mode`
-        of the node) or a loopback ``HOST:PORT`` (default none: no NBD server). NBD's own TLS
-        (STARTTLS) is not served, so NBD over TCP stays on loopback, whatever the node's TLS.
+        of the node) or ``HOST:PORT`` (default none: no NBD server). On a node with TLS, a TCP
+        client must STARTTLS with a certificate of the cluster CA; without TLS, TCP is served
+        on loopback only, unless the node is `insecure`.
     spill: a file for the pages the store refuses (default None: such a write fails ENOSPC).
     spill_size: bytes the spill may hold, whole 4096-byte pages (required with `spill`).
     """
@@ -150,13 +151,6 @@ class NbdConfig:
     def __post_init__(self) -> None:
         for address in self.listen:
             check_listen(address)
-            if unix_path(address) is None and not is_loopback(address):
-                raise InvalidArgument.field(
-                    "nbd",
-                    address,
-                    "unix:///path or a loopback HOST:PORT: NBD's TLS is not served, so NBD "
-                    "over TCP stays on this host",
-                )
         if self.spill is not None and self.spill_size < 4096:
             raise InvalidArgument.field(
                 "nbd_spill_size", self.spill_size, "at least 4096 bytes with a spill file"
@@ -276,6 +270,13 @@ class NodeConfig:
                     raise InvalidArgument(
                         f"listen {address!r} is not loopback: serve it with --tls-ca, "
                         "--tls-cert and --tls-key, or pass --insecure to serve it in plaintext"
+                    )
+            for address in self.nbd.listen:
+                if unix_path(address) is None and not is_loopback(address):
+                    raise InvalidArgument(
+                        f"nbd {address!r} is not loopback: serve it with --tls-ca, --tls-cert "
+                        "and --tls-key (NBD clients STARTTLS with a certificate of the CA), or "
+                        "pass --insecure to serve it in plaintext"
                     )
         mode = self.socket_mode
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:

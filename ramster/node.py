@@ -216,7 +216,8 @@ class Node:
         await self.agent.publish_state()
         await self._server.serving()
         if config.nbd.listen:
-            self.nbd_addresses = await self._nbd.start(config.nbd.listen, config.socket_mode)
+            tls = config.tls.server_context() if config.tls is not None else None
+            self.nbd_addresses = await self._nbd.start(config.nbd.listen, config.socket_mode, tls)
             log.info("node %s serves NBD on %s", config.name, ", ".join(self.nbd_addresses))
         log.info(
             "node %s serving on %s%s%s: %r",

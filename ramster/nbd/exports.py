@@ -3,8 +3,11 @@ identity that created it.
 
 `NodeExports` creates, lists and deletes exports (for the Admin calls) and hands them to the NBD
 server by name (`ramster.nbd.server.Exports`). Export names are the node's: one name is one
-export whoever owns it, as an NBD client names it with no identity of its own (who may connect
-is the socket's mode, or loopback for TCP). Only the owner lists and deletes its exports.
+export whoever owns it. Only the owner lists and deletes its exports (`ramster export`). Over
+NBD, a client that proved an identity (a certificate, after STARTTLS on a node with TLS) sees
+and uses the exports of that identity, or every one for an admin (`seen_by`); a client that
+proved nothing (a unix socket, TCP on loopback without TLS) sees every export: who may connect
+decides (the socket's mode).
 
 An export's pool belongs to the client ``nbd-export:ROLE:NAME/EXPORT``
 (`ramster.tmem.keys.owner_name` under the scope ``nbd-export:`` + the owner's identity): no
@@ -32,6 +35,7 @@ from ramster.nbd.volume import Volume
 from ramster.state import ExportStatus
 from ramster.tiered import TieredTmem
 from ramster.tmem.keys import U32_MAX, owner_name
+from ramster.trust.identity import Identity, Role
 
 log = logging.getLogger("ramster.nbd")
 
@@ -125,18 +129,31 @@ class NodeExports:
 
     # -- what the NBD server asks (`ramster.nbd.server.Exports`) ----------------------------
 
-    def find(self, name: str) -> ExportInfo | None:
-        export = self._exports.get(name)
+    def find(self, name: str, owner: str | None = None) -> ExportInfo | None:
+        export = self._seen(name, owner)
         return self._info(export) if export is not None else None
 
-    def listing(self) -> Sequence[ExportInfo]:
-        return [self._info(export) for _, export in sorted(self._exports.items())]
+    def listing(self, owner: str | None = None) -> Sequence[ExportInfo]:
+        exports = sorted(self._exports.items())
+        return [self._info(e) for _, e in exports if owner is None or e.owner == owner]
 
-    def export(self, name: str) -> Volume | None:
-        export = self._exports.get(name)
+    def export(self, name: str, owner: str | None = None) -> Volume | None:
+        export = self._seen(name, owner)
         return export.volume if export is not None else None
 
+    def seen_by(self, identity: Identity | None) -> NodeExports | OwnedExports:
+        """Every export for a client that proved nothing or an admin; else the identity's."""
+        if identity is None or identity.role is Role.ADMIN:
+            return self
+        return OwnedExports(self, f"{identity.role.value}:{identity.name}")
+
     # -- internals ---------------------------------------------------------------------------
+
+    def _seen(self, name: str, owner: str | None) -> _Export | None:
+        export = self._exports.get(name)
+        if export is None or (owner is not None and export.owner != owner):
+            return None
+        return export
 
     def _owned(self, name: str, owner: str) -> _Export:
         export = self._exports.get(name)
@@ -152,3 +169,23 @@ class NodeExports:
         pages = self._backend.require().table.pool(place.client, place.pool_id).pages
         spilled = self._spill.pages_of(place.uid) if self._spill is not None else 0
         return ExportStatus(export.name, export.owner, export.volume.size, pages, spilled)
+
+
+class OwnedExports:
+    """The exports of `owner` (``ROLE:NAME``), as an NBD client proven to be it sees them."""
+
+    def __init__(self, exports: NodeExports, owner: str) -> None:
+        self._exports = exports
+        self._owner = owner
+
+    def find(self, name: str) -> ExportInfo | None:
+        return self._exports.find(name, self._owner)
+
+    def listing(self) -> Sequence[ExportInfo]:
+        return self._exports.listing(self._owner)
+
+    def export(self, name: str) -> Volume | None:
+        return self._exports.export(name, self._owner)
+
+    def seen_by(self, identity: Identity | None) -> NodeExports | OwnedExports:
+        return self._exports.seen_by(identity)

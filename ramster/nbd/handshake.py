@@ -1,17 +1,22 @@
 """Option haggling of the fixed-newstyle NBD handshake: which option is answered how.
 
 `answer_option` takes one option as received and returns the bytes to send and what follows:
-go on negotiating, enter transmission on a chosen export, or close. OPT_GO, OPT_INFO, OPT_LIST,
-OPT_EXPORT_NAME and OPT_ABORT are served; every other option (STARTTLS, STRUCTURED_REPLY, the
-metadata contexts, extended headers) is answered ERR_UNSUP, so clients fall back to simple
-replies without TLS. An unknown export is ERR_UNKNOWN, except after OPT_EXPORT_NAME, which cannot
-carry an error: the protocol says to close then.
+go on negotiating, upgrade to TLS, enter transmission on a chosen export, or close. OPT_GO,
+OPT_INFO, OPT_LIST, OPT_EXPORT_NAME, OPT_ABORT and (where TLS is offered) OPT_STARTTLS are
+served; every other option (STRUCTURED_REPLY, the metadata contexts, extended headers) is
+answered ERR_UNSUP, so clients fall back to simple replies. An unknown export is ERR_UNKNOWN,
+except after OPT_EXPORT_NAME, which cannot carry an error: the protocol says to close then.
+
+Where TLS is offered it is required (the protocol's FORCEDTLS mode): until STARTTLS succeeds,
+every option but STARTTLS and ABORT is ERR_TLS_REQD (and OPT_EXPORT_NAME closes), so a client
+learns nothing of the exports in the clear.
 
 Pure: no I/O. Not here: the codecs (`ramster.nbd.protocol`), the sockets (`ramster.nbd.server`).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -66,27 +71,51 @@ class Catalogue(Protocol):
     def listing(self) -> Sequence[ExportInfo]: ...
 
 
+class Tls(enum.Enum):
+    """Where a connection stands with TLS."""
+
+    NOT_OFFERED = "not offered"
+    """A unix socket, or a node without TLS: STARTTLS is ERR_UNSUP."""
+    REQUIRED = "required"
+    """Offered and required, not negotiated yet."""
+    DONE = "done"
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The bytes answering an option, and what follows: transmission on `chosen` (a name), a
-    close (`close`, with `reason` for the log), or else more options."""
+    """The bytes answering an option, and what follows: an upgrade to TLS (`starttls`, once the
+    replies are sent), transmission on `chosen` (a name), a close (`close`, with `reason` for the
+    log), or else more options."""
 
     replies: bytes
     chosen: str | None = None
     close: bool = False
     reason: str = ""
+    starttls: bool = False
 
 
-def answer_option(option: int, data: bytes, catalogue: Catalogue, no_zeroes: bool) -> Answer:
-    """The answer to `option` with `data`, given the exports of `catalogue` and whether the
-    client agreed to NO_ZEROES."""
+def answer_option(
+    option: int, data: bytes, catalogue: Catalogue, no_zeroes: bool, tls: Tls = Tls.NOT_OFFERED
+) -> Answer:
+    """The answer to `option` with `data`, given the exports of `catalogue` (those this client
+    may see), whether the client agreed to NO_ZEROES, and where it stands with `tls`."""
     try:
-        return _answer(option, data, catalogue, no_zeroes)
+        return _answer(option, data, catalogue, no_zeroes, tls)
     except OptionRefused as refused:
         return Answer(option_reply(option, refused.reply, refused.message.encode()))
 
 
-def _answer(option: int, data: bytes, catalogue: Catalogue, no_zeroes: bool) -> Answer:
+def _answer(option: int, data: bytes, catalogue: Catalogue, no_zeroes: bool, tls: Tls) -> Answer:
+    if option == Option.STARTTLS and tls is not Tls.NOT_OFFERED:
+        if tls is Tls.DONE:
+            raise OptionRefused(Reply.ERR_INVALID, "TLS is already negotiated")
+        if data:
+            raise OptionRefused(Reply.ERR_INVALID, f"OPT_STARTTLS carries {len(data)} bytes: none")
+        return Answer(option_reply(option, Reply.ACK), starttls=True)
+    if tls is Tls.REQUIRED and option != Option.ABORT:
+        if option == Option.EXPORT_NAME:
+            return Answer(b"", close=True, reason="OPT_EXPORT_NAME before STARTTLS")
+        raise OptionRefused(Reply.ERR_TLS_REQD, "this server requires TLS: send OPT_STARTTLS")
     if option == Option.EXPORT_NAME:
         name = _name_or_none(data)
         export = catalogue.find(name) if name is not None else None

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from ramster.config import unix_path
 from ramster.errors import FailedPrecondition, RamsterError
-from ramster.nbd.handshake import Catalogue, answer_option
+from ramster.nbd.handshake import Catalogue, Tls, answer_option
 from ramster.nbd.protocol import (
     CLIENT_FLAGS,
     GREETING,
@@ -49,6 +51,7 @@ from ramster.nbd.protocol import (
     simple_reply,
 )
 from ramster.socket_files import SocketFile, listening_socket
+from ramster.trust.identity import Identity, identity_of_certificate
 from ramster.wire.limits import split_host_port
 
 log = logging.getLogger("ramster.nbd")
@@ -93,6 +96,11 @@ class Exports(Catalogue, Protocol):
 
     def export(self, name: str) -> Export | None: ...
 
+    def seen_by(self, identity: Identity | None) -> Exports:
+        """The exports a client proven to be `identity` may see and use (None: one that proved
+        nothing, on a unix socket or a TCP listener without TLS: who connects decides)."""
+        ...
+
 
 class NbdServer:
     """Serves `exports` over NBD on the addresses given to `start`."""
@@ -107,15 +115,19 @@ class NbdServer:
     def __repr__(self) -> str:
         return f"<NbdServer listeners={len(self._servers)} connections={len(self._connections)}>"
 
-    async def start(self, addresses: Sequence[str], socket_mode: int) -> list[str]:
-        """Listen on `addresses` (``unix:///PATH`` files get `socket_mode`); the addresses as
-        bound (a TCP port 0 replaced by the port given)."""
+    async def start(
+        self, addresses: Sequence[str], socket_mode: int, tls: ssl.SSLContext | None = None
+    ) -> list[str]:
+        """Listen on `addresses` (``unix:///PATH`` files get `socket_mode`; TCP listeners require
+        STARTTLS with `tls` if given); the addresses as bound (a TCP port 0 replaced by the port
+        given)."""
         bound = []
         for address in addresses:
             path = unix_path(address)
             if path is None:
                 host, port = split_host_port(address, "nbd")
-                server = await self._listen(address, asyncio.start_server(self._serve, host, port))
+                serve = functools.partial(self._serve, tls=tls)
+                server = await self._listen(address, asyncio.start_server(serve, host, port))
                 port = server.sockets[0].getsockname()[1]
                 bound.append(f"{'[' + host + ']' if ':' in host else host}:{port}")
             else:
@@ -147,7 +159,12 @@ class NbdServer:
         for file in self._files:
             file.remove()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername") or "a unix socket"
@@ -159,8 +176,10 @@ class NbdServer:
             return
         self._connections.add(task)
         try:
-            name = await asyncio.wait_for(self._negotiate(reader, writer), HANDSHAKE_SECONDS)
-            export = self._exports.export(name) if name is not None else None
+            negotiated = self._negotiate(reader, writer, tls)
+            chosen = await asyncio.wait_for(negotiated, HANDSHAKE_SECONDS)
+            export = chosen[0].export(chosen[1]) if chosen is not None else None
+            name = chosen[1] if chosen is not None else None
             if export is not None:
                 log.info("NBD client %s serves export %r", peer, name)
                 await _Transmission(export, reader, writer, self._throttled).run()
@@ -170,6 +189,8 @@ class NbdServer:
             log.warning("NBD client %s chose no export in %.0f s: closing", peer, HANDSHAKE_SECONDS)
         except (asyncio.IncompleteReadError, ConnectionError) as error:
             log.info("NBD client %s went away: %s", peer, error.__class__.__name__)
+        except (ssl.SSLError, RamsterError) as error:
+            log.warning("NBD client %s failed TLS: %s: closing", peer, error)
         except Exception:  # a connection never takes the node down
             log.exception("NBD client %s: unexpected error: closing", peer)
         finally:
@@ -179,25 +200,33 @@ class NbdServer:
                 await writer.wait_closed()
 
     async def _negotiate(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> str | None:
-        """The export the client chose, or None if it aborted or named an unknown one."""
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: ssl.SSLContext | None
+    ) -> tuple[Exports, str] | None:
+        """The exports the client may use and the name of the one it chose, or None if it
+        aborted or named an unknown one. With `tls`, the client must upgrade with STARTTLS and
+        prove who it is with a certificate of the cluster CA."""
         writer.write(GREETING)
         await writer.drain()
         flags = parse_client_flags(await reader.readexactly(CLIENT_FLAGS.size))
         no_zeroes = ClientFlag.NO_ZEROES in flags
+        stage = Tls.NOT_OFFERED if tls is None else Tls.REQUIRED
+        exports = self._exports.seen_by(None)
         while True:
             option, length = parse_option_header(await reader.readexactly(OPTION_HEADER.size))
-            answer = answer_option(
-                option, await reader.readexactly(length), self._exports, no_zeroes
-            )
+            data = await reader.readexactly(length)
+            answer = answer_option(option, data, exports, no_zeroes, stage)
             writer.write(answer.replies)
             await writer.drain()
+            if answer.starttls:
+                assert tls is not None
+                await writer.start_tls(tls)
+                stage = Tls.DONE
+                exports = self._exports.seen_by(_identity(writer))
             if answer.close:
                 log.info("NBD negotiation ended: %s", answer.reason)
                 return None
             if answer.chosen is not None:
-                return answer.chosen
+                return exports, answer.chosen
 
 
 class _Transmission:
@@ -292,6 +321,12 @@ class _Transmission:
     def _answer(self, request: Request, errno: Errno, message: str) -> None:
         self._throttled.warning(errno.name, "NBD request refused with %s: %s", errno.name, message)
         self._writer.write(simple_reply(request.cookie, errno))
+
+
+def _identity(writer: asyncio.StreamWriter) -> Identity:
+    """Who the client's certificate (verified against the CA by the TLS handshake) names."""
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    return identity_of_certificate(ssl.DER_cert_to_PEM_cert(der).encode())
 
 
 async def _skip(reader: asyncio.StreamReader, length: int) -> None:

@@ -188,15 +188,6 @@ def test_without_a_spill_a_refused_write_is_enospc_and_the_log_says_why(
     )
 
 
-def test_nbd_over_tcp_is_refused_off_loopback(tmp_path: Path) -> None:
-    refused = run_cli("node", "--nbd", "10.1.2.3:10809", "--ready-file", str(tmp_path / "r"))
-    assert (refused.returncode, refused.stderr.splitlines()[-1]) == (
-        2,
-        "ramster node: nbd '10.1.2.3:10809' is invalid: expected unix:///path or a loopback "
-        "HOST:PORT: NBD's TLS is not served, so NBD over TCP stays on this host",
-    )
-
-
 def test_with_two_copies_a_peer_holds_every_block_and_an_export_outlives_its_nodes_restart(
     node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str, tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ from ramster.nbd.protocol import (
     Option,
 )
 from ramster.nbd.server import Export, NbdServer
+from ramster.trust.identity import Identity
 
 CLIENT_TOOLS = {"nbdinfo": "libnbd-bin", "nbdcopy": "libnbd-bin", "qemu-io": "qemu-utils"}
 """The real NBD clients the tests run, and the Debian package of each."""
@@ -98,6 +99,9 @@ class MemoryExports:
 
     def export(self, name: str) -> Export | None:
         return self.exports.get(name)
+
+    def seen_by(self, identity: Identity | None) -> MemoryExports:
+        return self
 
 
 @contextmanager

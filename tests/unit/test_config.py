@@ -124,11 +124,6 @@ def test_nbd_serves_unix_sockets_and_loopback_tcp() -> None:
     ("config", "message"),
     [
         (
-            {"listen": ("0.0.0.0:10809",)},
-            "nbd '0.0.0.0:10809' is invalid: expected unix:///path or a loopback HOST:PORT: NBD's "
-            "TLS is not served, so NBD over TCP stays on this host",
-        ),
-        (
             {"spill": "/var/lib/ramster/spill"},
             "nbd_spill_size 0 is invalid: expected at least 4096 bytes with a spill file",
         ),
@@ -142,3 +137,18 @@ def test_bad_nbd_configs_are_refused(config: dict[str, object], message: str) ->
     with pytest.raises(InvalidArgument) as refused:
         NbdConfig(**config)  # type: ignore[arg-type]
     assert refused.value.message == message
+
+
+def test_nbd_off_loopback_needs_tls_or_insecure() -> None:
+    nbd = NbdConfig(("0.0.0.0:10809",))
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="127.0.0.1:0", store=ZcacheConfig(memory=1 << 20), nbd=nbd)
+    assert refused.value.message == (
+        "nbd '0.0.0.0:10809' is not loopback: serve it with --tls-ca, --tls-cert and --tls-key "
+        "(NBD clients STARTTLS with a certificate of the CA), or pass --insecure to serve it in "
+        "plaintext"
+    )
+    insecure = NodeConfig(
+        listen="127.0.0.1:0", store=ZcacheConfig(memory=1 << 20), nbd=nbd, insecure=True
+    )
+    assert insecure.nbd.listen == ("0.0.0.0:10809",)

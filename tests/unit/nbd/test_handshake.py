@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from ramster.nbd.handshake import TRANSMISSION_FLAGS, Answer, ExportInfo, answer_option
+from ramster.nbd.handshake import TRANSMISSION_FLAGS, Answer, ExportInfo, Tls, answer_option
 from ramster.nbd.protocol import Info, Option, Reply
 
 SWAP = ExportInfo("swap", 1 << 30, "RAMster export")
@@ -119,3 +119,30 @@ def test_unsupported_and_unknown_options_are_err_unsup() -> None:
         assert replies(answer.replies) == [
             (option, Reply.ERR_UNSUP, b"option " + name + b" is not supported")
         ]
+
+
+def test_where_tls_is_required_every_option_but_starttls_and_abort_is_err_tls_reqd() -> None:
+    exports = Exports(SWAP)
+    for option in (Option.LIST, Option.GO, Option.INFO, Option.STRUCTURED_REPLY):
+        answer = answer_option(option, go_data(b"swap"), exports, False, Tls.REQUIRED)
+        assert replies(answer.replies) == [
+            (option, Reply.ERR_TLS_REQD, b"this server requires TLS: send OPT_STARTTLS")
+        ]
+    before = answer_option(Option.EXPORT_NAME, b"swap", exports, False, Tls.REQUIRED)
+    assert before == Answer(b"", close=True, reason="OPT_EXPORT_NAME before STARTTLS")
+    aborted = answer_option(Option.ABORT, b"", exports, False, Tls.REQUIRED)
+    assert aborted.close
+
+
+def test_starttls_is_acked_once_where_offered() -> None:
+    exports = Exports(SWAP)
+    upgrade = answer_option(Option.STARTTLS, b"", exports, False, Tls.REQUIRED)
+    assert (replies(upgrade.replies), upgrade.starttls) == ([(5, Reply.ACK, b"")], True)
+    again = answer_option(Option.STARTTLS, b"", exports, False, Tls.DONE)
+    assert replies(again.replies) == [(5, Reply.ERR_INVALID, b"TLS is already negotiated")]
+    with_data = answer_option(Option.STARTTLS, b"x", exports, False, Tls.REQUIRED)
+    assert replies(with_data.replies) == [
+        (5, Reply.ERR_INVALID, b"OPT_STARTTLS carries 1 bytes: none")
+    ]
+    done = answer_option(Option.GO, go_data(b"swap"), exports, False, Tls.DONE)
+    assert done.chosen == "swap"
