@@ -74,8 +74,9 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         action=FromEnvironment,
         many=True,
         type=flags.listen,
-        help="unix:///PATH or loopback HOST:PORT to serve the node's exports over NBD; repeat "
-        "for several [RAMSTER_NBD, comma-separated, none]",
+        help="unix:///PATH or HOST:PORT to serve the node's exports over NBD (TCP: with TLS, "
+        "clients STARTTLS; without, loopback only); repeat for several [RAMSTER_NBD, "
+        "comma-separated, none]",
     )
     node.add_argument(
         "--nbd-spill",
