@@ -18,9 +18,10 @@ import pytest
 from nodemanager.cli import list_members
 from ramster.client import SyncClient
 from ramster.launcher import free_port
+from ramster.nbd.protocol import Command, Errno, Reply
 from tests.support.cluster import Cluster, text_page
 from tests.support.etcd import EtcdProcess
-from tests.support.nbd import missing_tools, run_tool, run_tool_failing, uri
+from tests.support.nbd import RawClient, missing_tools, run_tool, run_tool_failing, uri
 from tests.support.nodes import NodeFactory, NodeProcess, run_cli
 from tests.support.processes import wait_for
 
@@ -221,3 +222,32 @@ def test_with_two_copies_a_peer_holds_every_block_and_an_export_outlives_its_nod
         assert node_a.ready["epoch"] != first_epoch
     finally:
         cluster.close()
+
+
+def test_malformed_requests_to_a_real_node_are_answered_and_it_serves_on(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    node, socket_path = nbd_node(node_factory, tmp_path)
+    export(node, "create", "disk", "--size", "1MiB")
+    raw = RawClient(socket_path)
+    raw.greet()
+    assert raw.go("disk")[-1].reply == Reply.ACK
+    raw.request(Command.READ, MIB - 4096, 8192, cookie=1)
+    raw.request(Command.WRITE, MIB, 1, b"x", cookie=2)
+    raw.request(77, cookie=3)
+    raw.request(Command.READ, 0, (32 << 20) + 1, cookie=4)
+    raw.request(Command.WRITE, 0, 5, b"hello", cookie=5)
+    answers = [raw.reply() for _ in range(5)]
+    assert sorted(answers) == [
+        (0, 5, b""),
+        (Errno.EINVAL, 1, b""),
+        (Errno.EINVAL, 3, b""),
+        (Errno.EINVAL, 4, b""),
+        (Errno.ENOSPC, 2, b""),
+    ]
+    raw.request(Command.READ, 0, 5, cookie=6)  # after the write's answer: ordered
+    assert raw.reply(5) == (0, 6, b"hello")
+    raw.request(Command.READ, 0, 5, magic=0)
+    assert raw.closed_by_server()
+    raw.close()
+    assert run_tool("nbdinfo", "--size", uri(socket_path, "disk")).stdout == f"{MIB}\n"
