@@ -12,8 +12,8 @@ decides (the socket's mode).
 An export's pool belongs to the client ``nbd-export:ROLE:NAME/EXPORT``
 (`ramster.tmem.keys.owner_name` under the scope ``nbd-export:`` + the owner's identity): no
 gRPC caller can name it (a caller's scope is ``ROLE:NAME``, and no role is ``nbd-export``), and
-it is never a session's client, so client sessions, which destroy the pools of applications
-gone idle, never reach it (`EXPORT_SCOPE` marks it). The registry lives in the node's memory:
+client sessions, which destroy the pools of applications gone idle, must skip it
+(`ramster.tmem.keys.EXPORT_PREFIX` marks it). The registry lives in the node's memory:
 after a restart the pool's pages come back from the peers, waiting for their client, and
 creating the export again with the same name, owner and size claims them
 (`ramster.tmem.host.Tmem.new_pool`).
@@ -34,13 +34,11 @@ from ramster.nbd.spill import PAGE, Spill
 from ramster.nbd.volume import Volume
 from ramster.state import ExportStatus
 from ramster.tiered import TieredTmem
-from ramster.tmem.keys import U32_MAX, owner_name
+from ramster.tmem.keys import EXPORT_PREFIX, U32_MAX, owner_name
 from ramster.trust.identity import Identity, Role
 
 log = logging.getLogger("ramster.nbd")
 
-EXPORT_SCOPE = "nbd-export"
-"""The client names of exports' pools start with ``nbd-export:`` (see the module doc)."""
 MAX_EXPORT_SIZE = (U32_MAX + 1) * PAGE
 """16 TiB: an export is one object, whose page indices are 32-bit."""
 MAX_EXPORTS = 64
@@ -49,7 +47,7 @@ MAX_EXPORTS = 64
 
 def export_client(owner: str, name: str) -> str:
     """The node's client name of export `name` of `owner` (``ROLE:NAME``)."""
-    return owner_name(f"{EXPORT_SCOPE}:{owner}", name)
+    return owner_name(f"{EXPORT_PREFIX}{owner}", name)
 
 
 class _Export:

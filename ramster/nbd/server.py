@@ -24,12 +24,12 @@ import contextlib
 import functools
 import logging
 import ssl
-import time
 from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from ramster.config import unix_path
 from ramster.errors import FailedPrecondition, RamsterError
+from ramster.nbd.bounds import ByteBudget, Throttle
 from ramster.nbd.handshake import Catalogue, Tls, answer_option
 from ramster.nbd.protocol import (
     CLIENT_FLAGS,
@@ -61,9 +61,9 @@ HANDSHAKE_SECONDS = 30.0
 haggling holds a socket and nothing else."""
 MAX_IN_FLIGHT = 64
 """Requests of one connection being served at once."""
-MAX_IN_FLIGHT_BYTES = 64 << 20
-"""READ and WRITE payload bytes of one connection held at once (a larger request waits until it
-is alone)."""
+MAX_IN_FLIGHT_BYTES = 2 * MAX_PAYLOAD
+"""READ and WRITE payload bytes of one connection held at once: at least `MAX_PAYLOAD`, so that
+every request fits."""
 SKIP_CHUNK = 1 << 20
 """The piece in which the payload of a refused WRITE is read and dropped."""
 MAX_CONNECTIONS = 256
@@ -110,7 +110,7 @@ class NbdServer:
         self._servers: list[asyncio.Server] = []
         self._files: list[SocketFile] = []
         self._connections: set[asyncio.Task[None]] = set()
-        self._throttled = _Throttle(LOG_INTERVAL)
+        self._throttled = Throttle(log, LOG_INTERVAL)
 
     def __repr__(self) -> str:
         return f"<NbdServer listeners={len(self._servers)} connections={len(self._connections)}>"
@@ -237,14 +237,14 @@ class _Transmission:
         export: Export,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        throttled: _Throttle,
+        throttled: Throttle,
     ) -> None:
         self._export = export
         self._throttled = throttled
         self._reader = reader
         self._writer = writer
         self._requests = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._bytes = _ByteBudget(MAX_IN_FLIGHT_BYTES)
+        self._bytes = ByteBudget(MAX_IN_FLIGHT_BYTES)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -335,44 +335,3 @@ async def _skip(reader: asyncio.StreamReader, length: int) -> None:
         piece = min(length, SKIP_CHUNK)
         await reader.readexactly(piece)
         length -= piece
-
-
-class _ByteBudget:
-    """At most `limit` bytes taken at once, by one taker (the connection's reader loop)."""
-
-    def __init__(self, limit: int) -> None:
-        assert limit >= MAX_PAYLOAD  # every request fits
-        self._free = limit
-        self._freed = asyncio.Event()
-
-    async def take(self, size: int) -> None:
-        while self._free < size:
-            self._freed.clear()
-            await self._freed.wait()
-        self._free -= size
-
-    def give(self, size: int) -> None:
-        self._free += size
-        self._freed.set()
-
-
-class _Throttle:
-    """Warnings of one kind at most once per `interval` seconds; the next one that is logged
-    says how many were held back."""
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._next: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def warning(self, kind: str, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now < self._next.get(kind, 0.0):
-            self._held[kind] = self._held.get(kind, 0) + 1
-            return
-        self._next[kind] = now + self._interval
-        held = self._held.pop(kind, 0)
-        if held:
-            log.warning(f"{message} (and {held} more like it held back)", *args)
-        else:
-            log.warning(message, *args)
