@@ -148,6 +148,9 @@ class SyncClient:
     drain = _blocking(Client.drain)
     forget_node = _blocking(Client.forget_node)
     undrain = _blocking(Client.undrain)
+    create_export = _blocking(Client.create_export)
+    list_exports = _blocking(Client.list_exports)
+    delete_export = _blocking(Client.delete_export)
 
     def close(self) -> None:
         """Close the client and stop its thread; calls still in flight end with `Unavailable`

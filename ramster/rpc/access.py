@@ -88,8 +88,8 @@ def anyone(method: str, identity: Identity) -> None:
 
 TMEM = roles((Role.CLIENT, Role.ADMIN, Role.LOCAL), "Tmem")
 PEER = roles((Role.NODE,), "Peer")
-ADMIN_READS = frozenset({"GetStats", "GetParams", "WatchState"})
-"""The Admin methods that change nothing."""
+ADMIN_READS = frozenset({"GetStats", "GetParams", "WatchState", "ListExports"})
+"""The Admin methods that change nothing (ListExports shows each identity its own exports)."""
 _ADMIN_CHANGES = roles((Role.ADMIN,), "Admin")
 
 

@@ -1,7 +1,9 @@
-"""The `Admin` service: stats, module params and the state stream operators and frontends use.
+"""The `Admin` service: stats, module params and the state stream operators and frontends use,
+and the node's NBD exports (`ramster.nbd.exports`), each the caller's identity's.
 
-Every change (param set, drain, undrain, forget-node) is logged, before it is made, with who asked
-for it (`ramster.rpc.access.current_caller`); who may ask is `ramster.rpc.access`'s rule.
+Every change (param set, drain, undrain, forget-node, export create and delete) is logged, before
+it is made, with who asked for it (`ramster.rpc.access.current_caller`); who may ask is
+`ramster.rpc.access`'s rule.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import grpc
 from ramster.api.v1 import admin_pb2
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument, shown
+from ramster.nbd.exports import NodeExports
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.state import StateFeed
-from ramster.wire.messages import node_state_message
+from ramster.wire.messages import export_message, node_state_message
 
 log = logging.getLogger("ramster.node")
 
@@ -39,6 +42,7 @@ class AdminService:
         drain: Callable[[float | None], Awaitable[int]],
         forget_node: Callable[[str], Awaitable[int]],
         undrain: Callable[[], Awaitable[bool]],
+        exports: NodeExports,
     ) -> None:
         self._backend = backend
         self._feed = feed
@@ -47,6 +51,7 @@ class AdminService:
         self._drain = drain
         self._forget_node = forget_node
         self._undrain = undrain
+        self._exports = exports
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -70,6 +75,19 @@ class AdminService:
                 ),
                 "Undrain": unary(
                     "Admin/Undrain", self.undrain, admin_pb2.UndrainRequest.FromString
+                ),
+                "CreateExport": unary(
+                    "Admin/CreateExport",
+                    self.create_export,
+                    admin_pb2.CreateExportRequest.FromString,
+                ),
+                "ListExports": unary(
+                    "Admin/ListExports", self.list_exports, admin_pb2.ListExportsRequest.FromString
+                ),
+                "DeleteExport": unary(
+                    "Admin/DeleteExport",
+                    self.delete_export,
+                    admin_pb2.DeleteExportRequest.FromString,
                 ),
             },
         )
@@ -111,6 +129,35 @@ class AdminService:
     async def undrain(self, request: admin_pb2.UndrainRequest) -> admin_pb2.UndrainResponse:
         _log_change("undrain")
         return admin_pb2.UndrainResponse(was_draining=await self._undrain())
+
+    async def create_export(
+        self, request: admin_pb2.CreateExportRequest
+    ) -> admin_pb2.CreateExportResponse:
+        self._backend.require()
+        _log_change(f"export create {shown(request.name)} of {request.size} bytes")
+        status = self._exports.create(request.name, request.size, _owner())
+        return admin_pb2.CreateExportResponse(export=export_message(status))
+
+    async def list_exports(
+        self, request: admin_pb2.ListExportsRequest
+    ) -> admin_pb2.ListExportsResponse:
+        self._backend.require()
+        statuses = self._exports.statuses(_owner())
+        return admin_pb2.ListExportsResponse(exports=[export_message(s) for s in statuses])
+
+    async def delete_export(
+        self, request: admin_pb2.DeleteExportRequest
+    ) -> admin_pb2.DeleteExportResponse:
+        self._backend.require()
+        _log_change(f"export delete {shown(request.name)}")
+        flushed = self._exports.delete(request.name, _owner())
+        return admin_pb2.DeleteExportResponse(pages_flushed=flushed)
+
+
+def _owner() -> str:
+    """The identity of the caller, ``ROLE:NAME``: the owner of the exports it creates."""
+    identity = current_caller().identity
+    return f"{identity.role.value}:{identity.name}"
 
 
 def _log_change(change: str) -> None:

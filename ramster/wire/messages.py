@@ -1,4 +1,5 @@
-"""Values both ends send, as messages and back: oids, page keys, page encodings, `NodeState`.
+"""Values both ends send, as messages and back: oids, page keys, page encodings, `NodeState`,
+`ExportStatus`.
 
 Each conversion is written once, for the client library, the node's services and its peer
 links alike. Not here: the checks of what a node receives (`ramster.rpc.convert`), the pages'
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ramster.api.v1 import admin_pb2, tmem_pb2
-from ramster.state import NodeState
+from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 
 
@@ -50,4 +51,20 @@ def node_state_of(message: admin_pb2.NodeState) -> NodeState:
         zcache=message.zcache,
         ramster=message.ramster,
         shutting_down=message.shutting_down,
+    )
+
+
+def export_message(status: ExportStatus) -> admin_pb2.Export:
+    return admin_pb2.Export(
+        name=status.name,
+        owner=status.owner,
+        size=status.size,
+        pages=status.pages,
+        spilled_pages=status.spilled,
+    )
+
+
+def export_of(message: admin_pb2.Export) -> ExportStatus:
+    return ExportStatus(
+        message.name, message.owner, message.size, message.pages, message.spilled_pages
     )

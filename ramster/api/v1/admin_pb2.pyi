@@ -1,7 +1,7 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -118,3 +118,53 @@ class UndrainResponse(_message.Message):
     WAS_DRAINING_FIELD_NUMBER: _ClassVar[int]
     was_draining: bool
     def __init__(self, was_draining: _Optional[bool] = ...) -> None: ...
+
+class Export(_message.Message):
+    __slots__ = ("name", "owner", "size", "pages", "spilled_pages")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_PAGES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    owner: str
+    size: int
+    pages: int
+    spilled_pages: int
+    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., size: _Optional[int] = ..., pages: _Optional[int] = ..., spilled_pages: _Optional[int] = ...) -> None: ...
+
+class CreateExportRequest(_message.Message):
+    __slots__ = ("name", "size")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class CreateExportResponse(_message.Message):
+    __slots__ = ("export",)
+    EXPORT_FIELD_NUMBER: _ClassVar[int]
+    export: Export
+    def __init__(self, export: _Optional[_Union[Export, _Mapping]] = ...) -> None: ...
+
+class ListExportsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListExportsResponse(_message.Message):
+    __slots__ = ("exports",)
+    EXPORTS_FIELD_NUMBER: _ClassVar[int]
+    exports: _containers.RepeatedCompositeFieldContainer[Export]
+    def __init__(self, exports: _Optional[_Iterable[_Union[Export, _Mapping]]] = ...) -> None: ...
+
+class DeleteExportRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteExportResponse(_message.Message):
+    __slots__ = ("pages_flushed",)
+    PAGES_FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    pages_flushed: int
+    def __init__(self, pages_flushed: _Optional[int] = ...) -> None: ...
