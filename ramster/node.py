@@ -35,6 +35,7 @@ from ramster.nbd.exports import NodeExports
 from ramster.nbd.server import NbdServer
 from ramster.nbd.spill import Spill
 from ramster.params import ModuleParams
+from ramster.pinning import lock_memory, set_io_flusher
 from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.access import Rules, anyone, guarded
@@ -220,6 +221,9 @@ class Node:
         await self.agent.publish_state()
         await self._server.serving()
         if config.nbd.listen:
+            # The kernel may swap to these exports: this process must never wait on that swap.
+            lock_memory(f"node {config.name}")
+            set_io_flusher(f"node {config.name}")
             tls = config.tls.server_context() if config.tls is not None else None
             self.nbd_addresses = await self._nbd.start(config.nbd.listen, config.socket_mode, tls)
             log.info("node %s serves NBD on %s", config.name, ", ".join(self.nbd_addresses))

@@ -288,8 +288,8 @@ def _parser() -> Parser:
     )
     flags.tls_flags(demo)
     add_certs_parser(commands)
-    add_swap_parser(commands)
     add_export_parser(commands)
+    add_swap_parser(commands)
     return parser
 
 

@@ -9,24 +9,29 @@ under ``--state-dir`` (default ``/run/ramster/swap``), named after the device.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TextIO
 
 from ramster.cli import flags
 from ramster.cli.flags import Parser
+from ramster.client import TLS, SyncClient
 from ramster.errors import InvalidArgument
 from ramster.swap import system
 from ramster.swap.record import SwapRecord, records
 from ramster.units import format_size
 
+log = logging.getLogger("ramster.swap")
+
 STATE_DIR = Path("/run/ramster/swap")
+NBD_SOCKET = Path("/run/ramster/nbd.sock")
 MAX_PRIORITY = 32767
 
 
 def add_swap_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     swap = commands.add_parser("swap", help="let the kernel swap to RAMster (root)")
     actions = swap.add_subparsers(dest="swap_command", required=True, metavar="ACTION")
-    on = actions.add_parser("on", help="make an export and swap to it")
+    on = actions.add_parser("on", help="make an export on the node and swap to it")
     on.add_argument("--size", type=flags.size, required=True, help="the device's size")
     on.add_argument(
         "--name", type=flags.name_of("name"), default="swap0", help="the device's name (swap0)"
@@ -37,49 +42,81 @@ def add_swap_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         default=None,
         help="swap priority 0..32767 (default: the kernel's, below every other device)",
     )
+    flags.node_flag(on, "the node whose export the device is (its admin socket, say)")
     on.add_argument(
-        "--uri",
-        default="",
-        help="swap to this NBD export instead of making one (nbd+unix:///NAME?socket=PATH)",
+        "--nbd-socket",
+        type=Path,
+        default=NBD_SOCKET,
+        help=f"the node's NBD socket, its --nbd unix:///PATH ({NBD_SOCKET})",
     )
-    for action in (on, *(actions.add_parser(a, help=h) for a, h in _OTHERS)):
+    off = actions.add_parser("off", help="take swap devices down, every step in reverse")
+    off.add_argument("names", nargs="*", help="the devices to take down (default: every one)")
+    flags.caller_flags(off)  # to delete each export on the node the device recorded
+    status = actions.add_parser("status", help="show each swap device")
+    for action in (on, off, status):
         action.add_argument(
             "--state-dir", type=Path, default=STATE_DIR, help=f"device records ({STATE_DIR})"
         )
-    actions.choices["off"].add_argument(
-        "names", nargs="*", help="the devices to take down (default: every one)"
-    )
 
 
-_OTHERS = (
-    ("off", "take swap devices down, every step in reverse"),
-    ("status", "show each swap device"),
-)
+class NodeExports:
+    """The exports of the node at `node`, reached as the caller `tls` and `token` prove; an
+    export's NBD URI names the node's NBD socket `nbd_socket`."""
+
+    def __init__(
+        self, node: str, tls: TLS | None, token: str | None, nbd_socket: Path = NBD_SOCKET
+    ) -> None:
+        self.node = node
+        self._tls = tls
+        self._token = token
+        self._nbd_socket = nbd_socket
+
+    def __repr__(self) -> str:
+        return f"<NodeExports {self.node} nbd {self._nbd_socket}>"
+
+    def create(self, name: str, size: int) -> str:
+        with self._client() as client:
+            client.create_export(name, size)
+            if client.stats().get("nbd_spill_pages_max", 0) == 0:
+                log.warning(
+                    "node %s has no spill (--nbd-spill): each page its store refuses (poor "
+                    "compression, a full node, no peer for a second copy) fails the kernel's swap "
+                    "write, and the processes swapping may stall",
+                    self.node,
+                )
+        return f"nbd+unix:///{name}?socket={self._nbd_socket}"
+
+    def delete(self, name: str) -> None:
+        with self._client() as client:
+            client.delete_export(name)
+
+    def _client(self) -> SyncClient:
+        return SyncClient(self.node, client_name="ramster-swap", tls=self._tls, token=self._token)
 
 
 def run_swap(args: argparse.Namespace, out: TextIO) -> int:
     if args.swap_command == "status":
         return _status(args.state_dir, out)
     system.check_machine()
+    tls, token = flags.tls_of(args), flags.token_of(args)
     if args.swap_command == "on":
-        if not args.uri:
-            raise InvalidArgument("swap on: --uri is required (making the export is not wired yet)")
+        exports = NodeExports(args.node, tls, token, args.nbd_socket)
         record = SwapRecord(
             args.name,
             args.state_dir / args.name,
-            uri=args.uri,
+            node=args.node,
             size=args.size,
             priority=args.priority,
         )
-        record = system.swap_on(record, None)
-        out.write(f"{record.name}: {record.loop} swaps to {record.uri}\n")
+        record = system.swap_on(record, exports)
+        out.write(f"{record.name}: {record.loop} swaps to {record.uri} on {record.node}\n")
         return 0
     wanted = set(args.names)
     for record in records(args.state_dir):
         if wanted and record.name not in wanted:
             continue
         wanted.discard(record.name)
-        system.swap_off(record, None)
+        system.swap_off(record, NodeExports(record.node, tls, token))
         out.write(f"{record.name}: off\n")
     if wanted:
         raise InvalidArgument(f"no swap device {', '.join(sorted(wanted))} in {args.state_dir}")

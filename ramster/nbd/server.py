@@ -109,7 +109,8 @@ class NbdServer:
         self._exports = exports
         self._servers: list[asyncio.Server] = []
         self._files: list[SocketFile] = []
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        """Each connection's task, and its stream to close when the server stops."""
         self._throttled = Throttle(log, LOG_INTERVAL)
 
     def __repr__(self) -> str:
@@ -151,7 +152,11 @@ class NbdServer:
         """Stop listening and close every connection (requests in flight end with it)."""
         for server in self._servers:
             server.close()
-        for task in list(self._connections):
+        for task, writer in list(self._connections.items()):
+            # Closing the stream ends a connection wherever it waits for its client; the
+            # cancel ends it wherever it waits for the store. Either alone can be lost: Python
+            # 3.11's wait_for drops a cancel that meets the end of the handshake.
+            writer.transport.abort()
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
         for server in self._servers:
@@ -174,7 +179,7 @@ class NbdServer:
             )
             writer.close()
             return
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             negotiated = self._negotiate(reader, writer, tls)
             chosen = await asyncio.wait_for(negotiated, HANDSHAKE_SECONDS)
@@ -193,8 +198,12 @@ class NbdServer:
             log.warning("NBD client %s failed TLS: %s: closing", peer, error)
         except Exception:  # a connection never takes the node down
             log.exception("NBD client %s: unexpected error: closing", peer)
+        except asyncio.CancelledError:
+            # `stop` cancels every connection. This task is asyncio's own for the connection,
+            # whose done callback logs a cancelled task as an error: it ends normally instead.
+            log.info("NBD client %s: the node stops serving NBD", peer)
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

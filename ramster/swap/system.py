@@ -16,7 +16,6 @@ when it is not). The node locks itself in memory (``ramster node --nbd``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
+from ramster.pinning import set_io_flusher
 from ramster.swap.record import SwapRecord
 
 log = logging.getLogger("ramster.swap")
@@ -47,7 +47,6 @@ FUSE_READY_TIMEOUT = 15.0
 """Seconds ``nbdfuse`` gets to connect to the export and serve its file."""
 STOP_TIMEOUT = 10.0
 """Seconds ``nbdfuse`` gets to exit once unmounted, before SIGTERM, then as long before SIGKILL."""
-PR_SET_IO_FLUSHER = 57
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -149,7 +148,7 @@ def _start_fuse(record: SwapRecord) -> SwapRecord:
     """``nbdfuse`` serving the export as `record.disk`, out of swap; recorded once it serves."""
     record.mount.mkdir(mode=0o700)
     pidfile = record.folder / "nbdfuse.pid"
-    _set_io_flusher()  # inherited by nbdfuse across fork and exec
+    set_io_flusher("nbdfuse")  # set here, inherited by nbdfuse across fork and exec
     with (record.folder / "nbdfuse.log").open("ab") as output:
         process = subprocess.Popen(
             ["nbdfuse", "-P", str(pidfile), str(record.disk), record.uri],
@@ -232,17 +231,6 @@ def _run(*argv: str) -> str:
     if result.returncode != 0:
         raise Unavailable(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout
-
-
-def _set_io_flusher() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0:
-        code = ctypes.get_errno()
-        log.warning(
-            "PR_SET_IO_FLUSHER refused (%s): nbdfuse may wait on memory reclaim that waits on "
-            "it (needs CAP_SYS_RESOURCE)",
-            errno.errorcode.get(code, code),
-        )
 
 
 class _Cgroup:

@@ -244,3 +244,17 @@ def test_refusals_of_one_kind_are_logged_once_per_interval_with_a_count(
         "NBD request refused with EINVAL: READ of 4096 bytes at offset 4194304 ends past the "
         "export's 4194304 bytes"
     ]
+
+
+def test_stopping_the_server_closes_its_connections_without_an_error(
+    tmp_path: Path, disk: MemoryExport, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node stops while nbdfuse is connected: the stop must not wait on the client (it hung
+    until the client went), nor log the cancelled connection as an error."""
+    path = tmp_path / "stopping.sock"
+    with caplog.at_level(logging.INFO), served(MemoryExports(disk=disk), f"unix://{path}"):
+        raw = RawClient(path)
+        raw.greet()
+        assert raw.go("disk")[-1].reply == Reply.ACK
+    raw.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
