@@ -225,7 +225,7 @@ class Node:
             lock_memory(f"node {config.name}")
             set_io_flusher(f"node {config.name}")
             tls = config.tls.server_context() if config.tls is not None else None
-            self.nbd_addresses = await self._nbd.start(config.nbd.listen, config.socket_mode, tls)
+            self.nbd_addresses = await self._nbd.start(config.nbd.listen, tls)
             log.info("node %s serves NBD on %s", config.name, ", ".join(self.nbd_addresses))
         log.info(
             "node %s serving on %s%s%s: %r",

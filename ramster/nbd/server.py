@@ -56,6 +56,10 @@ from ramster.wire.limits import split_host_port
 
 log = logging.getLogger("ramster.nbd")
 
+SOCKET_MODE = 0o600
+"""The mode of the node's NBD socket files, whatever its ``--socket-mode``: an NBD client there
+proves nothing and reaches every export (the host's swap), so only the node's user and root
+may connect, as to its admin socket."""
 HANDSHAKE_SECONDS = 30.0
 """A client that has not chosen an export by then is closed: a connection stuck in option
 haggling holds a socket and nothing else."""
@@ -116,10 +120,8 @@ class NbdServer:
     def __repr__(self) -> str:
         return f"<NbdServer listeners={len(self._servers)} connections={len(self._connections)}>"
 
-    async def start(
-        self, addresses: Sequence[str], socket_mode: int, tls: ssl.SSLContext | None = None
-    ) -> list[str]:
-        """Listen on `addresses` (``unix:///PATH`` files get `socket_mode`; TCP listeners require
+    async def start(self, addresses: Sequence[str], tls: ssl.SSLContext | None = None) -> list[str]:
+        """Listen on `addresses` (``unix:///PATH`` files get `SOCKET_MODE`; TCP listeners require
         STARTTLS with `tls` if given); the addresses as bound (a TCP port 0 replaced by the port
         given)."""
         bound = []
@@ -132,7 +134,7 @@ class NbdServer:
                 port = server.sockets[0].getsockname()[1]
                 bound.append(f"{'[' + host + ']' if ':' in host else host}:{port}")
             else:
-                listening, file = listening_socket(path, address, socket_mode)
+                listening, file = listening_socket(path, address, SOCKET_MODE)
                 self._files.append(file)
                 await self._listen(address, asyncio.start_unix_server(self._serve, sock=listening))
                 bound.append(address)

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,15 @@ def test_malformed_requests_to_a_real_node_are_answered_and_it_serves_on(
     assert raw.closed_by_server()
     raw.close()
     assert run_tool("nbdinfo", "--size", uri(socket_path, "disk")).stdout == f"{MIB}\n"
+
+
+def test_the_nbd_socket_is_the_node_users_only_whatever_the_client_sockets_mode(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    """An NBD client proves nothing and reaches every export: not a socket for applications."""
+    client_socket = tmp_path / "client.sock"
+    _, nbd = nbd_node(
+        node_factory, tmp_path, "--listen", f"unix://{client_socket}", "--socket-mode", "0666"
+    )
+    assert stat.S_IMODE(client_socket.stat().st_mode) == 0o666
+    assert stat.S_IMODE(nbd.stat().st_mode) == 0o600

@@ -111,7 +111,7 @@ def served(exports: MemoryExports, address: str) -> Iterator[list[str]]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     server = NbdServer(exports)
-    bound = asyncio.run_coroutine_threadsafe(server.start([address], 0o600), loop).result(10)
+    bound = asyncio.run_coroutine_threadsafe(server.start([address]), loop).result(10)
     try:
         yield bound
     finally:
