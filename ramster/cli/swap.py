@@ -16,7 +16,8 @@ from typing import TextIO
 from ramster.cli import flags
 from ramster.cli.flags import Parser
 from ramster.client import TLS, SyncClient
-from ramster.errors import InvalidArgument
+from ramster.errors import InvalidArgument, RamsterError
+from ramster.state import ExportStatus
 from ramster.swap import system
 from ramster.swap.record import SwapRecord, records
 from ramster.units import format_size
@@ -53,6 +54,7 @@ def add_swap_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     off.add_argument("names", nargs="*", help="the devices to take down (default: every one)")
     flags.caller_flags(off)  # to delete each export on the node the device recorded
     status = actions.add_parser("status", help="show each swap device")
+    flags.caller_flags(status)  # to ask each device's node for its export
     for action in (on, off, status):
         action.add_argument(
             "--state-dir", type=Path, default=STATE_DIR, help=f"device records ({STATE_DIR})"
@@ -86,6 +88,15 @@ class NodeExports:
                 )
         return f"nbd+unix:///{name}?socket={self._nbd_socket}"
 
+    def status(self, name: str) -> ExportStatus | None:
+        """Export `name` as the node has it; None if the node does not answer or has none."""
+        try:
+            with self._client() as client:
+                return next((e for e in client.list_exports() if e.name == name), None)
+        except RamsterError as error:
+            log.warning("node %s: %s", self.node, error.message)
+            return None
+
     def delete(self, name: str) -> None:
         with self._client() as client:
             client.delete_export(name)
@@ -95,10 +106,10 @@ class NodeExports:
 
 
 def run_swap(args: argparse.Namespace, out: TextIO) -> int:
-    if args.swap_command == "status":
-        return _status(args.state_dir, out)
-    system.check_machine()
     tls, token = flags.tls_of(args), flags.token_of(args)
+    if args.swap_command == "status":
+        return _status(args.state_dir, tls, token, out)
+    system.check_machine()
     if args.swap_command == "on":
         exports = NodeExports(args.node, tls, token, args.nbd_socket)
         record = SwapRecord(
@@ -123,18 +134,27 @@ def run_swap(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _status(root: Path, out: TextIO) -> int:
+def _status(root: Path, tls: TLS | None, token: str | None, out: TextIO) -> int:
+    """Each device: its loop device, size and use in swap, priority, pages per second in and
+    out (over a second), the pages its export holds in RAMster and in the spill (as its node
+    says: ``?`` if the node does not answer), and its steps done."""
     out.write(
-        f"{'device':<10} {'loop':<12} {'size':>9} {'used':>9} {'prio':>5} "
-        f"{'in/s':>8} {'out/s':>8}  steps\n"
+        f"{'device':<10} {'loop':<12} {'size':>9} {'used':>9} {'prio':>5} {'in/s':>8} "
+        f"{'out/s':>8} {'pages':>9} {'spilled':>9}  steps\n"
     )
     for record in records(root):
         usage = system.swap_usage(record.loop) if record.loop else None
         size, used, priority = usage if usage is not None else (0, 0, 0)
         rates = system.io_rates(record.loop) if usage is not None else (0.0, 0.0)
+        pages = spilled = "-"
+        if record.has("export"):
+            export = NodeExports(record.node, tls, token).status(record.name)
+            pages, spilled = (
+                ("?", "?") if export is None else (f"{export.pages:,}", f"{export.spilled:,}")
+            )
         out.write(
             f"{record.name:<10} {record.loop or '-':<12} {format_size(size):>9} "
-            f"{format_size(used):>9} {priority:>5} {rates[0]:>8,.0f} {rates[1]:>8,.0f}  "
-            f"{','.join(record.done) or '-'}\n"
+            f"{format_size(used):>9} {priority:>5} {rates[0]:>8,.0f} {rates[1]:>8,.0f} "
+            f"{pages:>9} {spilled:>9}  {','.join(record.done) or '-'}\n"
         )
     return 0

@@ -69,7 +69,11 @@ def test_swap_on_swaps_a_hog_to_a_node_and_off_leaves_nothing(
             assert export.pages > 0  # swapped pages the kernel has not freed yet
         status = run_cli("swap", "status", "--state-dir", state)
         assert status.returncode == 0, status.stderr
-        assert status.stdout.splitlines()[1].split()[:2] == ["t0", record.loop]
+        row = status.stdout.splitlines()[1].split()
+        assert row[:2] == ["t0", record.loop]
+        assert row[-1] == "export,fuse,loop,mkswap,swapon"
+        # the export's pages in the store and in the spill, as the node answered
+        assert row[-3].replace(",", "").isdigit() and row[-2].replace(",", "").isdigit(), row
     finally:
         off = run_cli("swap", "off", "--state-dir", state)
     assert (off.returncode, off.stdout) == (0, "t0: off\n"), off.stderr
