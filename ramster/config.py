@@ -133,6 +133,33 @@ class ServerLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class NbdConfig:
+    """The node's NBD server (`ramster.nbd`; issue 13).
+
+    listen: where NBD clients reach the node's exports: ``unix:///path`` (mode `socket_mode`
+        of the node) or ``HOST:PORT`` (default none: no NBD server). On a node with TLS, a TCP
+        client must STARTTLS with a certificate of the cluster CA; without TLS, TCP is served
+        on loopback only, unless the node is `insecure`.
+    spill: a file for the pages the store refuses (default None: such a write fails ENOSPC).
+    spill_size: bytes the spill may hold, whole 4096-byte pages (required with `spill`).
+    """
+
+    listen: tuple[str, ...] = ()
+    spill: str | None = None
+    spill_size: int = 0
+
+    def __post_init__(self) -> None:
+        for address in self.listen:
+            check_listen(address)
+        if self.spill is not None and self.spill_size < 4096:
+            raise InvalidArgument.field(
+                "nbd_spill_size", self.spill_size, "at least 4096 bytes with a spill file"
+            )
+        if self.spill is None and self.spill_size:
+            raise InvalidArgument("nbd_spill_size is given without a spill file (--nbd-spill)")
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """How one `ramster node` runs.
 
@@ -176,6 +203,7 @@ class NodeConfig:
         every caller there may change settings; its file is mode 0600, so only the node's own
         user and root can connect.
     server: the limits of its gRPC server on connections and sources (`ServerLimits`).
+    nbd: its NBD server (`NbdConfig`; default none).
     """
 
     listen: str
@@ -202,6 +230,7 @@ class NodeConfig:
     peer_listen: str | None = None
     admin_listen: str | None = None
     server: ServerLimits = field(default_factory=ServerLimits)
+    nbd: NbdConfig = field(default_factory=NbdConfig)
 
     def _check_certificate(self, tls: TLS) -> None:
         """A node serves with a node certificate that names it: its peers know it by its name
@@ -241,6 +270,13 @@ class NodeConfig:
                     raise InvalidArgument(
                         f"listen {address!r} is not loopback: serve it with --tls-ca, "
                         "--tls-cert and --tls-key, or pass --insecure to serve it in plaintext"
+                    )
+            for address in self.nbd.listen:
+                if unix_path(address) is None and not is_loopback(address):
+                    raise InvalidArgument(
+                        f"nbd {address!r} is not loopback: serve it with --tls-ca, --tls-cert "
+                        "and --tls-key (NBD clients STARTTLS with a certificate of the CA), or "
+                        "pass --insecure to serve it in plaintext"
                     )
         mode = self.socket_mode
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -140,7 +140,8 @@ ADMIN = "admin"
 
 
 class LocalCluster:
-    """etcd plus `nodes` nodes; node i gets `memory[i]` bytes (the last value repeats).
+    """etcd plus `nodes` nodes; node i gets `memory[i]` bytes (the last value repeats), every
+    node the `extra_flags` and node NAME (``node1``, ...) its `node_flags[NAME]` as well.
     `client_tls` and `admin_tls` call its nodes as its client and its admin (a `plaintext`
     cluster has neither: its nodes take every caller on loopback)."""
 
@@ -152,6 +153,7 @@ class LocalCluster:
         directory: Path | None = None,
         extra_flags: Sequence[str] = (),
         plaintext: bool = False,
+        node_flags: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.count = nodes
         self.plaintext = plaintext
@@ -160,6 +162,7 @@ class LocalCluster:
         self._own_dir = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="ramster-up-"))
         self.extra_flags = list(extra_flags)
+        self.node_flags = {name: list(flags) for name, flags in (node_flags or {}).items()}
         self.tls_dir = self.directory / "tls"
         self.etcd_url = ""
         self.nodes: list[NodeHandle] = []
@@ -299,7 +302,7 @@ class LocalCluster:
         argv = [
             RAMSTER, "node", "--listen", "127.0.0.1:0", "--name", name, "--memory", str(memory),
             "--etcd", self.etcd_url, "--cluster", self.cluster, "--ready-file", str(ready),
-            *self._security_flags(name), *self.extra_flags,
+            *self._security_flags(name), *self.extra_flags, *self.node_flags.get(name, ()),
         ]  # fmt: skip
         child = Child(name, argv, log)
         self._children.append(child)

@@ -35,6 +35,8 @@ GAUGES = frozenset(
         "remotify_active",
         "node_number",
         "remote_target_down",
+        "nbd_exports",
+        "nbd_spilled_pages",
     }
 )
 

@@ -1,10 +1,11 @@
 """The composition root of `ramster node`: config in, a serving node out. No policy lives here.
 
 It builds the backend, the cluster agent (with the remote layer), the put and get paths
-(`ramster.tiered`), the services and their server (`ramster.rpc.server`), each complete once; then
-it binds, serves the metrics endpoint, joins the cluster (clients wait until the node's pages are
-back from its peers), and runs until SIGTERM or SIGINT: then it drains (up to `drain_timeout`:
-peers move their copies off it), reports shutting down, stops taking calls, lets in-flight ones
+(`ramster.tiered`), the NBD exports over them (`ramster.nbd`), the services and their server
+(`ramster.rpc.server`), each complete once; then it binds, serves the metrics endpoint, joins the
+cluster (clients wait until the node's pages are back from its peers), serves NBD on ``--nbd``,
+and runs until SIGTERM or SIGINT: then it drains (up to `drain_timeout`: peers move their copies
+off it), reports shutting down, closes NBD connections, stops taking calls, lets in-flight ones
 finish within `grace`, and exits 0.
 """
 
@@ -30,7 +31,11 @@ from ramster.config import NodeConfig, unix_path
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.expiry import ClientSessions
 from ramster.metrics import serve_metrics
+from ramster.nbd.exports import NodeExports
+from ramster.nbd.server import NbdServer
+from ramster.nbd.spill import Spill
 from ramster.params import ModuleParams
+from ramster.pinning import lock_memory, set_io_flusher
 from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.access import Rules, anyone, guarded
@@ -97,6 +102,11 @@ class Node:
         )
         self.tiered = TieredTmem(self.backend, agent.remote)
         self.sessions = ClientSessions(self.backend)
+        nbd = config.nbd
+        spill = Spill(nbd.spill, nbd.spill_size) if nbd.spill is not None else None
+        self.exports = NodeExports(self.backend, self.tiered, spill)
+        self._nbd = NbdServer(self.exports)
+        self.nbd_addresses: list[str] = []
         admin = AdminService(
             self.backend,
             self.feed,
@@ -105,6 +115,7 @@ class Node:
             self.drain,
             agent.forget_node,
             self.undrain,
+            self.exports,
         )
         # Peers asking who this is during recovery (Hello) get the number as soon as it is
         # claimed, not 0.
@@ -179,6 +190,7 @@ class Node:
             **self.tiered.counters,
             **self.sessions.counters,
             **self.agent.remote.all_counters(),
+            **self.exports.counters(),
             "node_number": self.agent.number,
             "backend_generation": status.backend_generation,
             "zcache_on": int(status.zcache),
@@ -208,6 +220,13 @@ class Node:
         self.sessions.start()  # recovered pools wait a lease (a grace) for their clients from now
         await self.agent.publish_state()
         await self._server.serving()
+        if config.nbd.listen:
+            # The kernel may swap to these exports: this process must never wait on that swap.
+            lock_memory(f"node {config.name}")
+            set_io_flusher(f"node {config.name}")
+            tls = config.tls.server_context() if config.tls is not None else None
+            self.nbd_addresses = await self._nbd.start(config.nbd.listen, tls)
+            log.info("node %s serves NBD on %s", config.name, ", ".join(self.nbd_addresses))
         log.info(
             "node %s serving on %s%s%s: %r",
             config.name,
@@ -296,6 +315,8 @@ class Node:
         log.info("node %s stopping (grace %.1f s)", self.config.name, self.config.grace)
         await self.feed.publish(self.feed.status.but(shutting_down=True))
         await self._server.shutting_down()
+        await self._nbd.stop()
+        self.exports.close()
         await self.feed.close()
         await self.sessions.stop()
         await self.agent.stop()
@@ -335,6 +356,7 @@ class Node:
             "epoch": self.feed.status.epoch,
             "name": self.config.name,
             "metrics": self.metrics_address(),
+            "nbd": self.nbd_addresses,
         }
         partial = path.with_name(path.name + ".partial")
         try:

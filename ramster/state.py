@@ -1,4 +1,5 @@
-"""`NodeState` and `StateFeed`: what a node reports about itself, and its watchers.
+"""`NodeState` and `StateFeed`: what a node reports about itself, and its watchers; and
+`ExportStatus`, what it reports of an export (`ramster export list`).
 
 The status says whether the zcache backend is loaded, which generation of it, the ramster flag,
 the epoch (new on every process start) and whether the node is shutting down. Frontends watch it
@@ -12,6 +13,24 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from functools import partial
+
+
+@dataclass(frozen=True, slots=True)
+class ExportStatus:
+    """An NBD export of a node (`ramster.nbd.exports`), as `Admin/ListExports` reports it.
+
+    name: the export's name, what NBD clients connect to.
+    owner: the identity that created it, ``ROLE:NAME``.
+    size: bytes, a multiple of 4096.
+    pages: 4096-byte blocks the store holds (here or on peers).
+    spilled: blocks in the node's spill file.
+    """
+
+    name: str
+    owner: str
+    size: int
+    pages: int
+    spilled: int
 
 
 @dataclass(frozen=True, slots=True)

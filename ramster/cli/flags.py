@@ -116,6 +116,11 @@ def node_flag(parser: Parser, help: str = "the node") -> None:
         type=node_address,
         help=f"HOST:PORT or unix:///PATH of {help} [RAMSTER_NODE, 127.0.0.1:7470]",
     )
+    caller_flags(parser)
+
+
+def caller_flags(parser: Parser) -> None:
+    """The TLS and token flags a command proves who it is with, to a node (`node_flag`)."""
     tls_flags(parser)
     parser.add_argument(
         "--token",
@@ -127,7 +132,7 @@ def node_flag(parser: Parser, help: str = "the node") -> None:
 
 
 def token_of(args: argparse.Namespace) -> str | None:
-    """The token in the file of ``--token`` (`node_flag`), None without one."""
+    """The token in the file of ``--token`` (`caller_flags`), None without one."""
     from ramster.wire.bearer import load_token
 
     return None if args.token is None else load_token(Path(args.token))

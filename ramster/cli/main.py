@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from ramster import __version__
 from ramster.cli import flags
 from ramster.cli.certs import add_certs_parser, run_certs
+from ramster.cli.exports import add_export_parser, run_export
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.cli.quota import add_quota_parser, run_quota
-from ramster.config import NodeConfig
+from ramster.cli.swap import add_swap_parser
+from ramster.config import NbdConfig, NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.tmem import TmemLimits
 from ramster.zcache import ZcacheConfig
@@ -69,6 +71,28 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         type=flags.listen,
         help="unix:///path of the admin socket (mode 0600): Admin calls that change settings "
         "from anyone who can connect [RAMSTER_ADMIN_LISTEN, none]",
+    )
+    node.add_argument(
+        "--nbd",
+        action=FromEnvironment,
+        many=True,
+        type=flags.listen,
+        help="unix:///PATH or HOST:PORT to serve the node's exports over NBD (TCP: with TLS, "
+        "clients STARTTLS; without, loopback only); repeat for several [RAMSTER_NBD, "
+        "comma-separated, none]",
+    )
+    node.add_argument(
+        "--nbd-spill",
+        action=FromEnvironment,
+        metavar="FILE",
+        help="a file for the pages of NBD writes the store refuses [RAMSTER_NBD_SPILL, none: "
+        "such a write fails]",
+    )
+    node.add_argument(
+        "--nbd-spill-size",
+        action=FromEnvironment,
+        type=flags.size,
+        help="bytes the spill file may hold, e.g. 1GiB [RAMSTER_NBD_SPILL_SIZE]",
     )
     node.add_argument(
         "--insecure",
@@ -272,6 +296,8 @@ def _parser() -> Parser:
     )
     flags.tls_flags(demo)
     add_certs_parser(commands)
+    add_export_parser(commands)
+    add_swap_parser(commands)
     return parser
 
 
@@ -306,6 +332,7 @@ def _run(args: argparse.Namespace) -> int:
             peer_listen=args.peer_listen,
             admin_listen=args.admin_listen,
             limits=TmemLimits(max_clients=args.max_clients),
+            nbd=NbdConfig(tuple(args.nbd or ()), args.nbd_spill, args.nbd_spill_size or 0),
         )
         return asyncio.run(run_node(config))
     if args.command == "up":
@@ -390,6 +417,12 @@ def _run(args: argparse.Namespace) -> int:
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     if args.command == "certs":
         return run_certs(args, sys.stdout)
+    if args.command == "swap":
+        from ramster.cli.swap import run_swap
+
+        return run_swap(args, sys.stdout)
+    if args.command == "export":
+        return run_export(args, sys.stdout)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

@@ -25,7 +25,7 @@ from ramster.client._session import KeepAlive
 from ramster.client._transport import MAX_DRAIN_WAIT, Key, Page, Transport
 from ramster.errors import InvalidArgument
 from ramster.page import DEFAULT_PAGE_SIZE, check_page_length, check_page_size
-from ramster.state import NodeState
+from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import OidLike, as_oid, check_index
 from ramster.tmem.quota import Quotas, Usage
 from ramster.wire.bearer import load_token
@@ -263,6 +263,25 @@ class Client:
     async def clients(self) -> list[Usage]:
         """What the pages of each client identity with pools on the node take, by identity."""
         return await self._transport.get_clients()
+
+    async def create_export(self, name: str, size: int) -> ExportStatus:
+        """A new NBD export of the caller's identity: a block device of `size` bytes (a multiple
+        of 4096) that NBD clients reach as `name` on the node's ``--nbd`` sockets."""
+        if not isinstance(name, str):
+            raise InvalidArgument.field("name", name, "a str")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 < size < 2**64:
+            raise InvalidArgument.field("size", size, "bytes, an int > 0")
+        return await self._transport.create_export(name, size)
+
+    async def list_exports(self) -> list[ExportStatus]:
+        """The NBD exports of the caller's identity on the node, by name."""
+        return await self._transport.list_exports()
+
+    async def delete_export(self, name: str) -> int:
+        """Delete an NBD export of the caller's and every page of it; the pages flushed."""
+        if not isinstance(name, str):
+            raise InvalidArgument.field("name", name, "a str")
+        return await self._transport.delete_export(name)
 
     # -- internals ---------------------------------------------------------------------------
 

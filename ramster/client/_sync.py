@@ -152,6 +152,9 @@ class SyncClient:
     unset_quota = _blocking(Client.unset_quota)
     quotas = _blocking(Client.quotas)
     clients = _blocking(Client.clients)
+    create_export = _blocking(Client.create_export)
+    list_exports = _blocking(Client.list_exports)
+    delete_export = _blocking(Client.delete_export)
 
     def close(self) -> None:
         """Close the client and stop its thread; calls still in flight end with `Unavailable`

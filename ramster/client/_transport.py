@@ -20,13 +20,14 @@ from ramster.api.v1 import admin_pb2, tmem_pb2
 from ramster.client._config import ClientConfig
 from ramster.errors import FailedPrecondition, InternalError
 from ramster.page import compress_page, decompress_page
-from ramster.state import NodeState
+from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 from ramster.tmem.quota import Quotas, Usage
 from ramster.wire.bearer import metadata_of
 from ramster.wire.calls import M, Message, stream_messages, unary_call
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, OWN_CONNECTIONS
 from ramster.wire.messages import (
+    export_of,
     key_messages,
     node_state_of,
     oid_message,
@@ -233,6 +234,21 @@ class Transport:
         request = admin_pb2.GetClientsRequest()
         response = await self._unary("Admin/GetClients", request, admin_pb2.GetClientsResponse)
         return [usage_of(usage) for usage in response.clients]
+
+    async def create_export(self, name: str, size: int) -> ExportStatus:
+        request = admin_pb2.CreateExportRequest(name=name, size=size)
+        response = await self._unary("Admin/CreateExport", request, admin_pb2.CreateExportResponse)
+        return export_of(response.export)
+
+    async def list_exports(self) -> list[ExportStatus]:
+        request = admin_pb2.ListExportsRequest()
+        response = await self._unary("Admin/ListExports", request, admin_pb2.ListExportsResponse)
+        return [export_of(export) for export in response.exports]
+
+    async def delete_export(self, name: str) -> int:
+        request = admin_pb2.DeleteExportRequest(name=name)
+        response = await self._unary("Admin/DeleteExport", request, admin_pb2.DeleteExportResponse)
+        return response.pages_flushed
 
     async def watch_state(self) -> AsyncGenerator[NodeState, None]:
         """The node's state now and on every change, until the node ends the stream. Unlike the

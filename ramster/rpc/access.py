@@ -90,8 +90,9 @@ def anyone(method: str, identity: Identity) -> None:
 
 TMEM = roles(OWNER_ROLES, "Tmem")
 PEER = roles((Role.NODE,), "Peer")
-ADMIN_READS = frozenset({"GetStats", "GetParams", "WatchState"})
-"""The Admin methods every identity may call: they change nothing and name no client identity."""
+ADMIN_READS = frozenset({"GetStats", "GetParams", "WatchState", "ListExports"})
+"""The Admin methods every identity may call: they change nothing and name no client identity
+(ListExports shows each identity its own exports)."""
 _ADMIN_CHANGES = roles((Role.ADMIN,), "Admin")
 
 

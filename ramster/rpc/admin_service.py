@@ -1,8 +1,10 @@
 """The `Admin` service: stats, module params and the state stream operators and frontends use,
-and the quotas of client identities with what their pages take (`ramster.tmem.quota`).
+and the quotas of client identities with what their pages take (`ramster.tmem.quota`), and
+the node's NBD exports (`ramster.nbd.exports`), each the caller's identity's.
 
-Every change (param set, quota set and unset, drain, undrain, forget-node) is logged, before it
-is made, with who asked for it (`ramster.rpc.access.current_caller`); who may ask is
+Every change (param set, quota set and unset, drain, undrain, forget-node, export create
+and delete) is logged, before it is made, with who asked for it
+(`ramster.rpc.access.current_caller`); who may ask is
 `ramster.rpc.access`'s rule.
 """
 
@@ -17,12 +19,18 @@ import grpc
 from ramster.api.v1 import admin_pb2
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument, shown
+from ramster.nbd.exports import NodeExports
 from ramster.params import MAX_QUOTA
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.state import StateFeed
 from ramster.trust.identity import owner_identity
-from ramster.wire.messages import node_state_message, quotas_message, usage_message
+from ramster.wire.messages import (
+    export_message,
+    node_state_message,
+    quotas_message,
+    usage_message,
+)
 
 log = logging.getLogger("ramster.node")
 
@@ -43,6 +51,7 @@ class AdminService:
         drain: Callable[[float | None], Awaitable[int]],
         forget_node: Callable[[str], Awaitable[int]],
         undrain: Callable[[], Awaitable[bool]],
+        exports: NodeExports,
     ) -> None:
         self._backend = backend
         self._feed = feed
@@ -51,6 +60,7 @@ class AdminService:
         self._drain = drain
         self._forget_node = forget_node
         self._undrain = undrain
+        self._exports = exports
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         return service(
@@ -86,6 +96,19 @@ class AdminService:
                 ),
                 "GetClients": unary(
                     "Admin/GetClients", self.get_clients, admin_pb2.GetClientsRequest.FromString
+                ),
+                "CreateExport": unary(
+                    "Admin/CreateExport",
+                    self.create_export,
+                    admin_pb2.CreateExportRequest.FromString,
+                ),
+                "ListExports": unary(
+                    "Admin/ListExports", self.list_exports, admin_pb2.ListExportsRequest.FromString
+                ),
+                "DeleteExport": unary(
+                    "Admin/DeleteExport",
+                    self.delete_export,
+                    admin_pb2.DeleteExportRequest.FromString,
                 ),
             },
         )
@@ -157,6 +180,29 @@ class AdminService:
         tmem = self._backend.tmem  # none loaded: no pools, nobody uses anything
         usage = tmem.table.accounts.usage() if tmem is not None else []
         return admin_pb2.GetClientsResponse(clients=[usage_message(line) for line in usage])
+
+    async def create_export(
+        self, request: admin_pb2.CreateExportRequest
+    ) -> admin_pb2.CreateExportResponse:
+        self._backend.require()
+        _log_change(f"export create {shown(request.name)} of {request.size} bytes")
+        status = self._exports.create(request.name, request.size, str(current_caller().identity))
+        return admin_pb2.CreateExportResponse(export=export_message(status))
+
+    async def list_exports(
+        self, request: admin_pb2.ListExportsRequest
+    ) -> admin_pb2.ListExportsResponse:
+        self._backend.require()
+        statuses = self._exports.statuses(str(current_caller().identity))
+        return admin_pb2.ListExportsResponse(exports=[export_message(s) for s in statuses])
+
+    async def delete_export(
+        self, request: admin_pb2.DeleteExportRequest
+    ) -> admin_pb2.DeleteExportResponse:
+        self._backend.require()
+        _log_change(f"export delete {shown(request.name)}")
+        flushed = self._exports.delete(request.name, str(current_caller().identity))
+        return admin_pb2.DeleteExportResponse(pages_flushed=flushed)
 
 
 def _log_change(change: str) -> None:

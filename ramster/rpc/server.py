@@ -29,7 +29,8 @@ from grpc_reflection.v1alpha import reflection
 from ramster.config import ServerLimits, unix_path
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.connections import SourceGuard, raise_file_limit, server_options
-from ramster.rpc.listeners import SERVER_OPTIONS, SocketFile, bind_address
+from ramster.rpc.listeners import SERVER_OPTIONS, bind_address
+from ramster.socket_files import SocketFile
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, split_host_port
 from ramster.wire.tls import TLS
 

@@ -129,6 +129,13 @@ OWNER_SEPARATOR = "/"
 """Between the scope and the label of a client name the node makes (`owner_name`)."""
 
 
+EXPORT_PREFIX = "nbd-export:"
+"""The client names of the node's NBD exports start with it (`ramster.nbd.exports`): no
+application can make one (an application's client name starts with its identity, ``ROLE:NAME/``,
+and no role is ``nbd-export``), and their pools stay until the export is deleted: client sessions
+must never expire them (skip them as the clients that are peers, `FOREIGN_PREFIX`)."""
+
+
 def owner_name(scope: str, label: str) -> str:
     """The client name of the client `label` inside `scope` (for the node: the identity of the
     caller, ``role:name``, whose names hold no ``/``). Pools are a client's, as ever; a shared

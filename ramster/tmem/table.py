@@ -19,7 +19,7 @@ from typing import Any, Generic, cast, overload
 from ramster.errors import InvalidArgument, PoolNotFound, ResourceExhausted, shown
 from ramster.page import PackedPage
 from ramster.tmem.elsewhere import REMOTE, ElsewhereT, Nowhere
-from ramster.tmem.keys import Oid, PoolSpec, owner_scope
+from ramster.tmem.keys import EXPORT_PREFIX, Oid, PoolSpec, owner_scope
 from ramster.tmem.pool import (
     FOREIGN_CLIENT_BYTES,
     FOREIGN_POOL_BYTES,
@@ -428,8 +428,9 @@ class PageTable(Generic[ElsewhereT]):
 
     def _meter(self, pool: Pool, scope: str) -> None:
         """Charge `pool`, with the pages it has, to the account of owner scope `scope` if it is
-        not charged yet: a pool of an application's identity (`ramster.tmem.quota`)."""
-        if pool.account is not None or pool.foreign or not scope:
+        not charged yet: a pool of an application's identity (`ramster.tmem.quota`), not an NBD
+        export's (bounded by its size)."""
+        if pool.account is not None or pool.foreign or not scope or scope.startswith(EXPORT_PREFIX):
             return
         account = pool.account = self.accounts.open(scope)
         account.pages += pool.pages

@@ -1,5 +1,5 @@
 """Values both ends send, as messages and back: oids, page keys, page encodings, `NodeState`,
-quotas and the usage of client identities.
+quotas and the usage of client identities, `ExportStatus`.
 
 Each conversion is written once, for the client library, the node's services and its peer
 links alike. Not here: the checks of what a node receives (`ramster.rpc.convert`), the pages'
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ramster.api.v1 import admin_pb2, tmem_pb2
-from ramster.state import NodeState
+from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 from ramster.tmem.quota import Quotas, Usage
 
@@ -78,4 +78,20 @@ def usage_message(usage: Usage) -> admin_pb2.ClientUsage:
 def usage_of(message: admin_pb2.ClientUsage) -> Usage:
     return Usage(
         message.identity, message.pages, message.bytes, message.quota_bytes, message.puts_refused
+    )
+
+
+def export_message(status: ExportStatus) -> admin_pb2.Export:
+    return admin_pb2.Export(
+        name=status.name,
+        owner=status.owner,
+        size=status.size,
+        pages=status.pages,
+        spilled_pages=status.spilled,
+    )
+
+
+def export_of(message: admin_pb2.Export) -> ExportStatus:
+    return ExportStatus(
+        message.name, message.owner, message.size, message.pages, message.spilled_pages
     )

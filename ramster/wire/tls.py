@@ -15,6 +15,7 @@ Not here: making the files (`ramster.trust`, ``ramster certs``), who a caller is
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,17 @@ class TLS:
         return grpc.ssl_channel_credentials(
             root_certificates=ca, private_key=key, certificate_chain=cert
         )
+
+    def server_context(self) -> ssl.SSLContext:
+        """The same as `server_credentials` for a server on Python's `ssl` (the NBD server's
+        STARTTLS): TLS 1.2 or later, a client certificate of the CA required."""
+        ca, _, _ = self.material()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=ca.decode())
+        context.load_cert_chain(self.cert, self.key)
+        return context
 
     def material(self) -> tuple[bytes, bytes, bytes]:
         """The PEM bytes of (ca, cert, key), checked: gRPC itself says only "failed to bind" or

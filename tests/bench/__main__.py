@@ -6,7 +6,7 @@ import platform
 import time
 
 from ramster.workload.corpus import build_corpus
-from tests.bench import cluster, core, durability, seal, wire
+from tests.bench import cluster, core, durability, seal, swap, wire
 
 
 def main() -> None:
@@ -18,6 +18,7 @@ def main() -> None:
     wire.run(corpus.pages[:8192])
     cluster.run(corpus.pages)
     durability.run(corpus.pages)
+    swap.run()
     print(f"\n(total {time.time() - started:.0f} s)")
 
 

@@ -473,3 +473,26 @@ def test_a_node_calls_for_its_own_pages_only_in_its_current_epoch(
         }
     finally:
         cluster.close()
+
+
+def test_exports_are_created_and_deleted_by_admins_and_each_identity_sees_its_own(
+    node_factory: NodeFactory, pki: Path, tmp_path: Path
+) -> None:
+    node, unix = tls_node(node_factory, pki, tmp_path)
+    app = "<Identity client 'app'>"
+    with SyncClient(node.address, "app", tls=tls_of(pki, "app")) as client:
+        assert refusal(lambda: client.create_export("disk", 1 << 20)) == denied(
+            "Admin/CreateExport", "admin", app
+        )
+        assert refusal(lambda: client.delete_export("disk")) == denied(
+            "Admin/DeleteExport", "admin", app
+        )
+        assert client.list_exports() == []
+    with SyncClient(node.address, "ops", tls=tls_of(pki, "ops")) as ops:
+        created = ops.create_export("disk", 1 << 20)
+        assert (created.name, created.owner, created.size) == ("disk", "admin:ops", 1 << 20)
+        assert [export.name for export in ops.list_exports()] == ["disk"]
+    with SyncClient(unix, "local") as local:
+        assert local.list_exports() == []
+    log = node.log()
+    assert "export create 'disk' of 1048576 bytes by <Identity admin 'ops'> over the main " in log

@@ -240,7 +240,7 @@ def test_bad_values_together_exit_2_with_one_line(
         ([], "ramster: the following arguments are required: COMMAND"),
         (["launch"], "ramster: argument COMMAND: invalid choice: 'launch' (choose from 'node', "
          "'up', 'stats', 'param', 'quota', 'drain', 'undrain', 'forget-node', "
-         "'members', 'demo', 'certs')"),
+         "'members', 'demo', 'certs', 'export', 'swap')"),
         (["stats", "--bogus"], "ramster: unrecognized arguments: --bogus"),
     ],
 )  # fmt: skip

@@ -301,9 +301,14 @@ def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
     tcp = f"127.0.0.1:{free_port()}"
     metrics = f"127.0.0.1:{free_port()}"
 
+    spill_dir = tmp_path / "spill-dir"  # the emptyDir of the NBD spill
+    spill_dir.mkdir()
+    assert {"name": "spill", "mountPath": "/var/lib/ramster"} in node["volumeMounts"]
+
     def local(word: str) -> str:
         return (
             word.replace("/run/ramster", str(host))
+            .replace("/var/lib/ramster", str(spill_dir))
             .replace("0.0.0.0:7470", tcp)
             .replace("127.0.0.1:7470", tcp)
             .replace("0.0.0.0:9470", metrics)
@@ -328,6 +333,12 @@ def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
         socket = host / "ramster.sock"
         assert socket.is_socket()
         assert socket.stat().st_mode & 0o777 == 0o660  # pods with supplementalGroups [10001]
+        # The host's swap goes through these two: the node's user and the host's root only.
+        modes = {
+            path.name: path.stat().st_mode & 0o777
+            for path in (host / "nbd.sock", host / "admin.sock")
+        }
+        assert modes == {"nbd.sock": 0o600, "admin.sock": 0o600}
         health = subprocess.run(
             [sys.executable, str(REPO / "deploy" / "healthcheck.py"), f"unix://{socket}"],
             capture_output=True,

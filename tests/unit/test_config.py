@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ramster.config import NodeConfig, is_loopback
+from ramster.config import NbdConfig, NodeConfig, is_loopback
 from ramster.errors import InvalidArgument
 from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
@@ -113,3 +113,42 @@ def test_a_node_serves_with_a_node_certificate_of_its_own_name(tmp_path: Path) -
             f"tls cert {tls.cert} is {named}: node '{name}' serves with a node certificate of "
             f"its own name (`ramster certs issue DIR node {name}`)"
         )
+
+
+def test_nbd_serves_unix_sockets_and_loopback_tcp() -> None:
+    config = NbdConfig(("unix:///run/ramster/nbd.sock", "127.0.0.1:10809", "[::1]:0"))
+    assert config.listen[1] == "127.0.0.1:10809"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"spill": "/var/lib/ramster/spill"},
+            "nbd_spill_size 0 is invalid: expected at least 4096 bytes with a spill file",
+        ),
+        (
+            {"spill_size": 1 << 30},
+            "nbd_spill_size is given without a spill file (--nbd-spill)",
+        ),
+    ],
+)
+def test_bad_nbd_configs_are_refused(config: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        NbdConfig(**config)  # type: ignore[arg-type]
+    assert refused.value.message == message
+
+
+def test_nbd_off_loopback_needs_tls_or_insecure() -> None:
+    nbd = NbdConfig(("0.0.0.0:10809",))
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="127.0.0.1:0", store=ZcacheConfig(memory=1 << 20), nbd=nbd)
+    assert refused.value.message == (
+        "nbd '0.0.0.0:10809' is not loopback: serve it with --tls-ca, --tls-cert and --tls-key "
+        "(NBD clients STARTTLS with a certificate of the CA), or pass --insecure to serve it in "
+        "plaintext"
+    )
+    insecure = NodeConfig(
+        listen="127.0.0.1:0", store=ZcacheConfig(memory=1 << 20), nbd=nbd, insecure=True
+    )
+    assert insecure.nbd.listen == ("0.0.0.0:10809",)

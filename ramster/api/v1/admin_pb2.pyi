@@ -195,3 +195,53 @@ class GetClientsResponse(_message.Message):
     CLIENTS_FIELD_NUMBER: _ClassVar[int]
     clients: _containers.RepeatedCompositeFieldContainer[ClientUsage]
     def __init__(self, clients: _Optional[_Iterable[_Union[ClientUsage, _Mapping]]] = ...) -> None: ...
+
+class Export(_message.Message):
+    __slots__ = ("name", "owner", "size", "pages", "spilled_pages")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_PAGES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    owner: str
+    size: int
+    pages: int
+    spilled_pages: int
+    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., size: _Optional[int] = ..., pages: _Optional[int] = ..., spilled_pages: _Optional[int] = ...) -> None: ...
+
+class CreateExportRequest(_message.Message):
+    __slots__ = ("name", "size")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class CreateExportResponse(_message.Message):
+    __slots__ = ("export",)
+    EXPORT_FIELD_NUMBER: _ClassVar[int]
+    export: Export
+    def __init__(self, export: _Optional[_Union[Export, _Mapping]] = ...) -> None: ...
+
+class ListExportsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListExportsResponse(_message.Message):
+    __slots__ = ("exports",)
+    EXPORTS_FIELD_NUMBER: _ClassVar[int]
+    exports: _containers.RepeatedCompositeFieldContainer[Export]
+    def __init__(self, exports: _Optional[_Iterable[_Union[Export, _Mapping]]] = ...) -> None: ...
+
+class DeleteExportRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteExportResponse(_message.Message):
+    __slots__ = ("pages_flushed",)
+    PAGES_FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    pages_flushed: int
+    def __init__(self, pages_flushed: _Optional[int] = ...) -> None: ...

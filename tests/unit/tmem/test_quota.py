@@ -18,7 +18,7 @@ from ramster.remote.handles import origin_tmem
 from ramster.remote.restore import restore
 from ramster.remote.shipping import complete_shipments, take_shipments
 from ramster.tmem import PageTable, PoolSpec, Rejected, RejectReason, Stored, Tmem
-from ramster.tmem.keys import owner_name
+from ramster.tmem.keys import EXPORT_PREFIX, owner_name
 from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
 from ramster.tmem.quota import Account, Quotas
 from ramster.zcache import PlainStore
@@ -227,6 +227,18 @@ def test_clients_in_process_and_pools_held_for_peers_are_never_metered() -> None
     assert put_foreign(tmem.table, origin, foreign) == [Stored(1), Stored(2), Stored(3)]
     assert usage(tmem) == {}
     assert tmem.counters()["put_quota"] == 0
+
+
+def test_the_pools_of_nbd_exports_are_never_metered() -> None:
+    """An export is bounded by its size, set by an admin: no client quota refuses its writes."""
+    tmem = origin_tmem(PlainStore(memory=1 << 22))
+    tmem.table.accounts.configure(Quotas(default=PAGE))
+    export = f"{EXPORT_PREFIX}admin:alice/swap0"
+    pool = tmem.new_pool(export, PoolSpec(persistent=True))
+    assert tmem.put_many(export, pool, [(1, index, page(1)) for index in range(3)]) == [
+        Stored(1), Stored(2), Stored(3),
+    ]  # fmt: skip
+    assert usage(tmem) == {}
 
 
 def test_an_account_reads_as_its_scope_and_figures() -> None:

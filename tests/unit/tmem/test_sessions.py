@@ -9,6 +9,7 @@ import uuid
 from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
 from ramster.page import pack_page
 from ramster.tmem import PageTable, PoolSpec, Tmem
+from ramster.tmem.keys import EXPORT_PREFIX
 from ramster.tmem.pool import PoolRecord
 from ramster.tmem.sessions import Expiry, Sessions
 from ramster.zcache import PlainStore
@@ -101,6 +102,14 @@ def test_clients_of_other_nodes_are_never_due() -> None:
     page = ForeignPage(1, (5, 0, 0), 0, 1, True, pack_page(bytes(4096)))
     put_foreign(host.table, origin_client(2, "e1"), [page])
     assert host.table.client_names() == [origin_client(2, "e1")]
+    assert sessions.due(host.table, 1e9, LEASE, GRACE) == []
+
+
+def test_the_pools_of_nbd_exports_are_never_due() -> None:
+    """An export lives until it is deleted (`ramster.nbd`): no session of a client keeps it."""
+    host, sessions = tmem(), Sessions(since=0.0)
+    export = f"{EXPORT_PREFIX}admin:alice/swap0"
+    host.new_pool(export, PERSISTENT)
     assert sessions.due(host.table, 1e9, LEASE, GRACE) == []
 
 

@@ -1,0 +1,245 @@
+"""One export's bytes over the node's store: 4096-byte blocks as the pages of one persistent pool.
+
+Block `i` (bytes ``i*4096 .. (i+1)*4096``) is page `i` of object `OID`, put and got through the
+node's `TieredTmem` in process (no gRPC hop), so every write is acknowledged only once the store
+holds it and, with `persistent_copies` 2, a peer holds its other copy (`TieredTmem.put` returns
+after replication): NBD_CMD_FLUSH and FUA have nothing left to wait for in the store.
+
+- READ is a get that frees nothing (the kernel reuses clean swap slots without rewriting them);
+  a page the store does not hold is read from the spill, else reads as zeros.
+- WRITE puts whole pages as they are; a page written in part is read, changed and put again
+  (read-modify-write), one such change at a time per page. Writes the protocol leaves unordered
+  (overlapping requests in flight together) may interleave page by page.
+- TRIM flushes the pages wholly inside its range (the partial pages at its edges stay: TRIM is
+  advisory) and frees their spill slots; a TRIM of the whole export flushes the object at once.
+- WRITE_ZEROES with NO_HOLE stores same-filled zero pages (one byte each, `ramster.page`);
+  without it, it punches holes as TRIM does (the protocol allows it: a hole reads as zeros, and
+  unlike a stored page it can be refused by nobody); partial edge pages are zeroed in place.
+- A page the store refuses (poor compression, a full node, no replica) goes to the spill
+  (`ramster.nbd.spill`); without a spill, or with the spill full, the write fails ENOSPC and the
+  node log says why. A write is never acknowledged unless every page of it is held.
+- When the zcache backend is loaded anew (param zcache off, then on), its pools start empty, and
+  so did the export's (zcache off is refused while persistent pages are stored): the volume
+  makes its pool again before its next operation, as the frontends register again. Once its
+  export is deleted (`close`), every operation fails EIO: a client still connected must never
+  reach a later export's pages.
+
+Not here: the registry of exports and who owns them (`ramster.nbd.exports`), the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+
+from ramster.backend import Backend
+from ramster.nbd.protocol import Errno, RequestRefused
+from ramster.nbd.spill import PAGE, Spill
+from ramster.page import PackedPage, unpack_page
+from ramster.tiered import TieredTmem
+from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
+from ramster.tmem.table import PageData
+
+OID: Oid = (0, 0, 0)
+"""The one object of an export's pool: page indices are 32-bit, so an export holds at most
+2**32 pages (16 TiB)."""
+ZERO_PAGE = bytes(PAGE)
+PACKED_ZERO = PackedPage(b"\x00", same_filled=True, page_size=PAGE)
+SPEC = PoolSpec(persistent=True, page_size=PAGE)
+"""The pool of every export."""
+TRIM_BATCH = 8192
+"""Pages flushed per step of a TRIM: a long one yields to other requests between steps."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where an export's pages are: the node's client name and pool id (in backend
+    `generation`), and the uid its spilled pages are kept under."""
+
+    client: str
+    pool_id: int
+    generation: int
+    uid: int
+
+
+class Volume:
+    """The bytes of an export of `size` bytes of `client`, over `backend` (through `tiered`)
+    and `spill`; `counters` are the registry's, shared by its volumes."""
+
+    def __init__(
+        self,
+        size: int,
+        client: str,
+        uid: int,
+        backend: Backend,
+        tiered: TieredTmem,
+        spill: Spill | None,
+        counters: dict[str, int],
+    ) -> None:
+        self._size = size
+        self._backend = backend
+        self._tiered = tiered
+        self._spill = spill
+        self._counters = counters
+        pool_id, _ = tiered.new_pool(client, SPEC)
+        self._place = Place(client, pool_id, backend.generation, uid)
+        self._closed = False
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def place(self) -> Place:
+        """Where the pages are now: the pool is made again in a backend loaded anew."""
+        if self._closed:
+            raise RequestRefused(Errno.EIO, f"export {self._place.client} was deleted")
+        place = self._place
+        generation = self._backend.generation
+        if generation != place.generation:
+            pool_id, _ = self._tiered.new_pool(place.client, SPEC)
+            place = self._place = replace(place, pool_id=pool_id, generation=generation)
+        return place
+
+    def close(self) -> None:
+        """The export is deleted: every later operation fails."""
+        self._closed = True
+
+    async def read(self, offset: int, length: int) -> bytes:
+        first = offset // PAGE
+        pages = await self._pages(range(first, (offset + length - 1) // PAGE + 1))
+        start = offset - first * PAGE
+        return b"".join(pages)[start : start + length]
+
+    async def write(self, offset: int, data: bytes) -> None:
+        whole: list[tuple[int, PageData]] = []
+        for index, lo, hi in _spans(offset, len(data)):
+            chunk = data[lo - offset : hi - offset]
+            if hi - lo == PAGE:
+                whole.append((index, chunk))
+            else:
+                await self._change(index, lo - index * PAGE, chunk)
+        if whole:
+            await self._store(whole)
+
+    async def trim(self, offset: int, length: int) -> None:
+        if offset == 0 and length == self._size:
+            place = self.place
+            self._tiered.flush_objects(place.client, place.pool_id, [OID])
+            if self._spill is not None:
+                self._spill.drop_export(place.uid)
+            return
+        first, end = -(-offset // PAGE), (offset + length) // PAGE
+        for start in range(first, end, TRIM_BATCH):
+            self._flush(range(start, min(start + TRIM_BATCH, end)))
+            await asyncio.sleep(0)
+
+    async def write_zeroes(self, offset: int, length: int, no_hole: bool) -> None:
+        whole: list[int] = []
+        for index, lo, hi in _spans(offset, length):
+            if hi - lo == PAGE:
+                whole.append(index)
+            else:
+                await self._change(index, lo - index * PAGE, bytes(hi - lo))
+        for start in range(0, len(whole), TRIM_BATCH):
+            batch = whole[start : start + TRIM_BATCH]
+            if no_hole:
+                await self._store([(index, PACKED_ZERO) for index in batch])
+            else:
+                self._flush(batch)
+                await asyncio.sleep(0)
+
+    async def flush(self) -> None:
+        """Every acknowledged write is in the store with its copies already; the spill's pages
+        are made durable in its file."""
+        if self._spill is not None:
+            await self._spill.sync()
+
+    async def _pages(self, indexes: Sequence[int]) -> list[bytes]:
+        place = self.place
+        keys = [(OID, index) for index in indexes]
+        got = await self._tiered.get(place.client, place.pool_id, keys, False)
+        hits = self._tiered.deliver(got, lambda: True)
+        pages = []
+        for index, hit in zip(indexes, hits, strict=True):
+            if hit is not None:
+                pages.append(unpack_page(hit.page))
+            else:
+                spilled = self._spill.load((place.uid, index)) if self._spill else None
+                pages.append(spilled if spilled is not None else ZERO_PAGE)
+        return pages
+
+    async def _change(self, index: int, start: int, chunk: bytes) -> None:
+        """Read-modify-write of page `index`: `chunk` at byte `start` of it."""
+        async with self._page_lock(index):
+            (old,) = await self._pages([index])
+            await self._store([(index, old[:start] + chunk + old[start + len(chunk) :])])
+
+    async def _store(self, pages: list[tuple[int, PageData]]) -> None:
+        """Put `pages`; those the store refuses go to the spill, or the write fails."""
+        place = self.place
+        keys = [(OID, index, data) for index, data in pages]
+        outcomes = await self._tiered.put(place.client, place.pool_id, keys)
+        refused: list[tuple[int, PageData, RejectReason]] = []
+        for (index, data), outcome in zip(pages, outcomes, strict=True):
+            if isinstance(outcome, Rejected):
+                refused.append((index, data, outcome.reason))
+            elif self._spill is not None:
+                self._spill.drop((place.uid, index))
+        if refused:
+            self._counters["nbd_store_refused"] += len(refused)
+            self._spill_or_fail(place.uid, refused)
+
+    def _spill_or_fail(self, uid: int, refused: list[tuple[int, PageData, RejectReason]]) -> None:
+        index, _, reason = refused[0]
+        why = f"the store refused {len(refused)} pages (page {index}: {reason.value})"
+        if self._spill is None:
+            raise RequestRefused(Errno.ENOSPC, f"{why} and the node has no spill (--nbd-spill)")
+        for index, data, _ in refused:
+            page = unpack_page(data) if isinstance(data, PackedPage) else data
+            try:
+                spilled = self._spill.store((uid, index), page)
+            except OSError as error:
+                raise RequestRefused(
+                    Errno.EIO, f"{why}; the spill {self._spill.path} failed: {error.strerror}"
+                ) from None
+            if not spilled:
+                raise RequestRefused(
+                    Errno.ENOSPC,
+                    f"{why} and the spill {self._spill.path} is full "
+                    f"({self._spill.capacity} pages)",
+                )
+
+    def _flush(self, indexes: Sequence[int]) -> None:
+        place = self.place
+        self._tiered.flush(place.client, place.pool_id, [(OID, index) for index in indexes])
+        if self._spill is not None:
+            for index in indexes:
+                self._spill.drop((place.uid, index))
+
+    @contextlib.asynccontextmanager
+    async def _page_lock(self, index: int) -> AsyncIterator[None]:
+        """One read-modify-write of page `index` at a time; the lock lives while it is used."""
+        lock, users = self._locks.get(index, (asyncio.Lock(), 0))
+        self._locks[index] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[index]
+            if users == 1:
+                del self._locks[index]
+            else:
+                self._locks[index] = (lock, users - 1)
+
+
+def _spans(offset: int, length: int) -> list[tuple[int, int, int]]:
+    """(page index, first byte, end byte) of each page the range touches."""
+    end = offset + length
+    return [
+        (index, max(offset, index * PAGE), min(end, (index + 1) * PAGE))
+        for index in range(offset // PAGE, (end - 1) // PAGE + 1)
+    ]

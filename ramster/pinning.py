@@ -1,0 +1,64 @@
+"""Keeping the processes that serve swap out of swap: a process the kernel must swap in before
+it can serve the swap it waits on deadlocks.
+
+`lock_memory` locks this process's memory (``mlockall``, every page once touched), where it
+may: as root, or with an unlimited RLIMIT_MEMLOCK (``LimitMEMLOCK=infinity`` in systemd). With
+a smaller limit it does not lock at all: future allocations past the limit would fail.
+`set_io_flusher` marks this process (and what it starts) as one that writes back memory
+(``PR_SET_IO_FLUSHER``: its allocations do not recurse into I/O reclaim), which needs
+CAP_SYS_RESOURCE. Each says why in a warning when it cannot, and returns whether it did.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import resource
+
+log = logging.getLogger("ramster.pinning")
+
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
+PR_SET_IO_FLUSHER = 57
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _error() -> str:
+    code = ctypes.get_errno()
+    return errno.errorcode.get(code, str(code))
+
+
+def lock_memory(what: str) -> bool:
+    """Lock the memory of this process (`what` names it in the log)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if os.geteuid() != 0 and soft != resource.RLIM_INFINITY:
+        log.warning(
+            "%s is not locked in memory: RLIMIT_MEMLOCK is %d bytes (run it as root, or with "
+            "LimitMEMLOCK=infinity): under memory pressure it may be swapped out and stall the "
+            "swap it serves",
+            what,
+            soft,
+        )
+        return False
+    if _libc().mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0:
+        log.warning("%s is not locked in memory: mlockall failed (%s)", what, _error())
+        return False
+    log.info("%s is locked in memory", what)
+    return True
+
+
+def set_io_flusher(what: str) -> bool:
+    """Mark this process, and the processes it starts from now on, as an I/O flusher."""
+    if _libc().prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0:
+        log.warning(
+            "%s is no I/O flusher: PR_SET_IO_FLUSHER failed (%s; it needs CAP_SYS_RESOURCE): its "
+            "allocations may wait on reclaim that waits on it",
+            what,
+            _error(),
+        )
+        return False
+    return True
