@@ -205,6 +205,20 @@ def etcd_credentials_of(args: argparse.Namespace) -> EtcdCredentials | None:
     return EtcdCredentials(**given)
 
 
+def node_or_cluster_flags(parser: Parser, what: str) -> None:
+    """``--node`` (`node_flag`), or ``--cluster NAME`` with ``--etcd`` to `what` cluster-wide in
+    etcd instead: for settings a node takes over Admin and every node follows in etcd."""
+    node_flag(parser)
+    parser.add_argument(
+        "--cluster",
+        metavar="NAME",
+        type=name_of("cluster"),
+        default=None,
+        help=f"{what} cluster-wide in etcd instead (with --etcd)",
+    )
+    etcd_flag(parser)
+
+
 def cluster_flag(parser: Parser) -> None:
     """``--cluster``: the name of the cluster in etcd."""
     parser.add_argument(

@@ -242,15 +242,7 @@ def _parser() -> Parser:
         "origin_grace, client_lease, client_grace, client_quota",
     )
     param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
-    flags.node_flag(param)
-    param.add_argument(
-        "--cluster",
-        metavar="NAME",
-        type=flags.name_of("cluster"),
-        default=None,
-        help="set the param cluster-wide in etcd instead (with --etcd)",
-    )
-    flags.etcd_flag(param)
+    flags.node_or_cluster_flags(param, "set the param")
     add_quota_parser(commands)
     drain = commands.add_parser(
         "drain", help="have peers move their pages off a node before it is stopped"

@@ -43,15 +43,7 @@ def add_quota_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         help="bytes its pages may take on each node, such as 64MiB or 768Mi; 0: no quota (with "
         "set)",
     )
-    flags.node_flag(quota)
-    quota.add_argument(
-        "--cluster",
-        metavar="NAME",
-        type=flags.name_of("cluster"),
-        default=None,
-        help="set or unset the quota cluster-wide in etcd instead (with --etcd)",
-    )
-    flags.etcd_flag(quota)
+    flags.node_or_cluster_flags(quota, "set or unset the quota")
 
 
 def run_quota(args: argparse.Namespace, out: TextIO) -> int:
