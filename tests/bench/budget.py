@@ -16,6 +16,7 @@ from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, compress_page, decompres
 from ramster.rpc import convert
 from ramster.tmem import Hit, PageTable, PoolSpec, Tmem
 from ramster.tmem.elsewhere import PageAway
+from ramster.wire.batches import key_batch, spans
 from ramster.wire.messages import key_messages, oid_message, packed_encoding
 from ramster.zcache import ZCache, ZcacheConfig
 from tests.bench.references import BATCH
@@ -48,6 +49,37 @@ def _page_message(oid: int, index: int, payload: bytes, same_filled: bool) -> tm
     )
 
 
+def _lean_put(batch: list[tuple[int, int, bytes, bool]]) -> bytes:
+    """A lean put of `batch`'s packed pages, serialised, as the client library builds it."""
+    lz4, same = tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    return tmem_pb2.PutPageBatchRequest(
+        client="b",
+        pool_id=1,
+        keys=key_batch([((o, 0, 0), i) for o, i, _, _ in batch]),
+        data=b"".join(payload for _, _, payload, _ in batch),
+        lengths=[len(payload) for _, _, payload, _ in batch],
+        encodings=[same if same_filled else lz4 for _, _, _, same_filled in batch],
+        page_lengths=[DEFAULT_PAGE_SIZE] * len(batch),
+    ).SerializeToString()
+
+
+def _lean_decoded(answer: bytes) -> list[bytes | None]:
+    response = tmem_pb2.GetPageBatchResponse.FromString(answer)
+    data, same = response.data, tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    return [
+        decompress_page(data[start:end], encoding == same, response.page_size)
+        if end > start
+        else None
+        for (start, end), encoding in zip(spans(response.lengths), response.encodings, strict=True)
+    ]
+
+
+def _lean_pages(request: bytes) -> list[object]:
+    parsed = tmem_pb2.PutPageBatchRequest.FromString(request)
+    keys = convert.keys_of_batch(parsed.keys)
+    return convert.pages_of_batch(parsed, len(keys), DEFAULT_PAGE_SIZE)
+
+
 def steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
     """The put's and the get's steps over `pages` in BATCH-page batches, per-page messages."""
     items = [(n >> 8, n & 0xFF, page) for n, page in enumerate(pages)]
@@ -60,6 +92,7 @@ def steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
         for batch in packed
     ]
     parsed = [tmem_pb2.PutPagesRequest.FromString(r) for r in requests]
+    lean_requests = [_lean_put(batch) for batch in packed]
     checked = [convert.pages_of(r.pages, DEFAULT_PAGE_SIZE) for r in parsed]
     tmem, pool = _fresh_host()
     for batch in checked:
@@ -70,6 +103,14 @@ def steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
         for k in keys
     ]
     hits = [tmem.get_many_packed("budget", pool, k) for k in keys]
+    lean_get_requests = [
+        tmem_pb2.GetPageBatchRequest(client="b", pool_id=1, keys=key_batch(k)).SerializeToString()
+        for k in keys
+    ]
+    lean_answers = [
+        convert.batch_response(_pages_of(batch), DEFAULT_PAGE_SIZE).SerializeToString()
+        for batch in hits
+    ]
     answers = [
         convert.packed_response(_pages_of(batch), DEFAULT_PAGE_SIZE).SerializeToString()
         for batch in hits
@@ -91,11 +132,13 @@ def steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
                 for batch in packed
             ],
         ),
+        ("client: build + serialise lean request", lambda: [_lean_put(b) for b in packed]),
         ("node: parse request", lambda: [tmem_pb2.PutPagesRequest.FromString(r) for r in requests]),
         (
             "node: check pages (convert.pages_of)",
             lambda: [convert.pages_of(r.pages, DEFAULT_PAGE_SIZE) for r in parsed],
         ),
+        ("node: parse + check lean request", lambda: [_lean_pages(r) for r in lean_requests]),
         ("node: store (Tmem.put_many, fresh host)", store),
     ]
     get = [
@@ -109,9 +152,25 @@ def steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
             ],
         ),
         (
+            "client: build + serialise lean request",
+            lambda: [
+                tmem_pb2.GetPageBatchRequest(
+                    client="b", pool_id=1, keys=key_batch(k)
+                ).SerializeToString()
+                for k in keys
+            ],
+        ),
+        (
             "node: parse + check keys",
             lambda: [
                 convert.keys_of(tmem_pb2.GetPagesRequest.FromString(r).keys) for r in get_requests
+            ],
+        ),
+        (
+            "node: parse + check lean keys",
+            lambda: [
+                convert.keys_of_batch(tmem_pb2.GetPageBatchRequest.FromString(r).keys)
+                for r in lean_get_requests
             ],
         ),
         (
@@ -129,8 +188,19 @@ def steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
             ],
         ),
         (
+            "node: build + serialise lean answer",
+            lambda: [
+                convert.batch_response(_pages_of(batch), DEFAULT_PAGE_SIZE).SerializeToString()
+                for batch in hits
+            ],
+        ),
+        (
             "client: parse answer + lz4 decompress",
             lambda: [_decoded(a) for a in answers],
+        ),
+        (
+            "client: parse lean answer + lz4 decompress",
+            lambda: [_lean_decoded(a) for a in lean_answers],
         ),
     ]
     return put, get
