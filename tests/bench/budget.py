@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ramster.api.v1 import tmem_pb2
 from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, compress_page, decompress_page
 from ramster.rpc import convert
 from ramster.tmem import Hit, PageTable, PoolSpec, Tmem
 from ramster.tmem.elsewhere import PageAway
+from ramster.tmem.table import PageData
 from ramster.wire.batches import key_batch, spans
 from ramster.wire.messages import key_messages, oid_message, packed_encoding
 from ramster.zcache import ZCache, ZcacheConfig
@@ -34,7 +36,7 @@ def _per_page_us(pages: int, work: Callable[[], object], rounds: int = 5) -> flo
     return best / pages * 1e6
 
 
-def _fresh_host() -> tuple[Tmem, int]:
+def _fresh_host() -> tuple[Tmem[Any], int]:
     tmem = Tmem(PageTable(ZCache(ZcacheConfig(memory=8 * 2**30))))
     return tmem, tmem.new_pool("budget", PoolSpec(persistent=True))
 
@@ -52,7 +54,7 @@ def _page_message(oid: int, index: int, payload: bytes, same_filled: bool) -> tm
 def _lean_put(batch: list[tuple[int, int, bytes, bool]]) -> bytes:
     """A lean put of `batch`'s packed pages, serialised, as the client library builds it."""
     lz4, same = tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED
-    return tmem_pb2.PutPageBatchRequest(
+    request: bytes = tmem_pb2.PutPageBatchRequest(
         client="b",
         pool_id=1,
         keys=key_batch([((o, 0, 0), i) for o, i, _, _ in batch]),
@@ -61,6 +63,7 @@ def _lean_put(batch: list[tuple[int, int, bytes, bool]]) -> bytes:
         encodings=[same if same_filled else lz4 for _, _, _, same_filled in batch],
         page_lengths=[DEFAULT_PAGE_SIZE] * len(batch),
     ).SerializeToString()
+    return request
 
 
 def _lean_decoded(answer: bytes) -> list[bytes | None]:
@@ -74,7 +77,7 @@ def _lean_decoded(answer: bytes) -> list[bytes | None]:
     ]
 
 
-def _lean_pages(request: bytes) -> list[object]:
+def _lean_pages(request: bytes) -> list[PageData]:
     parsed = tmem_pb2.PutPageBatchRequest.FromString(request)
     keys = convert.keys_of_batch(parsed.keys)
     return convert.pages_of_batch(parsed, len(keys), DEFAULT_PAGE_SIZE)
@@ -121,7 +124,7 @@ def steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
         for batch in checked:
             host.put_many("budget", fresh, batch)
 
-    put = [
+    put: list[Step] = [
         ("client: lz4 compress", lambda: [[compress_page(p) for _, _, p in b] for b in batches]),
         (
             "client: build + serialise request",
@@ -141,7 +144,7 @@ def steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
         ("node: parse + check lean request", lambda: [_lean_pages(r) for r in lean_requests]),
         ("node: store (Tmem.put_many, fresh host)", store),
     ]
-    get = [
+    get: list[Step] = [
         (
             "client: build + serialise request",
             lambda: [

@@ -160,7 +160,7 @@ def run(pages: list[bytes], rounds: int = 3) -> None:
             node.stop()
     best_floor = (max(f[0] for f in floor), max(f[1] for f in floor))
     best_ours = (max(o[0] for o in ours), max(o[1] for o in ours))
-    rows = [
+    rows: list[list[object]] = [
         ["raw grpc.aio floor (same bytes)", *_cells(best_floor)],
         ["ramster Client + node", *_cells(best_ours)],
         [
