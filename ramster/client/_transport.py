@@ -23,6 +23,7 @@ from ramster.page import compress_page, decompress_page
 from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 from ramster.tmem.quota import Quotas, Usage
+from ramster.wire.batches import key_batch, spans
 from ramster.wire.bearer import metadata_of
 from ramster.wire.calls import M, Message, stream_messages, unary_call
 from ramster.wire.limits import MESSAGE_SIZE_OPTIONS, OWN_CONNECTIONS
@@ -103,39 +104,49 @@ class Transport:
         return response.pages_flushed
 
     async def put_pages(self, pool: int, uid: int, pages: Sequence[Page]) -> list[bool]:
-        """Pages travel packed: compressed here, once, and stored by the node as they arrive.
-        `uid` (0: unchecked) must still name the pool, here as in every call on a pool."""
-        request = tmem_pb2.PutPagesRequest(
+        """Pages travel packed: compressed here, once, and stored by the node as they arrive,
+        in the lean batch form (`ramster.wire.batches`). `uid` (0: unchecked) must still name
+        the pool, here as in every call on a pool."""
+        packed = [_packed(data) for _, _, data in pages]
+        request = tmem_pb2.PutPageBatchRequest(
             client=self._config.client_name,
             pool_id=pool,
             pool_uid=uid,
-            pages=[_packed_page(oid, index, data) for oid, index, data in pages],
+            keys=key_batch([(oid, index) for oid, index, _ in pages]),
+            data=b"".join(payload for payload, _ in packed),
+            lengths=[len(payload) for payload, _ in packed],
+            encodings=[encoding for _, encoding in packed],
+            # The lengths stated for the node to check: one fill byte does not show it.
+            page_lengths=[len(data) for _, _, data in pages],
         )
-        response = await self._unary("Tmem/PutPages", request, tmem_pb2.PutPagesResponse)
-        _check_count("Tmem/PutPages", len(response.results), len(pages))
+        response = await self._unary("Tmem/PutPageBatch", request, tmem_pb2.PutPageBatchResponse)
+        _check_count("Tmem/PutPageBatch", len(response.results), len(pages))
         return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
 
     async def get_pages(
         self, pool: int, uid: int, keys: Sequence[Key], free: bool | None
     ) -> list[bytes | None]:
-        request = tmem_pb2.GetPagesRequest(
+        request = tmem_pb2.GetPageBatchRequest(
             client=self._config.client_name,
             pool_id=pool,
             pool_uid=uid,
-            keys=key_messages(keys),
+            keys=key_batch(keys),
             mode=GET_MODE_OF_FREE[free],
-            packed=True,
         )
-        response = await self._unary("Tmem/GetPages", request, tmem_pb2.GetPagesResponse)
-        for field in (response.found, response.data, response.encodings):
-            _check_count("Tmem/GetPages", len(field), len(keys))
-        size = response.page_size
+        response = await self._unary("Tmem/GetPageBatch", request, tmem_pb2.GetPageBatchResponse)
+        for field in (response.lengths, response.encodings):
+            _check_count("Tmem/GetPageBatch", len(field), len(keys))
+        data, size = response.data, response.page_size
+        if sum(response.lengths) != len(data):
+            raise InternalError(
+                f"Tmem/GetPageBatch answered lengths adding up to {sum(response.lengths)} "
+                f"bytes and {len(data)} bytes of data"
+            )
+        same_filled = tmem_pb2.PAGE_ENCODING_SAME_FILLED
         return [
-            decompress_page(data, encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED, size)
-            if found
-            else None
-            for found, data, encoding in zip(
-                response.found, response.data, response.encodings, strict=True
+            decompress_page(data[start:end], encoding == same_filled, size) if end > start else None
+            for (start, end), encoding in zip(
+                spans(response.lengths), response.encodings, strict=True
             )
         ]
 
@@ -301,18 +312,12 @@ MAX_DRAIN_WAIT = 3600.0
 """How long a drain with the node's own timeout is waited for at most."""
 
 
-def _packed_page(oid: Oid, index: int, data: bytes) -> tmem_pb2.Page:
+def _packed(data: bytes) -> tuple[bytes, tmem_pb2.PageEncoding]:
+    """A page's payload and its encoding on the wire."""
     payload, same_filled = compress_page(data)
     if len(payload) >= len(data):  # incompressible: raw is smaller, the node refuses it anyway
-        return tmem_pb2.Page(oid=oid_message(oid), index=index, data=data)
-    # The length stated for the node to check: one fill byte does not show it.
-    return tmem_pb2.Page(
-        oid=oid_message(oid),
-        index=index,
-        data=payload,
-        encoding=packed_encoding(same_filled),
-        length=len(data),
-    )
+        return data, tmem_pb2.PAGE_ENCODING_RAW
+    return payload, packed_encoding(same_filled)
 
 
 def _check_count(method: str, received: int, sent: int) -> None:

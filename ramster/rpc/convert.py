@@ -16,6 +16,7 @@ from ramster.errors import InvalidArgument
 from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, check_packed
 from ramster.tmem import Oid, PoolSpec, PutOutcome, Rejected, RejectReason
 from ramster.tmem.table import PageData
+from ramster.wire.batches import spans
 from ramster.wire.limits import MAX_BATCH
 from ramster.wire.messages import oid_of, packed_encoding
 
@@ -130,6 +131,62 @@ def _check_stated_length(length: int, page_size: int, field: str) -> None:
         raise InvalidArgument(f"{field}.length {length} != pool page_size {page_size}")
 
 
+def keys_of_batch(keys: tmem_pb2.KeyBatch) -> list[tuple[Oid, int]]:
+    """The keys of a `KeyBatch`, its arrays checked to have one entry per key (the core checks
+    the keys themselves)."""
+    indexes = keys.indexes
+    count = len(indexes)
+    batch_size("keys", count)
+    _check_entries("keys.oid_word0", len(keys.oid_word0), "keys.indexes", count)
+    words0 = keys.oid_word0
+    words1 = _optional_words(keys.oid_word1, "keys.oid_word1", count)
+    words2 = _optional_words(keys.oid_word2, "keys.oid_word2", count)
+    return list(zip(zip(words0, words1, words2, strict=True), indexes, strict=True))
+
+
+def _optional_words(words: Sequence[int], field: str, count: int) -> Sequence[int]:
+    if not words:
+        return ZEROS[:count]
+    _check_entries(field, len(words), "keys.indexes", count, " or none")
+    return words
+
+
+ZEROS = (0,) * MAX_BATCH
+"""An oid word absent from a `KeyBatch`: 0 for every key."""
+
+
+def pages_of_batch(
+    request: tmem_pb2.PutPageBatchRequest, count: int, page_size: int
+) -> list[PageData]:
+    """The `count` pages of a lean put, cut out of `data` by `lengths` (a slice is the page
+    stored: no message per page) and each checked by `page_data` as a `Page` is, named
+    ``pages[n]`` as in `pages_of`."""
+    lengths, encodings, data = request.lengths, request.encodings, request.data
+    _check_entries("lengths", len(lengths), "keys", count)
+    _check_entries("encodings", len(encodings), "keys", count)
+    stated: Sequence[int] = request.page_lengths
+    if stated:
+        _check_entries("page_lengths", len(stated), "keys", count, " or none")
+    else:
+        stated = ZEROS[:count]
+    total = sum(lengths)
+    if total != len(data):
+        raise InvalidArgument(f"lengths add up to {total} bytes, data has {len(data)}")
+    return [
+        page_data(data[start:end], encoding, length, page_size, f"pages[{i}]")
+        for i, ((start, end), encoding, length) in enumerate(
+            zip(spans(lengths), encodings, stated, strict=True)
+        )
+    ]
+
+
+def _check_entries(field: str, entries: int, per: str, count: int, other: str = "") -> None:
+    if entries != count:
+        raise InvalidArgument(
+            f"{field} has {entries} entries for {count} {per}: expected one per key{other}"
+        )
+
+
 def packed_response(
     pages: Sequence[PackedPage | None], page_size: int
 ) -> tmem_pb2.GetPagesResponse:
@@ -137,6 +194,19 @@ def packed_response(
     return tmem_pb2.GetPagesResponse(
         found=[page is not None for page in pages],
         data=[page.payload if page is not None else b"" for page in pages],
+        encodings=[raw if page is None else packed_encoding(page.same_filled) for page in pages],
+        page_size=page_size,
+    )
+
+
+def batch_response(
+    pages: Sequence[PackedPage | None], page_size: int
+) -> tmem_pb2.GetPageBatchResponse:
+    """The lean answer to a get: the pages found one after another, a miss of length 0."""
+    raw = tmem_pb2.PAGE_ENCODING_RAW
+    return tmem_pb2.GetPageBatchResponse(
+        data=b"".join(page.payload for page in pages if page is not None),
+        lengths=[len(page.payload) if page is not None else 0 for page in pages],
         encodings=[raw if page is None else packed_encoding(page.same_filled) for page in pages],
         page_size=page_size,
     )

@@ -12,19 +12,20 @@ built and fits one message (`TieredTmem.deliver`).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 
 from ramster.api.v1 import tmem_pb2
 from ramster.errors import ResourceExhausted
 from ramster.expiry import ClientSessions
-from ramster.page import unpack_page
+from ramster.page import PackedPage, unpack_page
 from ramster.rpc import convert
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import Call, service, unary, unary_watched
 from ramster.tiered import TieredTmem
-from ramster.tmem import Hit
+from ramster.tmem import Hit, Oid
 from ramster.tmem.keys import owner_name
 from ramster.wire.limits import MAX_MESSAGE, check_client_name
 from ramster.wire.messages import oid_of
@@ -59,6 +60,16 @@ class TmemService:
                 ),
                 "GetPages": unary_watched(
                     "Tmem/GetPages", self.get_pages, tmem_pb2.GetPagesRequest.FromString
+                ),
+                "PutPageBatch": unary(
+                    "Tmem/PutPageBatch",
+                    self.put_page_batch,
+                    tmem_pb2.PutPageBatchRequest.FromString,
+                ),
+                "GetPageBatch": unary_watched(
+                    "Tmem/GetPageBatch",
+                    self.get_page_batch,
+                    tmem_pb2.GetPageBatchRequest.FromString,
                 ),
                 "FlushPages": unary(
                     "Tmem/FlushPages", self.flush_pages, tmem_pb2.FlushPagesRequest.FromString
@@ -96,19 +107,61 @@ class TmemService:
         outcomes = await self._tiered.put(client, request.pool_id, pages)
         return tmem_pb2.PutPagesResponse(results=[convert.put_status(o) for o in outcomes])
 
+    async def put_page_batch(
+        self, request: tmem_pb2.PutPageBatchRequest
+    ) -> tmem_pb2.PutPageBatchResponse:
+        """`put_pages` in the lean form: the pages are slices of the request's `data`."""
+        self._tiered.check_serving()
+        client = self._client(request.client)
+        spec = self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
+        keys = convert.keys_of_batch(request.keys)
+        pages = convert.pages_of_batch(request, len(keys), spec.page_size)
+        outcomes = await self._tiered.put(
+            client,
+            request.pool_id,
+            [(oid, index, page) for (oid, index), page in zip(keys, pages, strict=True)],
+        )
+        return tmem_pb2.PutPageBatchResponse(results=[convert.put_status(o) for o in outcomes])
+
     async def get_pages(
         self, request: tmem_pb2.GetPagesRequest, call: Call
     ) -> tmem_pb2.GetPagesResponse:
+        def keys() -> list[tuple[Oid, int]]:
+            return convert.keys_of(request.keys)
+
+        if request.packed:
+            return await self._get(request, keys, call, convert.packed_response)
+        return await self._get(request, keys, call, _unpacked_response)
+
+    async def get_page_batch(
+        self, request: tmem_pb2.GetPageBatchRequest, call: Call
+    ) -> tmem_pb2.GetPageBatchResponse:
+        """`get_pages` in the lean form: the pages found come back in one bytes field."""
+
+        def keys() -> list[tuple[Oid, int]]:
+            return convert.keys_of_batch(request.keys)
+
+        return await self._get(request, keys, call, convert.batch_response)
+
+    async def _get(
+        self,
+        request: GetRequest,
+        keys_of: Callable[[], list[tuple[Oid, int]]],
+        call: Call,
+        answer: Answer[R],
+    ) -> R:
+        """A get of the request's keys (`keys_of` reads them once the pool and mode passed),
+        answered as `answer` builds it, refused before anything is freed if that is too large
+        to send."""
         self._tiered.check_serving()
         client = self._client(request.client)
         spec = self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         free = convert.free_of(request.mode)
-        keys = convert.keys_of(request.keys)
-        got = await self._tiered.get(client, request.pool_id, keys, free)
-        response = _answer(got.hits, request.packed, spec.page_size)
+        got = await self._tiered.get(client, request.pool_id, keys_of(), free)
+        response = _fitting(answer, got.hits, spec.page_size)
         hits = self._tiered.deliver(got, call.alive)
         if hits != got.hits:  # another get took some meanwhile: those are misses here
-            response = _answer(hits, request.packed, spec.page_size)
+            response = _fitting(answer, hits, spec.page_size)
         return response
 
     async def flush_pages(self, request: tmem_pb2.FlushPagesRequest) -> tmem_pb2.FlushPagesResponse:
@@ -143,16 +196,24 @@ class TmemService:
         return client
 
 
-def _answer(hits: list[Hit | None], packed: bool, page_size: int) -> tmem_pb2.GetPagesResponse:
+GetRequest = tmem_pb2.GetPagesRequest | tmem_pb2.GetPageBatchRequest
+R = TypeVar("R", tmem_pb2.GetPagesResponse, tmem_pb2.GetPageBatchResponse)
+Answer = Callable[[Sequence[PackedPage | None], int], R]
+"""How a get's answer is built from its pages (None: a miss) and the pool's page size."""
+
+
+def _unpacked_response(
+    pages: Sequence[PackedPage | None], page_size: int
+) -> tmem_pb2.GetPagesResponse:
+    return tmem_pb2.GetPagesResponse(
+        found=[page is not None for page in pages],
+        data=[unpack_page(page) if page is not None else b"" for page in pages],
+    )
+
+
+def _fitting(answer: Answer[R], hits: list[Hit | None], page_size: int) -> R:
     """The answer to a get, refused before anything is freed if it is too large to send."""
-    pages = [hit.page if hit is not None else None for hit in hits]
-    if packed:
-        response = convert.packed_response(pages, page_size)
-    else:
-        response = tmem_pb2.GetPagesResponse(
-            found=[page is not None for page in pages],
-            data=[unpack_page(page) if page is not None else b"" for page in pages],
-        )
+    response = answer([hit.page if hit is not None else None for hit in hits], page_size)
     size = response.ByteSize()
     if size > MAX_MESSAGE:
         raise ResourceExhausted(

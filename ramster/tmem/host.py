@@ -27,6 +27,7 @@ from ramster.errors import (
 from ramster.page import PackedPage, check_page_length
 from ramster.tmem.elsewhere import REMOTE, ElsewhereT, PageAway
 from ramster.tmem.keys import (
+    INVALID_OID,
     U32_MAX,
     U64_MAX,
     Oid,
@@ -195,16 +196,13 @@ class Tmem(Generic[ElsewhereT]):
         size = pool.spec.page_size
         checked = []
         for i, (oid, index, data) in enumerate(pages):
+            key = _checked_key(oid, index, "pages", i)
             # The common case checked inline; field names are only built for a refusal.
-            if type(oid) is int and 0 <= oid <= U64_MAX:
-                key_oid: Oid = (oid, 0, 0)
-            else:
-                key_oid = as_oid(oid, f"pages[{i}].oid")
-            if not (type(index) is int and 0 <= index <= U32_MAX):
-                check_index(index, f"pages[{i}].index")
-            if not (type(data) is bytes and len(data) == size):
+            if not (type(data) is PackedPage and data.page_size == size) and not (
+                type(data) is bytes and len(data) == size
+            ):
                 _check_length(data, size, f"pages[{i}].data")
-            checked.append((key_oid, index, data))
+            checked.append((*key, data))
         put = self.table.put_pool_page
         return [put(pool, oid, index, data) for oid, index, data in checked]
 
@@ -341,10 +339,34 @@ def _here(page: bytes | PageAway | None) -> bytes | None:
 
 
 def _checked_keys(keys: Sequence[tuple[OidLike, int]]) -> list[tuple[Oid, int]]:
-    return [
-        (as_oid(oid, f"keys[{i}].oid"), check_index(index, f"keys[{i}].index"))
-        for i, (oid, index) in enumerate(keys)
-    ]
+    return [_checked_key(oid, index, "keys", i) for i, (oid, index) in enumerate(keys)]
+
+
+def _checked_key(oid: OidLike, index: int, field: str, i: int) -> tuple[Oid, int]:
+    """The key `oid`, `index` (entry `i` of `field`) as kept, checked. The common cases, an
+    int or three words in range, are checked inline: field names are only built for a
+    refusal (by `as_oid`, `check_index`)."""
+    if type(oid) is int and 0 <= oid <= U64_MAX:
+        return _checked_index((oid, 0, 0), index, field, i)
+    if type(oid) is tuple and len(oid) == 3:
+        w0, w1, w2 = oid
+        if (
+            type(w0) is int
+            and type(w1) is int
+            and type(w2) is int
+            and 0 <= w0 <= U64_MAX
+            and 0 <= w1 <= U64_MAX
+            and 0 <= w2 <= U64_MAX
+            and oid != INVALID_OID
+        ):
+            return _checked_index(oid, index, field, i)
+    return _checked_index(as_oid(oid, f"{field}[{i}].oid"), index, field, i)
+
+
+def _checked_index(oid: Oid, index: int, field: str, i: int) -> tuple[Oid, int]:
+    if not (type(index) is int and 0 <= index <= U32_MAX):
+        check_index(index, f"{field}[{i}].index")
+    return oid, index
 
 
 def _check_length(data: PageData, page_size: int, field: str) -> None:

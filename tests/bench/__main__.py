@@ -6,7 +6,7 @@ import platform
 import time
 
 from ramster.workload.corpus import build_corpus
-from tests.bench import cluster, core, durability, seal, swap, wire
+from tests.bench import budget, cluster, core, durability, floor, seal, swap, wire
 
 
 def main() -> None:
@@ -16,6 +16,8 @@ def main() -> None:
     core.run(corpus)
     seal.run(corpus)
     wire.run(corpus.pages[:8192])
+    floor.run(corpus.pages[:8192])
+    budget.run(corpus.pages[:8192])
     cluster.run(corpus.pages)
     durability.run(corpus.pages)
     swap.run()

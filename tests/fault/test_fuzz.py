@@ -157,7 +157,7 @@ class Fuzzer:
             return rng.choice(
                 (0, 1, 511, 512, 1000, 4096, 65536, 131072, U32_MAX, rng.getrandbits(32))
             )
-        if kind == FieldDescriptor.TYPE_UINT64:
+        if kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
             if plausible:  # versions (a node's start in microseconds and up) or oid words
                 return rng.randint(1, 20)
             return rng.choice((0, 1, 2**63, U64_MAX - 1, U64_MAX, rng.getrandbits(64)))

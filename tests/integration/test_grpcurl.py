@@ -63,9 +63,11 @@ def test_list_shows_exactly_the_nodes_services(node: NodeProcess) -> None:
         "ramster.api.v1.Tmem.DestroyPool",
         "ramster.api.v1.Tmem.FlushObjects",
         "ramster.api.v1.Tmem.FlushPages",
+        "ramster.api.v1.Tmem.GetPageBatch",
         "ramster.api.v1.Tmem.GetPages",
         "ramster.api.v1.Tmem.KeepAlive",
         "ramster.api.v1.Tmem.NewPool",
+        "ramster.api.v1.Tmem.PutPageBatch",
         "ramster.api.v1.Tmem.PutPages",
     ]
 
@@ -112,6 +114,47 @@ def test_pages_round_trip_through_json_byte_exact(node: NodeProcess) -> None:
         params = client.params()
     assert call(node, "ramster.api.v1.Admin/GetParams") == {"params": params}
     assert (params["zcache"], params["ramster"]) == ("on", "on")
+
+
+def test_lean_batches_round_trip_through_json_and_meet_the_per_page_form(
+    node: NodeProcess,
+) -> None:
+    call(node, "ramster.api.v1.Tmem/NewPool", {"client": "curl", "persistent": True})
+    # One raw page, one same-filled page (one byte, its length stated): keys as arrays, the
+    # second key with every oid word.
+    keys = {"oid_word0": ["1", str(U64_MAX)], "oid_word1": ["0", "5"], "oid_word2": ["0", "0"]}
+    keys["indexes"] = [0, 2**32 - 1]
+    put = call(
+        node,
+        "ramster.api.v1.Tmem/PutPageBatch",
+        {
+            "client": "curl",
+            "pool_id": 0,
+            "keys": keys,
+            "data": b64(page(1) + b"\x07"),
+            "lengths": [4096, 1],
+            "encodings": ["PAGE_ENCODING_RAW", "PAGE_ENCODING_SAME_FILLED"],
+            "page_lengths": [0, 4096],
+        },
+    )
+    assert put == {"results": ["PUT_STATUS_STORED", "PUT_STATUS_STORED"]}
+    per_page = [
+        {"oid": {"word0": "1"}, "index": 0},
+        {"oid": {"word0": str(U64_MAX), "word1": "5"}, "index": 2**32 - 1},
+    ]
+    got = call(
+        node, "ramster.api.v1.Tmem/GetPages", {"client": "curl", "pool_id": 0, "keys": per_page}
+    )
+    assert [base64.b64decode(data) for data in got["data"]] == [page(1), b"\x07" * 4096]
+    keys["indexes"] = [0, 0]  # the second key is now a miss
+    batch = call(
+        node, "ramster.api.v1.Tmem/GetPageBatch", {"client": "curl", "pool_id": 0, "keys": keys}
+    )
+    block = base64.b64decode(batch["data"])
+    assert batch["lengths"] == [len(block), 0]
+    assert batch["encodings"] == ["PAGE_ENCODING_LZ4", "PAGE_ENCODING_RAW"]
+    assert batch["page_size"] == 4096
+    assert lz4.block.decompress(block, uncompressed_size=4096) == page(1)
 
 
 def test_an_invalid_request_shows_the_code_and_the_nodes_message(node: NodeProcess) -> None:

@@ -37,7 +37,16 @@ PEER_EPOCH = "00062a0b1c2d3e4f"
 EPOCH_RULE = "16 lowercase hex digits (a node's start time in microseconds and 3 random ones)"
 VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
 HOUR_US = 3600 * 10**6
-TMEM_CALLS = ("NewPool", "DestroyPool", "PutPages", "GetPages", "FlushPages", "FlushObjects")
+TMEM_CALLS = (
+    "NewPool",
+    "DestroyPool",
+    "PutPages",
+    "GetPages",
+    "PutPageBatch",
+    "GetPageBatch",
+    "FlushPages",
+    "FlushObjects",
+)
 POOL_CALLS = TMEM_CALLS[1:]
 
 
@@ -54,6 +63,16 @@ def raw_page(n: int, data: bytes, index: int = 0, **fields: Any) -> tmem_pb2.Pag
     return tmem_pb2.Page(oid=oid(n), index=index, data=data, **fields)
 
 
+def raw_batch(*pages: bytes) -> dict[str, Any]:
+    """The fields of a lean put of raw `pages` at oid 1, indexes 0, 1, ..."""
+    return {
+        "keys": tmem_pb2.KeyBatch(oid_word0=[1] * len(pages), indexes=range(len(pages))),
+        "data": b"".join(pages),
+        "lengths": [len(p) for p in pages],
+        "encodings": [tmem_pb2.PAGE_ENCODING_RAW] * len(pages),
+    }
+
+
 def lz4_of(data: bytes) -> bytes:
     block: bytes = lz4.block.compress(data, store_size=False)
     return block
@@ -68,6 +87,10 @@ def pool_request(name: str, pool_id: int, client: str = "app") -> dict[str, Any]
         fields["pages"] = [raw_page(1, page(1))]
     elif name in ("GetPages", "FlushPages"):
         fields["keys"] = [tmem_pb2.PageKey(oid=oid(1))]
+    elif name == "PutPageBatch":
+        fields.update(raw_batch(page(1)))
+    elif name == "GetPageBatch":
+        fields["keys"] = tmem_pb2.KeyBatch(oid_word0=[1], indexes=[0])
     elif name == "FlushObjects":
         fields["oids"] = [oid(1)]
     return fields
@@ -821,3 +844,125 @@ def test_a_peer_get_never_frees_what_it_answers(wire: RawNode) -> None:
     answer = wire.call("/ramster.api.v1.Peer/GetPages", request.SerializeToString() + free)
     assert list(answer.parsed(peer_pb2.PeerGetResponse).found) == [True]
     assert peer_held(wire, 0) == [(lz4_of(page(0)), 1)]
+
+
+def test_lean_puts_whose_fields_disagree_are_refused_naming_them_and_store_nothing(
+    wire: RawNode,
+) -> None:
+    pool = new_pool(wire, persistent=True)
+    good = raw_batch(page(1), page(2))
+    lz4, same = tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    raw = tmem_pb2.PAGE_ENCODING_RAW
+    reserved = tmem_pb2.KeyBatch(
+        oid_word0=[1, U64_MAX], oid_word1=[0, U64_MAX], oid_word2=[0, U64_MAX], indexes=[0, 1]
+    )
+    every_word = "expected PAGE_ENCODING_RAW, PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED"
+    cases: list[tuple[dict[str, Any], str]] = [
+        (
+            {"keys": tmem_pb2.KeyBatch(oid_word0=[1, 1, 1], indexes=[0, 1])},
+            "keys.oid_word0 has 3 entries for 2 keys.indexes: expected one per key",
+        ),
+        (
+            {"keys": tmem_pb2.KeyBatch(oid_word0=[1, 1], oid_word1=[0], indexes=[0, 1])},
+            "keys.oid_word1 has 1 entries for 2 keys.indexes: expected one per key or none",
+        ),
+        (
+            {"keys": tmem_pb2.KeyBatch(oid_word0=[1, 1], oid_word2=[0] * 3, indexes=[0, 1])},
+            "keys.oid_word2 has 3 entries for 2 keys.indexes: expected one per key or none",
+        ),
+        ({"lengths": [8192]}, "lengths has 1 entries for 2 keys: expected one per key"),
+        ({"encodings": [raw] * 3}, "encodings has 3 entries for 2 keys: expected one per key"),
+        (
+            {"page_lengths": [4096]},
+            "page_lengths has 1 entries for 2 keys: expected one per key or none",
+        ),
+        ({"lengths": [4096, 4095]}, "lengths add up to 8191 bytes, data has 8192"),
+        ({"lengths": [4096, 4097]}, "lengths add up to 8193 bytes, data has 8192"),
+        ({"encodings": [raw, 3]}, f"pages[1].encoding 3 is invalid: {every_word}"),
+        ({"encodings": [raw, -1]}, f"pages[1].encoding -1 is invalid: {every_word}"),
+        ({"page_lengths": [0, 8192]}, "pages[1].length 8192 != pool page_size 4096"),
+        (
+            {"data": page(1) + page(2) + b"x", "lengths": [4096, 4097]},
+            "pages[1].data length 4097 != pool page_size 4096",
+        ),
+        (
+            {"data": page(1) + lz4_of(page(2) * 2), "lengths": [4096, len(lz4_of(page(2) * 2))]}
+            | {"encodings": [raw, lz4]},
+            "pages[1].data length 8192 != pool page_size 4096",
+        ),
+        (
+            {"data": page(1) + b"\x07", "lengths": [4096, 1], "encodings": [raw, same]},
+            "pages[1].length is 0: a same-filled page states its length, the pool page_size 4096",
+        ),
+        (
+            {"data": page(1) + b"\x07\x07", "lengths": [4096, 2], "encodings": [raw, same]}
+            | {"page_lengths": [0, 4096]},
+            "pages[1].data length 2 is invalid: a same-filled page is 1 byte",
+        ),
+        (
+            {"keys": reserved},
+            f"pages[1].oid {ALL_ONES} is invalid: expected not the reserved all-ones oid",
+        ),
+        (
+            raw_batch(*[b"\x07"] * 1025) | {"encodings": [same] * 1025},
+            "keys count 1025 exceeds the batch limit 1024",
+        ),
+    ]
+    for fields, message in cases:
+        answer = wire.tmem("PutPageBatch", client="app", pool_id=pool, **(good | fields))
+        assert answer.refusal == (INVALID, message), message
+    assert get(wire, pool, (1, 0), (1, 1)) == [None, None]
+    # The same batch, whole, is stored.
+    stored = wire.tmem("PutPageBatch", client="app", pool_id=pool, **good)
+    assert (
+        list(stored.parsed(tmem_pb2.PutPageBatchResponse).results)
+        == [tmem_pb2.PUT_STATUS_STORED] * 2
+    )
+    assert get(wire, pool, (1, 0), (1, 1)) == [page(1), page(2)]
+
+
+def test_lean_gets_with_bad_keys_or_mode_are_refused_naming_them_and_free_nothing(
+    wire: RawNode,
+) -> None:
+    pool = new_pool(wire)  # ephemeral and private: a get frees
+    wire.tmem("PutPageBatch", client="app", pool_id=pool, **raw_batch(page(1)))
+    cases: list[tuple[dict[str, Any], str]] = [
+        (
+            {"keys": tmem_pb2.KeyBatch(oid_word0=[1], indexes=[0, 1])},
+            "keys.oid_word0 has 1 entries for 2 keys.indexes: expected one per key",
+        ),
+        (
+            {"keys": tmem_pb2.KeyBatch(oid_word0=[1, U64_MAX], oid_word2=[0, 2], indexes=[0, 0])}
+            | {"mode": 3},
+            "mode 3 is invalid: expected GET_MODE_POOL_DEFAULT, GET_MODE_FREE or GET_MODE_KEEP",
+        ),
+        (
+            {
+                "keys": tmem_pb2.KeyBatch(
+                    oid_word0=[1, U64_MAX],
+                    oid_word1=[0, U64_MAX],
+                    oid_word2=[0, U64_MAX],
+                    indexes=[0, 0],
+                )
+            },
+            f"keys[1].oid {ALL_ONES} is invalid: expected not the reserved all-ones oid",
+        ),
+        (
+            {"keys": tmem_pb2.KeyBatch(oid_word0=[1] * 1025, indexes=range(1025))},
+            "keys count 1025 exceeds the batch limit 1024",
+        ),
+    ]
+    for fields, message in cases:
+        answer = wire.tmem("GetPageBatch", client="app", pool_id=pool, **fields)
+        assert answer.refusal == (INVALID, message), message
+    keys = tmem_pb2.KeyBatch(oid_word0=[2, 1], indexes=[0, 0])
+    answer = wire.tmem("GetPageBatch", client="app", pool_id=pool, keys=keys)
+    response = answer.parsed(tmem_pb2.GetPageBatchResponse)
+    block = lz4.block.decompress(response.data, uncompressed_size=4096)
+    assert (list(response.lengths), block, response.page_size) == (
+        [0, len(response.data)],
+        page(1),
+        4096,
+    )
+    assert list(response.encodings) == [tmem_pb2.PAGE_ENCODING_RAW, tmem_pb2.PAGE_ENCODING_LZ4]
+    assert get(wire, pool, (1, 0)) == [None]  # the pool's rule: that get freed it

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ramster/api/v1/tmem.proto\x12\x0eramster.api.v1\"2\n\x03Oid\x12\r\n\x05word0\x18\x01 \x01(\x04\x12\r\n\x05word1\x18\x02 \x01(\x04\x12\r\n\x05word2\x18\x03 \x01(\x04\":\n\x07PageKey\x12 \n\x03oid\x18\x01 \x01(\x0b\x32\x13.ramster.api.v1.Oid\x12\r\n\x05index\x18\x02 \x01(\r\"\x85\x01\n\x04Page\x12 \n\x03oid\x18\x01 \x01(\x0b\x32\x13.ramster.api.v1.Oid\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12.\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x0e\n\x06length\x18\x05 \x01(\r\"\\\n\x0eNewPoolRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x12\n\npersistent\x18\x02 \x01(\x08\x12\x13\n\x0bshared_uuid\x18\x03 \x01(\x0c\x12\x11\n\tpage_size\x18\x04 \x01(\r\"4\n\x0fNewPoolResponse\x12\x0f\n\x07pool_id\x18\x01 \x01(\x05\x12\x10\n\x08pool_uid\x18\x02 \x01(\x04\"G\n\x12\x44\x65stroyPoolRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12\x10\n\x08pool_uid\x18\x03 \x01(\x04\",\n\x13\x44\x65stroyPoolResponse\x12\x15\n\rpages_flushed\x18\x01 \x01(\x04\"i\n\x0fPutPagesRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12#\n\x05pages\x18\x03 \x03(\x0b\x32\x14.ramster.api.v1.Page\x12\x10\n\x08pool_uid\x18\x04 \x01(\x04\">\n\x10PutPagesResponse\x12*\n\x07results\x18\x01 \x03(\x0e\x32\x19.ramster.api.v1.PutStatus\"\xa2\x01\n\x0fGetPagesRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.ramster.api.v1.PageKey\x12%\n\x04mode\x18\x04 \x01(\x0e\x32\x17.ramster.api.v1.GetMode\x12\x0e\n\x06packed\x18\x05 \x01(\x08\x12\x10\n\x08pool_uid\x18\x06 \x01(\x04\"s\n\x10GetPagesResponse\x12\r\n\x05\x66ound\x18\x01 \x03(\x08\x12\x0c\n\x04\x64\x61ta\x18\x02 \x03(\x0c\x12/\n\tencodings\x18\x03 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x11\n\tpage_size\x18\x04 \x01(\r\"m\n\x11\x46lushPagesRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.ramster.api.v1.PageKey\x12\x10\n\x08pool_uid\x18\x04 \x01(\x04\"%\n\x12\x46lushPagesResponse\x12\x0f\n\x07\x66lushed\x18\x01 \x03(\x08\"k\n\x13\x46lushObjectsRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12!\n\x04oids\x18\x03 \x03(\x0b\x32\x13.ramster.api.v1.Oid\x12\x10\n\x08pool_uid\x18\x04 \x01(\x04\"\'\n\x14\x46lushObjectsResponse\x12\x0f\n\x07\x66lushed\x18\x01 \x03(\x08\"\"\n\x10KeepAliveRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\"A\n\x11KeepAliveResponse\x12\x15\n\rlease_seconds\x18\x01 \x01(\r\x12\x15\n\rgrace_seconds\x18\x02 \x01(\r*u\n\x0cPageEncoding\x12\x15\n\x11PAGE_ENCODING_RAW\x10\x00\x12\x15\n\x11PAGE_ENCODING_LZ4\x10\x01\x12\x1d\n\x19PAGE_ENCODING_SAME_FILLED\x10\x02\x12\x18\n\x14PAGE_ENCODING_SEALED\x10\x03*\xc9\x01\n\tPutStatus\x12\x1a\n\x16PUT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11PUT_STATUS_STORED\x10\x01\x12\x1c\n\x18PUT_STATUS_COMPRESS_POOR\x10\x02\x12!\n\x1dPUT_STATUS_MEAN_COMPRESS_POOR\x10\x03\x12\x17\n\x13PUT_STATUS_NO_SPACE\x10\x04\x12\x19\n\x15PUT_STATUS_NO_REPLICA\x10\x05\x12\x14\n\x10PUT_STATUS_QUOTA\x10\x06*J\n\x07GetMode\x12\x19\n\x15GET_MODE_POOL_DEFAULT\x10\x00\x12\x11\n\rGET_MODE_FREE\x10\x01\x12\x11\n\rGET_MODE_KEEP\x10\x02\x32\xca\x04\n\x04Tmem\x12J\n\x07NewPool\x12\x1e.ramster.api.v1.NewPoolRequest\x1a\x1f.ramster.api.v1.NewPoolResponse\x12V\n\x0b\x44\x65stroyPool\x12\".ramster.api.v1.DestroyPoolRequest\x1a#.ramster.api.v1.DestroyPoolResponse\x12M\n\x08PutPages\x12\x1f.ramster.api.v1.PutPagesRequest\x1a .ramster.api.v1.PutPagesResponse\x12M\n\x08GetPages\x12\x1f.ramster.api.v1.GetPagesRequest\x1a .ramster.api.v1.GetPagesResponse\x12S\n\nFlushPages\x12!.ramster.api.v1.FlushPagesRequest\x1a\".ramster.api.v1.FlushPagesResponse\x12Y\n\x0c\x46lushObjects\x12#.ramster.api.v1.FlushObjectsRequest\x1a$.ramster.api.v1.FlushObjectsResponse\x12P\n\tKeepAlive\x12 .ramster.api.v1.KeepAliveRequest\x1a!.ramster.api.v1.KeepAliveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ramster/api/v1/tmem.proto\x12\x0eramster.api.v1\"2\n\x03Oid\x12\r\n\x05word0\x18\x01 \x01(\x04\x12\r\n\x05word1\x18\x02 \x01(\x04\x12\r\n\x05word2\x18\x03 \x01(\x04\":\n\x07PageKey\x12 \n\x03oid\x18\x01 \x01(\x0b\x32\x13.ramster.api.v1.Oid\x12\r\n\x05index\x18\x02 \x01(\r\"\x85\x01\n\x04Page\x12 \n\x03oid\x18\x01 \x01(\x0b\x32\x13.ramster.api.v1.Oid\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12.\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x0e\n\x06length\x18\x05 \x01(\r\"\\\n\x0eNewPoolRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x12\n\npersistent\x18\x02 \x01(\x08\x12\x13\n\x0bshared_uuid\x18\x03 \x01(\x0c\x12\x11\n\tpage_size\x18\x04 \x01(\r\"4\n\x0fNewPoolResponse\x12\x0f\n\x07pool_id\x18\x01 \x01(\x05\x12\x10\n\x08pool_uid\x18\x02 \x01(\x04\"G\n\x12\x44\x65stroyPoolRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12\x10\n\x08pool_uid\x18\x03 \x01(\x04\",\n\x13\x44\x65stroyPoolResponse\x12\x15\n\rpages_flushed\x18\x01 \x01(\x04\"i\n\x0fPutPagesRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12#\n\x05pages\x18\x03 \x03(\x0b\x32\x14.ramster.api.v1.Page\x12\x10\n\x08pool_uid\x18\x04 \x01(\x04\">\n\x10PutPagesResponse\x12*\n\x07results\x18\x01 \x03(\x0e\x32\x19.ramster.api.v1.PutStatus\"\xa2\x01\n\x0fGetPagesRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.ramster.api.v1.PageKey\x12%\n\x04mode\x18\x04 \x01(\x0e\x32\x17.ramster.api.v1.GetMode\x12\x0e\n\x06packed\x18\x05 \x01(\x08\x12\x10\n\x08pool_uid\x18\x06 \x01(\x04\"s\n\x10GetPagesResponse\x12\r\n\x05\x66ound\x18\x01 \x03(\x08\x12\x0c\n\x04\x64\x61ta\x18\x02 \x03(\x0c\x12/\n\tencodings\x18\x03 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x11\n\tpage_size\x18\x04 \x01(\r\"T\n\x08KeyBatch\x12\x11\n\toid_word0\x18\x01 \x03(\x06\x12\x11\n\toid_word1\x18\x02 \x03(\x06\x12\x11\n\toid_word2\x18\x03 \x03(\x06\x12\x0f\n\x07indexes\x18\x04 \x03(\r\"\xd6\x01\n\x13PutPageBatchRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12\x10\n\x08pool_uid\x18\x03 \x01(\x04\x12&\n\x04keys\x18\x04 \x01(\x0b\x32\x18.ramster.api.v1.KeyBatch\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\x12\x0f\n\x07lengths\x18\x06 \x03(\r\x12/\n\tencodings\x18\x07 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x14\n\x0cpage_lengths\x18\x08 \x03(\r\"B\n\x14PutPageBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0e\x32\x19.ramster.api.v1.PutStatus\"\x97\x01\n\x13GetPageBatchRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12\x10\n\x08pool_uid\x18\x03 \x01(\x04\x12&\n\x04keys\x18\x04 \x01(\x0b\x32\x18.ramster.api.v1.KeyBatch\x12%\n\x04mode\x18\x05 \x01(\x0e\x32\x17.ramster.api.v1.GetMode\"y\n\x14GetPageBatchResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0f\n\x07lengths\x18\x02 \x03(\r\x12/\n\tencodings\x18\x03 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x11\n\tpage_size\x18\x04 \x01(\r\"m\n\x11\x46lushPagesRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.ramster.api.v1.PageKey\x12\x10\n\x08pool_uid\x18\x04 \x01(\x04\"%\n\x12\x46lushPagesResponse\x12\x0f\n\x07\x66lushed\x18\x01 \x03(\x08\"k\n\x13\x46lushObjectsRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07pool_id\x18\x02 \x01(\x05\x12!\n\x04oids\x18\x03 \x03(\x0b\x32\x13.ramster.api.v1.Oid\x12\x10\n\x08pool_uid\x18\x04 \x01(\x04\"\'\n\x14\x46lushObjectsResponse\x12\x0f\n\x07\x66lushed\x18\x01 \x03(\x08\"\"\n\x10KeepAliveRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\"A\n\x11KeepAliveResponse\x12\x15\n\rlease_seconds\x18\x01 \x01(\r\x12\x15\n\rgrace_seconds\x18\x02 \x01(\r*u\n\x0cPageEncoding\x12\x15\n\x11PAGE_ENCODING_RAW\x10\x00\x12\x15\n\x11PAGE_ENCODING_LZ4\x10\x01\x12\x1d\n\x19PAGE_ENCODING_SAME_FILLED\x10\x02\x12\x18\n\x14PAGE_ENCODING_SEALED\x10\x03*\xc9\x01\n\tPutStatus\x12\x1a\n\x16PUT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11PUT_STATUS_STORED\x10\x01\x12\x1c\n\x18PUT_STATUS_COMPRESS_POOR\x10\x02\x12!\n\x1dPUT_STATUS_MEAN_COMPRESS_POOR\x10\x03\x12\x17\n\x13PUT_STATUS_NO_SPACE\x10\x04\x12\x19\n\x15PUT_STATUS_NO_REPLICA\x10\x05\x12\x14\n\x10PUT_STATUS_QUOTA\x10\x06*J\n\x07GetMode\x12\x19\n\x15GET_MODE_POOL_DEFAULT\x10\x00\x12\x11\n\rGET_MODE_FREE\x10\x01\x12\x11\n\rGET_MODE_KEEP\x10\x02\x32\x80\x06\n\x04Tmem\x12J\n\x07NewPool\x12\x1e.ramster.api.v1.NewPoolRequest\x1a\x1f.ramster.api.v1.NewPoolResponse\x12V\n\x0b\x44\x65stroyPool\x12\".ramster.api.v1.DestroyPoolRequest\x1a#.ramster.api.v1.DestroyPoolResponse\x12M\n\x08PutPages\x12\x1f.ramster.api.v1.PutPagesRequest\x1a .ramster.api.v1.PutPagesResponse\x12M\n\x08GetPages\x12\x1f.ramster.api.v1.GetPagesRequest\x1a .ramster.api.v1.GetPagesResponse\x12Y\n\x0cPutPageBatch\x12#.ramster.api.v1.PutPageBatchRequest\x1a$.ramster.api.v1.PutPageBatchResponse\x12Y\n\x0cGetPageBatch\x12#.ramster.api.v1.GetPageBatchRequest\x1a$.ramster.api.v1.GetPageBatchResponse\x12S\n\nFlushPages\x12!.ramster.api.v1.FlushPagesRequest\x1a\".ramster.api.v1.FlushPagesResponse\x12Y\n\x0c\x46lushObjects\x12#.ramster.api.v1.FlushObjectsRequest\x1a$.ramster.api.v1.FlushObjectsResponse\x12P\n\tKeepAlive\x12 .ramster.api.v1.KeepAliveRequest\x1a!.ramster.api.v1.KeepAliveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ramster.api.v1.tmem_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAGEENCODING']._serialized_start=1416
-  _globals['_PAGEENCODING']._serialized_end=1533
-  _globals['_PUTSTATUS']._serialized_start=1536
-  _globals['_PUTSTATUS']._serialized_end=1737
-  _globals['_GETMODE']._serialized_start=1739
-  _globals['_GETMODE']._serialized_end=1813
+  _globals['_PAGEENCODING']._serialized_start=2064
+  _globals['_PAGEENCODING']._serialized_end=2181
+  _globals['_PUTSTATUS']._serialized_start=2184
+  _globals['_PUTSTATUS']._serialized_end=2385
+  _globals['_GETMODE']._serialized_start=2387
+  _globals['_GETMODE']._serialized_end=2461
   _globals['_OID']._serialized_start=45
   _globals['_OID']._serialized_end=95
   _globals['_PAGEKEY']._serialized_start=97
@@ -59,18 +59,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPAGESREQUEST']._serialized_end=894
   _globals['_GETPAGESRESPONSE']._serialized_start=896
   _globals['_GETPAGESRESPONSE']._serialized_end=1011
-  _globals['_FLUSHPAGESREQUEST']._serialized_start=1013
-  _globals['_FLUSHPAGESREQUEST']._serialized_end=1122
-  _globals['_FLUSHPAGESRESPONSE']._serialized_start=1124
-  _globals['_FLUSHPAGESRESPONSE']._serialized_end=1161
-  _globals['_FLUSHOBJECTSREQUEST']._serialized_start=1163
-  _globals['_FLUSHOBJECTSREQUEST']._serialized_end=1270
-  _globals['_FLUSHOBJECTSRESPONSE']._serialized_start=1272
-  _globals['_FLUSHOBJECTSRESPONSE']._serialized_end=1311
-  _globals['_KEEPALIVEREQUEST']._serialized_start=1313
-  _globals['_KEEPALIVEREQUEST']._serialized_end=1347
-  _globals['_KEEPALIVERESPONSE']._serialized_start=1349
-  _globals['_KEEPALIVERESPONSE']._serialized_end=1414
-  _globals['_TMEM']._serialized_start=1816
-  _globals['_TMEM']._serialized_end=2402
+  _globals['_KEYBATCH']._serialized_start=1013
+  _globals['_KEYBATCH']._serialized_end=1097
+  _globals['_PUTPAGEBATCHREQUEST']._serialized_start=1100
+  _globals['_PUTPAGEBATCHREQUEST']._serialized_end=1314
+  _globals['_PUTPAGEBATCHRESPONSE']._serialized_start=1316
+  _globals['_PUTPAGEBATCHRESPONSE']._serialized_end=1382
+  _globals['_GETPAGEBATCHREQUEST']._serialized_start=1385
+  _globals['_GETPAGEBATCHREQUEST']._serialized_end=1536
+  _globals['_GETPAGEBATCHRESPONSE']._serialized_start=1538
+  _globals['_GETPAGEBATCHRESPONSE']._serialized_end=1659
+  _globals['_FLUSHPAGESREQUEST']._serialized_start=1661
+  _globals['_FLUSHPAGESREQUEST']._serialized_end=1770
+  _globals['_FLUSHPAGESRESPONSE']._serialized_start=1772
+  _globals['_FLUSHPAGESRESPONSE']._serialized_end=1809
+  _globals['_FLUSHOBJECTSREQUEST']._serialized_start=1811
+  _globals['_FLUSHOBJECTSREQUEST']._serialized_end=1918
+  _globals['_FLUSHOBJECTSRESPONSE']._serialized_start=1920
+  _globals['_FLUSHOBJECTSRESPONSE']._serialized_end=1959
+  _globals['_KEEPALIVEREQUEST']._serialized_start=1961
+  _globals['_KEEPALIVEREQUEST']._serialized_end=1995
+  _globals['_KEEPALIVERESPONSE']._serialized_start=1997
+  _globals['_KEEPALIVERESPONSE']._serialized_end=2062
+  _globals['_TMEM']._serialized_start=2464
+  _globals['_TMEM']._serialized_end=3232
 # @@protoc_insertion_point(module_scope)

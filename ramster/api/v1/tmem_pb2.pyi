@@ -158,6 +158,70 @@ class GetPagesResponse(_message.Message):
     page_size: int
     def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ..., encodings: _Optional[_Iterable[_Union[PageEncoding, str]]] = ..., page_size: _Optional[int] = ...) -> None: ...
 
+class KeyBatch(_message.Message):
+    __slots__ = ("oid_word0", "oid_word1", "oid_word2", "indexes")
+    OID_WORD0_FIELD_NUMBER: _ClassVar[int]
+    OID_WORD1_FIELD_NUMBER: _ClassVar[int]
+    OID_WORD2_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    oid_word0: _containers.RepeatedScalarFieldContainer[int]
+    oid_word1: _containers.RepeatedScalarFieldContainer[int]
+    oid_word2: _containers.RepeatedScalarFieldContainer[int]
+    indexes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, oid_word0: _Optional[_Iterable[int]] = ..., oid_word1: _Optional[_Iterable[int]] = ..., oid_word2: _Optional[_Iterable[int]] = ..., indexes: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PutPageBatchRequest(_message.Message):
+    __slots__ = ("client", "pool_id", "pool_uid", "keys", "data", "lengths", "encodings", "page_lengths")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    ENCODINGS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    pool_uid: int
+    keys: KeyBatch
+    data: bytes
+    lengths: _containers.RepeatedScalarFieldContainer[int]
+    encodings: _containers.RepeatedScalarFieldContainer[PageEncoding]
+    page_lengths: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., keys: _Optional[_Union[KeyBatch, _Mapping]] = ..., data: _Optional[bytes] = ..., lengths: _Optional[_Iterable[int]] = ..., encodings: _Optional[_Iterable[_Union[PageEncoding, str]]] = ..., page_lengths: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PutPageBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedScalarFieldContainer[PutStatus]
+    def __init__(self, results: _Optional[_Iterable[_Union[PutStatus, str]]] = ...) -> None: ...
+
+class GetPageBatchRequest(_message.Message):
+    __slots__ = ("client", "pool_id", "pool_uid", "keys", "mode")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    pool_uid: int
+    keys: KeyBatch
+    mode: GetMode
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., keys: _Optional[_Union[KeyBatch, _Mapping]] = ..., mode: _Optional[_Union[GetMode, str]] = ...) -> None: ...
+
+class GetPageBatchResponse(_message.Message):
+    __slots__ = ("data", "lengths", "encodings", "page_size")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    ENCODINGS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    lengths: _containers.RepeatedScalarFieldContainer[int]
+    encodings: _containers.RepeatedScalarFieldContainer[PageEncoding]
+    page_size: int
+    def __init__(self, data: _Optional[bytes] = ..., lengths: _Optional[_Iterable[int]] = ..., encodings: _Optional[_Iterable[_Union[PageEncoding, str]]] = ..., page_size: _Optional[int] = ...) -> None: ...
+
 class FlushPagesRequest(_message.Message):
     __slots__ = ("client", "pool_id", "keys", "pool_uid")
     CLIENT_FIELD_NUMBER: _ClassVar[int]

@@ -14,6 +14,7 @@ from ramster.api.v1 import tmem_pb2
 from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded, PoolNotFound
 from ramster.expiry import ClientSessions
+from ramster.page import decompress_page
 from ramster.params import ModuleParams
 from ramster.rpc.access import Caller, set_caller
 from ramster.rpc.tmem_service import TmemService
@@ -85,6 +86,28 @@ def test_a_get_pages_call_whose_caller_is_gone_frees_nothing() -> None:
     service, tiered, backend, pool = service_with_page(PoolSpec(persistent=True))
     with pytest.raises(DeadlineExceeded) as raised:
         asyncio.run(service.get_pages(get_request(pool, FREE), FakeCall(alive=False)))
+    assert raised.value.message == "the caller is gone: no page was freed"
+    assert backend.require().get_many(OWNER, pool, [(7, 0)], free=False) == [PAGE]
+    assert tiered.counters["frontswap_loads"] == 0
+
+
+def batch_request(pool: int, mode: int) -> tmem_pb2.GetPageBatchRequest:
+    keys = tmem_pb2.KeyBatch(oid_word0=[7, 8], indexes=[0, 0])
+    return tmem_pb2.GetPageBatchRequest(client=APP, pool_id=pool, keys=keys, mode=mode)
+
+
+def test_a_lean_get_frees_by_the_same_rule_and_answers_a_miss_as_length_0() -> None:
+    service, _, backend, pool = service_with_page(PoolSpec())
+    response = asyncio.run(service.get_page_batch(batch_request(pool, DEFAULT), FakeCall(True)))
+    assert list(response.lengths) == [len(response.data), 0]
+    assert decompress_page(response.data, False, response.page_size) == PAGE
+    assert backend.require().get_many(OWNER, pool, [(7, 0)], free=False) == [None]
+
+
+def test_a_lean_get_whose_caller_is_gone_frees_nothing() -> None:
+    service, tiered, backend, pool = service_with_page(PoolSpec(persistent=True))
+    with pytest.raises(DeadlineExceeded) as raised:
+        asyncio.run(service.get_page_batch(batch_request(pool, FREE), FakeCall(alive=False)))
     assert raised.value.message == "the caller is gone: no page was freed"
     assert backend.require().get_many(OWNER, pool, [(7, 0)], free=False) == [PAGE]
     assert tiered.counters["frontswap_loads"] == 0

@@ -1,0 +1,190 @@
+"""The raw gRPC floor beside RAMster's own 64-page put and get, in the same run (issue 14).
+
+The floor is a minimal grpc.aio server and client in this process moving the same bytes as a
+RAMster batch: 64 lz4 pages concatenated into one message (a put's request, a get's answer),
+one call at a time, no protobuf and no store. RAMster's figures are its client library
+against a plaintext node. The gap between the two rows is RAMster's own per-page work
+(docs/performance.md has the budget of where it goes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from ramster.client import Client
+from ramster.page import compress_page
+from tests.bench.references import BATCH
+from tests.bench.table import print_table
+from tests.support.nodes import start_node
+
+FLOOR_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+)
+
+
+async def _rate(pages: int, work: Callable[[], Awaitable[None]], min_seconds: float) -> float:
+    """Pages per second of `work` (which moves `pages` pages), repeated for `min_seconds`."""
+    await work()  # warm up
+    runs, start = 0, time.perf_counter()
+    while True:
+        await work()
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return pages * runs / elapsed
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _blobs(pages: list[bytes]) -> list[bytes]:
+    """BATCH lz4 pages concatenated, one blob a call."""
+    return [
+        b"".join(compress_page(page)[0] for page in pages[i : i + BATCH])
+        for i in range(0, len(pages), BATCH)
+    ]
+
+
+async def _serve_floor(blobs: list[bytes], ports: Any, stop: Any) -> None:
+    stored: dict[bytes, bytes] = {}
+
+    async def put(request: bytes, context: Any) -> bytes:
+        stored[request[:8]] = request
+        return b"\x08\x01"
+
+    async def get(request: bytes, context: Any) -> bytes:
+        return blobs[int.from_bytes(request, "little")]
+
+    handlers = {
+        "Put": grpc.unary_unary_rpc_method_handler(put, _identity, _identity),
+        "Get": grpc.unary_unary_rpc_method_handler(get, _identity, _identity),
+    }
+    server = grpc.aio.server(options=FLOOR_OPTIONS)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("Floor", handlers),))
+    ports.put(server.add_insecure_port("127.0.0.1:0"))
+    await server.start()
+    await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+    await server.stop(None)
+
+
+def _floor_server(blobs: list[bytes], ports: Any, stop: Any) -> None:
+    asyncio.run(_serve_floor(blobs, ports, stop))
+
+
+@contextlib.contextmanager
+def floor_server(blobs: list[bytes]) -> Iterator[int]:
+    """A bare grpc.aio server in a process of its own, as a node is: yield its port."""
+    context = multiprocessing.get_context("spawn")
+    ports, stop = context.Queue(), context.Event()
+    process = context.Process(target=_floor_server, args=(blobs, ports, stop))
+    process.start()
+    try:
+        yield ports.get(timeout=30)
+    finally:
+        stop.set()
+        process.join(10)
+
+
+async def measure_floor(
+    port: int, blobs: list[bytes], min_seconds: float = 1.0
+) -> tuple[float, float]:
+    """(put, get) pages/s of a bare grpc.aio round trip carrying BATCH lz4 pages a call."""
+    pages = len(blobs) * BATCH
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", FLOOR_OPTIONS) as channel:
+        put_call = channel.unary_unary("/Floor/Put", _identity, _identity)
+        get_call = channel.unary_unary("/Floor/Get", _identity, _identity)
+
+        async def put_all() -> None:
+            for blob in blobs:
+                await put_call(blob)
+
+        async def get_all() -> None:
+            for n in range(len(blobs)):
+                await get_call(n.to_bytes(4, "little"))
+
+        return (
+            await _rate(pages, put_all, min_seconds),
+            await _rate(pages, get_all, min_seconds),
+        )
+
+
+async def measure_ramster(
+    address: str, pages: list[bytes], min_seconds: float = 1.0
+) -> tuple[float, float]:
+    """(put, get) pages/s of RAMster's client against the node at `address`, BATCH pages a
+    call, one call at a time."""
+    async with Client(address, client_name="floor") as client:
+        pool = await client.new_pool(persistent=True)
+        items = [(n >> 8, n & 0xFF, page) for n, page in enumerate(pages)]
+        batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+        keys = [[(oid, index) for oid, index, _ in batch] for batch in batches]
+
+        async def put_all() -> None:
+            for batch in batches:
+                await client.put_many(pool, batch)
+
+        async def get_all() -> None:
+            for batch_keys in keys:
+                await client.get_many(pool, batch_keys)
+
+        put_rate = await _rate(len(pages), put_all, min_seconds)
+        get_rate = await _rate(len(pages), get_all, min_seconds)
+    return put_rate, get_rate
+
+
+def run(pages: list[bytes], rounds: int = 3) -> None:
+    """The floor and RAMster, alternating `rounds` times (the machine is shared and noisy);
+    the best of each is printed."""
+    floor: list[tuple[float, float]] = []
+    ours: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="ramster-floor-") as tmp:
+        blobs = _blobs(pages)
+        node, info = start_node(Path(tmp), "floor", "--memory", "1GiB")
+        try:
+            with floor_server(blobs) as port:
+                for _ in range(rounds):
+                    floor.append(asyncio.run(measure_floor(port, blobs)))
+                    ours.append(asyncio.run(measure_ramster(info["address"], pages)))
+        finally:
+            node.stop()
+    best_floor = (max(f[0] for f in floor), max(f[1] for f in floor))
+    best_ours = (max(o[0] for o in ours), max(o[1] for o in ours))
+    rows: list[list[object]] = [
+        ["raw grpc.aio floor (same bytes)", *_cells(best_floor)],
+        ["ramster Client + node", *_cells(best_ours)],
+        [
+            "ramster / floor",
+            f"{best_ours[0] / best_floor[0]:.2f}x",
+            "",
+            f"{best_ours[1] / best_floor[1]:.2f}x",
+            "",
+        ],
+    ]
+    print_table(
+        f"the gRPC floor, {len(pages)} pages, {BATCH}-page calls one at a time "
+        f"(best of {rounds} alternating runs)",
+        ["path", "put pages/s", "put µs/page", "get pages/s", "get µs/page"],
+        rows,
+    )
+
+
+def _cells(rates: tuple[float, float]) -> list[object]:
+    put, get = rates
+    return [put, f"{1e6 / put:.1f}", get, f"{1e6 / get:.1f}"]
+
+
+if __name__ == "__main__":  # this section alone: python -m tests.bench.floor
+    from ramster.workload.corpus import build_corpus
+
+    run(build_corpus(count=8192).pages)
