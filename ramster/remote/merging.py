@@ -1,10 +1,11 @@
 """`MergedPuts`: the second copies of concurrent puts to one peer, sent together.
 
-The first put finding the peer idle sends its pages at once, as it would alone; puts arriving
-while a send is in flight wait for it to end, then go out together, in as few messages as
-`MAX_BATCH` allows. So a burst of puts costs the peer a few large calls instead of one call per
-put, and a lone put waits for nothing more than its own call. Each put gets its own results, or
-the error of the message its pages went in; a put whose caller is gone before its turn is not
+A put finding fewer than `WINDOW` sends in flight to the peer sends its pages at once, as it
+would alone; puts arriving while the window is full wait, and each send that ends takes the puts
+waiting then in one message (as many as `MAX_BATCH` pages allow). So a burst of puts costs the
+peer a few large calls instead of one call per put, the memory pinned by copies on the wire is
+bounded, and a lone put waits for nothing more than its own call. Each put gets its own results,
+or the error of the message its pages went in; a put whose caller is gone before its turn is not
 sent. Not here: which peer takes which page (`ramster.remote.peers`), the acknowledgement rule
 (`ramster.remote.replication`).
 """
@@ -20,6 +21,10 @@ from ramster.remote.peer import Peer
 from ramster.tmem.pool import PoolRecord
 from ramster.wire.limits import MAX_BATCH
 
+WINDOW = 4
+"""Sends in flight to one peer at once, as before merging for up to that many concurrent puts
+(the client keeps as many messages in flight); the puts beyond wait and go merged."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Waiting:
@@ -29,15 +34,17 @@ class _Waiting:
 
 
 class MergedPuts:
-    """Puts of pages on `link`, at most one send in flight, the puts that wait merged."""
+    """Puts of pages on `link`: at most `window` sends in flight, the puts that wait for one
+    merged."""
 
-    def __init__(self, link: Peer) -> None:
+    def __init__(self, link: Peer, window: int = WINDOW) -> None:
         self.link = link
+        self._window = window
         self._waiting: list[_Waiting] = []
-        self._busy = False
-        self._next: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._sending: set[asyncio.Task[None]] = set()
         self.sends = 0
-        """Messages sent so far (a merged send of several puts counts once per message)."""
+        """Messages sent so far (a merged send of several puts counts once)."""
 
     def __repr__(self) -> str:
         waiting = len(self._waiting)
@@ -46,33 +53,30 @@ class MergedPuts:
     async def put(self, shipments: Sequence[Shipment], owners: Sequence[PoolRecord]) -> list[bool]:
         """Store pages on the peer; True for each it took. Raises the `RamsterError` of the
         message they went in."""
-        if self._busy:
+        if self._in_flight >= self._window:
             answer: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
             self._waiting.append(_Waiting(shipments, owners, answer))
             return await answer
-        self._busy = True
+        self._in_flight += 1
+        self.sends += 1
         try:
-            self.sends += 1
             return await self.link.put(shipments, owners)
         finally:
+            self._in_flight -= 1
             self._send_waiting()
 
     def _send_waiting(self) -> None:
-        """The send in flight ended: the puts waiting meanwhile go now, else the peer is idle."""
-        waiting = [put for put in self._waiting if not put.answer.done()]
-        self._waiting = []
-        if not waiting:
-            self._busy = False
-            return
-        self._next = asyncio.get_running_loop().create_task(self._send(waiting))
+        """A send ended: the puts waiting meanwhile go, merged, while the window has room."""
+        self._waiting = [put for put in self._waiting if not put.answer.done()]
+        while self._waiting and self._in_flight < self._window:
+            group = _message(self._waiting)
+            self._waiting = self._waiting[len(group) :]
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._send(group))
+            self._sending.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._sending.discard)
 
-    async def _send(self, waiting: list[_Waiting]) -> None:
-        try:
-            await asyncio.gather(*(self._send_message(group) for group in _messages(waiting)))
-        finally:
-            self._send_waiting()
-
-    async def _send_message(self, group: list[_Waiting]) -> None:
+    async def _send(self, group: list[_Waiting]) -> None:
         shipments = [s for put in group for s in put.shipments]
         owners = {record.uid: record for put in group for record in put.owners}
         self.sends += 1
@@ -87,6 +91,9 @@ class MergedPuts:
                 if not put.answer.done():
                     put.answer.set_exception(error)
             return
+        finally:
+            self._in_flight -= 1
+            self._send_waiting()
         start = 0
         for put in group:
             if not put.answer.done():
@@ -94,16 +101,12 @@ class MergedPuts:
             start += len(put.shipments)
 
 
-def _messages(waiting: list[_Waiting]) -> list[list[_Waiting]]:
-    """The waiting puts in order, grouped into messages of at most `MAX_BATCH` pages (a put of
-    more goes alone, as it would have)."""
-    groups: list[list[_Waiting]] = []
-    pages = 0
-    for put in waiting:
-        if groups and pages + len(put.shipments) <= MAX_BATCH:
-            groups[-1].append(put)
-            pages += len(put.shipments)
-        else:
-            groups.append([put])
-            pages = len(put.shipments)
-    return groups
+def _message(waiting: list[_Waiting]) -> list[_Waiting]:
+    """The first waiting puts that fit one message of at most `MAX_BATCH` pages (at least one:
+    a put of more goes alone, as it would have)."""
+    pages = len(waiting[0].shipments)
+    count = 1
+    while count < len(waiting) and pages + len(waiting[count].shipments) <= MAX_BATCH:
+        pages += len(waiting[count].shipments)
+        count += 1
+    return waiting[:count]
