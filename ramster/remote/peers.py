@@ -27,7 +27,6 @@ from ramster.remote import policy
 from ramster.remote.absence import AbsenceClock
 from ramster.remote.departures import remote_holders, write_off
 from ramster.remote.handles import OriginTmem, RemoteFlush, Shipment
-from ramster.remote.merging import MergedPuts
 from ramster.remote.peer import LinkFactory, Peer
 from ramster.remote.policy import RemotifyConfig, copies_wanted, placement, target_down
 from ramster.remote.restore import own_records
@@ -53,7 +52,6 @@ class Peers:
         self.config = config
         self.members: dict[int, MemberInfo] = {}
         self.links: dict[int, Peer] = {}
-        self._merged: dict[int, MergedPuts] = {}  # the second copies of puts, by peer
         self._failed_until: dict[int, float] = {}
         self._corrupt_of_gone = 0
         self._holders: frozenset[tuple[int, str, bool]] = frozenset()  # who holds pages
@@ -137,7 +135,6 @@ class Peers:
             link.holder_epoch = info.epoch
         for number in [n for n in self.links if n not in members]:
             gone = self.links.pop(number)
-            self._merged.pop(number, None)
             self._corrupt_of_gone += gone.corrupt_pages
             await gone.close()
         # Published free bytes change every second; only who holds pages matters to repair.
@@ -150,7 +147,6 @@ class Peers:
         for link in self.links.values():
             await link.close()
         self.links.clear()
-        self._merged.clear()
 
     def forget_gone(
         self, now: float, grace: float, trusted: bool, forgotten: Collection[int] = ()
@@ -273,12 +269,6 @@ class Peers:
     def draining(self) -> frozenset[int]:
         return frozenset(n for n, info in self.members.items() if info.draining and n != self.me)
 
-    def _merged_puts(self, target: int, link: Peer) -> MergedPuts:
-        merged = self._merged.get(target)
-        if merged is None or merged.link is not link:  # a new link: the old one's queue ends
-            merged = self._merged[target] = MergedPuts(link)
-        return merged
-
     def _charge_target(
         self, target: int, shipments: Sequence[Shipment], stored: Sequence[bool]
     ) -> None:
@@ -295,20 +285,15 @@ class Peers:
             log.warning("shipping to node %d failed: %s", node, error.message)
 
     async def store_on(
-        self, tmem: OriginTmem, target: int, shipments: Sequence[Shipment], merged: bool = False
+        self, tmem: OriginTmem, target: int, shipments: Sequence[Shipment]
     ) -> list[bool]:
-        """Put pages on one peer, with the records of their pools; True for each it took.
-        `merged`: sent with the other merged puts waiting for the peer (`MergedPuts`)."""
+        """Put pages on one peer, with the records of their pools; True for each it took."""
         link = self.links.get(target)
         if link is None:
             return [False] * len(shipments)
         owners = own_records(tmem, {s.pool_uid for s in shipments})
         try:
-            stored = (
-                await self._merged_puts(target, link).put(shipments, owners)
-                if merged
-                else await link.put(shipments, owners)
-            )
+            stored = await link.put(shipments, owners)
         except RamsterError as error:
             self.mark_failed(target, error)
             # It may have stored them before the answer was lost: flush them before reuse.
@@ -320,14 +305,10 @@ class Peers:
         return stored
 
     async def place(
-        self,
-        tmem: OriginTmem,
-        shipments: Sequence[Shipment],
-        avoid: Sequence[frozenset[int]],
-        merged: bool = False,
+        self, tmem: OriginTmem, shipments: Sequence[Shipment], avoid: Sequence[frozenset[int]]
     ) -> list[int | None]:
         """Store each page on one peer not in its `avoid` set, trying the next best peer for the
-        pages one refused; the peer that took each page, or None. `merged` as for `store_on`."""
+        pages one refused; the peer that took each page, or None."""
         placed: list[int | None] = [None] * len(shipments)
         tried = [set(nodes) for nodes in avoid]
         pending = list(range(len(shipments)))
@@ -343,10 +324,7 @@ class Peers:
                 break
             targets = list(groups)
             results = await asyncio.gather(
-                *(
-                    self.store_on(tmem, t, [shipments[i] for i in groups[t]], merged)
-                    for t in targets
-                )
+                *(self.store_on(tmem, t, [shipments[i] for i in groups[t]]) for t in targets)
             )
             pending = []
             for target, stored in zip(targets, results, strict=True):

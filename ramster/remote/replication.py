@@ -85,8 +85,7 @@ class Replication:
         if not shipments:
             return []
         avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in shipments]
-        # Merged with the copies of concurrent puts to the same peer (`MergedPuts`).
-        placed = await self._peers.place(tmem, shipments, avoid, merged=True)
+        placed = await self._peers.place(tmem, shipments, avoid)
         if self._backend.tmem is not tmem:  # reloaded meanwhile: those pages are gone
             return [False] * len(shipments)
         draining = self._peers.draining()
