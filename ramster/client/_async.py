@@ -3,11 +3,12 @@
 Arguments are checked here, before any RPC, with the core's own checks (`ramster.tmem.keys`).
 Concurrent single-page `put`, `get` and `flush_page` calls are coalesced into batched RPCs
 (`ramster.client._coalesce`); `put_many` and `get_many` split batches larger than one message
-holds into several RPCs, sent in order. Once the client has a pool it keeps its session with the
-node (`ramster.client._session`) until it is closed, and every call on a pool it made names the
-pool's uid: a pool the node destroyed meanwhile (its session expired) is NOT_FOUND, never a newer
-pool that got its id. Not here: the wire (`ramster.client._transport`), the
-blocking surface (`ramster.client._sync`), the frontends (`ramster.client._frontends`).
+holds into several RPCs, a few in flight at once (`ramster.client._pipeline`). Once the client
+has a pool it keeps its session with the node (`ramster.client._session`) until it is closed,
+and every call on a pool it made names the pool's uid: a pool the node destroyed meanwhile (its
+session expired) is NOT_FOUND, never a newer pool that got its id. Not here: the wire
+(`ramster.client._transport`), the blocking surface (`ramster.client._sync`), the frontends
+(`ramster.client._frontends`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from ramster.client._coalesce import Coalescer
 from ramster.client._config import ClientConfig, default_client_name
+from ramster.client._pipeline import in_chunks
 from ramster.client._session import KeepAlive
 from ramster.client._transport import MAX_DRAIN_WAIT, Key, Page, Transport
 from ramster.errors import InvalidArgument
@@ -29,16 +31,12 @@ from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import OidLike, as_oid, check_index
 from ramster.tmem.quota import Quotas, Usage
 from ramster.wire.bearer import load_token
-from ramster.wire.limits import MAX_BATCH
 from ramster.wire.tls import TLS
 
 log = logging.getLogger("ramster.client")
 
 I32_MAX = 2**31 - 1
 """Pool ids travel as int32."""
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class Client:
@@ -89,6 +87,11 @@ class Client:
     def rpc_count(self) -> int:
         """RPCs sent so far: coalesced calls share one."""
         return self._transport.rpc_count
+
+    @property
+    def rpcs_in_flight(self) -> int:
+        """RPCs sent and not answered yet."""
+        return self._transport.in_flight
 
     async def __aenter__(self) -> Client:
         return self
@@ -178,7 +181,7 @@ class Client:
         known = self._page_sizes.get(pool)
         pages = [_page(known, *_fields(item, 3, f"items[{i}]")) for i, item in enumerate(items)]
         page_size = max((len(data) for _, _, data in pages), default=DEFAULT_PAGE_SIZE)
-        return await _in_chunks(pages, page_size, lambda chunk: self._put_pages(pool, chunk))
+        return await in_chunks(pages, page_size, lambda chunk: self._put_pages(pool, chunk))
 
     async def get_many(
         self, pool: int, keys: Iterable[tuple[OidLike, int]], free: bool | None = None
@@ -188,7 +191,7 @@ class Client:
         checked = [_key(*_fields(key, 2, f"keys[{i}]")) for i, key in enumerate(keys)]
         mode = _free(free)
         page_size = self._page_sizes.get(pool, DEFAULT_PAGE_SIZE)
-        return await _in_chunks(
+        return await in_chunks(
             checked, page_size, lambda chunk: self._get_pages((pool, mode), chunk)
         )
 
@@ -334,14 +337,3 @@ def _free(free: bool | None) -> bool | None:
     if free is not None and not isinstance(free, bool):
         raise InvalidArgument.field("free", free, "None, True or False")
     return free
-
-
-async def _in_chunks(
-    items: Sequence[T], page_size: int, send: Callable[[Sequence[T]], Awaitable[list[R]]]
-) -> list[R]:
-    """`send` over consecutive chunks that each fit one message, one after the other."""
-    per_rpc = max(1, min(MAX_BATCH, MAX_BATCH * DEFAULT_PAGE_SIZE // max(page_size, 1)))
-    results: list[R] = []
-    for start in range(0, len(items), per_rpc):
-        results += await send(items[start : start + per_rpc])
-    return results

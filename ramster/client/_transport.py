@@ -58,7 +58,8 @@ Key = tuple[Oid, int]
 
 
 class Transport:
-    """RPCs to the node of `config`, as client `config.client_name`; `rpc_count` counts them."""
+    """RPCs to the node of `config`, as client `config.client_name`; `rpc_count` counts them,
+    `in_flight` those of them not answered yet."""
 
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
@@ -67,6 +68,7 @@ class Transport:
         self._closed = False
         self._metadata = metadata_of(config.token)
         self.rpc_count = 0
+        self.in_flight = 0
 
     @property
     def state(self) -> str:
@@ -282,9 +284,13 @@ class Transport:
     async def _unary(self, method: str, request: Message, response_type: type[M]) -> M:
         channel = self._open()
         self.rpc_count += 1
-        return await unary_call(
-            channel, method, request, response_type, self._config.timeout, self._metadata
-        )
+        self.in_flight += 1
+        try:
+            return await unary_call(
+                channel, method, request, response_type, self._config.timeout, self._metadata
+            )
+        finally:
+            self.in_flight -= 1
 
     def _open(self) -> grpc.aio.Channel:
         if self._closed:

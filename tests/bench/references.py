@@ -104,6 +104,37 @@ def measure_redis(port: int, pages: list[bytes]) -> ReferenceFigures:
         client.close()
 
 
+def measure_redis_pipelined(port: int, pages: list[bytes], depth: int) -> tuple[float, float]:
+    """(put, get) pages/s of `pages` as MSETs and MGETs of BATCH pages, `depth` commands to a
+    pipeline (sent together, then every answer read)."""
+    client = redis.Redis(host="127.0.0.1", port=port)
+    batches = [
+        {f"b:{i + j}": page for j, page in enumerate(pages[i : i + BATCH])}
+        for i in range(0, len(pages), BATCH)
+    ]
+    rounds = [batches[i : i + depth] for i in range(0, len(batches), depth)]
+    key_rounds = [[list(batch) for batch in round_] for round_ in rounds]
+
+    def put() -> None:
+        for round_ in rounds:
+            pipe = client.pipeline(transaction=False)
+            for batch in round_:
+                pipe.mset(batch)
+            pipe.execute()
+
+    def get() -> None:
+        for round_ in key_rounds:
+            pipe = client.pipeline(transaction=False)
+            for keys in round_:
+                pipe.mget(keys)
+            pipe.execute()
+
+    try:
+        return rate(len(pages), put), rate(len(pages), get)
+    finally:
+        client.close()
+
+
 def measure_memcached(port: int, pages: list[bytes]) -> ReferenceFigures:
     client = MemcacheClient(("127.0.0.1", port), no_delay=True)
     try:

@@ -299,6 +299,59 @@ def test_large_batches_are_split_into_messages_that_fit(node: NodeProcess) -> No
     asyncio.run(scenario())
 
 
+async def peak_in_flight(client: Client, call: Awaitable[object]) -> tuple[object, int]:
+    """`call`'s result and the most RPCs it had in flight at once, sampled every loop turn."""
+    task = asyncio.ensure_future(call)
+    peak = 0
+    while not task.done():
+        peak = max(peak, client.rpcs_in_flight)
+        await asyncio.sleep(0)
+    return task.result(), peak
+
+
+def test_a_bulk_call_keeps_a_window_of_messages_in_flight(node: NodeProcess) -> None:
+    async def scenario() -> None:
+        async with Client(node.address, "app") as client:
+            pool = await client.new_pool(persistent=True)
+            items = [(i >> 8, i & 0xFF, page(i)) for i in range(10 * 1024 + 5)]
+            stored, peak = await peak_in_flight(client, client.put_many(pool, items))
+            assert (stored, peak, client.rpcs_in_flight) == ([True] * len(items), 4, 0)
+            keys = [(oid, index) for oid, index, _ in items]
+            pages, peak = await peak_in_flight(client, client.get_many(pool, keys))
+            assert (pages == [data for _, _, data in items], peak) == (True, 4)
+            assert client.rpc_count == 1 + 11 + 11
+
+    asyncio.run(scenario())
+
+
+def test_a_bulk_call_whose_message_fails_midway_raises_its_error(node: NodeProcess) -> None:
+    async def scenario() -> None:
+        async with Client(node.address, "app") as creator:
+            pool = await creator.new_pool(persistent=True)
+        # Another client of the same name does not know the pool's page size: only the node
+        # refuses the short page, and with it the whole fifth message.
+        async with Client(node.address, "app") as client:
+            items = [(1, i, page(i)) for i in range(10 * 1024)]
+            items[4 * 1024 + 10] = (1, 4 * 1024 + 10, page(0)[:100])
+            with pytest.raises(InvalidArgument) as refused:
+                await client.put_many(pool, items)
+            assert refused.value.message == "pages[10].length 100 != pool page_size 4096"
+            assert client.rpcs_in_flight == 0
+            first = [(1, i) for i in range(4 * 1024 + 11)]
+            assert (
+                await client.get_many(pool, first)
+                == [page(i) for i in range(4 * 1024)] + [None] * 11
+            )
+            await client.destroy_pool(pool)
+            with pytest.raises(NotFound) as missing:
+                await client.get_many(pool, first)
+            assert missing.value.message == (
+                f"pool_id {pool} does not exist for client 'local:local/app'"
+            )
+
+    asyncio.run(scenario())
+
+
 def test_no_node_is_unavailable_and_retriable() -> None:
     async def scenario() -> None:
         async with Client(f"127.0.0.1:{free_port()}", "app", timeout=2.0) as client:
