@@ -32,7 +32,7 @@ LOCAL_BOUND = 0.5
 """A get of a local page takes less than this, stall or not."""
 TEST_BOUND = 40.0
 UNANSWERED = (
-    "Tmem/GetPages: node unavailable (keys[0] is a page held by node 2, which did not answer in "
+    "Tmem/GetPageBatch: node unavailable (keys[0] is a page held by node 2, which did not answer in "
     "time: it is kept, try again)"
 )
 CLIENT_TIMEOUT = 30.0
