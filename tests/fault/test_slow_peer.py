@@ -32,8 +32,8 @@ LOCAL_BOUND = 0.5
 """A get of a local page takes less than this, stall or not."""
 TEST_BOUND = 40.0
 UNANSWERED = (
-    "Tmem/GetPageBatch: node unavailable (keys[0] is a page held by node 2, which did not answer in "
-    "time: it is kept, try again)"
+    "Tmem/GetPageBatch: node unavailable (keys[0] is a page held by node 2, which did not answer "
+    "in time: it is kept, try again)"
 )
 CLIENT_TIMEOUT = 30.0
 """Longer than any bound above: a hang shows up as a slow answer, not as a client deadline."""
