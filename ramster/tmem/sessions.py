@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ramster.tmem.keys import EXPORT_PREFIX
-from ramster.tmem.table import FOREIGN_PREFIX, PageTable
+from ramster.tmem.table import PageTable, application_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +70,7 @@ class Sessions:
         holding = set()
         due = []
         for client in table.client_names():
-            if client.startswith((FOREIGN_PREFIX, EXPORT_PREFIX)):  # not applications'
+            if not application_client(client):
                 continue
             holding.add(client)
             idle = now - self._seen.get(client, self.since)

@@ -53,6 +53,13 @@ FOREIGN_PREFIX = "peer:"
 """Client names of the pages held for other nodes (`ramster.holder.foreign`)."""
 
 
+def application_client(client: str) -> bool:
+    """Whether `client` is an application's: not a peer's pages held here (`FOREIGN_PREFIX`),
+    not an NBD export (`EXPORT_PREFIX`, bounded by its size and kept until deleted). Only an
+    application's pools keep a session and are metered by quotas."""
+    return not client.startswith((FOREIGN_PREFIX, EXPORT_PREFIX))
+
+
 class PageTable(Generic[ElsewhereT]):
     """Every pool, object and page of one node, over the `store` that holds the bytes and the
     `elsewhere` that knows the pages kept on other nodes."""
@@ -190,7 +197,8 @@ class PageTable(Generic[ElsewhereT]):
             pools = self._clients[client] = {}
             self._foreign_clients += pool.foreign
         pools[pool_id] = pool
-        self._meter(pool, owner_scope(client))
+        if application_client(client):
+            self._meter(pool, owner_scope(client))
 
     def remove_pool(self, client: str, pool_id: int) -> Pool | None:
         """Take pool `pool_id` from `client`, and the client once it has no pool left; the
@@ -428,9 +436,8 @@ class PageTable(Generic[ElsewhereT]):
 
     def _meter(self, pool: Pool, scope: str) -> None:
         """Charge `pool`, with the pages it has, to the account of owner scope `scope` if it is
-        not charged yet: a pool of an application's identity (`ramster.tmem.quota`), not an NBD
-        export's (bounded by its size)."""
-        if pool.account is not None or pool.foreign or not scope or scope.startswith(EXPORT_PREFIX):
+        not charged yet: a pool of an application's identity (`ramster.tmem.quota`)."""
+        if pool.account is not None or pool.foreign or not scope:
             return
         account = pool.account = self.accounts.open(scope)
         account.pages += pool.pages

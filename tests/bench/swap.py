@@ -17,7 +17,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,14 @@ def _vmstat() -> int:
     return int(fields["pswpout"]) + int(fields["pswpin"])
 
 
+def _swap_hog(between: Callable[[], object] = lambda: None) -> tuple[HogResult, int, float]:
+    """The hog run once (`between` its writes and reads): what it saw, the pages the kernel
+    swapped out and in meanwhile, and the seconds it took."""
+    before, start = _vmstat(), time.perf_counter()
+    hog = run_hog(PAGES, LIMIT, between=between)
+    return hog, _vmstat() - before, time.perf_counter() - start
+
+
 @contextlib.contextmanager
 def _device(record: SwapRecord, exports: system.Exports | None) -> Iterator[SwapRecord]:
     record = system.swap_on(record, exports)
@@ -84,9 +92,7 @@ def _zram(work: Path) -> SwapFigures | None:
         subprocess.run(["mkswap", device], check=True, capture_output=True)
         subprocess.run(["swapon", device], check=True, capture_output=True)
         try:
-            before, start = _vmstat(), time.perf_counter()
-            hog = run_hog(PAGES, LIMIT, between=sample)
-            seconds, swapped = time.perf_counter() - start, _vmstat() - before
+            hog, swapped, seconds = _swap_hog(sample)
         finally:
             subprocess.run(["swapoff", device], check=False, capture_output=True)
     finally:
@@ -109,10 +115,7 @@ def _nbdkit(work: Path) -> SwapFigures:
             "nbdkit", work / "state" / "nbdkit", uri=f"nbd+unix:///?socket={socket}"
         )
         with _device(record, None):
-            before, start = _vmstat(), time.perf_counter()
-            hog = run_hog(PAGES, LIMIT)
-            seconds = time.perf_counter() - start
-            swapped = _vmstat() - before
+            hog, swapped, seconds = _swap_hog()
     finally:
         nbdkit.terminate()
         nbdkit.wait(30)
@@ -143,10 +146,7 @@ def _ramster(work: Path, name: str, nodes: int, memory: list[int], copies: int) 
                 seen.update(client.stats())
 
         with _device(record, exports):
-            before, start = _vmstat(), time.perf_counter()
-            hog = run_hog(PAGES, LIMIT, between=sample)
-            seconds = time.perf_counter() - start
-            swapped = _vmstat() - before
+            hog, swapped, seconds = _swap_hog(sample)
     ratio = seen["pers_zbytes"] / max(seen["pers_zpages"] * 4096, 1)  # node 1's own store
     return SwapFigures(name, hog, swapped, seconds, ratio, seen["nbd_spilled_pages"])
 
