@@ -6,21 +6,22 @@ import platform
 import time
 
 from ramster.workload.corpus import build_corpus
-from tests.bench import budget, cluster, core, durability, floor, seal, swap, wire
+from tests.bench import budget, cluster, core, durability, floor, seal, swap, targets, wire
 
 
 def main() -> None:
     started = time.time()
     corpus = build_corpus(count=16384)
     print(f"# RAMster benchmarks — {platform.python_version()}, {platform.machine()}, {corpus!r}")
-    core.run(corpus)
+    figures = core.run(corpus)
     seal.run(corpus)
-    wire.run(corpus.pages[:8192])
-    floor.run(corpus.pages[:8192])
+    figures |= wire.run(corpus.pages[:8192])
+    figures |= floor.run(corpus.pages[:8192])
     budget.run(corpus.pages[:8192])
-    cluster.run(corpus.pages)
-    durability.run(corpus.pages)
-    swap.run()
+    figures |= cluster.run(corpus.pages)
+    figures |= durability.run(corpus.pages)
+    figures |= swap.run()
+    targets.run(figures)
     print(f"\n(total {time.time() - started:.0f} s)")
 
 

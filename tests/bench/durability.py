@@ -28,9 +28,9 @@ from lz4.block import compress
 from ramster.client import TLS, Client
 from ramster.launcher import LocalCluster, NodeHandle
 from ramster.remote.policy import RemotifyConfig
-from tests.bench.references import latency_ms, measure_redis, reference_servers
+from tests.bench.references import BATCH, latency_ms, measure_redis, reference_servers
 from tests.bench.table import print_table
-from tests.bench.wire import BATCH, _rate
+from tests.bench.wire import _rate
 
 MEMORY = 512 * 2**20
 PAGES = 8192
@@ -115,7 +115,7 @@ def storable(pages: list[bytes]) -> list[bytes]:
     return [page for page in pages if len(compress(page, store_size=False)) <= limit][:PAGES]
 
 
-def run(pages: list[bytes]) -> None:
+def run(pages: list[bytes]) -> dict[str, float]:
     pages = storable(pages)
     with tempfile.TemporaryDirectory(prefix="ramster-bench-") as tmp:
         with reference_servers(Path(tmp)) as (redis_port, _):
@@ -147,6 +147,7 @@ def run(pages: list[bytes]) -> None:
         ],
     )
     lone_node(pages)
+    return {"two_copies_x": two / one}
 
 
 def _rss_mib(pid: int) -> float:

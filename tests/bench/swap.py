@@ -151,13 +151,13 @@ def _ramster(work: Path, name: str, nodes: int, memory: list[int], copies: int) 
     return SwapFigures(name, hog, swapped, seconds, ratio, seen["nbd_spilled_pages"])
 
 
-def run() -> None:
+def run() -> dict[str, float]:
     title = (
         f"kernel swap: a process of {PAGES * 4096 >> 20} MiB in a {LIMIT >> 20} MiB memory cgroup"
     )
     if os.geteuid() != 0:
         print_table(title, ["setup", "swap pages/s"], [["(not measured: needs root)", "-"]])
-        return
+        return {}
     with tempfile.TemporaryDirectory(prefix="ramster-bench-swap-") as tmp:
         work = Path(tmp)
         figures = [f for f in (_zram(work), _nbdkit(work)) if f is not None]
@@ -190,3 +190,4 @@ def run() -> None:
         ["what", "measured", "target", "verdict"],
         [["RAMster 2 copies vs nbdkit memory", f"{ratio:.2f}x", ">= 0.6x", verdict(ratio >= 0.6)]],
     )
+    return {"swap_two_copies_x": ratio}

@@ -1,12 +1,12 @@
 """Client -> node figures over loopback gRPC, beside redis-py + Redis and pymemcache + memcached.
 
-Targets (DESIGN §12): 64-page batched put >= 1.0 x redis-py MSET of 64; batched get >= 0.8 x
-MGET of 64; single-page get p50 <= 0.7 ms (p99 <= 1.5 ms); 64 concurrent single-page gets through
-the coalescing client >= 0.5 x the batched get rate. Issue 12: put and get over mTLS (a node
-with ``--tls-*``, the client with its certificate) at most 15 % slower than plaintext. Issue 14:
-bulk `put_many`/`get_many` of 256k pages (pipelined: `ramster.client._pipeline.WINDOW` messages
-in flight) >= 1.0 x redis-py pipelining MSET/MGET of 64, with as many commands in flight and
-with as many pages in flight.
+Targets here: single-page get p99 <= 1.5 ms (DESIGN §12); put and get over mTLS (a node with
+``--tls-*``, the client with its certificate) at most 15 % slower than plaintext (issue 12).
+The figures issue 14 sets targets on are returned for `tests.bench.targets`: 64-page put and get
+against redis-py MSET/MGET of 64, 64 concurrent single-page gets through the coalescing client
+against the batched get rate, and bulk `put_many`/`get_many` of 256k pages (pipelined:
+`ramster.client._pipeline.WINDOW` messages in flight) against redis-py pipelining MSET/MGET of
+64, with as many commands in flight and with as many pages in flight.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ async def _measure_bulk(address: str, pages: list[bytes]) -> tuple[float, float]
         return await _rate(len(pages), put), await _rate(len(pages), get)
 
 
-def run(pages: list[bytes]) -> None:
+def run(pages: list[bytes]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ramster-bench-") as tmp:
         workdir = Path(tmp)
         with reference_servers(workdir) as (redis_port, memcached_port):
@@ -150,48 +150,17 @@ def run(pages: list[bytes]) -> None:
             ],
         ],
     )
-    bulk_put_x = bulk_put / max(put for put, _ in redis_bulk.values())
-    bulk_get_x = bulk_get / max(get for _, get in redis_bulk.values())
-    put_x = ours.put_rate / redis_figures.put_rate
-    get_x = ours.get_rate / redis_figures.get_rate
-    co_x = coalesced / ours.get_rate
     tls_put_x = over_tls.put_rate / ours.put_rate
     tls_get_x = over_tls.get_rate / ours.get_rate
     print_table(
-        "targets (DESIGN §12)",
+        "targets (DESIGN §12, issue 12)",
         ["what", "measured", "target", "verdict"],
         [
-            ["batched put vs redis MSET", f"{put_x:.2f}x", ">= 1.0x", verdict(put_x >= 1.0)],
-            ["batched get vs redis MGET", f"{get_x:.2f}x", ">= 0.8x", verdict(get_x >= 0.8)],
-            [
-                "single get p50",
-                f"{ours.get_p50_ms:.3f} ms",
-                "<= 0.7 ms",
-                verdict(ours.get_p50_ms <= 0.7),
-            ],
             [
                 "single get p99",
                 f"{ours.get_p99_ms:.3f} ms",
                 "<= 1.5 ms",
                 verdict(ours.get_p99_ms <= 1.5),
-            ],
-            [
-                f"{CONCURRENT} concurrent single gets (coalesced)",
-                f"{coalesced:,.0f} pages/s = {co_x:.2f}x batched",
-                ">= 0.5x",
-                verdict(co_x >= 0.5),
-            ],
-            [
-                "bulk put vs the best pipelined redis MSET",
-                f"{bulk_put_x:.2f}x",
-                ">= 1.0x",
-                verdict(bulk_put_x >= 1.0),
-            ],
-            [
-                "bulk get vs the best pipelined redis MGET",
-                f"{bulk_get_x:.2f}x",
-                ">= 1.0x",
-                verdict(bulk_get_x >= 1.0),
             ],
             [
                 "batched put, mTLS vs plaintext",
@@ -207,6 +176,13 @@ def run(pages: list[bytes]) -> None:
             ],
         ],
     )
+    return {
+        "put_x_mset": ours.put_rate / redis_figures.put_rate,
+        "get_x_mget": ours.get_rate / redis_figures.get_rate,
+        "coalesced_x": coalesced / ours.get_rate,
+        "bulk_put_x": bulk_put / max(put for put, _ in redis_bulk.values()),
+        "bulk_get_x": bulk_get / max(get for _, get in redis_bulk.values()),
+    }
 
 
 def _certificates(folder: Path) -> tuple[tuple[str, ...], TLS]:
