@@ -104,10 +104,11 @@ class OriginSeal:
     pool uid, key, version) as associated data, its encoding inside, so a holder can neither read
     a page, nor hand back another page, version or encoding in its place."""
 
-    __slots__ = ("_seal", "origin")
+    __slots__ = ("_origin", "_seal", "origin")
 
     def __init__(self, origin: str, key: bytes) -> None:
         self.origin = check_name("origin", origin)
+        self._origin = self.origin.encode()
         self._seal = PageSeal(key)
 
     def __repr__(self) -> str:
@@ -130,4 +131,11 @@ class OriginSeal:
         return PackedPage(payload, kind == SAME_FILLED, page_size)
 
     def _aad(self, at: PageVersion) -> bytes:
-        return page_aad(self.origin, at.pool_uid, at.oid, at.index, at.version)
+        """`page_aad` of this origin and `at`, without its checks: a place comes from this
+        node's own tree, checked when its page was put (and `struct` refuses a value out of
+        its field's range). Every shipped page builds one: the checks cost as much as the
+        packing."""
+        oid = at.oid
+        return _AAD.pack(
+            AAD_TAG, self._origin, at.pool_uid, oid[0], oid[1], oid[2], at.index, at.version
+        )

@@ -1,9 +1,9 @@
 """In-process figures: the page seal (AES-256-GCM, `ramster.trust.seal`) on lz4-packed pages,
 beside lz4 alone, the work every page already pays for.
 
-Each sealed page builds its associated data (`page_aad`) too, as shipping will. No target yet:
-issue 12 asks that sealed remote pages cost at most 15 % of put and get over the wire, which the
-wire benchmark will show once shipping seals.
+Pages are sealed and opened as shipping does (`OriginSeal`: the associated data of each page's
+place, its encoding inside). No target here: issue 12 asks that sealed remote pages cost at most
+15 % of put and get over the wire, which tests/bench/cluster.py shows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import os
 
 from lz4.block import compress, decompress
 
-from ramster.trust.seal import PageSeal, page_aad
+from ramster.page import PackedPage
+from ramster.tmem.keys import PageVersion
+from ramster.trust.seal import OriginSeal
 from ramster.workload.corpus import Corpus
 from tests.bench.table import print_table, rate
 
@@ -20,13 +22,13 @@ from tests.bench.table import print_table, rate
 def run(corpus: Corpus) -> None:
     pages = corpus.pages
     n = len(pages)
-    seal = PageSeal(os.urandom(32))
+    seal = OriginSeal("bench-node", os.urandom(32))
     packed = [compress(page, store_size=False) for page in pages]
-
-    def aad(i: int) -> bytes:
-        return page_aad("bench-node", 1, (i >> 8, 0, 0), i & 0xFF, 1)
-
-    sealed = [seal.seal(blob, aad(i)) for i, blob in enumerate(packed)]
+    places = [PageVersion(1, (i >> 8, 0, 0), i & 0xFF, 1) for i in range(n)]
+    sealed = [
+        seal.seal(at, PackedPage(blob, False, 4096))
+        for at, blob in zip(places, packed, strict=True)
+    ]
 
     def lz4_compress() -> None:
         for page in pages:
@@ -37,20 +39,20 @@ def run(corpus: Corpus) -> None:
             decompress(blob, uncompressed_size=4096)
 
     def seal_pages() -> None:
-        for i, blob in enumerate(packed):
-            seal.seal(blob, aad(i))
+        for at, blob in zip(places, packed, strict=True):
+            seal.seal(at, PackedPage(blob, False, 4096))
 
     def open_pages() -> None:
-        for i, box in enumerate(sealed):
-            seal.open(box, aad(i))
+        for at, box in zip(places, sealed, strict=True):
+            seal.open(at, box, 4096)
 
     def compress_and_seal() -> None:
-        for i, page in enumerate(pages):
-            seal.seal(compress(page, store_size=False), aad(i))
+        for at, page in zip(places, pages, strict=True):
+            seal.seal(at, PackedPage(compress(page, store_size=False), False, 4096))
 
     def open_and_decompress() -> None:
-        for i, box in enumerate(sealed):
-            decompress(seal.open(box, aad(i)), uncompressed_size=4096)
+        for at, box in zip(places, sealed, strict=True):
+            decompress(seal.open(at, box, 4096).payload, uncompressed_size=4096)
 
     compress_rate, decompress_rate = rate(n, lz4_compress), rate(n, lz4_decompress)
     rows = []

@@ -151,6 +151,14 @@ def test_an_origin_seal_opens_its_own_page_as_it_was_packed(page: PackedPage) ->
     assert origin.open(AT, sealed, 4096) == page
 
 
+def test_an_origin_seal_binds_the_page_aad_of_its_origin_and_place() -> None:
+    sealed = OriginSeal("n1", KEY).seal(AT, pack_page(TEXT))
+    aad = page_aad("n1", AT.pool_uid, AT.oid, AT.index, AT.version)
+    assert PageSeal(KEY).open(sealed, aad) == b"L" + pack_page(TEXT).payload
+    with pytest.raises(SealBroken):
+        PageSeal(KEY).open(sealed, page_aad("n1", AT.pool_uid, AT.oid, AT.index, AT.version + 1))
+
+
 def test_a_sealed_page_shows_nothing_of_its_block() -> None:
     block = pack_page(TEXT).payload
     sealed = OriginSeal("n1", KEY).seal(AT, pack_page(TEXT))
