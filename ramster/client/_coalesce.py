@@ -1,12 +1,12 @@
 """Coalescing: concurrent single calls with the same key become one batched call.
 
-The first caller of a key opens a batch and schedules it for the next event-loop turn
-(`loop.call_soon`); callers arriving before then join it; a batch that reaches `max_batch` items
-is sent at once and the next caller opens a new one. So no caller waits more than one loop turn
-for its batch to leave, and no batch exceeds `max_batch`. Each caller gets its own result; a
-batch refused as a whole by an error listed in `split_on` is re-sent item by item, so only the
-callers whose items caused it see the error. Pure asyncio: the send function is given, and no
-network is needed to test this module.
+The first caller of a key opens a batch and starts the task that sends it, which runs at the
+next event-loop turn; callers arriving before then join it; a batch that reaches `max_batch`
+items is closed (its task sends it) and the next caller opens a new one. So no caller waits more
+than one loop turn for its batch to leave, and no batch exceeds `max_batch`. Each caller gets its
+own result; a batch refused as a whole by an error listed in `split_on` is re-sent item by item,
+so only the callers whose items caused it see the error. Pure asyncio: the send function is
+given, and no network is needed to test this module.
 """
 
 from __future__ import annotations
@@ -67,27 +67,31 @@ class Coalescer(Generic[K, T, R]):
         batch = self._open.get(key)
         if batch is None:
             batch = self._open[key] = _Batch([], [])
-            loop.call_soon(self._dispatch, key, batch)
+            # Its first step runs after the steps already queued: the callers of this turn.
+            task = loop.create_task(self._send_open(key, batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
         future: asyncio.Future[R] = loop.create_future()
         batch.items.append(item)
         batch.futures.append(future)
         if len(batch.items) >= self._max_batch:
-            self._dispatch(key, batch)
+            self._close(key, batch)
         return await future
 
     async def drain(self) -> None:
-        """Send every open batch now and wait until every batch sent has been answered."""
+        """Close every open batch and wait until every batch has been sent and answered."""
         for key, batch in list(self._open.items()):
-            self._dispatch(key, batch)
+            self._close(key, batch)
         await asyncio.gather(*self._in_flight)
 
-    def _dispatch(self, key: K, batch: _Batch[T, R]) -> None:
-        if self._open.get(key) is not batch:
-            return  # already sent when it filled up
-        del self._open[key]
-        task = asyncio.get_running_loop().create_task(self._deliver(key, batch))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+    def _close(self, key: K, batch: _Batch[T, R]) -> None:
+        """No caller joins `batch` any more: the next caller of `key` opens a new one."""
+        if self._open.get(key) is batch:
+            del self._open[key]
+
+    async def _send_open(self, key: K, batch: _Batch[T, R]) -> None:
+        self._close(key, batch)
+        await self._deliver(key, batch)
 
     async def _deliver(self, key: K, batch: _Batch[T, R]) -> None:
         self.batches += 1

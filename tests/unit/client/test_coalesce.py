@@ -126,13 +126,12 @@ def test_a_batch_leaves_on_the_next_loop_turn() -> None:
 
     async def lone_caller() -> int:
         task = asyncio.create_task(coalescer.submit("pool", 7))
-        await asyncio.sleep(0)  # the caller opens the batch
+        await asyncio.sleep(0)  # the caller opens the batch and starts the task that sends it
         assert send.batches == []
-        assert repr(coalescer) == "<Coalescer max_batch=64 batches=0 open=1 in_flight=0>"
-        await asyncio.sleep(0)  # next turn: the batch is handed to a task
-        assert repr(coalescer) == "<Coalescer max_batch=64 batches=0 open=0 in_flight=1>"
-        await asyncio.sleep(0)
+        assert repr(coalescer) == "<Coalescer max_batch=64 batches=0 open=1 in_flight=1>"
+        await asyncio.sleep(0)  # next turn: the task closes the batch and sends it
         assert send.batches == [("pool", [7])]
+        assert repr(coalescer) == "<Coalescer max_batch=64 batches=1 open=0 in_flight=1>"
         return await task
 
     assert run(lone_caller()) == 70
