@@ -96,7 +96,9 @@ class Node:
         seal = None
         if config.page_key is not None:
             seal = OriginSeal(config.name, read_page_key(Path(config.page_key)))
-        self._link = functools.partial(PeerLink, tls=config.tls, seal=seal)
+        self._link = functools.partial(
+            PeerLink, cluster=config.cluster, name=config.name, tls=config.tls, seal=seal
+        )
         agent = self.agent = ClusterAgent(
             self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link
         )
@@ -344,7 +346,7 @@ class Node:
             epoch = self.feed.status.epoch
             link = self._probes[address] = self._link(0, address, number, epoch, 1.0)
         try:
-            return await link.hello(self.config.cluster, self.config.name)
+            return await link.hello()
         except RamsterError:
             return None
 

@@ -137,7 +137,7 @@ def keys_of_batch(keys: tmem_pb2.KeyBatch) -> list[tuple[Oid, int]]:
     indexes = keys.indexes
     count = len(indexes)
     batch_size("keys", count)
-    _check_entries("keys.oid_word0", len(keys.oid_word0), "keys.indexes", count)
+    check_entries("keys.oid_word0", len(keys.oid_word0), count, per="keys.indexes")
     words0 = keys.oid_word0
     words1 = _optional_words(keys.oid_word1, "keys.oid_word1", count)
     words2 = _optional_words(keys.oid_word2, "keys.oid_word2", count)
@@ -147,7 +147,7 @@ def keys_of_batch(keys: tmem_pb2.KeyBatch) -> list[tuple[Oid, int]]:
 def _optional_words(words: Sequence[int], field: str, count: int) -> Sequence[int]:
     if not words:
         return ZEROS[:count]
-    _check_entries(field, len(words), "keys.indexes", count, " or none")
+    check_entries(field, len(words), count, " or none", per="keys.indexes")
     return words
 
 
@@ -161,26 +161,34 @@ def pages_of_batch(
     """The `count` pages of a lean put, cut out of `data` by `lengths` (a slice is the page
     stored: no message per page) and each checked by `page_data` as a `Page` is, named
     ``pages[n]`` as in `pages_of`."""
-    lengths, encodings, data = request.lengths, request.encodings, request.data
-    _check_entries("lengths", len(lengths), "keys", count)
-    _check_entries("encodings", len(encodings), "keys", count)
+    encodings, data = request.encodings, request.data
+    check_entries("encodings", len(encodings), count)
     stated: Sequence[int] = request.page_lengths
     if stated:
-        _check_entries("page_lengths", len(stated), "keys", count, " or none")
+        check_entries("page_lengths", len(stated), count, " or none")
     else:
         stated = ZEROS[:count]
-    total = sum(lengths)
-    if total != len(data):
-        raise InvalidArgument(f"lengths add up to {total} bytes, data has {len(data)}")
     return [
         page_data(data[start:end], encoding, length, page_size, f"pages[{i}]")
         for i, ((start, end), encoding, length) in enumerate(
-            zip(spans(lengths), encodings, stated, strict=True)
+            zip(parts(data, request.lengths, count), encodings, stated, strict=True)
         )
     ]
 
 
-def _check_entries(field: str, entries: int, per: str, count: int, other: str = "") -> None:
+def parts(data: bytes, lengths: Sequence[int], count: int) -> list[tuple[int, int]]:
+    """The (start, end) of each of the `count` parts of a lean batch's `data`, cut by `lengths`
+    (one per key, adding up to the size of `data`)."""
+    check_entries("lengths", len(lengths), count)
+    total = sum(lengths)
+    if total != len(data):
+        raise InvalidArgument(f"lengths add up to {total} bytes, data has {len(data)}")
+    return spans(lengths)
+
+
+def check_entries(field: str, entries: int, count: int, other: str = "", per: str = "keys") -> None:
+    """Refuse a lean batch's array `field` unless it has one entry per key (`other`: what else
+    it may have, e.g. " or none")."""
     if entries != count:
         raise InvalidArgument(
             f"{field} has {entries} entries for {count} {per}: expected one per key{other}"

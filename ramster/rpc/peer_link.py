@@ -4,15 +4,15 @@ One channel per peer; every call carries the origin (this node's number and epoc
 deadline, and a failure is raised once as the `RamsterError` of its status. Pages go out packed
 as stored and come back packed, sealed under this node's page key if it has one (`seal`: the
 holder can neither read them nor hand back another page in their place); a Hello comes back as
-the peer's `MemberInfo`. Also the message conversions both ends of the Peer service use (pool
-records). Not here: what to send when (`ramster.remote`), the serving end
-(`ramster.rpc.peer_service`).
+the peer's `MemberInfo`. Pages travel in the lean form (`Peer/PutPageBatch`,
+`Peer/GetPageBatch`) to a peer whose Hello announced it serves them, in the per-page form
+otherwise (a peer of an earlier release); the messages of both are `ramster.wire.peer_messages`.
+Not here: what to send when (`ramster.remote`), the serving end (`ramster.rpc.peer_service`).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from zlib import crc32
 
@@ -20,22 +20,26 @@ import grpc
 
 from nodemanager.model import MemberInfo
 from ramster.api.v1 import peer_pb2, tmem_pb2
-from ramster.errors import InvalidArgument
 from ramster.holder.epochs import HeldKey
-from ramster.page import PackedPage, check_page_size
+from ramster.page import PackedPage
 from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
-from ramster.tmem.keys import PageVersion, PoolSpec
+from ramster.tmem.keys import PageVersion
 from ramster.tmem.pool import PoolRecord
 from ramster.trust.seal import OriginSeal, SealBroken
 from ramster.wire.calls import M, Message, stream_call, unary_call
-from ramster.wire.limits import (
-    MAX_BATCH,
-    MAX_OWNER_NAME,
-    MESSAGE_SIZE_OPTIONS,
-    OWN_CONNECTIONS,
-    check_client_name,
-)
+from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS, OWN_CONNECTIONS
 from ramster.wire.messages import oid_message, packed_encoding
+from ramster.wire.peer_messages import (
+    Answered,
+    batch_answers,
+    get_batch_request,
+    get_request,
+    page_answers,
+    pool_record_message,
+    pool_record_of,
+    put_batch_request,
+    remote_page,
+)
 from ramster.wire.tls import TLS
 
 PROTOCOL_VERSION = 1
@@ -56,6 +60,8 @@ class PeerLink:
         epoch: str,
         timeout: float,
         *,
+        cluster: str,
+        name: str,
         tls: TLS | None = None,
         seal: OriginSeal | None = None,
     ) -> None:
@@ -63,10 +69,19 @@ class PeerLink:
         self._seal = seal
         self.address = address
         self._origin = peer_pb2.Origin(node_number=me, epoch=epoch)
+        self._hello = peer_pb2.HelloRequest(
+            cluster=cluster,
+            protocol_version=PROTOCOL_VERSION,
+            node_name=name,
+            node_number=me,
+            epoch=epoch,
+        )
         self._timeout = timeout
         self.corrupt_pages = 0
-        self.holder_epoch = ""
-        """The peer's epoch as this node's view has it; a peer of another epoch refuses puts."""
+        self._holder_epoch = ""
+        self._page_batches: bool | None = None
+        """Whether the peer serves the lean page calls, as its last Hello said (None: not asked
+        since the link was made or the peer's epoch changed)."""
         options = (
             *MESSAGE_SIZE_OPTIONS,
             *OWN_CONNECTIONS,
@@ -84,17 +99,22 @@ class PeerLink:
     async def close(self) -> None:
         await self._channel.close(None)
 
-    async def hello(self, cluster: str, name: str) -> MemberInfo:
-        """Who the peer is, as it tells this node (`name` of `cluster`); a peer that gives no
-        address is where this link reaches it."""
-        request = peer_pb2.HelloRequest(
-            cluster=cluster,
-            protocol_version=PROTOCOL_VERSION,
-            node_name=name,
-            node_number=self._origin.node_number,
-            epoch=self._origin.epoch,
-        )
-        hello = await self._call("Hello", request, peer_pb2.HelloResponse)
+    @property
+    def holder_epoch(self) -> str:
+        """The peer's epoch as this node's view has it; a peer of another epoch refuses puts."""
+        return self._holder_epoch
+
+    @holder_epoch.setter
+    def holder_epoch(self, epoch: str) -> None:
+        if epoch != self._holder_epoch:
+            self._page_batches = None  # a restarted peer may run another release: ask again
+        self._holder_epoch = epoch
+
+    async def hello(self, timeout: float | None = None) -> MemberInfo:
+        """Who the peer is, as it tells this node (this node's name and cluster as the link was
+        made for); a peer that gives no address is where this link reaches it."""
+        hello = await self._call("Hello", self._hello, peer_pb2.HelloResponse, timeout)
+        self._page_batches = hello.page_batches
         return MemberInfo(
             number=hello.node_number,
             name=hello.node_name,
@@ -107,17 +127,31 @@ class PeerLink:
             draining=hello.draining,
         )
 
+    async def _lean(self, timeout: float | None = None) -> bool:
+        """Whether to use the lean page calls: if the peer's Hello announced them (asked once
+        per epoch of the peer; two calls at once may both ask, and learn the same)."""
+        if self._page_batches is None:
+            await self.hello(timeout)
+        return bool(self._page_batches)
+
     async def put(
         self, shipments: Sequence[Shipment], owners: Sequence[PoolRecord] = ()
     ) -> list[bool]:
         """Store pages on the peer, telling it who owns their pools; True for each it took."""
-        request = peer_pb2.PeerPutRequest(
-            origin=self._origin,
-            holder_epoch=self.holder_epoch,
-            pools=[pool_record_message(record) for record in owners],
-            pages=[self._remote_page(s) for s in shipments],
-        )
-        response = await self._call("PutPages", request, peer_pb2.PeerPutResponse)
+        pools = [pool_record_message(record) for record in owners]
+        payloads = [self._payload(s) for s in shipments]
+        response: peer_pb2.PeerPutResponse | peer_pb2.PeerPutBatchResponse
+        if await self._lean():
+            batch = put_batch_request(self._origin, self.holder_epoch, pools, shipments, payloads)
+            response = await self._call("PutPageBatch", batch, peer_pb2.PeerPutBatchResponse)
+        else:
+            request = peer_pb2.PeerPutRequest(
+                origin=self._origin,
+                holder_epoch=self.holder_epoch,
+                pools=pools,
+                pages=[remote_page(s, *p) for s, p in zip(shipments, payloads, strict=True)],
+            )
+            response = await self._call("PutPages", request, peer_pb2.PeerPutResponse)
         return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
 
     async def get(
@@ -136,28 +170,22 @@ class PeerLink:
     async def _get(
         self, refs: Sequence[RemoteRef], timeout: float | None
     ) -> list[tuple[PackedPage, int] | None]:
-        request = peer_pb2.PeerGetRequest(
-            origin=self._origin,
-            keys=[
-                peer_pb2.RemoteKey(pool=r.pool_uid, oid=oid_message(r.oid), index=r.index)
-                for r in refs
-            ],
-        )
-        response = await self._call("GetPages", request, peer_pb2.PeerGetResponse, timeout)
+        rows: list[Answered | None]
+        if await self._lean(timeout):
+            batch = get_batch_request(self._origin, refs)
+            answer = await self._call("GetPageBatch", batch, peer_pb2.PeerGetBatchResponse, timeout)
+            rows = batch_answers(answer, len(refs), self.number)
+        else:
+            request = get_request(self._origin, refs)
+            response = await self._call("GetPages", request, peer_pb2.PeerGetResponse, timeout)
+            rows = page_answers(response)
         same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
         answers: list[tuple[PackedPage, int] | None] = []
-        for ref, found, data, encoding, version, checksum in zip(
-            refs,
-            response.found,
-            response.data,
-            response.encodings,
-            response.versions,
-            response.checksums,
-            strict=True,
-        ):
-            if not found:
+        for ref, row in zip(refs, rows, strict=True):
+            if row is None:
                 answers.append(None)
                 continue
+            data, encoding, version, checksum = row
             page = None
             if crc32(data) == checksum:
                 page = self._opened(ref, version, data, encoding == same)
@@ -167,23 +195,13 @@ class PeerLink:
             answers.append(None if page is None else (page, version))
         return answers
 
-    def _remote_page(self, shipment: Shipment) -> peer_pb2.RemotePage:
-        """A page as it leaves this node: packed, and sealed if this node has a page key."""
+    def _payload(self, shipment: Shipment) -> tuple[bytes, tmem_pb2.PageEncoding]:
+        """A page's bytes as they leave this node, and their encoding: packed, and sealed if
+        this node has a page key."""
         page = shipment.page
-        data, encoding = page.payload, packed_encoding(page.same_filled)
         if self._seal is not None:
-            data, encoding = self._seal.seal(shipment, page), tmem_pb2.PAGE_ENCODING_SEALED
-        return peer_pb2.RemotePage(
-            pool=shipment.pool_uid,
-            persistent=shipment.persistent,
-            oid=oid_message(shipment.oid),
-            index=shipment.index,
-            version=shipment.version,
-            data=data,
-            encoding=encoding,
-            page_size=page.page_size,
-            checksum=crc32(data),
-        )
+            return self._seal.seal(shipment, page), tmem_pb2.PAGE_ENCODING_SEALED
+        return page.payload, packed_encoding(page.same_filled)
 
     def _opened(
         self, ref: RemoteRef, version: int, data: bytes, same_filled: bool
@@ -292,30 +310,3 @@ def answer_chunks(refs: Sequence[RemoteRef]) -> list[Sequence[RemoteRef]]:
     if start < len(refs):
         chunks.append(refs[start:])
     return chunks
-
-
-def pool_record_message(record: PoolRecord) -> peer_pb2.PoolRecord:
-    spec = record.spec
-    return peer_pb2.PoolRecord(
-        pool=record.uid,
-        client=record.client,
-        pool_id=record.pool_id,
-        persistent=spec.persistent,
-        page_size=spec.page_size,
-        shared_uuid=spec.shared_uuid.bytes if spec.shared_uuid is not None else b"",
-    )
-
-
-def pool_record_of(message: peer_pb2.PoolRecord, field: str = "pools") -> PoolRecord:
-    """The record a peer sent (`field` names it in refusals); one that does not describe a
-    valid pool of a valid client raises InvalidArgument."""
-    if message.shared_uuid and len(message.shared_uuid) != 16:
-        raise InvalidArgument.field(
-            f"{field}.shared_uuid", message.shared_uuid.hex(), "0 or 16 bytes"
-        )
-    shared = uuid.UUID(bytes=message.shared_uuid) if message.shared_uuid else None
-    spec = PoolSpec(
-        message.persistent, shared, check_page_size(message.page_size, f"{field}.page_size")
-    )
-    owner = check_client_name(message.client, f"{field}.client", MAX_OWNER_NAME)
-    return PoolRecord(message.pool, owner, message.pool_id, spec)

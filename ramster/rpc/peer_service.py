@@ -10,10 +10,8 @@ to hold new pages. Recover and Forget serve a restarted origin (`ramster.holder.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-from zlib import crc32
 
 import grpc
 
@@ -30,6 +28,7 @@ from ramster.errors import (
 )
 from ramster.holder.epochs import adopt, forget_origin, held_epochs, held_keys, records
 from ramster.holder.foreign import (
+    ForeignKey,
     ForeignPage,
     destroy_foreign_pools,
     flush_foreign_objects,
@@ -38,17 +37,23 @@ from ramster.holder.foreign import (
     origin_client,
     put_foreign,
 )
-from ramster.page import PackedPage, check_page_size
+from ramster.page import PackedPage
 from ramster.remote.handles import OriginTmem
-from ramster.rpc import convert
+from ramster.rpc import convert, foreign_pages
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
-from ramster.rpc.peer_link import PROTOCOL_VERSION, pool_record_message, pool_record_of
-from ramster.tmem.keys import Oid, as_oid
+from ramster.rpc.foreign_pages import checked_version, foreign_key, latest_version
+from ramster.rpc.peer_link import PROTOCOL_VERSION
+from ramster.tmem.keys import as_oid
 from ramster.trust.identity import Identity, Role
-from ramster.trust.seal import OVERHEAD as SEAL_OVERHEAD
 from ramster.wire.limits import MAX_RECOVER_EPOCHS
 from ramster.wire.messages import oid_of
+from ramster.wire.peer_messages import (
+    get_batch_response,
+    get_response,
+    pool_record_message,
+    pool_record_of,
+)
 
 SERVICE = "ramster.api.v1.Peer"
 
@@ -56,15 +61,6 @@ log = logging.getLogger("ramster.remote")
 
 RECOVER_CHUNK = 16384
 """Keys per message of a Recover stream (about 40 bytes each)."""
-
-VERSION_LEAD_US = 3600 * 10**6
-"""How far past this node's clock a peer's page version may be, in microseconds. A node's
-versions start at its start time in microseconds and grow by one per put, so a real version is
-near or behind its origin's clock: this hour leaves room for an origin whose clock runs ahead of
-this one (NTP keeps nodes within a second) and refuses what no origin could have made. A version
-far ahead would outrank every later real copy of its key, and the origin's copies of that key
-would be dropped in its favour."""
-VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
 
 NodeIdentity = Callable[[], tuple[int, str, str]]
 """(node number, epoch, address) of this node, as known now."""
@@ -107,6 +103,16 @@ class PeerService:
                 ),
                 "GetPages": unary(
                     "Peer/GetPages", self.get_pages, peer_pb2.PeerGetRequest.FromString
+                ),
+                "PutPageBatch": unary(
+                    "Peer/PutPageBatch",
+                    self.put_page_batch,
+                    peer_pb2.PeerPutBatchRequest.FromString,
+                ),
+                "GetPageBatch": unary(
+                    "Peer/GetPageBatch",
+                    self.get_page_batch,
+                    peer_pb2.PeerGetBatchRequest.FromString,
                 ),
                 "FlushPages": unary(
                     "Peer/FlushPages", self.flush_pages, peer_pb2.PeerFlushPagesRequest.FromString
@@ -152,9 +158,36 @@ class PeerService:
             zcache=self._backend.zcache,
             ramster=self._backend.ramster,
             draining=self._draining(),
+            page_batches=True,
         )
 
     async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:
+        results = self._put(request, lambda: foreign_pages.pages_of(request.pages))
+        return peer_pb2.PeerPutResponse(results=results)
+
+    async def put_page_batch(
+        self, request: peer_pb2.PeerPutBatchRequest
+    ) -> peer_pb2.PeerPutBatchResponse:
+        """`put_pages` in the lean form: the pages are slices of the request's `data`."""
+        results = self._put(request, lambda: foreign_pages.pages_of_batch(request))
+        return peer_pb2.PeerPutBatchResponse(results=results)
+
+    async def get_pages(self, request: peer_pb2.PeerGetRequest) -> peer_pb2.PeerGetResponse:
+        return get_response(self._get(request, lambda: foreign_pages.keys_of(request.keys)))
+
+    async def get_page_batch(
+        self, request: peer_pb2.PeerGetBatchRequest
+    ) -> peer_pb2.PeerGetBatchResponse:
+        """`get_pages` in the lean form: the pages found come back in one bytes field."""
+        return get_batch_response(self._get(request, lambda: foreign_pages.keys_of_batch(request)))
+
+    def _put(
+        self,
+        request: peer_pb2.PeerPutRequest | peer_pb2.PeerPutBatchRequest,
+        pages_of: Callable[[], list[ForeignPage]],
+    ) -> list[tmem_pb2.PutStatus]:
+        """A put of the request's pages (`pages_of` reads and checks them once the holder, the
+        origin and the holder epoch passed), in either form."""
         tmem = self._holder()
         origin = self._origin(request.origin)
         _, epoch, _ = self._identity()
@@ -163,31 +196,22 @@ class PeerService:
                 f"holder_epoch {request.holder_epoch!r} is not this node's epoch {epoch!r}: "
                 "it restarted since the origin last saw it"
             )
-        convert.batch_size("pages", len(request.pages))
+        pages = pages_of()
         convert.batch_size("pools", len(request.pools))
-        latest = _latest_version()
-        pages = [_foreign_page(page, i, latest) for i, page in enumerate(request.pages)]
         owners = [pool_record_of(record, f"pools[{i}]") for i, record in enumerate(request.pools)]
         outcomes = put_foreign(tmem.table, origin, pages, owners, tmem.limits)
-        return peer_pb2.PeerPutResponse(results=[convert.put_status(o) for o in outcomes])
+        return [convert.put_status(o) for o in outcomes]
 
-    async def get_pages(self, request: peer_pb2.PeerGetRequest) -> peer_pb2.PeerGetResponse:
+    def _get(
+        self,
+        request: peer_pb2.PeerGetRequest | peer_pb2.PeerGetBatchRequest,
+        keys_of: Callable[[], list[ForeignKey]],
+    ) -> list[tuple[PackedPage, int] | None]:
+        """Each page held for the request's keys (`keys_of` reads and checks them once the
+        origin passed) with its version, or None."""
         tmem = self._backend.loaded()
         origin = self._origin(request.origin)
-        convert.batch_size("keys", len(request.keys))
-        keys = [(k.pool, _oid(k.oid, f"keys[{i}]"), k.index) for i, k in enumerate(request.keys)]
-        answers = get_foreign(tmem.table, origin, keys)
-        same, lz4 = tmem_pb2.PAGE_ENCODING_SAME_FILLED, tmem_pb2.PAGE_ENCODING_LZ4
-        raw = tmem_pb2.PAGE_ENCODING_RAW
-        return peer_pb2.PeerGetResponse(
-            found=[a is not None for a in answers],
-            data=[a[0].payload if a is not None else b"" for a in answers],
-            encodings=[
-                (same if a[0].same_filled else lz4) if a is not None else raw for a in answers
-            ],
-            versions=[a[1] if a is not None else 0 for a in answers],
-            checksums=[crc32(a[0].payload) if a is not None else 0 for a in answers],
-        )
+        return get_foreign(tmem.table, origin, keys_of())
 
     async def flush_pages(
         self, request: peer_pb2.PeerFlushPagesRequest
@@ -195,13 +219,11 @@ class PeerService:
         tmem = self._backend.loaded()
         origin = self._origin(request.origin)
         convert.batch_size("keys", len(request.keys))
-        latest = _latest_version()
+        latest = latest_version()
         keys = [
             (
-                k.pool,
-                _oid(k.oid, f"keys[{i}]"),
-                k.index,
-                _version(k.version, latest, f"keys[{i}]", any_version=True),
+                *foreign_key(k.pool, oid_of(k.oid), k.index, f"keys[{i}]"),
+                checked_version(k.version, latest, f"keys[{i}]", any_version=True),
             )
             for i, k in enumerate(request.keys)
         ]
@@ -213,7 +235,10 @@ class PeerService:
         tmem = self._backend.loaded()
         origin = self._origin(request.origin)
         convert.batch_size("objects", len(request.objects))
-        objects = [(o.pool, _oid(o.oid, f"objects[{i}]")) for i, o in enumerate(request.objects)]
+        objects = [
+            (o.pool, as_oid(oid_of(o.oid), f"objects[{i}].oid"))
+            for i, o in enumerate(request.objects)
+        ]
         return peer_pb2.PeerFlushResponse(
             flushed=flush_foreign_objects(tmem.table, origin, objects)
         )
@@ -331,60 +356,3 @@ class PeerService:
                 f"origin.epoch {shown(epoch)} is not the epoch node {number} runs in as this node "
                 f"knows it ({shown(member.epoch)}): retry shortly"
             )
-
-
-def _latest_version() -> int:
-    """The latest version a peer's page may carry now (`VERSION_LEAD_US`)."""
-    return time.time_ns() // 1000 + VERSION_LEAD_US
-
-
-def _version(version: int, latest: int, field: str, any_version: bool = False) -> int:
-    """`version` if its origin could have made it by now; 0 too where it means any version."""
-    if 1 <= version <= latest or (any_version and version == 0):
-        return version
-    expected = f"0 (any version) or {VERSION_RULE}" if any_version else VERSION_RULE
-    raise InvalidArgument.field(f"{field}.version", version, expected)
-
-
-def _sealed_page(data: bytes, page_size: int, field: str) -> PackedPage:
-    """A page its origin sealed: kept as it came, since only the origin can open it; its length
-    is all a holder can check (an encoding byte and a packed page of at most `page_size` bytes,
-    and the seal's nonce and tag)."""
-    longest = page_size + 1 + SEAL_OVERHEAD
-    if not 1 + SEAL_OVERHEAD < len(data) <= longest:
-        raise InvalidArgument(
-            f"{field}.data of {len(data)} bytes is no sealed page of {page_size} bytes: "
-            f"expected {2 + SEAL_OVERHEAD} to {longest} bytes"
-        )
-    return PackedPage(data, False, page_size)
-
-
-def _oid(oid: tmem_pb2.Oid, field: str) -> Oid:
-    return as_oid(oid_of(oid), f"{field}.oid")
-
-
-def _foreign_page(page: peer_pb2.RemotePage, i: int, latest: int) -> ForeignPage:
-    """A peer's page, checked as strictly as an application's: its key, a version its origin
-    could have made, its checksum, and one page of the size it states, in a packed encoding."""
-    field = f"pages[{i}]"
-    page_size = check_page_size(page.page_size, f"{field}.page_size")
-    if crc32(page.data) != page.checksum:
-        raise InvalidArgument(
-            f"{field}.checksum {page.checksum:#010x} does not match its data "
-            f"({crc32(page.data):#010x}): the page was damaged on the way"
-        )
-    # The page size a peer's page states is its length: the one the holder's pool is made for.
-    if page.encoding == tmem_pb2.PAGE_ENCODING_SEALED:
-        packed = _sealed_page(page.data, page_size, field)
-    else:
-        packed = convert.packed_page(
-            page.data, page.encoding, page_size, page_size, field, convert.PEER_ENCODINGS
-        )
-    return ForeignPage(
-        pool_uid=page.pool,
-        persistent=page.persistent,
-        oid=_oid(page.oid, field),
-        index=page.index,
-        version=_version(page.version, latest, field),
-        page=packed,
-    )

@@ -3,7 +3,8 @@ quotas and the usage of client identities, `ExportStatus`.
 
 Each conversion is written once, for the client library, the node's services and its peer
 links alike. Not here: the checks of what a node receives (`ramster.rpc.convert`), the pages'
-codec (`ramster.page`), the peer protocol's own records (`ramster.rpc.peer_link`).
+codec (`ramster.page`), the Peer service's page messages and pool records
+(`ramster.wire.peer_messages`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The steps are those the client library and the node run for a batch, outside gRPC (whose share
 `tests.bench.floor` measures): packing pages, building and serialising the request, parsing it
-and checking it on the node, the store, the answer, and the client's decoding. Each figure is
+and checking it on the node, the store, the answer, and the client's decoding; and those an
+origin and a holder run for a batch of the Peer service (`peer_steps`). Each figure is
 µs per page, the best of a few runs over the same pages (docs/performance.md explains them).
 """
 
@@ -11,15 +12,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
+from zlib import crc32
 
-from ramster.api.v1 import tmem_pb2
-from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, compress_page, decompress_page
-from ramster.rpc import convert
+from ramster.api.v1 import peer_pb2, tmem_pb2
+from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, compress_page, decompress_page, pack_page
+from ramster.remote.handles import RemoteRef, Shipment
+from ramster.rpc import convert, foreign_pages
 from ramster.tmem import Hit, PageTable, PoolSpec, Tmem
 from ramster.tmem.elsewhere import PageAway
 from ramster.tmem.table import PageData
 from ramster.wire.batches import key_batch, spans
 from ramster.wire.messages import key_messages, oid_message, packed_encoding
+from ramster.wire.peer_messages import (
+    Answered,
+    batch_answers,
+    get_batch_request,
+    get_batch_response,
+    get_request,
+    get_response,
+    page_answers,
+    put_batch_request,
+    remote_page,
+)
 from ramster.zcache import ZCache, ZcacheConfig
 from tests.bench.references import BATCH
 from tests.bench.table import print_table
@@ -224,11 +238,135 @@ def _decoded(answer: bytes) -> list[bytes]:
     ]
 
 
+ORIGIN = peer_pb2.Origin(node_number=2, epoch="00062a0b1c2d3e4f")
+VERSION = 1_700_000_000_000_000
+
+
+def peer_steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
+    """The Peer put's and get's steps over `pages` in BATCH-page batches, per-page form beside
+    the lean one: what an origin's `PeerLink` and a holder's `PeerService` run around gRPC (the
+    pages packed, not sealed: a seal costs the same in both forms)."""
+    shipments = [
+        Shipment(
+            pool_uid=1,
+            oid=(n >> 8, 0, 0),
+            index=n & 0xFF,
+            version=VERSION + n,
+            obj_id=n >> 8,
+            slot=n & 0xFF,
+            persistent=True,
+            page=pack_page(page),
+        )
+        for n, page in enumerate(pages)
+    ]
+    batches = [shipments[i : i + BATCH] for i in range(0, len(shipments), BATCH)]
+    payloads = [[(s.page.payload, packed_encoding(s.page.same_filled)) for s in b] for b in batches]
+
+    def per_page_put(batch: list[Shipment], sent: list[tuple[bytes, Any]]) -> bytes:
+        pages = [remote_page(s, *p) for s, p in zip(batch, sent, strict=True)]
+        request: bytes = peer_pb2.PeerPutRequest(origin=ORIGIN, pages=pages).SerializeToString()
+        return request
+
+    def lean_put(batch: list[Shipment], sent: list[tuple[bytes, Any]]) -> bytes:
+        request: bytes = put_batch_request(ORIGIN, "", [], batch, sent).SerializeToString()
+        return request
+
+    puts = [per_page_put(b, p) for b, p in zip(batches, payloads, strict=True)]
+    lean_puts = [lean_put(b, p) for b, p in zip(batches, payloads, strict=True)]
+    refs = [
+        [
+            RemoteRef(s.pool_uid, s.oid, s.index, s.version, 2, s.obj_id, True, DEFAULT_PAGE_SIZE)
+            for s in batch
+        ]
+        for batch in batches
+    ]
+    gets = [get_request(ORIGIN, r).SerializeToString() for r in refs]
+    lean_gets = [get_batch_request(ORIGIN, r).SerializeToString() for r in refs]
+    held = [[(s.page, s.version) for s in batch] for batch in batches]
+    answers = [get_response(h).SerializeToString() for h in held]
+    lean_answers = [get_batch_response(h).SerializeToString() for h in held]
+
+    def checked(rows: list[Answered | None]) -> list[bool]:
+        """The origin's check of each page answered: its checksum."""
+        return [row is not None and crc32(row[0]) == row[3] for row in rows]
+
+    put: list[Step] = [
+        (
+            "origin: build + serialise request",
+            lambda: [per_page_put(b, p) for b, p in zip(batches, payloads, strict=True)],
+        ),
+        (
+            "origin: build + serialise lean request",
+            lambda: [lean_put(b, p) for b, p in zip(batches, payloads, strict=True)],
+        ),
+        (
+            "holder: parse + check request",
+            lambda: [
+                foreign_pages.pages_of(peer_pb2.PeerPutRequest.FromString(r).pages) for r in puts
+            ],
+        ),
+        (
+            "holder: parse + check lean request",
+            lambda: [
+                foreign_pages.pages_of_batch(peer_pb2.PeerPutBatchRequest.FromString(r))
+                for r in lean_puts
+            ],
+        ),
+    ]
+    get: list[Step] = [
+        (
+            "origin: build + serialise request",
+            lambda: [get_request(ORIGIN, r).SerializeToString() for r in refs],
+        ),
+        (
+            "origin: build + serialise lean request",
+            lambda: [get_batch_request(ORIGIN, r).SerializeToString() for r in refs],
+        ),
+        (
+            "holder: parse + check keys",
+            lambda: [
+                foreign_pages.keys_of(peer_pb2.PeerGetRequest.FromString(r).keys) for r in gets
+            ],
+        ),
+        (
+            "holder: parse + check lean keys",
+            lambda: [
+                foreign_pages.keys_of_batch(peer_pb2.PeerGetBatchRequest.FromString(r))
+                for r in lean_gets
+            ],
+        ),
+        (
+            "holder: build + serialise answer",
+            lambda: [get_response(h).SerializeToString() for h in held],
+        ),
+        (
+            "holder: build + serialise lean answer",
+            lambda: [get_batch_response(h).SerializeToString() for h in held],
+        ),
+        (
+            "origin: parse answer + checksums",
+            lambda: [
+                checked(page_answers(peer_pb2.PeerGetResponse.FromString(a))) for a in answers
+            ],
+        ),
+        (
+            "origin: parse lean answer + checksums",
+            lambda: [
+                checked(batch_answers(peer_pb2.PeerGetBatchResponse.FromString(a), BATCH, 2))
+                for a in lean_answers
+            ],
+        ),
+    ]
+    return put, get
+
+
 def run(pages: list[bytes]) -> None:
     put, get = steps(pages)
+    peer_put, peer_get = peer_steps(pages)
+    paths = (("put", put), ("get", get), ("peer put", peer_put), ("peer get", peer_get))
     rows = [
         [path, name, f"{_per_page_us(len(pages), work):.2f}"]
-        for path, path_steps in (("put", put), ("get", get))
+        for path, path_steps in paths
         for name, work in path_steps
     ]
     print_table(

@@ -281,9 +281,9 @@ def hello(address: str, tls: TLS | None, cluster: str = "ramster") -> str:
     refusal."""
 
     async def call() -> str:
-        link = PeerLink(0, address, 9, "0" * 16, 5.0, tls=tls)
+        link = PeerLink(0, address, 9, "0" * 16, 5.0, cluster=cluster, name="probe", tls=tls)
         try:
-            return (await link.hello(cluster, "probe")).name
+            return (await link.hello()).name
         except RamsterError as error:
             return f"{type(error).__name__}: {error.message}"
         finally:

@@ -22,7 +22,7 @@ class HelloRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("cluster", "protocol_version", "node_name", "node_number", "epoch", "address", "capacity_bytes", "free_bytes", "zcache", "ramster", "draining")
+    __slots__ = ("cluster", "protocol_version", "node_name", "node_number", "epoch", "address", "capacity_bytes", "free_bytes", "zcache", "ramster", "draining", "page_batches")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class HelloResponse(_message.Message):
     ZCACHE_FIELD_NUMBER: _ClassVar[int]
     RAMSTER_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    PAGE_BATCHES_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     protocol_version: int
     node_name: str
@@ -45,7 +46,8 @@ class HelloResponse(_message.Message):
     zcache: bool
     ramster: bool
     draining: bool
-    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ..., address: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., zcache: _Optional[bool] = ..., ramster: _Optional[bool] = ..., draining: _Optional[bool] = ...) -> None: ...
+    page_batches: bool
+    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ..., address: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., zcache: _Optional[bool] = ..., ramster: _Optional[bool] = ..., draining: _Optional[bool] = ..., page_batches: _Optional[bool] = ...) -> None: ...
 
 class Origin(_message.Message):
     __slots__ = ("node_number", "epoch")
@@ -144,6 +146,64 @@ class PeerGetResponse(_message.Message):
     versions: _containers.RepeatedScalarFieldContainer[int]
     checksums: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., versions: _Optional[_Iterable[int]] = ..., checksums: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PeerPutBatchRequest(_message.Message):
+    __slots__ = ("origin", "holder_epoch", "pools", "keys", "pool_uids", "persistent", "versions", "encodings", "page_sizes", "checksums", "data", "lengths")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    POOL_UIDS_FIELD_NUMBER: _ClassVar[int]
+    PERSISTENT_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ENCODINGS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZES_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    holder_epoch: str
+    pools: _containers.RepeatedCompositeFieldContainer[PoolRecord]
+    keys: _tmem_pb2.KeyBatch
+    pool_uids: _containers.RepeatedScalarFieldContainer[int]
+    persistent: _containers.RepeatedScalarFieldContainer[bool]
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    encodings: _containers.RepeatedScalarFieldContainer[_tmem_pb2.PageEncoding]
+    page_sizes: _containers.RepeatedScalarFieldContainer[int]
+    checksums: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    lengths: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., holder_epoch: _Optional[str] = ..., pools: _Optional[_Iterable[_Union[PoolRecord, _Mapping]]] = ..., keys: _Optional[_Union[_tmem_pb2.KeyBatch, _Mapping]] = ..., pool_uids: _Optional[_Iterable[int]] = ..., persistent: _Optional[_Iterable[bool]] = ..., versions: _Optional[_Iterable[int]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., page_sizes: _Optional[_Iterable[int]] = ..., checksums: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., lengths: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PeerPutBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedScalarFieldContainer[_tmem_pb2.PutStatus]
+    def __init__(self, results: _Optional[_Iterable[_Union[_tmem_pb2.PutStatus, str]]] = ...) -> None: ...
+
+class PeerGetBatchRequest(_message.Message):
+    __slots__ = ("origin", "keys", "pool_uids")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    POOL_UIDS_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    keys: _tmem_pb2.KeyBatch
+    pool_uids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Union[_tmem_pb2.KeyBatch, _Mapping]] = ..., pool_uids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PeerGetBatchResponse(_message.Message):
+    __slots__ = ("data", "lengths", "encodings", "versions", "checksums")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    ENCODINGS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    lengths: _containers.RepeatedScalarFieldContainer[int]
+    encodings: _containers.RepeatedScalarFieldContainer[_tmem_pb2.PageEncoding]
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    checksums: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, data: _Optional[bytes] = ..., lengths: _Optional[_Iterable[int]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., versions: _Optional[_Iterable[int]] = ..., checksums: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PeerFlushPagesRequest(_message.Message):
     __slots__ = ("origin", "keys")

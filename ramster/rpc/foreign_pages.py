@@ -1,0 +1,199 @@
+"""A peer's pages and keys as a holder receives them, checked: `Peer/PutPages` and
+`Peer/GetPages`, and their lean forms `PutPageBatch` and `GetPageBatch`.
+
+Both forms run the one check of a page (`foreign_page`) and of a key (`foreign_key`), so a
+refusal names a page ``pages[n]`` and a key ``keys[n]`` whichever form carried it; the lean form
+has refusals of its own only for what packing can get wrong (arrays of other lengths, lengths
+that do not add up to the data: `ramster.rpc.convert.check_entries`, `parts`). Also the
+per-page answer to a get (the lean one is `ramster.wire.peer_messages.get_batch_response`). Not
+here: who may call, the origin and holder epoch checks (`ramster.rpc.peer_service`), what a
+holder does with the pages (`ramster.holder.foreign`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from zlib import crc32
+
+from ramster.api.v1 import peer_pb2, tmem_pb2
+from ramster.errors import InvalidArgument
+from ramster.holder.foreign import ForeignKey, ForeignPage
+from ramster.page import PackedPage, check_page_size
+from ramster.rpc import convert
+from ramster.tmem.keys import Oid, as_oid
+from ramster.trust.seal import OVERHEAD as SEAL_OVERHEAD
+from ramster.wire.messages import oid_of
+
+VERSION_LEAD_US = 3600 * 10**6
+"""How far past this node's clock a peer's page version may be, in microseconds. A node's
+versions start at its start time in microseconds and grow by one per put, so a real version is
+near or behind its origin's clock: this hour leaves room for an origin whose clock runs ahead of
+this one (NTP keeps nodes within a second) and refuses what no origin could have made. A version
+far ahead would outrank every later real copy of its key, and the origin's copies of that key
+would be dropped in its favour."""
+VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
+
+
+def latest_version() -> int:
+    """The latest version a peer's page may carry now (`VERSION_LEAD_US`)."""
+    return time.time_ns() // 1000 + VERSION_LEAD_US
+
+
+def checked_version(version: int, latest: int, field: str, any_version: bool = False) -> int:
+    """`version` if its origin could have made it by now; 0 too where it means any version."""
+    if 1 <= version <= latest or (any_version and version == 0):
+        return version
+    expected = f"0 (any version) or {VERSION_RULE}" if any_version else VERSION_RULE
+    raise InvalidArgument.field(f"{field}.version", version, expected)
+
+
+def foreign_key(pool_uid: int, oid: Oid, index: int, field: str) -> ForeignKey:
+    """A key a peer names (`field`: ``keys[n]``): no reserved oid."""
+    return pool_uid, as_oid(oid, f"{field}.oid"), index
+
+
+def foreign_page(
+    field: str,
+    pool_uid: int,
+    persistent: bool,
+    oid: Oid,
+    index: int,
+    version: int,
+    data: bytes,
+    encoding: int,
+    page_size: int,
+    checksum: int,
+    latest: int,
+) -> ForeignPage:
+    """A peer's page (`field`: ``pages[n]``), checked as strictly as an application's: its key,
+    a version its origin could have made (up to `latest`), its checksum, and one page of the
+    size it states, in a packed encoding."""
+    page_size = check_page_size(page_size, f"{field}.page_size")
+    if crc32(data) != checksum:
+        raise InvalidArgument(
+            f"{field}.checksum {checksum:#010x} does not match its data "
+            f"({crc32(data):#010x}): the page was damaged on the way"
+        )
+    # The page size a peer's page states is its length: the one the holder's pool is made for.
+    if encoding == tmem_pb2.PAGE_ENCODING_SEALED:
+        packed = _sealed_page(data, page_size, field)
+    else:
+        packed = convert.packed_page(
+            data, encoding, page_size, page_size, field, convert.PEER_ENCODINGS
+        )
+    return ForeignPage(
+        pool_uid=pool_uid,
+        persistent=persistent,
+        oid=as_oid(oid, f"{field}.oid"),
+        index=index,
+        version=checked_version(version, latest, field),
+        page=packed,
+    )
+
+
+def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
+    """The pages of a `PeerPutRequest`, each checked by `foreign_page`."""
+    convert.batch_size("pages", len(pages))
+    latest = latest_version()
+    return [
+        foreign_page(
+            f"pages[{i}]",
+            p.pool,
+            p.persistent,
+            oid_of(p.oid),
+            p.index,
+            p.version,
+            p.data,
+            p.encoding,
+            p.page_size,
+            p.checksum,
+            latest,
+        )
+        for i, p in enumerate(pages)
+    ]
+
+
+def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> list[ForeignPage]:
+    """The pages of a `PeerPutBatchRequest`, its arrays checked to have one entry per key, each
+    page a slice of `data` checked by `foreign_page` as a `RemotePage` is."""
+    keys = convert.keys_of_batch(request.keys)
+    count = len(keys)
+    arrays = (
+        ("pool_uids", request.pool_uids),
+        ("persistent", request.persistent),
+        ("versions", request.versions),
+        ("encodings", request.encodings),
+        ("page_sizes", request.page_sizes),
+        ("checksums", request.checksums),
+    )
+    for name, array in arrays:
+        convert.check_entries(name, len(array), count)
+    data = request.data
+    cuts = convert.parts(data, request.lengths, count)
+    latest = latest_version()
+    rows = zip(
+        keys,
+        cuts,
+        request.pool_uids,
+        request.persistent,
+        request.versions,
+        request.encodings,
+        request.page_sizes,
+        request.checksums,
+        strict=True,
+    )
+    return [
+        foreign_page(
+            f"pages[{i}]",
+            uid,
+            persistent,
+            oid,
+            index,
+            version,
+            data[start:end],
+            encoding,
+            page_size,
+            checksum,
+            latest,
+        )
+        for i, (
+            (oid, index),
+            (start, end),
+            uid,
+            persistent,
+            version,
+            encoding,
+            page_size,
+            checksum,
+        ) in enumerate(rows)
+    ]
+
+
+def keys_of(keys: Sequence[peer_pb2.RemoteKey]) -> list[ForeignKey]:
+    """The keys of a `PeerGetRequest`, each checked by `foreign_key`."""
+    convert.batch_size("keys", len(keys))
+    return [foreign_key(k.pool, oid_of(k.oid), k.index, f"keys[{i}]") for i, k in enumerate(keys)]
+
+
+def keys_of_batch(request: peer_pb2.PeerGetBatchRequest) -> list[ForeignKey]:
+    """The keys of a `PeerGetBatchRequest`, one pool uid per key, each checked by `foreign_key`."""
+    keys = convert.keys_of_batch(request.keys)
+    convert.check_entries("pool_uids", len(request.pool_uids), len(keys))
+    return [
+        foreign_key(uid, oid, index, f"keys[{i}]")
+        for i, (uid, (oid, index)) in enumerate(zip(request.pool_uids, keys, strict=True))
+    ]
+
+
+def _sealed_page(data: bytes, page_size: int, field: str) -> PackedPage:
+    """A page its origin sealed: kept as it came, since only the origin can open it; its length
+    is all a holder can check (an encoding byte and a packed page of at most `page_size` bytes,
+    and the seal's nonce and tag)."""
+    longest = page_size + 1 + SEAL_OVERHEAD
+    if not 1 + SEAL_OVERHEAD < len(data) <= longest:
+        raise InvalidArgument(
+            f"{field}.data of {len(data)} bytes is no sealed page of {page_size} bytes: "
+            f"expected {2 + SEAL_OVERHEAD} to {longest} bytes"
+        )
+    return PackedPage(data, False, page_size)

@@ -1,0 +1,113 @@
+"""The Peer page messages without a node: what an origin builds in either form is read by a
+holder's checks as the same pages, and an origin refuses a lean answer that does not add up."""
+
+from __future__ import annotations
+
+import pytest
+
+from ramster.api.v1 import peer_pb2
+from ramster.errors import InternalError
+from ramster.page import PackedPage, pack_page
+from ramster.remote.handles import RemoteRef, Shipment
+from ramster.rpc import foreign_pages
+from ramster.wire.messages import packed_encoding
+from ramster.wire.peer_messages import (
+    batch_answers,
+    get_batch_request,
+    get_batch_response,
+    get_request,
+    get_response,
+    page_answers,
+    put_batch_request,
+    remote_page,
+)
+
+ORIGIN = peer_pb2.Origin(node_number=2, epoch="00062a0b1c2d3e4f")
+VERSION = 1_700_000_000_000_000
+
+
+def shipment(index: int, page: PackedPage, oid: tuple[int, int, int] = (9, 0, 0)) -> Shipment:
+    return Shipment(
+        pool_uid=3 + index % 2,
+        oid=oid,
+        index=index,
+        version=VERSION + index,
+        obj_id=1,
+        slot=index,
+        persistent=index % 2 == 0,
+        page=page,
+    )
+
+
+def ref(index: int) -> RemoteRef:
+    return RemoteRef(
+        pool_uid=3,
+        oid=(9, 0, 0),
+        index=index,
+        version=1,
+        node=1,
+        obj_id=1,
+        persistent=True,
+        page_size=4096,
+    )
+
+
+SHIPMENTS = [
+    shipment(0, pack_page(b"a" * 2048 + b"b" * 2048)),
+    shipment(1, pack_page(b"\x00" * 4096), oid=(1, 2, 3)),
+    shipment(2, pack_page(bytes(range(256)) * 16)),
+]
+
+
+def test_a_holder_reads_the_same_pages_from_either_form() -> None:
+    payloads = [(s.page.payload, packed_encoding(s.page.same_filled)) for s in SHIPMENTS]
+    per_page = [remote_page(s, *p) for s, p in zip(SHIPMENTS, payloads, strict=True)]
+    lean = put_batch_request(ORIGIN, "", [], SHIPMENTS, payloads)
+    wire = peer_pb2.PeerPutBatchRequest.FromString(lean.SerializeToString())
+    read = foreign_pages.pages_of_batch(wire)
+    assert read == foreign_pages.pages_of(per_page)
+    assert [(p.pool_uid, p.persistent, p.oid, p.index, p.version, p.page) for p in read] == [
+        (s.pool_uid, s.persistent, s.oid, s.index, s.version, s.page) for s in SHIPMENTS
+    ]
+    # Only the second page has oid words beyond the first: both arrays are sent.
+    assert list(wire.keys.oid_word1) == [0, 2, 0]
+
+
+def test_an_origin_reads_the_same_answers_from_either_form() -> None:
+    answers = [(SHIPMENTS[0].page, 5), None, (SHIPMENTS[1].page, 7)]
+    lean = get_batch_response(answers)
+    per_page = get_response(answers)
+    assert batch_answers(lean, 3, node=4) == page_answers(per_page)
+    assert batch_answers(lean, 3, node=4)[1] is None
+    requests = get_request(ORIGIN, [ref(0), ref(1)]), get_batch_request(ORIGIN, [ref(0), ref(1)])
+    assert [k.index for k in requests[0].keys] == list(requests[1].keys.indexes) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("change", "counts", "added"),
+    [
+        ({"lengths": [5]}, "1, 3, 3, 3", 5),
+        ({"versions": [1, 2]}, "3, 3, 2, 3", None),
+        ({"checksums": [0] * 4}, "3, 3, 3, 4", None),
+        ({"data": b"x"}, "3, 3, 3, 3", None),
+    ],
+)
+def test_a_lean_answer_that_does_not_add_up_is_an_error_not_pages(
+    change: dict[str, object], counts: str, added: int | None
+) -> None:
+    answer = get_batch_response([(SHIPMENTS[0].page, 5), None, (SHIPMENTS[2].page, 7)])
+    total = len(answer.data)
+    for name, value in change.items():
+        answer.ClearField(name)
+        if isinstance(value, bytes):
+            answer.data = value
+        else:
+            getattr(answer, name).extend(value)
+    lengths = added if added is not None else total
+    data = len(answer.data)
+    with pytest.raises(InternalError) as raised:
+        batch_answers(answer, 3, node=4)
+    assert raised.value.message == (
+        f"node 4 answered 3 keys malformed: {counts} lengths, encodings, versions and "
+        f"checksums; lengths adding up to {lengths} bytes, data of {data}"
+    )
