@@ -4,10 +4,11 @@ and storing a batch of pages on one or on the best that takes it.
 
 A peer that leaves the view has its copies written off at once; one that comes back is
 introduced before it is placed on again: the flushes of its written-off copies (orphans, kept
-here by holder) go first, and it forgets this node's earlier epochs. Nodes out of the view for
-`origin_grace` are let go of. Not here: what is shipped when (`ramster.remote.remotify`), second
-copies and repair (`ramster.remote.replication`), the flush queue (`ramster.remote.flushes`),
-the pure placement rules (`ramster.remote.policy`).
+here by holder) go first, on the link that carried what they settle (`ramster.remote.parking`),
+and it forgets this node's earlier epochs. Nodes out of the view for `origin_grace` are let go
+of. Not here: what is shipped when (`ramster.remote.remotify`), second copies and repair
+(`ramster.remote.replication`), the flush queue (`ramster.remote.flushes`), the pure placement
+rules (`ramster.remote.policy`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ramster.remote import policy
 from ramster.remote.absence import AbsenceClock
 from ramster.remote.departures import remote_holders, write_off
 from ramster.remote.handles import OriginTmem, RemoteFlush, Shipment
+from ramster.remote.parking import Parking
 from ramster.remote.peer import LinkFactory, Peer
 from ramster.remote.policy import RemotifyConfig, copies_wanted, placement, target_down
 from ramster.remote.restore import own_records
@@ -53,7 +55,7 @@ class Peers:
         self.members: dict[int, MemberInfo] = {}
         self.links: dict[int, Peer] = {}
         self._failed_until: dict[int, float] = {}
-        self._corrupt_of_gone = 0
+        self._parking = Parking()  # puts in flight; links of peers out of the view
         self._holders: frozenset[tuple[int, str, bool]] = frozenset()  # who holds pages
         self.recovered = False  # recovery is done: peers may be introduced and placed on
         self.introduced: set[int] = set()  # peers that know this epoch (recovered or forgot)
@@ -83,7 +85,8 @@ class Peers:
 
     def corrupt_pages(self) -> int:
         """The corrupt copies every link, open or closed, turned away."""
-        return sum(link.corrupt_pages for link in self.links.values()) + self._corrupt_of_gone
+        open_links = sum(link.corrupt_pages for link in self.links.values())
+        return open_links + self._parking.corrupt_pages()
 
     def check_target(self) -> None:
         """Note (and log once) whether the `remote_target` param names a node that cannot take
@@ -118,6 +121,7 @@ class Peers:
                 self._write_off(tmem, number, restarted)
             if restarted:
                 del self._epochs[number]
+                await self._parking.drop(number)
         self._epochs.update((n, info.epoch) for n, info in members.items() if n != self.me)
         self.members = dict(members)
         self.check_target()
@@ -129,14 +133,16 @@ class Peers:
                 continue
             if link is not None:
                 await link.close()
-            link = self.links[number] = self._link_factory(
-                number, info.address, self.me, self.epoch, self.config.peer_timeout
-            )
+            link = await self._parking.take(number, info.address)
+            if link is None:
+                link = self._link_factory(
+                    number, info.address, self.me, self.epoch, self.config.peer_timeout
+                )
+            self.links[number] = link
             link.holder_epoch = info.epoch
         for number in [n for n in self.links if n not in members]:
-            gone = self.links.pop(number)
-            self._corrupt_of_gone += gone.corrupt_pages
-            await gone.close()
+            owed = bool(self._orphans.get(number))
+            await self._parking.park(self.links.pop(number), owed)
         # Published free bytes change every second; only who holds pages matters to repair.
         holders = frozenset((n, i.epoch, policy.holding(i)) for n, i in members.items())
         changed = holders != self._holders
@@ -147,6 +153,7 @@ class Peers:
         for link in self.links.values():
             await link.close()
         self.links.clear()
+        await self._parking.close()
 
     def forget_gone(
         self, now: float, grace: float, trusted: bool, forgotten: Collection[int] = ()
@@ -182,6 +189,7 @@ class Peers:
             # not UNAVAILABLE for ever), counted in remote_pers_pages_lost.
             lost = write_off(tmem.table, number, restarted=True)[0].lost
         flushes = len(self._orphans.pop(number, []))
+        self._parking.let_go(number)
         self._absence.drop(number)
         self._epochs.pop(number, None)
         self.unrecovered.discard(number)
@@ -293,7 +301,7 @@ class Peers:
             return [False] * len(shipments)
         owners = own_records(tmem, {s.pool_uid for s in shipments})
         try:
-            stored = await link.put(shipments, owners)
+            stored = await self._parking.put(target, link.put(shipments, owners))
         except RamsterError as error:
             self.mark_failed(target, error)
             # It may have stored them before the answer was lost: flush them before reuse.

@@ -4,7 +4,8 @@ peer links, no network, no sleeps.
 A `FakePeer` implements `ramster.remote.peer.Peer`, keeps what it is sent as a holder would (a
 page flush removes only the version it names, version 0 any), logs every call in one list shared
 by all peers (so the order of calls across peers is visible), and can be told to fail, refuse,
-hold a get or the answer to a put until released, or act while a put or flush is on the wire.
+hold a get or the answer to a put until released, or act while a put or flush is on the wire;
+closing it fails the puts whose answers it holds, as closing a channel does.
 Every test runs its own event loop with `asyncio.run` (`run`). Budgets and batch counts are
 computed from the store's own constants and the core's (a shipped page still costs its handle,
 `REMOTE_PAGE_BYTES`).
@@ -21,7 +22,7 @@ import pytest
 
 from nodemanager.model import MemberInfo
 from ramster.backend import Backend
-from ramster.errors import RamsterError
+from ramster.errors import RamsterError, Unavailable
 from ramster.holder.epochs import HeldKey
 from ramster.page import PackedPage, compress_page
 from ramster.params import ModuleParams
@@ -99,6 +100,7 @@ class FakePeer:
         self.puts_out = 0
         """Puts sent and not answered yet; `most_puts_out` is the most there ever were."""
         self.most_puts_out = 0
+        self._held: set[asyncio.Event] = set()  # the gates puts in flight wait for
         self.closed = False
 
     async def put(
@@ -116,10 +118,14 @@ class FakePeer:
         gate = self.put_gates.pop(0) if self.put_gates else self.put_gate
         self.puts_out += 1
         self.most_puts_out = max(self.most_puts_out, self.puts_out)
+        self._held.add(gate)
         try:
             await gate.wait()
         finally:
             self.puts_out -= 1
+            self._held.discard(gate)
+        if self.closed:  # as a gRPC channel closed under its calls
+            raise Unavailable("Peer/PutPages: the channel was closed during the call")
         return [True] * len(shipments)
 
     async def get(
@@ -162,6 +168,8 @@ class FakePeer:
 
     async def close(self) -> None:
         self.closed = True
+        for gate in self._held:
+            gate.set()
 
 
 class FakePeers:

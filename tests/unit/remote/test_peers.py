@@ -7,6 +7,7 @@ test_policy.py.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import cast
 
@@ -23,6 +24,7 @@ from tests.support.remote import (
     CONFIG,
     ME,
     MIB,
+    TWO,
     Clock,
     big,
     fetched,
@@ -30,8 +32,10 @@ from tests.support.remote import (
     loaded,
     member,
     put,
+    put_copied,
     ref_of,
     run,
+    settle,
     ship,
     start,
     store_of,
@@ -161,5 +165,78 @@ def test_a_holder_gone_for_origin_grace_has_the_pages_only_it_held_written_off_a
         assert [ref.node for ref in remote_refs(tmem.table)] == [3]
         assert await fetched(layer, [refs[2]]) == [pack_page(big(2))]
         assert layer.forget_gone(now=2000.0, grace=60.0, trusted=True) == []  # nothing of 2 left
+
+    run(scenario)
+
+
+def test_a_put_cut_off_by_a_departure_fails_at_once_and_is_flushed_on_the_link_it_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock().install(monkeypatch)
+
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        holder = peers.links[3]  # the most free bytes: the copies go there first
+        holder.put_gate.clear()  # the copies land, their answer is lost with the network
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        copying = asyncio.create_task(put_copied(layer, tmem, pool, 2))
+        await settle()
+        uid = tmem.pool_uid(APP, pool)
+        assert (holder.puts_out, sorted(holder.pages)) == (1, [(uid, (1, 0, 0), i) for i in (0, 1)])
+        owed = [RemoteFlush(3, *key, version) for key, (_, version) in sorted(holder.pages.items())]
+
+        without3 = {ME: member(ME, 0), 2: member(2, MIB)}
+        await layer.set_members(without3)
+        await settle()
+        assert copying.done(), "a put in flight to a peer that left must not wait for it"
+        assert await copying == set()  # copied on node 2 instead, and acknowledged
+        assert [call[0] for call in peers.calls("put")] == [3, 2]
+        # The put may still be delivered later, so its link stays open: its flushes must
+        # arrive after it, which only the connection that carried it ensures.
+        assert not holder.closed
+
+        await layer.set_members(without3 | {3: member(3, 2 * MIB)})  # back, same process
+        assert (peers.made, layer.peers.links[3]) == ([peers.links[2], holder], holder)
+        clock.now += CONFIG.failure_backoff  # it failed a call: introduced once that has passed
+        await layer.peers.introduce()
+        assert holder.pages == {}  # the copies nobody references are flushed from it
+        assert peers.log[-1] == (3, "flush", owed)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("end", ["restarted", "moved", "let go", "stopped"])
+def test_the_link_kept_for_a_peer_that_left_is_closed_once_nothing_abandoned_can_reach_it(
+    end: str,
+) -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        holder = peers.links[3]
+        holder.put_gate.clear()
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        copying = asyncio.create_task(put_copied(layer, tmem, pool, 1))
+        await settle()
+        without3 = {ME: member(ME, 0), 2: member(2, MIB)}
+        await layer.set_members(without3)
+        assert await copying == set()
+        assert not holder.closed
+
+        if end == "restarted":  # its memory, and the calls it was sent, are gone
+            back = dataclasses.replace(member(3, 2 * MIB), epoch="e3-restarted")
+            await layer.set_members(without3 | {3: back})
+        elif end == "moved":
+            back = dataclasses.replace(member(3, 2 * MIB), address="10.0.0.3:7003")
+            await layer.set_members(without3 | {3: back})
+        elif end == "let go":
+            assert layer.forget_gone(now=1000.0, grace=60.0, trusted=True) == []
+            assert layer.forget_gone(now=1060.0, grace=60.0, trusted=True) == [3]
+            await settle()
+        else:
+            await layer.stop()
+        assert holder.closed
+        if end in ("restarted", "moved"):
+            assert layer.peers.links[3] is peers.made[-1] is not holder
 
     run(scenario)
