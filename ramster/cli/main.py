@@ -1,33 +1,28 @@
 """The ``ramster`` command: one sub-command per job, each a thin layer over the library.
 
-Flags and their ``RAMSTER_*`` environment variables map onto the frozen config objects here and
-nowhere else. A `RamsterError` is printed as one line, so a person sees what to fix instead of a
-traceback: a bad flag or environment value (`InvalidArgument`) exits 2, the code of usage
-errors, and a failure at run time exits 1.
+Flags and their ``RAMSTER_*`` environment variables map onto the frozen config objects here (and
+in `ramster.cli.node`) and nowhere else. A `RamsterError` is printed as one line, so a person sees
+what to fix instead of a traceback: a bad flag or environment value (`InvalidArgument`) and a
+command whose extra is not installed (`extras.MissingExtra`, e.g. `ramster node` without
+``[node]``) exit 2, the code of usage errors, and a failure at run time exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import socket
 import sys
 from collections.abc import Sequence
 
 from ramster import __version__
-from ramster.cli import flags
+from ramster.cli import extras, flags
 from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.exports import add_export_parser, run_export
-from ramster.cli.flags import FromEnvironment, Parser
+from ramster.cli.flags import Parser
+from ramster.cli.node import add_node_parser, run_node_command
 from ramster.cli.quota import add_quota_parser, run_quota
 from ramster.cli.swap import add_swap_parser
-from ramster.config import NbdConfig, NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
-from ramster.tmem import TmemLimits
-from ramster.zcache import ZcacheConfig
 
-DEFAULT_LISTEN = "127.0.0.1:7470"
 FAILED = 1
 """Exit status of a failure at run time."""
 
@@ -38,175 +33,13 @@ MAX_DEMO_PAGES = 32768
 which has about this many of the binary kind."""
 
 
-def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
-    node = commands.add_parser("node", help="run a node: serve Tmem, Admin and Peer until SIGTERM")
-    node.add_argument(
-        "--listen",
-        action=FromEnvironment,
-        fallback=DEFAULT_LISTEN,
-        many=True,
-        type=flags.listen,
-        help="HOST:PORT (port 0: any free port) or unix:///path; repeat to listen on several, the "
-        "first is primary [RAMSTER_LISTEN, comma-separated, 127.0.0.1:7470]",
-    )
-    flags.tls_flags(node)
-    node.add_argument(
-        "--page-key",
-        action=FromEnvironment,
-        metavar="FILE",
-        help="this node's page key (NAME.pagekey from `ramster certs issue DIR node NAME`): pages "
-        "shipped to peers are sealed under it [RAMSTER_PAGE_KEY, NAME.pagekey beside --tls-key if "
-        "there, else pages leave unsealed]",
-    )
-    node.add_argument(
-        "--peer-listen",
-        action=FromEnvironment,
-        type=flags.listen,
-        help="HOST:PORT or unix:///path where peers reach the Peer service, served there only; "
-        "the address published to peers [RAMSTER_PEER_LISTEN, none: Peer on --listen]",
-    )
-    node.add_argument(
-        "--admin-listen",
-        action=FromEnvironment,
-        type=flags.listen,
-        help="unix:///path of the admin socket (mode 0600): Admin calls that change settings "
-        "from anyone who can connect [RAMSTER_ADMIN_LISTEN, none]",
-    )
-    node.add_argument(
-        "--nbd",
-        action=FromEnvironment,
-        many=True,
-        type=flags.listen,
-        help="unix:///PATH or HOST:PORT to serve the node's exports over NBD (TCP: with TLS, "
-        "clients STARTTLS; without, loopback only); repeat for several [RAMSTER_NBD, "
-        "comma-separated, none]",
-    )
-    node.add_argument(
-        "--nbd-spill",
-        action=FromEnvironment,
-        metavar="FILE",
-        help="a file for the pages of NBD writes the store refuses [RAMSTER_NBD_SPILL, none: "
-        "such a write fails]",
-    )
-    node.add_argument(
-        "--nbd-spill-size",
-        action=FromEnvironment,
-        type=flags.size,
-        help="bytes the spill file may hold, e.g. 1GiB [RAMSTER_NBD_SPILL_SIZE]",
-    )
-    node.add_argument(
-        "--insecure",
-        action=FromEnvironment,
-        nargs="?",
-        const="on",
-        fallback="off",
-        type=flags.switch,
-        help="without TLS, serve plaintext on TCP addresses other than loopback too "
-        "[RAMSTER_INSECURE, off]",
-    )
-    node.add_argument(
-        "--socket-mode",
-        action=FromEnvironment,
-        fallback="0660",
-        type=flags.socket_mode,
-        help="permissions of unix socket files, octal [RAMSTER_SOCKET_MODE, 0660]",
-    )
-    node.add_argument(
-        "--memory",
-        action=FromEnvironment,
-        fallback="256MiB",
-        type=flags.size,
-        help="zcache budget, e.g. 1GiB or 768Mi [RAMSTER_MEMORY, 256MiB]",
-    )
-    node.add_argument(
-        "--name",
-        action=FromEnvironment,
-        fallback=socket.gethostname(),
-        type=flags.name_of("name"),
-        help="node name in the cluster [RAMSTER_NAME, the host name]",
-    )
-    flags.cluster_flag(node)
-    node.add_argument(
-        "--metrics",
-        action=FromEnvironment,
-        type=flags.host_port("metrics"),
-        help="HOST:PORT to serve Prometheus /metrics on [RAMSTER_METRICS, off]",
-    )
-    node.add_argument(
-        "--zcache",
-        action=FromEnvironment,
-        fallback="on",
-        type=flags.switch,
-        help="load the zcache backend at start: on|off [RAMSTER_ZCACHE, on]",
-    )
-    node.add_argument(
-        "--ramster",
-        action=FromEnvironment,
-        fallback="on",
-        type=flags.switch,
-        help="the remote layer at start: on|off [RAMSTER_RAMSTER, on]",
-    )
-    node.add_argument(
-        "--max-clients",
-        action=FromEnvironment,
-        fallback="4096",
-        type=flags.int_in(1, 2**31 - 1),
-        help="application clients holding pools at once; a client whose pools all expired "
-        "(client_lease, client_grace) no longer counts [RAMSTER_MAX_CLIENTS, 4096]",
-    )
-    node.add_argument(
-        "--grace",
-        action=FromEnvironment,
-        fallback="10",
-        type=flags.seconds,
-        help="seconds in-flight calls get on SIGTERM [RAMSTER_GRACE, 10]",
-    )
-    node.add_argument(
-        "--drain-timeout",
-        action=FromEnvironment,
-        fallback="20",
-        type=flags.seconds,
-        help="seconds SIGTERM waits for peers to move their copies off [RAMSTER_DRAIN_TIMEOUT, 20]",
-    )
-    node.add_argument(
-        "--ready-file", default=None, help="write address, pid and epoch here once serving"
-    )
-    flags.etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD]")
-    node.add_argument(
-        "--peer",
-        action="append",
-        default=[],
-        type=flags.host_port("peer"),
-        help="without etcd: HOST:PORT of another node (repeat for each)",
-    )
-    node.add_argument(
-        "--node-number",
-        type=flags.int_in(1, 2**31 - 1),
-        default=1,
-        help="without etcd: this node's number (>= 1)",
-    )
-    node.add_argument(
-        "--advertise",
-        action=FromEnvironment,
-        type=flags.host_port("advertise"),
-        help="HOST:PORT peers reach this node at [RAMSTER_ADVERTISE, the listen address]",
-    )
-    node.add_argument(
-        "--log-level",
-        action=FromEnvironment,
-        fallback="INFO",
-        type=flags.log_level,
-        help=f"{', '.join(flags.LOG_LEVELS)} [RAMSTER_LOG_LEVEL, INFO]",
-    )
-
-
 def _parser() -> Parser:
     parser = Parser(
         prog="ramster", description="Distributed, compressed far memory with tmem semantics."
     )
     parser.add_argument("--version", action="version", version=f"ramster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_node_parser(commands)
+    add_node_parser(commands)
     up = commands.add_parser(
         "up", help="run etcd and N nodes on loopback until Ctrl-C, then stop them all"
     )
@@ -295,39 +128,9 @@ def _parser() -> Parser:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "node":
-        from ramster.node import run_node
-
-        logging.basicConfig(
-            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        config = NodeConfig(
-            listen=args.listen[0],
-            extra_listen=tuple(args.listen[1:]),
-            socket_mode=args.socket_mode,
-            store=ZcacheConfig(memory=args.memory),
-            name=args.name,
-            cluster=args.cluster,
-            metrics=args.metrics,
-            zcache=args.zcache,
-            ramster=args.ramster,
-            grace=args.grace,
-            drain_timeout=args.drain_timeout,
-            ready_file=args.ready_file,
-            etcd=args.etcd,
-            etcd_credentials=flags.etcd_credentials_of(args),
-            peers=tuple(args.peer),
-            node_number=args.node_number,
-            advertise=args.advertise,
-            tls=flags.tls_of(args),
-            insecure=args.insecure,
-            page_key=args.page_key,
-            peer_listen=args.peer_listen,
-            admin_listen=args.admin_listen,
-            limits=TmemLimits(max_clients=args.max_clients),
-            nbd=NbdConfig(tuple(args.nbd or ()), args.nbd_spill, args.nbd_spill_size or 0),
-        )
-        return asyncio.run(run_node(config))
+        return run_node_command(args)
     if args.command == "up":
+        extras.require(extras.NODE, extras.ETCD)
         from ramster.cli.up import run_up
 
         return run_up(args.nodes, args.memory, args.cluster, sys.stdout)
@@ -353,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
 
             if args.action != "set" or not args.etcd:
                 raise InvalidArgument("--cluster works with `param set` and needs --etcd URL")
+            extras.require(extras.NODE)  # etcd's client
             return set_cluster_param(
                 args.etcd,
                 args.cluster,
@@ -393,10 +197,9 @@ def _run(args: argparse.Namespace) -> int:
 
         if not args.etcd:
             raise InvalidArgument("members needs --etcd URL (or RAMSTER_ETCD)")
+        extras.require(extras.NODE)  # etcd's client
         return print_members(args.etcd, args.cluster, sys.stdout, flags.etcd_credentials_of(args))
     if args.command == "demo":
-        from ramster.workload.demo import run_demo
-
         tls = flags.tls_of(args)
         if args.node is not None:
             from ramster.workload.demo import run_demo_on
@@ -406,6 +209,9 @@ def _run(args: argparse.Namespace) -> int:
             raise InvalidArgument(
                 "the TLS flags go with --node: the demo's own cluster makes its own CA"
             )
+        extras.require(extras.NODE, extras.ETCD)
+        from ramster.workload.demo import run_demo
+
         return run_demo(pages=args.pages, memory=args.memory, keep=args.keep)
     if args.command == "certs":
         return run_certs(args, sys.stdout)
@@ -425,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except RamsterError as error:
         print(f"ramster {args.command}: {error.message}", file=sys.stderr)
-        return flags.USAGE if isinstance(error, InvalidArgument) else FAILED
+        usage = isinstance(error, InvalidArgument | extras.MissingExtra)
+        return flags.USAGE if usage else FAILED
 
 
 if __name__ == "__main__":

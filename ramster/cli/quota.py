@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-from ramster.cli import flags
+from nodemanager.etcd_settings import EtcdCredentials
+from ramster.cli import extras, flags
 from ramster.cli.flags import Parser
 from ramster.errors import InvalidArgument
 from ramster.params import parse_quota
@@ -19,9 +20,6 @@ from ramster.tmem.quota import Quotas
 from ramster.trust.identity import owner_identity
 from ramster.units import format_size
 from ramster.wire.tls import TLS
-
-if TYPE_CHECKING:
-    from nodemanager.etcd import EtcdCredentials
 
 
 def add_quota_parser(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -59,6 +57,7 @@ def run_quota(args: argparse.Namespace, out: TextIO) -> int:
             raise InvalidArgument(
                 "--cluster works with `quota set` and `quota unset` and needs --etcd URL"
             )
+        extras.require(extras.NODE)  # etcd's client
         return set_cluster_quota(
             args.etcd,
             args.cluster,
@@ -135,7 +134,7 @@ def set_cluster_quota(
     valid."""
     name = str(owner_identity(identity, "IDENTITY"))
     nbytes = parse_quota(size, "SIZE") if size is not None else None
-    from nodemanager.etcd import write_quota  # it loads grpc: not for every --help
+    from nodemanager.etcd import write_quota  # the [node] extra
 
     asyncio.run(write_quota(etcd, cluster, name, nbytes, credentials=credentials))
     done = "unset" if nbytes is None else quota_text(nbytes)

@@ -15,16 +15,18 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from ramster.client import TLS, Cleancache, Frontswap, SyncClient
 from ramster.errors import Unavailable
-from ramster.launcher import LocalCluster, wait_forever_until_signal
 from ramster.page import compress_page
 from ramster.units import format_size
 from ramster.workload.corpus import build_corpus
 from ramster.zcache import ZcacheConfig
 from ramster.zcache.config import MIN_MEMORY
+
+if TYPE_CHECKING:  # the node and etcd (the [node] and [etcd] extras): `run_demo` imports it
+    from ramster.launcher import LocalCluster
 
 SWAP_TYPE = 0
 STORE_RETRIES = 12
@@ -71,6 +73,8 @@ def _split_corpus(pages: int, out: TextIO) -> tuple[list[bytes], list[bytes]]:
 
 def run_demo(pages: int, memory: int, keep: bool = False, out: TextIO = sys.stdout) -> int:
     """Run the demo; 0 if no page came back wrong and no swapped page was lost."""
+    from ramster.launcher import LocalCluster, wait_forever_until_signal  # [node] and [etcd]
+
     say = out.write
     swap_pages, file_pages = _split_corpus(pages, out)
     with LocalCluster(3, [memory, 8 * memory], cluster="demo") as cluster:

@@ -73,6 +73,15 @@ def test_dockerfile_is_multi_stage_non_root_with_ramster_entrypoint_and_grpc_hea
     assert final.last("EXPOSE").args == ["7470", "9470"]
 
 
+def test_the_image_installs_the_node_without_the_bundled_etcd() -> None:
+    """The node's extra, not the etcd binary of `ramster up` and the tests: etcd runs as its own
+    image (Compose's `etcd` service, deploy/k8s/etcd.yaml)."""
+    (install,) = parse_dockerfile(DOCKERFILE).stage("build").all("RUN")
+    steps = " ".join(install.args).split(" && ")
+    assert "/opt/ramster/bin/pip install .[node]" in steps  # (the parser drops the quotes)
+    assert [step for step in steps if "etcd" in step] == []
+
+
 def test_every_file_the_dockerfile_copies_exists_and_reaches_the_builder() -> None:
     copies = parse_dockerfile(DOCKERFILE).copies()
     patterns = ignore_patterns(DEPLOY / "Dockerfile.dockerignore")
@@ -80,6 +89,7 @@ def test_every_file_the_dockerfile_copies_exists_and_reaches_the_builder() -> No
     assert sources == [
         "pyproject.toml",
         "README.md",
+        "LICENSE",  # the wheel's licence file (pyproject.toml `license-files`)
         "ramster/",
         "nodemanager/",
         "deploy/healthcheck.py",

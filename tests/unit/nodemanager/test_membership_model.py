@@ -11,7 +11,8 @@ import pytest
 
 from nodemanager.cli import format_members
 from nodemanager.etcd import EtcdMembership, parse_endpoints
-from nodemanager.etcd_client import EtcdClient, EtcdCredentials
+from nodemanager.etcd_client import EtcdClient
+from nodemanager.etcd_settings import EtcdCredentials
 from nodemanager.keys import ClusterKeys, decode_member, encode_member
 from nodemanager.model import MemberInfo
 from nodemanager.view import Change, ClusterView

@@ -1,0 +1,217 @@
+"""``ramster node``: its flags and the `NodeConfig` they make. The node itself (`ramster.node`)
+needs the [node] extra: it is imported only to run one, after `extras.require` said it is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+
+from ramster.cli import extras, flags
+from ramster.cli.flags import FromEnvironment, Parser
+from ramster.config import NbdConfig, NodeConfig
+from ramster.tmem import TmemLimits
+from ramster.zcache import ZcacheConfig
+
+DEFAULT_LISTEN = "127.0.0.1:7470"
+
+
+def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    node = commands.add_parser("node", help="run a node: serve Tmem, Admin and Peer until SIGTERM")
+    node.add_argument(
+        "--listen",
+        action=FromEnvironment,
+        fallback=DEFAULT_LISTEN,
+        many=True,
+        type=flags.listen,
+        help="HOST:PORT (port 0: any free port) or unix:///path; repeat to listen on several, the "
+        "first is primary [RAMSTER_LISTEN, comma-separated, 127.0.0.1:7470]",
+    )
+    flags.tls_flags(node)
+    node.add_argument(
+        "--page-key",
+        action=FromEnvironment,
+        metavar="FILE",
+        help="this node's page key (NAME.pagekey from `ramster certs issue DIR node NAME`): pages "
+        "shipped to peers are sealed under it [RAMSTER_PAGE_KEY, NAME.pagekey beside --tls-key if "
+        "there, else pages leave unsealed]",
+    )
+    node.add_argument(
+        "--peer-listen",
+        action=FromEnvironment,
+        type=flags.listen,
+        help="HOST:PORT or unix:///path where peers reach the Peer service, served there only; "
+        "the address published to peers [RAMSTER_PEER_LISTEN, none: Peer on --listen]",
+    )
+    node.add_argument(
+        "--admin-listen",
+        action=FromEnvironment,
+        type=flags.listen,
+        help="unix:///path of the admin socket (mode 0600): Admin calls that change settings "
+        "from anyone who can connect [RAMSTER_ADMIN_LISTEN, none]",
+    )
+    node.add_argument(
+        "--nbd",
+        action=FromEnvironment,
+        many=True,
+        type=flags.listen,
+        help="unix:///PATH or HOST:PORT to serve the node's exports over NBD (TCP: with TLS, "
+        "clients STARTTLS; without, loopback only); repeat for several [RAMSTER_NBD, "
+        "comma-separated, none]",
+    )
+    node.add_argument(
+        "--nbd-spill",
+        action=FromEnvironment,
+        metavar="FILE",
+        help="a file for the pages of NBD writes the store refuses [RAMSTER_NBD_SPILL, none: "
+        "such a write fails]",
+    )
+    node.add_argument(
+        "--nbd-spill-size",
+        action=FromEnvironment,
+        type=flags.size,
+        help="bytes the spill file may hold, e.g. 1GiB [RAMSTER_NBD_SPILL_SIZE]",
+    )
+    node.add_argument(
+        "--insecure",
+        action=FromEnvironment,
+        nargs="?",
+        const="on",
+        fallback="off",
+        type=flags.switch,
+        help="without TLS, serve plaintext on TCP addresses other than loopback too "
+        "[RAMSTER_INSECURE, off]",
+    )
+    node.add_argument(
+        "--socket-mode",
+        action=FromEnvironment,
+        fallback="0660",
+        type=flags.socket_mode,
+        help="permissions of unix socket files, octal [RAMSTER_SOCKET_MODE, 0660]",
+    )
+    node.add_argument(
+        "--memory",
+        action=FromEnvironment,
+        fallback="256MiB",
+        type=flags.size,
+        help="zcache budget, e.g. 1GiB or 768Mi [RAMSTER_MEMORY, 256MiB]",
+    )
+    node.add_argument(
+        "--name",
+        action=FromEnvironment,
+        fallback=socket.gethostname(),
+        type=flags.name_of("name"),
+        help="node name in the cluster [RAMSTER_NAME, the host name]",
+    )
+    flags.cluster_flag(node)
+    node.add_argument(
+        "--metrics",
+        action=FromEnvironment,
+        type=flags.host_port("metrics"),
+        help="HOST:PORT to serve Prometheus /metrics on [RAMSTER_METRICS, off]",
+    )
+    node.add_argument(
+        "--zcache",
+        action=FromEnvironment,
+        fallback="on",
+        type=flags.switch,
+        help="load the zcache backend at start: on|off [RAMSTER_ZCACHE, on]",
+    )
+    node.add_argument(
+        "--ramster",
+        action=FromEnvironment,
+        fallback="on",
+        type=flags.switch,
+        help="the remote layer at start: on|off [RAMSTER_RAMSTER, on]",
+    )
+    node.add_argument(
+        "--max-clients",
+        action=FromEnvironment,
+        fallback="4096",
+        type=flags.int_in(1, 2**31 - 1),
+        help="application clients holding pools at once; a client whose pools all expired "
+        "(client_lease, client_grace) no longer counts [RAMSTER_MAX_CLIENTS, 4096]",
+    )
+    node.add_argument(
+        "--grace",
+        action=FromEnvironment,
+        fallback="10",
+        type=flags.seconds,
+        help="seconds in-flight calls get on SIGTERM [RAMSTER_GRACE, 10]",
+    )
+    node.add_argument(
+        "--drain-timeout",
+        action=FromEnvironment,
+        fallback="20",
+        type=flags.seconds,
+        help="seconds SIGTERM waits for peers to move their copies off [RAMSTER_DRAIN_TIMEOUT, 20]",
+    )
+    node.add_argument(
+        "--ready-file", default=None, help="write address, pid and epoch here once serving"
+    )
+    flags.etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD]")
+    node.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        type=flags.host_port("peer"),
+        help="without etcd: HOST:PORT of another node (repeat for each)",
+    )
+    node.add_argument(
+        "--node-number",
+        type=flags.int_in(1, 2**31 - 1),
+        default=1,
+        help="without etcd: this node's number (>= 1)",
+    )
+    node.add_argument(
+        "--advertise",
+        action=FromEnvironment,
+        type=flags.host_port("advertise"),
+        help="HOST:PORT peers reach this node at [RAMSTER_ADVERTISE, the listen address]",
+    )
+    node.add_argument(
+        "--log-level",
+        action=FromEnvironment,
+        fallback="INFO",
+        type=flags.log_level,
+        help=f"{', '.join(flags.LOG_LEVELS)} [RAMSTER_LOG_LEVEL, INFO]",
+    )
+
+
+def run_node_command(args: argparse.Namespace) -> int:
+    """Run a node with the configuration of `args` until SIGTERM; its exit status."""
+    extras.require(extras.NODE)
+    from ramster.node import run_node
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = NodeConfig(
+        listen=args.listen[0],
+        extra_listen=tuple(args.listen[1:]),
+        socket_mode=args.socket_mode,
+        store=ZcacheConfig(memory=args.memory),
+        name=args.name,
+        cluster=args.cluster,
+        metrics=args.metrics,
+        zcache=args.zcache,
+        ramster=args.ramster,
+        grace=args.grace,
+        drain_timeout=args.drain_timeout,
+        ready_file=args.ready_file,
+        etcd=args.etcd,
+        etcd_credentials=flags.etcd_credentials_of(args),
+        peers=tuple(args.peer),
+        node_number=args.node_number,
+        advertise=args.advertise,
+        tls=flags.tls_of(args),
+        insecure=args.insecure,
+        page_key=args.page_key,
+        peer_listen=args.peer_listen,
+        admin_listen=args.admin_listen,
+        limits=TmemLimits(max_clients=args.max_clients),
+        nbd=NbdConfig(tuple(args.nbd or ()), args.nbd_spill, args.nbd_spill_size or 0),
+    )
+    return asyncio.run(run_node(config))

@@ -1,0 +1,1 @@
+"""Unit tests of ramster/cli without a node: the extras a command needs."""
