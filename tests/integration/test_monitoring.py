@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ramster.client import SyncClient
 from tests.support.nodes import NodeFactory
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
@@ -168,6 +169,9 @@ def test_dashboard_shows_the_main_counters_per_node() -> None:
         "Evictions and losses",
         "Remotify busy",
         "Persistent copies",
+        "gRPC latency",
+        "gRPC calls by status",
+        "Resident memory against budget",
     ]
     assert len({panel["id"] for panel in panels}) == len(panels)
     variables = {v["name"]: v for v in board["templating"]["list"]}
@@ -184,6 +188,8 @@ def test_dashboard_shows_the_main_counters_per_node() -> None:
 
 def test_alerts_and_dashboard_name_only_metrics_a_node_serves(node_factory: NodeFactory) -> None:
     node = node_factory.start("node1", extra_flags=("--metrics", "127.0.0.1:0"))
+    with SyncClient(node.address, "app") as client:  # a call: the gRPC metrics have samples
+        client.new_pool()
     url = f"http://{node.ready['metrics']}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         served = {
@@ -199,6 +205,11 @@ def test_alerts_and_dashboard_name_only_metrics_a_node_serves(node_factory: Node
     for source, names in named.items():
         assert names - served - PROMETHEUS_OWN == set(), source
     assert MAIN_COUNTERS - named["grafana-dashboard.json"] == set()
+    assert {
+        "ramster_grpc_server_handling_seconds_bucket",
+        "ramster_grpc_server_handled_total",
+        "process_resident_memory_bytes",
+    } <= named["grafana-dashboard.json"]
     assert named["alerts.yml"] == {
         "up",
         "ramster_used_bytes",
