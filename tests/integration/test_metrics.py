@@ -1,38 +1,20 @@
 """What a real node serves on /metrics beside its counters (those: test_node_lifecycle.py): the
 gRPC calls of each method timed and counted by status, the build, the process, and help text on
-every metric. The page is parsed with prometheus-client's own parser."""
+every metric. Refusals of the access guard: test_authz.py."""
 
 from __future__ import annotations
 
 import platform
-import urllib.request
 
 import grpc
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
 from ramster import __version__
 from ramster.metric_help import HELP
-from tests.support.nodes import NodeFactory, NodeProcess
+from tests.support.metrics import sample, scrape
+from tests.support.nodes import NodeFactory
 from tests.support.wire import RawNode
 
 TMEM = "ramster.api.v1.Tmem"
-
-
-def scrape(node: NodeProcess) -> dict[str, Metric]:
-    """The metric families the node serves, by name (a counter's without ``_total``)."""
-    url = f"http://{node.ready['metrics']}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    return {family.name: family for family in text_string_to_metric_families(text)}
-
-
-def sample(family: Metric, suffix: str, **labels: str) -> float:
-    """The value of `family`'s one sample named ``<name><suffix>`` with exactly `labels`."""
-    (value,) = [
-        s.value for s in family.samples if s.name == family.name + suffix and s.labels == labels
-    ]
-    return value
 
 
 def test_every_call_is_timed_and_counted_by_method_and_status(node_factory: NodeFactory) -> None:
