@@ -57,8 +57,18 @@ GAUGES = frozenset(
     }
 )
 
-RENAMED = {"obj_count": "objects", "pool_count": "pools", "client_count": "clients"}
-"""Levels whose kernel names end in ``_count``, a suffix Prometheus keeps for histograms."""
+RENAMED = {
+    # Levels whose kernel names end in ``_count``, a suffix Prometheus keeps for histograms.
+    "obj_count": "objects",
+    "pool_count": "pools",
+    "client_count": "clients",
+    # Bytes end in ``_bytes``, Prometheus' unit suffix: the kernel's ``zbytes`` are compressed.
+    "eph_zbytes": "eph_compressed_bytes",
+    "pers_zbytes": "pers_compressed_bytes",
+    "eph_zbytes_max": "eph_compressed_bytes_max",
+    "pers_zbytes_max": "pers_compressed_bytes_max",
+}
+"""Metric names (without ``ramster_``) other than the kernel's, listed in docs/metrics.md."""
 
 SCRAPE_TIMEOUT = 5.0
 """Seconds a scrape waits for the event loop to read the counters."""

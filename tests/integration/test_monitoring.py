@@ -36,7 +36,8 @@ ALERTS = {
     "RamsterMemoryAboveBudget",
 }
 MAIN_COUNTERS = {
-    *("ramster_eph_zpages", "ramster_pers_zpages", "ramster_eph_zbytes", "ramster_pers_zbytes"),
+    *("ramster_eph_zpages", "ramster_pers_zpages"),
+    *("ramster_eph_compressed_bytes", "ramster_pers_compressed_bytes"),
     *("ramster_used_bytes", "ramster_memory_bytes"),
     *("ramster_eph_pages_remoted_total", "ramster_pers_pages_remoted_total"),
     *("ramster_remote_pages", "ramster_foreign_eph_pages", "ramster_foreign_pers_pages"),
