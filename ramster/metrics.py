@@ -1,16 +1,33 @@
-"""Prometheus metrics: counters rendered at scrape time, served over a minimal HTTP endpoint.
+"""Prometheus metrics of a node, with prometheus-client: its registry and its /metrics endpoint.
 
-Names are ``ramster_<kernel name>``; monotonic counters end in ``_total``, levels (pages and
-bytes held, maxima, budget) are gauges. Every sample carries the node's name as a label.
+The node's counters (`ramster stats`) are read at scrape time: names are ``ramster_<kernel
+name>``, monotonic counters end in ``_total``, levels (pages and bytes held, maxima, budget) are
+gauges, and every sample carries the node's name as the label ``node``. Beside them the registry
+has prometheus-client's default collectors (``process_*``: RSS, CPU, open fds; ``python_*``),
+``ramster_build_info`` and whatever the node registers itself (the gRPC call metrics,
+`ramster.rpc.call_metrics`).
+
+The endpoint is prometheus-client's HTTP server, in a thread of its own; the counters are read on
+the node's event loop, which owns them (a scrape waits for the loop, at most `SCRAPE_TIMEOUT`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable
+import platform
+from collections.abc import Callable, Iterator
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
 
-log = logging.getLogger("ramster.metrics")
+from prometheus_client import CollectorRegistry, Info, disable_created_metrics, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from ramster import __version__
+from ramster.metric_help import HELP
 
 GAUGES = frozenset(
     {
@@ -40,8 +57,21 @@ GAUGES = frozenset(
     }
 )
 
-RENAMED = {"obj_count": "objects", "pool_count": "pools", "client_count": "clients"}
-"""Levels whose kernel names end in ``_count``, a suffix Prometheus keeps for histograms."""
+RENAMED = {
+    # Levels whose kernel names end in ``_count``, a suffix Prometheus keeps for histograms.
+    "obj_count": "objects",
+    "pool_count": "pools",
+    "client_count": "clients",
+    # Bytes end in ``_bytes``, Prometheus' unit suffix: the kernel's ``zbytes`` are compressed.
+    "eph_zbytes": "eph_compressed_bytes",
+    "pers_zbytes": "pers_compressed_bytes",
+    "eph_zbytes_max": "eph_compressed_bytes_max",
+    "pers_zbytes_max": "pers_compressed_bytes_max",
+}
+"""Metric names (without ``ramster_``) other than the kernel's, listed in docs/metrics.md."""
+
+SCRAPE_TIMEOUT = 5.0
+"""Seconds a scrape waits for the event loop to read the counters."""
 
 
 def is_gauge(name: str) -> bool:
@@ -61,45 +91,93 @@ def metric_name(name: str) -> str:
     return f"ramster_{base}_total"
 
 
-def render(counters: dict[str, int], node: str) -> str:
-    """The text exposition format (version 0.0.4) of `counters`."""
-    label = node.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    lines = []
-    for name in sorted(counters):
-        metric = metric_name(name)
-        kind = "gauge" if is_gauge(name) else "counter"
-        lines.append(f"# HELP {metric} the {kind} {name} (DESIGN §10)")
-        lines.append(f"# TYPE {metric} {kind}")
-        value = counters[name]
-        shown = f"{value / 1e6:.6f}" if name.endswith(MICROSECONDS) else str(value)
-        lines.append(f'{metric}{{node="{label}"}} {shown}')
-    return "\n".join(lines) + "\n"
+def help_of(name: str) -> str:
+    """The help line of the counter `name` (kernel name kept in it, for `ramster stats`)."""
+    return f"{HELP.get(name, 'A counter of the node.')} (ramster stats: {name})"
 
 
-async def serve_metrics(
-    host: str, port: int, collect: Callable[[], dict[str, int]], node: str
-) -> asyncio.Server:
-    """Serve ``GET /metrics`` on (host, port); 404 for any other path."""
+class _Counters(Collector):
+    """The node's counters as metric families, read on the event loop that owns them."""
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b""):
-                pass
-            parts = request_line.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
-                status, body = "200 OK", render(collect(), node).encode()
-            else:
-                status, body = "404 Not Found", b"not found: try /metrics\n"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError) as error:
-            log.debug("metrics request dropped: %s", error)
-        finally:
-            writer.close()
+    def __init__(self, read: Callable[[], dict[str, int]], node: str) -> None:
+        self._read = read
+        self._node = node
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop that owns the counters (None: read them in the caller's thread)."""
 
-    return await asyncio.start_server(answer, host, port)
+    def _counters(self) -> dict[str, int]:
+        if self.loop is None or _running_loop() is self.loop:
+            return self._read()
+        future = asyncio.run_coroutine_threadsafe(_called(self._read), self.loop)
+        return future.result(timeout=SCRAPE_TIMEOUT)
+
+    def collect(self) -> Iterator[Metric]:
+        counters = self._counters()
+        for name in sorted(counters):
+            value = counters[name]
+            if name.endswith(MICROSECONDS):
+                value = value / 1e6  # type: ignore[assignment]
+            family: CounterMetricFamily | GaugeMetricFamily
+            kind = GaugeMetricFamily if is_gauge(name) else CounterMetricFamily
+            family = kind(metric_name(name), help_of(name), labels=["node"])
+            family.add_metric([self._node], value)
+            yield family
+
+
+async def _called(read: Callable[[], dict[str, int]]) -> dict[str, int]:
+    return read()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class NodeMetrics:
+    """The registry of one node (named `node`, its counters read by `read`) and, once `serve`d,
+    its /metrics endpoint."""
+
+    def __init__(self, node: str, read: Callable[[], dict[str, int]]) -> None:
+        # ``*_created`` series double every counter's and histogram's series; no dashboard or
+        # alert here reads them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry()
+        # Each node has its registry (tests run several in one process): prometheus-client's
+        # default collectors, registered anew in it.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        build = Info(
+            "ramster_build",
+            "The node's version and Python (value 1).",
+            ["node"],
+            registry=self.registry,
+        )
+        build.labels(node=node).info({"version": __version__, "python": platform.python_version()})
+        self._counters = _Counters(read, node)
+        self.registry.register(self._counters)
+        self._server: WSGIServer | None = None
+        self._thread: Thread | None = None
+
+    async def serve(self, host: str, port: int) -> None:
+        """Serve the registry on (host, port), any path, from a thread; raises OSError if the
+        address cannot be bound."""
+        self._counters.loop = asyncio.get_running_loop()
+        self._server, self._thread = start_http_server(port, host, self.registry)
+
+    @property
+    def address(self) -> str | None:
+        """``HOST:PORT`` served (the port bound), or None if not serving."""
+        if self._server is None:
+            return None
+        host, port = self._server.socket.getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    async def close(self) -> None:
+        """Stop serving (a scrape in progress finishes)."""
+        server, self._server = self._server, None
+        if server is not None:
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()

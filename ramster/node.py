@@ -30,7 +30,7 @@ from ramster.cluster import ClusterAgent
 from ramster.config import NodeConfig, unix_path
 from ramster.errors import FailedPrecondition, RamsterError, Unavailable
 from ramster.expiry import ClientSessions
-from ramster.metrics import serve_metrics
+from ramster.metrics import NodeMetrics
 from ramster.nbd.exports import NodeExports
 from ramster.nbd.server import NbdServer
 from ramster.nbd.spill import Spill
@@ -40,6 +40,7 @@ from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.access import Rules, anyone, guarded
 from ramster.rpc.admin_service import AdminService
+from ramster.rpc.call_metrics import CallMetrics
 from ramster.rpc.caller import Callers
 from ramster.rpc.peer_link import PeerLink
 from ramster.rpc.peer_service import PeerService
@@ -130,12 +131,13 @@ class Node:
             agent.members,
             whole_view=config.etcd is not None,
         )
+        self.metrics = NodeMetrics(config.name, self.counters)
+        self._calls = CallMetrics(config.name, self.metrics.registry)
         self._server = NodeServer(
             self._listeners(TmemService(self.tiered, self.sessions), admin, peer),
             config.tls,
             config.server,
         )
-        self._metrics: asyncio.Server | None = None
         self._leaving = False  # SIGTERM: draining to exit, not to be undrained
 
     def _listeners(
@@ -148,12 +150,13 @@ class Node:
         callers = Callers.of_ca(config.tls.ca if config.tls is not None else None)
         rules = Rules.of_node(proven=config.tls is not None)
         main = "main listener"
+        calls = self._calls
         served = [
-            guarded(tmem.handler(), callers, rules.tmem, main),
-            guarded(admin.handler(), callers, rules.admin, main),
+            guarded(tmem.handler(), callers, rules.tmem, main, calls),
+            guarded(admin.handler(), callers, rules.admin, main, calls),
         ]
         names = [tmem_service.SERVICE, admin_service.SERVICE]
-        peers = guarded(peer.handler(), callers, rules.peer, "peer listener")
+        peers = guarded(peer.handler(), callers, rules.peer, "peer listener", calls)
         listeners = [
             Listener(
                 MAIN,
@@ -170,7 +173,7 @@ class Node:
                 )
             )
         if config.admin_listen is not None:
-            operators = guarded(admin.handler(), callers, anyone, "admin socket")
+            operators = guarded(admin.handler(), callers, anyone, "admin socket", calls)
             listeners.append(
                 Listener(
                     "admin", [operators], [admin_service.SERVICE], [config.admin_listen], 0o600
@@ -208,7 +211,7 @@ class Node:
         if config.metrics:  # before serving: a refused port must not leave a half-started node
             host, metrics_port = split_host_port(config.metrics, "metrics")
             try:
-                self._metrics = await serve_metrics(host, metrics_port, self.counters, config.name)
+                await self.metrics.serve(host, metrics_port)
             except OSError as error:
                 raise FailedPrecondition(
                     f"metrics {config.metrics!r} cannot be bound: "
@@ -273,12 +276,6 @@ class Node:
                 "with the node's certificate) so peers can neither read nor swap them"
             )
 
-    def metrics_address(self) -> str | None:
-        if self._metrics is None:
-            return None
-        host, port = self._metrics.sockets[0].getsockname()[:2]
-        return f"{host}:{port}"
-
     async def drain(self, timeout: float | None = None) -> int:
         """Stop taking peers' pages and wait up to `timeout` (default: the configured drain
         timeout) seconds for origins to move theirs off this node; the pages left."""
@@ -324,8 +321,7 @@ class Node:
         await self.agent.stop()
         for link in self._probes.values():
             await link.close()
-        if self._metrics is not None:
-            self._metrics.close()
+        await self.metrics.close()
         await self._server.stop(self.config.grace)
         log.info("node %s stopped", self.config.name)
 
@@ -357,7 +353,7 @@ class Node:
             "pid": os.getpid(),
             "epoch": self.feed.status.epoch,
             "name": self.config.name,
-            "metrics": self.metrics_address(),
+            "metrics": self.metrics.address,
             "nbd": self.nbd_addresses,
         }
         partial = path.with_name(path.name + ".partial")

@@ -5,7 +5,8 @@ runs, and the handler reads who called with `current_caller`.
 (certificate, token, or the local identity), refuses UNAUTHENTICATED if that proves nothing and
 PERMISSION_DENIED if the service's `Rule` does not let that identity make that call, and
 otherwise runs the handler with the caller set for it (a context variable: each grpc.aio call
-runs in a task of its own). The rules of the node's services are here too, in one place:
+runs in a task of its own). Every call, refused or not, is timed and its status counted there
+(`ramster.rpc.call_metrics`). The rules of the node's services are here too, in one place:
 
 - Tmem (applications' pages): client, admin and local identities; a node certificate proves a
   peer, not an application.
@@ -27,7 +28,9 @@ Not here: who a caller is (`ramster.rpc.caller`), which pools it owns (`ramster.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, cast
@@ -35,6 +38,7 @@ from typing import Any, cast
 import grpc
 
 from ramster.errors import PermissionDenied, RamsterError
+from ramster.rpc.call_metrics import CallMetrics, MethodMetrics
 from ramster.rpc.caller import Callers
 from ramster.trust.identity import OWNER_ROLES, Identity, Role
 from ramster.wire.status import status_of
@@ -123,11 +127,15 @@ class Rules:
 
 
 def guarded(
-    handler: grpc.GenericRpcHandler[Any, Any], callers: Callers, rule: Rule, listener: str
+    handler: grpc.GenericRpcHandler[Any, Any],
+    callers: Callers,
+    rule: Rule,
+    listener: str,
+    calls: CallMetrics,
 ) -> grpc.GenericRpcHandler[Any, Any]:
-    """`handler` (one service) with each call authenticated by `callers` and authorized by
-    `rule`; `listener` names where it is served, in `Caller`."""
-    return _Guarded(handler, callers, rule, listener)
+    """`handler` (one service) with each call authenticated by `callers`, authorized by `rule`
+    and recorded in `calls`; `listener` names where it is served, in `Caller`."""
+    return _Guarded(handler, callers, rule, listener, calls)
 
 
 class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
@@ -137,11 +145,13 @@ class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         callers: Callers,
         rule: Rule,
         listener: str,
+        calls: CallMetrics,
     ) -> None:
         self._handler = handler
         self._callers = callers
         self._rule = rule
         self._listener = listener
+        self._calls = calls
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
@@ -149,10 +159,12 @@ class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         served = self._handler.service(handler_call_details)
         if served is None:
             return None
-        method = handler_call_details.method.rsplit("/", 1)[-1]
+        path = handler_call_details.method
+        method = path.rsplit("/", 1)[-1]
+        metrics = self._calls.method(path)
         if served.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, served.unary_unary),
+                self._unary(method, metrics, served.unary_unary),
                 request_deserializer=served.request_deserializer,
                 response_serializer=served.response_serializer,
             )
@@ -160,7 +172,7 @@ class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         # grpc-stubs types a stream behavior as a sync iterator; ours are async generators.
         stream = cast(Callable[[Any, Any], AsyncIterator[Any]], served.unary_stream)
         return grpc.unary_stream_rpc_method_handler(
-            self._stream(method, stream),
+            self._stream(method, metrics, stream),
             request_deserializer=served.request_deserializer,
             response_serializer=served.response_serializer,
         )
@@ -175,22 +187,50 @@ class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         set_caller(Caller(identity, self._listener))
 
     def _unary(
-        self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]]
+        self, method: str, metrics: MethodMetrics, behavior: Callable[[Any, Any], Awaitable[Any]]
     ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await self._admit(method, context)
-            return await behavior(request, context)
+            started = time.perf_counter()
+            try:
+                await self._admit(method, context)
+                answer = await behavior(request, context)
+            except BaseException as error:
+                metrics.record(_ended(error, context), time.perf_counter() - started)
+                raise
+            metrics.record(grpc.StatusCode.OK, time.perf_counter() - started)
+            return answer
 
         return call
 
     def _stream(
-        self, method: str, behavior: Callable[[Any, Any], AsyncIterator[Any]]
+        self,
+        method: str,
+        metrics: MethodMetrics,
+        behavior: Callable[[Any, Any], AsyncIterator[Any]],
     ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]:
         async def call(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            await self._admit(method, context)
-            async for response in behavior(request, context):
-                yield response
+            started = time.perf_counter()
+            try:
+                await self._admit(method, context)
+                async for response in behavior(request, context):
+                    yield response
+            except BaseException as error:
+                metrics.record(_ended(error, context), time.perf_counter() - started)
+                raise
+            metrics.record(grpc.StatusCode.OK, time.perf_counter() - started)
 
         return call
+
+
+def _ended(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    """The status a call that raised `error` ends with: the one it was aborted with (refusals
+    are translated to statuses in `ramster.rpc.binding` and `_admit`), CANCELLED if the caller
+    went away or its deadline passed, else UNKNOWN (as gRPC answers an escaped exception)."""
+    code = context.code()
+    if code is not None:
+        return code
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN

@@ -21,6 +21,7 @@ from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
 from tests.support.cluster import Cluster, done_shipping, pages_of, read_back, store_all
 from tests.support.etcd import EtcdProcess
+from tests.support.metrics import sample, scrape
 from tests.support.nodes import NodeFactory, NodeProcess, run_cli
 from tests.support.processes import free_port, wait_for
 from tests.support.wire import RawNode, remote_page
@@ -352,6 +353,24 @@ def test_peer_and_admin_changes_refuse_callers_of_other_roles(
             "Tmem/NewPool", "client, admin, local", "<Identity node 'n2'>"
         )
     assert "origin_grace" not in node.log()
+
+
+def test_calls_the_guard_refuses_are_timed_and_counted_with_their_status(
+    node_factory: NodeFactory, pki: Path, tmp_path: Path
+) -> None:
+    node, _ = tls_node(node_factory, pki, tmp_path, "--metrics", "127.0.0.1:0")
+    app = "<Identity client 'app'>"
+    with SyncClient(node.address, "app", tls=tls_of(pki, "app")) as client:
+        for _ in range(2):
+            assert refusal(lambda: client.drain(0.5)) == denied("Admin/Drain", "admin", app)
+        client.new_pool()
+    families = scrape(node)
+    drain = {"node": "n1", "grpc_service": "ramster.api.v1.Admin", "grpc_method": "Drain"}
+    handled = families["ramster_grpc_server_handled"]
+    assert sample(handled, "_total", **drain, grpc_code="PERMISSION_DENIED") == 2
+    assert sample(families["ramster_grpc_server_handling_seconds"], "_count", **drain) == 2
+    new_pool = {**drain, "grpc_service": "ramster.api.v1.Tmem", "grpc_method": "NewPool"}
+    assert sample(handled, "_total", **new_pool, grpc_code="OK") == 1
 
 
 def test_an_admin_identity_or_the_admin_socket_may_change_settings_and_is_logged(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ramster.client import TLS, SyncClient, Unavailable
 from ramster.units import parse_size
@@ -251,6 +252,35 @@ def test_compose_monitoring_profile_adds_prometheus_scraping_every_node() -> Non
     assert prometheus["command"] == ["--config.file=/etc/prometheus/prometheus.yml"]
     config = (DEPLOY / "monitoring" / "prometheus.yml").read_text()
     assert "targets: [node1:9470, node2:9470, node3:9470]" in config
+
+
+def test_compose_monitoring_profile_adds_grafana_with_prometheus_and_the_dashboard() -> None:
+    assert "grafana" not in render(COMPOSE_FILE)["services"]
+    grafana = render(COMPOSE_FILE, "--profile", "monitoring")["services"]["grafana"]
+    started = {"condition": "service_started", "required": True}
+    assert grafana["depends_on"] == {"prometheus": started}
+    assert [(p["host_ip"], p["target"], p["published"]) for p in grafana["ports"]] == [
+        ("127.0.0.1", 3000, "3000")
+    ]
+    provisioning = DEPLOY / "monitoring" / "grafana"
+    dashboards = "/var/lib/grafana/dashboards"
+    assert _mounts(grafana) == {
+        "/etc/grafana/provisioning": (str(provisioning), True),
+        f"{dashboards}/ramster.json": (str(DEPLOY / "monitoring" / "grafana-dashboard.json"), True),
+    }
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    # Provisioned: the profile's Prometheus as the default data source (the dashboard's
+    # ${datasource} picks it), and the folder the dashboard is mounted in.
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert (source["type"], source["url"], source["isDefault"]) == (
+        "prometheus", "http://prometheus:9090", True
+    )  # fmt: skip
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "ramster.yml").read_text())[
+        "providers"
+    ]
+    assert (provider["type"], provider["options"]["path"]) == ("file", dashboards)
 
 
 def _flag(argv: list[str], name: str) -> str | None:

@@ -6,7 +6,8 @@ against the Kubernetes API schemas, and the tests below hold the manifests to wh
 needs: its identity from the downward API, its memory limit tied to its budget, health probes on
 the port it listens on, time to drain, the unix socket that local pods reach it through, and
 mTLS: its certificate mounted and named after its host, etcd over TLS, NetworkPolicies, and
-the cert-manager component issuing the files the node reads.
+the cert-manager component issuing the files the node reads, and the monitoring component
+scraping what the node serves with the alerts of deploy/monitoring.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.support.processes import ManagedProcess, free_port, wait_for
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 CERT_MANAGER = REPO / "deploy" / "k8s-cert-manager"
+MONITORING = REPO / "deploy" / "k8s-monitoring"
 TLS_DIR = "/etc/ramster/tls"
 NODE_LABELS = {"app.kubernetes.io/name": "ramster", "app.kubernetes.io/component": "node"}
 KUBERNETES_VALIDATE = str(Path(sys.executable).with_name("kubernetes-validate"))
@@ -475,3 +477,36 @@ def test_cert_manager_issues_what_the_node_and_etcd_read(tmp_path: Path) -> None
         if e["name"].startswith(("RAMSTER_TLS_", "RAMSTER_ETCD_"))
     }
     assert wanted == provided
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl absent: a component needs kustomize")
+def test_prometheus_operator_scrapes_every_node_and_loads_the_alerts(tmp_path: Path) -> None:
+    path = rendered(tmp_path, MONITORING)
+    result = subprocess.run(
+        [KUBERNETES_VALIDATE, "--strict", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    unvalidated = re.findall(r"Couldn't find schema for kind (\w+) with api version (\S+)",
+                             result.stdout + result.stderr)  # fmt: skip
+    assert set(unvalidated) == {
+        ("PodMonitor", "monitoring.coreos.com/v1"),
+        ("PrometheusRule", "monitoring.coreos.com/v1"),
+    }
+    docs = by_kind_and_name(path)
+    daemonset = docs[("DaemonSet", "ramster-node")]
+    monitor = docs[("PodMonitor", "ramster-node")]
+    rule = docs[("PrometheusRule", "ramster")]
+    namespace = daemonset["metadata"]["namespace"]
+    assert monitor["metadata"]["namespace"] == rule["metadata"]["namespace"] == namespace
+    # The node pods, on the port their container names "metrics", as job "ramster".
+    assert monitor["spec"]["selector"] == {"matchLabels": NODE_LABELS}
+    assert NODE_LABELS.items() <= daemonset["spec"]["template"]["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    assert endpoint["relabelings"] == [{"targetLabel": "job", "replacement": "ramster"}]
+    node = container(docs, "node")
+    assert {p["name"]: p["containerPort"] for p in node["ports"]}["metrics"] == 9470
+    # The same rules as deploy/monitoring/alerts.yml (tools/prometheusrule.py writes them).
+    alerts = yaml.safe_load((REPO / "deploy" / "monitoring" / "alerts.yml").read_text())
+    assert rule["spec"]["groups"] == alerts["groups"]

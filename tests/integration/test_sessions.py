@@ -84,8 +84,8 @@ def test_a_client_gone_loses_its_ephemeral_pools_after_the_lease_and_the_rest_af
     )
     with urllib.request.urlopen(f"http://{node.ready['metrics']}/metrics", timeout=5) as answer:
         metrics = answer.read().decode()
-    assert 'ramster_client_expired_total{node="node1"} 1\n' in metrics
-    assert 'ramster_client_expired_pages_total{node="node1"} 5\n' in metrics
+    assert 'ramster_client_expired_total{node="node1"} 1.0\n' in metrics
+    assert 'ramster_client_expired_pages_total{node="node1"} 5.0\n' in metrics
 
 
 def test_an_open_client_keeps_its_pools_past_the_grace_however_idle(node: NodeProcess) -> None:
