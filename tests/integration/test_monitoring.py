@@ -9,18 +9,16 @@ in CI.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.support.nodes import NodeFactory
+from tests.support.tools import require_tool
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 ALERTS = {
@@ -49,12 +47,7 @@ PROMQL_WORDS = {"sum", "count", "rate", "increase", "and", "or", "on", "by", "wi
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is not None:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("promtool is missing: .ci/run installs it (Debian package prometheus)")
-    pytest.skip("promtool (Debian package prometheus) is not installed")
+    return require_tool("promtool", "Debian package prometheus")
 
 
 def run_promtool(*args: str, cwd: Path = MONITORING) -> subprocess.CompletedProcess[str]:
