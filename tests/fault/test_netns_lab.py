@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.netns import Host, NetnsLab, available, namespaces
 from tests.support.processes import ManagedProcess
+from tests.support.tools import require
 
 PORT = 8080  # a fresh namespace has every port free
 CONNECT_TIMEOUT = 1.0
@@ -70,9 +71,7 @@ def wait_reachable(client: Host, server: Host) -> str:
 
 
 def skip_without_lab() -> None:
-    reason = available()
-    if reason is not None:
-        pytest.skip(reason)
+    require(available())
 
 
 def root_network() -> tuple[str, str]:

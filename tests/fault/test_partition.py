@@ -36,6 +36,7 @@ from tests.support.etcd import BIN, EtcdProcess
 from tests.support.netns import Host, NetnsError, NetnsLab, available
 from tests.support.nodes import ETCDS, NODES, RAMSTER, NodeProcess
 from tests.support.processes import ManagedProcess
+from tests.support.tools import require
 
 NODE_PORT = 7470  # every host is a fresh namespace: its ports are all free
 ETCD_PORT, ETCD_PEER_PORT = 2379, 2380
@@ -283,9 +284,7 @@ def start_partition(
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NetnsLab]:
     """Four hosts; at the end every host is healed, then every process this test started is
     stopped by PID (nodes first, so they leave etcd cleanly), then every namespace deleted."""
-    reason = available()
-    if reason is not None:
-        pytest.skip(reason)
+    require(available())
     with NetnsLab(4) as running:
         try:
             yield running

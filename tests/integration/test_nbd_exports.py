@@ -25,10 +25,13 @@ from tests.support.etcd import EtcdProcess
 from tests.support.nbd import RawClient, missing_tools, run_tool, run_tool_failing, uri
 from tests.support.nodes import NodeFactory, NodeProcess, run_cli
 from tests.support.processes import wait_for
+from tests.support.tools import require
 
-pytestmark = pytest.mark.skipif(
-    bool(missing_tools()), reason=f"NBD clients absent: {', '.join(missing_tools())}"
-)
+
+@pytest.fixture(autouse=True)
+def _nbd_clients() -> None:
+    require(f"NBD clients absent: {', '.join(missing_tools())}" if missing_tools() else None)
+
 
 MIB = 1 << 20
 

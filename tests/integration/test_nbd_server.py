@@ -23,10 +23,13 @@ from tests.support.nbd import (
     served,
     uri,
 )
+from tests.support.tools import require
 
-pytestmark = pytest.mark.skipif(
-    bool(missing_tools()), reason=f"NBD clients absent: {', '.join(missing_tools())}"
-)
+
+@pytest.fixture(autouse=True)
+def _nbd_clients() -> None:
+    require(f"NBD clients absent: {', '.join(missing_tools())}" if missing_tools() else None)
+
 
 SIZE = 4 << 20
 

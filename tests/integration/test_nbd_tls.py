@@ -16,10 +16,13 @@ from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
 from tests.support.nbd import missing_tools, run_tool, run_tool_failing
 from tests.support.nodes import NodeFactory, NodeProcess
+from tests.support.tools import require
 
-pytestmark = pytest.mark.skipif(
-    bool(missing_tools()), reason=f"NBD clients absent: {', '.join(missing_tools())}"
-)
+
+@pytest.fixture(autouse=True)
+def _nbd_clients() -> None:
+    require(f"NBD clients absent: {', '.join(missing_tools())}" if missing_tools() else None)
+
 
 NOW = datetime.datetime.now(datetime.UTC)
 

@@ -9,7 +9,6 @@ import asyncio
 import http.client
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,11 +24,11 @@ from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
 from ramster.client import Client, NodeState, SyncClient
 from tests.support.nodes import RAMSTER, NodeFactory
 from tests.support.processes import free_port
+from tests.support.tools import require_tool
 from tests.support.wire import RawNode
 
 GRACE = 5.0
 LZ4 = tmem_pb2.PAGE_ENCODING_LZ4
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 def page(n: int, size: int = 4096) -> bytes:
@@ -302,7 +301,6 @@ def test_a_counter_never_goes_down_and_levels_are_gauges(node_factory: NodeFacto
     assert went_down == {}
 
 
-@pytest.mark.skipif(not Path(PROMTOOL).exists(), reason="promtool (Debian: prometheus) absent")
 def test_metrics_pass_promtool_check(node_factory: NodeFactory) -> None:
     """The metrics test's promtool assertion, apart so that only it is skipped without promtool."""
     node = node_factory.start("n1", extra_flags=("--metrics", "127.0.0.1:0"))
@@ -311,7 +309,11 @@ def test_metrics_pass_promtool_check(node_factory: NodeFactory) -> None:
         assert client.put_many(pool, [(1, i, page(i)) for i in range(3)]) == [True] * 3
     _, _, body = http_get(str(node.ready["metrics"]), "/metrics")
     check = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=body, capture_output=True, text=True, timeout=30
+        [require_tool("promtool", "Debian package prometheus"), "check", "metrics"],
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert (check.returncode, check.stdout + check.stderr) == (0, "")
 

@@ -23,8 +23,13 @@ from tests.support.etcd import EtcdProcess
 from tests.support.nodes import NodeFactory, NodeProcess, run_cli
 from tests.support.processes import ManagedProcess, wait_for
 from tests.support.swap import leftovers, run_hog
+from tests.support.tools import require
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="kernel swap needs root")
+
+@pytest.fixture(autouse=True)
+def _root() -> None:
+    require(None if os.geteuid() == 0 else f"kernel swap needs root (euid is {os.geteuid()})")
+
 
 MiB = 2**20
 

@@ -9,7 +9,6 @@ command, flags or length, reading the replies as the server sent them.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import struct
 import subprocess
@@ -29,15 +28,14 @@ from ramster.nbd.protocol import (
 )
 from ramster.nbd.server import Export, NbdServer
 from ramster.trust.identity import Identity
+from tests.support.tools import find_tool
 
 CLIENT_TOOLS = {"nbdinfo": "libnbd-bin", "nbdcopy": "libnbd-bin", "qemu-io": "qemu-utils"}
 """The real NBD clients the tests run, and the Debian package of each."""
 
 
 def missing_tools() -> list[str]:
-    return [
-        f"{tool} ({package})" for tool, package in CLIENT_TOOLS.items() if not shutil.which(tool)
-    ]
+    return [f"{tool} ({package})" for tool, package in CLIENT_TOOLS.items() if not find_tool(tool)]
 
 
 def run_tool(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
