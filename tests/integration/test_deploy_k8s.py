@@ -469,7 +469,6 @@ def test_cert_manager_issues_what_the_node_and_etcd_read(tmp_path: Path) -> None
     assert wanted == provided
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl absent: a component needs kustomize")
 def test_prometheus_operator_scrapes_every_node_and_loads_the_alerts(tmp_path: Path) -> None:
     path = rendered(tmp_path, MONITORING)
     result = subprocess.run(
