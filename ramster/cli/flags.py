@@ -22,7 +22,7 @@ from nodemanager.keys import check_name
 from ramster.config import check_listen, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
 from ramster.params import SWITCH_WORDS
-from ramster.units import parse_size
+from ramster.units import parse_budget, parse_size
 from ramster.wire.limits import split_host_port
 
 if TYPE_CHECKING:
@@ -331,6 +331,7 @@ def _endpoints(text: str) -> str:
 
 
 size = value_type(parse_size, "size")
+budget = value_type(parse_budget, "size")
 switch = value_type(_switch, "switch")
 seconds = value_type(_seconds, "seconds")
 interval = value_type(_interval, "seconds")

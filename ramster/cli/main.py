@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ramster import __version__
+from ramster.cgroup import memory_limit
 from ramster.cli import flags
 from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.exports import add_export_parser, run_export
@@ -25,6 +26,7 @@ from ramster.cli.swap import add_swap_parser
 from ramster.config import NbdConfig, NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.tmem import TmemLimits
+from ramster.units import Share
 from ramster.zcache import ZcacheConfig
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
@@ -115,8 +117,9 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--memory",
         action=FromEnvironment,
         fallback="256MiB",
-        type=flags.size,
-        help="zcache budget, e.g. 1GiB or 768Mi [RAMSTER_MEMORY, 256MiB]",
+        type=flags.budget,
+        help="zcache budget, e.g. 1GiB or 768Mi, or a percentage of the memory limit of the "
+        "node's cgroup (a container's limit), e.g. 75%% [RAMSTER_MEMORY, 256MiB]",
     )
     node.add_argument(
         "--name",
@@ -293,6 +296,13 @@ def _parser() -> Parser:
     return parser
 
 
+def _budget(memory: int | Share) -> int:
+    """The bytes of ``--memory``: a percentage takes its share of this process's memory limit."""
+    if isinstance(memory, Share):
+        return memory.of(memory_limit())
+    return memory
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "node":
         from ramster.node import run_node
@@ -304,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
             listen=args.listen[0],
             extra_listen=tuple(args.listen[1:]),
             socket_mode=args.socket_mode,
-            store=ZcacheConfig(memory=args.memory),
+            store=ZcacheConfig(memory=_budget(args.memory)),
             name=args.name,
             cluster=args.cluster,
             metrics=args.metrics,

@@ -15,6 +15,10 @@ from tests.support.processes import free_port
 HOST_PORT = "expected HOST:PORT with a port in 0..65535"
 NAME_RULE = "expected 1-63 letters, digits, '.', '_' or '-', starting alnum"
 SIZE_RULE = "expected a whole number of bytes such as 4096, 64MiB or 768Mi"
+BUDGET_RULE = (
+    "expected a whole number of bytes such as 4096, 64MiB or 768Mi, or a percentage of the memory "
+    "limit above 0 and at most 100, such as 75%"
+)
 SWITCH_RULE = "expected on or off"
 SECONDS = "expected a number >= 0"
 ENDPOINT = "is invalid: expected http://HOST:PORT or https://HOST:PORT"
@@ -42,8 +46,9 @@ FLAGS = [
     ("node", "--socket-mode", "SOCKET_MODE", "0999", f"socket_mode '0999' is invalid: {MODE_RULE}"),
     ("node", "--socket-mode", "SOCKET_MODE", "rw", f"socket_mode 'rw' is invalid: {MODE_RULE}"),
     ("node", "--socket-mode", "SOCKET_MODE", "1000", f"socket_mode '1000' is invalid: {MODE_RULE}"),
-    ("node", "--memory", "MEMORY", "12x", f"size '12x' is invalid: {SIZE_RULE}"),
-    ("node", "--memory", "MEMORY", "1.5", f"size '1.5' is invalid: {SIZE_RULE}"),
+    ("node", "--memory", "MEMORY", "12x", f"memory '12x' is invalid: {BUDGET_RULE}"),
+    ("node", "--memory", "MEMORY", "1.5", f"memory '1.5' is invalid: {BUDGET_RULE}"),
+    ("node", "--memory", "MEMORY", "150%", f"memory '150%' is invalid: {BUDGET_RULE}"),
     ("node", "--name", "NAME", "bad!name", f"name 'bad!name' is invalid: {NAME_RULE}"),
     ("node", "--name", "NAME", "-x", f"name '-x' is invalid: {NAME_RULE}"),
     ("node", "--cluster", "CLUSTER", "", f"cluster '' is invalid: {NAME_RULE}"),

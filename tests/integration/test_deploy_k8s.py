@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from ramster.client import SyncClient
-from ramster.units import parse_size
+from ramster.units import Share, parse_budget
 from tests.support.compose import render
 from tests.support.dockerfile import parse as parse_dockerfile
 from tests.support.processes import ManagedProcess, free_port, wait_for
@@ -40,6 +40,7 @@ RAMSTER = str(Path(sys.executable).with_name("ramster"))
 KUBECTL = shutil.which("kubectl")
 HEADROOM = 256 << 20
 """What the node's Python process needs beyond its budget (--memory), in bytes."""
+CLUSTER_SCOPED = {"Namespace", "PriorityClass"}
 QUANTITY = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti)?$")
 
 
@@ -122,6 +123,7 @@ def test_the_base_validates_strictly_against_the_kubernetes_schemas(tmp_path: Pa
         "networkpolicy/etcd",
         "networkpolicy/ramster-node",
         "poddisruptionbudget/ramster-node",
+        "priorityclass/ramster-node",
         "service/etcd",
         "service/ramster-node",
         "statefulset/etcd",
@@ -133,11 +135,38 @@ def test_kustomize_puts_everything_in_one_namespace_with_one_image(
     docs: dict[tuple[str, str], Any],
 ) -> None:
     for (kind, name), doc in docs.items():
-        if kind != "Namespace":
+        if kind not in CLUSTER_SCOPED:
             assert doc["metadata"]["namespace"] == "ramster", (kind, name)
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ramster", (kind, name)
     images = {container(docs, name)["image"] for name in ("node", "socket-dir")}
     assert images == {"ramster:dev"}
+
+
+def every_image(docs: dict[tuple[str, str], Any]) -> set[str]:
+    found = set()
+    for doc in docs.values():
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        found |= {c["image"] for c in spec.get("containers", []) + spec.get("initContainers", [])}
+    return found
+
+
+def test_every_image_is_set_under_kustomize_images(tmp_path: Path) -> None:
+    """One newName line per image points it at a registry: kustomize rewrites every container
+    that uses it, as an overlay pointing at registry.example would."""
+    images = yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]
+    named = {image["name"]: image for image in images}
+    assert set(named) == {"ramster", "quay.io/coreos/etcd"}
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    moved = [{**image, "newName": f"registry.example/{image['name'].rsplit('/', 1)[-1]}"}
+             for image in images]  # fmt: skip
+    base = os.path.relpath(K8S, overlay)
+    overlay_file = {"resources": [base], "images": moved}
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(overlay_file))
+    assert every_image(by_kind_and_name(rendered(tmp_path, overlay))) == {
+        "registry.example/ramster:dev",
+        "registry.example/etcd:v3.5.17",
+    }
 
 
 def test_the_node_is_named_after_its_host_and_advertises_its_pod_ip(
@@ -156,11 +185,14 @@ def test_the_node_is_named_after_its_host_and_advertises_its_pod_ip(
 
 
 def test_the_memory_limit_is_the_budget_plus_the_process(docs: dict[tuple[str, str], Any]) -> None:
+    """The budget is a share of the limit, which the node reads from its cgroup."""
     node = container(docs, "node")
-    budget = parse_size(flags(node["args"])["memory"])
     resources = node["resources"]
     limit = quantity(resources["limits"]["memory"])
-    assert (budget, limit) == (768 << 20, 1 << 30)
+    share = parse_budget(flags(node["args"])["memory"])
+    assert isinstance(share, Share)
+    budget = share.of(limit)
+    assert (share.text, budget, limit) == ("75%", 768 << 20, 1 << 30)
     assert limit == budget + HEADROOM
     assert quantity(resources["requests"]["memory"]) == limit  # what is scheduled is what is used
 
@@ -182,6 +214,19 @@ def test_health_probes_ask_the_port_the_node_listens_on_over_tls(
     assert startup["periodSeconds"] * startup["failureThreshold"] == 40
     template = docs[("DaemonSet", "ramster-node")]["spec"]["template"]
     assert template["metadata"]["annotations"]["prometheus.io/port"] == "9470"
+
+
+def test_the_node_runs_on_every_linux_host_ahead_of_applications(
+    docs: dict[tuple[str, str], Any],
+) -> None:
+    spec = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    # Every taint, the control plane's (node-role.kubernetes.io/control-plane:NoSchedule) too.
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    priority = docs[("PriorityClass", spec["priorityClassName"])]
+    # Above any application's class, below the system's (2000000000 and up).
+    assert (priority["value"], priority["globalDefault"]) == (1_000_000_000, False)
+    assert priority["preemptionPolicy"] == "PreemptLowerPriority"
 
 
 def test_termination_grace_outlasts_the_nodes_drain(docs: dict[tuple[str, str], Any]) -> None:
@@ -305,9 +350,15 @@ def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
     spill_dir.mkdir()
     assert {"name": "spill", "mountPath": "/var/lib/ramster"} in node["volumeMounts"]
 
+    # In the pod the node finds limits.memory in its cgroup; here, the share of it it takes.
+    share = parse_budget(flags(node["args"])["memory"])
+    assert isinstance(share, Share)
+    budget = share.of(quantity(node["resources"]["limits"]["memory"]))
+
     def local(word: str) -> str:
         return (
-            word.replace("/run/ramster", str(host))
+            word.replace(f"--memory={share.text}", f"--memory={budget}")
+            .replace("/run/ramster", str(host))
             .replace("/var/lib/ramster", str(spill_dir))
             .replace("0.0.0.0:7470", tcp)
             .replace("127.0.0.1:7470", tcp)
