@@ -34,7 +34,7 @@ import math
 from collections.abc import Sequence
 
 from nodemanager.etcd_client import EtcdClient, EtcdCredentials, parse_endpoints
-from nodemanager.keys import ClusterKeys, check_name, decode_member, encode_member
+from nodemanager.keys import ClusterKeys, check_name, check_node_name, decode_member, encode_member
 from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged, QuotasChanged
 from nodemanager.notify import Notifier
 from nodemanager.view import Change, ClusterView
@@ -135,7 +135,7 @@ class EtcdMembership:
         `FailedPrecondition` while the node is up, `NotFound` for a name never claimed."""
         if self._notifier is None:
             raise FailedPrecondition("forget() before start()")
-        check_name("name", name)
+        check_node_name("name", name)
         retired = await self._etcd.retire_name(
             self.keys.name(name),
             self.keys.node,
@@ -171,7 +171,7 @@ class EtcdMembership:
     ) -> int:
         if self._notifier is not None:
             raise FailedPrecondition(f"{self!r} is already started")
-        check_name("name", me.name)
+        check_node_name("name", me.name)
         await self._etcd.open()
         try:
             number = await self._etcd.claim_number(self.keys.name(me.name), self.keys.next_number)

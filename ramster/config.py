@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodemanager.etcd_client import EtcdCredentials
-from nodemanager.keys import check_name
+from nodemanager.keys import check_name, check_node_name
 from ramster.errors import InvalidArgument, shown
 from ramster.tmem import TmemLimits
 from ramster.trust.files import read_page_key
 from ramster.trust.identity import Identity, Role, identity_of_certificate
-from ramster.wire.limits import split_host_port
+from ramster.wire.limits import split_advertise, split_host_port
 from ramster.wire.tls import TLS
 from ramster.zcache import ZcacheConfig
 
@@ -284,12 +284,18 @@ class NodeConfig:
             raise InvalidArgument.field("socket_mode", shown_mode, SOCKET_MODE_RULE)
         if self.metrics is not None:
             split_host_port(self.metrics, "metrics")
-        check_name("name", self.name)
+        check_node_name("name", self.name)
         check_name("cluster", self.cluster)
         for peer in self.peers:
             split_host_port(peer, "peer")
         if self.advertise is not None:
-            split_host_port(self.advertise, "advertise")
+            _, port = split_advertise(self.advertise)
+            reached = self.peer_listen or self.listen
+            if port is None and unix_path(reached) is not None:
+                raise InvalidArgument(
+                    f"advertise {shown(self.advertise)} has no port, and peers reach this node "
+                    f"on {reached}, no TCP port to take: give HOST:PORT"
+                )
         if self.etcd is not None and self.peers:
             raise InvalidArgument("peers are found through etcd: give --etcd or --peer, not both")
         if self.etcd_credentials is not None and self.etcd is None:

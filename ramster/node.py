@@ -49,7 +49,7 @@ from ramster.state import NodeState, StateFeed
 from ramster.tiered import TieredTmem
 from ramster.trust.files import read_page_key
 from ramster.trust.seal import OriginSeal
-from ramster.wire.limits import split_host_port
+from ramster.wire.limits import advertised, split_host_port
 
 log = logging.getLogger("ramster.node")
 
@@ -82,6 +82,8 @@ class Node:
         self.address = ""
         self.peer_address = ""
         """Where peers reach this node: ``--peer-listen``'s address, else `address`."""
+        self.advertised = ""
+        """What peers are told to reach this node at (`advertised`), once it is bound."""
         self._probes: dict[str, PeerLink] = {}
         me = MemberInfo(
             number=0,
@@ -215,7 +217,8 @@ class Node:
                     f"{os.strerror(error.errno) if error.errno else error}"
                 ) from None
         await self._server.start()
-        join = functools.partial(self.agent.start, config.advertise or self.peer_address)
+        self.advertised = advertised(config.advertise, self.peer_address)
+        join = functools.partial(self.agent.start, self.advertised)
         number = await _with_retries(join, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
         log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
         self.backend.recovering = False
@@ -336,7 +339,7 @@ class Node:
         return StaticMembership(config.node_number, list(config.peers), self._probe)
 
     def _identity(self) -> tuple[int, str, str]:
-        return self.agent.number, self.feed.status.epoch, self.config.advertise or self.peer_address
+        return self.agent.number, self.feed.status.epoch, self.advertised
 
     async def _probe(self, address: str) -> MemberInfo | None:
         """Who is at `address` (static membership): its Hello, or None if it does not answer."""

@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from nodemanager.keys import check_name
+from nodemanager.keys import check_name, check_node_name
 from ramster.config import check_listen, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
 from ramster.params import SWITCH_WORDS
 from ramster.units import parse_budget, parse_size
-from ramster.wire.limits import split_host_port
+from ramster.wire.limits import split_advertise, split_host_port
 
 if TYPE_CHECKING:
     from nodemanager.etcd_client import EtcdCredentials
@@ -318,6 +318,15 @@ def name_of(field: str) -> Callable[[str], str]:
     return value_type(lambda text: check_name(field, text), "name")
 
 
+node_name = value_type(lambda text: check_node_name("name", text), "name")
+"""The type of a node's name, which may be longer than other names (`check_node_name`)."""
+
+
+def _advertise(text: str) -> str:
+    split_advertise(text)
+    return text
+
+
 def _listen(text: str) -> str:
     check_listen(text)
     return text
@@ -338,5 +347,6 @@ interval = value_type(_interval, "seconds")
 log_level = value_type(_log_level, "log level")
 node_address = value_type(_node_address, "address")
 listen = value_type(_listen, "address")
+advertise = value_type(_advertise, "address")
 socket_mode = value_type(parse_socket_mode, "mode")
 endpoints = value_type(_endpoints, "endpoints")

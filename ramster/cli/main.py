@@ -125,7 +125,7 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--name",
         action=FromEnvironment,
         fallback=socket.gethostname(),
-        type=flags.name_of("name"),
+        type=flags.node_name,
         help="node name in the cluster [RAMSTER_NAME, the host name]",
     )
     flags.cluster_flag(node)
@@ -191,8 +191,10 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--advertise",
         action=FromEnvironment,
-        type=flags.host_port("advertise"),
-        help="HOST:PORT peers reach this node at [RAMSTER_ADVERTISE, the listen address]",
+        type=flags.advertise,
+        help="HOST:PORT peers reach this node at, or a host alone (an IP address, IPv6 with or "
+        "without brackets, or a name) at the port it listens on [RAMSTER_ADVERTISE, the listen "
+        "address]",
     )
     node.add_argument(
         "--log-level",
@@ -265,7 +267,7 @@ def _parser() -> Parser:
         "forget-node",
         help="decommission a node that left for good: every node drops its pages now",
     )
-    forget.add_argument("name", type=flags.name_of("name"), help="the node's name in the cluster")
+    forget.add_argument("name", type=flags.node_name, help="the node's name in the cluster")
     flags.node_flag(forget, "any live node of the cluster (it tells the others through etcd)")
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     flags.etcd_flag(members)

@@ -14,6 +14,11 @@ from tests.support.processes import free_port
 
 HOST_PORT = "expected HOST:PORT with a port in 0..65535"
 NAME_RULE = "expected 1-63 letters, digits, '.', '_' or '-', starting alnum"
+NODE_NAME_RULE = "expected 1-253 letters, digits, '.', '_' or '-', starting alnum"
+ADVERTISE = (
+    "expected HOST:PORT ([IPV6]:PORT), or a host alone (an IP address, IPv6 bracketed or not, or "
+    "a name) to be reached at the port the node listens on"
+)
 SIZE_RULE = "expected a whole number of bytes such as 4096, 64MiB or 768Mi"
 BUDGET_RULE = (
     "expected a whole number of bytes such as 4096, 64MiB or 768Mi, or a percentage of the memory "
@@ -49,8 +54,10 @@ FLAGS = [
     ("node", "--memory", "MEMORY", "12x", f"memory '12x' is invalid: {BUDGET_RULE}"),
     ("node", "--memory", "MEMORY", "1.5", f"memory '1.5' is invalid: {BUDGET_RULE}"),
     ("node", "--memory", "MEMORY", "150%", f"memory '150%' is invalid: {BUDGET_RULE}"),
-    ("node", "--name", "NAME", "bad!name", f"name 'bad!name' is invalid: {NAME_RULE}"),
-    ("node", "--name", "NAME", "-x", f"name '-x' is invalid: {NAME_RULE}"),
+    ("node", "--name", "NAME", "bad!name", f"name 'bad!name' is invalid: {NODE_NAME_RULE}"),
+    ("node", "--name", "NAME", "-x", f"name '-x' is invalid: {NODE_NAME_RULE}"),
+    ("node", "--name", "NAME", "n" * 254,
+     f"name {'n' * 64!r}... (254 characters) is invalid: {NODE_NAME_RULE}"),
     ("node", "--cluster", "CLUSTER", "", f"cluster '' is invalid: {NAME_RULE}"),
     ("node", "--cluster", "CLUSTER", "a/b", f"cluster 'a/b' is invalid: {NAME_RULE}"),
     ("node", "--metrics", "METRICS", "nonsense", f"metrics 'nonsense' is invalid: {HOST_PORT}"),
@@ -69,8 +76,9 @@ FLAGS = [
     ("node", "--peer", None, "bogus", f"peer 'bogus' is invalid: {HOST_PORT}"),
     ("node", "--node-number", None, "0", f"'0' is invalid: {INT_RULE} 1..2147483647"),
     ("node", "--node-number", None, "one", f"'one' is invalid: {INT_RULE} 1..2147483647"),
-    ("node", "--advertise", "ADVERTISE", "a", f"advertise 'a' is invalid: {HOST_PORT}"),
-    ("node", "--advertise", "ADVERTISE", "h:", f"advertise 'h:' is invalid: {HOST_PORT}"),
+    ("node", "--advertise", "ADVERTISE", "a b", f"advertise 'a b' is invalid: {ADVERTISE}"),
+    ("node", "--advertise", "ADVERTISE", "h:", f"advertise 'h:' is invalid: {ADVERTISE}"),
+    ("node", "--advertise", "ADVERTISE", "[::1", f"advertise '[::1' is invalid: {ADVERTISE}"),
     ("node", "--log-level", "LOG_LEVEL", "LOUD", f"log level 'LOUD' is invalid: {LOG_RULE}"),
     ("node", "--insecure", "INSECURE", "maybe", f"switch 'maybe' is invalid: {SWITCH_RULE}"),
     ("up", "--nodes", None, "0", f"'0' is invalid: {INT_RULE} 1..64"),
@@ -223,7 +231,7 @@ def test_a_bad_flag_or_variable_exits_2_with_one_line_naming_it(
         (
             ["forget-node", "bad!name"],
             {},
-            f"argument name: name 'bad!name' is invalid: {NAME_RULE}",
+            f"argument name: name 'bad!name' is invalid: {NODE_NAME_RULE}",
         ),
     ],
 )

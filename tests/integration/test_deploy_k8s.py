@@ -26,6 +26,7 @@ import yaml
 
 from ramster.client import SyncClient
 from ramster.units import Share, parse_budget
+from ramster.wire.limits import advertised
 from tests.support.compose import render
 from tests.support.dockerfile import parse as parse_dockerfile
 from tests.support.processes import ManagedProcess, free_port, wait_for
@@ -176,7 +177,11 @@ def test_the_node_is_named_after_its_host_and_advertises_its_pod_ip(
     env = {e["name"]: e for e in node["env"]}
     assert env["RAMSTER_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
-    assert env["RAMSTER_ADVERTISE"]["value"] == "$(POD_IP):7470"
+    # The pod IP alone, IPv6 too: the node brackets it and adds its port ([fd00::5]:7470).
+    assert env["RAMSTER_ADVERTISE"]["value"] == "$(POD_IP)"
+    pod_ip = {"fd00::5": "[fd00::5]:7470", "10.0.0.5": "10.0.0.5:7470"}
+    primary = listens(node["args"])[0]
+    assert {ip: advertised(ip, primary) for ip in pod_ip} == pod_ip
     names = [e["name"] for e in node["env"]]
     assert names.index("POD_IP") < names.index("RAMSTER_ADVERTISE")  # $(POD_IP) expands
     assert node["args"][0] == "node"

@@ -152,3 +152,19 @@ def test_nbd_off_loopback_needs_tls_or_insecure() -> None:
         listen="127.0.0.1:0", store=ZcacheConfig(memory=1 << 20), nbd=nbd, insecure=True
     )
     assert insecure.nbd.listen == ("0.0.0.0:10809",)
+
+
+def test_an_advertised_host_alone_takes_the_port_of_a_tcp_listener() -> None:
+    """A host alone (a pod IP) takes the port peers reach: a unix socket has none to give."""
+    tcp = NodeConfig(listen="127.0.0.1:0", store=STORE, advertise="fd00::5")
+    assert tcp.advertise == "fd00::5"
+    NodeConfig(listen="unix:///tmp/r.sock", store=STORE, advertise="[fd00::5]:7470")
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="unix:///tmp/r.sock", store=STORE, advertise="fd00::5")
+    assert refused.value.message == (
+        "advertise 'fd00::5' has no port, and peers reach this node on unix:///tmp/r.sock, no "
+        "TCP port to take: give HOST:PORT"
+    )
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="127.0.0.1:0", store=STORE, advertise="[fd00::5")
+    assert refused.value.message.startswith("advertise '[fd00::5' is invalid: expected HOST:PORT")
