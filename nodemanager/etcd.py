@@ -48,6 +48,18 @@ DEFAULT_HISTORY = 1000
 MIN_HISTORY = 10
 
 
+def check_ttl(ttl: float, field: str = "ttl") -> float:
+    """`ttl` if it is a lease's time to live etcd grants (seconds in 1..3600; etcd rounds it up
+    to whole seconds, and to at least about 2 with its default election timeout), else
+    `InvalidArgument` naming `field`."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1.0 <= ttl <= 3600.0:
+        raise InvalidArgument.field(field, ttl, TTL_RULE)
+    return ttl
+
+
+TTL_RULE = "seconds in 1..3600"
+
+
 class EtcdMembership:
     """`Membership` over etcd at `endpoints` (``http://HOST:PORT`` or ``https://HOST:PORT``,
     comma-separated for several).
@@ -75,8 +87,7 @@ class EtcdMembership:
         history: int = DEFAULT_HISTORY,
         credentials: EtcdCredentials | None = None,
     ) -> None:
-        if not 1.0 <= ttl <= 3600.0:
-            raise InvalidArgument.field("ttl", ttl, "seconds in 1..3600")
+        check_ttl(ttl)
         if not timeout > 0:
             raise InvalidArgument.field("timeout", timeout, "seconds > 0")
         if type(history) is not int or history < MIN_HISTORY:

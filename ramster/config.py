@@ -13,9 +13,12 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodemanager.etcd import check_ttl
 from nodemanager.etcd_client import EtcdCredentials
 from nodemanager.keys import check_name, check_node_name
 from ramster.errors import InvalidArgument, shown
+from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE, check_whole_param
+from ramster.remote.policy import RemotifyConfig
 from ramster.tmem import TmemLimits
 from ramster.trust.files import read_page_key
 from ramster.trust.identity import Identity, Role, identity_of_certificate
@@ -204,6 +207,12 @@ class NodeConfig:
         user and root can connect.
     server: the limits of its gRPC server on connections and sources (`ServerLimits`).
     nbd: its NBD server (`NbdConfig`; default none).
+    lease_ttl: seconds its etcd entry outlives its last renewal (default 3; renewed every third
+        of it): how long a node that died unannounced counts as up, against how long an etcd
+        or network hiccup may last before a live node is taken for gone.
+    remotify: how its remote layer ships pages (`RemotifyConfig`: `recover_timeout` from a flag).
+    repair_rate, read_timeout_ms: the module params of those names it starts with (defaults
+        20000 pages/s and 1000 ms; a cluster-wide value in etcd wins once it joins).
     """
 
     listen: str
@@ -231,6 +240,10 @@ class NodeConfig:
     admin_listen: str | None = None
     server: ServerLimits = field(default_factory=ServerLimits)
     nbd: NbdConfig = field(default_factory=NbdConfig)
+    lease_ttl: float = 3.0
+    remotify: RemotifyConfig = field(default_factory=RemotifyConfig)
+    repair_rate: int = REPAIR_RATE
+    read_timeout_ms: int = READ_TIMEOUT_MS
 
     def _check_certificate(self, tls: TLS) -> None:
         """A node serves with a node certificate that names it: its peers know it by its name
@@ -306,3 +319,6 @@ class NodeConfig:
             raise InvalidArgument.field("grace", self.grace, "seconds >= 0")
         if not self.drain_timeout >= 0:
             raise InvalidArgument.field("drain_timeout", self.drain_timeout, "seconds >= 0")
+        check_ttl(self.lease_ttl, "lease_ttl")
+        check_whole_param("repair_rate", self.repair_rate)
+        check_whole_param("read_timeout_ms", self.read_timeout_ms)

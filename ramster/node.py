@@ -36,7 +36,6 @@ from ramster.nbd.server import NbdServer
 from ramster.nbd.spill import Spill
 from ramster.params import ModuleParams
 from ramster.pinning import lock_memory, set_io_flusher
-from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.access import Rules, anyone, guarded
 from ramster.rpc.admin_service import AdminService
@@ -66,7 +65,12 @@ class Node:
         self.backend = Backend(
             config.store,
             config.limits,
-            ModuleParams(zcache=config.zcache, ramster=config.ramster),
+            ModuleParams(
+                zcache=config.zcache,
+                ramster=config.ramster,
+                repair_rate=config.repair_rate,
+                read_timeout_ms=config.read_timeout_ms,
+            ),
             first_version=started,
             recovering=True,  # until the cluster is joined and pages are back
         )
@@ -102,7 +106,7 @@ class Node:
             PeerLink, cluster=config.cluster, name=config.name, tls=config.tls, seal=seal
         )
         agent = self.agent = ClusterAgent(
-            self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link
+            self.backend, self.feed, self._membership(), me, config.remotify, self._link
         )
         self.tiered = TieredTmem(self.backend, agent.remote)
         self.sessions = ClientSessions(self.backend)
@@ -335,7 +339,9 @@ class Node:
     def _membership(self) -> Membership:
         config = self.config
         if config.etcd is not None:
-            return EtcdMembership(config.etcd, config.cluster, credentials=config.etcd_credentials)
+            return EtcdMembership(
+                config.etcd, config.cluster, config.lease_ttl, credentials=config.etcd_credentials
+            )
         return StaticMembership(config.node_number, list(config.peers), self._probe)
 
     def _identity(self) -> tuple[int, str, str]:

@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from nodemanager.etcd import TTL_RULE, check_ttl
 from nodemanager.keys import check_name, check_node_name
 from ramster.config import check_listen, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
-from ramster.params import SWITCH_WORDS
+from ramster.params import SWITCH_WORDS, ModuleParams
 from ramster.units import parse_budget, parse_size
 from ramster.wire.limits import split_advertise, split_host_port
 
@@ -327,6 +328,19 @@ def _advertise(text: str) -> str:
     return text
 
 
+def param_value(name: str) -> Callable[[str], Any]:
+    """The type of a flag that gives module param `name` its value at start: parsed and
+    refused as ``ramster param set`` does (`ramster.params.ModuleParams.with_text`)."""
+    return value_type(lambda text: getattr(ModuleParams().with_text(name, text), name), "value")
+
+
+def _lease_ttl(text: str) -> float:
+    try:
+        return check_ttl(_number(text), "lease_ttl")
+    except InvalidArgument:
+        raise InvalidArgument.field("lease_ttl", text, TTL_RULE) from None
+
+
 def _listen(text: str) -> str:
     check_listen(text)
     return text
@@ -350,3 +364,4 @@ listen = value_type(_listen, "address")
 advertise = value_type(_advertise, "address")
 socket_mode = value_type(parse_socket_mode, "mode")
 endpoints = value_type(_endpoints, "endpoints")
+lease_ttl = value_type(_lease_ttl, "seconds")

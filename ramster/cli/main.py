@@ -25,6 +25,8 @@ from ramster.cli.quota import add_quota_parser, run_quota
 from ramster.cli.swap import add_swap_parser
 from ramster.config import NbdConfig, NodeConfig
 from ramster.errors import InvalidArgument, RamsterError
+from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE
+from ramster.remote.policy import RemotifyConfig
 from ramster.tmem import TmemLimits
 from ramster.units import Share
 from ramster.zcache import ZcacheConfig
@@ -197,6 +199,40 @@ def _add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "address]",
     )
     node.add_argument(
+        "--lease-ttl",
+        action=FromEnvironment,
+        fallback="3",
+        type=flags.lease_ttl,
+        help="seconds the node's etcd entry outlives its last renewal (renewed every third of "
+        "it): how soon peers take a node that died for gone, and how long etcd may be out of "
+        "reach before a live one is [RAMSTER_LEASE_TTL, 3]",
+    )
+    node.add_argument(
+        "--repair-rate",
+        action=FromEnvironment,
+        fallback=str(REPAIR_RATE),
+        type=flags.param_value("repair_rate"),
+        help="pages per second at most that rebuilding lost second copies moves; the module "
+        f"param repair_rate changes it at run time [RAMSTER_REPAIR_RATE, {REPAIR_RATE}]",
+    )
+    node.add_argument(
+        "--read-timeout-ms",
+        action=FromEnvironment,
+        fallback=str(READ_TIMEOUT_MS),
+        type=flags.param_value("read_timeout_ms"),
+        help="milliseconds a remote get waits for a holder before it reads another copy; the "
+        "module param read_timeout_ms changes it at run time [RAMSTER_READ_TIMEOUT_MS, "
+        f"{READ_TIMEOUT_MS}]",
+    )
+    node.add_argument(
+        "--recover-timeout",
+        action=FromEnvironment,
+        fallback="60",
+        type=flags.interval,
+        help="seconds a restarted node waits for its peers to list the pages they hold for it "
+        "[RAMSTER_RECOVER_TIMEOUT, 60]",
+    )
+    node.add_argument(
         "--log-level",
         action=FromEnvironment,
         fallback="INFO",
@@ -244,7 +280,7 @@ def _parser() -> Parser:
     param.add_argument(
         "name",
         help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies, "
-        "origin_grace, client_lease, client_grace, client_quota",
+        "origin_grace, client_lease, client_grace, client_quota, repair_rate, read_timeout_ms",
     )
     param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
     flags.node_or_cluster_flags(param, "set the param")
@@ -337,6 +373,10 @@ def _run(args: argparse.Namespace) -> int:
             admin_listen=args.admin_listen,
             limits=TmemLimits(max_clients=args.max_clients),
             nbd=NbdConfig(tuple(args.nbd or ()), args.nbd_spill, args.nbd_spill_size or 0),
+            lease_ttl=args.lease_ttl,
+            remotify=RemotifyConfig(recover_timeout=args.recover_timeout),
+            repair_rate=args.repair_rate,
+            read_timeout_ms=args.read_timeout_ms,
         )
         return asyncio.run(run_node(config))
     if args.command == "up":

@@ -168,3 +168,27 @@ def test_an_advertised_host_alone_takes_the_port_of_a_tcp_listener() -> None:
     with pytest.raises(InvalidArgument) as refused:
         NodeConfig(listen="127.0.0.1:0", store=STORE, advertise="[fd00::5")
     assert refused.value.message.startswith("advertise '[fd00::5' is invalid: expected HOST:PORT")
+
+
+def test_the_lease_ttl_and_the_remote_tunables_are_checked() -> None:
+    config = NodeConfig(
+        listen="127.0.0.1:0", store=STORE, lease_ttl=7.0, repair_rate=500, read_timeout_ms=250
+    )
+    assert (config.lease_ttl, config.repair_rate, config.read_timeout_ms) == (7.0, 500, 250)
+    assert config.remotify.recover_timeout == 60.0
+    refusals = [
+        ({"lease_ttl": 0.5}, "lease_ttl 0.5 is invalid: expected seconds in 1..3600"),
+        ({"lease_ttl": 3601}, "lease_ttl 3601 is invalid: expected seconds in 1..3600"),
+        (
+            {"repair_rate": 0},
+            "param repair_rate value 0 is invalid: expected whole pages per second in 1..10000000",
+        ),
+        (
+            {"read_timeout_ms": 60_001},
+            "param read_timeout_ms value 60001 is invalid: expected whole milliseconds in 1..60000",
+        ),
+    ]
+    for changes, message in refusals:
+        with pytest.raises(InvalidArgument) as refused:
+            NodeConfig(listen="127.0.0.1:0", store=STORE, **changes)  # type: ignore[arg-type]
+        assert refused.value.message == message
