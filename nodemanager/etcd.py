@@ -34,8 +34,8 @@ import math
 from collections.abc import Sequence
 
 from nodemanager.etcd_client import EtcdClient
-from nodemanager.etcd_settings import EtcdCredentials, parse_endpoints
-from nodemanager.keys import ClusterKeys, check_name, decode_member, encode_member
+from nodemanager.etcd_settings import EtcdCredentials, check_ttl, parse_endpoints
+from nodemanager.keys import ClusterKeys, check_name, check_node_name, decode_member, encode_member
 from nodemanager.model import MemberInfo, MembersChanged, ParamsChanged, QuotasChanged
 from nodemanager.notify import Notifier
 from nodemanager.view import Change, ClusterView
@@ -76,8 +76,7 @@ class EtcdMembership:
         history: int = DEFAULT_HISTORY,
         credentials: EtcdCredentials | None = None,
     ) -> None:
-        if not 1.0 <= ttl <= 3600.0:
-            raise InvalidArgument.field("ttl", ttl, "seconds in 1..3600")
+        check_ttl(ttl)
         if not timeout > 0:
             raise InvalidArgument.field("timeout", timeout, "seconds > 0")
         if type(history) is not int or history < MIN_HISTORY:
@@ -136,7 +135,7 @@ class EtcdMembership:
         `FailedPrecondition` while the node is up, `NotFound` for a name never claimed."""
         if self._notifier is None:
             raise FailedPrecondition("forget() before start()")
-        check_name("name", name)
+        check_node_name("name", name)
         retired = await self._etcd.retire_name(
             self.keys.name(name),
             self.keys.node,
@@ -172,7 +171,7 @@ class EtcdMembership:
     ) -> int:
         if self._notifier is not None:
             raise FailedPrecondition(f"{self!r} is already started")
-        check_name("name", me.name)
+        check_node_name("name", me.name)
         await self._etcd.open()
         try:
             number = await self._etcd.claim_number(self.keys.name(me.name), self.keys.next_number)

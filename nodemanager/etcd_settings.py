@@ -82,3 +82,15 @@ def _readable(field: str, value: str | os.PathLike[str]) -> Path:
         problem = "not a readable file" if path.exists() else "no such file"
         raise InvalidArgument(f"etcd {field} {str(path)!r} is invalid: {problem}")
     return path
+
+
+def check_ttl(ttl: float, field: str = "ttl") -> float:
+    """`ttl` if it is a lease's time to live etcd grants (seconds in 1..3600; etcd rounds it up
+    to whole seconds, and to at least about 2 with its default election timeout), else
+    `InvalidArgument` naming `field`."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1.0 <= ttl <= 3600.0:
+        raise InvalidArgument.field(field, ttl, TTL_RULE)
+    return ttl
+
+
+TTL_RULE = "seconds in 1..3600"

@@ -24,6 +24,7 @@ Not here: talking to etcd (`nodemanager.etcd`), the view built from these keys (
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import secrets
@@ -36,8 +37,13 @@ from ramster.errors import InvalidArgument, shown
 ROOT = "/ramster/"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-"""Cluster, node and param names, wherever they are given (flags, config, etcd, Admin calls)."""
+"""Cluster, param and client names, wherever they are given (flags, config, etcd, Admin calls)."""
 NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting alnum"
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+"""Node names: as long as a Kubernetes node's (a DNS subdomain, 253 characters), which a node in
+a DaemonSet is named after. Where a name has less room (a certificate's CN, the origin in a
+sealed page's associated data) it goes `abbreviated`."""
+NODE_NAME_RULE = "1-253 letters, digits, '.', '_' or '-', starting alnum"
 
 EPOCH = re.compile("[0-9a-f]{16}")
 """An epoch as `new_epoch` makes it: the node's start in microseconds (13 hex digits) and 3
@@ -52,6 +58,28 @@ def check_name(field: str, value: str) -> str:
     if not _NAME.match(value):
         raise InvalidArgument.field(field, value, NAME_RULE)
     return value
+
+
+def check_node_name(field: str, value: str) -> str:
+    """`value` if it is a valid node name, else `InvalidArgument`."""
+    if not _NODE_NAME.match(value):
+        raise InvalidArgument.field(field, value, NODE_NAME_RULE)
+    return value
+
+
+ABBREVIATION_DIGEST = 16
+"""Hex digits of SHA-256 that end an abbreviated name (64 bits)."""
+
+
+def abbreviated(name: str, room: int) -> str:
+    """`name` if it has at most `room` characters (> `ABBREVIATION_DIGEST`), else its first
+    characters, '~' and `ABBREVIATION_DIGEST` hex digits of its SHA-256, `room` in all. Never a
+    name itself ('~' is in no name), and two names that share their first characters still
+    differ: for a name that has to fit a field of `room` (a certificate's CN, 64)."""
+    if len(name) <= room:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:ABBREVIATION_DIGEST]
+    return f"{name[: room - ABBREVIATION_DIGEST - 1]}~{digest}"
 
 
 def new_epoch(started_us: int) -> str:

@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import replace
 
-from nodemanager.keys import check_name
+from nodemanager.keys import check_node_name
 from nodemanager.model import MemberInfo, Membership
 from ramster.backend import Backend
 from ramster.errors import InvalidArgument, RamsterError, shown
@@ -190,7 +190,7 @@ class ClusterAgent:
     async def forget_node(self, name: str) -> int:
         """Decommission the node called `name`, which must have left: every member drops the
         pages it holds for it and the flushes queued for it (`Membership.forget`); its number."""
-        check_name("name", name)  # before any backend, whose refusals may quote it
+        check_node_name("name", name)  # before any backend, whose refusals may quote it
         number = await self._membership.forget(name, self._backend.params.origin_grace)
         self._let_go()  # here at once, if this view knows it left; else when it does
         return number

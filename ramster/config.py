@@ -13,13 +13,15 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodemanager.etcd_settings import EtcdCredentials
-from nodemanager.keys import check_name
+from nodemanager.etcd_settings import EtcdCredentials, check_ttl
+from nodemanager.keys import check_name, check_node_name
 from ramster.errors import InvalidArgument, shown
+from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE, check_whole_param
+from ramster.remote.policy import RemotifyConfig
 from ramster.tmem import TmemLimits
 from ramster.trust.files import read_page_key
 from ramster.trust.identity import Identity, Role, identity_of_certificate
-from ramster.wire.limits import split_host_port
+from ramster.wire.limits import split_advertise, split_host_port
 from ramster.wire.tls import TLS
 from ramster.zcache import ZcacheConfig
 
@@ -204,6 +206,12 @@ class NodeConfig:
         user and root can connect.
     server: the limits of its gRPC server on connections and sources (`ServerLimits`).
     nbd: its NBD server (`NbdConfig`; default none).
+    lease_ttl: seconds its etcd entry outlives its last renewal (default 3; renewed every third
+        of it): how long a node that died unannounced counts as up, against how long an etcd
+        or network hiccup may last before a live node is taken for gone.
+    remotify: how its remote layer ships pages (`RemotifyConfig`: `recover_timeout` from a flag).
+    repair_rate, read_timeout_ms: the module params of those names it starts with (defaults
+        20000 pages/s and 1000 ms; a cluster-wide value in etcd wins once it joins).
     """
 
     listen: str
@@ -231,6 +239,10 @@ class NodeConfig:
     admin_listen: str | None = None
     server: ServerLimits = field(default_factory=ServerLimits)
     nbd: NbdConfig = field(default_factory=NbdConfig)
+    lease_ttl: float = 3.0
+    remotify: RemotifyConfig = field(default_factory=RemotifyConfig)
+    repair_rate: int = REPAIR_RATE
+    read_timeout_ms: int = READ_TIMEOUT_MS
 
     def _check_certificate(self, tls: TLS) -> None:
         """A node serves with a node certificate that names it: its peers know it by its name
@@ -284,12 +296,18 @@ class NodeConfig:
             raise InvalidArgument.field("socket_mode", shown_mode, SOCKET_MODE_RULE)
         if self.metrics is not None:
             split_host_port(self.metrics, "metrics")
-        check_name("name", self.name)
+        check_node_name("name", self.name)
         check_name("cluster", self.cluster)
         for peer in self.peers:
             split_host_port(peer, "peer")
         if self.advertise is not None:
-            split_host_port(self.advertise, "advertise")
+            _, port = split_advertise(self.advertise)
+            reached = self.peer_listen or self.listen
+            if port is None and unix_path(reached) is not None:
+                raise InvalidArgument(
+                    f"advertise {shown(self.advertise)} has no port, and peers reach this node "
+                    f"on {reached}, no TCP port to take: give HOST:PORT"
+                )
         if self.etcd is not None and self.peers:
             raise InvalidArgument("peers are found through etcd: give --etcd or --peer, not both")
         if self.etcd_credentials is not None and self.etcd is None:
@@ -300,3 +318,6 @@ class NodeConfig:
             raise InvalidArgument.field("grace", self.grace, "seconds >= 0")
         if not self.drain_timeout >= 0:
             raise InvalidArgument.field("drain_timeout", self.drain_timeout, "seconds >= 0")
+        check_ttl(self.lease_ttl, "lease_ttl")
+        check_whole_param("repair_rate", self.repair_rate)
+        check_whole_param("read_timeout_ms", self.read_timeout_ms)

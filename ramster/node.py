@@ -36,7 +36,6 @@ from ramster.nbd.server import NbdServer
 from ramster.nbd.spill import Spill
 from ramster.params import ModuleParams
 from ramster.pinning import lock_memory, set_io_flusher
-from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.access import Rules, anyone, guarded
 from ramster.rpc.admin_service import AdminService
@@ -50,7 +49,7 @@ from ramster.state import NodeState, StateFeed
 from ramster.tiered import TieredTmem
 from ramster.trust.files import read_page_key
 from ramster.trust.seal import OriginSeal
-from ramster.wire.limits import split_host_port
+from ramster.wire.limits import advertised, split_host_port
 
 log = logging.getLogger("ramster.node")
 
@@ -67,7 +66,12 @@ class Node:
         self.backend = Backend(
             config.store,
             config.limits,
-            ModuleParams(zcache=config.zcache, ramster=config.ramster),
+            ModuleParams(
+                zcache=config.zcache,
+                ramster=config.ramster,
+                repair_rate=config.repair_rate,
+                read_timeout_ms=config.read_timeout_ms,
+            ),
             first_version=started,
             recovering=True,  # until the cluster is joined and pages are back
         )
@@ -83,6 +87,8 @@ class Node:
         self.address = ""
         self.peer_address = ""
         """Where peers reach this node: ``--peer-listen``'s address, else `address`."""
+        self.advertised = ""
+        """What peers are told to reach this node at (`advertised`), once it is bound."""
         self._probes: dict[str, PeerLink] = {}
         me = MemberInfo(
             number=0,
@@ -101,7 +107,7 @@ class Node:
             PeerLink, cluster=config.cluster, name=config.name, tls=config.tls, seal=seal
         )
         agent = self.agent = ClusterAgent(
-            self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link
+            self.backend, self.feed, self._membership(), me, config.remotify, self._link
         )
         self.tiered = TieredTmem(self.backend, agent.remote)
         self.sessions = ClientSessions(self.backend)
@@ -218,7 +224,8 @@ class Node:
                     f"{os.strerror(error.errno) if error.errno else error}"
                 ) from None
         await self._server.start()
-        join = functools.partial(self.agent.start, config.advertise or self.peer_address)
+        self.advertised = advertised(config.advertise, self.peer_address)
+        join = functools.partial(self.agent.start, self.advertised)
         number = await _with_retries(join, JOIN_TIMEOUT, f"joining cluster {config.cluster}")
         log.info("node %s joined cluster %s as node %d", config.name, config.cluster, number)
         self.backend.recovering = False
@@ -328,11 +335,13 @@ class Node:
     def _membership(self) -> Membership:
         config = self.config
         if config.etcd is not None:
-            return EtcdMembership(config.etcd, config.cluster, credentials=config.etcd_credentials)
+            return EtcdMembership(
+                config.etcd, config.cluster, config.lease_ttl, credentials=config.etcd_credentials
+            )
         return StaticMembership(config.node_number, list(config.peers), self._probe)
 
     def _identity(self) -> tuple[int, str, str]:
-        return self.agent.number, self.feed.status.epoch, self.config.advertise or self.peer_address
+        return self.agent.number, self.feed.status.epoch, self.advertised
 
     async def _probe(self, address: str) -> MemberInfo | None:
         """Who is at `address` (static membership): its Hello, or None if it does not answer."""

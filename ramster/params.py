@@ -34,6 +34,11 @@ PARAM_DOCS = {
     "destroyed too (default 3600; a grace shorter than client_lease acts as the lease)",
     "client_quota": "bytes the pages of one client identity may take on this node, counted as "
     "handed over (0: no quota, the default); `ramster quota set` sets one identity's",
+    "repair_rate": "pages per second at most that rebuilding lost second copies moves (default "
+    "20000, `--repair-rate`)",
+    "read_timeout_ms": "milliseconds a remote get waits for a holder before it reads another copy "
+    "instead (default 1000, `--read-timeout-ms`; a page with no other copy waits the peer call's "
+    "deadline)",
 }
 
 MAX_QUOTA = 1 << 50
@@ -45,8 +50,27 @@ MAX_SECONDS = 366 * 24 * 3600
 """A year: the longest of the params in seconds. Longer is a node or a client nobody will bring
 back."""
 
-SECONDS_PARAMS = ("origin_grace", "client_lease", "client_grace")
-"""The params that are whole seconds in 1..`MAX_SECONDS`."""
+MAX_REPAIR_RATE = 10_000_000
+"""Pages a second: about 40 GB/s, more than any link a copy crosses."""
+
+MAX_READ_TIMEOUT_MS = 60_000
+REPAIR_RATE = 20000
+"""`repair_rate` unless set: 4 KiB pages at about 80 MB/s."""
+READ_TIMEOUT_MS = 1000
+"""`read_timeout_ms` unless set."""
+
+WHOLE_PARAMS = {
+    "origin_grace": (1, MAX_SECONDS, f"whole seconds in 1..{MAX_SECONDS}"),
+    "client_lease": (1, MAX_SECONDS, f"whole seconds in 1..{MAX_SECONDS}"),
+    "client_grace": (1, MAX_SECONDS, f"whole seconds in 1..{MAX_SECONDS}"),
+    "repair_rate": (1, MAX_REPAIR_RATE, f"whole pages per second in 1..{MAX_REPAIR_RATE}"),
+    "read_timeout_ms": (
+        1,
+        MAX_READ_TIMEOUT_MS,
+        f"whole milliseconds in 1..{MAX_READ_TIMEOUT_MS}",
+    ),
+}
+"""The params that are whole numbers: (lowest, highest, what a refusal says is expected)."""
 
 MAX_NODE_NUMBER = (1 << 32) - 1
 """Node numbers travel as uint32."""
@@ -85,6 +109,15 @@ def parse_quota(text: str, field: str) -> int:
     return nbytes
 
 
+def check_whole_param(name: str, value: int) -> int:
+    """`value` if param `name` (of `WHOLE_PARAMS`) may take it, as a flag gives it; else
+    `InvalidArgument` as `ModuleParams.with_text` says it."""
+    low, high, expected = WHOLE_PARAMS[name]
+    if type(value) is not int or not low <= value <= high:
+        raise InvalidArgument(f"param {name} value {shown(value)} is invalid: expected {expected}")
+    return value
+
+
 def switch_text(value: bool) -> str:
     return "on" if value else "off"
 
@@ -111,6 +144,8 @@ class ModuleParams:
         return max(self.client_lease, self.client_grace)
 
     client_quota: int = 0
+    repair_rate: int = REPAIR_RATE
+    read_timeout_ms: int = READ_TIMEOUT_MS
 
     def as_text(self) -> dict[str, str]:
         text = {
@@ -120,7 +155,7 @@ class ModuleParams:
         }
         text["remote_target"] = "auto" if self.remote_target is None else str(self.remote_target)
         text["persistent_copies"] = str(self.persistent_copies)
-        for name in SECONDS_PARAMS:
+        for name in WHOLE_PARAMS:
             text[name] = str(getattr(self, name))
         text["client_quota"] = str(self.client_quota)
         return text
@@ -134,10 +169,9 @@ class ModuleParams:
         if name == "persistent_copies":
             copies = parse_decimal(name, text, 1, MAX_PERSISTENT_COPIES, "1 or 2")
             return replace(self, persistent_copies=copies)
-        if name in SECONDS_PARAMS:
-            expected = f"whole seconds in 1..{MAX_SECONDS}"
-            seconds: dict[str, Any] = {name: parse_decimal(name, text, 1, MAX_SECONDS, expected)}
-            return replace(self, **seconds)
+        if name in WHOLE_PARAMS:
+            value: dict[str, Any] = {name: parse_decimal(name, text, *WHOLE_PARAMS[name])}
+            return replace(self, **value)
         if name == "client_quota":
             return replace(self, client_quota=parse_quota(text, f"param {name} value"))
         if name != "remote_target":

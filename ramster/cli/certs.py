@@ -42,7 +42,7 @@ def add_certs_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         metavar="ROLE",
         help=" | ".join(role.value for role in ISSUED_ROLES),
     )
-    issue.add_argument("name", type=flags.name_of("name"), help="the node, client or admin name")
+    issue.add_argument("name", type=flags.node_name, help="the node, client or admin name")
     issue.add_argument(
         "--host",
         action="append",

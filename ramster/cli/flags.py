@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from nodemanager.etcd_settings import EtcdCredentials, parse_endpoints
-from nodemanager.keys import check_name
+from nodemanager.etcd_settings import TTL_RULE, EtcdCredentials, check_ttl, parse_endpoints
+from nodemanager.keys import check_name, check_node_name
 from ramster.config import check_listen, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
-from ramster.params import SWITCH_WORDS
-from ramster.units import parse_size
-from ramster.wire.limits import split_host_port
+from ramster.params import SWITCH_WORDS, ModuleParams
+from ramster.units import parse_budget, parse_size
+from ramster.wire.limits import split_advertise, split_host_port
 
 if TYPE_CHECKING:
     from ramster.wire.tls import TLS
@@ -316,6 +316,28 @@ def name_of(field: str) -> Callable[[str], str]:
     return value_type(lambda text: check_name(field, text), "name")
 
 
+node_name = value_type(lambda text: check_node_name("name", text), "name")
+"""The type of a node's name, which may be longer than other names (`check_node_name`)."""
+
+
+def _advertise(text: str) -> str:
+    split_advertise(text)
+    return text
+
+
+def param_value(name: str) -> Callable[[str], Any]:
+    """The type of a flag that gives module param `name` its value at start: parsed and
+    refused as ``ramster param set`` does (`ramster.params.ModuleParams.with_text`)."""
+    return value_type(lambda text: getattr(ModuleParams().with_text(name, text), name), "value")
+
+
+def _lease_ttl(text: str) -> float:
+    try:
+        return check_ttl(_number(text), "lease_ttl")
+    except InvalidArgument:
+        raise InvalidArgument.field("lease_ttl", text, TTL_RULE) from None
+
+
 def _listen(text: str) -> str:
     check_listen(text)
     return text
@@ -327,11 +349,14 @@ def _endpoints(text: str) -> str:
 
 
 size = value_type(parse_size, "size")
+budget = value_type(parse_budget, "size")
 switch = value_type(_switch, "switch")
 seconds = value_type(_seconds, "seconds")
 interval = value_type(_interval, "seconds")
 log_level = value_type(_log_level, "log level")
 node_address = value_type(_node_address, "address")
 listen = value_type(_listen, "address")
+advertise = value_type(_advertise, "address")
 socket_mode = value_type(parse_socket_mode, "mode")
 endpoints = value_type(_endpoints, "endpoints")
+lease_ttl = value_type(_lease_ttl, "seconds")

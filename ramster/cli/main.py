@@ -72,7 +72,7 @@ def _parser() -> Parser:
     param.add_argument(
         "name",
         help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies, "
-        "origin_grace, client_lease, client_grace, client_quota",
+        "origin_grace, client_lease, client_grace, client_quota, repair_rate, read_timeout_ms",
     )
     param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
     flags.node_or_cluster_flags(param, "set the param")
@@ -95,7 +95,7 @@ def _parser() -> Parser:
         "forget-node",
         help="decommission a node that left for good: every node drops its pages now",
     )
-    forget.add_argument("name", type=flags.name_of("name"), help="the node's name in the cluster")
+    forget.add_argument("name", type=flags.node_name, help="the node's name in the cluster")
     flags.node_flag(forget, "any live node of the cluster (it tells the others through etcd)")
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     flags.etcd_flag(members)

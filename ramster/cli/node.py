@@ -9,10 +9,14 @@ import asyncio
 import logging
 import socket
 
+from ramster.cgroup import memory_limit
 from ramster.cli import extras, flags
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.config import NbdConfig, NodeConfig
+from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE
+from ramster.remote.policy import RemotifyConfig
 from ramster.tmem import TmemLimits
+from ramster.units import Share
 from ramster.zcache import ZcacheConfig
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
@@ -95,14 +99,15 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--memory",
         action=FromEnvironment,
         fallback="256MiB",
-        type=flags.size,
-        help="zcache budget, e.g. 1GiB or 768Mi [RAMSTER_MEMORY, 256MiB]",
+        type=flags.budget,
+        help="zcache budget, e.g. 1GiB or 768Mi, or a percentage of the memory limit of the "
+        "node's cgroup (a container's limit), e.g. 75%% [RAMSTER_MEMORY, 256MiB]",
     )
     node.add_argument(
         "--name",
         action=FromEnvironment,
         fallback=socket.gethostname(),
-        type=flags.name_of("name"),
+        type=flags.node_name,
         help="node name in the cluster [RAMSTER_NAME, the host name]",
     )
     flags.cluster_flag(node)
@@ -168,8 +173,44 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--advertise",
         action=FromEnvironment,
-        type=flags.host_port("advertise"),
-        help="HOST:PORT peers reach this node at [RAMSTER_ADVERTISE, the listen address]",
+        type=flags.advertise,
+        help="HOST:PORT peers reach this node at, or a host alone (an IP address, IPv6 with or "
+        "without brackets, or a name) at the port it listens on [RAMSTER_ADVERTISE, the listen "
+        "address]",
+    )
+    node.add_argument(
+        "--lease-ttl",
+        action=FromEnvironment,
+        fallback="3",
+        type=flags.lease_ttl,
+        help="seconds the node's etcd entry outlives its last renewal (renewed every third of "
+        "it): how soon peers take a node that died for gone, and how long etcd may be out of "
+        "reach before a live one is [RAMSTER_LEASE_TTL, 3]",
+    )
+    node.add_argument(
+        "--repair-rate",
+        action=FromEnvironment,
+        fallback=str(REPAIR_RATE),
+        type=flags.param_value("repair_rate"),
+        help="pages per second at most that rebuilding lost second copies moves; the module "
+        f"param repair_rate changes it at run time [RAMSTER_REPAIR_RATE, {REPAIR_RATE}]",
+    )
+    node.add_argument(
+        "--read-timeout-ms",
+        action=FromEnvironment,
+        fallback=str(READ_TIMEOUT_MS),
+        type=flags.param_value("read_timeout_ms"),
+        help="milliseconds a remote get waits for a holder before it reads another copy; the "
+        "module param read_timeout_ms changes it at run time [RAMSTER_READ_TIMEOUT_MS, "
+        f"{READ_TIMEOUT_MS}]",
+    )
+    node.add_argument(
+        "--recover-timeout",
+        action=FromEnvironment,
+        fallback="60",
+        type=flags.interval,
+        help="seconds a restarted node waits for its peers to list the pages they hold for it "
+        "[RAMSTER_RECOVER_TIMEOUT, 60]",
     )
     node.add_argument(
         "--log-level",
@@ -192,7 +233,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         listen=args.listen[0],
         extra_listen=tuple(args.listen[1:]),
         socket_mode=args.socket_mode,
-        store=ZcacheConfig(memory=args.memory),
+        store=ZcacheConfig(memory=_budget(args.memory)),
         name=args.name,
         cluster=args.cluster,
         metrics=args.metrics,
@@ -213,5 +254,16 @@ def run_node_command(args: argparse.Namespace) -> int:
         admin_listen=args.admin_listen,
         limits=TmemLimits(max_clients=args.max_clients),
         nbd=NbdConfig(tuple(args.nbd or ()), args.nbd_spill, args.nbd_spill_size or 0),
+        lease_ttl=args.lease_ttl,
+        remotify=RemotifyConfig(recover_timeout=args.recover_timeout),
+        repair_rate=args.repair_rate,
+        read_timeout_ms=args.read_timeout_ms,
     )
     return asyncio.run(run_node(config))
+
+
+def _budget(memory: int | Share) -> int:
+    """The bytes of ``--memory``: a percentage takes its share of this process's memory limit."""
+    if isinstance(memory, Share):
+        return memory.of(memory_limit())
+    return memory

@@ -20,7 +20,7 @@ from ramster.remote.copies import lost_copy
 from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
 from ramster.remote.peer import FoundPage
 from ramster.remote.peers import Peers
-from ramster.remote.policy import RemotifyConfig, brings_home
+from ramster.remote.policy import brings_home
 from ramster.remote.shipping import localify
 from ramster.tmem import Hit
 
@@ -36,10 +36,9 @@ Fetched = Hit | Unanswered | None
 class Fetcher:
     """Remote gets of the pages the backend's tree keeps on `peers`."""
 
-    def __init__(self, backend: Backend, peers: Peers, config: RemotifyConfig) -> None:
+    def __init__(self, backend: Backend, peers: Peers) -> None:
         self._backend = backend
         self._peers = peers
-        self._config = config
         self._inflight: dict[FetchKey, asyncio.Future[Fetched]] = {}
         self.counters = dict.fromkeys(("remote_gets_sent", "remote_gets_failed_over"), 0)
 
@@ -145,13 +144,14 @@ class Fetcher:
 
     async def _ask(self, node: int, refs: Sequence[RemoteRef]) -> list[FoundPage | None] | None:
         """The answers of peer `node` for `refs`, or None if it could not be asked. A peer
-        whose pages have another copy gets the shorter `read_timeout`."""
+        whose pages have another copy gets the shorter `read_timeout_ms` (a module param)."""
         link = self._peers.links.get(node)
         if link is None:
             return None
         failover = any(ref.replica is not None for ref in refs)
         try:
-            answers = await link.get(refs, self._config.read_timeout if failover else None)
+            read_timeout = self._backend.params.read_timeout_ms / 1000
+            answers = await link.get(refs, read_timeout if failover else None)
         except RamsterError as error:
             log.warning("remote get from node %d failed: %s", node, error.message)
             return None

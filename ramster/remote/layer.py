@@ -62,7 +62,7 @@ class RemoteLayer:
         shipping = asyncio.Lock()  # a shipping round and bring_home exclude each other
         self.remotify = Remotify(backend, self.peers, self.flushes, config, shipping)
         self.replication = Replication(backend, self.peers, self.flushes, config)
-        self.fetcher = Fetcher(backend, self.peers, config)
+        self.fetcher = Fetcher(backend, self.peers)
         self.homecoming = Homecoming(backend, self.peers, self.flushes, config, shipping)
         self._wake = asyncio.Event()
         self._repair_wake = asyncio.Event()

@@ -24,10 +24,12 @@ class RemotifyConfig:
     in_flight: batches on the wire at once (default 2: packing overlaps the peer's storing).
     interval: seconds between pressure checks while idle (default 0.05).
     peer_timeout: deadline of every peer call in seconds (default 5).
-    read_timeout: deadline of a peer get when another copy could be read instead (default 1).
     failure_backoff: seconds a peer that failed is skipped for placement (default 2).
-    repair_rate: pages per second at most that rebuilding lost copies moves (default 20000).
-    recover_timeout: seconds a restarting node waits for its peers' listings (default 60).
+    recover_timeout: seconds a restarting node waits for its peers' listings (default 60;
+        ``--recover-timeout``).
+
+    Not here: what an operator tunes at run time, the module params `read_timeout_ms` and
+    `repair_rate` (`ramster.params`).
     """
 
     batch_pages: int = 1024
@@ -35,9 +37,7 @@ class RemotifyConfig:
     in_flight: int = 2
     interval: float = 0.05
     peer_timeout: float = 5.0
-    read_timeout: float = 1.0
     failure_backoff: float = 2.0
-    repair_rate: float = 20000.0
     recover_timeout: float = 60.0
 
     def __post_init__(self) -> None:
@@ -47,14 +47,7 @@ class RemotifyConfig:
             raise InvalidArgument.field("batch_bytes", self.batch_bytes, "bytes >= 256 KiB")
         if type(self.in_flight) is not int or not 1 <= self.in_flight <= 16:
             raise InvalidArgument.field("in_flight", self.in_flight, "an int in 1..16")
-        for name in (
-            "interval",
-            "peer_timeout",
-            "read_timeout",
-            "failure_backoff",
-            "repair_rate",
-            "recover_timeout",
-        ):
+        for name in ("interval", "peer_timeout", "failure_backoff", "recover_timeout"):
             if not getattr(self, name) > 0:
                 raise InvalidArgument.field(name, getattr(self, name), "seconds > 0")
 

@@ -185,7 +185,7 @@ class Replication:
             )
             if not any(copied) and any(_kept(c, draining) < wanted for c in chunk):
                 break  # no peer took any copy: the rest would fare no better
-            pause = len(chunk) / self._config.repair_rate
+            pause = len(chunk) / self._backend.params.repair_rate
             chunk = []
             await asyncio.sleep(max(0.0, pause - (time.monotonic() - began)))
         return made, short, draining_at_risk

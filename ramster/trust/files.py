@@ -23,7 +23,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from nodemanager.keys import check_name
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.trust.identity import Identity, Role
 from ramster.trust.pki import (
@@ -38,6 +37,12 @@ from ramster.trust.pki import (
 )
 from ramster.trust.seal import KEY_BYTES
 from ramster.trust.tokens import sign_token
+
+MAX_FILE_NAME = 253 - len(".pagekey")
+"""Characters of an identity's name that its files are named after: ``NAME.pagekey`` must be a
+key of a Kubernetes Secret (253 characters at most) and a file name (255 bytes at most). A node
+named longer (Kubernetes allows 253) reads files named otherwise (--tls-cert, --tls-key,
+--page-key)."""
 
 PRIVATE = 0o600
 PUBLIC = 0o644
@@ -75,7 +80,14 @@ def issue(
     a token if asked); the paths written."""
     ca = load_ca(folder)
     issued = make_certificate(ca, identity, hosts, now=now, days=days)
-    name = check_name("name", identity.name)
+    name = identity.name
+    if len(name) > MAX_FILE_NAME:
+        raise InvalidArgument.field(
+            "name",
+            name,
+            f"at most {MAX_FILE_NAME} characters for files NAME.crt, NAME.key and NAME.pagekey "
+            "(a Kubernetes Secret's keys hold 253 characters)",
+        )
     files = [
         (f"{name}.crt", certificate_pem(issued.certificate), PUBLIC),
         (f"{name}.key", key_pem(issued.key), PRIVATE),
@@ -134,7 +146,8 @@ def _write(folder: Path, files: list[tuple[str, bytes, int]], force: bool) -> li
 
 
 def _write_file(path: Path, content: bytes, mode: int, force: bool) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # A short prefix: the name of a long-named node's file leaves no room for one of its own.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new.")
     try:
         with os.fdopen(descriptor, "wb") as file:
             os.fchmod(file.fileno(), mode)  # mkstemp made it 0600; certificates are public

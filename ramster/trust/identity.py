@@ -9,6 +9,12 @@ OU is one that every issuer can set (openssl ``-subj``, cert-manager's
 certificate with no role, several, or an unknown one is refused rather than given a default: a
 certificate that does not say what it is for proves nothing.
 
+A node's name may be longer (up to 253 characters, as a Kubernetes node's) than a CN may be (64,
+X.509's upper bound, which cert-manager and OpenSSL enforce). Such a name is carried whole in
+a subject alternative name, the URI ``urn:ramster:name:NAME``, and the CN holds it `abbreviated`
+to 64 characters, which is then the certificate's etcd user. A certificate with that URI must
+have the CN it implies: the two never name different identities.
+
 Not here: checking that the certificate was signed by the cluster CA (the TLS handshake did that
 before a certificate reaches `identity_of_certificate`), what a role may do (authorization).
 """
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from nodemanager.keys import NAME_RULE, check_name
+from nodemanager.keys import NAME_RULE, abbreviated, check_name, check_node_name
 from ramster.errors import InvalidArgument, Unauthenticated, shown
 
 
@@ -57,7 +63,10 @@ class Identity:
     def __post_init__(self) -> None:
         if not isinstance(self.role, Role):
             raise InvalidArgument.field("role", self.role, "a Role")
-        check_name("name", self.name)
+        if self.role is Role.NODE:
+            check_node_name("name", self.name)
+        else:
+            check_name("name", self.name)
 
     def __repr__(self) -> str:
         return f"<Identity {self.role} {self.name!r}>"
@@ -66,6 +75,18 @@ class Identity:
         """``role:name``: how operators name it, and the owner scope of its pools' client names
         (`ramster.tmem.keys.owner_name`)."""
         return f"{self.role.value}:{self.name}"
+
+
+MAX_COMMON_NAME = 64
+"""Characters of a certificate's CN at most (X.509's ub-common-name)."""
+NAME_URI = "urn:ramster:name:"
+"""What starts the subject alternative name that carries a name longer than a CN."""
+
+
+def common_name(name: str) -> str:
+    """The CN of a certificate of an identity named `name`: the name, abbreviated if longer
+    than `MAX_COMMON_NAME` (and then carried whole in a URI named `NAME_URI` + name)."""
+    return abbreviated(name, MAX_COMMON_NAME)
 
 
 LOCAL = Identity(Role.LOCAL, "local")
@@ -116,7 +137,23 @@ def identity_of_certificate(pem: bytes) -> Identity:
             f"certificate {described} has no valid name: expected one subject CN, "
             f"got {shown(names)}"
         )
+    whole = _names_in_uris(certificate)
+    if whole and (len(whole) != 1 or common_name(whole[0]) != names[0]):
+        raise Unauthenticated(
+            f"certificate {described} has no valid name: expected at most one URI "
+            f"{NAME_URI}NAME, of a NAME the CN abbreviates, got {shown(whole)}"
+        )
     try:
-        return Identity(Role(roles[0]), names[0])
+        return Identity(Role(roles[0]), whole[0] if whole else names[0])
     except InvalidArgument as error:
         raise Unauthenticated(f"certificate {described}: {error.message}") from None
+
+
+def _names_in_uris(certificate: x509.Certificate) -> list[str]:
+    """The names that `NAME_URI` subject alternative names of `certificate` carry."""
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    uris = extension.value.get_values_for_type(x509.UniformResourceIdentifier)
+    return [uri.removeprefix(NAME_URI) for uri in uris if uri.startswith(NAME_URI)]

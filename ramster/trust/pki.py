@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ramster.errors import InvalidArgument
-from ramster.trust.identity import Identity, Role
+from ramster.trust.identity import NAME_URI, Identity, Role, common_name
 
 CA_DAYS = 3650
 """Default lifetime of a cluster CA, in days."""
@@ -127,7 +127,10 @@ def make_certificate(
     if identity.role is Role.NODE:
         usages.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
         hosts = [*NODE_HOSTS, *hosts]
-    names = list(dict.fromkeys(host_name(host) for host in hosts))
+    names: list[x509.GeneralName] = list(dict.fromkeys(host_name(host) for host in hosts))
+    cn = common_name(identity.name)
+    if cn != identity.name:  # too long for the CN: whole in a URI (`ramster.trust.identity`)
+        names.append(x509.UniformResourceIdentifier(f"{NAME_URI}{identity.name}"))
     ca_public = ca.key.public_key()
     builder = (
         _validity(x509.CertificateBuilder(), now, days)
@@ -135,7 +138,7 @@ def make_certificate(
             x509.Name(
                 [
                     x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, identity.role.value),
-                    x509.NameAttribute(NameOID.COMMON_NAME, identity.name),
+                    x509.NameAttribute(NameOID.COMMON_NAME, cn),
                 ]
             )
         )

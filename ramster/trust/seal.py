@@ -24,7 +24,7 @@ import struct
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from nodemanager.keys import check_name
+from nodemanager.keys import abbreviated, check_node_name
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.page import PackedPage
 from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PageVersion, as_oid, check_index
@@ -38,6 +38,8 @@ OVERHEAD = NONCE_BYTES + TAG_BYTES
 AAD_TAG = b"ramster-page-v1\0"
 """Starts every page's associated data: a seal made for anything else never opens as a page."""
 MAX_ORIGIN = 63
+"""Bytes of the origin's name in the associated data: a longer node name is `abbreviated` to
+them (names of 63 bytes or less, all there were before, keep their associated data)."""
 _AAD = struct.Struct(f">{len(AAD_TAG)}s{MAX_ORIGIN + 1}sIQQQIQ")
 """Tag, origin name (zero-padded: names hold no zero byte), pool uid, three oid words, index,
 version; big-endian, fixed width."""
@@ -56,12 +58,18 @@ class SealBroken(RamsterError):
 def page_aad(origin: str, pool_uid: int, oid: Oid, index: int, version: int) -> bytes:
     """The associated data that binds a sealed page to origin node `origin`, its pool `pool_uid`
     there, key (`oid`, `index`) and `version`: `AAD_BYTES` (120) bytes."""
-    check_name("origin", origin)
+    check_node_name("origin", origin)
     for field, value, high in (("pool_uid", pool_uid, U32_MAX), ("version", version, U64_MAX)):
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
             raise InvalidArgument.field(field, value, f"an int in 0..{high}")
     words = as_oid(oid)
-    return _AAD.pack(AAD_TAG, origin.encode(), pool_uid, *words, check_index(index), version)
+    return _AAD.pack(AAD_TAG, _origin_field(origin), pool_uid, *words, check_index(index), version)
+
+
+def _origin_field(origin: str) -> bytes:
+    """The origin as the associated data holds it: `struct` would cut a longer name short, and
+    two names alike in their first 63 bytes would seal alike."""
+    return abbreviated(origin, MAX_ORIGIN).encode()
 
 
 class PageSeal:
@@ -107,8 +115,8 @@ class OriginSeal:
     __slots__ = ("_origin", "_seal", "origin")
 
     def __init__(self, origin: str, key: bytes) -> None:
-        self.origin = check_name("origin", origin)
-        self._origin = self.origin.encode()
+        self.origin = check_node_name("origin", origin)
+        self._origin = _origin_field(origin)
         self._seal = PageSeal(key)
 
     def __repr__(self) -> str:

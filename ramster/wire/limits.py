@@ -7,6 +7,9 @@ a request the node makes with these limits (`ramster.rpc.convert`), page sizes (
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from ramster.errors import InvalidArgument
 
 MAX_BATCH = 1024
@@ -55,3 +58,52 @@ def split_host_port(address: str, field_name: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise InvalidArgument.field(field_name, address, "HOST:PORT with a port in 0..65535")
     return host.strip("[]"), int(port)
+
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?$")
+ADVERTISE_RULE = (
+    "HOST:PORT ([IPV6]:PORT), or a host alone (an IP address, IPv6 bracketed or not, or a name) "
+    "to be reached at the port the node listens on"
+)
+
+
+def split_advertise(address: str, field_name: str = "advertise") -> tuple[str, int | None]:
+    """(host, port) of an address a node advertises to its peers, port None if `address` is a
+    host alone: an IP address or a name, so that a manifest can pass a pod's IP as the
+    downward API gives it (``fd00::5``: an IPv6 address without brackets never has a port)."""
+    host = _host(address)
+    if host is not None:
+        return host, None
+    text, _, port = address.rpartition(":")
+    host = _host(text)
+    unbracketed = host is not None and ":" in host and not text.startswith("[")
+    if host is None or unbracketed or not port.isdigit() or int(port) > 65535:
+        raise InvalidArgument.field(field_name, address, ADVERTISE_RULE)
+    return host, int(port)
+
+
+def _host(text: str) -> str | None:
+    """The host `text` names: an IP address (IPv6 bracketed or not) or a name; None if
+    neither."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        return text if _HOST_NAME.match(text) else None
+
+
+def join_host_port(host: str, port: int) -> str:
+    """``HOST:PORT`` of `host` and `port`, an IPv6 address in brackets (``[fd00::5]:7470``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def advertised(advertise: str | None, reached: str) -> str:
+    """The address peers are told to reach a node at: `advertise` (`split_advertise`), with the
+    port of `reached` (the TCP address the node bound for peers) if it names none; `reached`
+    itself without `advertise`."""
+    if advertise is None:
+        return reached
+    host, port = split_advertise(advertise)
+    if port is None:
+        _, port = split_host_port(reached, "listen")
+    return join_host_port(host, port)

@@ -27,7 +27,7 @@ from lz4.block import compress
 
 from ramster.client import TLS, Client
 from ramster.launcher import LocalCluster, NodeHandle
-from ramster.remote.policy import RemotifyConfig
+from ramster.params import ModuleParams
 from tests.bench.references import BATCH, latency_ms, measure_redis, reference_servers
 from tests.bench.table import print_table
 from tests.bench.wire import _rate
@@ -143,7 +143,7 @@ def run(pages: list[bytes]) -> dict[str, float]:
             ["kill -> written off (etcd lease 3 s)", f"{figures['noticed']:.2f} s"],
             ["written off -> every page on two nodes", f"{figures['rebuilt']:.2f} s"],
             ["rebuild rate", f"{rate:,.0f} pages/s"],
-            ["bound (repair_rate)", f"{RemotifyConfig().repair_rate:,.0f} pages/s"],
+            ["bound (repair_rate)", f"{ModuleParams().repair_rate:,} pages/s"],
         ],
     )
     lone_node(pages)

@@ -90,7 +90,7 @@ def test_another_clusters_ca_does_not_verify(tmp_path: Path) -> None:
         ),
         (
             ["issue", "{dir}", "node", "x y"],
-            "ramster certs issue: argument name: name 'x y' is invalid: expected 1-63 letters, "
+            "ramster certs issue: argument name: name 'x y' is invalid: expected 1-253 letters, "
             "digits, '.', '_' or '-', starting alnum",
         ),
         (

@@ -14,7 +14,16 @@ from tests.support.processes import free_port
 
 HOST_PORT = "expected HOST:PORT with a port in 0..65535"
 NAME_RULE = "expected 1-63 letters, digits, '.', '_' or '-', starting alnum"
+NODE_NAME_RULE = "expected 1-253 letters, digits, '.', '_' or '-', starting alnum"
+ADVERTISE = (
+    "expected HOST:PORT ([IPV6]:PORT), or a host alone (an IP address, IPv6 bracketed or not, or "
+    "a name) to be reached at the port the node listens on"
+)
 SIZE_RULE = "expected a whole number of bytes such as 4096, 64MiB or 768Mi"
+BUDGET_RULE = (
+    "expected a whole number of bytes such as 4096, 64MiB or 768Mi, or a percentage of the memory "
+    "limit above 0 and at most 100, such as 75%"
+)
 SWITCH_RULE = "expected on or off"
 SECONDS = "expected a number >= 0"
 ENDPOINT = "is invalid: expected http://HOST:PORT or https://HOST:PORT"
@@ -23,6 +32,7 @@ PATH_RULE = "expected unix:///PATH with an absolute PATH of at most 98 bytes"
 LONG_PATH = "unix:///" + "d" * 99
 
 
+TTL_RULE = "expected seconds in 1..3600"
 LOG_RULE = "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
 MODE_RULE = "expected octal permission bits 0000..0777, such as 0660"
 INT_RULE = "expected an int in"
@@ -42,10 +52,13 @@ FLAGS = [
     ("node", "--socket-mode", "SOCKET_MODE", "0999", f"socket_mode '0999' is invalid: {MODE_RULE}"),
     ("node", "--socket-mode", "SOCKET_MODE", "rw", f"socket_mode 'rw' is invalid: {MODE_RULE}"),
     ("node", "--socket-mode", "SOCKET_MODE", "1000", f"socket_mode '1000' is invalid: {MODE_RULE}"),
-    ("node", "--memory", "MEMORY", "12x", f"size '12x' is invalid: {SIZE_RULE}"),
-    ("node", "--memory", "MEMORY", "1.5", f"size '1.5' is invalid: {SIZE_RULE}"),
-    ("node", "--name", "NAME", "bad!name", f"name 'bad!name' is invalid: {NAME_RULE}"),
-    ("node", "--name", "NAME", "-x", f"name '-x' is invalid: {NAME_RULE}"),
+    ("node", "--memory", "MEMORY", "12x", f"memory '12x' is invalid: {BUDGET_RULE}"),
+    ("node", "--memory", "MEMORY", "1.5", f"memory '1.5' is invalid: {BUDGET_RULE}"),
+    ("node", "--memory", "MEMORY", "150%", f"memory '150%' is invalid: {BUDGET_RULE}"),
+    ("node", "--name", "NAME", "bad!name", f"name 'bad!name' is invalid: {NODE_NAME_RULE}"),
+    ("node", "--name", "NAME", "-x", f"name '-x' is invalid: {NODE_NAME_RULE}"),
+    ("node", "--name", "NAME", "n" * 254,
+     f"name {'n' * 64!r}... (254 characters) is invalid: {NODE_NAME_RULE}"),
     ("node", "--cluster", "CLUSTER", "", f"cluster '' is invalid: {NAME_RULE}"),
     ("node", "--cluster", "CLUSTER", "a/b", f"cluster 'a/b' is invalid: {NAME_RULE}"),
     ("node", "--metrics", "METRICS", "nonsense", f"metrics 'nonsense' is invalid: {HOST_PORT}"),
@@ -64,9 +77,18 @@ FLAGS = [
     ("node", "--peer", None, "bogus", f"peer 'bogus' is invalid: {HOST_PORT}"),
     ("node", "--node-number", None, "0", f"'0' is invalid: {INT_RULE} 1..2147483647"),
     ("node", "--node-number", None, "one", f"'one' is invalid: {INT_RULE} 1..2147483647"),
-    ("node", "--advertise", "ADVERTISE", "a", f"advertise 'a' is invalid: {HOST_PORT}"),
-    ("node", "--advertise", "ADVERTISE", "h:", f"advertise 'h:' is invalid: {HOST_PORT}"),
+    ("node", "--advertise", "ADVERTISE", "a b", f"advertise 'a b' is invalid: {ADVERTISE}"),
+    ("node", "--advertise", "ADVERTISE", "h:", f"advertise 'h:' is invalid: {ADVERTISE}"),
+    ("node", "--advertise", "ADVERTISE", "[::1", f"advertise '[::1' is invalid: {ADVERTISE}"),
     ("node", "--log-level", "LOG_LEVEL", "LOUD", f"log level 'LOUD' is invalid: {LOG_RULE}"),
+    ("node", "--lease-ttl", "LEASE_TTL", "0.5", f"lease_ttl '0.5' is invalid: {TTL_RULE}"),
+    ("node", "--lease-ttl", "LEASE_TTL", "soon", f"lease_ttl 'soon' is invalid: {TTL_RULE}"),
+    ("node", "--repair-rate", "REPAIR_RATE", "0", "param repair_rate value '0' is invalid: "
+     "expected whole pages per second in 1..10000000"),
+    ("node", "--read-timeout-ms", "READ_TIMEOUT_MS", "1.5", "param read_timeout_ms value '1.5' "
+     "is invalid: expected whole milliseconds in 1..60000"),
+    ("node", "--recover-timeout", "RECOVER_TIMEOUT", "0", "seconds '0' is invalid: expected a "
+     "number > 0"),
     ("node", "--insecure", "INSECURE", "maybe", f"switch 'maybe' is invalid: {SWITCH_RULE}"),
     ("up", "--nodes", None, "0", f"'0' is invalid: {INT_RULE} 1..64"),
     ("up", "--nodes", None, "x", f"'x' is invalid: {INT_RULE} 1..64"),
@@ -218,7 +240,7 @@ def test_a_bad_flag_or_variable_exits_2_with_one_line_naming_it(
         (
             ["forget-node", "bad!name"],
             {},
-            f"argument name: name 'bad!name' is invalid: {NAME_RULE}",
+            f"argument name: name 'bad!name' is invalid: {NODE_NAME_RULE}",
         ),
     ],
 )

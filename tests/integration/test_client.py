@@ -113,6 +113,8 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "client_lease": "30",
                 "client_grace": "3600",
                 "client_quota": "0",
+                "repair_rate": "20000",
+                "read_timeout_ms": "1000",
             }
             assert await client.set_param("ramster", "off") == {
                 "zcache": "on",
@@ -125,6 +127,8 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "client_lease": "30",
                 "client_grace": "3600",
                 "client_quota": "0",
+                "repair_rate": "20000",
+                "read_timeout_ms": "1000",
             }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
@@ -159,7 +163,8 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
             assert (
                 invalid.value.message == "param 'bogus' is unknown: expected one of "
                 "client_grace, client_lease, client_quota, eph_remotify, origin_grace, "
-                "pers_remotify, persistent_copies, ramster, remote_target, zcache"
+                "pers_remotify, persistent_copies, ramster, read_timeout_ms, remote_target, "
+                "repair_rate, zcache"
             )
             for _ in range(15):
                 await client.new_pool()

@@ -18,6 +18,7 @@ import random
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ import pytest
 import yaml
 
 from ramster.client import SyncClient
-from ramster.units import parse_size
+from ramster.launcher import ETCD_BIN
+from ramster.units import Share, parse_budget
+from ramster.wire.limits import advertised
 from tests.support.compose import render
 from tests.support.dockerfile import parse as parse_dockerfile
 from tests.support.processes import ManagedProcess, free_port, wait_for
@@ -41,6 +44,7 @@ KUBERNETES_VALIDATE = str(Path(sys.executable).with_name("kubernetes-validate"))
 RAMSTER = str(Path(sys.executable).with_name("ramster"))
 HEADROOM = 256 << 20
 """What the node's Python process needs beyond its budget (--memory), in bytes."""
+CLUSTER_SCOPED = {"Namespace", "PriorityClass"}
 QUANTITY = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti)?$")
 
 
@@ -115,7 +119,9 @@ def test_the_base_validates_strictly_against_the_kubernetes_schemas(tmp_path: Pa
         "networkpolicy/default-deny-ingress",
         "networkpolicy/etcd",
         "networkpolicy/ramster-node",
+        "poddisruptionbudget/etcd",
         "poddisruptionbudget/ramster-node",
+        "priorityclass/ramster-node",
         "service/etcd",
         "service/ramster-node",
         "statefulset/etcd",
@@ -126,11 +132,38 @@ def test_kustomize_puts_everything_in_one_namespace_with_one_image(
     docs: dict[tuple[str, str], Any],
 ) -> None:
     for (kind, name), doc in docs.items():
-        if kind != "Namespace":
+        if kind not in CLUSTER_SCOPED:
             assert doc["metadata"]["namespace"] == "ramster", (kind, name)
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ramster", (kind, name)
     images = {container(docs, name)["image"] for name in ("node", "socket-dir")}
     assert images == {"ramster:dev"}
+
+
+def every_image(docs: dict[tuple[str, str], Any]) -> set[str]:
+    found = set()
+    for doc in docs.values():
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        found |= {c["image"] for c in spec.get("containers", []) + spec.get("initContainers", [])}
+    return found
+
+
+def test_every_image_is_set_under_kustomize_images(tmp_path: Path) -> None:
+    """One newName line per image points it at a registry: kustomize rewrites every container
+    that uses it, as an overlay pointing at registry.example would."""
+    images = yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]
+    named = {image["name"]: image for image in images}
+    assert set(named) == {"ramster", "quay.io/coreos/etcd"}
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    moved = [{**image, "newName": f"registry.example/{image['name'].rsplit('/', 1)[-1]}"}
+             for image in images]  # fmt: skip
+    base = os.path.relpath(K8S, overlay)
+    overlay_file = {"resources": [base], "images": moved}
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(overlay_file))
+    assert every_image(by_kind_and_name(rendered(tmp_path, overlay))) == {
+        "registry.example/ramster:dev",
+        "registry.example/etcd:v3.5.17",
+    }
 
 
 def test_the_node_is_named_after_its_host_and_advertises_its_pod_ip(
@@ -140,7 +173,11 @@ def test_the_node_is_named_after_its_host_and_advertises_its_pod_ip(
     env = {e["name"]: e for e in node["env"]}
     assert env["RAMSTER_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
-    assert env["RAMSTER_ADVERTISE"]["value"] == "$(POD_IP):7470"
+    # The pod IP alone, IPv6 too: the node brackets it and adds its port ([fd00::5]:7470).
+    assert env["RAMSTER_ADVERTISE"]["value"] == "$(POD_IP)"
+    pod_ip = {"fd00::5": "[fd00::5]:7470", "10.0.0.5": "10.0.0.5:7470"}
+    primary = listens(node["args"])[0]
+    assert {ip: advertised(ip, primary) for ip in pod_ip} == pod_ip
     names = [e["name"] for e in node["env"]]
     assert names.index("POD_IP") < names.index("RAMSTER_ADVERTISE")  # $(POD_IP) expands
     assert node["args"][0] == "node"
@@ -149,11 +186,14 @@ def test_the_node_is_named_after_its_host_and_advertises_its_pod_ip(
 
 
 def test_the_memory_limit_is_the_budget_plus_the_process(docs: dict[tuple[str, str], Any]) -> None:
+    """The budget is a share of the limit, which the node reads from its cgroup."""
     node = container(docs, "node")
-    budget = parse_size(flags(node["args"])["memory"])
     resources = node["resources"]
     limit = quantity(resources["limits"]["memory"])
-    assert (budget, limit) == (768 << 20, 1 << 30)
+    share = parse_budget(flags(node["args"])["memory"])
+    assert isinstance(share, Share)
+    budget = share.of(limit)
+    assert (share.text, budget, limit) == ("75%", 768 << 20, 1 << 30)
     assert limit == budget + HEADROOM
     assert quantity(resources["requests"]["memory"]) == limit  # what is scheduled is what is used
 
@@ -175,6 +215,19 @@ def test_health_probes_ask_the_port_the_node_listens_on_over_tls(
     assert startup["periodSeconds"] * startup["failureThreshold"] == 40
     template = docs[("DaemonSet", "ramster-node")]["spec"]["template"]
     assert template["metadata"]["annotations"]["prometheus.io/port"] == "9470"
+
+
+def test_the_node_runs_on_every_linux_host_ahead_of_applications(
+    docs: dict[tuple[str, str], Any],
+) -> None:
+    spec = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    # Every taint, the control plane's (node-role.kubernetes.io/control-plane:NoSchedule) too.
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    priority = docs[("PriorityClass", spec["priorityClassName"])]
+    # Above any application's class, below the system's (2000000000 and up).
+    assert (priority["value"], priority["globalDefault"]) == (1_000_000_000, False)
+    assert priority["preemptionPolicy"] == "PreemptLowerPriority"
 
 
 def test_termination_grace_outlasts_the_nodes_drain(docs: dict[tuple[str, str], Any]) -> None:
@@ -237,12 +290,21 @@ def test_the_budget_allows_one_node_down_at_a_time(docs: dict[tuple[str, str], A
     assert (service["clusterIP"], service["publishNotReadyAddresses"]) == ("None", True)
 
 
-def test_etcd_is_one_member_with_storage_and_the_composes_image(
+def test_etcd_is_three_members_with_storage_and_the_composes_image(
     docs: dict[tuple[str, str], Any],
 ) -> None:
     statefulset = docs[("StatefulSet", "etcd")]["spec"]
     service = docs[("Service", "etcd")]["spec"]
-    assert (statefulset["replicas"], statefulset["serviceName"]) == (1, "etcd")
+    assert (statefulset["replicas"], statefulset["serviceName"]) == (3, "etcd")
+    # Started together: a member is ready only once a quorum is, so one by one never would be.
+    assert statefulset["podManagementPolicy"] == "Parallel"
+    (spread,) = statefulset["template"]["spec"]["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["labelSelector"]) == (
+        "kubernetes.io/hostname",
+        statefulset["selector"],
+    )
+    pdb = docs[("PodDisruptionBudget", "etcd")]["spec"]
+    assert pdb == {"maxUnavailable": 1, "selector": statefulset["selector"]}  # a quorum stays
     assert service["clusterIP"] == "None"
     assert service["selector"] == statefulset["selector"]["matchLabels"]
     (etcd,) = statefulset["template"]["spec"]["containers"]
@@ -250,7 +312,10 @@ def test_etcd_is_one_member_with_storage_and_the_composes_image(
     assert etcd["image"] == compose["image"] == "quay.io/coreos/etcd:v3.5.17"
     args = flags(etcd["command"])
     assert args["data-dir"] == etcd["volumeMounts"][0]["mountPath"] == "/var/lib/etcd"
-    assert args["initial-cluster"] == "etcd-0=http://etcd-0.etcd:2380"
+    members = [f"etcd-{n}" for n in range(statefulset["replicas"])]
+    assert args["initial-cluster"] == ",".join(f"{m}=https://{m}.etcd:2380" for m in members)
+    assert args["initial-advertise-peer-urls"] == "https://$(POD_NAME).etcd:2380"
+    assert args["listen-peer-urls"] == "https://0.0.0.0:2380"
     claim = statefulset["volumeClaimTemplates"][0]
     assert claim["metadata"]["name"] == etcd["volumeMounts"][0]["name"]
     # Clients over TLS with a certificate of the cluster CA only; /health in plaintext on the
@@ -268,6 +333,16 @@ def test_etcd_is_one_member_with_storage_and_the_composes_image(
         "trusted-ca-file": "/etc/etcd/tls/ca.crt",
         "cert-file": "/etc/etcd/tls/tls.crt",
         "key-file": "/etc/etcd/tls/tls.key",
+    }  # fmt: skip
+    # Members over TLS too, each with etcd's certificate, and only with that one.
+    assert {name: args[name] for name in ("peer-client-cert-auth", "peer-trusted-ca-file",
+                                          "peer-cert-file", "peer-key-file",
+                                          "peer-cert-allowed-cn")} == {
+        "peer-client-cert-auth": "",
+        "peer-trusted-ca-file": "/etc/etcd/tls/ca.crt",
+        "peer-cert-file": "/etc/etcd/tls/tls.crt",
+        "peer-key-file": "/etc/etcd/tls/tls.key",
+        "peer-cert-allowed-cn": "etcd",
     }  # fmt: skip
     (volume,) = statefulset["template"]["spec"]["volumes"]
     assert volume == {"name": "tls", "secret": {"secretName": "etcd-tls", "defaultMode": 0o400}}
@@ -298,9 +373,15 @@ def test_pods_on_the_host_reach_the_local_node_through_the_hostpath_socket(
     spill_dir.mkdir()
     assert {"name": "spill", "mountPath": "/var/lib/ramster"} in node["volumeMounts"]
 
+    # In the pod the node finds limits.memory in its cgroup; here, the share of it it takes.
+    share = parse_budget(flags(node["args"])["memory"])
+    assert isinstance(share, Share)
+    budget = share.of(quantity(node["resources"]["limits"]["memory"]))
+
     def local(word: str) -> str:
         return (
-            word.replace("/run/ramster", str(host))
+            word.replace(f"--memory={share.text}", f"--memory={budget}")
+            .replace("/run/ramster", str(host))
             .replace("/var/lib/ramster", str(spill_dir))
             .replace("0.0.0.0:7470", tcp)
             .replace("127.0.0.1:7470", tcp)
@@ -448,7 +529,13 @@ def test_cert_manager_issues_what_the_node_and_etcd_read(tmp_path: Path) -> None
         assert spec["issuerRef"] == {"name": "ramster-ca", "kind": "Issuer"}
         assert spec["privateKey"] == {"algorithm": "ECDSA", "size": 256}
     assert {"server auth", "client auth"} <= set(certificates["ramster-node-worker-1"]["usages"])
-    assert "etcd" in certificates["etcd"]["dnsNames"]
+    # etcd's one certificate names the Service and every member, as peers and clients dial them.
+    etcd = docs[("StatefulSet", "etcd")]["spec"]
+    members = [f"etcd-{n}.etcd" for n in range(etcd["replicas"])]
+    assert {"etcd", *members} <= set(certificates["etcd"]["dnsNames"])
+    (etcd_container,) = etcd["template"]["spec"]["containers"]
+    allowed = f"--peer-cert-allowed-cn={certificates['etcd']['commonName']}"
+    assert allowed in etcd_container["command"]
     # The node on host worker-1 finds every file its environment names in the projected volume.
     spec = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
     (tls,) = (v for v in spec["volumes"] if v["name"] == "tls")
@@ -499,3 +586,81 @@ def test_prometheus_operator_scrapes_every_node_and_loads_the_alerts(tmp_path: P
     # The same rules as deploy/monitoring/alerts.yml (tools/prometheusrule.py writes them).
     alerts = yaml.safe_load((REPO / "deploy" / "monitoring" / "alerts.yml").read_text())
     assert rule["spec"]["groups"] == alerts["groups"]
+
+
+def test_the_three_etcd_members_form_a_cluster_over_tls_that_a_node_joins(
+    docs: dict[tuple[str, str], Any], tmp_path: Path
+) -> None:
+    """etcd.yaml's command, run as its three members on loopback: each member's name and data
+    as the StatefulSet gives them, its Service name (etcd-N.etcd) and ports free loopback ones,
+    its Secret etcd-tls files of `ramster certs` (etcd's certificate names localhost). They
+    reach a quorum over peer TLS, and a node joins them with its certificate."""
+    statefulset = docs[("StatefulSet", "etcd")]["spec"]
+    (etcd,) = statefulset["template"]["spec"]["containers"]
+    pki = tmp_path / "pki"
+    for command in (["init", pki], ["issue", pki, "node", "etcd"], ["issue", pki, "node", "n1"]):
+        subprocess.run([RAMSTER, "certs", *map(str, command)], check=True, capture_output=True)
+    secret = tmp_path / "etcd-tls"
+    secret.mkdir()
+    for name, source in (("ca.crt", "ca.crt"), ("tls.crt", "etcd.crt"), ("tls.key", "etcd.key")):
+        (secret / name).write_bytes((pki / source).read_bytes())
+    members = [f"etcd-{n}" for n in range(statefulset["replicas"])]
+    ports = {m: {p: free_port() for p in ("2379", "2380", "2381")} for m in members}
+
+    def local(word: str, member: str) -> str:
+        for other in members:  # its peers' Service names and ports, then its own listeners
+            for port, free in ports[other].items():
+                word = word.replace(f"{other}.etcd:{port}", f"localhost:{free}")
+        for port, free in ports[member].items():
+            word = word.replace(f"$(POD_NAME).etcd:{port}", f"localhost:{free}")
+            word = word.replace(f"0.0.0.0:{port}", f"127.0.0.1:{free}")
+        return (
+            word.replace("$(POD_NAME)", member)
+            .replace("/var/lib/etcd", str(tmp_path / member))
+            .replace("/etc/etcd/tls", str(secret))
+            .replace("/usr/local/bin/etcd", str(ETCD_BIN))
+        )
+
+    processes = [
+        ManagedProcess(m, [local(w, m) for w in etcd["command"]], tmp_path / f"{m}.log")
+        for m in members
+    ]
+    try:
+
+        def healthy(member: str) -> bool:
+            url = f"http://127.0.0.1:{ports[member]['2381']}/health"
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    return bool(json.load(response)["health"] == "true")
+            except OSError:
+                return False
+
+        wait_for(lambda: all(map(healthy, members)), 60, "a quorum of the three members")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
+        endpoint = f"https://127.0.0.1:{ports['etcd-0']['2379']}"
+        node = ManagedProcess(
+            "node",
+            [RAMSTER, "node", "--listen", "127.0.0.1:0", "--name", "n1", "--memory", "64MiB",
+             "--etcd", endpoint, "--etcd-ca", str(pki / "ca.crt"),
+             "--etcd-cert", str(pki / "n1.crt"), "--etcd-key", str(pki / "n1.key"),
+             "--ready-file", str(tmp_path / "n1.ready.json")],
+            tmp_path / "n1.log",
+            env=env,
+        )  # fmt: skip
+        try:
+            wait_for((tmp_path / "n1.ready.json").exists, 30, "the node joined etcd")
+            # Every member has it: written through the quorum, read from the third member.
+            listed = subprocess.run(
+                [RAMSTER, "members", "--cluster", "ramster",
+                 "--etcd", f"https://127.0.0.1:{ports['etcd-2']['2379']}",
+                 "--etcd-ca", str(pki / "ca.crt"), "--etcd-cert", str(pki / "n1.crt"),
+                 "--etcd-key", str(pki / "n1.key")],
+                capture_output=True, text=True, timeout=30, check=False, env=env,
+            )  # fmt: skip
+            assert listed.returncode == 0, listed.stderr
+            assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["n1"]
+        finally:
+            node.stop()
+    finally:
+        for process in processes:
+            process.stop()

@@ -125,7 +125,7 @@ def test_forget_node_lets_go_of_a_node_that_left_at_once_and_refuses_one_that_is
     with pytest.raises(InvalidArgument) as invalid:
         c.forget_node("x" * 5000)
     assert invalid.value.message == (
-        f"name '{'x' * 64}'... (5000 characters) is invalid: expected 1-63 letters, digits, "
+        f"name '{'x' * 64}'... (5000 characters) is invalid: expected 1-253 letters, digits, "
         "'.', '_' or '-', starting alnum"
     )
     with pytest.raises(NotFound) as unknown:

@@ -21,7 +21,7 @@ from nodemanager.cli import list_members
 from nodemanager.etcd import write_param
 from ramster.client import TLS, SyncClient
 from ramster.zcache import ZcacheConfig
-from tests.support.nodes import NodeFactory, NodeProcess
+from tests.support.nodes import NodeFactory, NodeProcess, file_stem
 from tests.support.processes import wait_for
 
 MiB = 1 << 20
@@ -95,7 +95,8 @@ class Cluster:
         node = self.factory.start(name, memory=memory, extra_flags=flags, listen=listen)
         self.nodes[name] = node
         client_tls = None if tls is None else tls[1]
-        self.clients[name] = SyncClient(node.address, client_name=f"test-{name}", tls=client_tls)
+        client_name = f"test-{file_stem(name)}"
+        self.clients[name] = SyncClient(node.address, client_name=client_name, tls=client_tls)
         return node
 
     def stats(self, name: str) -> dict[str, int]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from nodemanager.keys import abbreviated
 from tests.support.etcd import EtcdProcess
 from tests.support.processes import ManagedProcess
 
@@ -45,19 +46,25 @@ NODES = pytest.StashKey[list["NodeProcess"]]()
 ETCDS = pytest.StashKey[list[EtcdProcess]]()
 
 
+def file_stem(name: str) -> str:
+    """What a node's files in its work folder are named after: a node name may be longer than
+    a file name."""
+    return abbreviated(name, 64)
+
+
 def start_node(
     workdir: Path, name: str, *flags: str, listen: str = "127.0.0.1:0", timeout: float = 20.0
 ) -> tuple[ManagedProcess, dict[str, Any]]:
     """Start a node in `workdir`; return it and its ready file (address, pid, epoch, ...)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    ready = workdir / f"{name}.ready.json"
+    ready = workdir / f"{file_stem(name)}.ready.json"
     ready.unlink(missing_ok=True)
     argv = [RAMSTER, "node", "--listen", listen, "--name", name, "--ready-file", str(ready), *flags]
     if "--memory" not in flags:
         argv += ["--memory", "64MiB"]
     if "--drain-timeout" not in flags:  # a test that stops a node drains it on purpose
         argv += ["--drain-timeout", "0"]
-    process = ManagedProcess(f"node {name}", argv, workdir / f"{name}.log")
+    process = ManagedProcess(f"node {name}", argv, workdir / f"{file_stem(name)}.log")
     deadline = time.monotonic() + timeout
     while not ready.exists():
         process.check_alive()
@@ -88,7 +95,7 @@ class NodeProcess:
         self.name = name
         self.listen = listen
         self.flags = ("--memory", memory, "--zcache", "on" if zcache else "off", *extra_flags)
-        self.log_path = directory / f"{name}.log"
+        self.log_path = directory / f"{file_stem(name)}.log"
         self.process: ManagedProcess | None = None
         self.ready: dict[str, Any] = {}
 

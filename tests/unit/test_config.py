@@ -152,3 +152,43 @@ def test_nbd_off_loopback_needs_tls_or_insecure() -> None:
         listen="127.0.0.1:0", store=ZcacheConfig(memory=1 << 20), nbd=nbd, insecure=True
     )
     assert insecure.nbd.listen == ("0.0.0.0:10809",)
+
+
+def test_an_advertised_host_alone_takes_the_port_of_a_tcp_listener() -> None:
+    """A host alone (a pod IP) takes the port peers reach: a unix socket has none to give."""
+    tcp = NodeConfig(listen="127.0.0.1:0", store=STORE, advertise="fd00::5")
+    assert tcp.advertise == "fd00::5"
+    NodeConfig(listen="unix:///tmp/r.sock", store=STORE, advertise="[fd00::5]:7470")
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="unix:///tmp/r.sock", store=STORE, advertise="fd00::5")
+    assert refused.value.message == (
+        "advertise 'fd00::5' has no port, and peers reach this node on unix:///tmp/r.sock, no "
+        "TCP port to take: give HOST:PORT"
+    )
+    with pytest.raises(InvalidArgument) as refused:
+        NodeConfig(listen="127.0.0.1:0", store=STORE, advertise="[fd00::5")
+    assert refused.value.message.startswith("advertise '[fd00::5' is invalid: expected HOST:PORT")
+
+
+def test_the_lease_ttl_and_the_remote_tunables_are_checked() -> None:
+    config = NodeConfig(
+        listen="127.0.0.1:0", store=STORE, lease_ttl=7.0, repair_rate=500, read_timeout_ms=250
+    )
+    assert (config.lease_ttl, config.repair_rate, config.read_timeout_ms) == (7.0, 500, 250)
+    assert config.remotify.recover_timeout == 60.0
+    refusals = [
+        ({"lease_ttl": 0.5}, "lease_ttl 0.5 is invalid: expected seconds in 1..3600"),
+        ({"lease_ttl": 3601}, "lease_ttl 3601 is invalid: expected seconds in 1..3600"),
+        (
+            {"repair_rate": 0},
+            "param repair_rate value 0 is invalid: expected whole pages per second in 1..10000000",
+        ),
+        (
+            {"read_timeout_ms": 60_001},
+            "param read_timeout_ms value 60001 is invalid: expected whole milliseconds in 1..60000",
+        ),
+    ]
+    for changes, message in refusals:
+        with pytest.raises(InvalidArgument) as refused:
+            NodeConfig(listen="127.0.0.1:0", store=STORE, **changes)  # type: ignore[arg-type]
+        assert refused.value.message == message

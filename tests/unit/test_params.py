@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ramster.errors import InvalidArgument
-from ramster.params import PARAM_DOCS, ModuleParams
+from ramster.params import PARAM_DOCS, ModuleParams, check_whole_param
 
 SWITCHES = ("zcache", "ramster", "eph_remotify", "pers_remotify")
 
@@ -161,3 +161,43 @@ def test_client_quota_refuses_anything_else(text: str) -> None:
 def test_client_quota_is_unlimited_by_default() -> None:
     assert ModuleParams().client_quota == 0
     assert ModuleParams().as_text()["client_quota"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [
+        ("repair_rate", "1", 1),
+        ("repair_rate", " 500 ", 500),
+        ("repair_rate", "10000000", 10_000_000),
+        ("read_timeout_ms", "1", 1),
+        ("read_timeout_ms", "60000", 60_000),
+    ],
+)
+def test_remote_tunables_take_whole_numbers_in_range(name: str, text: str, value: int) -> None:
+    assert getattr(ModuleParams().with_text(name, text), name) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("repair_rate", "whole pages per second in 1..10000000"),
+        ("read_timeout_ms", "whole milliseconds in 1..60000"),
+    ],
+)
+@pytest.mark.parametrize("text", ["0", "-1", "0.5", "1e3", "99999999", "²", ""])
+def test_remote_tunables_refuse_anything_else(name: str, expected: str, text: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text(name, text)
+    assert refused.value.message == f"param {name} value {text!r} is invalid: expected {expected}"
+
+
+def test_remote_tunables_defaults_and_the_check_of_a_value_a_flag_gives() -> None:
+    assert (ModuleParams().repair_rate, ModuleParams().read_timeout_ms) == (20000, 1000)
+    assert check_whole_param("repair_rate", 7) == 7
+    for value in (0, 10_000_001, 2.0, True):
+        with pytest.raises(InvalidArgument) as refused:
+            check_whole_param("repair_rate", value)  # type: ignore[arg-type]
+        assert refused.value.message == (
+            f"param repair_rate value {value!r} is invalid: expected whole pages per second in "
+            "1..10000000"
+        )

@@ -46,6 +46,24 @@ def test_a_node_gets_a_certificate_a_key_and_a_page_key(tmp_path: Path) -> None:
     assert read_page_key(tmp_path / "n1.pagekey") != read_page_key(tmp_path / "n2.pagekey")
 
 
+def test_a_node_named_up_to_245_characters_gets_files_named_after_it(tmp_path: Path) -> None:
+    """``NAME.pagekey`` is a key of a Kubernetes Secret (253 characters at most)."""
+    init_ca(tmp_path, now=NOW)
+    name = "n" * 245
+    written = issue(tmp_path, Identity(Role.NODE, name), now=NOW)
+    assert [path.name for path in written] == [f"{name}.crt", f"{name}.key", f"{name}.pagekey"]
+    assert identity_of_certificate(written[0].read_bytes()) == Identity(Role.NODE, name)
+    longer = "n" * 246
+    with pytest.raises(InvalidArgument) as refused:
+        issue(tmp_path, Identity(Role.NODE, longer), now=NOW)
+    assert refused.value.message == (
+        f"name {longer[:64]!r}... (246 characters) is invalid: expected at most 245 characters "
+        "for files NAME.crt, NAME.key and NAME.pagekey (a Kubernetes Secret's keys hold 253 "
+        "characters)"
+    )
+    assert len(list(tmp_path.iterdir())) == 5  # ca.crt, ca.key and the first node's three
+
+
 @pytest.mark.parametrize("role", [Role.CLIENT, Role.ADMIN])
 def test_a_client_or_admin_gets_no_page_key_and_a_token_if_asked(
     tmp_path: Path, role: Role

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from ramster.errors import InvalidArgument
@@ -31,12 +33,26 @@ def test_the_aad_packs_every_field_at_a_fixed_width() -> None:
     assert len(page_aad("n" * 63, 2**32 - 1, (2**64 - 2,) * 3, 2**32 - 1, 2**64 - 1)) == 120
 
 
+def test_an_origin_longer_than_its_field_goes_abbreviated_and_distinct() -> None:
+    """A node name of up to 253 characters (a Kubernetes node's): struct would cut it to 64
+    bytes, and two names alike that far would seal alike."""
+    first, second = "w" * 100 + "1", "w" * 100 + "2"
+    aad = page_aad(first, 3, (1, 2, 3), 4, 5)
+    assert len(aad) == 120
+    digest = hashlib.sha256(first.encode()).hexdigest()[:16]
+    assert aad[16:80] == ("w" * 46 + "~" + digest).encode() + b"\0"
+    assert aad != page_aad(second, 3, (1, 2, 3), 4, 5)
+    sealed = OriginSeal(first, KEY).seal(AT, pack_page(PAGE))
+    with pytest.raises(SealBroken):
+        OriginSeal(second, KEY).open(AT, sealed, 4096)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (
             ("n 1", 3, (1, 2, 3), 4, 5),
-            "origin 'n 1' is invalid: expected 1-63 letters, digits, "
+            "origin 'n 1' is invalid: expected 1-253 letters, digits, "
             "'.', '_' or '-', starting alnum",
         ),
         (

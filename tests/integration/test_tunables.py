@@ -1,0 +1,49 @@
+"""The lease TTL and the remote layer's tunables, given as flags to a real node in a real etcd:
+the lease etcd granted, the module params the node starts with and changes at run time, and the
+exact refusals of values out of range."""
+
+from __future__ import annotations
+
+import pytest
+
+from ramster.client import SyncClient
+from ramster.errors import InvalidArgument
+from tests.support.etcd import EtcdProcess
+from tests.support.nodes import NodeFactory, run_cli
+from tests.support.processes import wait_for
+
+
+def test_flags_set_the_lease_ttl_and_the_params_a_node_starts_with(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str
+) -> None:
+    node = node_factory.start(
+        "tuned",
+        extra_flags=(
+            "--etcd", etcd.url, "--cluster", etcd_cluster, "--lease-ttl", "7",
+            "--repair-rate", "500", "--read-timeout-ms", "250", "--recover-timeout", "5",
+        ),
+    )  # fmt: skip
+    entry = etcd.ctl_json("get", f"/ramster/{etcd_cluster}/nodes/1")["kvs"][0]
+    lease = etcd.ctl_json("lease", "timetolive", f"{entry['lease']:x}")
+    assert lease["granted-ttl"] == 7, lease
+    with SyncClient(node.address, client_name="ops") as client:
+        params = client.params()
+        assert (params["repair_rate"], params["read_timeout_ms"]) == ("500", "250")
+        # At run time, as every module param: per node, refused out of range.
+        assert client.set_param("repair_rate", "1000")["repair_rate"] == "1000"
+        with pytest.raises(InvalidArgument) as refused:
+            client.set_param("read_timeout_ms", "0")
+        assert refused.value.message == (
+            "param read_timeout_ms value '0' is invalid: expected whole milliseconds in 1..60000"
+        )
+        assert client.params()["read_timeout_ms"] == "250"
+    # Cluster-wide through etcd, which every node follows.
+    result = run_cli(
+        "param", "set", "read_timeout_ms", "400", "--cluster", etcd_cluster, "--etcd", etcd.url
+    )
+    assert result.returncode == 0, result.stderr
+    with SyncClient(node.address, client_name="ops") as client:
+        wait_for(
+            lambda: client.params()["read_timeout_ms"] == "400",
+            what="the node took the cluster's read_timeout_ms",
+        )
