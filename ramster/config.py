@@ -17,7 +17,6 @@ from nodemanager.etcd_settings import EtcdCredentials, check_ttl
 from nodemanager.keys import check_name, check_node_name
 from ramster.errors import InvalidArgument, shown
 from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE, check_whole_param
-from ramster.remote.policy import RemotifyConfig
 from ramster.tmem import TmemLimits
 from ramster.trust.files import read_page_key
 from ramster.trust.identity import Identity, Role, identity_of_certificate
@@ -209,7 +208,8 @@ class NodeConfig:
     lease_ttl: seconds its etcd entry outlives its last renewal (default 3; renewed every third
         of it): how long a node that died unannounced counts as up, against how long an etcd
         or network hiccup may last before a live node is taken for gone.
-    remotify: how its remote layer ships pages (`RemotifyConfig`: `recover_timeout` from a flag).
+    recover_timeout: seconds it waits at start for its peers to list the pages they hold for it
+        (default 60; the remote layer's `RemotifyConfig.recover_timeout`).
     repair_rate, read_timeout_ms: the module params of those names it starts with (defaults
         20000 pages/s and 1000 ms; a cluster-wide value in etcd wins once it joins).
     """
@@ -240,7 +240,7 @@ class NodeConfig:
     server: ServerLimits = field(default_factory=ServerLimits)
     nbd: NbdConfig = field(default_factory=NbdConfig)
     lease_ttl: float = 3.0
-    remotify: RemotifyConfig = field(default_factory=RemotifyConfig)
+    recover_timeout: float = 60.0
     repair_rate: int = REPAIR_RATE
     read_timeout_ms: int = READ_TIMEOUT_MS
 
@@ -319,5 +319,7 @@ class NodeConfig:
         if not self.drain_timeout >= 0:
             raise InvalidArgument.field("drain_timeout", self.drain_timeout, "seconds >= 0")
         check_ttl(self.lease_ttl, "lease_ttl")
+        if not self.recover_timeout > 0:
+            raise InvalidArgument.field("recover_timeout", self.recover_timeout, "seconds > 0")
         check_whole_param("repair_rate", self.repair_rate)
         check_whole_param("read_timeout_ms", self.read_timeout_ms)

@@ -36,6 +36,7 @@ from ramster.nbd.server import NbdServer
 from ramster.nbd.spill import Spill
 from ramster.params import ModuleParams
 from ramster.pinning import lock_memory, set_io_flusher
+from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.access import Rules, anyone, guarded
 from ramster.rpc.admin_service import AdminService
@@ -106,8 +107,9 @@ class Node:
         self._link = functools.partial(
             PeerLink, cluster=config.cluster, name=config.name, tls=config.tls, seal=seal
         )
+        remotify = RemotifyConfig(recover_timeout=config.recover_timeout)
         agent = self.agent = ClusterAgent(
-            self.backend, self.feed, self._membership(), me, config.remotify, self._link
+            self.backend, self.feed, self._membership(), me, remotify, self._link
         )
         self.tiered = TieredTmem(self.backend, agent.remote)
         self.sessions = ClientSessions(self.backend)

@@ -14,7 +14,6 @@ from ramster.cli import extras, flags
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.config import NbdConfig, NodeConfig
 from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE
-from ramster.remote.policy import RemotifyConfig
 from ramster.tmem import TmemLimits
 from ramster.units import Share
 from ramster.zcache import ZcacheConfig
@@ -255,7 +254,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         limits=TmemLimits(max_clients=args.max_clients),
         nbd=NbdConfig(tuple(args.nbd or ()), args.nbd_spill, args.nbd_spill_size or 0),
         lease_ttl=args.lease_ttl,
-        remotify=RemotifyConfig(recover_timeout=args.recover_timeout),
+        recover_timeout=args.recover_timeout,
         repair_rate=args.repair_rate,
         read_timeout_ms=args.read_timeout_ms,
     )

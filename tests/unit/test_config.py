@@ -175,7 +175,7 @@ def test_the_lease_ttl_and_the_remote_tunables_are_checked() -> None:
         listen="127.0.0.1:0", store=STORE, lease_ttl=7.0, repair_rate=500, read_timeout_ms=250
     )
     assert (config.lease_ttl, config.repair_rate, config.read_timeout_ms) == (7.0, 500, 250)
-    assert config.remotify.recover_timeout == 60.0
+    assert config.recover_timeout == 60.0
     refusals = [
         ({"lease_ttl": 0.5}, "lease_ttl 0.5 is invalid: expected seconds in 1..3600"),
         ({"lease_ttl": 3601}, "lease_ttl 3601 is invalid: expected seconds in 1..3600"),
