@@ -1,5 +1,5 @@
-"""Membership over etcd (DESIGN §7): stable node numbers, leased node entries, cluster-wide params
-and quotas, and a watch that loses no event across an etcd restart.
+"""Membership over etcd (docs/design.md §7): stable node numbers, leased node entries, cluster-wide
+params and quotas, and a watch that loses no event across an etcd restart.
 
 `EtcdMembership` is the policy; the calls it makes go through `nodemanager.etcd_client`, the one
 module that talks to etcd (and translates its errors). What it does:

@@ -2,7 +2,7 @@
 
 The packages, bottom up: `ramster.tmem` (pure tmem semantics), `ramster.zcache` (the compressed
 page store), `ramster.frontends` (cleancache and frontswap with lazy initialisation). Start with
-``../shared/DESIGN.md`` §2 for the map of the whole system.
+docs/design.md §2 and docs/architecture.md for the map of the whole system.
 
 The version is the installed distribution's (pyproject.toml ``[project] version``, its one place).
 """

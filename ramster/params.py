@@ -1,4 +1,5 @@
-"""Module params: the runtime switches that stand in for loading kernel modules (DESIGN §3, §5).
+"""Module params: the runtime switches that stand in for loading kernel modules (docs/design.md §3,
+§5).
 
 `ModuleParams` is one frozen value; `with_text` returns a changed copy or refuses bad text with a
 message naming the param. Per node they are set through `Admin.SetParam` (``ramster param set``);

@@ -1,8 +1,8 @@
 """`TieredTmem`: the node's put and get paths over two tiers, this node's store and its peers.
 
 A put stores here and, for a persistent pool, waits until a peer holds the other copy of each
-page stored: a page that got none is taken back and refused NO_REPLICA (DESIGN §6). Every put
-then wakes the shipping loop if the store is past its high watermark. A get reads here and
+page stored: a page that got none is taken back and refused NO_REPLICA (docs/design.md §6). Every
+put then wakes the shipping loop if the store is past its high watermark. A get reads here and
 fetches the pages found on peers; a persistent page no holder answered for fails the whole get
 UNAVAILABLE (retriable): it is not gone, so it is no miss. A get that frees takes its pages only
 once its answer is built and the caller still waits (`deliver`): the kernel frees on an
@@ -177,7 +177,7 @@ class TieredTmem:
         outcomes: list[PutOutcome],
     ) -> list[PutOutcome]:
         """The outcomes once every stored page has its other copy on a peer: a page that got
-        none was taken back and is refused NO_REPLICA (DESIGN §6)."""
+        none was taken back and is refused NO_REPLICA (docs/design.md §6)."""
         assert self._remote is not None
         failed = await self._remote.replicate(tmem, client, pool_id, keys, outcomes)
         if not failed:

@@ -198,7 +198,7 @@ class Client:
     # -- admin -------------------------------------------------------------------------------
 
     async def stats(self) -> dict[str, int]:
-        """Every counter of the node, by kernel name (DESIGN §10)."""
+        """Every counter of the node, by kernel name (docs/design.md §10)."""
         _, counters = await self._transport.get_stats()
         return counters
 

@@ -1,4 +1,5 @@
-"""RAMster, holder side: the pages of other nodes kept on this one (DESIGN §5, reference §A5.7).
+"""RAMster, holder side: the pages of other nodes kept on this one (docs/design.md §5, reference
+§A5.7).
 
 `foreign` puts, gets and flushes an origin's pages under its number and epoch, within this node's
 budget; `epochs` is what a restarted or departed origin asks of its holders: which of its epochs

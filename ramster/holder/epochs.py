@@ -1,4 +1,4 @@
-"""What a restarted or departed origin asks of this holder, by origin number (DESIGN §6).
+"""What a restarted or departed origin asks of this holder, by origin number (docs/design.md §6).
 
 A holder keeps foreign pages per origin number and epoch (`ramster.holder.foreign`). When an origin
 starts again under a new epoch it picks the latest earlier epoch any peer holds, and each peer

@@ -1,5 +1,5 @@
 """RAMster, origin side: this node's pages shipped to peers under pressure, fetched back,
-flushed, and taken back after a restart (DESIGN §5, §6, reference §A5).
+flushed, and taken back after a restart (docs/design.md §5, §6, reference §A5).
 
 The pure steps: `handles` (`RemoteIndex`, the page table's `Elsewhere`: remote handles,
 replicas, the flush queue), `shipping` (shipments, remote gets checked again), `copies` (two

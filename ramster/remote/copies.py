@@ -1,4 +1,5 @@
-"""Copies of this node's persistent pages on peers: how many there are and where (DESIGN §6).
+"""Copies of this node's persistent pages on peers: how many there are and where (docs/design.md
+§6).
 
 A persistent page has a *primary* copy (here, or on the peer its remote handle names) and may
 have a *replica* on another peer, found by the page's version. `persistent_copies` 2 asks for

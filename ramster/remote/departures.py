@@ -1,4 +1,4 @@
-"""What a peer leaving or restarting does to this node's pages kept on it (DESIGN §6).
+"""What a peer leaving or restarting does to this node's pages kept on it (docs/design.md §6).
 
 A peer that leaves the view may come back with its memory (its copies count again) or restarted
 (its memory is gone). `write_off` stops counting on its copies either way: a page whose other

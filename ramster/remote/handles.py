@@ -1,5 +1,5 @@
 """This node's pages kept on peers: remote handles, replicas and the flush queue (reference
-§A1.4, §A1.5, §A5.5, §A5.6; DESIGN §6).
+§A1.4, §A1.5, §A5.5, §A5.6; docs/design.md §6).
 
 `RemoteIndex` is the page table's `Elsewhere` (`ramster.tmem.elsewhere`) for RAMster. An object
 slot with the `REMOTE` bit is a *remote handle*: the peer that holds the page and the version it

@@ -10,8 +10,8 @@
 
 This module runs the two background loops (a shipping round every `interval` or when woken, a
 repair round when woken or while pages are at risk, backing off) and wakes them when the view,
-the params or the pressure change. Durability (DESIGN §6): a persistent put is acknowledged once
-a peer holds its second copy; a peer is placed on only once it knows this epoch. Counters keep
+the params or the pressure change. Durability (docs/design.md §6): a persistent put is acknowledged
+once a peer holds its second copy; a peer is placed on only once it knows this epoch. Counters keep
 the kernel's names. Not here: the links themselves (`ramster.remote.peer.Peer`, made by the
 factory the node hands in), the pure rules (`ramster.remote.policy`, `ramster.tmem`).
 """

@@ -1,4 +1,4 @@
-"""When to ship pages, how many, and to which peer: pure decisions (DESIGN §4, §5).
+"""When to ship pages, how many, and to which peer: pure decisions (docs/design.md §4, §5).
 
 Shipping starts when the store passes its high watermark and goes on down to the low one.
 Ephemeral pages go first (a peer may drop them, so they are cheaper to place). The target is the

@@ -1,5 +1,5 @@
-"""`Replication`: the second copy of every persistent page (DESIGN §6) — made on put before the
-put is acknowledged, and rebuilt by repair rounds when a peer leaves, restarts or drains.
+"""`Replication`: the second copy of every persistent page (docs/design.md §6) — made on put before
+the put is acknowledged, and rebuilt by repair rounds when a peer leaves, restarts or drains.
 
 A repair round scans the tree in steps of `batch_pages` pages at most `repair_rate` pages a
 second, reads each page short of copies (here or from a peer holding one) and places its missing

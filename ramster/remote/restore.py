@@ -1,4 +1,5 @@
-"""A restarted node taking its persistent pages back from its peers: the origin's half (DESIGN §6).
+"""A restarted node taking its persistent pages back from its peers: the origin's half
+(docs/design.md §6).
 
 Each holder adopts the pages of this node's latest earlier epoch and lists them
 (`ramster.holder.epochs`); the origin then `restore`s what they list: pools (unclaimed until

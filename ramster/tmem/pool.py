@@ -1,9 +1,9 @@
 """Pools and objects: the tmem tree that maps (oid, index) to a store slot.
 
 An object keeps its page indices sorted in a compact array beside their slots, so a page costs
-the index eight bytes instead of a dict entry and two int objects (DESIGN §4 density target).
-Appending ascending indices, the common case for swap and file pages, is O(1); an insert in the
-middle of a very large object moves memory (O(n)). The rules of put/get/flush live in
+the index eight bytes instead of a dict entry and two int objects (docs/design.md §4 density
+target). Appending ascending indices, the common case for swap and file pages, is O(1); an insert in
+the middle of a very large object moves memory (O(n)). The rules of put/get/flush live in
 `ramster.tmem.host`; storage of the bytes in `ramster.tmem.store`.
 """
 

@@ -1,4 +1,4 @@
-"""The compressed page store (DESIGN §4, reference §A4): lz4, admission, budget, eviction.
+"""The compressed page store (docs/design.md §4, reference §A4): lz4, admission, budget, eviction.
 
 `ZCache` is the node's store; `PlainStore` is the uncompressed reference it is tested against.
 Both implement `ramster.tmem.PageStore`. Not here: tmem keys and rules (`ramster.tmem`), the

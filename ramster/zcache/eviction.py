@@ -1,4 +1,4 @@
-"""The eviction rule shared by every page store (DESIGN §4, reference §A4.5).
+"""The eviction rule shared by every page store (docs/design.md §4, reference §A4.5).
 
 Only ephemeral pages are evicted, oldest put first. A put that would not fit even after every
 ephemeral page were gone is refused at once and evicts nothing: persistent pages are never

@@ -1,4 +1,4 @@
-"""`ZCache`: the compressed page store of a node (DESIGN §4, reference §A4).
+"""`ZCache`: the compressed page store of a node (docs/design.md §4, reference §A4).
 
 Pages are compressed once with lz4 (same-filled pages kept as one byte), admitted or refused by
 the zcache policy, and held in a slot table: flat arrays of flags, versions and backrefs beside a

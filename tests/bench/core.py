@@ -1,7 +1,7 @@
 """In-process figures: zcache put/get in 64-page batches beside plain lz4, and density.
 
-Targets (issue 2, DESIGN §12): put >= 0.5 x the lz4 compress rate; bytes per stored page
-<= 1.05 x the ideal lz4 size (issue 14; DESIGN §12 had 1.10), measured as the process's real
+Targets (issue 2, docs/design.md §12): put >= 0.5 x the lz4 compress rate; bytes per stored page
+<= 1.05 x the ideal lz4 size (issue 14; docs/design.md §12 had 1.10), measured as the process's real
 memory (resident set).
 """
 

@@ -1,4 +1,4 @@
-"""What two copies cost and how fast they come back (issue 6, DESIGN §6), over loopback.
+"""What two copies cost and how fast they come back (issue 6, docs/design.md §6), over loopback.
 
 Three nodes with room to spare; node 1 takes persistent puts in 64-page batches, first keeping
 one copy of each page (`persistent_copies` 1; that pool is destroyed after), then two (every

@@ -2,7 +2,7 @@
 
 Every section returns the figures the targets need (a name -> value dict); this table puts
 them together at the end of `make bench`, so a verdict never compares figures of two runs.
-Where the issue's target and DESIGN §12's differ for the same measure, the issue's stands.
+Where the issue's target and docs/design.md §12's differ for the same measure, the issue's stands.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Client -> node figures over loopback gRPC, beside redis-py + Redis and pymemcache + memcached.
 
-Targets here: single-page get p99 <= 1.5 ms (DESIGN §12); put and get over mTLS (a node with
+Targets here: single-page get p99 <= 1.5 ms (docs/design.md §12); put and get over mTLS (a node with
 ``--tls-*``, the client with its certificate) at most 15 % slower than plaintext (issue 12).
 The figures issue 14 sets targets on are returned for `tests.bench.targets`: 64-page put and get
 against redis-py MSET/MGET of 64, 64 concurrent single-page gets through the coalescing client
@@ -153,7 +153,7 @@ def run(pages: list[bytes]) -> dict[str, float]:
     tls_put_x = over_tls.put_rate / ours.put_rate
     tls_get_x = over_tls.get_rate / ours.get_rate
     print_table(
-        "targets (DESIGN §12, issue 12)",
+        "targets (docs/design.md §12, issue 12)",
         ["what", "measured", "target", "verdict"],
         [
             [

@@ -3,9 +3,9 @@
 What the tmem core relies on from the memory that holds its pages: exact round trips, versions,
 accounting that `free` gives back, `charge` counting against the budget, `reserve` charging
 only what fits, and the eviction rule of
-DESIGN §4 (ephemeral pages only, oldest put first; a put that cannot fit even with every ephemeral
-page gone is refused at once and evicts nothing). Every cost is derived from the store's own
-constants, so every count and byte is exact. What only one store does (compression, admission,
+docs/design.md §4 (ephemeral pages only, oldest put first; a put that cannot fit even with every
+ephemeral page gone is refused at once and evicts nothing). Every cost is derived from the store's
+own constants, so every count and byte is exact. What only one store does (compression, admission,
 same-filled pages) is in tests/unit/zcache/test_zcache.py; the tmem rules on top are in
 tests/unit/tmem/test_tmem.py.
 """

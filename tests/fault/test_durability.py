@@ -1,4 +1,5 @@
-"""No acknowledged persistent page lost (DESIGN §6): two copies, failover, repair, recovery, drain.
+"""No acknowledged persistent page lost (docs/design.md §6): two copies, failover, repair, recovery,
+drain.
 
 Real etcd, real `ramster node` processes on loopback, clusters with `persistent_copies` 2. A
 persistent put is acknowledged once a peer holds its second copy; killing any one node (SIGKILL)

@@ -1,4 +1,4 @@
-"""A real cluster partitioned by the network (DESIGN §6, §7): etcd and three `ramster node`
+"""A real cluster partitioned by the network (docs/design.md §6, §7): etcd and three `ramster node`
 processes, each on a host of its own in a `NetnsLab` (network namespaces on a private bridge),
 and one host cut off with nftables while everything keeps running.
 

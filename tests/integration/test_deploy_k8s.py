@@ -1,4 +1,4 @@
-"""deploy/k8s, the kustomize base, checked with no cluster (DESIGN §11).
+"""deploy/k8s, the kustomize base, checked with no cluster (docs/design.md §11).
 
 `kubectl kustomize` renders it when kubectl is installed; otherwise the files that
 kustomization.yaml lists are read as they are. `kubernetes-validate --strict` checks the result

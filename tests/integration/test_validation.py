@@ -1,7 +1,7 @@
 """Every refusal of a real node, as raw gRPC shows it: the status code and the exact message.
 
 Calls go through a plain channel (`tests.support.wire.RawNode`), not the client library, so the
-status is the node's own, and requests can carry what no library would send. DESIGN §8: bad
+status is the node's own, and requests can carry what no library would send. docs/design.md §8: bad
 input is INVALID_ARGUMENT naming the field and the value, an unknown pool NOT_FOUND, a limit
 RESOURCE_EXHAUSTED, a state that does not allow the call FAILED_PRECONDITION; never UNKNOWN.
 """

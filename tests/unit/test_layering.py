@@ -1,4 +1,4 @@
-"""The layers keep to their imports (DESIGN §2), proven with real violations.
+"""The layers keep to their imports (docs/design.md §2), proven with real violations.
 
 Ruff's banned-imports rules (pyproject.toml, ramster/client/ruff.toml) keep gRPC and generated
 code at the edges that speak it, asyncio out of the pure core, and the node's server side out of

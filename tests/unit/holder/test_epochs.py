@@ -1,4 +1,5 @@
-"""What a restarted or departed origin asks of its holders (`ramster.holder.epochs`, DESIGN §6).
+"""What a restarted or departed origin asks of its holders (`ramster.holder.epochs`, docs/design.md
+§6).
 
 On a real `Tmem` over `ZCache` with no network: adopting the persistent pools of one earlier
 epoch under the current one and dropping the rest, and forgetting the earlier epochs of one

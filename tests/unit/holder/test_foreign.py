@@ -1,4 +1,5 @@
-"""Pages this node holds for other nodes (`ramster.holder.foreign`, reference §A5.7, DESIGN §5).
+"""Pages this node holds for other nodes (`ramster.holder.foreign`, reference §A5.7, docs/design.md
+§5).
 
 The holder side of RAMster, on a real `Tmem` over `ZCache` with no network: pools autocreated per
 origin (number and epoch), origin versions kept, the budget shared with local pages (foreign

@@ -1,4 +1,5 @@
-"""Copies of persistent pages on two nodes, in the pure core (`ramster.remote.copies`; DESIGN §6).
+"""Copies of persistent pages on two nodes, in the pure core (`ramster.remote.copies`;
+docs/design.md §6).
 
 A "peer" is a node number; what a peer holds is simulated by the holder-side core
 (`ramster.holder.foreign`) on a second `Tmem` where a test needs it. Races are forced by calling the

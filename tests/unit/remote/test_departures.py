@@ -1,4 +1,4 @@
-"""What a peer leaving does to this node's pages kept on it: `write_off` (DESIGN §6).
+"""What a peer leaving does to this node's pages kept on it: `write_off` (docs/design.md §6).
 
 The counting of pages short of copies across write-offs is in test_copies.py (its model test).
 """

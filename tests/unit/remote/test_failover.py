@@ -1,6 +1,6 @@
-"""Remote gets of pages with two copies (`ramster.remote.fetch`, DESIGN §6): a get fails over to
-the replica, a copy a holder answered without is written off (the other is the only one now),
-and a page neither holder answered for is `Unanswered`, never lost. Over a real `Backend` with
+"""Remote gets of pages with two copies (`ramster.remote.fetch`, docs/design.md §6): a get fails
+over to the replica, a copy a holder answered without is written off (the other is the only one
+now), and a page neither holder answered for is `Unanswered`, never lost. Over a real `Backend` with
 fake peers (tests/support/remote.py).
 """
 

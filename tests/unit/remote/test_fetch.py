@@ -1,5 +1,5 @@
-"""Remote gets (`ramster.remote.fetch`, DESIGN §5, §6): one request per page however many callers
-wait, one per holder; a holder without its copy loses it, an unreachable holder leaves a
+"""Remote gets (`ramster.remote.fetch`, docs/design.md §5, §6): one request per page however many
+callers wait, one per holder; a holder without its copy loses it, an unreachable holder leaves a
 persistent page `Unanswered` (never a miss), and no caller is ever stranded. Over a real
 `Backend` with fake peers (tests/support/remote.py); failing over to a page's other copy is in
 test_failover.py.

@@ -1,6 +1,6 @@
-"""Sending the queued flushes of remote copies (`ramster.remote.flushes`, DESIGN §5): they go out
-before each shipping batch, and a page put again or reshipped while flushes or its old copy are
-on the wire survives them (flushes name versions). Over a real `Backend` with fake peers
+"""Sending the queued flushes of remote copies (`ramster.remote.flushes`, docs/design.md §5): they
+go out before each shipping batch, and a page put again or reshipped while flushes or its old copy
+are on the wire survives them (flushes name versions). Over a real `Backend` with fake peers
 (tests/support/remote.py).
 """
 

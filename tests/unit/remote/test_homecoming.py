@@ -1,4 +1,4 @@
-"""Pages coming home in bulk (`ramster.remote.homecoming`, DESIGN §6): `bring_home` when the
+"""Pages coming home in bulk (`ramster.remote.homecoming`, docs/design.md §6): `bring_home` when the
 `ramster` param goes off (refusing, with every page in place, when they cannot all come), and
 recovery at start, which asks a silent peer again and never makes an unread peer forget. Over a
 real `Backend` with fake peers (tests/support/remote.py).

@@ -1,5 +1,5 @@
-"""The links, the view and placement of the remote layer (`ramster.remote.peers`, DESIGN §5, §6):
-links follow the members, a peer that fails is skipped (its pages kept or placed elsewhere)
+"""The links, the view and placement of the remote layer (`ramster.remote.peers`, docs/design.md §5,
+§6): links follow the members, a peer that fails is skipped (its pages kept or placed elsewhere)
 until its failure backoff has passed, and a holder gone for `origin_grace` is let go of. Over a
 real `Backend` with fake peers (tests/support/remote.py); the pure placement rules are in
 test_policy.py.

@@ -1,4 +1,4 @@
-"""When to ship, which classes, and to whom (`ramster.remote.policy`, DESIGN §4, §5): pure
+"""When to ship, which classes, and to whom (`ramster.remote.policy`, docs/design.md §4, §5): pure
 decisions on plain values, and the exact errors of a bad `RemotifyConfig`. The loop that acts on
 them is in tests/unit/remote/."""
 

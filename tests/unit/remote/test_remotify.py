@@ -1,4 +1,4 @@
-"""Shipping rounds under pressure (`ramster.remote.remotify`, DESIGN §4, §5): from above the
+"""Shipping rounds under pressure (`ramster.remote.remotify`, docs/design.md §4, §5): from above the
 high watermark to below the low one, in batches of `batch_pages`, at most `in_flight` on the wire,
 never to the peer holding a page's other copy. Over a real `Backend` with fake peers
 (tests/support/remote.py); the pure decisions are in test_policy.py and the core it calls

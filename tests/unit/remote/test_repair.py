@@ -1,5 +1,5 @@
-"""The repair loop of `RemoteLayer` (`ramster.remote.replication`, DESIGN §6) when copies cannot be
-made: a lone node with `persistent_copies` 2, or peers that refuse every copy.
+"""The repair loop of `RemoteLayer` (`ramster.remote.replication`, docs/design.md §6) when copies
+cannot be made: a lone node with `persistent_copies` 2, or peers that refuse every copy.
 
 The loop must not run away: it counts the pages at risk from the tree's tallies (no scan), scans
 nothing while no peer can take a copy, backs off (doubling, capped) while rounds make no copy,

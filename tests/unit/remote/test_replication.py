@@ -1,6 +1,6 @@
-"""Second copies (`ramster.remote.replication`, DESIGN §6): a persistent put is copied to the peer
-with most room (the next if it refuses) or refused, a lone node counts its pages at risk, and
-repair rebuilds the copies of a node that left. Over a real `Backend` with fake peers
+"""Second copies (`ramster.remote.replication`, docs/design.md §6): a persistent put is copied to
+the peer with most room (the next if it refuses) or refused, a lone node counts its pages at risk,
+and repair rebuilds the copies of a node that left. Over a real `Backend` with fake peers
 (tests/support/remote.py); the repair loop's pace is in test_repair.py, the pure rules in
 tests/unit/remote/test_copies.py.
 """

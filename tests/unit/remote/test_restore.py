@@ -1,8 +1,8 @@
 """A restarted node taking its persistent pages back from its peers (`ramster.remote.restore`,
-DESIGN §6), in the pure core: each holder adopts and lists the pages of the latest earlier epoch
-(`ramster.holder.epochs`, on a second `Tmem`), and the origin restores pools and remote handles
-from the lists, the newest version of each key winning. The async layer that asks the holders is
-in tests/unit/remote/.
+docs/design.md §6), in the pure core: each holder adopts and lists the pages of the latest earlier
+epoch (`ramster.holder.epochs`, on a second `Tmem`), and the origin restores pools and remote
+handles from the lists, the newest version of each key winning. The async layer that asks the
+holders is in tests/unit/remote/.
 """
 
 from __future__ import annotations

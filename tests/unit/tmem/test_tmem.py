@@ -1,5 +1,5 @@
-"""The tmem host (DESIGN §3, reference §A1): pools, the put/get/flush rules, versions, counters
-and the exact error of every refused request.
+"""The tmem host (docs/design.md §3, reference §A1): pools, the put/get/flush rules, versions,
+counters and the exact error of every refused request.
 
 Most tests run over `PlainStore` with room to spare, so the semantics are seen alone; eviction
 and refused puts use a small budget or `ZCache`'s admission. Random sequences of the same

@@ -1,4 +1,4 @@
-"""Random sequences of tmem operations against a plain dict model (DESIGN §3 and §11).
+"""Random sequences of tmem operations against a plain dict model (docs/design.md §3 and §11).
 
 A hypothesis state machine drives one `Tmem` over a small budget, so that ephemeral pages are
 evicted and persistent puts are refused for want of room, while a model of dicts says what each

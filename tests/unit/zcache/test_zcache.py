@@ -1,5 +1,5 @@
-"""ZCache on its own: same-filled pages, the admission policy of DESIGN §4, counters, `repr`,
-config validation, the put order, and the size units the config is written in.
+"""ZCache on its own: same-filled pages, the admission policy of docs/design.md §4, counters,
+`repr`, config validation, the put order, and the size units the config is written in.
 
 Pages are built to an exact lz4 size (`page_with_zsize`), so every threshold is tested at its
 value and one byte above. What every store must do (round trips, accounting, eviction order) is
@@ -146,7 +146,8 @@ def test_a_payload_of_the_wrong_size_is_refused_on_decompression() -> None:
     assert caught.value.message == "compressed page decodes to 4096 bytes, not 8192"
 
 
-# -- admission (DESIGN §4, reference §A4.5) ----------------------------------------------------
+# -- admission (docs/design.md §4, reference §A4.5)
+# ----------------------------------------------------
 
 
 def test_ephemeral_pages_above_4000_bytes_are_refused() -> None:
