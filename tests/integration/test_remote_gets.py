@@ -131,7 +131,9 @@ def test_two_concurrent_get_and_frees_of_one_remote_page_give_it_to_one_caller(
     oldest = pages_of(range(48))[0]
     before = stat(a, "remote_pers_pages_succ_get")
 
-    pair.proxy.set_delay(up=1.0)  # both gets reach A while its request to B is on the way
+    # Both gets reach A while its request to B is on the way. Under the static membership's
+    # probe timeout (1 s): a Hello that waits longer makes A take B for gone.
+    pair.proxy.set_delay(up=0.6)
     answers: list[tuple[bool, bytes]] = []
 
     def get_and_free() -> None:
