@@ -6,8 +6,9 @@ against the Kubernetes API schemas, and the tests below hold the manifests to wh
 needs: its identity from the downward API, its memory limit tied to its budget, health probes on
 the port it listens on, time to drain, the unix socket that local pods reach it through, and
 mTLS: its certificate mounted and named after its host, etcd over TLS, NetworkPolicies, and
-the cert-manager component issuing the files the node reads, and the monitoring component
-scraping what the node serves with the alerts of deploy/monitoring.
+the cert-manager component issuing the files the node reads, the monitoring component
+scraping what the node serves with the alerts of deploy/monitoring, and the local-app component's
+example application reaching the node on its host through the socket and a node-local Service.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 CERT_MANAGER = REPO / "deploy" / "k8s-cert-manager"
 MONITORING = REPO / "deploy" / "k8s-monitoring"
+LOCAL_APP = REPO / "deploy" / "k8s-local-app"
 TLS_DIR = "/etc/ramster/tls"
 NODE_LABELS = {"app.kubernetes.io/name": "ramster", "app.kubernetes.io/component": "node"}
 KUBERNETES_VALIDATE = str(Path(sys.executable).with_name("kubernetes-validate"))
@@ -664,3 +666,138 @@ def test_the_three_etcd_members_form_a_cluster_over_tls_that_a_node_joins(
     finally:
         for process in processes:
             process.stop()
+
+
+def test_the_example_app_reaches_the_node_on_its_host_by_socket_and_by_local_service(
+    tmp_path: Path,
+) -> None:
+    path = rendered(tmp_path, LOCAL_APP)
+    result = subprocess.run(
+        [KUBERNETES_VALIDATE, "--strict", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = set(re.findall(r"^INFO .* passed for resource (\S+) against", result.stdout, re.M))
+    added = {
+        "deployment/example-app-socket",
+        "deployment/example-app-service",
+        "service/ramster-node-local",
+        "networkpolicy/ramster-node-from-example-app",
+    }
+    assert added <= passed
+    docs = by_kind_and_name(path)
+    node_pod = docs[("DaemonSet", "ramster-node")]["spec"]["template"]["spec"]
+    node = container(docs, "node")
+    socket_path = listens(node["args"])[1].removeprefix("unix://")
+
+    def app(name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The pod spec, its one container, and that container's env as name: value."""
+        pod = docs[("Deployment", name)]["spec"]["template"]["spec"]
+        (found,) = pod["containers"]
+        return pod, found, {e["name"]: e["value"] for e in found["env"]}
+
+    # Through the socket: the node's hostPath folder, mounted where the node mounts it, in the
+    # socket's group; RAMSTER_NODE the socket the node listens on.
+    pod, socket_app, env = app("example-app-socket")
+    (node_folder,) = (v["hostPath"] for v in node_pod["volumes"] if "hostPath" in v)
+    (app_folder,) = (v for v in pod["volumes"] if "hostPath" in v)
+    assert app_folder["hostPath"] == {"path": node_folder["path"], "type": "Directory"}
+    assert {"name": app_folder["name"], "mountPath": "/run/ramster"} in socket_app["volumeMounts"]
+    assert env == {"RAMSTER_NODE": f"unix://{socket_path}"}
+    assert socket_path == "/run/ramster/ramster.sock"
+    assert pod["securityContext"]["supplementalGroups"] == [
+        node_pod["securityContext"]["runAsGroup"]
+    ]
+    # Through the node-local Service: the node pods' port grpc, only on the caller's host, with a
+    # client certificate; the NetworkPolicy lets this app (and no other) reach that port.
+    service = docs[("Service", "ramster-node-local")]["spec"]
+    assert service["internalTrafficPolicy"] == "Local"
+    assert (
+        service["selector"]
+        == docs[("DaemonSet", "ramster-node")]["spec"]["selector"]["matchLabels"]
+        == NODE_LABELS
+    )
+    assert service["ports"] == [{"name": "grpc", "port": 7470, "targetPort": "grpc"}]
+    assert {p["name"]: p["containerPort"] for p in node["ports"]}["grpc"] == 7470
+    pod, service_app, env = app("example-app-service")
+    assert env == {
+        "RAMSTER_NODE": "ramster-node-local:7470",
+        "RAMSTER_TLS_CA": "/etc/ramster/tls/ca.crt",
+        "RAMSTER_TLS_CERT": "/etc/ramster/tls/tls.crt",
+        "RAMSTER_TLS_KEY": "/etc/ramster/tls/tls.key",
+    }
+    assert not any("hostPath" in v for v in pod["volumes"])
+    (tls,) = (v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"] == {"secretName": "example-app", "defaultMode": 0o440}
+    assert {"name": "tls", "mountPath": "/etc/ramster/tls", "readOnly": True} in service_app[
+        "volumeMounts"
+    ]
+    policy = docs[("NetworkPolicy", "ramster-node-from-example-app")]["spec"]
+    app_labels = docs[("Deployment", "example-app-service")]["spec"]["selector"]["matchLabels"]
+    assert policy["podSelector"] == {"matchLabels": NODE_LABELS}
+    assert policy["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": app_labels}}], "ports": [{"port": "grpc"}]}
+    ]
+    # The nodes' certificates name the Service, which the app dials (cert-manager component).
+    certificates = by_kind_and_name(rendered(tmp_path, CERT_MANAGER))
+    names = certificates[("Certificate", "ramster-node-worker-1")]["spec"]["dnsNames"]
+    assert {"ramster-node-local", "ramster-node-local.ramster.svc"} <= set(names)
+    # Both run the one app.py, from the generated ConfigMap, with the image's python.
+    for container_spec, pod_name in ((socket_app, "example-app-socket"),
+                                     (service_app, "example-app-service")):  # fmt: skip
+        volumes = docs[("Deployment", pod_name)]["spec"]["template"]["spec"]["volumes"]
+        (script,) = (v for v in volumes if v["name"] == "app")
+        assert script["configMap"]["name"].startswith("example-app-")
+        assert container_spec["command"] == ["python", "/app/app.py"]
+        assert container_spec["image"] == node["image"] == "ramster:dev"
+    (config_map,) = (d for (kind, _), d in docs.items() if kind == "ConfigMap"
+                     and d["metadata"]["name"].startswith("example-app-"))  # fmt: skip
+    app_py = REPO / "deploy" / "k8s" / "components" / "local-app" / "app.py"
+    assert config_map["data"] == {"app.py": app_py.read_text()}
+
+
+@pytest.mark.parametrize("way", ["socket", "tcp-mtls"])
+def test_the_example_app_puts_and_gets_pages_either_way(tmp_path: Path, way: str) -> None:
+    """app.py, as the Deployments run it, against a node (no etcd): over its unix socket as the
+    identity local, or over TCP with mTLS as the Service Deployment, with a client certificate of
+    the cluster CA in RAMSTER_TLS_* (127.0.0.1, which the node's certificate names, for the
+    Service's name). Three rounds each come back right."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMSTER_")}
+    node_env, app_env = dict(env), dict(env)
+    if way == "socket":
+        listen = f"unix://{tmp_path / 'ramster.sock'}"
+        app_env["RAMSTER_NODE"] = listen
+    else:
+        listen = f"127.0.0.1:{free_port()}"
+        pki = tmp_path / "pki"
+        for command in (["init"], ["issue", "node", "n1"], ["issue", "client", "example-app"]):
+            subprocess.run([RAMSTER, "certs", command[0], str(pki), *command[1:]],
+                           check=True, capture_output=True)  # fmt: skip
+        for environment, name in ((node_env, "n1"), (app_env, "example-app")):
+            environment["RAMSTER_TLS_CA"] = str(pki / "ca.crt")
+            environment["RAMSTER_TLS_CERT"] = str(pki / f"{name}.crt")
+            environment["RAMSTER_TLS_KEY"] = str(pki / f"{name}.key")
+        app_env["RAMSTER_NODE"] = listen
+    ready = tmp_path / "node.ready.json"
+    node = ManagedProcess(
+        "node",
+        [RAMSTER, "node", "--listen", listen, "--name", "n1", "--memory", "64MiB",
+         "--ready-file", str(ready)],
+        tmp_path / "node.log",
+        env=node_env,
+    )  # fmt: skip
+    app_log = tmp_path / "app.log"
+    app_py = REPO / "deploy" / "k8s" / "components" / "local-app" / "app.py"
+    try:
+        wait_for(ready.exists, 20, "the node's ready file")
+        app = ManagedProcess("app", [sys.executable, str(app_py)], app_log, env=app_env)
+        try:
+            wait_for(lambda: len(app_log.read_text().splitlines()) >= 3, 30, "three rounds")
+            app.check_alive()
+            assert app_log.read_text().splitlines()[:3] == [
+                f"round {n}: page {n} stored" for n in range(3)
+            ]
+        finally:
+            app.stop()
+    finally:
+        node.stop()
