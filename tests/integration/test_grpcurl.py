@@ -134,6 +134,7 @@ def test_lean_batches_round_trip_through_json_and_meet_the_per_page_form(
             "keys": keys,
             "data": b64(page(1) + b"\x07"),
             "lengths": [4096, 1],
+            # API v1's name of the zero value, a deprecated alias now: still understood.
             "encodings": ["PAGE_ENCODING_RAW", "PAGE_ENCODING_SAME_FILLED"],
             "page_lengths": [0, 4096],
         },
@@ -153,7 +154,7 @@ def test_lean_batches_round_trip_through_json_and_meet_the_per_page_form(
     )
     block = base64.b64decode(batch["data"])
     assert batch["lengths"] == [len(block), 0]
-    assert batch["encodings"] == ["PAGE_ENCODING_LZ4", "PAGE_ENCODING_RAW"]
+    assert batch["encodings"] == ["PAGE_ENCODING_LZ4", "PAGE_ENCODING_UNSPECIFIED"]
     assert batch["page_size"] == 4096
     assert lz4.block.decompress(block, uncompressed_size=4096) == page(1)
 
