@@ -37,7 +37,7 @@ FREE_OF_MODE: dict[int, bool | None] = {
 
 def batch_size(field: str, count: int) -> None:
     if count > MAX_BATCH:
-        raise InvalidArgument(f"{field} count {count} exceeds the batch limit {MAX_BATCH}")
+        raise InvalidArgument(f"{field} count {count} exceeds the batch limit {MAX_BATCH}", field)
 
 
 def pool_spec(request: tmem_pb2.NewPoolRequest) -> PoolSpec:
@@ -121,14 +121,17 @@ def packed_page(
     if same_filled and not length:
         raise InvalidArgument(
             f"{field}.length is 0: a same-filled page states its length, "
-            f"the pool page_size {page_size}"
+            f"the pool page_size {page_size}",
+            f"{field}.length",
         )
     return check_packed(PackedPage(data, same_filled, page_size), f"{field}.data")
 
 
 def _check_stated_length(length: int, page_size: int, field: str) -> None:
     if length and length != page_size:
-        raise InvalidArgument(f"{field}.length {length} != pool page_size {page_size}")
+        raise InvalidArgument(
+            f"{field}.length {length} != pool page_size {page_size}", f"{field}.length"
+        )
 
 
 def keys_of_batch(keys: tmem_pb2.KeyBatch) -> list[tuple[Oid, int]]:
@@ -182,7 +185,7 @@ def parts(data: bytes, lengths: Sequence[int], count: int) -> list[tuple[int, in
     check_entries("lengths", len(lengths), count)
     total = sum(lengths)
     if total != len(data):
-        raise InvalidArgument(f"lengths add up to {total} bytes, data has {len(data)}")
+        raise InvalidArgument(f"lengths add up to {total} bytes, data has {len(data)}", "lengths")
     return spans(lengths)
 
 
@@ -191,7 +194,7 @@ def check_entries(field: str, entries: int, count: int, other: str = "", per: st
     it may have, e.g. " or none")."""
     if entries != count:
         raise InvalidArgument(
-            f"{field} has {entries} entries for {count} {per}: expected one per key{other}"
+            f"{field} has {entries} entries for {count} {per}: expected one per key{other}", field
         )
 
 
