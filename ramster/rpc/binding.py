@@ -17,7 +17,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 import grpc
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
-from ramster.errors import InvalidArgument, RamsterError
+from ramster.errors import InternalError, InvalidArgument, RamsterError
 from ramster.wire.calls import Message, serialize
 from ramster.wire.status import rich_status
 
@@ -73,8 +73,7 @@ def unary_watched(
             await refuse(context, error)
         except Exception:
             log.exception("%s failed", method)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error (node log)")
-        raise AssertionError("abort returned")
+            await refuse(context, InternalError(f"{method}: internal error (node log)"))
 
     return grpc.unary_unary_rpc_method_handler(call, response_serializer=serialize)
 
@@ -98,7 +97,7 @@ def server_stream(
             await refuse(context, error)
         except Exception:
             log.exception("%s failed", method)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error (node log)")
+            await refuse(context, InternalError(f"{method}: internal error (node log)"))
 
     return grpc.unary_stream_rpc_method_handler(call, response_serializer=serialize)
 
