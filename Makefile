@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BUF_VERSION := 1.75.0
+BUF    := $(BIN)/buf
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test lint typecheck unit proto bench clean
@@ -16,7 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[node,etcd,dev,test,bench]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install RAMster with every extra: node, etcd, dev, test, bench
+# buf (proto lint and breaking checks, buf.yaml) from npm into .buf/, linked beside the venv's
+# Python, where the tests look for their tools (tests/support/tools.py).
+$(BUF): $(STAMP) Makefile
+	npm install --prefix .buf --no-audit --no-fund --no-save --loglevel=error @bufbuild/buf@$(BUF_VERSION)
+	ln -sf ../../.buf/node_modules/.bin/buf $(BUF)
+	touch $(BUF)
+
+setup: $(STAMP) $(BUF) ## create .venv and install RAMster with every extra: node, etcd, dev, test, bench; buf
 
 run: $(STAMP) ## run the main job: the RAMster demo
 	$(BIN)/ramster demo
@@ -29,7 +38,7 @@ lint: $(STAMP) ## ruff and mypy --strict
 unit: $(STAMP) ## the unit tests and the contract suites only
 	$(BIN)/pytest tests/unit tests/contract
 
-test: lint ## lint, type-check and run every test
+test: lint $(BUF) ## lint, type-check and run every test
 	$(BIN)/pytest
 
 proto: $(STAMP) ## regenerate ramster/api/v1 from proto/ (the generated code is committed)

@@ -7,6 +7,7 @@ received and what was expected, so a person can act on them.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 
@@ -21,18 +22,31 @@ class RamsterError(Exception):
         super().__init__(message)
         self.message = message
 
+    @classmethod
+    def error_reason(cls) -> str:
+        """What a program reads to tell this error from others of its status (the ErrorInfo
+        reason a node sends beside the message): the class name in UPPER_SNAKE_CASE, e.g.
+        POOL_NOT_FOUND."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).upper()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
 
 
 class InvalidArgument(RamsterError):
-    """A request field is out of range or malformed (INVALID_ARGUMENT)."""
+    """A request field is out of range or malformed (INVALID_ARGUMENT); `field_name` is the
+    field's path in the request (e.g. ``pages[1].encoding``) when one field is at fault, which
+    the node sends beside the message (a BadRequest field violation)."""
 
     status = "INVALID_ARGUMENT"
 
+    def __init__(self, message: str, field_name: str | None = None) -> None:
+        super().__init__(message)
+        self.field_name = field_name
+
     @classmethod
     def field(cls, name: str, value: object, expected: str) -> InvalidArgument:
-        return cls(f"{name} {shown(value)} is invalid: expected {expected}")
+        return cls(f"{name} {shown(value)} is invalid: expected {expected}", name)
 
 
 SHOWN_CHARACTERS = 64

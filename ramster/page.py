@@ -42,7 +42,7 @@ def check_page_size(page_size: int, field: str = "page_size") -> int:
 def check_page_length(length: int, page_size: int, field: str = "data") -> None:
     """Refuse a page of `length` bytes for a pool of `page_size`-byte pages, naming both."""
     if length != page_size:
-        raise InvalidArgument(f"{field} length {length} != pool page_size {page_size}")
+        raise InvalidArgument(f"{field} length {length} != pool page_size {page_size}", field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,8 @@ def check_packed(packed: PackedPage, field: str) -> PackedPage:
     if packed.same_filled:
         if len(packed.payload) != 1:
             raise InvalidArgument(
-                f"{field} length {len(packed.payload)} is invalid: a same-filled page is 1 byte"
+                f"{field} length {len(packed.payload)} is invalid: a same-filled page is 1 byte",
+                field,
             )
         return packed
     try:
@@ -106,11 +107,14 @@ def check_packed(packed: PackedPage, field: str) -> PackedPage:
         page = _decoded_or_none(packed.payload)
         if page is None:
             raise InvalidArgument(
-                f"{field} is not an lz4 block of a page ({len(packed.payload)} bytes received)"
+                f"{field} is not an lz4 block of a page ({len(packed.payload)} bytes received)",
+                field,
             ) from None
     if len(page) != packed.page_size:
         # The same words as for a raw page of the wrong length: the caller's page was short.
-        raise InvalidArgument(f"{field} length {len(page)} != pool page_size {packed.page_size}")
+        raise InvalidArgument(
+            f"{field} length {len(page)} != pool page_size {packed.page_size}", field
+        )
     return packed
 
 

@@ -48,7 +48,7 @@ CHANNEL_OPTIONS = (
 )
 
 GET_MODE_OF_FREE = {
-    None: tmem_pb2.GET_MODE_POOL_DEFAULT,
+    None: tmem_pb2.GET_MODE_UNSPECIFIED,
     True: tmem_pb2.GET_MODE_FREE,
     False: tmem_pb2.GET_MODE_KEEP,
 }
@@ -322,7 +322,7 @@ def _packed(data: bytes) -> tuple[bytes, tmem_pb2.PageEncoding]:
     """A page's payload and its encoding on the wire."""
     payload, same_filled = compress_page(data)
     if len(payload) >= len(data):  # incompressible: raw is smaller, the node refuses it anyway
-        return data, tmem_pb2.PAGE_ENCODING_RAW
+        return data, tmem_pb2.PAGE_ENCODING_UNSPECIFIED
     return payload, packed_encoding(same_filled)
 
 

@@ -38,10 +38,10 @@ from typing import Any, cast
 import grpc
 
 from ramster.errors import PermissionDenied, RamsterError
+from ramster.rpc.binding import refuse
 from ramster.rpc.call_metrics import CallMetrics, MethodMetrics
 from ramster.rpc.caller import Callers
 from ramster.trust.identity import OWNER_ROLES, Identity, Role
-from ramster.wire.status import status_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +183,7 @@ class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
             identity = self._callers.identity(context)
             self._rule(method, identity)
         except RamsterError as error:
-            await context.abort(status_of(error), error.message)
+            await refuse(context, error)
         set_caller(Caller(identity, self._listener))
 
     def _unary(
@@ -226,7 +226,7 @@ class _Guarded(grpc.GenericRpcHandler):  # type: ignore[type-arg]
 
 def _ended(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
     """The status a call that raised `error` ends with: the one it was aborted with (refusals
-    are translated to statuses in `ramster.rpc.binding` and `_admit`), CANCELLED if the caller
+    are translated to statuses by `ramster.rpc.binding.refuse`), CANCELLED if the caller
     went away or its deadline passed, else UNKNOWN (as gRPC answers an escaped exception)."""
     code = context.code()
     if code is not None:

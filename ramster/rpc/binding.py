@@ -2,7 +2,8 @@
 
 Generated gRPC stubs are untyped; instead each service lists its methods with their message
 types. A handler raises `RamsterError` for refusals; the wrapper answers with the matching
-status and message. Anything else is a fault: logged with its traceback, answered INTERNAL.
+status and message, and the details beside them (`refuse`). Anything else is a fault: logged
+with its traceback, answered INTERNAL.
 A handler that must know whether its answer can still reach the caller (a get that frees the
 pages it answers) is bound with `unary_watched` and asks its `Call`.
 """
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
-from ramster.errors import InvalidArgument, RamsterError
+from ramster.errors import InternalError, InvalidArgument, RamsterError
 from ramster.wire.calls import Message, serialize
-from ramster.wire.status import status_of
+from ramster.wire.status import rich_status
 
 log = logging.getLogger("ramster.rpc")
 
@@ -69,11 +70,10 @@ def unary_watched(
         try:
             return await handler(parse(request), _ServedCall(context))
         except RamsterError as error:
-            await context.abort(status_of(error), error.message)
+            await refuse(context, error)
         except Exception:
             log.exception("%s failed", method)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error (node log)")
-        raise AssertionError("abort returned")
+            await refuse(context, InternalError(f"{method}: internal error (node log)"))
 
     return grpc.unary_unary_rpc_method_handler(call, response_serializer=serialize)
 
@@ -94,12 +94,20 @@ def server_stream(
             async for response in handler(parse(request)):
                 yield response
         except RamsterError as error:
-            await context.abort(status_of(error), error.message)
+            await refuse(context, error)
         except Exception:
             log.exception("%s failed", method)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{method}: internal error (node log)")
+            await refuse(context, InternalError(f"{method}: internal error (node log)"))
 
     return grpc.unary_stream_rpc_method_handler(call, response_serializer=serialize)
+
+
+async def refuse(context: grpc.aio.ServicerContext[Any, Any], error: RamsterError) -> NoReturn:
+    """End the call being served with `error`: its status and message, and its details (the
+    google.rpc.Status of `ramster.wire.status.rich_status`) in the trailer."""
+    status = rich_status(error)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("abort returned")
 
 
 def service(

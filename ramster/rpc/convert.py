@@ -29,7 +29,7 @@ PUT_STATUS_OF_REASON = {
 }
 
 FREE_OF_MODE: dict[int, bool | None] = {
-    tmem_pb2.GET_MODE_POOL_DEFAULT: None,
+    tmem_pb2.GET_MODE_UNSPECIFIED: None,
     tmem_pb2.GET_MODE_FREE: True,
     tmem_pb2.GET_MODE_KEEP: False,
 }
@@ -37,7 +37,7 @@ FREE_OF_MODE: dict[int, bool | None] = {
 
 def batch_size(field: str, count: int) -> None:
     if count > MAX_BATCH:
-        raise InvalidArgument(f"{field} count {count} exceeds the batch limit {MAX_BATCH}")
+        raise InvalidArgument(f"{field} count {count} exceeds the batch limit {MAX_BATCH}", field)
 
 
 def pool_spec(request: tmem_pb2.NewPoolRequest) -> PoolSpec:
@@ -61,7 +61,7 @@ def keys_of(keys: Sequence[tmem_pb2.PageKey]) -> list[tuple[Oid, int]]:
 
 
 PUT_ENCODINGS = (
-    tmem_pb2.PAGE_ENCODING_RAW,
+    tmem_pb2.PAGE_ENCODING_UNSPECIFIED,
     tmem_pb2.PAGE_ENCODING_LZ4,
     tmem_pb2.PAGE_ENCODING_SAME_FILLED,
 )
@@ -91,7 +91,7 @@ def page_data(data: bytes, encoding: int, length: int, page_size: int, field: st
     """The page of a client's put if it is exactly one page of `page_size` bytes: a raw page
     is its bytes (the core checks their length against the pool), a packed one as
     `packed_page` checks it."""
-    if encoding != tmem_pb2.PAGE_ENCODING_RAW:
+    if encoding != tmem_pb2.PAGE_ENCODING_UNSPECIFIED:
         return packed_page(data, encoding, length, page_size, field, PUT_ENCODINGS)
     _check_stated_length(length, page_size, field)
     return data
@@ -121,14 +121,17 @@ def packed_page(
     if same_filled and not length:
         raise InvalidArgument(
             f"{field}.length is 0: a same-filled page states its length, "
-            f"the pool page_size {page_size}"
+            f"the pool page_size {page_size}",
+            f"{field}.length",
         )
     return check_packed(PackedPage(data, same_filled, page_size), f"{field}.data")
 
 
 def _check_stated_length(length: int, page_size: int, field: str) -> None:
     if length and length != page_size:
-        raise InvalidArgument(f"{field}.length {length} != pool page_size {page_size}")
+        raise InvalidArgument(
+            f"{field}.length {length} != pool page_size {page_size}", f"{field}.length"
+        )
 
 
 def keys_of_batch(keys: tmem_pb2.KeyBatch) -> list[tuple[Oid, int]]:
@@ -182,7 +185,7 @@ def parts(data: bytes, lengths: Sequence[int], count: int) -> list[tuple[int, in
     check_entries("lengths", len(lengths), count)
     total = sum(lengths)
     if total != len(data):
-        raise InvalidArgument(f"lengths add up to {total} bytes, data has {len(data)}")
+        raise InvalidArgument(f"lengths add up to {total} bytes, data has {len(data)}", "lengths")
     return spans(lengths)
 
 
@@ -191,14 +194,14 @@ def check_entries(field: str, entries: int, count: int, other: str = "", per: st
     it may have, e.g. " or none")."""
     if entries != count:
         raise InvalidArgument(
-            f"{field} has {entries} entries for {count} {per}: expected one per key{other}"
+            f"{field} has {entries} entries for {count} {per}: expected one per key{other}", field
         )
 
 
 def packed_response(
     pages: Sequence[PackedPage | None], page_size: int
 ) -> tmem_pb2.GetPagesResponse:
-    raw = tmem_pb2.PAGE_ENCODING_RAW
+    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
     return tmem_pb2.GetPagesResponse(
         found=[page is not None for page in pages],
         data=[page.payload if page is not None else b"" for page in pages],
@@ -211,7 +214,7 @@ def batch_response(
     pages: Sequence[PackedPage | None], page_size: int
 ) -> tmem_pb2.GetPageBatchResponse:
     """The lean answer to a get: the pages found one after another, a miss of length 0."""
-    raw = tmem_pb2.PAGE_ENCODING_RAW
+    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
     return tmem_pb2.GetPageBatchResponse(
         data=b"".join(page.payload for page in pages if page is not None),
         lengths=[len(page.payload) if page is not None else 0 for page in pages],
@@ -223,7 +226,7 @@ def batch_response(
 def free_of(mode: int) -> bool | None:
     if mode not in FREE_OF_MODE:
         raise InvalidArgument.field(
-            "mode", mode, "GET_MODE_POOL_DEFAULT, GET_MODE_FREE or GET_MODE_KEEP"
+            "mode", mode, "GET_MODE_UNSPECIFIED, GET_MODE_FREE or GET_MODE_KEEP"
         )
     return FREE_OF_MODE[mode]
 

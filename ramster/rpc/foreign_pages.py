@@ -73,7 +73,8 @@ def foreign_page(
     if crc32(data) != checksum:
         raise InvalidArgument(
             f"{field}.checksum {checksum:#010x} does not match its data "
-            f"({crc32(data):#010x}): the page was damaged on the way"
+            f"({crc32(data):#010x}): the page was damaged on the way",
+            f"{field}.checksum",
         )
     # The page size a peer's page states is its length: the one the holder's pool is made for.
     if encoding == tmem_pb2.PAGE_ENCODING_SEALED:
@@ -194,6 +195,7 @@ def _sealed_page(data: bytes, page_size: int, field: str) -> PackedPage:
     if not 1 + SEAL_OVERHEAD < len(data) <= longest:
         raise InvalidArgument(
             f"{field}.data of {len(data)} bytes is no sealed page of {page_size} bytes: "
-            f"expected {2 + SEAL_OVERHEAD} to {longest} bytes"
+            f"expected {2 + SEAL_OVERHEAD} to {longest} bytes",
+            f"{field}.data",
         )
     return PackedPage(data, False, page_size)

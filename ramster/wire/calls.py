@@ -17,7 +17,7 @@ from typing import Protocol, Self, TypeVar
 import grpc
 
 from ramster.errors import Unavailable
-from ramster.wire.status import error_from_rpc
+from ramster.wire.status import error_details, error_from_rpc
 
 
 class Message(Protocol):
@@ -99,7 +99,8 @@ def _translated(method: str) -> Iterator[None]:
     try:
         yield
     except grpc.aio.AioRpcError as error:
-        raise error_from_rpc(error.code(), error.details(), method) from None
+        reason, field = error_details(error)
+        raise error_from_rpc(error.code(), error.details(), method, reason, field) from None
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and task.cancelling():

@@ -58,7 +58,7 @@ def get_request(origin: peer_pb2.Origin, refs: Sequence[RemoteRef]) -> peer_pb2.
 
 def get_response(answers: Sequence[tuple[PackedPage, int] | None]) -> peer_pb2.PeerGetResponse:
     """A holder's per-page answer to a get: each page found with its version and checksum."""
-    raw = tmem_pb2.PAGE_ENCODING_RAW
+    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
     return peer_pb2.PeerGetResponse(
         found=[a is not None for a in answers],
         data=[a[0].payload if a is not None else b"" for a in answers],
@@ -124,7 +124,7 @@ def get_batch_response(
     answers: Sequence[tuple[PackedPage, int] | None],
 ) -> peer_pb2.PeerGetBatchResponse:
     """A holder's lean answer: the pages found one after another, a miss of length 0."""
-    raw = tmem_pb2.PAGE_ENCODING_RAW
+    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
     return peer_pb2.PeerGetBatchResponse(
         data=b"".join(a[0].payload for a in answers if a is not None),
         lengths=[len(a[0].payload) if a is not None else 0 for a in answers],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc.error_details_pb2 import ErrorInfo
 
 from nodemanager.cli import list_members
 from ramster.api.v1 import peer_pb2
@@ -148,7 +149,7 @@ def test_an_identity_reaches_only_its_own_pools_whatever_label_it_names(
     ):
         pool = x.new_pool(persistent=True)
         assert x.put_many(pool, [(1, 0, PAGE)]) == [True]
-        missing = f"NotFound: pool_id {pool} does not exist for client 'client:other/label'"
+        missing = f"PoolNotFound: pool_id {pool} does not exist for client 'client:other/label'"
         assert {
             "get": refusal(lambda: y.get_many(pool, [(1, 0)], free=False)),
             "put": refusal(lambda: y.put_many(pool, [(1, 0, OTHER_PAGE)])),
@@ -175,7 +176,7 @@ def test_an_identity_reaches_only_its_own_pools_whatever_label_it_names(
         x.destroy_pool(pool)
         assert y.get_many(pool, [(1, 0)], free=False) == [OTHER_PAGE]
         assert refusal(lambda: x.get_many(pool, [(1, 0)], free=False)) == (
-            f"NotFound: pool_id {pool} does not exist for client 'client:app/label'"
+            f"PoolNotFound: pool_id {pool} does not exist for client 'client:app/label'"
         )
         # The pool cap is per identity and label: X at its cap leaves Y's label its own.
         for _ in range(16):
@@ -201,7 +202,7 @@ def test_the_frontends_attach_with_a_token_and_keep_their_pools_to_it(
         cleancache.put_page(fs, (1, 0, 0), 2, PAGE)
         with SyncClient(node.address, "swap", tls=tls_of(pki, "other")) as other:
             assert refusal(lambda: other.destroy_pool(0)) == (
-                "NotFound: pool_id 0 does not exist for client 'client:other/swap'"
+                "PoolNotFound: pool_id 0 does not exist for client 'client:other/swap'"
             )
         assert frontswap.load(0, 3) == PAGE
         assert cleancache.get_page(fs, (1, 0, 0), 2) == PAGE
@@ -353,6 +354,19 @@ def test_peer_and_admin_changes_refuse_callers_of_other_roles(
             "Tmem/NewPool", "client, admin, local", "<Identity node 'n2'>"
         )
     assert "origin_grace" not in node.log()
+
+
+def test_the_guards_refusal_carries_its_reason_beside_the_message(
+    node_factory: NodeFactory, pki: Path, tmp_path: Path
+) -> None:
+    node, _ = tls_node(node_factory, pki, tmp_path)
+    with RawNode(node.address, tls=tls_of(pki, "app")) as wire:
+        answer = wire.admin("SetParam", name="client_quota", value="0")
+    assert answer.refusal == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        denied("Admin/SetParam", "admin", "<Identity client 'app'>").split(": ", 1)[1],
+    )
+    assert answer.error_details == (ErrorInfo(reason="PERMISSION_DENIED", domain="ramster.io"),)
 
 
 def test_calls_the_guard_refuses_are_timed_and_counted_with_their_status(

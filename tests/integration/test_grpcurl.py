@@ -134,6 +134,7 @@ def test_lean_batches_round_trip_through_json_and_meet_the_per_page_form(
             "keys": keys,
             "data": b64(page(1) + b"\x07"),
             "lengths": [4096, 1],
+            # API v1's name of the zero value, a deprecated alias now: still understood.
             "encodings": ["PAGE_ENCODING_RAW", "PAGE_ENCODING_SAME_FILLED"],
             "page_lengths": [0, 4096],
         },
@@ -153,7 +154,7 @@ def test_lean_batches_round_trip_through_json_and_meet_the_per_page_form(
     )
     block = base64.b64decode(batch["data"])
     assert batch["lengths"] == [len(block), 0]
-    assert batch["encodings"] == ["PAGE_ENCODING_LZ4", "PAGE_ENCODING_RAW"]
+    assert batch["encodings"] == ["PAGE_ENCODING_LZ4", "PAGE_ENCODING_UNSPECIFIED"]
     assert batch["page_size"] == 4096
     assert lz4.block.decompress(block, uncompressed_size=4096) == page(1)
 
@@ -164,10 +165,15 @@ def test_an_invalid_request_shows_the_code_and_the_nodes_message(node: NodeProce
     )
     assert result.returncode == 64 + 3  # grpcurl exits 64 + the status code
     assert result.stdout == ""
+    # The details (a google.rpc.Status beside the message): the reason, and the field at fault.
+    message = "page_size 1000 is invalid: expected a power of two in 512..65536"
     assert result.stderr == (
         "ERROR:\n"
         "  Code: InvalidArgument\n"
-        "  Message: page_size 1000 is invalid: expected a power of two in 512..65536\n"
+        f"  Message: {message}\n"
+        "  Details:\n"
+        f"  1)\t{info('INVALID_ARGUMENT')}\n"
+        f"  2)\t{bad_request('page_size', message)}\n"
     )
     missing = grpcurl(
         node, "ramster.api.v1.Tmem/GetPages", data={"client": "curl", "pool_id": 3, "keys": []}
@@ -175,7 +181,30 @@ def test_an_invalid_request_shows_the_code_and_the_nodes_message(node: NodeProce
     assert (missing.returncode, missing.stderr) == (
         64 + 5,
         "ERROR:\n  Code: NotFound\n  Message: pool_id 3 does not exist for client "
-        "'local:local/curl'\n",
+        f"'local:local/curl'\n  Details:\n  1)\t{info('POOL_NOT_FOUND')}\n",
+    )
+
+
+def info(reason: str) -> str:
+    """An ErrorInfo detail of the domain ramster.io as grpcurl shows it (-emit-defaults)."""
+    return json.dumps(
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "domain": "ramster.io",
+            "metadata": {},
+            "reason": reason,
+        },
+        separators=(",", ":"),
+    )
+
+
+def bad_request(field: str, description: str) -> str:
+    """A BadRequest detail naming one field as grpcurl shows it (-emit-defaults)."""
+    violation = {"field": field, "description": description}
+    violation |= {"reason": "", "localized_message": None}
+    return json.dumps(
+        {"@type": "type.googleapis.com/google.rpc.BadRequest", "field_violations": [violation]},
+        separators=(",", ":"),
     )
 
 
@@ -189,20 +218,27 @@ def test_a_uniform_page_of_the_wrong_length_is_refused_whatever_it_states(
     cases = [
         (
             {"data": fill, "encoding": "PAGE_ENCODING_SAME_FILLED"},
+            "pages[0].length",
             "pages[0].length is 0: a same-filled page states its length, the pool page_size 4096",
         ),
         (
             {"data": fill, "encoding": "PAGE_ENCODING_SAME_FILLED", "length": 2},
+            "pages[0].length",
             "pages[0].length 2 != pool page_size 4096",
         ),
-        ({"data": b64(b"\x07" * 4097)}, "pages[0].data length 4097 != pool page_size 4096"),
+        (
+            {"data": b64(b"\x07" * 4097)},
+            "pages[0].data",
+            "pages[0].data length 4097 != pool page_size 4096",
+        ),
     ]
-    for fields, message in cases:
+    for fields, field, message in cases:
         request = {"client": "curl", "pool_id": 0, "pages": [{"oid": {"word0": "1"}, **fields}]}
         result = grpcurl(node, "ramster.api.v1.Tmem/PutPages", data=request)
         assert (result.returncode, result.stderr) == (
             64 + 3,
-            f"ERROR:\n  Code: InvalidArgument\n  Message: {message}\n",
+            f"ERROR:\n  Code: InvalidArgument\n  Message: {message}\n  Details:\n"
+            f"  1)\t{info('INVALID_ARGUMENT')}\n  2)\t{bad_request(field, message)}\n",
         )
     page = {"oid": {"word0": "1"}, "data": fill, "encoding": "PAGE_ENCODING_SAME_FILLED"}
     stored = call(

@@ -39,7 +39,7 @@ PEER_EPOCH = "00062a0b1c2d3e4f"
 ORIGIN = peer_pb2.Origin(node_number=2, epoch=PEER_EPOCH)
 VERSION_RULE = "1 up to this node's clock plus one hour, in microseconds since 1970"
 LZ4, SAME = tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED
-RAW, SEALED = tmem_pb2.PAGE_ENCODING_RAW, tmem_pb2.PAGE_ENCODING_SEALED
+RAW, SEALED = tmem_pb2.PAGE_ENCODING_UNSPECIFIED, tmem_pb2.PAGE_ENCODING_SEALED
 STORED = tmem_pb2.PUT_STATUS_STORED
 
 

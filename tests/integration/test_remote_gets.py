@@ -184,7 +184,7 @@ def test_a_get_of_a_remote_page_frees_it_in_a_private_ephemeral_pool_only(pair: 
     store_all(a, shared, [n + 100_000 for n in numbers])
     assert done_shipping(a.stats)["remote_pages"] > 0
 
-    # The pool's rule (GET_MODE_POOL_DEFAULT): a shared pool's page stays after a hit ...
+    # The pool's rule (GET_MODE_UNSPECIFIED): a shared pool's page stays after a hit ...
     n = remote_page(a, shared, [n + 100_000 for n in numbers], "remote_eph_pages_succ_get")
     raw = RawNode(pair.a.address, timeout=CLIENT_TIMEOUT)
     with raw:
@@ -250,7 +250,7 @@ def test_a_get_and_free_too_large_for_one_message_frees_nothing(node: NodeProces
         ]
 
 
-FREE, DEFAULT = tmem_pb2.GET_MODE_FREE, tmem_pb2.GET_MODE_POOL_DEFAULT
+FREE, DEFAULT = tmem_pb2.GET_MODE_FREE, tmem_pb2.GET_MODE_UNSPECIFIED
 GET_PAGES = "/ramster.api.v1.Tmem/GetPages"
 
 

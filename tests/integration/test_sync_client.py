@@ -75,7 +75,10 @@ def test_sync_and_async_clients_answer_alike(node: NodeProcess) -> None:
         assert (results, client.rpc_count) == (expected, rpcs)
     assert expected[:7] == [0, 1, True, True, PAGE, PAGE, None]
     assert expected[7] == ("InvalidArgument", "data length 4096 != pool page_size 1024")
-    assert expected[13] == ("NotFound", "pool_id 1 does not exist for client 'local:local/NAME'")
+    assert expected[13] == (
+        "PoolNotFound",
+        "pool_id 1 does not exist for client 'local:local/NAME'",
+    )
 
 
 def test_state_is_watched_through_a_blocking_iterator(node: NodeProcess) -> None:

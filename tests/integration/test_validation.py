@@ -69,7 +69,7 @@ def raw_batch(*pages: bytes) -> dict[str, Any]:
         "keys": tmem_pb2.KeyBatch(oid_word0=[1] * len(pages), indexes=range(len(pages))),
         "data": b"".join(pages),
         "lengths": [len(p) for p in pages],
-        "encodings": [tmem_pb2.PAGE_ENCODING_RAW] * len(pages),
+        "encodings": [tmem_pb2.PAGE_ENCODING_UNSPECIFIED] * len(pages),
     }
 
 
@@ -392,7 +392,7 @@ def test_unknown_page_encodings_and_get_modes_are_refused_naming_the_value(
         answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=pages)
         assert answer.refusal == (
             INVALID,
-            f"pages[1].encoding {encoding} is invalid: expected PAGE_ENCODING_RAW, "
+            f"pages[1].encoding {encoding} is invalid: expected PAGE_ENCODING_UNSPECIFIED, "
             "PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED",
         )
     for mode in (3, -1, 2**31 - 1):
@@ -400,7 +400,7 @@ def test_unknown_page_encodings_and_get_modes_are_refused_naming_the_value(
         answer = wire.tmem("GetPages", client="app", pool_id=pool, keys=keys, mode=mode)
         assert answer.refusal == (
             INVALID,
-            f"mode {mode} is invalid: expected GET_MODE_POOL_DEFAULT, GET_MODE_FREE or "
+            f"mode {mode} is invalid: expected GET_MODE_UNSPECIFIED, GET_MODE_FREE or "
             "GET_MODE_KEEP",
         )
 
@@ -664,7 +664,7 @@ def test_a_malformed_peer_page_is_refused_as_an_applications_is(wire: RawNode) -
     """Holders keep pages packed: raw and unknown encodings are refused, not taken for lz4;
     lengths and keys are held to the rules of a client's put."""
     refused = {}
-    for encoding in (tmem_pb2.PAGE_ENCODING_RAW, 7, -1, 2**31 - 1):
+    for encoding in (tmem_pb2.PAGE_ENCODING_UNSPECIFIED, 7, -1, 2**31 - 1):
         answer = peer_put(wire, peer_page(1), peer_page(2, encoding=encoding))
         refused[encoding] = answer.refusal
     expected = (
@@ -852,11 +852,13 @@ def test_lean_puts_whose_fields_disagree_are_refused_naming_them_and_store_nothi
     pool = new_pool(wire, persistent=True)
     good = raw_batch(page(1), page(2))
     lz4, same = tmem_pb2.PAGE_ENCODING_LZ4, tmem_pb2.PAGE_ENCODING_SAME_FILLED
-    raw = tmem_pb2.PAGE_ENCODING_RAW
+    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
     reserved = tmem_pb2.KeyBatch(
         oid_word0=[1, U64_MAX], oid_word1=[0, U64_MAX], oid_word2=[0, U64_MAX], indexes=[0, 1]
     )
-    every_word = "expected PAGE_ENCODING_RAW, PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED"
+    every_word = (
+        "expected PAGE_ENCODING_UNSPECIFIED, PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED"
+    )
     cases: list[tuple[dict[str, Any], str]] = [
         (
             {"keys": tmem_pb2.KeyBatch(oid_word0=[1, 1, 1], indexes=[0, 1])},
@@ -934,7 +936,7 @@ def test_lean_gets_with_bad_keys_or_mode_are_refused_naming_them_and_free_nothin
         (
             {"keys": tmem_pb2.KeyBatch(oid_word0=[1, U64_MAX], oid_word2=[0, 2], indexes=[0, 0])}
             | {"mode": 3},
-            "mode 3 is invalid: expected GET_MODE_POOL_DEFAULT, GET_MODE_FREE or GET_MODE_KEEP",
+            "mode 3 is invalid: expected GET_MODE_UNSPECIFIED, GET_MODE_FREE or GET_MODE_KEEP",
         ),
         (
             {
@@ -964,5 +966,8 @@ def test_lean_gets_with_bad_keys_or_mode_are_refused_naming_them_and_free_nothin
         page(1),
         4096,
     )
-    assert list(response.encodings) == [tmem_pb2.PAGE_ENCODING_RAW, tmem_pb2.PAGE_ENCODING_LZ4]
+    assert list(response.encodings) == [
+        tmem_pb2.PAGE_ENCODING_UNSPECIFIED,
+        tmem_pb2.PAGE_ENCODING_LZ4,
+    ]
     assert get(wire, pool, (1, 0)) == [None]  # the pool's rule: that get freed it

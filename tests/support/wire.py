@@ -2,7 +2,8 @@
 
 The client library maps statuses onto `RamsterError` classes; tests of the wire contract need the
 raw answer instead, and must be able to send bytes no library would produce. `RawNode` sends
-serialized messages (or any bytes) to a method path and returns an `Answer`; `METHODS` lists every
+serialized messages (or any bytes) to a method path and returns an `Answer` (with the details of
+a refusal's google.rpc.Status, unpacked); `METHODS` lists every
 method of every `ramster.api.v1` service, read from the generated descriptors so new methods are
 covered without editing the tests.
 """
@@ -17,6 +18,8 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
 from ramster.page import pack_page
@@ -54,6 +57,8 @@ class Answer:
     code: grpc.StatusCode
     details: str
     body: bytes = b""
+    error_details: tuple[Any, ...] = ()
+    """The details of the rich status (ErrorInfo, BadRequest), in the order sent."""
 
     def parsed(self, response_type: Any) -> Any:
         assert self.code is grpc.StatusCode.OK, (self.code, self.details)
@@ -62,6 +67,23 @@ class Answer:
     @property
     def refusal(self) -> tuple[grpc.StatusCode, str]:
         return self.code, self.details
+
+
+DETAIL_TYPES = (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest)
+
+
+def refused(error: Any) -> Answer:
+    """The answer of a call that ended with `error` (a `grpc.RpcError` that is a `grpc.Call`),
+    with each detail of its rich status unpacked; a detail of another type fails the test."""
+    status = rpc_status.from_call(error)
+    unpacked = []
+    for detail in status.details if status is not None else ():
+        types = [t for t in DETAIL_TYPES if detail.Is(t.DESCRIPTOR)]
+        assert len(types) == 1, f"a detail of an unexpected type: {detail.type_url}"
+        message = types[0]()
+        detail.Unpack(message)
+        unpacked.append(message)
+    return Answer(error.code(), error.details() or "", error_details=tuple(unpacked))
 
 
 class RawNode:
@@ -105,7 +127,7 @@ class RawNode:
         try:
             response: bytes = method(body, timeout=self.timeout)
         except grpc.RpcError as error:
-            return Answer(error.code(), error.details() or "")
+            return refused(error)
         return Answer(grpc.StatusCode.OK, "", response)
 
     def first(self, path: str, request: Message | bytes) -> Answer:
@@ -117,7 +139,7 @@ class RawNode:
         except StopIteration:
             return Answer(stream.code(), stream.details() or "")
         except grpc.RpcError as error:
-            return Answer(error.code(), error.details() or "")
+            return refused(error)
         finally:
             stream.cancel()
         return Answer(grpc.StatusCode.OK, "", response)

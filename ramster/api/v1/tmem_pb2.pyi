@@ -9,6 +9,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 class PageEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
+    PAGE_ENCODING_UNSPECIFIED: _ClassVar[PageEncoding]
     PAGE_ENCODING_RAW: _ClassVar[PageEncoding]
     PAGE_ENCODING_LZ4: _ClassVar[PageEncoding]
     PAGE_ENCODING_SAME_FILLED: _ClassVar[PageEncoding]
@@ -26,9 +27,11 @@ class PutStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 
 class GetMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
+    GET_MODE_UNSPECIFIED: _ClassVar[GetMode]
     GET_MODE_POOL_DEFAULT: _ClassVar[GetMode]
     GET_MODE_FREE: _ClassVar[GetMode]
     GET_MODE_KEEP: _ClassVar[GetMode]
+PAGE_ENCODING_UNSPECIFIED: PageEncoding
 PAGE_ENCODING_RAW: PageEncoding
 PAGE_ENCODING_LZ4: PageEncoding
 PAGE_ENCODING_SAME_FILLED: PageEncoding
@@ -40,6 +43,7 @@ PUT_STATUS_MEAN_COMPRESS_POOR: PutStatus
 PUT_STATUS_NO_SPACE: PutStatus
 PUT_STATUS_NO_REPLICA: PutStatus
 PUT_STATUS_QUOTA: PutStatus
+GET_MODE_UNSPECIFIED: GetMode
 GET_MODE_POOL_DEFAULT: GetMode
 GET_MODE_FREE: GetMode
 GET_MODE_KEEP: GetMode

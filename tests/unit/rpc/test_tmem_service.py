@@ -56,7 +56,7 @@ def service_with_page(spec: PoolSpec) -> tuple[TmemService, TieredTmem, Backend,
 
 
 DEFAULT, FREE, KEEP = (
-    tmem_pb2.GET_MODE_POOL_DEFAULT,
+    tmem_pb2.GET_MODE_UNSPECIFIED,
     tmem_pb2.GET_MODE_FREE,
     tmem_pb2.GET_MODE_KEEP,
 )
