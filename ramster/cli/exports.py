@@ -7,7 +7,7 @@ import argparse
 from typing import TextIO
 
 from ramster.cli import flags
-from ramster.cli.flags import Parser
+from ramster.cli.flags import FromEnvironment, Parser
 from ramster.client import SyncClient
 from ramster.state import ExportStatus
 from ramster.units import format_size
@@ -23,7 +23,12 @@ def add_export_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     create.add_argument("name", type=flags.name_of("name"), help="the export's name")
     create.add_argument(
-        "--size", type=flags.size, required=True, help="bytes, a multiple of 4 KiB: 1GiB, 512MiB"
+        "--size",
+        action=FromEnvironment,
+        variable="RAMSTER_EXPORT_SIZE",
+        required=True,
+        type=flags.size,
+        help="bytes, a multiple of 4 KiB: 1GiB, 512MiB [RAMSTER_EXPORT_SIZE, none: required]",
     )
     flags.node_flag(create)
     listing = actions.add_parser("list", help="the exports of the caller's identity")

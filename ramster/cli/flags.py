@@ -53,13 +53,19 @@ class Parser(argparse.ArgumentParser):
         for action in self._actions:
             if isinstance(action, FromEnvironment) and getattr(args, action.dest) is None:
                 setattr(args, action.dest, action.from_environment(self))
+                if action.needed and getattr(args, action.dest) is None:
+                    flag = "/".join(action.option_strings)
+                    self.error(
+                        f"the following arguments are required: {flag} (or {action.variable})"
+                    )
 
 
 class FromEnvironment(argparse.Action):
     """A flag whose default is the variable named after it (``--drain-timeout``:
-    ``RAMSTER_DRAIN_TIMEOUT``), else `fallback` (text, parsed like a value given on the command
-    line; None: no value). With `many`, each use of the flag adds a value and the variable holds
-    a comma-separated list."""
+    ``RAMSTER_DRAIN_TIMEOUT``), or `variable` where that name means something else to another
+    command, else `fallback` (text, parsed like a value given on the command line; None: no
+    value). With `many`, each use of the flag adds a value and the variable holds a
+    comma-separated list."""
 
     def __init__(
         self,
@@ -68,10 +74,13 @@ class FromEnvironment(argparse.Action):
         *,
         fallback: str | None = None,
         many: bool = False,
+        variable: str | None = None,
         **kwargs: Any,
     ) -> None:
+        # argparse would demand a required flag on the command line; its variable may stand in.
+        self.needed = kwargs.pop("required", False)
         super().__init__(option_strings, dest, default=None, **kwargs)
-        self.variable = f"RAMSTER_{dest.upper()}"
+        self.variable = variable or f"RAMSTER_{dest.upper()}"
         self.fallback = fallback
         self.many = many
 
@@ -105,6 +114,23 @@ class FromEnvironment(argparse.Action):
 
     def _convert(self, text: str) -> Any:
         return text if self.type is None else self.type(text)  # type: ignore[operator]
+
+
+class Switch(FromEnvironment):
+    """A flag that takes no value (``--json``): on when given, else its variable's on/off
+    (`switch`), else off."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, type=switch, fallback="off", **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, True)
 
 
 def node_flag(parser: Parser, help: str = "the node") -> None:
@@ -171,7 +197,7 @@ def tls_of(args: argparse.Namespace) -> TLS | None:
     return TLS(**given)
 
 
-def etcd_flag(parser: Parser, help: str = "etcd endpoints [RAMSTER_ETCD]") -> None:
+def etcd_flag(parser: Parser, help: str = "etcd endpoints [RAMSTER_ETCD, none]") -> None:
     """``--etcd``: the endpoints of the cluster's etcd, and what to show it (`etcd_credentials_of`
     reads them): etcdctl's ``--cacert``/``--cert``/``--key`` or ``--user``/``--password``."""
     parser.add_argument("--etcd", action=FromEnvironment, type=endpoints, help=help)
@@ -207,12 +233,16 @@ def node_or_cluster_flags(parser: Parser, what: str) -> None:
     """``--node`` (`node_flag`), or ``--cluster NAME`` with ``--etcd`` to `what` cluster-wide in
     etcd instead: for settings a node takes over Admin and every node follows in etcd."""
     node_flag(parser)
+    # Not RAMSTER_CLUSTER, which names the cluster of `members`: here a name turns the command
+    # cluster-wide, so each command has its own (RAMSTER_PARAM_CLUSTER).
+    variable = f"RAMSTER_{parser.prog.split()[-1].upper()}_CLUSTER"
     parser.add_argument(
         "--cluster",
+        action=FromEnvironment,
+        variable=variable,
         metavar="NAME",
         type=name_of("cluster"),
-        default=None,
-        help=f"{what} cluster-wide in etcd instead (with --etcd)",
+        help=f"{what} cluster-wide in etcd instead (with --etcd) [{variable}, none]",
     )
     etcd_flag(parser)
 

@@ -17,7 +17,7 @@ from ramster import __version__
 from ramster.cli import extras, flags
 from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.exports import add_export_parser, run_export
-from ramster.cli.flags import Parser
+from ramster.cli.flags import FromEnvironment, Parser, Switch
 from ramster.cli.node import add_node_parser, run_node_command
 from ramster.cli.quota import add_quota_parser, run_quota
 from ramster.cli.swap import add_swap_parser
@@ -43,27 +43,49 @@ def _parser() -> Parser:
     up = commands.add_parser(
         "up", help="run etcd and N nodes on loopback until Ctrl-C, then stop them all"
     )
-    up.add_argument("--nodes", type=flags.int_in(1, 64), default=3, help="how many nodes (3)")
-    up.add_argument("--memory", type=flags.size, default="256MiB", help="budget per node (256MiB)")
     up.add_argument(
-        "--cluster", type=flags.name_of("cluster"), default="local", help="cluster name (local)"
+        "--nodes",
+        action=FromEnvironment,
+        variable="RAMSTER_UP_NODES",
+        fallback="3",
+        type=flags.int_in(1, 64),
+        help="how many nodes [RAMSTER_UP_NODES, 3]",
+    )
+    up.add_argument(
+        "--memory",
+        action=FromEnvironment,
+        variable="RAMSTER_UP_MEMORY",
+        fallback="256MiB",
+        type=flags.size,
+        help="budget per node [RAMSTER_UP_MEMORY, 256MiB]",
+    )
+    up.add_argument(
+        "--cluster",
+        action=FromEnvironment,
+        variable="RAMSTER_UP_CLUSTER",
+        fallback="local",
+        type=flags.name_of("cluster"),
+        help="cluster name [RAMSTER_UP_CLUSTER, local]",
     )
     stats = commands.add_parser("stats", help="print a node's state and counters")
     flags.node_flag(stats)
-    stats.add_argument("--json", action="store_true", help="one JSON object per print")
+    stats.add_argument(
+        "--json", action=Switch, help="one JSON object per print [RAMSTER_JSON, off]"
+    )
     stats.add_argument(
         "--clients",
-        action="store_true",
+        action=Switch,
         help="what each client identity's pages take and its quota, instead of the counters "
-        "(an admin's call)",
+        "(an admin's call) [RAMSTER_CLIENTS, off]",
     )
     stats.add_argument(
         "--watch",
+        action=FromEnvironment,
         type=flags.interval,
         nargs="?",
         const=2.0,
-        default=None,
-        help="repeat every N s (2)",
+        metavar="N",
+        help="repeat every N s (N: 2) [RAMSTER_WATCH, print once]",
     )
     param = commands.add_parser(
         "param", help="get or set a module param of a node, or of the whole cluster"
@@ -83,9 +105,12 @@ def _parser() -> Parser:
     flags.node_flag(drain)
     drain.add_argument(
         "--timeout",
+        action=FromEnvironment,
+        # The node's own --drain-timeout: the same wait, asked for by the caller here.
+        variable="RAMSTER_DRAIN_TIMEOUT",
+        fallback="0",
         type=flags.seconds,
-        default=0.0,
-        help="seconds to wait (default: the node's own)",
+        help="seconds to wait; 0: the node's own [RAMSTER_DRAIN_TIMEOUT, 0]",
     )
     undrain = commands.add_parser(
         "undrain", help="take a drain back: the node holds pages of other nodes again"
@@ -105,19 +130,34 @@ def _parser() -> Parser:
     )
     demo.add_argument(
         "--pages",
+        action=FromEnvironment,
+        variable="RAMSTER_DEMO_PAGES",
+        fallback="8192",
         type=flags.int_in(MIN_DEMO_PAGES, MAX_DEMO_PAGES),
-        default=8192,
-        help="corpus pages (default 8192)",
+        help="corpus pages [RAMSTER_DEMO_PAGES, 8192]",
     )
     demo.add_argument(
-        "--memory", type=flags.size, default="8MiB", help="budget of node 1 (8MiB; others 8x)"
+        "--memory",
+        action=FromEnvironment,
+        variable="RAMSTER_DEMO_MEMORY",
+        fallback="8MiB",
+        type=flags.size,
+        help="budget of node 1; the others get 8x [RAMSTER_DEMO_MEMORY, 8MiB]",
     )
-    demo.add_argument("--keep", action="store_true", help="leave the cluster up until Ctrl-C")
+    demo.add_argument(
+        "--keep",
+        action=Switch,
+        variable="RAMSTER_DEMO_KEEP",
+        help="leave the cluster up until Ctrl-C [RAMSTER_DEMO_KEEP, off]",
+    )
     demo.add_argument(
         "--node",
+        action=FromEnvironment,
+        # Not RAMSTER_NODE: a node set for the other commands is not where a demo should write.
+        variable="RAMSTER_DEMO_NODE",
         type=flags.node_address,
-        default=None,
-        help="run only the workload, against this running node (Compose, Kubernetes)",
+        help="run only the workload, against this running node (Compose, Kubernetes) "
+        "[RAMSTER_DEMO_NODE, none: a cluster of its own]",
     )
     flags.tls_flags(demo)
     add_certs_parser(commands)

@@ -153,21 +153,25 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         help="seconds SIGTERM waits for peers to move their copies off [RAMSTER_DRAIN_TIMEOUT, 20]",
     )
     node.add_argument(
-        "--ready-file", default=None, help="write address, pid and epoch here once serving"
+        "--ready-file",
+        action=FromEnvironment,
+        help="write address, pid and epoch here once serving [RAMSTER_READY_FILE, none]",
     )
-    flags.etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD]")
+    flags.etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD, none]")
     node.add_argument(
         "--peer",
-        action="append",
-        default=[],
+        action=FromEnvironment,
+        many=True,
         type=flags.host_port("peer"),
-        help="without etcd: HOST:PORT of another node (repeat for each)",
+        help="without etcd: HOST:PORT of another node; repeat for each [RAMSTER_PEER, "
+        "comma-separated, none]",
     )
     node.add_argument(
         "--node-number",
+        action=FromEnvironment,
+        fallback="1",
         type=flags.int_in(1, 2**31 - 1),
-        default=1,
-        help="without etcd: this node's number (>= 1)",
+        help="without etcd: this node's number (>= 1) [RAMSTER_NODE_NUMBER, 1]",
     )
     node.add_argument(
         "--advertise",
@@ -243,7 +247,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         ready_file=args.ready_file,
         etcd=args.etcd,
         etcd_credentials=flags.etcd_credentials_of(args),
-        peers=tuple(args.peer),
+        peers=tuple(args.peer or ()),
         node_number=args.node_number,
         advertise=args.advertise,
         tls=flags.tls_of(args),
