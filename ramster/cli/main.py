@@ -73,6 +73,11 @@ def _parser() -> Parser:
         "--json", action=Switch, help="one JSON object per print [RAMSTER_JSON, off]"
     )
     stats.add_argument(
+        "--raw",
+        action=Switch,
+        help="the counters by kernel name, one a line, instead of in groups [RAMSTER_RAW, off]",
+    )
+    stats.add_argument(
         "--clients",
         action=Switch,
         help="what each client identity's pages take and its quota, instead of the counters "
@@ -185,6 +190,7 @@ def _run(args: argparse.Namespace) -> int:
             flags.tls_of(args),
             flags.token_of(args),
             clients=args.clients,
+            raw=args.raw,
         )
     if args.command == "param":
         from ramster.cli.admin import param
