@@ -8,6 +8,7 @@ from typing import TextIO
 
 from ramster.cli import flags
 from ramster.cli.flags import FromEnvironment, Parser
+from ramster.cli.view import console, table
 from ramster.client import SyncClient
 from ramster.state import ExportStatus
 from ramster.units import format_size
@@ -45,21 +46,19 @@ def run_export(args: argparse.Namespace, out: TextIO) -> int:
             status = client.create_export(args.name, args.size)
             out.write(f"export {status.name} created: {format_size(status.size)}\n")
         elif args.export_command == "list":
-            out.write(format_exports(client.list_exports()))
+            show_exports(out, client.list_exports())
         else:
             flushed = client.delete_export(args.name)
             out.write(f"export {args.name} deleted: {flushed} pages flushed\n")
     return 0
 
 
-def format_exports(exports: list[ExportStatus]) -> str:
+def show_exports(out: TextIO, exports: list[ExportStatus]) -> None:
+    """A row per export: its name, size, pages held, pages spilled and owner."""
     if not exports:
-        return "no exports\n"
-    rows = [("NAME", "SIZE", "PAGES", "SPILLED", "OWNER")]
-    rows += [(e.name, format_size(e.size), str(e.pages), str(e.spilled), e.owner) for e in exports]
-    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
-    return "".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        + "\n"
-        for row in rows
-    )
+        out.write("no exports\n")
+        return
+    rows = [
+        (e.name, format_size(e.size), f"{e.pages:,}", f"{e.spilled:,}", e.owner) for e in exports
+    ]
+    console(out).print(table(("name", "size", "pages", "spilled", "owner"), rows, words=(0, 4)))

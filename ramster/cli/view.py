@@ -35,8 +35,14 @@ def console(out: TextIO) -> Console:
     )
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[str]], title: str | None = None) -> Table:
-    """A table of `rows` under `header`: the first column left, the others (numbers) right."""
+def table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    title: str | None = None,
+    words: Sequence[int] = (0,),
+) -> Table:
+    """A table of `rows` under `header`: the columns of `words` left, the others (numbers)
+    right."""
     drawn = Table(
         *header,
         title=title,
@@ -45,8 +51,8 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], title: str | Non
         show_edge=False,
         pad_edge=False,
     )
-    for column in drawn.columns[1:]:
-        column.justify = "right"
+    for index, column in enumerate(drawn.columns):
+        column.justify = "left" if index in words else "right"
     for row in rows:
         drawn.add_row(*row)
     return drawn
