@@ -12,7 +12,7 @@ import datetime
 from pathlib import Path
 from typing import TextIO
 
-from ramster.cli import flags
+from ramster.cli import values
 from ramster.cli.flags import FromEnvironment, Parser, Switch
 from ramster.trust import files
 from ramster.trust.identity import ISSUED_ROLES, Identity, issued_role
@@ -29,7 +29,7 @@ def add_certs_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         action=FromEnvironment,
         variable="RAMSTER_CA_DAYS",
         fallback=str(CA_DAYS),
-        type=flags.int_in(1, MAX_DAYS),
+        type=values.int_in(1, MAX_DAYS),
         help=f"lifetime of the CA [RAMSTER_CA_DAYS, {CA_DAYS}]",
     )
     init.add_argument(
@@ -45,17 +45,17 @@ def add_certs_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     issue.add_argument("dir", type=Path, help="the CA's folder, where the files go")
     issue.add_argument(
         "role",
-        type=flags.value_type(issued_role, "role"),
+        type=values.value_type(issued_role, "role"),
         metavar="ROLE",
         help=" | ".join(role.value for role in ISSUED_ROLES),
     )
-    issue.add_argument("name", type=flags.node_name, help="the node, client or admin name")
+    issue.add_argument("name", type=values.node_name, help="the node, client or admin name")
     issue.add_argument(
         "--host",
         action=FromEnvironment,
         variable="RAMSTER_CERT_HOST",
         many=True,
-        type=flags.value_type(_host, "host"),
+        type=values.value_type(_host, "host"),
         help="a DNS name or IP address the certificate is valid for; repeat for each (a node's "
         "always names localhost, 127.0.0.1 and ::1) [RAMSTER_CERT_HOST, comma-separated, none]",
     )
@@ -64,7 +64,7 @@ def add_certs_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         action=FromEnvironment,
         variable="RAMSTER_CERT_DAYS",
         fallback=str(DAYS),
-        type=flags.int_in(1, MAX_DAYS),
+        type=values.int_in(1, MAX_DAYS),
         help=f"lifetime of the certificate and token [RAMSTER_CERT_DAYS, {DAYS}]",
     )
     issue.add_argument(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ramster.cli import flags
+from ramster.cli import flags, values
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.cli.view import console, table
 from ramster.client import SyncClient
@@ -22,13 +22,13 @@ def add_export_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     create = actions.add_parser(
         "create", help="a new export: NBD clients reach it as nbd+unix:///NAME?socket=PATH"
     )
-    create.add_argument("name", type=flags.name_of("name"), help="the export's name")
+    create.add_argument("name", type=values.name_of("name"), help="the export's name")
     create.add_argument(
         "--size",
         action=FromEnvironment,
         variable="RAMSTER_EXPORT_SIZE",
         required=True,
-        type=flags.size,
+        type=values.size,
         help="bytes, a multiple of 4 KiB: 1GiB, 512MiB [RAMSTER_EXPORT_SIZE, none: required]",
     )
     flags.node_flag(create)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ramster import __version__
-from ramster.cli import extras, flags
+from ramster.cli import extras, flags, values
 from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.exports import add_export_parser, run_export
 from ramster.cli.flags import FromEnvironment, Parser, Switch
@@ -48,7 +48,7 @@ def _parser() -> Parser:
         action=FromEnvironment,
         variable="RAMSTER_UP_NODES",
         fallback="3",
-        type=flags.int_in(1, 64),
+        type=values.int_in(1, 64),
         help="how many nodes [RAMSTER_UP_NODES, 3]",
     )
     up.add_argument(
@@ -56,7 +56,7 @@ def _parser() -> Parser:
         action=FromEnvironment,
         variable="RAMSTER_UP_MEMORY",
         fallback="256MiB",
-        type=flags.size,
+        type=values.size,
         help="budget per node [RAMSTER_UP_MEMORY, 256MiB]",
     )
     up.add_argument(
@@ -64,7 +64,7 @@ def _parser() -> Parser:
         action=FromEnvironment,
         variable="RAMSTER_UP_CLUSTER",
         fallback="local",
-        type=flags.name_of("cluster"),
+        type=values.name_of("cluster"),
         help="cluster name [RAMSTER_UP_CLUSTER, local]",
     )
     stats = commands.add_parser("stats", help="print a node's state and counters")
@@ -86,7 +86,7 @@ def _parser() -> Parser:
     stats.add_argument(
         "--watch",
         action=FromEnvironment,
-        type=flags.interval,
+        type=values.interval,
         nargs="?",
         const=2.0,
         metavar="N",
@@ -114,7 +114,7 @@ def _parser() -> Parser:
         # The node's own --drain-timeout: the same wait, asked for by the caller here.
         variable="RAMSTER_DRAIN_TIMEOUT",
         fallback="0",
-        type=flags.seconds,
+        type=values.seconds,
         help="seconds to wait; 0: the node's own [RAMSTER_DRAIN_TIMEOUT, 0]",
     )
     undrain = commands.add_parser(
@@ -125,7 +125,7 @@ def _parser() -> Parser:
         "forget-node",
         help="decommission a node that left for good: every node drops its pages now",
     )
-    forget.add_argument("name", type=flags.node_name, help="the node's name in the cluster")
+    forget.add_argument("name", type=values.node_name, help="the node's name in the cluster")
     flags.node_flag(forget, "any live node of the cluster (it tells the others through etcd)")
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     flags.etcd_flag(members)
@@ -138,7 +138,7 @@ def _parser() -> Parser:
         action=FromEnvironment,
         variable="RAMSTER_DEMO_PAGES",
         fallback="8192",
-        type=flags.int_in(MIN_DEMO_PAGES, MAX_DEMO_PAGES),
+        type=values.int_in(MIN_DEMO_PAGES, MAX_DEMO_PAGES),
         help="corpus pages [RAMSTER_DEMO_PAGES, 8192]",
     )
     demo.add_argument(
@@ -146,7 +146,7 @@ def _parser() -> Parser:
         action=FromEnvironment,
         variable="RAMSTER_DEMO_MEMORY",
         fallback="8MiB",
-        type=flags.size,
+        type=values.size,
         help="budget of node 1; the others get 8x [RAMSTER_DEMO_MEMORY, 8MiB]",
     )
     demo.add_argument(
@@ -160,7 +160,7 @@ def _parser() -> Parser:
         action=FromEnvironment,
         # Not RAMSTER_NODE: a node set for the other commands is not where a demo should write.
         variable="RAMSTER_DEMO_NODE",
-        type=flags.node_address,
+        type=values.node_address,
         help="run only the workload, against this running node (Compose, Kubernetes) "
         "[RAMSTER_DEMO_NODE, none: a cluster of its own]",
     )

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import TextIO
 
-from ramster.cli import flags
+from ramster.cli import flags, values
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.client import TLS, SyncClient
 from ramster.errors import InvalidArgument, RamsterError
@@ -38,7 +38,7 @@ def add_swap_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         action=FromEnvironment,
         variable="RAMSTER_SWAP_SIZE",
         required=True,
-        type=flags.size,
+        type=values.size,
         help="the device's size [RAMSTER_SWAP_SIZE, none: required]",
     )
     on.add_argument(
@@ -46,14 +46,14 @@ def add_swap_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         action=FromEnvironment,
         variable="RAMSTER_SWAP_NAME",
         fallback="swap0",
-        type=flags.name_of("name"),
+        type=values.name_of("name"),
         help="the device's name [RAMSTER_SWAP_NAME, swap0]",
     )
     on.add_argument(
         "--priority",
         action=FromEnvironment,
         variable="RAMSTER_SWAP_PRIORITY",
-        type=flags.int_in(0, MAX_PRIORITY),
+        type=values.int_in(0, MAX_PRIORITY),
         help="swap priority 0..32767 [RAMSTER_SWAP_PRIORITY, the kernel's: below every other "
         "device]",
     )
