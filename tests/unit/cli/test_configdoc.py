@@ -91,3 +91,14 @@ def test_repeatable_flags_take_comma_separated_variables(monkeypatch: pytest.Mon
     assert parsed(["node"]).peer == ["10.0.0.2:7470", "10.0.0.3:7470"]
     monkeypatch.setenv("RAMSTER_CERT_HOST", "a.example,10.0.0.9")
     assert parsed(["certs", "issue", "/tmp/ca", "node", "n1"]).host == ["a.example", "10.0.0.9"]
+
+
+def test_a_switch_variable_that_is_not_on_or_off_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RAMSTER_RAW", "maybe")
+    with pytest.raises(SystemExit):
+        parsed(["stats"])
+    assert capsys.readouterr().err == (
+        "ramster stats: RAMSTER_RAW: switch 'maybe' is invalid: expected on or off\n"
+    )
