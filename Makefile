@@ -7,7 +7,7 @@ BUF_VERSION := 1.75.0
 BUF    := $(BIN)/buf
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint typecheck unit proto bench clean
+.PHONY: help setup run test lint typecheck unit proto configdoc bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test: lint $(BUF) ## lint, type-check and run every test
 
 proto: $(STAMP) ## regenerate ramster/api/v1 from proto/ (the generated code is committed)
 	$(BIN)/python tools/protogen.py
+
+configdoc: $(STAMP) ## regenerate docs/configuration.md from the command line's flags and the module params
+	$(BIN)/python -m ramster.cli.configdoc > docs/configuration.md
 
 bench: $(STAMP) ## run the benchmarks (with Redis and memcached as references) and print tables
 	@command -v redis-server >/dev/null && command -v memcached >/dev/null || { \

@@ -10,9 +10,14 @@ import json
 import time
 from typing import TextIO
 
+from rich.console import Console
+
 from nodemanager.etcd_settings import EtcdCredentials
+from ramster.cli.stats_groups import grouped
+from ramster.cli.view import console, table
 from ramster.client import SyncClient
 from ramster.errors import InvalidArgument, shown
+from ramster.metric_help import HELP
 from ramster.params import ModuleParams
 from ramster.state import NodeState
 from ramster.tmem.quota import Usage
@@ -27,9 +32,12 @@ def print_stats(
     tls: TLS | None = None,
     token: str | None = None,
     clients: bool = False,
+    raw: bool = False,
 ) -> int:
-    """Print the node's state and counters (`clients`: what each client identity's pages take
-    instead) once, or every `watch` seconds until interrupted."""
+    """Print the node's state and counters, in groups (`raw`: by kernel name, as /proc would;
+    `clients`: what each client identity's pages take instead) once, or every `watch` seconds
+    until interrupted."""
+    view = console(out)
     with SyncClient(node, client_name="ramster-cli", tls=tls, token=token) as client:
         while True:
             if clients:
@@ -38,13 +46,13 @@ def print_stats(
                     out.write(json.dumps({"clients": [dataclasses.asdict(u) for u in usage]}))
                     out.write("\n")
                 else:
-                    out.write(format_clients(node, usage))
-            elif as_json:
-                state, counters = client.state(), client.stats()
-                out.write(json.dumps({"state": dataclasses.asdict(state), "counters": counters}))
-                out.write("\n")
+                    show_clients(view, node, usage)
             else:
-                out.write(format_stats(node, client.state(), client.stats()))
+                state, counters = client.state(), client.stats()
+                if as_json:
+                    out.write(json.dumps(stats_json(state, counters, raw)) + "\n")
+                else:
+                    show_stats(view, node, state, counters, raw)
             out.flush()
             if watch is None:
                 return 0
@@ -54,41 +62,58 @@ def print_stats(
                 return 0
 
 
-def format_stats(node: str, state: NodeState, counters: dict[str, int]) -> str:
+def stats_json(state: NodeState, counters: dict[str, int], raw: bool) -> dict[str, object]:
+    """``--json``: the state, and the counters by group (`grouped`) or, `raw`, by name alone."""
+    if raw:
+        return {"state": dataclasses.asdict(state), "counters": counters}
+    return {"state": dataclasses.asdict(state), "groups": grouped(counters)}
+
+
+def show_stats(
+    view: Console, node: str, state: NodeState, counters: dict[str, int], raw: bool
+) -> None:
+    """The node's state in a line, then its counters: a table per group saying what each counts
+    (`HELP`), or, `raw`, one line per kernel name."""
+
     def switch(on: bool) -> str:
         return "on" if on else "off"
 
-    lines = [
+    view.print(
         f"node {state.node_name} at {node}: epoch {state.epoch}, "
         f"zcache {switch(state.zcache)} (generation {state.backend_generation}), "
-        f"ramster {switch(state.ramster)}" + (", shutting down" if state.shutting_down else ""),
-    ]
+        f"ramster {switch(state.ramster)}" + (", shutting down" if state.shutting_down else "")
+    )
     if target := counters.get("remote_target_down"):
-        lines.append(
+        view.print(
             f"  warning: remote_target node {target} is not up: pages go to peers by free bytes"
         )
-    width = max(map(len, counters), default=0)
-    lines += [f"  {name:<{width}}  {counters[name]:>16,}" for name in sorted(counters)]
-    return "\n".join(lines) + "\n"
+    if raw:
+        width = max(map(len, counters), default=0)
+        for name in sorted(counters):
+            view.print(f"  {name:<{width}}  {counters[name]:>16,}")
+        return
+    drawn = table(("counter", "value"), [])
+    for group, members in grouped(counters).items():
+        if members:
+            drawn.add_row(f"{group}:", "")
+            for name, value in members.items():
+                drawn.add_row(f"  {HELP.get(name, name).rstrip('.')}", f"{value:,}")
+    view.print(drawn)
 
 
 CLIENT_COLUMNS = ("identity", "pages", "bytes", "quota", "put_quota")
 
 
-def format_clients(node: str, usage: list[Usage]) -> str:
-    """One line per client identity with pools on the node: its pages, their bytes as handed
+def show_clients(view: Console, node: str, usage: list[Usage]) -> None:
+    """A row per client identity with pools on the node: its pages, their bytes as handed
     over, its quota in bytes (none: no quota) and the puts its quota refused."""
     rows = [
         (u.identity, f"{u.pages:,}", f"{u.nbytes:,}", f"{u.quota:,}" if u.quota else "none",
          f"{u.refused:,}")
         for u in usage
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in (CLIENT_COLUMNS, *rows)) for i in range(5)]
-    lines = [f"node {node}: {len(rows)} client identities hold pools"]
-    for row in (CLIENT_COLUMNS, *rows):
-        numbers = zip(row[1:], widths[1:], strict=True)
-        lines.append("  " + "  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in numbers)]))
-    return "\n".join(lines) + "\n"
+    view.print(f"node {node}: {len(rows)} client identities hold pools")
+    view.print(table(CLIENT_COLUMNS, rows))
 
 
 def param(

@@ -12,8 +12,8 @@ import datetime
 from pathlib import Path
 from typing import TextIO
 
-from ramster.cli import flags
-from ramster.cli.flags import Parser
+from ramster.cli import values
+from ramster.cli.flags import FromEnvironment, Parser, Switch
 from ramster.trust import files
 from ramster.trust.identity import ISSUED_ROLES, Identity, issued_role
 from ramster.trust.pki import CA_DAYS, DAYS, MAX_DAYS, host_name
@@ -26,11 +26,18 @@ def add_certs_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     init.add_argument("dir", type=Path, help="the folder (made if absent, 0700)")
     init.add_argument(
         "--days",
-        type=flags.int_in(1, MAX_DAYS),
-        default=CA_DAYS,
-        help=f"lifetime of the CA ({CA_DAYS})",
+        action=FromEnvironment,
+        variable="RAMSTER_CA_DAYS",
+        fallback=str(CA_DAYS),
+        type=values.int_in(1, MAX_DAYS),
+        help=f"lifetime of the CA [RAMSTER_CA_DAYS, {CA_DAYS}]",
     )
-    init.add_argument("--force", action="store_true", help="overwrite an existing CA")
+    init.add_argument(
+        "--force",
+        action=Switch,
+        variable="RAMSTER_CERTS_FORCE",
+        help="overwrite an existing CA [RAMSTER_CERTS_FORCE, off]",
+    )
     issue = actions.add_parser(
         "issue",
         help="write DIR/NAME.crt and DIR/NAME.key (0600), for a node also DIR/NAME.pagekey",
@@ -38,29 +45,41 @@ def add_certs_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     issue.add_argument("dir", type=Path, help="the CA's folder, where the files go")
     issue.add_argument(
         "role",
-        type=flags.value_type(issued_role, "role"),
+        type=values.value_type(issued_role, "role"),
         metavar="ROLE",
         help=" | ".join(role.value for role in ISSUED_ROLES),
     )
-    issue.add_argument("name", type=flags.node_name, help="the node, client or admin name")
+    issue.add_argument("name", type=values.node_name, help="the node, client or admin name")
     issue.add_argument(
         "--host",
-        action="append",
-        default=[],
-        type=flags.value_type(_host, "host"),
+        action=FromEnvironment,
+        variable="RAMSTER_CERT_HOST",
+        many=True,
+        type=values.value_type(_host, "host"),
         help="a DNS name or IP address the certificate is valid for; repeat for each (a node's "
-        "always names localhost, 127.0.0.1 and ::1)",
+        "always names localhost, 127.0.0.1 and ::1) [RAMSTER_CERT_HOST, comma-separated, none]",
     )
     issue.add_argument(
         "--days",
-        type=flags.int_in(1, MAX_DAYS),
-        default=DAYS,
-        help=f"lifetime of the certificate and token ({DAYS})",
+        action=FromEnvironment,
+        variable="RAMSTER_CERT_DAYS",
+        fallback=str(DAYS),
+        type=values.int_in(1, MAX_DAYS),
+        help=f"lifetime of the certificate and token [RAMSTER_CERT_DAYS, {DAYS}]",
     )
     issue.add_argument(
-        "--token", action="store_true", help="also write DIR/NAME.token, a bearer token (0600)"
+        "--token",
+        action=Switch,
+        # Not RAMSTER_TOKEN: that is the token file other commands prove who calls with.
+        variable="RAMSTER_CERT_TOKEN",
+        help="also write DIR/NAME.token, a bearer token (0600) [RAMSTER_CERT_TOKEN, off]",
     )
-    issue.add_argument("--force", action="store_true", help="overwrite existing files")
+    issue.add_argument(
+        "--force",
+        action=Switch,
+        variable="RAMSTER_CERTS_FORCE",
+        help="overwrite existing files [RAMSTER_CERTS_FORCE, off]",
+    )
 
 
 def run_certs(args: argparse.Namespace, out: TextIO) -> int:
@@ -71,7 +90,7 @@ def run_certs(args: argparse.Namespace, out: TextIO) -> int:
         written = files.issue(
             args.dir,
             Identity(args.role, args.name),
-            args.host,
+            args.host or [],
             now=now,
             days=args.days,
             token=args.token,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ramster.cli import flags
-from ramster.cli.flags import Parser
+from ramster.cli import flags, values
+from ramster.cli.flags import FromEnvironment, Parser
+from ramster.cli.view import console, table
 from ramster.client import SyncClient
 from ramster.state import ExportStatus
 from ramster.units import format_size
@@ -21,9 +22,14 @@ def add_export_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     create = actions.add_parser(
         "create", help="a new export: NBD clients reach it as nbd+unix:///NAME?socket=PATH"
     )
-    create.add_argument("name", type=flags.name_of("name"), help="the export's name")
+    create.add_argument("name", type=values.name_of("name"), help="the export's name")
     create.add_argument(
-        "--size", type=flags.size, required=True, help="bytes, a multiple of 4 KiB: 1GiB, 512MiB"
+        "--size",
+        action=FromEnvironment,
+        variable="RAMSTER_EXPORT_SIZE",
+        required=True,
+        type=values.size,
+        help="bytes, a multiple of 4 KiB: 1GiB, 512MiB [RAMSTER_EXPORT_SIZE, none: required]",
     )
     flags.node_flag(create)
     listing = actions.add_parser("list", help="the exports of the caller's identity")
@@ -40,21 +46,19 @@ def run_export(args: argparse.Namespace, out: TextIO) -> int:
             status = client.create_export(args.name, args.size)
             out.write(f"export {status.name} created: {format_size(status.size)}\n")
         elif args.export_command == "list":
-            out.write(format_exports(client.list_exports()))
+            show_exports(out, client.list_exports())
         else:
             flushed = client.delete_export(args.name)
             out.write(f"export {args.name} deleted: {flushed} pages flushed\n")
     return 0
 
 
-def format_exports(exports: list[ExportStatus]) -> str:
+def show_exports(out: TextIO, exports: list[ExportStatus]) -> None:
+    """A row per export: its name, size, pages held, pages spilled and owner."""
     if not exports:
-        return "no exports\n"
-    rows = [("NAME", "SIZE", "PAGES", "SPILLED", "OWNER")]
-    rows += [(e.name, format_size(e.size), str(e.pages), str(e.spilled), e.owner) for e in exports]
-    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
-    return "".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        + "\n"
-        for row in rows
-    )
+        out.write("no exports\n")
+        return
+    rows = [
+        (e.name, format_size(e.size), f"{e.pages:,}", f"{e.spilled:,}", e.owner) for e in exports
+    ]
+    console(out).print(table(("name", "size", "pages", "spilled", "owner"), rows, words=(0, 4)))

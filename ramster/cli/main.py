@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 
 from ramster import __version__
-from ramster.cli import extras, flags
+from ramster.cli import extras, flags, values
 from ramster.cli.certs import add_certs_parser, run_certs
 from ramster.cli.exports import add_export_parser, run_export
-from ramster.cli.flags import Parser
+from ramster.cli.flags import FromEnvironment, Parser, Switch
 from ramster.cli.node import add_node_parser, run_node_command
 from ramster.cli.quota import add_quota_parser, run_quota
 from ramster.cli.swap import add_swap_parser
@@ -43,27 +43,54 @@ def _parser() -> Parser:
     up = commands.add_parser(
         "up", help="run etcd and N nodes on loopback until Ctrl-C, then stop them all"
     )
-    up.add_argument("--nodes", type=flags.int_in(1, 64), default=3, help="how many nodes (3)")
-    up.add_argument("--memory", type=flags.size, default="256MiB", help="budget per node (256MiB)")
     up.add_argument(
-        "--cluster", type=flags.name_of("cluster"), default="local", help="cluster name (local)"
+        "--nodes",
+        action=FromEnvironment,
+        variable="RAMSTER_UP_NODES",
+        fallback="3",
+        type=values.int_in(1, 64),
+        help="how many nodes [RAMSTER_UP_NODES, 3]",
+    )
+    up.add_argument(
+        "--memory",
+        action=FromEnvironment,
+        variable="RAMSTER_UP_MEMORY",
+        fallback="256MiB",
+        type=values.size,
+        help="budget per node [RAMSTER_UP_MEMORY, 256MiB]",
+    )
+    up.add_argument(
+        "--cluster",
+        action=FromEnvironment,
+        variable="RAMSTER_UP_CLUSTER",
+        fallback="local",
+        type=values.name_of("cluster"),
+        help="cluster name [RAMSTER_UP_CLUSTER, local]",
     )
     stats = commands.add_parser("stats", help="print a node's state and counters")
     flags.node_flag(stats)
-    stats.add_argument("--json", action="store_true", help="one JSON object per print")
+    stats.add_argument(
+        "--json", action=Switch, help="one JSON object per print [RAMSTER_JSON, off]"
+    )
+    stats.add_argument(
+        "--raw",
+        action=Switch,
+        help="the counters by kernel name, one a line, instead of in groups [RAMSTER_RAW, off]",
+    )
     stats.add_argument(
         "--clients",
-        action="store_true",
+        action=Switch,
         help="what each client identity's pages take and its quota, instead of the counters "
-        "(an admin's call)",
+        "(an admin's call) [RAMSTER_CLIENTS, off]",
     )
     stats.add_argument(
         "--watch",
-        type=flags.interval,
+        action=FromEnvironment,
+        type=values.interval,
         nargs="?",
         const=2.0,
-        default=None,
-        help="repeat every N s (2)",
+        metavar="N",
+        help="repeat every N s (N: 2) [RAMSTER_WATCH, print once]",
     )
     param = commands.add_parser(
         "param", help="get or set a module param of a node, or of the whole cluster"
@@ -83,9 +110,12 @@ def _parser() -> Parser:
     flags.node_flag(drain)
     drain.add_argument(
         "--timeout",
-        type=flags.seconds,
-        default=0.0,
-        help="seconds to wait (default: the node's own)",
+        action=FromEnvironment,
+        # The node's own --drain-timeout: the same wait, asked for by the caller here.
+        variable="RAMSTER_DRAIN_TIMEOUT",
+        fallback="0",
+        type=values.seconds,
+        help="seconds to wait; 0: the node's own [RAMSTER_DRAIN_TIMEOUT, 0]",
     )
     undrain = commands.add_parser(
         "undrain", help="take a drain back: the node holds pages of other nodes again"
@@ -95,7 +125,7 @@ def _parser() -> Parser:
         "forget-node",
         help="decommission a node that left for good: every node drops its pages now",
     )
-    forget.add_argument("name", type=flags.node_name, help="the node's name in the cluster")
+    forget.add_argument("name", type=values.node_name, help="the node's name in the cluster")
     flags.node_flag(forget, "any live node of the cluster (it tells the others through etcd)")
     members = commands.add_parser("members", help="list the nodes of a cluster from etcd")
     flags.etcd_flag(members)
@@ -105,19 +135,34 @@ def _parser() -> Parser:
     )
     demo.add_argument(
         "--pages",
-        type=flags.int_in(MIN_DEMO_PAGES, MAX_DEMO_PAGES),
-        default=8192,
-        help="corpus pages (default 8192)",
+        action=FromEnvironment,
+        variable="RAMSTER_DEMO_PAGES",
+        fallback="8192",
+        type=values.int_in(MIN_DEMO_PAGES, MAX_DEMO_PAGES),
+        help="corpus pages [RAMSTER_DEMO_PAGES, 8192]",
     )
     demo.add_argument(
-        "--memory", type=flags.size, default="8MiB", help="budget of node 1 (8MiB; others 8x)"
+        "--memory",
+        action=FromEnvironment,
+        variable="RAMSTER_DEMO_MEMORY",
+        fallback="8MiB",
+        type=values.size,
+        help="budget of node 1; the others get 8x [RAMSTER_DEMO_MEMORY, 8MiB]",
     )
-    demo.add_argument("--keep", action="store_true", help="leave the cluster up until Ctrl-C")
+    demo.add_argument(
+        "--keep",
+        action=Switch,
+        variable="RAMSTER_DEMO_KEEP",
+        help="leave the cluster up until Ctrl-C [RAMSTER_DEMO_KEEP, off]",
+    )
     demo.add_argument(
         "--node",
-        type=flags.node_address,
-        default=None,
-        help="run only the workload, against this running node (Compose, Kubernetes)",
+        action=FromEnvironment,
+        # Not RAMSTER_NODE: a node set for the other commands is not where a demo should write.
+        variable="RAMSTER_DEMO_NODE",
+        type=values.node_address,
+        help="run only the workload, against this running node (Compose, Kubernetes) "
+        "[RAMSTER_DEMO_NODE, none: a cluster of its own]",
     )
     flags.tls_flags(demo)
     add_certs_parser(commands)
@@ -145,6 +190,7 @@ def _run(args: argparse.Namespace) -> int:
             flags.tls_of(args),
             flags.token_of(args),
             clients=args.clients,
+            raw=args.raw,
         )
     if args.command == "param":
         from ramster.cli.admin import param

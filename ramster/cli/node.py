@@ -10,7 +10,7 @@ import logging
 import socket
 
 from ramster.cgroup import memory_limit
-from ramster.cli import extras, flags
+from ramster.cli import extras, flags, values
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.config import NbdConfig, NodeConfig
 from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE
@@ -28,7 +28,7 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         action=FromEnvironment,
         fallback=DEFAULT_LISTEN,
         many=True,
-        type=flags.listen,
+        type=values.listen,
         help="HOST:PORT (port 0: any free port) or unix:///path; repeat to listen on several, the "
         "first is primary [RAMSTER_LISTEN, comma-separated, 127.0.0.1:7470]",
     )
@@ -44,14 +44,14 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--peer-listen",
         action=FromEnvironment,
-        type=flags.listen,
+        type=values.listen,
         help="HOST:PORT or unix:///path where peers reach the Peer service, served there only; "
         "the address published to peers [RAMSTER_PEER_LISTEN, none: Peer on --listen]",
     )
     node.add_argument(
         "--admin-listen",
         action=FromEnvironment,
-        type=flags.listen,
+        type=values.listen,
         help="unix:///path of the admin socket (mode 0600): Admin calls that change settings "
         "from anyone who can connect [RAMSTER_ADMIN_LISTEN, none]",
     )
@@ -59,7 +59,7 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--nbd",
         action=FromEnvironment,
         many=True,
-        type=flags.listen,
+        type=values.listen,
         help="unix:///PATH or HOST:PORT to serve the node's exports over NBD (TCP: with TLS, "
         "clients STARTTLS; without, loopback only); repeat for several [RAMSTER_NBD, "
         "comma-separated, none]",
@@ -74,7 +74,7 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--nbd-spill-size",
         action=FromEnvironment,
-        type=flags.size,
+        type=values.size,
         help="bytes the spill file may hold, e.g. 1GiB [RAMSTER_NBD_SPILL_SIZE]",
     )
     node.add_argument(
@@ -83,7 +83,7 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         nargs="?",
         const="on",
         fallback="off",
-        type=flags.switch,
+        type=values.switch,
         help="without TLS, serve plaintext on TCP addresses other than loopback too "
         "[RAMSTER_INSECURE, off]",
     )
@@ -91,14 +91,14 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--socket-mode",
         action=FromEnvironment,
         fallback="0660",
-        type=flags.socket_mode,
+        type=values.socket_mode,
         help="permissions of unix socket files, octal [RAMSTER_SOCKET_MODE, 0660]",
     )
     node.add_argument(
         "--memory",
         action=FromEnvironment,
         fallback="256MiB",
-        type=flags.budget,
+        type=values.budget,
         help="zcache budget, e.g. 1GiB or 768Mi, or a percentage of the memory limit of the "
         "node's cgroup (a container's limit), e.g. 75%% [RAMSTER_MEMORY, 256MiB]",
     )
@@ -106,35 +106,35 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--name",
         action=FromEnvironment,
         fallback=socket.gethostname(),
-        type=flags.node_name,
+        type=values.node_name,
         help="node name in the cluster [RAMSTER_NAME, the host name]",
     )
     flags.cluster_flag(node)
     node.add_argument(
         "--metrics",
         action=FromEnvironment,
-        type=flags.host_port("metrics"),
+        type=values.host_port("metrics"),
         help="HOST:PORT to serve Prometheus /metrics on [RAMSTER_METRICS, off]",
     )
     node.add_argument(
         "--zcache",
         action=FromEnvironment,
         fallback="on",
-        type=flags.switch,
+        type=values.switch,
         help="load the zcache backend at start: on|off [RAMSTER_ZCACHE, on]",
     )
     node.add_argument(
         "--ramster",
         action=FromEnvironment,
         fallback="on",
-        type=flags.switch,
+        type=values.switch,
         help="the remote layer at start: on|off [RAMSTER_RAMSTER, on]",
     )
     node.add_argument(
         "--max-clients",
         action=FromEnvironment,
         fallback="4096",
-        type=flags.int_in(1, 2**31 - 1),
+        type=values.int_in(1, 2**31 - 1),
         help="application clients holding pools at once; a client whose pools all expired "
         "(client_lease, client_grace) no longer counts [RAMSTER_MAX_CLIENTS, 4096]",
     )
@@ -142,37 +142,41 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--grace",
         action=FromEnvironment,
         fallback="10",
-        type=flags.seconds,
+        type=values.seconds,
         help="seconds in-flight calls get on SIGTERM [RAMSTER_GRACE, 10]",
     )
     node.add_argument(
         "--drain-timeout",
         action=FromEnvironment,
         fallback="20",
-        type=flags.seconds,
+        type=values.seconds,
         help="seconds SIGTERM waits for peers to move their copies off [RAMSTER_DRAIN_TIMEOUT, 20]",
     )
     node.add_argument(
-        "--ready-file", default=None, help="write address, pid and epoch here once serving"
+        "--ready-file",
+        action=FromEnvironment,
+        help="write address, pid and epoch here once serving [RAMSTER_READY_FILE, none]",
     )
-    flags.etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD]")
+    flags.etcd_flag(node, help="etcd endpoints for membership [RAMSTER_ETCD, none]")
     node.add_argument(
         "--peer",
-        action="append",
-        default=[],
-        type=flags.host_port("peer"),
-        help="without etcd: HOST:PORT of another node (repeat for each)",
+        action=FromEnvironment,
+        many=True,
+        type=values.host_port("peer"),
+        help="without etcd: HOST:PORT of another node; repeat for each [RAMSTER_PEER, "
+        "comma-separated, none]",
     )
     node.add_argument(
         "--node-number",
-        type=flags.int_in(1, 2**31 - 1),
-        default=1,
-        help="without etcd: this node's number (>= 1)",
+        action=FromEnvironment,
+        fallback="1",
+        type=values.int_in(1, 2**31 - 1),
+        help="without etcd: this node's number (>= 1) [RAMSTER_NODE_NUMBER, 1]",
     )
     node.add_argument(
         "--advertise",
         action=FromEnvironment,
-        type=flags.advertise,
+        type=values.advertise,
         help="HOST:PORT peers reach this node at, or a host alone (an IP address, IPv6 with or "
         "without brackets, or a name) at the port it listens on [RAMSTER_ADVERTISE, the listen "
         "address]",
@@ -181,7 +185,7 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--lease-ttl",
         action=FromEnvironment,
         fallback="3",
-        type=flags.lease_ttl,
+        type=values.lease_ttl,
         help="seconds the node's etcd entry outlives its last renewal (renewed every third of "
         "it): how soon peers take a node that died for gone, and how long etcd may be out of "
         "reach before a live one is [RAMSTER_LEASE_TTL, 3]",
@@ -190,7 +194,7 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--repair-rate",
         action=FromEnvironment,
         fallback=str(REPAIR_RATE),
-        type=flags.param_value("repair_rate"),
+        type=values.param_value("repair_rate"),
         help="pages per second at most that rebuilding lost second copies moves; the module "
         f"param repair_rate changes it at run time [RAMSTER_REPAIR_RATE, {REPAIR_RATE}]",
     )
@@ -198,7 +202,7 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--read-timeout-ms",
         action=FromEnvironment,
         fallback=str(READ_TIMEOUT_MS),
-        type=flags.param_value("read_timeout_ms"),
+        type=values.param_value("read_timeout_ms"),
         help="milliseconds a remote get waits for a holder before it reads another copy; the "
         "module param read_timeout_ms changes it at run time [RAMSTER_READ_TIMEOUT_MS, "
         f"{READ_TIMEOUT_MS}]",
@@ -207,7 +211,7 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--recover-timeout",
         action=FromEnvironment,
         fallback="60",
-        type=flags.interval,
+        type=values.interval,
         help="seconds a restarted node waits for its peers to list the pages they hold for it "
         "[RAMSTER_RECOVER_TIMEOUT, 60]",
     )
@@ -215,8 +219,8 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         "--log-level",
         action=FromEnvironment,
         fallback="INFO",
-        type=flags.log_level,
-        help=f"{', '.join(flags.LOG_LEVELS)} [RAMSTER_LOG_LEVEL, INFO]",
+        type=values.log_level,
+        help=f"{', '.join(values.LOG_LEVELS)} [RAMSTER_LOG_LEVEL, INFO]",
     )
 
 
@@ -243,7 +247,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         ready_file=args.ready_file,
         etcd=args.etcd,
         etcd_credentials=flags.etcd_credentials_of(args),
-        peers=tuple(args.peer),
+        peers=tuple(args.peer or ()),
         node_number=args.node_number,
         advertise=args.advertise,
         tls=flags.tls_of(args),

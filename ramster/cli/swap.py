@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import TextIO
 
-from ramster.cli import flags
-from ramster.cli.flags import Parser
+from ramster.cli import flags, values
+from ramster.cli.flags import FromEnvironment, Parser
 from ramster.client import TLS, SyncClient
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.state import ExportStatus
@@ -33,22 +33,37 @@ def add_swap_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     swap = commands.add_parser("swap", help="let the kernel swap to RAMster (root)")
     actions = swap.add_subparsers(dest="swap_command", required=True, metavar="ACTION")
     on = actions.add_parser("on", help="make an export on the node and swap to it")
-    on.add_argument("--size", type=flags.size, required=True, help="the device's size")
     on.add_argument(
-        "--name", type=flags.name_of("name"), default="swap0", help="the device's name (swap0)"
+        "--size",
+        action=FromEnvironment,
+        variable="RAMSTER_SWAP_SIZE",
+        required=True,
+        type=values.size,
+        help="the device's size [RAMSTER_SWAP_SIZE, none: required]",
+    )
+    on.add_argument(
+        "--name",
+        action=FromEnvironment,
+        variable="RAMSTER_SWAP_NAME",
+        fallback="swap0",
+        type=values.name_of("name"),
+        help="the device's name [RAMSTER_SWAP_NAME, swap0]",
     )
     on.add_argument(
         "--priority",
-        type=flags.int_in(0, MAX_PRIORITY),
-        default=None,
-        help="swap priority 0..32767 (default: the kernel's, below every other device)",
+        action=FromEnvironment,
+        variable="RAMSTER_SWAP_PRIORITY",
+        type=values.int_in(0, MAX_PRIORITY),
+        help="swap priority 0..32767 [RAMSTER_SWAP_PRIORITY, the kernel's: below every other "
+        "device]",
     )
     flags.node_flag(on, "the node whose export the device is (its admin socket, say)")
     on.add_argument(
         "--nbd-socket",
+        action=FromEnvironment,
+        fallback=str(NBD_SOCKET),
         type=Path,
-        default=NBD_SOCKET,
-        help=f"the node's NBD socket, its --nbd unix:///PATH ({NBD_SOCKET})",
+        help=f"the node's NBD socket, its --nbd unix:///PATH [RAMSTER_NBD_SOCKET, {NBD_SOCKET}]",
     )
     off = actions.add_parser("off", help="take swap devices down, every step in reverse")
     off.add_argument("names", nargs="*", help="the devices to take down (default: every one)")
@@ -57,7 +72,12 @@ def add_swap_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     flags.caller_flags(status)  # to ask each device's node for its export
     for action in (on, off, status):
         action.add_argument(
-            "--state-dir", type=Path, default=STATE_DIR, help=f"device records ({STATE_DIR})"
+            "--state-dir",
+            action=FromEnvironment,
+            variable="RAMSTER_SWAP_STATE_DIR",
+            fallback=str(STATE_DIR),
+            type=Path,
+            help=f"device records [RAMSTER_SWAP_STATE_DIR, {STATE_DIR}]",
         )
 
 

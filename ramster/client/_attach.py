@@ -1,6 +1,7 @@
 """Lazy attachment of a pure frontend to a node's backend, following the node's state stream.
 
-A watcher thread follows `Admin/WatchState`, reconnecting with backoff (0.1 s doubling to 2 s).
+A watcher thread follows `Admin/WatchState`, reconnecting with backoff and full jitter (a wait
+drawn below 0.1 s doubling to 2 s, `Backoff`).
 While the node reports its zcache backend loaded, the frontend has a shim registered for that
 backend, named by (epoch, backend_generation); when the stream breaks or the backend goes away
 the shim is unregistered. A backend not seen before gets a new shim (the frontend replays its
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
+from ramster.client._backoff import Backoff
 from ramster.client._sync import SyncClient
 from ramster.errors import (
     DeadlineExceeded,
@@ -47,6 +49,7 @@ log = logging.getLogger("ramster.client")
 
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 2.0
+"""The watcher's reconnect waits: drawn below 0.1 s, then below twice that, up to below 2 s."""
 BACKEND_LOST = (Unavailable, DeadlineExceeded, FailedPrecondition, NotFound)
 """What a tmem call raises when the backend it was made for is unreachable or gone."""
 
@@ -169,6 +172,7 @@ class Attached(Generic[F, O]):
         self._closing = threading.Event()
         self._attachment: tuple[BackendGuard, O] | None = None
         self._registrations = 0
+        self._backoff = Backoff(BACKOFF_MIN, BACKOFF_MAX)
         self._watcher = threading.Thread(
             target=self._watch, name=f"ramster-watch-{self._client.config.client_name}", daemon=True
         )
@@ -213,18 +217,16 @@ class Attached(Generic[F, O]):
         self._register(ops)
 
     def _watch(self) -> None:
-        delay = BACKOFF_MIN
         while not self._closing.is_set():
             try:
                 for state in self._client.watch_state():
                     self._follow(backend_of(state))
-                    delay = BACKOFF_MIN
+                    self._backoff.reset()
             except RamsterError as error:
                 log.debug("%r: state stream: %s", self, error.message)
             self._follow(None)
-            if self._closing.wait(delay):
+            if self._closing.wait(self._backoff.next()):
                 return
-            delay = min(delay * 2, BACKOFF_MAX)
 
     def _follow(self, key: BackendKey | None) -> None:
         with self._lock:

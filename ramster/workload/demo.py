@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO
 
+from ramster.cli.view import console, progress, table
 from ramster.client import TLS, Cleancache, Frontswap, SyncClient
 from ramster.errors import Unavailable
 from ramster.page import compress_page
@@ -31,7 +32,6 @@ if TYPE_CHECKING:  # the node and etcd (the [node] and [etcd] extras): `run_demo
 SWAP_TYPE = 0
 STORE_RETRIES = 12
 POOR_ZSIZE = ZcacheConfig(memory=MIN_MEMORY).max_zsize_pers
-T = TypeVar("T")
 
 
 @dataclass
@@ -129,22 +129,22 @@ def _workload(
         if not (frontswap.wait_ready(60) and cleancache.wait_ready(60)):
             raise Unavailable(f"the frontends did not attach to the node at {address} in 60 s")
         taken = [False] * len(swap)
-        for n, page in _progress(out, "swap out (frontswap)", list(enumerate(swap))):
+        for n, page in progress(out, "swap out (frontswap)", list(enumerate(swap))):
             taken[n] = _store(frontswap, n, page)
         result.swapped = sum(taken)
         result.kept_by_app = len(swap) - result.swapped
-        for n, page in _progress(out, "page cache (cleancache)", list(enumerate(files))):
+        for n, page in progress(out, "page cache (cleancache)", list(enumerate(files))):
             cleancache.put_page(fs, key=n // 64, index=n % 64, page=page)
         result.cached = len(files)
         time.sleep(1.0)  # let node 1 finish shipping before the read-back
         stored()
-        for n, page in _progress(out, "swap in and verify", list(enumerate(swap))):
+        for n, page in progress(out, "swap in and verify", list(enumerate(swap))):
             if taken[n]:
                 loaded = frontswap.load(SWAP_TYPE, n)
                 result.loaded += loaded is not None
                 result.lost += loaded is None
                 result.wrong += loaded is not None and loaded != page
-        for n, page in _progress(out, "cache reads and verify", list(enumerate(files))):
+        for n, page in progress(out, "cache reads and verify", list(enumerate(files))):
             got = cleancache.get_page(fs, key=n // 64, index=n % 64)
             result.hits += got is not None
             result.wrong += got is not None and got != page
@@ -169,23 +169,6 @@ def _store(frontswap: Frontswap, offset: int, page: bytes) -> bool:
     return False
 
 
-def _progress(out: TextIO, label: str, items: list[T]) -> Iterable[T]:
-    total, width, start = len(items), 30, time.monotonic()
-    tty = out.isatty()
-    last = -1
-    for done, item in enumerate(items, 1):
-        yield item
-        step = done * 20 // total
-        if done == total or (tty and done % 64 == 0) or (not tty and step != last):
-            last = step
-            filled = width * done // total
-            bar = "#" * filled + "." * (width - filled)
-            rate = done / max(time.monotonic() - start, 1e-6)
-            end = "\n" if done == total or not tty else ""
-            out.write(f"\r{label:<24} [{bar}] {done:>6}/{total} {rate:8,.0f} pages/s{end}")
-            out.flush()
-
-
 def _stats(address: str, tls: TLS) -> dict[str, int]:
     with SyncClient(address, client_name="demo-stats", tls=tls) as client:
         return client.stats()
@@ -203,10 +186,7 @@ def _table(
     def get(s: dict[str, int], *names: str) -> int:
         return sum(s.get(name, 0) for name in names)
 
-    out.write("\nonce everything was stored:\n")
-    rows: list[tuple[str, ...]] = [
-        ("node", "pages held", "compressed", "ratio", "shipped out", "held for peers", "budget")
-    ]
+    rows = []
     for node, s in zip(cluster.nodes, stats, strict=True):
         held, zbytes = get(s, "eph_zpages", "pers_zpages"), get(s, "eph_zbytes", "pers_zbytes")
         rows.append(
@@ -220,10 +200,17 @@ def _table(
                 format_size(get(s, "memory_bytes")),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    header = (
+        "node",
+        "pages held",
+        "compressed",
+        "ratio",
+        "shipped out",
+        "held for peers",
+        "budget",
+    )
     out.write("\n")
-    for row in rows:
-        out.write("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) + "\n")
+    console(out).print(table(header, rows, title="once everything was stored:"))
     first = final[0]
     out.write(
         f"\nfrontswap: {result.swapped:,} of {swap_total:,} pages taken "

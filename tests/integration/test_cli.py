@@ -6,8 +6,11 @@ too. The real console script runs in a subprocess with no ``RAMSTER_*`` variable
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from ramster.cli.stats_groups import GROUPS
 from ramster.params import PARAM_DOCS
 from tests.support.nodes import NodeFactory, run_cli
 from tests.support.processes import free_port
@@ -345,3 +348,16 @@ def test_a_param_the_node_does_not_know_exits_2_with_one_line(node_factory: Node
         "ramster param: param zcache value 'maybe' is invalid: expected on or off\n",
         "",
     )
+
+
+def test_stats_json_groups_every_counter_of_a_node(node_factory: NodeFactory) -> None:
+    node = node_factory.start("n1")
+    grouped = run_cli("stats", "--json", "--node", node.address)
+    raw = run_cli("stats", "--json", "--raw", "--node", node.address)
+    assert (grouped.returncode, grouped.stderr, raw.returncode, raw.stderr) == (0, "", 0, "")
+    groups, counters = json.loads(grouped.stdout), json.loads(raw.stdout)
+    assert (sorted(groups), sorted(counters)) == (["groups", "state"], ["counters", "state"])
+    assert list(groups["groups"]) == list(GROUPS)  # no counter under "other"
+    by_group = {name: value for group in groups["groups"].values() for name, value in group.items()}
+    assert sorted(by_group) == sorted(counters["counters"])
+    assert groups["state"]["node_name"] == "n1"

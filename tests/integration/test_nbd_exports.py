@@ -77,7 +77,9 @@ def test_export_create_list_delete_and_nbdinfo_lists_it(
     node, socket_path = nbd_node(node_factory, tmp_path)
     assert export(node, "create", "swap", "--size", "64MiB") == "export swap created: 64.0MiB\n"
     assert export(node, "list") == (
-        "NAME  SIZE     PAGES  SPILLED  OWNER\nswap  64.0MiB  0      0        local:local\n"
+        "name      size   pages   spilled   owner      \n"
+        + "─" * 46
+        + "\nswap   64.0MiB       0         0   local:local\n"
     )
     listed = run_tool("nbdinfo", "--list", "--json", f"nbd+unix://?socket={socket_path}").stdout
     assert re.findall(r'"export-name": "(\w+)"', listed) == ["swap"]
@@ -122,7 +124,7 @@ def test_nbdcopy_writes_a_mixed_corpus_and_reads_it_back_byte_exact(
     seen = counters(node)
     assert seen["nbd_spilled_pages"] == seen["nbd_store_refused"] == 512  # the random pages
     assert seen["nbd_spill_pages_max"] == 2048
-    assert export(node, "list").splitlines()[1].split()[3] == "512"
+    assert export(node, "list").splitlines()[2].split()[3] == "512"  # under the header's rule
 
 
 def test_qemu_io_partial_writes_write_zeroes_and_discard_read_back(
