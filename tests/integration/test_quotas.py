@@ -105,9 +105,10 @@ def test_an_identity_past_its_quota_is_refused_per_page_and_another_is_not(
     assert as_ops(pki, node, "stats", "--clients") == (
         0,
         f"node {node.address}: 2 client identities hold pools\n"
-        "  identity      pages   bytes  quota  put_quota\n"
-        "  client:alice      2   8,192  8,192          3\n"
-        "  client:bob        3  12,288   none          0\n",
+        "identity       pages    bytes   quota   put_quota\n"
+        "─────────────────────────────────────────────────\n"
+        "client:alice       2    8,192   8,192           3\n"
+        "client:bob         3   12,288    none           0\n",
         "",
     )
     code, out, _ = as_ops(pki, node, "stats", "--clients", "--json")
