@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from lz4.block import compress
@@ -24,8 +25,7 @@ from lz4.block import compress
 from ramster.client import TLS, Client
 from ramster.launcher import LocalCluster
 from tests.bench.references import BATCH
-from tests.bench.table import print_table, verdict
-from tests.bench.wire import _rate
+from tests.bench.table import awaited_rate, print_table, verdict
 
 MEMORY = 96 * 2**20
 
@@ -68,7 +68,7 @@ async def _measure(address: str, tls: TLS | None, pages: list[bytes]) -> dict[st
         remote_keys = [(n >> 8, n & 0xFF) for n in range(min(shipped, 4096))]
         local_keys = [(n >> 8, n & 0xFF) for n in range(stored - min(shipped, 4096), stored)]
 
-        def getter(keys: list[tuple[int, int]]) -> object:
+        def getter(keys: list[tuple[int, int]]) -> Callable[[], Awaitable[None]]:
             batches = [keys[i : i + BATCH] for i in range(0, len(keys), BATCH)]
 
             async def get_all() -> None:
@@ -77,8 +77,8 @@ async def _measure(address: str, tls: TLS | None, pages: list[bytes]) -> dict[st
 
             return get_all
 
-        remote_rate = await _rate(len(remote_keys), getter(remote_keys))
-        local_rate = await _rate(len(local_keys), getter(local_keys))
+        remote_rate = await awaited_rate(len(remote_keys), getter(remote_keys))
+        local_rate = await awaited_rate(len(local_keys), getter(local_keys))
         return {
             "stored": stored,
             "shipped": shipped,

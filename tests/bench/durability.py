@@ -29,8 +29,7 @@ from ramster.client import TLS, Client
 from ramster.launcher import LocalCluster, NodeHandle
 from ramster.params import ModuleParams
 from tests.bench.references import BATCH, latency_ms, measure_redis, reference_servers
-from tests.bench.table import print_table
-from tests.bench.wire import _rate
+from tests.bench.table import awaited_rate, print_table
 
 MEMORY = 512 * 2**20
 PAGES = 8192
@@ -61,7 +60,7 @@ async def _put_rate(client: Client, copies: int, pages: list[bytes]) -> float:
             if not all(stored):
                 raise RuntimeError(f"{copies} copies: {stored.count(False)} pages refused")
 
-    measured = await _rate(len(pages), put_all)
+    measured = await awaited_rate(len(pages), put_all)
     if copies == 1:  # or switching to two copies would start copying these meanwhile
         await client.destroy_pool(pool)
     return measured
@@ -178,7 +177,7 @@ async def _lone_puts(client: Client, pool: int, copies: int, pages: list[bytes])
             if not all(stored):
                 raise RuntimeError(f"{copies} copies: {stored.count(False)} pages refused")
 
-    batched = await _rate(keys, put_batches)
+    batched = await awaited_rate(keys, put_batches)
     stats = await client.stats()
     return [p50, p99, batched, stats["pers_pages_at_risk"], stats["repair_rounds"]]
 

@@ -24,25 +24,13 @@ import grpc
 from ramster.client import Client
 from ramster.page import compress_page
 from tests.bench.references import BATCH, latency_ms
-from tests.bench.table import print_table
+from tests.bench.table import awaited_rate, print_table
 from tests.support.nodes import start_node
 
 FLOOR_OPTIONS = (
     ("grpc.max_receive_message_length", 64 << 20),
     ("grpc.max_send_message_length", 64 << 20),
 )
-
-
-async def _rate(pages: int, work: Callable[[], Awaitable[None]], min_seconds: float) -> float:
-    """Pages per second of `work` (which moves `pages` pages), repeated for `min_seconds`."""
-    await work()  # warm up
-    runs, start = 0, time.perf_counter()
-    while True:
-        await work()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return pages * runs / elapsed
 
 
 def _identity(data: bytes) -> bytes:
@@ -138,8 +126,8 @@ async def measure_floor(
                 await get_call(n.to_bytes(4, "little"))
 
         return (
-            await _rate(pages, put_all, min_seconds),
-            await _rate(pages, get_all, min_seconds),
+            await awaited_rate(pages, put_all, min_seconds),
+            await awaited_rate(pages, get_all, min_seconds),
             await _p50_ms(lambda n: get_one(n.to_bytes(4, "little"))),
         )
 
@@ -163,8 +151,8 @@ async def measure_ramster(
             for batch_keys in keys:
                 await client.get_many(pool, batch_keys)
 
-        put_rate = await _rate(len(pages), put_all, min_seconds)
-        get_rate = await _rate(len(pages), get_all, min_seconds)
+        put_rate = await awaited_rate(len(pages), put_all, min_seconds)
+        get_rate = await awaited_rate(len(pages), get_all, min_seconds)
 
         async def get_one(n: int) -> None:
             oid, index, _ = items[n % len(items)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 
 def rate(pages: int, work: Callable[[], object], min_seconds: float = 1.0) -> float:
@@ -12,6 +12,20 @@ def rate(pages: int, work: Callable[[], object], min_seconds: float = 1.0) -> fl
     runs, start = 0, time.perf_counter()
     while True:
         work()
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return pages * runs / elapsed
+
+
+async def awaited_rate(
+    pages: int, work: Callable[[], Awaitable[object]], min_seconds: float = 1.0
+) -> float:
+    """`rate` of an awaitable `work`: pages per second, repeated for `min_seconds`."""
+    await work()  # warm up
+    runs, start = 0, time.perf_counter()
+    while True:
+        await work()
         runs += 1
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds:

@@ -30,23 +30,12 @@ from tests.bench.references import (
     measure_redis_pipelined,
     reference_servers,
 )
-from tests.bench.table import print_table, verdict
+from tests.bench.table import awaited_rate, print_table, verdict
 from tests.support.nodes import start_node
 
 CONCURRENT = 64
 BULK = 256 * 1024
 """Pages of one bulk call: the corpus pages over and over, each under its own key."""
-
-
-async def _rate(pages: int, work: object, min_seconds: float = 1.0) -> float:
-    await work()  # type: ignore[operator]
-    runs, start = 0, time.perf_counter()
-    while True:
-        await work()  # type: ignore[operator]
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return pages * runs / elapsed
 
 
 async def _measure_ramster(
@@ -66,8 +55,8 @@ async def _measure_ramster(
             for batch_keys in keys:
                 await client.get_many(pool, batch_keys)
 
-        put_rate = await _rate(len(pages), put)
-        get_rate = await _rate(len(pages), get)
+        put_rate = await awaited_rate(len(pages), put)
+        get_rate = await awaited_rate(len(pages), get)
         flat = [key for batch_keys in keys for key in batch_keys]
         samples = []
         for n in range(2000):
@@ -82,7 +71,7 @@ async def _measure_ramster(
                 chunk = flat[i : i + CONCURRENT]
                 await asyncio.gather(*(client.get(pool, oid, index) for oid, index in chunk))
 
-        coalesced = await _rate(len(flat), concurrent_gets)
+        coalesced = await awaited_rate(len(flat), concurrent_gets)
         figures = ReferenceFigures(name, put_rate, get_rate, p50, p99)
         return figures, coalesced
 
@@ -100,7 +89,7 @@ async def _measure_bulk(address: str, pages: list[bytes]) -> tuple[float, float]
         async def get() -> None:
             await client.get_many(pool, keys)
 
-        return await _rate(len(pages), put), await _rate(len(pages), get)
+        return await awaited_rate(len(pages), put), await awaited_rate(len(pages), get)
 
 
 def run(pages: list[bytes]) -> dict[str, float]:
