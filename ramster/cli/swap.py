@@ -15,6 +15,7 @@ from typing import TextIO
 
 from ramster.cli import flags, values
 from ramster.cli.flags import FromEnvironment, Parser
+from ramster.cli.view import console, table
 from ramster.client import TLS, SyncClient
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.state import ExportStatus
@@ -154,14 +155,18 @@ def run_swap(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+STATUS_COLUMNS = (
+    "device", "loop", "size", "used", "prio", "in/s", "out/s", "pages", "spilled", "done"
+)  # fmt: skip
+
+
 def _status(root: Path, tls: TLS | None, token: str | None, out: TextIO) -> int:
     """Each device: its loop device, size and use in swap, priority, pages per second in and
     out (over a second), the pages its export holds in RAMster and in the spill (as its node
-    says: ``?`` if the node does not answer), and its steps done."""
-    out.write(
-        f"{'device':<10} {'loop':<12} {'size':>9} {'used':>9} {'prio':>5} {'in/s':>8} "
-        f"{'out/s':>8} {'pages':>9} {'spilled':>9}  steps\n"
-    )
+    says: ``?`` if the node does not answer), and the last of its steps done: steps are done in
+    ``ramster.swap.record.STEPS`` order and undone in reverse, so ``loop`` says fuse and loop
+    are done (and the export, unless a URI was given), ``swapon`` that all are."""
+    rows = []
     for record in records(root):
         usage = system.swap_usage(record.loop) if record.loop else None
         size, used, priority = usage if usage is not None else (0, 0, 0)
@@ -172,9 +177,10 @@ def _status(root: Path, tls: TLS | None, token: str | None, out: TextIO) -> int:
             pages, spilled = (
                 ("?", "?") if export is None else (f"{export.pages:,}", f"{export.spilled:,}")
             )
-        out.write(
-            f"{record.name:<10} {record.loop or '-':<12} {format_size(size):>9} "
-            f"{format_size(used):>9} {priority:>5} {rates[0]:>8,.0f} {rates[1]:>8,.0f} "
-            f"{pages:>9} {spilled:>9}  {','.join(record.done) or '-'}\n"
-        )
+        rows.append((
+            record.name, record.loop or "-", format_size(size), format_size(used), str(priority),
+            f"{rates[0]:,.0f}", f"{rates[1]:,.0f}", pages, spilled,
+            record.done[-1] if record.done else "-",
+        ))  # fmt: skip
+    console(out).print(table(STATUS_COLUMNS, rows, words=(0, 1, 9)))
     return 0
