@@ -94,6 +94,7 @@ class EtcdMembership:
         self._dirty = False  # the last publish has not reached etcd yet
         self._reachable = False
         self._lock = asyncio.Lock()  # one change of lease or entry at a time
+        self._renew_now = asyncio.Event()  # the ttl changed: renew on the new schedule
         self._notifier: Notifier | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._backoff = 0.1  # seconds before the next watch, doubled after each failure up to 2
@@ -303,9 +304,29 @@ class EtcdMembership:
             await self._register(at_start=False)
         self._dirty = False
 
+    async def set_lease_ttl(self, ttl: float) -> None:
+        """Move this node's entry to a new lease of `ttl` seconds, then revoke the old lease
+        (the entry no longer goes with it); before `start`, `start` grants it."""
+        check_ttl(ttl, "lease_ttl")
+        async with self._lock:
+            old, self.ttl = self._lease, ttl
+            if not old or self._notifier is None:
+                return
+            self._lease = await self._etcd.grant(math.ceil(ttl))
+            await self._put_me()
+            log.info("node %d: lease %x of %g s replaces lease %x", self._number, self._lease,
+                     ttl, old)  # fmt: skip
+            try:
+                await self._etcd.revoke(old, self._etcd.timeout)
+            except RamsterError as error:  # it expires by itself, taking nothing with it
+                log.warning("lease %x stays until it expires: %s", old, error.message)
+        self._renew_now.set()
+
     async def _renew_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.ttl / 3)
+            with contextlib.suppress(TimeoutError):  # at the latest a third of the ttl from now
+                await asyncio.wait_for(self._renew_now.wait(), self.ttl / 3)
+            self._renew_now.clear()
             try:
                 async with self._lock:
                     if await self._etcd.keep_alive(self._lease) <= 0:

@@ -117,6 +117,11 @@ class Membership(Protocol):
         """Drop `epochs` from the record: peers handed their pages over (or hold none)."""
         ...
 
+    async def set_lease_ttl(self, ttl: float) -> None:
+        """Keep this node's entry under a lease of `ttl` seconds from now on (etcd: a new lease
+        at once, the old one revoked); `FailedPrecondition` where the membership has no lease."""
+        ...
+
     async def stop(self) -> None:
         """Leave: withdraw this node's entry (a lease revoke in etcd) and stop watching."""
         ...

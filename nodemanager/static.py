@@ -118,6 +118,11 @@ class StaticMembership:
     async def retire_epochs(self, epochs: Sequence[str]) -> None:
         pass
 
+    async def set_lease_ttl(self, ttl: float) -> None:
+        raise FailedPrecondition(
+            "this node has no lease: a cluster without etcd finds its members by probing them"
+        )
+
     async def forget(self, name: str, announce: float) -> int:
         raise FailedPrecondition(
             f"cannot forget node {shown(name)}: a cluster without etcd has no names to release; "

@@ -120,7 +120,7 @@ class ClusterAgent:
         """Take back the pages of this node's earlier epochs (the membership's record); once
         every peer in view handed them over, drop those epochs from the record."""
         earlier = self._membership.earlier_epochs()
-        await self.remote.recover(earlier)
+        await self.remote.recover(earlier, self._backend.params.recover_timeout)
         if not earlier or not self.remote.recovered or self.remote.peers.unrecovered:
             return  # a peer that did not answer may hold them still: the record stays
         try:
@@ -178,6 +178,10 @@ class ClusterAgent:
             switching_off = name == "ramster" and not parse_switch(name, value)
             if switching_off and self._backend.ramster:
                 await self.remote.bring_home()
+            if name == "lease_ttl":
+                ttl = self._backend.params.with_text(name, value).lease_ttl
+                if ttl != self._backend.params.lease_ttl:
+                    await self._membership.set_lease_ttl(ttl)
             changed = self._backend.set_param(name, value)
             if self._backend.tmem is not None and not self.remote.recovered:
                 await self._recover()  # it started with zcache off: recovery waited for it

@@ -13,10 +13,16 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodemanager.etcd_settings import EtcdCredentials, check_ttl
+from nodemanager.etcd_settings import EtcdCredentials
 from nodemanager.keys import check_name, check_node_name
 from ramster.errors import InvalidArgument, shown
-from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE, check_whole_param
+from ramster.params import (
+    LEASE_TTL,
+    READ_TIMEOUT_MS,
+    RECOVER_TIMEOUT,
+    REPAIR_RATE,
+    check_whole_param,
+)
 from ramster.tmem import TmemLimits
 from ramster.trust.files import read_page_key
 from ramster.trust.identity import Identity, Role, identity_of_certificate
@@ -205,13 +211,9 @@ class NodeConfig:
         user and root can connect.
     server: the limits of its gRPC server on connections and sources (`ServerLimits`).
     nbd: its NBD server (`NbdConfig`; default none).
-    lease_ttl: seconds its etcd entry outlives its last renewal (default 3; renewed every third
-        of it): how long a node that died unannounced counts as up, against how long an etcd
-        or network hiccup may last before a live node is taken for gone.
-    recover_timeout: seconds it waits at start for its peers to list the pages they hold for it
-        (default 60; the remote layer's `RemotifyConfig.recover_timeout`).
-    repair_rate, read_timeout_ms: the module params of those names it starts with (defaults
-        20000 pages/s and 1000 ms; a cluster-wide value in etcd wins once it joins).
+    repair_rate, read_timeout_ms, lease_ttl, recover_timeout: the module params of those names
+        it starts with (`ramster.params`: defaults 20000 pages/s, 1000 ms, 3 s and 60 s; a
+        cluster-wide value in etcd wins once it joins).
     """
 
     listen: str
@@ -239,10 +241,10 @@ class NodeConfig:
     admin_listen: str | None = None
     server: ServerLimits = field(default_factory=ServerLimits)
     nbd: NbdConfig = field(default_factory=NbdConfig)
-    lease_ttl: float = 3.0
-    recover_timeout: float = 60.0
     repair_rate: int = REPAIR_RATE
     read_timeout_ms: int = READ_TIMEOUT_MS
+    lease_ttl: int = LEASE_TTL
+    recover_timeout: int = RECOVER_TIMEOUT
 
     def _check_certificate(self, tls: TLS) -> None:
         """A node serves with a node certificate that names it: its peers know it by its name
@@ -318,8 +320,5 @@ class NodeConfig:
             raise InvalidArgument.field("grace", self.grace, "seconds >= 0")
         if not self.drain_timeout >= 0:
             raise InvalidArgument.field("drain_timeout", self.drain_timeout, "seconds >= 0")
-        check_ttl(self.lease_ttl, "lease_ttl")
-        if not self.recover_timeout > 0:
-            raise InvalidArgument.field("recover_timeout", self.recover_timeout, "seconds > 0")
-        check_whole_param("repair_rate", self.repair_rate)
-        check_whole_param("read_timeout_ms", self.read_timeout_ms)
+        for name in ("repair_rate", "read_timeout_ms", "lease_ttl", "recover_timeout"):
+            check_whole_param(name, getattr(self, name))

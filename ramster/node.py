@@ -72,6 +72,8 @@ class Node:
                 ramster=config.ramster,
                 repair_rate=config.repair_rate,
                 read_timeout_ms=config.read_timeout_ms,
+                lease_ttl=config.lease_ttl,
+                recover_timeout=config.recover_timeout,
             ),
             first_version=started,
             recovering=True,  # until the cluster is joined and pages are back
@@ -107,9 +109,8 @@ class Node:
         self._link = functools.partial(
             PeerLink, cluster=config.cluster, name=config.name, tls=config.tls, seal=seal
         )
-        remotify = RemotifyConfig(recover_timeout=config.recover_timeout)
         agent = self.agent = ClusterAgent(
-            self.backend, self.feed, self._membership(), me, remotify, self._link
+            self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link
         )
         self.tiered = TieredTmem(self.backend, agent.remote)
         self.sessions = ClientSessions(self.backend)

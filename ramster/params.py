@@ -40,6 +40,12 @@ PARAM_DOCS = {
     "read_timeout_ms": "milliseconds a remote get waits for a holder before it reads another copy "
     "instead (default 1000, `--read-timeout-ms`; a page with no other copy waits the peer call's "
     "deadline)",
+    "lease_ttl": "seconds a node's etcd entry outlives its last renewal: how long a node that died "
+    "unannounced still counts as up (default 3, `--lease-ttl`; renewed every third of it; a change "
+    "moves the entry to a new lease at once)",
+    "recover_timeout": "seconds a starting node waits for its peers to list the pages they hold "
+    "for it (default 60, `--recover-timeout`; read when recovery starts, so a cluster-wide value "
+    "applies to every node that starts later)",
 }
 
 MAX_QUOTA = 1 << 50
@@ -59,6 +65,12 @@ REPAIR_RATE = 20000
 """`repair_rate` unless set: 4 KiB pages at about 80 MB/s."""
 READ_TIMEOUT_MS = 1000
 """`read_timeout_ms` unless set."""
+LEASE_TTL = 3
+"""`lease_ttl` unless set."""
+MAX_LEASE_TTL = 3600
+"""etcd grants a lease of at most an hour here: longer would keep a dead node in view for it."""
+RECOVER_TIMEOUT = 60
+"""`recover_timeout` unless set."""
 
 WHOLE_PARAMS = {
     "origin_grace": (1, MAX_SECONDS, f"whole seconds in 1..{MAX_SECONDS}"),
@@ -70,6 +82,8 @@ WHOLE_PARAMS = {
         MAX_READ_TIMEOUT_MS,
         f"whole milliseconds in 1..{MAX_READ_TIMEOUT_MS}",
     ),
+    "lease_ttl": (1, MAX_LEASE_TTL, f"whole seconds in 1..{MAX_LEASE_TTL}"),
+    "recover_timeout": (1, MAX_SECONDS, f"whole seconds in 1..{MAX_SECONDS}"),
 }
 """The params that are whole numbers: (lowest, highest, what a refusal says is expected)."""
 
@@ -147,6 +161,8 @@ class ModuleParams:
     client_quota: int = 0
     repair_rate: int = REPAIR_RATE
     read_timeout_ms: int = READ_TIMEOUT_MS
+    lease_ttl: int = LEASE_TTL
+    recover_timeout: int = RECOVER_TIMEOUT
 
     def as_text(self) -> dict[str, str]:
         text = {

@@ -13,7 +13,7 @@ from ramster.cgroup import memory_limit
 from ramster.cli import extras, flags, values
 from ramster.cli.flags import FromEnvironment, Parser
 from ramster.config import NbdConfig, NodeConfig
-from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE
+from ramster.params import LEASE_TTL, READ_TIMEOUT_MS, RECOVER_TIMEOUT, REPAIR_RATE
 from ramster.tmem import TmemLimits
 from ramster.units import Share
 from ramster.zcache import ZcacheConfig
@@ -184,11 +184,12 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--lease-ttl",
         action=FromEnvironment,
-        fallback="3",
-        type=values.lease_ttl,
+        fallback=str(LEASE_TTL),
+        type=values.param_value("lease_ttl"),
         help="seconds the node's etcd entry outlives its last renewal (renewed every third of "
         "it): how soon peers take a node that died for gone, and how long etcd may be out of "
-        "reach before a live one is [RAMSTER_LEASE_TTL, 3]",
+        "reach before a live one is; the module param lease_ttl changes it at run time "
+        f"[RAMSTER_LEASE_TTL, {LEASE_TTL}]",
     )
     node.add_argument(
         "--repair-rate",
@@ -210,10 +211,11 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     node.add_argument(
         "--recover-timeout",
         action=FromEnvironment,
-        fallback="60",
-        type=values.interval,
-        help="seconds a restarted node waits for its peers to list the pages they hold for it "
-        "[RAMSTER_RECOVER_TIMEOUT, 60]",
+        fallback=str(RECOVER_TIMEOUT),
+        type=values.param_value("recover_timeout"),
+        help="seconds a restarted node waits for its peers to list the pages they hold for it; "
+        "the module param recover_timeout (cluster-wide: for the nodes that start later) changes "
+        f"it [RAMSTER_RECOVER_TIMEOUT, {RECOVER_TIMEOUT}]",
     )
     node.add_argument(
         "--log-level",

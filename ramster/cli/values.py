@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from nodemanager.etcd_settings import TTL_RULE, check_ttl, parse_endpoints
+from nodemanager.etcd_settings import parse_endpoints
 from nodemanager.keys import check_name, check_node_name
 from ramster.config import check_listen, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
@@ -124,13 +124,6 @@ def param_value(name: str) -> Callable[[str], Any]:
     return value_type(lambda text: getattr(ModuleParams().with_text(name, text), name), "value")
 
 
-def _lease_ttl(text: str) -> float:
-    try:
-        return check_ttl(_number(text), "lease_ttl")
-    except InvalidArgument:
-        raise InvalidArgument.field("lease_ttl", text, TTL_RULE) from None
-
-
 def _listen(text: str) -> str:
     check_listen(text)
     return text
@@ -152,4 +145,3 @@ listen = value_type(_listen, "address")
 advertise = value_type(_advertise, "address")
 socket_mode = value_type(parse_socket_mode, "mode")
 endpoints = value_type(_endpoints, "endpoints")
-lease_ttl = value_type(_lease_ttl, "seconds")

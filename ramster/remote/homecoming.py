@@ -49,19 +49,21 @@ class Homecoming:
     def __repr__(self) -> str:
         return f"<Homecoming recovered={self._peers.recovered}>"
 
-    async def recover(self, tmem: OriginTmem, earlier: Sequence[str] | None) -> int:
+    async def recover(self, tmem: OriginTmem, earlier: Sequence[str] | None, timeout: float) -> int:
         """Take back, from the peers in view, the persistent pages this node's `earlier` epochs
         (oldest first, as etcd recorded them) stored in `tmem`; return how many pages. Epochs
         peers hold that the record does not name are not this node's: they are dropped. With no
         record (`earlier` None: a cluster without etcd), the latest epoch a peer holds is taken
-        back. Until this is done no peer is placed on."""
-        restored = await self._recover(tmem, earlier)
+        back. A peer that has not listed its pages within `timeout` seconds is left unread. Until
+        this is done no peer is placed on."""
+        restored = await self._recover(tmem, earlier, timeout)
         self._peers.recovered = True
         await self._peers.introduce()
         return restored
 
-    async def _recover(self, tmem: OriginTmem, earlier: Sequence[str] | None) -> int:
-        timeout = self._config.recover_timeout
+    async def _recover(
+        self, tmem: OriginTmem, earlier: Sequence[str] | None, timeout: float
+    ) -> int:
         deadline = time.monotonic() + timeout
         links = self._peers.links
         surveys: dict[int, list[str]] = {}

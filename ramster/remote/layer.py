@@ -129,13 +129,14 @@ class RemoteLayer:
 
     # -- the work, run by the loops or asked for -----------------------------------------------
 
-    async def recover(self, earlier: Sequence[str] | None) -> int:
-        """Take back this node's pages from its `earlier` epochs (`Homecoming.recover`); return
-        how many. Waits for zcache on: with no backend, nothing is done (and 0 returned)."""
+    async def recover(self, earlier: Sequence[str] | None, timeout: float) -> int:
+        """Take back this node's pages from its `earlier` epochs (`Homecoming.recover`, waiting
+        `timeout` s for each peer's listing); return how many. Waits for zcache on: with no
+        backend, nothing is done (and 0 returned)."""
         tmem = self._backend.tmem
         if tmem is None:  # no backend to restore into: recovery waits for zcache on
             return 0
-        restored = await self.homecoming.recover(tmem, earlier)
+        restored = await self.homecoming.recover(tmem, earlier, timeout)
         self._repair_wake.set()
         self._wake.set()
         return restored

@@ -25,11 +25,9 @@ class RemotifyConfig:
     interval: seconds between pressure checks while idle (default 0.05).
     peer_timeout: deadline of every peer call in seconds (default 5).
     failure_backoff: seconds a peer that failed is skipped for placement (default 2).
-    recover_timeout: seconds a restarting node waits for its peers' listings (default 60;
-        ``--recover-timeout``).
 
-    Not here: what an operator tunes at run time, the module params `read_timeout_ms` and
-    `repair_rate` (`ramster.params`).
+    Not here: what an operator tunes at run time, the module params `read_timeout_ms`,
+    `repair_rate` and `recover_timeout` (`ramster.params`).
     """
 
     batch_pages: int = 1024
@@ -38,7 +36,6 @@ class RemotifyConfig:
     interval: float = 0.05
     peer_timeout: float = 5.0
     failure_backoff: float = 2.0
-    recover_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_pages, int) or self.batch_pages < 64:
@@ -47,7 +44,7 @@ class RemotifyConfig:
             raise InvalidArgument.field("batch_bytes", self.batch_bytes, "bytes >= 256 KiB")
         if type(self.in_flight) is not int or not 1 <= self.in_flight <= 16:
             raise InvalidArgument.field("in_flight", self.in_flight, "an int in 1..16")
-        for name in ("interval", "peer_timeout", "failure_backoff", "recover_timeout"):
+        for name in ("interval", "peer_timeout", "failure_backoff"):
             if not getattr(self, name) > 0:
                 raise InvalidArgument.field(name, getattr(self, name), "seconds > 0")
 

@@ -35,7 +35,7 @@ PATH_RULE = "expected unix:///PATH with an absolute PATH of at most 98 bytes"
 LONG_PATH = "unix:///" + "d" * 99
 
 
-TTL_RULE = "expected seconds in 1..3600"
+TTL_RULE = "expected whole seconds in 1..3600"
 LOG_RULE = "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
 MODE_RULE = "expected octal permission bits 0000..0777, such as 0660"
 INT_RULE = "expected an int in"
@@ -84,14 +84,16 @@ FLAGS = [
     ("node", "--advertise", "ADVERTISE", "h:", f"advertise 'h:' is invalid: {ADVERTISE}"),
     ("node", "--advertise", "ADVERTISE", "[::1", f"advertise '[::1' is invalid: {ADVERTISE}"),
     ("node", "--log-level", "LOG_LEVEL", "LOUD", f"log level 'LOUD' is invalid: {LOG_RULE}"),
-    ("node", "--lease-ttl", "LEASE_TTL", "0.5", f"lease_ttl '0.5' is invalid: {TTL_RULE}"),
-    ("node", "--lease-ttl", "LEASE_TTL", "soon", f"lease_ttl 'soon' is invalid: {TTL_RULE}"),
+    ("node", "--lease-ttl", "LEASE_TTL", "0.5", f"param lease_ttl value '0.5' is invalid: "
+     f"{TTL_RULE}"),
+    ("node", "--lease-ttl", "LEASE_TTL", "3601", f"param lease_ttl value '3601' is invalid: "
+     f"{TTL_RULE}"),
     ("node", "--repair-rate", "REPAIR_RATE", "0", "param repair_rate value '0' is invalid: "
      "expected whole pages per second in 1..10000000"),
     ("node", "--read-timeout-ms", "READ_TIMEOUT_MS", "1.5", "param read_timeout_ms value '1.5' "
      "is invalid: expected whole milliseconds in 1..60000"),
-    ("node", "--recover-timeout", "RECOVER_TIMEOUT", "0", "seconds '0' is invalid: expected a "
-     "number > 0"),
+    ("node", "--recover-timeout", "RECOVER_TIMEOUT", "0", "param recover_timeout value '0' is "
+     "invalid: expected whole seconds in 1..31622400"),
     ("node", "--insecure", "INSECURE", "maybe", f"switch 'maybe' is invalid: {SWITCH_RULE}"),
     ("up", "--nodes", None, "0", f"'0' is invalid: {INT_RULE} 1..64"),
     ("up", "--nodes", None, "x", f"'x' is invalid: {INT_RULE} 1..64"),

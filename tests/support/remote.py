@@ -239,7 +239,7 @@ async def start(
     layer = RemoteLayer(backend, lambda: ME, "e1", config, link_factory=peers.factory)
     view = {ME: member(ME, 0)} | {number: member(number, f) for number, f in free.items()}
     await layer.set_members(view)
-    await layer.recover(None)  # no record of earlier epochs: as a cluster without etcd
+    await layer.recover(None, 60.0)  # no record of earlier epochs: as a cluster without etcd
     return layer, peers
 
 

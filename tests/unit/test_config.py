@@ -172,13 +172,23 @@ def test_an_advertised_host_alone_takes_the_port_of_a_tcp_listener() -> None:
 
 def test_the_lease_ttl_and_the_remote_tunables_are_checked() -> None:
     config = NodeConfig(
-        listen="127.0.0.1:0", store=STORE, lease_ttl=7.0, repair_rate=500, read_timeout_ms=250
+        listen="127.0.0.1:0", store=STORE, lease_ttl=7, repair_rate=500, read_timeout_ms=250
     )
-    assert (config.lease_ttl, config.repair_rate, config.read_timeout_ms) == (7.0, 500, 250)
-    assert config.recover_timeout == 60.0
+    assert (config.lease_ttl, config.repair_rate, config.read_timeout_ms) == (7, 500, 250)
+    assert config.recover_timeout == 60
     refusals = [
-        ({"lease_ttl": 0.5}, "lease_ttl 0.5 is invalid: expected seconds in 1..3600"),
-        ({"lease_ttl": 3601}, "lease_ttl 3601 is invalid: expected seconds in 1..3600"),
+        (
+            {"lease_ttl": 0.5},
+            "param lease_ttl value 0.5 is invalid: expected whole seconds in 1..3600",
+        ),
+        (
+            {"lease_ttl": 3601},
+            "param lease_ttl value 3601 is invalid: expected whole seconds in 1..3600",
+        ),
+        (
+            {"recover_timeout": 0},
+            "param recover_timeout value 0 is invalid: expected whole seconds in 1..31622400",
+        ),
         (
             {"repair_rate": 0},
             "param repair_rate value 0 is invalid: expected whole pages per second in 1..10000000",

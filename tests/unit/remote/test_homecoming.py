@@ -6,7 +6,6 @@ real `Backend` with fake peers (tests/support/remote.py).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -219,7 +218,7 @@ def test_recovery_asks_a_peer_again_and_never_makes_an_unread_peer_forget(
             backend,
             lambda: ME,
             "e1",
-            dataclasses.replace(CONFIG, recover_timeout=0.2),
+            CONFIG,
             link_factory=peers.factory,
         )
         await layer.set_members({ME: member(ME, 0), 2: member(2, MIB)})
@@ -237,7 +236,7 @@ def test_recovery_asks_a_peer_again_and_never_makes_an_unread_peer_forget(
 
         monkeypatch.setattr(peers.links[2], "recover", unreachable)
         monkeypatch.setattr(peers.links[2], "forget", forget)
-        assert await layer.recover(None) == 0
+        assert await layer.recover(None, 0.2) == 0
         assert len(asked) > 1  # asked again until the deadline
         assert forgotten == []  # it may hold this node's only copies: never told to forget
         assert layer.recovered
@@ -272,7 +271,7 @@ def test_recovery_adopts_the_recorded_epochs_not_those_a_peer_claims(
             return (held if not keep else []), [], []
 
         monkeypatch.setattr(peers.links[2], "recover", recover)
-        assert await layer.recover(record) == 0
+        assert await layer.recover(record, 60.0) == 0
         assert asked == [[]] + ([adopted] if adopted is not None else [])
         assert layer.recovered
 
@@ -295,7 +294,7 @@ def test_recovery_names_at_most_the_latest_epochs_one_recover_may_adopt(
             return (record[-1:] if not keep else []), [], []
 
         monkeypatch.setattr(peers.links[2], "recover", recover)
-        assert await layer.recover(record) == 0
+        assert await layer.recover(record, 60.0) == 0
         assert asked == [[], record[6:]]
         assert len(asked[1]) == MAX_RECOVER_EPOCHS == 64
 

@@ -199,7 +199,7 @@ def test_placement_with_a_target_names_it_alone_while_it_is_willing() -> None:
 
 def test_remotify_config_defaults() -> None:
     config = RemotifyConfig()
-    assert dataclasses.astuple(config) == (1024, 2 << 20, 2, 0.05, 5.0, 2.0, 60.0)
+    assert dataclasses.astuple(config) == (1024, 2 << 20, 2, 0.05, 5.0, 2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.batch_pages = 64  # type: ignore[misc]
 
