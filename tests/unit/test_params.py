@@ -171,6 +171,9 @@ def test_client_quota_is_unlimited_by_default() -> None:
         ("repair_rate", "10000000", 10_000_000),
         ("read_timeout_ms", "1", 1),
         ("read_timeout_ms", "60000", 60_000),
+        ("lease_ttl", "1", 1),
+        ("lease_ttl", "3600", 3600),
+        ("recover_timeout", "31622400", 31_622_400),
     ],
 )
 def test_remote_tunables_take_whole_numbers_in_range(name: str, text: str, value: int) -> None:
@@ -182,6 +185,8 @@ def test_remote_tunables_take_whole_numbers_in_range(name: str, text: str, value
     [
         ("repair_rate", "whole pages per second in 1..10000000"),
         ("read_timeout_ms", "whole milliseconds in 1..60000"),
+        ("lease_ttl", "whole seconds in 1..3600"),
+        ("recover_timeout", "whole seconds in 1..31622400"),
     ],
 )
 @pytest.mark.parametrize("text", ["0", "-1", "0.5", "1e3", "99999999", "²", ""])
@@ -192,7 +197,9 @@ def test_remote_tunables_refuse_anything_else(name: str, expected: str, text: st
 
 
 def test_remote_tunables_defaults_and_the_check_of_a_value_a_flag_gives() -> None:
-    assert (ModuleParams().repair_rate, ModuleParams().read_timeout_ms) == (20000, 1000)
+    defaults = ModuleParams()
+    assert (defaults.repair_rate, defaults.read_timeout_ms) == (20000, 1000)
+    assert (defaults.lease_ttl, defaults.recover_timeout) == (3, 60)
     assert check_whole_param("repair_rate", 7) == 7
     for value in (0, 10_000_001, 2.0, True):
         with pytest.raises(InvalidArgument) as refused:
