@@ -141,6 +141,21 @@ def test_kustomize_puts_everything_in_one_namespace_with_one_image(
     assert images == {"ramster:dev"}
 
 
+@pytest.mark.parametrize("overlay", [CERT_MANAGER, MONITORING, LOCAL_APP], ids=lambda p: p.name)
+def test_each_components_resources_land_in_the_namespace_of_the_base(
+    tmp_path: Path, overlay: Path
+) -> None:
+    """An Issuer signs with a Secret of its own namespace, a Service selects pods of its own,
+    a NetworkPolicy guards pods of its own: a component's resources in another namespace (the
+    default one, without a namespace of their own) would issue, select and guard nothing."""
+    elsewhere = [
+        (kind, name, doc["metadata"].get("namespace"))
+        for (kind, name), doc in by_kind_and_name(rendered(tmp_path, overlay)).items()
+        if kind not in CLUSTER_SCOPED and doc["metadata"].get("namespace") != "ramster"
+    ]
+    assert elsewhere == []
+
+
 def every_image(docs: dict[tuple[str, str], Any]) -> set[str]:
     found = set()
     for doc in docs.values():
