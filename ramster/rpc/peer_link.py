@@ -12,6 +12,7 @@ Not here: what to send when (`ramster.remote`), the serving end (`ramster.rpc.pe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from zlib import crc32
@@ -82,6 +83,7 @@ class PeerLink:
         self._page_batches: bool | None = None
         """Whether the peer serves the lean page calls, as its last Hello said (None: not asked
         since the link was made or the peer's epoch changed)."""
+        self._asking = asyncio.Lock()  # one Hello for every call that finds the form unknown
         options = (
             *MESSAGE_SIZE_OPTIONS,
             *OWN_CONNECTIONS,
@@ -129,9 +131,11 @@ class PeerLink:
 
     async def _lean(self, timeout: float | None = None) -> bool:
         """Whether to use the lean page calls: if the peer's Hello announced them (asked once
-        per epoch of the peer; two calls at once may both ask, and learn the same)."""
+        per epoch of the peer: calls at once wait for the one Hello)."""
         if self._page_batches is None:
-            await self.hello(timeout)
+            async with self._asking:
+                if self._page_batches is None:
+                    await self.hello(timeout)
         return bool(self._page_batches)
 
     async def put(

@@ -468,3 +468,18 @@ def test_a_link_asks_a_restarted_holder_again_which_form_it_serves(node: NodePro
         "Hello",
         "GetPages",
     ]
+
+
+def test_concurrent_first_calls_of_a_link_ask_its_holder_one_hello(node: NodeProcess) -> None:
+    async def run() -> list[str]:
+        async with PeerRelay(node.address) as relay:
+            link = link_to(relay, sealed=False)
+            try:
+                link.holder_epoch = node.epoch
+                answers = await asyncio.gather(*(link.get(refs([], 0)) for _ in range(4)))
+                assert answers == [[None]] * 4
+                return relay.calls
+            finally:
+                await link.close()
+
+    assert asyncio.run(run()) == ["Hello", *["GetPageBatch"] * 4]
