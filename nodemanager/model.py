@@ -118,8 +118,9 @@ class Membership(Protocol):
         ...
 
     async def set_lease_ttl(self, ttl: float) -> None:
-        """Keep this node's entry under a lease of `ttl` seconds from now on (etcd: a new lease
-        at once, the old one revoked); `FailedPrecondition` where the membership has no lease."""
+        """How long a member that died unannounced counts as up, from now on: etcd moves this
+        node's entry to a new lease of `ttl` seconds at once (and revokes the old one); without
+        etcd, a peer that stops answering stays in the view for `ttl` seconds."""
         ...
 
     async def stop(self) -> None:

@@ -1,8 +1,11 @@
 """Membership without etcd: a fixed list of peer addresses (``--peer ADDR``, repeated), or none.
 
 Every `interval` seconds each peer is asked who it is (`probe`; the node answers it with
-``Peer/Hello``). A peer that answers is in the view under the number it gives; one that does not
-answer, answers late or gives a number already taken is out of the view until it answers again.
+``Peer/Hello``). A peer that answers is in the view under the number it gives, as it answered;
+one that does not answer, or answers late, stays in the view as it last answered until it has
+been silent for `ttl` seconds (what an etcd lease is to the etcd backend: one late answer of a
+busy peer does not make every member write off the copies it holds), then is out of the view
+until it answers again. One that gives a number already taken is out of the view at once.
 Params are local to this node: `set_param` changes them and calls ``on_params``, nothing else.
 With no peers the node is alone: the view is itself.
 
@@ -34,19 +37,30 @@ class StaticMembership:
     peers: the peers' addresses, ``HOST:PORT``; this node's own address may be among them.
     probe: asks a peer who it is (`Probe`); an exception counts as no answer.
     interval: seconds between probe rounds (default 1); a probe that takes longer is no answer.
+    ttl: seconds a peer stays in the view without answering (default 3, the etcd lease's).
     """
 
     def __init__(
-        self, me_number: int, peers: list[str], probe: Probe, interval: float = 1.0
+        self,
+        me_number: int,
+        peers: list[str],
+        probe: Probe,
+        interval: float = 1.0,
+        ttl: float = 3.0,
     ) -> None:
         if me_number < 0:
             raise InvalidArgument.field("me_number", me_number, "a node number >= 0")
         if not interval > 0:
             raise InvalidArgument.field("interval", interval, "seconds > 0")
+        if not ttl > 0:
+            raise InvalidArgument.field("ttl", ttl, "seconds > 0")
         self._number = me_number
         self.peers = list(dict.fromkeys(peers))
         self._probe = probe
         self.interval = interval
+        self.ttl = ttl
+        self._heard: dict[str, tuple[float, MemberInfo]] = {}
+        """Each peer address's last answer, and when it came (the loop's clock)."""
         self._me: MemberInfo | None = None
         self._view: dict[int, MemberInfo] = {}
         self._params: dict[str, str] = {}
@@ -119,9 +133,10 @@ class StaticMembership:
         pass
 
     async def set_lease_ttl(self, ttl: float) -> None:
-        raise FailedPrecondition(
-            "this node has no lease: a cluster without etcd finds its members by probing them"
-        )
+        """A silent peer stays in the view for `ttl` seconds from now on."""
+        if not ttl > 0:
+            raise InvalidArgument.field("ttl", ttl, "seconds > 0")
+        self.ttl = ttl
 
     async def forget(self, name: str, announce: float) -> int:
         raise FailedPrecondition(
@@ -155,8 +170,16 @@ class StaticMembership:
     async def _probe_all(self) -> dict[int, MemberInfo]:
         assert self._me is not None
         answers = await asyncio.gather(*(self._ask(address) for address in self.peers))
+        now = asyncio.get_running_loop().time()
         view = {self._number: self._me}
-        for address, info in zip(self.peers, answers, strict=True):
+        for address, answer in zip(self.peers, answers, strict=True):
+            if answer is not None:
+                self._heard[address] = (now, answer)
+            heard = self._heard.get(address)
+            if heard is not None and now - heard[0] >= self.ttl:
+                del self._heard[address]  # silent too long: out of the view
+                heard = None
+            info = heard[1] if heard is not None else None
             if info is None or (info.name, info.number) == (self._me.name, self._number):
                 continue  # silent, or this node's own address in the list
             holder = view.get(info.number)

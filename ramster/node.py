@@ -341,7 +341,9 @@ class Node:
             return EtcdMembership(
                 config.etcd, config.cluster, config.lease_ttl, credentials=config.etcd_credentials
             )
-        return StaticMembership(config.node_number, list(config.peers), self._probe)
+        return StaticMembership(
+            config.node_number, list(config.peers), self._probe, ttl=config.lease_ttl
+        )
 
     def _identity(self) -> tuple[int, str, str]:
         return self.agent.number, self.feed.status.epoch, self.advertised

@@ -42,7 +42,7 @@ PARAM_DOCS = {
     "deadline)",
     "lease_ttl": "seconds a node's etcd entry outlives its last renewal: how long a node that died "
     "unannounced still counts as up (default 3, `--lease-ttl`; renewed every third of it; a change "
-    "moves the entry to a new lease at once)",
+    "moves the entry to a new lease at once; without etcd, how long a silent peer stays in view)",
     "recover_timeout": "seconds a starting node waits for its peers to list the pages they hold "
     "for it (default 60, `--recover-timeout`; read when recovery starts, so a cluster-wide value "
     "applies to every node that starts later)",

@@ -188,7 +188,8 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         type=values.param_value("lease_ttl"),
         help="seconds the node's etcd entry outlives its last renewal (renewed every third of "
         "it): how soon peers take a node that died for gone, and how long etcd may be out of "
-        "reach before a live one is; the module param lease_ttl changes it at run time "
+        "reach before a live one is (without etcd: how long a peer that stops answering stays "
+        "in the view); the module param lease_ttl changes it at run time "
         f"[RAMSTER_LEASE_TTL, {LEASE_TTL}]",
     )
     node.add_argument(

@@ -148,7 +148,7 @@ class StaticBackend(Backend):
 
     def make(self, name: str) -> tuple[Membership, MemberInfo]:
         slot = len(self.joined)
-        membership = StaticMembership(slot + 1, self.ADDRESSES, self.probe, interval=0.05)
+        membership = StaticMembership(slot + 1, self.ADDRESSES, self.probe, 0.05, ttl=0.2)
         return membership, info(name, address=self.ADDRESSES[slot])
 
     async def join(self, name: str, recorder: Recorder | None = None) -> Joined:
@@ -813,6 +813,33 @@ class Peers:
         return answer
 
 
+def test_a_static_peer_silent_for_less_than_the_ttl_stays_in_the_view() -> None:
+    """One late answer of a busy peer must not make every member write off what it holds: a
+    peer stays as it last answered until it has been silent for the ttl, which `set_lease_ttl`
+    changes."""
+    peers = Peers()
+    b = dataclasses.replace(info("b"), number=2)
+
+    async def scenario() -> None:
+        membership = StaticMembership(1, ["b:1"], peers.probe, 0.05, ttl=60.0)
+        recorder = Recorder()
+        peers.answers["b:1"] = b
+        await membership.start(
+            info("a"), recorder.on_members, recorder.on_params, recorder.on_quotas
+        )
+        a = membership.members()[1]
+        peers.slow.add("b:1")  # every probe of b times out from now on
+        asked = peers.probes["b:1"]
+        await eventually(lambda: peers.probes["b:1"] >= asked + 5, "five silent rounds")
+        assert membership.members() == {1: a, 2: b}
+        await membership.set_lease_ttl(0.2)
+        await eventually(lambda: membership.members() == {1: a}, "b silent past the new ttl")
+        assert recorder.views == [{1: a, 2: b}, {1: a}]
+        await membership.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_static_member_keeps_no_record_of_its_epochs() -> None:
     async def scenario() -> list[str] | None:
         backend = StaticBackend()
@@ -844,7 +871,7 @@ def test_static_alone() -> None:
     asyncio.run(scenario())
 
 
-def test_static_peers_are_in_the_view_only_while_they_answer(
+def test_static_peers_are_in_the_view_while_they_answer_and_a_ttl_after(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     peers = Peers()
@@ -854,7 +881,7 @@ def test_static_peers_are_in_the_view_only_while_they_answer(
 
     async def scenario() -> None:
         membership, recorder = (
-            StaticMembership(1, ["b:1", "c:1", "x:1"], peers.probe, 0.05),
+            StaticMembership(1, ["b:1", "c:1", "x:1"], peers.probe, 0.05, ttl=0.2),
             Recorder(),
         )
         peers.answers["b:1"] = b

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ramster.client import SyncClient
-from ramster.errors import FailedPrecondition, InvalidArgument
+from ramster.errors import InvalidArgument
 from tests.support.etcd import EtcdProcess
 from tests.support.nodes import NodeFactory, run_cli
 from tests.support.processes import wait_for
@@ -68,16 +68,3 @@ def lease_of(etcd: EtcdProcess, cluster: str) -> dict[str, int]:
     entry = etcd.ctl_json("get", f"/ramster/{cluster}/nodes/1")["kvs"][0]
     lease: dict[str, int] = etcd.ctl_json("lease", "timetolive", f"{entry['lease']:x}")
     return lease
-
-
-def test_a_node_without_etcd_refuses_a_lease_ttl_it_has_no_lease_for(
-    node_factory: NodeFactory,
-) -> None:
-    node = node_factory.start("static")
-    with SyncClient(node.address, client_name="ops") as client:
-        with pytest.raises(FailedPrecondition) as refused:
-            client.set_param("lease_ttl", "10")
-        assert refused.value.message == (
-            "this node has no lease: a cluster without etcd finds its members by probing them"
-        )
-        assert client.params()["lease_ttl"] == "3"
