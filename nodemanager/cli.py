@@ -1,17 +1,20 @@
-"""``ramster members``: the nodes of a cluster as etcd lists them, as a table for a person.
-
-`list_members` reads once (no lease, no watch); `format_members` lays the result out. The
-``ramster`` command wires them to its flags (`ramster.cli`).
+"""The command line's one-shot reads and writes of a cluster in etcd: ``ramster members``
+(`list_members`), ``ramster param set --cluster`` (`write_param`) and ``ramster quota set|unset
+--cluster`` (`write_quota`). Each opens a connection of its own and closes it: no lease, no
+watch. Not here: a node's membership (`nodemanager.etcd`), how the commands draw (`ramster.cli`).
 """
 
 from __future__ import annotations
 
-from nodemanager.etcd import EtcdCredentials, read_members
-from nodemanager.model import MemberInfo
+import logging
 
-_MIB = 1024 * 1024
-_HEADER = ("NUMBER", "NAME", "ADDRESS", "FREE/CAPACITY MiB", "ZCACHE", "RAMSTER", "STATE")
-_RIGHT = {0, 3}  # columns aligned right: the numbers
+from nodemanager.etcd_client import EtcdClient
+from nodemanager.etcd_settings import EtcdCredentials
+from nodemanager.keys import ClusterKeys, check_name
+from nodemanager.model import MemberInfo
+from nodemanager.view import ClusterView
+
+log = logging.getLogger("nodemanager.membership")
 
 
 async def list_members(
@@ -21,36 +24,66 @@ async def list_members(
     credentials: EtcdCredentials | None = None,
 ) -> list[MemberInfo]:
     """Every live member of `cluster`, by number, from etcd at `endpoints`
-    (``http[s]://HOST:PORT``, comma-separated) shown `credentials`; `Unavailable` if etcd does
-    not answer."""
-    return await read_members(endpoints, cluster, timeout, credentials)
+    (``http[s]://HOST:PORT``, comma-separated) shown `credentials`: one read of its prefix (for
+    ``ramster members``); `Unavailable` if etcd does not answer."""
+    keys = ClusterKeys(cluster)
+    etcd = EtcdClient(endpoints, timeout, credentials)
+    await etcd.open()
+    try:
+        _, entries = await etcd.get_prefix(keys.prefix)
+    finally:
+        await etcd.close()
+    view = ClusterView(keys)
+    for problem in view.load(entries):
+        log.warning("ignored a malformed entry: %s", problem)
+    return [view.members[number] for number in sorted(view.members)]
 
 
-def format_members(members: list[MemberInfo]) -> str:
-    """A table, one line per member and a header line; free and capacity in MiB; the state is
-    ``draining`` while the node leaves (it takes no new pages), else ``up``."""
+async def write_param(
+    endpoints: str,
+    cluster: str,
+    name: str,
+    value: str,
+    timeout: float = 5.0,
+    credentials: EtcdCredentials | None = None,
+) -> None:
+    """Set cluster-wide param `name` of `cluster` (``ramster param set --cluster``); every node
+    watching applies it."""
+    keys = ClusterKeys(cluster)
+    check_name("param", name)
+    await _write_once(endpoints, timeout, credentials, keys.param(name), value)
 
-    def switch(on: bool) -> str:
-        return "on" if on else "off"
 
-    rows = [_HEADER] + [
-        (
-            str(m.number),
-            m.name,
-            m.address,
-            f"{m.free_bytes / _MIB:.1f}/{m.capacity_bytes / _MIB:.1f}",
-            switch(m.zcache),
-            switch(m.ramster),
-            "draining" if m.draining else "up",
-        )
-        for m in members
-    ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(_HEADER))]
-    lines = [
-        "  ".join(
-            cell.rjust(width) if column in _RIGHT else cell.ljust(width)
-            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-    return "\n".join(lines) + "\n"
+async def write_quota(
+    endpoints: str,
+    cluster: str,
+    identity: str,
+    nbytes: int | None,
+    timeout: float = 5.0,
+    credentials: EtcdCredentials | None = None,
+) -> None:
+    """Set the cluster-wide quota of client identity `identity` (checked by the caller) to
+    `nbytes`, or unset it (None) (``ramster quota set|unset --cluster``); every node watching
+    applies it."""
+    key = ClusterKeys(cluster).quota(identity)
+    value = None if nbytes is None else str(nbytes)
+    await _write_once(endpoints, timeout, credentials, key, value)
+
+
+async def _write_once(
+    endpoints: str,
+    timeout: float,
+    credentials: EtcdCredentials | None,
+    key: str,
+    value: str | None,
+) -> None:
+    """Put `value` at `key` (delete it: None) over a connection of its own."""
+    etcd = EtcdClient(endpoints, timeout, credentials)
+    await etcd.open()
+    try:
+        if value is None:
+            await etcd.delete([key])
+        else:
+            await etcd.put(key, value)
+    finally:
+        await etcd.close()

@@ -41,7 +41,7 @@ from nodemanager.notify import Notifier
 from nodemanager.view import Change, ClusterView
 from ramster.errors import FailedPrecondition, InvalidArgument, NotFound, RamsterError, shown
 
-__all__ = ["EtcdCredentials", "EtcdMembership", "parse_endpoints", "read_members"]
+__all__ = ["EtcdCredentials", "EtcdMembership", "parse_endpoints"]
 
 log = logging.getLogger("nodemanager.membership")
 
@@ -440,73 +440,3 @@ class EtcdMembership:
                 error, len(self._view.members),
             )  # fmt: skip
         self._reachable = reachable
-
-
-async def read_members(
-    endpoints: str,
-    cluster: str,
-    timeout: float = 5.0,
-    credentials: EtcdCredentials | None = None,
-) -> list[MemberInfo]:
-    """The members of `cluster` now, by number: one read of its prefix (for ``ramster members``)."""
-    keys = ClusterKeys(cluster)
-    etcd = EtcdClient(endpoints, timeout, credentials)
-    await etcd.open()
-    try:
-        _, entries = await etcd.get_prefix(keys.prefix)
-    finally:
-        await etcd.close()
-    view = ClusterView(keys)
-    for problem in view.load(entries):
-        log.warning("ignored a malformed entry: %s", problem)
-    return [view.members[number] for number in sorted(view.members)]
-
-
-async def write_param(
-    endpoints: str,
-    cluster: str,
-    name: str,
-    value: str,
-    timeout: float = 5.0,
-    credentials: EtcdCredentials | None = None,
-) -> None:
-    """Set cluster-wide param `name` of `cluster` (``ramster param set --cluster``); every node
-    watching applies it."""
-    keys = ClusterKeys(cluster)
-    check_name("param", name)
-    await _write_once(endpoints, timeout, credentials, keys.param(name), value)
-
-
-async def write_quota(
-    endpoints: str,
-    cluster: str,
-    identity: str,
-    nbytes: int | None,
-    timeout: float = 5.0,
-    credentials: EtcdCredentials | None = None,
-) -> None:
-    """Set the cluster-wide quota of client identity `identity` (checked by the caller) to
-    `nbytes`, or unset it (None) (``ramster quota set|unset --cluster``); every node watching
-    applies it."""
-    key = ClusterKeys(cluster).quota(identity)
-    value = None if nbytes is None else str(nbytes)
-    await _write_once(endpoints, timeout, credentials, key, value)
-
-
-async def _write_once(
-    endpoints: str,
-    timeout: float,
-    credentials: EtcdCredentials | None,
-    key: str,
-    value: str | None,
-) -> None:
-    """Put `value` at `key` (delete it: None) over a connection of its own."""
-    etcd = EtcdClient(endpoints, timeout, credentials)
-    await etcd.open()
-    try:
-        if value is None:
-            await etcd.delete([key])
-        else:
-            await etcd.put(key, value)
-    finally:
-        await etcd.close()

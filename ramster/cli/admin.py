@@ -13,12 +13,13 @@ from typing import TextIO
 from rich.console import Console
 
 from nodemanager.etcd_settings import EtcdCredentials
+from nodemanager.model import MemberInfo
 from ramster.cli.stats_groups import grouped
 from ramster.cli.view import console, table
 from ramster.client import SyncClient
 from ramster.errors import InvalidArgument, shown
 from ramster.metric_help import HELP
-from ramster.params import ModuleParams
+from ramster.params import ModuleParams, switch_text
 from ramster.state import NodeState
 from ramster.tmem.quota import Usage
 from ramster.wire.tls import TLS
@@ -176,14 +177,29 @@ def undrain(node: str, out: TextIO, tls: TLS | None = None, token: str | None = 
     return 0
 
 
+MiB = 1 << 20
+MEMBER_COLUMNS = ("number", "name", "address", "free/capacity MiB", "zcache", "ramster", "state")
+
+
 def print_members(
     etcd: str, cluster: str, out: TextIO, credentials: EtcdCredentials | None = None
 ) -> int:
-    from nodemanager.cli import format_members, list_members  # the [node] extra
+    from nodemanager.cli import list_members  # the [node] extra
 
-    members = asyncio.run(list_members(etcd, cluster, credentials=credentials))
-    out.write(format_members(members))
+    show_members(console(out), asyncio.run(list_members(etcd, cluster, credentials=credentials)))
     return 0
+
+
+def show_members(view: Console, members: list[MemberInfo]) -> None:
+    """A row per member: free and capacity in MiB, its switches, and ``draining`` while it
+    leaves (it takes no new pages), else ``up``."""
+    rows = [
+        (str(m.number), m.name, m.address,
+         f"{m.free_bytes / MiB:.1f}/{m.capacity_bytes / MiB:.1f}", switch_text(m.zcache),
+         switch_text(m.ramster), "draining" if m.draining else "up")
+        for m in members
+    ]  # fmt: skip
+    view.print(table(MEMBER_COLUMNS, rows, words=(1, 2, 4, 5, 6)))
 
 
 def set_cluster_param(
@@ -197,7 +213,7 @@ def set_cluster_param(
     """Write a cluster-wide param to etcd, once it is known to be valid, as nodes show it (a
     node compares etcd's text with its own: "1MiB" would be applied again on every change)."""
     text = ModuleParams().with_text(name, value).as_text()[name]
-    from nodemanager.etcd import write_param  # the [node] extra
+    from nodemanager.cli import write_param  # the [node] extra
 
     asyncio.run(write_param(etcd, cluster, name, text, credentials=credentials))
     out.write(f"{name} {text} (cluster {cluster}: every node applies it)\n")

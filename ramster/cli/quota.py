@@ -134,7 +134,7 @@ def set_cluster_quota(
     valid."""
     name = str(owner_identity(identity, "IDENTITY"))
     nbytes = parse_quota(size, "SIZE") if size is not None else None
-    from nodemanager.etcd import write_quota  # the [node] extra
+    from nodemanager.cli import write_quota  # the [node] extra
 
     asyncio.run(write_quota(etcd, cluster, name, nbytes, credentials=credentials))
     done = "unset" if nbytes is None else quota_text(nbytes)

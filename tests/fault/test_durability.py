@@ -542,7 +542,7 @@ def test_sigterm_drains_a_node_before_it_exits(durable: Cluster) -> None:
 
 
 def members_states(cluster: Cluster) -> list[tuple[str, str]]:
-    """(name, state) of every row of `ramster members`, the header first."""
+    """(name, state) of every row of `ramster members`, the header first (not its rule)."""
     result = subprocess.run(
         [RAMSTER, "members", "--etcd", cluster.etcd_url, "--cluster", cluster.name],
         capture_output=True,
@@ -551,7 +551,8 @@ def members_states(cluster: Cluster) -> list[tuple[str, str]]:
         check=False,
     )
     assert (result.returncode, result.stderr) == (0, ""), result.stdout
-    return [(row.split()[1], row.split()[-1]) for row in result.stdout.splitlines()]
+    rows = [row.split() for row in result.stdout.splitlines() if not row.startswith("─")]
+    return [(row[1], row[-1]) for row in rows]
 
 
 def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
@@ -559,10 +560,10 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
 ) -> None:
     a = durable.start("A", "64MiB", flags=("--drain-timeout", "5"))
     b = durable.start("B", "64MiB")
-    assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
+    assert members_states(durable) == [("name", "state"), ("A", "up"), ("B", "up")]
     drained = run_cli("drain", "--node", a.address, "--timeout", "5")
     assert (drained.returncode, drained.stderr) == (0, "")
-    assert members_states(durable) == [("NAME", "STATE"), ("A", "draining"), ("B", "up")]
+    assert members_states(durable) == [("name", "state"), ("A", "draining"), ("B", "up")]
     # A takes no copy while it drains: B's pages have a single copy, on B.
     pool = durable.clients["B"].new_pool(persistent=True)
     numbers = pages_of(range(8))
@@ -575,7 +576,7 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
         f"node {a.address} undrained: it takes pages of other nodes again\n",
         "",
     )
-    assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
+    assert members_states(durable) == [("name", "state"), ("A", "up"), ("B", "up")]
     wait_redundant(durable)  # B's repair put the second copies on A
     assert durable.stats("A")["foreign_pers_pages"] == len(numbers)
     again = run_cli("undrain", "--node", b.address)
@@ -602,7 +603,7 @@ def test_an_undrained_node_takes_copies_again_and_members_shows_each_state(
         1,
         f"node {a.address} not drained: {len(numbers)} pages are still on it\n",
     )
-    assert members_states(durable) == [("NAME", "STATE"), ("A", "up"), ("B", "up")]
+    assert members_states(durable) == [("name", "state"), ("A", "up"), ("B", "up")]
 
     # SIGTERM drains A before it exits (B cannot move its copies: A waits its drain timeout);
     # an undrain must not keep a node that is leaving.

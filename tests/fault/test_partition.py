@@ -250,7 +250,7 @@ class Partition:
         result = self.lab.host(seen_from).run(argv, timeout=SUBPROCESS_SLACK)
         if result.returncode != 0:
             return None
-        rows = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
+        rows = [line.split() for line in result.stdout.splitlines()[2:] if line.strip()]
         return [(int(row[0]), row[1], row[2]) for row in rows]
 
     def wait_members(self, seen_from: int, expected: list[Member]) -> float:

@@ -35,7 +35,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from nodemanager.etcd import write_param
+from nodemanager.cli import write_param
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.client import TLS, FailedPrecondition, InvalidArgument, SyncClient
 from tests.support.cluster import (
@@ -552,18 +552,18 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
     result = run_cli("members", "--etcd", cluster.etcd_url, "--cluster", cluster.name)
     assert result.returncode == 0, result.stderr
     # Free bytes change as the nodes publish; every other cell, and the layout, is exact.
-    width = max(len("ADDRESS"), *(len(n.address) for n in nodes))
+    width = max(len("address"), *(len(n.address) for n in nodes))
     free = [float(f) for f in re.findall(r" (\d+\.\d)/\d+\.\d ", result.stdout)]
     assert len(free) == len(nodes), result.stdout
     for value, node in zip(free, nodes, strict=True):
         assert 0 < value <= budgets[node.name], result.stdout
-    header = f"NUMBER  NAME  {'ADDRESS':<{width}}  FREE/CAPACITY MiB  ZCACHE  RAMSTER  STATE"
-    expected = [header] + [
-        f"{n.ready['number']:>6}  {n.name:<4}  {n.address:<{width}}  "
-        f"{f'{f:.1f}/{budgets[n.name]:.1f}':>17}  on      on       up"
+    header = f"number   name   {'address':<{width}}   free/capacity MiB   zcache   ramster   state"
+    expected = [header, "─" * len(header)] + [
+        f"{n.ready['number']:>6}   {n.name:<4}   {n.address:<{width}}   "
+        f"{f'{f:.1f}/{budgets[n.name]:.1f}':>17}   on       on        up"
         for n, f in zip(nodes, free, strict=True)
     ]
-    assert result.stdout.splitlines() == expected
+    assert [line.rstrip() for line in result.stdout.splitlines()] == expected
     assert [n.ready["number"] for n in nodes] == [1, 2, 3]
 
     etcd_flags = ("--cluster", cluster.name, "--etcd", cluster.etcd_url)

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nodemanager.cli import list_members
-from nodemanager.etcd import write_param
+from nodemanager.cli import list_members, write_param
 from ramster.client import FailedPrecondition, InvalidArgument, NotFound, SyncClient
 from tests.support.cluster import (
     Cluster,

@@ -17,8 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import cast
 
-from nodemanager.cli import list_members
-from nodemanager.etcd import write_param
+from nodemanager.cli import list_members, write_param
 from ramster.client import TLS, SyncClient
 from ramster.zcache import ZcacheConfig
 from tests.support.nodes import NodeFactory, NodeProcess, file_stem

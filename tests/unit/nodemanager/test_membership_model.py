@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from nodemanager.cli import format_members
 from nodemanager.etcd import EtcdMembership, parse_endpoints
 from nodemanager.etcd_client import EtcdClient
 from nodemanager.etcd_settings import EtcdCredentials
@@ -144,20 +143,6 @@ def test_load_replaces_the_view_and_reports_what_it_ignored() -> None:
     ]
     assert view.load(entries) == ["nodes/4 has no field 'number'"]
     assert (view.members, view.params) == ({3: ALPHA}, {})
-
-
-def test_format_members_is_a_table() -> None:
-    beta = MemberInfo(
-        12, "b", "[::1]:7471", "e", 1024 * MiB, 0, zcache=False, ramster=False, draining=True
-    )
-    assert format_members([ALPHA, beta]) == (
-        "NUMBER  NAME   ADDRESS        FREE/CAPACITY MiB  ZCACHE  RAMSTER  STATE\n"
-        "     3  alpha  10.0.0.1:7470          48.0/64.0  on      on       up\n"
-        "    12  b      [::1]:7471            0.0/1024.0  off     off      draining\n"
-    )
-    assert format_members([]) == (
-        "NUMBER  NAME  ADDRESS  FREE/CAPACITY MiB  ZCACHE  RAMSTER  STATE\n"
-    )
 
 
 def test_endpoints_are_http_or_https_urls_or_host_port() -> None:
