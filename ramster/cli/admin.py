@@ -75,14 +75,10 @@ def show_stats(
 ) -> None:
     """The node's state in a line, then its counters: a table per group saying what each counts
     (`HELP`), or, `raw`, one line per kernel name."""
-
-    def switch(on: bool) -> str:
-        return "on" if on else "off"
-
     view.print(
         f"node {state.node_name} at {node}: epoch {state.epoch}, "
-        f"zcache {switch(state.zcache)} (generation {state.backend_generation}), "
-        f"ramster {switch(state.ramster)}" + (", shutting down" if state.shutting_down else "")
+        f"zcache {switch_text(state.zcache)} (generation {state.backend_generation}), "
+        f"ramster {switch_text(state.ramster)}" + (", shutting down" if state.shutting_down else "")
     )
     if target := counters.get("remote_target_down"):
         view.print(
