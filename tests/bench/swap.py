@@ -4,10 +4,12 @@ the same nbdfuse + loop path as RAMster's, and RAMster with one copy, with two c
 its pages remotified to a peer. Target: RAMster with two copies >= 0.6x nbdkit's memory plugin.
 
 Swap pages per second are the kernel's (``pswpout`` + ``pswpin`` of /proc/vmstat) over the
-hog's time writing and reading; the compression ratio is the bytes the store took over the
-bytes of the pages it holds; spilled pages are those RAMster's store refused (the hog's random
-third). Root only: without it the section says so and measures nothing. The machine's swap is
-shared: every device is taken down in ``finally``.
+hog's whole run (start to exit: writing, reading, freeing its swap); the compression ratio is
+the bytes the store took over the bytes of the pages it holds; spilled pages are those RAMster's
+store refused (the hog's random third). A two-copy run counts its puts refused NO_REPLICA: their
+pages have one copy, in the spill, and must be none for the run to measure two copies. Root
+only: without it the section says so and measures nothing. The machine's swap is shared: every
+device is taken down in ``finally``.
 
 One hog run takes a few seconds, and on a shared machine one run's rate moves by 2x from run to
 run: the section runs `ROUNDS` rounds, each setup once per round in turn, and shows each setup's
@@ -56,6 +58,8 @@ class SwapFigures:
     seconds: float
     ratio: float | None
     spilled: int | None
+    unreplicated: int = 0
+    """Puts of this run refused NO_REPLICA (their pages went to the spill, with one copy)."""
 
     @property
     def rate(self) -> float:
@@ -157,8 +161,11 @@ def _ramster(work: Path, name: str, nodes: int, memory: list[int], copies: int) 
 
         with _device(record, exports):
             hog, swapped, seconds = _swap_hog(sample)
+            with SyncClient(first.address, client_name="bench", tls=cluster.admin_tls) as client:
+                unreplicated = client.stats()["pers_puts_unreplicated"]
     ratio = seen["pers_zbytes"] / max(seen["pers_zpages"] * 4096, 1)  # node 1's own store
-    return SwapFigures(name, hog, swapped, seconds, ratio, seen["nbd_spilled_pages"])
+    spilled = seen["nbd_spilled_pages"]
+    return SwapFigures(name, hog, swapped, seconds, ratio, spilled, unreplicated)
 
 
 SETUPS: tuple[Callable[[Path], SwapFigures | None], ...] = (
@@ -234,12 +241,14 @@ def run() -> dict[str, float]:
     )
     two = statistics.median(ratios[TWO_COPIES])
     wrong = sum(f.hog.wrong for figures in runs.values() for f in figures)
+    single = sum(f.unreplicated for f in runs[TWO_COPIES])
     print_table(
         f"target (issue 13): median of {ROUNDS} rounds' ratios, each to the same round's nbdkit",
         ["what", "measured", "target", "verdict"],
         [
             ["RAMster 2 copies vs nbdkit memory", f"{two:.2f}x", ">= 0.6x", verdict(two >= 0.6)],
             ["wrong pages, every setup and round", f"{wrong}", "0", verdict(wrong == 0)],
+            ["2-copy puts left with one copy (NO_REPLICA)", f"{single}", "0", verdict(not single)],
         ],
     )
     return {"swap_two_copies_x": two}
