@@ -69,7 +69,7 @@ ISSUE_14 = (
     _ratio("64 concurrent single gets (coalesced) vs batched", "coalesced_x", 0.8),
     _ratio("node RSS per stored page vs the ideal lz4 size", "rss_x_ideal", 1.05, True),
     Target(
-        "kernel swap through NBD, RAMster 2 copies vs nbdkit memory",
+        "kernel swap through NBD, RAMster 2 copies vs nbdkit memory (median of rounds)",
         lambda f: f"{f['swap_two_copies_x']:.2f}x",
         "> 0.43x (issue 13's, before)",
         lambda f: f["swap_two_copies_x"] > 0.43,
