@@ -16,6 +16,7 @@ from pathlib import Path
 from nodemanager.etcd_settings import EtcdCredentials, check_ttl
 from nodemanager.keys import check_name, check_node_name
 from ramster.errors import InvalidArgument, shown
+from ramster.page import LZ4_CODEC, Codec
 from ramster.params import READ_TIMEOUT_MS, REPAIR_RATE, check_whole_param
 from ramster.tmem import TmemLimits
 from ramster.trust.files import read_page_key
@@ -210,8 +211,9 @@ class NodeConfig:
         or network hiccup may last before a live node is taken for gone.
     recover_timeout: seconds it waits at start for its peers to list the pages they hold for it
         (default 60; the remote layer's `RemotifyConfig.recover_timeout`).
-    repair_rate, read_timeout_ms: the module params of those names it starts with (defaults
-        20000 pages/s and 1000 ms; a cluster-wide value in etcd wins once it joins).
+    repair_rate, read_timeout_ms, codec: the module params of those names it starts with
+        (defaults 20000 pages/s, 1000 ms and lz4; a cluster-wide value in etcd wins once it
+        joins).
     """
 
     listen: str
@@ -243,6 +245,7 @@ class NodeConfig:
     recover_timeout: float = 60.0
     repair_rate: int = REPAIR_RATE
     read_timeout_ms: int = READ_TIMEOUT_MS
+    codec: Codec = LZ4_CODEC
 
     def _check_certificate(self, tls: TLS) -> None:
         """A node serves with a node certificate that names it: its peers know it by its name

@@ -72,6 +72,7 @@ class Node:
                 ramster=config.ramster,
                 repair_rate=config.repair_rate,
                 read_timeout_ms=config.read_timeout_ms,
+                codec=config.codec,
             ),
             first_version=started,
             recovering=True,  # until the cluster is joined and pages are back

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ramster.errors import InvalidArgument, shown
+from ramster.page import LZ4_CODEC, Codec, parse_codec
 from ramster.units import parse_size
 
 SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
@@ -37,6 +38,8 @@ PARAM_DOCS = {
     "handed over (0: no quota, the default); `ramster quota set` sets one identity's",
     "repair_rate": "pages per second at most that rebuilding lost second copies moves (default "
     "20000, `--repair-rate`)",
+    "codec": "how new pools pack their pages unless they ask: lz4 (the fastest, the default), "
+    "zstd or zstd:LEVEL (denser; LEVEL 1..19, default 1; `--codec`)",
     "read_timeout_ms": "milliseconds a remote get waits for a holder before it reads another copy "
     "instead (default 1000, `--read-timeout-ms`; a page with no other copy waits the peer call's "
     "deadline)",
@@ -147,6 +150,7 @@ class ModuleParams:
     client_quota: int = 0
     repair_rate: int = REPAIR_RATE
     read_timeout_ms: int = READ_TIMEOUT_MS
+    codec: Codec = LZ4_CODEC
 
     def as_text(self) -> dict[str, str]:
         text = {
@@ -159,6 +163,7 @@ class ModuleParams:
         for name in WHOLE_PARAMS:
             text[name] = str(getattr(self, name))
         text["client_quota"] = str(self.client_quota)
+        text["codec"] = str(self.codec)
         return text
 
     def with_text(self, name: str, text: str) -> ModuleParams:
@@ -175,8 +180,11 @@ class ModuleParams:
             return replace(self, **value)
         if name == "client_quota":
             return replace(self, client_quota=parse_quota(text, f"param {name} value"))
+        if name == "codec":
+            return replace(self, codec=parse_codec(text, f"param {name} value"))
         if name != "remote_target":
-            return replace(self, **{name: parse_switch(name, text)})
+            switch: dict[str, Any] = {name: parse_switch(name, text)}
+            return replace(self, **switch)
         if text.strip().lower() == "auto":
             return replace(self, remote_target=None)
         expected = f"auto or a node number in 1..{MAX_NODE_NUMBER}"

@@ -21,6 +21,7 @@ from typing import Protocol, cast
 
 from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded, Unavailable
+from ramster.page import Codec
 from ramster.remote.fetch import Fetched
 from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
 from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored
@@ -88,6 +89,11 @@ class TieredTmem:
     def pool_spec(self, client: str, pool_id: int, uid: int = 0) -> PoolSpec:
         """The pool's spec; with a `uid`, PoolNotFound unless the id still names that pool."""
         return self._backend.require().pool_spec(client, pool_id, uid)
+
+    @property
+    def default_codec(self) -> Codec:
+        """The codec of new pools that ask for none: the node's param codec."""
+        return self._backend.params.codec
 
     def new_pool(self, client: str, spec: PoolSpec) -> tuple[int, int]:
         """A new pool of `client` (`Tmem.new_pool`): its id and its uid."""

@@ -85,11 +85,13 @@ class TmemService:
 
     async def new_pool(self, request: tmem_pb2.NewPoolRequest) -> tmem_pb2.NewPoolResponse:
         self._tiered.check_serving()
-        spec = convert.pool_spec(request)
+        spec = convert.pool_spec(request, self._tiered.default_codec)
         client = self._client(request.client)
         pool_id, uid = self._tiered.new_pool(client, spec)
         self._sessions.seen(client)  # its first pool: from now on it has a session
-        return tmem_pb2.NewPoolResponse(pool_id=pool_id, pool_uid=uid)
+        return tmem_pb2.NewPoolResponse(
+            pool_id=pool_id, pool_uid=uid, codec=spec.codec.name, codec_level=spec.codec.level
+        )
 
     async def destroy_pool(
         self, request: tmem_pb2.DestroyPoolRequest

@@ -344,6 +344,7 @@ class PageTable(Generic[ElsewhereT]):
             version,
             (obj.obj_id << INDEX_BITS) | index,
             remotable=remotable,
+            codec=obj.pool.spec.codec,
         )
         if outcome.evicted:
             self._forget(outcome.evicted, keep=obj)

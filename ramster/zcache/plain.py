@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass
 
 from ramster.errors import InvalidArgument
-from ramster.page import PackedPage, pack_page, unpack_page
+from ramster.page import LZ4_CODEC, Codec, PackedPage, pack_page, unpack_page
 from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
 from ramster.units import format_size
 from ramster.zcache.eviction import evict_for
@@ -57,7 +57,9 @@ class PlainStore:
         version: int,
         backref: int,
         remotable: bool = True,
+        codec: Codec = LZ4_CODEC,
     ) -> Created | Rejected:
+        del codec  # pages are kept unpacked
         if isinstance(data, PackedPage):
             data = unpack_page(data)
         cost = len(data) + PLAIN_PAGE_BYTES

@@ -1,6 +1,7 @@
 """`ZCache`: the compressed page store of a node (docs/design.md §4, reference §A4).
 
-Pages are compressed once with lz4 (same-filled pages kept as one byte), admitted or refused by
+Pages are compressed once with their pool's codec, lz4 or zstd (same-filled pages kept as one
+byte; a page that arrives packed is kept as it came), admitted or refused by
 the zcache policy, and held in a slot table: flat arrays of flags, versions and backrefs beside a
 list of payloads. The budget counts real bytes: each payload's heap allocation, the slot table,
 the tmem index and the put order per page, and the tmem core's per-object charge. Above the
@@ -13,7 +14,16 @@ from __future__ import annotations
 from array import array
 from dataclasses import asdict
 
-from ramster.page import PackedPage, compress_page, decompress_page
+from ramster.page import (
+    LZ4_CODEC,
+    ZSTD,
+    Codec,
+    PackedPage,
+    compress_page,
+    decompress_page,
+    pack_page,
+    unpack_page,
+)
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE
 from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
 from ramster.units import format_size
@@ -31,6 +41,8 @@ REMOTABLE = 8
 PAGE_SHIFT_BIT = 4
 """Flags bits 4..6 hold log2 of the page size minus 9."""
 MIN_PAGE_SHIFT = 9
+ZSTD_FRAME = 128
+"""The payload is a zstd frame (else an lz4 block, or a fill byte)."""
 
 SLOT_BYTES = 25
 """Slot table bytes per slot, used or free: payload pointer 8, flags 1, version 8, backref 8."""
@@ -59,7 +71,7 @@ def payload_heap_bytes(zsize: int) -> int:
 
 
 class ZCache:
-    """lz4-compressed pages within a memory budget; implements `ramster.tmem.PageStore`."""
+    """Compressed pages within a memory budget; implements `ramster.tmem.PageStore`."""
 
     def __init__(self, config: ZcacheConfig) -> None:
         self.config = config
@@ -103,13 +115,18 @@ class ZCache:
         version: int,
         backref: int,
         remotable: bool = True,
+        codec: Codec = LZ4_CODEC,
     ) -> Created | Rejected:
         stats = self.stats
         if isinstance(data, PackedPage):
-            payload, same_filled, page_size = data.payload, data.same_filled, data.page_size
-        else:
+            packed = data
+        elif codec is LZ4_CODEC:
             payload, same_filled = compress_page(data)
-            page_size = len(data)
+            packed = PackedPage(payload, same_filled, len(data))
+        else:
+            packed = pack_page(data, codec)
+        payload, same_filled, page_size = packed.payload, packed.same_filled, packed.page_size
+        zstd = not same_filled and packed.codec == ZSTD
         zsize = len(payload)
         refusal = None
         if zsize * REFERENCE_PAGE > self._admit_always * page_size:
@@ -150,6 +167,7 @@ class ZCache:
             | (PERSISTENT if persistent else 0)
             | (SAME_FILLED if same_filled else 0)
             | (REMOTABLE if remotable else 0)
+            | (ZSTD_FRAME if zstd else 0)
             | (page_size.bit_length() - 1 - MIN_PAGE_SHIFT) << PAGE_SHIFT_BIT
         )
         if self._free_slots:
@@ -168,6 +186,8 @@ class ZCache:
         self._used += page_cost
         self._raw_bytes += page_size
         if remotable:
+            if not same_filled:
+                self._count_codec(zstd, 1, zsize, page_size)
             live = self._remotable[persistent] = self._remotable[persistent] + 1
             ship_order = self._ship_orders[persistent]
             if ship_order.push(slot, version) > 2 * live + COMPACT_SLACK:
@@ -191,6 +211,8 @@ class ZCache:
         return Created(slot, evicted)
 
     def read(self, slot: int, page_size: int) -> bytes:
+        if self._flags[slot] & ZSTD_FRAME:
+            return unpack_page(self.read_packed(slot, page_size))
         payload = self._payloads[slot]
         assert payload is not None, f"slot {slot} is free"
         return decompress_page(payload, bool(self._flags[slot] & SAME_FILLED), page_size)
@@ -198,7 +220,10 @@ class ZCache:
     def read_packed(self, slot: int, page_size: int) -> PackedPage:
         payload = self._payloads[slot]
         assert payload is not None, f"slot {slot} is free"
-        return PackedPage(payload, bool(self._flags[slot] & SAME_FILLED), page_size)
+        flags = self._flags[slot]
+        if flags & ZSTD_FRAME:
+            return PackedPage(payload, False, page_size, ZSTD)
+        return PackedPage(payload, bool(flags & SAME_FILLED), page_size)
 
     def version(self, slot: int) -> int:
         return self._versions[slot]
@@ -212,6 +237,8 @@ class ZCache:
         stats = self.stats
         if flags & REMOTABLE:
             self._remotable[persistent] -= 1
+            if not flags & SAME_FILLED:
+                self._count_codec(bool(flags & ZSTD_FRAME), -1, -len(payload), -_page_size(flags))
         if persistent:
             stats.pers_zpages -= 1
             stats.pers_zbytes -= len(payload)
@@ -286,6 +313,17 @@ class ZCache:
         self.free(slot)
         self.stats.evicted_eph_zpages += 1
         return backref, before - self._used
+
+    def _count_codec(self, zstd: bool, pages: int, zbytes: int, nbytes: int) -> None:
+        stats = self.stats
+        if zstd:
+            stats.zstd_zpages += pages
+            stats.zstd_zbytes += zbytes
+            stats.zstd_bytes += nbytes
+        else:
+            stats.lz4_zpages += pages
+            stats.lz4_zbytes += zbytes
+            stats.lz4_bytes += nbytes
 
     def _count_failed(self, persistent: bool) -> None:
         if persistent:

@@ -115,6 +115,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "client_quota": "0",
                 "repair_rate": "20000",
                 "read_timeout_ms": "1000",
+                "codec": "lz4",
             }
             assert await client.set_param("ramster", "off") == {
                 "zcache": "on",
@@ -129,6 +130,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "client_quota": "0",
                 "repair_rate": "20000",
                 "read_timeout_ms": "1000",
+                "codec": "lz4",
             }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
@@ -162,7 +164,7 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
                 await client.set_param("bogus", "on")
             assert (
                 invalid.value.message == "param 'bogus' is unknown: expected one of "
-                "client_grace, client_lease, client_quota, eph_remotify, origin_grace, "
+                "client_grace, client_lease, client_quota, codec, eph_remotify, origin_grace, "
                 "pers_remotify, persistent_copies, ramster, read_timeout_ms, remote_target, "
                 "repair_rate, zcache"
             )

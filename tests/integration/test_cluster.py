@@ -587,6 +587,7 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "client_quota": "0",
         "repair_rate": "20000",
         "read_timeout_ms": "1000",
+        "codec": "lz4",
     }
 
 

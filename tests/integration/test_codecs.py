@@ -1,0 +1,256 @@
+"""A codec per pool (issue 16) on real nodes: zstd pools round-trip pages the client packs and
+pages the node packs, through remotify, second copies, a restarted origin's recovery and an NBD
+export; `ramster stats` shows bytes per page and the ratio of each codec; bad codecs are refused
+naming the field and the value."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc.error_details_pb2 import BadRequest
+
+from nodemanager.cli import list_members
+from ramster.api.v1 import tmem_pb2
+from ramster.client import Cleancache, Frontswap, SyncClient
+from ramster.errors import InvalidArgument
+from ramster.launcher import free_port
+from ramster.page import Codec, pack_page, unpack_page
+from ramster.wire.messages import packed_of
+from tests.support.cluster import (
+    Cluster,
+    done_shipping,
+    key,
+    pages_of,
+    read_back,
+    store_all,
+    text_page,
+)
+from tests.support.etcd import EtcdProcess
+from tests.support.nbd import missing_tools, run_tool, uri
+from tests.support.nodes import NodeFactory, NodeProcess, run_cli
+from tests.support.processes import wait_for
+from tests.support.tools import require
+from tests.support.wire import RawNode
+
+ZSTD3 = Codec("zstd", 3)
+
+
+def new_pool(wire: RawNode, **spec: object) -> tmem_pb2.NewPoolResponse:
+    answer: tmem_pb2.NewPoolResponse = wire.tmem("NewPool", client="app", **spec).parsed(
+        tmem_pb2.NewPoolResponse
+    )
+    return answer
+
+
+def test_a_zstd_pool_round_trips_packed_and_raw_pages_and_stats_show_each_codec(
+    node: NodeProcess,
+) -> None:
+    numbers = list(range(64))
+    with SyncClient(node.address, "app") as client:
+        zstd = client.new_pool(persistent=True, codec="zstd:3")
+        lz4 = client.new_pool(persistent=True)
+        assert client.put_many(zstd, [(*key(n), text_page(n)) for n in numbers]) == [True] * 64
+        assert client.put_many(lz4, [(*key(n), text_page(n)) for n in numbers[:8]]) == [True] * 8
+        assert client.put_many(zstd, [(9, 0, bytes(4096))]) == [True]  # one byte, as with lz4
+        assert read_back(client, zstd, numbers, free=False) == []
+        assert client.get_many(zstd, [(9, 0)], free=False) == [bytes(4096)]
+        with RawNode(node.address) as wire:
+            # A raw page: the node packs it with the pool's codec, and answers it packed so.
+            page = tmem_pb2.Page(oid=tmem_pb2.Oid(word0=7), index=1, data=text_page(100))
+            wire.tmem("PutPages", client="app", pool_id=zstd, pages=[page])
+            answer = wire.tmem(
+                "GetPages",
+                client="app",
+                pool_id=zstd,
+                keys=[tmem_pb2.PageKey(oid=tmem_pb2.Oid(word0=7), index=1)],
+                mode=tmem_pb2.GET_MODE_KEEP,
+                packed=True,
+            ).parsed(tmem_pb2.GetPagesResponse)
+        assert list(answer.encodings) == [tmem_pb2.PAGE_ENCODING_ZSTD]
+        assert answer.data[0] == pack_page(text_page(100), ZSTD3).payload
+        assert unpack_page(packed_of(answer.data[0], answer.encodings[0], 4096)) == text_page(100)
+        stats = client.stats()
+    zbytes = sum(len(pack_page(text_page(n), ZSTD3).payload) for n in [*numbers, 100])
+    lz4_bytes = sum(len(pack_page(text_page(n)).payload) for n in numbers[:8])
+    codec_counters = ("zstd_zpages", "zstd_zbytes", "zstd_bytes", "lz4_zpages", "lz4_zbytes")
+    assert {name: stats[name] for name in (*codec_counters, "lz4_bytes")} == {
+        "zstd_zpages": 65,
+        "zstd_zbytes": zbytes,
+        "zstd_bytes": 65 * 4096,
+        "lz4_zpages": 8,
+        "lz4_zbytes": lz4_bytes,
+        "lz4_bytes": 8 * 4096,
+    }
+    shown = run_cli("stats", "--node", node.address)
+    assert shown.returncode == 0, shown.stderr
+    assert f"  lz4: 8 pages, {lz4_bytes / 8:,.0f} bytes per page, ratio " in shown.stdout
+    assert (
+        f"  zstd: 65 pages, {zbytes / 65:,.0f} bytes per page, ratio {65 * 4096 / zbytes:.2f}\n"
+        in shown.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message", "field"),
+    [
+        ({"codec": "brotli"}, "codec 'brotli' is invalid: expected lz4 or zstd", "codec"),
+        (
+            {"codec": "zstd", "codec_level": 20},
+            "codec_level 20 is invalid: expected 1..19 for zstd (0: 1)",
+            "codec_level",
+        ),
+        (
+            {"codec": "lz4", "codec_level": 1},
+            "codec_level 1 is invalid: expected 0 for lz4, which has no levels",
+            "codec_level",
+        ),
+        (
+            {"codec_level": 5},
+            "codec_level 5 is invalid: expected 0 when codec is empty (the node's default codec)",
+            "codec_level",
+        ),
+    ],
+)
+def test_new_pool_refuses_a_bad_codec_naming_the_field_and_the_value(
+    node: NodeProcess, spec: dict[str, object], message: str, field: str
+) -> None:
+    with RawNode(node.address) as wire:
+        answer = wire.tmem("NewPool", client="app", **spec)
+        assert answer.refusal == (grpc.StatusCode.INVALID_ARGUMENT, message)
+        violation = BadRequest.FieldViolation(field=field, description=message)
+        assert BadRequest(field_violations=[violation]) in answer.error_details
+    with SyncClient(node.address, "app") as client:
+        assert client.stats()["pool_count"] == 0
+
+
+def test_a_pool_that_names_no_codec_takes_the_nodes_default_param(node: NodeProcess) -> None:
+    with RawNode(node.address) as wire:
+        assert (new_pool(wire).codec, new_pool(wire).codec_level) == ("lz4", 0)
+        wire.admin("SetParam", name="codec", value="zstd:5")
+        answer = new_pool(wire, persistent=True)
+        assert (answer.codec, answer.codec_level) == ("zstd", 5)
+        answer = new_pool(wire, codec="lz4")
+        assert (answer.codec, answer.codec_level) == ("lz4", 0)
+        refused = wire.admin("SetParam", name="codec", value="zstd:99")
+        assert refused.refusal == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "param codec value 'zstd:99' is invalid: expected lz4, zstd or zstd:LEVEL with LEVEL "
+            "in 1..19",
+        )
+
+
+def test_zstd_pages_go_to_a_peer_come_back_from_it_and_to_their_restarted_origin(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str
+) -> None:
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster)
+    try:
+        node_a = cluster.start("A", "2MiB", listen=f"127.0.0.1:{free_port()}")
+        cluster.start("B", "32MiB")
+        wait_for(lambda: members(etcd, etcd_cluster) == ["A", "B"], what="A and B in the view")
+        a = cluster.clients["A"]
+        pool = a.new_pool(persistent=True, codec="zstd")
+        numbers = pages_of(range(48))  # about 4 MiB packed: A ships its oldest pages to B
+        store_all(a, pool, numbers)
+        assert done_shipping(lambda: cluster.stats("A"))["remote_pers_pages"] > 0
+        assert read_back(a, pool, numbers, free=False) == []  # remote gets among them
+        done_shipping(lambda: cluster.stats("A"))
+        held = cluster.stats("B")["foreign_pers_pages"]
+        assert held > 0
+
+        node_a.kill()
+        wait_for(lambda: members(etcd, etcd_cluster) == ["B"], what="A out of the view")
+        node_a.start()
+        with SyncClient(node_a.address, "test-A") as again:
+            assert again.stats()["pers_pages_recovered"] == held
+            assert again.new_pool(persistent=True, codec="zstd") == pool  # claims its pool
+            # One copy: the pages A held itself died with it; every page B held comes back.
+            missing = read_back(again, pool, numbers, free=False)
+            assert len(numbers) - len(missing) == held
+    finally:
+        cluster.close()
+
+
+def test_second_copies_of_zstd_pages_are_repaired_when_their_holder_dies(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str
+) -> None:
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster, copies=2)
+    try:
+        for name in ("A", "B", "C"):
+            cluster.start(name, "32MiB")
+        wait_for(lambda: members(etcd, etcd_cluster) == ["A", "B", "C"], what="A, B, C up")
+        a = cluster.clients["A"]
+        pool = a.new_pool(persistent=True, codec="zstd:3")
+        numbers = pages_of(range(8))
+        store_all(a, pool, numbers)
+        held = cluster.foreign_pers("B", "C")
+        assert sum(held.values()) == len(numbers)  # every page's second copy, on B or C
+        holder = max(held, key=lambda name: held[name])
+        other = "C" if holder == "B" else "B"
+        cluster.nodes[holder].kill()
+        wait_for(
+            lambda: cluster.stats(other)["foreign_pers_pages"] == len(numbers),
+            30.0,
+            f"{other} holding every second copy",
+        )
+        assert cluster.stats("A")["pers_pages_at_risk"] == 0
+        assert read_back(a, pool, numbers, free=False) == []
+    finally:
+        cluster.close()
+
+
+def members(etcd: EtcdProcess, cluster: str) -> list[str]:
+    return sorted(m.name for m in asyncio.run(list_members(etcd.url, cluster)))
+
+
+def test_an_nbd_export_packs_its_blocks_with_the_codec_it_was_created_with(
+    node_factory: NodeFactory, tmp_path: Path
+) -> None:
+    require(f"NBD clients absent: {', '.join(missing_tools())}" if missing_tools() else None)
+    socket_path = tmp_path / "nbd.sock"
+    node = node_factory.start("n1", extra_flags=("--nbd", f"unix://{socket_path}"))
+    done = run_cli(
+        "export", "create", "disk", "--size", "1MiB", "--codec", "zstd:3", "--node", node.address
+    )
+    assert done.returncode == 0, done.stderr
+    refused = run_cli("export", "create", "d2", "--size", "1MiB", "--codec", "gzip")
+    assert "codec 'gzip' is invalid: expected lz4, zstd or zstd:LEVEL" in refused.stderr
+    data = b"".join(text_page(n) for n in range(256))
+    source, back = tmp_path / "source", tmp_path / "back"
+    source.write_bytes(data)
+    run_tool("nbdcopy", str(source), uri(socket_path, "disk"))
+    run_tool("nbdcopy", uri(socket_path, "disk"), str(back))
+    assert back.read_bytes() == data
+    with SyncClient(node.address, "test") as client:
+        stats = client.stats()
+    assert (stats["zstd_zpages"], stats["lz4_zpages"]) == (256, 0)
+    assert stats["zstd_zbytes"] == sum(
+        len(pack_page(text_page(n), ZSTD3).payload) for n in range(256)
+    )
+
+
+def test_frontswap_and_cleancache_ask_for_their_codec(node: NodeProcess) -> None:
+    swap = Frontswap(node.address, codec="zstd:3")
+    cache = Cleancache(node.address, codec="zstd")
+    try:
+        assert swap.wait_ready(10) and cache.wait_ready(10)
+        swap.init(0, 64)
+        fs = cache.init_fs()
+        assert [swap.store(0, n, text_page(n)) for n in range(16)] == [True] * 16
+        for n in range(8):
+            cache.put_page(fs, 1, n, text_page(100 + n))
+        with SyncClient(node.address, "test") as client:
+            assert (client.stats()["zstd_zpages"], client.stats()["lz4_zpages"]) == (24, 0)
+        assert [swap.load(0, n) for n in range(16)] == [text_page(n) for n in range(16)]
+        got = [cache.get_page(fs, 1, n) for n in range(8)]
+        assert got == [text_page(100 + n) for n in range(8)]
+    finally:
+        swap.close()
+        cache.close()
+    with pytest.raises(InvalidArgument) as refused:
+        Frontswap(node.address, codec="zstd:0x")
+    assert refused.value.message == (
+        "codec 'zstd:0x' is invalid: expected lz4, zstd or zstd:LEVEL with LEVEL in 1..19"
+    )
