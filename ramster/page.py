@@ -222,7 +222,10 @@ def pack_page(
     payload, same_filled = _same_filled(page, frame)
     if same_filled:
         return PackedPage(payload, True, len(page))
-    return PackedPage(payload, False, len(page), ZSTD, dictionary.dict_id if dictionary else 0)
+    # zstandard allocates a frame the size of zstd's bound (more than the page) and shrinks it in
+    # place: kept, each frame would pin a page's worth of heap. A copy takes only its size.
+    kept = bytes(memoryview(payload))
+    return PackedPage(kept, False, len(page), ZSTD, dictionary.dict_id if dictionary else 0)
 
 
 def unpack_page(packed: PackedPage, dictionaries: Dictionaries = NO_DICTIONARIES) -> bytes:
@@ -232,8 +235,12 @@ def unpack_page(packed: PackedPage, dictionaries: Dictionaries = NO_DICTIONARIES
         return packed.payload * packed.page_size
     if packed.codec == LZ4:
         return decompress_page(packed.payload, False, packed.page_size)
-    page = _zstd_decoded(packed, dictionaries)
-    if page is None or len(page) != packed.page_size:
+    # Checked whole when it came in (`check_packed`); its checksum still guards the bytes.
+    try:
+        page: bytes = _decompressor(packed, dictionaries).decompress(packed.payload)
+    except zstandard.ZstdError:
+        page = b""
+    if len(page) != packed.page_size:
         raise InvalidArgument(f"zstd page does not decode to one page of {packed.page_size} bytes")
     return page
 
@@ -257,19 +264,23 @@ def zstd_dictionary_id(frame: bytes) -> int:
         return 0
 
 
+def _decompressor(packed: PackedPage, dictionaries: Dictionaries) -> zstandard.ZstdDecompressor:
+    """The decompressor of `packed`'s dictionary; `UnknownDictionary` if it is not known."""
+    if not packed.dictionary:
+        return _PLAIN_ZSTD
+    dictionary = dictionaries.get(packed.dictionary)
+    if dictionary is None:
+        raise UnknownDictionary(
+            f"zstd page names dictionary {packed.dictionary}, which is not known here"
+        )
+    return dictionary.decompressor
+
+
 def _zstd_decoded(packed: PackedPage, dictionaries: Dictionaries) -> bytes | None:
     """The page of a zstd frame, or None unless `packed.payload` is exactly one whole frame that
     states its size and checksum; `UnknownDictionary` for a dictionary not in `dictionaries`."""
     payload = packed.payload
-    if packed.dictionary:
-        dictionary = dictionaries.get(packed.dictionary)
-        if dictionary is None:
-            raise UnknownDictionary(
-                f"zstd page names dictionary {packed.dictionary}, which is not known here"
-            )
-        decompressor = dictionary.decompressor
-    else:
-        decompressor = _PLAIN_ZSTD
+    decompressor = _decompressor(packed, dictionaries)
     try:
         header = zstandard.get_frame_parameters(payload)
         if header.content_size != packed.page_size or not header.has_checksum:

@@ -1,7 +1,8 @@
 """Child process of the density benchmark: store a corpus file page by page, report real memory.
 
-Run as ``python -m tests.bench.density_child CORPUS_FILE``; prints one JSON line. Pages are read
-one at a time so the resident set grows only by what the store keeps.
+Run as ``python -m tests.bench.density_child CORPUS_FILE [CODEC]`` (CODEC: the pool's, as
+`ramster.page.parse_codec` reads it; default lz4); prints one JSON line. Pages are read one at a
+time so the resident set grows only by what the store keeps.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import sys
 
+from ramster.page import parse_codec
 from ramster.tmem import PageTable, PoolSpec, Stored, Tmem
 from ramster.zcache import ZCache, ZcacheConfig
 
@@ -22,10 +24,10 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def main(path: str) -> None:
+def main(path: str, codec: str = "lz4") -> None:
     store = ZCache(ZcacheConfig(memory=8 * 2**30))
     tmem = Tmem(PageTable(store))
-    pool = tmem.new_pool("bench", PoolSpec(persistent=True))
+    pool = tmem.new_pool("bench", PoolSpec(persistent=True, codec=parse_codec(codec)))
     gc.collect()
     before = resident_bytes()
     stored = 0
@@ -48,4 +50,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

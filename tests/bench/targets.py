@@ -1,4 +1,4 @@
-"""Issue 14's targets, each checked against the figures of this run's sections.
+"""Issue 14's and issue 16's targets, each checked against the figures of this run's sections.
 
 Every section returns the figures the targets need (a name -> value dict); this table puts
 them together at the end of `make bench`, so a verdict never compares figures of two runs.
@@ -78,9 +78,19 @@ ISSUE_14 = (
 )
 
 
-def run(figures: Figures) -> None:
-    print_table(
-        "targets (issue 14), this run",
-        ["what", "measured", "target", "verdict"],
-        [target.row(figures) for target in ISSUE_14],
-    )
+ISSUE_16 = (
+    _ratio("zstd pool vs lz4 pool: bytes per stored page (RSS)", "zstd_bytes_x", 0.65, True),
+    _ratio("zstd pool vs lz4 pool: batched put (64-page calls)", "zstd_put_x", 0.6),
+    _ratio("zstd pool vs lz4 pool: batched get (64-page calls)", "zstd_get_x", 0.8),
+)
+
+
+def run(figures: Figures, issues: tuple[int, ...] = (14, 16)) -> None:
+    """The table of each issue's targets, met or not by `figures`."""
+    for issue, targets in ((14, ISSUE_14), (16, ISSUE_16)):
+        if issue in issues:
+            print_table(
+                f"targets (issue {issue}), this run",
+                ["what", "measured", "target", "verdict"],
+                [target.row(figures) for target in targets],
+            )
