@@ -35,6 +35,9 @@ HELP = {
     "zstd_zpages": "This node's own pages held as zstd frames.",
     "zstd_zbytes": "Bytes of this node's own zstd pages, compressed.",
     "zstd_bytes": "Bytes of this node's own zstd pages, uncompressed.",
+    "zstd_dicts_trained": "zstd dictionaries trained on the pages of this node's zstd pools.",
+    "zstd_dicts_dropped": "zstd dictionaries dropped once no stored page used them.",
+    "zstd_pages_lost": "Pages read whose zstd dictionary was gone or unknown: lost, not read.",
     # tmem: pools, objects, flushes, quotas
     "obj_count": "Objects (files or swap areas) with pages in the store.",
     "obj_count_max": "Most objects ever held at once.",

@@ -171,6 +171,11 @@ class PackedPage:
     dictionary: int = 0
 
 
+Readable = PackedPage | bytes | None
+"""A page as a get answers it: packed as stored; its bytes, unpacked by the node (a page packed
+with a dictionary its reader does not have); None, a miss."""
+
+
 SAME_FILL_PROBE = 64
 """Packed output at most this long, plus 1/128 of the page, may be a same-filled page: a run of n
 equal bytes costs lz4 about n/255 bytes plus a few (4 KiB: 28 bytes, 64 KiB: 267 bytes), zstd
@@ -351,7 +356,7 @@ def _checked_zstd(packed: PackedPage, field: str, dictionaries: Dictionaries | N
         page = _zstd_decoded(named, dictionaries)
     except UnknownDictionary:
         raise InvalidArgument(
-            f"{field} names zstd dictionary {named.dictionary}, which the pool does not have",
+            f"{field} names zstd dictionary {named.dictionary}, which its reader does not know",
             field,
         ) from None
     if page is None or len(page) != packed.page_size:

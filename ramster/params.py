@@ -17,6 +17,7 @@ from typing import Any
 from ramster.errors import InvalidArgument, shown
 from ramster.page import LZ4_CODEC, Codec, parse_codec
 from ramster.units import parse_size
+from ramster.zcache.dictionaries import DEFAULT_DRIFT, DEFAULT_SAMPLES, DEFAULT_SIZE
 
 SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
 
@@ -40,6 +41,11 @@ PARAM_DOCS = {
     "20000, `--repair-rate`)",
     "codec": "how new pools pack their pages unless they ask: lz4 (the fastest, the default), "
     "zstd or zstd:LEVEL (denser; LEVEL 1..19, default 1; `--codec`)",
+    "dict_samples": "pages of a zstd pool sampled before a dictionary is trained on them (default "
+    "2000)",
+    "dict_size": "bytes of a trained zstd dictionary (default 65536)",
+    "dict_drift": "percent the ratio of a zstd pool's pages may fall below what its dictionary "
+    "reached on its samples before a new one is trained (default 10)",
     "read_timeout_ms": "milliseconds a remote get waits for a holder before it reads another copy "
     "instead (default 1000, `--read-timeout-ms`; a page with no other copy waits the peer call's "
     "deadline)",
@@ -73,6 +79,9 @@ WHOLE_PARAMS = {
         MAX_READ_TIMEOUT_MS,
         f"whole milliseconds in 1..{MAX_READ_TIMEOUT_MS}",
     ),
+    "dict_samples": (100, 100_000, "whole pages in 100..100000"),
+    "dict_size": (4096, 1 << 20, "whole bytes in 4096..1048576"),
+    "dict_drift": (1, 100, "a whole percent in 1..100"),
 }
 """The params that are whole numbers: (lowest, highest, what a refusal says is expected)."""
 
@@ -151,6 +160,9 @@ class ModuleParams:
     repair_rate: int = REPAIR_RATE
     read_timeout_ms: int = READ_TIMEOUT_MS
     codec: Codec = LZ4_CODEC
+    dict_samples: int = DEFAULT_SAMPLES
+    dict_size: int = DEFAULT_SIZE
+    dict_drift: int = DEFAULT_DRIFT
 
     def as_text(self) -> dict[str, str]:
         text = {

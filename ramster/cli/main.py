@@ -100,7 +100,7 @@ def _parser() -> Parser:
         "name",
         help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies, "
         "origin_grace, client_lease, client_grace, client_quota, repair_rate, read_timeout_ms, "
-        "codec",
+        "codec, dict_samples, dict_size, dict_drift",
     )
     param.add_argument("value", nargs="?", help="on/off, auto/a node number, a codec... (with set)")
     flags.node_or_cluster_flags(param, "set the param")

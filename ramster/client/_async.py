@@ -29,6 +29,7 @@ from ramster.errors import InvalidArgument
 from ramster.page import (
     DEFAULT_PAGE_SIZE,
     LZ4_CODEC,
+    ZSTD,
     Codec,
     caller_codec,
     check_page_length,
@@ -76,7 +77,8 @@ class Client:
         self._transport = Transport(self.config)
         self._page_sizes: dict[int, int] = {}
         self._uids: dict[int, int] = {}
-        self._codecs: dict[int, Codec] = {}
+        self._codecs: dict[int, Codec | None] = {}
+        """How this client packs each pool's pages: its codec, or None (sent raw)."""
         """The uid of each pool this client made, by id (a pool it did not make: unchecked)."""
         self._keepalive = KeepAlive(self._transport.keep_alive, name)
         split_on = (InvalidArgument,)
@@ -152,7 +154,9 @@ class Client:
             )
         self._page_sizes[pool] = page_size
         self._uids[pool] = uid
-        self._codecs[pool] = chosen
+        # An ephemeral zstd pool's pages go raw: the node packs them with the dictionary it
+        # trains on them, which stays on the node.
+        self._codecs[pool] = None if chosen.name == ZSTD and not persistent else chosen
         self._keepalive.start()
         return pool
 

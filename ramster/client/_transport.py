@@ -116,12 +116,14 @@ class Transport:
         return response.pages_flushed
 
     async def put_pages(
-        self, pool: int, uid: int, pages: Sequence[Page], codec: Codec = LZ4_CODEC
+        self, pool: int, uid: int, pages: Sequence[Page], codec: Codec | None = LZ4_CODEC
     ) -> list[bool]:
         """Pages travel packed: compressed here with the pool's `codec`, once, and stored by
-        the node as they arrive, in the lean batch form (`ramster.wire.batches`). `uid` (0:
-        unchecked) must still name the pool, here as in every call on a pool."""
-        packed = [_packed(data, codec) for _, _, data in pages]
+        the node as they arrive, in the lean batch form (`ramster.wire.batches`); `codec` None:
+        raw, for the node to pack. `uid` (0: unchecked) must still name the pool, here as in
+        every call on a pool."""
+        raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
+        packed = [(data, raw) if codec is None else _packed(data, codec) for _, _, data in pages]
         request = tmem_pb2.PutPageBatchRequest(
             client=self._config.client_name,
             pool_id=pool,
@@ -157,7 +159,7 @@ class Transport:
                 f"bytes and {len(data)} bytes of data"
             )
         return [
-            unpack_page(packed_of(data[start:end], encoding, size)) if end > start else None
+            None if end == start else _page(data[start:end], encoding, size)
             for (start, end), encoding in zip(
                 spans(response.lengths), response.encodings, strict=True
             )
@@ -332,6 +334,16 @@ class Transport:
 
 MAX_DRAIN_WAIT = 3600.0
 """How long a drain with the node's own timeout is waited for at most."""
+
+
+def _page(data: bytes, encoding: int, page_size: int) -> bytes:
+    """A page of a get's answer: packed, or its bytes (unpacked by the node, which holds the
+    dictionary it was packed with)."""
+    if encoding == tmem_pb2.PAGE_ENCODING_UNSPECIFIED:
+        if len(data) != page_size:
+            raise InternalError(f"a raw page of {len(data)} bytes answered, not {page_size}")
+        return data
+    return unpack_page(packed_of(data, encoding, page_size))
 
 
 def _packed(data: bytes, codec: Codec) -> tuple[bytes, tmem_pb2.PageEncoding]:

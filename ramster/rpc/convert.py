@@ -19,6 +19,7 @@ from ramster.page import (
     Codec,
     Dictionaries,
     PackedPage,
+    Readable,
     check_packed,
     codec_of,
 )
@@ -222,29 +223,38 @@ def check_entries(field: str, entries: int, count: int, other: str = "", per: st
         )
 
 
-def packed_response(
-    pages: Sequence[PackedPage | None], page_size: int
-) -> tmem_pb2.GetPagesResponse:
-    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
+def packed_response(pages: Sequence[Readable], page_size: int) -> tmem_pb2.GetPagesResponse:
+    """The answer to a get of packed pages: each as stored, or unpacked (`Readable`)."""
     return tmem_pb2.GetPagesResponse(
         found=[page is not None for page in pages],
-        data=[page.payload if page is not None else b"" for page in pages],
-        encodings=[raw if page is None else packed_encoding(page) for page in pages],
+        data=[_data(page) for page in pages],
+        encodings=[_encoding(page) for page in pages],
         page_size=page_size,
     )
 
 
-def batch_response(
-    pages: Sequence[PackedPage | None], page_size: int
-) -> tmem_pb2.GetPageBatchResponse:
+def batch_response(pages: Sequence[Readable], page_size: int) -> tmem_pb2.GetPageBatchResponse:
     """The lean answer to a get: the pages found one after another, a miss of length 0."""
-    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
+    data = [_data(page) for page in pages]
     return tmem_pb2.GetPageBatchResponse(
-        data=b"".join(page.payload for page in pages if page is not None),
-        lengths=[len(page.payload) if page is not None else 0 for page in pages],
-        encodings=[raw if page is None else packed_encoding(page) for page in pages],
+        data=b"".join(data),
+        lengths=[len(part) for part in data],
+        encodings=[_encoding(page) for page in pages],
         page_size=page_size,
     )
+
+
+def _data(page: Readable) -> bytes:
+    if page is None:
+        return b""
+    return page if isinstance(page, bytes) else page.payload
+
+
+def _encoding(page: Readable) -> tmem_pb2.PageEncoding:
+    """A miss and an unpacked page travel as PAGE_ENCODING_UNSPECIFIED (a miss has length 0)."""
+    if page is None or isinstance(page, bytes):
+        return tmem_pb2.PAGE_ENCODING_UNSPECIFIED
+    return packed_encoding(page)
 
 
 def free_of(mode: int) -> bool | None:

@@ -56,10 +56,12 @@ class PageStore(Protocol):
         backref: int,
         remotable: bool = True,
         codec: Codec = LZ4_CODEC,
+        pool_uid: int = 0,
     ) -> Created | Rejected:
-        """Store one page, raw (packed with `codec`, its pool's) or packed. `backref` is
-        returned if the page is evicted later; a `remotable` page (this node's own) may later be
-        taken for shipping to a peer."""
+        """Store one page, raw (packed with `codec`, its pool's, and the dictionary the store
+        trained for pool `pool_uid`, if any) or packed. `backref` is returned if the page is
+        evicted later; a `remotable` page (this node's own) may later be taken for shipping to a
+        peer."""
         ...
 
     def read(self, slot: int, page_size: int) -> bytes:
@@ -103,4 +105,8 @@ class PageStore(Protocol):
 
     def counters(self) -> dict[str, int]:
         """The store's counters by their kernel names."""
+        ...
+
+    def forget_pool(self, pool_uid: int) -> None:
+        """Pool `pool_uid` is gone (its pages freed): drop what the store kept for it."""
         ...

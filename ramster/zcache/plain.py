@@ -58,8 +58,9 @@ class PlainStore:
         backref: int,
         remotable: bool = True,
         codec: Codec = LZ4_CODEC,
+        pool_uid: int = 0,
     ) -> Created | Rejected:
-        del codec  # pages are kept unpacked
+        del codec, pool_uid  # pages are kept unpacked
         if isinstance(data, PackedPage):
             data = unpack_page(data)
         cost = len(data) + PLAIN_PAGE_BYTES
@@ -110,6 +111,9 @@ class PlainStore:
             return None
         self._used += nbytes
         return tuple(made)
+
+    def forget_pool(self, pool_uid: int) -> None:
+        """Nothing is kept per pool."""
 
     def counters(self) -> dict[str, int]:
         persistent = sum(page.persistent for page in self._pages.values())

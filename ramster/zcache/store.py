@@ -23,6 +23,7 @@ from ramster.page import (
     decompress_page,
     pack_page,
     unpack_page,
+    zstd_dictionary_id,
 )
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE
 from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
@@ -30,6 +31,7 @@ from ramster.units import format_size
 from ramster.zcache.admission import REFERENCE_PAGE, admission_refusal
 from ramster.zcache.config import ZcacheConfig
 from ramster.zcache.counters import ZcacheCounters
+from ramster.zcache.dictionaries import DictionaryShelf
 from ramster.zcache.eviction import evict_for
 from ramster.zcache.lru import PutOrder
 
@@ -76,6 +78,7 @@ class ZCache:
     def __init__(self, config: ZcacheConfig) -> None:
         self.config = config
         self.stats = ZcacheCounters()
+        self.dictionaries = DictionaryShelf()
         self._payloads: list[bytes | None] = []
         self._flags = bytearray()
         self._versions = array("Q")
@@ -116,6 +119,7 @@ class ZCache:
         backref: int,
         remotable: bool = True,
         codec: Codec = LZ4_CODEC,
+        pool_uid: int = 0,
     ) -> Created | Rejected:
         stats = self.stats
         if isinstance(data, PackedPage):
@@ -123,6 +127,8 @@ class ZCache:
         elif codec is LZ4_CODEC:
             payload, same_filled = compress_page(data)
             packed = PackedPage(payload, same_filled, len(data))
+        elif pool_uid and not persistent:
+            packed = self._pack_trained(data, codec, pool_uid)
         else:
             packed = pack_page(data, codec)
         payload, same_filled, page_size = packed.payload, packed.same_filled, packed.page_size
@@ -188,6 +194,8 @@ class ZCache:
         if remotable:
             if not same_filled:
                 self._count_codec(zstd, 1, zsize, page_size)
+                if packed.dictionary:
+                    self.dictionaries.ref(packed.dictionary, 1)
             live = self._remotable[persistent] = self._remotable[persistent] + 1
             ship_order = self._ship_orders[persistent]
             if ship_order.push(slot, version) > 2 * live + COMPACT_SLACK:
@@ -212,7 +220,7 @@ class ZCache:
 
     def read(self, slot: int, page_size: int) -> bytes:
         if self._flags[slot] & ZSTD_FRAME:
-            return unpack_page(self.read_packed(slot, page_size))
+            return unpack_page(self.read_packed(slot, page_size), self.dictionaries.by_id)
         payload = self._payloads[slot]
         assert payload is not None, f"slot {slot} is free"
         return decompress_page(payload, bool(self._flags[slot] & SAME_FILLED), page_size)
@@ -222,7 +230,7 @@ class ZCache:
         assert payload is not None, f"slot {slot} is free"
         flags = self._flags[slot]
         if flags & ZSTD_FRAME:
-            return PackedPage(payload, False, page_size, ZSTD)
+            return PackedPage(payload, False, page_size, ZSTD, zstd_dictionary_id(payload))
         return PackedPage(payload, bool(flags & SAME_FILLED), page_size)
 
     def version(self, slot: int) -> int:
@@ -239,6 +247,8 @@ class ZCache:
             self._remotable[persistent] -= 1
             if not flags & SAME_FILLED:
                 self._count_codec(bool(flags & ZSTD_FRAME), -1, -len(payload), -_page_size(flags))
+                if flags & ZSTD_FRAME and (dict_id := zstd_dictionary_id(payload)):
+                    self.dictionaries.ref(dict_id, -1)
         if persistent:
             stats.pers_zpages -= 1
             stats.pers_zbytes -= len(payload)
@@ -264,10 +274,13 @@ class ZCache:
         return tuple(made)
 
     def counters(self) -> dict[str, int]:
-        counters = asdict(self.stats)
+        counters = asdict(self.stats) | self.dictionaries.counters
         counters["used_bytes"] = self._used
         counters["memory_bytes"] = self.config.memory
         return counters
+
+    def forget_pool(self, pool_uid: int) -> None:
+        self.dictionaries.forget_pool(pool_uid)
 
     def backref(self, slot: int) -> int:
         return self._backrefs[slot]
@@ -313,6 +326,19 @@ class ZCache:
         self.free(slot)
         self.stats.evicted_eph_zpages += 1
         return backref, before - self._used
+
+    def _pack_trained(self, page: bytes, codec: Codec, pool_uid: int) -> PackedPage:
+        """`page` of ephemeral pool `pool_uid` packed with the pool's dictionary, if it has one
+        yet; sampled for its next one, if it is sampling. Persistent pages get no dictionary:
+        a restarted node takes them back from its peers, and its dictionaries died with it."""
+        shelf = self.dictionaries
+        if shelf.wants_sample(pool_uid):
+            shelf.sample(pool_uid, page)
+        dictionary = shelf.current(pool_uid)
+        packed = pack_page(page, codec, dictionary)
+        if dictionary is not None:
+            shelf.packed(pool_uid, packed)
+        return packed
 
     def _count_codec(self, zstd: bool, pages: int, zbytes: int, nbytes: int) -> None:
         stats = self.stats

@@ -116,6 +116,9 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "repair_rate": "20000",
                 "read_timeout_ms": "1000",
                 "codec": "lz4",
+                "dict_samples": "2000",
+                "dict_size": "65536",
+                "dict_drift": "10",
             }
             assert await client.set_param("ramster", "off") == {
                 "zcache": "on",
@@ -131,6 +134,9 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "repair_rate": "20000",
                 "read_timeout_ms": "1000",
                 "codec": "lz4",
+                "dict_samples": "2000",
+                "dict_size": "65536",
+                "dict_drift": "10",
             }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
@@ -164,7 +170,8 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
                 await client.set_param("bogus", "on")
             assert (
                 invalid.value.message == "param 'bogus' is unknown: expected one of "
-                "client_grace, client_lease, client_quota, codec, eph_remotify, origin_grace, "
+                "client_grace, client_lease, client_quota, codec, dict_drift, dict_samples, "
+                "dict_size, eph_remotify, origin_grace, "
                 "pers_remotify, persistent_copies, ramster, read_timeout_ms, remote_target, "
                 "repair_rate, zcache"
             )

@@ -588,6 +588,9 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "repair_rate": "20000",
         "read_timeout_ms": "1000",
         "codec": "lz4",
+        "dict_samples": "2000",
+        "dict_size": "65536",
+        "dict_drift": "10",
     }
 
 

@@ -6,6 +6,7 @@ naming the field and the value."""
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import grpc
@@ -254,3 +255,61 @@ def test_frontswap_and_cleancache_ask_for_their_codec(node: NodeProcess) -> None
     assert refused.value.message == (
         "codec 'zstd:0x' is invalid: expected lz4, zstd or zstd:LEVEL with LEVEL in 1..19"
     )
+
+
+def _vocabulary(seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_:{}", k=120)) for _ in range(100)]
+
+
+def record_page(n: int, seed: int = 1) -> bytes:
+    """35 lines of 100 of the vocabulary `seed`: pages alike, each packed poorly on its own."""
+    return b"".join(random.Random(n).choices(_vocabulary(seed), k=35))[:4096]
+
+
+def test_an_ephemeral_zstd_pool_trains_a_dictionary_and_every_page_reads_back_exact(
+    node: NodeProcess,
+) -> None:
+    with SyncClient(node.address, "app") as client:
+        for name, value in (("dict_samples", "200"), ("dict_size", "16384"), ("dict_drift", "5")):
+            client.set_param(name, value)
+        pool = client.new_pool(codec="zstd")
+        first = [(1, n, record_page(n)) for n in range(200)]
+        assert client.put_many(pool, first) == [True] * 200
+        wait_for(lambda: client.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
+        before = client.stats()["zstd_zbytes"]
+        second = [(2, n, record_page(1000 + n)) for n in range(200)]
+        assert client.put_many(pool, second) == [True] * 200
+        trained_bytes = client.stats()["zstd_zbytes"] - before
+        assert trained_bytes < before / 2  # the same kind of pages in under half the bytes
+        with RawNode(node.address) as wire:
+            # Packed with the dictionary, which stays on the node: answered unpacked.
+            answer = wire.tmem(
+                "GetPages",
+                client="app",
+                pool_id=pool,
+                keys=[tmem_pb2.PageKey(oid=tmem_pb2.Oid(word0=2), index=3)],
+                mode=tmem_pb2.GET_MODE_KEEP,
+                packed=True,
+            ).parsed(tmem_pb2.GetPagesResponse)
+            assert list(answer.encodings) == [tmem_pb2.PAGE_ENCODING_UNSPECIFIED]
+            assert list(answer.data) == [record_page(1003)]
+        got = client.get_many(pool, [(o, i) for o, i, _ in first + second], free=False)
+        assert got == [page for _, _, page in first + second]
+
+        # Other pages: the ratio drifts, a second dictionary takes over while the pages of the
+        # first are still stored, and every page still reads back exact.
+        third = [(3, n, record_page(n, seed=2)) for n in range(600)]
+        assert client.put_many(pool, third) == [True] * 600
+        wait_for(lambda: client.stats()["zstd_dicts_trained"] == 2, what="a second dictionary")
+        fourth = [(4, n, record_page(5000 + n, seed=2)) for n in range(50)]
+        assert client.put_many(pool, fourth) == [True] * 50
+        every = first + second + third + fourth
+        assert client.get_many(pool, [(o, i) for o, i, _ in every], free=False) == [
+            page for _, _, page in every
+        ]
+        # The first dictionary goes with the last page that uses it.
+        assert client.stats()["zstd_dicts_dropped"] == 0
+        client.destroy_pool(pool)
+        assert client.stats()["zstd_dicts_dropped"] == 2
+        assert client.stats()["zstd_pages_lost"] == 0

@@ -98,7 +98,7 @@ def test_a_zstd_frame_naming_a_dictionary_the_pool_lacks_is_refused_and_never_de
     with pytest.raises(InvalidArgument) as refused:
         check_packed(PackedPage(frame, False, 4096, "zstd"), "pages[0].data")
     assert refused.value.message == (
-        "pages[0].data names zstd dictionary 77, which the pool does not have"
+        "pages[0].data names zstd dictionary 77, which its reader does not know"
     )
     # A holder of another node's pages has none of its dictionaries: it checks the header only.
     assert check_packed(PackedPage(frame, False, 4096, "zstd"), "data", None) == PackedPage(
@@ -176,3 +176,20 @@ def test_a_sealed_zstd_page_opens_as_the_same_zstd_page() -> None:
     sealed = seal.seal(at, packed)
     assert len(sealed) == len(packed.payload) + 29
     assert seal.open(at, sealed, 4096) == packed
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected", "good"),
+    [
+        ("dict_samples", "50", "whole pages in 100..100000", "4096"),
+        ("dict_size", "1024", "whole bytes in 4096..1048576", "4096"),
+        ("dict_drift", "0", "a whole percent in 1..100", "25"),
+    ],
+)
+def test_the_dictionary_params_refuse_values_out_of_range(
+    name: str, text: str, expected: str, good: str
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        ModuleParams().with_text(name, text)
+    assert refused.value.message == f"param {name} value {text!r} is invalid: expected {expected}"
+    assert ModuleParams().with_text(name, good).as_text()[name] == good
