@@ -67,6 +67,9 @@ class DictionaryShelf:
         self._refs: dict[int, int] = {}
         self._pools: dict[int, _Pool] = {}
         self._next_id = 1
+        self.held_bytes = 0
+        """Bytes of the samples (until their training ends) and the dictionaries kept: the
+        store counts them against its budget."""
         self.counters = {"zstd_dicts_trained": 0, "zstd_dicts_dropped": 0}
 
     def __repr__(self) -> str:
@@ -88,6 +91,7 @@ class DictionaryShelf:
             pool = self._pools[pool_uid] = _Pool()
         if pool.sampling and len(pool.samples) < self.samples:
             pool.samples.append(bytes(page))
+            self.held_bytes += len(page)
 
     def wants_sample(self, pool_uid: int) -> bool:
         pool = self._pools.get(pool_uid)
@@ -123,6 +127,7 @@ class DictionaryShelf:
     def install(self, training: Training, data: bytes | None) -> None:
         """The dictionary `train` made for `training` takes over its pool (if the pool is still
         here); None: training failed, the pool samples again."""
+        self.held_bytes -= sum(map(len, training.samples))
         pool = self._pools.get(training.pool_uid)
         if pool is None:
             return
@@ -132,6 +137,7 @@ class DictionaryShelf:
             return
         dictionary = PageDictionary(data)
         self.by_id[dictionary.dict_id] = dictionary
+        self.held_bytes += len(data)
         self._owner[dictionary.dict_id] = training.pool_uid
         self._refs.setdefault(dictionary.dict_id, 0)
         previous, pool.current = pool.current, dictionary.dict_id
@@ -153,6 +159,7 @@ class DictionaryShelf:
         """Pool `pool_uid` is gone: its samples and every dictionary no page uses."""
         pool = self._pools.pop(pool_uid, None)
         if pool is not None:
+            self.held_bytes -= sum(map(len, pool.samples))
             for dict_id in [i for i, uid in self._owner.items() if uid == pool_uid]:
                 self._drop_if_unused(dict_id)
 
@@ -160,6 +167,7 @@ class DictionaryShelf:
         owner = self._pools.get(self._owner[dict_id])
         if self._refs[dict_id] or (owner is not None and owner.current == dict_id):
             return
+        self.held_bytes -= len(self.by_id[dict_id].data)
         del self.by_id[dict_id], self._owner[dict_id], self._refs[dict_id]
         self.counters["zstd_dicts_dropped"] += 1
 

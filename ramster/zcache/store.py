@@ -102,14 +102,15 @@ class ZCache:
             f"<ZCache pages={stats.eph_zpages + stats.pers_zpages} "
             f"raw={format_size(self._raw_bytes)} "
             f"stored={format_size(stats.eph_zbytes + stats.pers_zbytes)} "
-            f"used={format_size(self._used)}/{format_size(self.config.memory)} "
+            f"used={format_size(self.used_bytes)}/{format_size(self.config.memory)} "
             f"rejected={stats.failed_eph_puts + stats.failed_pers_puts}>"
         )
 
     @property
     def used_bytes(self) -> int:
-        """Bytes accounted against the budget now."""
-        return self._used
+        """Bytes accounted against the budget now: the pages', and the dictionaries' and their
+        samples'."""
+        return self._used + self.dictionaries.held_bytes
 
     def create(
         self,
@@ -149,7 +150,7 @@ class ZCache:
         page_cost = (0 if same_filled else payload_heap_bytes(zsize)) + PAGE_BYTES
         slot_cost = 0 if self._free_slots else SLOT_BYTES
         evicted: tuple[int, ...] = NO_EVICTIONS
-        need = self._used + page_cost + slot_cost - self._memory
+        need = self.used_bytes + page_cost + slot_cost - self._memory
         if need > 0:
             # An eviction frees a slot that this page then reuses (no new slot to pay for), and
             # at least one eviction is needed to get it.
@@ -266,7 +267,7 @@ class ZCache:
         self._used += nbytes
 
     def reserve(self, nbytes: int) -> tuple[int, ...] | None:
-        need = self._used + nbytes - self._memory
+        need = self.used_bytes + nbytes - self._memory
         made = evict_for(need, self._eph_bytes, self._evict_oldest_eph)
         if made is None:
             return None
@@ -275,7 +276,7 @@ class ZCache:
 
     def counters(self) -> dict[str, int]:
         counters = asdict(self.stats) | self.dictionaries.counters
-        counters["used_bytes"] = self._used
+        counters["used_bytes"] = self.used_bytes
         counters["memory_bytes"] = self.config.memory
         return counters
 
@@ -332,7 +333,8 @@ class ZCache:
         yet; sampled for its next one, if it is sampling. Persistent pages get no dictionary:
         a restarted node takes them back from its peers, and its dictionaries died with it."""
         shelf = self.dictionaries
-        if shelf.wants_sample(pool_uid):
+        # A sample is kept only while it fits the budget beside the pages: never evicts one.
+        if shelf.wants_sample(pool_uid) and self.used_bytes + len(page) <= self._memory:
             shelf.sample(pool_uid, page)
         dictionary = shelf.current(pool_uid)
         packed = pack_page(page, codec, dictionary)

@@ -313,3 +313,41 @@ def test_an_ephemeral_zstd_pool_trains_a_dictionary_and_every_page_reads_back_ex
         client.destroy_pool(pool)
         assert client.stats()["zstd_dicts_dropped"] == 2
         assert client.stats()["zstd_pages_lost"] == 0
+
+
+def test_pages_packed_with_a_dictionary_go_to_a_peer_and_come_back_exact(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str
+) -> None:
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster)
+    try:
+        cluster.start("A", "2MiB")
+        cluster.start("B", "32MiB")
+        wait_for(lambda: members(etcd, etcd_cluster) == ["A", "B"], what="A and B in the view")
+        a = cluster.clients["A"]
+        for name, value in (("dict_samples", "200"), ("dict_size", "16384")):
+            a.set_param(name, value)
+        pool = a.new_pool(codec="zstd")  # private ephemeral: exclusive gets
+        pages = {(n // 64, n % 64): record_page(n) for n in range(200)}
+        assert a.put_many(pool, [(*k, p) for k, p in pages.items()]) == [True] * 200
+        wait_for(lambda: a.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
+        # About 3 MiB of pages packed with it: A ships its oldest to B.
+        more = {(n // 64, n % 64): record_page(n) for n in range(200, 8200)}
+        items = [(*k, p) for k, p in more.items()]
+        for start in range(0, len(items), 512):
+            assert a.put_many(pool, items[start : start + 512]) == [True] * len(
+                items[start : start + 512]
+            )
+        quiet = done_shipping(lambda: cluster.stats("A"))
+        assert quiet["remote_pages"] > 0
+        assert cluster.stats("B")["foreign_eph_pages"] == quiet["remote_pages"]
+        every = pages | more
+        got = a.get_many(pool, list(every))
+        wrong = [k for k, data in zip(every, got, strict=True) if data not in (None, every[k])]
+        assert wrong == []
+        hits = sum(data is not None for data in got)
+        stats = cluster.stats("A")
+        assert hits == quiet["eph_zpages"] + quiet["remote_pages"]
+        assert stats["remote_eph_pages_succ_get"] == quiet["remote_pages"]
+        assert stats["zstd_pages_lost"] == 0
+    finally:
+        cluster.close()

@@ -15,6 +15,7 @@ from ramster.page import Codec, PackedPage, UnknownDictionary, check_packed, unp
 from ramster.tmem.store import Created
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.dictionaries import DictionaryShelf, Training, train
+from ramster.zcache.store import SLOT_BYTES
 
 ZSTD1 = Codec("zstd", 1)
 POOL, OTHER = 7, 8
@@ -174,3 +175,27 @@ def test_a_page_naming_a_dictionary_it_was_not_made_with_never_decodes_wrong() -
     corrupted = PackedPage(packed.payload, False, 4096, "zstd", 1)
     with pytest.raises(InvalidArgument):
         check_packed(corrupted, "data", {1: impostor})
+
+
+def test_samples_and_dictionaries_count_against_the_budget() -> None:
+    zcache = store()
+    slots = [put(zcache, record_page(n)) for n in range(SAMPLES)]
+    pages_only = zcache.used_bytes - SAMPLES * 4096
+    assert zcache.dictionaries.held_bytes == SAMPLES * 4096
+    trained(zcache)
+    assert zcache.dictionaries.held_bytes == 16384
+    assert zcache.used_bytes == pages_only + 16384
+    assert zcache.counters()["used_bytes"] == zcache.used_bytes
+    for slot in slots:
+        zcache.free(slot)
+    zcache.forget_pool(POOL)
+    # What stays is the slot table, which never shrinks.
+    assert (zcache.dictionaries.held_bytes, zcache.used_bytes) == (0, SAMPLES * SLOT_BYTES)
+
+
+def test_a_sample_is_kept_only_while_it_fits_the_budget() -> None:
+    zcache = ZCache(ZcacheConfig(memory=64 * 4096))
+    for n in range(100):
+        zcache.create(record_page(n), False, n + 1, n + 1, codec=ZSTD1, pool_uid=POOL)
+    assert zcache.used_bytes <= 64 * 4096
+    assert 0 < zcache.dictionaries.held_bytes < 64 * 4096
