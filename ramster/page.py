@@ -136,7 +136,7 @@ class PageDictionary:
     def compressor(self, level: int) -> zstandard.ZstdCompressor:
         compressor = self._compressors.get(level)
         if compressor is None:
-            compressor = self._compressors[level] = _zstd_compressor(level, self.zstd)
+            compressor = self._compressors[level] = _new_compressor(level, self.zstd)
         return compressor
 
     @property
@@ -197,7 +197,13 @@ def _same_filled(page: bytes, packed: bytes) -> tuple[bytes, bool]:
 
 
 @cache
-def _zstd_compressor(
+def _zstd_compressor(level: int) -> zstandard.ZstdCompressor:
+    """The compressor of `level` without a dictionary (a dictionary keeps its own: kept here,
+    it would outlive the dictionary)."""
+    return _new_compressor(level)
+
+
+def _new_compressor(
     level: int, dictionary: zstandard.ZstdCompressionDict | None = None
 ) -> zstandard.ZstdCompressor:
     """A compressor of frames that state the page's size, its dictionary and its checksum."""

@@ -2,9 +2,11 @@
 
 Per pool, the shelf samples pages as they arrive; once it has `samples` of them, the pool is due
 for training (`due`), which the node runs off its event loop (`train`: pure CPU work) and hands
-back (`install`). From then on the pool's new pages are packed with that dictionary, and the
-shelf watches their ratio: once it has fallen `drift` percent below the ratio the dictionary
-reached on its own samples, the pool samples again and a newer dictionary takes over.
+back (`install`). A dictionary that does not pack the samples it was not trained on smaller
+than zstd alone is not used: the pool stays plain zstd and samples no more (pages unlike each
+other gain nothing from one). Else the pool's new pages are packed with it, and the shelf
+watches their ratio: the first `samples` pages set it; once a later run of as many has fallen
+`drift` percent below, the pool samples again and a newer dictionary takes over.
 
 Dictionaries are immutable and named by an id unique on this node (every frame made with one
 names it); each counts the stored pages packed with it (`ref`) and is dropped when the last goes
@@ -37,9 +39,10 @@ class _Pool:
     sampling: bool = True
     training: bool = False
     current: int = 0
-    trained_ratio: float = 0.0
+    ratio: float = 0.0
+    """The ratio of the first `samples` pages packed with `current` (0: not known yet)."""
     raw: int = 0
-    """Bytes of the pages packed with `current` since it took over, before and after."""
+    """Bytes of the pages of this run packed with `current`, before and after."""
     packed: int = 0
 
 
@@ -70,7 +73,11 @@ class DictionaryShelf:
         self.held_bytes = 0
         """Bytes of the samples (until their training ends) and the dictionaries kept: the
         store counts them against its budget."""
-        self.counters = {"zstd_dicts_trained": 0, "zstd_dicts_dropped": 0}
+        self.counters = {
+            "zstd_dicts_trained": 0,
+            "zstd_dicts_unhelpful": 0,
+            "zstd_dicts_dropped": 0,
+        }
 
     def __repr__(self) -> str:
         return f"<DictionaryShelf dictionaries={sorted(self.by_id)} pools={len(self._pools)}>"
@@ -105,11 +112,13 @@ class DictionaryShelf:
             return
         pool.raw += page.page_size
         pool.packed += len(page.payload)
-        if (
-            not pool.sampling
-            and pool.raw >= self.samples * page.page_size
-            and pool.raw * 100 < pool.trained_ratio * pool.packed * (100 - self.drift)
-        ):
+        if pool.sampling or pool.raw < self.samples * page.page_size:
+            return
+        ratio = pool.raw / max(1, pool.packed)
+        pool.raw = pool.packed = 0
+        if not pool.ratio:
+            pool.ratio = ratio
+        elif ratio * 100 < pool.ratio * (100 - self.drift):
             pool.sampling, pool.samples = True, []
 
     def due(self, pool_uid: int, level: int) -> Training | None:
@@ -132,8 +141,8 @@ class DictionaryShelf:
         if pool is None:
             return
         pool.training = False
-        if data is None:
-            pool.sampling = True
+        if data is None:  # no gain (or nothing to train on): plain zstd it stays
+            self.counters["zstd_dicts_unhelpful"] += 1
             return
         dictionary = PageDictionary(data)
         self.by_id[dictionary.dict_id] = dictionary
@@ -141,7 +150,7 @@ class DictionaryShelf:
         self._owner[dictionary.dict_id] = training.pool_uid
         self._refs.setdefault(dictionary.dict_id, 0)
         previous, pool.current = pool.current, dictionary.dict_id
-        pool.trained_ratio = _ratio(dictionary, training)
+        pool.ratio = 0.0
         pool.raw = pool.packed = 0
         self.counters["zstd_dicts_trained"] += 1
         if previous:
@@ -172,25 +181,32 @@ class DictionaryShelf:
         self.counters["zstd_dicts_dropped"] += 1
 
 
+HELD_OUT = 5
+"""One sample in this many is kept out of training, to judge the dictionary on."""
+MIN_GAIN = 0.97
+"""A dictionary is used only if it packs the held-out samples in at most this share of the
+bytes zstd alone takes."""
+
+
 def train(training: Training) -> bytes | None:
     """A dictionary of `training.size` bytes trained on its samples, named `training.dict_id`;
-    None if zstd finds nothing to train on (samples too few or too alike). CPU work: the node
-    runs it in a thread, off its event loop."""
+    None if it packs the samples it was not trained on no better than zstd alone (or zstd finds
+    nothing to train on). CPU work, about a second for 2,000 pages: the node runs it in a
+    thread, off its event loop."""
+    held_out = training.samples[::HELD_OUT]
+    samples: list[bytes | bytearray | memoryview] = [
+        page for n, page in enumerate(training.samples) if n % HELD_OUT
+    ]
     try:
-        samples: list[bytes | bytearray | memoryview] = list(training.samples)
         trained = zstandard.train_dictionary(
             training.size, samples, dict_id=training.dict_id, level=training.level
         )
     except zstandard.ZstdError:
         return None
     data: bytes = trained.as_bytes()
+    with_it = PageDictionary(data).compressor(training.level)
+    alone = zstandard.ZstdCompressor(level=training.level, write_checksum=True)
+    packed = sum(len(with_it.compress(page)) for page in held_out)
+    if packed > MIN_GAIN * sum(len(alone.compress(page)) for page in held_out):
+        return None
     return data
-
-
-def _ratio(dictionary: PageDictionary, training: Training) -> float:
-    """The ratio the dictionary reaches on (a part of) its own samples: what drift is measured
-    against."""
-    compressor = dictionary.compressor(training.level)
-    some = training.samples[:: max(1, len(training.samples) // 200)]
-    packed = sum(len(compressor.compress(page)) for page in some)
-    return sum(map(len, some)) / max(1, packed)

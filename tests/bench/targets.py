@@ -78,11 +78,17 @@ ISSUE_14 = (
 )
 
 
-ISSUE_16 = (
-    _ratio("zstd pool vs lz4 pool: bytes per stored page (RSS)", "zstd_bytes_x", 0.65, True),
-    _ratio("zstd pool vs lz4 pool: batched put (64-page calls)", "zstd_put_x", 0.6),
-    _ratio("zstd pool vs lz4 pool: batched get (64-page calls)", "zstd_get_x", 0.8),
+ISSUE_16 = tuple(
+    target
+    for prefix, pool in (("zstd", "zstd"), ("dict", "zstd pool with a trained dictionary"))
+    for target in (
+        _ratio(f"{pool} vs lz4: bytes per stored page (RSS)", f"{prefix}_bytes_x", 0.65, True),
+        _ratio(f"{pool} vs lz4: batched put (64-page calls)", f"{prefix}_put_x", 0.6),
+        _ratio(f"{pool} vs lz4: batched get (64-page calls)", f"{prefix}_get_x", 0.8),
+    )
 )
+"""The issue's targets are for zstd with a dictionary; plain zstd is measured beside it (on a
+corpus where no dictionary packs smaller, the node uses none, and the two are alike)."""
 
 
 def run(figures: Figures, issues: tuple[int, ...] = (14, 16)) -> None:

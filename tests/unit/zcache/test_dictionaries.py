@@ -199,3 +199,19 @@ def test_a_sample_is_kept_only_while_it_fits_the_budget() -> None:
         zcache.create(record_page(n), False, n + 1, n + 1, codec=ZSTD1, pool_uid=POOL)
     assert zcache.used_bytes <= 64 * 4096
     assert 0 < zcache.dictionaries.held_bytes < 64 * 4096
+
+
+def test_a_dictionary_that_packs_no_smaller_is_not_used_and_the_pool_stays_plain() -> None:
+    zcache = store()
+    hex_page = lambda n: bytes(random.Random(n).choices(b"0123456789abcdef", k=4096))  # noqa: E731
+    for n in range(SAMPLES):
+        put(zcache, hex_page(n))
+    training = zcache.dictionaries.due(POOL, 1)
+    assert training is not None
+    assert train(training) is None  # no gain on the samples it was not trained on
+    zcache.dictionaries.install(training, None)
+    assert zcache.read_packed(put(zcache, hex_page(9999)), 4096).dictionary == 0
+    assert not zcache.dictionaries.wants_sample(POOL)
+    counters = zcache.counters()
+    assert (counters["zstd_dicts_trained"], counters["zstd_dicts_unhelpful"]) == (0, 1)
+    assert zcache.dictionaries.held_bytes == 0
