@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from ramster.backend import Backend
-from ramster.errors import DeadlineExceeded, InternalError, InvalidArgument, Unavailable
+from ramster.errors import (
+    DeadlineExceeded,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from ramster.page import ZSTD, Codec, Readable, UnknownDictionary, unpack_page
 from ramster.remote.fetch import Fetched
 from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
@@ -178,12 +184,18 @@ class TieredTmem:
                 raise _unavailable(unanswered)
         return Got(hits, frees, spec.persistent, tmem, tmem.pool_uid(client, pool_id))
 
-    def readable(self, hits: Sequence[Hit | None], spec: PoolSpec, pool_uid: int) -> list[Readable]:
+    def readable(
+        self,
+        hits: Sequence[Hit | None],
+        spec: PoolSpec,
+        pool_uid: int,
+        dictionaries_ok: bool = False,
+    ) -> list[Readable]:
         """The pages of a get as they are answered: packed as stored, but a page packed with a
-        dictionary of its pool (which its clients do not have) unpacked here. A page whose
-        dictionary is gone, or that names one its pool never had, is lost, never read wrong:
-        counted (`zstd_pages_lost`), a miss of an ephemeral pool, an error of a persistent
-        one."""
+        dictionary of its pool unpacked here, unless the caller decodes those
+        (`dictionaries_ok`: it fetches the dictionary, `dictionary`). A page whose dictionary
+        is gone, or that names one its pool never had, is lost, never read wrong: counted
+        (`zstd_pages_lost`), a miss of an ephemeral pool, an error of a persistent one."""
         pages: list[Readable] = [hit.page if hit is not None else None for hit in hits]
         if not any(hit is not None and hit.page.dictionary for hit in hits):
             return pages
@@ -191,6 +203,8 @@ class TieredTmem:
         dictionaries = store.dictionaries.of_pool(pool_uid) if store is not None else {}
         for n, hit in enumerate(hits):
             if hit is None or not hit.page.dictionary:
+                continue
+            if dictionaries_ok and hit.page.dictionary in dictionaries:
                 continue
             try:
                 pages[n] = unpack_page(hit.page, dictionaries)
@@ -200,6 +214,22 @@ class TieredTmem:
                     raise InternalError(f"a page of the pool is lost: {error.message}") from None
                 pages[n] = None
         return pages
+
+    def dictionary(self, client: str, pool_id: int, uid: int, dict_id: int) -> bytes:
+        """Dictionary `dict_id` of `client`'s pool `pool_id` (of `uid`, 0: any): NOT_FOUND for
+        a pool of anyone else, and for an id the pool has no (more) dictionary of."""
+        tmem = self._backend.require()
+        tmem.pool_spec(client, pool_id, uid)
+        store = self._backend.store
+        pool_uid = tmem.pool_uid(client, pool_id)
+        dictionaries = store.dictionaries.of_pool(pool_uid) if store is not None else {}
+        dictionary = dictionaries.get(dict_id)
+        if dictionary is None:
+            raise NotFound(
+                f"dictionary {dict_id} of pool_id {pool_id} is unknown: no page of the pool uses "
+                "it (any more)"
+            )
+        return dictionary.data
 
     def deliver(self, got: Got, caller_waits: Callable[[], bool]) -> list[Hit | None]:
         """The get's answer is built and fits: a get that frees takes its pages now, unless the

@@ -31,6 +31,7 @@ from ramster.page import (
     LZ4_CODEC,
     ZSTD,
     Codec,
+    Dictionaries,
     caller_codec,
     check_page_length,
     check_page_size,
@@ -79,6 +80,8 @@ class Client:
         self._uids: dict[int, int] = {}
         self._codecs: dict[int, Codec | None] = {}
         """How this client packs each pool's pages: its codec, or None (sent raw)."""
+        self._dictionaries: dict[int, Dictionaries] = {}
+        """The dictionaries of the pools whose pages the node packs with one, as fetched."""
         """The uid of each pool this client made, by id (a pool it did not make: unchecked)."""
         self._keepalive = KeepAlive(self._transport.keep_alive, name)
         split_on = (InvalidArgument,)
@@ -155,8 +158,13 @@ class Client:
         self._page_sizes[pool] = page_size
         self._uids[pool] = uid
         # An ephemeral zstd pool's pages go raw: the node packs them with the dictionary it
-        # trains on them, which stays on the node.
-        self._codecs[pool] = None if chosen.name == ZSTD and not persistent else chosen
+        # trains on them, and hands it to this client (the pool's owner) to read them.
+        trained = chosen.name == ZSTD and not persistent
+        self._codecs[pool] = None if trained else chosen
+        if trained:
+            self._dictionaries[pool] = {}
+        else:
+            self._dictionaries.pop(pool, None)
         self._keepalive.start()
         return pool
 
@@ -166,6 +174,7 @@ class Client:
         self._page_sizes.pop(pool, None)
         self._uids.pop(pool, None)
         self._codecs.pop(pool, None)
+        self._dictionaries.pop(pool, None)
 
     # -- single pages (coalesced) ------------------------------------------------------------
 
@@ -317,7 +326,8 @@ class Client:
         self, key: tuple[int, bool | None], keys: Sequence[Key]
     ) -> list[bytes | None]:
         pool, free = key
-        return await self._transport.get_pages(pool, self._uids.get(pool, 0), keys, free)
+        uid, dictionaries = self._uids.get(pool, 0), self._dictionaries.get(pool)
+        return await self._transport.get_pages(pool, uid, keys, free, dictionaries)
 
     async def _flush_pages(self, pool: int, keys: Sequence[Key]) -> list[bool]:
         return await self._transport.flush_pages(pool, self._uids.get(pool, 0), keys)

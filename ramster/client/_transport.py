@@ -18,8 +18,19 @@ import grpc
 
 from ramster.api.v1 import admin_pb2, tmem_pb2
 from ramster.client._config import ClientConfig
-from ramster.errors import FailedPrecondition, InternalError
-from ramster.page import LZ4_CODEC, Codec, codec_of, pack_page, unpack_page
+from ramster.errors import FailedPrecondition, InternalError, NotFound
+from ramster.page import (
+    LZ4_CODEC,
+    NO_DICTIONARIES,
+    Codec,
+    Dictionaries,
+    PackedPage,
+    PageDictionary,
+    UnknownDictionary,
+    codec_of,
+    pack_page,
+    unpack_page,
+)
 from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 from ramster.tmem.quota import Quotas, Usage
@@ -140,14 +151,24 @@ class Transport:
         return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
 
     async def get_pages(
-        self, pool: int, uid: int, keys: Sequence[Key], free: bool | None
+        self,
+        pool: int,
+        uid: int,
+        keys: Sequence[Key],
+        free: bool | None,
+        dictionaries: Dictionaries | None = None,
     ) -> list[bytes | None]:
+        """The pages of `keys`, None for a miss. With `dictionaries` (the pool's, as this client
+        knows them), pages packed with one of the pool's dictionaries come packed: one not known
+        yet is fetched once and kept there; a page whose dictionary the node no longer has is
+        lost, a miss."""
         request = tmem_pb2.GetPageBatchRequest(
             client=self._config.client_name,
             pool_id=pool,
             pool_uid=uid,
             keys=key_batch(keys),
             mode=GET_MODE_OF_FREE[free],
+            dictionaries=dictionaries is not None,
         )
         response = await self._unary("Tmem/GetPageBatch", request, tmem_pb2.GetPageBatchResponse)
         for field in (response.lengths, response.encodings):
@@ -158,12 +179,38 @@ class Transport:
                 f"Tmem/GetPageBatch answered lengths adding up to {sum(response.lengths)} "
                 f"bytes and {len(data)} bytes of data"
             )
-        return [
-            None if end == start else _page(data[start:end], encoding, size)
-            for (start, end), encoding in zip(
-                spans(response.lengths), response.encodings, strict=True
-            )
+        cut = zip(spans(response.lengths), response.encodings, strict=True)
+        pages = [
+            None if end == start else _packed_page(data[start:end], encoding, size)
+            for (start, end), encoding in cut
         ]
+        known = dictionaries if dictionaries is not None else NO_DICTIONARIES
+        for dict_id in {p.dictionary for p in pages if isinstance(p, PackedPage)} - set(known):
+            if dictionaries is not None:  # else the node answered none: unknown, lost below
+                fetched = await self._dictionary(pool, uid, dict_id)
+                if fetched is not None:
+                    dictionaries[dict_id] = fetched
+        return [
+            page if not isinstance(page, PackedPage) else _unpacked(page, known) for page in pages
+        ]
+
+    async def _dictionary(self, pool: int, uid: int, dict_id: int) -> PageDictionary | None:
+        """Dictionary `dict_id` of the pool; None if the node has it no more."""
+        request = tmem_pb2.GetDictionaryRequest(
+            client=self._config.client_name, pool_id=pool, pool_uid=uid, dictionary=dict_id
+        )
+        try:
+            response = await self._unary(
+                "Tmem/GetDictionary", request, tmem_pb2.GetDictionaryResponse
+            )
+        except NotFound:
+            return None
+        dictionary = PageDictionary(response.dictionary)
+        if dictionary.dict_id != dict_id:
+            raise InternalError(
+                f"Tmem/GetDictionary answered dictionary {dictionary.dict_id} for {dict_id}"
+            )
+        return dictionary
 
     async def flush_pages(self, pool: int, uid: int, keys: Sequence[Key]) -> list[bool]:
         request = tmem_pb2.FlushPagesRequest(
@@ -336,14 +383,22 @@ MAX_DRAIN_WAIT = 3600.0
 """How long a drain with the node's own timeout is waited for at most."""
 
 
-def _page(data: bytes, encoding: int, page_size: int) -> bytes:
+def _packed_page(data: bytes, encoding: int, page_size: int) -> bytes | PackedPage:
     """A page of a get's answer: packed, or its bytes (unpacked by the node, which holds the
     dictionary it was packed with)."""
     if encoding == tmem_pb2.PAGE_ENCODING_UNSPECIFIED:
         if len(data) != page_size:
             raise InternalError(f"a raw page of {len(data)} bytes answered, not {page_size}")
         return data
-    return unpack_page(packed_of(data, encoding, page_size))
+    return packed_of(data, encoding, page_size)
+
+
+def _unpacked(page: PackedPage, dictionaries: Dictionaries) -> bytes | None:
+    """`page` unpacked; None if its dictionary is not in `dictionaries`: lost, never wrong."""
+    try:
+        return unpack_page(page, dictionaries)
+    except UnknownDictionary:
+        return None
 
 
 def _packed(data: bytes, codec: Codec) -> tuple[bytes, tmem_pb2.PageEncoding]:

@@ -77,6 +77,11 @@ class TmemService:
                 "FlushObjects": unary(
                     "Tmem/FlushObjects", self.flush_objects, tmem_pb2.FlushObjectsRequest.FromString
                 ),
+                "GetDictionary": unary(
+                    "Tmem/GetDictionary",
+                    self.get_dictionary,
+                    tmem_pb2.GetDictionaryRequest.FromString,
+                ),
                 "KeepAlive": unary(
                     "Tmem/KeepAlive", self.keep_alive, tmem_pb2.KeepAliveRequest.FromString
                 ),
@@ -143,7 +148,7 @@ class TmemService:
         def keys() -> list[tuple[Oid, int]]:
             return convert.keys_of_batch(request.keys)
 
-        return await self._get(request, keys, call, convert.batch_response)
+        return await self._get(request, keys, call, convert.batch_response, request.dictionaries)
 
     async def _get(
         self,
@@ -151,6 +156,7 @@ class TmemService:
         keys_of: Callable[[], list[tuple[Oid, int]]],
         call: Call,
         answer: Answer[R],
+        dictionaries_ok: bool = False,
     ) -> R:
         """A get of the request's keys (`keys_of` reads them once the pool and mode passed),
         answered as `answer` builds it, refused before anything is freed if that is too large
@@ -160,7 +166,7 @@ class TmemService:
         spec = self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         free = convert.free_of(request.mode)
         got = await self._tiered.get(client, request.pool_id, keys_of(), free)
-        pages = self._tiered.readable(got.hits, spec, got.pool_uid)
+        pages = self._tiered.readable(got.hits, spec, got.pool_uid, dictionaries_ok)
         response = _fitting(answer, pages, spec.page_size)
         hits = self._tiered.deliver(got, call.alive)
         if hits != got.hits:  # another get took some meanwhile: those are misses here
@@ -188,6 +194,16 @@ class TmemService:
         oids = [oid_of(oid) for oid in request.oids]
         flushed = self._tiered.flush_objects(client, request.pool_id, oids)
         return tmem_pb2.FlushObjectsResponse(flushed=flushed)
+
+    async def get_dictionary(
+        self, request: tmem_pb2.GetDictionaryRequest
+    ) -> tmem_pb2.GetDictionaryResponse:
+        self._tiered.check_serving()
+        client = self._client(request.client)
+        data = self._tiered.dictionary(
+            client, request.pool_id, request.pool_uid, request.dictionary
+        )
+        return tmem_pb2.GetDictionaryResponse(dictionary=data)
 
     async def keep_alive(self, request: tmem_pb2.KeepAliveRequest) -> tmem_pb2.KeepAliveResponse:
         """Answered whatever the backend does: a session outlives a node's recovery."""

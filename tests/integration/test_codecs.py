@@ -18,7 +18,7 @@ from ramster.api.v1 import tmem_pb2
 from ramster.client import Cleancache, Frontswap, SyncClient
 from ramster.errors import InvalidArgument
 from ramster.launcher import free_port
-from ramster.page import Codec, pack_page, unpack_page
+from ramster.page import Codec, PageDictionary, pack_page, unpack_page
 from ramster.wire.messages import packed_of
 from tests.support.cluster import (
     Cluster,
@@ -283,7 +283,8 @@ def test_an_ephemeral_zstd_pool_trains_a_dictionary_and_every_page_reads_back_ex
         trained_bytes = client.stats()["zstd_zbytes"] - before
         assert trained_bytes < before / 2  # the same kind of pages in under half the bytes
         with RawNode(node.address) as wire:
-            # Packed with the dictionary, which stays on the node: answered unpacked.
+            # Packed with the dictionary: answered unpacked to a caller that does not ask for
+            # the pool's dictionaries, packed to one that does, which fetches the dictionary.
             answer = wire.tmem(
                 "GetPages",
                 client="app",
@@ -294,6 +295,33 @@ def test_an_ephemeral_zstd_pool_trains_a_dictionary_and_every_page_reads_back_ex
             ).parsed(tmem_pb2.GetPagesResponse)
             assert list(answer.encodings) == [tmem_pb2.PAGE_ENCODING_UNSPECIFIED]
             assert list(answer.data) == [record_page(1003)]
+            keys = tmem_pb2.KeyBatch(oid_word0=[2], indexes=[3])
+            batch = wire.tmem(
+                "GetPageBatch",
+                client="app",
+                pool_id=pool,
+                keys=keys,
+                mode=tmem_pb2.GET_MODE_KEEP,
+                dictionaries=True,
+            ).parsed(tmem_pb2.GetPageBatchResponse)
+            assert list(batch.encodings) == [tmem_pb2.PAGE_ENCODING_ZSTD]
+            packed = packed_of(batch.data, batch.encodings[0], 4096)
+            assert packed.dictionary == 1
+            fetched = wire.tmem("GetDictionary", client="app", pool_id=pool, dictionary=1)
+            dictionary = PageDictionary(fetched.parsed(tmem_pb2.GetDictionaryResponse).dictionary)
+            assert unpack_page(packed, {1: dictionary}) == record_page(1003)
+            # Another identity's call names another client: no such pool for it.
+            stranger = wire.tmem("GetDictionary", client="other", pool_id=pool, dictionary=1)
+            assert stranger.refusal == (
+                grpc.StatusCode.NOT_FOUND,
+                f"pool_id {pool} does not exist for client 'local:local/other'",
+            )
+            unknown = wire.tmem("GetDictionary", client="app", pool_id=pool, dictionary=99)
+            assert unknown.refusal == (
+                grpc.StatusCode.NOT_FOUND,
+                f"dictionary 99 of pool_id {pool} is unknown: no page of the pool uses it (any "
+                "more)",
+            )
         got = client.get_many(pool, [(o, i) for o, i, _ in first + second], free=False)
         assert got == [page for _, _, page in first + second]
 

@@ -64,6 +64,7 @@ def test_list_shows_exactly_the_nodes_services(node: NodeProcess) -> None:
         "ramster.api.v1.Tmem.DestroyPool",
         "ramster.api.v1.Tmem.FlushObjects",
         "ramster.api.v1.Tmem.FlushPages",
+        "ramster.api.v1.Tmem.GetDictionary",
         "ramster.api.v1.Tmem.GetPageBatch",
         "ramster.api.v1.Tmem.GetPages",
         "ramster.api.v1.Tmem.KeepAlive",

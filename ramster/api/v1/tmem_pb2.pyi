@@ -211,18 +211,38 @@ class PutPageBatchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[PutStatus, str]]] = ...) -> None: ...
 
 class GetPageBatchRequest(_message.Message):
-    __slots__ = ("client", "pool_id", "pool_uid", "keys", "mode")
+    __slots__ = ("client", "pool_id", "pool_uid", "keys", "mode", "dictionaries")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_UID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    DICTIONARIES_FIELD_NUMBER: _ClassVar[int]
     client: str
     pool_id: int
     pool_uid: int
     keys: KeyBatch
     mode: GetMode
-    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., keys: _Optional[_Union[KeyBatch, _Mapping]] = ..., mode: _Optional[_Union[GetMode, str]] = ...) -> None: ...
+    dictionaries: bool
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., keys: _Optional[_Union[KeyBatch, _Mapping]] = ..., mode: _Optional[_Union[GetMode, str]] = ..., dictionaries: _Optional[bool] = ...) -> None: ...
+
+class GetDictionaryRequest(_message.Message):
+    __slots__ = ("client", "pool_id", "pool_uid", "dictionary")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
+    DICTIONARY_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    pool_uid: int
+    dictionary: int
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., dictionary: _Optional[int] = ...) -> None: ...
+
+class GetDictionaryResponse(_message.Message):
+    __slots__ = ("dictionary",)
+    DICTIONARY_FIELD_NUMBER: _ClassVar[int]
+    dictionary: bytes
+    def __init__(self, dictionary: _Optional[bytes] = ...) -> None: ...
 
 class GetPageBatchResponse(_message.Message):
     __slots__ = ("data", "lengths", "encodings", "page_size")
