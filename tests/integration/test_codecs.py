@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import zstandard
 from google.rpc.error_details_pb2 import BadRequest
 
 from nodemanager.cli import list_members
@@ -379,3 +380,30 @@ def test_pages_packed_with_a_dictionary_go_to_a_peer_and_come_back_exact(
         assert stats["zstd_pages_lost"] == 0
     finally:
         cluster.close()
+
+
+def test_a_page_naming_a_dictionary_its_pool_does_not_have_is_refused(node: NodeProcess) -> None:
+    samples = [record_page(n) for n in range(200)]
+    foreign = zstandard.train_dictionary(16384, samples, dict_id=7)
+    frame = zstandard.ZstdCompressor(dict_data=foreign, write_checksum=True).compress(samples[0])
+    with SyncClient(node.address, "app") as client:
+        pool = client.new_pool(codec="zstd")
+    with RawNode(node.address) as wire:
+        page = tmem_pb2.Page(
+            oid=tmem_pb2.Oid(word0=1), data=frame, encoding=tmem_pb2.PAGE_ENCODING_ZSTD
+        )
+        answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=[page])
+    assert answer.refusal == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "pages[0].data names zstd dictionary 7, which its reader does not know",
+    )
+
+
+def test_swap_on_and_export_create_refuse_a_bad_codec_before_anything_is_made() -> None:
+    for command in (("swap", "on", "--size", "64MiB"), ("export", "create", "x", "--size", "1MiB")):
+        done = run_cli(*command, "--codec", "zstd:42")
+        assert done.returncode == 2
+        assert (
+            "codec 'zstd:42' is invalid: expected lz4, zstd or zstd:LEVEL with LEVEL in 1..19"
+            in done.stderr
+        )
