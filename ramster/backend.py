@@ -93,7 +93,18 @@ class Backend:
                 self._unload()
         self.params = params
         self._hold_to_quotas()
+        self._tune_dictionaries()
         return True
+
+    def _tune_dictionaries(self) -> None:
+        """The store's dictionaries follow the params dict_samples, dict_size, dict_drift."""
+        if self.store is not None:
+            shelf, params = self.store.dictionaries, self.params
+            shelf.samples, shelf.size, shelf.drift = (
+                params.dict_samples,
+                params.dict_size,
+                params.dict_drift,
+            )
 
     @property
     def quotas(self) -> Quotas:
@@ -132,6 +143,7 @@ class Backend:
         )
         self.generation += 1
         self._hold_to_quotas()
+        self._tune_dictionaries()
 
     def _unload(self) -> None:
         assert self.store is not None and self.tmem is not None

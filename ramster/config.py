@@ -16,6 +16,7 @@ from pathlib import Path
 from nodemanager.etcd_settings import EtcdCredentials
 from nodemanager.keys import check_name, check_node_name
 from ramster.errors import InvalidArgument, shown
+from ramster.page import LZ4_CODEC, Codec
 from ramster.params import (
     LEASE_TTL,
     READ_TIMEOUT_MS,
@@ -211,9 +212,9 @@ class NodeConfig:
         user and root can connect.
     server: the limits of its gRPC server on connections and sources (`ServerLimits`).
     nbd: its NBD server (`NbdConfig`; default none).
-    repair_rate, read_timeout_ms, lease_ttl, recover_timeout: the module params of those names
-        it starts with (`ramster.params`: defaults 20000 pages/s, 1000 ms, 3 s and 60 s; a
-        cluster-wide value in etcd wins once it joins).
+    repair_rate, read_timeout_ms, lease_ttl, recover_timeout, codec: the module params of
+        those names it starts with (`ramster.params`: defaults 20000 pages/s, 1000 ms, 3 s, 60 s
+        and lz4; a cluster-wide value in etcd wins once it joins).
     """
 
     listen: str
@@ -245,6 +246,7 @@ class NodeConfig:
     read_timeout_ms: int = READ_TIMEOUT_MS
     lease_ttl: int = LEASE_TTL
     recover_timeout: int = RECOVER_TIMEOUT
+    codec: Codec = LZ4_CODEC
 
     def _check_certificate(self, tls: TLS) -> None:
         """A node serves with a node certificate that names it: its peers know it by its name

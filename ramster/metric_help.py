@@ -28,6 +28,17 @@ HELP = {
     "pers_ate_eph_failed": "Persistent puts that found no ephemeral page to evict.",
     "zero_filled_pages": "Puts of all-zero pages, kept without data.",
     "same_filled_pages": "Puts of pages filled with one repeated word, kept without data.",
+    # by codec: this node's own pages (not same-filled, not held for peers)
+    "lz4_zpages": "This node's own pages held as lz4 blocks.",
+    "lz4_zbytes": "Bytes of this node's own lz4 pages, compressed.",
+    "lz4_bytes": "Bytes of this node's own lz4 pages, uncompressed.",
+    "zstd_zpages": "This node's own pages held as zstd frames.",
+    "zstd_zbytes": "Bytes of this node's own zstd pages, compressed.",
+    "zstd_bytes": "Bytes of this node's own zstd pages, uncompressed.",
+    "zstd_dicts_trained": "zstd dictionaries trained on the pages of this node's zstd pools.",
+    "zstd_dicts_unhelpful": "zstd dictionaries trained but not used: they packed no smaller.",
+    "zstd_dicts_dropped": "zstd dictionaries dropped once no stored page used them.",
+    "zstd_pages_lost": "Pages read whose zstd dictionary was gone or unknown: lost, not read.",
     # tmem: pools, objects, flushes, quotas
     "obj_count": "Objects (files or swap areas) with pages in the store.",
     "obj_count_max": "Most objects ever held at once.",

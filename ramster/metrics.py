@@ -42,6 +42,12 @@ GAUGES = frozenset(
         "client_count",
         "backend_generation",
         "zcache_on",
+        "lz4_zpages",
+        "lz4_zbytes",
+        "lz4_bytes",
+        "zstd_zpages",
+        "zstd_zbytes",
+        "zstd_bytes",
         "ramster_on",
         "foreign_eph_pages",
         "foreign_pers_pages",
@@ -67,6 +73,8 @@ RENAMED = {
     "pers_zbytes": "pers_compressed_bytes",
     "eph_zbytes_max": "eph_compressed_bytes_max",
     "pers_zbytes_max": "pers_compressed_bytes_max",
+    "lz4_zbytes": "lz4_compressed_bytes",
+    "zstd_zbytes": "zstd_compressed_bytes",
 }
 """Metric names (without ``ramster_``) other than the kernel's, listed in docs/metrics.md."""
 

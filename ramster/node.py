@@ -74,6 +74,7 @@ class Node:
                 read_timeout_ms=config.read_timeout_ms,
                 lease_ttl=config.lease_ttl,
                 recover_timeout=config.recover_timeout,
+                codec=config.codec,
             ),
             first_version=started,
             recovering=True,  # until the cluster is joined and pages are back

@@ -15,7 +15,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ramster.errors import InvalidArgument, shown
+from ramster.page import LZ4_CODEC, Codec, parse_codec
 from ramster.units import parse_size
+from ramster.zcache.dictionaries import DEFAULT_DRIFT, DEFAULT_SAMPLES, DEFAULT_SIZE
 
 SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
 
@@ -37,6 +39,13 @@ PARAM_DOCS = {
     "handed over (0: no quota, the default); `ramster quota set` sets one identity's",
     "repair_rate": "pages per second at most that rebuilding lost second copies moves (default "
     "20000, `--repair-rate`)",
+    "codec": "how new pools pack their pages unless they ask: lz4 (the fastest, the default), "
+    "zstd or zstd:LEVEL (denser; LEVEL 1..19, default 1; `--codec`)",
+    "dict_samples": "pages of a zstd pool sampled before a dictionary is trained on them (default "
+    "2000)",
+    "dict_size": "bytes of a trained zstd dictionary (default 65536)",
+    "dict_drift": "percent the ratio of a zstd pool's pages may fall below what its dictionary "
+    "reached on its samples before a new one is trained (default 10)",
     "read_timeout_ms": "milliseconds a remote get waits for a holder before it reads another copy "
     "instead (default 1000, `--read-timeout-ms`; a page with no other copy waits the peer call's "
     "deadline)",
@@ -84,6 +93,9 @@ WHOLE_PARAMS = {
     ),
     "lease_ttl": (1, MAX_LEASE_TTL, f"whole seconds in 1..{MAX_LEASE_TTL}"),
     "recover_timeout": (1, MAX_SECONDS, f"whole seconds in 1..{MAX_SECONDS}"),
+    "dict_samples": (100, 100_000, "whole pages in 100..100000"),
+    "dict_size": (4096, 1 << 20, "whole bytes in 4096..1048576"),
+    "dict_drift": (1, 100, "a whole percent in 1..100"),
 }
 """The params that are whole numbers: (lowest, highest, what a refusal says is expected)."""
 
@@ -163,6 +175,10 @@ class ModuleParams:
     read_timeout_ms: int = READ_TIMEOUT_MS
     lease_ttl: int = LEASE_TTL
     recover_timeout: int = RECOVER_TIMEOUT
+    codec: Codec = LZ4_CODEC
+    dict_samples: int = DEFAULT_SAMPLES
+    dict_size: int = DEFAULT_SIZE
+    dict_drift: int = DEFAULT_DRIFT
 
     def as_text(self) -> dict[str, str]:
         text = {
@@ -175,6 +191,7 @@ class ModuleParams:
         for name in WHOLE_PARAMS:
             text[name] = str(getattr(self, name))
         text["client_quota"] = str(self.client_quota)
+        text["codec"] = str(self.codec)
         return text
 
     def with_text(self, name: str, text: str) -> ModuleParams:
@@ -191,8 +208,11 @@ class ModuleParams:
             return replace(self, **value)
         if name == "client_quota":
             return replace(self, client_quota=parse_quota(text, f"param {name} value"))
+        if name == "codec":
+            return replace(self, codec=parse_codec(text, f"param {name} value"))
         if name != "remote_target":
-            return replace(self, **{name: parse_switch(name, text)})
+            switch: dict[str, Any] = {name: parse_switch(name, text)}
+            return replace(self, **switch)
         if text.strip().lower() == "auto":
             return replace(self, remote_target=None)
         expected = f"auto or a node number in 1..{MAX_NODE_NUMBER}"

@@ -15,16 +15,25 @@ Not here: messages and the answer-size limit (`ramster.rpc.tmem_service`), the t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
 from ramster.backend import Backend
-from ramster.errors import DeadlineExceeded, Unavailable
+from ramster.errors import (
+    DeadlineExceeded,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from ramster.page import ZSTD, Codec, Readable, UnknownDictionary, unpack_page
 from ramster.remote.fetch import Fetched
 from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
 from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored
 from ramster.tmem.table import PageData
+from ramster.zcache.dictionaries import train
 
 
 class Remote(Protocol):
@@ -53,6 +62,7 @@ class Got:
     frees: bool
     persistent: bool
     tmem: OriginTmem
+    pool_uid: int
 
 
 class TieredTmem:
@@ -62,6 +72,8 @@ class TieredTmem:
     def __init__(self, backend: Backend, remote: Remote | None = None) -> None:
         self._backend = backend
         self._remote = remote
+        self._trainings: set[asyncio.Task[None]] = set()
+        """Dictionaries being trained (`_train`), kept referenced until they are installed."""
         self.counters = dict.fromkeys(
             (
                 "cleancache_puts",
@@ -73,6 +85,7 @@ class TieredTmem:
                 "frontswap_loads",
                 "frontswap_failed_loads",
                 "frontswap_invalidates",
+                "zstd_pages_lost",
             ),
             0,
         )
@@ -88,6 +101,11 @@ class TieredTmem:
     def pool_spec(self, client: str, pool_id: int, uid: int = 0) -> PoolSpec:
         """The pool's spec; with a `uid`, PoolNotFound unless the id still names that pool."""
         return self._backend.require().pool_spec(client, pool_id, uid)
+
+    @property
+    def default_codec(self) -> Codec:
+        """The codec of new pools that ask for none: the node's param codec."""
+        return self._backend.params.codec
 
     def new_pool(self, client: str, spec: PoolSpec) -> tuple[int, int]:
         """A new pool of `client` (`Tmem.new_pool`): its id and its uid."""
@@ -106,13 +124,16 @@ class TieredTmem:
         """Store `pages` here, each persistent one with its other copy on a peer; the outcome of
         each page."""
         tmem = self._backend.require()
-        persistent = tmem.pool_spec(client, pool_id).persistent
+        spec = tmem.pool_spec(client, pool_id)
+        persistent = spec.persistent
         outcomes = tmem.put_many(client, pool_id, pages)
         if self._remote is not None:
             if persistent:
                 keys = [(oid, index) for oid, index, _ in pages]
                 outcomes = await self._replicate(tmem, client, pool_id, keys, outcomes)
             self._remote.note_pressure()
+        if spec.codec.name == ZSTD and not persistent:
+            self._train(tmem.pool_uid(client, pool_id), spec.codec.level)
         stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
         if persistent:
             self.counters["frontswap_succ_stores"] += stored
@@ -120,6 +141,25 @@ class TieredTmem:
         else:
             self.counters["cleancache_puts"] += len(outcomes)
         return outcomes
+
+    def _train(self, pool_uid: int, level: int) -> None:
+        """Train pool `pool_uid`'s next dictionary if it has samples enough: in a thread, so
+        the node's loop goes on serving meanwhile (64 KiB from 2,000 pages takes about a
+        second of CPU), then installed on the loop, in the store it was sampled in."""
+        store = self._backend.store
+        training = store.dictionaries.due(pool_uid, level) if store is not None else None
+        if store is None or training is None:
+            return
+
+        async def train_and_install() -> None:
+            try:
+                data = await asyncio.to_thread(train, training)
+            finally:
+                self._trainings.discard(task)
+            store.dictionaries.install(training, data)
+
+        task = asyncio.get_running_loop().create_task(train_and_install())
+        self._trainings.add(task)
 
     async def get(
         self, client: str, pool_id: int, keys: Sequence[tuple[Oid, int]], free: bool | None
@@ -142,7 +182,54 @@ class TieredTmem:
                     hits[n] = page
             if unanswered:  # nothing is freed: the whole get is to be tried again
                 raise _unavailable(unanswered)
-        return Got(hits, frees, spec.persistent, tmem)
+        return Got(hits, frees, spec.persistent, tmem, tmem.pool_uid(client, pool_id))
+
+    def readable(
+        self,
+        hits: Sequence[Hit | None],
+        spec: PoolSpec,
+        pool_uid: int,
+        dictionaries_ok: bool = False,
+    ) -> list[Readable]:
+        """The pages of a get as they are answered: packed as stored, but a page packed with a
+        dictionary of its pool unpacked here, unless the caller decodes those
+        (`dictionaries_ok`: it fetches the dictionary, `dictionary`). A page whose dictionary
+        is gone, or that names one its pool never had, is lost, never read wrong: counted
+        (`zstd_pages_lost`), a miss of an ephemeral pool, an error of a persistent one."""
+        pages: list[Readable] = [hit.page if hit is not None else None for hit in hits]
+        if not any(hit is not None and hit.page.dictionary for hit in hits):
+            return pages
+        store = self._backend.store
+        dictionaries = store.dictionaries.of_pool(pool_uid) if store is not None else {}
+        for n, hit in enumerate(hits):
+            if hit is None or not hit.page.dictionary:
+                continue
+            if dictionaries_ok and hit.page.dictionary in dictionaries:
+                continue
+            try:
+                pages[n] = unpack_page(hit.page, dictionaries)
+            except (UnknownDictionary, InvalidArgument) as error:
+                self.counters["zstd_pages_lost"] += 1
+                if spec.persistent:
+                    raise InternalError(f"a page of the pool is lost: {error.message}") from None
+                pages[n] = None
+        return pages
+
+    def dictionary(self, client: str, pool_id: int, uid: int, dict_id: int) -> bytes:
+        """Dictionary `dict_id` of `client`'s pool `pool_id` (of `uid`, 0: any): NOT_FOUND for
+        a pool of anyone else, and for an id the pool has no (more) dictionary of."""
+        tmem = self._backend.require()
+        tmem.pool_spec(client, pool_id, uid)
+        store = self._backend.store
+        pool_uid = tmem.pool_uid(client, pool_id)
+        dictionaries = store.dictionaries.of_pool(pool_uid) if store is not None else {}
+        dictionary = dictionaries.get(dict_id)
+        if dictionary is None:
+            raise NotFound(
+                f"dictionary {dict_id} of pool_id {pool_id} is unknown: no page of the pool uses "
+                "it (any more)"
+            )
+        return dictionary.data
 
     def deliver(self, got: Got, caller_waits: Callable[[], bool]) -> list[Hit | None]:
         """The get's answer is built and fits: a get that frees takes its pages now, unless the

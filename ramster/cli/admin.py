@@ -19,6 +19,7 @@ from ramster.cli.view import console, table
 from ramster.client import SyncClient
 from ramster.errors import InvalidArgument, shown
 from ramster.metric_help import HELP
+from ramster.page import CODEC_NAMES
 from ramster.params import ModuleParams, switch_text
 from ramster.state import NodeState
 from ramster.tmem.quota import Usage
@@ -89,6 +90,8 @@ def show_stats(
         for name in sorted(counters):
             view.print(f"  {name:<{width}}  {counters[name]:>16,}")
         return
+    for line in codec_lines(counters):
+        view.print(line)
     drawn = table(("counter", "value"), [])
     for group, members in grouped(counters).items():
         if members:
@@ -96,6 +99,20 @@ def show_stats(
             for name, value in members.items():
                 drawn.add_row(f"  {HELP.get(name, name).rstrip('.')}", f"{value:,}")
     view.print(drawn)
+
+
+def codec_lines(counters: dict[str, int]) -> list[str]:
+    """A line per codec holding pages of this node: pages, bytes per page and the ratio."""
+    lines = []
+    for codec in CODEC_NAMES:
+        pages, zbytes = counters.get(f"{codec}_zpages", 0), counters.get(f"{codec}_zbytes", 0)
+        if pages and zbytes:
+            ratio = counters.get(f"{codec}_bytes", 0) / zbytes
+            lines.append(
+                f"  {codec}: {pages:,} pages, {zbytes / pages:,.0f} bytes per page, "
+                f"ratio {ratio:.2f}"
+            )
+    return lines
 
 
 CLIENT_COLUMNS = ("identity", "pages", "bytes", "quota", "put_quota")

@@ -31,6 +31,14 @@ def add_export_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         type=values.size,
         help="bytes, a multiple of 4 KiB: 1GiB, 512MiB [RAMSTER_EXPORT_SIZE, none: required]",
     )
+    create.add_argument(
+        "--codec",
+        action=FromEnvironment,
+        variable="RAMSTER_EXPORT_CODEC",
+        type=values.codec,
+        help="how the node packs the export's pages: lz4, zstd or zstd:LEVEL (1..19) "
+        "[RAMSTER_EXPORT_CODEC, the node's param codec]",
+    )
     flags.node_flag(create)
     listing = actions.add_parser("list", help="the exports of the caller's identity")
     flags.node_flag(listing)
@@ -43,7 +51,7 @@ def run_export(args: argparse.Namespace, out: TextIO) -> int:
     tls, token = flags.tls_of(args), flags.token_of(args)
     with SyncClient(args.node, client_name="ramster-cli", tls=tls, token=token) as client:
         if args.export_command == "create":
-            status = client.create_export(args.name, args.size)
+            status = client.create_export(args.name, args.size, args.codec)
             out.write(f"export {status.name} created: {format_size(status.size)}\n")
         elif args.export_command == "list":
             show_exports(out, client.list_exports())

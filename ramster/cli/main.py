@@ -99,9 +99,10 @@ def _parser() -> Parser:
     param.add_argument(
         "name",
         help="zcache, ramster, eph_remotify, pers_remotify, remote_target, persistent_copies, "
-        "origin_grace, client_lease, client_grace, client_quota, repair_rate, read_timeout_ms",
+        "origin_grace, client_lease, client_grace, client_quota, repair_rate, read_timeout_ms, "
+        "codec, dict_samples, dict_size, dict_drift",
     )
-    param.add_argument("value", nargs="?", help="on/off, or auto/a node number (with set)")
+    param.add_argument("value", nargs="?", help="on/off, auto/a node number, a codec... (with set)")
     flags.node_or_cluster_flags(param, "set the param")
     add_quota_parser(commands)
     drain = commands.add_parser(

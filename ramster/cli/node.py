@@ -201,6 +201,14 @@ def add_node_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         f"param repair_rate changes it at run time [RAMSTER_REPAIR_RATE, {REPAIR_RATE}]",
     )
     node.add_argument(
+        "--codec",
+        action=FromEnvironment,
+        fallback="lz4",
+        type=values.param_value("codec"),
+        help="how new pools pack their pages unless they ask: lz4, zstd or zstd:LEVEL (1..19); "
+        "the module param codec changes it at run time [RAMSTER_CODEC, lz4]",
+    )
+    node.add_argument(
         "--read-timeout-ms",
         action=FromEnvironment,
         fallback=str(READ_TIMEOUT_MS),
@@ -264,6 +272,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         recover_timeout=args.recover_timeout,
         repair_rate=args.repair_rate,
         read_timeout_ms=args.read_timeout_ms,
+        codec=args.codec,
     )
     return asyncio.run(run_node(config))
 

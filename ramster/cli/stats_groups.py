@@ -25,6 +25,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "pers_ate_eph",
         "zero_filled_pages",
         "same_filled_pages",
+        "lz4_",
+        "zstd_",
         "zcache_on",
         "backend_generation",
     ),

@@ -58,6 +58,14 @@ def add_swap_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         help="swap priority 0..32767 [RAMSTER_SWAP_PRIORITY, the kernel's: below every other "
         "device]",
     )
+    on.add_argument(
+        "--codec",
+        action=FromEnvironment,
+        variable="RAMSTER_SWAP_CODEC",
+        type=values.codec,
+        help="how the node packs the device's pages: lz4, zstd or zstd:LEVEL (1..19) "
+        "[RAMSTER_SWAP_CODEC, the node's param codec]",
+    )
     flags.node_flag(on, "the node whose export the device is (its admin socket, say)")
     on.add_argument(
         "--nbd-socket",
@@ -87,9 +95,15 @@ class NodeExports:
     export's NBD URI names the node's NBD socket `nbd_socket`."""
 
     def __init__(
-        self, node: str, tls: TLS | None, token: str | None, nbd_socket: Path = NBD_SOCKET
+        self,
+        node: str,
+        tls: TLS | None,
+        token: str | None,
+        nbd_socket: Path = NBD_SOCKET,
+        codec: str | None = None,
     ) -> None:
         self.node = node
+        self._codec = codec
         self._tls = tls
         self._token = token
         self._nbd_socket = nbd_socket
@@ -99,7 +113,7 @@ class NodeExports:
 
     def create(self, name: str, size: int) -> str:
         with self._client() as client:
-            client.create_export(name, size)
+            client.create_export(name, size, self._codec)
             if client.stats().get("nbd_spill_pages_max", 0) == 0:
                 log.warning(
                     "node %s has no spill (--nbd-spill): each page its store refuses (poor "
@@ -132,7 +146,7 @@ def run_swap(args: argparse.Namespace, out: TextIO) -> int:
         return _status(args.state_dir, tls, token, out)
     system.check_machine()
     if args.swap_command == "on":
-        exports = NodeExports(args.node, tls, token, args.nbd_socket)
+        exports = NodeExports(args.node, tls, token, args.nbd_socket, args.codec)
         record = SwapRecord(
             args.name,
             args.state_dir / args.name,

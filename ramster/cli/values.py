@@ -14,6 +14,7 @@ from nodemanager.etcd_settings import parse_endpoints
 from nodemanager.keys import check_name, check_node_name
 from ramster.config import check_listen, parse_socket_mode, unix_path
 from ramster.errors import InvalidArgument, shown
+from ramster.page import parse_codec
 from ramster.params import SWITCH_WORDS, ModuleParams
 from ramster.units import parse_budget, parse_size
 from ramster.wire.limits import split_advertise, split_host_port
@@ -135,6 +136,8 @@ def _endpoints(text: str) -> str:
 
 
 size = value_type(parse_size, "size")
+codec = value_type(lambda text: str(parse_codec(text)), "codec")
+"""A codec as people write it (`ramster.page.parse_codec`), in its canonical text."""
 budget = value_type(parse_budget, "size")
 switch = value_type(_switch, "switch")
 seconds = value_type(_seconds, "seconds")

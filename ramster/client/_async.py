@@ -26,7 +26,16 @@ from ramster.client._pipeline import in_chunks
 from ramster.client._session import KeepAlive
 from ramster.client._transport import MAX_DRAIN_WAIT, Key, Page, Transport
 from ramster.errors import InvalidArgument
-from ramster.page import DEFAULT_PAGE_SIZE, check_page_length, check_page_size
+from ramster.page import (
+    DEFAULT_PAGE_SIZE,
+    LZ4_CODEC,
+    ZSTD,
+    Codec,
+    Dictionaries,
+    caller_codec,
+    check_page_length,
+    check_page_size,
+)
 from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import OidLike, as_oid, check_index
 from ramster.tmem.quota import Quotas, Usage
@@ -69,6 +78,10 @@ class Client:
         self._transport = Transport(self.config)
         self._page_sizes: dict[int, int] = {}
         self._uids: dict[int, int] = {}
+        self._codecs: dict[int, Codec | None] = {}
+        """How this client packs each pool's pages: its codec, or None (sent raw)."""
+        self._dictionaries: dict[int, Dictionaries] = {}
+        """The dictionaries of the pools whose pages the node packs with one, as fetched."""
         """The uid of each pool this client made, by id (a pool it did not make: unchecked)."""
         self._keepalive = KeepAlive(self._transport.keep_alive, name)
         split_on = (InvalidArgument,)
@@ -119,14 +132,20 @@ class Client:
         persistent: bool = False,
         shared_uuid: uuid.UUID | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
+        codec: str | None = None,
     ) -> int:
-        """A new pool of this client (or the shared pool of `shared_uuid`); its id."""
+        """A new pool of this client (or the shared pool of `shared_uuid`); its id. `codec`:
+        how its pages are packed, ``lz4``, ``zstd`` or ``zstd:LEVEL``; None: the node's
+        default."""
         check_page_size(page_size)
+        asked = caller_codec(codec)
         if not isinstance(persistent, bool):
             raise InvalidArgument.field("persistent", persistent, "True or False")
         if shared_uuid is not None and not isinstance(shared_uuid, uuid.UUID):
             raise InvalidArgument.field("shared_uuid", shared_uuid, "a uuid.UUID or None")
-        pool, uid = await self._transport.new_pool(persistent, shared_uuid, page_size)
+        pool, uid, chosen = await self._transport.new_pool(
+            persistent, shared_uuid, page_size, asked
+        )
         if self._uids.get(pool, uid) != uid:
             # Calls holding the id from before would now name the new pool's uid.
             log.warning(
@@ -138,6 +157,14 @@ class Client:
             )
         self._page_sizes[pool] = page_size
         self._uids[pool] = uid
+        # An ephemeral zstd pool's pages go raw: the node packs them with the dictionary it
+        # trains on them, and hands it to this client (the pool's owner) to read them.
+        trained = chosen.name == ZSTD and not persistent
+        self._codecs[pool] = None if trained else chosen
+        if trained:
+            self._dictionaries[pool] = {}
+        else:
+            self._dictionaries.pop(pool, None)
         self._keepalive.start()
         return pool
 
@@ -146,6 +173,8 @@ class Client:
         await self._transport.destroy_pool(_pool(pool), self._uids.get(pool, 0))
         self._page_sizes.pop(pool, None)
         self._uids.pop(pool, None)
+        self._codecs.pop(pool, None)
+        self._dictionaries.pop(pool, None)
 
     # -- single pages (coalesced) ------------------------------------------------------------
 
@@ -267,14 +296,15 @@ class Client:
         """What the pages of each client identity with pools on the node take, by identity."""
         return await self._transport.get_clients()
 
-    async def create_export(self, name: str, size: int) -> ExportStatus:
+    async def create_export(self, name: str, size: int, codec: str | None = None) -> ExportStatus:
         """A new NBD export of the caller's identity: a block device of `size` bytes (a multiple
-        of 4096) that NBD clients reach as `name` on the node's ``--nbd`` sockets."""
+        of 4096) that NBD clients reach as `name` on the node's ``--nbd`` sockets; its pages
+        packed with `codec` as `new_pool`'s."""
         if not isinstance(name, str):
             raise InvalidArgument.field("name", name, "a str")
         if not isinstance(size, int) or isinstance(size, bool) or not 0 < size < 2**64:
             raise InvalidArgument.field("size", size, "bytes, an int > 0")
-        return await self._transport.create_export(name, size)
+        return await self._transport.create_export(name, size, caller_codec(codec))
 
     async def list_exports(self) -> list[ExportStatus]:
         """The NBD exports of the caller's identity on the node, by name."""
@@ -289,13 +319,15 @@ class Client:
     # -- internals ---------------------------------------------------------------------------
 
     async def _put_pages(self, pool: int, pages: Sequence[Page]) -> list[bool]:
-        return await self._transport.put_pages(pool, self._uids.get(pool, 0), pages)
+        uid, codec = self._uids.get(pool, 0), self._codecs.get(pool, LZ4_CODEC)
+        return await self._transport.put_pages(pool, uid, pages, codec)
 
     async def _get_pages(
         self, key: tuple[int, bool | None], keys: Sequence[Key]
     ) -> list[bytes | None]:
         pool, free = key
-        return await self._transport.get_pages(pool, self._uids.get(pool, 0), keys, free)
+        uid, dictionaries = self._uids.get(pool, 0), self._dictionaries.get(pool)
+        return await self._transport.get_pages(pool, uid, keys, free, dictionaries)
 
     async def _flush_pages(self, pool: int, keys: Sequence[Key]) -> list[bool]:
         return await self._transport.flush_pages(pool, self._uids.get(pool, 0), keys)

@@ -91,9 +91,13 @@ class BackendGuard:
         )
 
     def new_pool(
-        self, persistent: bool = False, shared_uuid: uuid.UUID | None = None, page_size: int = 4096
+        self,
+        persistent: bool = False,
+        shared_uuid: uuid.UUID | None = None,
+        page_size: int = 4096,
+        codec: str | None = None,
     ) -> int:
-        pool = self._api.new_pool(persistent, shared_uuid, page_size)
+        pool = self._api.new_pool(persistent, shared_uuid, page_size, codec)
         if pool in self.pools:  # the node freed the id behind this guard's back
             self.gone = True
         self.pools.add(pool)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ramster import frontends
 from ramster.client._attach import Attached, BackendGuard, locked
 from ramster.frontends import CleancacheOps, FrontswapOps, SwapIn
-from ramster.page import DEFAULT_PAGE_SIZE, check_page_size
+from ramster.page import DEFAULT_PAGE_SIZE, caller_codec, check_page_size
 from ramster.wire.tls import TLS
 
 
@@ -26,6 +26,8 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
     exclusive_gets: a successful load frees the node's copy (default True).
     has_room: asked with a page count whether `shrink` may bring them back (default: always).
     page_size: bytes per swap page (default 4096).
+    codec: how the node packs the pages: ``lz4``, ``zstd`` or ``zstd:LEVEL`` (default: the
+        node's, its param codec).
     client_name, timeout, tls, token: as for `Client`.
     """
 
@@ -41,9 +43,11 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
         *,
         tls: TLS | None = None,
         token: str | os.PathLike[str] | None = None,
+        codec: str | None = None,
     ) -> None:
         self._exclusive_gets = exclusive_gets
         self._page_size = check_page_size(page_size)
+        self._codec = _codec_text(codec)
         super().__init__(
             frontends.Frontswap(swapin, has_room), target, client_name, timeout, tls, token
         )
@@ -60,7 +64,7 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
     counters = locked(frontends.Frontswap.counters)
 
     def _new_ops(self, api: BackendGuard) -> FrontswapOps:
-        return frontends.TmemFrontswapOps(api, self._exclusive_gets, self._page_size)
+        return frontends.TmemFrontswapOps(api, self._exclusive_gets, self._page_size, self._codec)
 
     def _register(self, ops: FrontswapOps) -> None:
         self._frontend.register_ops(ops)
@@ -69,6 +73,7 @@ class Frontswap(Attached[frontends.Frontswap, FrontswapOps]):
 class Cleancache(Attached[frontends.Cleancache, CleancacheOps]):
     """cleancache on the node at `target`: a victim cache of clean pages by (pool, key, index).
 
+    codec: how the node packs the pages, as for `Frontswap`.
     client_name, timeout, tls, token: as for `Client`.
     """
 
@@ -80,7 +85,9 @@ class Cleancache(Attached[frontends.Cleancache, CleancacheOps]):
         *,
         tls: TLS | None = None,
         token: str | os.PathLike[str] | None = None,
+        codec: str | None = None,
     ) -> None:
+        self._codec = _codec_text(codec)
         super().__init__(frontends.Cleancache(), target, client_name, timeout, tls, token)
 
     init_fs = locked(frontends.Cleancache.init_fs)
@@ -93,7 +100,7 @@ class Cleancache(Attached[frontends.Cleancache, CleancacheOps]):
     counters = locked(frontends.Cleancache.counters)
 
     def _new_ops(self, api: BackendGuard) -> CleancacheOps:
-        return frontends.TmemCleancacheOps(api)
+        return frontends.TmemCleancacheOps(api, self._codec)
 
     def _register(self, ops: CleancacheOps) -> None:
         self._frontend.register_ops(ops)
@@ -102,3 +109,10 @@ class Cleancache(Attached[frontends.Cleancache, CleancacheOps]):
         # The replay gives every mount a new pool: give the old ones back first.
         guard.release()
         self._register(ops)
+
+
+def _codec_text(codec: str | None) -> str | None:
+    """`codec` refused at once if it is no codec: the pool is made only once the node is
+    there, too late to tell the caller."""
+    checked = caller_codec(codec)
+    return None if checked is None else str(checked)

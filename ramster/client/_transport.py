@@ -18,8 +18,19 @@ import grpc
 
 from ramster.api.v1 import admin_pb2, tmem_pb2
 from ramster.client._config import ClientConfig
-from ramster.errors import FailedPrecondition, InternalError
-from ramster.page import compress_page, decompress_page
+from ramster.errors import FailedPrecondition, InternalError, NotFound
+from ramster.page import (
+    LZ4_CODEC,
+    NO_DICTIONARIES,
+    Codec,
+    Dictionaries,
+    PackedPage,
+    PageDictionary,
+    UnknownDictionary,
+    codec_of,
+    pack_page,
+    unpack_page,
+)
 from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 from ramster.tmem.quota import Quotas, Usage
@@ -33,6 +44,7 @@ from ramster.wire.messages import (
     node_state_of,
     oid_message,
     packed_encoding,
+    packed_of,
     quotas_of,
     usage_of,
 )
@@ -86,17 +98,26 @@ class Transport:
     # -- Tmem --------------------------------------------------------------------------------
 
     async def new_pool(
-        self, persistent: bool, shared_uuid: uuid.UUID | None, page_size: int
-    ) -> tuple[int, int]:
-        """The new pool's id and uid (the uid names it and no later pool of that id)."""
+        self,
+        persistent: bool,
+        shared_uuid: uuid.UUID | None,
+        page_size: int,
+        codec: Codec | None = None,
+    ) -> tuple[int, int, Codec]:
+        """The new pool's id, uid (the uid names it and no later pool of that id) and codec
+        (`codec`, None: the node's default)."""
         request = tmem_pb2.NewPoolRequest(
             client=self._config.client_name,
             persistent=persistent,
             shared_uuid=shared_uuid.bytes if shared_uuid is not None else b"",
             page_size=page_size,
+            codec=codec.name if codec is not None else "",
+            codec_level=codec.level if codec is not None else 0,
         )
         response = await self._unary("Tmem/NewPool", request, tmem_pb2.NewPoolResponse)
-        return response.pool_id, response.pool_uid
+        # A node from before codecs answers none: its pools are lz4.
+        chosen = codec_of(response.codec, response.codec_level) if response.codec else LZ4_CODEC
+        return response.pool_id, response.pool_uid, chosen
 
     async def destroy_pool(self, pool: int, uid: int) -> int:
         request = tmem_pb2.DestroyPoolRequest(
@@ -105,11 +126,15 @@ class Transport:
         response = await self._unary("Tmem/DestroyPool", request, tmem_pb2.DestroyPoolResponse)
         return response.pages_flushed
 
-    async def put_pages(self, pool: int, uid: int, pages: Sequence[Page]) -> list[bool]:
-        """Pages travel packed: compressed here, once, and stored by the node as they arrive,
-        in the lean batch form (`ramster.wire.batches`). `uid` (0: unchecked) must still name
-        the pool, here as in every call on a pool."""
-        packed = [_packed(data) for _, _, data in pages]
+    async def put_pages(
+        self, pool: int, uid: int, pages: Sequence[Page], codec: Codec | None = LZ4_CODEC
+    ) -> list[bool]:
+        """Pages travel packed: compressed here with the pool's `codec`, once, and stored by
+        the node as they arrive, in the lean batch form (`ramster.wire.batches`); `codec` None:
+        raw, for the node to pack. `uid` (0: unchecked) must still name the pool, here as in
+        every call on a pool."""
+        raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
+        packed = [(data, raw) if codec is None else _packed(data, codec) for _, _, data in pages]
         request = tmem_pb2.PutPageBatchRequest(
             client=self._config.client_name,
             pool_id=pool,
@@ -126,14 +151,24 @@ class Transport:
         return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
 
     async def get_pages(
-        self, pool: int, uid: int, keys: Sequence[Key], free: bool | None
+        self,
+        pool: int,
+        uid: int,
+        keys: Sequence[Key],
+        free: bool | None,
+        dictionaries: Dictionaries | None = None,
     ) -> list[bytes | None]:
+        """The pages of `keys`, None for a miss. With `dictionaries` (the pool's, as this client
+        knows them), pages packed with one of the pool's dictionaries come packed: one not known
+        yet is fetched once and kept there; a page whose dictionary the node no longer has is
+        lost, a miss."""
         request = tmem_pb2.GetPageBatchRequest(
             client=self._config.client_name,
             pool_id=pool,
             pool_uid=uid,
             keys=key_batch(keys),
             mode=GET_MODE_OF_FREE[free],
+            dictionaries=dictionaries is not None,
         )
         response = await self._unary("Tmem/GetPageBatch", request, tmem_pb2.GetPageBatchResponse)
         for field in (response.lengths, response.encodings):
@@ -144,13 +179,38 @@ class Transport:
                 f"Tmem/GetPageBatch answered lengths adding up to {sum(response.lengths)} "
                 f"bytes and {len(data)} bytes of data"
             )
-        same_filled = tmem_pb2.PAGE_ENCODING_SAME_FILLED
-        return [
-            decompress_page(data[start:end], encoding == same_filled, size) if end > start else None
-            for (start, end), encoding in zip(
-                spans(response.lengths), response.encodings, strict=True
-            )
+        cut = zip(spans(response.lengths), response.encodings, strict=True)
+        pages = [
+            None if end == start else _packed_page(data[start:end], encoding, size)
+            for (start, end), encoding in cut
         ]
+        known = dictionaries if dictionaries is not None else NO_DICTIONARIES
+        for dict_id in {p.dictionary for p in pages if isinstance(p, PackedPage)} - set(known):
+            if dictionaries is not None:  # else the node answered none: unknown, lost below
+                fetched = await self._dictionary(pool, uid, dict_id)
+                if fetched is not None:
+                    dictionaries[dict_id] = fetched
+        return [
+            page if not isinstance(page, PackedPage) else _unpacked(page, known) for page in pages
+        ]
+
+    async def _dictionary(self, pool: int, uid: int, dict_id: int) -> PageDictionary | None:
+        """Dictionary `dict_id` of the pool; None if the node has it no more."""
+        request = tmem_pb2.GetDictionaryRequest(
+            client=self._config.client_name, pool_id=pool, pool_uid=uid, dictionary=dict_id
+        )
+        try:
+            response = await self._unary(
+                "Tmem/GetDictionary", request, tmem_pb2.GetDictionaryResponse
+            )
+        except NotFound:
+            return None
+        dictionary = PageDictionary(response.dictionary)
+        if dictionary.dict_id != dict_id:
+            raise InternalError(
+                f"Tmem/GetDictionary answered dictionary {dictionary.dict_id} for {dict_id}"
+            )
+        return dictionary
 
     async def flush_pages(self, pool: int, uid: int, keys: Sequence[Key]) -> list[bool]:
         request = tmem_pb2.FlushPagesRequest(
@@ -248,8 +308,13 @@ class Transport:
         response = await self._unary("Admin/GetClients", request, admin_pb2.GetClientsResponse)
         return [usage_of(usage) for usage in response.clients]
 
-    async def create_export(self, name: str, size: int) -> ExportStatus:
-        request = admin_pb2.CreateExportRequest(name=name, size=size)
+    async def create_export(self, name: str, size: int, codec: Codec | None = None) -> ExportStatus:
+        request = admin_pb2.CreateExportRequest(
+            name=name,
+            size=size,
+            codec=codec.name if codec is not None else "",
+            codec_level=codec.level if codec is not None else 0,
+        )
         response = await self._unary("Admin/CreateExport", request, admin_pb2.CreateExportResponse)
         return export_of(response.export)
 
@@ -318,12 +383,30 @@ MAX_DRAIN_WAIT = 3600.0
 """How long a drain with the node's own timeout is waited for at most."""
 
 
-def _packed(data: bytes) -> tuple[bytes, tmem_pb2.PageEncoding]:
-    """A page's payload and its encoding on the wire."""
-    payload, same_filled = compress_page(data)
-    if len(payload) >= len(data):  # incompressible: raw is smaller, the node refuses it anyway
+def _packed_page(data: bytes, encoding: int, page_size: int) -> bytes | PackedPage:
+    """A page of a get's answer: packed, or its bytes (unpacked by the node, which holds the
+    dictionary it was packed with)."""
+    if encoding == tmem_pb2.PAGE_ENCODING_UNSPECIFIED:
+        if len(data) != page_size:
+            raise InternalError(f"a raw page of {len(data)} bytes answered, not {page_size}")
+        return data
+    return packed_of(data, encoding, page_size)
+
+
+def _unpacked(page: PackedPage, dictionaries: Dictionaries) -> bytes | None:
+    """`page` unpacked; None if its dictionary is not in `dictionaries`: lost, never wrong."""
+    try:
+        return unpack_page(page, dictionaries)
+    except UnknownDictionary:
+        return None
+
+
+def _packed(data: bytes, codec: Codec) -> tuple[bytes, tmem_pb2.PageEncoding]:
+    """A page's payload (packed with `codec`) and its encoding on the wire."""
+    packed = pack_page(data, codec)
+    if len(packed.payload) >= len(data):  # incompressible: raw is smaller, the node refuses it
         return data, tmem_pb2.PAGE_ENCODING_UNSPECIFIED
-    return payload, packed_encoding(same_filled)
+    return packed.payload, packed_encoding(packed)
 
 
 def _check_count(method: str, received: int, sent: int) -> None:

@@ -57,8 +57,14 @@ class TmemApi(Protocol):
     """Raw tmem on one node, as one client sees it (the client library's synchronous surface)."""
 
     def new_pool(
-        self, persistent: bool = False, shared_uuid: uuid.UUID | None = None, page_size: int = 4096
-    ) -> int: ...
+        self,
+        persistent: bool = False,
+        shared_uuid: uuid.UUID | None = None,
+        page_size: int = 4096,
+        codec: str | None = None,
+    ) -> int:
+        """A new pool; `codec`: ``lz4``, ``zstd`` or ``zstd:LEVEL``, None the node's default."""
+        ...
 
     def put(self, pool: int, oid: OidLike, index: int, data: bytes) -> bool: ...
 

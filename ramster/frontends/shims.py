@@ -27,10 +27,12 @@ SWIZ_MASK = (1 << SWIZ_BITS) - 1
 
 
 class TmemCleancacheOps:
-    """cleancache ops over `api`: one ephemeral pool per mounted fs."""
+    """cleancache ops over `api`: one ephemeral pool per mounted fs, packed with `codec`
+    (``lz4``, ``zstd``, ``zstd:LEVEL``; None: the backend's default)."""
 
-    def __init__(self, api: TmemApi) -> None:
+    def __init__(self, api: TmemApi, codec: str | None = None) -> None:
         self._api = api
+        self.codec = codec
 
     def __repr__(self) -> str:
         return f"<TmemCleancacheOps over {self._api!r}>"
@@ -44,7 +46,7 @@ class TmemCleancacheOps:
     def _new_pool(self, shared_uuid: uuid.UUID | None, page_size: int) -> int:
         try:
             return self._api.new_pool(
-                persistent=False, shared_uuid=shared_uuid, page_size=page_size
+                persistent=False, shared_uuid=shared_uuid, page_size=page_size, codec=self.codec
             )
         except RamsterError as exc:
             # A refused pool turns cleancache off for this fs only, as a negative id does.
@@ -70,14 +72,20 @@ class TmemCleancacheOps:
 
 class TmemFrontswapOps:
     """frontswap ops over `api`: one persistent pool of `page_size` pages for every swap area,
-    created by the first `init`. With `exclusive_gets` a load frees the stored page."""
+    created by the first `init`, packed with `codec` (as `TmemCleancacheOps`'). With
+    `exclusive_gets` a load frees the stored page."""
 
     def __init__(
-        self, api: TmemApi, exclusive_gets: bool = True, page_size: int = DEFAULT_PAGE_SIZE
+        self,
+        api: TmemApi,
+        exclusive_gets: bool = True,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        codec: str | None = None,
     ) -> None:
         self._api = api
         self.exclusive_gets = exclusive_gets
         self.page_size = page_size
+        self.codec = codec
         self._pool: int | None = None
 
     def __repr__(self) -> str:
@@ -90,7 +98,9 @@ class TmemFrontswapOps:
         if self._pool is not None:
             return
         try:
-            self._pool = self._api.new_pool(persistent=True, page_size=self.page_size)
+            self._pool = self._api.new_pool(
+                persistent=True, page_size=self.page_size, codec=self.codec
+            )
         except RamsterError as exc:
             # As zcache: without a pool every store fails, so the swap layer keeps the pages;
             # the next init tries again.

@@ -32,6 +32,7 @@ from ramster.errors import InvalidArgument, NotFound, ResourceExhausted, shown
 from ramster.nbd.handshake import ExportInfo
 from ramster.nbd.spill import PAGE, Spill
 from ramster.nbd.volume import Volume
+from ramster.page import LZ4_CODEC, Codec
 from ramster.state import ExportStatus
 from ramster.tiered import TieredTmem
 from ramster.tmem.keys import EXPORT_PREFIX, U32_MAX, owner_name
@@ -71,8 +72,9 @@ class NodeExports:
     def __repr__(self) -> str:
         return f"<NodeExports {sorted(self._exports)} spill={self._spill!r}>"
 
-    def create(self, name: str, size: int, owner: str) -> ExportStatus:
-        """A new export `name` of `size` bytes owned by `owner`."""
+    def create(self, name: str, size: int, owner: str, codec: Codec = LZ4_CODEC) -> ExportStatus:
+        """A new export `name` of `size` bytes owned by `owner`, its pages packed with
+        `codec`."""
         check_name("name", name)
         if not 0 < size <= MAX_EXPORT_SIZE or size % PAGE:
             raise InvalidArgument.field(
@@ -84,7 +86,14 @@ class NodeExports:
             raise ResourceExhausted(f"this node serves {MAX_EXPORTS} exports, its maximum")
         client = export_client(owner, name)
         volume = Volume(
-            size, client, self._next_uid, self._backend, self._tiered, self._spill, self._counters
+            size,
+            client,
+            self._next_uid,
+            self._backend,
+            self._tiered,
+            self._spill,
+            self._counters,
+            codec,
         )
         self._next_uid += 1
         export = self._exports[name] = _Export(name, owner, volume)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from ramster.backend import Backend
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import PAGE, Spill
-from ramster.page import PackedPage, unpack_page
+from ramster.page import LZ4_CODEC, Codec, PackedPage, unpack_page
 from ramster.tiered import TieredTmem
 from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
 from ramster.tmem.table import PageData
@@ -48,7 +48,7 @@ OID: Oid = (0, 0, 0)
 ZERO_PAGE = bytes(PAGE)
 PACKED_ZERO = PackedPage(b"\x00", same_filled=True, page_size=PAGE)
 SPEC = PoolSpec(persistent=True, page_size=PAGE)
-"""The pool of every export."""
+"""The pool of every export, with the codec it asks for."""
 TRIM_BATCH = 8192
 """Pages flushed per step of a TRIM: a long one yields to other requests between steps."""
 
@@ -77,13 +77,15 @@ class Volume:
         tiered: TieredTmem,
         spill: Spill | None,
         counters: dict[str, int],
+        codec: Codec = LZ4_CODEC,
     ) -> None:
         self._size = size
+        self._spec = replace(SPEC, codec=codec)
         self._backend = backend
         self._tiered = tiered
         self._spill = spill
         self._counters = counters
-        pool_id, _ = tiered.new_pool(client, SPEC)
+        pool_id, _ = tiered.new_pool(client, self._spec)
         self._place = Place(client, pool_id, backend.generation, uid)
         self._closed = False
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
@@ -100,7 +102,7 @@ class Volume:
         place = self._place
         generation = self._backend.generation
         if generation != place.generation:
-            pool_id, _ = self._tiered.new_pool(place.client, SPEC)
+            pool_id, _ = self._tiered.new_pool(place.client, self._spec)
             place = self._place = replace(place, pool_id=pool_id, generation=generation)
         return place
 

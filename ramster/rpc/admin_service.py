@@ -23,6 +23,7 @@ from ramster.nbd.exports import NodeExports
 from ramster.params import MAX_QUOTA
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
+from ramster.rpc.convert import pool_codec
 from ramster.state import StateFeed
 from ramster.trust.identity import owner_identity
 from ramster.wire.messages import (
@@ -186,7 +187,10 @@ class AdminService:
     ) -> admin_pb2.CreateExportResponse:
         self._backend.require()
         _log_change(f"export create {shown(request.name)} of {request.size} bytes")
-        status = self._exports.create(request.name, request.size, str(current_caller().identity))
+        codec = pool_codec(request.codec, request.codec_level, self._backend.params.codec)
+        status = self._exports.create(
+            request.name, request.size, str(current_caller().identity), codec
+        )
         return admin_pb2.CreateExportResponse(export=export_message(status))
 
     async def list_exports(

@@ -13,12 +13,21 @@ from collections.abc import Sequence
 
 from ramster.api.v1 import tmem_pb2
 from ramster.errors import InvalidArgument
-from ramster.page import DEFAULT_PAGE_SIZE, PackedPage, check_packed
+from ramster.page import (
+    DEFAULT_PAGE_SIZE,
+    NO_DICTIONARIES,
+    Codec,
+    Dictionaries,
+    PackedPage,
+    Readable,
+    check_packed,
+    codec_of,
+)
 from ramster.tmem import Oid, PoolSpec, PutOutcome, Rejected, RejectReason
 from ramster.tmem.table import PageData
 from ramster.wire.batches import spans
 from ramster.wire.limits import MAX_BATCH
-from ramster.wire.messages import oid_of, packed_encoding
+from ramster.wire.messages import oid_of, packed_encoding, packed_of
 
 PUT_STATUS_OF_REASON = {
     RejectReason.COMPRESS_POOR: tmem_pb2.PUT_STATUS_COMPRESS_POOR,
@@ -40,7 +49,8 @@ def batch_size(field: str, count: int) -> None:
         raise InvalidArgument(f"{field} count {count} exceeds the batch limit {MAX_BATCH}", field)
 
 
-def pool_spec(request: tmem_pb2.NewPoolRequest) -> PoolSpec:
+def pool_spec(request: tmem_pb2.NewPoolRequest, default_codec: Codec) -> PoolSpec:
+    """The pool a NewPool asks for; `default_codec` (the node's) unless it names one."""
     shared: uuid.UUID | None = None
     if request.shared_uuid:
         if len(request.shared_uuid) != 16:
@@ -52,7 +62,19 @@ def pool_spec(request: tmem_pb2.NewPoolRequest) -> PoolSpec:
         persistent=request.persistent,
         shared_uuid=shared,
         page_size=request.page_size or DEFAULT_PAGE_SIZE,
+        codec=pool_codec(request.codec, request.codec_level, default_codec),
     )
+
+
+def pool_codec(name: str, level: int, default: Codec) -> Codec:
+    """The codec named `name` at `level` (fields codec, codec_level); `default` if unnamed."""
+    if name:
+        return codec_of(name, level)
+    if level:
+        raise InvalidArgument.field(
+            "codec_level", level, "0 when codec is empty (the node's default codec)"
+        )
+    return default
 
 
 def keys_of(keys: Sequence[tmem_pb2.PageKey]) -> list[tuple[Oid, int]]:
@@ -64,6 +86,7 @@ PUT_ENCODINGS = (
     tmem_pb2.PAGE_ENCODING_UNSPECIFIED,
     tmem_pb2.PAGE_ENCODING_LZ4,
     tmem_pb2.PAGE_ENCODING_SAME_FILLED,
+    tmem_pb2.PAGE_ENCODING_ZSTD,
 )
 """What a client's page may travel as."""
 
@@ -104,14 +127,16 @@ def packed_page(
     page_size: int,
     field: str,
     encodings: Sequence[int] = PACKED_ENCODINGS,
+    dictionaries: Dictionaries | None = NO_DICTIONARIES,
 ) -> PackedPage:
     """A packed page of a put (a client's or a peer's) if it is exactly one page of `page_size`
-    bytes; `encodings` are those the caller may send, named in a refusal.
+    bytes; `encodings` are those the caller may send, named in a refusal; `dictionaries` those
+    a zstd frame may name (`check_packed`).
 
-    Every encoding states or implies its length: an lz4 block by what it decodes to, a
-    same-filled page, one fill byte, only by `length`, which it must state. A stated `length`
-    (0: unstated) must be `page_size`, and is checked first, so no block is decoded into a
-    buffer the caller chose."""
+    Every encoding states or implies its length: an lz4 block or a zstd frame by what it
+    decodes to (a frame states it, and is checked against it first), a same-filled page, one
+    fill byte, only by `length`, which it must state. A stated `length` (0: unstated) must be
+    `page_size`, and is checked first, so no block is decoded into a buffer the caller chose."""
     if encoding not in PACKED_ENCODINGS:
         names = [tmem_pb2.PageEncoding.Name(e) for e in encodings]
         expected = f"{', '.join(names[:-1])} or {names[-1]}"
@@ -124,7 +149,7 @@ def packed_page(
             f"the pool page_size {page_size}",
             f"{field}.length",
         )
-    return check_packed(PackedPage(data, same_filled, page_size), f"{field}.data")
+    return check_packed(packed_of(data, encoding, page_size), f"{field}.data", dictionaries)
 
 
 def _check_stated_length(length: int, page_size: int, field: str) -> None:
@@ -198,29 +223,38 @@ def check_entries(field: str, entries: int, count: int, other: str = "", per: st
         )
 
 
-def packed_response(
-    pages: Sequence[PackedPage | None], page_size: int
-) -> tmem_pb2.GetPagesResponse:
-    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
+def packed_response(pages: Sequence[Readable], page_size: int) -> tmem_pb2.GetPagesResponse:
+    """The answer to a get of packed pages: each as stored, or unpacked (`Readable`)."""
     return tmem_pb2.GetPagesResponse(
         found=[page is not None for page in pages],
-        data=[page.payload if page is not None else b"" for page in pages],
-        encodings=[raw if page is None else packed_encoding(page.same_filled) for page in pages],
+        data=[_data(page) for page in pages],
+        encodings=[_encoding(page) for page in pages],
         page_size=page_size,
     )
 
 
-def batch_response(
-    pages: Sequence[PackedPage | None], page_size: int
-) -> tmem_pb2.GetPageBatchResponse:
+def batch_response(pages: Sequence[Readable], page_size: int) -> tmem_pb2.GetPageBatchResponse:
     """The lean answer to a get: the pages found one after another, a miss of length 0."""
-    raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
+    data = [_data(page) for page in pages]
     return tmem_pb2.GetPageBatchResponse(
-        data=b"".join(page.payload for page in pages if page is not None),
-        lengths=[len(page.payload) if page is not None else 0 for page in pages],
-        encodings=[raw if page is None else packed_encoding(page.same_filled) for page in pages],
+        data=b"".join(data),
+        lengths=[len(part) for part in data],
+        encodings=[_encoding(page) for page in pages],
         page_size=page_size,
     )
+
+
+def _data(page: Readable) -> bytes:
+    if page is None:
+        return b""
+    return page if isinstance(page, bytes) else page.payload
+
+
+def _encoding(page: Readable) -> tmem_pb2.PageEncoding:
+    """A miss and an unpacked page travel as PAGE_ENCODING_UNSPECIFIED (a miss has length 0)."""
+    if page is None or isinstance(page, bytes):
+        return tmem_pb2.PAGE_ENCODING_UNSPECIFIED
+    return packed_encoding(page)
 
 
 def free_of(mode: int) -> bool | None:

@@ -80,8 +80,10 @@ def foreign_page(
     if encoding == tmem_pb2.PAGE_ENCODING_SEALED:
         packed = _sealed_page(data, page_size, field)
     else:
+        # A zstd frame made with one of the origin's dictionaries: only its header can be
+        # checked here (`check_packed`); its checksum still guards it for the origin.
         packed = convert.packed_page(
-            data, encoding, page_size, page_size, field, convert.PEER_ENCODINGS
+            data, encoding, page_size, page_size, field, convert.PEER_ENCODINGS, None
         )
     return ForeignPage(
         pool_uid=pool_uid,

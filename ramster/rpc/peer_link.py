@@ -29,7 +29,7 @@ from ramster.tmem.pool import PoolRecord
 from ramster.trust.seal import OriginSeal, SealBroken
 from ramster.wire.calls import M, Message, stream_call, unary_call
 from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS, OWN_CONNECTIONS
-from ramster.wire.messages import oid_message, packed_encoding
+from ramster.wire.messages import oid_message, packed_encoding, packed_of
 from ramster.wire.peer_messages import (
     Answered,
     batch_answers,
@@ -183,7 +183,6 @@ class PeerLink:
             request = get_request(self._origin, refs)
             response = await self._call("GetPages", request, peer_pb2.PeerGetResponse, timeout)
             rows = page_answers(response)
-        same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
         answers: list[tuple[PackedPage, int] | None] = []
         for ref, row in zip(refs, rows, strict=True):
             if row is None:
@@ -192,7 +191,7 @@ class PeerLink:
             data, encoding, version, checksum = row
             page = None
             if crc32(data) == checksum:
-                page = self._opened(ref, version, data, encoding == same)
+                page = self._opened(ref, version, data, encoding)
             if page is None:
                 self.corrupt_pages += 1
                 log.warning("node %d sent a corrupt copy of %s/%d", self.number, ref.oid, ref.index)
@@ -205,15 +204,15 @@ class PeerLink:
         page = shipment.page
         if self._seal is not None:
             return self._seal.seal(shipment, page), tmem_pb2.PAGE_ENCODING_SEALED
-        return page.payload, packed_encoding(page.same_filled)
+        return page.payload, packed_encoding(page)
 
     def _opened(
-        self, ref: RemoteRef, version: int, data: bytes, same_filled: bool
+        self, ref: RemoteRef, version: int, data: bytes, encoding: int
     ) -> PackedPage | None:
         """The page a holder answered for `ref` (at `version`), opened if this node seals its
         pages; None if it does not open: another page, version or key, or damage."""
         if self._seal is None:
-            return PackedPage(data, same_filled, ref.page_size)
+            return packed_of(data, encoding, ref.page_size)
         at = PageVersion(ref.pool_uid, ref.oid, ref.index, version)
         try:
             return self._seal.open(at, data, ref.page_size)

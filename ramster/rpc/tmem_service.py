@@ -20,12 +20,12 @@ import grpc
 from ramster.api.v1 import tmem_pb2
 from ramster.errors import ResourceExhausted
 from ramster.expiry import ClientSessions
-from ramster.page import PackedPage, unpack_page
+from ramster.page import Readable, unpack_page
 from ramster.rpc import convert
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import Call, service, unary, unary_watched
 from ramster.tiered import TieredTmem
-from ramster.tmem import Hit, Oid
+from ramster.tmem import Oid
 from ramster.tmem.keys import owner_name
 from ramster.wire.limits import MAX_MESSAGE, check_client_name
 from ramster.wire.messages import oid_of
@@ -77,6 +77,11 @@ class TmemService:
                 "FlushObjects": unary(
                     "Tmem/FlushObjects", self.flush_objects, tmem_pb2.FlushObjectsRequest.FromString
                 ),
+                "GetDictionary": unary(
+                    "Tmem/GetDictionary",
+                    self.get_dictionary,
+                    tmem_pb2.GetDictionaryRequest.FromString,
+                ),
                 "KeepAlive": unary(
                     "Tmem/KeepAlive", self.keep_alive, tmem_pb2.KeepAliveRequest.FromString
                 ),
@@ -85,11 +90,13 @@ class TmemService:
 
     async def new_pool(self, request: tmem_pb2.NewPoolRequest) -> tmem_pb2.NewPoolResponse:
         self._tiered.check_serving()
-        spec = convert.pool_spec(request)
+        spec = convert.pool_spec(request, self._tiered.default_codec)
         client = self._client(request.client)
         pool_id, uid = self._tiered.new_pool(client, spec)
         self._sessions.seen(client)  # its first pool: from now on it has a session
-        return tmem_pb2.NewPoolResponse(pool_id=pool_id, pool_uid=uid)
+        return tmem_pb2.NewPoolResponse(
+            pool_id=pool_id, pool_uid=uid, codec=spec.codec.name, codec_level=spec.codec.level
+        )
 
     async def destroy_pool(
         self, request: tmem_pb2.DestroyPoolRequest
@@ -141,7 +148,7 @@ class TmemService:
         def keys() -> list[tuple[Oid, int]]:
             return convert.keys_of_batch(request.keys)
 
-        return await self._get(request, keys, call, convert.batch_response)
+        return await self._get(request, keys, call, convert.batch_response, request.dictionaries)
 
     async def _get(
         self,
@@ -149,6 +156,7 @@ class TmemService:
         keys_of: Callable[[], list[tuple[Oid, int]]],
         call: Call,
         answer: Answer[R],
+        dictionaries_ok: bool = False,
     ) -> R:
         """A get of the request's keys (`keys_of` reads them once the pool and mode passed),
         answered as `answer` builds it, refused before anything is freed if that is too large
@@ -158,10 +166,14 @@ class TmemService:
         spec = self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         free = convert.free_of(request.mode)
         got = await self._tiered.get(client, request.pool_id, keys_of(), free)
-        response = _fitting(answer, got.hits, spec.page_size)
+        pages = self._tiered.readable(got.hits, spec, got.pool_uid, dictionaries_ok)
+        response = _fitting(answer, pages, spec.page_size)
         hits = self._tiered.deliver(got, call.alive)
         if hits != got.hits:  # another get took some meanwhile: those are misses here
-            response = _fitting(answer, hits, spec.page_size)
+            pages = [
+                page if hit is not None else None for page, hit in zip(pages, hits, strict=True)
+            ]
+            response = _fitting(answer, pages, spec.page_size)
         return response
 
     async def flush_pages(self, request: tmem_pb2.FlushPagesRequest) -> tmem_pb2.FlushPagesResponse:
@@ -183,6 +195,16 @@ class TmemService:
         flushed = self._tiered.flush_objects(client, request.pool_id, oids)
         return tmem_pb2.FlushObjectsResponse(flushed=flushed)
 
+    async def get_dictionary(
+        self, request: tmem_pb2.GetDictionaryRequest
+    ) -> tmem_pb2.GetDictionaryResponse:
+        self._tiered.check_serving()
+        client = self._client(request.client)
+        data = self._tiered.dictionary(
+            client, request.pool_id, request.pool_uid, request.dictionary
+        )
+        return tmem_pb2.GetDictionaryResponse(dictionary=data)
+
     async def keep_alive(self, request: tmem_pb2.KeepAliveRequest) -> tmem_pb2.KeepAliveResponse:
         """Answered whatever the backend does: a session outlives a node's recovery."""
         self._client(request.client)
@@ -198,26 +220,27 @@ class TmemService:
 
 GetRequest = tmem_pb2.GetPagesRequest | tmem_pb2.GetPageBatchRequest
 R = TypeVar("R", tmem_pb2.GetPagesResponse, tmem_pb2.GetPageBatchResponse)
-Answer = Callable[[Sequence[PackedPage | None], int], R]
+Answer = Callable[[Sequence[Readable], int], R]
 """How a get's answer is built from its pages (None: a miss) and the pool's page size."""
 
 
-def _unpacked_response(
-    pages: Sequence[PackedPage | None], page_size: int
-) -> tmem_pb2.GetPagesResponse:
+def _unpacked_response(pages: Sequence[Readable], page_size: int) -> tmem_pb2.GetPagesResponse:
     return tmem_pb2.GetPagesResponse(
         found=[page is not None for page in pages],
-        data=[unpack_page(page) if page is not None else b"" for page in pages],
+        data=[
+            b"" if page is None else page if isinstance(page, bytes) else unpack_page(page)
+            for page in pages
+        ],
     )
 
 
-def _fitting(answer: Answer[R], hits: list[Hit | None], page_size: int) -> R:
+def _fitting(answer: Answer[R], pages: Sequence[Readable], page_size: int) -> R:
     """The answer to a get, refused before anything is freed if it is too large to send."""
-    response = answer([hit.page if hit is not None else None for hit in hits], page_size)
+    response = answer(pages, page_size)
     size = response.ByteSize()
     if size > MAX_MESSAGE:
         raise ResourceExhausted(
-            f"the answer to {len(hits)} keys is {size} bytes, more than one message holds "
+            f"the answer to {len(pages)} keys is {size} bytes, more than one message holds "
             f"({MAX_MESSAGE}): ask for fewer keys (no page was freed)"
         )
     return response

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from ramster.errors import InvalidArgument
-from ramster.page import DEFAULT_PAGE_SIZE, check_page_size
+from ramster.page import DEFAULT_PAGE_SIZE, LZ4_CODEC, Codec, check_page_size
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
@@ -73,11 +73,13 @@ class PoolSpec:
     persistent: pages stay until flushed (frontswap) instead of being evictable (cleancache).
     shared_uuid: None for a private pool; a UUID names a shared pool, the same for every client.
     page_size: bytes per page, a power of two in 512..65536 (default 4096).
+    codec: how the node packs the pool's pages (`ramster.page.Codec`, default lz4).
     """
 
     persistent: bool = False
     shared_uuid: uuid.UUID | None = None
     page_size: int = DEFAULT_PAGE_SIZE
+    codec: Codec = LZ4_CODEC
 
     def __post_init__(self) -> None:
         check_page_size(self.page_size)
@@ -91,7 +93,8 @@ class PoolSpec:
     def describe(self) -> str:
         kind = "persistent" if self.persistent else "ephemeral"
         share = f"shared {self.shared_uuid}" if self.shared_uuid else "private"
-        return f"{kind} {share} page_size={self.page_size}"
+        codec = "" if self.codec == LZ4_CODEC else f" codec={self.codec}"
+        return f"{kind} {share} page_size={self.page_size}{codec}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from ramster.page import LZ4_CODEC, parse_codec
 from ramster.tmem.elsewhere import Elsewhere
 from ramster.tmem.host import Tmem
 from ramster.tmem.keys import OidLike, PoolSpec
@@ -25,9 +26,15 @@ class LocalClient:
         return f"<LocalClient {self.name!r} of {self._tmem!r}>"
 
     def new_pool(
-        self, persistent: bool = False, shared_uuid: uuid.UUID | None = None, page_size: int = 4096
+        self,
+        persistent: bool = False,
+        shared_uuid: uuid.UUID | None = None,
+        page_size: int = 4096,
+        codec: str | None = None,
     ) -> int:
-        spec = PoolSpec(persistent=persistent, shared_uuid=shared_uuid, page_size=page_size)
+        """A new pool; `codec` as people write it (`parse_codec`), None: lz4."""
+        packing = parse_codec(codec) if codec is not None else LZ4_CODEC
+        spec = PoolSpec(persistent, shared_uuid, page_size, packing)
         return self._tmem.new_pool(self.name, spec)
 
     def put(self, pool: int, oid: OidLike, index: int, data: bytes) -> bool:

@@ -3,7 +3,7 @@
 A page store turns page bytes into a *slot*, an int the tmem core keeps in its object index,
 and back. It owns admission, its memory budget and eviction; the tmem core owns keys, pools and
 the rules of put/get/flush. When a store evicts, it hands back the *backrefs* the core gave it
-so the core can forget those keys. Implementations: `ramster.zcache.ZCache` (lz4, the real
+so the core can forget those keys. Implementations: `ramster.zcache.ZCache` (compressed, the real
 one) and `ramster.zcache.PlainStore` (uncompressed reference). Both pass one contract suite.
 """
 
@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from ramster.page import PackedPage
+from ramster.page import LZ4_CODEC, Codec, PackedPage
 
 NO_EVICTIONS: tuple[int, ...] = ()
 
@@ -55,9 +55,13 @@ class PageStore(Protocol):
         version: int,
         backref: int,
         remotable: bool = True,
+        codec: Codec = LZ4_CODEC,
+        pool_uid: int = 0,
     ) -> Created | Rejected:
-        """Store one page, raw or packed. `backref` is returned if the page is evicted later;
-        a `remotable` page (this node's own) may later be taken for shipping to a peer."""
+        """Store one page, raw (packed with `codec`, its pool's, and the dictionary the store
+        trained for pool `pool_uid`, if any) or packed. `backref` is returned if the page is
+        evicted later; a `remotable` page (this node's own) may later be taken for shipping to a
+        peer."""
         ...
 
     def read(self, slot: int, page_size: int) -> bytes:
@@ -101,4 +105,8 @@ class PageStore(Protocol):
 
     def counters(self) -> dict[str, int]:
         """The store's counters by their kernel names."""
+        ...
+
+    def forget_pool(self, pool_uid: int) -> None:
+        """Pool `pool_uid` is gone (its pages freed): drop what the store kept for it."""
         ...

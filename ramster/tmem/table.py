@@ -256,6 +256,7 @@ class PageTable(Generic[ElsewhereT]):
         self.elsewhere.forget_pool(pool)
         for obj in list(pool.objects.values()):
             self._free_local(obj)
+        self.store.forget_pool(pool.uid)
         if pool.account is not None:
             self.accounts.close(pool.account)
             pool.account = None
@@ -344,6 +345,8 @@ class PageTable(Generic[ElsewhereT]):
             version,
             (obj.obj_id << INDEX_BITS) | index,
             remotable=remotable,
+            codec=obj.pool.spec.codec,
+            pool_uid=obj.pool.uid,
         )
         if outcome.evicted:
             self._forget(outcome.evicted, keep=obj)

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from nodemanager.keys import abbreviated, check_node_name
 from ramster.errors import InvalidArgument, RamsterError
-from ramster.page import PackedPage
+from ramster.page import ZSTD as ZSTD_CODEC
+from ramster.page import PackedPage, zstd_dictionary_id
 from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PageVersion, as_oid, check_index
 
 KEY_BYTES = 32
@@ -48,7 +49,9 @@ AAD_BYTES = _AAD.size
 
 LZ4 = b"L"
 SAME_FILLED = b"S"
+ZSTD = b"Z"
 """The first byte of a sealed page's plaintext: how the rest is packed."""
+KINDS = (LZ4, SAME_FILLED, ZSTD)
 
 
 class SealBroken(RamsterError):
@@ -124,7 +127,7 @@ class OriginSeal:
 
     def seal(self, at: PageVersion, page: PackedPage) -> bytes:
         """`page` sealed for the place `at`: `OVERHEAD` + 1 bytes more than its payload."""
-        inner = (SAME_FILLED if page.same_filled else LZ4) + page.payload
+        inner = _kind(page) + page.payload
         return self._seal.seal(inner, self._aad(at))
 
     def open(self, at: PageVersion, sealed: bytes, page_size: int) -> PackedPage:
@@ -132,10 +135,13 @@ class OriginSeal:
         `sealed` is anything else."""
         inner = self._seal.open(sealed, self._aad(at))
         kind, payload = inner[:1], inner[1:]
-        if kind not in (LZ4, SAME_FILLED):  # only a key holder could seal this: still refused
+        if kind not in KINDS:  # only a key holder could seal this: still refused
             raise SealBroken(
-                f"sealed page holds encoding {kind!r}: expected an lz4 block or a fill"
+                f"sealed page holds encoding {kind!r}: expected an lz4 block, a zstd frame or "
+                "a fill"
             )
+        if kind == ZSTD:
+            return PackedPage(payload, False, page_size, ZSTD_CODEC, zstd_dictionary_id(payload))
         return PackedPage(payload, kind == SAME_FILLED, page_size)
 
     def _aad(self, at: PageVersion) -> bytes:
@@ -147,3 +153,10 @@ class OriginSeal:
         return _AAD.pack(
             AAD_TAG, self._origin, at.pool_uid, oid[0], oid[1], oid[2], at.index, at.version
         )
+
+
+def _kind(page: PackedPage) -> bytes:
+    """The first byte of `page`'s sealed plaintext."""
+    if page.same_filled:
+        return SAME_FILLED
+    return ZSTD if page.codec == ZSTD_CODEC else LZ4

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ramster.api.v1 import admin_pb2, tmem_pb2
+from ramster.page import ZSTD, PackedPage, zstd_dictionary_id
 from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 from ramster.tmem.quota import Quotas, Usage
@@ -29,9 +30,19 @@ def key_messages(keys: Sequence[tuple[Oid, int]]) -> list[tmem_pb2.PageKey]:
     return [tmem_pb2.PageKey(oid=oid_message(oid), index=index) for oid, index in keys]
 
 
-def packed_encoding(same_filled: bool) -> tmem_pb2.PageEncoding:
-    """How a packed page travels: its one repeated byte, or an lz4 block."""
-    return tmem_pb2.PAGE_ENCODING_SAME_FILLED if same_filled else tmem_pb2.PAGE_ENCODING_LZ4
+def packed_encoding(page: PackedPage) -> tmem_pb2.PageEncoding:
+    """How a packed page travels: its one repeated byte, an lz4 block or a zstd frame."""
+    if page.same_filled:
+        return tmem_pb2.PAGE_ENCODING_SAME_FILLED
+    return tmem_pb2.PAGE_ENCODING_ZSTD if page.codec == ZSTD else tmem_pb2.PAGE_ENCODING_LZ4
+
+
+def packed_of(data: bytes, encoding: int, page_size: int) -> PackedPage:
+    """The packed page `data` in `encoding` (LZ4, ZSTD or SAME_FILLED) holds, not checked: a
+    zstd frame names its dictionary in its header."""
+    if encoding == tmem_pb2.PAGE_ENCODING_ZSTD:
+        return PackedPage(data, False, page_size, ZSTD, zstd_dictionary_id(data))
+    return PackedPage(data, encoding == tmem_pb2.PAGE_ENCODING_SAME_FILLED, page_size)
 
 
 def node_state_message(state: NodeState) -> admin_pb2.NodeState:

@@ -17,7 +17,7 @@ from zlib import crc32
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InternalError, InvalidArgument
-from ramster.page import PackedPage, check_page_size
+from ramster.page import LZ4, PackedPage, check_page_size, codec_of
 from ramster.remote.handles import RemoteRef, Shipment
 from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
@@ -62,7 +62,7 @@ def get_response(answers: Sequence[tuple[PackedPage, int] | None]) -> peer_pb2.P
     return peer_pb2.PeerGetResponse(
         found=[a is not None for a in answers],
         data=[a[0].payload if a is not None else b"" for a in answers],
-        encodings=[packed_encoding(a[0].same_filled) if a is not None else raw for a in answers],
+        encodings=[packed_encoding(a[0]) if a is not None else raw for a in answers],
         versions=[a[1] if a is not None else 0 for a in answers],
         checksums=[crc32(a[0].payload) if a is not None else 0 for a in answers],
     )
@@ -128,7 +128,7 @@ def get_batch_response(
     return peer_pb2.PeerGetBatchResponse(
         data=b"".join(a[0].payload for a in answers if a is not None),
         lengths=[len(a[0].payload) if a is not None else 0 for a in answers],
-        encodings=[packed_encoding(a[0].same_filled) if a is not None else raw for a in answers],
+        encodings=[packed_encoding(a[0]) if a is not None else raw for a in answers],
         versions=[a[1] if a is not None else 0 for a in answers],
         checksums=[crc32(a[0].payload) if a is not None else 0 for a in answers],
     )
@@ -165,6 +165,8 @@ def pool_record_message(record: PoolRecord) -> peer_pb2.PoolRecord:
         persistent=spec.persistent,
         page_size=spec.page_size,
         shared_uuid=spec.shared_uuid.bytes if spec.shared_uuid is not None else b"",
+        codec=spec.codec.name,
+        codec_level=spec.codec.level,
     )
 
 
@@ -176,8 +178,13 @@ def pool_record_of(message: peer_pb2.PoolRecord, field: str = "pools") -> PoolRe
             f"{field}.shared_uuid", message.shared_uuid.hex(), "0 or 16 bytes"
         )
     shared = uuid.UUID(bytes=message.shared_uuid) if message.shared_uuid else None
+    # A record of a node from before codecs names none: its pools were lz4.
+    codec = codec_of(message.codec or LZ4, message.codec_level, f"{field}.codec")
     spec = PoolSpec(
-        message.persistent, shared, check_page_size(message.page_size, f"{field}.page_size")
+        message.persistent,
+        shared,
+        check_page_size(message.page_size, f"{field}.page_size"),
+        codec,
     )
     owner = check_client_name(message.client, f"{field}.client", MAX_OWNER_NAME)
     return PoolRecord(message.pool, owner, message.pool_id, spec)

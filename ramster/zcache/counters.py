@@ -28,3 +28,11 @@ class ZcacheCounters:
     pers_ate_eph_failed: int = 0
     zero_filled_pages: int = 0
     same_filled_pages: int = 0
+    # This node's own pages by codec (not same-filled, not held for peers): pages, their bytes
+    # packed and unpacked, for bytes per page and the ratio of each codec.
+    lz4_zpages: int = 0
+    lz4_zbytes: int = 0
+    lz4_bytes: int = 0
+    zstd_zpages: int = 0
+    zstd_zbytes: int = 0
+    zstd_bytes: int = 0

@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass
 
 from ramster.errors import InvalidArgument
-from ramster.page import PackedPage, pack_page, unpack_page
+from ramster.page import LZ4_CODEC, Codec, PackedPage, pack_page, unpack_page
 from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
 from ramster.units import format_size
 from ramster.zcache.eviction import evict_for
@@ -57,7 +57,10 @@ class PlainStore:
         version: int,
         backref: int,
         remotable: bool = True,
+        codec: Codec = LZ4_CODEC,
+        pool_uid: int = 0,
     ) -> Created | Rejected:
+        del codec, pool_uid  # pages are kept unpacked
         if isinstance(data, PackedPage):
             data = unpack_page(data)
         cost = len(data) + PLAIN_PAGE_BYTES
@@ -108,6 +111,9 @@ class PlainStore:
             return None
         self._used += nbytes
         return tuple(made)
+
+    def forget_pool(self, pool_uid: int) -> None:
+        """Nothing is kept per pool."""
 
     def counters(self) -> dict[str, int]:
         persistent = sum(page.persistent for page in self._pages.values())

@@ -1,6 +1,7 @@
 """`ZCache`: the compressed page store of a node (docs/design.md §4, reference §A4).
 
-Pages are compressed once with lz4 (same-filled pages kept as one byte), admitted or refused by
+Pages are compressed once with their pool's codec, lz4 or zstd (same-filled pages kept as one
+byte; a page that arrives packed is kept as it came), admitted or refused by
 the zcache policy, and held in a slot table: flat arrays of flags, versions and backrefs beside a
 list of payloads. The budget counts real bytes: each payload's heap allocation, the slot table,
 the tmem index and the put order per page, and the tmem core's per-object charge. Above the
@@ -13,13 +14,24 @@ from __future__ import annotations
 from array import array
 from dataclasses import asdict
 
-from ramster.page import PackedPage, compress_page, decompress_page
+from ramster.page import (
+    LZ4_CODEC,
+    ZSTD,
+    Codec,
+    PackedPage,
+    compress_page,
+    decompress_page,
+    pack_page,
+    unpack_page,
+    zstd_dictionary_id,
+)
 from ramster.tmem.pool import INDEX_BYTES_PER_PAGE
 from ramster.tmem.store import NO_EVICTIONS, Created, Rejected, RejectReason
 from ramster.units import format_size
 from ramster.zcache.admission import REFERENCE_PAGE, admission_refusal
 from ramster.zcache.config import ZcacheConfig
 from ramster.zcache.counters import ZcacheCounters
+from ramster.zcache.dictionaries import DictionaryShelf
 from ramster.zcache.eviction import evict_for
 from ramster.zcache.lru import PutOrder
 
@@ -31,6 +43,8 @@ REMOTABLE = 8
 PAGE_SHIFT_BIT = 4
 """Flags bits 4..6 hold log2 of the page size minus 9."""
 MIN_PAGE_SHIFT = 9
+ZSTD_FRAME = 128
+"""The payload is a zstd frame (else an lz4 block, or a fill byte)."""
 
 SLOT_BYTES = 25
 """Slot table bytes per slot, used or free: payload pointer 8, flags 1, version 8, backref 8."""
@@ -59,11 +73,12 @@ def payload_heap_bytes(zsize: int) -> int:
 
 
 class ZCache:
-    """lz4-compressed pages within a memory budget; implements `ramster.tmem.PageStore`."""
+    """Compressed pages within a memory budget; implements `ramster.tmem.PageStore`."""
 
     def __init__(self, config: ZcacheConfig) -> None:
         self.config = config
         self.stats = ZcacheCounters()
+        self.dictionaries = DictionaryShelf()
         self._payloads: list[bytes | None] = []
         self._flags = bytearray()
         self._versions = array("Q")
@@ -87,14 +102,15 @@ class ZCache:
             f"<ZCache pages={stats.eph_zpages + stats.pers_zpages} "
             f"raw={format_size(self._raw_bytes)} "
             f"stored={format_size(stats.eph_zbytes + stats.pers_zbytes)} "
-            f"used={format_size(self._used)}/{format_size(self.config.memory)} "
+            f"used={format_size(self.used_bytes)}/{format_size(self.config.memory)} "
             f"rejected={stats.failed_eph_puts + stats.failed_pers_puts}>"
         )
 
     @property
     def used_bytes(self) -> int:
-        """Bytes accounted against the budget now."""
-        return self._used
+        """Bytes accounted against the budget now: the pages', and the dictionaries' and their
+        samples'."""
+        return self._used + self.dictionaries.held_bytes
 
     def create(
         self,
@@ -103,13 +119,21 @@ class ZCache:
         version: int,
         backref: int,
         remotable: bool = True,
+        codec: Codec = LZ4_CODEC,
+        pool_uid: int = 0,
     ) -> Created | Rejected:
         stats = self.stats
         if isinstance(data, PackedPage):
-            payload, same_filled, page_size = data.payload, data.same_filled, data.page_size
-        else:
+            packed = data
+        elif codec is LZ4_CODEC:
             payload, same_filled = compress_page(data)
-            page_size = len(data)
+            packed = PackedPage(payload, same_filled, len(data))
+        elif pool_uid and not persistent:
+            packed = self._pack_trained(data, codec, pool_uid)
+        else:
+            packed = pack_page(data, codec)
+        payload, same_filled, page_size = packed.payload, packed.same_filled, packed.page_size
+        zstd = not same_filled and packed.codec == ZSTD
         zsize = len(payload)
         refusal = None
         if zsize * REFERENCE_PAGE > self._admit_always * page_size:
@@ -126,7 +150,7 @@ class ZCache:
         page_cost = (0 if same_filled else payload_heap_bytes(zsize)) + PAGE_BYTES
         slot_cost = 0 if self._free_slots else SLOT_BYTES
         evicted: tuple[int, ...] = NO_EVICTIONS
-        need = self._used + page_cost + slot_cost - self._memory
+        need = self.used_bytes + page_cost + slot_cost - self._memory
         if need > 0:
             # An eviction frees a slot that this page then reuses (no new slot to pay for), and
             # at least one eviction is needed to get it.
@@ -150,6 +174,7 @@ class ZCache:
             | (PERSISTENT if persistent else 0)
             | (SAME_FILLED if same_filled else 0)
             | (REMOTABLE if remotable else 0)
+            | (ZSTD_FRAME if zstd else 0)
             | (page_size.bit_length() - 1 - MIN_PAGE_SHIFT) << PAGE_SHIFT_BIT
         )
         if self._free_slots:
@@ -168,6 +193,10 @@ class ZCache:
         self._used += page_cost
         self._raw_bytes += page_size
         if remotable:
+            if not same_filled:
+                self._count_codec(zstd, 1, zsize, page_size)
+                if packed.dictionary:
+                    self.dictionaries.ref(packed.dictionary, 1)
             live = self._remotable[persistent] = self._remotable[persistent] + 1
             ship_order = self._ship_orders[persistent]
             if ship_order.push(slot, version) > 2 * live + COMPACT_SLACK:
@@ -191,6 +220,8 @@ class ZCache:
         return Created(slot, evicted)
 
     def read(self, slot: int, page_size: int) -> bytes:
+        if self._flags[slot] & ZSTD_FRAME:
+            return unpack_page(self.read_packed(slot, page_size), self.dictionaries.by_id)
         payload = self._payloads[slot]
         assert payload is not None, f"slot {slot} is free"
         return decompress_page(payload, bool(self._flags[slot] & SAME_FILLED), page_size)
@@ -198,7 +229,10 @@ class ZCache:
     def read_packed(self, slot: int, page_size: int) -> PackedPage:
         payload = self._payloads[slot]
         assert payload is not None, f"slot {slot} is free"
-        return PackedPage(payload, bool(self._flags[slot] & SAME_FILLED), page_size)
+        flags = self._flags[slot]
+        if flags & ZSTD_FRAME:
+            return PackedPage(payload, False, page_size, ZSTD, zstd_dictionary_id(payload))
+        return PackedPage(payload, bool(flags & SAME_FILLED), page_size)
 
     def version(self, slot: int) -> int:
         return self._versions[slot]
@@ -212,6 +246,10 @@ class ZCache:
         stats = self.stats
         if flags & REMOTABLE:
             self._remotable[persistent] -= 1
+            if not flags & SAME_FILLED:
+                self._count_codec(bool(flags & ZSTD_FRAME), -1, -len(payload), -_page_size(flags))
+                if flags & ZSTD_FRAME and (dict_id := zstd_dictionary_id(payload)):
+                    self.dictionaries.ref(dict_id, -1)
         if persistent:
             stats.pers_zpages -= 1
             stats.pers_zbytes -= len(payload)
@@ -229,7 +267,7 @@ class ZCache:
         self._used += nbytes
 
     def reserve(self, nbytes: int) -> tuple[int, ...] | None:
-        need = self._used + nbytes - self._memory
+        need = self.used_bytes + nbytes - self._memory
         made = evict_for(need, self._eph_bytes, self._evict_oldest_eph)
         if made is None:
             return None
@@ -237,10 +275,13 @@ class ZCache:
         return tuple(made)
 
     def counters(self) -> dict[str, int]:
-        counters = asdict(self.stats)
-        counters["used_bytes"] = self._used
+        counters = asdict(self.stats) | self.dictionaries.counters
+        counters["used_bytes"] = self.used_bytes
         counters["memory_bytes"] = self.config.memory
         return counters
+
+    def forget_pool(self, pool_uid: int) -> None:
+        self.dictionaries.forget_pool(pool_uid)
 
     def backref(self, slot: int) -> int:
         return self._backrefs[slot]
@@ -286,6 +327,31 @@ class ZCache:
         self.free(slot)
         self.stats.evicted_eph_zpages += 1
         return backref, before - self._used
+
+    def _pack_trained(self, page: bytes, codec: Codec, pool_uid: int) -> PackedPage:
+        """`page` of ephemeral pool `pool_uid` packed with the pool's dictionary, if it has one
+        yet; sampled for its next one, if it is sampling. Persistent pages get no dictionary:
+        a restarted node takes them back from its peers, and its dictionaries died with it."""
+        shelf = self.dictionaries
+        # A sample is kept only while it fits the budget beside the pages: never evicts one.
+        if shelf.wants_sample(pool_uid) and self.used_bytes + len(page) <= self._memory:
+            shelf.sample(pool_uid, page)
+        dictionary = shelf.current(pool_uid)
+        packed = pack_page(page, codec, dictionary)
+        if dictionary is not None:
+            shelf.packed(pool_uid, packed)
+        return packed
+
+    def _count_codec(self, zstd: bool, pages: int, zbytes: int, nbytes: int) -> None:
+        stats = self.stats
+        if zstd:
+            stats.zstd_zpages += pages
+            stats.zstd_zbytes += zbytes
+            stats.zstd_bytes += nbytes
+        else:
+            stats.lz4_zpages += pages
+            stats.lz4_zbytes += zbytes
+            stats.lz4_bytes += nbytes
 
     def _count_failed(self, persistent: bool) -> None:
         if persistent:

@@ -6,7 +6,7 @@ import platform
 import time
 
 from ramster.workload.corpus import build_corpus
-from tests.bench import budget, cluster, core, durability, floor, seal, swap, targets, wire
+from tests.bench import budget, cluster, codecs, core, durability, floor, seal, swap, targets, wire
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
     corpus = build_corpus(count=16384)
     print(f"# RAMster benchmarks — {platform.python_version()}, {platform.machine()}, {corpus!r}")
     figures = core.run(corpus)
+    figures |= codecs.run(corpus)
     seal.run(corpus)
     figures |= wire.run(corpus.pages[:8192])
     figures |= floor.run(corpus.pages[:8192])

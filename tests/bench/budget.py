@@ -60,7 +60,7 @@ def _page_message(oid: int, index: int, payload: bytes, same_filled: bool) -> tm
         oid=oid_message((oid, 0, 0)),
         index=index,
         data=payload,
-        encoding=packed_encoding(same_filled),
+        encoding=packed_encoding(PackedPage(payload, same_filled, DEFAULT_PAGE_SIZE)),
         length=DEFAULT_PAGE_SIZE,
     )
 
@@ -260,7 +260,7 @@ def peer_steps(pages: list[bytes]) -> tuple[list[Step], list[Step]]:
         for n, page in enumerate(pages)
     ]
     batches = [shipments[i : i + BATCH] for i in range(0, len(shipments), BATCH)]
-    payloads = [[(s.page.payload, packed_encoding(s.page.same_filled)) for s in b] for b in batches]
+    payloads = [[(s.page.payload, packed_encoding(s.page)) for s in b] for b in batches]
 
     def per_page_put(batch: list[Shipment], sent: list[tuple[bytes, Any]]) -> bytes:
         pages = [remote_page(s, *p) for s, p in zip(batch, sent, strict=True)]

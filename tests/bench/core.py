@@ -89,7 +89,7 @@ def run(corpus: Corpus) -> dict[str, float]:
     )
 
     traced = _traced_bytes(batches)
-    child = _resident_bytes(pages)
+    child = resident_bytes(pages)
     accounted = child["accounted_bytes"] / child["pages"]
     resident = child["rss_bytes"] / child["pages"]
     print_table(
@@ -122,12 +122,16 @@ def _traced_bytes(batches: list[list[tuple[int, int, bytes]]]) -> float:
     return used / sum(map(len, batches))
 
 
-def _resident_bytes(pages: list[bytes]) -> dict[str, int]:
+def resident_bytes(pages: list[bytes], codec: str = "lz4", trained: bool = False) -> dict[str, int]:
+    """What a store of one pool packed with `codec` holding `pages` takes, measured in a child
+    process (`tests.bench.density_child`); `trained`: an ephemeral pool, packed with the
+    dictionary trained on its first pages."""
     with tempfile.NamedTemporaryFile(prefix="ramster-corpus-") as corpus_file:
         corpus_file.write(b"".join(pages))
         corpus_file.flush()
         out = subprocess.run(
-            [sys.executable, "-m", "tests.bench.density_child", corpus_file.name],
+            [sys.executable, "-m", "tests.bench.density_child", corpus_file.name, codec]
+            + (["trained"] if trained else []),
             check=True,
             capture_output=True,
             text=True,

@@ -1,7 +1,9 @@
 """Child process of the density benchmark: store a corpus file page by page, report real memory.
 
-Run as ``python -m tests.bench.density_child CORPUS_FILE``; prints one JSON line. Pages are read
-one at a time so the resident set grows only by what the store keeps.
+Run as ``python -m tests.bench.density_child CORPUS_FILE [CODEC [trained]]`` (CODEC: the pool's,
+as `ramster.page.parse_codec` reads it; default lz4; ``trained``: an ephemeral pool, whose
+dictionary is trained as soon as it is due); prints one JSON line. Pages are read one at a
+time so the resident set grows only by what the store keeps.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import gc
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
+from ramster.page import parse_codec
 from ramster.tmem import PageTable, PoolSpec, Stored, Tmem
 from ramster.zcache import ZCache, ZcacheConfig
+from ramster.zcache.dictionaries import train
 
 PAGE = 4096
 
@@ -22,10 +27,12 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def main(path: str) -> None:
+def main(path: str, codec: str = "lz4", trained: str = "") -> None:
     store = ZCache(ZcacheConfig(memory=8 * 2**30))
     tmem = Tmem(PageTable(store))
-    pool = tmem.new_pool("bench", PoolSpec(persistent=True))
+    spec = PoolSpec(persistent=not trained, codec=parse_codec(codec))
+    pool = tmem.new_pool("bench", spec)
+    uid = tmem.pool_uid("bench", pool)
     gc.collect()
     before = resident_bytes()
     stored = 0
@@ -34,6 +41,10 @@ def main(path: str) -> None:
         while page := corpus.read(PAGE):
             outcome = tmem.put("bench", pool, n >> 8, n & 0xFF, page)
             stored += isinstance(outcome, Stored)
+            training = store.dictionaries.due(uid, spec.codec.level) if trained else None
+            if training is not None:  # in a thread, as the node trains (its own malloc arena)
+                with ThreadPoolExecutor(1) as thread:
+                    store.dictionaries.install(training, thread.submit(train, training).result())
             n += 1
     gc.collect()
     print(
@@ -48,4 +59,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:4])

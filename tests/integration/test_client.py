@@ -117,6 +117,10 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "read_timeout_ms": "1000",
                 "lease_ttl": "3",
                 "recover_timeout": "60",
+                "codec": "lz4",
+                "dict_samples": "2000",
+                "dict_size": "65536",
+                "dict_drift": "10",
             }
             assert await client.set_param("ramster", "off") == {
                 "zcache": "on",
@@ -133,6 +137,10 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "read_timeout_ms": "1000",
                 "lease_ttl": "3",
                 "recover_timeout": "60",
+                "codec": "lz4",
+                "dict_samples": "2000",
+                "dict_size": "65536",
+                "dict_drift": "10",
             }
             async for state in client.watch_state():
                 assert (state.epoch, state.ramster) == (node.epoch, False)
@@ -166,9 +174,10 @@ def test_errors_arrive_as_ramster_errors_with_the_nodes_words(node: NodeProcess)
                 await client.set_param("bogus", "on")
             assert (
                 invalid.value.message == "param 'bogus' is unknown: expected one of "
-                "client_grace, client_lease, client_quota, eph_remotify, lease_ttl, "
-                "origin_grace, pers_remotify, persistent_copies, ramster, read_timeout_ms, "
-                "recover_timeout, remote_target, repair_rate, zcache"
+                "client_grace, client_lease, client_quota, codec, dict_drift, dict_samples, "
+                "dict_size, eph_remotify, lease_ttl, origin_grace, pers_remotify, "
+                "persistent_copies, ramster, read_timeout_ms, recover_timeout, remote_target, "
+                "repair_rate, zcache"
             )
             for _ in range(15):
                 await client.new_pool()

@@ -589,6 +589,10 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "read_timeout_ms": "1000",
         "lease_ttl": "3",
         "recover_timeout": "60",
+        "codec": "lz4",
+        "dict_samples": "2000",
+        "dict_size": "65536",
+        "dict_drift": "10",
     }
 
 

@@ -20,8 +20,8 @@ from tests.support.nodes import NodeProcess
 from tests.support.wire import RawNode
 
 ENCODING_REFUSAL = (
-    "pages[1].encoding 3 is invalid: expected PAGE_ENCODING_UNSPECIFIED, PAGE_ENCODING_LZ4 or "
-    "PAGE_ENCODING_SAME_FILLED"
+    "pages[1].encoding 3 is invalid: expected PAGE_ENCODING_UNSPECIFIED, PAGE_ENCODING_LZ4, "
+    "PAGE_ENCODING_SAME_FILLED or PAGE_ENCODING_ZSTD"
 )
 
 

@@ -64,6 +64,7 @@ def test_list_shows_exactly_the_nodes_services(node: NodeProcess) -> None:
         "ramster.api.v1.Tmem.DestroyPool",
         "ramster.api.v1.Tmem.FlushObjects",
         "ramster.api.v1.Tmem.FlushPages",
+        "ramster.api.v1.Tmem.GetDictionary",
         "ramster.api.v1.Tmem.GetPageBatch",
         "ramster.api.v1.Tmem.GetPages",
         "ramster.api.v1.Tmem.KeepAlive",
@@ -85,6 +86,8 @@ def test_pages_round_trip_through_json_byte_exact(node: NodeProcess) -> None:
     assert call(node, "ramster.api.v1.Tmem/NewPool", {"client": "curl", "persistent": True}) == {
         "pool_id": 0,
         "pool_uid": "1",  # uint64: a string in JSON
+        "codec": "lz4",  # the node's default
+        "codec_level": 0,
     }
     # The extreme key: oid words up to 2**64-1 (but not all three) and the largest index.
     top = {"oid": {"word0": str(U64_MAX), "word1": "0", "word2": str(U64_MAX)}, "index": 2**32 - 1}

@@ -158,12 +158,12 @@ def test_each_malformed_page_is_refused_with_the_same_text_in_both_forms(wire: R
         (
             peer_page(1, encoding=RAW),
             "pages[1].encoding 0 is invalid: expected PAGE_ENCODING_LZ4, "
-            "PAGE_ENCODING_SAME_FILLED or PAGE_ENCODING_SEALED",
+            "PAGE_ENCODING_SAME_FILLED, PAGE_ENCODING_ZSTD or PAGE_ENCODING_SEALED",
         ),
         (
             peer_page(1, encoding=7),
             "pages[1].encoding 7 is invalid: expected PAGE_ENCODING_LZ4, "
-            "PAGE_ENCODING_SAME_FILLED or PAGE_ENCODING_SEALED",
+            "PAGE_ENCODING_SAME_FILLED, PAGE_ENCODING_ZSTD or PAGE_ENCODING_SEALED",
         ),
         (
             peer_page(1, data=lz4_of(page(1)[:4095])),

@@ -87,7 +87,7 @@ def test_an_identity_past_its_quota_is_refused_per_page_and_another_is_not(
         for uid, raw in enumerate((alice, bob), start=1):
             assert raw.call("/ramster.api.v1.Tmem/NewPool", new_pool).parsed(
                 tmem_pb2.NewPoolResponse
-            ) == tmem_pb2.NewPoolResponse(pool_id=0, pool_uid=uid)
+            ) == tmem_pb2.NewPoolResponse(pool_id=0, pool_uid=uid, codec="lz4")
         assert put(alice, "swap", 0, range(3)) == [STORED, STORED, QUOTA]
         assert put(alice, "swap", 0, range(1)) == [STORED]  # an overwrite needs no room
         assert put(bob, "swap", 0, range(3)) == [STORED, STORED, STORED]

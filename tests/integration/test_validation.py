@@ -393,7 +393,7 @@ def test_unknown_page_encodings_and_get_modes_are_refused_naming_the_value(
         assert answer.refusal == (
             INVALID,
             f"pages[1].encoding {encoding} is invalid: expected PAGE_ENCODING_UNSPECIFIED, "
-            "PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED",
+            "PAGE_ENCODING_LZ4, PAGE_ENCODING_SAME_FILLED or PAGE_ENCODING_ZSTD",
         )
     for mode in (3, -1, 2**31 - 1):
         keys = [tmem_pb2.PageKey(oid=oid(1))]
@@ -668,8 +668,8 @@ def test_a_malformed_peer_page_is_refused_as_an_applications_is(wire: RawNode) -
         answer = peer_put(wire, peer_page(1), peer_page(2, encoding=encoding))
         refused[encoding] = answer.refusal
     expected = (
-        "pages[1].encoding {} is invalid: expected PAGE_ENCODING_LZ4, PAGE_ENCODING_SAME_FILLED "
-        "or PAGE_ENCODING_SEALED"
+        "pages[1].encoding {} is invalid: expected PAGE_ENCODING_LZ4, PAGE_ENCODING_SAME_FILLED, "
+        "PAGE_ENCODING_ZSTD or PAGE_ENCODING_SEALED"
     )
     assert refused == {e: (INVALID, expected.format(e)) for e in refused}
     same = tmem_pb2.PAGE_ENCODING_SAME_FILLED
@@ -857,7 +857,8 @@ def test_lean_puts_whose_fields_disagree_are_refused_naming_them_and_store_nothi
         oid_word0=[1, U64_MAX], oid_word1=[0, U64_MAX], oid_word2=[0, U64_MAX], indexes=[0, 1]
     )
     every_word = (
-        "expected PAGE_ENCODING_UNSPECIFIED, PAGE_ENCODING_LZ4 or PAGE_ENCODING_SAME_FILLED"
+        "expected PAGE_ENCODING_UNSPECIFIED, PAGE_ENCODING_LZ4, PAGE_ENCODING_SAME_FILLED or "
+        "PAGE_ENCODING_ZSTD"
     )
     cases: list[tuple[dict[str, Any], str]] = [
         (

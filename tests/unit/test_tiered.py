@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import pytest
 
 from ramster.backend import Backend
-from ramster.errors import DeadlineExceeded, Unavailable
+from ramster.errors import DeadlineExceeded, InternalError, Unavailable
+from ramster.page import Codec, PackedPage, pack_page
 from ramster.params import ModuleParams
 from ramster.remote.handles import RemoteRef, Unanswered
 from ramster.remote.layer import Fetched
@@ -238,3 +239,32 @@ def test_a_node_alone_misses_the_pages_it_cannot_fetch() -> None:
     got = asyncio.run(tiered.get(APP, pool, [KEY], None))
     assert tiered.deliver(got, alive) == [None]
     assert tiered.counters["cleancache_failed_gets"] == 1
+
+
+ZSTD_FRAME_OF_DICTIONARY_9 = Hit(
+    # A zstd frame naming dictionary 9, which this node never had: a corrupted dictionary id.
+    PackedPage(pack_page(PAGE, Codec("zstd", 1)).payload, False, 4096, "zstd", 9),
+    1,
+    0,
+    1,
+)
+
+
+def test_a_page_whose_dictionary_is_unknown_is_a_counted_miss_never_a_wrong_page() -> None:
+    backend, _ = backend_with_page(PoolSpec(codec=Codec("zstd", 1)))
+    tiered = TieredTmem(backend)
+    plain = Hit(pack_page(PAGE, Codec("zstd", 1)), 1, 1, 2)
+    pages = tiered.readable([ZSTD_FRAME_OF_DICTIONARY_9, None, plain], PoolSpec(), 1)
+    assert pages == [None, None, plain.page]
+    assert tiered.counters["zstd_pages_lost"] == 1
+
+
+def test_a_persistent_page_whose_dictionary_is_unknown_fails_the_get_with_a_clear_error() -> None:
+    backend, _ = backend_with_page(PoolSpec(persistent=True, codec=Codec("zstd", 1)))
+    tiered = TieredTmem(backend)
+    with pytest.raises(InternalError) as lost:
+        tiered.readable([ZSTD_FRAME_OF_DICTIONARY_9], PoolSpec(persistent=True), 1)
+    assert lost.value.message == (
+        "a page of the pool is lost: zstd page names dictionary 9, which is not known here"
+    )
+    assert tiered.counters["zstd_pages_lost"] == 1

@@ -211,12 +211,16 @@ class Export(_message.Message):
     def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., size: _Optional[int] = ..., pages: _Optional[int] = ..., spilled_pages: _Optional[int] = ...) -> None: ...
 
 class CreateExportRequest(_message.Message):
-    __slots__ = ("name", "size")
+    __slots__ = ("name", "size", "codec", "codec_level")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CODEC_LEVEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     size: int
-    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+    codec: str
+    codec_level: int
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., codec: _Optional[str] = ..., codec_level: _Optional[int] = ...) -> None: ...
 
 class CreateExportResponse(_message.Message):
     __slots__ = ("export",)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ramster.api.v1 import tmem_pb2 as ramster_dot_api_dot_v1_dot_tmem__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ramster/api/v1/peer.proto\x12\x0eramster.api.v1\x1a\x19ramster/api/v1/tmem.proto\"p\n\x0cHelloRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x13\n\x0bnode_number\x18\x04 \x01(\r\x12\r\n\x05\x65poch\x18\x05 \x01(\t\"\xf7\x01\n\rHelloResponse\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x13\n\x0bnode_number\x18\x04 \x01(\r\x12\r\n\x05\x65poch\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x07 \x01(\x04\x12\x12\n\nfree_bytes\x18\x08 \x01(\x04\x12\x0e\n\x06zcache\x18\t \x01(\x08\x12\x0f\n\x07ramster\x18\n \x01(\x08\x12\x10\n\x08\x64raining\x18\x0b \x01(\x08\x12\x14\n\x0cpage_batches\x18\x0c \x01(\x08\",\n\x06Origin\x12\x13\n\x0bnode_number\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\t\"\xd3\x01\n\nRemotePage\x12\x0c\n\x04pool\x18\x01 \x01(\r\x12\x12\n\npersistent\x18\x02 \x01(\x08\x12 \n\x03oid\x18\x03 \x01(\x0b\x32\x13.ramster.api.v1.Oid\x12\r\n\x05index\x18\x04 \x01(\r\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x12.\n\x08\x65ncoding\x18\x07 \x01(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x11\n\tpage_size\x18\x08 \x01(\r\x12\x10\n\x08\x63hecksum\x18\t \x01(\x07\"w\n\nPoolRecord\x12\x0c\n\x04pool\x18\x01 \x01(\r\x12\x0e\n\x06\x63lient\x18\x02 \x01(\t\x12\x0f\n\x07pool_id\x18\x03 \x01(\x05\x12\x12\n\npersistent\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x13\n\x0bshared_uuid\x18\x06 \x01(\x0c\"\xa4\x01\n\x0ePeerPutRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12)\n\x05pages\x18\x02 \x03(\x0b\x32\x1a.ramster.api.v1.RemotePage\x12)\n\x05pools\x18\x03 \x03(\x0b\x32\x1a.ramster.api.v1.PoolRecord\x12\x14\n\x0cholder_epoch\x18\x04 \x01(\t\"=\n\x0fPeerPutResponse\x12*\n\x07results\x18\x01 \x03(\x0e\x32\x19.ramster.api.v1.PutStatus\"[\n\tRemoteKey\x12\x0c\n\x04pool\x18\x01 \x01(\r\x12 \n\x03oid\x18\x02 \x01(\x0b\x32\x13.ramster.api.v1.Oid\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0f\n\x07version\x18\x04 \x01(\x04\"m\n\x0ePeerGetRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\'\n\x04keys\x18\x02 \x03(\x0b\x32\x19.ramster.api.v1.RemoteKeyJ\x04\x08\x03\x10\x04R\x04\x66ree\"\x84\x01\n\x0fPeerGetResponse\x12\r\n\x05\x66ound\x18\x01 \x03(\x08\x12\x0c\n\x04\x64\x61ta\x18\x02 \x03(\x0c\x12/\n\tencodings\x18\x03 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x10\n\x08versions\x18\x04 \x03(\x04\x12\x11\n\tchecksums\x18\x05 \x03(\x07\"\xd6\x02\n\x13PeerPutBatchRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\x14\n\x0cholder_epoch\x18\x02 \x01(\t\x12)\n\x05pools\x18\x03 \x03(\x0b\x32\x1a.ramster.api.v1.PoolRecord\x12&\n\x04keys\x18\x04 \x01(\x0b\x32\x18.ramster.api.v1.KeyBatch\x12\x11\n\tpool_uids\x18\x05 \x03(\r\x12\x12\n\npersistent\x18\x06 \x03(\x08\x12\x10\n\x08versions\x18\x07 \x03(\x04\x12/\n\tencodings\x18\x08 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x12\n\npage_sizes\x18\t \x03(\r\x12\x11\n\tchecksums\x18\n \x03(\x07\x12\x0c\n\x04\x64\x61ta\x18\x0b \x01(\x0c\x12\x0f\n\x07lengths\x18\x0c \x03(\r\"B\n\x14PeerPutBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0e\x32\x19.ramster.api.v1.PutStatus\"x\n\x13PeerGetBatchRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12&\n\x04keys\x18\x02 \x01(\x0b\x32\x18.ramster.api.v1.KeyBatch\x12\x11\n\tpool_uids\x18\x03 \x03(\r\"\x8b\x01\n\x14PeerGetBatchResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0f\n\x07lengths\x18\x02 \x03(\r\x12/\n\tencodings\x18\x03 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x10\n\x08versions\x18\x04 \x03(\x04\x12\x11\n\tchecksums\x18\x05 \x03(\x07\"h\n\x15PeerFlushPagesRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\'\n\x04keys\x18\x02 \x03(\x0b\x32\x19.ramster.api.v1.RemoteKey\">\n\x0cRemoteObject\x12\x0c\n\x04pool\x18\x01 \x01(\r\x12 \n\x03oid\x18\x02 \x01(\x0b\x32\x13.ramster.api.v1.Oid\"p\n\x17PeerFlushObjectsRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12-\n\x07objects\x18\x02 \x03(\x0b\x32\x1c.ramster.api.v1.RemoteObject\"P\n\x17PeerDestroyPoolsRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\r\n\x05pools\x18\x02 \x03(\r\"$\n\x11PeerFlushResponse\x12\x0f\n\x07\x66lushed\x18\x01 \x03(\x08\"L\n\x0eRecoverRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\x0c\n\x04keep\x18\x03 \x03(\tJ\x04\x08\x02\x10\x03\"r\n\x0cRecoverChunk\x12)\n\x05pools\x18\x01 \x03(\x0b\x32\x1a.ramster.api.v1.PoolRecord\x12\'\n\x04keys\x18\x02 \x03(\x0b\x32\x19.ramster.api.v1.RemoteKey\x12\x0e\n\x06\x65pochs\x18\x03 \x03(\t\"7\n\rForgetRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin2\xc3\x06\n\x04Peer\x12\x44\n\x05Hello\x12\x1c.ramster.api.v1.HelloRequest\x1a\x1d.ramster.api.v1.HelloResponse\x12K\n\x08PutPages\x12\x1e.ramster.api.v1.PeerPutRequest\x1a\x1f.ramster.api.v1.PeerPutResponse\x12K\n\x08GetPages\x12\x1e.ramster.api.v1.PeerGetRequest\x1a\x1f.ramster.api.v1.PeerGetResponse\x12Y\n\x0cPutPageBatch\x12#.ramster.api.v1.PeerPutBatchRequest\x1a$.ramster.api.v1.PeerPutBatchResponse\x12Y\n\x0cGetPageBatch\x12#.ramster.api.v1.PeerGetBatchRequest\x1a$.ramster.api.v1.PeerGetBatchResponse\x12V\n\nFlushPages\x12%.ramster.api.v1.PeerFlushPagesRequest\x1a!.ramster.api.v1.PeerFlushResponse\x12Z\n\x0c\x46lushObjects\x12\'.ramster.api.v1.PeerFlushObjectsRequest\x1a!.ramster.api.v1.PeerFlushResponse\x12Z\n\x0c\x44\x65stroyPools\x12\'.ramster.api.v1.PeerDestroyPoolsRequest\x1a!.ramster.api.v1.PeerFlushResponse\x12I\n\x07Recover\x12\x1e.ramster.api.v1.RecoverRequest\x1a\x1c.ramster.api.v1.RecoverChunk0\x01\x12J\n\x06\x46orget\x12\x1d.ramster.api.v1.ForgetRequest\x1a!.ramster.api.v1.PeerFlushResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ramster/api/v1/peer.proto\x12\x0eramster.api.v1\x1a\x19ramster/api/v1/tmem.proto\"p\n\x0cHelloRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x13\n\x0bnode_number\x18\x04 \x01(\r\x12\r\n\x05\x65poch\x18\x05 \x01(\t\"\xf7\x01\n\rHelloResponse\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x13\n\x0bnode_number\x18\x04 \x01(\r\x12\r\n\x05\x65poch\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x07 \x01(\x04\x12\x12\n\nfree_bytes\x18\x08 \x01(\x04\x12\x0e\n\x06zcache\x18\t \x01(\x08\x12\x0f\n\x07ramster\x18\n \x01(\x08\x12\x10\n\x08\x64raining\x18\x0b \x01(\x08\x12\x14\n\x0cpage_batches\x18\x0c \x01(\x08\",\n\x06Origin\x12\x13\n\x0bnode_number\x18\x01 \x01(\r\x12\r\n\x05\x65poch\x18\x02 \x01(\t\"\xd3\x01\n\nRemotePage\x12\x0c\n\x04pool\x18\x01 \x01(\r\x12\x12\n\npersistent\x18\x02 \x01(\x08\x12 \n\x03oid\x18\x03 \x01(\x0b\x32\x13.ramster.api.v1.Oid\x12\r\n\x05index\x18\x04 \x01(\r\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x12.\n\x08\x65ncoding\x18\x07 \x01(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x11\n\tpage_size\x18\x08 \x01(\r\x12\x10\n\x08\x63hecksum\x18\t \x01(\x07\"\x9b\x01\n\nPoolRecord\x12\x0c\n\x04pool\x18\x01 \x01(\r\x12\x0e\n\x06\x63lient\x18\x02 \x01(\t\x12\x0f\n\x07pool_id\x18\x03 \x01(\x05\x12\x12\n\npersistent\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x13\n\x0bshared_uuid\x18\x06 \x01(\x0c\x12\r\n\x05\x63odec\x18\x07 \x01(\t\x12\x13\n\x0b\x63odec_level\x18\x08 \x01(\r\"\xa4\x01\n\x0ePeerPutRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12)\n\x05pages\x18\x02 \x03(\x0b\x32\x1a.ramster.api.v1.RemotePage\x12)\n\x05pools\x18\x03 \x03(\x0b\x32\x1a.ramster.api.v1.PoolRecord\x12\x14\n\x0cholder_epoch\x18\x04 \x01(\t\"=\n\x0fPeerPutResponse\x12*\n\x07results\x18\x01 \x03(\x0e\x32\x19.ramster.api.v1.PutStatus\"[\n\tRemoteKey\x12\x0c\n\x04pool\x18\x01 \x01(\r\x12 \n\x03oid\x18\x02 \x01(\x0b\x32\x13.ramster.api.v1.Oid\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0f\n\x07version\x18\x04 \x01(\x04\"m\n\x0ePeerGetRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\'\n\x04keys\x18\x02 \x03(\x0b\x32\x19.ramster.api.v1.RemoteKeyJ\x04\x08\x03\x10\x04R\x04\x66ree\"\x84\x01\n\x0fPeerGetResponse\x12\r\n\x05\x66ound\x18\x01 \x03(\x08\x12\x0c\n\x04\x64\x61ta\x18\x02 \x03(\x0c\x12/\n\tencodings\x18\x03 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x10\n\x08versions\x18\x04 \x03(\x04\x12\x11\n\tchecksums\x18\x05 \x03(\x07\"\xd6\x02\n\x13PeerPutBatchRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\x14\n\x0cholder_epoch\x18\x02 \x01(\t\x12)\n\x05pools\x18\x03 \x03(\x0b\x32\x1a.ramster.api.v1.PoolRecord\x12&\n\x04keys\x18\x04 \x01(\x0b\x32\x18.ramster.api.v1.KeyBatch\x12\x11\n\tpool_uids\x18\x05 \x03(\r\x12\x12\n\npersistent\x18\x06 \x03(\x08\x12\x10\n\x08versions\x18\x07 \x03(\x04\x12/\n\tencodings\x18\x08 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x12\n\npage_sizes\x18\t \x03(\r\x12\x11\n\tchecksums\x18\n \x03(\x07\x12\x0c\n\x04\x64\x61ta\x18\x0b \x01(\x0c\x12\x0f\n\x07lengths\x18\x0c \x03(\r\"B\n\x14PeerPutBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0e\x32\x19.ramster.api.v1.PutStatus\"x\n\x13PeerGetBatchRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12&\n\x04keys\x18\x02 \x01(\x0b\x32\x18.ramster.api.v1.KeyBatch\x12\x11\n\tpool_uids\x18\x03 \x03(\r\"\x8b\x01\n\x14PeerGetBatchResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0f\n\x07lengths\x18\x02 \x03(\r\x12/\n\tencodings\x18\x03 \x03(\x0e\x32\x1c.ramster.api.v1.PageEncoding\x12\x10\n\x08versions\x18\x04 \x03(\x04\x12\x11\n\tchecksums\x18\x05 \x03(\x07\"h\n\x15PeerFlushPagesRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\'\n\x04keys\x18\x02 \x03(\x0b\x32\x19.ramster.api.v1.RemoteKey\">\n\x0cRemoteObject\x12\x0c\n\x04pool\x18\x01 \x01(\r\x12 \n\x03oid\x18\x02 \x01(\x0b\x32\x13.ramster.api.v1.Oid\"p\n\x17PeerFlushObjectsRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12-\n\x07objects\x18\x02 \x03(\x0b\x32\x1c.ramster.api.v1.RemoteObject\"P\n\x17PeerDestroyPoolsRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\r\n\x05pools\x18\x02 \x03(\r\"$\n\x11PeerFlushResponse\x12\x0f\n\x07\x66lushed\x18\x01 \x03(\x08\"L\n\x0eRecoverRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin\x12\x0c\n\x04keep\x18\x03 \x03(\tJ\x04\x08\x02\x10\x03\"r\n\x0cRecoverChunk\x12)\n\x05pools\x18\x01 \x03(\x0b\x32\x1a.ramster.api.v1.PoolRecord\x12\'\n\x04keys\x18\x02 \x03(\x0b\x32\x19.ramster.api.v1.RemoteKey\x12\x0e\n\x06\x65pochs\x18\x03 \x03(\t\"7\n\rForgetRequest\x12&\n\x06origin\x18\x01 \x01(\x0b\x32\x16.ramster.api.v1.Origin2\xc3\x06\n\x04Peer\x12\x44\n\x05Hello\x12\x1c.ramster.api.v1.HelloRequest\x1a\x1d.ramster.api.v1.HelloResponse\x12K\n\x08PutPages\x12\x1e.ramster.api.v1.PeerPutRequest\x1a\x1f.ramster.api.v1.PeerPutResponse\x12K\n\x08GetPages\x12\x1e.ramster.api.v1.PeerGetRequest\x1a\x1f.ramster.api.v1.PeerGetResponse\x12Y\n\x0cPutPageBatch\x12#.ramster.api.v1.PeerPutBatchRequest\x1a$.ramster.api.v1.PeerPutBatchResponse\x12Y\n\x0cGetPageBatch\x12#.ramster.api.v1.PeerGetBatchRequest\x1a$.ramster.api.v1.PeerGetBatchResponse\x12V\n\nFlushPages\x12%.ramster.api.v1.PeerFlushPagesRequest\x1a!.ramster.api.v1.PeerFlushResponse\x12Z\n\x0c\x46lushObjects\x12\'.ramster.api.v1.PeerFlushObjectsRequest\x1a!.ramster.api.v1.PeerFlushResponse\x12Z\n\x0c\x44\x65stroyPools\x12\'.ramster.api.v1.PeerDestroyPoolsRequest\x1a!.ramster.api.v1.PeerFlushResponse\x12I\n\x07Recover\x12\x1e.ramster.api.v1.RecoverRequest\x1a\x1c.ramster.api.v1.RecoverChunk0\x01\x12J\n\x06\x46orget\x12\x1d.ramster.api.v1.ForgetRequest\x1a!.ramster.api.v1.PeerFlushResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,42 +40,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORIGIN']._serialized_end=480
   _globals['_REMOTEPAGE']._serialized_start=483
   _globals['_REMOTEPAGE']._serialized_end=694
-  _globals['_POOLRECORD']._serialized_start=696
-  _globals['_POOLRECORD']._serialized_end=815
-  _globals['_PEERPUTREQUEST']._serialized_start=818
-  _globals['_PEERPUTREQUEST']._serialized_end=982
-  _globals['_PEERPUTRESPONSE']._serialized_start=984
-  _globals['_PEERPUTRESPONSE']._serialized_end=1045
-  _globals['_REMOTEKEY']._serialized_start=1047
-  _globals['_REMOTEKEY']._serialized_end=1138
-  _globals['_PEERGETREQUEST']._serialized_start=1140
-  _globals['_PEERGETREQUEST']._serialized_end=1249
-  _globals['_PEERGETRESPONSE']._serialized_start=1252
-  _globals['_PEERGETRESPONSE']._serialized_end=1384
-  _globals['_PEERPUTBATCHREQUEST']._serialized_start=1387
-  _globals['_PEERPUTBATCHREQUEST']._serialized_end=1729
-  _globals['_PEERPUTBATCHRESPONSE']._serialized_start=1731
-  _globals['_PEERPUTBATCHRESPONSE']._serialized_end=1797
-  _globals['_PEERGETBATCHREQUEST']._serialized_start=1799
-  _globals['_PEERGETBATCHREQUEST']._serialized_end=1919
-  _globals['_PEERGETBATCHRESPONSE']._serialized_start=1922
-  _globals['_PEERGETBATCHRESPONSE']._serialized_end=2061
-  _globals['_PEERFLUSHPAGESREQUEST']._serialized_start=2063
-  _globals['_PEERFLUSHPAGESREQUEST']._serialized_end=2167
-  _globals['_REMOTEOBJECT']._serialized_start=2169
-  _globals['_REMOTEOBJECT']._serialized_end=2231
-  _globals['_PEERFLUSHOBJECTSREQUEST']._serialized_start=2233
-  _globals['_PEERFLUSHOBJECTSREQUEST']._serialized_end=2345
-  _globals['_PEERDESTROYPOOLSREQUEST']._serialized_start=2347
-  _globals['_PEERDESTROYPOOLSREQUEST']._serialized_end=2427
-  _globals['_PEERFLUSHRESPONSE']._serialized_start=2429
-  _globals['_PEERFLUSHRESPONSE']._serialized_end=2465
-  _globals['_RECOVERREQUEST']._serialized_start=2467
-  _globals['_RECOVERREQUEST']._serialized_end=2543
-  _globals['_RECOVERCHUNK']._serialized_start=2545
-  _globals['_RECOVERCHUNK']._serialized_end=2659
-  _globals['_FORGETREQUEST']._serialized_start=2661
-  _globals['_FORGETREQUEST']._serialized_end=2716
-  _globals['_PEER']._serialized_start=2719
-  _globals['_PEER']._serialized_end=3554
+  _globals['_POOLRECORD']._serialized_start=697
+  _globals['_POOLRECORD']._serialized_end=852
+  _globals['_PEERPUTREQUEST']._serialized_start=855
+  _globals['_PEERPUTREQUEST']._serialized_end=1019
+  _globals['_PEERPUTRESPONSE']._serialized_start=1021
+  _globals['_PEERPUTRESPONSE']._serialized_end=1082
+  _globals['_REMOTEKEY']._serialized_start=1084
+  _globals['_REMOTEKEY']._serialized_end=1175
+  _globals['_PEERGETREQUEST']._serialized_start=1177
+  _globals['_PEERGETREQUEST']._serialized_end=1286
+  _globals['_PEERGETRESPONSE']._serialized_start=1289
+  _globals['_PEERGETRESPONSE']._serialized_end=1421
+  _globals['_PEERPUTBATCHREQUEST']._serialized_start=1424
+  _globals['_PEERPUTBATCHREQUEST']._serialized_end=1766
+  _globals['_PEERPUTBATCHRESPONSE']._serialized_start=1768
+  _globals['_PEERPUTBATCHRESPONSE']._serialized_end=1834
+  _globals['_PEERGETBATCHREQUEST']._serialized_start=1836
+  _globals['_PEERGETBATCHREQUEST']._serialized_end=1956
+  _globals['_PEERGETBATCHRESPONSE']._serialized_start=1959
+  _globals['_PEERGETBATCHRESPONSE']._serialized_end=2098
+  _globals['_PEERFLUSHPAGESREQUEST']._serialized_start=2100
+  _globals['_PEERFLUSHPAGESREQUEST']._serialized_end=2204
+  _globals['_REMOTEOBJECT']._serialized_start=2206
+  _globals['_REMOTEOBJECT']._serialized_end=2268
+  _globals['_PEERFLUSHOBJECTSREQUEST']._serialized_start=2270
+  _globals['_PEERFLUSHOBJECTSREQUEST']._serialized_end=2382
+  _globals['_PEERDESTROYPOOLSREQUEST']._serialized_start=2384
+  _globals['_PEERDESTROYPOOLSREQUEST']._serialized_end=2464
+  _globals['_PEERFLUSHRESPONSE']._serialized_start=2466
+  _globals['_PEERFLUSHRESPONSE']._serialized_end=2502
+  _globals['_RECOVERREQUEST']._serialized_start=2504
+  _globals['_RECOVERREQUEST']._serialized_end=2580
+  _globals['_RECOVERCHUNK']._serialized_start=2582
+  _globals['_RECOVERCHUNK']._serialized_end=2696
+  _globals['_FORGETREQUEST']._serialized_start=2698
+  _globals['_FORGETREQUEST']._serialized_end=2753
+  _globals['_PEER']._serialized_start=2756
+  _globals['_PEER']._serialized_end=3591
 # @@protoc_insertion_point(module_scope)

@@ -80,20 +80,24 @@ class RemotePage(_message.Message):
     def __init__(self, pool: _Optional[int] = ..., persistent: _Optional[bool] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., index: _Optional[int] = ..., version: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[_tmem_pb2.PageEncoding, str]] = ..., page_size: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
 
 class PoolRecord(_message.Message):
-    __slots__ = ("pool", "client", "pool_id", "persistent", "page_size", "shared_uuid")
+    __slots__ = ("pool", "client", "pool_id", "persistent", "page_size", "shared_uuid", "codec", "codec_level")
     POOL_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     PERSISTENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     SHARED_UUID_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CODEC_LEVEL_FIELD_NUMBER: _ClassVar[int]
     pool: int
     client: str
     pool_id: int
     persistent: bool
     page_size: int
     shared_uuid: bytes
-    def __init__(self, pool: _Optional[int] = ..., client: _Optional[str] = ..., pool_id: _Optional[int] = ..., persistent: _Optional[bool] = ..., page_size: _Optional[int] = ..., shared_uuid: _Optional[bytes] = ...) -> None: ...
+    codec: str
+    codec_level: int
+    def __init__(self, pool: _Optional[int] = ..., client: _Optional[str] = ..., pool_id: _Optional[int] = ..., persistent: _Optional[bool] = ..., page_size: _Optional[int] = ..., shared_uuid: _Optional[bytes] = ..., codec: _Optional[str] = ..., codec_level: _Optional[int] = ...) -> None: ...
 
 class PeerPutRequest(_message.Message):
     __slots__ = ("origin", "pages", "pools", "holder_epoch")

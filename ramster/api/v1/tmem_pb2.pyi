@@ -14,6 +14,7 @@ class PageEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PAGE_ENCODING_LZ4: _ClassVar[PageEncoding]
     PAGE_ENCODING_SAME_FILLED: _ClassVar[PageEncoding]
     PAGE_ENCODING_SEALED: _ClassVar[PageEncoding]
+    PAGE_ENCODING_ZSTD: _ClassVar[PageEncoding]
 
 class PutStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,6 +37,7 @@ PAGE_ENCODING_RAW: PageEncoding
 PAGE_ENCODING_LZ4: PageEncoding
 PAGE_ENCODING_SAME_FILLED: PageEncoding
 PAGE_ENCODING_SEALED: PageEncoding
+PAGE_ENCODING_ZSTD: PageEncoding
 PUT_STATUS_UNSPECIFIED: PutStatus
 PUT_STATUS_STORED: PutStatus
 PUT_STATUS_COMPRESS_POOR: PutStatus
@@ -81,24 +83,32 @@ class Page(_message.Message):
     def __init__(self, oid: _Optional[_Union[Oid, _Mapping]] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ..., encoding: _Optional[_Union[PageEncoding, str]] = ..., length: _Optional[int] = ...) -> None: ...
 
 class NewPoolRequest(_message.Message):
-    __slots__ = ("client", "persistent", "shared_uuid", "page_size")
+    __slots__ = ("client", "persistent", "shared_uuid", "page_size", "codec", "codec_level")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     PERSISTENT_FIELD_NUMBER: _ClassVar[int]
     SHARED_UUID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CODEC_LEVEL_FIELD_NUMBER: _ClassVar[int]
     client: str
     persistent: bool
     shared_uuid: bytes
     page_size: int
-    def __init__(self, client: _Optional[str] = ..., persistent: _Optional[bool] = ..., shared_uuid: _Optional[bytes] = ..., page_size: _Optional[int] = ...) -> None: ...
+    codec: str
+    codec_level: int
+    def __init__(self, client: _Optional[str] = ..., persistent: _Optional[bool] = ..., shared_uuid: _Optional[bytes] = ..., page_size: _Optional[int] = ..., codec: _Optional[str] = ..., codec_level: _Optional[int] = ...) -> None: ...
 
 class NewPoolResponse(_message.Message):
-    __slots__ = ("pool_id", "pool_uid")
+    __slots__ = ("pool_id", "pool_uid", "codec", "codec_level")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_UID_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CODEC_LEVEL_FIELD_NUMBER: _ClassVar[int]
     pool_id: int
     pool_uid: int
-    def __init__(self, pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ...) -> None: ...
+    codec: str
+    codec_level: int
+    def __init__(self, pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., codec: _Optional[str] = ..., codec_level: _Optional[int] = ...) -> None: ...
 
 class DestroyPoolRequest(_message.Message):
     __slots__ = ("client", "pool_id", "pool_uid")
@@ -201,18 +211,38 @@ class PutPageBatchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[PutStatus, str]]] = ...) -> None: ...
 
 class GetPageBatchRequest(_message.Message):
-    __slots__ = ("client", "pool_id", "pool_uid", "keys", "mode")
+    __slots__ = ("client", "pool_id", "pool_uid", "keys", "mode", "dictionaries")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_UID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    DICTIONARIES_FIELD_NUMBER: _ClassVar[int]
     client: str
     pool_id: int
     pool_uid: int
     keys: KeyBatch
     mode: GetMode
-    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., keys: _Optional[_Union[KeyBatch, _Mapping]] = ..., mode: _Optional[_Union[GetMode, str]] = ...) -> None: ...
+    dictionaries: bool
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., keys: _Optional[_Union[KeyBatch, _Mapping]] = ..., mode: _Optional[_Union[GetMode, str]] = ..., dictionaries: _Optional[bool] = ...) -> None: ...
+
+class GetDictionaryRequest(_message.Message):
+    __slots__ = ("client", "pool_id", "pool_uid", "dictionary")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_UID_FIELD_NUMBER: _ClassVar[int]
+    DICTIONARY_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    pool_id: int
+    pool_uid: int
+    dictionary: int
+    def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., dictionary: _Optional[int] = ...) -> None: ...
+
+class GetDictionaryResponse(_message.Message):
+    __slots__ = ("dictionary",)
+    DICTIONARY_FIELD_NUMBER: _ClassVar[int]
+    dictionary: bytes
+    def __init__(self, dictionary: _Optional[bytes] = ...) -> None: ...
 
 class GetPageBatchResponse(_message.Message):
     __slots__ = ("data", "lengths", "encodings", "page_size")

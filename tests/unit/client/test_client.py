@@ -195,7 +195,11 @@ class FakeApi:
         self.destroyed: list[int] = []
 
     def new_pool(
-        self, persistent: bool = False, shared_uuid: uuid.UUID | None = None, page_size: int = 4096
+        self,
+        persistent: bool = False,
+        shared_uuid: uuid.UUID | None = None,
+        page_size: int = 4096,
+        codec: str | None = None,
     ) -> int:
         return 5
 

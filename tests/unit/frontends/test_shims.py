@@ -27,11 +27,17 @@ class FakeTmemApi:
         self.calls: list[tuple[object, ...]] = []
         self.refuse = False
         self._next_pool = 7
+        self.codecs: list[str | None] = []
 
     def new_pool(
-        self, persistent: bool = False, shared_uuid: uuid.UUID | None = None, page_size: int = 4096
+        self,
+        persistent: bool = False,
+        shared_uuid: uuid.UUID | None = None,
+        page_size: int = 4096,
+        codec: str | None = None,
     ) -> int:
         self.calls.append(("new_pool", persistent, shared_uuid, page_size))
+        self.codecs.append(codec)
         if self.refuse:
             raise ResourceExhausted("client 'app' holds 16 pools: max_pools_per_client is 16")
         self._next_pool += 1

@@ -60,7 +60,7 @@ SHIPMENTS = [
 
 
 def test_a_holder_reads_the_same_pages_from_either_form() -> None:
-    payloads = [(s.page.payload, packed_encoding(s.page.same_filled)) for s in SHIPMENTS]
+    payloads = [(s.page.payload, packed_encoding(s.page)) for s in SHIPMENTS]
     per_page = [remote_page(s, *p) for s, p in zip(SHIPMENTS, payloads, strict=True)]
     lean = put_batch_request(ORIGIN, "", [], SHIPMENTS, payloads)
     wire = peer_pb2.PeerPutBatchRequest.FromString(lean.SerializeToString())

@@ -17,7 +17,7 @@ import lz4.block
 import pytest
 
 from ramster.errors import InvalidArgument
-from ramster.page import compress_page, decompress_page
+from ramster.page import Codec, compress_page, decompress_page, pack_page
 from ramster.tmem.store import Created, Rejected, RejectReason
 from ramster.units import format_size, parse_size
 from ramster.zcache import PlainStore, ZCache, ZcacheConfig
@@ -515,3 +515,58 @@ def test_parse_size_refuses_what_is_not_a_size(text: str) -> None:
 )
 def test_format_size(nbytes: int, text: str) -> None:
     assert format_size(nbytes) == text
+
+
+# -- codecs --------------------------------------------------------------------------------------
+
+ZSTD3 = Codec("zstd", 3)
+
+
+def test_a_zstd_pools_pages_are_kept_as_zstd_frames_and_counted_by_codec() -> None:
+    store = zcache()
+    text = [(b"zstd page %d " % n) * 300 + bytes(496) for n in range(3)]
+    pages = [page[:4096] for page in text]
+    slots = [store.create(page, True, n + 1, n + 1, codec=ZSTD3) for n, page in enumerate(pages)]
+    lz4_slot = store.create(pages[0], False, 9, 9)
+    same = store.create(bytes(4096), True, 10, 10, codec=ZSTD3)
+    assert all(isinstance(s, Created) for s in (*slots, lz4_slot, same))
+    frames = [pack_page(page, ZSTD3) for page in pages]
+    for slot, page, frame in zip(slots, pages, frames, strict=True):
+        assert isinstance(slot, Created)
+        assert store.read(slot.slot, 4096) == page
+        assert store.read_packed(slot.slot, 4096) == frame
+    assert isinstance(same, Created) and store.read_packed(same.slot, 4096).payload == b"\0"
+    codec_counters = ("lz4_zpages", "lz4_zbytes", "lz4_bytes", "zstd_zpages", "zstd_zbytes")
+    assert pick(store, *codec_counters, "zstd_bytes", "same_filled_pages") == {
+        "lz4_zpages": 1,
+        "lz4_zbytes": len(pack_page(pages[0]).payload),
+        "lz4_bytes": 4096,
+        "zstd_zpages": 3,
+        "zstd_zbytes": sum(len(f.payload) for f in frames),
+        "zstd_bytes": 3 * 4096,
+        "same_filled_pages": 1,
+    }
+    assert pick(store, "pers_zbytes")["pers_zbytes"] == sum(len(f.payload) for f in frames) + 1
+    for slot in (*slots, lz4_slot, same):
+        assert isinstance(slot, Created)
+        store.free(slot.slot)
+    assert set(pick(store, *codec_counters, "zstd_bytes").values()) == {0}
+
+
+def test_admission_judges_the_compressed_size_whatever_the_codec() -> None:
+    store = zcache()
+    noise = random.Random(5).randbytes(4096)
+    assert put_codec(store, noise, ZSTD3) == Rejected(RejectReason.COMPRESS_POOR)
+    packed = pack_page(noise, ZSTD3)
+    assert len(packed.payload) > 4000
+    assert store.create(packed, False, 1, 1) == Rejected(RejectReason.COMPRESS_POOR)
+    assert pick(store, "compress_poor", "failed_eph_puts", "zstd_zpages") == {
+        "compress_poor": 2,
+        "failed_eph_puts": 2,
+        "zstd_zpages": 0,
+    }
+
+
+def put_codec(store: ZCache, data: bytes, codec: Codec) -> Created | Rejected:
+    version = next(_versions)
+    return store.create(data, False, version, version, codec=codec)

@@ -1,0 +1,212 @@
+"""`DictionaryShelf`: the zstd dictionaries a node trains on the pages of its zstd pools.
+
+Per pool, the shelf samples pages as they arrive; once it has `samples` of them, the pool is due
+for training (`due`), which the node runs off its event loop (`train`: pure CPU work) and hands
+back (`install`). A dictionary that does not pack the samples it was not trained on smaller
+than zstd alone is not used: the pool stays plain zstd and samples no more (pages unlike each
+other gain nothing from one). Else the pool's new pages are packed with it, and the shelf
+watches their ratio: the first `samples` pages set it; once a later run of as many has fallen
+`drift` percent below, the pool samples again and a newer dictionary takes over.
+
+Dictionaries are immutable and named by an id unique on this node (every frame made with one
+names it); each counts the stored pages packed with it (`ref`) and is dropped when the last goes
+and a newer one has taken over. A dictionary is made of fragments of the pages it was trained on:
+it belongs to its pool alone, never packs another pool's pages, and is handed to no one else.
+
+Pure: no I/O, no asyncio. Not here: when training runs (`ramster.tiered`), packing
+(`ramster.page`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import zstandard
+
+from ramster.page import PackedPage, PageDictionary
+
+DEFAULT_SAMPLES = 2000
+DEFAULT_SIZE = 64 * 1024
+DEFAULT_DRIFT = 10
+MAX_DICTIONARY_ID = (1 << 31) - 1
+
+
+@dataclass(slots=True)
+class _Pool:
+    """What the shelf keeps for one pool."""
+
+    samples: list[bytes] = field(default_factory=list)
+    sampling: bool = True
+    training: bool = False
+    current: int = 0
+    ratio: float = 0.0
+    """The ratio of the first `samples` pages packed with `current` (0: not known yet)."""
+    raw: int = 0
+    """Bytes of the pages of this run packed with `current`, before and after."""
+    packed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Training:
+    """A pool's samples to train dictionary `dict_id` on (`train`)."""
+
+    pool_uid: int
+    dict_id: int
+    samples: list[bytes]
+    size: int
+    level: int
+
+
+class DictionaryShelf:
+    """The dictionaries of this node's zstd pools, and their samples."""
+
+    def __init__(
+        self, samples: int = DEFAULT_SAMPLES, size: int = DEFAULT_SIZE, drift: int = DEFAULT_DRIFT
+    ) -> None:
+        self.samples, self.size, self.drift = samples, size, drift
+        self.by_id: dict[int, PageDictionary] = {}
+        """Every live dictionary by id: what a reader here decodes with."""
+        self._owner: dict[int, int] = {}
+        self._refs: dict[int, int] = {}
+        self._pools: dict[int, _Pool] = {}
+        self._next_id = 1
+        self.held_bytes = 0
+        """Bytes of the samples (until their training ends) and the dictionaries kept: the
+        store counts them against its budget."""
+        self.counters = {
+            "zstd_dicts_trained": 0,
+            "zstd_dicts_unhelpful": 0,
+            "zstd_dicts_dropped": 0,
+        }
+
+    def __repr__(self) -> str:
+        return f"<DictionaryShelf dictionaries={sorted(self.by_id)} pools={len(self._pools)}>"
+
+    def current(self, pool_uid: int) -> PageDictionary | None:
+        """The dictionary pool `pool_uid`'s new pages are packed with, if any."""
+        pool = self._pools.get(pool_uid)
+        return self.by_id.get(pool.current) if pool is not None and pool.current else None
+
+    def of_pool(self, pool_uid: int) -> dict[int, PageDictionary]:
+        """Pool `pool_uid`'s dictionaries by id: those a page of that pool may name."""
+        return {i: d for i, d in self.by_id.items() if self._owner[i] == pool_uid}
+
+    def sample(self, pool_uid: int, page: bytes) -> None:
+        """Keep `page` of pool `pool_uid` as a sample if the pool is sampling."""
+        pool = self._pools.get(pool_uid)
+        if pool is None:
+            pool = self._pools[pool_uid] = _Pool()
+        if pool.sampling and len(pool.samples) < self.samples:
+            pool.samples.append(bytes(page))
+            self.held_bytes += len(page)
+
+    def wants_sample(self, pool_uid: int) -> bool:
+        pool = self._pools.get(pool_uid)
+        return pool is None or (pool.sampling and len(pool.samples) < self.samples)
+
+    def packed(self, pool_uid: int, page: PackedPage) -> None:
+        """Note a page of the pool packed with its current dictionary: once their ratio drifts
+        `drift` percent below the dictionary's own, the pool samples again."""
+        pool = self._pools.get(pool_uid)
+        if pool is None or not pool.current or page.dictionary != pool.current:
+            return
+        pool.raw += page.page_size
+        pool.packed += len(page.payload)
+        if pool.sampling or pool.raw < self.samples * page.page_size:
+            return
+        ratio = pool.raw / max(1, pool.packed)
+        pool.raw = pool.packed = 0
+        if not pool.ratio:
+            pool.ratio = ratio
+        elif ratio * 100 < pool.ratio * (100 - self.drift):
+            pool.sampling, pool.samples = True, []
+
+    def due(self, pool_uid: int, level: int) -> Training | None:
+        """Pool `pool_uid`'s training, if it has samples enough (for a dictionary of its zstd
+        `level`): the pool stops sampling until `install`."""
+        pool = self._pools.get(pool_uid)
+        if pool is None or not pool.sampling or len(pool.samples) < self.samples:
+            return None
+        dict_id, self._next_id = self._next_id, self._next_id % MAX_DICTIONARY_ID + 1
+        pool.training, pool.sampling = True, False
+        training = Training(pool_uid, dict_id, pool.samples, self.size, level)
+        pool.samples = []
+        return training
+
+    def install(self, training: Training, data: bytes | None) -> None:
+        """The dictionary `train` made for `training` takes over its pool (if the pool is still
+        here); None: training failed, the pool samples again."""
+        self.held_bytes -= sum(map(len, training.samples))
+        pool = self._pools.get(training.pool_uid)
+        if pool is None:
+            return
+        pool.training = False
+        if data is None:  # no gain (or nothing to train on): plain zstd it stays
+            self.counters["zstd_dicts_unhelpful"] += 1
+            return
+        dictionary = PageDictionary(data)
+        self.by_id[dictionary.dict_id] = dictionary
+        self.held_bytes += len(data)
+        self._owner[dictionary.dict_id] = training.pool_uid
+        self._refs.setdefault(dictionary.dict_id, 0)
+        previous, pool.current = pool.current, dictionary.dict_id
+        pool.ratio = 0.0
+        pool.raw = pool.packed = 0
+        self.counters["zstd_dicts_trained"] += 1
+        if previous:
+            self._drop_if_unused(previous)
+
+    def ref(self, dict_id: int, pages: int) -> None:
+        """`pages` more stored pages (fewer if negative) packed with dictionary `dict_id`."""
+        if dict_id not in self._refs:
+            return  # a page of another node's dictionary, held here packed
+        self._refs[dict_id] += pages
+        if not self._refs[dict_id]:
+            self._drop_if_unused(dict_id)
+
+    def forget_pool(self, pool_uid: int) -> None:
+        """Pool `pool_uid` is gone: its samples and every dictionary no page uses."""
+        pool = self._pools.pop(pool_uid, None)
+        if pool is not None:
+            self.held_bytes -= sum(map(len, pool.samples))
+            for dict_id in [i for i, uid in self._owner.items() if uid == pool_uid]:
+                self._drop_if_unused(dict_id)
+
+    def _drop_if_unused(self, dict_id: int) -> None:
+        owner = self._pools.get(self._owner[dict_id])
+        if self._refs[dict_id] or (owner is not None and owner.current == dict_id):
+            return
+        self.held_bytes -= len(self.by_id[dict_id].data)
+        del self.by_id[dict_id], self._owner[dict_id], self._refs[dict_id]
+        self.counters["zstd_dicts_dropped"] += 1
+
+
+HELD_OUT = 5
+"""One sample in this many is kept out of training, to judge the dictionary on."""
+MIN_GAIN = 0.97
+"""A dictionary is used only if it packs the held-out samples in at most this share of the
+bytes zstd alone takes."""
+
+
+def train(training: Training) -> bytes | None:
+    """A dictionary of `training.size` bytes trained on its samples, named `training.dict_id`;
+    None if it packs the samples it was not trained on no better than zstd alone (or zstd finds
+    nothing to train on). CPU work, about a second for 2,000 pages: the node runs it in a
+    thread, off its event loop."""
+    held_out = training.samples[::HELD_OUT]
+    samples: list[bytes | bytearray | memoryview] = [
+        page for n, page in enumerate(training.samples) if n % HELD_OUT
+    ]
+    try:
+        trained = zstandard.train_dictionary(
+            training.size, samples, dict_id=training.dict_id, level=training.level
+        )
+    except zstandard.ZstdError:
+        return None
+    data: bytes = trained.as_bytes()
+    with_it = PageDictionary(data).compressor(training.level)
+    alone = zstandard.ZstdCompressor(level=training.level, write_checksum=True)
+    packed = sum(len(with_it.compress(page)) for page in held_out)
+    if packed > MIN_GAIN * sum(len(alone.compress(page)) for page in held_out):
+        return None
+    return data

@@ -1,0 +1,217 @@
+"""Trained zstd dictionaries (`ramster.zcache.dictionaries`) in a real `ZCache`, with plain
+objects: sampling, training (run here in line; the node runs it in a thread), the pages packed
+with a dictionary, retraining while pages of the old one are stored, reference counts, and the
+pool a dictionary belongs to."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from ramster.errors import InvalidArgument
+from ramster.page import Codec, PackedPage, UnknownDictionary, check_packed, unpack_page
+from ramster.tmem.store import Created
+from ramster.zcache import ZCache, ZcacheConfig
+from ramster.zcache.dictionaries import DictionaryShelf, Training, train
+from ramster.zcache.store import SLOT_BYTES
+
+ZSTD1 = Codec("zstd", 1)
+POOL, OTHER = 7, 8
+SAMPLES = 200
+_versions = itertools.count(1)
+
+
+def _vocabulary(kind: str) -> list[bytes]:
+    rng = random.Random(kind)
+    return [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_:{}", k=120)) for _ in range(100)]
+
+
+VOCABULARY = {kind: _vocabulary(kind) for kind in ("user", "order", "other")}
+
+
+def record_page(n: int, kind: str = "user") -> bytes:
+    """A page of 35 lines (cut to 4096 bytes) drawn from the 100 of its kind: few repeat within
+    a page, so zstd alone packs it poorly, but every line is in the samples a dictionary was
+    trained on."""
+    return b"".join(random.Random(n).choices(VOCABULARY[kind], k=35))[:4096]
+
+
+def store() -> ZCache:
+    zcache = ZCache(ZcacheConfig(memory=1 << 30))
+    zcache.dictionaries.samples = SAMPLES
+    zcache.dictionaries.size = 16384
+    return zcache
+
+
+def put(zcache: ZCache, page: bytes, pool: int = POOL, persistent: bool = False) -> int:
+    version = next(_versions)
+    created = zcache.create(page, persistent, version, version, codec=ZSTD1, pool_uid=pool)
+    assert isinstance(created, Created)
+    return created.slot
+
+
+def trained(zcache: ZCache, pool: int = POOL) -> Training:
+    """Pool `pool`'s training, run and installed (as the node does off its loop)."""
+    training = zcache.dictionaries.due(pool, 1)
+    assert training is not None
+    zcache.dictionaries.install(training, train(training))
+    return training
+
+
+def test_a_pool_samples_its_pages_then_packs_new_ones_with_the_dictionary_trained_on_them() -> None:
+    zcache = store()
+    before = [put(zcache, record_page(n)) for n in range(SAMPLES - 1)]
+    assert zcache.dictionaries.due(POOL, 1) is None  # one sample short
+    before.append(put(zcache, record_page(SAMPLES - 1)))
+    training = trained(zcache)
+    assert (training.pool_uid, training.dict_id, len(training.samples)) == (POOL, 1, SAMPLES)
+    assert zcache.dictionaries.due(POOL, 1) is None  # no longer sampling
+    after = [put(zcache, record_page(n)) for n in range(1000, 1100)]
+    plain = [zcache.read_packed(slot, 4096) for slot in before]
+    packed = [zcache.read_packed(slot, 4096) for slot in after]
+    assert {page.dictionary for page in plain} == {0}
+    assert {page.dictionary for page in packed} == {1}
+    assert [zcache.read(slot, 4096) for slot in after] == [
+        record_page(n) for n in range(1000, 1100)
+    ]
+    mean = lambda pages: sum(len(p.payload) for p in pages) / len(pages)  # noqa: E731
+    assert mean(packed) < 0.5 * mean(plain[:100])
+    assert zcache.counters()["zstd_dicts_trained"] == 1
+
+
+def test_a_dictionary_belongs_to_its_pool_alone() -> None:
+    zcache = store()
+    for n in range(SAMPLES):
+        put(zcache, record_page(n))
+    trained(zcache)
+    other = zcache.read_packed(put(zcache, record_page(5000), pool=OTHER), 4096)
+    assert other.dictionary == 0  # another pool's pages never use it
+    shelf = zcache.dictionaries
+    assert sorted(shelf.of_pool(POOL)) == [1]
+    assert shelf.of_pool(OTHER) == {}
+    mine = zcache.read_packed(put(zcache, record_page(5001)), 4096)
+    # A frame of pool POOL put into pool OTHER names a dictionary OTHER does not have.
+    with pytest.raises(InvalidArgument) as refused:
+        check_packed(mine, "pages[0].data", shelf.of_pool(OTHER))
+    assert refused.value.message == (
+        "pages[0].data names zstd dictionary 1, which its reader does not know"
+    )
+    assert check_packed(mine, "pages[0].data", shelf.of_pool(POOL)) == mine
+
+
+def test_persistent_pages_are_never_packed_with_a_dictionary() -> None:
+    zcache = store()
+    for n in range(SAMPLES):
+        put(zcache, record_page(n))
+    trained(zcache)
+    slot = put(zcache, record_page(9), persistent=True)
+    assert zcache.read_packed(slot, 4096).dictionary == 0
+
+
+def test_a_drifting_ratio_trains_a_new_dictionary_and_the_old_lives_while_its_pages_do() -> None:
+    zcache = store()
+    shelf = zcache.dictionaries
+    shelf.drift = 5
+    for n in range(SAMPLES):
+        put(zcache, record_page(n))
+    trained(zcache)
+    old = [put(zcache, record_page(n)) for n in range(2000, 2050)]
+    # The pool's pages change: the first dictionary fits them worse and worse.
+    for n in range(3 * SAMPLES):
+        put(zcache, bytes(random.Random(n).choices(b"0123456789abcdef", k=4096)))
+        if shelf.wants_sample(POOL):
+            break
+    assert shelf.wants_sample(POOL), "the ratio never drifted"
+    for n in range(SAMPLES):
+        put(zcache, record_page(n, kind="order"))
+    second = trained(zcache)
+    assert second.dict_id == 2
+    new = put(zcache, record_page(7000, kind="order"))
+    assert zcache.read_packed(new, 4096).dictionary == 2
+    # Pages of the first dictionary are still stored and read back exact.
+    assert [zcache.read(slot, 4096) for slot in old] == [record_page(n) for n in range(2000, 2050)]
+    assert sorted(shelf.by_id) == [1, 2]
+    for slot in range(new):  # every page but the newest
+        if zcache.read_packed(slot, 4096).dictionary == 1:
+            zcache.free(slot)
+    assert sorted(shelf.by_id) == [2]  # the last page of dictionary 1 took it along
+    assert zcache.counters()["zstd_dicts_dropped"] == 1
+    assert zcache.read(new, 4096) == record_page(7000, kind="order")
+
+
+def test_a_gone_pool_drops_its_samples_and_unused_dictionaries() -> None:
+    zcache = store()
+    slots = [put(zcache, record_page(n)) for n in range(SAMPLES)]
+    trained(zcache)
+    packed = zcache.read_packed(put(zcache, record_page(9000)), 4096)
+    for slot in [*slots, slots[-1] + 1]:
+        zcache.free(slot)
+    zcache.forget_pool(POOL)
+    assert zcache.dictionaries.by_id == {}
+    with pytest.raises(UnknownDictionary) as lost:
+        unpack_page(packed, zcache.dictionaries.by_id)
+    assert lost.value.message == "zstd page names dictionary 1, which is not known here"
+
+
+def test_a_page_naming_a_dictionary_it_was_not_made_with_never_decodes_wrong() -> None:
+    zcache = store()
+    for n in range(SAMPLES):
+        put(zcache, record_page(n))
+    trained(zcache)
+    first = zcache.dictionaries.by_id[1]
+    shelf = DictionaryShelf(samples=SAMPLES, size=16384)
+    for n in range(SAMPLES):
+        shelf.sample(POOL, record_page(n, kind="other"))
+    training = shelf.due(POOL, 1)
+    assert training is not None
+    shelf.install(training, train(training))  # another dictionary, by the same id 1
+    impostor = shelf.by_id[1]
+    packed = zcache.read_packed(put(zcache, record_page(4242)), 4096)
+    assert unpack_page(packed, {1: first}) == record_page(4242)
+    with pytest.raises(InvalidArgument):
+        unpack_page(packed, {1: impostor})
+    corrupted = PackedPage(packed.payload, False, 4096, "zstd", 1)
+    with pytest.raises(InvalidArgument):
+        check_packed(corrupted, "data", {1: impostor})
+
+
+def test_samples_and_dictionaries_count_against_the_budget() -> None:
+    zcache = store()
+    slots = [put(zcache, record_page(n)) for n in range(SAMPLES)]
+    pages_only = zcache.used_bytes - SAMPLES * 4096
+    assert zcache.dictionaries.held_bytes == SAMPLES * 4096
+    trained(zcache)
+    assert zcache.dictionaries.held_bytes == 16384
+    assert zcache.used_bytes == pages_only + 16384
+    assert zcache.counters()["used_bytes"] == zcache.used_bytes
+    for slot in slots:
+        zcache.free(slot)
+    zcache.forget_pool(POOL)
+    # What stays is the slot table, which never shrinks.
+    assert (zcache.dictionaries.held_bytes, zcache.used_bytes) == (0, SAMPLES * SLOT_BYTES)
+
+
+def test_a_sample_is_kept_only_while_it_fits_the_budget() -> None:
+    zcache = ZCache(ZcacheConfig(memory=64 * 4096))
+    for n in range(100):
+        zcache.create(record_page(n), False, n + 1, n + 1, codec=ZSTD1, pool_uid=POOL)
+    assert zcache.used_bytes <= 64 * 4096
+    assert 0 < zcache.dictionaries.held_bytes < 64 * 4096
+
+
+def test_a_dictionary_that_packs_no_smaller_is_not_used_and_the_pool_stays_plain() -> None:
+    zcache = store()
+    hex_page = lambda n: bytes(random.Random(n).choices(b"0123456789abcdef", k=4096))  # noqa: E731
+    for n in range(SAMPLES):
+        put(zcache, hex_page(n))
+    training = zcache.dictionaries.due(POOL, 1)
+    assert training is not None
+    assert train(training) is None  # no gain on the samples it was not trained on
+    zcache.dictionaries.install(training, None)
+    assert zcache.read_packed(put(zcache, hex_page(9999)), 4096).dictionary == 0
+    assert not zcache.dictionaries.wants_sample(POOL)
+    counters = zcache.counters()
+    assert (counters["zstd_dicts_trained"], counters["zstd_dicts_unhelpful"]) == (0, 1)
+    assert zcache.dictionaries.held_bytes == 0
