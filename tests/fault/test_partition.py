@@ -34,7 +34,7 @@ import pytest
 from ramster.launcher import etcd_argv
 from tests.support.etcd import BIN, EtcdProcess
 from tests.support.netns import Host, NetnsError, NetnsLab, available
-from tests.support.nodes import ETCDS, NODES, RAMSTER, NodeProcess
+from tests.support.nodes import ETCDS, NODES, RAMSTER, NodeProcess, table_rows
 from tests.support.processes import ManagedProcess
 from tests.support.tools import require
 
@@ -250,7 +250,7 @@ class Partition:
         result = self.lab.host(seen_from).run(argv, timeout=SUBPROCESS_SLACK)
         if result.returncode != 0:
             return None
-        rows = [line.split() for line in result.stdout.splitlines()[2:] if line.strip()]
+        rows = table_rows(result.stdout)
         return [(int(row[0]), row[1], row[2]) for row in rows]
 
     def wait_members(self, seen_from: int, expected: list[Member]) -> float:

@@ -54,7 +54,7 @@ from tests.support.cluster import (
     text_page,
 )
 from tests.support.etcd import EtcdLink, EtcdProcess
-from tests.support.nodes import RAMSTER, NodeFactory, run_cli
+from tests.support.nodes import RAMSTER, NodeFactory, run_cli, table_rows
 from tests.support.processes import wait_for
 from tests.support.wire import RawNode
 
@@ -709,7 +709,7 @@ def test_up_runs_etcd_and_three_nodes_until_sigint_stops_them_all(tmp_path: Path
             )
         )
         assert json.loads(stats.stdout)["state"]["node_name"] == "node1"
-        assert [tuple(line.split()[:3]) for line in members.stdout.splitlines()[1:]] == [
+        assert [tuple(row[:3]) for row in table_rows(members.stdout)] == [
             (str(number), name, address) for number, name, address, *_ in rows
         ]
         pids = child_pids(proc.pid)

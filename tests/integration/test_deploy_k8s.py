@@ -32,6 +32,7 @@ from ramster.units import Share, parse_budget
 from ramster.wire.limits import advertised
 from tests.support.compose import render
 from tests.support.dockerfile import parse as parse_dockerfile
+from tests.support.nodes import table_rows
 from tests.support.processes import ManagedProcess, free_port, wait_for
 from tests.support.tools import require_tool
 
@@ -675,7 +676,7 @@ def test_the_three_etcd_members_form_a_cluster_over_tls_that_a_node_joins(
                 capture_output=True, text=True, timeout=30, check=False, env=env,
             )  # fmt: skip
             assert listed.returncode == 0, listed.stderr
-            assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["n1"]
+            assert [row[1] for row in table_rows(listed.stdout)] == ["n1"]
         finally:
             node.stop()
     finally:

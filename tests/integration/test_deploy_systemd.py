@@ -19,6 +19,7 @@ import pytest
 
 from ramster.cli.main import _parser
 from ramster.launcher import ETCD_BIN
+from tests.support.nodes import table_rows
 from tests.support.processes import ManagedProcess, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -175,7 +176,7 @@ def test_a_node_joins_the_etcd_of_the_unit_with_its_certificate(tmp_path: Path) 
 
             listed = members(*tls)
             assert listed.returncode == 0, listed.stderr
-            assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["n1"]
+            assert [row[1] for row in table_rows(listed.stdout)] == ["n1"]
             refused = members("--etcd-ca", str(pki / "ca.crt"))
             assert (refused.returncode, refused.stderr) == (
                 1,

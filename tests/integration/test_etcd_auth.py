@@ -17,7 +17,7 @@ from ramster.trust import files
 from ramster.trust.identity import Identity, Role
 from tests.support.cluster import MiB
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import NodeFactory, run_cli
+from tests.support.nodes import NodeFactory, run_cli, table_rows
 from tests.support.processes import wait_for
 
 DENIED = "PERMISSION_DENIED etcdserver: permission denied"
@@ -49,7 +49,7 @@ def test_a_node_with_its_certificate_registers_and_the_admin_reads_and_writes(
 ) -> None:
     members = run_cli("members", *etcd_flags(local, "admin"), "--cluster", "local")
     assert members.returncode == 0, members.stderr
-    assert [line.split()[:2] for line in members.stdout.splitlines()[1:]] == [["1", "node1"]]
+    assert [row[:2] for row in table_rows(members.stdout)] == [["1", "node1"]]
     written = run_cli(
         "param", "set", "eph_remotify", "off", "--cluster", "local", *etcd_flags(local, "admin")
     )
@@ -168,4 +168,4 @@ def test_a_node_asks_for_a_new_token_when_a_restarted_etcd_forgot_its_own(
     with SyncClient(node.address, client_name="test") as client:
         wait_for(lambda: client.params()["eph_remotify"] == "off", 20, "the node to apply it")
     members = run_cli("members", "--cluster", "c1", *user)
-    assert [line.split()[:2] for line in members.stdout.splitlines()[1:]] == [["1", "n1"]]
+    assert [row[:2] for row in table_rows(members.stdout)] == [["1", "n1"]]

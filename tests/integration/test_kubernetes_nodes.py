@@ -19,7 +19,7 @@ from ramster.trust.seal import KEY_BYTES
 from ramster.wire.tls import TLS
 from tests.support.cluster import Cluster, pages_of, read_back, store_all
 from tests.support.etcd import EtcdProcess
-from tests.support.nodes import NodeFactory, run_cli
+from tests.support.nodes import NodeFactory, run_cli, table_rows
 
 LONG = ".".join(["worker-" + "a" * 56] * 4)[:253]
 """A Kubernetes node name as long as one may be: four labels of 63 characters, less one."""
@@ -74,7 +74,7 @@ def test_a_node_with_a_253_character_name_on_ipv6_joins_and_keeps_copies_both_wa
         assert long_node.address == f"[::1]:{port}"
         members = run_cli("members", "--etcd", cluster.etcd_url, "--cluster", cluster.name)
         assert members.returncode == 0, members.stderr
-        rows = {line.split()[1]: line.split()[2] for line in members.stdout.splitlines()[1:]}
+        rows = {row[1]: row[2] for row in table_rows(members.stdout)}
         assert rows == {LONG: f"[::1]:{port}", "B": re.sub(".*://", "", cluster.nodes["B"].address)}
         # Two copies of every persistent page: each node's second copies go to the other, over
         # mTLS, and B takes the long node's certificate (CN abbreviated, name in its URI) as the

@@ -39,6 +39,12 @@ def run_cli(
     )
 
 
+def table_rows(drawn: str) -> list[list[str]]:
+    """The words of each row of a table a command drew (`ramster.cli.view`, off a terminal):
+    the header line and the rule under it left out."""
+    return [line.split() for line in drawn.splitlines()[2:]]
+
+
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 
