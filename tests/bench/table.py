@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 
 def rate(pages: int, work: Callable[[], object], min_seconds: float = 1.0) -> float:
@@ -30,6 +31,41 @@ async def awaited_rate(
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds:
             return pages * runs / elapsed
+
+
+ROUNDS = 7
+"""Rounds of `interleaved_rates`."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Pages per second of one work over the rounds of `interleaved_rates`: the best round (the
+    one least disturbed by other work on the machine) and all rounds together."""
+
+    best: float
+    mean: float
+
+
+async def interleaved_rates(
+    pages: int, works: Mapping[str, Callable[[], Awaitable[object]]], rounds: int = ROUNDS
+) -> dict[str, Rates]:
+    """The rates of `works` (each handles `pages` pages) measured in turn: after a warm-up of
+    each, `rounds` rounds running each once, in reverse order every other round. Works compared
+    so meet the same moments of a shared machine's load, where one measured after the other
+    would meet another moment of it (and the order no advantage)."""
+    for work in works.values():
+        await work()  # warm up
+    names = list(works)
+    best = dict.fromkeys(names, 0.0)
+    spent = dict.fromkeys(names, 0.0)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            await works[name]()
+            elapsed = time.perf_counter() - start
+            best[name] = max(best[name], pages / elapsed)
+            spent[name] += elapsed
+    return {name: Rates(best[name], pages * rounds / spent[name]) for name in names}
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
