@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,11 +40,25 @@ ROUNDS = 7
 
 @dataclass(frozen=True)
 class Rates:
-    """Pages per second of one work over the rounds of `interleaved_rates`: the best round (the
-    one least disturbed by other work on the machine) and all rounds together."""
+    """Pages per second of one work in each round of `interleaved_rates`."""
 
-    best: float
-    mean: float
+    rounds: tuple[float, ...]
+
+    @property
+    def best(self) -> float:
+        """The best round: the one least disturbed by other work on the machine."""
+        return max(self.rounds)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rounds)
+
+    def beside(self, other: Rates) -> float:
+        """These rates as a multiple of `other`'s, measured in the same rounds: the median of
+        the rounds' ratios, each of two measures taken one right after the other."""
+        return statistics.median(
+            mine / theirs for mine, theirs in zip(self.rounds, other.rounds, strict=True)
+        )
 
 
 async def interleaved_rates(
@@ -56,16 +71,13 @@ async def interleaved_rates(
     for work in works.values():
         await work()  # warm up
     names = list(works)
-    best = dict.fromkeys(names, 0.0)
-    spent = dict.fromkeys(names, 0.0)
+    measured: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(rounds):
         for name in names if round_ % 2 == 0 else reversed(names):
             start = time.perf_counter()
             await works[name]()
-            elapsed = time.perf_counter() - start
-            best[name] = max(best[name], pages / elapsed)
-            spent[name] += elapsed
-    return {name: Rates(best[name], pages * rounds / spent[name]) for name in names}
+            measured[name].append(pages / (time.perf_counter() - start))
+    return {name: Rates(tuple(measured[name])) for name in names}
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
