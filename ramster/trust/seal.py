@@ -6,10 +6,15 @@ pool's uid on the origin, the oid, the index and the page's version). Opening a 
 associated data, another key, or any bit changed raises `SealBroken`. The 16-byte tag does what
 the CRC-32 of a shipped page did, and more.
 
-Sealed layout: a random 96-bit nonce, then the ciphertext with its tag: ``len(payload) + 28``
-bytes. Random nonces are safe for about 2**32 seals per key (the chance of two alike stays below
-2**-33); a node sealing 50,000 pages a second reaches that in a day, so a long-lived origin
-should derive a key per epoch from its page key before then (not done yet).
+Sealed layout: the 96-bit nonce, then the ciphertext with its tag: ``len(payload) + 28`` bytes.
+A nonce must never repeat under one key, and a page key outlives its node's restarts (so that a
+restarted node can open what it shipped before). `Nonces` makes them as NIST SP 800-38D §8.2.1's
+deterministic construction does, with a random fixed field: 64 random bits drawn when a seal is
+made (each start of a node) and again every 2**32 seals, then a 32-bit counter. Two nonces of one
+key can only be alike if two such draws are, a chance below P**2 / 2**65 after P draws: about
+2**-25 after a million restarts, where random 96-bit nonces already reached 2**-33 after 2**32
+seals (a day of a node sealing 50,000 pages a second). It also spares a page the system call
+that drawing its nonce from `os.urandom` cost (0.4 µs of the 2 µs a seal took).
 
 `OriginSeal` seals a shipped page for its place (`PageVersion`) with its encoding inside; the
 peer link (`ramster.rpc.peer_link`) seals every page it puts and opens every page it gets. Not
@@ -18,6 +23,8 @@ here: the key file (`ramster.trust.files`).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import struct
 
@@ -32,6 +39,11 @@ from ramster.tmem.keys import U32_MAX, U64_MAX, Oid, PageVersion, as_oid, check_
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+PREFIX_BYTES = 8
+"""The random part of a nonce; the other 4 bytes count seals."""
+COUNTER_LIMIT = 2**32
+"""Seals under one prefix: then a new one is drawn."""
+_NONCE = struct.Struct(f">{PREFIX_BYTES}sI")
 TAG_BYTES = 16
 OVERHEAD = NONCE_BYTES + TAG_BYTES
 """Bytes a sealed page has beyond its payload."""
@@ -45,6 +57,10 @@ _AAD = struct.Struct(f">{len(AAD_TAG)}s{MAX_ORIGIN + 1}sIQQQIQ")
 """Tag, origin name (zero-padded: names hold no zero byte), pool uid, three oid words, index,
 version; big-endian, fixed width."""
 AAD_BYTES = _AAD.size
+_packed_aad = functools.partial(_AAD.pack, AAD_TAG)
+"""The associated data of checked fields (origin as `_origin_field` gives it, pool uid, three
+oid words, index, version): what `page_aad` and `OriginSeal` both pack (a partial of `struct`'s
+own function: no Python frame on a shipped page's path)."""
 
 
 LZ4 = b"L"
@@ -66,7 +82,7 @@ def page_aad(origin: str, pool_uid: int, oid: Oid, index: int, version: int) -> 
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
             raise InvalidArgument.field(field, value, f"an int in 0..{high}")
     words = as_oid(oid)
-    return _AAD.pack(AAD_TAG, _origin_field(origin), pool_uid, *words, check_index(index), version)
+    return _packed_aad(_origin_field(origin), pool_uid, *words, check_index(index), version)
 
 
 def _origin_field(origin: str) -> bytes:
@@ -75,20 +91,43 @@ def _origin_field(origin: str) -> bytes:
     return abbreviated(origin, MAX_ORIGIN).encode()
 
 
+class Nonces:
+    """The nonces of one seal: never two alike, nor alike with another seal's of the same key
+    but by a chance the module's docstring bounds. `start` is where the counter starts (tests
+    start it near `COUNTER_LIMIT`). Safe from several threads: a prefix and its counter are
+    read together, so a thread drawing a new prefix never pairs it with another's count. Not
+    across `os.fork`: a forked copy would count on from the same prefix (nodes do not fork)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, start: int = 0) -> None:
+        self._state = (os.urandom(PREFIX_BYTES), itertools.count(start))
+
+    def next(self) -> bytes:
+        """The next nonce: `NONCE_BYTES` bytes."""
+        prefix, counter = self._state
+        count = next(counter)
+        if count < COUNTER_LIMIT:
+            return _NONCE.pack(prefix, count)
+        self._state = (os.urandom(PREFIX_BYTES), itertools.count())
+        return self.next()
+
+
 class PageSeal:
     """Seals and opens pages under one origin's 32-byte page key."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "_nonces")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
             given = f"{len(key)} bytes" if isinstance(key, bytes) else f"type {type(key).__name__}"
             raise InvalidArgument(f"page key of {given} is invalid: expected {KEY_BYTES} bytes")
         self._aead = AESGCM(key)
+        self._nonces = Nonces()
 
     def seal(self, payload: bytes, aad: bytes) -> bytes:
         """`payload` encrypted and authenticated with `aad` (from `page_aad`)."""
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = self._nonces.next()
         return nonce + self._aead.encrypt(nonce, payload, aad)
 
     def open(self, sealed: bytes, aad: bytes) -> bytes:
@@ -150,9 +189,7 @@ class OriginSeal:
         its field's range). Every shipped page builds one: the checks cost as much as the
         packing."""
         oid = at.oid
-        return _AAD.pack(
-            AAD_TAG, self._origin, at.pool_uid, oid[0], oid[1], oid[2], at.index, at.version
-        )
+        return _packed_aad(self._origin, at.pool_uid, oid[0], oid[1], oid[2], at.index, at.version)
 
 
 def _kind(page: PackedPage) -> bytes:

@@ -1,7 +1,9 @@
 """Client -> node figures over loopback gRPC, beside redis-py + Redis and pymemcache + memcached.
 
 Targets here: single-page get p99 <= 1.5 ms (docs/design.md §12); put and get over mTLS (a node with
-``--tls-*``, the client with its certificate) at most 15 % slower than plaintext (issue 12).
+``--tls-*``, the client with its certificate) at most 15 % slower than plaintext (issue 12): two
+fresh nodes, one plaintext and one mTLS, each given the same 64-page puts and gets in turn
+(`tests.bench.table.interleaved_rates`), compared round by round (the median of the ratios).
 The figures issue 14 sets targets on are returned for `tests.bench.targets`: 64-page put and get
 against redis-py MSET/MGET of 64, 64 concurrent single-page gets through the coalescing client
 against the batched get rate, and bulk `put_many`/`get_many` of 256k pages (pipelined:
@@ -15,6 +17,7 @@ import asyncio
 import datetime
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ramster.client import TLS, Client
@@ -30,7 +33,14 @@ from tests.bench.references import (
     measure_redis_pipelined,
     reference_servers,
 )
-from tests.bench.table import awaited_rate, print_table, verdict
+from tests.bench.table import (
+    ROUNDS,
+    Rates,
+    awaited_rate,
+    interleaved_rates,
+    print_table,
+    verdict,
+)
 from tests.support.nodes import start_node
 
 CONCURRENT = 64
@@ -38,26 +48,37 @@ BULK = 256 * 1024
 """Pages of one bulk call: the corpus pages over and over, each under its own key."""
 
 
+Work = Callable[[], Awaitable[None]]
+
+
+async def _batched(
+    client: Client, pages: list[bytes]
+) -> tuple[int, Work, Work, list[tuple[int, int]]]:
+    """(pool, put, get, keys): a new pool of `client`, a put of `pages` in it and a get of them,
+    each in `BATCH`-page calls one at a time, and their keys."""
+    pool = await client.new_pool(persistent=True)
+    items = [(n >> 8, n & 0xFF, page) for n, page in enumerate(pages)]
+    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+    keys = [[(oid, index) for oid, index, _ in batch] for batch in batches]
+
+    async def put() -> None:
+        for batch in batches:
+            await client.put_many(pool, batch)
+
+    async def get() -> None:
+        for batch_keys in keys:
+            await client.get_many(pool, batch_keys)
+
+    return pool, put, get, [key for batch_keys in keys for key in batch_keys]
+
+
 async def _measure_ramster(
     address: str, pages: list[bytes], name: str = "ramster Client + node", tls: TLS | None = None
 ) -> tuple[ReferenceFigures, float]:
     async with Client(address, client_name="bench", tls=tls) as client:
-        pool = await client.new_pool(persistent=True)
-        items = [(n >> 8, n & 0xFF, page) for n, page in enumerate(pages)]
-        batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
-        keys = [[(oid, index) for oid, index, _ in batch] for batch in batches]
-
-        async def put() -> None:
-            for batch in batches:
-                await client.put_many(pool, batch)
-
-        async def get() -> None:
-            for batch_keys in keys:
-                await client.get_many(pool, batch_keys)
-
+        pool, put, get, flat = await _batched(client, pages)
         put_rate = await awaited_rate(len(pages), put)
         get_rate = await awaited_rate(len(pages), get)
-        flat = [key for batch_keys in keys for key in batch_keys]
         samples = []
         for n in range(2000):
             oid, index = flat[n % len(flat)]
@@ -92,6 +113,22 @@ async def _measure_bulk(address: str, pages: list[bytes]) -> tuple[float, float]
         return await awaited_rate(len(pages), put), await awaited_rate(len(pages), get)
 
 
+async def _tls_beside_plaintext(
+    plaintext: str, over_tls: str, tls: TLS, pages: list[bytes]
+) -> dict[str, dict[str, Rates]]:
+    """Batched put and get rates of the node at `plaintext` and of the one at `over_tls`,
+    measured in turn: {"put": {"plaintext": ..., "mTLS": ...}, "get": {...}}."""
+    async with (
+        Client(plaintext, client_name="bench") as plain_client,
+        Client(over_tls, client_name="bench", tls=tls) as tls_client,
+    ):
+        _, plain_put, plain_get, _ = await _batched(plain_client, pages)
+        _, tls_put, tls_get, _ = await _batched(tls_client, pages)
+        puts = await interleaved_rates(len(pages), {"plaintext": plain_put, "mTLS": tls_put})
+        gets = await interleaved_rates(len(pages), {"plaintext": plain_get, "mTLS": tls_get})
+        return {"put": puts, "get": gets}
+
+
 def run(pages: list[bytes]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ramster-bench-") as tmp:
         workdir = Path(tmp)
@@ -112,13 +149,18 @@ def run(pages: list[bytes]) -> dict[str, float]:
         finally:
             node.stop()
         served, client_tls = _certificates(workdir / "pki")
+        plain_node, plain_info = start_node(workdir, "bench-plain", "--memory", "1GiB")
         node, info = start_node(workdir, "bench-tls", "--memory", "1GiB", *served)
         try:
+            beside = asyncio.run(
+                _tls_beside_plaintext(plain_info["address"], info["address"], client_tls, pages)
+            )
             over_tls, _ = asyncio.run(
                 _measure_ramster(info["address"], pages, "ramster Client + node, mTLS", client_tls)
             )
         finally:
             node.stop()
+            plain_node.stop()
     rows = [
         [f.name, f.put_rate, f.get_rate, f"{f.get_p50_ms:.3f}", f"{f.get_p99_ms:.3f}"]
         for f in (ours, over_tls, redis_figures, memcached_figures)
@@ -139,8 +181,31 @@ def run(pages: list[bytes]) -> dict[str, float]:
             ],
         ],
     )
-    tls_put_x = over_tls.put_rate / ours.put_rate
-    tls_get_x = over_tls.get_rate / ours.get_rate
+    print_table(
+        f"mTLS beside plaintext: {BATCH}-page calls of {len(pages)} pages to two fresh nodes in "
+        f"turn, {ROUNDS} rounds (x plaintext: the median of the rounds' ratios)",
+        [
+            "pages/s",
+            "plaintext median",
+            "mTLS median",
+            "x plaintext",
+            "plaintext best",
+            "mTLS best",
+        ],
+        [
+            [
+                f"batched {what}",
+                rates["plaintext"].median,
+                rates["mTLS"].median,
+                f"{rates['mTLS'].beside(rates['plaintext']):.2f}x",
+                rates["plaintext"].best,
+                rates["mTLS"].best,
+            ]
+            for what, rates in beside.items()
+        ],
+    )
+    tls_put_x = beside["put"]["mTLS"].beside(beside["put"]["plaintext"])
+    tls_get_x = beside["get"]["mTLS"].beside(beside["get"]["plaintext"])
     print_table(
         "targets (docs/design.md §12, issue 12)",
         ["what", "measured", "target", "verdict"],

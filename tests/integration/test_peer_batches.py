@@ -424,12 +424,16 @@ def test_a_link_uses_the_form_its_holder_announced_and_reads_back_exact_pages(
 
 
 @pytest.mark.parametrize("old", [False, True], ids=["announced", "earlier-release"])
+@pytest.mark.parametrize("sealed", [False, True], ids=["packed", "sealed"])
 def test_a_copy_damaged_on_the_way_is_a_lost_copy_in_either_form(
-    node: NodeProcess, old: bool
+    node: NodeProcess, old: bool, sealed: bool
 ) -> None:
+    """Packed, the CRC-32 finds the damage; sealed, the seal's tag does (the link does not read
+    the checksum of a sealed page)."""
+
     async def run() -> tuple[list[tuple[PackedPage, int] | None], int]:
         async with PeerRelay(node.address, old=old) as relay:
-            link = link_to(relay, sealed=False)
+            link = link_to(relay, sealed)
             try:
                 assert await link.put(items) == [True] * 4
                 relay.damage = True

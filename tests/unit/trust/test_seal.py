@@ -9,7 +9,17 @@ import pytest
 from ramster.errors import InvalidArgument
 from ramster.page import PackedPage, pack_page
 from ramster.tmem.keys import PageVersion
-from ramster.trust.seal import AAD_BYTES, OVERHEAD, OriginSeal, PageSeal, SealBroken, page_aad
+from ramster.trust.seal import (
+    AAD_BYTES,
+    COUNTER_LIMIT,
+    OVERHEAD,
+    PREFIX_BYTES,
+    Nonces,
+    OriginSeal,
+    PageSeal,
+    SealBroken,
+    page_aad,
+)
 
 KEY = bytes(range(32))
 PAGE = b"\x1f" + b"lz4-packed page " * 100
@@ -88,6 +98,29 @@ def test_a_sealed_page_opens_with_its_key_and_aad() -> None:
 def test_two_seals_of_one_page_differ() -> None:
     seal = PageSeal(KEY)
     assert seal.seal(PAGE, AAD) != seal.seal(PAGE, AAD)  # a fresh nonce each time
+
+
+def test_a_seal_counts_its_nonces_after_one_random_prefix() -> None:
+    seal = PageSeal(KEY)
+    nonces = [seal.seal(PAGE, AAD)[:12] for _ in range(3)]
+    prefix = nonces[0][:PREFIX_BYTES]
+    assert nonces == [prefix + count.to_bytes(4, "big") for count in (0, 1, 2)]
+    assert prefix != bytes(PREFIX_BYTES)  # os.urandom's, not a constant
+
+
+def test_another_seal_of_the_same_key_draws_another_prefix() -> None:
+    # A restarted node seals under the same key: its nonces must not meet the earlier ones.
+    prefixes = {Nonces().next()[:PREFIX_BYTES] for _ in range(100)}
+    assert len(prefixes) == 100
+
+
+def test_a_prefix_is_drawn_anew_when_its_counter_runs_out() -> None:
+    nonces = Nonces(start=COUNTER_LIMIT - 1)
+    last, first, second = nonces.next(), nonces.next(), nonces.next()
+    assert last[PREFIX_BYTES:] == (COUNTER_LIMIT - 1).to_bytes(4, "big")
+    assert first[PREFIX_BYTES:] == bytes(4)
+    assert second == first[:PREFIX_BYTES] + (1).to_bytes(4, "big")
+    assert first[:PREFIX_BYTES] != last[:PREFIX_BYTES]
 
 
 def test_the_layout_is_nonce_then_ciphertext_and_tag() -> None:
