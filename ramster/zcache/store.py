@@ -72,6 +72,10 @@ def payload_heap_bytes(zsize: int) -> int:
     return (size + 8 + 15) & ~15
 
 
+SAMPLE_SHARE = 2
+"""Samples and dictionaries take at most this share of the budget (1/2)."""
+
+
 class ZCache:
     """Compressed pages within a memory budget; implements `ramster.tmem.PageStore`."""
 
@@ -336,8 +340,11 @@ class ZCache:
         node records dictionaries (`DictionaryShelf.keeps_persistent`): a restarted node takes
         them back from its peers, and must decode them."""
         shelf = self.dictionaries
-        # A sample is kept only while it fits the budget beside the pages: never evicts one.
-        if shelf.wants_sample(pool_uid) and self.used_bytes + len(page) <= self._memory:
+        # A sample is kept only while it fits the budget beside the pages (it never evicts
+        # one), and samples and dictionaries take at most a `SAMPLE_SHARE`th of it: persistent
+        # pages cannot make room by evicting them.
+        room = min(self._memory - self.used_bytes, self._memory // SAMPLE_SHARE - shelf.held_bytes)
+        if shelf.wants_sample(pool_uid) and len(page) <= room:
             shelf.sample(pool_uid, page, persistent)
         dictionary = shelf.current(pool_uid)
         packed = pack_page(page, codec, dictionary)

@@ -307,3 +307,14 @@ def test_a_dictionary_that_could_not_be_recorded_leaves_its_pool_sampling_again(
     assert zcache.dictionaries.wants_sample(POOL)
     slot = put(zcache, record_page(1), persistent=True)
     assert zcache.read_packed(slot, 4096).dictionary == 0
+
+
+def test_samples_leave_half_the_budget_to_the_pages_persistent_ones_too() -> None:
+    zcache = ZCache(ZcacheConfig(memory=64 * 4096))
+    zcache.dictionaries.keeps_persistent = True
+    stored = [
+        zcache.create(record_page(n), True, n + 1, n + 1, codec=ZSTD1, pool_uid=POOL)
+        for n in range(50)
+    ]
+    assert zcache.dictionaries.held_bytes == 32 * 4096
+    assert [type(outcome) for outcome in stored] == [Created] * 50
