@@ -128,8 +128,11 @@ class ClusterAgent:
         await self._restore_dictionaries()
         earlier = self._membership.earlier_epochs()
         await self.remote.recover(earlier, self._backend.params.recover_timeout)
-        if not earlier or not self.remote.recovered or self.remote.peers.unrecovered:
+        if not self.remote.recovered or self.remote.peers.unrecovered:
             return  # a peer that did not answer may hold them still: the record stays
+        await self._erase_unrecovered_dictionaries()
+        if not earlier:
+            return
         try:
             await self._membership.retire_epochs(earlier)
         except RamsterError as error:
@@ -153,6 +156,19 @@ class ClusterAgent:
         if recorded:  # a later pool never takes the uid a recorded dictionary names
             tmem.table.continue_after(pool_uid=max(d.pool_uid for d in recorded))
         shelf.keeps_persistent = True
+
+    async def _erase_unrecovered_dictionaries(self) -> None:
+        """Every peer handed its pages over: the dictionaries of pools that did not come back
+        (no page of theirs is left anywhere) go, from the store and from the record."""
+        store, tmem = self._backend.store, self._backend.tmem
+        if store is None or tmem is None:
+            return
+        shelf = store.dictionaries
+        for pool_uid in shelf.recorded_pools() - {pool.uid for pool in tmem.table.own_pools()}:
+            shelf.forget_pool(pool_uid)
+        if shelf.retired:
+            retired, shelf.retired = shelf.retired, []
+            await self.dictionaries.drop(retired)
 
     async def stop(self) -> None:
         tasks = [t for t in (self._publisher, self._letting_go) if t is not None]

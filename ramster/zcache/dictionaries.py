@@ -113,6 +113,10 @@ class DictionaryShelf:
         pool = self._pools.get(pool_uid)
         return pool is not None and pool.persistent
 
+    def recorded_pools(self) -> set[int]:
+        """The pools that have recorded dictionaries (persistent pools')."""
+        return {self._owner[dict_id] for dict_id in self._recorded}
+
     def sample(self, pool_uid: int, page: bytes, persistent: bool = False) -> None:
         """Keep `page` of pool `pool_uid` (`persistent` or not) as a sample if the pool is
         sampling."""

@@ -2,13 +2,15 @@
 them, records each in etcd before a page is packed with it, and its pages' second copies on a
 peer come back exact after the origin is killed and restarted, pages of a retired dictionary
 among them; a damaged record loses the pages packed with it (counted), never reads them
-wrong."""
+wrong; the record of a pool that did not come back is erased; a sealing node's record is
+sealed."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import datetime
+import hashlib
 import json
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from ramster.page import DEFAULT_ZSTD_LEVEL, ZSTD, Codec, pack_page
 from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
 from ramster.wire.tls import TLS
+from ramster.zcache.dictionaries import Training, train
 from tests.support.cluster import Cluster, record_page
 from tests.support.etcd import EtcdProcess
 from tests.support.nodes import NodeFactory
@@ -169,9 +172,26 @@ def test_a_damaged_dictionary_record_loses_its_pages_and_never_reads_them_wrong(
         data[len(data) // 2] ^= 1  # one bit of the dictionary flipped in etcd
         record["data"] = base64.b64encode(data).decode()
         etcd.ctl("put", key, json.dumps(record))
+        # And a whole record of a pool that will not come back (its node died before it could
+        # erase it, say): id 7.
+        stale = train(Training(999, 7, [record_page(n, seed=4) for n in range(200)], 16384, 1))
+        assert stale is not None
+        digest = hashlib.sha256(b"999/7/" + stale).digest()
+        stale_record = {
+            "pool_uid": 999,
+            "data": base64.b64encode(stale).decode(),
+            "sha256": base64.b64encode(digest).decode(),
+        }
+        etcd.ctl("put", key.removesuffix("1") + "7", json.dumps(stale_record))
 
         with restart(cluster, "A") as again:
             assert again.stats()["zstd_dicts_unreadable"] == 1
+            # Every peer handed its pages over and pool 999 was not among them: its
+            # dictionary goes; the unreadable one stays (its id stays taken).
+            wait_for(
+                lambda: dictionary_keys(etcd, etcd_cluster, number) == ["1", "next"],
+                what="the stale record erased",
+            )
             assert again.new_pool(persistent=True, codec="zstd") == pool
             got = again.get_many(pool, [(o, i) for o, i, _ in plain], free=False)
             assert got == [page for _, _, page in plain]  # packed before the dictionary
@@ -183,11 +203,11 @@ def test_a_damaged_dictionary_record_loses_its_pages_and_never_reads_them_wrong(
                     "known here"
                 )
             assert again.stats()["zstd_pages_lost"] == len(packed)
-            # A new dictionary never takes the id of the lost one.
+            # A new dictionary never takes an id the record named.
             more: Pages = [(3, n, record_page(3000 + n)) for n in range(200)]
             put_all(again, pool, more)
             wait_for(lambda: again.stats()["zstd_dicts_trained"] == 1, what="a new dictionary")
-            assert dictionary_keys(etcd, etcd_cluster, number) == ["1", "2", "next"]
+            assert dictionary_keys(etcd, etcd_cluster, number) == ["1", "8", "next"]
     finally:
         cluster.close()
 
