@@ -125,50 +125,21 @@ class ClusterAgent:
         """Take back the pages of this node's earlier epochs (the membership's record); once
         every peer in view handed them over, drop those epochs from the record. The
         dictionaries of the persistent pools come back first: the pages need them."""
-        await self._restore_dictionaries()
+        tmem, store = self._backend.tmem, self._backend.store
+        if tmem is not None and store is not None:
+            await self.dictionaries.restore(store.dictionaries, tmem)
         earlier = self._membership.earlier_epochs()
         await self.remote.recover(earlier, self._backend.params.recover_timeout)
         if not self.remote.recovered or self.remote.peers.unrecovered:
             return  # a peer that did not answer may hold them still: the record stays
-        await self._erase_unrecovered_dictionaries()
+        if tmem is not None and store is not None:
+            await self.dictionaries.erase_unrecovered(store.dictionaries, tmem)
         if not earlier:
             return
         try:
             await self._membership.retire_epochs(earlier)
         except RamsterError as error:
             log.warning("epochs %s stay recorded: %s", ", ".join(earlier), error.message)
-
-    async def _restore_dictionaries(self) -> None:
-        """The dictionaries of this node's persistent pools, from the record (once the store is
-        there); from then on persistent pools get dictionaries, each recorded before use. None
-        where there is no record (no etcd)."""
-        store, tmem = self._backend.store, self._backend.tmem
-        if store is None or tmem is None or store.dictionaries.keeps_persistent:
-            return
-        loaded = await self.dictionaries.load()
-        if loaded is None:
-            return
-        next_id, recorded = loaded
-        shelf = store.dictionaries
-        shelf.continue_ids(next_id)
-        for dictionary in recorded:
-            shelf.restore(dictionary.pool_uid, dictionary.data)
-        if recorded:  # a later pool never takes the uid a recorded dictionary names
-            tmem.table.continue_after(pool_uid=max(d.pool_uid for d in recorded))
-        shelf.keeps_persistent = True
-
-    async def _erase_unrecovered_dictionaries(self) -> None:
-        """Every peer handed its pages over: the dictionaries of pools that did not come back
-        (no page of theirs is left anywhere) go, from the store and from the record."""
-        store, tmem = self._backend.store, self._backend.tmem
-        if store is None or tmem is None:
-            return
-        shelf = store.dictionaries
-        for pool_uid in shelf.recorded_pools() - {pool.uid for pool in tmem.table.own_pools()}:
-            shelf.forget_pool(pool_uid)
-        if shelf.retired:
-            retired, shelf.retired = shelf.retired, []
-            await self.dictionaries.drop(retired)
 
     async def stop(self) -> None:
         tasks = [t for t in (self._publisher, self._letting_go) if t is not None]

@@ -4,13 +4,13 @@ pools, so that after a restart it decodes the pages its peers hand back (docs/de
 A persistent page outlives its origin through its copies on peers; a dictionary it was packed
 with must too. The book keeps each one in etcd (the membership's `save_dictionary`:
 ``dictionaries/<number>/<id>``), written before any page is packed with it and erased with its
-pool; a restarted node reads them back (`load`) before it takes its pages back. Holders never
-see a dictionary: they keep the pages as they do any other, so a holder of an earlier release
-holds them too. A dictionary is as secret as the pages it was trained on: with a page key it is
-sealed under it (bound to this node, the pool and the id, `OriginSeal.seal_dictionary`); a node
-without one (plaintext, as its pages travel) records it as is, with a SHA-256 of it, its pool and
-its id against damage.
-A record that does not open, or holds another id, is skipped and counted
+pool; a restarted node puts them back (`restore`) before it takes its pages back, and erases
+those of pools that did not come back (`erase_unrecovered`). Holders never see a dictionary:
+they keep the pages as they do any other, so a holder of an earlier release holds them too. A
+dictionary is as secret as the pages it was trained on: with a page key it is sealed under it
+(bound to this node, the pool and the id, `OriginSeal.seal_dictionary`); a node without one
+(plaintext, as its pages travel) records it as is, with a SHA-256 of it, its pool and its id
+against damage. A record that does not open, or holds another id, is skipped and counted
 (`zstd_dicts_unreadable`): the pages packed with it are lost, never read wrong.
 
 Not here: which dictionaries a pool has (`ramster.zcache.dictionaries`), etcd itself
@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from nodemanager.model import Membership
 from ramster.errors import InvalidArgument, RamsterError
 from ramster.page import PageDictionary
+from ramster.remote.handles import OriginTmem
 from ramster.trust.seal import OriginSeal
+from ramster.zcache.dictionaries import DictionaryShelf
 
 log = logging.getLogger("ramster.remote")
 
@@ -71,6 +73,32 @@ class DictionaryBook:
                 log.warning("dictionary %d of the record is unreadable: %s", dict_id, reason)
                 self.counters["zstd_dicts_unreadable"] += 1
         return next_id, readable
+
+    async def restore(self, shelf: DictionaryShelf, tmem: OriginTmem) -> None:
+        """Put the recorded dictionaries back on `shelf` (once), before the pages come back;
+        from then on persistent pools get dictionaries, each recorded before use. None where
+        there is no record (no etcd)."""
+        if shelf.keeps_persistent:
+            return
+        loaded = await self.load()
+        if loaded is None:
+            return
+        next_id, recorded = loaded
+        shelf.continue_ids(next_id)
+        for dictionary in recorded:
+            shelf.restore(dictionary.pool_uid, dictionary.data)
+        if recorded:  # a later pool never takes the uid a recorded dictionary names
+            tmem.table.continue_after(pool_uid=max(d.pool_uid for d in recorded))
+        shelf.keeps_persistent = True
+
+    async def erase_unrecovered(self, shelf: DictionaryShelf, tmem: OriginTmem) -> None:
+        """Every peer handed its pages over: the dictionaries of pools that did not come back
+        (no page of theirs is left anywhere) go, from `shelf` and from the record."""
+        for pool_uid in shelf.recorded_pools() - {pool.uid for pool in tmem.table.own_pools()}:
+            shelf.forget_pool(pool_uid)
+        if shelf.retired:
+            retired, shelf.retired = shelf.retired, []
+            await self.drop(retired)
 
     async def save(self, pool_uid: int, dict_id: int, data: bytes) -> None:
         """Record dictionary `dict_id` of pool `pool_uid`: done before a page is packed with it."""

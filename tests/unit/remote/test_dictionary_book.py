@@ -12,8 +12,12 @@ from collections.abc import Sequence
 
 import pytest
 
+from ramster.backend import Backend
 from ramster.remote.dictionary_book import DictionaryBook, Recorded
+from ramster.tmem import PoolSpec
+from ramster.tmem.pool import PoolRecord
 from ramster.trust.seal import KEY_BYTES, OriginSeal
+from ramster.zcache import ZcacheConfig
 from ramster.zcache.dictionaries import Training, train
 
 
@@ -99,3 +103,29 @@ def test_a_damaged_or_misplaced_record_is_unreadable_and_counted(sealed: bool) -
     next_id, readable = asyncio.run(reader.load())  # type: ignore[misc]
     assert (next_id, readable) == (5, [])
     assert reader.counters == {"zstd_dicts_unreadable": 4}
+
+
+def test_restored_dictionaries_go_back_on_the_shelf_and_those_of_pools_not_back_are_erased() -> (
+    None
+):
+    async def run() -> None:
+        record = Record()
+        writer = book(record, sealed=False)
+        await writer.save(1, 3, dictionary(3))
+        await writer.save(5, 4, dictionary(4))
+        backend = Backend(ZcacheConfig(memory=64 << 20))
+        tmem, store = backend.require(), backend.store
+        assert store is not None
+        shelf = store.dictionaries
+        reader = book(record, sealed=False)
+        await reader.restore(shelf, tmem)
+        assert shelf.keeps_persistent
+        assert (sorted(shelf.of_pool(1)), sorted(shelf.of_pool(5))) == ([3], [4])
+        pool = tmem.new_pool("app", PoolSpec(persistent=True))
+        assert tmem.pool_uid("app", pool) == 6  # above every recorded pool's uid
+        # Pool uid 1 came back from the peers; uid 5 did not.
+        assert tmem.install_recovered(PoolRecord(1, "app", 1, PoolSpec(persistent=True)))
+        await reader.erase_unrecovered(shelf, tmem)
+        assert (sorted(shelf.by_id), sorted(record.records)) == ([3], [3])
+
+    asyncio.run(run())
