@@ -78,8 +78,13 @@ def test_a_recorded_dictionary_reads_back_and_ids_continue(sealed: bool) -> None
     assert asyncio.run(reader.load()) == (3, [Recorded(9, second)])
 
 
-def test_without_a_record_there_is_nothing_to_load() -> None:
-    assert asyncio.run(book(Record(kept=False), sealed=True).load()) is None
+def test_without_a_record_persistent_pools_get_no_dictionary() -> None:
+    unrecorded = book(Record(kept=False), sealed=True)
+    assert asyncio.run(unrecorded.load()) is None
+    backend = Backend(ZcacheConfig(memory=64 << 20))
+    assert backend.store is not None
+    asyncio.run(unrecorded.restore(backend.store.dictionaries, backend.require()))
+    assert not backend.store.dictionaries.keeps_persistent
 
 
 @pytest.mark.parametrize("sealed", [False, True], ids=["plaintext", "sealed"])
