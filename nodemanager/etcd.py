@@ -160,6 +160,7 @@ class EtcdMembership:
             )
         # Its pages go with the number: no node will take them back.
         await self._etcd.delete_prefix(self.keys.epochs(number))
+        await self._etcd.delete_prefix(self.keys.dictionaries(number))
         log.warning("node %r (number %d) forgotten: its number is retired", name, number)
         return number
 
@@ -208,6 +209,29 @@ class EtcdMembership:
     async def retire_epochs(self, epochs: Sequence[str]) -> None:
         await self._etcd.delete([self.keys.epoch(self._number, epoch) for epoch in epochs])
         self._earlier = [epoch for epoch in self._earlier if epoch not in epochs]
+
+    async def load_dictionaries(self) -> tuple[int, dict[int, str]] | None:
+        folder = self.keys.dictionaries(self._number)
+        _, entries = await self._etcd.get_prefix(folder)
+        records, next_id = {}, 1
+        for key, value in entries:
+            leaf = key.removeprefix(folder)
+            if leaf == "next" and value.isascii() and value.isdigit():
+                next_id = int(value)
+            elif leaf.isascii() and leaf.isdigit():
+                records[int(leaf)] = value.decode(errors="replace")
+            else:
+                log.warning("ignored a malformed dictionary key %s", shown(key))
+        return next_id, records
+
+    async def save_dictionary(self, dict_id: int, record: str) -> None:
+        # The id is reserved first: a record lost between the two writes leaves a gap, never
+        # an id used twice.
+        await self._etcd.put(self.keys.next_dictionary(self._number), str(dict_id + 1))
+        await self._etcd.put(self.keys.dictionary(self._number, dict_id), record)
+
+    async def drop_dictionaries(self, dict_ids: Sequence[int]) -> None:
+        await self._etcd.delete([self.keys.dictionary(self._number, i) for i in dict_ids])
 
     async def _record_epoch(self, epoch: str) -> list[str]:
         """Record `epoch` as this node's newest; return the epochs recorded before it, oldest

@@ -17,6 +17,11 @@ Every key sits under ``/ramster/<cluster>/``:
   may still hold, in the order etcd created them: what a restarted node takes back (recovery
   trusts this record, not what peers claim). Deleted once peers handed the pages over. Not part
   of the view.
+- ``dictionaries/<number>/<id>`` → a zstd dictionary node `number` trained on a persistent pool
+  (JSON: the pool's uid and the dictionary, sealed under the node's page key if it has one),
+  written before any page is packed with it and deleted with its pool: what a restarted node
+  decodes its recovered pages with. ``dictionaries/<number>/next`` → the lowest dictionary id
+  the node never used (decimal text): ids are never used twice. Not part of the view.
 
 Not here: talking to etcd (`nodemanager.etcd`), the view built from these keys (`nodemanager.view`).
 """
@@ -134,6 +139,16 @@ class ClusterKeys:
 
     def epoch(self, number: int, epoch: str) -> str:
         return f"{self.epochs(number)}{epoch}"
+
+    def dictionaries(self, number: int) -> str:
+        """The folder of node `number`'s persistent dictionaries."""
+        return f"{self.prefix}dictionaries/{number}/"
+
+    def dictionary(self, number: int, dict_id: int) -> str:
+        return f"{self.dictionaries(number)}{dict_id}"
+
+    def next_dictionary(self, number: int) -> str:
+        return f"{self.dictionaries(number)}next"
 
     def classify(self, key: str) -> tuple[KeyKind, str] | None:
         """What `key` is, and the name or number after its folder; None for a foreign key."""

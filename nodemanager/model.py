@@ -117,6 +117,22 @@ class Membership(Protocol):
         """Drop `epochs` from the record: peers handed their pages over (or hold none)."""
         ...
 
+    async def load_dictionaries(self) -> tuple[int, dict[int, str]] | None:
+        """This node's recorded dictionaries of persistent pools (id → the record
+        `save_dictionary` wrote) and the lowest id it never used; valid after `start`. None
+        where no record is kept (a cluster without etcd): persistent pools get no dictionary
+        there, as a restarted node could not decode their pages."""
+        ...
+
+    async def save_dictionary(self, dict_id: int, record: str) -> None:
+        """Record dictionary `dict_id` (and that no id up to it may be used again): done before
+        any page is packed with it."""
+        ...
+
+    async def drop_dictionaries(self, dict_ids: Sequence[int]) -> None:
+        """Drop dictionaries `dict_ids` from the record: their pool is gone."""
+        ...
+
     async def set_lease_ttl(self, ttl: float) -> None:
         """How long a member that died unannounced counts as up, from now on: etcd moves this
         node's entry to a new lease of `ttl` seconds at once (and revokes the old one); without

@@ -132,6 +132,15 @@ class StaticMembership:
     async def retire_epochs(self, epochs: Sequence[str]) -> None:
         pass
 
+    async def load_dictionaries(self) -> tuple[int, dict[int, str]] | None:
+        return None  # no record outlives a node here: persistent pools get no dictionary
+
+    async def save_dictionary(self, dict_id: int, record: str) -> None:
+        raise FailedPrecondition("a cluster without etcd keeps no dictionary record")
+
+    async def drop_dictionaries(self, dict_ids: Sequence[int]) -> None:
+        pass
+
     async def set_lease_ttl(self, ttl: float) -> None:
         """A silent peer stays in the view for `ttl` seconds from now on."""
         if not ttl > 0:

@@ -27,11 +27,13 @@ from ramster.backend import Backend
 from ramster.errors import InvalidArgument, RamsterError, shown
 from ramster.holder.foreign import foreign_pages, origin_client
 from ramster.params import parse_quota, parse_switch
+from ramster.remote.dictionary_book import DictionaryBook
 from ramster.remote.layer import RemoteLayer
 from ramster.remote.peer import LinkFactory
 from ramster.remote.policy import RemotifyConfig, holding
 from ramster.state import StateFeed
 from ramster.trust.identity import owner_identity
+from ramster.trust.seal import OriginSeal
 
 log = logging.getLogger("ramster.cluster")
 
@@ -70,6 +72,7 @@ class ClusterAgent:
         remotify: RemotifyConfig,
         link_factory: LinkFactory,
         publish_interval: float = 1.0,
+        seal: OriginSeal | None = None,
     ) -> None:
         self._backend = backend
         self._feed = feed
@@ -78,6 +81,8 @@ class ClusterAgent:
         self._publish_interval = publish_interval
         self._claimed = 0  # the number the membership claimed: known from its first view on
         self.remote = RemoteLayer(backend, lambda: self._claimed, me.epoch, remotify, link_factory)
+        self.dictionaries = DictionaryBook(membership, seal)
+        """The record of the persistent pools' dictionaries (`seal`: how they are sealed)."""
         self._publisher: asyncio.Task[None] | None = None
         self._letting_go: asyncio.Task[None] | None = None
         self._published: MemberInfo | None = None  # what the last publish wrote
@@ -118,11 +123,19 @@ class ClusterAgent:
 
     async def _recover(self) -> None:
         """Take back the pages of this node's earlier epochs (the membership's record); once
-        every peer in view handed them over, drop those epochs from the record."""
+        every peer in view handed them over, drop those epochs from the record. The
+        dictionaries of the persistent pools come back first: the pages need them."""
+        tmem, store = self._backend.tmem, self._backend.store
+        if tmem is not None and store is not None:
+            await self.dictionaries.restore(store.dictionaries, tmem)
         earlier = self._membership.earlier_epochs()
         await self.remote.recover(earlier, self._backend.params.recover_timeout)
-        if not earlier or not self.remote.recovered or self.remote.peers.unrecovered:
+        if not self.remote.recovered or self.remote.peers.unrecovered:
             return  # a peer that did not answer may hold them still: the record stays
+        if tmem is not None and store is not None:
+            await self.dictionaries.erase_unrecovered(store.dictionaries, tmem)
+        if not earlier:
+            return
         try:
             await self._membership.retire_epochs(earlier)
         except RamsterError as error:

@@ -38,6 +38,9 @@ HELP = {
     "zstd_dicts_trained": "zstd dictionaries trained on the pages of this node's zstd pools.",
     "zstd_dicts_unhelpful": "zstd dictionaries trained but not used: they packed no smaller.",
     "zstd_dicts_dropped": "zstd dictionaries dropped once no stored page used them.",
+    "zstd_dicts_unreadable": (
+        "Recorded dictionaries of persistent pools that did not read back whole at start."
+    ),
     "zstd_pages_lost": "Pages read whose zstd dictionary was gone or unknown: lost, not read.",
     # tmem: pools, objects, flushes, quotas
     "obj_count": "Objects (files or swap areas) with pages in the store.",

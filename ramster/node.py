@@ -111,9 +111,9 @@ class Node:
             PeerLink, cluster=config.cluster, name=config.name, tls=config.tls, seal=seal
         )
         agent = self.agent = ClusterAgent(
-            self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link
+            self.backend, self.feed, self._membership(), me, RemotifyConfig(), self._link, seal=seal
         )
-        self.tiered = TieredTmem(self.backend, agent.remote)
+        self.tiered = TieredTmem(self.backend, agent.remote, agent.dictionaries)
         self.sessions = ClientSessions(self.backend)
         nbd = config.nbd
         spill = Spill(nbd.spill, nbd.spill_size) if nbd.spill is not None else None
@@ -205,6 +205,7 @@ class Node:
             **self.tiered.counters,
             **self.sessions.counters,
             **self.agent.remote.all_counters(),
+            **self.agent.dictionaries.counters,
             **self.exports.counters(),
             "node_number": self.agent.number,
             "backend_generation": status.backend_generation,

@@ -16,6 +16,7 @@ Not here: messages and the answer-size limit (`ramster.rpc.tmem_service`), the t
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -26,14 +27,18 @@ from ramster.errors import (
     InternalError,
     InvalidArgument,
     NotFound,
+    RamsterError,
     Unavailable,
 )
 from ramster.page import ZSTD, Codec, Readable, UnknownDictionary, unpack_page
+from ramster.remote.dictionary_book import DictionaryBook
 from ramster.remote.fetch import Fetched
 from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
 from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored
 from ramster.tmem.table import PageData
 from ramster.zcache.dictionaries import train
+
+log = logging.getLogger("ramster.tiered")
 
 
 class Remote(Protocol):
@@ -67,13 +72,18 @@ class Got:
 
 class TieredTmem:
     """Puts and gets of applications on this node's `backend`, whichever zcache generation is
-    loaded, with `remote` for the copies on peers (None: a node alone, nothing is on a peer)."""
+    loaded, with `remote` for the copies on peers (None: a node alone, nothing is on a peer)
+    and `book` to record the dictionaries of persistent pools in (None: they get none)."""
 
-    def __init__(self, backend: Backend, remote: Remote | None = None) -> None:
+    def __init__(
+        self, backend: Backend, remote: Remote | None = None, book: DictionaryBook | None = None
+    ) -> None:
         self._backend = backend
         self._remote = remote
-        self._trainings: set[asyncio.Task[None]] = set()
-        """Dictionaries being trained (`_train`), kept referenced until they are installed."""
+        self._book = book
+        self._dictionary_tasks: set[asyncio.Task[None]] = set()
+        """Dictionaries being trained (`_train`) or erased from the record, kept referenced until
+        done."""
         self.counters = dict.fromkeys(
             (
                 "cleancache_puts",
@@ -116,7 +126,9 @@ class TieredTmem:
     def destroy_pool(self, client: str, pool_id: int, uid: int = 0) -> int:
         tmem = self._backend.require()
         tmem.pool_spec(client, pool_id, uid)
-        return tmem.destroy_pool(client, pool_id)
+        destroyed = tmem.destroy_pool(client, pool_id)
+        self._erase_retired()
+        return destroyed
 
     async def put(
         self, client: str, pool_id: int, pages: Sequence[tuple[Oid, int, PageData]]
@@ -132,7 +144,7 @@ class TieredTmem:
                 keys = [(oid, index) for oid, index, _ in pages]
                 outcomes = await self._replicate(tmem, client, pool_id, keys, outcomes)
             self._remote.note_pressure()
-        if spec.codec.name == ZSTD and not persistent:
+        if spec.codec.name == ZSTD:
             self._train(tmem.pool_uid(client, pool_id), spec.codec.level)
         stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
         if persistent:
@@ -145,21 +157,34 @@ class TieredTmem:
     def _train(self, pool_uid: int, level: int) -> None:
         """Train pool `pool_uid`'s next dictionary if it has samples enough: in a thread, so
         the node's loop goes on serving meanwhile (64 KiB from 2,000 pages takes about a
-        second of CPU), then installed on the loop, in the store it was sampled in."""
+        second of CPU), then installed on the loop, in the store it was sampled in. A
+        persistent pool's is recorded first (`book`): if that fails, the pool samples again."""
         store = self._backend.store
         training = store.dictionaries.due(pool_uid, level) if store is not None else None
         if store is None or training is None:
             return
+        shelf = store.dictionaries
+        recorded = shelf.is_persistent(pool_uid)
 
         async def train_and_install() -> None:
             try:
                 data = await asyncio.to_thread(train, training)
+                if data is not None and recorded:
+                    assert self._book is not None, "a persistent pool sampled with no record"
+                    await self._book.save(pool_uid, training.dict_id, data)
+            except RamsterError as error:
+                log.warning("pool uid %d: dictionary not recorded: %s", pool_uid, error.message)
+                shelf.abandon(training)
+                return
             finally:
-                self._trainings.discard(task)
-            store.dictionaries.install(training, data)
+                self._dictionary_tasks.discard(task)
+            if recorded and data is not None and not shelf.is_persistent(pool_uid):
+                shelf.retired.append(training.dict_id)  # the pool went meanwhile
+            shelf.install(training, data)
+            self._erase_retired()
 
         task = asyncio.get_running_loop().create_task(train_and_install())
-        self._trainings.add(task)
+        self._dictionary_tasks.add(task)
 
     async def get(
         self, client: str, pool_id: int, keys: Sequence[tuple[Oid, int]], free: bool | None
@@ -214,6 +239,16 @@ class TieredTmem:
                     raise InternalError(f"a page of the pool is lost: {error.message}") from None
                 pages[n] = None
         return pages
+
+    def _erase_retired(self) -> None:
+        """Erase from the record the dictionaries gone with their persistent pool."""
+        store = self._backend.store
+        if store is None or not store.dictionaries.retired or self._book is None:
+            return
+        retired, store.dictionaries.retired = store.dictionaries.retired, []
+        task = asyncio.get_running_loop().create_task(self._book.drop(retired))
+        self._dictionary_tasks.add(task)
+        task.add_done_callback(self._dictionary_tasks.discard)
 
     def dictionary(self, client: str, pool_id: int, uid: int, dict_id: int) -> bytes:
         """Dictionary `dict_id` of `client`'s pool `pool_id` (of `uid`, 0: any): NOT_FOUND for

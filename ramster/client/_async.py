@@ -157,9 +157,9 @@ class Client:
             )
         self._page_sizes[pool] = page_size
         self._uids[pool] = uid
-        # An ephemeral zstd pool's pages go raw: the node packs them with the dictionary it
-        # trains on them, and hands it to this client (the pool's owner) to read them.
-        trained = chosen.name == ZSTD and not persistent
+        # A zstd pool's pages go raw: the node packs them with the dictionary it trains on
+        # them, and hands it to this client (the pool's owner) to read them.
+        trained = chosen.name == ZSTD
         self._codecs[pool] = None if trained else chosen
         if trained:
             self._dictionaries[pool] = {}

@@ -50,6 +50,10 @@ OVERHEAD = NONCE_BYTES + TAG_BYTES
 
 AAD_TAG = b"ramster-page-v1\0"
 """Starts every page's associated data: a seal made for anything else never opens as a page."""
+DICTIONARY_AAD_TAG = b"ramster-dict-v1\0"
+"""Starts a dictionary's associated data (then its pool uid and id, then the origin): a
+dictionary's seal never opens as a page's, nor as another pool's or id's dictionary."""
+_DICTIONARY_AAD = struct.Struct(f">{len(DICTIONARY_AAD_TAG)}sQQ")
 MAX_ORIGIN = 63
 """Bytes of the origin's name in the associated data: a longer node name is `abbreviated` to
 them (names of 63 bytes or less, all there were before, keep their associated data)."""
@@ -168,6 +172,19 @@ class OriginSeal:
         """`page` sealed for the place `at`: `OVERHEAD` + 1 bytes more than its payload."""
         inner = _kind(page) + page.payload
         return self._seal.seal(inner, self._aad(at))
+
+    def seal_dictionary(self, pool_uid: int, dict_id: int, data: bytes) -> bytes:
+        """Dictionary `dict_id` of pool `pool_uid` sealed for the record (etcd): `OVERHEAD`
+        bytes more than its data."""
+        return self._seal.seal(data, self._dictionary_aad(pool_uid, dict_id))
+
+    def open_dictionary(self, pool_uid: int, dict_id: int, sealed: bytes) -> bytes:
+        """What `seal_dictionary` sealed for dictionary `dict_id` of pool `pool_uid`; else
+        `SealBroken`."""
+        return self._seal.open(sealed, self._dictionary_aad(pool_uid, dict_id))
+
+    def _dictionary_aad(self, pool_uid: int, dict_id: int) -> bytes:
+        return _DICTIONARY_AAD.pack(DICTIONARY_AAD_TAG, pool_uid, dict_id) + self._origin
 
     def open(self, at: PageVersion, sealed: bytes, page_size: int) -> PackedPage:
         """The page `seal` sealed for the place `at`, of `page_size` bytes; `SealBroken` if

@@ -13,6 +13,14 @@ names it); each counts the stored pages packed with it (`ref`) and is dropped wh
 and a newer one has taken over. A dictionary is made of fragments of the pages it was trained on:
 it belongs to its pool alone, never packs another pool's pages, and is handed to no one else.
 
+A persistent pool's pages outlive the node (their copies on peers come back after a restart), so
+its dictionaries are trained only where the node records them (`keeps_persistent`: the node
+writes each to etcd before it is installed), are kept while the pool is (a page on a peer is
+not counted here), and come back with the record after a restart (`restore`, ids continuing
+above every recorded one: `continue_ids`); a pool has at most `MAX_PERSISTENT` of them, then
+it retrains no more. Those dropped with their pool are `retired`, for the node to erase from
+the record.
+
 Pure: no I/O, no asyncio. Not here: when training runs (`ramster.tiered`), packing
 (`ramster.page`).
 """
@@ -29,6 +37,8 @@ DEFAULT_SAMPLES = 2000
 DEFAULT_SIZE = 64 * 1024
 DEFAULT_DRIFT = 10
 MAX_DICTIONARY_ID = (1 << 31) - 1
+MAX_PERSISTENT = 4
+"""Dictionaries a persistent pool keeps at most (all of them, as long as the pool lives)."""
 
 
 @dataclass(slots=True)
@@ -36,6 +46,7 @@ class _Pool:
     """What the shelf keeps for one pool."""
 
     samples: list[bytes] = field(default_factory=list)
+    persistent: bool = False
     sampling: bool = True
     training: bool = False
     current: int = 0
@@ -70,6 +81,12 @@ class DictionaryShelf:
         self._refs: dict[int, int] = {}
         self._pools: dict[int, _Pool] = {}
         self._next_id = 1
+        self.keeps_persistent = False
+        """Whether persistent pools get dictionaries: the node records them (etcd)."""
+        self._recorded: set[int] = set()
+        """Dictionaries of persistent pools: recorded, and kept as long as their pool."""
+        self.retired: list[int] = []
+        """Dictionaries of persistent pools dropped with their pool, to erase from the record."""
         self.held_bytes = 0
         """Bytes of the samples (until their training ends) and the dictionaries kept: the
         store counts them against its budget."""
@@ -91,11 +108,21 @@ class DictionaryShelf:
         """Pool `pool_uid`'s dictionaries by id: those a page of that pool may name."""
         return {i: d for i, d in self.by_id.items() if self._owner[i] == pool_uid}
 
-    def sample(self, pool_uid: int, page: bytes) -> None:
-        """Keep `page` of pool `pool_uid` as a sample if the pool is sampling."""
+    def is_persistent(self, pool_uid: int) -> bool:
+        """Whether pool `pool_uid` is persistent: its dictionaries are recorded."""
+        pool = self._pools.get(pool_uid)
+        return pool is not None and pool.persistent
+
+    def recorded_pools(self) -> set[int]:
+        """The pools that have recorded dictionaries (persistent pools')."""
+        return {self._owner[dict_id] for dict_id in self._recorded}
+
+    def sample(self, pool_uid: int, page: bytes, persistent: bool = False) -> None:
+        """Keep `page` of pool `pool_uid` (`persistent` or not) as a sample if the pool is
+        sampling."""
         pool = self._pools.get(pool_uid)
         if pool is None:
-            pool = self._pools[pool_uid] = _Pool()
+            pool = self._pools[pool_uid] = _Pool(persistent=persistent)
         if pool.sampling and len(pool.samples) < self.samples:
             pool.samples.append(bytes(page))
             self.held_bytes += len(page)
@@ -118,8 +145,12 @@ class DictionaryShelf:
         pool.raw = pool.packed = 0
         if not pool.ratio:
             pool.ratio = ratio
-        elif ratio * 100 < pool.ratio * (100 - self.drift):
+        elif ratio * 100 < pool.ratio * (100 - self.drift) and self._may_retrain(pool_uid, pool):
             pool.sampling, pool.samples = True, []
+
+    def _may_retrain(self, pool_uid: int, pool: _Pool) -> bool:
+        """A persistent pool keeps every dictionary it had: up to `MAX_PERSISTENT` of them."""
+        return not pool.persistent or len(self.of_pool(pool_uid)) < MAX_PERSISTENT
 
     def due(self, pool_uid: int, level: int) -> Training | None:
         """Pool `pool_uid`'s training, if it has samples enough (for a dictionary of its zstd
@@ -133,6 +164,33 @@ class DictionaryShelf:
         pool.samples = []
         return training
 
+    def abandon(self, training: Training) -> None:
+        """`training`'s dictionary could not be recorded: its pool samples again."""
+        self.held_bytes -= sum(map(len, training.samples))
+        pool = self._pools.get(training.pool_uid)
+        if pool is not None:
+            pool.training, pool.sampling = False, True
+
+    def restore(self, pool_uid: int, data: bytes) -> None:
+        """A dictionary of persistent pool `pool_uid` recorded before this node's restart: the
+        pages taken back from peers are decoded with it, and the newest one restored packs the
+        pool's new pages."""
+        dictionary = PageDictionary(data)
+        pool = self._pools.setdefault(pool_uid, _Pool(persistent=True, sampling=False))
+        self._add(pool_uid, dictionary)
+        self._recorded.add(dictionary.dict_id)
+        pool.current = max(pool.current, dictionary.dict_id)
+
+    def continue_ids(self, next_id: int) -> None:
+        """The record says ids below `next_id` were used: none is given again."""
+        self._next_id = max(self._next_id, min(next_id, MAX_DICTIONARY_ID))
+
+    def _add(self, pool_uid: int, dictionary: PageDictionary) -> None:
+        self.by_id[dictionary.dict_id] = dictionary
+        self.held_bytes += len(dictionary.data)
+        self._owner[dictionary.dict_id] = pool_uid
+        self._refs.setdefault(dictionary.dict_id, 0)
+
     def install(self, training: Training, data: bytes | None) -> None:
         """The dictionary `train` made for `training` takes over its pool (if the pool is still
         here); None: training failed, the pool samples again."""
@@ -144,12 +202,10 @@ class DictionaryShelf:
         if data is None:  # no gain (or nothing to train on): plain zstd it stays
             self.counters["zstd_dicts_unhelpful"] += 1
             return
-        dictionary = PageDictionary(data)
-        self.by_id[dictionary.dict_id] = dictionary
-        self.held_bytes += len(data)
-        self._owner[dictionary.dict_id] = training.pool_uid
-        self._refs.setdefault(dictionary.dict_id, 0)
-        previous, pool.current = pool.current, dictionary.dict_id
+        self._add(training.pool_uid, PageDictionary(data))
+        if pool.persistent:
+            self._recorded.add(training.dict_id)
+        previous, pool.current = pool.current, training.dict_id
         pool.ratio = 0.0
         pool.raw = pool.packed = 0
         self.counters["zstd_dicts_trained"] += 1
@@ -176,6 +232,11 @@ class DictionaryShelf:
         owner = self._pools.get(self._owner[dict_id])
         if self._refs[dict_id] or (owner is not None and owner.current == dict_id):
             return
+        if dict_id in self._recorded:
+            if owner is not None:
+                return  # a page of it may be on a peer: it stays as long as its pool
+            self._recorded.discard(dict_id)
+            self.retired.append(dict_id)
         self.held_bytes -= len(self.by_id[dict_id].data)
         del self.by_id[dict_id], self._owner[dict_id], self._refs[dict_id]
         self.counters["zstd_dicts_dropped"] += 1

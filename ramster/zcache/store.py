@@ -72,6 +72,10 @@ def payload_heap_bytes(zsize: int) -> int:
     return (size + 8 + 15) & ~15
 
 
+SAMPLE_SHARE = 2
+"""Samples and dictionaries take at most this share of the budget (1/2)."""
+
+
 class ZCache:
     """Compressed pages within a memory budget; implements `ramster.tmem.PageStore`."""
 
@@ -128,8 +132,8 @@ class ZCache:
         elif codec is LZ4_CODEC:
             payload, same_filled = compress_page(data)
             packed = PackedPage(payload, same_filled, len(data))
-        elif pool_uid and not persistent:
-            packed = self._pack_trained(data, codec, pool_uid)
+        elif pool_uid and (not persistent or self.dictionaries.keeps_persistent):
+            packed = self._pack_trained(data, codec, pool_uid, persistent)
         else:
             packed = pack_page(data, codec)
         payload, same_filled, page_size = packed.payload, packed.same_filled, packed.page_size
@@ -328,14 +332,20 @@ class ZCache:
         self.stats.evicted_eph_zpages += 1
         return backref, before - self._used
 
-    def _pack_trained(self, page: bytes, codec: Codec, pool_uid: int) -> PackedPage:
-        """`page` of ephemeral pool `pool_uid` packed with the pool's dictionary, if it has one
-        yet; sampled for its next one, if it is sampling. Persistent pages get no dictionary:
-        a restarted node takes them back from its peers, and its dictionaries died with it."""
+    def _pack_trained(
+        self, page: bytes, codec: Codec, pool_uid: int, persistent: bool
+    ) -> PackedPage:
+        """`page` of pool `pool_uid` packed with the pool's dictionary, if it has one yet;
+        sampled for its next one, if it is sampling. Persistent pages get one only where the
+        node records dictionaries (`DictionaryShelf.keeps_persistent`): a restarted node takes
+        them back from its peers, and must decode them."""
         shelf = self.dictionaries
-        # A sample is kept only while it fits the budget beside the pages: never evicts one.
-        if shelf.wants_sample(pool_uid) and self.used_bytes + len(page) <= self._memory:
-            shelf.sample(pool_uid, page)
+        # A sample is kept only while it fits the budget beside the pages (it never evicts
+        # one), and samples and dictionaries take at most a `SAMPLE_SHARE`th of it: persistent
+        # pages cannot make room by evicting them.
+        room = min(self._memory - self.used_bytes, self._memory // SAMPLE_SHARE - shelf.held_bytes)
+        if shelf.wants_sample(pool_uid) and len(page) <= room:
+            shelf.sample(pool_uid, page, persistent)
         dictionary = shelf.current(pool_uid)
         packed = pack_page(page, codec, dictionary)
         if dictionary is not None:

@@ -6,7 +6,6 @@ naming the field and the value."""
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 
 import grpc
@@ -27,6 +26,7 @@ from tests.support.cluster import (
     key,
     pages_of,
     read_back,
+    record_page,
     store_all,
     text_page,
 )
@@ -256,16 +256,6 @@ def test_frontswap_and_cleancache_ask_for_their_codec(node: NodeProcess) -> None
     assert refused.value.message == (
         "codec 'zstd:0x' is invalid: expected lz4, zstd or zstd:LEVEL with LEVEL in 1..19"
     )
-
-
-def _vocabulary(seed: int) -> list[bytes]:
-    rng = random.Random(seed)
-    return [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_:{}", k=120)) for _ in range(100)]
-
-
-def record_page(n: int, seed: int = 1) -> bytes:
-    """35 lines of 100 of the vocabulary `seed`: pages alike, each packed poorly on its own."""
-    return b"".join(random.Random(n).choices(_vocabulary(seed), k=35))[:4096]
 
 
 def test_an_ephemeral_zstd_pool_trains_a_dictionary_and_every_page_reads_back_exact(

@@ -376,17 +376,35 @@ def test_a_restart_learns_its_earlier_epochs_in_etcds_order_until_retired(
     ]
 
 
-def test_forgetting_a_node_drops_its_epoch_record(etcd: EtcdProcess, etcd_cluster: str) -> None:
-    async def scenario() -> None:
+def test_forgetting_a_node_drops_its_epoch_and_dictionary_records(
+    etcd: EtcdProcess, etcd_cluster: str
+) -> None:
+    async def scenario() -> list[tuple[int, dict[int, str]] | None]:
+        loaded = []
         alpha, _, _ = await start(etcd.url, etcd_cluster, info("alpha"))
+        await alpha.save_dictionary(3, "three")
+        await alpha.save_dictionary(4, "four")
+        await alpha.drop_dictionaries([3])
+        loaded.append(await alpha.load_dictionaries())
         await alpha.stop()
         beta, _, _ = await start(etcd.url, etcd_cluster, info("beta"))
+        await beta.save_dictionary(1, "one")
         assert await beta.forget("alpha", 2.0) == 1
         await beta.stop()
+        alpha, _, _ = await start(etcd.url, etcd_cluster, info("alpha"))  # a new number: 3
+        loaded.append(await alpha.load_dictionaries())
+        await alpha.stop()
+        return loaded
 
-    asyncio.run(scenario())
+    # The id dropped stays used (next: 5); a forgotten node's record goes with its number.
+    assert asyncio.run(scenario()) == [(5, {4: "four"}), (1, {})]
     assert keys(etcd, f"/ramster/{etcd_cluster}/epochs/") == {
-        f"/ramster/{etcd_cluster}/epochs/2/beta-1": ""
+        f"/ramster/{etcd_cluster}/epochs/2/beta-1": "",
+        f"/ramster/{etcd_cluster}/epochs/3/alpha-1": "",
+    }
+    assert keys(etcd, f"/ramster/{etcd_cluster}/dictionaries/") == {
+        f"/ramster/{etcd_cluster}/dictionaries/2/1": "one",
+        f"/ramster/{etcd_cluster}/dictionaries/2/next": "2",
     }
 
 

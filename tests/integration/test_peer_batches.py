@@ -5,7 +5,8 @@ each malformed page is refused with the same text in both forms, naming ``pages[
 the packing can get wrong has refusals of its own. An origin's `PeerLink` uses the lean calls
 with a holder whose Hello announced them and the per-page calls with one whose Hello did not (a
 holder of an earlier release, played by `tests.support.peer_relay.PeerRelay` in front of the
-real node), reads back exact pages, sealed or not, and takes a damaged copy for a lost one.
+real node), reads back exact pages, sealed or not, one packed with a zstd dictionary among them
+(a holder never needs the dictionary), and takes a damaged copy for a lost one.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import lz4.block
 import pytest
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
-from ramster.page import PackedPage, pack_page
+from ramster.page import ZSTD, Codec, PackedPage, PageDictionary, pack_page
 from ramster.remote.handles import RemoteRef, Shipment
 from ramster.rpc.peer_link import PeerLink
 from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.trust.seal import KEY_BYTES, OriginSeal
+from ramster.zcache.dictionaries import Training, train
+from tests.support.cluster import record_page
 from tests.support.nodes import NodeProcess
 from tests.support.peer_relay import PeerRelay
 from tests.support.wire import Answer, RawNode
@@ -354,9 +357,22 @@ def test_pages_put_in_either_form_come_back_exact_in_either_form(wire: RawNode) 
 # -- an origin's link: the lean form to a holder that announced it, the per-page form else ---
 
 
+def _dictionary() -> PageDictionary:
+    samples = [record_page(n) for n in range(200)]
+    data = train(Training(7, 5, samples, 16384, 1))
+    assert data is not None
+    return PageDictionary(data)
+
+
+WITH_DICTIONARY = pack_page(record_page(9999), Codec(ZSTD, 1), _dictionary())
+"""A page of a persistent zstd pool packed with its dictionary (5): a holder of any release
+keeps it as it keeps any page, and never needs the dictionary."""
+
+
 def shipments(now: int) -> list[Shipment]:
-    """Pages 0..3 of origin pool 7, object 9: three distinct pages and a same-filled one."""
-    packed = [pack_page(page(0)), pack_page(page(1)), pack_page(b"\x00" * 4096), pack_page(page(3))]
+    """Pages 0..3 of origin pool 7, object 9: two distinct lz4 pages, a same-filled one, and
+    one packed with a zstd dictionary."""
+    packed = [pack_page(page(0)), pack_page(page(1)), pack_page(b"\x00" * 4096), WITH_DICTIONARY]
     return [
         Shipment(
             pool_uid=7,
@@ -418,6 +434,7 @@ def test_a_link_uses_the_form_its_holder_announced_and_reads_back_exact_pages(
     stored, answers, calls, corrupt = asyncio.run(run())
     assert stored == [True] * 4
     assert answers == [(s.page, s.version) for s in items] + [None]
+    assert [answer[0].dictionary for answer in answers if answer is not None] == [0, 0, 0, 5]
     assert corrupt == 0
     form = ["PutPages", "GetPages"] if old else ["PutPageBatch", "GetPageBatch"]
     assert calls == ["Hello", *form]

@@ -53,6 +53,17 @@ def text_page(n: int) -> bytes:
     return head + _TEXT[start : start + PAGE - len(head)]
 
 
+def _vocabulary(seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz_:{}", k=120)) for _ in range(100)]
+
+
+def record_page(n: int, seed: int = 1) -> bytes:
+    """35 lines of 100 of the vocabulary `seed`: pages alike, each packed poorly on its own,
+    well with a zstd dictionary trained on them."""
+    return b"".join(random.Random(n).choices(_vocabulary(seed), k=35))[:4096]
+
+
 def key(n: int) -> tuple[int, int]:
     return n // OBJECT_PAGES, n % OBJECT_PAGES
 

@@ -14,7 +14,7 @@ from ramster.errors import InvalidArgument
 from ramster.page import Codec, PackedPage, UnknownDictionary, check_packed, unpack_page
 from ramster.tmem.store import Created
 from ramster.zcache import ZCache, ZcacheConfig
-from ramster.zcache.dictionaries import DictionaryShelf, Training, train
+from ramster.zcache.dictionaries import MAX_PERSISTENT, DictionaryShelf, Training, train
 from ramster.zcache.store import SLOT_BYTES
 
 ZSTD1 = Codec("zstd", 1)
@@ -101,7 +101,7 @@ def test_a_dictionary_belongs_to_its_pool_alone() -> None:
     assert check_packed(mine, "pages[0].data", shelf.of_pool(POOL)) == mine
 
 
-def test_persistent_pages_are_never_packed_with_a_dictionary() -> None:
+def test_persistent_pages_get_no_dictionary_where_the_node_records_none() -> None:
     zcache = store()
     for n in range(SAMPLES):
         put(zcache, record_page(n))
@@ -215,3 +215,106 @@ def test_a_dictionary_that_packs_no_smaller_is_not_used_and_the_pool_stays_plain
     counters = zcache.counters()
     assert (counters["zstd_dicts_trained"], counters["zstd_dicts_unhelpful"]) == (0, 1)
     assert zcache.dictionaries.held_bytes == 0
+
+
+def recording_store() -> ZCache:
+    """A store whose node records dictionaries (etcd): its persistent pools get them too."""
+    zcache = store()
+    zcache.dictionaries.keeps_persistent = True
+    return zcache
+
+
+def test_a_recorded_persistent_pool_keeps_every_dictionary_as_long_as_it_lives() -> None:
+    zcache = recording_store()
+    shelf = zcache.dictionaries
+    shelf.drift = 5
+    slots = [put(zcache, record_page(n), persistent=True) for n in range(SAMPLES)]
+    assert shelf.is_persistent(POOL)
+    trained(zcache)
+    first = put(zcache, record_page(9000), persistent=True)
+    assert zcache.read_packed(first, 4096).dictionary == 1
+    slots += [put(zcache, record_page(n), persistent=True) for n in range(2000, 2050)]
+    for n in range(3 * SAMPLES):  # other pages: the ratio drifts
+        page = bytes(random.Random(n).choices(b"0123456789abcdef", k=4096))
+        slots.append(put(zcache, page, persistent=True))
+        if shelf.wants_sample(POOL):
+            break
+    assert shelf.wants_sample(POOL), "the ratio never drifted"
+    for n in range(SAMPLES):
+        slots.append(put(zcache, record_page(n, kind="order"), persistent=True))
+    assert trained(zcache).dict_id == 2
+    # Its pages leave the store (shipped to a peer, say): both dictionaries stay.
+    for slot in [*slots, first]:
+        zcache.free(slot)
+    assert sorted(shelf.of_pool(POOL)) == [1, 2]
+    assert shelf.retired == []
+    zcache.forget_pool(POOL)  # destroyed: they go, to be erased from the record
+    assert shelf.by_id == {}
+    assert shelf.retired == [1, 2]
+    assert zcache.counters()["zstd_dicts_dropped"] == 2
+
+
+def test_a_persistent_pool_keeps_at_most_max_persistent_dictionaries() -> None:
+    shelf = DictionaryShelf(samples=2, drift=5)
+    shelf.keeps_persistent = True
+    for n in range(MAX_PERSISTENT):
+        shelf.restore(POOL, train_dictionary(n + 1))
+    current = shelf.current(POOL)
+    assert current is not None and current.dict_id == MAX_PERSISTENT
+    # Its pages pack worse and worse: a pool below the limit would sample again; this one not.
+    for ratio_payload in (b"x" * 100, b"x" * 4000):
+        for _ in range(2):
+            shelf.packed(POOL, PackedPage(ratio_payload, False, 4096, "zstd", MAX_PERSISTENT))
+    assert not shelf.wants_sample(POOL)
+
+
+def train_dictionary(dict_id: int) -> bytes:
+    samples = [record_page(n, kind="user") for n in range(SAMPLES)]
+    data = train(Training(POOL, dict_id, samples, 16384, 1))
+    assert data is not None
+    return data
+
+
+def test_dictionaries_restored_after_a_restart_decode_the_pages_and_ids_continue() -> None:
+    before = recording_store()
+    for n in range(SAMPLES):
+        put(before, record_page(n), persistent=True)
+    trained(before)
+    packed = before.read_packed(put(before, record_page(9000), persistent=True), 4096)
+    data = before.dictionaries.by_id[1].data
+    after = recording_store()  # the node restarted: its record gives the dictionary back
+    after.dictionaries.continue_ids(5)
+    after.dictionaries.restore(POOL, data)
+    assert unpack_page(packed, after.dictionaries.of_pool(POOL)) == record_page(9000)
+    assert after.dictionaries.is_persistent(POOL)
+    # The pool's new pages are packed with it; the next dictionary takes an id never used.
+    again = after.read_packed(put(after, record_page(9001), persistent=True), 4096)
+    assert again.dictionary == 1
+    for n in range(SAMPLES):
+        after.dictionaries.sample(OTHER, record_page(n), persistent=True)
+    training = after.dictionaries.due(OTHER, 1)
+    assert training is not None and training.dict_id == 5
+
+
+def test_a_dictionary_that_could_not_be_recorded_leaves_its_pool_sampling_again() -> None:
+    zcache = recording_store()
+    for n in range(SAMPLES):
+        put(zcache, record_page(n), persistent=True)
+    training = zcache.dictionaries.due(POOL, 1)
+    assert training is not None and zcache.dictionaries.held_bytes == SAMPLES * 4096
+    zcache.dictionaries.abandon(training)
+    assert zcache.dictionaries.held_bytes == 0
+    assert zcache.dictionaries.wants_sample(POOL)
+    slot = put(zcache, record_page(1), persistent=True)
+    assert zcache.read_packed(slot, 4096).dictionary == 0
+
+
+def test_samples_leave_half_the_budget_to_the_pages_persistent_ones_too() -> None:
+    zcache = ZCache(ZcacheConfig(memory=64 * 4096))
+    zcache.dictionaries.keeps_persistent = True
+    stored = [
+        zcache.create(record_page(n), True, n + 1, n + 1, codec=ZSTD1, pool_uid=POOL)
+        for n in range(50)
+    ]
+    assert zcache.dictionaries.held_bytes == 32 * 4096
+    assert [type(outcome) for outcome in stored] == [Created] * 50

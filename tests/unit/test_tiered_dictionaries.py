@@ -1,0 +1,107 @@
+"""The dictionaries of persistent zstd pools on the node's put path (`ramster.tiered`), over a
+real `Backend`: a dictionary is recorded (`DictionaryBook.save`) before any page is packed with
+it; one whose record fails is not used and its pool samples again; a destroyed pool's are erased
+from the record. The book is a plain fake."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from ramster.backend import Backend
+from ramster.errors import Unavailable
+from ramster.page import Codec
+from ramster.params import ModuleParams
+from ramster.tiered import TieredTmem
+from ramster.tmem import PoolSpec
+from ramster.zcache import ZcacheConfig
+from tests.support.cluster import record_page
+
+APP = "app"
+SPEC = PoolSpec(persistent=True, codec=Codec("zstd", 1))
+
+
+class FakeBook:
+    """Records what it is asked (`asked`: saves begun); `save` waits for `gate`, and fails if
+    `refuse`."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.gate = asyncio.Event()
+        self.asked = 0
+        self.saved: list[tuple[int, int]] = []
+        self.dropped: list[int] = []
+
+    async def save(self, pool_uid: int, dict_id: int, data: bytes) -> None:
+        self.asked += 1
+        await self.gate.wait()
+        if self.refuse:
+            raise Unavailable("etcd at x is unreachable (writing)")
+        self.saved.append((pool_uid, dict_id))
+
+    async def drop(self, dict_ids: Sequence[int]) -> None:
+        self.dropped.extend(dict_ids)
+
+
+def recording_node(book: FakeBook) -> tuple[Backend, TieredTmem]:
+    backend = Backend(
+        ZcacheConfig(memory=64 << 20), params=ModuleParams(dict_samples=100, dict_size=16384)
+    )
+    store = backend.store
+    assert store is not None
+    store.dictionaries.keeps_persistent = True
+    return backend, TieredTmem(backend, None, book)  # type: ignore[arg-type]
+
+
+async def until(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline, f"{what} not reached within 10 s"
+        await asyncio.sleep(0.01)
+
+
+def packed_with(backend: Backend, pool: int, oid: int, count: int) -> list[int]:
+    """The dictionary ids the pages 0..count-1 of object `oid` were packed with."""
+    tmem = backend.require()
+    hits = tmem.get_many_packed(APP, pool, [((oid, 0, 0), n) for n in range(count)])
+    return [hit.page.dictionary for hit in hits]  # type: ignore[union-attr]
+
+
+def test_a_persistent_pool_s_dictionary_is_recorded_before_a_page_is_packed_with_it() -> None:
+    async def run() -> None:
+        book = FakeBook()
+        backend, tiered = recording_node(book)
+        pool, uid = tiered.new_pool(APP, SPEC)
+        await tiered.put(APP, pool, [(1, n, record_page(n)) for n in range(100)])
+        shelf = backend.store.dictionaries  # type: ignore[union-attr]
+        await until(lambda: book.asked == 1, "the dictionary trained and being recorded")
+        # Trained, not yet recorded: the pool's pages are not packed with it.
+        await tiered.put(APP, pool, [(2, n, record_page(100 + n)) for n in range(10)])
+        assert packed_with(backend, pool, 2, 10) == [0] * 10
+        assert shelf.current(uid) is None
+        book.gate.set()
+        await until(lambda: shelf.current(uid) is not None, "the dictionary installed")
+        assert book.saved == [(uid, 1)]
+        await tiered.put(APP, pool, [(3, n, record_page(200 + n)) for n in range(10)])
+        assert packed_with(backend, pool, 3, 10) == [1] * 10
+        tiered.destroy_pool(APP, pool)
+        await until(lambda: book.dropped == [1], "the record erased")
+
+    asyncio.run(run())
+
+
+def test_a_dictionary_whose_record_fails_is_not_used_and_its_pool_samples_again() -> None:
+    async def run() -> None:
+        book = FakeBook(refuse=True)
+        book.gate.set()
+        backend, tiered = recording_node(book)
+        pool, uid = tiered.new_pool(APP, SPEC)
+        shelf = backend.store.dictionaries  # type: ignore[union-attr]
+        await tiered.put(APP, pool, [(1, n, record_page(n)) for n in range(100)])
+        await until(lambda: shelf.wants_sample(uid), "the pool sampling again")
+        assert (shelf.current(uid), book.saved, shelf.by_id) == (None, [], {})
+        await tiered.put(APP, pool, [(2, n, record_page(100 + n)) for n in range(10)])
+        assert packed_with(backend, pool, 2, 10) == [0] * 10
+
+    asyncio.run(run())
