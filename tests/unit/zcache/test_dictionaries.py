@@ -14,7 +14,7 @@ from ramster.errors import InvalidArgument
 from ramster.page import Codec, PackedPage, UnknownDictionary, check_packed, unpack_page
 from ramster.tmem.store import Created
 from ramster.zcache import ZCache, ZcacheConfig
-from ramster.zcache.dictionaries import DictionaryShelf, Training, train
+from ramster.zcache.dictionaries import DictionaryShelf, Training, pays_off, train
 from ramster.zcache.store import SLOT_BYTES
 
 ZSTD1 = Codec("zstd", 1)
@@ -215,3 +215,38 @@ def test_a_dictionary_that_packs_no_smaller_is_not_used_and_the_pool_stays_plain
     counters = zcache.counters()
     assert (counters["zstd_dicts_trained"], counters["zstd_dicts_unhelpful"]) == (0, 1)
     assert zcache.dictionaries.held_bytes == 0
+
+
+def test_same_filled_pages_are_not_sampled() -> None:
+    shelf = DictionaryShelf(samples=2)
+    for page in (bytes(4096), b"\x07" * 4096, record_page(1), b"\xff" * 4096, record_page(2)):
+        shelf.sample(POOL, page)
+    assert shelf.wants_sample(POOL) is False
+    assert shelf.held_bytes == 2 * 4096
+    training = shelf.due(POOL, 1)
+    assert training is not None
+    assert training.samples == [record_page(1), record_page(2)]
+
+
+@pytest.mark.parametrize(
+    ("size", "pages", "saved", "used"),
+    [
+        # 2,000 pages must save more than the 64 KiB of the dictionary: 400 held-out pages,
+        # more than 65,536 / 5 = 13,107.2 bytes.
+        (65536, 2000, 13108, True),
+        (65536, 2000, 13107, False),
+        # The same saving pays for a dictionary half as large twice over.
+        (32768, 2000, 6554, True),
+        (32768, 2000, 6553, False),
+        # A pool sampled 100,000 pages at a time: 0.1 % of 400 pages of 800 bytes pays ...
+        (65536, 100_000, 320, True),
+        # ... and no saving, or a loss, never does.
+        (65536, 100_000, 0, False),
+        (4096, 2000, -400, False),
+    ],
+)
+def test_a_dictionary_is_used_only_if_it_saves_more_than_it_takes(
+    size: int, pages: int, saved: int, used: bool
+) -> None:
+    alone = 400 * 800
+    assert pays_off(size, pages, 400, alone, alone - saved) is used
