@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from ramster.page import ZSTD, Codec, PackedPage, PageDictionary, pack_page
+from ramster.page import PackedPage, PageDictionary
 
 DEFAULT_SAMPLES = 2000
 DEFAULT_SIZE = 64 * 1024
@@ -221,9 +221,12 @@ def train(training: Training) -> bytes | None:
     except zstandard.ZstdError:
         return None
     data: bytes = trained.as_bytes()
-    codec, dictionary = Codec(ZSTD, training.level), PageDictionary(data)
-    packed = sum(len(pack_page(page, codec, dictionary).payload) for page in held_out)
-    alone = sum(len(pack_page(page, codec).payload) for page in held_out)
+    # Compressors of this thread's own: a zstd compressor is not thread-safe, and the node's
+    # loop packs pages with those of `ramster.page` meanwhile (sharing one crashed the node).
+    with_it = PageDictionary(data).compressor(training.level)
+    plain = zstandard.ZstdCompressor(level=training.level, write_checksum=True)
+    packed = sum(len(with_it.compress(page)) for page in held_out)
+    alone = sum(len(plain.compress(page)) for page in held_out)
     if not pays_off(len(data), len(training.samples), len(held_out), alone, packed):
         return None
     return data

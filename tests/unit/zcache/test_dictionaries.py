@@ -261,3 +261,16 @@ def test_a_dictionary_that_packs_smaller_but_saves_less_than_its_size_is_not_use
     assert train(Training(POOL, 1, pages, 65536, 1)) is None
     small = train(Training(POOL, 1, pages, 16384, 1))
     assert small is not None and len(small) == 16384
+
+
+def test_training_uses_no_compressor_the_loop_packs_pages_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A zstd compressor is not thread-safe: training runs in a thread while the node's loop
+    # packs pages with the compressors of ramster.page (sharing one crashed the node).
+    def shared(level: int) -> None:
+        raise AssertionError(f"training used the loop's zstd compressor of level {level}")
+
+    monkeypatch.setattr("ramster.page._zstd_compressor", shared)
+    pages = [record_page(n) for n in range(SAMPLES)]
+    assert train(Training(POOL, 1, pages, 16384, 1)) is not None
