@@ -36,7 +36,7 @@ HELP = {
     "zstd_zbytes": "Bytes of this node's own zstd pages, compressed.",
     "zstd_bytes": "Bytes of this node's own zstd pages, uncompressed.",
     "zstd_dicts_trained": "zstd dictionaries trained on the pages of this node's zstd pools.",
-    "zstd_dicts_unhelpful": "zstd dictionaries trained but not used: they packed no smaller.",
+    "zstd_dicts_unhelpful": "zstd dictionaries trained but not used: they did not pay off.",
     "zstd_dicts_dropped": "zstd dictionaries dropped once no stored page used them.",
     "zstd_dicts_unreadable": (
         "Recorded dictionaries of persistent pools that did not read back whole at start."

@@ -43,7 +43,7 @@ PARAM_DOCS = {
     "zstd or zstd:LEVEL (denser; LEVEL 1..19, default 1; `--codec`)",
     "dict_samples": "pages of a zstd pool sampled before a dictionary is trained on them (default "
     "2000)",
-    "dict_size": "bytes of a trained zstd dictionary (default 65536)",
+    "dict_size": "bytes of a trained zstd dictionary (default 32768)",
     "dict_drift": "percent the ratio of a zstd pool's pages may fall below what its dictionary "
     "reached on its samples before a new one is trained (default 10)",
     "read_timeout_ms": "milliseconds a remote get waits for a holder before it reads another copy "

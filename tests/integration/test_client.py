@@ -119,7 +119,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "recover_timeout": "60",
                 "codec": "lz4",
                 "dict_samples": "2000",
-                "dict_size": "65536",
+                "dict_size": "32768",
                 "dict_drift": "10",
             }
             assert await client.set_param("ramster", "off") == {
@@ -139,7 +139,7 @@ def test_every_method_round_trips_exact_values(node: NodeProcess) -> None:
                 "recover_timeout": "60",
                 "codec": "lz4",
                 "dict_samples": "2000",
-                "dict_size": "65536",
+                "dict_size": "32768",
                 "dict_drift": "10",
             }
             async for state in client.watch_state():

@@ -591,7 +591,7 @@ def test_members_lists_every_node_and_a_cluster_param_reaches_every_node(
         "recover_timeout": "60",
         "codec": "lz4",
         "dict_samples": "2000",
-        "dict_size": "65536",
+        "dict_size": "32768",
         "dict_drift": "10",
     }
 

@@ -14,7 +14,13 @@ from ramster.errors import InvalidArgument
 from ramster.page import Codec, PackedPage, UnknownDictionary, check_packed, unpack_page
 from ramster.tmem.store import Created
 from ramster.zcache import ZCache, ZcacheConfig
-from ramster.zcache.dictionaries import MAX_PERSISTENT, DictionaryShelf, Training, train
+from ramster.zcache.dictionaries import (
+    MAX_PERSISTENT,
+    DictionaryShelf,
+    Training,
+    pays_off,
+    train,
+)
 from ramster.zcache.store import SLOT_BYTES
 
 ZSTD1 = Codec("zstd", 1)
@@ -318,3 +324,62 @@ def test_samples_leave_half_the_budget_to_the_pages_persistent_ones_too() -> Non
     ]
     assert zcache.dictionaries.held_bytes == 32 * 4096
     assert [type(outcome) for outcome in stored] == [Created] * 50
+
+
+def test_same_filled_pages_are_not_sampled() -> None:
+    shelf = DictionaryShelf(samples=2)
+    for page in (bytes(4096), b"\x07" * 4096, record_page(1), b"\xff" * 4096, record_page(2)):
+        shelf.sample(POOL, page)
+    assert shelf.wants_sample(POOL) is False
+    assert shelf.held_bytes == 2 * 4096
+    training = shelf.due(POOL, 1)
+    assert training is not None
+    assert training.samples == [record_page(1), record_page(2)]
+
+
+@pytest.mark.parametrize(
+    ("size", "pages", "saved", "used"),
+    [
+        # 2,000 pages must save more than the 64 KiB of the dictionary: 400 held-out pages,
+        # more than 65,536 / 5 = 13,107.2 bytes.
+        (65536, 2000, 13108, True),
+        (65536, 2000, 13107, False),
+        # The same saving pays for a dictionary half as large twice over.
+        (32768, 2000, 6554, True),
+        (32768, 2000, 6553, False),
+        # A pool sampled 100,000 pages at a time: 0.1 % of 400 pages of 800 bytes pays ...
+        (65536, 100_000, 320, True),
+        # ... and no saving, or a loss, never does.
+        (65536, 100_000, 0, False),
+        (4096, 2000, -400, False),
+    ],
+)
+def test_a_dictionary_is_used_only_if_it_saves_more_than_it_takes(
+    size: int, pages: int, saved: int, used: bool
+) -> None:
+    alone = 400 * 800
+    assert pays_off(size, pages, 400, alone, alone - saved) is used
+
+
+def test_a_dictionary_that_packs_smaller_but_saves_less_than_its_size_is_not_used() -> None:
+    # One page in 8 is a record page, the rest hex: a dictionary packs the held-out samples
+    # 10 % smaller than zstd alone. At 64 KiB it saves 40 % less than it takes over the 200
+    # pages; at 16 KiB it saves 2.5x what it takes.
+    hex_page = lambda n: bytes(random.Random(n).choices(b"0123456789abcdef", k=4096))  # noqa: E731
+    pages = [record_page(n) if n % 8 == 1 else hex_page(n) for n in range(SAMPLES)]
+    assert train(Training(POOL, 1, pages, 65536, 1)) is None
+    small = train(Training(POOL, 1, pages, 16384, 1))
+    assert small is not None and len(small) == 16384
+
+
+def test_training_uses_no_compressor_the_loop_packs_pages_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A zstd compressor is not thread-safe: training runs in a thread while the node's loop
+    # packs pages with the compressors of ramster.page (sharing one crashed the node).
+    def shared(level: int) -> None:
+        raise AssertionError(f"training used the loop's zstd compressor of level {level}")
+
+    monkeypatch.setattr("ramster.page._zstd_compressor", shared)
+    pages = [record_page(n) for n in range(SAMPLES)]
+    assert train(Training(POOL, 1, pages, 16384, 1)) is not None
