@@ -1,6 +1,7 @@
 """How the command line draws: a `rich` console on the command's output, its tables and progress
-bars. Off a terminal (a pipe, a file, a test) the console has a fixed width and no colour or
-cursor codes, so what a script or a test reads is the same on every machine.
+bars. Off a terminal (a pipe, a file, a test) the console has no colour or cursor codes and no
+width of its own: a table is as wide as its cells, never cut (a 253-character node name comes
+out whole), so what a script or a test reads is the same on every machine.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from rich.table import Table
 
 T = TypeVar("T")
 
-WIDTH = 100
-"""Columns of the output off a terminal."""
+WIDTH = 1 << 16
+"""Columns of the output off a terminal: more than any line drawn, so none is cut or wrapped."""
 
 
 def console(out: TextIO) -> Console:
-    """A console writing to `out`: the terminal's width and colours on a terminal, else `WIDTH`
-    columns of plain text."""
+    """A console writing to `out`: the terminal's width and colours on a terminal, else plain
+    text as wide as it is (`WIDTH`)."""
     tty = out.isatty()
     return Console(
         file=out,

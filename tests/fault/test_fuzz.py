@@ -134,6 +134,8 @@ class Fuzzer:
                 return rng.choice(FUZZ_EPOCHS)
             if plausible and name == "holder_epoch":
                 return ""  # the origin does not know the holder's epoch
+            if plausible and name == "codec":  # NewPool, CreateExport, a peer's pool record
+                return rng.choice(("", "lz4", "zstd"))
             return self.text()
         if kind == FieldDescriptor.TYPE_BYTES:
             if name == "shared_uuid":
@@ -152,6 +154,8 @@ class Fuzzer:
                 return rng.randint(0, 3)
             return rng.choice((0, 1, 2, 15, 16, -1, 2**31 - 1, -(2**31), rng.randint(-99, 99)))
         if kind == FieldDescriptor.TYPE_UINT32:
+            if plausible and name == "codec_level":
+                return 0  # the codec's own level: a level is refused with lz4 or no codec
             if plausible:
                 return 4096 if name in ("page_size", "length") else rng.randint(0, 100)
             return rng.choice(
