@@ -185,7 +185,8 @@ class Transport:
             for (start, end), encoding in cut
         ]
         known = dictionaries if dictionaries is not None else NO_DICTIONARIES
-        for dict_id in {p.dictionary for p in pages if isinstance(p, PackedPage)} - set(known):
+        named = {p.dictionary for p in pages if isinstance(p, PackedPage) and p.dictionary}
+        for dict_id in named - set(known):  # 0 names none: a plain frame asks for nothing
             if dictionaries is not None:  # else the node answered none: unknown, lost below
                 fetched = await self._dictionary(pool, uid, dict_id)
                 if fetched is not None:

@@ -95,6 +95,23 @@ def test_a_zstd_pool_round_trips_packed_and_raw_pages_and_stats_show_each_codec(
     )
 
 
+@pytest.mark.parametrize("persistent", [False, True], ids=["ephemeral", "persistent"])
+def test_gets_of_plain_zstd_pages_make_one_call_a_batch(
+    node: NodeProcess, persistent: bool
+) -> None:
+    """A zstd frame made with no dictionary names dictionary 0: the client decodes it as it is,
+    and asks the node for no dictionary (it asked for "dictionary 0" once a batch, and was
+    refused NOT_FOUND: a second call on every get of an ephemeral zstd pool)."""
+    numbers = list(range(64))
+    with SyncClient(node.address, "app") as client:
+        pool = client.new_pool(persistent=persistent, codec="zstd")
+        assert client.put_many(pool, [(*key(n), text_page(n)) for n in numbers]) == [True] * 64
+        before = client.rpc_count
+        for _ in range(3):
+            assert read_back(client, pool, numbers, free=False) == []
+        assert client.rpc_count - before == 3  # one GetPageBatch each, nothing else
+
+
 @pytest.mark.parametrize(
     ("spec", "message", "field"),
     [
