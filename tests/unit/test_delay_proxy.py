@@ -117,7 +117,7 @@ def test_close_ends_the_thread_and_every_socket(echo: str) -> None:
     assert receive(sock, 1) == b"x"
     proxy.black_hole()
     proxy.close()
-    assert set(threading.enumerate()) == before
+    assert set(threading.enumerate()) - before == set()  # the echo server's may end meanwhile
     sock.settimeout(5)
     assert sock.recv(16) == b""  # the proxy closed its side
     sock.close()
