@@ -52,13 +52,11 @@ class StaticMembership:
             raise InvalidArgument.field("me_number", me_number, "a node number >= 0")
         if not interval > 0:
             raise InvalidArgument.field("interval", interval, "seconds > 0")
-        if not ttl > 0:
-            raise InvalidArgument.field("ttl", ttl, "seconds > 0")
         self._number = me_number
         self.peers = list(dict.fromkeys(peers))
         self._probe = probe
         self.interval = interval
-        self.ttl = ttl
+        self.ttl = _checked_ttl(ttl)
         self._heard: dict[str, tuple[float, MemberInfo]] = {}
         """Each peer address's last answer, and when it came (the loop's clock)."""
         self._me: MemberInfo | None = None
@@ -143,9 +141,7 @@ class StaticMembership:
 
     async def set_lease_ttl(self, ttl: float) -> None:
         """A silent peer stays in the view for `ttl` seconds from now on."""
-        if not ttl > 0:
-            raise InvalidArgument.field("ttl", ttl, "seconds > 0")
-        self.ttl = ttl
+        self.ttl = _checked_ttl(ttl)
 
     async def forget(self, name: str, announce: float) -> int:
         raise FailedPrecondition(
@@ -212,3 +208,10 @@ class StaticMembership:
         if self._refused.get(address) != why:
             log.warning("ignoring peer %s: %s", address, why)
             self._refused[address] = why
+
+
+def _checked_ttl(ttl: float) -> float:
+    """`ttl` if it is a time a peer may stay silent: seconds above 0."""
+    if not ttl > 0:
+        raise InvalidArgument.field("ttl", ttl, "seconds > 0")
+    return ttl

@@ -30,6 +30,8 @@ _UNITS = {
     "tib": 1024**4,
     "ti": 1024**4,
 }
+MiB = 1 << 20
+"""Bytes in a mebibyte: sizes shown to people are in MiB."""
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 SIZE_RULE = "a whole number of bytes such as 4096, 64MiB or 768Mi"

@@ -23,6 +23,7 @@ from ramster.page import CODEC_NAMES
 from ramster.params import ModuleParams, switch_text
 from ramster.state import NodeState
 from ramster.tmem.quota import Usage
+from ramster.units import MiB
 from ramster.wire.tls import TLS
 
 
@@ -190,7 +191,6 @@ def undrain(node: str, out: TextIO, tls: TLS | None = None, token: str | None = 
     return 0
 
 
-MiB = 1 << 20
 MEMBER_COLUMNS = ("number", "name", "address", "free/capacity MiB", "zcache", "ramster", "state")
 
 

@@ -25,12 +25,12 @@ import pytest
 
 from ramster.api.v1 import admin_pb2, peer_pb2, tmem_pb2
 from ramster.client import SyncClient
+from ramster.units import MiB
 from tests.support.etcd import EtcdProcess
 from tests.support.flood import IdleConnections, open_files
 from tests.support.nodes import NodeFactory, NodeProcess
 from tests.support.wire import RawNode
 
-MiB = 1 << 20
 BUDGET = 16 * MiB
 ORIGINS = 48
 """Made-up origin numbers; each sends `EPOCHS` epochs of one request of `POOLS` pools: 196,608

@@ -24,10 +24,10 @@ from nodemanager.etcd import EtcdMembership
 from nodemanager.model import MemberInfo, Membership
 from nodemanager.static import StaticMembership
 from ramster.errors import FailedPrecondition, Unavailable
+from ramster.units import MiB
 from tests.support.etcd import EtcdLink, EtcdProcess
 from tests.support.processes import free_port
 
-MiB = 1024 * 1024
 TTL = 2.0  # the smallest lease etcd grants with its default election timeout
 
 

@@ -19,11 +19,11 @@ from typing import cast
 
 from nodemanager.cli import list_members, write_param
 from ramster.client import TLS, SyncClient
+from ramster.units import MiB
 from ramster.zcache import ZcacheConfig
 from tests.support.nodes import NodeFactory, NodeProcess, file_stem
 from tests.support.processes import wait_for
 
-MiB = 1 << 20
 PAGE = 4096
 OBJECT_PAGES = 64
 """Pages per object: page n is index n % 64 of object n // 64."""

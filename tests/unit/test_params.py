@@ -208,3 +208,31 @@ def test_remote_tunables_defaults_and_the_check_of_a_value_a_flag_gives() -> Non
             f"param repair_rate value {value!r} is invalid: expected whole pages per second in "
             "1..10000000"
         )
+
+
+def test_the_defaults_as_a_node_reports_them() -> None:
+    """Every param with its default; the integration tests compare a node's params with
+    `ModuleParams().as_text()`."""
+    assert ModuleParams().as_text() == DEFAULTS
+
+
+DEFAULTS = {
+    "zcache": "on",
+    "ramster": "on",
+    "eph_remotify": "on",
+    "pers_remotify": "on",
+    "remote_target": "auto",
+    "persistent_copies": "2",
+    "origin_grace": "3600",
+    "client_lease": "30",
+    "client_grace": "3600",
+    "client_quota": "0",
+    "repair_rate": "20000",
+    "read_timeout_ms": "1000",
+    "lease_ttl": "3",
+    "recover_timeout": "60",
+    "codec": "lz4",
+    "dict_samples": "2000",
+    "dict_size": "32768",
+    "dict_drift": "10",
+}

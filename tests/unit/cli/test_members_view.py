@@ -8,8 +8,7 @@ import io
 from nodemanager.model import MemberInfo
 from ramster.cli.admin import show_members
 from ramster.cli.view import console
-
-MiB = 1 << 20
+from ramster.units import MiB
 
 
 def drawn(members: list[MemberInfo]) -> list[str]:

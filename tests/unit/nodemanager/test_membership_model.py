@@ -16,9 +16,9 @@ from nodemanager.keys import ClusterKeys, decode_member, encode_member
 from nodemanager.model import MemberInfo
 from nodemanager.view import Change, ClusterView
 from ramster.errors import InvalidArgument
+from ramster.units import MiB
 
 ROOT = Path(__file__).resolve().parents[3]
-MiB = 1024 * 1024
 ALPHA = MemberInfo(3, "alpha", "10.0.0.1:7470", "e1", 64 * MiB, 48 * MiB)
 ALPHA_JSON = (
     '{"address":"10.0.0.1:7470","capacity_bytes":67108864,"draining":false,"epoch":"e1",'
