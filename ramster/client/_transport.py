@@ -25,12 +25,12 @@ from ramster.page import (
     Codec,
     Dictionaries,
     PackedPage,
-    PageDictionary,
     UnknownDictionary,
     codec_of,
     pack_page,
     unpack_page,
 )
+from ramster.page_dictionary import PageDictionary
 from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 from ramster.tmem.quota import Quotas, Usage

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from ramster.page import PackedPage, PageDictionary
+from ramster.page import PackedPage
+from ramster.page_dictionary import PageDictionary
 
 DEFAULT_SAMPLES = 2000
 DEFAULT_SIZE = 32 * 1024
@@ -259,11 +260,10 @@ def pays_off(size: int, pages: int, held_out: int, alone: int, packed: int) -> b
     `pages` pages it was trained on (a pool has at least as many) must save more than it takes.
 
     A fixed share of gain would refuse a small but real one on a large pool, and accept a
-    dictionary larger than what it saves on a small one. Note: at zstd's fast levels (those whose
-    strategy is below lazy: 1..5 for a page beside a 64 KiB dictionary) zstd reuses a
-    dictionary's entropy tables on a page without weighing them against the page's own, so a
-    dictionary can pack pages larger than zstd alone: pages whose literals are random bytes
-    (floats, pointers) pay for the tables' skew. Hence the judgement on held-out pages."""
+    dictionary larger than what it saves on a small one. Pages are packed with the dictionary's
+    content alone (`ramster.page_dictionary`: at zstd's fast levels its entropy tables, reused
+    unweighed, packed the bench corpus larger than zstd alone); still, a dictionary trained on
+    pages unlike those to come saves nothing. Hence the judgement on held-out pages."""
     return (alone - packed) * pages > size * held_out
 
 
@@ -285,9 +285,9 @@ def train(training: Training) -> bytes | None:
     data: bytes = trained.as_bytes()
     # Compressors of this thread's own: a zstd compressor is not thread-safe, and the node's
     # loop packs pages with those of `ramster.page` meanwhile (sharing one crashed the node).
-    with_it = PageDictionary(data).compressor(training.level)
+    with_it = PageDictionary(data)
     plain = zstandard.ZstdCompressor(level=training.level, write_checksum=True)
-    packed = sum(len(with_it.compress(page)) for page in held_out)
+    packed = sum(len(with_it.pack(page, training.level)) for page in held_out)
     alone = sum(len(plain.compress(page)) for page in held_out)
     if not pays_off(len(data), len(training.samples), len(held_out), alone, packed):
         return None

@@ -22,7 +22,8 @@ import lz4.block
 import pytest
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
-from ramster.page import ZSTD, Codec, PackedPage, PageDictionary, pack_page
+from ramster.page import ZSTD, Codec, PackedPage, pack_page
+from ramster.page_dictionary import PageDictionary
 from ramster.remote.handles import RemoteRef, Shipment
 from ramster.rpc.peer_link import PeerLink
 from ramster.tmem.keys import PoolSpec
