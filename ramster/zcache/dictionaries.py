@@ -131,6 +131,19 @@ class DictionaryShelf:
             pool.samples.append(bytes(page))
             self.held_bytes += len(page)
 
+    def trains(self, persistent: bool) -> bool:
+        """Whether pools of this class (`persistent` or not) get dictionaries here."""
+        return not persistent or self.keeps_persistent
+
+    def packs_with(self, pool_uid: int) -> int | None:
+        """How a client best sends pool `pool_uid`'s next pages: None raw, while the pool
+        samples them (or has not begun) or trains on its samples; else packed with its current
+        dictionary, this id (0: none, it did not pay off)."""
+        pool = self._pools.get(pool_uid)
+        if pool is None or pool.sampling or pool.training:
+            return None
+        return pool.current
+
     def wants_sample(self, pool_uid: int) -> bool:
         pool = self._pools.get(pool_uid)
         return pool is None or (pool.sampling and len(pool.samples) < self.samples)
