@@ -39,6 +39,7 @@ from ramster.page import (
     UnknownDictionary,
     unpack_page,
 )
+from ramster.pinning import give_back_free_heap
 from ramster.remote.dictionary_book import DictionaryBook
 from ramster.remote.fetch import Fetched
 from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
@@ -177,6 +178,8 @@ class TieredTmem:
         async def train_and_install() -> None:
             try:
                 data = await asyncio.to_thread(train, training)
+                # What the training allocated is freed, but not given back by itself.
+                await asyncio.to_thread(give_back_free_heap)
                 if data is not None and recorded:
                     assert self._book is not None, "a persistent pool sampled with no record"
                     await self._book.save(pool_uid, training.dict_id, data)

@@ -44,6 +44,7 @@ def test_a_node_that_trained_a_dictionary_keeps_no_more_memory_than_one_that_did
     pages = build_corpus(count=16384).pages
     plain = grown_per_held_byte(node_factory.start("plain"), pages, persistent=True)
     trained = grown_per_held_byte(node_factory.start("trained"), pages, persistent=False)
-    # Measured: 1.24 and 1.33 (the dictionary's compressor and decompressor); 1.78 for the one
-    # that trained when glibc's mmap threshold was left to rise.
-    assert trained < plain + 0.15, (trained, plain)
+    # Measured on a loaded machine: plain 1.09-1.28, trained 0.09-0.16 above it (the
+    # dictionary's compressor and decompressor); trained 1.73-1.78 (0.45-0.69 above) when
+    # glibc's mmap threshold was left to rise.
+    assert trained < plain + 0.3, (trained, plain)

@@ -13,7 +13,14 @@ from ramster.errors import InvalidArgument
 from ramster.page import Codec, PackedPage, check_packed, pack_page, unpack_page
 from ramster.page_dictionary import PageDictionary
 from ramster.workload.corpus import build_corpus
-from ramster.zcache.dictionaries import DEFAULT_SAMPLES, DEFAULT_SIZE, HELD_OUT, Training, train
+from ramster.zcache.dictionaries import (
+    DEFAULT_SAMPLES,
+    DEFAULT_SIZE,
+    HELD_OUT,
+    Samples,
+    Training,
+    train,
+)
 
 ZSTD1 = Codec("zstd", 1)
 
@@ -27,7 +34,7 @@ def corpus_pages() -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def trained(corpus_pages: list[bytes]) -> bytes:
-    data = train(Training(1, 300, corpus_pages[:DEFAULT_SAMPLES], DEFAULT_SIZE, 1))
+    data = train(Training(1, 300, Samples(corpus_pages[:DEFAULT_SAMPLES]), DEFAULT_SIZE, 1))
     assert data is not None
     return data
 
@@ -52,7 +59,7 @@ def test_a_dictionary_trained_on_the_bench_corpus_pays_off_at_level_1(
 def test_every_frame_made_with_a_dictionary_names_it_and_unpacks_exact(
     corpus_pages: list[bytes], dict_id: int
 ) -> None:
-    data = train(Training(1, dict_id, corpus_pages[:DEFAULT_SAMPLES], DEFAULT_SIZE, 1))
+    data = train(Training(1, dict_id, Samples(corpus_pages[:DEFAULT_SAMPLES]), DEFAULT_SIZE, 1))
     assert data is not None
     dictionary = PageDictionary(data)
     for page in corpus_pages[DEFAULT_SAMPLES : DEFAULT_SAMPLES + 300]:
@@ -80,12 +87,17 @@ def test_a_frame_made_with_the_whole_dictionary_still_unpacks(
 def test_a_page_read_with_another_dictionary_of_its_id_is_lost_never_wrong(
     corpus_pages: list[bytes], trained: bytes
 ) -> None:
-    other = train(Training(1, 300, corpus_pages[-DEFAULT_SAMPLES:], DEFAULT_SIZE, 1))
+    other = train(Training(1, 300, Samples(corpus_pages[-DEFAULT_SAMPLES:]), DEFAULT_SIZE, 1))
     assert other is not None and other != trained
-    page = corpus_pages[DEFAULT_SAMPLES]
-    packed = pack_page(page, ZSTD1, PageDictionary(trained))
-    with pytest.raises(InvalidArgument):
-        unpack_page(packed, {300: PageDictionary(other)})
+    lost = 0
+    for page in corpus_pages[DEFAULT_SAMPLES : DEFAULT_SAMPLES + 100]:
+        packed = pack_page(page, ZSTD1, PageDictionary(trained))
+        try:
+            # A frame that took nothing from its dictionary decodes the same with any.
+            assert unpack_page(packed, {300: PageDictionary(other)}) == page
+        except InvalidArgument:
+            lost += 1
+    assert lost > 50
 
 
 def test_a_dictionary_whose_repeat_offsets_are_not_zstds_packs_with_the_whole_of_it(
