@@ -44,7 +44,15 @@ class PageDictionary:
 
     Made of fragments of the pages it was trained on: as secret as they are."""
 
-    __slots__ = ("_compressors", "_decompressor", "_packs_with", "data", "dict_id", "zstd")
+    __slots__ = (
+        "_compressors",
+        "_decompressor",
+        "_names",
+        "_packs_with",
+        "data",
+        "dict_id",
+        "zstd",
+    )
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -54,11 +62,20 @@ class PageDictionary:
             raise InvalidArgument(f"dictionary of {len(data)} bytes is invalid: it has no id")
         content = _content_start(data)
         self._packs_with = (
-            (data, zstandard.DICT_TYPE_FULLDICT)
+            self.zstd
             if content is None
-            else (data[content:], zstandard.DICT_TYPE_RAWCONTENT)
+            else zstandard.ZstdCompressionDict(
+                data[content:], dict_type=zstandard.DICT_TYPE_RAWCONTENT
+            )
         )
-        self._compressors: dict[tuple[int, int], zstandard.ZstdCompressor] = {}
+        size_code, size = next(
+            (code, size)
+            for code, (below, size) in enumerate(_DICTIONARY_ID_SIZES, 1)
+            if self.dict_id < below
+        )
+        self._names = (size_code, self.dict_id.to_bytes(size, "little"))
+        """How a frame's header names this dictionary: its Dictionary_ID_flag and field."""
+        self._compressors: dict[int, zstandard.ZstdCompressor] = {}
         self._decompressor = zstandard.ZstdDecompressor(dict_data=self.zstd)
 
     def __repr__(self) -> str:
@@ -66,30 +83,19 @@ class PageDictionary:
 
     def pack(self, page: bytes, level: int) -> bytes:
         """The zstd frame of `page` at `level`, made with this dictionary and naming it."""
-        compressor = self._compressors.get((level, len(page)))
+        compressor = self._compressors.get(level)
         if compressor is None:
-            compressor = self._compressors[level, len(page)] = self._compressor(level, len(page))
+            compressor = self._compressors[level] = zstandard.ZstdCompressor(
+                level=level,
+                dict_data=self._packs_with,
+                write_checksum=True,
+                write_content_size=True,
+                write_dict_id=True,
+            )
         frame: bytes = compressor.compress(page)
-        if self._packs_with[1] == zstandard.DICT_TYPE_FULLDICT:
+        if self._packs_with is self.zstd:
             return frame
-        return _named(frame, self.dict_id)
-
-    def _compressor(self, level: int, page_size: int) -> zstandard.ZstdCompressor:
-        """A compressor of `page_size`-byte pages at `level`, its dictionary prepared for pages
-        of that size: prepared for a source of unknown size (zstd's default), its tables are
-        those of large inputs, and a page packs at 26k pages/s, not 37k (4 KiB, level 1)."""
-        content, dict_type = self._packs_with
-        params = zstandard.ZstdCompressionParameters.from_level(
-            level,
-            source_size=page_size,
-            dict_size=len(content),
-            write_checksum=True,
-            write_content_size=True,
-            write_dict_id=True,
-        )
-        prepared = zstandard.ZstdCompressionDict(content, dict_type=dict_type)
-        prepared.precompute_compress(compression_params=params)
-        return zstandard.ZstdCompressor(dict_data=prepared, compression_params=params)
+        return _named(frame, *self._names)
 
     @property
     def decompressor(self) -> zstandard.ZstdDecompressor:
@@ -106,15 +112,11 @@ def _content_start(data: bytes) -> int | None:
     return size if data[size - 12 : size] == _DEFAULT_REPEAT_OFFSETS else None
 
 
-def _named(frame: bytes, dict_id: int) -> bytes:
-    """`frame`, which names no dictionary, naming `dict_id` (its header's Dictionary_ID field,
-    after the descriptor and the window descriptor, if any)."""
+def _named(frame: bytes, size_code: int, named_id: bytes) -> bytes:
+    """`frame`, which names no dictionary, naming one (Dictionary_ID_flag `size_code`, field
+    `named_id`: after the descriptor and the window descriptor, if any)."""
     descriptor = frame[4]
-    size_code, size = next(
-        (code, size)
-        for code, (below, size) in enumerate(_DICTIONARY_ID_SIZES, 1)
-        if dict_id < below
-    )
     at = 5 if descriptor & _SINGLE_SEGMENT else 6
-    header = frame[:4] + bytes((descriptor | size_code,)) + frame[5:at]
-    return b"".join((header, dict_id.to_bytes(size, "little"), frame[at:]))
+    return b"".join(
+        (frame[:4], bytes((descriptor | size_code,)), frame[5:at], named_id, frame[at:])
+    )
