@@ -35,7 +35,7 @@ from ramster.nbd.exports import NodeExports
 from ramster.nbd.server import NbdServer
 from ramster.nbd.spill import Spill
 from ramster.params import ModuleParams
-from ramster.pinning import lock_memory, set_io_flusher
+from ramster.pinning import fix_mmap_threshold, lock_memory, set_io_flusher
 from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.access import Rules, anyone, guarded
@@ -403,6 +403,7 @@ async def _with_retries(start: Callable[[], Awaitable[int]], timeout: float, wha
 
 async def run_node(config: NodeConfig) -> int:
     """Serve until SIGTERM or SIGINT; return the exit status."""
+    fix_mmap_threshold()  # before any large block: its store's RSS stays what it holds
     node = Node(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

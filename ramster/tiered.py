@@ -30,7 +30,16 @@ from ramster.errors import (
     RamsterError,
     Unavailable,
 )
-from ramster.page import ZSTD, Codec, Readable, UnknownDictionary, unpack_page
+from ramster.page import (
+    NO_DICTIONARIES,
+    ZSTD,
+    Codec,
+    Dictionaries,
+    Readable,
+    UnknownDictionary,
+    unpack_page,
+)
+from ramster.pinning import give_back_free_heap
 from ramster.remote.dictionary_book import DictionaryBook
 from ramster.remote.fetch import Fetched
 from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
@@ -169,6 +178,8 @@ class TieredTmem:
         async def train_and_install() -> None:
             try:
                 data = await asyncio.to_thread(train, training)
+                # What the training allocated is freed, but not given back by itself.
+                await asyncio.to_thread(give_back_free_heap)
                 if data is not None and recorded:
                     assert self._book is not None, "a persistent pool sampled with no record"
                     await self._book.save(pool_uid, training.dict_id, data)
@@ -250,15 +261,33 @@ class TieredTmem:
         self._dictionary_tasks.add(task)
         task.add_done_callback(self._dictionary_tasks.discard)
 
+    def pool_dictionaries(self, client: str, pool_id: int) -> Dictionaries:
+        """The dictionaries a page of `client`'s pool `pool_id` may name."""
+        store = self._backend.store
+        if store is None:
+            return NO_DICTIONARIES
+        return store.dictionaries.of_pool(self._backend.require().pool_uid(client, pool_id))
+
+    def pack_advice(self, client: str, pool_id: int) -> int | None:
+        """How `client` best sends the next pages of its pool `pool_id`: None raw, while this
+        node samples them to train the pool's dictionary; else packed with the pool's codec
+        and (zstd) with the dictionary of this id (0: none)."""
+        tmem = self._backend.require()
+        spec = tmem.pool_spec(client, pool_id)
+        store = self._backend.store
+        if (
+            spec.codec.name != ZSTD
+            or store is None
+            or not store.dictionaries.trains(spec.persistent)
+        ):
+            return 0
+        return store.dictionaries.packs_with(tmem.pool_uid(client, pool_id))
+
     def dictionary(self, client: str, pool_id: int, uid: int, dict_id: int) -> bytes:
         """Dictionary `dict_id` of `client`'s pool `pool_id` (of `uid`, 0: any): NOT_FOUND for
         a pool of anyone else, and for an id the pool has no (more) dictionary of."""
-        tmem = self._backend.require()
-        tmem.pool_spec(client, pool_id, uid)
-        store = self._backend.store
-        pool_uid = tmem.pool_uid(client, pool_id)
-        dictionaries = store.dictionaries.of_pool(pool_uid) if store is not None else {}
-        dictionary = dictionaries.get(dict_id)
+        self._backend.require().pool_spec(client, pool_id, uid)
+        dictionary = self.pool_dictionaries(client, pool_id).get(dict_id)
         if dictionary is None:
             raise NotFound(
                 f"dictionary {dict_id} of pool_id {pool_id} is unknown: no page of the pool uses "

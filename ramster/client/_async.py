@@ -78,10 +78,13 @@ class Client:
         self._transport = Transport(self.config)
         self._page_sizes: dict[int, int] = {}
         self._uids: dict[int, int] = {}
-        self._codecs: dict[int, Codec | None] = {}
-        """How this client packs each pool's pages: its codec, or None (sent raw)."""
+        self._codecs: dict[int, Codec] = {}
+        """Each pool's codec: what this client packs its pages with."""
         self._dictionaries: dict[int, Dictionaries] = {}
         """The dictionaries of the pools whose pages the node packs with one, as fetched."""
+        self._packing: dict[int, int | None] = {}
+        """How the node last said it would have the next pages of each of those pools: None
+        raw (it samples them), else packed with the dictionary of this id (0: none)."""
         """The uid of each pool this client made, by id (a pool it did not make: unchecked)."""
         self._keepalive = KeepAlive(self._transport.keep_alive, name)
         split_on = (InvalidArgument,)
@@ -157,14 +160,15 @@ class Client:
             )
         self._page_sizes[pool] = page_size
         self._uids[pool] = uid
-        # A zstd pool's pages go raw: the node packs them with the dictionary it trains on
-        # them, and hands it to this client (the pool's owner) to read them.
-        trained = chosen.name == ZSTD
-        self._codecs[pool] = None if trained else chosen
-        if trained:
-            self._dictionaries[pool] = {}
+        # A zstd pool's pages go raw while the node samples them to train the pool's
+        # dictionary (each put's answer says), then packed with it; the node hands it to this
+        # client (the pool's owner), to pack and read pages with.
+        self._codecs[pool] = chosen
+        if chosen.name == ZSTD:
+            self._dictionaries[pool], self._packing[pool] = {}, None
         else:
             self._dictionaries.pop(pool, None)
+            self._packing.pop(pool, None)
         self._keepalive.start()
         return pool
 
@@ -175,6 +179,7 @@ class Client:
         self._uids.pop(pool, None)
         self._codecs.pop(pool, None)
         self._dictionaries.pop(pool, None)
+        self._packing.pop(pool, None)
 
     # -- single pages (coalesced) ------------------------------------------------------------
 
@@ -320,7 +325,24 @@ class Client:
 
     async def _put_pages(self, pool: int, pages: Sequence[Page]) -> list[bool]:
         uid, codec = self._uids.get(pool, 0), self._codecs.get(pool, LZ4_CODEC)
-        return await self._transport.put_pages(pool, uid, pages, codec)
+        dictionaries = self._dictionaries.get(pool)
+        if dictionaries is None:  # packed with its codec alone, whatever the node answers
+            stored, _ = await self._transport.put_pages(pool, uid, pages, codec)
+            return stored
+        packing = self._packing.get(pool)
+        dictionary = dictionaries.get(packing) if packing else None
+        stored, advice = await self._transport.put_pages(
+            pool, uid, pages, None if packing is None else codec, dictionary
+        )
+        if advice and advice not in dictionaries:
+            fetched = await self._transport.dictionary(pool, uid, advice)
+            if fetched is None:  # gone meanwhile: the node packs the pages, as it knows best
+                advice = None
+            else:
+                dictionaries[advice] = fetched
+        if pool in self._packing:  # unless the pool was destroyed meanwhile
+            self._packing[pool] = advice
+        return stored
 
     async def _get_pages(
         self, key: tuple[int, bool | None], keys: Sequence[Key]

@@ -25,12 +25,12 @@ from ramster.page import (
     Codec,
     Dictionaries,
     PackedPage,
-    PageDictionary,
     UnknownDictionary,
     codec_of,
     pack_page,
     unpack_page,
 )
+from ramster.page_dictionary import PageDictionary
 from ramster.state import ExportStatus, NodeState
 from ramster.tmem.keys import Oid
 from ramster.tmem.quota import Quotas, Usage
@@ -127,14 +127,24 @@ class Transport:
         return response.pages_flushed
 
     async def put_pages(
-        self, pool: int, uid: int, pages: Sequence[Page], codec: Codec | None = LZ4_CODEC
-    ) -> list[bool]:
-        """Pages travel packed: compressed here with the pool's `codec`, once, and stored by
-        the node as they arrive, in the lean batch form (`ramster.wire.batches`); `codec` None:
-        raw, for the node to pack. `uid` (0: unchecked) must still name the pool, here as in
-        every call on a pool."""
+        self,
+        pool: int,
+        uid: int,
+        pages: Sequence[Page],
+        codec: Codec | None = LZ4_CODEC,
+        dictionary: PageDictionary | None = None,
+    ) -> tuple[list[bool], int | None]:
+        """Pages travel packed: compressed here with the pool's `codec` (zstd: with
+        `dictionary`, if any), once, and stored by the node as they arrive, in the lean batch
+        form (`ramster.wire.batches`); `codec` None: raw, for the node to pack. `uid` (0:
+        unchecked) must still name the pool, here as in every call on a pool. Whether each
+        page was stored, and how the node would have the pool's next pages: None raw, else
+        packed with the dictionary of this id (0: none)."""
         raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
-        packed = [(data, raw) if codec is None else _packed(data, codec) for _, _, data in pages]
+        packed = [
+            (data, raw) if codec is None else _packed(data, codec, dictionary)
+            for _, _, data in pages
+        ]
         request = tmem_pb2.PutPageBatchRequest(
             client=self._config.client_name,
             pool_id=pool,
@@ -148,7 +158,8 @@ class Transport:
         )
         response = await self._unary("Tmem/PutPageBatch", request, tmem_pb2.PutPageBatchResponse)
         _check_count("Tmem/PutPageBatch", len(response.results), len(pages))
-        return [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
+        stored = [status == tmem_pb2.PUT_STATUS_STORED for status in response.results]
+        return stored, response.pack_dictionary if response.pack else None
 
     async def get_pages(
         self,
@@ -188,14 +199,14 @@ class Transport:
         named = {p.dictionary for p in pages if isinstance(p, PackedPage) and p.dictionary}
         for dict_id in named - set(known):  # 0 names none: a plain frame asks for nothing
             if dictionaries is not None:  # else the node answered none: unknown, lost below
-                fetched = await self._dictionary(pool, uid, dict_id)
+                fetched = await self.dictionary(pool, uid, dict_id)
                 if fetched is not None:
                     dictionaries[dict_id] = fetched
         return [
             page if not isinstance(page, PackedPage) else _unpacked(page, known) for page in pages
         ]
 
-    async def _dictionary(self, pool: int, uid: int, dict_id: int) -> PageDictionary | None:
+    async def dictionary(self, pool: int, uid: int, dict_id: int) -> PageDictionary | None:
         """Dictionary `dict_id` of the pool; None if the node has it no more."""
         request = tmem_pb2.GetDictionaryRequest(
             client=self._config.client_name, pool_id=pool, pool_uid=uid, dictionary=dict_id
@@ -402,9 +413,11 @@ def _unpacked(page: PackedPage, dictionaries: Dictionaries) -> bytes | None:
         return None
 
 
-def _packed(data: bytes, codec: Codec) -> tuple[bytes, tmem_pb2.PageEncoding]:
-    """A page's payload (packed with `codec`) and its encoding on the wire."""
-    packed = pack_page(data, codec)
+def _packed(
+    data: bytes, codec: Codec, dictionary: PageDictionary | None
+) -> tuple[bytes, tmem_pb2.PageEncoding]:
+    """A page's payload (packed with `codec` and `dictionary`) and its encoding on the wire."""
+    packed = pack_page(data, codec, dictionary)
     if len(packed.payload) >= len(data):  # incompressible: raw is smaller, the node refuses it
         return data, tmem_pb2.PAGE_ENCODING_UNSPECIFIED
     return packed.payload, packed_encoding(packed)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from nodemanager.model import Membership
 from ramster.errors import InvalidArgument, RamsterError
-from ramster.page import PageDictionary
+from ramster.page_dictionary import PageDictionary
 from ramster.remote.handles import OriginTmem
 from ramster.trust.seal import OriginSeal
 from ramster.zcache.dictionaries import DictionaryShelf

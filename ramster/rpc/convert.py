@@ -110,12 +110,19 @@ def pages_of(pages: Sequence[tmem_pb2.Page], page_size: int) -> list[tuple[Oid, 
     ]
 
 
-def page_data(data: bytes, encoding: int, length: int, page_size: int, field: str) -> PageData:
+def page_data(
+    data: bytes,
+    encoding: int,
+    length: int,
+    page_size: int,
+    field: str,
+    dictionaries: Dictionaries = NO_DICTIONARIES,
+) -> PageData:
     """The page of a client's put if it is exactly one page of `page_size` bytes: a raw page
     is its bytes (the core checks their length against the pool), a packed one as
-    `packed_page` checks it."""
+    `packed_page` checks it (a zstd frame may name one of `dictionaries`)."""
     if encoding != tmem_pb2.PAGE_ENCODING_UNSPECIFIED:
-        return packed_page(data, encoding, length, page_size, field, PUT_ENCODINGS)
+        return packed_page(data, encoding, length, page_size, field, PUT_ENCODINGS, dictionaries)
     _check_stated_length(length, page_size, field)
     return data
 
@@ -184,11 +191,14 @@ ZEROS = (0,) * MAX_BATCH
 
 
 def pages_of_batch(
-    request: tmem_pb2.PutPageBatchRequest, count: int, page_size: int
+    request: tmem_pb2.PutPageBatchRequest,
+    count: int,
+    page_size: int,
+    dictionaries: Dictionaries = NO_DICTIONARIES,
 ) -> list[PageData]:
     """The `count` pages of a lean put, cut out of `data` by `lengths` (a slice is the page
     stored: no message per page) and each checked by `page_data` as a `Page` is, named
-    ``pages[n]`` as in `pages_of`."""
+    ``pages[n]`` as in `pages_of`; a zstd frame may name one of the pool's `dictionaries`."""
     encodings, data = request.encodings, request.data
     check_entries("encodings", len(encodings), count)
     stated: Sequence[int] = request.page_lengths
@@ -197,7 +207,7 @@ def pages_of_batch(
     else:
         stated = ZEROS[:count]
     return [
-        page_data(data[start:end], encoding, length, page_size, f"pages[{i}]")
+        page_data(data[start:end], encoding, length, page_size, f"pages[{i}]", dictionaries)
         for i, ((start, end), encoding, length) in enumerate(
             zip(parts(data, request.lengths, count), encodings, stated, strict=True)
         )

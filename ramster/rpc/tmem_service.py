@@ -122,13 +122,19 @@ class TmemService:
         client = self._client(request.client)
         spec = self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         keys = convert.keys_of_batch(request.keys)
-        pages = convert.pages_of_batch(request, len(keys), spec.page_size)
+        dictionaries = self._tiered.pool_dictionaries(client, request.pool_id)
+        pages = convert.pages_of_batch(request, len(keys), spec.page_size, dictionaries)
         outcomes = await self._tiered.put(
             client,
             request.pool_id,
             [(oid, index, page) for (oid, index), page in zip(keys, pages, strict=True)],
         )
-        return tmem_pb2.PutPageBatchResponse(results=[convert.put_status(o) for o in outcomes])
+        advice = self._tiered.pack_advice(client, request.pool_id)
+        return tmem_pb2.PutPageBatchResponse(
+            results=[convert.put_status(o) for o in outcomes],
+            pack=advice is not None,
+            pack_dictionary=advice or 0,
+        )
 
     async def get_pages(
         self, request: tmem_pb2.GetPagesRequest, call: Call

@@ -28,11 +28,13 @@ Pure: no I/O, no asyncio. Not here: when training runs (`ramster.tiered`), packi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import zstandard
 
-from ramster.page import PackedPage, PageDictionary
+from ramster.page import PackedPage
+from ramster.page_dictionary import PageDictionary
 
 DEFAULT_SAMPLES = 2000
 DEFAULT_SIZE = 32 * 1024
@@ -44,11 +46,46 @@ MAX_PERSISTENT = 4
 """Dictionaries a persistent pool keeps at most (all of them, as long as the pool lives)."""
 
 
+class Samples:
+    """Sample pages, one after another in one buffer. Past glibc's mmap threshold (128 KiB, kept
+    there: `ramster.pinning.fix_mmap_threshold`) the buffer is a mapping of its own, given back
+    whole once its training is done: kept as 4 KiB bytes apiece, they left holes among the
+    pages stored meanwhile (1.2 MB stayed resident in a store of 16 MB)."""
+
+    __slots__ = ("_buffer", "_ends")
+
+    def __init__(self, pages: Iterable[bytes] = ()) -> None:
+        self._buffer = bytearray()
+        self._ends: list[int] = []
+        for page in pages:
+            self.append(page)
+
+    def __repr__(self) -> str:
+        return f"<Samples {len(self._ends)} pages, {len(self._buffer)} bytes>"
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._buffer)
+
+    def append(self, page: bytes) -> None:
+        self._buffer += page
+        self._ends.append(len(self._buffer))
+
+    def pages(self) -> list[bytes]:
+        """Each sample, a copy (what zstd's trainer takes)."""
+        starts = [0, *self._ends[:-1]]
+        with memoryview(self._buffer) as buffer:
+            return [bytes(buffer[start:end]) for start, end in zip(starts, self._ends, strict=True)]
+
+
 @dataclass(slots=True)
 class _Pool:
     """What the shelf keeps for one pool."""
 
-    samples: list[bytes] = field(default_factory=list)
+    samples: Samples = field(default_factory=Samples)
     persistent: bool = False
     sampling: bool = True
     training: bool = False
@@ -66,7 +103,7 @@ class Training:
 
     pool_uid: int
     dict_id: int
-    samples: list[bytes]
+    samples: Samples
     size: int
     level: int
 
@@ -127,8 +164,21 @@ class DictionaryShelf:
         if pool is None:
             pool = self._pools[pool_uid] = _Pool(persistent=persistent)
         if pool.sampling and len(pool.samples) < self.samples and not _same_filled(page):
-            pool.samples.append(bytes(page))
+            pool.samples.append(page)
             self.held_bytes += len(page)
+
+    def trains(self, persistent: bool) -> bool:
+        """Whether pools of this class (`persistent` or not) get dictionaries here."""
+        return not persistent or self.keeps_persistent
+
+    def packs_with(self, pool_uid: int) -> int | None:
+        """How a client best sends pool `pool_uid`'s next pages: None raw, while the pool
+        samples them (or has not begun) or trains on its samples; else packed with its current
+        dictionary, this id (0: none, it did not pay off)."""
+        pool = self._pools.get(pool_uid)
+        if pool is None or pool.sampling or pool.training:
+            return None
+        return pool.current
 
     def wants_sample(self, pool_uid: int) -> bool:
         pool = self._pools.get(pool_uid)
@@ -149,7 +199,7 @@ class DictionaryShelf:
         if not pool.ratio:
             pool.ratio = ratio
         elif ratio * 100 < pool.ratio * (100 - self.drift) and self._may_retrain(pool_uid, pool):
-            pool.sampling, pool.samples = True, []
+            pool.sampling, pool.samples = True, Samples()
 
     def _may_retrain(self, pool_uid: int, pool: _Pool) -> bool:
         """A persistent pool keeps every dictionary it had: up to `MAX_PERSISTENT` of them."""
@@ -164,12 +214,12 @@ class DictionaryShelf:
         dict_id, self._next_id = self._next_id, self._next_id % MAX_DICTIONARY_ID + 1
         pool.training, pool.sampling = True, False
         training = Training(pool_uid, dict_id, pool.samples, self.size, level)
-        pool.samples = []
+        pool.samples = Samples()
         return training
 
     def abandon(self, training: Training) -> None:
         """`training`'s dictionary could not be recorded: its pool samples again."""
-        self.held_bytes -= sum(map(len, training.samples))
+        self.held_bytes -= training.samples.nbytes
         pool = self._pools.get(training.pool_uid)
         if pool is not None:
             pool.training, pool.sampling = False, True
@@ -197,7 +247,7 @@ class DictionaryShelf:
     def install(self, training: Training, data: bytes | None) -> None:
         """The dictionary `train` made for `training` takes over its pool (if the pool is still
         here); None: training failed, the pool samples again."""
-        self.held_bytes -= sum(map(len, training.samples))
+        self.held_bytes -= training.samples.nbytes
         pool = self._pools.get(training.pool_uid)
         if pool is None:
             return
@@ -227,7 +277,7 @@ class DictionaryShelf:
         """Pool `pool_uid` is gone: its samples and every dictionary no page uses."""
         pool = self._pools.pop(pool_uid, None)
         if pool is not None:
-            self.held_bytes -= sum(map(len, pool.samples))
+            self.held_bytes -= pool.samples.nbytes
             for dict_id in [i for i, uid in self._owner.items() if uid == pool_uid]:
                 self._drop_if_unused(dict_id)
 
@@ -259,11 +309,10 @@ def pays_off(size: int, pages: int, held_out: int, alone: int, packed: int) -> b
     `pages` pages it was trained on (a pool has at least as many) must save more than it takes.
 
     A fixed share of gain would refuse a small but real one on a large pool, and accept a
-    dictionary larger than what it saves on a small one. Note: at zstd's fast levels (those whose
-    strategy is below lazy: 1..5 for a page beside a 64 KiB dictionary) zstd reuses a
-    dictionary's entropy tables on a page without weighing them against the page's own, so a
-    dictionary can pack pages larger than zstd alone: pages whose literals are random bytes
-    (floats, pointers) pay for the tables' skew. Hence the judgement on held-out pages."""
+    dictionary larger than what it saves on a small one. Pages are packed with the dictionary's
+    content alone (`ramster.page_dictionary`: at zstd's fast levels its entropy tables, reused
+    unweighed, packed the bench corpus larger than zstd alone); still, a dictionary trained on
+    pages unlike those to come saves nothing. Hence the judgement on held-out pages."""
     return (alone - packed) * pages > size * held_out
 
 
@@ -272,9 +321,10 @@ def train(training: Training) -> bytes | None:
     None if it does not pay for itself on the samples it was not trained on (`pays_off`), or
     zstd finds nothing to train on. CPU work, about a second for 2,000 pages: the node runs it
     in a thread, off its event loop."""
-    held_out = training.samples[::HELD_OUT]
+    pages = training.samples.pages()
+    held_out = pages[::HELD_OUT]
     samples: list[bytes | bytearray | memoryview] = [
-        page for n, page in enumerate(training.samples) if n % HELD_OUT
+        page for n, page in enumerate(pages) if n % HELD_OUT
     ]
     try:
         trained = zstandard.train_dictionary(
@@ -285,10 +335,10 @@ def train(training: Training) -> bytes | None:
     data: bytes = trained.as_bytes()
     # Compressors of this thread's own: a zstd compressor is not thread-safe, and the node's
     # loop packs pages with those of `ramster.page` meanwhile (sharing one crashed the node).
-    with_it = PageDictionary(data).compressor(training.level)
+    with_it = PageDictionary(data)
     plain = zstandard.ZstdCompressor(level=training.level, write_checksum=True)
-    packed = sum(len(with_it.compress(page)) for page in held_out)
+    packed = sum(len(with_it.pack(page, training.level)) for page in held_out)
     alone = sum(len(plain.compress(page)) for page in held_out)
-    if not pays_off(len(data), len(training.samples), len(held_out), alone, packed):
+    if not pays_off(len(data), len(pages), len(held_out), alone, packed):
         return None
     return data

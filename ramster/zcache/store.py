@@ -14,11 +14,13 @@ from __future__ import annotations
 from array import array
 from dataclasses import asdict
 
+from ramster.errors import InvalidArgument
 from ramster.page import (
     LZ4_CODEC,
     ZSTD,
     Codec,
     PackedPage,
+    UnknownDictionary,
     compress_page,
     decompress_page,
     pack_page,
@@ -129,10 +131,12 @@ class ZCache:
         stats = self.stats
         if isinstance(data, PackedPage):
             packed = data
+            if pool_uid and packed.codec == ZSTD and self.dictionaries.trains(persistent):
+                self._note_packed(packed, pool_uid, persistent)
         elif codec is LZ4_CODEC:
             payload, same_filled = compress_page(data)
             packed = PackedPage(payload, same_filled, len(data))
-        elif pool_uid and (not persistent or self.dictionaries.keeps_persistent):
+        elif pool_uid and self.dictionaries.trains(persistent):
             packed = self._pack_trained(data, codec, pool_uid, persistent)
         else:
             packed = pack_page(data, codec)
@@ -340,17 +344,37 @@ class ZCache:
         node records dictionaries (`DictionaryShelf.keeps_persistent`): a restarted node takes
         them back from its peers, and must decode them."""
         shelf = self.dictionaries
-        # A sample is kept only while it fits the budget beside the pages (it never evicts
-        # one), and samples and dictionaries take at most a `SAMPLE_SHARE`th of it: persistent
-        # pages cannot make room by evicting them.
-        room = min(self._memory - self.used_bytes, self._memory // SAMPLE_SHARE - shelf.held_bytes)
-        if shelf.wants_sample(pool_uid) and len(page) <= room:
-            shelf.sample(pool_uid, page, persistent)
+        self._sample(page, pool_uid, persistent)
         dictionary = shelf.current(pool_uid)
         packed = pack_page(page, codec, dictionary)
         if dictionary is not None:
             shelf.packed(pool_uid, packed)
         return packed
+
+    def _note_packed(self, packed: PackedPage, pool_uid: int, persistent: bool) -> None:
+        """A zstd page of pool `pool_uid` its client packed (once the node said it samples no
+        more): it counts in the ratio of its dictionary, and, if that drifted meanwhile and
+        the pool samples again, it is a sample (unpacked: checked whole as it came in)."""
+        shelf = self.dictionaries
+        if packed.dictionary:
+            shelf.packed(pool_uid, packed)
+        if packed.same_filled or not shelf.wants_sample(pool_uid):
+            return
+        try:
+            page = unpack_page(packed, shelf.by_id)
+        except (UnknownDictionary, InvalidArgument):
+            return  # a page taken back from a peer whose dictionary is lost: no sample
+        self._sample(page, pool_uid, persistent)
+
+    def _sample(self, page: bytes, pool_uid: int, persistent: bool) -> None:
+        """Keep `page` as a sample of pool `pool_uid` if it is sampling. A sample is kept only
+        while it fits the budget beside the pages (it never evicts one), and samples and
+        dictionaries take at most a `SAMPLE_SHARE`th of it: persistent pages cannot make room
+        by evicting them."""
+        shelf = self.dictionaries
+        room = min(self._memory - self.used_bytes, self._memory // SAMPLE_SHARE - shelf.held_bytes)
+        if shelf.wants_sample(pool_uid) and len(page) <= room:
+            shelf.sample(pool_uid, page, persistent)
 
     def _count_codec(self, zstd: bool, pages: int, zbytes: int, nbytes: int) -> None:
         stats = self.stats

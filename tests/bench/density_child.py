@@ -15,6 +15,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from ramster.page import parse_codec
+from ramster.pinning import fix_mmap_threshold, give_back_free_heap
 from ramster.tmem import PageTable, PoolSpec, Stored, Tmem
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.dictionaries import train
@@ -28,6 +29,7 @@ def resident_bytes() -> int:
 
 
 def main(path: str, codec: str = "lz4", trained: str = "") -> None:
+    fix_mmap_threshold()  # as a node does
     store = ZCache(ZcacheConfig(memory=8 * 2**30))
     tmem = Tmem(PageTable(store))
     spec = PoolSpec(persistent=not trained, codec=parse_codec(codec))
@@ -45,6 +47,7 @@ def main(path: str, codec: str = "lz4", trained: str = "") -> None:
             if training is not None:  # in a thread, as the node trains (its own malloc arena)
                 with ThreadPoolExecutor(1) as thread:
                     store.dictionaries.install(training, thread.submit(train, training).result())
+                give_back_free_heap()
             n += 1
     gc.collect()
     print(

@@ -18,7 +18,8 @@ from ramster.api.v1 import tmem_pb2
 from ramster.client import Cleancache, Frontswap, SyncClient
 from ramster.errors import InvalidArgument
 from ramster.launcher import free_port
-from ramster.page import Codec, PageDictionary, pack_page, unpack_page
+from ramster.page import Codec, pack_page, unpack_page
+from ramster.page_dictionary import PageDictionary
 from ramster.wire.messages import packed_of
 from tests.support.cluster import (
     Cluster,

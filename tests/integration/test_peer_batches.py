@@ -22,13 +22,14 @@ import lz4.block
 import pytest
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
-from ramster.page import ZSTD, Codec, PackedPage, PageDictionary, pack_page
+from ramster.page import ZSTD, Codec, PackedPage, pack_page
+from ramster.page_dictionary import PageDictionary
 from ramster.remote.handles import RemoteRef, Shipment
 from ramster.rpc.peer_link import PeerLink
 from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.trust.seal import KEY_BYTES, OriginSeal
-from ramster.zcache.dictionaries import Training, train
+from ramster.zcache.dictionaries import Samples, Training, train
 from tests.support.cluster import record_page
 from tests.support.nodes import NodeProcess
 from tests.support.peer_relay import PeerRelay
@@ -359,7 +360,7 @@ def test_pages_put_in_either_form_come_back_exact_in_either_form(wire: RawNode) 
 
 def _dictionary() -> PageDictionary:
     samples = [record_page(n) for n in range(200)]
-    data = train(Training(7, 5, samples, 16384, 1))
+    data = train(Training(7, 5, Samples(samples), 16384, 1))
     assert data is not None
     return PageDictionary(data)
 

@@ -24,7 +24,7 @@ from ramster.page import DEFAULT_ZSTD_LEVEL, ZSTD, Codec, pack_page
 from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
 from ramster.wire.tls import TLS
-from ramster.zcache.dictionaries import Training, train
+from ramster.zcache.dictionaries import Samples, Training, train
 from tests.support.cluster import Cluster, record_page
 from tests.support.etcd import EtcdProcess
 from tests.support.nodes import NodeFactory
@@ -174,7 +174,9 @@ def test_a_damaged_dictionary_record_loses_its_pages_and_never_reads_them_wrong(
         etcd.ctl("put", key, json.dumps(record))
         # And a whole record of a pool that will not come back (its node died before it could
         # erase it, say): id 7.
-        stale = train(Training(999, 7, [record_page(n, seed=4) for n in range(200)], 16384, 1))
+        stale = train(
+            Training(999, 7, Samples(record_page(n, seed=4) for n in range(200)), 16384, 1)
+        )
         assert stale is not None
         digest = hashlib.sha256(b"999/7/" + stale).digest()
         stale_record = {

@@ -205,10 +205,14 @@ class PutPageBatchRequest(_message.Message):
     def __init__(self, client: _Optional[str] = ..., pool_id: _Optional[int] = ..., pool_uid: _Optional[int] = ..., keys: _Optional[_Union[KeyBatch, _Mapping]] = ..., data: _Optional[bytes] = ..., lengths: _Optional[_Iterable[int]] = ..., encodings: _Optional[_Iterable[_Union[PageEncoding, str]]] = ..., page_lengths: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PutPageBatchResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "pack", "pack_dictionary")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    PACK_FIELD_NUMBER: _ClassVar[int]
+    PACK_DICTIONARY_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedScalarFieldContainer[PutStatus]
-    def __init__(self, results: _Optional[_Iterable[_Union[PutStatus, str]]] = ...) -> None: ...
+    pack: bool
+    pack_dictionary: int
+    def __init__(self, results: _Optional[_Iterable[_Union[PutStatus, str]]] = ..., pack: _Optional[bool] = ..., pack_dictionary: _Optional[int] = ...) -> None: ...
 
 class GetPageBatchRequest(_message.Message):
     __slots__ = ("client", "pool_id", "pool_uid", "keys", "mode", "dictionaries")

@@ -18,7 +18,7 @@ from ramster.tmem import PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.trust.seal import KEY_BYTES, OriginSeal
 from ramster.zcache import ZcacheConfig
-from ramster.zcache.dictionaries import Training, train
+from ramster.zcache.dictionaries import Samples, Training, train
 
 
 class Record:
@@ -49,7 +49,7 @@ LINES = [
 def dictionary(dict_id: int) -> bytes:
     """A dictionary trained on pages of lines alike (`dict_id` in its header)."""
     pages = [b"".join(random.Random(n).choices(LINES, k=35))[:4096] for n in range(200)]
-    data = train(Training(7, dict_id, pages, 16384, 1))
+    data = train(Training(7, dict_id, Samples(pages), 16384, 1))
     assert data is not None
     return data
 

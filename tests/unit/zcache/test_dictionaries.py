@@ -17,6 +17,7 @@ from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.dictionaries import (
     MAX_PERSISTENT,
     DictionaryShelf,
+    Samples,
     Training,
     pays_off,
     train,
@@ -276,7 +277,7 @@ def test_a_persistent_pool_keeps_at_most_max_persistent_dictionaries() -> None:
 
 def train_dictionary(dict_id: int) -> bytes:
     samples = [record_page(n, kind="user") for n in range(SAMPLES)]
-    data = train(Training(POOL, dict_id, samples, 16384, 1))
+    data = train(Training(POOL, dict_id, Samples(samples), 16384, 1))
     assert data is not None
     return data
 
@@ -334,7 +335,7 @@ def test_same_filled_pages_are_not_sampled() -> None:
     assert shelf.held_bytes == 2 * 4096
     training = shelf.due(POOL, 1)
     assert training is not None
-    assert training.samples == [record_page(1), record_page(2)]
+    assert training.samples.pages() == [record_page(1), record_page(2)]
 
 
 @pytest.mark.parametrize(
@@ -367,8 +368,8 @@ def test_a_dictionary_that_packs_smaller_but_saves_less_than_its_size_is_not_use
     # pages; at 16 KiB it saves 2.5x what it takes.
     hex_page = lambda n: bytes(random.Random(n).choices(b"0123456789abcdef", k=4096))  # noqa: E731
     pages = [record_page(n) if n % 8 == 1 else hex_page(n) for n in range(SAMPLES)]
-    assert train(Training(POOL, 1, pages, 65536, 1)) is None
-    small = train(Training(POOL, 1, pages, 16384, 1))
+    assert train(Training(POOL, 1, Samples(pages), 65536, 1)) is None
+    small = train(Training(POOL, 1, Samples(pages), 16384, 1))
     assert small is not None and len(small) == 16384
 
 
@@ -382,4 +383,4 @@ def test_training_uses_no_compressor_the_loop_packs_pages_with(
 
     monkeypatch.setattr("ramster.page._zstd_compressor", shared)
     pages = [record_page(n) for n in range(SAMPLES)]
-    assert train(Training(POOL, 1, pages, 16384, 1)) is not None
+    assert train(Training(POOL, 1, Samples(pages), 16384, 1)) is not None

@@ -1,0 +1,112 @@
+"""What a client sends of a zstd pool's pages (issue 16), on a real node: raw while the node
+samples them to train the pool's dictionary (each put's answer says so), then packed, with the
+dictionary the node trained (fetched once) or with none; every page reads back exact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ramster.api.v1 import tmem_pb2
+from ramster.client import SyncClient
+from ramster.client._transport import Transport
+from ramster.page import Codec, pack_page
+from ramster.page_dictionary import PageDictionary
+from tests.support.cluster import record_page
+from tests.support.nodes import NodeProcess
+from tests.support.processes import wait_for
+from tests.support.wire import RawNode
+
+ZSTD1 = Codec("zstd", 1)
+RAW, ZSTD = tmem_pb2.PAGE_ENCODING_UNSPECIFIED, tmem_pb2.PAGE_ENCODING_ZSTD
+Pages = list[tuple[int, int, bytes]]
+Calls = list[tuple[str, Any]]
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
+    """Every call the client library makes: (method, request)."""
+    made: Calls = []
+    unary = Transport._unary
+
+    async def spied(self: Transport, method: str, request: Any, response_type: Any) -> Any:
+        made.append((method, request))
+        return await unary(self, method, request, response_type)
+
+    monkeypatch.setattr(Transport, "_unary", spied)
+    yield made
+
+
+def puts(calls: Calls) -> list[tmem_pb2.PutPageBatchRequest]:
+    return [request for method, request in calls if method == "Tmem/PutPageBatch"]
+
+
+def read_back(client: SyncClient, pool: int, pages: Pages) -> None:
+    got = client.get_many(pool, [(oid, index) for oid, index, _ in pages], free=False)
+    assert got == [page for _, _, page in pages]
+
+
+def test_pages_go_raw_while_the_node_samples_then_packed_with_the_trained_dictionary(
+    node: NodeProcess, calls: Calls
+) -> None:
+    with SyncClient(node.address, "app") as client:
+        for name, value in (("dict_samples", "200"), ("dict_size", "16384")):
+            client.set_param(name, value)
+        pool = client.new_pool(codec="zstd")
+        samples: Pages = [(1, n, record_page(n)) for n in range(200)]
+        calls.clear()
+        assert client.put_many(pool, samples) == [True] * 200
+        sent = puts(calls)
+        assert sum(len(p.encodings) for p in sent) == 200
+        assert {e for p in sent for e in p.encodings} == {RAW}
+        assert sum(len(p.data) for p in sent) == 200 * 4096
+        wait_for(lambda: client.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
+
+        calls.clear()
+        # The client heard of no dictionary yet: raw; the answer names it, and the client
+        # fetches it once and packs the next pages with it.
+        heard: Pages = [(2, n, record_page(1000 + n)) for n in range(64)]
+        packed: Pages = [(3, n, record_page(2000 + n)) for n in range(64)]
+        assert client.put_many(pool, heard) == [True] * 64
+        assert client.put_many(pool, packed) == [True] * 64
+        assert [method for method, _ in calls] == [
+            "Tmem/PutPageBatch",
+            "Tmem/GetDictionary",
+            "Tmem/PutPageBatch",
+        ]
+        first, second = puts(calls)
+        assert (set(first.encodings), len(first.data)) == ({RAW}, 64 * 4096)
+        with RawNode(node.address) as wire:
+            fetched = wire.tmem("GetDictionary", client="app", pool_id=pool, dictionary=1)
+        dictionary = PageDictionary(fetched.parsed(tmem_pb2.GetDictionaryResponse).dictionary)
+        frames = [pack_page(page, ZSTD1, dictionary).payload for _, _, page in packed]
+        assert set(second.encodings) == {ZSTD}
+        assert second.data == b"".join(frames)
+        assert len(second.data) < 64 * 4096 / 4
+
+        calls.clear()
+        read_back(client, pool, samples + heard + packed)
+        assert {method for method, _ in calls} == {"Tmem/GetPageBatch"}  # known: not fetched
+        assert client.stats()["zstd_pages_lost"] == 0
+
+
+def test_a_persistent_pool_s_pages_go_packed_where_the_node_trains_none_for_it(
+    node: NodeProcess, calls: Calls
+) -> None:
+    # A node with no record of dictionaries (no etcd) samples no persistent page: its first
+    # answer says so, and the client packs from the second put on, with zstd alone.
+    with SyncClient(node.address, "app") as client:
+        pool = client.new_pool(codec="zstd", persistent=True)
+        first: Pages = [(1, n, record_page(n)) for n in range(64)]
+        second: Pages = [(2, n, record_page(1000 + n)) for n in range(64)]
+        calls.clear()
+        assert client.put_many(pool, first) == [True] * 64
+        assert client.put_many(pool, second) == [True] * 64
+        raw, packed = puts(calls)
+        assert (set(raw.encodings), len(raw.data)) == ({RAW}, 64 * 4096)
+        assert set(packed.encodings) == {ZSTD}
+        assert packed.data == b"".join(pack_page(page, ZSTD1).payload for _, _, page in second)
+        assert [method for method, _ in calls] == ["Tmem/PutPageBatch"] * 2
+        read_back(client, pool, first + second)
