@@ -217,6 +217,11 @@ def settle(
     return grew or (added is None and home is None)
 
 
+def held_at(table: OriginTable, shipment: Shipment) -> bool:
+    """Whether the key of `shipment` still holds its version (here or remotified)."""
+    return _current(table, shipment)[1] is not None
+
+
 def unput(table: OriginTable, shipment: Shipment) -> bool:
     """Take back a put whose copy no peer stored: the key goes (with any copy it has), unless
     it was put again meanwhile. True if it went."""

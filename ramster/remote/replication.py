@@ -1,5 +1,7 @@
 """`Replication`: the second copy of every persistent page (docs/design.md §6) — made on put before
-the put is acknowledged, and rebuilt by repair rounds when a peer leaves, restarts or drains.
+the put is acknowledged (or after, for a caller that acknowledges writes itself and waits for
+their copies on flush: `copy_later`, the NBD volumes' write-back), and rebuilt by repair rounds
+when a peer leaves, restarts or drains.
 
 A repair round scans the tree in steps of `batch_pages` pages at most `repair_rate` pages a
 second, reads each page short of copies (here or from a peer holding one) and places its missing
@@ -25,6 +27,7 @@ from ramster.remote.copies import (
     PageCopies,
     ShortfallScan,
     copies_of_puts,
+    held_at,
     read_here,
     settle,
     short_of_copies,
@@ -75,13 +78,44 @@ class Replication:
         """Store the other copy of each persistent page a put just stored on a peer, as
         `persistent_copies` asks. A page no peer took is taken back (`unput`); returns the keys
         of those (they must be refused)."""
-        if self._peers.copies_wanted() < 2:  # counted at risk; the peer that joins wakes repair
-            return set()
-        shipments = copies_of_puts(tmem.table, client, pool_id, keys, outcomes)
-        copied = await self._copy(tmem, shipments)
+        shipments = self.copies_of_puts(tmem, client, pool_id, keys, outcomes)
+        copied = await self._copy(tmem, shipments, take_back=True)
         return {(s.oid, s.index) for s, ok in zip(shipments, copied, strict=True) if not ok}
 
-    async def _copy(self, tmem: OriginTmem, shipments: list[Shipment]) -> list[bool]:
+    def copies_of_puts(
+        self,
+        tmem: OriginTmem,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[Oid, int]],
+        outcomes: Sequence[PutOutcome],
+    ) -> list[Shipment]:
+        """The other copies a put that just stored `keys` must make, read back now (at the
+        versions it stored); none while no peer can take one (the pages are counted at risk,
+        and the peer that joins wakes repair)."""
+        if self._peers.copies_wanted() < 2:
+            return []
+        return copies_of_puts(tmem.table, client, pool_id, keys, outcomes)
+
+    async def copy_later(self, tmem: OriginTmem, shipments: list[Shipment]) -> set[tuple[Oid, int]]:
+        """Store `shipments` (`copies_of_puts` of a put already acknowledged) on peers. A page
+        no peer took stays here with its one copy, at risk (repair copies it later); returns
+        the keys of those still held at the version shipped, checked after the last await: a
+        caller that acts on them before its own next await sees them as they are."""
+        copied = await self._copy(tmem, shipments, take_back=False)
+        if self._backend.tmem is not tmem:
+            return set()
+        return {
+            (s.oid, s.index)
+            for s, ok in zip(shipments, copied, strict=True)
+            if not ok and held_at(tmem.table, s)
+        }
+
+    async def _copy(
+        self, tmem: OriginTmem, shipments: list[Shipment], take_back: bool
+    ) -> list[bool]:
+        """Whether each of `shipments` got its copy on a peer; a page that did not is taken
+        back (`unput`) if `take_back`."""
         if not shipments:
             return []
         avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in shipments]
@@ -94,7 +128,7 @@ class Replication:
             copied = node is not None and settle(tmem.table, shipment, node, draining)
             if copied:
                 self.counters["pers_copies_made"] += 1
-            else:
+            elif take_back:
                 unput(tmem.table, shipment)  # unless it was put again meanwhile
             done.append(copied)
         return done
