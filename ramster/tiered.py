@@ -98,6 +98,11 @@ class Copying:
     def pages(self) -> int:
         return len(self.shipments)
 
+    def joined(self, more: Copying) -> Copying:
+        """These copies and `more` (of a later put in the same store), made together."""
+        assert more.tmem is self.tmem or not more.shipments, "copies of one store"
+        return Copying(self.remote, self.tmem, self.shipments + more.shipments)
+
     async def made(self) -> set[tuple[Oid, int]]:
         """Make them; the keys of the pages no peer took that are still held at the version
         put, with their one copy (at risk: the repair loop copies them later). The caller may

@@ -158,3 +158,20 @@ def test_a_trim_while_a_copy_is_on_its_way_leaves_the_peer_nothing() -> None:
         assert await disk.read(0, 4096) == bytes(4096)
 
     asyncio.run(scenario())
+
+
+def test_a_read_is_served_between_the_batches_of_a_long_write() -> None:
+    async def scenario() -> None:
+        disk, node, _, _ = await two_copies()
+        await disk.write(0, page(0))
+        pages = 3 * volume_module.STORE_BATCH
+        writing = asyncio.create_task(disk.write(4096, page(1) * pages))
+        reading = asyncio.create_task(disk.read(0, 4096))
+        assert await reading == page(0)
+        assert not writing.done()
+        # Some batches of the write were put meanwhile (as many as the read took turns), not all.
+        assert node.statuses(OWNER)[0].pages < 1 + pages
+        await writing
+        assert node.statuses(OWNER)[0].pages == 1 + pages
+
+    asyncio.run(scenario())
