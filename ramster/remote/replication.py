@@ -115,11 +115,15 @@ class Replication:
         self, tmem: OriginTmem, shipments: list[Shipment], take_back: bool
     ) -> list[bool]:
         """Whether each of `shipments` got its copy on a peer; a page that did not is taken
-        back (`unput`) if `take_back`."""
+        back (`unput`) if `take_back`. The pages go in calls of at most `batch_pages` pages and
+        `batch_bytes` packed bytes, one after the other (a call past the peer's message limit
+        fails whole)."""
         if not shipments:
             return []
-        avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in shipments]
-        placed = await self._peers.place(tmem, shipments, avoid)
+        placed: list[int | None] = []
+        for chunk in _batches(shipments, self._config.batch_pages, self._config.batch_bytes):
+            avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in chunk]
+            placed += await self._peers.place(tmem, chunk, avoid)
         if self._backend.tmem is not tmem:  # reloaded meanwhile: those pages are gone
             return [False] * len(shipments)
         draining = self._peers.draining()
@@ -278,6 +282,22 @@ class Replication:
                 if answer is not None and answer[1] == chunk[i].version:
                     pages[i] = answer[0]
         return pages
+
+
+def _batches(shipments: list[Shipment], pages: int, size: int) -> list[list[Shipment]]:
+    """`shipments` in order, cut into runs of at most `pages` pages and `size` packed bytes
+    (a page alone larger than `size` is a run of its own)."""
+    batches: list[list[Shipment]] = []
+    batch: list[Shipment] = []
+    held = 0
+    for shipment in shipments:
+        length = len(shipment.page.payload)
+        if batch and (len(batch) == pages or held + length > size):
+            batches.append(batch)
+            batch, held = [], 0
+        batch.append(shipment)
+        held += length
+    return [*batches, batch] if batch else batches
 
 
 def _kept(copies: PageCopies, draining: frozenset[int]) -> int:

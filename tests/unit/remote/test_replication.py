@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from ramster.errors import Unavailable
+from ramster.remote.policy import RemotifyConfig
 from ramster.remote.shipping import complete_shipments, remote_refs, take_shipments
 from ramster.tmem import PoolSpec
 from tests.support.remote import (
     ALL,
     APP,
+    CONFIG,
     ME,
     MIB,
     TWO,
@@ -37,6 +41,28 @@ def test_a_put_is_copied_to_the_peer_with_most_room_and_to_the_next_if_it_refuse
         assert [call[:2] for call in peers.log] == [(3, "put"), (2, "put")]
         assert tmem.counters()["pers_pages_replicated"] == 4
         assert layer.counters["pers_copies_made"] == 4
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("config", "calls"),
+    [
+        (CONFIG, [64, 64, 22]),  # 64 pages a call
+        (dataclasses.replace(CONFIG, batch_pages=1024), [128, 22]),  # 256 KiB: 128 of 2034 bytes
+    ],
+    ids=["pages", "bytes"],
+)
+def test_the_copies_of_a_put_go_in_calls_within_the_batch_pages_and_bytes(
+    config: RemotifyConfig, calls: list[int]
+) -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(memory=16 * MIB, params=TWO)
+        layer, peers = await start(backend, {2: 64 * MIB}, config)
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        assert await put_copied(layer, tmem, pool, 150) == set()
+        assert [len(call[2]) for call in peers.calls("put")] == calls  # type: ignore[arg-type]
+        assert layer.counters["pers_copies_made"] == 150
 
     run(scenario)
 
