@@ -7,19 +7,20 @@ Durability is a disk's with a volatile write cache (NBD's model: the handshake a
 SEND_FLUSH and SEND_FUA). A write is acknowledged once every page of it is held on this node,
 in the store (`TieredTmem.put_first`) or in the spill; the second copies of the pages the store
 took (`persistent_copies` 2) are made on a peer after that, in the background, at most
-`WRITE_BACK_BYTES` of writes at once per volume (a write past that waits). NBD_CMD_FLUSH, and a
-WRITE or WRITE_ZEROES with FUA, returns only once every write acknowledged before it holds its
-copies (`copies_made`, also awaited when the node stops). While the node runs, a read returns
-the newest write: it is read here. A crash of this node before a FLUSH can lose what a disk's
-power loss can lose from its cache, the writes acknowledged since whose copies were not made
-(after a restart such a block reads as it was before). Nothing a FLUSH covered is lost, and no
-copy is mixed up: a copy carries the version of the page it copies, a holder keeps the newest
-version of a key, and a peer's copy of a page rewritten or trimmed while it was on its way is
-flushed (`ramster.remote.copies.settle`). A page whose copy no peer took goes to the spill (one
-copy on this node's disk, as a put refused NO_REPLICA does); where the spill cannot take it, it
-stays in the store with its one copy (at risk: the repair loop copies it once a peer can take
-it) and the next FLUSH fails EIO, saying how many pages (each failure is reported to one FLUSH,
-as fsync reports a lost write-back).
+`WRITE_BACK_BYTES` of writes at once per volume (a write past that waits), by one copier per
+volume: the copies of the writes acknowledged while a peer call is out go in the next one.
+NBD_CMD_FLUSH, and a WRITE or WRITE_ZEROES with FUA, returns only once every write acknowledged
+before it holds its copies (`copies_made`, also awaited when the node stops). While the node
+runs, a read returns the newest write: it is read here. A crash of this node before a FLUSH can
+lose what a disk's power loss can lose from its cache, the writes acknowledged since whose
+copies were not made (after a restart such a block reads as it was before). Nothing a FLUSH
+covered is lost, and no copy is mixed up: a copy carries the version of the page it copies, a
+holder keeps the newest version of a key, and a peer's copy of a page rewritten or trimmed
+while it was on its way is flushed (`ramster.remote.copies.settle`). A page whose copy no peer
+took goes to the spill (one copy on this node's disk, as a put refused NO_REPLICA does); where
+the spill cannot take it, it stays in the store with its one copy (at risk: the repair loop
+copies it once a peer can take it) and the next FLUSH fails EIO, saying how many pages (each
+failure is reported to one FLUSH, as fsync reports a lost write-back).
 
 - READ is a get that frees nothing (the kernel reuses clean swap slots without rewriting them);
   a page the store does not hold is read from the spill, else reads as zeros.
@@ -47,6 +48,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -118,8 +121,11 @@ class Volume:
         self._closed = False
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._write_back = ByteBudget(WRITE_BACK_BYTES)
-        self._copying: set[asyncio.Task[None]] = set()
-        """The copies of acknowledged writes being made, kept referenced until done."""
+        self._queued: list[tuple[Place, Copying, int, asyncio.Future[None]]] = []
+        """The copies of acknowledged writes not sent yet, with their budget bytes and the
+        future set once they are made (or refused)."""
+        self._copying: set[asyncio.Future[None]] = set()
+        self._copier: asyncio.Task[None] | None = None
         self._one_copy = 0
         """Pages left with one copy (no peer took one, the spill could not) since the last
         FLUSH: the next one fails."""
@@ -249,9 +255,7 @@ class Volume:
             if copying is None:
                 self._write_back.give(cost)
             else:
-                task = asyncio.create_task(self._copy(place, copying, cost))
-                self._copying.add(task)
-                task.add_done_callback(self._copying.discard)
+                self._queue(place, copying, cost)
 
     def _spill_refused(
         self, uid: int, pages: list[tuple[int, PageData]], outcomes: list[PutOutcome]
@@ -267,6 +271,31 @@ class Volume:
         if refused:
             self._counters["nbd_store_refused"] += len(refused)
             self._spill_or_fail(uid, refused)
+
+    def _queue(self, place: Place, copying: Copying, cost: int) -> None:
+        """Queue the copies of a write for the volume's copier, started if it is not running."""
+        done = asyncio.get_running_loop().create_future()
+        self._copying.add(done)
+        done.add_done_callback(self._copying.discard)
+        self._queued.append((place, copying, cost, done))
+        if self._copier is None or self._copier.done():
+            self._copier = asyncio.create_task(self._copy_queued())
+
+    async def _copy_queued(self) -> None:
+        """Send the copies of every write queued, those of writes queued together in one peer
+        call (a call's fixed cost on both nodes is paid once for them), until none is left."""
+        while self._queued:
+            queued, self._queued = self._queued, []
+            for place, group in itertools.groupby(queued, key=lambda entry: entry[0]):
+                entries = list(group)
+                copying = functools.reduce(Copying.joined, (entry[1] for entry in entries))
+                try:
+                    await self._copy(place, copying, sum(entry[2] for entry in entries))
+                except Exception:  # the next groups still go
+                    log.exception("NBD: the copies of %d pages failed", copying.pages)
+                finally:
+                    for entry in entries:
+                        entry[3].set_result(None)
 
     async def _copy(self, place: Place, copying: Copying, cost: int) -> None:
         """Make the copies of an acknowledged write; a page no peer took (still as written)

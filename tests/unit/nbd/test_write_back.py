@@ -175,3 +175,20 @@ def test_a_read_is_served_between_the_batches_of_a_long_write() -> None:
         assert node.statuses(OWNER)[0].pages == 1 + pages
 
     asyncio.run(scenario())
+
+
+def test_the_copies_of_writes_queued_behind_a_call_go_together_in_the_next_one() -> None:
+    async def scenario() -> None:
+        disk, _, _, peer = await two_copies()
+        first = asyncio.Event()
+        peer.put_gates = [first]
+        await disk.write(0, page(0))
+        await settle()  # its copy is sent, the answer held
+        await disk.write(4096, page(1))
+        await disk.write(8192, page(2))
+        first.set()
+        await disk.flush()
+        puts = [keys for _, method, keys in peer.log if method == "put"]
+        assert puts == [[((0, 0, 0), 0)], [((0, 0, 0), 1), ((0, 0, 0), 2)]]
+
+    asyncio.run(scenario())
