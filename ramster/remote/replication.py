@@ -26,6 +26,7 @@ from ramster.remote.copies import (
     HERE,
     PageCopies,
     ShortfallScan,
+    copied_meanwhile,
     copies_of_puts,
     held_at,
     read_here,
@@ -132,6 +133,8 @@ class Replication:
             copied = node is not None and settle(tmem.table, shipment, node, draining)
             if copied:
                 self.counters["pers_copies_made"] += 1
+            elif copied_meanwhile(tmem.table, shipment):
+                copied = True  # a repair round copied the page while this copy was out
             elif take_back:
                 unput(tmem.table, shipment)  # unless it was put again meanwhile
             done.append(copied)

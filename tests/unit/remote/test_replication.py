@@ -7,6 +7,7 @@ tests/unit/remote/test_copies.py.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -22,10 +23,12 @@ from tests.support.remote import (
     ME,
     MIB,
     TWO,
+    big,
     loaded,
     member,
     put_copied,
     run,
+    settle,
     start,
 )
 
@@ -95,6 +98,33 @@ def test_a_put_no_peer_copies_is_refused_and_its_key_is_gone() -> None:
         assert refused == {((1, 0, 0), 0), ((1, 0, 0), 1)}
         assert tmem.get_many(APP, pool, [(1, 0), (1, 1)], free=False) == [None, None]
         assert tmem.counters()["pers_puts_unreplicated"] == 2
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["put", "copy-later"])
+def test_a_page_a_repair_round_copied_while_its_own_copy_was_out_is_kept(later: bool) -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: 8 * MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        held = asyncio.Event()
+        peers.links[2].put_gates = [held]  # the put's own copy: its answer waits
+        keys = [((1, 0, 0), i) for i in range(3)]
+        outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(3)])
+        if later:
+            shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
+            copying = asyncio.create_task(layer.copy_later(tmem, shipments))
+        else:
+            copying = asyncio.create_task(layer.replicate(tmem, APP, pool, keys, outcomes))
+        await settle()
+        assert await layer.repair() == 3
+        held.set()
+        assert await copying == set()
+        assert tmem.get_many(APP, pool, [(1, i) for i in range(3)], free=False) == [
+            big(i) for i in range(3)
+        ]
+        assert (layer.replication.pages_at_risk(), layer.counters["pers_copies_made"]) == (0, 3)
 
     run(scenario)
 
