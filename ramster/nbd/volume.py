@@ -6,9 +6,9 @@ node's `TieredTmem` in process (no gRPC hop).
 Durability is a disk's with a volatile write cache (NBD's model: the handshake advertises
 SEND_FLUSH and SEND_FUA). A write is acknowledged once every page of it is held on this node,
 in the store (`TieredTmem.put_first`) or in the spill; the second copies of the pages the store
-took (`persistent_copies` 2) are made on a peer after that, in the background, at most
-`WRITE_BACK_BYTES` of writes at once per volume (a write past that waits), by one copier per
-volume: the copies of the writes acknowledged while a peer call is out go in the next one.
+took (`persistent_copies` 2) are made on a peer after that, in the background
+(`ramster.nbd.write_back`: at most `WRITE_BACK_BYTES` of writes at once per volume, a write past
+that waits; the copies of the writes acknowledged while a peer call is out go in the next one).
 NBD_CMD_FLUSH, and a WRITE or WRITE_ZEROES with FUA, returns only once every write acknowledged
 before it holds its copies (`copies_made`, also awaited when the node stops). While the node
 runs, a read returns the newest write: it is read here. A crash of this node before a FLUSH can
@@ -48,16 +48,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from ramster.backend import Backend
-from ramster.nbd.bounds import ByteBudget
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import PAGE, Spill
+from ramster.nbd.write_back import WriteBack
 from ramster.page import LZ4_CODEC, Codec, PackedPage, unpack_page
 from ramster.remote.handles import Shipment
 from ramster.tiered import Copying, TieredTmem
@@ -79,9 +77,6 @@ STORE_BATCH = 32
 """Pages a WRITE puts at once: between batches the requests that came meanwhile go first (the
 put of a 512 KiB swap-out WRITE takes about 1.7 ms in process, 13 us a page, which a swap-in
 READ waited for)."""
-WRITE_BACK_BYTES = 8 << 20
-"""Bytes of acknowledged writes whose copies may be on their way at once, per volume: 16 of the
-kernel's 512 KiB swap WRITEs. The pages are held meanwhile (read back, packed) to be sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +115,7 @@ class Volume:
         self._place = Place(client, pool_id, backend.generation, uid)
         self._closed = False
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-        self._write_back = ByteBudget(WRITE_BACK_BYTES)
-        self._queued: list[tuple[Place, Copying, int, asyncio.Future[None]]] = []
-        """The copies of acknowledged writes not sent yet, with their budget bytes and the
-        future set once they are made (or refused)."""
-        self._copying: set[asyncio.Future[None]] = set()
-        self._copier: asyncio.Task[None] | None = None
-        self._one_copy = 0
-        """Pages left with one copy (no peer took one, the spill could not) since the last
-        FLUSH: the next one fails."""
+        self._write_back: WriteBack[Place] = WriteBack(counters, self._spill_copy)
 
     @property
     def size(self) -> int:
@@ -201,8 +188,8 @@ class Volume:
         await self.copies_made()
         if self._spill is not None:
             await self._spill.sync()
-        if self._one_copy:
-            pages, self._one_copy = self._one_copy, 0
+        pages = self._write_back.take_one_copy()
+        if pages:
             raise RequestRefused(
                 Errno.EIO,
                 f"{pages} pages written have one copy: no peer took their other copy and "
@@ -212,8 +199,7 @@ class Volume:
 
     async def copies_made(self) -> None:
         """Return once the copies of every write acknowledged so far are made (or refused)."""
-        if self._copying:
-            await asyncio.wait(list(self._copying))
+        await self._write_back.copies_made()
 
     async def _pages(self, indexes: Sequence[int]) -> list[bytes]:
         place = self.place
@@ -237,10 +223,11 @@ class Volume:
 
     async def _store(self, pages: list[tuple[int, PageData]]) -> None:
         """Put `pages` here, `STORE_BATCH` at a time, their copies made in the background
-        (`_copy`); those the store refuses go to the spill, or the write fails."""
-        cost = min(len(pages) * PAGE, WRITE_BACK_BYTES)
-        await self._write_back.take(cost)
+        (`ramster.nbd.write_back`); those the store refuses go to the spill, or the write
+        fails."""
+        cost = await self._write_back.admit(len(pages))
         copying: Copying | None = None
+        place = self._place
         try:
             place = self.place
             for start in range(0, len(pages), STORE_BATCH):
@@ -252,10 +239,7 @@ class Volume:
                 copying = stored if copying is None else copying.joined(stored)
                 self._spill_refused(place.uid, batch, outcomes)
         finally:
-            if copying is None:
-                self._write_back.give(cost)
-            else:
-                self._queue(place, copying, cost)
+            self._write_back.queue(place, copying, cost)
 
     def _spill_refused(
         self, uid: int, pages: list[tuple[int, PageData]], outcomes: list[PutOutcome]
@@ -271,55 +255,6 @@ class Volume:
         if refused:
             self._counters["nbd_store_refused"] += len(refused)
             self._spill_or_fail(uid, refused)
-
-    def _queue(self, place: Place, copying: Copying, cost: int) -> None:
-        """Queue the copies of a write for the volume's copier, started if it is not running."""
-        done = asyncio.get_running_loop().create_future()
-        self._copying.add(done)
-        done.add_done_callback(self._copying.discard)
-        self._queued.append((place, copying, cost, done))
-        if self._copier is None or self._copier.done():
-            self._copier = asyncio.create_task(self._copy_queued())
-
-    async def _copy_queued(self) -> None:
-        """Send the copies of every write queued, those of writes queued together in one peer
-        call (a call's fixed cost on both nodes is paid once for them), until none is left."""
-        while self._queued:
-            queued, self._queued = self._queued, []
-            for place, group in itertools.groupby(queued, key=lambda entry: entry[0]):
-                entries = list(group)
-                copying = functools.reduce(Copying.joined, (entry[1] for entry in entries))
-                try:
-                    await self._copy(place, copying, sum(entry[2] for entry in entries))
-                except Exception:  # the next groups still go
-                    log.exception("NBD: the copies of %d pages failed", copying.pages)
-                finally:
-                    for entry in entries:
-                        entry[3].set_result(None)
-
-    async def _copy(self, place: Place, copying: Copying, cost: int) -> None:
-        """Make the copies of an acknowledged write; a page no peer took (still as written)
-        goes to the spill if it has room, else stays with one copy and the next FLUSH fails."""
-        try:
-            left = await copying.made()
-        except Exception:  # the pages stay here, each with its one copy
-            log.exception("NBD: the copies of %d pages failed", copying.pages)
-            self._one_copy += copying.pages
-            return
-        finally:
-            self._write_back.give(cost)
-        # No await from here on: the pages of `left` are as `made` found them.
-        refused = [s for s in copying.shipments if (s.oid, s.index) in left]
-        if refused:
-            self._counters["nbd_copies_refused"] += len(refused)
-            kept = sum(not self._spill_copy(place, shipment) for shipment in refused)
-            self._one_copy += kept
-            log.warning(
-                "NBD: no peer took the copies of %d pages: %d spilled, %d left with one copy",
-                len(refused),
-                len(refused) - kept,
-                kept,
-            )
 
     def _spill_copy(self, place: Place, shipment: Shipment) -> bool:
         """Move a page whose copy no peer took from the store to the spill; False if the spill

@@ -1,8 +1,9 @@
-"""The write-back of an export with two copies (`ramster.nbd.volume`): a write is acknowledged
-once its pages are held here, their second copies follow, and a FLUSH returns only once every
-copy of the writes before it is made; a rewrite while a copy is on its way leaves the peer the
-new page; a page no peer took goes to the spill, or fails the next FLUSH. Over a real `Backend`
-and `RemoteLayer` with a fake peer whose answers the test holds (tests/support/remote.py)."""
+"""The write-back of an export with two copies (`ramster.nbd.volume`, `.write_back`): a write
+is acknowledged once its pages are held here, their second copies follow, and a FLUSH returns
+only once every copy of the writes before it is made; a rewrite or a TRIM while a copy is on
+its way leaves the peer the new state; a page no peer took goes to the spill, or fails the next
+FLUSH; the copies of writes queued together go in one call. Over a real `Backend` and
+`RemoteLayer` with a fake peer whose answers the test holds (tests/support/remote.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from ramster.backend import Backend
 from ramster.nbd import volume as volume_module
+from ramster.nbd import write_back
 from ramster.nbd.exports import NodeExports
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import Spill
@@ -92,7 +94,7 @@ def test_a_rewrite_while_the_first_copy_is_on_its_way_leaves_the_peer_the_new_pa
 def test_a_write_past_the_write_back_bound_waits_for_earlier_copies(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(volume_module, "WRITE_BACK_BYTES", 2 * 4096)
+    monkeypatch.setattr(write_back, "WRITE_BACK_BYTES", 2 * 4096)
 
     async def scenario() -> None:
         disk, node, _, peer = await two_copies()
