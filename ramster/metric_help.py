@@ -108,6 +108,7 @@ HELP = {
     # NBD exports
     "nbd_exports": "NBD exports served.",
     "nbd_store_refused": "NBD writes the store refused.",
+    "nbd_copies_refused": "NBD pages acknowledged whose second copy no peer took.",
     "nbd_spilled_pages": "NBD pages spilled to the spill file.",
     "nbd_spill_pages_max": "Pages the spill file can hold.",
     "nbd_spill_stores": "NBD pages written to the spill file.",

@@ -327,7 +327,7 @@ class Node:
         await self.feed.publish(self.feed.status.but(shutting_down=True))
         await self._server.shutting_down()
         await self._nbd.stop()
-        self.exports.close()
+        await self.exports.close()
         await self.feed.close()
         await self.sessions.stop()
         await self.agent.stop()

@@ -1,7 +1,10 @@
 """`TieredTmem`: the node's put and get paths over two tiers, this node's store and its peers.
 
 A put stores here and, for a persistent pool, waits until a peer holds the other copy of each
-page stored: a page that got none is taken back and refused NO_REPLICA (docs/design.md §6). Every
+page stored: a page that got none is taken back and refused NO_REPLICA (docs/design.md §6). A
+`put_first` returns once its pages are stored here, with their copies to be made later
+(`Copying`): a page no peer took then stays here with one copy, at risk, for its caller to deal
+with (the NBD volumes' write-back, `ramster.nbd.volume`). Every
 put then wakes the shipping loop if the store is past its high watermark. A get reads here and
 fetches the pages found on peers; a persistent page no holder answered for fails the whole get
 UNAVAILABLE (retriable): it is not gone, so it is no miss. A get that frees takes its pages only
@@ -42,7 +45,7 @@ from ramster.page import (
 from ramster.pinning import give_back_free_heap
 from ramster.remote.dictionary_book import DictionaryBook
 from ramster.remote.fetch import Fetched
-from ramster.remote.handles import OriginTmem, RemoteRef, Unanswered
+from ramster.remote.handles import OriginTmem, RemoteRef, Shipment, Unanswered
 from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored
 from ramster.tmem.table import PageData
 from ramster.zcache.dictionaries import train
@@ -62,6 +65,19 @@ class Remote(Protocol):
         outcomes: Sequence[PutOutcome],
     ) -> set[tuple[Oid, int]]: ...
 
+    def copies_of_puts(
+        self,
+        tmem: OriginTmem,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[Oid, int]],
+        outcomes: Sequence[PutOutcome],
+    ) -> list[Shipment]: ...
+
+    async def copy_later(
+        self, tmem: OriginTmem, shipments: list[Shipment]
+    ) -> set[tuple[Oid, int]]: ...
+
     async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]: ...
 
     def note_pressure(self) -> None: ...
@@ -77,6 +93,32 @@ class Got:
     persistent: bool
     tmem: OriginTmem
     pool_uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Copying:
+    """The other copies of the pages of one `TieredTmem.put_first`, to be made on peers."""
+
+    remote: Remote | None
+    tmem: OriginTmem
+    shipments: list[Shipment]
+
+    @property
+    def pages(self) -> int:
+        return len(self.shipments)
+
+    def joined(self, more: Copying) -> Copying:
+        """These copies and `more` (of a later put in the same store), made together."""
+        assert more.tmem is self.tmem or not more.shipments, "copies of one store"
+        return Copying(self.remote, self.tmem, self.shipments + more.shipments)
+
+    async def made(self) -> set[tuple[Oid, int]]:
+        """Make them; the keys of the pages no peer took that are still held at the version
+        put, with their one copy (at risk: the repair loop copies them later). The caller may
+        act on those before its own next await: they are as the return found them."""
+        if self.remote is None or not self.shipments:
+            return set()
+        return await self.remote.copy_later(self.tmem, self.shipments)
 
 
 class TieredTmem:
@@ -146,22 +188,51 @@ class TieredTmem:
         each page."""
         tmem = self._backend.require()
         spec = tmem.pool_spec(client, pool_id)
-        persistent = spec.persistent
         outcomes = tmem.put_many(client, pool_id, pages)
+        if self._remote is not None and spec.persistent:
+            keys = [(oid, index) for oid, index, _ in pages]
+            outcomes = await self._replicate(tmem, client, pool_id, keys, outcomes)
+        self._after_put(tmem, client, pool_id, spec, outcomes)
+        return outcomes
+
+    def put_first(
+        self, client: str, pool_id: int, pages: Sequence[tuple[Oid, int, PageData]]
+    ) -> tuple[list[PutOutcome], Copying]:
+        """Store `pages` of persistent pool `pool_id` here and return at once: the outcome of
+        each page, and their other copies, read back now, to be made on peers by awaiting
+        `Copying.made` (for a caller that acknowledges writes before their copies and waits
+        for them on flush, as a disk's write cache: the NBD volumes)."""
+        tmem = self._backend.require()
+        spec = tmem.pool_spec(client, pool_id)
+        assert spec.persistent, "only persistent pages have copies to make"
+        outcomes = tmem.put_many(client, pool_id, pages)
+        shipments: list[Shipment] = []
         if self._remote is not None:
-            if persistent:
-                keys = [(oid, index) for oid, index, _ in pages]
-                outcomes = await self._replicate(tmem, client, pool_id, keys, outcomes)
+            keys = [(oid, index) for oid, index, _ in pages]
+            shipments = self._remote.copies_of_puts(tmem, client, pool_id, keys, outcomes)
+        self._after_put(tmem, client, pool_id, spec, outcomes)
+        return outcomes, Copying(self._remote, tmem, shipments)
+
+    def _after_put(
+        self,
+        tmem: OriginTmem,
+        client: str,
+        pool_id: int,
+        spec: PoolSpec,
+        outcomes: Sequence[PutOutcome],
+    ) -> None:
+        """What every put does once its pages are stored: the shipping loop's wake-up, a
+        dictionary's training, the counters."""
+        if self._remote is not None:
             self._remote.note_pressure()
         if spec.codec.name == ZSTD:
             self._train(tmem.pool_uid(client, pool_id), spec.codec.level)
         stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
-        if persistent:
+        if spec.persistent:
             self.counters["frontswap_succ_stores"] += stored
             self.counters["frontswap_failed_stores"] += len(outcomes) - stored
         else:
             self.counters["cleancache_puts"] += len(outcomes)
-        return outcomes
 
     def _train(self, pool_uid: int, level: int) -> None:
         """Train pool `pool_uid`'s next dictionary if it has samples enough: in a thread, so

@@ -1,4 +1,5 @@
-"""What keeps one NBD server bounded: a byte budget for payloads in flight, and warnings
+"""What keeps one NBD server bounded: a byte budget for payloads in flight (and for writes whose
+copies are on their way), and warnings
 throttled per kind (a full spill under swap refuses every write; the log says so every few
 seconds, with the count held back, not once per write). Used by `ramster.nbd.server`."""
 
@@ -10,8 +11,9 @@ import time
 
 
 class ByteBudget:
-    """At most `limit` bytes taken at once, by one taker (the connection's reader loop); a
-    take of more than `limit` would wait for ever, so the taker never asks for one."""
+    """At most `limit` bytes taken at once (by a connection's reader loop; by a volume's
+    writes, whose copies are on their way); a take of more than `limit` would wait for ever,
+    so a taker never asks for one."""
 
     def __init__(self, limit: int) -> None:
         self._free = limit

@@ -67,7 +67,7 @@ class NodeExports:
         self._spill = spill
         self._exports: dict[str, _Export] = {}
         self._next_uid = 1
-        self._counters = {"nbd_store_refused": 0}
+        self._counters = {"nbd_store_refused": 0, "nbd_copies_refused": 0}
 
     def __repr__(self) -> str:
         return f"<NodeExports {sorted(self._exports)} spill={self._spill!r}>"
@@ -130,7 +130,11 @@ class NodeExports:
             **(spill.counters if spill is not None else {}),
         }
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """The node stops: the copies of acknowledged writes still on their way are made first
+        (as a disk writes its cache back before it stops), then the spill is closed."""
+        for export in self._exports.values():
+            await export.volume.copies_made()
         if self._spill is not None:
             self._spill.close()
 

@@ -49,9 +49,10 @@ TRANSMISSION_FLAGS = (
     | TransmissionFlag.SEND_WRITE_ZEROES
     | TransmissionFlag.CAN_MULTI_CONN
 )
-"""What every export offers. CAN_MULTI_CONN: there is no per-connection cache, a write is in the
-store (and its copies) before it is acknowledged, so every connection sees it at once; that is
-also why FUA costs nothing."""
+"""What every export offers. SEND_FLUSH and SEND_FUA: a write is acknowledged before its second
+copy is made (`ramster.nbd.volume`), a FLUSH or a FUA write waits for those copies.
+CAN_MULTI_CONN: there is no per-connection cache, a write is in the store before it is
+acknowledged and a FLUSH waits for the copies of the export's writes on every connection."""
 
 
 @dataclass(frozen=True, slots=True)

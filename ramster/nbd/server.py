@@ -77,6 +77,8 @@ SKIP_CHUNK = 1 << 20
 """The piece in which the payload of a refused WRITE is read and dropped."""
 MAX_CONNECTIONS = 256
 """Connections one server holds at once; one more is closed at once."""
+FORCED = (Command.WRITE, Command.WRITE_ZEROES)
+"""The commands whose FUA flag asks for a FLUSH once they are done: those that write."""
 LOG_INTERVAL = 10.0
 """Seconds between two log lines of one kind of refusal."""
 
@@ -97,7 +99,10 @@ class Export(Protocol):
 
     async def write_zeroes(self, offset: int, length: int, no_hole: bool) -> None: ...
 
-    async def flush(self) -> None: ...
+    async def flush(self) -> None:
+        """Return once every write acknowledged before it is durable (for a FLUSH, and after a
+        write with FUA)."""
+        ...
 
 
 class Exports(Catalogue, Protocol):
@@ -334,6 +339,8 @@ class _Transmission:
         else:
             assert command is Command.FLUSH, command
             await export.flush()
+        if request.flags & CommandFlag.FUA and command in FORCED:
+            await export.flush()  # the write holds its copies, with every one before it
         return b""
 
     def _answer(self, request: Request, errno: Errno, message: str) -> None:

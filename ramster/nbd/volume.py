@@ -1,9 +1,26 @@
 """One export's bytes over the node's store: 4096-byte blocks as the pages of one persistent pool.
 
 Block `i` (bytes ``i*4096 .. (i+1)*4096``) is page `i` of object `OID`, put and got through the
-node's `TieredTmem` in process (no gRPC hop), so every write is acknowledged only once the store
-holds it and, with `persistent_copies` 2, a peer holds its other copy (`TieredTmem.put` returns
-after replication): NBD_CMD_FLUSH and FUA have nothing left to wait for in the store.
+node's `TieredTmem` in process (no gRPC hop).
+
+Durability is a disk's with a volatile write cache (NBD's model: the handshake advertises
+SEND_FLUSH and SEND_FUA). A write is acknowledged once every page of it is held on this node,
+in the store (`TieredTmem.put_first`) or in the spill; the second copies of the pages the store
+took (`persistent_copies` 2) are made on a peer after that, in the background
+(`ramster.nbd.write_back`: at most `WRITE_BACK_BYTES` of writes at once per volume, a write past
+that waits; the copies of the writes acknowledged while a peer call is out go in the next one).
+NBD_CMD_FLUSH, and a WRITE or WRITE_ZEROES with FUA, returns only once every write acknowledged
+before it holds its copies (`copies_made`, also awaited when the node stops). While the node
+runs, a read returns the newest write: it is read here. A crash of this node before a FLUSH can
+lose what a disk's power loss can lose from its cache, the writes acknowledged since whose
+copies were not made (after a restart such a block reads as it was before). Nothing a FLUSH
+covered is lost, and no copy is mixed up: a copy carries the version of the page it copies, a
+holder keeps the newest version of a key, and a peer's copy of a page rewritten or trimmed
+while it was on its way is flushed (`ramster.remote.copies.settle`). A page whose copy no peer
+took goes to the spill (one copy on this node's disk, as a put refused NO_REPLICA does); where
+the spill cannot take it, it stays in the store with its one copy (at risk: the repair loop
+copies it once a peer can take it) and the next FLUSH fails EIO, saying how many pages (each
+failure is reported to one FLUSH, as fsync reports a lost write-back).
 
 - READ is a get that frees nothing (the kernel reuses clean swap slots without rewriting them);
   a page the store does not hold is read from the spill, else reads as zeros.
@@ -15,9 +32,9 @@ after replication): NBD_CMD_FLUSH and FUA have nothing left to wait for in the s
 - WRITE_ZEROES with NO_HOLE stores same-filled zero pages (one byte each, `ramster.page`);
   without it, it punches holes as TRIM does (the protocol allows it: a hole reads as zeros, and
   unlike a stored page it can be refused by nobody); partial edge pages are zeroed in place.
-- A page the store refuses (poor compression, a full node, no replica) goes to the spill
+- A page the store refuses (poor compression, a full node) goes to the spill
   (`ramster.nbd.spill`); without a spill, or with the spill full, the write fails ENOSPC and the
-  node log says why. A write is never acknowledged unless every page of it is held.
+  node log says why. A write is never acknowledged unless every page of it is held here.
 - When the zcache backend is loaded anew (param zcache off, then on), its pools start empty, and
   so did the export's (zcache off is refused while persistent pages are stored): the volume
   makes its pool again before its next operation, as the frontends register again. Once its
@@ -31,16 +48,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from ramster.backend import Backend
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import PAGE, Spill
+from ramster.nbd.write_back import WriteBack
 from ramster.page import LZ4_CODEC, Codec, PackedPage, unpack_page
-from ramster.tiered import TieredTmem
-from ramster.tmem import Oid, PoolSpec, Rejected, RejectReason
+from ramster.remote.handles import Shipment
+from ramster.tiered import Copying, TieredTmem
+from ramster.tmem import Oid, PoolSpec, PutOutcome, Rejected, RejectReason
 from ramster.tmem.table import PageData
+
+log = logging.getLogger("ramster.nbd")
 
 OID: Oid = (0, 0, 0)
 """The one object of an export's pool: page indices are 32-bit, so an export holds at most
@@ -51,6 +73,10 @@ SPEC = PoolSpec(persistent=True, page_size=PAGE)
 """The pool of every export, with the codec it asks for."""
 TRIM_BATCH = 8192
 """Pages flushed per step of a TRIM: a long one yields to other requests between steps."""
+STORE_BATCH = 32
+"""Pages a WRITE puts at once: between batches the requests that came meanwhile go first (the
+put of a 512 KiB swap-out WRITE takes about 1.7 ms in process, 13 us a page, which a swap-in
+READ waited for)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +115,7 @@ class Volume:
         self._place = Place(client, pool_id, backend.generation, uid)
         self._closed = False
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._write_back: WriteBack[Place] = WriteBack(counters, self._spill_copy)
 
     @property
     def size(self) -> int:
@@ -155,10 +182,24 @@ class Volume:
                 await asyncio.sleep(0)
 
     async def flush(self) -> None:
-        """Every acknowledged write is in the store with its copies already; the spill's pages
-        are made durable in its file."""
+        """Return once every write acknowledged so far holds its copies and the spill's pages
+        are durable in its file; EIO if some page was left with one copy since the last
+        FLUSH."""
+        await self.copies_made()
         if self._spill is not None:
             await self._spill.sync()
+        pages = self._write_back.take_one_copy()
+        if pages:
+            raise RequestRefused(
+                Errno.EIO,
+                f"{pages} pages written have one copy: no peer took their other copy and "
+                + ("the node has no spill" if self._spill is None else "the spill is full")
+                + " (the repair loop copies them once a peer can take them)",
+            )
+
+    async def copies_made(self) -> None:
+        """Return once the copies of every write acknowledged so far are made (or refused)."""
+        await self._write_back.copies_made()
 
     async def _pages(self, indexes: Sequence[int]) -> list[bytes]:
         place = self.place
@@ -181,19 +222,53 @@ class Volume:
             await self._store([(index, old[:start] + chunk + old[start + len(chunk) :])])
 
     async def _store(self, pages: list[tuple[int, PageData]]) -> None:
-        """Put `pages`; those the store refuses go to the spill, or the write fails."""
-        place = self.place
-        keys = [(OID, index, data) for index, data in pages]
-        outcomes = await self._tiered.put(place.client, place.pool_id, keys)
+        """Put `pages` here, `STORE_BATCH` at a time, their copies made in the background
+        (`ramster.nbd.write_back`); those the store refuses go to the spill, or the write
+        fails."""
+        cost = await self._write_back.admit(len(pages))
+        copying: Copying | None = None
+        place = self._place
+        try:
+            place = self.place
+            for start in range(0, len(pages), STORE_BATCH):
+                if start:
+                    await asyncio.sleep(0)  # requests that came meanwhile go first
+                batch = pages[start : start + STORE_BATCH]
+                keys = [(OID, index, data) for index, data in batch]
+                outcomes, stored = self._tiered.put_first(place.client, place.pool_id, keys)
+                copying = stored if copying is None else copying.joined(stored)
+                self._spill_refused(place.uid, batch, outcomes)
+        finally:
+            self._write_back.queue(place, copying, cost)
+
+    def _spill_refused(
+        self, uid: int, pages: list[tuple[int, PageData]], outcomes: list[PutOutcome]
+    ) -> None:
+        """The pages the store refused go to the spill (or the write fails); those it took
+        leave it."""
         refused: list[tuple[int, PageData, RejectReason]] = []
         for (index, data), outcome in zip(pages, outcomes, strict=True):
             if isinstance(outcome, Rejected):
                 refused.append((index, data, outcome.reason))
             elif self._spill is not None:
-                self._spill.drop((place.uid, index))
+                self._spill.drop((uid, index))
         if refused:
             self._counters["nbd_store_refused"] += len(refused)
-            self._spill_or_fail(place.uid, refused)
+            self._spill_or_fail(uid, refused)
+
+    def _spill_copy(self, place: Place, shipment: Shipment) -> bool:
+        """Move a page whose copy no peer took from the store to the spill; False if the spill
+        cannot take it (it stays in the store)."""
+        if self._closed or self._spill is None:
+            return False
+        try:
+            if not self._spill.store((place.uid, shipment.index), unpack_page(shipment.page)):
+                return False
+        except OSError as error:
+            log.warning("NBD: the spill %s failed: %s", self._spill.path, error.strerror)
+            return False
+        self._tiered.flush(place.client, place.pool_id, [(OID, shipment.index)])
+        return True
 
     def _spill_or_fail(self, uid: int, refused: list[tuple[int, PageData, RejectReason]]) -> None:
         index, _, reason = refused[0]

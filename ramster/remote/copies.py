@@ -217,6 +217,17 @@ def settle(
     return grew or (added is None and home is None)
 
 
+def held_at(table: OriginTable, shipment: Shipment) -> bool:
+    """Whether the key of `shipment` still holds its version (here or remotified)."""
+    return _current(table, shipment)[1] is not None
+
+
+def copied_meanwhile(table: OriginTable, shipment: Shipment) -> bool:
+    """Whether the key of `shipment` still holds its version and that has its other copy,
+    made by someone else while this one was on its way (a repair round)."""
+    return held_at(table, shipment) and shipment.version in table.elsewhere.replicas
+
+
 def unput(table: OriginTable, shipment: Shipment) -> bool:
     """Take back a put whose copy no peer stored: the key goes (with any copy it has), unless
     it was put again meanwhile. True if it went."""

@@ -27,7 +27,7 @@ from nodemanager.model import MemberInfo
 from ramster.backend import Backend
 from ramster.remote.fetch import Fetched, Fetcher
 from ramster.remote.flushes import Flushes
-from ramster.remote.handles import OriginTmem, RemoteRef
+from ramster.remote.handles import OriginTmem, RemoteRef, Shipment
 from ramster.remote.homecoming import Homecoming
 from ramster.remote.peer import LinkFactory
 from ramster.remote.peers import Peers
@@ -160,6 +160,22 @@ class RemoteLayer:
         """The second copy of each persistent page a put stored (`Replication.replicate`);
         the keys no peer took (they must be refused)."""
         return await self.replication.replicate(tmem, client, pool_id, keys, outcomes)
+
+    def copies_of_puts(
+        self,
+        tmem: OriginTmem,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[Oid, int]],
+        outcomes: Sequence[PutOutcome],
+    ) -> list[Shipment]:
+        """The other copies a put that just stored must make (`Replication.copies_of_puts`)."""
+        return self.replication.copies_of_puts(tmem, client, pool_id, keys, outcomes)
+
+    async def copy_later(self, tmem: OriginTmem, shipments: list[Shipment]) -> set[tuple[Oid, int]]:
+        """Those copies, after the put was acknowledged (`Replication.copy_later`); the keys
+        left with one copy."""
+        return await self.replication.copy_later(tmem, shipments)
 
     async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]:
         """The pages of `refs`, from their holders (`Fetcher.fetch`)."""

@@ -1,5 +1,7 @@
 """`Replication`: the second copy of every persistent page (docs/design.md §6) — made on put before
-the put is acknowledged, and rebuilt by repair rounds when a peer leaves, restarts or drains.
+the put is acknowledged (or after, for a caller that acknowledges writes itself and waits for
+their copies on flush: `copy_later`, the NBD volumes' write-back), and rebuilt by repair rounds
+when a peer leaves, restarts or drains.
 
 A repair round scans the tree in steps of `batch_pages` pages at most `repair_rate` pages a
 second, reads each page short of copies (here or from a peer holding one) and places its missing
@@ -24,7 +26,9 @@ from ramster.remote.copies import (
     HERE,
     PageCopies,
     ShortfallScan,
+    copied_meanwhile,
     copies_of_puts,
+    held_at,
     read_here,
     settle,
     short_of_copies,
@@ -75,17 +79,52 @@ class Replication:
         """Store the other copy of each persistent page a put just stored on a peer, as
         `persistent_copies` asks. A page no peer took is taken back (`unput`); returns the keys
         of those (they must be refused)."""
-        if self._peers.copies_wanted() < 2:  # counted at risk; the peer that joins wakes repair
-            return set()
-        shipments = copies_of_puts(tmem.table, client, pool_id, keys, outcomes)
-        copied = await self._copy(tmem, shipments)
+        shipments = self.copies_of_puts(tmem, client, pool_id, keys, outcomes)
+        copied = await self._copy(tmem, shipments, take_back=True)
         return {(s.oid, s.index) for s, ok in zip(shipments, copied, strict=True) if not ok}
 
-    async def _copy(self, tmem: OriginTmem, shipments: list[Shipment]) -> list[bool]:
+    def copies_of_puts(
+        self,
+        tmem: OriginTmem,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[Oid, int]],
+        outcomes: Sequence[PutOutcome],
+    ) -> list[Shipment]:
+        """The other copies a put that just stored `keys` must make, read back now (at the
+        versions it stored); none while no peer can take one (the pages are counted at risk,
+        and the peer that joins wakes repair)."""
+        if self._peers.copies_wanted() < 2:
+            return []
+        return copies_of_puts(tmem.table, client, pool_id, keys, outcomes)
+
+    async def copy_later(self, tmem: OriginTmem, shipments: list[Shipment]) -> set[tuple[Oid, int]]:
+        """Store `shipments` (`copies_of_puts` of a put already acknowledged) on peers. A page
+        no peer took stays here with its one copy, at risk (repair copies it later); returns
+        the keys of those still held at the version shipped, checked after the last await: a
+        caller that acts on them before its own next await sees them as they are."""
+        copied = await self._copy(tmem, shipments, take_back=False)
+        if self._backend.tmem is not tmem:
+            return set()
+        return {
+            (s.oid, s.index)
+            for s, ok in zip(shipments, copied, strict=True)
+            if not ok and held_at(tmem.table, s)
+        }
+
+    async def _copy(
+        self, tmem: OriginTmem, shipments: list[Shipment], take_back: bool
+    ) -> list[bool]:
+        """Whether each of `shipments` got its copy on a peer; a page that did not is taken
+        back (`unput`) if `take_back`. The pages go in calls of at most `batch_pages` pages and
+        `batch_bytes` packed bytes, one after the other (a call past the peer's message limit
+        fails whole)."""
         if not shipments:
             return []
-        avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in shipments]
-        placed = await self._peers.place(tmem, shipments, avoid)
+        placed: list[int | None] = []
+        for chunk in _batches(shipments, self._config.batch_pages, self._config.batch_bytes):
+            avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in chunk]
+            placed += await self._peers.place(tmem, chunk, avoid)
         if self._backend.tmem is not tmem:  # reloaded meanwhile: those pages are gone
             return [False] * len(shipments)
         draining = self._peers.draining()
@@ -94,7 +133,9 @@ class Replication:
             copied = node is not None and settle(tmem.table, shipment, node, draining)
             if copied:
                 self.counters["pers_copies_made"] += 1
-            else:
+            elif copied_meanwhile(tmem.table, shipment):
+                copied = True  # a repair round copied the page while this copy was out
+            elif take_back:
                 unput(tmem.table, shipment)  # unless it was put again meanwhile
             done.append(copied)
         return done
@@ -244,6 +285,22 @@ class Replication:
                 if answer is not None and answer[1] == chunk[i].version:
                     pages[i] = answer[0]
         return pages
+
+
+def _batches(shipments: list[Shipment], pages: int, size: int) -> list[list[Shipment]]:
+    """`shipments` in order, cut into runs of at most `pages` pages and `size` packed bytes
+    (a page alone larger than `size` is a run of its own)."""
+    batches: list[list[Shipment]] = []
+    batch: list[Shipment] = []
+    held = 0
+    for shipment in shipments:
+        length = len(shipment.page.payload)
+        if batch and (len(batch) == pages or held + length > size):
+            batches.append(batch)
+            batch, held = [], 0
+        batch.append(shipment)
+        held += length
+    return [*batches, batch] if batch else batches
 
 
 def _kept(copies: PageCopies, draining: frozenset[int]) -> int:

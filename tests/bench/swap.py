@@ -6,8 +6,9 @@ its pages remotified to a peer. Target: RAMster with two copies >= 0.6x nbdkit's
 Swap pages per second are the kernel's (``pswpout`` + ``pswpin`` of /proc/vmstat) over the
 hog's whole run (start to exit: writing, reading, freeing its swap); the compression ratio is
 the bytes the store took over the bytes of the pages it holds; spilled pages are those RAMster's
-store refused (the hog's random third). A two-copy run counts its puts refused NO_REPLICA: their
-pages have one copy, in the spill, and must be none for the run to measure two copies. Root
+store refused (the hog's random third). A two-copy run counts the pages whose second copy no
+peer took (a put refused NO_REPLICA, a write's copy refused after its acknowledgement): they
+have one copy, in the spill, and must be none for the run to measure two copies. Root
 only: without it the section says so and measures nothing. The machine's swap is shared: every
 device is taken down in ``finally``.
 
@@ -59,7 +60,8 @@ class SwapFigures:
     ratio: float | None
     spilled: int | None
     unreplicated: int = 0
-    """Puts of this run refused NO_REPLICA (their pages went to the spill, with one copy)."""
+    """Pages of this run whose second copy no peer took (puts refused NO_REPLICA, copies of
+    acknowledged writes refused): they went to the spill, with one copy."""
 
     @property
     def rate(self) -> float:
@@ -162,7 +164,8 @@ def _ramster(work: Path, name: str, nodes: int, memory: list[int], copies: int) 
         with _device(record, exports):
             hog, swapped, seconds = _swap_hog(sample)
             with SyncClient(first.address, client_name="bench", tls=cluster.admin_tls) as client:
-                unreplicated = client.stats()["pers_puts_unreplicated"]
+                stats = client.stats()
+                unreplicated = stats["pers_puts_unreplicated"] + stats["nbd_copies_refused"]
     ratio = seen["pers_zbytes"] / max(seen["pers_zpages"] * 4096, 1)  # node 1's own store
     spilled = seen["nbd_spilled_pages"]
     return SwapFigures(name, hog, swapped, seconds, ratio, spilled, unreplicated)
@@ -248,7 +251,7 @@ def run() -> dict[str, float]:
         [
             ["RAMster 2 copies vs nbdkit memory", f"{two:.2f}x", ">= 0.6x", verdict(two >= 0.6)],
             ["wrong pages, every setup and round", f"{wrong}", "0", verdict(wrong == 0)],
-            ["2-copy puts left with one copy (NO_REPLICA)", f"{single}", "0", verdict(not single)],
+            ["2-copy pages no peer took a copy of", f"{single}", "0", verdict(not single)],
         ],
     )
     return {"swap_two_copies_x": two}

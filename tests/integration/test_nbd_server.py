@@ -139,6 +139,21 @@ def test_requests_are_answered_by_cookie(connected: RawClient, disk: MemoryExpor
     assert disk.data[:3] == b"abc"
 
 
+def test_a_write_with_fua_is_answered_after_a_flush_and_one_without_is_not(
+    connected: RawClient, disk: MemoryExport
+) -> None:
+    for command, payload, cookie in [
+        (Command.WRITE, b"abc", 1),
+        (Command.WRITE_ZEROES, b"", 2),
+        (Command.TRIM, b"", 3),
+    ]:
+        connected.request(command, 0, 3, payload, cookie=cookie)
+        assert connected.reply() == (0, cookie, b"")
+        connected.request(command, 0, 3, payload, cookie=cookie + 10, flags=CommandFlag.FUA)
+        assert connected.reply() == (0, cookie + 10, b"")
+    assert disk.flushes == 2  # the FUA WRITE's and the FUA WRITE_ZEROES'
+
+
 @pytest.mark.parametrize(
     ("command", "offset", "length", "flags", "errno"),
     [

@@ -17,7 +17,8 @@ from ramster.backend import Backend
 from ramster.errors import DeadlineExceeded, InternalError, Unavailable
 from ramster.page import Codec, PackedPage, pack_page
 from ramster.params import ModuleParams
-from ramster.remote.handles import RemoteRef, Unanswered
+from ramster.remote.copies import copies_of_puts
+from ramster.remote.handles import RemoteRef, Shipment, Unanswered
 from ramster.remote.layer import Fetched
 from ramster.remote.shipping import complete_shipments, take_shipments
 from ramster.tiered import TieredTmem
@@ -31,8 +32,9 @@ PEER = 2
 
 
 class FakeRemote:
-    """A remote layer that refuses the second copy of `unreplicated` keys, answers fetches from
-    `answers` (by index), and records what it was asked."""
+    """A remote layer that refuses the second copy of `unreplicated` keys (made with the put, or
+    after it: `copy_later`), answers fetches from `answers` (by index), and records what it was
+    asked."""
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class FakeRemote:
         self.unreplicated = unreplicated
         self.answers = answers or {}
         self.replicated: list[list[tuple[Oid, int]]] = []
+        self.copied_later: list[list[tuple[Oid, int]]] = []
         self.fetched: list[tuple[list[int], bool]] = []
         self.pressure_notes = 0
 
@@ -59,6 +62,21 @@ class FakeRemote:
             for key, outcome in zip(keys, outcomes, strict=True)
             if isinstance(outcome, Stored) and key in self.unreplicated
         }
+
+    def copies_of_puts(
+        self,
+        tmem: Tmem,
+        client: str,
+        pool_id: int,
+        keys: Sequence[tuple[Oid, int]],
+        outcomes: Sequence[PutOutcome],
+    ) -> list[Shipment]:
+        self.replicated.append(list(keys))
+        return copies_of_puts(tmem.table, client, pool_id, keys, outcomes)
+
+    async def copy_later(self, tmem: Tmem, shipments: list[Shipment]) -> set[tuple[Oid, int]]:
+        self.copied_later.append([(s.oid, s.index) for s in shipments])
+        return {(s.oid, s.index) for s in shipments} & self.unreplicated
 
     async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]:
         self.fetched.append(([ref.index for ref in refs], keep))
@@ -168,6 +186,22 @@ def test_a_persistent_put_a_peer_took_no_copy_of_is_refused_no_replica() -> None
     assert remote.pressure_notes == 1
     assert tiered.counters["frontswap_succ_stores"] == 2
     assert tiered.counters["frontswap_failed_stores"] == 1
+
+
+def test_put_first_stores_and_returns_the_copies_to_make_which_take_nothing_back() -> None:
+    backend = Backend(ZcacheConfig(memory=1 << 20), params=ModuleParams(persistent_copies=2))
+    pool = backend.require().new_pool(APP, PoolSpec(persistent=True))
+    remote = FakeRemote(unreplicated=frozenset({((7, 0, 0), 1)}))
+    tiered = TieredTmem(backend, remote)
+    pages = [((7, 0, 0), index, PAGE) for index in range(3)]
+    outcomes, copying = tiered.put_first(APP, pool, pages)
+    assert outcomes == [Stored(1), Stored(2), Stored(3)]
+    assert (copying.pages, remote.copied_later, remote.pressure_notes) == (3, [], 1)
+    assert asyncio.run(copying.made()) == {((7, 0, 0), 1)}
+    assert remote.copied_later == [[((7, 0, 0), 0), ((7, 0, 0), 1), ((7, 0, 0), 2)]]
+    assert still_here(backend, pool) == [PAGE]  # (7, 0): nothing taken back
+    assert backend.require().get_many(APP, pool, [(7, 1)], free=False) == [PAGE]
+    assert tiered.counters["frontswap_succ_stores"] == 3
 
 
 def test_an_ephemeral_put_asks_no_copy_but_wakes_the_shipping_loop() -> None:

@@ -154,6 +154,7 @@ def test_pages_the_store_refuses_go_to_the_spill_and_read_back(tmp_path: Path) -
     assert node.counters() == {
         "nbd_exports": 1,
         "nbd_store_refused": 2,
+        "nbd_copies_refused": 0,
         "nbd_spilled_pages": 2,
         "nbd_spill_pages_max": 64,
         "nbd_spill_stores": 2,

@@ -185,7 +185,8 @@ def test_shipping_sends_no_page_to_the_peer_with_its_other_copy() -> None:
     async def scenario() -> None:
         backend, tmem = loaded(params=TWO)
         store = store_of(backend)
-        layer, peers = await start(backend, {2: MIB, 3: 2 * MIB})
+        # The copies (3.5 MB, in calls of 64 pages) leave 3 more room than 2 all along.
+        layer, peers = await start(backend, {2: 8 * MIB, 3: 16 * MIB})
         pool = tmem.new_pool(APP, PoolSpec(persistent=True))
         per_page = SLOT_BYTES + cost(big(0))
         count = int(store.config.high_watermark * store.config.memory // per_page) + 1

@@ -7,21 +7,28 @@ tests/unit/remote/test_copies.py.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
+import pytest
+
 from ramster.errors import Unavailable
+from ramster.remote.policy import RemotifyConfig
 from ramster.remote.shipping import complete_shipments, remote_refs, take_shipments
 from ramster.tmem import PoolSpec
 from tests.support.remote import (
     ALL,
     APP,
+    CONFIG,
     ME,
     MIB,
     TWO,
+    big,
     loaded,
     member,
     put_copied,
     run,
+    settle,
     start,
 )
 
@@ -37,6 +44,28 @@ def test_a_put_is_copied_to_the_peer_with_most_room_and_to_the_next_if_it_refuse
         assert [call[:2] for call in peers.log] == [(3, "put"), (2, "put")]
         assert tmem.counters()["pers_pages_replicated"] == 4
         assert layer.counters["pers_copies_made"] == 4
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("config", "calls"),
+    [
+        (CONFIG, [64, 64, 22]),  # 64 pages a call
+        (dataclasses.replace(CONFIG, batch_pages=1024), [128, 22]),  # 256 KiB: 128 of 2034 bytes
+    ],
+    ids=["pages", "bytes"],
+)
+def test_the_copies_of_a_put_go_in_calls_within_the_batch_pages_and_bytes(
+    config: RemotifyConfig, calls: list[int]
+) -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(memory=16 * MIB, params=TWO)
+        layer, peers = await start(backend, {2: 64 * MIB}, config)
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        assert await put_copied(layer, tmem, pool, 150) == set()
+        assert [len(call[2]) for call in peers.calls("put")] == calls  # type: ignore[arg-type]
+        assert layer.counters["pers_copies_made"] == 150
 
     run(scenario)
 
@@ -69,6 +98,33 @@ def test_a_put_no_peer_copies_is_refused_and_its_key_is_gone() -> None:
         assert refused == {((1, 0, 0), 0), ((1, 0, 0), 1)}
         assert tmem.get_many(APP, pool, [(1, 0), (1, 1)], free=False) == [None, None]
         assert tmem.counters()["pers_puts_unreplicated"] == 2
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["put", "copy-later"])
+def test_a_page_a_repair_round_copied_while_its_own_copy_was_out_is_kept(later: bool) -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: 8 * MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        held = asyncio.Event()
+        peers.links[2].put_gates = [held]  # the put's own copy: its answer waits
+        keys = [((1, 0, 0), i) for i in range(3)]
+        outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(3)])
+        if later:
+            shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
+            copying = asyncio.create_task(layer.copy_later(tmem, shipments))
+        else:
+            copying = asyncio.create_task(layer.replicate(tmem, APP, pool, keys, outcomes))
+        await settle()
+        assert await layer.repair() == 3
+        held.set()
+        assert await copying == set()
+        assert tmem.get_many(APP, pool, [(1, i) for i in range(3)], free=False) == [
+            big(i) for i in range(3)
+        ]
+        assert (layer.replication.pages_at_risk(), layer.counters["pers_copies_made"]) == (0, 3)
 
     run(scenario)
 
