@@ -25,7 +25,7 @@ from ramster.wire.batches import key_batch, spans
 from ramster.wire.limits import MAX_OWNER_NAME, check_client_name
 from ramster.wire.messages import oid_message, packed_encoding
 
-Answered = tuple[bytes, int, int, int]
+Answered = tuple[bytes | memoryview, int, int, int]
 """A page as a holder answered it: (its bytes, encoding, version, checksum)."""
 
 
@@ -135,12 +135,15 @@ def get_batch_response(
 
 
 def batch_answers(
-    response: peer_pb2.PeerGetBatchResponse, keys: int, node: int
+    response: peer_pb2.PeerGetBatchResponse, keys: int, node: int, views: bool = False
 ) -> list[Answered | None]:
-    """What peer `node` answered for `keys` keys, None for a miss. An answer whose arrays do not
-    have one entry per key, or whose lengths do not add up to its data, raises InternalError:
-    the peer could not be read (its pages may still be there)."""
-    lengths, data = response.lengths, response.data
+    """What peer `node` answered for `keys` keys, None for a miss; with `views`, each page's
+    bytes a memoryview of the answer's (no copy, for a reader that makes its own: a seal's
+    opening). An answer whose arrays do not have one entry per key, or whose lengths do not add
+    up to its data, raises InternalError: the peer could not be read (its pages may still be
+    there)."""
+    lengths = response.lengths
+    data: bytes | memoryview = memoryview(response.data) if views else response.data
     arrays = (lengths, response.encodings, response.versions, response.checksums)
     if any(len(array) != keys for array in arrays) or sum(lengths) != len(data):
         counts = ", ".join(str(len(array)) for array in arrays)

@@ -464,6 +464,35 @@ def test_a_copy_damaged_on_the_way_is_a_lost_copy_in_either_form(
     assert corrupt == 1
 
 
+@pytest.mark.parametrize("old", [False, True], ids=["announced", "earlier-release"])
+@pytest.mark.parametrize("sealed", [False, True], ids=["packed", "sealed"])
+def test_a_sealed_page_is_checked_by_its_tag_alone_and_a_packed_one_by_its_checksum(
+    node: NodeProcess, old: bool, sealed: bool
+) -> None:
+    """Every checksum of the answers zeroed, the pages as the holder keeps them: the link opens
+    each sealed page whatever its checksum says (a holder can forge a CRC-32, not the tag), and
+    takes each packed page for a lost copy."""
+
+    async def run() -> tuple[list[tuple[PackedPage, int] | None], int]:
+        async with PeerRelay(node.address, old=old) as relay:
+            link = link_to(relay, sealed)
+            try:
+                assert await link.put(items) == [True] * 4
+                relay.zero_checksums = True
+                return await link.get(refs(items, 4)), link.corrupt_pages
+            finally:
+                await link.close()
+
+    items = shipments(time.time_ns() // 1000)
+    answers, corrupt = asyncio.run(run())
+    if sealed:
+        assert answers == [(s.page, s.version) for s in items] + [None]
+        assert corrupt == 0
+    else:
+        assert answers == [None] * 5
+        assert corrupt == 4
+
+
 def test_a_link_asks_a_restarted_holder_again_which_form_it_serves(node: NodeProcess) -> None:
     """A peer of a new epoch is a new process, maybe of another release: the link's next call
     asks its Hello again, and uses what it announces."""
