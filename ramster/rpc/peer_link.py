@@ -175,7 +175,7 @@ class PeerLink:
     ) -> list[tuple[PackedPage, int] | None]:
         rows: list[Answered | None]
         if await self._lean(timeout):
-            batch = get_batch_request(self._origin, refs)
+            batch = get_batch_request(self._origin, refs, skip_checksums=self._seal is not None)
             answer = await self._call("GetPageBatch", batch, peer_pb2.PeerGetBatchResponse, timeout)
             rows = batch_answers(answer, len(refs), self.number, views=self._seal is not None)
         else:
@@ -208,8 +208,9 @@ class PeerLink:
         seals its pages; None for a miss and for a page that does not open or match its
         checksum: another page, version or key, or damage. A page this node sealed is checked
         by its tag, which a holder cannot forge as it can a CRC-32: its checksum is left
-        unread (holders still send it, for earlier releases), and so is its encoding (a holder
-        answers a sealed page as the lz4 block it stored it as)."""
+        unread (the lean get asks the holder to leave it out; one of an earlier release, or
+        the per-page form, sends it anyway), and so is its encoding (a holder answers a sealed
+        page as the lz4 block it stored it as)."""
         if self._seal is not None:
             return self._seal.open_all(
                 None if row is None else (r.pool_uid, r.oid, r.index, row[2], r.page_size, row[0])

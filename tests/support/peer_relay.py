@@ -3,11 +3,12 @@
 It stands between a `PeerLink` and a node to show what the link sends and to play a holder of
 an earlier release: with `old`, its Hello announces no lean page calls and it serves none
 (UNIMPLEMENTED, as a node that does not know them), so the link must use the per-page calls.
-It records the methods it was called with (`calls`), and with `damage` flips the first byte of
-the first page of every get's answer (the checksum left as the node sent it), as a corrupt copy
-on the way would; with `zero_checksums` it sets every checksum of a get's answer to 0 (the pages
-left as they are), as a holder that sends no checksums, or forges them, would. A `grpc.aio`
-server on a free loopback port, run on the caller's event loop.
+It records the methods it was called with (`calls`) and their requests (`requests`), and
+with `damage` flips the first byte of the first page of every get's answer (the checksum left
+as the node sent it), as a corrupt copy on the way would; with `zero_checksums` it sets every
+checksum of a get's answer to 0 (the pages left as they are), as a holder that sends no
+checksums, or forges them, would. A `grpc.aio` server on a free loopback port, run on the
+caller's event loop.
 
 Not here: relaying bytes below gRPC (`tests.support.delay_proxy`, `tests.support.tcp_proxy`).
 """
@@ -37,6 +38,7 @@ class PeerRelay:
         self.damage = damage
         self.zero_checksums = zero_checksums
         self.calls: list[str] = []
+        self.requests: list[bytes] = []
         self.address = ""
         self._target = target
         served = [m for m in RELAYED if not (old and m in LEAN)]
@@ -72,6 +74,7 @@ class PeerRelay:
 
     async def _relay(self, method: str, request: bytes, context: Any) -> bytes:
         self.calls.append(method)
+        self.requests.append(request)
         assert self._channel is not None
         path = f"/{SERVICE}/{method}"
         try:
