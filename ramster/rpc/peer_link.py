@@ -24,9 +24,8 @@ from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.holder.epochs import HeldKey
 from ramster.page import PackedPage
 from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
-from ramster.tmem.keys import PageVersion
 from ramster.tmem.pool import PoolRecord
-from ramster.trust.seal import OriginSeal, SealBroken
+from ramster.trust.seal import OriginSeal
 from ramster.wire.calls import M, Message, stream_call, unary_call
 from ramster.wire.limits import MAX_BATCH, MESSAGE_SIZE_OPTIONS, OWN_CONNECTIONS
 from ramster.wire.messages import oid_message, packed_encoding, packed_of
@@ -176,29 +175,22 @@ class PeerLink:
     ) -> list[tuple[PackedPage, int] | None]:
         rows: list[Answered | None]
         if await self._lean(timeout):
-            batch = get_batch_request(self._origin, refs)
+            batch = get_batch_request(self._origin, refs, skip_checksums=self._seal is not None)
             answer = await self._call("GetPageBatch", batch, peer_pb2.PeerGetBatchResponse, timeout)
-            rows = batch_answers(answer, len(refs), self.number)
+            rows = batch_answers(answer, len(refs), self.number, views=self._seal is not None)
         else:
             request = get_request(self._origin, refs)
             response = await self._call("GetPages", request, peer_pb2.PeerGetResponse, timeout)
             rows = page_answers(response)
-        # A page this node sealed is checked by its tag, which a holder cannot forge as it can
-        # a CRC-32: the checksum is left unread (holders still send it, for earlier releases).
-        tagged = tmem_pb2.PAGE_ENCODING_SEALED if self._seal is not None else None
         answers: list[tuple[PackedPage, int] | None] = []
-        for ref, row in zip(refs, rows, strict=True):
-            if row is None:
-                answers.append(None)
+        for ref, row, page in zip(refs, rows, self._opened(refs, rows), strict=True):
+            if page is not None and row is not None:
+                answers.append((page, row[2]))
                 continue
-            data, encoding, version, checksum = row
-            page = None
-            if encoding == tagged or crc32(data) == checksum:
-                page = self._opened(ref, version, data, encoding)
-            if page is None:
+            if row is not None:
                 self.corrupt_pages += 1
                 log.warning("node %d sent a corrupt copy of %s/%d", self.number, ref.oid, ref.index)
-            answers.append(None if page is None else (page, version))
+            answers.append(None)
         return answers
 
     def _payload(self, shipment: Shipment) -> tuple[bytes, tmem_pb2.PageEncoding]:
@@ -210,17 +202,26 @@ class PeerLink:
         return page.payload, packed_encoding(page)
 
     def _opened(
-        self, ref: RemoteRef, version: int, data: bytes, encoding: int
-    ) -> PackedPage | None:
-        """The page a holder answered for `ref` (at `version`), opened if this node seals its
-        pages; None if it does not open: another page, version or key, or damage."""
-        if self._seal is None:
-            return packed_of(data, encoding, ref.page_size)
-        at = PageVersion(ref.pool_uid, ref.oid, ref.index, version)
-        try:
-            return self._seal.open(at, data, ref.page_size)
-        except SealBroken:
-            return None
+        self, refs: Sequence[RemoteRef], rows: Sequence[Answered | None]
+    ) -> list[PackedPage | None]:
+        """The pages a holder answered for `refs` (`rows`: None for a miss), opened if this node
+        seals its pages; None for a miss and for a page that does not open or match its
+        checksum: another page, version or key, or damage. A page this node sealed is checked
+        by its tag, which a holder cannot forge as it can a CRC-32: its checksum is left
+        unread (the lean get asks the holder to leave it out; one of an earlier release, or
+        the per-page form, sends it anyway), and so is its encoding (a holder answers a sealed
+        page as the lz4 block it stored it as)."""
+        if self._seal is not None:
+            return self._seal.open_all(
+                None if row is None else (r.pool_uid, r.oid, r.index, row[2], r.page_size, row[0])
+                for r, row in zip(refs, rows, strict=True)
+            )
+        return [
+            None
+            if row is None or crc32(row[0]) != row[3]
+            else packed_of(bytes(row[0]), row[1], r.page_size)
+            for r, row in zip(refs, rows, strict=True)
+        ]
 
     async def flush(self, flushes: Sequence[RemoteFlush]) -> int:
         """Send page, object and pool flushes (in that order); return how many found a copy."""

@@ -178,8 +178,10 @@ class PeerService:
     async def get_page_batch(
         self, request: peer_pb2.PeerGetBatchRequest
     ) -> peer_pb2.PeerGetBatchResponse:
-        """`get_pages` in the lean form: the pages found come back in one bytes field."""
-        return get_batch_response(self._get(request, lambda: foreign_pages.keys_of_batch(request)))
+        """`get_pages` in the lean form: the pages found come back in one bytes field (without
+        their checksums if the origin checks them by their seals)."""
+        pages = self._get(request, lambda: foreign_pages.keys_of_batch(request))
+        return get_batch_response(pages, checksums=not request.skip_checksums)
 
     def _put(
         self,

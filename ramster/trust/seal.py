@@ -27,6 +27,7 @@ import functools
 import itertools
 import os
 import struct
+from collections.abc import Callable, Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -61,6 +62,9 @@ _AAD = struct.Struct(f">{len(AAD_TAG)}s{MAX_ORIGIN + 1}sIQQQIQ")
 """Tag, origin name (zero-padded: names hold no zero byte), pool uid, three oid words, index,
 version; big-endian, fixed width."""
 AAD_BYTES = _AAD.size
+SealedAnswer = tuple[int, Oid, int, int, int, bytes | memoryview]
+"""A sealed page as a holder answered it: its pool uid, oid, index and version (as the holder
+answered), its page size, and the sealed bytes."""
 _packed_aad = functools.partial(_AAD.pack, AAD_TAG)
 """The associated data of checked fields (origin as `_origin_field` gives it, pool uid, three
 oid words, index, version): what `page_aad` and `OriginSeal` both pack (a partial of `struct`'s
@@ -71,7 +75,6 @@ LZ4 = b"L"
 SAME_FILLED = b"S"
 ZSTD = b"Z"
 """The first byte of a sealed page's plaintext: how the rest is packed."""
-KINDS = (LZ4, SAME_FILLED, ZSTD)
 
 
 class SealBroken(RamsterError):
@@ -134,6 +137,12 @@ class PageSeal:
         nonce = self._nonces.next()
         return nonce + self._aead.encrypt(nonce, payload, aad)
 
+    @property
+    def decrypt(self) -> Callable[[bytes | memoryview, bytes | memoryview, bytes], bytes]:
+        """The bare AES-GCM decryption of this key, (nonce, ciphertext and tag, aad) ->
+        payload, raising `InvalidTag`: for `OriginSeal.open_all`'s loop."""
+        return self._aead.decrypt
+
     def open(self, sealed: bytes, aad: bytes) -> bytes:
         """The payload `sealed` holds if it was sealed under this key with `aad`, else
         `SealBroken`."""
@@ -189,16 +198,26 @@ class OriginSeal:
     def open(self, at: PageVersion, sealed: bytes, page_size: int) -> PackedPage:
         """The page `seal` sealed for the place `at`, of `page_size` bytes; `SealBroken` if
         `sealed` is anything else."""
-        inner = self._seal.open(sealed, self._aad(at))
-        kind, payload = inner[:1], inner[1:]
-        if kind not in KINDS:  # only a key holder could seal this: still refused
-            raise SealBroken(
-                f"sealed page holds encoding {kind!r}: expected an lz4 block, a zstd frame or "
-                "a fill"
-            )
-        if kind == ZSTD:
-            return PackedPage(payload, False, page_size, ZSTD_CODEC, zstd_dictionary_id(payload))
-        return PackedPage(payload, kind == SAME_FILLED, page_size)
+        return _unsealed(self._seal.open(sealed, self._aad(at)), page_size)
+
+    def open_all(self, answers: Iterable[SealedAnswer | None]) -> list[PackedPage | None]:
+        """Each page of a get's `answers` as `open` gives it, None where it does not open (and
+        for None): one call for a batch, with no frame per page but the page's own, and no
+        copy of the sealed bytes (a memoryview slice of the answer will do)."""
+        decrypt, origin = self._seal.decrypt, self._origin
+        pages: list[PackedPage | None] = []
+        for answer in answers:
+            page = None
+            if answer is not None and len(answer[5]) >= OVERHEAD:
+                pool_uid, oid, index, version, page_size, sealed = answer
+                aad = _packed_aad(origin, pool_uid, oid[0], oid[1], oid[2], index, version)
+                try:
+                    inner = decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+                    page = _unsealed(inner, page_size)
+                except (InvalidTag, SealBroken):
+                    pass  # the caller counts it lost, as any page that does not open
+            pages.append(page)
+        return pages
 
     def _aad(self, at: PageVersion) -> bytes:
         """`page_aad` of this origin and `at`, without its checks: a place comes from this
@@ -207,6 +226,22 @@ class OriginSeal:
         packing."""
         oid = at.oid
         return _packed_aad(self._origin, at.pool_uid, oid[0], oid[1], oid[2], at.index, at.version)
+
+
+def _unsealed(inner: bytes, page_size: int) -> PackedPage:
+    """The packed page of `page_size` bytes an opened seal's plaintext `inner` holds (its
+    encoding byte, then the payload); `SealBroken` for an encoding byte of none."""
+    kind, payload = inner[:1], inner[1:]
+    if kind == LZ4:
+        return PackedPage(payload, False, page_size)
+    if kind == SAME_FILLED:
+        return PackedPage(payload, True, page_size)
+    if kind == ZSTD:
+        return PackedPage(payload, False, page_size, ZSTD_CODEC, zstd_dictionary_id(payload))
+    # only a key holder could seal this: still refused
+    raise SealBroken(
+        f"sealed page holds encoding {kind!r}: expected an lz4 block, a zstd frame or a fill"
+    )
 
 
 def _kind(page: PackedPage) -> bytes:

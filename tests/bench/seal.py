@@ -2,12 +2,14 @@
 beside lz4 alone, the work every page already pays for.
 
 Pages are sealed and opened as shipping does (`OriginSeal`: the associated data of each page's
-place, its encoding inside). No target here: issue 12 asks that sealed remote pages cost at most
+place, its encoding inside), and opened as a get's answer is (`open_all`: a batch of slices of
+the answer's bytes). No target here: issue 12 asks that sealed remote pages cost at most
 15 % of put and get over the wire, which tests/bench/cluster.py shows.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from lz4.block import compress, decompress
@@ -16,6 +18,7 @@ from ramster.page import PackedPage
 from ramster.tmem.keys import PageVersion
 from ramster.trust.seal import OriginSeal
 from ramster.workload.corpus import Corpus
+from tests.bench.references import BATCH
 from tests.bench.table import print_table, rate
 
 
@@ -46,6 +49,17 @@ def run(corpus: Corpus) -> None:
         for at, box in zip(places, sealed, strict=True):
             seal.open(at, box, 4096)
 
+    view = memoryview(b"".join(sealed))
+    ends = list(itertools.accumulate(map(len, sealed)))
+    answers = [
+        (at.pool_uid, at.oid, at.index, at.version, 4096, view[end - len(box) : end])
+        for at, box, end in zip(places, sealed, ends, strict=True)
+    ]
+
+    def open_batches() -> None:
+        for start in range(0, n, BATCH):
+            seal.open_all(answers[start : start + BATCH])
+
     def compress_and_seal() -> None:
         for at, page in zip(places, pages, strict=True):
             seal.seal(at, PackedPage(compress(page, store_size=False), False, 4096))
@@ -59,6 +73,7 @@ def run(corpus: Corpus) -> None:
     for name, work, reference in (
         ("seal (aad + AES-GCM)", seal_pages, compress_rate),
         ("open (aad + AES-GCM)", open_pages, decompress_rate),
+        (f"open_all, {BATCH}-page batches of a get's answer", open_batches, decompress_rate),
         ("lz4 compress + seal", compress_and_seal, compress_rate),
         ("open + lz4 decompress", open_and_decompress, decompress_rate),
     ):

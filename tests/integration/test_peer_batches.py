@@ -126,12 +126,15 @@ def put_both(wire: RawNode, pages: Sequence[peer_pb2.RemotePage], **fields: Any)
     ]
 
 
-def get_lean(wire: RawNode, *indexes: int) -> peer_pb2.PeerGetBatchResponse:
+def get_lean(
+    wire: RawNode, *indexes: int, skip_checksums: bool = False
+) -> peer_pb2.PeerGetBatchResponse:
     """The lean answer for origin pool 1, object 5, at `indexes`."""
     request = peer_pb2.PeerGetBatchRequest(
         origin=ORIGIN,
         keys=tmem_pb2.KeyBatch(oid_word0=[5] * len(indexes), indexes=indexes),
         pool_uids=[1] * len(indexes),
+        skip_checksums=skip_checksums,
     )
     answer = wire.call("/ramster.api.v1.Peer/GetPageBatch", request)
     response: peer_pb2.PeerGetBatchResponse = answer.parsed(peer_pb2.PeerGetBatchResponse)
@@ -355,6 +358,29 @@ def test_pages_put_in_either_form_come_back_exact_in_either_form(wire: RawNode) 
     )
 
 
+def test_a_lean_get_that_skips_checksums_answers_every_checksum_0_and_the_pages_alike(
+    wire: RawNode,
+) -> None:
+    """An origin that checks its pages by their seals' tags asks for no CRC-32s: the answer is
+    the same but for its checksums."""
+    now = time.time_ns() // 1000
+    sealed = bytes(range(40))
+    lean = [
+        peer_page(0, version=now),
+        peer_page(2, version=now + 2, data=sealed, encoding=SEALED),
+    ]
+    stored = wire.call("/ramster.api.v1.Peer/PutPageBatch", lean_of(lean))
+    assert list(stored.parsed(peer_pb2.PeerPutBatchResponse).results) == [STORED] * 2
+    checked = get_lean(wire, 0, 1, 2)
+    skipped = get_lean(wire, 0, 1, 2, skip_checksums=True)
+    assert list(checked.checksums) == [zlib.crc32(lz4_of(page(0))), 0, zlib.crc32(sealed)]
+    assert list(skipped.checksums) == [0, 0, 0]
+    assert skipped.data == checked.data == lz4_of(page(0)) + sealed
+    assert list(skipped.lengths) == list(checked.lengths) == [len(lz4_of(page(0))), 0, 40]
+    assert list(skipped.encodings) == list(checked.encodings) == [LZ4, RAW, LZ4]
+    assert list(skipped.versions) == list(checked.versions) == [now, 0, now + 2]
+
+
 # -- an origin's link: the lean form to a holder that announced it, the per-page form else ---
 
 
@@ -420,25 +446,29 @@ def link_to(relay: PeerRelay, sealed: bool) -> PeerLink:
 def test_a_link_uses_the_form_its_holder_announced_and_reads_back_exact_pages(
     node: NodeProcess, old: bool, sealed: bool
 ) -> None:
-    async def run() -> tuple[list[bool], list[tuple[PackedPage, int] | None], list[str], int]:
+    async def run() -> tuple[list[bool], list[tuple[PackedPage, int] | None], PeerRelay, int]:
         async with PeerRelay(node.address, old=old) as relay:
             link = link_to(relay, sealed)
             link.holder_epoch = node.epoch
             try:
                 stored = await link.put(items, [OWNER])
                 answers = await link.get(refs(items, 4))
-                return stored, answers, relay.calls, link.corrupt_pages
+                return stored, answers, relay, link.corrupt_pages
             finally:
                 await link.close()
 
     items = shipments(time.time_ns() // 1000)
-    stored, answers, calls, corrupt = asyncio.run(run())
+    stored, answers, relay, corrupt = asyncio.run(run())
+    calls = relay.calls
     assert stored == [True] * 4
     assert answers == [(s.page, s.version) for s in items] + [None]
     assert [answer[0].dictionary for answer in answers if answer is not None] == [0, 0, 0, 5]
     assert corrupt == 0
     form = ["PutPages", "GetPages"] if old else ["PutPageBatch", "GetPageBatch"]
     assert calls == ["Hello", *form]
+    if not old:  # a sealed link asks for no checksums: it checks the pages by their tags
+        get = peer_pb2.PeerGetBatchRequest.FromString(relay.requests[2])
+        assert get.skip_checksums is sealed
 
 
 @pytest.mark.parametrize("old", [False, True], ids=["announced", "earlier-release"])
@@ -463,6 +493,35 @@ def test_a_copy_damaged_on_the_way_is_a_lost_copy_in_either_form(
     answers, corrupt = asyncio.run(run())
     assert answers == [None] + [(s.page, s.version) for s in items[1:]]
     assert corrupt == 1
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["announced", "earlier-release"])
+@pytest.mark.parametrize("sealed", [False, True], ids=["packed", "sealed"])
+def test_a_sealed_page_is_checked_by_its_tag_alone_and_a_packed_one_by_its_checksum(
+    node: NodeProcess, old: bool, sealed: bool
+) -> None:
+    """Every checksum of the answers zeroed, the pages as the holder keeps them: the link opens
+    each sealed page whatever its checksum says (a holder can forge a CRC-32, not the tag), and
+    takes each packed page for a lost copy."""
+
+    async def run() -> tuple[list[tuple[PackedPage, int] | None], int]:
+        async with PeerRelay(node.address, old=old) as relay:
+            link = link_to(relay, sealed)
+            try:
+                assert await link.put(items) == [True] * 4
+                relay.zero_checksums = True
+                return await link.get(refs(items, 4)), link.corrupt_pages
+            finally:
+                await link.close()
+
+    items = shipments(time.time_ns() // 1000)
+    answers, corrupt = asyncio.run(run())
+    if sealed:
+        assert answers == [(s.page, s.version) for s in items] + [None]
+        assert corrupt == 0
+    else:
+        assert answers == [None] * 5
+        assert corrupt == 4
 
 
 def test_a_link_asks_a_restarted_holder_again_which_form_it_serves(node: NodeProcess) -> None:

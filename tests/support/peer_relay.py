@@ -3,9 +3,12 @@
 It stands between a `PeerLink` and a node to show what the link sends and to play a holder of
 an earlier release: with `old`, its Hello announces no lean page calls and it serves none
 (UNIMPLEMENTED, as a node that does not know them), so the link must use the per-page calls.
-It records the methods it was called with (`calls`), and with `damage` flips the first byte of
-the first page of every get's answer (the checksum left as the node sent it), as a corrupt copy
-on the way would. A `grpc.aio` server on a free loopback port, run on the caller's event loop.
+It records the methods it was called with (`calls`) and their requests (`requests`), and
+with `damage` flips the first byte of the first page of every get's answer (the checksum left
+as the node sent it), as a corrupt copy on the way would; with `zero_checksums` it sets every
+checksum of a get's answer to 0 (the pages left as they are), as a holder that sends no
+checksums, or forges them, would. A `grpc.aio` server on a free loopback port, run on the
+caller's event loop.
 
 Not here: relaying bytes below gRPC (`tests.support.delay_proxy`, `tests.support.tcp_proxy`).
 """
@@ -28,10 +31,14 @@ RELAYED = ("Hello", "PutPages", "GetPages", *LEAN)
 class PeerRelay:
     """Relays unary Peer calls made to `address` to the node at `target`."""
 
-    def __init__(self, target: str, *, old: bool = False, damage: bool = False) -> None:
+    def __init__(
+        self, target: str, *, old: bool = False, damage: bool = False, zero_checksums: bool = False
+    ) -> None:
         self.old = old
         self.damage = damage
+        self.zero_checksums = zero_checksums
         self.calls: list[str] = []
+        self.requests: list[bytes] = []
         self.address = ""
         self._target = target
         served = [m for m in RELAYED if not (old and m in LEAN)]
@@ -67,6 +74,7 @@ class PeerRelay:
 
     async def _relay(self, method: str, request: bytes, context: Any) -> bytes:
         self.calls.append(method)
+        self.requests.append(request)
         assert self._channel is not None
         path = f"/{SERVICE}/{method}"
         try:
@@ -78,16 +86,27 @@ class PeerRelay:
             hello = peer_pb2.HelloResponse.FromString(answer)
             hello.ClearField("page_batches")
             return hello.SerializeToString()
-        if self.damage and method == "GetPageBatch":
+        if not (self.damage or self.zero_checksums):
+            return answer
+        if method == "GetPageBatch":
             batch = peer_pb2.PeerGetBatchResponse.FromString(answer)
-            batch.data = _flipped(batch.data)
+            if self.damage:
+                batch.data = _flipped(batch.data)
+            self._forge(batch.checksums)
             return batch.SerializeToString()
-        if self.damage and method == "GetPages":
+        if method == "GetPages":
             pages = peer_pb2.PeerGetResponse.FromString(answer)
-            first = list(pages.found).index(True)
-            pages.data[first] = _flipped(pages.data[first])
+            if self.damage:
+                first = list(pages.found).index(True)
+                pages.data[first] = _flipped(pages.data[first])
+            self._forge(pages.checksums)
             return pages.SerializeToString()
         return answer
+
+    def _forge(self, checksums: Any) -> None:
+        """Zero every checksum of a get's answer, with `zero_checksums`."""
+        if self.zero_checksums:
+            checksums[:] = [0] * len(checksums)
 
 
 def _flipped(data: bytes) -> bytes:

@@ -186,14 +186,16 @@ class PeerPutBatchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[_tmem_pb2.PutStatus, str]]] = ...) -> None: ...
 
 class PeerGetBatchRequest(_message.Message):
-    __slots__ = ("origin", "keys", "pool_uids")
+    __slots__ = ("origin", "keys", "pool_uids", "skip_checksums")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     POOL_UIDS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
     keys: _tmem_pb2.KeyBatch
     pool_uids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Union[_tmem_pb2.KeyBatch, _Mapping]] = ..., pool_uids: _Optional[_Iterable[int]] = ...) -> None: ...
+    skip_checksums: bool
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Union[_tmem_pb2.KeyBatch, _Mapping]] = ..., pool_uids: _Optional[_Iterable[int]] = ..., skip_checksums: _Optional[bool] = ...) -> None: ...
 
 class PeerGetBatchResponse(_message.Message):
     __slots__ = ("data", "lengths", "encodings", "versions", "checksums")

@@ -240,3 +240,40 @@ def test_a_sealed_page_never_opens_for_another_origin_or_key() -> None:
 
 def test_an_origin_seal_names_its_origin_not_its_key() -> None:
     assert repr(OriginSeal("n1", KEY)) == "<OriginSeal 'n1' AES-256-GCM>"
+
+
+def test_open_all_opens_a_batch_and_gives_none_for_each_page_that_does_not() -> None:
+    """A batch as a holder's answer gives it (memoryview slices of one buffer): a page flipped,
+    one answered at another version, one too short and a miss are None; the others come back
+    exact, whatever their encoding."""
+    origin = OriginSeal("n1", KEY)
+    pages = [pack_page(TEXT), pack_page(b"\x07" * 4096), pack_page(TEXT[::-1]), pack_page(TEXT)]
+    places = [PageVersion(3, (7, 0, 0), index, 1000 + index) for index in range(4)]
+    sealed = [origin.seal(at, page) for at, page in zip(places, pages, strict=True)]
+    sealed[2] = sealed[2][:40] + bytes([sealed[2][40] ^ 1]) + sealed[2][41:]
+    view = memoryview(b"".join(sealed))
+    ends = [sum(map(len, sealed[: n + 1])) for n in range(4)]
+    answers = [
+        (at.pool_uid, at.oid, at.index, at.version, 4096, view[end - len(box) : end])
+        for at, box, end in zip(places, sealed, ends, strict=True)
+    ]
+    wrong_version = (3, (7, 0, 0), 3, 1004, 4096, answers[3][5])
+    too_short = (3, (7, 0, 0), 0, 1000, 4096, view[: OVERHEAD - 1])
+    opened = origin.open_all(
+        [answers[0], answers[1], answers[2], None, wrong_version, too_short, answers[3]]
+    )
+    assert opened == [pages[0], pages[1], None, None, None, None, pages[3]]
+    assert [type(page.payload) for page in opened if page is not None] == [bytes] * 3
+
+
+def test_open_all_refuses_an_encoding_byte_of_none_as_open_does() -> None:
+    """Only a key holder could seal such a page; it still does not open."""
+    aad = page_aad("n1", AT.pool_uid, AT.oid, AT.index, AT.version)
+    sealed = PageSeal(KEY).seal(b"Q" + pack_page(TEXT).payload, aad)
+    origin = OriginSeal("n1", KEY)
+    with pytest.raises(SealBroken) as refused:
+        origin.open(AT, sealed, 4096)
+    assert refused.value.message == (
+        "sealed page holds encoding b'Q': expected an lz4 block, a zstd frame or a fill"
+    )
+    assert origin.open_all([(3, (7, 0, 0), 5, 1000, 4096, sealed)]) == [None]

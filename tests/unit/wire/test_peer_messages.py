@@ -3,6 +3,8 @@ holder's checks as the same pages, and an origin refuses a lean answer that does
 
 from __future__ import annotations
 
+from zlib import crc32
+
 import pytest
 
 from ramster.api.v1 import peer_pb2
@@ -81,6 +83,21 @@ def test_an_origin_reads_the_same_answers_from_either_form() -> None:
     assert batch_answers(lean, 3, node=4)[1] is None
     requests = get_request(ORIGIN, [ref(0), ref(1)]), get_batch_request(ORIGIN, [ref(0), ref(1)])
     assert [k.index for k in requests[0].keys] == list(requests[1].keys.indexes) == [0, 1]
+    assert not requests[1].skip_checksums
+
+
+def test_an_answer_without_checksums_is_the_same_answer_with_each_checksum_0() -> None:
+    answers = [(SHIPMENTS[0].page, 5), None, (SHIPMENTS[1].page, 7)]
+    checked, skipped = get_batch_response(answers), get_batch_response(answers, checksums=False)
+    assert list(checked.checksums) == [
+        crc32(SHIPMENTS[0].page.payload),
+        0,
+        crc32(SHIPMENTS[1].page.payload),
+    ]
+    assert list(skipped.checksums) == [0, 0, 0]
+    skipped.checksums[:] = checked.checksums
+    assert skipped == checked
+    assert get_batch_request(ORIGIN, [ref(0)], skip_checksums=True).skip_checksums
 
 
 @pytest.mark.parametrize(
