@@ -1,12 +1,13 @@
 """Codecs per pool (issue 16): bytes per stored page (the store's resident memory) and batched
 put and get through a real node, in the same run, for an lz4 pool, a zstd pool, and ephemeral
-zstd pools whose pages the node packs with the dictionary it trains on them, if it pays off
-(`ramster.zcache.dictionaries.pays_off`): at level 1, the pool's, and at level 6. On this corpus
-only the latter does: at zstd's fast levels a dictionary's entropy tables are reused on every
-page unweighed, and the corpus's heap pages (random float bytes) pay for them. Beside the RSS,
-the bytes the store accounts: a pool that trained a dictionary keeps ~7 MB more RSS than it
-accounts (of a 15 MB store), what glibc kept of the training once its dynamic mmap threshold
-rose (with ``MALLOC_MMAP_THRESHOLD_=131072`` the two agree within 2-6 %).
+zstd pools whose pages are packed with the dictionary the node trains on them, if it pays off
+(`ramster.zcache.dictionaries.pays_off`): at level 1, the pool's, and at level 6. Pages are
+packed with the dictionary's content alone (`ramster.page_dictionary`: at zstd's fast levels a
+whole dictionary's entropy tables, reused unweighed, packed this corpus's pages larger than zstd
+alone, and the node declined it). Beside the RSS, the bytes the store accounts; the store runs
+as a node does, its mmap threshold fixed and the heap trimmed after training
+(`ramster.pinning`), else a pool that trained a dictionary kept ~7 MB more RSS than it accounts.
+Once the node samples no more, the client packs the pages (with the dictionary).
 
 Targets (issue 16, checked in `tests.bench.targets`): zstd with a dictionary stores a page in
 <= 0.65x the bytes of lz4, with batched put >= 0.6x and batched get >= 0.8x of lz4's pages/s.

@@ -384,3 +384,25 @@ def test_training_uses_no_compressor_the_loop_packs_pages_with(
     monkeypatch.setattr("ramster.page._zstd_compressor", shared)
     pages = [record_page(n) for n in range(SAMPLES)]
     assert train(Training(POOL, 1, Samples(pages), 16384, 1)) is not None
+
+
+def test_a_client_is_told_raw_while_the_pool_samples_and_trains_then_its_dictionary() -> None:
+    zcache = store()
+    shelf = zcache.dictionaries
+    assert shelf.packs_with(POOL) is None  # no page yet: sampling begins with the first
+    for n in range(SAMPLES):
+        put(zcache, record_page(n))
+    assert shelf.packs_with(POOL) is None
+    training = shelf.due(POOL, 1)
+    assert training is not None
+    assert shelf.packs_with(POOL) is None  # training: the next pages get its dictionary
+    shelf.install(training, train(training))
+    assert shelf.packs_with(POOL) == training.dict_id
+    hex_page = lambda n: bytes(random.Random(n).choices(b"0123456789abcdef", k=4096))  # noqa: E731
+    for n in range(SAMPLES):
+        put(zcache, hex_page(n), pool=OTHER)
+    declined = shelf.due(OTHER, 1)
+    assert declined is not None
+    shelf.install(declined, None)
+    assert shelf.packs_with(OTHER) == 0  # plain zstd: packed, with no dictionary
+    assert (shelf.trains(persistent=False), shelf.trains(persistent=True)) == (True, False)
