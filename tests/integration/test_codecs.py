@@ -48,6 +48,18 @@ def new_pool(wire: RawNode, **spec: object) -> tmem_pb2.NewPoolResponse:
     return answer
 
 
+def get_packed(wire: RawNode, pool: int, oid: int, index: int) -> tmem_pb2.GetPagesResponse:
+    """Page (`oid`, `index`) of `pool` as GetPages answers a caller asking for it packed."""
+    return wire.tmem(
+        "GetPages",
+        client="app",
+        pool_id=pool,
+        keys=[tmem_pb2.PageKey(oid=tmem_pb2.Oid(word0=oid), index=index)],
+        mode=tmem_pb2.GET_MODE_KEEP,
+        packed=True,
+    ).parsed(tmem_pb2.GetPagesResponse)
+
+
 def test_a_zstd_pool_round_trips_packed_and_raw_pages_and_stats_show_each_codec(
     node: NodeProcess,
 ) -> None:
@@ -64,14 +76,7 @@ def test_a_zstd_pool_round_trips_packed_and_raw_pages_and_stats_show_each_codec(
             # A raw page: the node packs it with the pool's codec, and answers it packed so.
             page = tmem_pb2.Page(oid=tmem_pb2.Oid(word0=7), index=1, data=text_page(100))
             wire.tmem("PutPages", client="app", pool_id=zstd, pages=[page])
-            answer = wire.tmem(
-                "GetPages",
-                client="app",
-                pool_id=zstd,
-                keys=[tmem_pb2.PageKey(oid=tmem_pb2.Oid(word0=7), index=1)],
-                mode=tmem_pb2.GET_MODE_KEEP,
-                packed=True,
-            ).parsed(tmem_pb2.GetPagesResponse)
+            answer = get_packed(wire, zstd, 7, 1)
         assert list(answer.encodings) == [tmem_pb2.PAGE_ENCODING_ZSTD]
         assert answer.data[0] == pack_page(text_page(100), ZSTD3).payload
         assert unpack_page(packed_of(answer.data[0], answer.encodings[0], 4096)) == text_page(100)
@@ -294,14 +299,7 @@ def test_an_ephemeral_zstd_pool_trains_a_dictionary_and_every_page_reads_back_ex
         with RawNode(node.address) as wire:
             # Packed with the dictionary: answered unpacked to a caller that does not ask for
             # the pool's dictionaries, packed to one that does, which fetches the dictionary.
-            answer = wire.tmem(
-                "GetPages",
-                client="app",
-                pool_id=pool,
-                keys=[tmem_pb2.PageKey(oid=tmem_pb2.Oid(word0=2), index=3)],
-                mode=tmem_pb2.GET_MODE_KEEP,
-                packed=True,
-            ).parsed(tmem_pb2.GetPagesResponse)
+            answer = get_packed(wire, pool, 2, 3)
             assert list(answer.encodings) == [tmem_pb2.PAGE_ENCODING_UNSPECIFIED]
             assert list(answer.data) == [record_page(1003)]
             keys = tmem_pb2.KeyBatch(oid_word0=[2], indexes=[3])

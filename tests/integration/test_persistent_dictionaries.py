@@ -52,6 +52,17 @@ def start_pair(cluster: Cluster, pki: Path | None = None) -> SyncClient:
     return cluster.clients["A"]
 
 
+def trained_pool(cluster: Cluster, pki: Path | None = None) -> tuple[SyncClient, int, int, Pages]:
+    """`start_pair`, then a persistent zstd pool of A's with 200 pages (object 1), which trained
+    its first dictionary: A's client, A's node number, the pool, the pages."""
+    a = start_pair(cluster, pki)
+    pool = a.new_pool(persistent=True, codec="zstd")
+    first: Pages = [(1, n, record_page(n)) for n in range(200)]
+    put_all(a, pool, first)
+    wait_for(lambda: a.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
+    return a, a.stats()["node_number"], pool, first
+
+
 def zstd_alone(pages: Pages) -> int:
     """Bytes `pages` take packed with zstd (the pool's level) but no dictionary."""
     codec = Codec(ZSTD, DEFAULT_ZSTD_LEVEL)
@@ -99,12 +110,7 @@ def test_a_persistent_pool_s_dictionaries_come_back_with_its_restarted_origin(
 ) -> None:
     cluster = Cluster(node_factory, etcd.url, etcd_cluster, copies=2)
     try:
-        a = start_pair(cluster)
-        number = a.stats()["node_number"]
-        pool = a.new_pool(persistent=True, codec="zstd")
-        first: Pages = [(1, n, record_page(n)) for n in range(200)]
-        put_all(a, pool, first)
-        wait_for(lambda: a.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
+        a, number, pool, first = trained_pool(cluster)
         assert dictionary_keys(etcd, etcd_cluster, number) == ["1", "next"]
         before = a.stats()["zstd_zbytes"]
         second: Pages = [(2, n, record_page(1000 + n)) for n in range(200)]
@@ -157,12 +163,7 @@ def test_a_damaged_dictionary_record_loses_its_pages_and_never_reads_them_wrong(
 ) -> None:
     cluster = Cluster(node_factory, etcd.url, etcd_cluster, copies=2)
     try:
-        a = start_pair(cluster)
-        number = a.stats()["node_number"]
-        pool = a.new_pool(persistent=True, codec="zstd")
-        plain: Pages = [(1, n, record_page(n)) for n in range(200)]
-        put_all(a, pool, plain)
-        wait_for(lambda: a.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
+        a, number, pool, plain = trained_pool(cluster)
         packed: Pages = [(2, n, record_page(1000 + n)) for n in range(20)]
         put_all(a, pool, packed)
         a.close()
@@ -219,12 +220,7 @@ def test_a_sealing_node_records_its_dictionaries_sealed_and_opens_them_after_a_r
 ) -> None:
     cluster = Cluster(node_factory, etcd.url, etcd_cluster, copies=2)
     try:
-        a = start_pair(cluster, pki)
-        number = a.stats()["node_number"]
-        pool = a.new_pool(persistent=True, codec="zstd")
-        pages: Pages = [(1, n, record_page(n)) for n in range(200)]
-        put_all(a, pool, pages)
-        wait_for(lambda: a.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
+        a, number, pool, pages = trained_pool(cluster, pki)
         packed: Pages = [(2, n, record_page(1000 + n)) for n in range(100)]
         put_all(a, pool, packed)
         key = f"/ramster/{etcd_cluster}/dictionaries/{number}/1"

