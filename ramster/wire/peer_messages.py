@@ -127,7 +127,7 @@ def get_batch_response(
 ) -> peer_pb2.PeerGetBatchResponse:
     """A holder's lean answer: the pages found one after another, a miss of length 0; every
     checksum 0 without `checksums` (an origin that checks its pages by their seals' tags has
-    no use for them, and a CRC-32 costs a holder about 1 µs a page)."""
+    no use for them, and a CRC-32 costs a holder 0.4 to 1 µs a page of 1.4 KB)."""
     raw = tmem_pb2.PAGE_ENCODING_UNSPECIFIED
     return peer_pb2.PeerGetBatchResponse(
         data=b"".join(a[0].payload for a in answers if a is not None),
