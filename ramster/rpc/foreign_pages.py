@@ -48,9 +48,12 @@ def checked_version(version: int, latest: int, field: str, any_version: bool = F
     raise InvalidArgument.field(f"{field}.version", version, expected)
 
 
-def foreign_key(pool_uid: int, oid: Oid, index: int, field: str) -> ForeignKey:
-    """A key a peer names (`field`: ``keys[n]``): no reserved oid."""
-    return pool_uid, as_oid(oid, f"{field}.oid"), index
+def foreign_key(pool_uid: int, oid: Oid, index: int, at: int) -> ForeignKey:
+    """A key a peer names, ``keys[at]``: no reserved oid (`oid` is three words of a message,
+    each a uint64 already; the field is named only in a refusal)."""
+    if oid == INVALID_OID:
+        as_oid(oid, f"keys[{at}].oid")  # refuses it, naming the field
+    return pool_uid, oid, index
 
 
 _PAGE_SIZES = frozenset(
@@ -186,7 +189,7 @@ def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> list[ForeignPage]:
 def keys_of(keys: Sequence[peer_pb2.RemoteKey]) -> list[ForeignKey]:
     """The keys of a `PeerGetRequest`, each checked by `foreign_key`."""
     convert.batch_size("keys", len(keys))
-    return [foreign_key(k.pool, oid_of(k.oid), k.index, f"keys[{i}]") for i, k in enumerate(keys)]
+    return [foreign_key(k.pool, oid_of(k.oid), k.index, i) for i, k in enumerate(keys)]
 
 
 def keys_of_batch(request: peer_pb2.PeerGetBatchRequest) -> list[ForeignKey]:
@@ -194,9 +197,23 @@ def keys_of_batch(request: peer_pb2.PeerGetBatchRequest) -> list[ForeignKey]:
     keys = convert.keys_of_batch(request.keys)
     convert.check_entries("pool_uids", len(request.pool_uids), len(keys))
     return [
-        foreign_key(uid, oid, index, f"keys[{i}]")
+        foreign_key(uid, oid, index, i)
         for i, (uid, (oid, index)) in enumerate(zip(request.pool_uids, keys, strict=True))
     ]
+
+
+def flush_keys_of(request: peer_pb2.PeerFlushPagesRequest) -> list[tuple[int, Oid, int, int]]:
+    """The (pool uid, oid, index, version) copies a `PeerFlushPagesRequest` flushes, each key
+    checked by `foreign_key`, each version one its origin could have made, or 0 (any)."""
+    convert.batch_size("keys", len(request.keys))
+    latest = latest_version()
+    flushes = []
+    for i, k in enumerate(request.keys):
+        key = foreign_key(k.pool, oid_of(k.oid), k.index, i)
+        if k.version > latest:
+            checked_version(k.version, latest, f"keys[{i}]", any_version=True)  # refuses it
+        flushes.append((*key, k.version))
+    return flushes
 
 
 def _sealed_page(data: bytes, page_size: int, at: int) -> PackedPage:
