@@ -82,17 +82,33 @@ def copies_of_puts(
     pool = table.pool(client, pool_id)
     if not pool.spec.persistent:
         return []
+    # Once per page a swap device writes: what is the same for every page is looked up once.
+    store, replicas, objects = table.store, table.elsewhere.replicas, pool.objects
+    uid, page_size = pool.uid, pool.spec.page_size
     copies = []
     for (oid, index), outcome in zip(keys, outcomes, strict=True):
         if not isinstance(outcome, Stored):
             continue
-        obj, slot = table.lookup(pool, oid, index)
+        obj = objects.get(oid)
+        slot = obj.slot(index) if obj is not None else None
         if obj is None or slot is None or slot & REMOTE:
             continue
-        if table.store.version(slot) != outcome.version:  # put again later in the batch
+        version = outcome.version
+        if store.version(slot) != version:  # put again later in the batch
             continue
-        page = table.store.read_packed(slot, pool.spec.page_size)
-        copies.append(_shipment(table, obj, index, slot, page))
+        copies.append(
+            Shipment(
+                obj_id=obj.obj_id,
+                slot=slot,
+                pool_uid=uid,
+                persistent=True,
+                oid=obj.oid,
+                index=index,
+                version=version,
+                page=store.read_packed(slot, page_size),
+                replica=replicas.get(version),
+            )
+        )
     return copies
 
 
@@ -275,23 +291,6 @@ def _copies(table: OriginTable, pool: Pool, obj: TmemObject, index: int, slot: i
         page_size=pool.spec.page_size,
         primary=remote.handles.node(slot) if slot & REMOTE else None,
         replica=remote.replicas.get(version),
-    )
-
-
-def _shipment(
-    table: OriginTable, obj: TmemObject, index: int, slot: int, page: PackedPage
-) -> Shipment:
-    version = table.slot_version(slot)
-    return Shipment(
-        obj_id=obj.obj_id,
-        slot=slot,
-        pool_uid=obj.pool.uid,
-        persistent=obj.pool.spec.persistent,
-        oid=obj.oid,
-        index=index,
-        version=version,
-        page=page,
-        replica=table.elsewhere.replicas.get(version),
     )
 
 

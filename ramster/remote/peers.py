@@ -318,16 +318,23 @@ class Peers:
         """Store each page on one peer not in its `avoid` set, trying the next best peer for the
         pages one refused; the peer that took each page, or None."""
         placed: list[int | None] = [None] * len(shipments)
-        tried = [set(nodes) for nodes in avoid]
+        tried = list(avoid)
         pending = list(range(len(shipments)))
         while pending:
             order = self.placement()
             groups: dict[int, list[int]] = defaultdict(list)
+            # Pages that tried the same nodes go to the same next one: it is chosen once per
+            # set tried (a put's pages all share one, or a few), not once per page.
+            following: dict[frozenset[int], tuple[int, frozenset[int]] | None] = {}
             for i in pending:
-                target = next((n for n in order if n not in tried[i]), None)
-                if target is not None:
-                    tried[i].add(target)
-                    groups[target].append(i)
+                nodes = tried[i]
+                if nodes not in following:
+                    target = next((n for n in order if n not in nodes), None)
+                    following[nodes] = None if target is None else (target, nodes | {target})
+                step = following[nodes]
+                if step is not None:
+                    groups[step[0]].append(i)
+                    tried[i] = step[1]
             if not groups:
                 break
             targets = list(groups)

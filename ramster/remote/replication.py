@@ -50,6 +50,10 @@ REPAIR_BACKOFF_MAX = 60.0
 """Seconds at most between repair rounds while rounds make no copy: the wait doubles from
 `REPAIR_RETRY` each such round. A peer joining or leaving wakes the loop at once."""
 
+_NOWHERE: frozenset[int] = frozenset()
+"""The nodes a fresh put's copy must avoid: none (it has no other copy yet). One set for every
+page, so placement chooses their peer once (`Peers.place`)."""
+
 
 class Replication:
     """Second copies of the backend's persistent pages on `peers`."""
@@ -123,7 +127,7 @@ class Replication:
             return []
         placed: list[int | None] = []
         for chunk in _batches(shipments, self._config.batch_pages, self._config.batch_bytes):
-            avoid = [frozenset(() if s.replica is None else (s.replica,)) for s in chunk]
+            avoid = [_NOWHERE if s.replica is None else frozenset((s.replica,)) for s in chunk]
             placed += await self._peers.place(tmem, chunk, avoid)
         if self._backend.tmem is not tmem:  # reloaded meanwhile: those pages are gone
             return [False] * len(shipments)

@@ -19,9 +19,9 @@ from zlib import crc32
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
 from ramster.holder.foreign import ForeignKey, ForeignPage
-from ramster.page import PackedPage, check_page_size
+from ramster.page import MAX_PAGE_SIZE, MIN_PAGE_SIZE, PackedPage, check_page_size
 from ramster.rpc import convert
-from ramster.tmem.keys import Oid, as_oid
+from ramster.tmem.keys import INVALID_OID, Oid, as_oid
 from ramster.trust.seal import OVERHEAD as SEAL_OVERHEAD
 from ramster.wire.messages import oid_of
 
@@ -48,13 +48,23 @@ def checked_version(version: int, latest: int, field: str, any_version: bool = F
     raise InvalidArgument.field(f"{field}.version", version, expected)
 
 
-def foreign_key(pool_uid: int, oid: Oid, index: int, field: str) -> ForeignKey:
-    """A key a peer names (`field`: ``keys[n]``): no reserved oid."""
-    return pool_uid, as_oid(oid, f"{field}.oid"), index
+def foreign_key(pool_uid: int, oid: Oid, index: int, at: int) -> ForeignKey:
+    """A key a peer names, ``keys[at]``: no reserved oid (`oid` is three words of a message,
+    each a uint64 already; the field is named only in a refusal)."""
+    if oid == INVALID_OID:
+        as_oid(oid, f"keys[{at}].oid")  # refuses it, naming the field
+    return pool_uid, oid, index
+
+
+_PAGE_SIZES = frozenset(
+    1 << bits for bits in range(MIN_PAGE_SIZE.bit_length() - 1, MAX_PAGE_SIZE.bit_length())
+)
+"""Every page size `check_page_size` takes (512..65536): a page's size is checked by a set
+lookup, `check_page_size` names the field of one that is not."""
 
 
 def foreign_page(
-    field: str,
+    at: int,
     pool_uid: int,
     persistent: bool,
     oid: Oid,
@@ -66,33 +76,36 @@ def foreign_page(
     checksum: int,
     latest: int,
 ) -> ForeignPage:
-    """A peer's page (`field`: ``pages[n]``), checked as strictly as an application's: its key,
-    a version its origin could have made (up to `latest`), its checksum, and one page of the
-    size it states, in a packed encoding."""
-    page_size = check_page_size(page_size, f"{field}.page_size")
+    """A peer's page ``pages[at]``, checked as strictly as an application's: its key, a version
+    its origin could have made (up to `latest`), its checksum, and one page of the size it
+    states, in a packed encoding. `oid` is three words of a message (each a uint64 already).
+
+    Runs once per page a peer copies here: the checks that pass build no field name (the
+    refusal names it), and a page size or an oid is looked at in full only if it is not the
+    common one."""
+    if page_size not in _PAGE_SIZES:
+        check_page_size(page_size, f"pages[{at}].page_size")
     if crc32(data) != checksum:
         raise InvalidArgument(
-            f"{field}.checksum {checksum:#010x} does not match its data "
+            f"pages[{at}].checksum {checksum:#010x} does not match its data "
             f"({crc32(data):#010x}): the page was damaged on the way",
-            f"{field}.checksum",
+            f"pages[{at}].checksum",
         )
     # The page size a peer's page states is its length: the one the holder's pool is made for.
     if encoding == tmem_pb2.PAGE_ENCODING_SEALED:
-        packed = _sealed_page(data, page_size, field)
+        packed = _sealed_page(data, page_size, at)
     else:
         # A zstd frame made with one of the origin's dictionaries: only its header can be
         # checked here (`check_packed`); its checksum still guards it for the origin.
+        field = f"pages[{at}]"
         packed = convert.packed_page(
             data, encoding, page_size, page_size, field, convert.PEER_ENCODINGS, None
         )
-    return ForeignPage(
-        pool_uid=pool_uid,
-        persistent=persistent,
-        oid=as_oid(oid, f"{field}.oid"),
-        index=index,
-        version=checked_version(version, latest, field),
-        page=packed,
-    )
+    if oid == INVALID_OID:
+        as_oid(oid, f"pages[{at}].oid")  # refuses it, naming the field
+    if not 1 <= version <= latest:
+        checked_version(version, latest, f"pages[{at}]")  # refuses it, naming the field
+    return ForeignPage(pool_uid, oid, index, version, persistent, packed)
 
 
 def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
@@ -101,7 +114,7 @@ def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
     latest = latest_version()
     return [
         foreign_page(
-            f"pages[{i}]",
+            i,
             p.pool,
             p.persistent,
             oid_of(p.oid),
@@ -148,7 +161,7 @@ def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> list[ForeignPage]:
     )
     return [
         foreign_page(
-            f"pages[{i}]",
+            i,
             uid,
             persistent,
             oid,
@@ -176,7 +189,7 @@ def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> list[ForeignPage]:
 def keys_of(keys: Sequence[peer_pb2.RemoteKey]) -> list[ForeignKey]:
     """The keys of a `PeerGetRequest`, each checked by `foreign_key`."""
     convert.batch_size("keys", len(keys))
-    return [foreign_key(k.pool, oid_of(k.oid), k.index, f"keys[{i}]") for i, k in enumerate(keys)]
+    return [foreign_key(k.pool, oid_of(k.oid), k.index, i) for i, k in enumerate(keys)]
 
 
 def keys_of_batch(request: peer_pb2.PeerGetBatchRequest) -> list[ForeignKey]:
@@ -184,20 +197,34 @@ def keys_of_batch(request: peer_pb2.PeerGetBatchRequest) -> list[ForeignKey]:
     keys = convert.keys_of_batch(request.keys)
     convert.check_entries("pool_uids", len(request.pool_uids), len(keys))
     return [
-        foreign_key(uid, oid, index, f"keys[{i}]")
+        foreign_key(uid, oid, index, i)
         for i, (uid, (oid, index)) in enumerate(zip(request.pool_uids, keys, strict=True))
     ]
 
 
-def _sealed_page(data: bytes, page_size: int, field: str) -> PackedPage:
+def flush_keys_of(request: peer_pb2.PeerFlushPagesRequest) -> list[tuple[int, Oid, int, int]]:
+    """The (pool uid, oid, index, version) copies a `PeerFlushPagesRequest` flushes, each key
+    checked by `foreign_key`, each version one its origin could have made, or 0 (any)."""
+    convert.batch_size("keys", len(request.keys))
+    latest = latest_version()
+    flushes = []
+    for i, k in enumerate(request.keys):
+        key = foreign_key(k.pool, oid_of(k.oid), k.index, i)
+        if k.version > latest:
+            checked_version(k.version, latest, f"keys[{i}]", any_version=True)  # refuses it
+        flushes.append((*key, k.version))
+    return flushes
+
+
+def _sealed_page(data: bytes, page_size: int, at: int) -> PackedPage:
     """A page its origin sealed: kept as it came, since only the origin can open it; its length
     is all a holder can check (an encoding byte and a packed page of at most `page_size` bytes,
     and the seal's nonce and tag)."""
     longest = page_size + 1 + SEAL_OVERHEAD
     if not 1 + SEAL_OVERHEAD < len(data) <= longest:
         raise InvalidArgument(
-            f"{field}.data of {len(data)} bytes is no sealed page of {page_size} bytes: "
+            f"pages[{at}].data of {len(data)} bytes is no sealed page of {page_size} bytes: "
             f"expected {2 + SEAL_OVERHEAD} to {longest} bytes",
-            f"{field}.data",
+            f"pages[{at}].data",
         )
     return PackedPage(data, False, page_size)

@@ -42,7 +42,6 @@ from ramster.remote.handles import OriginTmem
 from ramster.rpc import convert, foreign_pages
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
-from ramster.rpc.foreign_pages import checked_version, foreign_key, latest_version
 from ramster.rpc.peer_link import PROTOCOL_VERSION
 from ramster.tmem.keys import as_oid
 from ramster.trust.identity import Identity, Role
@@ -220,15 +219,7 @@ class PeerService:
     ) -> peer_pb2.PeerFlushResponse:
         tmem = self._backend.loaded()
         origin = self._origin(request.origin)
-        convert.batch_size("keys", len(request.keys))
-        latest = latest_version()
-        keys = [
-            (
-                *foreign_key(k.pool, oid_of(k.oid), k.index, f"keys[{i}]"),
-                checked_version(k.version, latest, f"keys[{i}]", any_version=True),
-            )
-            for i, k in enumerate(request.keys)
-        ]
+        keys = foreign_pages.flush_keys_of(request)
         return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem.table, origin, keys))
 
     async def flush_objects(

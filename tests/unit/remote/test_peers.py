@@ -16,7 +16,7 @@ import pytest
 from ramster.errors import Unavailable
 from ramster.page import pack_page
 from ramster.remote.handles import RemoteFlush, Unanswered
-from ramster.remote.shipping import remote_refs
+from ramster.remote.shipping import remote_refs, take_shipments
 from ramster.tmem import Hit, PoolSpec
 from tests.support.remote import (
     APP,
@@ -238,5 +238,32 @@ def test_the_link_kept_for_a_peer_that_left_is_closed_once_nothing_abandoned_can
         assert holder.closed
         if end in ("restarted", "moved"):
             assert layer.peers.links[3] is peers.made[-1] is not holder
+
+    run(scenario)
+
+
+def test_placement_sends_each_page_to_the_best_peer_not_tried_and_retries_the_refused() -> None:
+    async def scenario() -> None:
+        backend, tmem = loaded()
+        layer, peers = await start(backend, {2: 3 * MIB, 3: 2 * MIB, 4: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        for index in range(5):
+            put(tmem, pool, 7, index, big(index))
+        shipments = take_shipments(tmem.table, True, 5, 1 << 30)
+        peers.links[2].refuse = True
+        nowhere: frozenset[int] = frozenset()
+        avoid = [nowhere, frozenset({2}), nowhere, frozenset({2, 3}), frozenset({2, 3, 4})]
+
+        placed = await layer.peers.place(tmem, shipments, avoid)
+
+        # Pages that avoid the same nodes go together; those node 2 refused go to node 3 next,
+        # and a page with every peer to avoid goes nowhere.
+        assert placed == [3, 3, 3, 4, None]
+        assert peers.calls("put") == [
+            (2, "put", [((7, 0, 0), 0), ((7, 0, 0), 2)]),
+            (3, "put", [((7, 0, 0), 1)]),
+            (4, "put", [((7, 0, 0), 3)]),
+            (3, "put", [((7, 0, 0), 0), ((7, 0, 0), 2)]),
+        ]
 
     run(scenario)
