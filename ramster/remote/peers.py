@@ -35,6 +35,12 @@ from ramster.remote.restore import own_records
 
 log = logging.getLogger("ramster.remote")
 
+INTRODUCTION_RETRY = 0.1
+"""Seconds before a refused introduction is tried again, doubled for each refusal in a row up to
+`failure_backoff`: a peer that has just started refuses an origin it has not seen in its view
+yet (UNAVAILABLE, "retry shortly"), and the copies wait for it meanwhile (to the spill, from NBD
+writes, after the first refusal of a two-copy export)."""
+
 
 class Peers:
     """The links and view of node `me` of epoch `epoch`."""
@@ -61,6 +67,8 @@ class Peers:
         self.introduced: set[int] = set()  # peers that know this epoch (recovered or forgot)
         self.unrecovered: set[int] = set()  # peers recovery could not read: never told to forget
         self._introducing = asyncio.Lock()
+        self._refused_introductions: dict[int, int] = {}
+        """Introductions refused in a row, by peer: each waits twice as long as the one before."""
         self._epochs: dict[int, str] = {}  # the last epoch seen of every peer
         self._orphans: dict[int, list[RemoteFlush]] = {}  # written-off copies, by holder
         self.target_down: int | None = None  # the remote_target last found down, logged once
@@ -241,9 +249,13 @@ class Peers:
                     dropped = number not in self.unrecovered and await link.forget()
                 except RamsterError as error:
                     self.orphan(number, orphans)
-                    self.mark_failed(number, error)
+                    refused = self._refused_introductions.get(number, 0) + 1
+                    self._refused_introductions[number] = refused
+                    backoff = INTRODUCTION_RETRY * 2 ** min(refused - 1, 16)
+                    self.mark_failed(number, None, min(backoff, self.config.failure_backoff))
                     log.warning("node %d could not be introduced: %s", number, error.message)
                     continue
+                self._refused_introductions.pop(number, None)
                 self.introduced.add(number)
                 self._log_introduced(number, dropped, len(orphans))
 
@@ -287,8 +299,12 @@ class Peers:
             taken = sum(len(s.page.payload) for s, ok in zip(shipments, stored, strict=True) if ok)
             self.members[target] = replace(info, free_bytes=max(0, info.free_bytes - taken))
 
-    def mark_failed(self, node: int, error: RamsterError | None) -> None:
-        self._failed_until[node] = time.monotonic() + self.config.failure_backoff
+    def mark_failed(
+        self, node: int, error: RamsterError | None, backoff: float | None = None
+    ) -> None:
+        """Skip `node` for `backoff` seconds (`failure_backoff` if None); log `error`."""
+        wait = self.config.failure_backoff if backoff is None else backoff
+        self._failed_until[node] = time.monotonic() + wait
         if error is not None:
             log.warning("shipping to node %d failed: %s", node, error.message)
 

@@ -87,6 +87,9 @@ class FakePeer:
         self.put_error: RamsterError | None = None
         self.get_error: RamsterError | None = None
         self.flush_error: RamsterError | None = None
+        self.forget_error: RamsterError | None = None
+        self.forgets = 0
+        """Calls of `forget`: the introductions of this origin to the peer."""
         self.refuse = False
         self.on_put: Callable[[Sequence[Shipment]], None] | None = None
         self.on_flush: Callable[[Sequence[RemoteFlush]], None] | None = None
@@ -164,6 +167,9 @@ class FakePeer:
         return [], [], []  # it holds nothing of an earlier epoch of ME
 
     async def forget(self) -> bool:
+        self.forgets += 1
+        if self.forget_error is not None:
+            raise self.forget_error
         return False
 
     async def close(self) -> None:

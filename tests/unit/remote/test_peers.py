@@ -169,6 +169,48 @@ def test_a_holder_gone_for_origin_grace_has_the_pages_only_it_held_written_off_a
     run(scenario)
 
 
+def test_a_refused_introduction_is_tried_again_soon_then_half_as_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock().install(monkeypatch)
+
+    async def scenario() -> None:
+        backend, _ = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB})
+        peers_of = layer.peers
+        link = peers.links[2]
+        # A peer that has just started does not know this node yet: it refuses, "retry shortly".
+        link.forget_error = Unavailable("origin.node_number 1 is no member this node knows yet")
+        peers_of.unsure(2, [])
+
+        tried: list[tuple[float, int, bool]] = []
+        for now in (100.0, 100.099, 100.1, 100.299, 100.3, 100.7, 101.5, 103.1, 105.1, 107.1):
+            clock.now = now
+            await peers_of.introduce()
+            tried.append((now, link.forgets, 2 in peers_of.introduced))
+        # 0.1 s after the first refusal, then 0.2, 0.4, 0.8, 1.6, and failure_backoff (2 s).
+        assert [(now, count) for now, count, _ in tried] == [
+            (100.0, 1), (100.099, 1), (100.1, 2), (100.299, 2), (100.3, 3), (100.7, 4),
+            (101.5, 5), (103.1, 6), (105.1, 7), (107.1, 8),
+        ]  # fmt: skip
+        assert not any(introduced for _, _, introduced in tried)
+
+        link.forget_error = None
+        clock.now = 109.1
+        await peers_of.introduce()
+        assert 2 in peers_of.introduced
+        # Refused again later: the first retry is soon again.
+        peers_of.unsure(2, [])
+        link.forget_error = Unavailable("origin.epoch 'e1' is not the epoch node 1 runs in")
+        await peers_of.introduce()
+        clock.now = 109.2
+        link.forget_error = None
+        await peers_of.introduce()
+        assert 2 in peers_of.introduced
+
+    run(scenario)
+
+
 def test_a_put_cut_off_by_a_departure_fails_at_once_and_is_flushed_on_the_link_it_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
