@@ -92,6 +92,12 @@ class FailedPrecondition(RamsterError):
     status = "FAILED_PRECONDITION"
 
 
+class DictionaryRetired(FailedPrecondition):
+    """A packed page names a zstd dictionary its pool had and dropped when a newer one took
+    over (the node retrained): the page was packed as the node advised before; the caller sends
+    it again raw, as the client library does."""
+
+
 class Unavailable(RamsterError):
     """The node cannot serve now: starting, shutting down, or unreachable (UNAVAILABLE)."""
 

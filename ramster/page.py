@@ -28,7 +28,7 @@ from lz4.block import LZ4BlockError
 from lz4.block import compress as _lz4_compress
 from lz4.block import decompress as _lz4_decompress
 
-from ramster.errors import InvalidArgument, RamsterError
+from ramster.errors import DictionaryRetired, InvalidArgument, RamsterError
 from ramster.page_dictionary import PageDictionary
 
 MIN_PAGE_SIZE = 512
@@ -125,6 +125,17 @@ Dictionaries = dict[int, PageDictionary]
 """A pool's dictionaries by id, as a reader knows them."""
 
 NO_DICTIONARIES: Dictionaries = {}
+
+
+class PoolDictionaries(dict[int, PageDictionary]):
+    """A pool's dictionaries by id, as its node knows them, and (`dropped`) the ids of those it
+    had and dropped once a newer one took over: a writer told to pack with one may still."""
+
+    __slots__ = ("dropped",)
+
+    def __init__(self, dictionaries: Dictionaries, dropped: frozenset[int]) -> None:
+        super().__init__(dictionaries)
+        self.dropped = dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +334,11 @@ def _checked_zstd(packed: PackedPage, field: str, dictionaries: Dictionaries | N
     try:
         page = _zstd_decoded(named, dictionaries)
     except UnknownDictionary:
+        if isinstance(dictionaries, PoolDictionaries) and named.dictionary in dictionaries.dropped:
+            raise DictionaryRetired(
+                f"{field} names zstd dictionary {named.dictionary}, which its pool dropped when "
+                "a newer one took over: send the page raw, or packed as the put's answer advises"
+            ) from None
         raise InvalidArgument(
             f"{field} names zstd dictionary {named.dictionary}, which its reader does not know",
             field,

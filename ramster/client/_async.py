@@ -25,7 +25,7 @@ from ramster.client._config import ClientConfig, default_client_name
 from ramster.client._pipeline import in_chunks
 from ramster.client._session import KeepAlive
 from ramster.client._transport import MAX_DRAIN_WAIT, Key, Page, Transport
-from ramster.errors import InvalidArgument
+from ramster.errors import DictionaryRetired, InvalidArgument
 from ramster.page import (
     DEFAULT_PAGE_SIZE,
     LZ4_CODEC,
@@ -331,9 +331,12 @@ class Client:
             return stored
         packing = self._packing.get(pool)
         dictionary = dictionaries.get(packing) if packing else None
-        stored, advice = await self._transport.put_pages(
-            pool, uid, pages, None if packing is None else codec, dictionary
-        )
+        try:
+            stored, advice = await self._transport.put_pages(
+                pool, uid, pages, None if packing is None else codec, dictionary
+            )
+        except DictionaryRetired:  # the node retrained since its advice: none was stored
+            stored, advice = await self._transport.put_pages(pool, uid, pages, None)
         if advice and advice not in dictionaries:
             fetched = await self._transport.dictionary(pool, uid, advice)
             if fetched is None:  # gone meanwhile: the node packs the pages, as it knows best

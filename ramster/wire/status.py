@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 from ramster.errors import (
     ERRORS,
     DeadlineExceeded,
+    DictionaryRetired,
     InternalError,
     InvalidArgument,
     PoolNotFound,
@@ -43,7 +44,7 @@ ERROR_BY_STATUS[grpc.StatusCode.ABORTED] = Unavailable
 ERROR_BY_STATUS[grpc.StatusCode.OUT_OF_RANGE] = ResourceExhausted
 
 
-RAISED_BY_REASON: tuple[type[RamsterError], ...] = (*ERRORS, PoolNotFound)
+RAISED_BY_REASON: tuple[type[RamsterError], ...] = (*ERRORS, PoolNotFound, DictionaryRetired)
 ERROR_BY_REASON: dict[str, type[RamsterError]] = {
     cls.error_reason(): cls for cls in RAISED_BY_REASON
 }

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from ramster.page import PackedPage
+from ramster.page import PackedPage, PoolDictionaries
 from ramster.page_dictionary import PageDictionary
 
 DEFAULT_SAMPLES = 2000
@@ -94,6 +94,8 @@ class _Pool:
     """The ratio of the first `samples` pages packed with `current` (0: not known yet)."""
     raw: int = 0
     """Bytes of the pages of this run packed with `current`, before and after."""
+    dropped: frozenset[int] = frozenset()
+    """Dictionaries this pool had and dropped: a client told to pack with one may still."""
     packed: int = 0
 
 
@@ -144,9 +146,14 @@ class DictionaryShelf:
         pool = self._pools.get(pool_uid)
         return self.by_id.get(pool.current) if pool is not None and pool.current else None
 
-    def of_pool(self, pool_uid: int) -> dict[int, PageDictionary]:
-        """Pool `pool_uid`'s dictionaries by id: those a page of that pool may name."""
-        return {i: d for i, d in self.by_id.items() if self._owner[i] == pool_uid}
+    def of_pool(self, pool_uid: int) -> PoolDictionaries:
+        """Pool `pool_uid`'s dictionaries by id (those a page of that pool may name), and those
+        it dropped."""
+        pool = self._pools.get(pool_uid)
+        return PoolDictionaries(
+            {i: d for i, d in self.by_id.items() if self._owner[i] == pool_uid},
+            frozenset() if pool is None else pool.dropped,
+        )
 
     def is_persistent(self, pool_uid: int) -> bool:
         """Whether pool `pool_uid` is persistent: its dictionaries are recorded."""
@@ -290,6 +297,8 @@ class DictionaryShelf:
                 return  # a page of it may be on a peer: it stays as long as its pool
             self._recorded.discard(dict_id)
             self.retired.append(dict_id)
+        if owner is not None:
+            owner.dropped |= {dict_id}
         self.held_bytes -= len(self.by_id[dict_id].data)
         del self.by_id[dict_id], self._owner[dict_id], self._refs[dict_id]
         self.counters["zstd_dicts_dropped"] += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 
 from ramster.api.v1 import tmem_pb2
@@ -14,6 +15,7 @@ from ramster.client import SyncClient
 from ramster.client._transport import Transport
 from ramster.page import Codec, pack_page
 from ramster.page_dictionary import PageDictionary
+from ramster.wire.messages import packed_of
 from tests.support.cluster import record_page
 from tests.support.nodes import NodeProcess
 from tests.support.processes import wait_for
@@ -110,3 +112,48 @@ def test_a_persistent_pool_s_pages_go_packed_where_the_node_trains_none_for_it(
         assert packed.data == b"".join(pack_page(page, ZSTD1).payload for _, _, page in second)
         assert [method for method, _ in calls] == ["Tmem/PutPageBatch"] * 2
         read_back(client, pool, first + second)
+
+
+def test_a_client_packing_with_a_dictionary_the_node_dropped_meanwhile_sends_the_pages_raw(
+    node: NodeProcess, calls: Calls
+) -> None:
+    # The node advised dictionary 1, then retrained (its pool's pages changed) and dropped it
+    # with its last page before this client put again: the put is refused whole as
+    # DICTIONARY_RETIRED, and the client sends the same pages raw.
+    with SyncClient(node.address, "app") as late, RawNode(node.address) as wire:
+        for name, value in (("dict_samples", "200"), ("dict_size", "16384"), ("dict_drift", "5")):
+            late.set_param(name, value)
+        pool = late.new_pool(codec="zstd")
+        assert late.put_many(pool, [(1, n, record_page(n)) for n in range(200)]) == [True] * 200
+        wait_for(lambda: late.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
+        heard: Pages = [(2, n, record_page(1000 + n)) for n in range(200)]
+        assert late.put_many(pool, heard) == [True] * 200  # answered: pack with dictionary 1
+        # Another program of the same identity puts other pages (raw) into the pool.
+        for start in range(0, 600, 50):
+            pages = [
+                tmem_pb2.Page(oid=tmem_pb2.Oid(word0=3), index=n, data=record_page(n, seed=2))
+                for n in range(start, start + 50)
+            ]
+            answer = wire.tmem("PutPages", client="app", pool_id=pool, pages=pages)
+            stored = answer.parsed(tmem_pb2.PutPagesResponse).results
+            assert list(stored) == [tmem_pb2.PUT_STATUS_STORED] * 50
+        wait_for(lambda: late.stats()["zstd_dicts_trained"] == 2, what="a second dictionary")
+        oids = [tmem_pb2.Oid(word0=oid) for oid in (1, 2, 3)]
+        flushed = wire.tmem("FlushObjects", client="app", pool_id=pool, oids=oids)
+        assert list(flushed.parsed(tmem_pb2.FlushObjectsResponse).flushed) == [True] * 3
+        wait_for(lambda: late.stats()["zstd_dicts_dropped"] == 1, what="dictionary 1 dropped")
+
+        calls.clear()
+        again: Pages = [(4, n, record_page(3000 + n)) for n in range(64)]
+        assert late.put_many(pool, again) == [True] * 64
+        refused, resent = puts(calls)
+        dictionary = wire.tmem("GetDictionary", client="app", pool_id=pool, dictionary=1)
+        assert dictionary.refusal == (
+            grpc.StatusCode.NOT_FOUND,
+            f"dictionary 1 of pool_id {pool} is unknown: no page of the pool uses it (any more)",
+        )
+        assert set(refused.encodings) == {ZSTD}
+        assert packed_of(refused.data[: refused.lengths[0]], ZSTD, 4096).dictionary == 1
+        assert (set(resent.encodings), resent.data) == ({RAW}, b"".join(p for _, _, p in again))
+        read_back(late, pool, again)
+        assert late.stats()["zstd_pages_lost"] == 0

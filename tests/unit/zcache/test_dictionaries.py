@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from ramster.errors import InvalidArgument
+from ramster.errors import DictionaryRetired, InvalidArgument
 from ramster.page import Codec, PackedPage, UnknownDictionary, check_packed, unpack_page
 from ramster.tmem.store import Created
 from ramster.zcache import ZCache, ZcacheConfig
@@ -140,12 +140,23 @@ def test_a_drifting_ratio_trains_a_new_dictionary_and_the_old_lives_while_its_pa
     # Pages of the first dictionary are still stored and read back exact.
     assert [zcache.read(slot, 4096) for slot in old] == [record_page(n) for n in range(2000, 2050)]
     assert sorted(shelf.by_id) == [1, 2]
+    late = zcache.read_packed(old[0], 4096)  # as a client told to pack with 1 still sends
     for slot in range(new):  # every page but the newest
         if zcache.read_packed(slot, 4096).dictionary == 1:
             zcache.free(slot)
     assert sorted(shelf.by_id) == [2]  # the last page of dictionary 1 took it along
     assert zcache.counters()["zstd_dicts_dropped"] == 1
     assert zcache.read(new, 4096) == record_page(7000, kind="order")
+    # A page packed with it arrives late: not the caller's fault, it is to send the page raw.
+    assert shelf.of_pool(POOL).dropped == {1}
+    with pytest.raises(DictionaryRetired) as retired:
+        check_packed(late, "pages[3].data", shelf.of_pool(POOL))
+    assert retired.value.message == (
+        "pages[3].data names zstd dictionary 1, which its pool dropped when a newer one took "
+        "over: send the page raw, or packed as the put's answer advises"
+    )
+    with pytest.raises(InvalidArgument):  # another pool never had it
+        check_packed(late, "pages[3].data", shelf.of_pool(OTHER))
 
 
 def test_a_gone_pool_drops_its_samples_and_unused_dictionaries() -> None:
