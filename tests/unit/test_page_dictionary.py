@@ -1,10 +1,13 @@
 """`ramster.page_dictionary`: pages packed with a trained dictionary's content alone, on the bench
 corpus; every frame names its dictionary; frames made with the whole dictionary (before) still
-decode; a dictionary that cannot be split is packed with whole."""
+decode; a dictionary that cannot be split is packed with whole; what a dictionary and its frames
+keep of the heap."""
 
 from __future__ import annotations
 
 import struct
+import sys
+import tracemalloc
 
 import pytest
 import zstandard
@@ -104,8 +107,7 @@ def test_a_dictionary_whose_repeat_offsets_are_not_zstds_packs_with_the_whole_of
     corpus_pages: list[bytes], trained: bytes
 ) -> None:
     # Its frames could not be read with the whole dictionary if packed with the content alone.
-    at = trained.index(struct.pack("<3I", 1, 4, 8))
-    odd = trained[:at] + struct.pack("<3I", 1, 4, 9) + trained[at + 12 :]
+    odd = _odd(trained)
     dictionary = PageDictionary(odd)
     whole = zstandard.ZstdCompressor(
         level=1,
@@ -117,3 +119,39 @@ def test_a_dictionary_whose_repeat_offsets_are_not_zstds_packs_with_the_whole_of
         packed = pack_page(page, ZSTD1, dictionary)
         assert packed.payload == whole.compress(page)
         assert unpack_page(packed, {300: dictionary}) == page
+
+
+def test_a_dictionary_keeps_zstds_copy_of_its_bytes_not_them(trained: bytes) -> None:
+    # A node's dictionary is trained in a thread: kept, its bytes pinned that thread's arena.
+    given = bytes(bytearray(trained))
+    references = sys.getrefcount(given)
+    dictionary = PageDictionary(given)
+    assert sys.getrefcount(given) == references
+    assert dictionary.size == len(trained) == DEFAULT_SIZE
+    assert dictionary.data == trained
+    assert repr(dictionary) == f"<PageDictionary 300 of {DEFAULT_SIZE} bytes>"
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["content alone", "whole"])
+def test_a_frame_made_with_a_dictionary_keeps_only_its_own_size_of_heap(
+    corpus_pages: list[bytes], trained: bytes, split: bool
+) -> None:
+    # zstandard allocates a frame the size of zstd's bound and shrinks it in place.
+    data = trained if split else _odd(trained)
+    dictionary = PageDictionary(data)
+    pack_page(corpus_pages[0], ZSTD1, dictionary)  # its compressor, made once
+    tracemalloc.start()
+    try:
+        for page in corpus_pages[DEFAULT_SAMPLES : DEFAULT_SAMPLES + 20]:
+            before = tracemalloc.get_traced_memory()[0]
+            payload = pack_page(page, ZSTD1, dictionary).payload
+            assert tracemalloc.get_traced_memory()[0] - before == sys.getsizeof(payload)
+            del payload
+    finally:
+        tracemalloc.stop()
+
+
+def _odd(trained: bytes) -> bytes:
+    """`trained` with repeat offsets that are not zstd's: it is packed with whole."""
+    at = trained.index(struct.pack("<3I", 1, 4, 8))
+    return trained[:at] + struct.pack("<3I", 1, 4, 9) + trained[at + 12 :]
