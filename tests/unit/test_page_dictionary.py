@@ -14,7 +14,7 @@ import zstandard
 
 from ramster.errors import InvalidArgument
 from ramster.page import Codec, PackedPage, check_packed, pack_page, unpack_page
-from ramster.page_dictionary import PageDictionary
+from ramster.page_dictionary import _TABLES, PageDictionary, _fse_table_size, _header_size
 from ramster.workload.corpus import build_corpus
 from ramster.zcache.dictionaries import (
     DEFAULT_SAMPLES,
@@ -155,3 +155,34 @@ def _odd(trained: bytes) -> bytes:
     """`trained` with repeat offsets that are not zstd's: it is packed with whole."""
     at = trained.index(struct.pack("<3I", 1, 4, 8))
     return trained[:at] + struct.pack("<3I", 1, 4, 9) + trained[at + 12 :]
+
+
+# Two FSE table descriptions (RFC 8878 §4.1.1) with symbols of probability 0, which trained
+# dictionaries have none of: accuracy log 5; symbol 0 at 0, then repeat flags (1 zero more; 3
+# zeros more, then none); then the next symbol at 32 (63 in 6 bits): 17 and 19 bits, 3 bytes.
+ZEROS_1 = ((1 << 4) | (1 << 9) | (63 << 11)).to_bytes(3, "little")
+ZEROS_4 = ((1 << 4) | (3 << 9) | (0 << 11) | (63 << 13)).to_bytes(3, "little")
+
+
+@pytest.mark.parametrize("table", [0, 2], ids=["offset codes", "literal lengths"])
+@pytest.mark.parametrize("spliced", [ZEROS_1, ZEROS_4], ids=["1 zero more", "4 zeros more"])
+def test_a_dictionarys_header_is_read_as_zstd_reads_it(
+    trained: bytes, table: int, spliced: bytes
+) -> None:
+    # zstd's own reader (ZDICT_getDictHeaderSize) is in zstandard's cffi backend, which the
+    # node does not import.
+    from zstandard.backend_cffi import lib  # type: ignore[attr-defined]
+
+    at = 9 + (trained[8] if trained[8] < 128 else (trained[8] - 126) // 2)
+    starts = []
+    for max_symbol, max_log in _TABLES:
+        size = _fse_table_size(trained, at, max_symbol, max_log)
+        assert size is not None
+        starts.append((at, size))
+        at += size
+    assert _header_size(trained) == lib.ZDICT_getDictHeaderSize(trained, len(trained)) == at + 12
+    start, size = starts[table]
+    data = trained[:start] + spliced + trained[start + size :]
+    assert _header_size(data) == lib.ZDICT_getDictHeaderSize(data, len(data)) == at + 12 - size + 3
+    assert _header_size(data[: at + 11 - size + 3]) is None
+    assert _header_size(data[:3] + b"\xed" + data[4:]) is None  # not zstd's magic
