@@ -29,7 +29,7 @@ from lz4.block import compress as _lz4_compress
 from lz4.block import decompress as _lz4_decompress
 
 from ramster.errors import DictionaryRetired, InvalidArgument, RamsterError
-from ramster.page_dictionary import PageDictionary
+from ramster.page_dictionary import PageDictionary, trimmed_frame
 
 MIN_PAGE_SIZE = 512
 MAX_PAGE_SIZE = 65536
@@ -199,16 +199,13 @@ def pack_page(
         payload, same_filled = compress_page(page)
         return PackedPage(payload, same_filled, len(page))
     if dictionary is None:
-        frame = _zstd_compressor(codec.level).compress(page)
+        frame = trimmed_frame(_zstd_compressor(codec.level).compress(page))
     else:
         frame = dictionary.pack(page, codec.level)
     payload, same_filled = _same_filled(page, frame)
     if same_filled:
         return PackedPage(payload, True, len(page))
-    # zstandard allocates a frame the size of zstd's bound (more than the page) and shrinks it in
-    # place: kept, each frame would pin a page's worth of heap. A copy takes only its size.
-    kept = bytes(memoryview(payload))
-    return PackedPage(kept, False, len(page), ZSTD, dictionary.dict_id if dictionary else 0)
+    return PackedPage(payload, False, len(page), ZSTD, dictionary.dict_id if dictionary else 0)
 
 
 def unpack_page(packed: PackedPage, dictionaries: Dictionaries = NO_DICTIONARIES) -> bytes:

@@ -26,10 +26,6 @@ import struct
 
 import zstandard
 
-# zstd's own reader of a dictionary's header (ZDICT_getDictHeaderSize), which zstandard's C
-# backend does not expose; its cffi backend, in the same wheel, exports it untyped.
-from zstandard.backend_cffi import lib as _zstd_lib  # type: ignore[attr-defined]
-
 from ramster.errors import InvalidArgument
 
 _DEFAULT_REPEAT_OFFSETS = struct.pack("<3I", 1, 4, 8)
@@ -49,13 +45,17 @@ class PageDictionary:
         "_decompressor",
         "_names",
         "_packs_with",
-        "data",
         "dict_id",
+        "size",
         "zstd",
     )
 
     def __init__(self, data: bytes) -> None:
-        self.data = data
+        # zstd keeps a copy of its own: `data` itself is not kept. A node's dictionary comes
+        # from a training thread, in that thread's malloc arena: kept for the dictionary's
+        # life, that block stopped the arena from shrinking (292 KiB more of it stayed
+        # resident in the bench's store, `tests.bench.density_child`).
+        self.size = len(data)
         self.zstd = zstandard.ZstdCompressionDict(data)
         self.dict_id: int = self.zstd.dict_id()
         if not self.dict_id:
@@ -79,10 +79,17 @@ class PageDictionary:
         self._decompressor = zstandard.ZstdDecompressor(dict_data=self.zstd)
 
     def __repr__(self) -> str:
-        return f"<PageDictionary {self.dict_id} of {len(self.data)} bytes>"
+        return f"<PageDictionary {self.dict_id} of {self.size} bytes>"
+
+    @property
+    def data(self) -> bytes:
+        """The dictionary in zstd's format, as it is recorded and sent (a copy)."""
+        data: bytes = self.zstd.as_bytes()
+        return data
 
     def pack(self, page: bytes, level: int) -> bytes:
-        """The zstd frame of `page` at `level`, made with this dictionary and naming it."""
+        """The zstd frame of `page` at `level`, made with this dictionary and naming it, in a
+        block of its own size (`ramster.page.pack_page` keeps it as it is)."""
         compressor = self._compressors.get(level)
         if compressor is None:
             compressor = self._compressors[level] = zstandard.ZstdCompressor(
@@ -94,7 +101,7 @@ class PageDictionary:
             )
         frame: bytes = compressor.compress(page)
         if self._packs_with is self.zstd:
-            return frame
+            return trimmed_frame(frame)
         return _named(frame, *self._names)
 
     @property
@@ -105,18 +112,92 @@ class PageDictionary:
 def _content_start(data: bytes) -> int | None:
     """Where the content of zstd dictionary `data` starts (after its header), or None if its
     frames cannot be made with the content alone: its repeat offsets are not zstd's defaults
-    (a trained one's are), or zstd cannot read its header."""
-    size: int = _zstd_lib.ZDICT_getDictHeaderSize(data, len(data))
-    if _zstd_lib.ZDICT_isError(size) or size < 12 or size >= len(data):
+    (a trained one's are), or its header cannot be read."""
+    size = _header_size(data)
+    if size is None or size >= len(data):
         return None
     return size if data[size - 12 : size] == _DEFAULT_REPEAT_OFFSETS else None
 
 
+_MAGIC = 0xEC30A437
+_TABLES = ((31, 8), (52, 9), (35, 9))
+"""The FSE tables of a dictionary's header, in order (offset codes, match lengths, literal
+lengths): (largest symbol, largest accuracy log)."""
+_FSE_TABLE_MAX = 128
+"""Bytes an FSE table description takes at most here: 53 symbols of up to 10 bits each, and
+their repeat flags."""
+
+
+def _header_size(data: bytes) -> int | None:
+    """Bytes of zstd dictionary `data`'s header (RFC 8878 §5: magic, id, the Huffman tree of
+    literals, three FSE tables, three repeat offsets), None if it is not one. Read here, not by
+    zstd (ZDICT_getDictHeaderSize, which only zstandard's cffi backend exposes): importing that
+    backend took 900 KiB more of each process's memory, and its first call 148 KiB."""
+    if len(data) < 9 or int.from_bytes(data[:4], "little") != _MAGIC:
+        return None
+    # The Huffman tree: one byte, then that many bytes of FSE-packed weights (below 128), or
+    # the weights of (byte - 127) symbols, two to a byte.
+    head = data[8]
+    at = 9 + (head if head < 128 else (head - 126) // 2)
+    for max_symbol, max_log in _TABLES:
+        size = _fse_table_size(data, at, max_symbol, max_log)
+        if size is None:
+            return None
+        at += size
+    at += 12
+    return at if at <= len(data) else None
+
+
+def _fse_table_size(data: bytes, at: int, max_symbol: int, max_log: int) -> int | None:
+    """Bytes of the FSE table description at `at` (RFC 8878 §4.1.1, read as zstd's
+    FSE_readNCount reads it), None if it is not one."""
+    bits = int.from_bytes(data[at : at + _FSE_TABLE_MAX], "little")
+    log = (bits & 15) + 5
+    if log > max_log:
+        return None
+    pos, symbol, previous_zero = 4, 0, False
+    remaining, threshold, width = (1 << log) + 1, 1 << log, log + 1
+    while remaining > 1 and symbol <= max_symbol:
+        if previous_zero:
+            while ((bits >> pos) & 3) == 3:  # 2-bit repeat flags: 3 zeros more, and go on
+                symbol, pos = symbol + 3, pos + 2
+            symbol, pos = symbol + ((bits >> pos) & 3), pos + 2
+        largest = 2 * threshold - 1 - remaining
+        count = (bits >> pos) & (threshold - 1)
+        if count < largest:
+            pos += width - 1
+        else:
+            count = (bits >> pos) & (2 * threshold - 1)
+            if count >= threshold:
+                count -= largest
+            pos += width
+        count -= 1  # -1: a probability "less than 1", which takes one slot
+        remaining -= abs(count)
+        symbol += 1
+        previous_zero = count == 0
+        while remaining < threshold and threshold > 1:
+            width, threshold = width - 1, threshold >> 1
+    if remaining != 1 or symbol > max_symbol + 1 or pos > 8 * min(_FSE_TABLE_MAX, len(data) - at):
+        return None
+    return (pos + 7) >> 3
+
+
+def trimmed_frame(frame: bytes) -> bytes:
+    """`frame` in a block of its own size. zstandard allocates a frame the size of zstd's bound
+    (more than the page) and shrinks it in place: kept, each frame would pin a page's worth of
+    heap."""
+    with memoryview(frame) as view:
+        return bytes(view)
+
+
 def _named(frame: bytes, size_code: int, named_id: bytes) -> bytes:
     """`frame`, which names no dictionary, naming one (Dictionary_ID_flag `size_code`, field
-    `named_id`: after the descriptor and the window descriptor, if any)."""
+    `named_id`: after the descriptor and the window descriptor, if any), in one block of its own
+    size: joined from views of `frame`, not from slices (a copy each, for every page packed:
+    the blocks they left free among the pages kept held 300 KiB in a store of 15 MB)."""
     descriptor = frame[4]
     at = 5 if descriptor & _SINGLE_SEGMENT else 6
-    return b"".join(
-        (frame[:4], bytes((descriptor | size_code,)), frame[5:at], named_id, frame[at:])
-    )
+    with memoryview(frame) as view:
+        return b"".join(
+            (view[:4], bytes((descriptor | size_code,)), view[5:at], named_id, view[at:])
+        )

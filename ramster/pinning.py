@@ -15,8 +15,9 @@ that size comes from the heap, where the holes freed blocks leave stay resident.
 trained one dictionary kept 7 MB more than its store held (of 15 MB: 1,370 bytes of RSS a stored
 page against 960). A threshold set explicitly stays where it is. `give_back_free_heap` returns
 the free pages of every malloc arena to the system (``malloc_trim``): a dictionary's training
-copies its samples in its thread's arena, and the dictionary it keeps sits above them once
-they are freed, so that arena cannot shrink by itself (8 MB stayed resident).
+copies its samples in its thread's arena, which by itself gives back only what lies above its
+last block in use (8 MB stayed resident while the trained dictionary's bytes, made there last,
+were kept; `ramster.page_dictionary` now keeps zstd's copy of them instead).
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ class DictionaryShelf:
 
     def _add(self, pool_uid: int, dictionary: PageDictionary) -> None:
         self.by_id[dictionary.dict_id] = dictionary
-        self.held_bytes += len(dictionary.data)
+        self.held_bytes += dictionary.size
         self._owner[dictionary.dict_id] = pool_uid
         self._refs.setdefault(dictionary.dict_id, 0)
 
@@ -299,7 +299,7 @@ class DictionaryShelf:
             self.retired.append(dict_id)
         if owner is not None:
             owner.dropped |= {dict_id}
-        self.held_bytes -= len(self.by_id[dict_id].data)
+        self.held_bytes -= self.by_id[dict_id].size
         del self.by_id[dict_id], self._owner[dict_id], self._refs[dict_id]
         self.counters["zstd_dicts_dropped"] += 1
 

@@ -323,6 +323,5 @@ def test_the_base_install_excludes_the_node_extras() -> None:
         "protobuf",
         "lz4",
         "zstandard",
-        "cffi",
         "cryptography",
     } <= base_distributions()

@@ -1,17 +1,20 @@
 """`ramster.page_dictionary`: pages packed with a trained dictionary's content alone, on the bench
 corpus; every frame names its dictionary; frames made with the whole dictionary (before) still
-decode; a dictionary that cannot be split is packed with whole."""
+decode; a dictionary that cannot be split is packed with whole; what a dictionary and its frames
+keep of the heap."""
 
 from __future__ import annotations
 
 import struct
+import sys
+import tracemalloc
 
 import pytest
 import zstandard
 
 from ramster.errors import InvalidArgument
 from ramster.page import Codec, PackedPage, check_packed, pack_page, unpack_page
-from ramster.page_dictionary import PageDictionary
+from ramster.page_dictionary import _TABLES, PageDictionary, _fse_table_size, _header_size
 from ramster.workload.corpus import build_corpus
 from ramster.zcache.dictionaries import (
     DEFAULT_SAMPLES,
@@ -104,8 +107,7 @@ def test_a_dictionary_whose_repeat_offsets_are_not_zstds_packs_with_the_whole_of
     corpus_pages: list[bytes], trained: bytes
 ) -> None:
     # Its frames could not be read with the whole dictionary if packed with the content alone.
-    at = trained.index(struct.pack("<3I", 1, 4, 8))
-    odd = trained[:at] + struct.pack("<3I", 1, 4, 9) + trained[at + 12 :]
+    odd = _odd(trained)
     dictionary = PageDictionary(odd)
     whole = zstandard.ZstdCompressor(
         level=1,
@@ -117,3 +119,70 @@ def test_a_dictionary_whose_repeat_offsets_are_not_zstds_packs_with_the_whole_of
         packed = pack_page(page, ZSTD1, dictionary)
         assert packed.payload == whole.compress(page)
         assert unpack_page(packed, {300: dictionary}) == page
+
+
+def test_a_dictionary_keeps_zstds_copy_of_its_bytes_not_them(trained: bytes) -> None:
+    # A node's dictionary is trained in a thread: kept, its bytes pinned that thread's arena.
+    given = bytes(bytearray(trained))
+    references = sys.getrefcount(given)
+    dictionary = PageDictionary(given)
+    assert sys.getrefcount(given) == references
+    assert dictionary.size == len(trained) == DEFAULT_SIZE
+    assert dictionary.data == trained
+    assert repr(dictionary) == f"<PageDictionary 300 of {DEFAULT_SIZE} bytes>"
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["content alone", "whole"])
+def test_a_frame_made_with_a_dictionary_keeps_only_its_own_size_of_heap(
+    corpus_pages: list[bytes], trained: bytes, split: bool
+) -> None:
+    # zstandard allocates a frame the size of zstd's bound and shrinks it in place.
+    data = trained if split else _odd(trained)
+    dictionary = PageDictionary(data)
+    pack_page(corpus_pages[0], ZSTD1, dictionary)  # its compressor, made once
+    tracemalloc.start()
+    try:
+        for page in corpus_pages[DEFAULT_SAMPLES : DEFAULT_SAMPLES + 20]:
+            before = tracemalloc.get_traced_memory()[0]
+            payload = pack_page(page, ZSTD1, dictionary).payload
+            assert tracemalloc.get_traced_memory()[0] - before == sys.getsizeof(payload)
+            del payload
+    finally:
+        tracemalloc.stop()
+
+
+def _odd(trained: bytes) -> bytes:
+    """`trained` with repeat offsets that are not zstd's: it is packed with whole."""
+    at = trained.index(struct.pack("<3I", 1, 4, 8))
+    return trained[:at] + struct.pack("<3I", 1, 4, 9) + trained[at + 12 :]
+
+
+# Two FSE table descriptions (RFC 8878 §4.1.1) with symbols of probability 0, which trained
+# dictionaries have none of: accuracy log 5; symbol 0 at 0, then repeat flags (1 zero more; 3
+# zeros more, then none); then the next symbol at 32 (63 in 6 bits): 17 and 19 bits, 3 bytes.
+ZEROS_1 = ((1 << 4) | (1 << 9) | (63 << 11)).to_bytes(3, "little")
+ZEROS_4 = ((1 << 4) | (3 << 9) | (0 << 11) | (63 << 13)).to_bytes(3, "little")
+
+
+@pytest.mark.parametrize("table", [0, 2], ids=["offset codes", "literal lengths"])
+@pytest.mark.parametrize("spliced", [ZEROS_1, ZEROS_4], ids=["1 zero more", "4 zeros more"])
+def test_a_dictionarys_header_is_read_as_zstd_reads_it(
+    trained: bytes, table: int, spliced: bytes
+) -> None:
+    # zstd's own reader (ZDICT_getDictHeaderSize) is in zstandard's cffi backend, which the
+    # node does not import.
+    from zstandard.backend_cffi import lib  # type: ignore[attr-defined]
+
+    at = 9 + (trained[8] if trained[8] < 128 else (trained[8] - 126) // 2)
+    starts = []
+    for max_symbol, max_log in _TABLES:
+        size = _fse_table_size(trained, at, max_symbol, max_log)
+        assert size is not None
+        starts.append((at, size))
+        at += size
+    assert _header_size(trained) == lib.ZDICT_getDictHeaderSize(trained, len(trained)) == at + 12
+    start, size = starts[table]
+    data = trained[:start] + spliced + trained[start + size :]
+    assert _header_size(data) == lib.ZDICT_getDictHeaderSize(data, len(data)) == at + 12 - size + 3
+    assert _header_size(data[: at + 11 - size + 3]) is None
+    assert _header_size(data[:3] + b"\xed" + data[4:]) is None  # not zstd's magic
