@@ -18,7 +18,7 @@ from zlib import crc32
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
-from ramster.holder.foreign import ForeignKey, ForeignPage
+from ramster.holder.foreign import ForeignKey, ForeignPage, ForeignPages
 from ramster.page import MAX_PAGE_SIZE, MIN_PAGE_SIZE, PackedPage, check_page_size
 from ramster.rpc import convert
 from ramster.tmem.keys import INVALID_OID, Oid, as_oid
@@ -78,7 +78,24 @@ def foreign_page(
 ) -> ForeignPage:
     """A peer's page ``pages[at]``, checked as strictly as an application's: its key, a version
     its origin could have made (up to `latest`), its checksum, and one page of the size it
-    states, in a packed encoding. `oid` is three words of a message (each a uint64 already).
+    states, in a packed encoding (`page_of`). `oid` is three words of a message (each a uint64
+    already)."""
+    packed = page_of(at, oid, version, data, encoding, page_size, checksum, latest)
+    return ForeignPage(pool_uid, oid, index, version, persistent, packed)
+
+
+def page_of(
+    at: int,
+    oid: Oid,
+    version: int,
+    data: bytes,
+    encoding: int,
+    page_size: int,
+    checksum: int,
+    latest: int,
+) -> PackedPage:
+    """The packed page of ``pages[at]`` once its checks pass (`foreign_page`'s, in that order:
+    page size, checksum, data, oid, version).
 
     Runs once per page a peer copies here: the checks that pass build no field name (the
     refusal names it), and a page size or an oid is looked at in full only if it is not the
@@ -105,7 +122,7 @@ def foreign_page(
         as_oid(oid, f"pages[{at}].oid")  # refuses it, naming the field
     if not 1 <= version <= latest:
         checked_version(version, latest, f"pages[{at}]")  # refuses it, naming the field
-    return ForeignPage(pool_uid, oid, index, version, persistent, packed)
+    return packed
 
 
 def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
@@ -130,9 +147,9 @@ def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
     ]
 
 
-def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> list[ForeignPage]:
-    """The pages of a `PeerPutBatchRequest`, its arrays checked to have one entry per key, each
-    page a slice of `data` checked by `foreign_page` as a `RemotePage` is."""
+def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> ForeignPages:
+    """The pages of a `PeerPutBatchRequest` as columns, its arrays checked to have one entry per
+    key, each page a slice of `data` checked as a `RemotePage` is (`page_of`)."""
     keys = convert.keys_of_batch(request.keys)
     count = len(keys)
     arrays = (
@@ -148,42 +165,15 @@ def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> list[ForeignPage]:
     data = request.data
     cuts = convert.parts(data, request.lengths, count)
     latest = latest_version()
+    versions = list(request.versions)
     rows = zip(
-        keys,
-        cuts,
-        request.pool_uids,
-        request.persistent,
-        request.versions,
-        request.encodings,
-        request.page_sizes,
-        request.checksums,
-        strict=True,
+        keys, versions, cuts, request.encodings, request.page_sizes, request.checksums, strict=True
     )
-    return [
-        foreign_page(
-            i,
-            uid,
-            persistent,
-            oid,
-            index,
-            version,
-            data[start:end],
-            encoding,
-            page_size,
-            checksum,
-            latest,
-        )
-        for i, (
-            (oid, index),
-            (start, end),
-            uid,
-            persistent,
-            version,
-            encoding,
-            page_size,
-            checksum,
-        ) in enumerate(rows)
+    pages = [
+        page_of(i, oid, version, data[start:end], encoding, page_size, checksum, latest)
+        for i, ((oid, _), version, (start, end), encoding, page_size, checksum) in enumerate(rows)
     ]
+    return ForeignPages(list(request.pool_uids), list(request.persistent), keys, versions, pages)
 
 
 def keys_of(keys: Sequence[peer_pb2.RemoteKey]) -> list[ForeignKey]:

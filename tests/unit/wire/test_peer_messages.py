@@ -9,6 +9,7 @@ import pytest
 
 from ramster.api.v1 import peer_pb2
 from ramster.errors import InternalError
+from ramster.holder.foreign import ForeignPages
 from ramster.page import PackedPage, pack_page
 from ramster.remote.handles import RemoteRef, Shipment
 from ramster.rpc import foreign_pages
@@ -67,9 +68,12 @@ def test_a_holder_reads_the_same_pages_from_either_form() -> None:
     lean = put_batch_request(ORIGIN, "", [], SHIPMENTS, payloads)
     wire = peer_pb2.PeerPutBatchRequest.FromString(lean.SerializeToString())
     read = foreign_pages.pages_of_batch(wire)
-    assert read == foreign_pages.pages_of(per_page)
-    assert [(p.pool_uid, p.persistent, p.oid, p.index, p.version, p.page) for p in read] == [
-        (s.pool_uid, s.persistent, s.oid, s.index, s.version, s.page) for s in SHIPMENTS
+    assert read == ForeignPages.of(foreign_pages.pages_of(per_page))
+    columns = zip(
+        read.pool_uids, read.persistent, read.keys, read.versions, read.pages, strict=True
+    )
+    assert list(columns) == [
+        (s.pool_uid, s.persistent, (s.oid, s.index), s.version, s.page) for s in SHIPMENTS
     ]
     # Only the second page has oid words beyond the first: both arrays are sent.
     assert list(wire.keys.oid_word1) == [0, 2, 0]
