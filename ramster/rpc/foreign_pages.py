@@ -1,5 +1,6 @@
-"""A peer's pages and keys as a holder receives them, checked: `Peer/PutPages` and
-`Peer/GetPages`, and their lean forms `PutPageBatch` and `GetPageBatch`.
+"""A peer's pages and keys as a holder receives them, checked: `Peer/PutPages`, `Peer/GetPages`
+and `Peer/FlushPages`, and their lean forms `PutPageBatch`, `GetPageBatch` and
+`FlushPageBatch`.
 
 Both forms run the one check of a page (`foreign_page`) and of a key (`foreign_key`), so a
 refusal names a page ``pages[n]`` and a key ``keys[n]`` whichever form carried it; the lean form
@@ -197,13 +198,37 @@ def flush_keys_of(request: peer_pb2.PeerFlushPagesRequest) -> list[tuple[int, Oi
     checked by `foreign_key`, each version one its origin could have made, or 0 (any)."""
     convert.batch_size("keys", len(request.keys))
     latest = latest_version()
-    flushes = []
-    for i, k in enumerate(request.keys):
-        key = foreign_key(k.pool, oid_of(k.oid), k.index, i)
-        if k.version > latest:
-            checked_version(k.version, latest, f"keys[{i}]", any_version=True)  # refuses it
-        flushes.append((*key, k.version))
-    return flushes
+    return [
+        _flush_key(i, k.pool, oid_of(k.oid), k.index, k.version, latest)
+        for i, k in enumerate(request.keys)
+    ]
+
+
+def flush_keys_of_batch(
+    request: peer_pb2.PeerFlushPageBatchRequest,
+) -> list[tuple[int, Oid, int, int]]:
+    """`flush_keys_of` of the lean form: its arrays checked to have one entry per key, each key
+    and version checked as there."""
+    keys = convert.keys_of_batch(request.keys)
+    count = len(keys)
+    convert.check_entries("pool_uids", len(request.pool_uids), count)
+    convert.check_entries("versions", len(request.versions), count)
+    latest = latest_version()
+    rows = zip(request.pool_uids, keys, request.versions, strict=True)
+    return [
+        _flush_key(i, uid, oid, index, version, latest)
+        for i, (uid, (oid, index), version) in enumerate(rows)
+    ]
+
+
+def _flush_key(
+    at: int, pool_uid: int, oid: Oid, index: int, version: int, latest: int
+) -> tuple[int, Oid, int, int]:
+    """The copy ``keys[at]`` flushes, its oid checked before its version (any version: 0)."""
+    key = foreign_key(pool_uid, oid, index, at)
+    if version > latest:
+        checked_version(version, latest, f"keys[{at}]", any_version=True)  # refuses it
+    return (*key, version)
 
 
 def _sealed_page(data: bytes, page_size: int, at: int) -> PackedPage:

@@ -117,6 +117,11 @@ class PeerService:
                 "FlushPages": unary(
                     "Peer/FlushPages", self.flush_pages, peer_pb2.PeerFlushPagesRequest.FromString
                 ),
+                "FlushPageBatch": unary(
+                    "Peer/FlushPageBatch",
+                    self.flush_page_batch,
+                    peer_pb2.PeerFlushPageBatchRequest.FromString,
+                ),
                 "FlushObjects": unary(
                     "Peer/FlushObjects",
                     self.flush_objects,
@@ -159,6 +164,7 @@ class PeerService:
             ramster=self._backend.ramster,
             draining=self._draining(),
             page_batches=True,
+            flush_batches=True,
         )
 
     async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:
@@ -221,6 +227,15 @@ class PeerService:
         tmem = self._backend.loaded()
         origin = self._origin(request.origin)
         keys = foreign_pages.flush_keys_of(request)
+        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem.table, origin, keys))
+
+    async def flush_page_batch(
+        self, request: peer_pb2.PeerFlushPageBatchRequest
+    ) -> peer_pb2.PeerFlushResponse:
+        """`flush_pages` in the lean form."""
+        tmem = self._backend.loaded()
+        origin = self._origin(request.origin)
+        keys = foreign_pages.flush_keys_of_batch(request)
         return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem.table, origin, keys))
 
     async def flush_objects(
