@@ -2,7 +2,7 @@
 and `Peer/FlushPages`, and their lean forms `PutPageBatch`, `GetPageBatch` and
 `FlushPageBatch`.
 
-Both forms run the one check of a page (`foreign_page`) and of a key (`foreign_key`), so a
+Both forms run the one check of a page (`page_of`) and of a key (`foreign_key`), so a
 refusal names a page ``pages[n]`` and a key ``keys[n]`` whichever form carried it; the lean form
 has refusals of its own only for what packing can get wrong (arrays of other lengths, lengths
 that do not add up to the data: `ramster.rpc.convert.check_entries`, `parts`). Also the

@@ -44,7 +44,7 @@ from ramster.rpc import convert, foreign_pages
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.rpc.peer_link import PROTOCOL_VERSION
-from ramster.tmem.keys import as_oid
+from ramster.tmem.keys import Oid, as_oid
 from ramster.trust.identity import Identity, Role
 from ramster.wire.limits import MAX_RECOVER_EPOCHS
 from ramster.wire.messages import oid_of
@@ -224,19 +224,21 @@ class PeerService:
     async def flush_pages(
         self, request: peer_pb2.PeerFlushPagesRequest
     ) -> peer_pb2.PeerFlushResponse:
-        tmem = self._backend.loaded()
-        origin = self._origin(request.origin)
-        keys = foreign_pages.flush_keys_of(request)
-        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem.table, origin, keys))
+        return self._flush(request.origin, lambda: foreign_pages.flush_keys_of(request))
 
     async def flush_page_batch(
         self, request: peer_pb2.PeerFlushPageBatchRequest
     ) -> peer_pb2.PeerFlushResponse:
         """`flush_pages` in the lean form."""
-        tmem = self._backend.loaded()
-        origin = self._origin(request.origin)
-        keys = foreign_pages.flush_keys_of_batch(request)
-        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem.table, origin, keys))
+        return self._flush(request.origin, lambda: foreign_pages.flush_keys_of_batch(request))
+
+    def _flush(
+        self, origin: peer_pb2.Origin, keys_of: Callable[[], list[tuple[int, Oid, int, int]]]
+    ) -> peer_pb2.PeerFlushResponse:
+        """A page flush in either form (`keys_of` reads its keys once the origin passed)."""
+        tmem, client = self._backend.loaded(), self._origin(origin)
+        flushed = flush_foreign_pages(tmem.table, client, keys_of())
+        return peer_pb2.PeerFlushResponse(flushed=flushed)
 
     async def flush_objects(
         self, request: peer_pb2.PeerFlushObjectsRequest
