@@ -38,10 +38,36 @@ class ForeignPage(PageVersion):
     page: PackedPage
 
 
+@dataclass(frozen=True, slots=True)
+class ForeignPages:
+    """The pages of one call of an origin as columns, entry `n` of each being page `n`: a lean
+    `PutPageBatch` is read into these with no object per page (a `ForeignPage` costs as much as
+    its page's checksum)."""
+
+    pool_uids: Sequence[int]
+    persistent: Sequence[bool]
+    keys: Sequence[tuple[Oid, int]]
+    versions: Sequence[int]
+    pages: Sequence[PackedPage]
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    @classmethod
+    def of(cls, pages: Sequence[ForeignPage]) -> ForeignPages:
+        return cls(
+            [p.pool_uid for p in pages],
+            [p.persistent for p in pages],
+            [(p.oid, p.index) for p in pages],
+            [p.version for p in pages],
+            [p.page for p in pages],
+        )
+
+
 def put_foreign(
     table: PageTable[Elsewhere],
     origin: str,
-    pages: Sequence[ForeignPage],
+    pages: Sequence[ForeignPage] | ForeignPages,
     owners: Sequence[PoolRecord] = (),
     limits: TmemLimits = DEFAULT_LIMITS,
 ) -> list[PutOutcome]:
@@ -49,9 +75,17 @@ def put_foreign(
     (a record that does not describe the held pool's pages is ignored). Every page's pool is
     found or made first, and every record checked, so a pool that does not fit (the budget or
     `limits`) refuses the batch before anything is stored."""
-    pools = [
-        _pool(table, origin, p.pool_uid, p.persistent, p.page.page_size, limits) for p in pages
-    ]
+    batch = pages if isinstance(pages, ForeignPages) else ForeignPages.of(pages)
+    # A batch's pages share one pool or a few: each is looked up (or made) once, in page order,
+    # so the first page whose pool does not fit is the one refused.
+    found: dict[tuple[int, bool, int], Pool] = {}
+    pools = []
+    for uid, persistent, page in zip(batch.pool_uids, batch.persistent, batch.pages, strict=True):
+        kind = (uid, persistent, page.page_size)
+        pool = found.get(kind)
+        if pool is None:
+            pool = found[kind] = _pool(table, origin, uid, persistent, page.page_size, limits)
+        pools.append(pool)
     held = table.client_pools(origin)
     for record in owners:
         pool = held.get(record.uid)
@@ -62,20 +96,27 @@ def put_foreign(
             _check_owned(held, record.client, origin, limits.max_pools_per_client)
             pool.owner = (record.client, record.pool_id)
             pool.spec = record.spec
-    return [_put_unless_newer(table, pool, page) for pool, page in zip(pools, pages, strict=True)]
+    return [
+        _put_unless_newer(table, pool, oid, index, version, page)
+        for pool, (oid, index), version, page in zip(
+            pools, batch.keys, batch.versions, batch.pages, strict=True
+        )
+    ]
 
 
-def _put_unless_newer(table: PageTable[Elsewhere], pool: Pool, page: ForeignPage) -> PutOutcome:
+def _put_unless_newer(
+    table: PageTable[Elsewhere], pool: Pool, oid: Oid, index: int, version: int, page: PackedPage
+) -> PutOutcome:
     """Store `page` unless a newer version of its key is held already: two shipments of one key
     may arrive out of order, and the older must not replace the newer (the origin then flushes
     the older version, which must not take the newer copy with it)."""
-    obj = pool.objects.get(page.oid)
-    slot = obj.slot(page.index) if obj is not None else None
+    obj = pool.objects.get(oid)
+    slot = obj.slot(index) if obj is not None else None
     if slot is not None and not slot & REMOTE:
         held = table.slot_version(slot)
-        if held > page.version:
+        if held > version:
             return Stored(held)
-    return table.put_pool_page(pool, page.oid, page.index, page.page, version=page.version)
+    return table.put_pool_page(pool, oid, index, page, version=version)
 
 
 def get_foreign(

@@ -1,7 +1,8 @@
-"""A peer's pages and keys as a holder receives them, checked: `Peer/PutPages` and
-`Peer/GetPages`, and their lean forms `PutPageBatch` and `GetPageBatch`.
+"""A peer's pages and keys as a holder receives them, checked: `Peer/PutPages`, `Peer/GetPages`
+and `Peer/FlushPages`, and their lean forms `PutPageBatch`, `GetPageBatch` and
+`FlushPageBatch`.
 
-Both forms run the one check of a page (`foreign_page`) and of a key (`foreign_key`), so a
+Both forms run the one check of a page (`page_of`) and of a key (`foreign_key`), so a
 refusal names a page ``pages[n]`` and a key ``keys[n]`` whichever form carried it; the lean form
 has refusals of its own only for what packing can get wrong (arrays of other lengths, lengths
 that do not add up to the data: `ramster.rpc.convert.check_entries`, `parts`). Also the
@@ -18,7 +19,7 @@ from zlib import crc32
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
-from ramster.holder.foreign import ForeignKey, ForeignPage
+from ramster.holder.foreign import ForeignKey, ForeignPage, ForeignPages
 from ramster.page import MAX_PAGE_SIZE, MIN_PAGE_SIZE, PackedPage, check_page_size
 from ramster.rpc import convert
 from ramster.tmem.keys import INVALID_OID, Oid, as_oid
@@ -78,7 +79,24 @@ def foreign_page(
 ) -> ForeignPage:
     """A peer's page ``pages[at]``, checked as strictly as an application's: its key, a version
     its origin could have made (up to `latest`), its checksum, and one page of the size it
-    states, in a packed encoding. `oid` is three words of a message (each a uint64 already).
+    states, in a packed encoding (`page_of`). `oid` is three words of a message (each a uint64
+    already)."""
+    packed = page_of(at, oid, version, data, encoding, page_size, checksum, latest)
+    return ForeignPage(pool_uid, oid, index, version, persistent, packed)
+
+
+def page_of(
+    at: int,
+    oid: Oid,
+    version: int,
+    data: bytes,
+    encoding: int,
+    page_size: int,
+    checksum: int,
+    latest: int,
+) -> PackedPage:
+    """The packed page of ``pages[at]`` once its checks pass (`foreign_page`'s, in that order:
+    page size, checksum, data, oid, version).
 
     Runs once per page a peer copies here: the checks that pass build no field name (the
     refusal names it), and a page size or an oid is looked at in full only if it is not the
@@ -105,7 +123,7 @@ def foreign_page(
         as_oid(oid, f"pages[{at}].oid")  # refuses it, naming the field
     if not 1 <= version <= latest:
         checked_version(version, latest, f"pages[{at}]")  # refuses it, naming the field
-    return ForeignPage(pool_uid, oid, index, version, persistent, packed)
+    return packed
 
 
 def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
@@ -130,9 +148,9 @@ def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
     ]
 
 
-def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> list[ForeignPage]:
-    """The pages of a `PeerPutBatchRequest`, its arrays checked to have one entry per key, each
-    page a slice of `data` checked by `foreign_page` as a `RemotePage` is."""
+def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> ForeignPages:
+    """The pages of a `PeerPutBatchRequest` as columns, its arrays checked to have one entry per
+    key, each page a slice of `data` checked as a `RemotePage` is (`page_of`)."""
     keys = convert.keys_of_batch(request.keys)
     count = len(keys)
     arrays = (
@@ -148,42 +166,15 @@ def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> list[ForeignPage]:
     data = request.data
     cuts = convert.parts(data, request.lengths, count)
     latest = latest_version()
+    versions = list(request.versions)
     rows = zip(
-        keys,
-        cuts,
-        request.pool_uids,
-        request.persistent,
-        request.versions,
-        request.encodings,
-        request.page_sizes,
-        request.checksums,
-        strict=True,
+        keys, versions, cuts, request.encodings, request.page_sizes, request.checksums, strict=True
     )
-    return [
-        foreign_page(
-            i,
-            uid,
-            persistent,
-            oid,
-            index,
-            version,
-            data[start:end],
-            encoding,
-            page_size,
-            checksum,
-            latest,
-        )
-        for i, (
-            (oid, index),
-            (start, end),
-            uid,
-            persistent,
-            version,
-            encoding,
-            page_size,
-            checksum,
-        ) in enumerate(rows)
+    pages = [
+        page_of(i, oid, version, data[start:end], encoding, page_size, checksum, latest)
+        for i, ((oid, _), version, (start, end), encoding, page_size, checksum) in enumerate(rows)
     ]
+    return ForeignPages(list(request.pool_uids), list(request.persistent), keys, versions, pages)
 
 
 def keys_of(keys: Sequence[peer_pb2.RemoteKey]) -> list[ForeignKey]:
@@ -207,13 +198,37 @@ def flush_keys_of(request: peer_pb2.PeerFlushPagesRequest) -> list[tuple[int, Oi
     checked by `foreign_key`, each version one its origin could have made, or 0 (any)."""
     convert.batch_size("keys", len(request.keys))
     latest = latest_version()
-    flushes = []
-    for i, k in enumerate(request.keys):
-        key = foreign_key(k.pool, oid_of(k.oid), k.index, i)
-        if k.version > latest:
-            checked_version(k.version, latest, f"keys[{i}]", any_version=True)  # refuses it
-        flushes.append((*key, k.version))
-    return flushes
+    return [
+        _flush_key(i, k.pool, oid_of(k.oid), k.index, k.version, latest)
+        for i, k in enumerate(request.keys)
+    ]
+
+
+def flush_keys_of_batch(
+    request: peer_pb2.PeerFlushPageBatchRequest,
+) -> list[tuple[int, Oid, int, int]]:
+    """`flush_keys_of` of the lean form: its arrays checked to have one entry per key, each key
+    and version checked as there."""
+    keys = convert.keys_of_batch(request.keys)
+    count = len(keys)
+    convert.check_entries("pool_uids", len(request.pool_uids), count)
+    convert.check_entries("versions", len(request.versions), count)
+    latest = latest_version()
+    rows = zip(request.pool_uids, keys, request.versions, strict=True)
+    return [
+        _flush_key(i, uid, oid, index, version, latest)
+        for i, (uid, (oid, index), version) in enumerate(rows)
+    ]
+
+
+def _flush_key(
+    at: int, pool_uid: int, oid: Oid, index: int, version: int, latest: int
+) -> tuple[int, Oid, int, int]:
+    """The copy ``keys[at]`` flushes, its oid checked before its version (any version: 0)."""
+    key = foreign_key(pool_uid, oid, index, at)
+    if version > latest:
+        checked_version(version, latest, f"keys[{at}]", any_version=True)  # refuses it
+    return (*key, version)
 
 
 def _sealed_page(data: bytes, page_size: int, at: int) -> PackedPage:

@@ -5,8 +5,9 @@ deadline, and a failure is raised once as the `RamsterError` of its status. Page
 as stored and come back packed, sealed under this node's page key if it has one (`seal`: the
 holder can neither read them nor hand back another page in their place); a Hello comes back as
 the peer's `MemberInfo`. Pages travel in the lean form (`Peer/PutPageBatch`,
-`Peer/GetPageBatch`) to a peer whose Hello announced it serves them, in the per-page form
-otherwise (a peer of an earlier release); the messages of both are `ramster.wire.peer_messages`.
+`Peer/GetPageBatch`, and their flushes in `Peer/FlushPageBatch`) to a peer whose Hello announced
+it serves them, in the per-page form otherwise (a peer of an earlier release); the messages of
+both are `ramster.wire.peer_messages`.
 Not here: what to send when (`ramster.remote`), the serving end (`ramster.rpc.peer_service`).
 """
 
@@ -32,6 +33,8 @@ from ramster.wire.messages import oid_message, packed_encoding, packed_of
 from ramster.wire.peer_messages import (
     Answered,
     batch_answers,
+    flush_batch_request,
+    flush_request,
     get_batch_request,
     get_request,
     page_answers,
@@ -82,6 +85,8 @@ class PeerLink:
         self._page_batches: bool | None = None
         """Whether the peer serves the lean page calls, as its last Hello said (None: not asked
         since the link was made or the peer's epoch changed)."""
+        self._flush_batches = False
+        """Whether it serves the lean page flush too, as the same Hello said."""
         self._asking = asyncio.Lock()  # one Hello for every call that finds the form unknown
         options = (
             *MESSAGE_SIZE_OPTIONS,
@@ -116,6 +121,7 @@ class PeerLink:
         made for); a peer that gives no address is where this link reaches it."""
         hello = await self._call("Hello", self._hello, peer_pb2.HelloResponse, timeout)
         self._page_batches = hello.page_batches
+        self._flush_batches = hello.flush_batches
         return MemberInfo(
             number=hello.node_number,
             name=hello.node_name,
@@ -229,18 +235,15 @@ class PeerLink:
         objects = [f for f in flushes if f.oid is not None and f.index is None]
         pools = [f.pool_uid for f in flushes if f.oid is None]
         found = 0
+        lean = bool(pages) and await self._lean() and self._flush_batches
         for start in range(0, len(pages), MAX_BATCH):
-            request = peer_pb2.PeerFlushPagesRequest(
-                origin=self._origin,
-                keys=[
-                    peer_pb2.RemoteKey(
-                        pool=f.pool_uid, oid=oid_message(f.oid), index=f.index, version=f.version
-                    )
-                    for f in pages[start : start + MAX_BATCH]
-                    if f.oid is not None
-                ],
-            )
-            found += sum((await self._call("FlushPages", request, _FLUSHED)).flushed)
+            keys = pages[start : start + MAX_BATCH]
+            if lean:
+                batch = flush_batch_request(self._origin, keys)
+                found += sum((await self._call("FlushPageBatch", batch, _FLUSHED)).flushed)
+            else:
+                request = flush_request(self._origin, keys)
+                found += sum((await self._call("FlushPages", request, _FLUSHED)).flushed)
         for start in range(0, len(objects), MAX_BATCH):
             request_objects = peer_pb2.PeerFlushObjectsRequest(
                 origin=self._origin,

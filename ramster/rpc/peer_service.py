@@ -30,6 +30,7 @@ from ramster.holder.epochs import adopt, forget_origin, held_epochs, held_keys, 
 from ramster.holder.foreign import (
     ForeignKey,
     ForeignPage,
+    ForeignPages,
     destroy_foreign_pools,
     flush_foreign_objects,
     flush_foreign_pages,
@@ -43,7 +44,7 @@ from ramster.rpc import convert, foreign_pages
 from ramster.rpc.access import current_caller
 from ramster.rpc.binding import server_stream, service, unary
 from ramster.rpc.peer_link import PROTOCOL_VERSION
-from ramster.tmem.keys import as_oid
+from ramster.tmem.keys import Oid, as_oid
 from ramster.trust.identity import Identity, Role
 from ramster.wire.limits import MAX_RECOVER_EPOCHS
 from ramster.wire.messages import oid_of
@@ -116,6 +117,11 @@ class PeerService:
                 "FlushPages": unary(
                     "Peer/FlushPages", self.flush_pages, peer_pb2.PeerFlushPagesRequest.FromString
                 ),
+                "FlushPageBatch": unary(
+                    "Peer/FlushPageBatch",
+                    self.flush_page_batch,
+                    peer_pb2.PeerFlushPageBatchRequest.FromString,
+                ),
                 "FlushObjects": unary(
                     "Peer/FlushObjects",
                     self.flush_objects,
@@ -158,6 +164,7 @@ class PeerService:
             ramster=self._backend.ramster,
             draining=self._draining(),
             page_batches=True,
+            flush_batches=True,
         )
 
     async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:
@@ -185,7 +192,7 @@ class PeerService:
     def _put(
         self,
         request: peer_pb2.PeerPutRequest | peer_pb2.PeerPutBatchRequest,
-        pages_of: Callable[[], list[ForeignPage]],
+        pages_of: Callable[[], list[ForeignPage] | ForeignPages],
     ) -> list[tmem_pb2.PutStatus]:
         """A put of the request's pages (`pages_of` reads and checks them once the holder, the
         origin and the holder epoch passed), in either form."""
@@ -217,10 +224,21 @@ class PeerService:
     async def flush_pages(
         self, request: peer_pb2.PeerFlushPagesRequest
     ) -> peer_pb2.PeerFlushResponse:
-        tmem = self._backend.loaded()
-        origin = self._origin(request.origin)
-        keys = foreign_pages.flush_keys_of(request)
-        return peer_pb2.PeerFlushResponse(flushed=flush_foreign_pages(tmem.table, origin, keys))
+        return self._flush(request.origin, lambda: foreign_pages.flush_keys_of(request))
+
+    async def flush_page_batch(
+        self, request: peer_pb2.PeerFlushPageBatchRequest
+    ) -> peer_pb2.PeerFlushResponse:
+        """`flush_pages` in the lean form."""
+        return self._flush(request.origin, lambda: foreign_pages.flush_keys_of_batch(request))
+
+    def _flush(
+        self, origin: peer_pb2.Origin, keys_of: Callable[[], list[tuple[int, Oid, int, int]]]
+    ) -> peer_pb2.PeerFlushResponse:
+        """A page flush in either form (`keys_of` reads its keys once the origin passed)."""
+        tmem, client = self._backend.loaded(), self._origin(origin)
+        flushed = flush_foreign_pages(tmem.table, client, keys_of())
+        return peer_pb2.PeerFlushResponse(flushed=flushed)
 
     async def flush_objects(
         self, request: peer_pb2.PeerFlushObjectsRequest

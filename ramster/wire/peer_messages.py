@@ -1,8 +1,9 @@
 """The Peer service's page messages, as the origin writes its requests and reads the answers,
 and as a holder writes its answers: both forms, and the pool records both ends send.
 
-The per-page form (`Peer/PutPages`, `Peer/GetPages`) carries one `RemotePage` or `RemoteKey`
-per page; the lean form (`Peer/PutPageBatch`, `Peer/GetPageBatch`) carries a batch as Tmem's
+The per-page form (`Peer/PutPages`, `Peer/GetPages`, `Peer/FlushPages`) carries one
+`RemotePage` or `RemoteKey` per page; the lean form (`Peer/PutPageBatch`, `Peer/GetPageBatch`,
+`Peer/FlushPageBatch`) carries a batch as Tmem's
 lean form does (`ramster.wire.batches`): the keys as a `KeyBatch`, every other per-page field
 as a packed array, the pages as one bytes field cut by `lengths`. A page carries the same fields
 in both and they mean the same. Not here: the holder's checks of the pages it receives
@@ -18,8 +19,8 @@ from zlib import crc32
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InternalError, InvalidArgument
 from ramster.page import LZ4, PackedPage, check_page_size, codec_of
-from ramster.remote.handles import RemoteRef, Shipment
-from ramster.tmem.keys import PoolSpec
+from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
+from ramster.tmem.keys import Oid, PoolSpec
 from ramster.tmem.pool import PoolRecord
 from ramster.wire.batches import key_batch, spans
 from ramster.wire.limits import MAX_OWNER_NAME, check_client_name
@@ -120,6 +121,39 @@ def get_batch_request(
         pool_uids=[r.pool_uid for r in refs],
         skip_checksums=skip_checksums,
     )
+
+
+def flush_request(
+    origin: peer_pb2.Origin, flushes: Sequence[RemoteFlush]
+) -> peer_pb2.PeerFlushPagesRequest:
+    """The flushes of copies of single pages (each with its oid and index), per page."""
+    return peer_pb2.PeerFlushPagesRequest(
+        origin=origin,
+        keys=[
+            peer_pb2.RemoteKey(
+                pool=f.pool_uid, oid=oid_message(oid), index=index, version=f.version
+            )
+            for f, (oid, index) in zip(flushes, map(_page_key, flushes), strict=True)
+        ],
+    )
+
+
+def flush_batch_request(
+    origin: peer_pb2.Origin, flushes: Sequence[RemoteFlush]
+) -> peer_pb2.PeerFlushPageBatchRequest:
+    """`flush_request` in the lean form: the keys as a `KeyBatch`, pool uids and versions as
+    packed arrays."""
+    return peer_pb2.PeerFlushPageBatchRequest(
+        origin=origin,
+        keys=key_batch(list(map(_page_key, flushes))),
+        pool_uids=[f.pool_uid for f in flushes],
+        versions=[f.version for f in flushes],
+    )
+
+
+def _page_key(flush: RemoteFlush) -> tuple[Oid, int]:
+    assert flush.oid is not None and flush.index is not None, "a page flush names its page"
+    return flush.oid, flush.index
 
 
 def get_batch_response(

@@ -1,4 +1,5 @@
-"""The lean Peer page calls (`Peer/PutPageBatch`, `Peer/GetPageBatch`) against a real node.
+"""The lean Peer page calls (`Peer/PutPageBatch`, `Peer/GetPageBatch`, `Peer/FlushPageBatch`)
+against a real node.
 
 A holder checks a lean batch page by page exactly as it checks `Peer/PutPages` (one function):
 each malformed page is refused with the same text in both forms, naming ``pages[n]``; only what
@@ -24,7 +25,7 @@ import pytest
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.page import ZSTD, Codec, PackedPage, pack_page
 from ramster.page_dictionary import PageDictionary
-from ramster.remote.handles import RemoteRef, Shipment
+from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
 from ramster.rpc.peer_link import PeerLink
 from ramster.tmem.keys import PoolSpec
 from ramster.tmem.pool import PoolRecord
@@ -154,7 +155,7 @@ def get_per_page(wire: RawNode, *indexes: int) -> peer_pb2.PeerGetResponse:
 def test_a_holder_announces_the_lean_calls_in_its_hello(wire: RawNode) -> None:
     hello = peer_pb2.HelloRequest(cluster="ramster", protocol_version=1, node_name="origin")
     answer = wire.call("/ramster.api.v1.Peer/Hello", hello).parsed(peer_pb2.HelloResponse)
-    assert (answer.protocol_version, answer.page_batches) == (1, True)
+    assert (answer.protocol_version, answer.page_batches, answer.flush_batches) == (1, True, True)
 
 
 def test_each_malformed_page_is_refused_with_the_same_text_in_both_forms(wire: RawNode) -> None:
@@ -564,3 +565,87 @@ def test_concurrent_first_calls_of_a_link_ask_its_holder_one_hello(node: NodePro
                 await link.close()
 
     assert asyncio.run(run()) == ["Hello", *["GetPageBatch"] * 4]
+
+
+def test_a_link_flushes_pages_in_the_form_its_holder_announced(node: NodeProcess) -> None:
+    """Four pages put; flushes of page 0 at its version, page 1 at any version (0), page 2 at
+    a version it does not hold, and page 5 never put: the first two go, the others stay or were
+    never there, in either form."""
+
+    async def run(old: bool) -> tuple[int, list[tuple[PackedPage, int] | None], list[str]]:
+        async with PeerRelay(node.address, old=old) as relay:
+            link = link_to(relay, sealed=False)
+            link.holder_epoch = node.epoch
+            try:
+                assert await link.put(items, [OWNER]) == [True] * 4
+                found = await link.flush(
+                    [
+                        RemoteFlush(1, 7, (9, 0, 0), 0, items[0].version),
+                        RemoteFlush(1, 7, (9, 0, 0), 1, 0),
+                        RemoteFlush(1, 7, (9, 0, 0), 2, items[2].version - 1),
+                        RemoteFlush(1, 7, (9, 0, 0), 5, 1),
+                    ]
+                )
+                return found, await link.get(refs(items)), relay.calls
+            finally:
+                await link.close()
+
+    for old in (False, True):
+        items = shipments(time.time_ns() // 1000 + (10**6 if old else 0))
+        found, answers, calls = asyncio.run(run(old))
+        assert found == 2
+        assert answers == [
+            None,
+            None,
+            (items[2].page, items[2].version),
+            (items[3].page, items[3].version),
+        ]
+        form = (
+            ["PutPages", "FlushPages", "GetPages"]
+            if old
+            else ["PutPageBatch", "FlushPageBatch", "GetPageBatch"]
+        )
+        assert calls == ["Hello", *form]
+
+
+def test_lean_flushes_with_bad_keys_are_refused_naming_them_as_per_page_ones(wire: RawNode) -> None:
+    late = time.time_ns() // 1000 + 2 * 3600 * 10**6
+    reserved = tmem_pb2.KeyBatch(
+        oid_word0=[5, U64_MAX], oid_word1=[0, U64_MAX], oid_word2=[0, U64_MAX], indexes=[0, 0]
+    )
+    two = tmem_pb2.KeyBatch(oid_word0=[5, 5], indexes=[0, 1])
+    cases = [
+        (two, [1], [0, 0], "pool_uids has 1 entries for 2 keys: expected one per key"),
+        (two, [1, 1], [0], "versions has 1 entries for 2 keys: expected one per key"),
+        (
+            reserved,
+            [1, 1],
+            [0, late],
+            f"keys[1].oid {ALL_ONES} is invalid: expected not the reserved all-ones oid",
+        ),
+        (
+            two,
+            [1, 1],
+            [1, late],
+            f"keys[1].version {late} is invalid: expected 0 (any version) or {VERSION_RULE}",
+        ),
+    ]
+    refusals = [
+        wire.call(
+            "/ramster.api.v1.Peer/FlushPageBatch",
+            peer_pb2.PeerFlushPageBatchRequest(
+                origin=ORIGIN, keys=keys, pool_uids=uids, versions=versions
+            ),
+        ).refusal
+        for keys, uids, versions, _ in cases
+    ]
+    assert refusals == [(INVALID, text) for *_, text in cases]
+    # The per-page form names the same key alike.
+    per_page = peer_pb2.PeerFlushPagesRequest(
+        origin=ORIGIN,
+        keys=[
+            peer_pb2.RemoteKey(pool=1, oid=tmem_pb2.Oid(word0=5), version=1),
+            peer_pb2.RemoteKey(pool=1, oid=tmem_pb2.Oid(word0=5), index=1, version=late),
+        ],
+    )
+    assert wire.call("/ramster.api.v1.Peer/FlushPages", per_page).refusal == refusals[3]

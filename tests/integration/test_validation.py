@@ -327,6 +327,16 @@ def test_a_peer_batch_over_1024_entries_is_refused_by_every_peer_call(wire: RawN
         ("GetPages", peer_pb2.PeerGetRequest(origin=origin, keys=keys), "keys"),
         ("FlushPages", peer_pb2.PeerFlushPagesRequest(origin=origin, keys=keys), "keys"),
         (
+            "FlushPageBatch",
+            peer_pb2.PeerFlushPageBatchRequest(
+                origin=origin,
+                keys=tmem_pb2.KeyBatch(oid_word0=[1] * 1025, indexes=range(1025)),
+                pool_uids=[1] * 1025,
+                versions=[0] * 1025,
+            ),
+            "keys",
+        ),
+        (
             "FlushObjects",
             peer_pb2.PeerFlushObjectsRequest(origin=origin, objects=objects),
             "objects",

@@ -23,9 +23,10 @@ import grpc
 from ramster.api.v1 import peer_pb2
 
 SERVICE = "ramster.api.v1.Peer"
-LEAN = ("PutPageBatch", "GetPageBatch")
-RELAYED = ("Hello", "PutPages", "GetPages", *LEAN)
-"""The calls relayed: the unary calls of a Hello, a put and a get (others are UNIMPLEMENTED)."""
+LEAN = ("PutPageBatch", "GetPageBatch", "FlushPageBatch")
+RELAYED = ("Hello", "PutPages", "GetPages", "FlushPages", *LEAN)
+"""The calls relayed: the unary calls of a Hello, a put, a get and a page flush (others are
+UNIMPLEMENTED)."""
 
 
 class PeerRelay:
@@ -85,6 +86,7 @@ class PeerRelay:
         if method == "Hello" and self.old:
             hello = peer_pb2.HelloResponse.FromString(answer)
             hello.ClearField("page_batches")
+            hello.ClearField("flush_batches")
             return hello.SerializeToString()
         if not (self.damage or self.zero_checksums):
             return answer

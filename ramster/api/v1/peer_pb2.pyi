@@ -22,7 +22,7 @@ class HelloRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("cluster", "protocol_version", "node_name", "node_number", "epoch", "address", "capacity_bytes", "free_bytes", "zcache", "ramster", "draining", "page_batches")
+    __slots__ = ("cluster", "protocol_version", "node_name", "node_number", "epoch", "address", "capacity_bytes", "free_bytes", "zcache", "ramster", "draining", "page_batches", "flush_batches")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class HelloResponse(_message.Message):
     RAMSTER_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     PAGE_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_BATCHES_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     protocol_version: int
     node_name: str
@@ -47,7 +48,8 @@ class HelloResponse(_message.Message):
     ramster: bool
     draining: bool
     page_batches: bool
-    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ..., address: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., zcache: _Optional[bool] = ..., ramster: _Optional[bool] = ..., draining: _Optional[bool] = ..., page_batches: _Optional[bool] = ...) -> None: ...
+    flush_batches: bool
+    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ..., address: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., zcache: _Optional[bool] = ..., ramster: _Optional[bool] = ..., draining: _Optional[bool] = ..., page_batches: _Optional[bool] = ..., flush_batches: _Optional[bool] = ...) -> None: ...
 
 class Origin(_message.Message):
     __slots__ = ("node_number", "epoch")
@@ -218,6 +220,18 @@ class PeerFlushPagesRequest(_message.Message):
     origin: Origin
     keys: _containers.RepeatedCompositeFieldContainer[RemoteKey]
     def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[RemoteKey, _Mapping]]] = ...) -> None: ...
+
+class PeerFlushPageBatchRequest(_message.Message):
+    __slots__ = ("origin", "keys", "pool_uids", "versions")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    POOL_UIDS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    origin: Origin
+    keys: _tmem_pb2.KeyBatch
+    pool_uids: _containers.RepeatedScalarFieldContainer[int]
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Union[_tmem_pb2.KeyBatch, _Mapping]] = ..., pool_uids: _Optional[_Iterable[int]] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RemoteObject(_message.Message):
     __slots__ = ("pool", "oid")

@@ -18,6 +18,7 @@ from ramster.errors import FailedPrecondition, InvalidArgument, PoolNotFound, Re
 from ramster.holder.epochs import records
 from ramster.holder.foreign import (
     ForeignPage,
+    ForeignPages,
     destroy_foreign_pools,
     flush_foreign_objects,
     flush_foreign_pages,
@@ -399,3 +400,55 @@ def test_a_late_put_of_an_older_version_keeps_the_newer_copy() -> None:
 
     # The origin's handle names version 9 on this holder.
     assert get_foreign(tmem.table, ORIGIN, [(PERS_UID, OID, 0)]) == [(packed(50), 9)]
+
+
+def test_pages_as_columns_are_stored_as_the_same_pages_one_by_one() -> None:
+    """A lean put reaches the holder as columns (`ForeignPages`): pages of two pools mixed,
+    and a late older version of a key, stored exactly as the same pages one object each."""
+    pages = [
+        foreign(0, persistent=True),
+        foreign(1),
+        ForeignPage(PERS_UID, OID, 0, 999, True, packed(99)),  # older than the first: kept out
+        foreign(2, persistent=True),
+    ]
+    columns = ForeignPages(
+        pool_uids=[PERS_UID, EPH_UID, PERS_UID, PERS_UID],
+        persistent=[True, False, True, True],
+        keys=[(OID, 0), (OID, 1), (OID, 0), (OID, 2)],
+        versions=[1000, 1001, 999, 1002],
+        pages=[packed(0), packed(1), packed(99), packed(2)],
+    )
+    assert ForeignPages.of(pages) == columns
+    assert len(columns) == 4
+    by_columns, one_by_one = holder(), holder()
+    expected = [Stored(1000), Stored(1001), Stored(1000), Stored(1002)]
+    assert put_foreign(by_columns[0].table, ORIGIN, columns) == expected
+    assert put_foreign(one_by_one[0].table, ORIGIN, pages) == expected
+    keys = [(PERS_UID, OID, 0), (EPH_UID, OID, 1), (PERS_UID, OID, 2), (EPH_UID, OID, 0)]
+    held = [(packed(0), 1000), (packed(1), 1001), (packed(2), 1002), None]
+    for tmem, _ in (by_columns, one_by_one):
+        assert get_foreign(tmem.table, ORIGIN, keys) == held
+        assert foreign_counts(tmem) == (1, 2)
+        assert tmem.counters()["pool_count"] == 2
+    assert by_columns[1].used_bytes == one_by_one[1].used_bytes
+
+
+def test_a_pool_spec_mismatch_in_columns_stores_nothing_of_the_batch() -> None:
+    """The pool of each page is looked up once per (uid, class, page size) of a batch: a page
+    whose pool is of another class still refuses the whole batch, naming it."""
+    tmem, store = holder()
+    put_foreign(tmem.table, ORIGIN, [foreign(0)])
+    used = store.used_bytes
+    columns = ForeignPages.of(
+        [foreign(1), foreign(2), ForeignPage(EPH_UID, OID, 3, 3, True, packed(3))]
+    )
+
+    with pytest.raises(FailedPrecondition) as caught:
+        put_foreign(tmem.table, ORIGIN, columns)
+    assert caught.value.message == (
+        "origin pool 1 of peer:2:e2 is ephemeral private page_size=4096, "
+        "not persistent private page_size=4096"
+    )
+    assert foreign_counts(tmem) == (1, 0)
+    assert get_foreign(tmem.table, ORIGIN, [(EPH_UID, OID, 1), (EPH_UID, OID, 2)]) == [None, None]
+    assert store.used_bytes == used

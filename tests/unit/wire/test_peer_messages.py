@@ -9,12 +9,15 @@ import pytest
 
 from ramster.api.v1 import peer_pb2
 from ramster.errors import InternalError
+from ramster.holder.foreign import ForeignPages
 from ramster.page import PackedPage, pack_page
-from ramster.remote.handles import RemoteRef, Shipment
+from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
 from ramster.rpc import foreign_pages
 from ramster.wire.messages import packed_encoding
 from ramster.wire.peer_messages import (
     batch_answers,
+    flush_batch_request,
+    flush_request,
     get_batch_request,
     get_batch_response,
     get_request,
@@ -67,9 +70,12 @@ def test_a_holder_reads_the_same_pages_from_either_form() -> None:
     lean = put_batch_request(ORIGIN, "", [], SHIPMENTS, payloads)
     wire = peer_pb2.PeerPutBatchRequest.FromString(lean.SerializeToString())
     read = foreign_pages.pages_of_batch(wire)
-    assert read == foreign_pages.pages_of(per_page)
-    assert [(p.pool_uid, p.persistent, p.oid, p.index, p.version, p.page) for p in read] == [
-        (s.pool_uid, s.persistent, s.oid, s.index, s.version, s.page) for s in SHIPMENTS
+    assert read == ForeignPages.of(foreign_pages.pages_of(per_page))
+    columns = zip(
+        read.pool_uids, read.persistent, read.keys, read.versions, read.pages, strict=True
+    )
+    assert list(columns) == [
+        (s.pool_uid, s.persistent, (s.oid, s.index), s.version, s.page) for s in SHIPMENTS
     ]
     # Only the second page has oid words beyond the first: both arrays are sent.
     assert list(wire.keys.oid_word1) == [0, 2, 0]
@@ -128,3 +134,26 @@ def test_a_lean_answer_that_does_not_add_up_is_an_error_not_pages(
         f"node 4 answered 3 keys malformed: {counts} lengths, encodings, versions and "
         f"checksums; lengths adding up to {lengths} bytes, data of {data}"
     )
+
+
+def test_a_holder_reads_the_same_flushes_from_either_form() -> None:
+    flushes = [
+        RemoteFlush(4, 3, (9, 0, 0), 0, VERSION),
+        RemoteFlush(4, 5, (1, 2, 3), 7, 0),
+        RemoteFlush(4, 3, (9, 0, 0), 2**32 - 1, VERSION + 1),
+    ]
+    per_page = peer_pb2.PeerFlushPagesRequest.FromString(
+        flush_request(ORIGIN, flushes).SerializeToString()
+    )
+    lean = peer_pb2.PeerFlushPageBatchRequest.FromString(
+        flush_batch_request(ORIGIN, flushes).SerializeToString()
+    )
+    expected = [
+        (3, (9, 0, 0), 0, VERSION),
+        (5, (1, 2, 3), 7, 0),
+        (3, (9, 0, 0), 2**32 - 1, VERSION + 1),
+    ]
+    assert foreign_pages.flush_keys_of(per_page) == expected
+    assert foreign_pages.flush_keys_of_batch(lean) == expected
+    assert (per_page.origin, lean.origin) == (ORIGIN, ORIGIN)
+    assert list(lean.keys.oid_word1) == [0, 2, 0]  # sent: one oid has a second word
