@@ -82,12 +82,17 @@ class PeerLink:
         self._page_batches: bool | None = None
         """Whether the peer serves the lean page calls, as its last Hello said (None: not asked
         since the link was made or the peer's epoch changed)."""
+        self._unchecked_puts = False
+        """Whether lean puts go without checksums: this node seals its pages (each checked by
+        its tag when it comes back), its link is TLS (whose records guard the pages on the way)
+        and the peer's last Hello said it takes such puts."""
         self._asking = asyncio.Lock()  # one Hello for every call that finds the form unknown
         options = (
             *MESSAGE_SIZE_OPTIONS,
             *OWN_CONNECTIONS,
             ("grpc.max_reconnect_backoff_ms", 1000),
         )
+        self._tls = tls is not None
         self._channel = (
             grpc.aio.insecure_channel(address, options)
             if tls is None
@@ -116,6 +121,7 @@ class PeerLink:
         made for); a peer that gives no address is where this link reaches it."""
         hello = await self._call("Hello", self._hello, peer_pb2.HelloResponse, timeout)
         self._page_batches = hello.page_batches
+        self._unchecked_puts = self._seal is not None and self._tls and hello.sealed_puts_unchecked
         return MemberInfo(
             number=hello.node_number,
             name=hello.node_name,
@@ -145,7 +151,14 @@ class PeerLink:
         payloads = [self._payload(s) for s in shipments]
         response: peer_pb2.PeerPutResponse | peer_pb2.PeerPutBatchResponse
         if await self._lean():
-            batch = put_batch_request(self._origin, self.holder_epoch, pools, shipments, payloads)
+            batch = put_batch_request(
+                self._origin,
+                self.holder_epoch,
+                pools,
+                shipments,
+                payloads,
+                skip_checksums=self._unchecked_puts,
+            )
             response = await self._call("PutPageBatch", batch, peer_pb2.PeerPutBatchResponse)
         else:
             request = peer_pb2.PeerPutRequest(
