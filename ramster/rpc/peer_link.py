@@ -148,7 +148,7 @@ class PeerLink:
     ) -> list[bool]:
         """Store pages on the peer, telling it who owns their pools; True for each it took."""
         pools = [pool_record_message(record) for record in owners]
-        payloads = [self._payload(s) for s in shipments]
+        payloads = self._payloads(shipments)
         response: peer_pb2.PeerPutResponse | peer_pb2.PeerPutBatchResponse
         if await self._lean():
             batch = put_batch_request(
@@ -206,13 +206,13 @@ class PeerLink:
             answers.append(None)
         return answers
 
-    def _payload(self, shipment: Shipment) -> tuple[bytes, tmem_pb2.PageEncoding]:
-        """A page's bytes as they leave this node, and their encoding: packed, and sealed if
+    def _payloads(self, shipments: Sequence[Shipment]) -> list[tuple[bytes, tmem_pb2.PageEncoding]]:
+        """Each page's bytes as they leave this node, and their encoding: packed, and sealed if
         this node has a page key."""
-        page = shipment.page
         if self._seal is not None:
-            return self._seal.seal(shipment, page), tmem_pb2.PAGE_ENCODING_SEALED
-        return page.payload, packed_encoding(page)
+            sealed = tmem_pb2.PAGE_ENCODING_SEALED
+            return [(data, sealed) for data in self._seal.seal_all((s, s.page) for s in shipments)]
+        return [(s.page.payload, packed_encoding(s.page)) for s in shipments]
 
     def _opened(
         self, refs: Sequence[RemoteRef], rows: Sequence[Answered | None]

@@ -32,7 +32,7 @@ Answered = tuple[bytes | memoryview, int, int, int]
 def remote_page(
     shipment: Shipment, data: bytes, encoding: tmem_pb2.PageEncoding
 ) -> peer_pb2.RemotePage:
-    """A page of the per-page form, sent as `data` in `encoding` (`PeerLink._payload`)."""
+    """A page of the per-page form, sent as `data` in `encoding` (`PeerLink._payloads`)."""
     return peer_pb2.RemotePage(
         pool=shipment.pool_uid,
         persistent=shipment.persistent,
