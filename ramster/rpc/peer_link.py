@@ -3,8 +3,9 @@
 One channel per peer; every call carries the origin (this node's number and epoch) and a
 deadline, and a failure is raised once as the `RamsterError` of its status. Pages go out packed
 as stored and come back packed, sealed under this node's page key if it has one (`seal`: the
-holder can neither read them nor hand back another page in their place); a Hello comes back as
-the peer's `MemberInfo`. Pages travel in the lean form (`Peer/PutPageBatch`,
+holder can neither read them nor hand back another page in their place; over TLS a sealed put
+carries no CRC-32s, to a peer whose Hello says it takes that); a Hello comes back as the peer's
+`MemberInfo`. Pages travel in the lean form (`Peer/PutPageBatch`,
 `Peer/GetPageBatch`) to a peer whose Hello announced it serves them, in the per-page form
 otherwise (a peer of an earlier release); the messages of both are `ramster.wire.peer_messages`.
 Not here: what to send when (`ramster.remote`), the serving end (`ramster.rpc.peer_service`).
