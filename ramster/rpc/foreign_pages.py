@@ -13,8 +13,9 @@ holder does with the pages (`ramster.holder.foreign`).
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from zlib import crc32
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
@@ -74,7 +75,7 @@ def foreign_page(
     data: bytes,
     encoding: int,
     page_size: int,
-    checksum: int,
+    checksum: int | None,
     latest: int,
 ) -> ForeignPage:
     """A peer's page ``pages[at]``, checked as strictly as an application's: its key, a version
@@ -92,18 +93,28 @@ def page_of(
     data: bytes,
     encoding: int,
     page_size: int,
-    checksum: int,
+    checksum: int | None,
     latest: int,
 ) -> PackedPage:
     """The packed page of ``pages[at]`` once its checks pass (`foreign_page`'s, in that order:
-    page size, checksum, data, oid, version).
+    page size, checksum, data, oid, version). A page without a checksum (None: a put that
+    skips them, checked by `unchecked_puts`) must be sealed: its origin checks it by its tag,
+    which a holder cannot; a packed page is checked by its checksum alone, here.
 
     Runs once per page a peer copies here: the checks that pass build no field name (the
     refusal names it), and a page size or an oid is looked at in full only if it is not the
     common one."""
     if page_size not in _PAGE_SIZES:
         check_page_size(page_size, f"pages[{at}].page_size")
-    if crc32(data) != checksum:
+    if checksum is None:
+        if encoding != tmem_pb2.PAGE_ENCODING_SEALED:
+            raise InvalidArgument(
+                f"pages[{at}].checksum is missing (skip_checksums) for a page of encoding "
+                f"{_encoding_name(encoding)}: expected PAGE_ENCODING_SEALED, the only pages that "
+                "may come without one",
+                f"pages[{at}].checksum",
+            )
+    elif crc32(data) != checksum:
         raise InvalidArgument(
             f"pages[{at}].checksum {checksum:#010x} does not match its data "
             f"({crc32(data):#010x}): the page was damaged on the way",
@@ -148,9 +159,24 @@ def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
     ]
 
 
-def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> ForeignPages:
+def unchecked_puts(skip_checksums: bool, proven_node: bool) -> bool:
+    """Whether a lean put's pages come without checksums (its `skip_checksums`): only from a
+    caller that proved it is a node (`proven_node`: over TLS, whose records guard the pages on
+    the way as a CRC-32 would), since nothing else would tell a holder that a page was damaged
+    on a plaintext connection before it acknowledged it."""
+    if skip_checksums and not proven_node:
+        raise InvalidArgument(
+            "skip_checksums is true on a connection that proves no node (no TLS): expected "
+            "false, a checksum for each page",
+            "skip_checksums",
+        )
+    return skip_checksums
+
+
+def pages_of_batch(request: peer_pb2.PeerPutBatchRequest, unchecked: bool = False) -> ForeignPages:
     """The pages of a `PeerPutBatchRequest` as columns, its arrays checked to have one entry per
-    key, each page a slice of `data` checked as a `RemotePage` is (`page_of`)."""
+    key (no checksums if `unchecked`: see `unchecked_puts`), each page a slice of `data` checked
+    as a `RemotePage` is (`page_of`)."""
     keys = convert.keys_of_batch(request.keys)
     count = len(keys)
     arrays = (
@@ -159,17 +185,25 @@ def pages_of_batch(request: peer_pb2.PeerPutBatchRequest) -> ForeignPages:
         ("versions", request.versions),
         ("encodings", request.encodings),
         ("page_sizes", request.page_sizes),
-        ("checksums", request.checksums),
     )
     for name, array in arrays:
         convert.check_entries(name, len(array), count)
+    checksums: Iterable[int | None] = request.checksums
+    if unchecked:
+        if request.checksums:
+            raise InvalidArgument(
+                f"checksums has {len(request.checksums)} entries with skip_checksums: "
+                "expected none",
+                "checksums",
+            )
+        checksums = itertools.repeat(None, count)
+    else:
+        convert.check_entries("checksums", len(request.checksums), count)
     data = request.data
     cuts = convert.parts(data, request.lengths, count)
     latest = latest_version()
     versions = list(request.versions)
-    rows = zip(
-        keys, versions, cuts, request.encodings, request.page_sizes, request.checksums, strict=True
-    )
+    rows = zip(keys, versions, cuts, request.encodings, request.page_sizes, checksums, strict=True)
     pages = [
         page_of(i, oid, version, data[start:end], encoding, page_size, checksum, latest)
         for i, ((oid, _), version, (start, end), encoding, page_size, checksum) in enumerate(rows)
@@ -229,6 +263,12 @@ def _flush_key(
     if version > latest:
         checked_version(version, latest, f"keys[{at}]", any_version=True)  # refuses it
     return (*key, version)
+
+
+def _encoding_name(encoding: int) -> str:
+    """`encoding`'s name in the proto, or its number if it has none."""
+    known = encoding in tmem_pb2.PageEncoding.values()
+    return tmem_pb2.PageEncoding.Name(encoding) if known else str(encoding)
 
 
 def _sealed_page(data: bytes, page_size: int, at: int) -> PackedPage:

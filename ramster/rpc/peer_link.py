@@ -3,11 +3,12 @@
 One channel per peer; every call carries the origin (this node's number and epoch) and a
 deadline, and a failure is raised once as the `RamsterError` of its status. Pages go out packed
 as stored and come back packed, sealed under this node's page key if it has one (`seal`: the
-holder can neither read them nor hand back another page in their place); a Hello comes back as
-the peer's `MemberInfo`. Pages travel in the lean form (`Peer/PutPageBatch`,
-`Peer/GetPageBatch`, and their flushes in `Peer/FlushPageBatch`) to a peer whose Hello announced
-it serves them, in the per-page form otherwise (a peer of an earlier release); the messages of
-both are `ramster.wire.peer_messages`.
+holder can neither read them nor hand back another page in their place; over TLS a sealed put
+carries no CRC-32s, to a peer whose Hello says it takes that); a Hello comes back as the peer's
+`MemberInfo`. Pages travel in the lean form (`Peer/PutPageBatch`, `Peer/GetPageBatch`, and their
+flushes in `Peer/FlushPageBatch`) to a peer whose Hello announced it serves them, in the per-page
+form otherwise (a peer of an earlier release); the messages of both are
+`ramster.wire.peer_messages`.
 Not here: what to send when (`ramster.remote`), the serving end (`ramster.rpc.peer_service`).
 """
 
@@ -87,12 +88,17 @@ class PeerLink:
         since the link was made or the peer's epoch changed)."""
         self._flush_batches = False
         """Whether it serves the lean page flush too, as the same Hello said."""
+        self._unchecked_puts = False
+        """Whether lean puts go without checksums: this node seals its pages (each checked by
+        its tag when it comes back), its link is TLS (whose records guard the pages on the way)
+        and the peer's last Hello said it takes such puts."""
         self._asking = asyncio.Lock()  # one Hello for every call that finds the form unknown
         options = (
             *MESSAGE_SIZE_OPTIONS,
             *OWN_CONNECTIONS,
             ("grpc.max_reconnect_backoff_ms", 1000),
         )
+        self._tls = tls is not None
         self._channel = (
             grpc.aio.insecure_channel(address, options)
             if tls is None
@@ -122,6 +128,7 @@ class PeerLink:
         hello = await self._call("Hello", self._hello, peer_pb2.HelloResponse, timeout)
         self._page_batches = hello.page_batches
         self._flush_batches = hello.flush_batches
+        self._unchecked_puts = self._seal is not None and self._tls and hello.sealed_puts_unchecked
         return MemberInfo(
             number=hello.node_number,
             name=hello.node_name,
@@ -148,10 +155,17 @@ class PeerLink:
     ) -> list[bool]:
         """Store pages on the peer, telling it who owns their pools; True for each it took."""
         pools = [pool_record_message(record) for record in owners]
-        payloads = [self._payload(s) for s in shipments]
+        payloads = self._payloads(shipments)
         response: peer_pb2.PeerPutResponse | peer_pb2.PeerPutBatchResponse
         if await self._lean():
-            batch = put_batch_request(self._origin, self.holder_epoch, pools, shipments, payloads)
+            batch = put_batch_request(
+                self._origin,
+                self.holder_epoch,
+                pools,
+                shipments,
+                payloads,
+                skip_checksums=self._unchecked_puts,
+            )
             response = await self._call("PutPageBatch", batch, peer_pb2.PeerPutBatchResponse)
         else:
             request = peer_pb2.PeerPutRequest(
@@ -199,13 +213,13 @@ class PeerLink:
             answers.append(None)
         return answers
 
-    def _payload(self, shipment: Shipment) -> tuple[bytes, tmem_pb2.PageEncoding]:
-        """A page's bytes as they leave this node, and their encoding: packed, and sealed if
+    def _payloads(self, shipments: Sequence[Shipment]) -> list[tuple[bytes, tmem_pb2.PageEncoding]]:
+        """Each page's bytes as they leave this node, and their encoding: packed, and sealed if
         this node has a page key."""
-        page = shipment.page
         if self._seal is not None:
-            return self._seal.seal(shipment, page), tmem_pb2.PAGE_ENCODING_SEALED
-        return page.payload, packed_encoding(page)
+            sealed = tmem_pb2.PAGE_ENCODING_SEALED
+            return [(data, sealed) for data in self._seal.seal_all((s, s.page) for s in shipments)]
+        return [(s.page.payload, packed_encoding(s.page)) for s in shipments]
 
     def _opened(
         self, refs: Sequence[RemoteRef], rows: Sequence[Answered | None]

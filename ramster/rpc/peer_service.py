@@ -165,6 +165,7 @@ class PeerService:
             draining=self._draining(),
             page_batches=True,
             flush_batches=True,
+            sealed_puts_unchecked=True,
         )
 
     async def put_pages(self, request: peer_pb2.PeerPutRequest) -> peer_pb2.PeerPutResponse:
@@ -174,8 +175,15 @@ class PeerService:
     async def put_page_batch(
         self, request: peer_pb2.PeerPutBatchRequest
     ) -> peer_pb2.PeerPutBatchResponse:
-        """`put_pages` in the lean form: the pages are slices of the request's `data`."""
-        results = self._put(request, lambda: foreign_pages.pages_of_batch(request))
+        """`put_pages` in the lean form: the pages are slices of the request's `data`, with
+        their checksums unless a caller proven a node skips them for sealed pages."""
+
+        def pages_of() -> ForeignPages:
+            proven = current_caller().identity.role is Role.NODE
+            unchecked = foreign_pages.unchecked_puts(request.skip_checksums, proven)
+            return foreign_pages.pages_of_batch(request, unchecked)
+
+        results = self._put(request, pages_of)
         return peer_pb2.PeerPutBatchResponse(results=results)
 
     async def get_pages(self, request: peer_pb2.PeerGetRequest) -> peer_pb2.PeerGetResponse:

@@ -138,6 +138,18 @@ class PageSeal:
         return nonce + self._aead.encrypt(nonce, payload, aad)
 
     @property
+    def nonces(self) -> Nonces:
+        """The nonces this seal draws from: for `OriginSeal.seal_all`'s loop, which must draw
+        every nonce from them."""
+        return self._nonces
+
+    @property
+    def encrypt(self) -> Callable[[bytes, bytes, bytes], bytes]:
+        """The bare AES-GCM encryption of this key, (nonce, payload, aad) -> ciphertext and
+        tag: for `OriginSeal.seal_all`'s loop, with a nonce of `nonces`."""
+        return self._aead.encrypt
+
+    @property
     def decrypt(self) -> Callable[[bytes | memoryview, bytes | memoryview, bytes], bytes]:
         """The bare AES-GCM decryption of this key, (nonce, ciphertext and tag, aad) ->
         payload, raising `InvalidTag`: for `OriginSeal.open_all`'s loop."""
@@ -179,8 +191,20 @@ class OriginSeal:
 
     def seal(self, at: PageVersion, page: PackedPage) -> bytes:
         """`page` sealed for the place `at`: `OVERHEAD` + 1 bytes more than its payload."""
-        inner = _kind(page) + page.payload
-        return self._seal.seal(inner, self._aad(at))
+        return self.seal_all(((at, page),))[0]
+
+    def seal_all(self, pages: Iterable[tuple[PageVersion, PackedPage]]) -> list[bytes]:
+        """Each page sealed for its place, as `seal` seals it: one call for a put's batch, with
+        no frame per page but its nonce's (`open_all`'s twin: a shipped page's seal was five
+        Python frames around the cipher's call, 0.4 µs of its 2.2)."""
+        encrypt, nonce_of, origin = self._seal.encrypt, self._seal.nonces.next, self._origin
+        sealed: list[bytes] = []
+        for at, page in pages:
+            oid = at.oid
+            aad = _packed_aad(origin, at.pool_uid, oid[0], oid[1], oid[2], at.index, at.version)
+            nonce = nonce_of()
+            sealed.append(nonce + encrypt(nonce, _kind(page) + page.payload, aad))
+        return sealed
 
     def seal_dictionary(self, pool_uid: int, dict_id: int, data: bytes) -> bytes:
         """Dictionary `dict_id` of pool `pool_uid` sealed for the record (etcd): `OVERHEAD`

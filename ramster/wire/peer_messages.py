@@ -33,7 +33,7 @@ Answered = tuple[bytes | memoryview, int, int, int]
 def remote_page(
     shipment: Shipment, data: bytes, encoding: tmem_pb2.PageEncoding
 ) -> peer_pb2.RemotePage:
-    """A page of the per-page form, sent as `data` in `encoding` (`PeerLink._payload`)."""
+    """A page of the per-page form, sent as `data` in `encoding` (`PeerLink._payloads`)."""
     return peer_pb2.RemotePage(
         pool=shipment.pool_uid,
         persistent=shipment.persistent,
@@ -90,9 +90,12 @@ def put_batch_request(
     pools: Sequence[peer_pb2.PoolRecord],
     shipments: Sequence[Shipment],
     payloads: Sequence[tuple[bytes, tmem_pb2.PageEncoding]],
+    skip_checksums: bool = False,
 ) -> peer_pb2.PeerPutBatchRequest:
     """A lean put of `shipments`, each sent as its (bytes, encoding) in `payloads` (packed, or
-    sealed by the origin), with the CRC-32 of those bytes."""
+    sealed by the origin), with the CRC-32 of those bytes; with `skip_checksums`, of an origin
+    that seals every page and calls over TLS, without them (the proto says when a holder takes
+    that)."""
     data = [payload for payload, _ in payloads]
     return peer_pb2.PeerPutBatchRequest(
         origin=origin,
@@ -104,9 +107,10 @@ def put_batch_request(
         versions=[s.version for s in shipments],
         encodings=[encoding for _, encoding in payloads],
         page_sizes=[s.page.page_size for s in shipments],
-        checksums=[crc32(payload) for payload in data],
+        checksums=[] if skip_checksums else [crc32(payload) for payload in data],
         data=b"".join(data),
         lengths=[len(payload) for payload in data],
+        skip_checksums=skip_checksums,
     )
 
 

@@ -359,6 +359,22 @@ def test_pages_put_in_either_form_come_back_exact_in_either_form(wire: RawNode) 
     )
 
 
+def test_a_put_without_checksums_is_refused_on_a_connection_without_tls(wire: RawNode) -> None:
+    """Nothing but a checksum would tell a holder without TLS that a page was damaged on the
+    way, sealed or not: a put that skips them is refused whole, and stores nothing."""
+    now = time.time_ns() // 1000
+    sealed = peer_page(0, version=now, data=bytes(range(40)), encoding=SEALED)
+    request = lean_of([sealed], checksums=[])
+    request.skip_checksums = True
+    answer = wire.call("/ramster.api.v1.Peer/PutPageBatch", request)
+    assert answer.refusal == (
+        INVALID,
+        "skip_checksums is true on a connection that proves no node (no TLS): expected false, "
+        "a checksum for each page",
+    )
+    assert get_lean(wire, 0).lengths == [0]
+
+
 def test_a_lean_get_that_skips_checksums_answers_every_checksum_0_and_the_pages_alike(
     wire: RawNode,
 ) -> None:

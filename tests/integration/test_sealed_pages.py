@@ -7,16 +7,26 @@ done the same way, as a holder (or anyone who could write to it) would hand back
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
-from ramster.page import pack_page
+from ramster.page import PackedPage, pack_page
+from ramster.remote.handles import RemoteRef, Shipment
+from ramster.rpc.peer_link import PeerLink
+from ramster.tmem.keys import PoolSpec
+from ramster.tmem.pool import PoolRecord
 from ramster.trust.files import init_ca, issue
 from ramster.trust.identity import Identity, Role
+from ramster.trust.seal import OriginSeal
+from ramster.wire.peer_messages import pool_record_message
 from ramster.wire.tls import TLS
 from tests.support.cluster import (
     Cluster,
@@ -29,7 +39,11 @@ from tests.support.cluster import (
 )
 from tests.support.etcd import EtcdProcess
 from tests.support.nodes import NodeFactory
+from tests.support.peer_relay import PeerRelay
 from tests.support.wire import RawNode
+
+SEALED, LZ4 = tmem_pb2.PAGE_ENCODING_SEALED, tmem_pb2.PAGE_ENCODING_LZ4
+STORED = tmem_pb2.PUT_STATUS_STORED
 
 
 @pytest.fixture
@@ -112,3 +126,160 @@ def test_a_holder_keeps_sealed_pages_it_cannot_read_nor_swap(
         assert cluster.stats("A")["remote_pages_corrupt"] >= 1
     finally:
         cluster.close()
+
+
+# -- a sealing origin over TLS sends no checksums: the tag checks a page, TLS the way there ---
+
+
+def sealed_shipments(now: int) -> list[Shipment]:
+    """Pages 0..2 of origin pool 7, object 9: two distinct lz4 pages and a same-filled one."""
+    packed = [pack_page(text_page(0)), pack_page(text_page(1)), pack_page(b"\x00" * 4096)]
+    return [
+        Shipment(7, (9, 0, 0), i, now + i, obj_id=1, slot=i, persistent=True, page=p)
+        for i, p in enumerate(packed)
+    ]
+
+
+def sealed_refs(items: list[Shipment]) -> list[RemoteRef]:
+    return [
+        RemoteRef(7, (9, 0, 0), s.index, s.version, node=1, obj_id=1, persistent=True,
+                  page_size=4096)
+        for s in items
+    ]  # fmt: skip
+
+
+OWNER = PoolRecord(7, "client:app/swap", 0, PoolSpec(persistent=True))
+
+
+@pytest.fixture
+def a_and_b(
+    node_factory: NodeFactory, etcd: EtcdProcess, etcd_cluster: str, pki: Path
+) -> Iterator[Cluster]:
+    """Nodes A and B with their certificates and page keys."""
+    cluster = Cluster(node_factory, etcd.url, etcd_cluster)
+    try:
+        app = tls(pki, "app")
+        cluster.start("A", "16MiB", tls=(tls(pki, "A"), app))
+        cluster.start("B", "16MiB", tls=(tls(pki, "B"), app))
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def origin_of(cluster: Cluster, name: str) -> peer_pb2.Origin:
+    number = cluster.stats(name)["node_number"]
+    return peer_pb2.Origin(node_number=number, epoch=cluster.nodes[name].epoch)
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["announced", "earlier-release"])
+def test_a_sealing_link_over_tls_puts_no_checksums_and_reads_its_pages_back_exact(
+    a_and_b: Cluster, pki: Path, announced: bool
+) -> None:
+    """A's link to B (through a relay that shows what it sends, with B's certificate) puts its
+    sealed pages without CRC-32s if B's Hello announced it takes them, with them if not (B
+    plays a release that does not know such puts); either way they come back exact."""
+    origin = origin_of(a_and_b, "A")
+    seal = OriginSeal("A", (pki / "A.pagekey").read_bytes())
+    items = sealed_shipments(time.time_ns() // 1000)
+
+    async def run() -> tuple[list[bool], list[tuple[PackedPage, int] | None], PeerRelay, int]:
+        b = a_and_b.nodes["B"].address
+        async with PeerRelay(b, checked_puts=not announced, tls=tls(pki, "A")) as relay:
+            link = PeerLink(
+                a_and_b.stats("B")["node_number"],
+                relay.address,
+                origin.node_number,
+                origin.epoch,
+                10.0,
+                cluster=a_and_b.name,
+                name="A",
+                tls=tls(pki, "A"),
+                seal=seal,
+            )
+            link.holder_epoch = a_and_b.nodes["B"].epoch
+            try:
+                stored = await link.put(items, [OWNER])
+                return stored, await link.get(sealed_refs(items)), relay, link.corrupt_pages
+            finally:
+                await link.close()
+
+    stored, answers, relay, corrupt = asyncio.run(run())
+    assert stored == [True] * 3
+    assert answers == [(s.page, s.version) for s in items]
+    assert corrupt == 0
+    assert relay.calls == ["Hello", "PutPageBatch", "GetPageBatch"]
+    put = peer_pb2.PeerPutBatchRequest.FromString(relay.requests[1])
+    assert put.skip_checksums is announced
+    assert len(put.checksums) == (0 if announced else 3)
+    assert list(put.encodings) == [tmem_pb2.PAGE_ENCODING_SEALED] * 3
+
+
+def lean_sealed_put(
+    origin: peer_pb2.Origin,
+    items: list[Shipment],
+    data: list[bytes],
+    encodings: list[tmem_pb2.PageEncoding],
+) -> peer_pb2.PeerPutBatchRequest:
+    """A put without checksums of `items` as `data` in `encodings`."""
+    return peer_pb2.PeerPutBatchRequest(
+        origin=origin,
+        keys=tmem_pb2.KeyBatch(oid_word0=[9] * len(items), indexes=[s.index for s in items]),
+        pool_uids=[7] * len(items),
+        persistent=[True] * len(items),
+        versions=[s.version for s in items],
+        encodings=encodings,
+        page_sizes=[4096] * len(items),
+        data=b"".join(data),
+        lengths=[len(d) for d in data],
+        skip_checksums=True,
+        pools=[pool_record_message(OWNER)],
+    )  # fmt: skip
+
+
+def test_a_holder_takes_sealed_pages_without_checksums_only_and_a_damaged_one_is_lost(
+    a_and_b: Cluster, pki: Path
+) -> None:
+    """Without checksums a holder takes sealed pages only (a packed page is refused, naming it);
+    a sealed page damaged before it reached the holder is stored as it came, and its origin
+    takes it for a lost copy, never for its page."""
+    origin = origin_of(a_and_b, "A")
+    seal = OriginSeal("A", (pki / "A.pagekey").read_bytes())
+    items = sealed_shipments(time.time_ns() // 1000)
+    sealed = [seal.seal(s, s.page) for s in items]
+    damaged = bytearray(sealed[1])
+    damaged[40] ^= 1
+    with RawNode(a_and_b.nodes["B"].address, tls=tls(pki, "A")) as wire:
+        packed = lean_sealed_put(
+            origin, items[:2], [sealed[0], items[1].page.payload], [SEALED, LZ4]
+        )
+        refused = wire.call("/ramster.api.v1.Peer/PutPageBatch", packed)
+        assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.details == (
+            "pages[1].checksum is missing (skip_checksums) for a page of encoding "
+            "PAGE_ENCODING_LZ4: expected PAGE_ENCODING_SEALED, the only pages that may come "
+            "without one"
+        )
+        put = lean_sealed_put(origin, items, [sealed[0], bytes(damaged), sealed[2]], [SEALED] * 3)
+        stored = wire.call("/ramster.api.v1.Peer/PutPageBatch", put)
+        assert list(stored.parsed(peer_pb2.PeerPutBatchResponse).results) == [STORED] * 3
+
+    async def read() -> tuple[list[tuple[PackedPage, int] | None], int]:
+        link = PeerLink(
+            a_and_b.stats("B")["node_number"],
+            a_and_b.nodes["B"].address,
+            origin.node_number,
+            origin.epoch,
+            10.0,
+            cluster=a_and_b.name,
+            name="A",
+            tls=tls(pki, "A"),
+            seal=seal,
+        )
+        try:
+            return await link.get(sealed_refs(items)), link.corrupt_pages
+        finally:
+            await link.close()
+
+    answers, corrupt = asyncio.run(read())
+    assert answers == [(items[0].page, items[0].version), None, (items[2].page, items[2].version)]
+    assert corrupt == 1

@@ -1,14 +1,17 @@
 """`PeerRelay`: a Peer service that relays an origin's calls to a real node, as raw bytes.
 
 It stands between a `PeerLink` and a node to show what the link sends and to play a holder of
-an earlier release: with `old`, its Hello announces no lean page calls and it serves none
-(UNIMPLEMENTED, as a node that does not know them), so the link must use the per-page calls.
-It records the methods it was called with (`calls`) and their requests (`requests`), and
-with `damage` flips the first byte of the first page of every get's answer (the checksum left
-as the node sent it), as a corrupt copy on the way would; with `zero_checksums` it sets every
-checksum of a get's answer to 0 (the pages left as they are), as a holder that sends no
-checksums, or forges them, would. A `grpc.aio` server on a free loopback port, run on the
-caller's event loop.
+an earlier release: with `old`, its Hello announces no lean page calls (nor puts without
+checksums) and it serves none (UNIMPLEMENTED, as a node that does not know them), so the link
+must use the per-page calls; with `checked_puts` only the puts without checksums go
+unannounced (a release that serves the lean calls but knows no such put). With `tls` (a node's
+certificate) it serves and calls over TLS with that certificate, as the node it stands in
+front of and as the origin behind it. It records the methods it was called with (`calls`) and
+their requests (`requests`), and with `damage` flips the first byte of the first page of every
+get's answer (the checksum left as the node sent it), as a corrupt copy on the way would; with
+`zero_checksums` it sets every checksum of a get's answer to 0 (the pages left as they are), as
+a holder that sends no checksums, or forges them, would. A `grpc.aio` server on a free loopback
+port, run on the caller's event loop.
 
 Not here: relaying bytes below gRPC (`tests.support.delay_proxy`, `tests.support.tcp_proxy`).
 """
@@ -21,6 +24,7 @@ from typing import Any
 import grpc
 
 from ramster.api.v1 import peer_pb2
+from ramster.wire.tls import TLS
 
 SERVICE = "ramster.api.v1.Peer"
 LEAN = ("PutPageBatch", "GetPageBatch", "FlushPageBatch")
@@ -33,9 +37,18 @@ class PeerRelay:
     """Relays unary Peer calls made to `address` to the node at `target`."""
 
     def __init__(
-        self, target: str, *, old: bool = False, damage: bool = False, zero_checksums: bool = False
+        self,
+        target: str,
+        *,
+        old: bool = False,
+        damage: bool = False,
+        zero_checksums: bool = False,
+        checked_puts: bool = False,
+        tls: TLS | None = None,
     ) -> None:
         self.old = old
+        self.checked_puts = checked_puts
+        self._tls = tls
         self.damage = damage
         self.zero_checksums = zero_checksums
         self.calls: list[str] = []
@@ -51,9 +64,13 @@ class PeerRelay:
         self._channel: grpc.aio.Channel | None = None
 
     async def __aenter__(self) -> PeerRelay:
-        port = self._server.add_insecure_port("127.0.0.1:0")
+        if self._tls is None:
+            port = self._server.add_insecure_port("127.0.0.1:0")
+            self._channel = grpc.aio.insecure_channel(self._target)
+        else:
+            port = self._server.add_secure_port("127.0.0.1:0", self._tls.server_credentials())
+            self._channel = grpc.aio.secure_channel(self._target, self._tls.channel_credentials())
         self.address = f"127.0.0.1:{port}"
-        self._channel = grpc.aio.insecure_channel(self._target)
         await self._server.start()
         return self
 
@@ -83,10 +100,12 @@ class PeerRelay:
         except grpc.aio.AioRpcError as error:
             await context.abort(error.code(), error.details() or "")
             raise  # abort raises; this keeps the type checker told
-        if method == "Hello" and self.old:
+        if method == "Hello" and (self.old or self.checked_puts):
             hello = peer_pb2.HelloResponse.FromString(answer)
-            hello.ClearField("page_batches")
-            hello.ClearField("flush_batches")
+            if self.old:
+                hello.ClearField("page_batches")
+                hello.ClearField("flush_batches")
+            hello.ClearField("sealed_puts_unchecked")
             return hello.SerializeToString()
         if not (self.damage or self.zero_checksums):
             return answer

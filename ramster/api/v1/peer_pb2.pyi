@@ -22,7 +22,7 @@ class HelloRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("cluster", "protocol_version", "node_name", "node_number", "epoch", "address", "capacity_bytes", "free_bytes", "zcache", "ramster", "draining", "page_batches", "flush_batches")
+    __slots__ = ("cluster", "protocol_version", "node_name", "node_number", "epoch", "address", "capacity_bytes", "free_bytes", "zcache", "ramster", "draining", "page_batches", "flush_batches", "sealed_puts_unchecked")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class HelloResponse(_message.Message):
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     PAGE_BATCHES_FIELD_NUMBER: _ClassVar[int]
     FLUSH_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    SEALED_PUTS_UNCHECKED_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     protocol_version: int
     node_name: str
@@ -49,7 +50,8 @@ class HelloResponse(_message.Message):
     draining: bool
     page_batches: bool
     flush_batches: bool
-    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ..., address: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., zcache: _Optional[bool] = ..., ramster: _Optional[bool] = ..., draining: _Optional[bool] = ..., page_batches: _Optional[bool] = ..., flush_batches: _Optional[bool] = ...) -> None: ...
+    sealed_puts_unchecked: bool
+    def __init__(self, cluster: _Optional[str] = ..., protocol_version: _Optional[int] = ..., node_name: _Optional[str] = ..., node_number: _Optional[int] = ..., epoch: _Optional[str] = ..., address: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., zcache: _Optional[bool] = ..., ramster: _Optional[bool] = ..., draining: _Optional[bool] = ..., page_batches: _Optional[bool] = ..., flush_batches: _Optional[bool] = ..., sealed_puts_unchecked: _Optional[bool] = ...) -> None: ...
 
 class Origin(_message.Message):
     __slots__ = ("node_number", "epoch")
@@ -154,7 +156,7 @@ class PeerGetResponse(_message.Message):
     def __init__(self, found: _Optional[_Iterable[bool]] = ..., data: _Optional[_Iterable[bytes]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., versions: _Optional[_Iterable[int]] = ..., checksums: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PeerPutBatchRequest(_message.Message):
-    __slots__ = ("origin", "holder_epoch", "pools", "keys", "pool_uids", "persistent", "versions", "encodings", "page_sizes", "checksums", "data", "lengths")
+    __slots__ = ("origin", "holder_epoch", "pools", "keys", "pool_uids", "persistent", "versions", "encodings", "page_sizes", "checksums", "data", "lengths", "skip_checksums")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     HOLDER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     POOLS_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +169,7 @@ class PeerPutBatchRequest(_message.Message):
     CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
     origin: Origin
     holder_epoch: str
     pools: _containers.RepeatedCompositeFieldContainer[PoolRecord]
@@ -179,7 +182,8 @@ class PeerPutBatchRequest(_message.Message):
     checksums: _containers.RepeatedScalarFieldContainer[int]
     data: bytes
     lengths: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., holder_epoch: _Optional[str] = ..., pools: _Optional[_Iterable[_Union[PoolRecord, _Mapping]]] = ..., keys: _Optional[_Union[_tmem_pb2.KeyBatch, _Mapping]] = ..., pool_uids: _Optional[_Iterable[int]] = ..., persistent: _Optional[_Iterable[bool]] = ..., versions: _Optional[_Iterable[int]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., page_sizes: _Optional[_Iterable[int]] = ..., checksums: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., lengths: _Optional[_Iterable[int]] = ...) -> None: ...
+    skip_checksums: bool
+    def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., holder_epoch: _Optional[str] = ..., pools: _Optional[_Iterable[_Union[PoolRecord, _Mapping]]] = ..., keys: _Optional[_Union[_tmem_pb2.KeyBatch, _Mapping]] = ..., pool_uids: _Optional[_Iterable[int]] = ..., persistent: _Optional[_Iterable[bool]] = ..., versions: _Optional[_Iterable[int]] = ..., encodings: _Optional[_Iterable[_Union[_tmem_pb2.PageEncoding, str]]] = ..., page_sizes: _Optional[_Iterable[int]] = ..., checksums: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., lengths: _Optional[_Iterable[int]] = ..., skip_checksums: _Optional[bool] = ...) -> None: ...
 
 class PeerPutBatchResponse(_message.Message):
     __slots__ = ("results",)

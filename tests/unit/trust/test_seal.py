@@ -12,6 +12,7 @@ from ramster.tmem.keys import PageVersion
 from ramster.trust.seal import (
     AAD_BYTES,
     COUNTER_LIMIT,
+    NONCE_BYTES,
     OVERHEAD,
     PREFIX_BYTES,
     Nonces,
@@ -264,6 +265,24 @@ def test_open_all_opens_a_batch_and_gives_none_for_each_page_that_does_not() -> 
     )
     assert opened == [pages[0], pages[1], None, None, None, None, pages[3]]
     assert [type(page.payload) for page in opened if page is not None] == [bytes] * 3
+
+
+def test_seal_all_seals_each_page_for_its_place_under_a_nonce_of_its_own() -> None:
+    """A put's batch sealed in one call: each page opens for its own place only, each under
+    its own nonce (none alike with another's, nor with a lone seal's before or after)."""
+    origin = OriginSeal("n1", KEY)
+    pages = [pack_page(TEXT), pack_page(b"\x07" * 4096), pack_page(TEXT[::-1])]
+    places = [PageVersion(3, (7, 0, 0), index, 1000 + index) for index in range(3)]
+    before = origin.seal(places[0], pages[0])
+    sealed = origin.seal_all(zip(places, pages, strict=True))
+    after = origin.seal(places[0], pages[0])
+    assert [origin.open(at, box, 4096) for at, box in zip(places, sealed, strict=True)] == pages
+    assert [len(box) for box in sealed] == [len(p.payload) + 1 + OVERHEAD for p in pages]
+    nonces = [box[:NONCE_BYTES] for box in (before, *sealed, after)]
+    assert len(set(nonces)) == 5
+    with pytest.raises(SealBroken):
+        origin.open(places[1], sealed[0], 4096)
+    assert origin.seal_all([]) == []
 
 
 def test_open_all_refuses_an_encoding_byte_of_none_as_open_does() -> None:

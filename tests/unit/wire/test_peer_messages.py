@@ -7,12 +7,13 @@ from zlib import crc32
 
 import pytest
 
-from ramster.api.v1 import peer_pb2
-from ramster.errors import InternalError
+from ramster.api.v1 import peer_pb2, tmem_pb2
+from ramster.errors import InternalError, InvalidArgument
 from ramster.holder.foreign import ForeignPages
 from ramster.page import PackedPage, pack_page
 from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
 from ramster.rpc import foreign_pages
+from ramster.trust.seal import KEY_BYTES, OriginSeal
 from ramster.wire.messages import packed_encoding
 from ramster.wire.peer_messages import (
     batch_answers,
@@ -79,6 +80,63 @@ def test_a_holder_reads_the_same_pages_from_either_form() -> None:
     ]
     # Only the second page has oid words beyond the first: both arrays are sent.
     assert list(wire.keys.oid_word1) == [0, 2, 0]
+
+
+def sealed_payloads() -> list[tuple[bytes, tmem_pb2.PageEncoding]]:
+    """SHIPMENTS as a sealing origin sends them."""
+    seal = OriginSeal("origin", b"k" * KEY_BYTES)
+    return [(seal.seal(s, s.page), tmem_pb2.PAGE_ENCODING_SEALED) for s in SHIPMENTS]
+
+
+def test_a_put_without_checksums_carries_none_and_reads_as_the_same_sealed_pages() -> None:
+    """An origin that seals its pages over TLS sends no CRC-32s; a holder that takes that reads
+    the very pages it reads from the put with them."""
+    payloads = sealed_payloads()
+    checked = put_batch_request(ORIGIN, "", [], SHIPMENTS, payloads)
+    skipped = put_batch_request(ORIGIN, "", [], SHIPMENTS, payloads, skip_checksums=True)
+    assert list(checked.checksums) == [crc32(data) for data, _ in payloads]
+    assert not checked.skip_checksums
+    assert list(skipped.checksums) == []
+    assert skipped.skip_checksums
+    read = foreign_pages.pages_of_batch(skipped, unchecked=True)
+    assert read == foreign_pages.pages_of_batch(checked)
+    assert [page.payload for page in read.pages] == [data for data, _ in payloads]
+
+
+def test_a_packed_page_without_a_checksum_is_refused_naming_it() -> None:
+    payloads = sealed_payloads()
+    payloads[1] = (SHIPMENTS[1].page.payload, packed_encoding(SHIPMENTS[1].page))
+    skipped = put_batch_request(ORIGIN, "", [], SHIPMENTS, payloads, skip_checksums=True)
+    with pytest.raises(InvalidArgument) as refused:
+        foreign_pages.pages_of_batch(skipped, unchecked=True)
+    assert str(refused.value) == (
+        "pages[1].checksum is missing (skip_checksums) for a page of encoding "
+        "PAGE_ENCODING_SAME_FILLED: expected PAGE_ENCODING_SEALED, the only pages that may come "
+        "without one"
+    )
+    assert refused.value.field_name == "pages[1].checksum"
+
+
+def test_a_put_that_skips_checksums_yet_sends_some_is_refused() -> None:
+    request = put_batch_request(ORIGIN, "", [], SHIPMENTS, sealed_payloads())
+    request.skip_checksums = True
+    with pytest.raises(InvalidArgument) as refused:
+        foreign_pages.pages_of_batch(request, unchecked=True)
+    assert str(refused.value) == "checksums has 3 entries with skip_checksums: expected none"
+
+
+@pytest.mark.parametrize("proven", [False, True], ids=["no-tls", "node"])
+def test_only_a_caller_proven_a_node_may_skip_checksums(proven: bool) -> None:
+    assert foreign_pages.unchecked_puts(False, proven) is False
+    if proven:
+        assert foreign_pages.unchecked_puts(True, proven) is True
+        return
+    with pytest.raises(InvalidArgument) as refused:
+        foreign_pages.unchecked_puts(True, proven)
+    assert str(refused.value) == (
+        "skip_checksums is true on a connection that proves no node (no TLS): expected false, "
+        "a checksum for each page"
+    )
 
 
 def test_an_origin_reads_the_same_answers_from_either_form() -> None:
