@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from ramster.page import PackedPage, PoolDictionaries
+from ramster.page import Codec, PackedPage, PoolDictionaries, pack_page
 from ramster.page_dictionary import PageDictionary
 
 DEFAULT_SAMPLES = 2000
@@ -130,7 +130,8 @@ class DictionaryShelf:
         self.retired: list[int] = []
         """Dictionaries of persistent pools dropped with their pool, to erase from the record."""
         self.held_bytes = 0
-        """Bytes of the samples (until their training ends) and the dictionaries kept: the
+        """Bytes of the samples (until their training ends) and what the dictionaries kept
+        hold (`PageDictionary.held_bytes`, as it changes when one packs or stops packing): the
         store counts them against its budget."""
         self.counters = {
             "zstd_dicts_trained": 0,
@@ -239,7 +240,8 @@ class DictionaryShelf:
         pool = self._pools.setdefault(pool_uid, _Pool(persistent=True, sampling=False))
         self._add(pool_uid, dictionary)
         self._recorded.add(dictionary.dict_id)
-        pool.current = max(pool.current, dictionary.dict_id)
+        if dictionary.dict_id > pool.current:
+            self._take_over(pool, dictionary.dict_id)
 
     def continue_ids(self, next_id: int) -> None:
         """The record says ids below `next_id` were used: none is given again."""
@@ -247,7 +249,7 @@ class DictionaryShelf:
 
     def _add(self, pool_uid: int, dictionary: PageDictionary) -> None:
         self.by_id[dictionary.dict_id] = dictionary
-        self.held_bytes += dictionary.size
+        self.held_bytes += dictionary.held_bytes
         self._owner[dictionary.dict_id] = pool_uid
         self._refs.setdefault(dictionary.dict_id, 0)
 
@@ -265,12 +267,35 @@ class DictionaryShelf:
         self._add(training.pool_uid, PageDictionary(data))
         if pool.persistent:
             self._recorded.add(training.dict_id)
-        previous, pool.current = pool.current, training.dict_id
+        previous = self._take_over(pool, training.dict_id)
         pool.ratio = 0.0
         pool.raw = pool.packed = 0
         self.counters["zstd_dicts_trained"] += 1
         if previous:
             self._drop_if_unused(previous)
+
+    def _take_over(self, pool: _Pool, dict_id: int) -> int:
+        """Dictionary `dict_id` packs `pool`'s new pages from now on; the one that did (its
+        id returned, 0: none) packs no more, and gives its compressor back."""
+        previous, pool.current = pool.current, dict_id
+        if previous:
+            packed_with = self.by_id[previous]
+            held = packed_with.held_bytes
+            packed_with.stop_packing()
+            self.held_bytes -= held - packed_with.held_bytes
+        return previous
+
+    def pack(self, pool_uid: int, page: bytes, codec: Codec) -> PackedPage:
+        """`page` of pool `pool_uid` packed with `codec`, and with the pool's current
+        dictionary, if it has one: its first page makes its compressor, charged here."""
+        dictionary = self.current(pool_uid)
+        if dictionary is None:
+            return pack_page(page, codec)
+        held = dictionary.held_bytes
+        packed = pack_page(page, codec, dictionary)
+        self.held_bytes += dictionary.held_bytes - held
+        self.packed(pool_uid, packed)
+        return packed
 
     def ref(self, dict_id: int, pages: int) -> None:
         """`pages` more stored pages (fewer if negative) packed with dictionary `dict_id`."""
@@ -299,7 +324,7 @@ class DictionaryShelf:
             self.retired.append(dict_id)
         if owner is not None:
             owner.dropped |= {dict_id}
-        self.held_bytes -= self.by_id[dict_id].size
+        self.held_bytes -= self.by_id[dict_id].held_bytes
         del self.by_id[dict_id], self._owner[dict_id], self._refs[dict_id]
         self.counters["zstd_dicts_dropped"] += 1
 
