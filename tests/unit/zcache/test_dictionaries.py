@@ -29,6 +29,8 @@ from ramster.zcache.store import SLOT_BYTES
 ZSTD1 = Codec("zstd", 1)
 POOL, OTHER = 7, 8
 SAMPLES = 200
+SAMPLE_BYTES = 4096 + 8
+"""What a sample holds: its page, and where it ends in the samples' buffer."""
 _versions = itertools.count(1)
 
 
@@ -136,7 +138,7 @@ def test_a_drifting_ratio_trains_a_new_dictionary_and_the_old_lives_while_its_pa
     for n in range(SAMPLES):
         put(zcache, record_page(n, kind="order"))
     first = shelf.by_id[1]
-    assert shelf.held_bytes == held_by(first, packing_level=1) + SAMPLES * 4096
+    assert shelf.held_bytes == held_by(first, packing_level=1) + SAMPLES * SAMPLE_BYTES
     second = trained(zcache)
     assert second.dict_id == 2
     # The first packs no more: its compressor goes, and is no longer charged.
@@ -225,8 +227,8 @@ def test_samples_and_dictionaries_count_against_the_budget_at_what_they_hold() -
     zcache = store()
     shelf = zcache.dictionaries
     slots = [put(zcache, record_page(n)) for n in range(SAMPLES)]
-    pages_only = zcache.used_bytes - SAMPLES * 4096
-    assert shelf.held_bytes == SAMPLES * 4096
+    pages_only = zcache.used_bytes - SAMPLES * SAMPLE_BYTES
+    assert shelf.held_bytes == SAMPLES * SAMPLE_BYTES
     trained(zcache)
     dictionary = shelf.by_id[1]
     assert shelf.held_bytes == dictionary.held_bytes == held_by(dictionary)
@@ -357,7 +359,7 @@ def test_a_dictionary_that_could_not_be_recorded_leaves_its_pool_sampling_again(
     for n in range(SAMPLES):
         put(zcache, record_page(n), persistent=True)
     training = zcache.dictionaries.due(POOL, 1)
-    assert training is not None and zcache.dictionaries.held_bytes == SAMPLES * 4096
+    assert training is not None and zcache.dictionaries.held_bytes == SAMPLES * SAMPLE_BYTES
     zcache.dictionaries.abandon(training)
     assert zcache.dictionaries.held_bytes == 0
     assert zcache.dictionaries.wants_sample(POOL)
@@ -372,7 +374,8 @@ def test_samples_leave_half_the_budget_to_the_pages_persistent_ones_too() -> Non
         zcache.create(record_page(n), True, n + 1, n + 1, codec=ZSTD1, pool_uid=POOL)
         for n in range(50)
     ]
-    assert zcache.dictionaries.held_bytes == 32 * 4096
+    # Half the budget is 32 pages; with where each ends, 31 samples fit in it.
+    assert zcache.dictionaries.held_bytes == 31 * SAMPLE_BYTES
     assert [type(outcome) for outcome in stored] == [Created] * 50
 
 
@@ -381,7 +384,7 @@ def test_same_filled_pages_are_not_sampled() -> None:
     for page in (bytes(4096), b"\x07" * 4096, record_page(1), b"\xff" * 4096, record_page(2)):
         shelf.sample(POOL, page)
     assert shelf.wants_sample(POOL) is False
-    assert shelf.held_bytes == 2 * 4096
+    assert shelf.held_bytes == 2 * SAMPLE_BYTES
     training = shelf.due(POOL, 1)
     assert training is not None
     assert training.samples.pages() == [record_page(1), record_page(2)]
