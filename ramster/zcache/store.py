@@ -285,6 +285,7 @@ class ZCache:
     def counters(self) -> dict[str, int]:
         counters = asdict(self.stats) | self.dictionaries.counters
         counters["used_bytes"] = self.used_bytes
+        counters["zstd_dict_bytes"] = self.dictionaries.held_bytes
         counters["memory_bytes"] = self.config.memory
         return counters
 

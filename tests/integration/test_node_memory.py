@@ -69,7 +69,8 @@ def test_a_trained_dictionary_counts_against_the_budget_at_what_zstd_holds_for_i
         used_before = client.stats()["used_bytes"]
         assert client.put_many(pool, [(1, n, page) for n, page in enumerate(pages)]) == [True] * 200
         wait_for(lambda: client.stats()["zstd_dicts_trained"] == 1, what="a dictionary")
-        used = client.stats()["used_bytes"] - used_before
+        stats = client.stats()
+        used = stats["used_bytes"] - used_before
     with RawNode(node.address) as wire:
         fetched = wire.tmem("GetDictionary", client="app", pool_id=pool, dictionary=1)
     dictionary = PageDictionary(fetched.parsed(tmem_pb2.GetDictionaryResponse).dictionary)
@@ -81,3 +82,4 @@ def test_a_trained_dictionary_counts_against_the_budget_at_what_zstd_holds_for_i
     )
     assert dictionary.held_bytes > 9 * dictionary.size  # 16 KiB: zstd holds 152 KiB for it
     assert used == stored + len(pages) * SLOT_BYTES + OBJECT_BYTES + dictionary.held_bytes
+    assert stats["zstd_dict_bytes"] == dictionary.held_bytes

@@ -240,7 +240,9 @@ def test_samples_and_dictionaries_count_against_the_budget_at_what_they_hold() -
     assert held_by(dictionary, packing_level=1) - held_by(dictionary) > held_by(dictionary) / 2
     slots.append(put(zcache, record_page(SAMPLES + 1)))  # the same compressor packs the next
     assert shelf.held_bytes == held_by(dictionary, packing_level=1)
-    assert zcache.counters()["used_bytes"] == zcache.used_bytes
+    counters = zcache.counters()
+    assert counters["used_bytes"] == zcache.used_bytes
+    assert counters["zstd_dict_bytes"] == held_by(dictionary, packing_level=1)
     for slot in slots:
         zcache.free(slot)
     zcache.forget_pool(POOL)
