@@ -13,6 +13,9 @@ Dictionaries are immutable and named by an id unique on this node (every frame m
 names it); each counts the stored pages packed with it (`ref`) and is dropped when the last goes
 and a newer one has taken over. A dictionary is made of fragments of the pages it was trained on:
 it belongs to its pool alone, never packs another pool's pages, and is handed to no one else.
+The samples and the dictionaries count against the store's budget (`held_bytes`) at what they
+hold: a dictionary at what zstd holds for it (`PageDictionary.held_bytes`, ten times its size),
+and its compressor from the first page packed here (`pack`) until a newer one takes over.
 
 A persistent pool's pages outlive the node (their copies on peers come back after a restart), so
 its dictionaries are trained only where the node records them (`keeps_persistent`: the node
@@ -22,7 +25,7 @@ above every recorded one: `continue_ids`); a pool has at most `MAX_PERSISTENT` o
 it retrains no more. Those dropped with their pool are `retired`, for the node to erase from
 the record.
 
-Pure: no I/O, no asyncio. Not here: when training runs (`ramster.tiered`), packing
+Pure: no I/O, no asyncio. Not here: when training runs (`ramster.tiered`), the page formats
 (`ramster.page`).
 """
 
