@@ -213,12 +213,13 @@ def test_a_dictionary_holds_what_zstd_says_its_parts_take(
     assert header is not None
     reading = 2 * len(trained) - header + DDICT_BYTES + lib.ZSTD_estimateDCtxSize()
     assert dictionary.held_bytes == reading
+    content = zstandard.ZstdCompressionDict(
+        trained[header:], dict_type=zstandard.DICT_TYPE_RAWCONTENT
+    )
     # A compressor is made by the first page packed, at the level asked; one at a time.
     for level in (1, 3, 1):
         pack_page(corpus_pages[0], Codec("zstd", level), dictionary)
-        compressor = zstandard.ZstdCompressor(
-            level=level, dict_data=dictionary._packs_with, write_checksum=True
-        )
+        compressor = zstandard.ZstdCompressor(level=level, dict_data=content, write_checksum=True)
         compressor.compress(corpus_pages[0])
         assert dictionary.held_bytes == reading + compressor.memory_size()
     dictionary.stop_packing()
