@@ -35,6 +35,9 @@ HELP = {
     "zstd_zpages": "This node's own pages held as zstd frames.",
     "zstd_zbytes": "Bytes of this node's own zstd pages, compressed.",
     "zstd_bytes": "Bytes of this node's own zstd pages, uncompressed.",
+    "zstd_dict_bytes": (
+        "Bytes of used_bytes the zstd dictionaries (all zstd holds for them) and samples take."
+    ),
     "zstd_dicts_trained": "zstd dictionaries trained on the pages of this node's zstd pools.",
     "zstd_dicts_unhelpful": "zstd dictionaries trained but not used: they did not pay off.",
     "zstd_dicts_dropped": "zstd dictionaries dropped once no stored page used them.",

@@ -48,6 +48,7 @@ GAUGES = frozenset(
         "zstd_zpages",
         "zstd_zbytes",
         "zstd_bytes",
+        "zstd_dict_bytes",
         "ramster_on",
         "foreign_eph_pages",
         "foreign_pers_pages",

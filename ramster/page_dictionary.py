@@ -16,6 +16,15 @@ send, and the repeat offsets a full dictionary starts with are zstd's defaults, 
 raw-content one (a dictionary whose are not is packed with whole, as frames before were). Each
 frame carries its page's checksum: read with any other dictionary, it fails to decode.
 
+What a dictionary holds (`held_bytes`, which its node charges to its budget) is about ten times
+its size: zstd's copies of it (the whole one and its content), the decoding tables zstd builds
+from it (a DDict), a decompression context, and, once it packs, a compression context with the
+dictionary loaded into it (its hash tables; zstd's level picks their size). All but the DDict
+are measured (`len`, `memory_size()`); the DDict's size is zstd's `sizeof(ZSTD_DDict)`, which
+zstandard's C backend does not tell (`DDICT_BYTES`, checked against zstd's own figure in the
+tests). The compressor is made on the first page packed, not before: a node's dictionary packs
+only while it is its pool's newest, and only pages its clients send raw.
+
 Pure: no I/O, no asyncio. Not here: packing a page (`ramster.page`), which dictionaries a pool
 has (`ramster.zcache.dictionaries`).
 """
@@ -35,14 +44,21 @@ _DICTIONARY_ID_SIZES = ((1 << 8, 1), (1 << 16, 2), (1 << 32, 4))
 """(ids below, bytes of the id in a frame header), as zstd writes it: the fewest that fit."""
 
 
+DDICT_BYTES = 27_352
+"""Bytes of a DDict made by reference (zstd 1.5's `sizeof(ZSTD_DDict)`: its entropy tables), as
+zstandard makes one for every decompressor with a dictionary."""
+
+
 class PageDictionary:
     """A zstd dictionary, immutable, named by its id (1..2**32-1) in every frame made with it.
 
     Made of fragments of the pages it was trained on: as secret as they are."""
 
     __slots__ = (
-        "_compressors",
+        "_compressor",
         "_decompressor",
+        "_fixed_bytes",
+        "_level",
         "_names",
         "_packs_with",
         "dict_id",
@@ -75,8 +91,11 @@ class PageDictionary:
         )
         self._names = (size_code, self.dict_id.to_bytes(size, "little"))
         """How a frame's header names this dictionary: its Dictionary_ID_flag and field."""
-        self._compressors: dict[int, zstandard.ZstdCompressor] = {}
+        self._compressor: zstandard.ZstdCompressor | None = None
+        self._level = 0
         self._decompressor = zstandard.ZstdDecompressor(dict_data=self.zstd)
+        copies = len(self.zstd) + (0 if self._packs_with is self.zstd else len(self._packs_with))
+        self._fixed_bytes = copies + DDICT_BYTES + self._decompressor.memory_size()
 
     def __repr__(self) -> str:
         return f"<PageDictionary {self.dict_id} of {self.size} bytes>"
@@ -87,12 +106,23 @@ class PageDictionary:
         data: bytes = self.zstd.as_bytes()
         return data
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes this dictionary holds now: zstd's copies of it, its DDict, its decompression
+        context and its compression context, if it has packed (the context grows to fit the
+        first page, so its size is known only after)."""
+        compressor = self._compressor
+        return self._fixed_bytes + (0 if compressor is None else compressor.memory_size())
+
     def pack(self, page: bytes, level: int) -> bytes:
         """The zstd frame of `page` at `level`, made with this dictionary and naming it, in a
-        block of its own size (`ramster.page.pack_page` keeps it as it is)."""
-        compressor = self._compressors.get(level)
-        if compressor is None:
-            compressor = self._compressors[level] = zstandard.ZstdCompressor(
+        block of its own size (`ramster.page.pack_page` keeps it as it is). One compressor is
+        kept, of the last level asked (a pool packs at one level): at levels 3 and above its
+        context takes 0.5 MiB and more beside a 32 KiB dictionary."""
+        compressor = self._compressor
+        if compressor is None or level != self._level:
+            self._level = level
+            compressor = self._compressor = zstandard.ZstdCompressor(
                 level=level,
                 dict_data=self._packs_with,
                 write_checksum=True,
@@ -103,6 +133,11 @@ class PageDictionary:
         if self._packs_with is self.zstd:
             return trimmed_frame(frame)
         return _named(frame, *self._names)
+
+    def stop_packing(self) -> None:
+        """This dictionary packs no more pages (a newer one took over its pool): its
+        compressor goes, pages are still read with it."""
+        self._compressor = None
 
     @property
     def decompressor(self) -> zstandard.ZstdDecompressor:

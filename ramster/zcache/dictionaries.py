@@ -13,6 +13,9 @@ Dictionaries are immutable and named by an id unique on this node (every frame m
 names it); each counts the stored pages packed with it (`ref`) and is dropped when the last goes
 and a newer one has taken over. A dictionary is made of fragments of the pages it was trained on:
 it belongs to its pool alone, never packs another pool's pages, and is handed to no one else.
+The samples and the dictionaries count against the store's budget (`held_bytes`) at what they
+hold: a dictionary at what zstd holds for it (`PageDictionary.held_bytes`, ten times its size),
+and its compressor from the first page packed here (`pack`) until a newer one takes over.
 
 A persistent pool's pages outlive the node (their copies on peers come back after a restart), so
 its dictionaries are trained only where the node records them (`keeps_persistent`: the node
@@ -22,18 +25,19 @@ above every recorded one: `continue_ids`); a pool has at most `MAX_PERSISTENT` o
 it retrains no more. Those dropped with their pool are `retired`, for the node to erase from
 the record.
 
-Pure: no I/O, no asyncio. Not here: when training runs (`ramster.tiered`), packing
+Pure: no I/O, no asyncio. Not here: when training runs (`ramster.tiered`), the page formats
 (`ramster.page`).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import zstandard
 
-from ramster.page import PackedPage, PoolDictionaries
+from ramster.page import Codec, PackedPage, PoolDictionaries, pack_page
 from ramster.page_dictionary import PageDictionary
 
 DEFAULT_SAMPLES = 2000
@@ -50,13 +54,14 @@ class Samples:
     """Sample pages, one after another in one buffer. Past glibc's mmap threshold (128 KiB, kept
     there: `ramster.pinning.fix_mmap_threshold`) the buffer is a mapping of its own, given back
     whole once its training is done: kept as 4 KiB bytes apiece, they left holes among the
-    pages stored meanwhile (1.2 MB stayed resident in a store of 16 MB)."""
+    pages stored meanwhile (1.2 MB stayed resident in a store of 16 MB). Where each ends is an
+    array of 8-byte offsets (a list of ints took 40 bytes a sample, 80 KB for 2,000)."""
 
     __slots__ = ("_buffer", "_ends")
 
     def __init__(self, pages: Iterable[bytes] = ()) -> None:
         self._buffer = bytearray()
-        self._ends: list[int] = []
+        self._ends = array("Q")
         for page in pages:
             self.append(page)
 
@@ -68,7 +73,8 @@ class Samples:
 
     @property
     def nbytes(self) -> int:
-        return len(self._buffer)
+        """Bytes the samples hold: the pages, and where each ends."""
+        return len(self._buffer) + self._ends.itemsize * len(self._ends)
 
     def append(self, page: bytes) -> None:
         self._buffer += page
@@ -130,7 +136,8 @@ class DictionaryShelf:
         self.retired: list[int] = []
         """Dictionaries of persistent pools dropped with their pool, to erase from the record."""
         self.held_bytes = 0
-        """Bytes of the samples (until their training ends) and the dictionaries kept: the
+        """Bytes of the samples (until their training ends) and what the dictionaries kept
+        hold (`PageDictionary.held_bytes`, as it changes when one packs or stops packing): the
         store counts them against its budget."""
         self.counters = {
             "zstd_dicts_trained": 0,
@@ -171,8 +178,9 @@ class DictionaryShelf:
         if pool is None:
             pool = self._pools[pool_uid] = _Pool(persistent=persistent)
         if pool.sampling and len(pool.samples) < self.samples and not _same_filled(page):
+            held = pool.samples.nbytes
             pool.samples.append(page)
-            self.held_bytes += len(page)
+            self.held_bytes += pool.samples.nbytes - held
 
     def trains(self, persistent: bool) -> bool:
         """Whether pools of this class (`persistent` or not) get dictionaries here."""
@@ -239,7 +247,8 @@ class DictionaryShelf:
         pool = self._pools.setdefault(pool_uid, _Pool(persistent=True, sampling=False))
         self._add(pool_uid, dictionary)
         self._recorded.add(dictionary.dict_id)
-        pool.current = max(pool.current, dictionary.dict_id)
+        if dictionary.dict_id > pool.current:
+            self._take_over(pool, dictionary.dict_id)
 
     def continue_ids(self, next_id: int) -> None:
         """The record says ids below `next_id` were used: none is given again."""
@@ -247,7 +256,7 @@ class DictionaryShelf:
 
     def _add(self, pool_uid: int, dictionary: PageDictionary) -> None:
         self.by_id[dictionary.dict_id] = dictionary
-        self.held_bytes += dictionary.size
+        self.held_bytes += dictionary.held_bytes
         self._owner[dictionary.dict_id] = pool_uid
         self._refs.setdefault(dictionary.dict_id, 0)
 
@@ -265,12 +274,35 @@ class DictionaryShelf:
         self._add(training.pool_uid, PageDictionary(data))
         if pool.persistent:
             self._recorded.add(training.dict_id)
-        previous, pool.current = pool.current, training.dict_id
+        previous = self._take_over(pool, training.dict_id)
         pool.ratio = 0.0
         pool.raw = pool.packed = 0
         self.counters["zstd_dicts_trained"] += 1
         if previous:
             self._drop_if_unused(previous)
+
+    def _take_over(self, pool: _Pool, dict_id: int) -> int:
+        """Dictionary `dict_id` packs `pool`'s new pages from now on; the one that did (its
+        id returned, 0: none) packs no more, and gives its compressor back."""
+        previous, pool.current = pool.current, dict_id
+        if previous:
+            packed_with = self.by_id[previous]
+            held = packed_with.held_bytes
+            packed_with.stop_packing()
+            self.held_bytes -= held - packed_with.held_bytes
+        return previous
+
+    def pack(self, pool_uid: int, page: bytes, codec: Codec) -> PackedPage:
+        """`page` of pool `pool_uid` packed with `codec`, and with the pool's current
+        dictionary, if it has one: its first page makes its compressor, charged here."""
+        dictionary = self.current(pool_uid)
+        if dictionary is None:
+            return pack_page(page, codec)
+        held = dictionary.held_bytes
+        packed = pack_page(page, codec, dictionary)
+        self.held_bytes += dictionary.held_bytes - held
+        self.packed(pool_uid, packed)
+        return packed
 
     def ref(self, dict_id: int, pages: int) -> None:
         """`pages` more stored pages (fewer if negative) packed with dictionary `dict_id`."""
@@ -299,7 +331,7 @@ class DictionaryShelf:
             self.retired.append(dict_id)
         if owner is not None:
             owner.dropped |= {dict_id}
-        self.held_bytes -= self.by_id[dict_id].size
+        self.held_bytes -= self.by_id[dict_id].held_bytes
         del self.by_id[dict_id], self._owner[dict_id], self._refs[dict_id]
         self.counters["zstd_dicts_dropped"] += 1
 

@@ -285,6 +285,7 @@ class ZCache:
     def counters(self) -> dict[str, int]:
         counters = asdict(self.stats) | self.dictionaries.counters
         counters["used_bytes"] = self.used_bytes
+        counters["zstd_dict_bytes"] = self.dictionaries.held_bytes
         counters["memory_bytes"] = self.config.memory
         return counters
 
@@ -343,13 +344,8 @@ class ZCache:
         sampled for its next one, if it is sampling. Persistent pages get one only where the
         node records dictionaries (`DictionaryShelf.keeps_persistent`): a restarted node takes
         them back from its peers, and must decode them."""
-        shelf = self.dictionaries
         self._sample(page, pool_uid, persistent)
-        dictionary = shelf.current(pool_uid)
-        packed = pack_page(page, codec, dictionary)
-        if dictionary is not None:
-            shelf.packed(pool_uid, packed)
-        return packed
+        return self.dictionaries.pack(pool_uid, page, codec)
 
     def _note_packed(self, packed: PackedPage, pool_uid: int, persistent: bool) -> None:
         """A zstd page of pool `pool_uid` its client packed (once the node said it samples no

@@ -14,7 +14,13 @@ import zstandard
 
 from ramster.errors import InvalidArgument
 from ramster.page import Codec, PackedPage, check_packed, pack_page, unpack_page
-from ramster.page_dictionary import _TABLES, PageDictionary, _fse_table_size, _header_size
+from ramster.page_dictionary import (
+    _TABLES,
+    DDICT_BYTES,
+    PageDictionary,
+    _fse_table_size,
+    _header_size,
+)
 from ramster.workload.corpus import build_corpus
 from ramster.zcache.dictionaries import (
     DEFAULT_SAMPLES,
@@ -186,3 +192,37 @@ def test_a_dictionarys_header_is_read_as_zstd_reads_it(
     assert _header_size(data) == lib.ZDICT_getDictHeaderSize(data, len(data)) == at + 12 - size + 3
     assert _header_size(data[: at + 11 - size + 3]) is None
     assert _header_size(data[:3] + b"\xed" + data[4:]) is None  # not zstd's magic
+
+
+def test_a_dictionary_holds_what_zstd_says_its_parts_take(
+    corpus_pages: list[bytes], trained: bytes
+) -> None:
+    # zstandard's C backend makes a DDict by reference for a decompressor with a dictionary
+    # and does not tell its size; its cffi backend (not imported by the node) reaches zstd's.
+    from zstandard.backend_cffi import ffi, lib  # type: ignore[attr-defined]
+
+    buffer = ffi.from_buffer(trained)
+    ddict = lib.ZSTD_createDDict_byReference(buffer, len(trained))
+    try:
+        assert lib.ZSTD_sizeof_DDict(ddict) == DDICT_BYTES
+    finally:
+        lib.ZSTD_freeDDict(ddict)
+    assert lib.ZSTD_estimateDDictSize(len(trained), lib.ZSTD_dlm_byRef) == DDICT_BYTES
+    dictionary = PageDictionary(trained)
+    header = _header_size(trained)
+    assert header is not None
+    reading = 2 * len(trained) - header + DDICT_BYTES + lib.ZSTD_estimateDCtxSize()
+    assert dictionary.held_bytes == reading
+    content = zstandard.ZstdCompressionDict(
+        trained[header:], dict_type=zstandard.DICT_TYPE_RAWCONTENT
+    )
+    # A compressor is made by the first page packed, at the level asked; one at a time.
+    for level in (1, 3, 1):
+        pack_page(corpus_pages[0], Codec("zstd", level), dictionary)
+        compressor = zstandard.ZstdCompressor(level=level, dict_data=content, write_checksum=True)
+        compressor.compress(corpus_pages[0])
+        assert dictionary.held_bytes == reading + compressor.memory_size()
+    dictionary.stop_packing()
+    assert dictionary.held_bytes == reading
+    packed = pack_page(corpus_pages[1], ZSTD1, dictionary)
+    assert unpack_page(packed, {300: dictionary}) == corpus_pages[1]

@@ -9,9 +9,11 @@ import itertools
 import random
 
 import pytest
+import zstandard
 
 from ramster.errors import DictionaryRetired, InvalidArgument
 from ramster.page import Codec, PackedPage, UnknownDictionary, check_packed, unpack_page
+from ramster.page_dictionary import DDICT_BYTES, PageDictionary, _header_size
 from ramster.tmem.store import Created
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.dictionaries import (
@@ -27,6 +29,8 @@ from ramster.zcache.store import SLOT_BYTES
 ZSTD1 = Codec("zstd", 1)
 POOL, OTHER = 7, 8
 SAMPLES = 200
+SAMPLE_BYTES = 4096 + 8
+"""What a sample holds: its page, and where it ends in the samples' buffer."""
 _versions = itertools.count(1)
 
 
@@ -133,10 +137,15 @@ def test_a_drifting_ratio_trains_a_new_dictionary_and_the_old_lives_while_its_pa
     assert shelf.wants_sample(POOL), "the ratio never drifted"
     for n in range(SAMPLES):
         put(zcache, record_page(n, kind="order"))
+    first = shelf.by_id[1]
+    assert shelf.held_bytes == held_by(first, packing_level=1) + SAMPLES * SAMPLE_BYTES
     second = trained(zcache)
     assert second.dict_id == 2
+    # The first packs no more: its compressor goes, and is no longer charged.
+    assert shelf.held_bytes == held_by(first) + held_by(shelf.by_id[2])
     new = put(zcache, record_page(7000, kind="order"))
     assert zcache.read_packed(new, 4096).dictionary == 2
+    assert shelf.held_bytes == held_by(first) + held_by(shelf.by_id[2], packing_level=1)
     # Pages of the first dictionary are still stored and read back exact.
     assert [zcache.read(slot, 4096) for slot in old] == [record_page(n) for n in range(2000, 2050)]
     assert sorted(shelf.by_id) == [1, 2]
@@ -145,6 +154,7 @@ def test_a_drifting_ratio_trains_a_new_dictionary_and_the_old_lives_while_its_pa
         if zcache.read_packed(slot, 4096).dictionary == 1:
             zcache.free(slot)
     assert sorted(shelf.by_id) == [2]  # the last page of dictionary 1 took it along
+    assert shelf.held_bytes == held_by(shelf.by_id[2], packing_level=1)
     assert zcache.counters()["zstd_dicts_dropped"] == 1
     assert zcache.read(new, 4096) == record_page(7000, kind="order")
     # A page packed with it arrives late: not the caller's fault, it is to send the page raw.
@@ -195,20 +205,49 @@ def test_a_page_naming_a_dictionary_it_was_not_made_with_never_decodes_wrong() -
         check_packed(corrupted, "data", {1: impostor})
 
 
-def test_samples_and_dictionaries_count_against_the_budget() -> None:
+def held_by(dictionary: PageDictionary, packing_level: int | None = None) -> int:
+    """What `dictionary` holds, measured part by part: zstd's copies of it (whole, and its
+    content alone), its DDict, a decompression context, and (`packing_level`) a compressor of
+    that level with its content loaded, once it packed a page."""
+    data = dictionary.data
+    header = _header_size(data)
+    assert header is not None
+    content = zstandard.ZstdCompressionDict(data[header:], dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    held = len(data) + len(content) + DDICT_BYTES + zstandard.estimate_decompression_context_size()
+    if packing_level is not None:
+        compressor = zstandard.ZstdCompressor(
+            level=packing_level, dict_data=content, write_checksum=True, write_dict_id=True
+        )
+        compressor.compress(record_page(0))
+        held += compressor.memory_size()
+    return held
+
+
+def test_samples_and_dictionaries_count_against_the_budget_at_what_they_hold() -> None:
     zcache = store()
+    shelf = zcache.dictionaries
     slots = [put(zcache, record_page(n)) for n in range(SAMPLES)]
-    pages_only = zcache.used_bytes - SAMPLES * 4096
-    assert zcache.dictionaries.held_bytes == SAMPLES * 4096
+    pages_only = zcache.used_bytes - SAMPLES * SAMPLE_BYTES
+    assert shelf.held_bytes == SAMPLES * SAMPLE_BYTES
     trained(zcache)
-    assert zcache.dictionaries.held_bytes == 16384
-    assert zcache.used_bytes == pages_only + 16384
-    assert zcache.counters()["used_bytes"] == zcache.used_bytes
+    dictionary = shelf.by_id[1]
+    assert shelf.held_bytes == dictionary.held_bytes == held_by(dictionary)
+    assert zcache.used_bytes == pages_only + held_by(dictionary)
+    # Its first page makes its compressor (level 1 beside 16 KiB: more than the rest of it).
+    slots.append(put(zcache, record_page(SAMPLES)))
+    pages_only = zcache.used_bytes - held_by(dictionary, packing_level=1)
+    assert shelf.held_bytes == dictionary.held_bytes == held_by(dictionary, packing_level=1)
+    assert held_by(dictionary, packing_level=1) - held_by(dictionary) > held_by(dictionary) / 2
+    slots.append(put(zcache, record_page(SAMPLES + 1)))  # the same compressor packs the next
+    assert shelf.held_bytes == held_by(dictionary, packing_level=1)
+    counters = zcache.counters()
+    assert counters["used_bytes"] == zcache.used_bytes
+    assert counters["zstd_dict_bytes"] == held_by(dictionary, packing_level=1)
     for slot in slots:
         zcache.free(slot)
     zcache.forget_pool(POOL)
     # What stays is the slot table, which never shrinks.
-    assert (zcache.dictionaries.held_bytes, zcache.used_bytes) == (0, SAMPLES * SLOT_BYTES)
+    assert (shelf.held_bytes, zcache.used_bytes) == (0, (SAMPLES + 2) * SLOT_BYTES)
 
 
 def test_a_sample_is_kept_only_while_it_fits_the_budget() -> None:
@@ -303,11 +342,14 @@ def test_dictionaries_restored_after_a_restart_decode_the_pages_and_ids_continue
     after = recording_store()  # the node restarted: its record gives the dictionary back
     after.dictionaries.continue_ids(5)
     after.dictionaries.restore(POOL, data)
+    restored = after.dictionaries.by_id[1]
+    assert after.dictionaries.held_bytes == held_by(restored)
     assert unpack_page(packed, after.dictionaries.of_pool(POOL)) == record_page(9000)
     assert after.dictionaries.is_persistent(POOL)
     # The pool's new pages are packed with it; the next dictionary takes an id never used.
     again = after.read_packed(put(after, record_page(9001), persistent=True), 4096)
     assert again.dictionary == 1
+    assert after.dictionaries.held_bytes == held_by(restored, packing_level=1)
     for n in range(SAMPLES):
         after.dictionaries.sample(OTHER, record_page(n), persistent=True)
     training = after.dictionaries.due(OTHER, 1)
@@ -319,7 +361,7 @@ def test_a_dictionary_that_could_not_be_recorded_leaves_its_pool_sampling_again(
     for n in range(SAMPLES):
         put(zcache, record_page(n), persistent=True)
     training = zcache.dictionaries.due(POOL, 1)
-    assert training is not None and zcache.dictionaries.held_bytes == SAMPLES * 4096
+    assert training is not None and zcache.dictionaries.held_bytes == SAMPLES * SAMPLE_BYTES
     zcache.dictionaries.abandon(training)
     assert zcache.dictionaries.held_bytes == 0
     assert zcache.dictionaries.wants_sample(POOL)
@@ -334,7 +376,8 @@ def test_samples_leave_half_the_budget_to_the_pages_persistent_ones_too() -> Non
         zcache.create(record_page(n), True, n + 1, n + 1, codec=ZSTD1, pool_uid=POOL)
         for n in range(50)
     ]
-    assert zcache.dictionaries.held_bytes == 32 * 4096
+    # Half the budget is 32 pages; with where each ends, 31 samples fit in it.
+    assert zcache.dictionaries.held_bytes == 31 * SAMPLE_BYTES
     assert [type(outcome) for outcome in stored] == [Created] * 50
 
 
@@ -343,7 +386,7 @@ def test_same_filled_pages_are_not_sampled() -> None:
     for page in (bytes(4096), b"\x07" * 4096, record_page(1), b"\xff" * 4096, record_page(2)):
         shelf.sample(POOL, page)
     assert shelf.wants_sample(POOL) is False
-    assert shelf.held_bytes == 2 * 4096
+    assert shelf.held_bytes == 2 * SAMPLE_BYTES
     training = shelf.due(POOL, 1)
     assert training is not None
     assert training.samples.pages() == [record_page(1), record_page(2)]
