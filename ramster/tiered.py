@@ -56,15 +56,6 @@ log = logging.getLogger("ramster.tiered")
 class Remote(Protocol):
     """What the put and get paths ask of the remote layer (`ramster.remote.RemoteLayer`)."""
 
-    async def replicate(
-        self,
-        tmem: OriginTmem,
-        client: str,
-        pool_id: int,
-        keys: Sequence[tuple[Oid, int]],
-        outcomes: Sequence[PutOutcome],
-    ) -> set[tuple[Oid, int]]: ...
-
     def copies_of_puts(
         self,
         tmem: OriginTmem,
@@ -74,8 +65,8 @@ class Remote(Protocol):
         outcomes: Sequence[PutOutcome],
     ) -> list[Shipment]: ...
 
-    async def copy_later(
-        self, tmem: OriginTmem, shipments: list[Shipment]
+    async def copy(
+        self, tmem: OriginTmem, shipments: list[Shipment], take_back: bool
     ) -> set[tuple[Oid, int]]: ...
 
     async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]: ...
@@ -118,7 +109,7 @@ class Copying:
         act on those before its own next await: they are as the return found them."""
         if self.remote is None or not self.shipments:
             return set()
-        return await self.remote.copy_later(self.tmem, self.shipments)
+        return await self.remote.copy(self.tmem, self.shipments, take_back=False)
 
 
 class TieredTmem:
@@ -401,7 +392,8 @@ class TieredTmem:
         """The outcomes once every stored page has its other copy on a peer: a page that got
         none was taken back and is refused NO_REPLICA (docs/design.md §6)."""
         assert self._remote is not None
-        failed = await self._remote.replicate(tmem, client, pool_id, keys, outcomes)
+        shipments = self._remote.copies_of_puts(tmem, client, pool_id, keys, outcomes)
+        failed = await self._remote.copy(tmem, shipments, take_back=True)
         if not failed:
             return outcomes
         refused = Rejected(RejectReason.NO_REPLICA)

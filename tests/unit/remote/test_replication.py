@@ -112,11 +112,8 @@ def test_a_page_a_repair_round_copied_while_its_own_copy_was_out_is_kept(later: 
         peers.links[2].put_gates = [held]  # the put's own copy: its answer waits
         keys = [((1, 0, 0), i) for i in range(3)]
         outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(3)])
-        if later:
-            shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
-            copying = asyncio.create_task(layer.copy_later(tmem, shipments))
-        else:
-            copying = asyncio.create_task(layer.replicate(tmem, APP, pool, keys, outcomes))
+        shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
+        copying = asyncio.create_task(layer.copy(tmem, shipments, take_back=not later))
         await settle()
         assert await layer.repair() == 3
         held.set()
