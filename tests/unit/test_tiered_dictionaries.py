@@ -1,7 +1,8 @@
-"""The dictionaries of persistent zstd pools on the node's put path (`ramster.tiered`), over a
-real `Backend`: a dictionary is recorded (`DictionaryBook.save`) before any page is packed with
-it; one whose record fails is not used and its pool samples again; a destroyed pool's are erased
-from the record. The book is a plain fake."""
+"""The dictionaries of persistent zstd pools on the node's put path (`ramster.tiered`,
+`ramster.dictionary_training`), over a real `Backend`: a dictionary is recorded
+(`DictionaryBook.save`) before any page is packed with it; one whose record fails is not used
+and its pool samples again; a destroyed pool's are erased from the record. The book is a plain
+fake."""
 
 from __future__ import annotations
 
