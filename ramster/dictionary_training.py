@@ -40,7 +40,7 @@ class DictionaryTraining:
         done."""
 
     def __repr__(self) -> str:
-        return f"<DictionaryTraining tasks={len(self._tasks)} book={self._book!r}>"
+        return f"<DictionaryTraining tasks={len(self._tasks)} recorded={self._book is not None}>"
 
     def train(self, pool_uid: int, level: int) -> None:
         """Train pool `pool_uid`'s next dictionary if it has samples enough: in a thread, so
