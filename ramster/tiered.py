@@ -13,57 +13,40 @@ exclusive get only once the data is delivered. Pages are counted by pool class u
 frontends' kernel names (cleancache_*, frontswap_*).
 
 Not here: messages and the answer-size limit (`ramster.rpc.tmem_service`), the tmem rules
-(`ramster.tmem`), shipping, replication and remote gets themselves (`ramster.remote`).
+(`ramster.tmem`), shipping, replication and remote gets themselves (`ramster.remote`), the
+pools' zstd dictionaries: training, record, pack advice (`ramster.dictionary_training`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
 from ramster.backend import Backend
+from ramster.dictionary_training import DictionaryTraining
 from ramster.errors import (
     DeadlineExceeded,
     InternalError,
     InvalidArgument,
-    NotFound,
-    RamsterError,
     Unavailable,
 )
 from ramster.page import (
-    NO_DICTIONARIES,
     ZSTD,
     Codec,
-    Dictionaries,
     Readable,
     UnknownDictionary,
     unpack_page,
 )
-from ramster.pinning import give_back_free_heap
 from ramster.remote.dictionary_book import DictionaryBook
 from ramster.remote.fetch import Fetched
 from ramster.remote.handles import OriginTmem, RemoteRef, Shipment, Unanswered
 from ramster.tmem import Hit, Oid, PoolSpec, PutOutcome, Rejected, RejectReason, Stored
 from ramster.tmem.table import PageData
-from ramster.zcache.dictionaries import train
-
-log = logging.getLogger("ramster.tiered")
 
 
 class Remote(Protocol):
     """What the put and get paths ask of the remote layer (`ramster.remote.RemoteLayer`)."""
-
-    async def replicate(
-        self,
-        tmem: OriginTmem,
-        client: str,
-        pool_id: int,
-        keys: Sequence[tuple[Oid, int]],
-        outcomes: Sequence[PutOutcome],
-    ) -> set[tuple[Oid, int]]: ...
 
     def copies_of_puts(
         self,
@@ -74,8 +57,8 @@ class Remote(Protocol):
         outcomes: Sequence[PutOutcome],
     ) -> list[Shipment]: ...
 
-    async def copy_later(
-        self, tmem: OriginTmem, shipments: list[Shipment]
+    async def copy(
+        self, tmem: OriginTmem, shipments: list[Shipment], take_back: bool
     ) -> set[tuple[Oid, int]]: ...
 
     async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]: ...
@@ -118,23 +101,21 @@ class Copying:
         act on those before its own next await: they are as the return found them."""
         if self.remote is None or not self.shipments:
             return set()
-        return await self.remote.copy_later(self.tmem, self.shipments)
+        return await self.remote.copy(self.tmem, self.shipments, take_back=False)
 
 
 class TieredTmem:
     """Puts and gets of applications on this node's `backend`, whichever zcache generation is
     loaded, with `remote` for the copies on peers (None: a node alone, nothing is on a peer)
-    and `book` to record the dictionaries of persistent pools in (None: they get none)."""
+    and `book` to record the dictionaries of persistent pools in (None: they get none): the
+    pools' dictionaries are `dictionaries`, trained after puts."""
 
     def __init__(
         self, backend: Backend, remote: Remote | None = None, book: DictionaryBook | None = None
     ) -> None:
         self._backend = backend
         self._remote = remote
-        self._book = book
-        self._dictionary_tasks: set[asyncio.Task[None]] = set()
-        """Dictionaries being trained (`_train`) or erased from the record, kept referenced until
-        done."""
+        self.dictionaries = DictionaryTraining(backend, book)
         self.counters = dict.fromkeys(
             (
                 "cleancache_puts",
@@ -178,7 +159,7 @@ class TieredTmem:
         tmem = self._backend.require()
         tmem.pool_spec(client, pool_id, uid)
         destroyed = tmem.destroy_pool(client, pool_id)
-        self._erase_retired()
+        self.dictionaries.erase_retired()
         return destroyed
 
     async def put(
@@ -226,47 +207,13 @@ class TieredTmem:
         if self._remote is not None:
             self._remote.note_pressure()
         if spec.codec.name == ZSTD:
-            self._train(tmem.pool_uid(client, pool_id), spec.codec.level)
+            self.dictionaries.train(tmem.pool_uid(client, pool_id), spec.codec.level)
         stored = sum(isinstance(outcome, Stored) for outcome in outcomes)
         if spec.persistent:
             self.counters["frontswap_succ_stores"] += stored
             self.counters["frontswap_failed_stores"] += len(outcomes) - stored
         else:
             self.counters["cleancache_puts"] += len(outcomes)
-
-    def _train(self, pool_uid: int, level: int) -> None:
-        """Train pool `pool_uid`'s next dictionary if it has samples enough: in a thread, so
-        the node's loop goes on serving meanwhile (64 KiB from 2,000 pages takes about a
-        second of CPU), then installed on the loop, in the store it was sampled in. A
-        persistent pool's is recorded first (`book`): if that fails, the pool samples again."""
-        store = self._backend.store
-        training = store.dictionaries.due(pool_uid, level) if store is not None else None
-        if store is None or training is None:
-            return
-        shelf = store.dictionaries
-        recorded = shelf.is_persistent(pool_uid)
-
-        async def train_and_install() -> None:
-            try:
-                data = await asyncio.to_thread(train, training)
-                # What the training allocated is freed, but not given back by itself.
-                await asyncio.to_thread(give_back_free_heap)
-                if data is not None and recorded:
-                    assert self._book is not None, "a persistent pool sampled with no record"
-                    await self._book.save(pool_uid, training.dict_id, data)
-            except RamsterError as error:
-                log.warning("pool uid %d: dictionary not recorded: %s", pool_uid, error.message)
-                shelf.abandon(training)
-                return
-            finally:
-                self._dictionary_tasks.discard(task)
-            if recorded and data is not None and not shelf.is_persistent(pool_uid):
-                shelf.retired.append(training.dict_id)  # the pool went meanwhile
-            shelf.install(training, data)
-            self._erase_retired()
-
-        task = asyncio.get_running_loop().create_task(train_and_install())
-        self._dictionary_tasks.add(task)
 
     async def get(
         self, client: str, pool_id: int, keys: Sequence[tuple[Oid, int]], free: bool | None
@@ -300,9 +247,10 @@ class TieredTmem:
     ) -> list[Readable]:
         """The pages of a get as they are answered: packed as stored, but a page packed with a
         dictionary of its pool unpacked here, unless the caller decodes those
-        (`dictionaries_ok`: it fetches the dictionary, `dictionary`). A page whose dictionary
-        is gone, or that names one its pool never had, is lost, never read wrong: counted
-        (`zstd_pages_lost`), a miss of an ephemeral pool, an error of a persistent one."""
+        (`dictionaries_ok`: it fetches the dictionary, `DictionaryTraining.dictionary`). A page
+        whose dictionary is gone, or that names one its pool never had, is lost, never read
+        wrong: counted (`zstd_pages_lost`), a miss of an ephemeral pool, an error of a persistent
+        one."""
         pages: list[Readable] = [hit.page if hit is not None else None for hit in hits]
         if not any(hit is not None and hit.page.dictionary for hit in hits):
             return pages
@@ -321,50 +269,6 @@ class TieredTmem:
                     raise InternalError(f"a page of the pool is lost: {error.message}") from None
                 pages[n] = None
         return pages
-
-    def _erase_retired(self) -> None:
-        """Erase from the record the dictionaries gone with their persistent pool."""
-        store = self._backend.store
-        if store is None or not store.dictionaries.retired or self._book is None:
-            return
-        retired, store.dictionaries.retired = store.dictionaries.retired, []
-        task = asyncio.get_running_loop().create_task(self._book.drop(retired))
-        self._dictionary_tasks.add(task)
-        task.add_done_callback(self._dictionary_tasks.discard)
-
-    def pool_dictionaries(self, client: str, pool_id: int) -> Dictionaries:
-        """The dictionaries a page of `client`'s pool `pool_id` may name."""
-        store = self._backend.store
-        if store is None:
-            return NO_DICTIONARIES
-        return store.dictionaries.of_pool(self._backend.require().pool_uid(client, pool_id))
-
-    def pack_advice(self, client: str, pool_id: int) -> int | None:
-        """How `client` best sends the next pages of its pool `pool_id`: None raw, while this
-        node samples them to train the pool's dictionary; else packed with the pool's codec
-        and (zstd) with the dictionary of this id (0: none)."""
-        tmem = self._backend.require()
-        spec = tmem.pool_spec(client, pool_id)
-        store = self._backend.store
-        if (
-            spec.codec.name != ZSTD
-            or store is None
-            or not store.dictionaries.trains(spec.persistent)
-        ):
-            return 0
-        return store.dictionaries.packs_with(tmem.pool_uid(client, pool_id))
-
-    def dictionary(self, client: str, pool_id: int, uid: int, dict_id: int) -> bytes:
-        """Dictionary `dict_id` of `client`'s pool `pool_id` (of `uid`, 0: any): NOT_FOUND for
-        a pool of anyone else, and for an id the pool has no (more) dictionary of."""
-        self._backend.require().pool_spec(client, pool_id, uid)
-        dictionary = self.pool_dictionaries(client, pool_id).get(dict_id)
-        if dictionary is None:
-            raise NotFound(
-                f"dictionary {dict_id} of pool_id {pool_id} is unknown: no page of the pool uses "
-                "it (any more)"
-            )
-        return dictionary.data
 
     def deliver(self, got: Got, caller_waits: Callable[[], bool]) -> list[Hit | None]:
         """The get's answer is built and fits: a get that frees takes its pages now, unless the
@@ -401,7 +305,8 @@ class TieredTmem:
         """The outcomes once every stored page has its other copy on a peer: a page that got
         none was taken back and is refused NO_REPLICA (docs/design.md §6)."""
         assert self._remote is not None
-        failed = await self._remote.replicate(tmem, client, pool_id, keys, outcomes)
+        shipments = self._remote.copies_of_puts(tmem, client, pool_id, keys, outcomes)
+        failed = await self._remote.copy(tmem, shipments, take_back=True)
         if not failed:
             return outcomes
         refused = Rejected(RejectReason.NO_REPLICA)

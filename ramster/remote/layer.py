@@ -149,18 +149,6 @@ class RemoteLayer:
         """One repair round (`Replication.repair`); copies made."""
         return await self.replication.repair()
 
-    async def replicate(
-        self,
-        tmem: OriginTmem,
-        client: str,
-        pool_id: int,
-        keys: Sequence[tuple[Oid, int]],
-        outcomes: Sequence[PutOutcome],
-    ) -> set[tuple[Oid, int]]:
-        """The second copy of each persistent page a put stored (`Replication.replicate`);
-        the keys no peer took (they must be refused)."""
-        return await self.replication.replicate(tmem, client, pool_id, keys, outcomes)
-
     def copies_of_puts(
         self,
         tmem: OriginTmem,
@@ -172,10 +160,12 @@ class RemoteLayer:
         """The other copies a put that just stored must make (`Replication.copies_of_puts`)."""
         return self.replication.copies_of_puts(tmem, client, pool_id, keys, outcomes)
 
-    async def copy_later(self, tmem: OriginTmem, shipments: list[Shipment]) -> set[tuple[Oid, int]]:
-        """Those copies, after the put was acknowledged (`Replication.copy_later`); the keys
-        left with one copy."""
-        return await self.replication.copy_later(tmem, shipments)
+    async def copy(
+        self, tmem: OriginTmem, shipments: list[Shipment], take_back: bool
+    ) -> set[tuple[Oid, int]]:
+        """Make those copies (`Replication.copy`): the keys of the pages no peer took, taken
+        back and to be refused if `take_back`, else still held with one copy."""
+        return await self.replication.copy(tmem, shipments, take_back)
 
     async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]:
         """The pages of `refs`, from their holders (`Fetcher.fetch`)."""

@@ -1,6 +1,6 @@
 """`Replication`: the second copy of every persistent page (docs/design.md §6) — made on put before
 the put is acknowledged (or after, for a caller that acknowledges writes itself and waits for
-their copies on flush: `copy_later`, the NBD volumes' write-back), and rebuilt by repair rounds
+their copies on flush: the NBD volumes' write-back), both by `copy`, and rebuilt by repair rounds
 when a peer leaves, restarts or drains.
 
 A repair round scans the tree in steps of `batch_pages` pages at most `repair_rate` pages a
@@ -72,21 +72,6 @@ class Replication:
     def __repr__(self) -> str:
         return f"<Replication at_risk={self.pages_at_risk()}>"
 
-    async def replicate(
-        self,
-        tmem: OriginTmem,
-        client: str,
-        pool_id: int,
-        keys: Sequence[tuple[Oid, int]],
-        outcomes: Sequence[PutOutcome],
-    ) -> set[tuple[Oid, int]]:
-        """Store the other copy of each persistent page a put just stored on a peer, as
-        `persistent_copies` asks. A page no peer took is taken back (`unput`); returns the keys
-        of those (they must be refused)."""
-        shipments = self.copies_of_puts(tmem, client, pool_id, keys, outcomes)
-        copied = await self._copy(tmem, shipments, take_back=True)
-        return {(s.oid, s.index) for s, ok in zip(shipments, copied, strict=True) if not ok}
-
     def copies_of_puts(
         self,
         tmem: OriginTmem,
@@ -102,47 +87,44 @@ class Replication:
             return []
         return copies_of_puts(tmem.table, client, pool_id, keys, outcomes)
 
-    async def copy_later(self, tmem: OriginTmem, shipments: list[Shipment]) -> set[tuple[Oid, int]]:
-        """Store `shipments` (`copies_of_puts` of a put already acknowledged) on peers. A page
-        no peer took stays here with its one copy, at risk (repair copies it later); returns
-        the keys of those still held at the version shipped, checked after the last await: a
-        caller that acts on them before its own next await sees them as they are."""
-        copied = await self._copy(tmem, shipments, take_back=False)
-        if self._backend.tmem is not tmem:
-            return set()
-        return {
-            (s.oid, s.index)
-            for s, ok in zip(shipments, copied, strict=True)
-            if not ok and held_at(tmem.table, s)
-        }
-
-    async def _copy(
+    async def copy(
         self, tmem: OriginTmem, shipments: list[Shipment], take_back: bool
-    ) -> list[bool]:
-        """Whether each of `shipments` got its copy on a peer; a page that did not is taken
-        back (`unput`) if `take_back`. The pages go in calls of at most `batch_pages` pages and
-        `batch_bytes` packed bytes, one after the other (a call past the peer's message limit
-        fails whole)."""
+    ) -> set[tuple[Oid, int]]:
+        """Store `shipments` (`copies_of_puts`) on peers, in calls of at most `batch_pages`
+        pages and `batch_bytes` packed bytes, one after the other (a call past the peer's
+        message limit fails whole); the keys of the pages no peer took, under one of two
+        contracts:
+
+        - `take_back` (the put waits for its copies): each such page is taken back (`unput`,
+          unless it was put again meanwhile) and its key returned, to be refused; after a
+          reload meanwhile every key is returned (those pages are gone);
+        - else (the put was acknowledged already, and its caller waits for the copies on
+          flush): each such page stays here with its one copy, at risk (repair copies it
+          later), and only the keys still held at the version shipped are returned, checked
+          after the last await, so a caller acting on them before its own next await sees them
+          as they are; after a reload meanwhile, none.
+
+        A page a repair round copied while this copy was out counts as copied."""
         if not shipments:
-            return []
+            return set()
         placed: list[int | None] = []
         for chunk in _batches(shipments, self._config.batch_pages, self._config.batch_bytes):
             avoid = [_NOWHERE if s.replica is None else frozenset((s.replica,)) for s in chunk]
             placed += await self._peers.place(tmem, chunk, avoid)
         if self._backend.tmem is not tmem:  # reloaded meanwhile: those pages are gone
-            return [False] * len(shipments)
+            return {(s.oid, s.index) for s in shipments} if take_back else set()
         draining = self._peers.draining()
-        done = []
+        uncopied: list[Shipment] = []
         for shipment, node in zip(shipments, placed, strict=True):
-            copied = node is not None and settle(tmem.table, shipment, node, draining)
-            if copied:
+            if node is not None and settle(tmem.table, shipment, node, draining):
                 self.counters["pers_copies_made"] += 1
-            elif copied_meanwhile(tmem.table, shipment):
-                copied = True  # a repair round copied the page while this copy was out
-            elif take_back:
-                unput(tmem.table, shipment)  # unless it was put again meanwhile
-            done.append(copied)
-        return done
+            elif not copied_meanwhile(tmem.table, shipment):
+                uncopied.append(shipment)
+                if take_back:
+                    unput(tmem.table, shipment)  # unless it was put again meanwhile
+        if not take_back:
+            uncopied = [s for s in uncopied if held_at(tmem.table, s)]
+        return {(s.oid, s.index) for s in uncopied}
 
     async def round(self, woken: bool) -> float:
         """One turn of the repair loop (`woken`: something changed, else the wait ran out);

@@ -122,14 +122,14 @@ class TmemService:
         client = self._client(request.client)
         spec = self._tiered.pool_spec(client, request.pool_id, request.pool_uid)
         keys = convert.keys_of_batch(request.keys)
-        dictionaries = self._tiered.pool_dictionaries(client, request.pool_id)
+        dictionaries = self._tiered.dictionaries.of_pool(client, request.pool_id)
         pages = convert.pages_of_batch(request, len(keys), spec.page_size, dictionaries)
         outcomes = await self._tiered.put(
             client,
             request.pool_id,
             [(oid, index, page) for (oid, index), page in zip(keys, pages, strict=True)],
         )
-        advice = self._tiered.pack_advice(client, request.pool_id)
+        advice = self._tiered.dictionaries.pack_advice(client, request.pool_id)
         return tmem_pb2.PutPageBatchResponse(
             results=[convert.put_status(o) for o in outcomes],
             pack=advice is not None,
@@ -206,7 +206,7 @@ class TmemService:
     ) -> tmem_pb2.GetDictionaryResponse:
         self._tiered.check_serving()
         client = self._client(request.client)
-        data = self._tiered.dictionary(
+        data = self._tiered.dictionaries.dictionary(
             client, request.pool_id, request.pool_uid, request.dictionary
         )
         return tmem_pb2.GetDictionaryResponse(dictionary=data)

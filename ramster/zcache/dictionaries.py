@@ -25,8 +25,8 @@ above every recorded one: `continue_ids`); a pool has at most `MAX_PERSISTENT` o
 it retrains no more. Those dropped with their pool are `retired`, for the node to erase from
 the record.
 
-Pure: no I/O, no asyncio. Not here: when training runs (`ramster.tiered`), the page formats
-(`ramster.page`).
+Pure: no I/O, no asyncio. Not here: when training runs (`ramster.dictionary_training`), the page
+formats (`ramster.page`).
 """
 
 from __future__ import annotations

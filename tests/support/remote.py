@@ -326,4 +326,6 @@ TWO = ModuleParams()  # the default: two copies of every persistent page
 async def put_copied(layer: RemoteLayer, tmem: Tmem, pool: int, count: int) -> set[tuple[Oid, int]]:
     """Put `count` pages of object 1 and have the layer copy them; the keys refused."""
     outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(count)])
-    return await layer.replicate(tmem, APP, pool, [((1, 0, 0), i) for i in range(count)], outcomes)
+    keys = [((1, 0, 0), i) for i in range(count)]
+    shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
+    return await layer.copy(tmem, shipments, take_back=True)

@@ -33,8 +33,8 @@ PEER = 2
 
 class FakeRemote:
     """A remote layer that refuses the second copy of `unreplicated` keys (made with the put, or
-    after it: `copy_later`), answers fetches from `answers` (by index), and records what it was
-    asked."""
+    after it), answers fetches from `answers` (by index), and records what it was asked: the keys
+    of the copies to make (`replicated`), the copies made and whether they take back (`copied`)."""
 
     def __init__(
         self,
@@ -44,24 +44,9 @@ class FakeRemote:
         self.unreplicated = unreplicated
         self.answers = answers or {}
         self.replicated: list[list[tuple[Oid, int]]] = []
-        self.copied_later: list[list[tuple[Oid, int]]] = []
+        self.copied: list[tuple[list[tuple[Oid, int]], bool]] = []
         self.fetched: list[tuple[list[int], bool]] = []
         self.pressure_notes = 0
-
-    async def replicate(
-        self,
-        tmem: Tmem,
-        client: str,
-        pool_id: int,
-        keys: Sequence[tuple[Oid, int]],
-        outcomes: Sequence[PutOutcome],
-    ) -> set[tuple[Oid, int]]:
-        self.replicated.append(list(keys))
-        return {
-            key
-            for key, outcome in zip(keys, outcomes, strict=True)
-            if isinstance(outcome, Stored) and key in self.unreplicated
-        }
 
     def copies_of_puts(
         self,
@@ -74,8 +59,10 @@ class FakeRemote:
         self.replicated.append(list(keys))
         return copies_of_puts(tmem.table, client, pool_id, keys, outcomes)
 
-    async def copy_later(self, tmem: Tmem, shipments: list[Shipment]) -> set[tuple[Oid, int]]:
-        self.copied_later.append([(s.oid, s.index) for s in shipments])
+    async def copy(
+        self, tmem: Tmem, shipments: list[Shipment], take_back: bool
+    ) -> set[tuple[Oid, int]]:
+        self.copied.append(([(s.oid, s.index) for s in shipments], take_back))
         return {(s.oid, s.index) for s in shipments} & self.unreplicated
 
     async def fetch(self, refs: Sequence[RemoteRef], keep: bool) -> list[Fetched]:
@@ -182,7 +169,8 @@ def test_a_persistent_put_a_peer_took_no_copy_of_is_refused_no_replica() -> None
     pages = [((7, 0, 0), index, PAGE) for index in range(3)]
     outcomes = asyncio.run(tiered.put(APP, pool, pages))
     assert outcomes == [Stored(1), Rejected(RejectReason.NO_REPLICA), Stored(3)]
-    assert remote.replicated == [[((7, 0, 0), 0), ((7, 0, 0), 1), ((7, 0, 0), 2)]]
+    keys = [((7, 0, 0), 0), ((7, 0, 0), 1), ((7, 0, 0), 2)]
+    assert (remote.replicated, remote.copied) == ([keys], [(keys, True)])
     assert remote.pressure_notes == 1
     assert tiered.counters["frontswap_succ_stores"] == 2
     assert tiered.counters["frontswap_failed_stores"] == 1
@@ -196,9 +184,9 @@ def test_put_first_stores_and_returns_the_copies_to_make_which_take_nothing_back
     pages = [((7, 0, 0), index, PAGE) for index in range(3)]
     outcomes, copying = tiered.put_first(APP, pool, pages)
     assert outcomes == [Stored(1), Stored(2), Stored(3)]
-    assert (copying.pages, remote.copied_later, remote.pressure_notes) == (3, [], 1)
+    assert (copying.pages, remote.copied, remote.pressure_notes) == (3, [], 1)
     assert asyncio.run(copying.made()) == {((7, 0, 0), 1)}
-    assert remote.copied_later == [[((7, 0, 0), 0), ((7, 0, 0), 1), ((7, 0, 0), 2)]]
+    assert remote.copied == [([((7, 0, 0), 0), ((7, 0, 0), 1), ((7, 0, 0), 2)], False)]
     assert still_here(backend, pool) == [PAGE]  # (7, 0): nothing taken back
     assert backend.require().get_many(APP, pool, [(7, 1)], free=False) == [PAGE]
     assert tiered.counters["frontswap_succ_stores"] == 3

@@ -1,7 +1,8 @@
-"""The dictionaries of persistent zstd pools on the node's put path (`ramster.tiered`), over a
-real `Backend`: a dictionary is recorded (`DictionaryBook.save`) before any page is packed with
-it; one whose record fails is not used and its pool samples again; a destroyed pool's are erased
-from the record. The book is a plain fake."""
+"""The dictionaries of persistent zstd pools on the node's put path (`ramster.tiered`,
+`ramster.dictionary_training`), over a real `Backend`: a dictionary is recorded
+(`DictionaryBook.save`) before any page is packed with it; one whose record fails is not used
+and its pool samples again; a destroyed pool's are erased from the record. The book is a plain
+fake."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def test_a_persistent_pool_s_dictionary_is_recorded_before_a_page_is_packed_with
         await tiered.put(APP, pool, [(1, n, record_page(n)) for n in range(100)])
         shelf = backend.store.dictionaries  # type: ignore[union-attr]
         await until(lambda: book.asked == 1, "the dictionary trained and being recorded")
+        assert repr(tiered.dictionaries) == "<DictionaryTraining tasks=1 recorded=True>"
         # Trained, not yet recorded: the pool's pages are not packed with it.
         await tiered.put(APP, pool, [(2, n, record_page(100 + n)) for n in range(10)])
         assert packed_with(backend, pool, 2, 10) == [0] * 10
@@ -87,6 +89,7 @@ def test_a_persistent_pool_s_dictionary_is_recorded_before_a_page_is_packed_with
         assert packed_with(backend, pool, 3, 10) == [1] * 10
         tiered.destroy_pool(APP, pool)
         await until(lambda: book.dropped == [1], "the record erased")
+        await until(lambda: "tasks=0" in repr(tiered.dictionaries), "the erasure's task done")
 
     asyncio.run(run())
 

@@ -192,7 +192,8 @@ def test_shipping_sends_no_page_to_the_peer_with_its_other_copy() -> None:
         count = int(store.config.high_watermark * store.config.memory // per_page) + 1
         outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(count)])
         keys = [((1, 0, 0), i) for i in range(count)]
-        assert await layer.replicate(tmem, APP, pool, keys, outcomes) == set()
+        shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
+        assert await layer.copy(tmem, shipments, take_back=True) == set()
         assert await layer.tick() > 0
         assert peers.links[3].pages.keys() == {(1, (1, 0, 0), i) for i in range(count)}
         assert all(r.node == 2 and r.replica == 3 for r in remote_refs(tmem.table))
@@ -211,7 +212,8 @@ def test_shipping_sends_pages_to_the_next_best_peer_when_the_best_holds_their_co
         count = int(store.config.high_watermark * store.config.memory // per_page) + 1
         outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(count)])
         keys = [((1, 0, 0), i) for i in range(count)]
-        assert await layer.replicate(tmem, APP, pool, keys, outcomes) == set()
+        shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
+        assert await layer.copy(tmem, shipments, take_back=True) == set()
         assert len(peers.links[3].pages) == count  # the copies: on the peer with most room
         assert await layer.tick() > 0
         assert {r.node for r in remote_refs(tmem.table)} == {5}  # the next by free bytes

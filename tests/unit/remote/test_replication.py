@@ -102,6 +102,39 @@ def test_a_put_no_peer_copies_is_refused_and_its_key_is_gone() -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize(
+    ("take_back", "named", "left", "unreplicated"),
+    [(True, {0, 1}, [None, big(9)], 1), (False, {0}, [big(0), big(9)], 0)],
+    ids=["put", "copy-later"],
+)
+def test_pages_no_peer_took_a_copy_of_are_taken_back_or_left_here_with_one_copy(
+    take_back: bool, named: set[int], left: list[bytes | None], unreplicated: int
+) -> None:
+    """Page 1 is put again while its copy is out: neither contract touches the new version. A
+    put that waits for its copies is refused both keys; after the put, only the page still held
+    at the version shipped is named."""
+
+    async def scenario() -> None:
+        backend, tmem = loaded(params=TWO)
+        layer, peers = await start(backend, {2: MIB})
+        pool = tmem.new_pool(APP, PoolSpec(persistent=True))
+        keys = [((1, 0, 0), i) for i in range(2)]
+        outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(2)])
+        shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
+
+        def put_again(_: object) -> None:
+            tmem.put(APP, pool, 1, 1, big(9))
+
+        peers.links[2].on_put = put_again
+        peers.links[2].put_error = Unavailable("node 2 is unreachable")
+        copied = await layer.copy(tmem, shipments, take_back)
+        assert copied == {((1, 0, 0), i) for i in named}
+        assert tmem.get_many(APP, pool, [(1, 0), (1, 1)], free=False) == left
+        assert tmem.counters()["pers_puts_unreplicated"] == unreplicated
+
+    run(scenario)
+
+
 @pytest.mark.parametrize("later", [False, True], ids=["put", "copy-later"])
 def test_a_page_a_repair_round_copied_while_its_own_copy_was_out_is_kept(later: bool) -> None:
     async def scenario() -> None:
@@ -112,11 +145,8 @@ def test_a_page_a_repair_round_copied_while_its_own_copy_was_out_is_kept(later: 
         peers.links[2].put_gates = [held]  # the put's own copy: its answer waits
         keys = [((1, 0, 0), i) for i in range(3)]
         outcomes = tmem.put_many(APP, pool, [(1, i, big(i)) for i in range(3)])
-        if later:
-            shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
-            copying = asyncio.create_task(layer.copy_later(tmem, shipments))
-        else:
-            copying = asyncio.create_task(layer.replicate(tmem, APP, pool, keys, outcomes))
+        shipments = layer.copies_of_puts(tmem, APP, pool, keys, outcomes)
+        copying = asyncio.create_task(layer.copy(tmem, shipments, take_back=not later))
         await settle()
         assert await layer.repair() == 3
         held.set()
