@@ -171,6 +171,22 @@ def origin_of(cluster: Cluster, name: str) -> peer_pb2.Origin:
     return peer_pb2.Origin(node_number=number, epoch=cluster.nodes[name].epoch)
 
 
+def a_to_b(cluster: Cluster, pki: Path, seal: OriginSeal, address: str) -> PeerLink:
+    """A's sealing link over TLS to B, reached at `address` (B's, or a relay's)."""
+    origin = origin_of(cluster, "A")
+    return PeerLink(
+        cluster.stats("B")["node_number"],
+        address,
+        origin.node_number,
+        origin.epoch,
+        10.0,
+        cluster=cluster.name,
+        name="A",
+        tls=tls(pki, "A"),
+        seal=seal,
+    )
+
+
 @pytest.mark.parametrize("announced", [True, False], ids=["announced", "earlier-release"])
 def test_a_sealing_link_over_tls_puts_no_checksums_and_reads_its_pages_back_exact(
     a_and_b: Cluster, pki: Path, announced: bool
@@ -178,24 +194,13 @@ def test_a_sealing_link_over_tls_puts_no_checksums_and_reads_its_pages_back_exac
     """A's link to B (through a relay that shows what it sends, with B's certificate) puts its
     sealed pages without CRC-32s if B's Hello announced it takes them, with them if not (B
     plays a release that does not know such puts); either way they come back exact."""
-    origin = origin_of(a_and_b, "A")
     seal = OriginSeal("A", (pki / "A.pagekey").read_bytes())
     items = sealed_shipments(time.time_ns() // 1000)
 
     async def run() -> tuple[list[bool], list[tuple[PackedPage, int] | None], PeerRelay, int]:
         b = a_and_b.nodes["B"].address
         async with PeerRelay(b, checked_puts=not announced, tls=tls(pki, "A")) as relay:
-            link = PeerLink(
-                a_and_b.stats("B")["node_number"],
-                relay.address,
-                origin.node_number,
-                origin.epoch,
-                10.0,
-                cluster=a_and_b.name,
-                name="A",
-                tls=tls(pki, "A"),
-                seal=seal,
-            )
+            link = a_to_b(a_and_b, pki, seal, relay.address)
             link.holder_epoch = a_and_b.nodes["B"].epoch
             try:
                 stored = await link.put(items, [OWNER])
@@ -264,17 +269,7 @@ def test_a_holder_takes_sealed_pages_without_checksums_only_and_a_damaged_one_is
         assert list(stored.parsed(peer_pb2.PeerPutBatchResponse).results) == [STORED] * 3
 
     async def read() -> tuple[list[tuple[PackedPage, int] | None], int]:
-        link = PeerLink(
-            a_and_b.stats("B")["node_number"],
-            a_and_b.nodes["B"].address,
-            origin.node_number,
-            origin.epoch,
-            10.0,
-            cluster=a_and_b.name,
-            name="A",
-            tls=tls(pki, "A"),
-            seal=seal,
-        )
+        link = a_to_b(a_and_b, pki, seal, a_and_b.nodes["B"].address)
         try:
             return await link.get(sealed_refs(items)), link.corrupt_pages
         finally:
