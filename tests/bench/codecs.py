@@ -109,7 +109,7 @@ def run(corpus: Corpus) -> dict[str, float]:
             used: dict[str, set[str]] = {p.name: set() for p in POOLS}
             for _ in range(ROUNDS):
                 for p in POOLS:
-                    put, get, dictionary = asyncio.run(_batched(info["address"], pages[:8192], p))
+                    put, get, dictionary = asyncio.run(_batched(info["address"], pages, p))
                     rates[p.name] = (max(rates[p.name][0], put), max(rates[p.name][1], get))
                     used[p.name].add(dictionary)
         finally:
