@@ -35,7 +35,7 @@ from ramster.nbd.exports import NodeExports
 from ramster.nbd.server import NbdServer
 from ramster.nbd.spill import Spill
 from ramster.params import ModuleParams
-from ramster.pinning import fix_mmap_threshold, lock_memory, set_io_flusher
+from ramster.pinning import fix_mmap_threshold, lock_memory, pad_heap_top, set_io_flusher
 from ramster.remote.policy import RemotifyConfig
 from ramster.rpc import admin_service, peer_service, tmem_service
 from ramster.rpc.access import Rules, anyone, guarded
@@ -241,6 +241,7 @@ class Node:
             # The kernel may swap to these exports: this process must never wait on that swap.
             lock_memory(f"node {config.name}")
             set_io_flusher(f"node {config.name}")
+            pad_heap_top()  # a swap WRITE's pages freed once stored stay for the next one
             tls = config.tls.server_context() if config.tls is not None else None
             self.nbd_addresses = await self._nbd.start(config.nbd.listen, tls)
             log.info("node %s serves NBD on %s", config.name, ", ".join(self.nbd_addresses))
