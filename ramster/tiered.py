@@ -291,6 +291,9 @@ class TieredTmem:
         self.counters[name] += sum(flushed)
         return flushed
 
+    def oids(self, client: str, pool_id: int) -> list[Oid]:
+        return self._backend.require().oids(client, pool_id)
+
     def flush_objects(self, client: str, pool_id: int, oids: Sequence[Oid]) -> list[bool]:
         return self._backend.require().flush_objects(client, pool_id, oids)
 

@@ -152,12 +152,14 @@ def flush_foreign_pages(
 
 
 def flush_foreign_objects(
-    table: PageTable[Elsewhere], origin: str, objects: Sequence[tuple[int, Oid]]
+    table: PageTable[Elsewhere], origin: str, objects: Sequence[tuple[int, Oid, int]]
 ) -> list[bool]:
+    """Flush the copies of (pool uid, oid, version) objects up to that version (0: every copy):
+    a newer copy of a page of the object, put since its origin flushed it, stays."""
     pools = table.client_pools(origin)
     return [
-        pool_uid in pools and table.flush_pool_object(pools[pool_uid], oid)
-        for pool_uid, oid in objects
+        pool_uid in pools and table.flush_pool_object(pools[pool_uid], oid, version)
+        for pool_uid, oid, version in objects
     ]
 
 

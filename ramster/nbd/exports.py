@@ -41,7 +41,7 @@ from ramster.trust.identity import Identity, Role
 log = logging.getLogger("ramster.nbd")
 
 MAX_EXPORT_SIZE = (U32_MAX + 1) * PAGE
-"""16 TiB: an export is one object, whose page indices are 32-bit."""
+"""16 TiB: 2**32 blocks (`ramster.nbd.volume.key_of`)."""
 MAX_EXPORTS = 64
 """Exports per node: each is a client of the node's tmem host and a pool."""
 

@@ -82,9 +82,11 @@ class Unanswered:
 
 @dataclass(frozen=True, slots=True)
 class RemoteFlush:
-    """A copy a peer holds that must go: one page of one `version`, a whole object (index None)
-    or a whole pool (oid None). Idempotent on the holder; a page flush never removes a copy of
-    another version, so a late flush cannot delete a newer copy shipped to the same peer."""
+    """A copy a peer holds that must go: one page of one `version`, a whole object (index None:
+    the copies of its pages up to `version`) or a whole pool (oid None; a pool uid is never used
+    again). Idempotent on the holder; a page flush never removes a copy of another version, nor
+    an object flush a newer one, so a late flush cannot delete a newer copy shipped to the same
+    peer (version 0: any version)."""
 
     node: int
     pool_uid: int
@@ -225,15 +227,17 @@ class RemoteIndex:
             self.flushes.append(RemoteFlush(node, pool.uid, obj.oid, index, version))
 
     def forget_object(self, obj: TmemObject) -> None:
-        """Forget the copies of every page of `obj`: one object flush per peer that held some."""
+        """Forget the copies of every page of `obj`: one object flush per peer that held some,
+        up to the newest version it held (the key may get a newer copy before the flush goes)."""
         pool_uid, oid = obj.pool.uid, obj.oid
-        self.flushes.extend(RemoteFlush(n, pool_uid, oid) for n in sorted(self._forget_all(obj)))
+        held = self._forget_all(obj)
+        self.flushes.extend(RemoteFlush(n, pool_uid, oid, None, held[n]) for n in sorted(held))
 
     def forget_pool(self, pool: Pool) -> None:
         """Forget the copies of every page of `pool`: one pool flush per peer that held some."""
         holders: set[int] = set()
         for obj in pool.objects.values():
-            holders |= self._forget_all(obj)
+            holders.update(self._forget_all(obj))
         self.flushes.extend(RemoteFlush(node, pool.uid) for node in sorted(holders))
 
     def counters(self) -> dict[str, int]:
@@ -266,21 +270,23 @@ class RemoteIndex:
     def _slot_version(self, slot: int) -> int:
         return self.handles.version(slot) if slot & REMOTE else self._store.version(slot)
 
-    def _forget_all(self, obj: TmemObject) -> set[int]:
+    def _forget_all(self, obj: TmemObject) -> dict[int, int]:
         """Forget the replicas and handles of every page of `obj`; return the peers that held
-        some of their copies."""
-        holders: set[int] = set()
+        some of their copies, each with the newest version it held."""
+        holders: dict[int, int] = {}
         persistent = obj.pool.spec.persistent
         replicas = self.replicas if persistent and not obj.pool.foreign else {}
         if not replicas and not self.handles.total:
             return holders
         for _, slot in obj.items():
+            version = self._slot_version(slot)
             if replicas:
-                replica = replicas.pop(self._slot_version(slot), None)
+                replica = replicas.pop(version, None)
                 if replica is not None:
-                    holders.add(replica)
+                    holders[replica] = max(holders.get(replica, 0), version)
             if slot & REMOTE:
-                holders.add(self.remove(slot, persistent))
+                holder = self.remove(slot, persistent)
+                holders[holder] = max(holders.get(holder, 0), version)
         return holders
 
 

@@ -262,7 +262,9 @@ class PeerLink:
             request_objects = peer_pb2.PeerFlushObjectsRequest(
                 origin=self._origin,
                 objects=[
-                    peer_pb2.RemoteObject(pool=f.pool_uid, oid=oid_message(f.oid))
+                    peer_pb2.RemoteObject(
+                        pool=f.pool_uid, oid=oid_message(f.oid), version=f.version
+                    )
                     for f in objects[start : start + MAX_BATCH]
                     if f.oid is not None
                 ],

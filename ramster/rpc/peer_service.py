@@ -254,8 +254,13 @@ class PeerService:
         tmem = self._backend.loaded()
         origin = self._origin(request.origin)
         convert.batch_size("objects", len(request.objects))
+        latest = foreign_pages.latest_version()
         objects = [
-            (o.pool, as_oid(oid_of(o.oid), f"objects[{i}].oid"))
+            (
+                o.pool,
+                as_oid(oid_of(o.oid), f"objects[{i}].oid"),
+                foreign_pages.checked_version(o.version, latest, f"objects[{i}]", any_version=True),
+            )
             for i, o in enumerate(request.objects)
         ]
         return peer_pb2.PeerFlushResponse(

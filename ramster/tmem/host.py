@@ -288,6 +288,10 @@ class Tmem(Generic[ElsewhereT]):
         pool = self.table.pool(client, pool_id)
         return self.table.flush_pool_object(pool, as_oid(oid))
 
+    def oids(self, client: str, pool_id: int) -> list[Oid]:
+        """The oids of the pool's objects (those holding pages)."""
+        return list(self.table.pool(client, pool_id).objects)
+
     def flush_objects(self, client: str, pool_id: int, oids: Sequence[OidLike]) -> list[bool]:
         """Flush a batch of objects; every oid is validated before any object is flushed."""
         pool = self.table.pool(client, pool_id)

@@ -369,14 +369,24 @@ class PageTable(Generic[ElsewhereT]):
         self._counters["flush_found"] += 1
         return True
 
-    def flush_pool_object(self, pool: Pool, oid: Oid) -> bool:
-        """Remove every page of an object; False if the object had none."""
+    def flush_pool_object(self, pool: Pool, oid: Oid, up_to: int = 0) -> bool:
+        """Remove every page of an object (`up_to`: only those of versions up to it); False if
+        it had none to remove."""
         self._counters["flobj_total"] += 1
         obj = pool.objects.get(oid)
         if obj is None:
             return False
-        self.elsewhere.forget_object(obj)
-        self._free_local(obj)
+        version = self.slot_version
+        if up_to and any(version(slot) > up_to for _, slot in obj.items()):
+            doomed = [(i, slot) for i, slot in obj.items() if version(slot) <= up_to]
+            if not doomed:
+                return False
+            for index, slot in doomed:
+                obj.pop(index)
+                self.release(obj, index, slot)
+        else:
+            self.elsewhere.forget_object(obj)
+            self._free_local(obj)
         self._counters["flobj_found"] += 1
         return True
 

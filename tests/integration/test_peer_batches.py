@@ -665,3 +665,36 @@ def test_lean_flushes_with_bad_keys_are_refused_naming_them_as_per_page_ones(wir
         ],
     )
     assert wire.call("/ramster.api.v1.Peer/FlushPages", per_page).refusal == refusals[3]
+
+
+def test_an_object_flush_goes_up_to_its_version_and_a_bad_one_is_refused(
+    node: NodeProcess, wire: RawNode
+) -> None:
+    """Four pages of one object put, then its flush up to page 1's version: pages 0 and 1 go,
+    the newer pages 2 and 3 stay (an origin that put them again after it flushed the object
+    keeps their copies, whichever call the holder serves first)."""
+
+    async def run() -> tuple[int, list[tuple[PackedPage, int] | None]]:
+        async with PeerRelay(node.address) as relay:
+            link = link_to(relay, sealed=False)
+            link.holder_epoch = node.epoch
+            try:
+                assert await link.put(items, [OWNER]) == [True] * 4
+                found = await link.flush([RemoteFlush(1, 7, (9, 0, 0), None, items[1].version)])
+                return found, await link.get(refs(items))
+            finally:
+                await link.close()
+
+    items = shipments(time.time_ns() // 1000 + 2 * 10**6)
+    found, answers = asyncio.run(run())
+    assert found == 1
+    assert answers == [None, None, *((s.page, s.version) for s in items[2:])]
+    late = time.time_ns() // 1000 + 2 * 3600 * 10**6
+    request = peer_pb2.PeerFlushObjectsRequest(
+        origin=ORIGIN,
+        objects=[peer_pb2.RemoteObject(pool=7, oid=tmem_pb2.Oid(word0=9), version=late)],
+    )
+    assert wire.call("/ramster.api.v1.Peer/FlushObjects", request).refusal == (
+        INVALID,
+        f"objects[0].version {late} is invalid: expected 0 (any version) or {VERSION_RULE}",
+    )

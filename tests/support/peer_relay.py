@@ -28,9 +28,9 @@ from ramster.wire.tls import TLS
 
 SERVICE = "ramster.api.v1.Peer"
 LEAN = ("PutPageBatch", "GetPageBatch", "FlushPageBatch")
-RELAYED = ("Hello", "PutPages", "GetPages", "FlushPages", *LEAN)
-"""The calls relayed: the unary calls of a Hello, a put, a get and a page flush (others are
-UNIMPLEMENTED)."""
+RELAYED = ("Hello", "PutPages", "GetPages", "FlushPages", "FlushObjects", *LEAN)
+"""The calls relayed: the unary calls of a Hello, a put, a get and a page or object flush
+(others are UNIMPLEMENTED)."""
 
 
 class PeerRelay:

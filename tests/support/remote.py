@@ -154,7 +154,7 @@ class FakePeer:
                 if key[0] == f.pool_uid
                 and (f.oid is None or key[1] == f.oid)
                 and (f.index is None or key[2] == f.index)
-                and f.version in (0, version)
+                and (f.version in (0, version) or (f.index is None and version < f.version))
             ]
             for key in doomed:
                 del self.pages[key]

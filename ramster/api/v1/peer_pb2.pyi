@@ -238,12 +238,14 @@ class PeerFlushPageBatchRequest(_message.Message):
     def __init__(self, origin: _Optional[_Union[Origin, _Mapping]] = ..., keys: _Optional[_Union[_tmem_pb2.KeyBatch, _Mapping]] = ..., pool_uids: _Optional[_Iterable[int]] = ..., versions: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RemoteObject(_message.Message):
-    __slots__ = ("pool", "oid")
+    __slots__ = ("pool", "oid", "version")
     POOL_FIELD_NUMBER: _ClassVar[int]
     OID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     pool: int
     oid: _tmem_pb2.Oid
-    def __init__(self, pool: _Optional[int] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ...) -> None: ...
+    version: int
+    def __init__(self, pool: _Optional[int] = ..., oid: _Optional[_Union[_tmem_pb2.Oid, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class PeerFlushObjectsRequest(_message.Message):
     __slots__ = ("origin", "objects")

@@ -257,13 +257,31 @@ def test_flush_foreign_objects_reports_what_it_found_and_is_idempotent() -> None
         ORIGIN,
         [foreign(0), foreign(1), foreign(2, oid=8), foreign(3, persistent=True)],
     )
-    objects = [(EPH_UID, OID), (EPH_UID, (9, 0, 0)), (99, OID), (PERS_UID, OID)]
+    objects = [(EPH_UID, OID, 0), (EPH_UID, (9, 0, 0), 0), (99, OID, 0), (PERS_UID, OID, 0)]
 
     assert flush_foreign_objects(tmem.table, ORIGIN, objects) == [True, False, False, True]
     assert flush_foreign_objects(tmem.table, ORIGIN, objects) == [False, False, False, False]
     assert flush_foreign_objects(tmem.table, OTHER, objects) == [False, False, False, False]
     assert foreign_counts(tmem) == (1, 0)
     assert tmem.counters()["obj_count"] == 1
+
+
+def test_an_object_flush_up_to_a_version_leaves_the_newer_copies_of_its_pages() -> None:
+    tmem, _ = holder()
+    put_foreign(tmem.table, ORIGIN, [foreign(n, persistent=True, version=5 + n) for n in range(3)])
+    # The origin flushed the object at version 7, then put page 1 again: that copy came first.
+    newer = ForeignPage(PERS_UID, OID, 1, 9, True, packed(50))
+    assert put_foreign(tmem.table, ORIGIN, [newer]) == [Stored(9)]
+
+    assert flush_foreign_objects(tmem.table, ORIGIN, [(PERS_UID, OID, 7)]) == [True]
+
+    keys = [(PERS_UID, OID, n) for n in range(3)]
+    assert get_foreign(tmem.table, ORIGIN, keys) == [None, (packed(50), 9), None]
+    assert foreign_counts(tmem) == (0, 1)
+    assert flush_foreign_objects(tmem.table, ORIGIN, [(PERS_UID, OID, 7)]) == [False]
+    assert flush_foreign_objects(tmem.table, ORIGIN, [(PERS_UID, OID, 0)]) == [True]
+    assert foreign_counts(tmem) == (0, 0)
+    assert tmem.counters()["obj_count"] == 0
 
 
 def test_destroy_foreign_pools_reports_what_it_found_and_is_idempotent() -> None:
@@ -301,7 +319,7 @@ def test_foreign_counters_follow_every_change() -> None:
     assert foreign_counts(tmem) == (3, 4)
     flush_foreign_pages(tmem.table, ORIGIN, [(EPH_UID, OID, 1, 0)])
     assert foreign_counts(tmem) == (2, 4)
-    flush_foreign_objects(tmem.table, ORIGIN, [(EPH_UID, OID)])
+    flush_foreign_objects(tmem.table, ORIGIN, [(EPH_UID, OID, 0)])
     assert foreign_counts(tmem) == (0, 4)
     destroy_foreign_pools(tmem.table, OTHER, [PERS_UID])
     assert foreign_counts(tmem) == (0, 3)

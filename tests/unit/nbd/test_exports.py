@@ -15,7 +15,7 @@ from ramster.errors import InvalidArgument, NotFound
 from ramster.nbd.exports import NodeExports, export_client
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import Spill
-from ramster.nbd.volume import Volume
+from ramster.nbd.volume import OBJECT_PAGES, Volume
 from ramster.state import ExportStatus
 from ramster.tiered import TieredTmem
 from ramster.tmem.keys import owner_scope
@@ -121,6 +121,49 @@ def test_trim_of_the_whole_export_flushes_every_page() -> None:
 
     run(scenario())
     assert node.statuses(OWNER)[0].pages == 0
+
+
+THREE_OBJECTS = 3 * OBJECT_PAGES * 4096
+
+
+def block(n: int) -> bytes:
+    """A page of its own for block `n`."""
+    return (b"block %06d of three objects; " % n * 160)[:4096]
+
+
+def three_objects() -> tuple[NodeExports, Backend, Volume]:
+    """An export of three objects' blocks, each block written with its own page."""
+    backend = Backend(ZcacheConfig(memory=64 << 20))
+    node = NodeExports(backend, TieredTmem(backend), None)
+    node.create("disk", THREE_OBJECTS, OWNER)
+    disk = volume(node)
+    blocks = b"".join(block(n) for n in range(3 * OBJECT_PAGES))
+    for start in range(0, len(blocks), 128 * 4096):
+        run(disk.write(start, blocks[start : start + 128 * 4096]))
+    assert node.statuses(OWNER)[0].pages == 3 * OBJECT_PAGES
+    return node, backend, disk
+
+
+def test_a_trim_across_objects_flushes_its_whole_pages_and_no_other() -> None:
+    node, backend, disk = three_objects()
+    first, end = OBJECT_PAGES - 212, 2 * OBJECT_PAGES + 76  # the middle object and two edges
+
+    run(disk.trim(first * 4096, (end - first) * 4096))
+
+    expected = [bytes(4096) if first <= n < end else block(n) for n in range(3 * OBJECT_PAGES)]
+    assert run(disk.read(0, THREE_OBJECTS)) == b"".join(expected)
+    assert node.statuses(OWNER)[0].pages == 3 * OBJECT_PAGES - (end - first)
+    assert backend.require().counters()["obj_count"] == 2
+
+
+def test_a_trim_of_the_whole_export_flushes_every_object() -> None:
+    node, backend, disk = three_objects()
+
+    run(disk.trim(0, THREE_OBJECTS))
+
+    assert run(disk.read(0, THREE_OBJECTS)) == bytes(THREE_OBJECTS)
+    assert node.statuses(OWNER)[0].pages == 0
+    assert backend.require().counters()["obj_count"] == 0
 
 
 @pytest.mark.parametrize(("no_hole", "pages"), [(True, 3), (False, 1)])

@@ -27,7 +27,8 @@ from tests.support.remote import MIB, TWO, FakePeer, settle, start
 
 OWNER = "client:alice"
 PEER = 2
-SIZE = 1 << 20
+SIZE = 4 << 20
+"""Two objects of 512 blocks (`ramster.nbd.volume.OBJECT_PAGES`)."""
 TEXT = b"RAMster pages " * 1171  # four pages and a bit, compressible
 
 
@@ -112,17 +113,20 @@ def test_a_write_past_the_write_back_bound_waits_for_earlier_copies(
     asyncio.run(scenario())
 
 
-def test_pages_no_peer_took_a_copy_of_go_to_the_spill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", [0, 511], ids=["one object", "two objects"])
+def test_pages_no_peer_took_a_copy_of_go_to_the_spill(tmp_path: Path, block: int) -> None:
     async def scenario() -> None:
         disk, node, layer, peer = await two_copies(Spill(str(tmp_path / "spill"), 64 * 4096))
         peer.refuse = True
-        await disk.write(0, TEXT[: 2 * 4096])
+        await disk.write(block * 4096, TEXT[: 2 * 4096])
         await disk.flush()
         assert node.statuses(OWNER)[0].pages == 0
         assert node.counters()["nbd_copies_refused"] == 2
         assert node.counters()["nbd_spilled_pages"] == 2
         assert layer.replication.pages_at_risk() == 0
-        assert await disk.read(0, 2 * 4096) == TEXT[: 2 * 4096]
+        assert await disk.read(0, SIZE) == (
+            bytes(block * 4096) + TEXT[: 2 * 4096] + bytes(SIZE - (block + 2) * 4096)
+        )
 
     asyncio.run(scenario())
 

@@ -104,7 +104,7 @@ def test_flushing_a_page_flushes_its_replica_and_destroying_the_pool_its_holders
     assert tmem.flush_page(APP, pool, 1, 0)
     assert tmem.table.elsewhere.drain() == [RemoteFlush(B, 1, (1, 0, 0), 0, 1)]
     assert tmem.flush_object(APP, pool, 1)
-    assert tmem.table.elsewhere.drain() == [RemoteFlush(B, 1, (1, 0, 0))]
+    assert tmem.table.elsewhere.drain() == [RemoteFlush(B, 1, (1, 0, 0), None, 2)]
     assert tmem.destroy_pool(APP, pool) == 1
     assert tmem.table.elsewhere.drain() == [RemoteFlush(B, 1)]
     assert tmem.counters()["pers_pages_replicated"] == 0

@@ -791,9 +791,10 @@ def test_flushing_an_object_queues_one_object_flush_per_holder(kind: str) -> Non
     uid = shipments[0].pool_uid
 
     assert tmem.flush_object(APP, pool, 7)
+    # Each flush reaches up to the newest copy its holder had: a newer one sent later stays.
     assert tmem.table.elsewhere.drain() == [
-        RemoteFlush(PEER, uid, (7, 0, 0)),
-        RemoteFlush(OTHER_PEER, uid, (7, 0, 0)),
+        RemoteFlush(PEER, uid, (7, 0, 0), None, shipments[1].version),
+        RemoteFlush(OTHER_PEER, uid, (7, 0, 0), None, shipments[2].version),
     ]
     counters = tmem.counters()
     assert counters["remote_pages"] == counters["remote_pers_pages"] == 0
@@ -837,7 +838,7 @@ def test_drain_returns_the_flushes_oldest_first_and_empties_the_queue(kind: str)
     pool = tmem.new_pool(APP, PERSISTENT)
     gone = tmem.new_pool(APP, EPHEMERAL)
     [first] = remote_object(tmem, pool, 7, [OTHER_PEER])
-    remote_object(tmem, pool, 8, [PEER])
+    [eighth] = remote_object(tmem, pool, 8, [PEER])
     [last] = remote_object(tmem, gone, 9, [PEER])
 
     tmem.flush_page(APP, pool, 7, 0)
@@ -846,7 +847,7 @@ def test_drain_returns_the_flushes_oldest_first_and_empties_the_queue(kind: str)
 
     assert tmem.table.elsewhere.drain() == [
         RemoteFlush(OTHER_PEER, first.pool_uid, (7, 0, 0), 0, first.version),
-        RemoteFlush(PEER, first.pool_uid, (8, 0, 0)),
+        RemoteFlush(PEER, first.pool_uid, (8, 0, 0), None, eighth.version),
         RemoteFlush(PEER, last.pool_uid),
     ]
     assert tmem.table.elsewhere.drain() == []
