@@ -129,19 +129,20 @@ class ZCache:
         pool_uid: int = 0,
     ) -> Created | Rejected:
         stats = self.stats
-        if isinstance(data, PackedPage):
-            packed = data
-            if pool_uid and packed.codec == ZSTD and self.dictionaries.trains(persistent):
-                self._note_packed(packed, pool_uid, persistent)
-        elif codec is LZ4_CODEC:
-            payload, same_filled = compress_page(data)
-            packed = PackedPage(payload, same_filled, len(data))
-        elif pool_uid and self.dictionaries.trains(persistent):
-            packed = self._pack_trained(data, codec, pool_uid, persistent)
+        if codec is LZ4_CODEC and not isinstance(data, PackedPage):  # the common put: no
+            payload, same_filled = compress_page(data)  # PackedPage made only to be taken apart
+            page_size, zstd, dictionary = len(data), False, 0
         else:
-            packed = pack_page(data, codec)
-        payload, same_filled, page_size = packed.payload, packed.same_filled, packed.page_size
-        zstd = not same_filled and packed.codec == ZSTD
+            if isinstance(data, PackedPage):
+                packed = data
+                if pool_uid and packed.codec == ZSTD and self.dictionaries.trains(persistent):
+                    self._note_packed(packed, pool_uid, persistent)
+            elif pool_uid and self.dictionaries.trains(persistent):
+                packed = self._pack_trained(data, codec, pool_uid, persistent)
+            else:
+                packed = pack_page(data, codec)
+            payload, same_filled, page_size = packed.payload, packed.same_filled, packed.page_size
+            zstd, dictionary = not same_filled and packed.codec == ZSTD, packed.dictionary
         zsize = len(payload)
         refusal = None
         if zsize * REFERENCE_PAGE > self._admit_always * page_size:
@@ -203,8 +204,8 @@ class ZCache:
         if remotable:
             if not same_filled:
                 self._count_codec(zstd, 1, zsize, page_size)
-                if packed.dictionary:
-                    self.dictionaries.ref(packed.dictionary, 1)
+                if dictionary:
+                    self.dictionaries.ref(dictionary, 1)
             live = self._remotable[persistent] = self._remotable[persistent] + 1
             ship_order = self._ship_orders[persistent]
             if ship_order.push(slot, version) > 2 * live + COMPACT_SLACK:
