@@ -45,7 +45,9 @@ LIMIT = 64 << 20
 """...in a memory cgroup of 64 MiB: about half of them go to swap."""
 DEVICE = 192 << 20
 SPILL = 256 << 20
-ROUNDS = 3
+ROUNDS = 5
+"""Rounds of every setup: with 3, one round's ratio to nbdkit moved by up to 0.2 from one run of
+the same code to the next (the machine's 2 vCPUs are shared), and the median with it."""
 NBDKIT = "nbdkit memory plugin, nbdfuse + loop"
 TWO_COPIES = "RAMster, 2 copies"
 
