@@ -18,7 +18,7 @@ from ramster.nbd import write_back
 from ramster.nbd.exports import NodeExports
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import Spill
-from ramster.nbd.volume import Volume
+from ramster.nbd.volume import OBJECT_PAGES, Volume
 from ramster.page import unpack_page
 from ramster.remote.layer import RemoteLayer
 from ramster.tiered import TieredTmem
@@ -162,6 +162,27 @@ def test_a_trim_while_a_copy_is_on_its_way_leaves_the_peer_nothing() -> None:
         await layer.replication.repair()
         assert held_by_peer(peer) == {}
         assert await disk.read(0, 4096) == bytes(4096)
+
+    asyncio.run(scenario())
+
+
+def test_a_block_written_after_a_trim_of_its_object_keeps_its_copy_whenever_the_flush_goes() -> (
+    None
+):
+    """A TRIM of a whole object queues one flush of the object for the peer; its first block,
+    written again, is copied before that flush goes out: the flush leaves the new copy."""
+
+    async def scenario() -> None:
+        disk, _, layer, peer = await two_copies()
+        await disk.write(0, page(0) * OBJECT_PAGES)
+        await disk.flush()
+        assert len(held_by_peer(peer)) == OBJECT_PAGES
+        await disk.trim(0, OBJECT_PAGES * 4096)  # the object's flush is queued, not sent
+        await disk.write(0, page(1))
+        await disk.flush()  # its copy is made
+        await layer.replication.repair()  # sends the flushes queued
+        assert held_by_peer(peer) == {0: page(1)}
+        assert await disk.read(0, 2 * 4096) == page(1) + bytes(4096)
 
     asyncio.run(scenario())
 
