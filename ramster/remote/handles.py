@@ -279,6 +279,8 @@ class RemoteIndex:
         if not replicas and not self.handles.total:
             return holders
         for _, slot in obj.items():
+            if not replicas and not slot & REMOTE:
+                continue  # a page here with no copy elsewhere
             version = self._slot_version(slot)
             if replicas:
                 replica = replicas.pop(version, None)

@@ -20,7 +20,7 @@ from zlib import crc32
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
-from ramster.holder.foreign import ForeignKey, ForeignPage, ForeignPages
+from ramster.holder.foreign import ForeignKey, ForeignPages
 from ramster.page import MAX_PAGE_SIZE, MIN_PAGE_SIZE, PackedPage, check_page_size
 from ramster.rpc import convert
 from ramster.tmem.keys import INVALID_OID, Oid, as_oid
@@ -65,27 +65,6 @@ _PAGE_SIZES = frozenset(
 lookup, `check_page_size` names the field of one that is not."""
 
 
-def foreign_page(
-    at: int,
-    pool_uid: int,
-    persistent: bool,
-    oid: Oid,
-    index: int,
-    version: int,
-    data: bytes,
-    encoding: int,
-    page_size: int,
-    checksum: int | None,
-    latest: int,
-) -> ForeignPage:
-    """A peer's page ``pages[at]``, checked as strictly as an application's: its key, a version
-    its origin could have made (up to `latest`), its checksum, and one page of the size it
-    states, in a packed encoding (`page_of`). `oid` is three words of a message (each a uint64
-    already)."""
-    packed = page_of(at, oid, version, data, encoding, page_size, checksum, latest)
-    return ForeignPage(pool_uid, oid, index, version, persistent, packed)
-
-
 def page_of(
     at: int,
     oid: Oid,
@@ -96,10 +75,12 @@ def page_of(
     checksum: int | None,
     latest: int,
 ) -> PackedPage:
-    """The packed page of ``pages[at]`` once its checks pass (`foreign_page`'s, in that order:
-    page size, checksum, data, oid, version). A page without a checksum (None: a put that
-    skips them, checked by `unchecked_puts`) must be sealed: its origin checks it by its tag,
-    which a holder cannot; a packed page is checked by its checksum alone, here.
+    """The packed page of a peer's page ``pages[at]`` once its checks pass, as strict as an
+    application's, in that order: page size, checksum, data, its key's oid (three words of a
+    message, each a uint64 already), a version its origin could have made (up to `latest`). A
+    page without a checksum (None: a put that skips them, checked by `unchecked_puts`) must be
+    sealed: its origin checks it by its tag, which a holder cannot; a packed page is checked by
+    its checksum alone, here.
 
     Runs once per page a peer copies here: the checks that pass build no field name (the
     refusal names it), and a page size or an oid is looked at in full only if it is not the
@@ -137,26 +118,20 @@ def page_of(
     return packed
 
 
-def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> list[ForeignPage]:
-    """The pages of a `PeerPutRequest`, each checked by `foreign_page`."""
+def pages_of(pages: Sequence[peer_pb2.RemotePage]) -> ForeignPages:
+    """The pages of a `PeerPutRequest` as columns, as `pages_of_batch` reads a lean put, each
+    page checked by `page_of`."""
     convert.batch_size("pages", len(pages))
     latest = latest_version()
-    return [
-        foreign_page(
-            i,
-            p.pool,
-            p.persistent,
-            oid_of(p.oid),
-            p.index,
-            p.version,
-            p.data,
-            p.encoding,
-            p.page_size,
-            p.checksum,
-            latest,
-        )
-        for i, p in enumerate(pages)
+    keys = [(oid_of(p.oid), p.index) for p in pages]
+    versions = [p.version for p in pages]
+    packed = [
+        page_of(i, oid, p.version, p.data, p.encoding, p.page_size, p.checksum, latest)
+        for i, (p, (oid, _)) in enumerate(zip(pages, keys, strict=True))
     ]
+    return ForeignPages(
+        [p.pool for p in pages], [p.persistent for p in pages], keys, versions, packed
+    )
 
 
 def unchecked_puts(skip_checksums: bool, proven_node: bool) -> bool:

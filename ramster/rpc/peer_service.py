@@ -29,7 +29,6 @@ from ramster.errors import (
 from ramster.holder.epochs import adopt, forget_origin, held_epochs, held_keys, records
 from ramster.holder.foreign import (
     ForeignKey,
-    ForeignPage,
     ForeignPages,
     destroy_foreign_pools,
     flush_foreign_objects,
@@ -200,7 +199,7 @@ class PeerService:
     def _put(
         self,
         request: peer_pb2.PeerPutRequest | peer_pb2.PeerPutBatchRequest,
-        pages_of: Callable[[], list[ForeignPage] | ForeignPages],
+        pages_of: Callable[[], ForeignPages],
     ) -> list[tmem_pb2.PutStatus]:
         """A put of the request's pages (`pages_of` reads and checks them once the holder, the
         origin and the holder epoch passed), in either form."""

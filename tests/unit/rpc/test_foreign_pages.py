@@ -12,7 +12,13 @@ import pytest
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InvalidArgument
 from ramster.page import PackedPage
-from ramster.rpc.foreign_pages import VERSION_RULE, flush_keys_of, foreign_page, latest_version
+from ramster.rpc.foreign_pages import (
+    VERSION_RULE,
+    flush_keys_of,
+    latest_version,
+    page_of,
+    pages_of,
+)
 
 ALL_ONES = 2**64 - 1
 SEALED = bytes(100)  # a sealed page: only its length is checked here
@@ -46,17 +52,20 @@ def test_a_flush_key_is_refused_for_its_oid_before_its_version() -> None:
 def test_a_sealed_page_is_kept_as_it_came_and_its_page_size_checked_first() -> None:
     latest = latest_version()
     sealed = tmem_pb2.PAGE_ENCODING_SEALED
-    page = foreign_page(4, 2, True, (7, 0, 0), 3, 1000, SEALED, sealed, 4096, crc32(SEALED), latest)
-    assert (page.pool_uid, page.oid, page.index, page.version, page.persistent) == (
-        2,
-        (7, 0, 0),
-        3,
-        1000,
-        True,
+    page = peer_pb2.RemotePage(
+        pool=2, persistent=True, oid=tmem_pb2.Oid(word0=7), index=3, version=1000, data=SEALED,
+        encoding=sealed, page_size=4096, checksum=crc32(SEALED),
+    )  # fmt: skip
+    pages = pages_of([page])
+    assert (pages.pool_uids, pages.keys, pages.versions, pages.persistent) == (
+        [2],
+        [((7, 0, 0), 3)],
+        [1000],
+        [True],
     )
-    assert page.page == PackedPage(SEALED, False, 4096)
+    assert list(pages.pages) == [PackedPage(SEALED, False, 4096)]
     with pytest.raises(InvalidArgument) as refused:  # its checksum is wrong too
-        foreign_page(4, 2, True, (7, 0, 0), 3, 0, SEALED, sealed, 4097, 0, latest)
+        page_of(4, (7, 0, 0), 0, SEALED, sealed, 4097, 0, latest)
     assert refused.value.message == (
         "pages[4].page_size 4097 is invalid: expected a power of two in 512..65536"
     )

@@ -9,7 +9,6 @@ import pytest
 
 from ramster.api.v1 import peer_pb2, tmem_pb2
 from ramster.errors import InternalError, InvalidArgument
-from ramster.holder.foreign import ForeignPages
 from ramster.page import PackedPage, pack_page
 from ramster.remote.handles import RemoteFlush, RemoteRef, Shipment
 from ramster.rpc import foreign_pages
@@ -71,7 +70,7 @@ def test_a_holder_reads_the_same_pages_from_either_form() -> None:
     lean = put_batch_request(ORIGIN, "", [], SHIPMENTS, payloads)
     wire = peer_pb2.PeerPutBatchRequest.FromString(lean.SerializeToString())
     read = foreign_pages.pages_of_batch(wire)
-    assert read == ForeignPages.of(foreign_pages.pages_of(per_page))
+    assert read == foreign_pages.pages_of(per_page)
     columns = zip(
         read.pool_uids, read.persistent, read.keys, read.versions, read.pages, strict=True
     )
