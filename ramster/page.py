@@ -5,7 +5,8 @@ page size (`check_page_length`). A pool's `Codec` packs its pages once: `lz4` (t
 format, the fastest) or `zstd` at a level (a zstd frame, denser; with a `PageDictionary`
 trained on the pool's own pages, denser still). Whatever the codec, a same-filled page is one
 byte: a page whose bytes are all equal (zero pages above all) compresses to a few dozen bytes;
-only such small outputs are checked for being same-filled, so ordinary pages pay nothing. A
+only such small outputs are checked for being same-filled (an lz4 block by one lookup among the
+blocks of the 256 same-filled pages), so ordinary pages pay nothing. A
 packed page (`PackedPage`) travels unchanged between client, node and peers; only the final
 reader unpacks it. `check_packed` vets a packed page that arrived from outside.
 
@@ -168,13 +169,23 @@ less."""
 def compress_page(page: bytes) -> tuple[bytes, bool]:
     """(payload, same_filled): the lz4 block of `page`, or its one repeated byte."""
     packed: bytes = _lz4_compress(page, store_size=False)
-    return _same_filled(page, packed)
+    fill = _lz4_filled(len(page)).get(packed)
+    return (packed, False) if fill is None else (fill, True)
+
+
+@cache
+def _lz4_filled(page_size: int) -> dict[bytes, bytes]:
+    """The lz4 block of every same-filled page of `page_size` bytes, to its fill byte. lz4 is
+    deterministic, so a page is same-filled exactly when its block is one of these (a block
+    decodes to one page only): one lookup instead of a scan of the page (2 to 3 us)."""
+    fills = (bytes([byte]) for byte in range(256))
+    return {_lz4_compress(fill * page_size, store_size=False): fill for fill in fills}
 
 
 def _same_filled(page: bytes, packed: bytes) -> tuple[bytes, bool]:
     if len(packed) <= SAME_FILL_PROBE + (len(page) >> 7):
         first = bytes(page[:1])
-        if page.count(first) == len(page):
+        if page == first * len(page):
             return first, True
     return packed, False
 

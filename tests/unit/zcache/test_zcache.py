@@ -137,6 +137,20 @@ def test_a_page_with_one_different_byte_is_not_same_filled(page_size: int) -> No
     }
 
 
+@pytest.mark.parametrize("page_size", [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536])
+def test_every_fill_byte_of_every_page_size_packs_to_that_byte_and_no_near_miss_does(
+    page_size: int,
+) -> None:
+    for fill in range(256):
+        page = bytes([fill]) * page_size
+        assert compress_page(page) == (bytes([fill]), True)
+        for at in (0, page_size // 2, page_size - 1):  # one byte off: an lz4 block, lossless
+            near = page[:at] + bytes([fill ^ 1]) + page[at + 1 :]
+            payload, same_filled = compress_page(near)
+            assert not same_filled
+            assert decompress_page(payload, False, page_size) == near
+
+
 def test_a_payload_of_the_wrong_size_is_refused_on_decompression() -> None:
     payload, same_filled = compress_page(page_with_zsize(1000))
 
