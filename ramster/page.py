@@ -169,6 +169,8 @@ less."""
 def compress_page(page: bytes) -> tuple[bytes, bool]:
     """(payload, same_filled): the lz4 block of `page`, or its one repeated byte."""
     packed: bytes = _lz4_compress(page, store_size=False)
+    if len(packed) > SAME_FILL_PROBE + (len(page) >> 7):
+        return packed, False  # not hashed: a block of 4 KiB hashes in 1 to 2 us
     fill = _lz4_filled(len(page)).get(packed)
     return (packed, False) if fill is None else (fill, True)
 

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable
 
 from ramster.errors import FailedPrecondition
 
 PAGE = 4096
 
-SpillKey = tuple[int, int]
-"""(export uid, page index)."""
-
 
 class Spill:
-    """A spill file at `path` of at most `size` bytes (whole pages)."""
+    """A spill file at `path` of at most `size` bytes (whole pages), its pages kept by export
+    uid and block."""
 
     def __init__(self, path: str, size: int) -> None:
         self.path = path
@@ -39,26 +38,31 @@ class Spill:
             raise FailedPrecondition(
                 f"nbd spill {path!r} cannot be opened: {error.strerror or error}"
             ) from None
-        self._slots: dict[SpillKey, int] = {}
-        self._per_export: dict[int, int] = {}
+        # By export, by block: a TRIM frees blocks with no tuple made per block, and skips an
+        # export with nothing here at once.
+        self._slots: dict[int, dict[int, int]] = {}
+        self._pages = 0
         self._free: list[int] = []
         self._end = 0  # slots below it have been handed out at least once
         self._dirty = False
         self.counters = dict.fromkeys(("nbd_spill_stores", "nbd_spill_loads", "nbd_spill_full"), 0)
 
     def __repr__(self) -> str:
-        return f"<Spill {self.path} pages={len(self._slots)}/{self.capacity}>"
+        return f"<Spill {self.path} pages={self._pages}/{self.capacity}>"
 
     @property
     def pages(self) -> int:
-        return len(self._slots)
+        return self._pages
 
     def pages_of(self, uid: int) -> int:
-        return self._per_export.get(uid, 0)
+        return len(self._slots.get(uid, ()))
 
-    def store(self, key: SpillKey, page: bytes) -> bool:
-        """Keep `page` under `key`; False if the spill is full (nothing changed then)."""
-        slot = self._slots.get(key)
+    def store(self, uid: int, block: int, page: bytes) -> bool:
+        """Keep `page` as block `block` of export `uid`; False if the spill is full (nothing
+        changed then)."""
+        slots = self._slots.get(uid)
+        slot = slots.get(block) if slots is not None else None
+        new = slot is None
         if slot is None:
             if self._free:
                 slot = self._free.pop()
@@ -71,42 +75,44 @@ class Spill:
         try:
             os.pwrite(self._fd, page, slot * PAGE)
         except OSError:
-            if key not in self._slots:
+            if new:
                 self._free.append(slot)
             raise
-        if key not in self._slots:
-            self._slots[key] = slot
-            self._per_export[key[0]] = self.pages_of(key[0]) + 1
+        if new:
+            self._slots.setdefault(uid, {})[block] = slot
+            self._pages += 1
         self._dirty = True
         self.counters["nbd_spill_stores"] += 1
         return True
 
-    def load(self, key: SpillKey) -> bytes | None:
-        slot = self._slots.get(key)
+    def load(self, uid: int, block: int) -> bytes | None:
+        slot = self._slots.get(uid, {}).get(block)
         if slot is None:
             return None
         self.counters["nbd_spill_loads"] += 1
         return os.pread(self._fd, PAGE, slot * PAGE)
 
-    def drop(self, key: SpillKey) -> bool:
-        """Free the slot of `key`; whether there was one."""
-        slot = self._slots.pop(key, None)
-        if slot is None:
-            return False
-        self._free.append(slot)
-        left = self._per_export[key[0]] - 1
-        if left:
-            self._per_export[key[0]] = left
-        else:
-            del self._per_export[key[0]]
-        return True
+    def drop(self, uid: int, blocks: Iterable[int]) -> int:
+        """Free the slots of `blocks` of export `uid`; how many it had here. A range of more
+        blocks than the export has here is matched against those (a TRIM of a large range)."""
+        slots = self._slots.get(uid)
+        if not slots:
+            return 0
+        if isinstance(blocks, range) and len(blocks) > len(slots):
+            blocks = [block for block in slots if block in blocks]
+        freed = [slot for block in blocks if (slot := slots.pop(block, None)) is not None]
+        self._free.extend(freed)
+        self._pages -= len(freed)
+        if not slots:
+            del self._slots[uid]
+        return len(freed)
 
     def drop_export(self, uid: int) -> int:
         """Free every slot of export `uid`; how many."""
-        keys = [key for key in self._slots if key[0] == uid]
-        for key in keys:
-            self.drop(key)
-        return len(keys)
+        slots = self._slots.pop(uid, {})
+        self._free.extend(slots.values())
+        self._pages -= len(slots)
+        return len(slots)
 
     async def sync(self) -> None:
         """Make every page stored so far durable in the file (NBD_CMD_FLUSH)."""
@@ -119,7 +125,7 @@ class Spill:
         if self._fd < 0:
             return
         self._slots.clear()
-        self._per_export.clear()
+        self._pages = 0
         os.ftruncate(self._fd, 0)
         os.close(self._fd)
         self._fd = -1

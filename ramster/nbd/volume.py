@@ -214,7 +214,7 @@ class Volume:
             if hit is not None:
                 pages.append(unpack_page(hit.page))
             else:
-                spilled = self._spill.load((place.uid, index)) if self._spill else None
+                spilled = self._spill.load(place.uid, index) if self._spill else None
                 pages.append(spilled if spilled is not None else ZERO_PAGE)
         return pages
 
@@ -250,11 +250,14 @@ class Volume:
         """The pages the store refused go to the spill (or the write fails); those it took
         leave it."""
         refused: list[tuple[int, PageData, RejectReason]] = []
+        taken: list[int] = []
         for (index, data), outcome in zip(pages, outcomes, strict=True):
             if isinstance(outcome, Rejected):
                 refused.append((index, data, outcome.reason))
-            elif self._spill is not None:
-                self._spill.drop((uid, index))
+            else:
+                taken.append(index)
+        if self._spill is not None:
+            self._spill.drop(uid, taken)
         if refused:
             self._counters["nbd_store_refused"] += len(refused)
             self._spill_or_fail(uid, refused)
@@ -266,7 +269,7 @@ class Volume:
             return False
         try:
             block = block_of(shipment.oid, shipment.index)
-            if not self._spill.store((place.uid, block), unpack_page(shipment.page)):
+            if not self._spill.store(place.uid, block, unpack_page(shipment.page)):
                 return False
         except OSError as error:
             log.warning("NBD: the spill %s failed: %s", self._spill.path, error.strerror)
@@ -282,7 +285,7 @@ class Volume:
         for index, data, _ in refused:
             page = unpack_page(data) if isinstance(data, PackedPage) else data
             try:
-                spilled = self._spill.store((uid, index), page)
+                spilled = self._spill.store(uid, index, page)
             except OSError as error:
                 raise RequestRefused(
                     Errno.EIO, f"{why}; the spill {self._spill.path} failed: {error.strerror}"
@@ -312,9 +315,8 @@ class Volume:
                 for block in blocks
             ]
             self._tiered.flush(place.client, place.pool_id, keys)
-        if self._spill is not None and self._spill.pages_of(place.uid):
-            for index in indexes:
-                self._spill.drop((place.uid, index))
+        if self._spill is not None:
+            self._spill.drop(place.uid, indexes)
 
     @contextlib.asynccontextmanager
     async def _page_lock(self, index: int) -> AsyncIterator[None]:
