@@ -34,6 +34,8 @@ from ramster.errors import (
 from ramster.page import (
     ZSTD,
     Codec,
+    Dictionaries,
+    PackedPage,
     Readable,
     UnknownDictionary,
     unpack_page,
@@ -254,21 +256,42 @@ class TieredTmem:
         pages: list[Readable] = [hit.page if hit is not None else None for hit in hits]
         if not any(hit is not None and hit.page.dictionary for hit in hits):
             return pages
-        store = self._backend.store
-        dictionaries = store.dictionaries.of_pool(pool_uid) if store is not None else {}
+        dictionaries = self._dictionaries_of(pool_uid)
         for n, hit in enumerate(hits):
             if hit is None or not hit.page.dictionary:
                 continue
             if dictionaries_ok and hit.page.dictionary in dictionaries:
                 continue
-            try:
-                pages[n] = unpack_page(hit.page, dictionaries)
-            except (UnknownDictionary, InvalidArgument) as error:
-                self.counters["zstd_pages_lost"] += 1
-                if spec.persistent:
-                    raise InternalError(f"a page of the pool is lost: {error.message}") from None
-                pages[n] = None
+            pages[n] = self._unpacked(hit.page, dictionaries, spec)
         return pages
+
+    def unpacked(
+        self, pages: Sequence[PackedPage], spec: PoolSpec, pool_uid: int
+    ) -> list[bytes | None]:
+        """`pages` of pool `pool_uid` unpacked here, for a reader of bytes (an NBD export): a
+        page packed with a dictionary of its pool with that; a page whose dictionary is gone
+        is lost as `readable` says."""
+        dictionaries = (
+            self._dictionaries_of(pool_uid) if any(page.dictionary for page in pages) else {}
+        )
+        return [self._unpacked(page, dictionaries, spec) for page in pages]
+
+    def _dictionaries_of(self, pool_uid: int) -> Dictionaries:
+        store = self._backend.store
+        return store.dictionaries.of_pool(pool_uid) if store is not None else {}
+
+    def _unpacked(
+        self, page: PackedPage, dictionaries: Dictionaries, spec: PoolSpec
+    ) -> bytes | None:
+        if not page.dictionary:
+            return unpack_page(page)
+        try:
+            return unpack_page(page, dictionaries)
+        except (UnknownDictionary, InvalidArgument) as error:
+            self.counters["zstd_pages_lost"] += 1
+            if spec.persistent:
+                raise InternalError(f"a page of the pool is lost: {error.message}") from None
+            return None
 
     def deliver(self, got: Got, caller_waits: Callable[[], bool]) -> list[Hit | None]:
         """The get's answer is built and fits: a get that frees takes its pages now, unless the

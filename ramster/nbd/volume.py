@@ -209,13 +209,14 @@ class Volume:
         keys = [key_of(index) for index in indexes]
         got = await self._tiered.get(place.client, place.pool_id, keys, False)
         hits = self._tiered.deliver(got, lambda: True)
+        found = [hit.page for hit in hits if hit is not None]
+        unpacked = iter(self._tiered.unpacked(found, self._spec, got.pool_uid))
         pages = []
         for index, hit in zip(indexes, hits, strict=True):
-            if hit is not None:
-                pages.append(unpack_page(hit.page))
-            else:
-                spilled = self._spill.load(place.uid, index) if self._spill else None
-                pages.append(spilled if spilled is not None else ZERO_PAGE)
+            page = next(unpacked) if hit is not None else None
+            if page is None:
+                page = self._spill.load(place.uid, index) if self._spill else None
+            pages.append(page if page is not None else ZERO_PAGE)
         return pages
 
     async def _change(self, index: int, start: int, chunk: bytes) -> None:
@@ -269,7 +270,8 @@ class Volume:
             return False
         try:
             block = block_of(shipment.oid, shipment.index)
-            if not self._spill.store(place.uid, block, unpack_page(shipment.page)):
+            (page,) = self._tiered.unpacked([shipment.page], self._spec, shipment.pool_uid)
+            if page is None or not self._spill.store(place.uid, block, page):
                 return False
         except OSError as error:
             log.warning("NBD: the spill %s failed: %s", self._spill.path, error.strerror)

@@ -15,11 +15,15 @@ from ramster.errors import InvalidArgument, NotFound
 from ramster.nbd.exports import NodeExports, export_client
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import Spill
-from ramster.nbd.volume import OBJECT_PAGES, Volume
+from ramster.nbd.volume import OBJECT_PAGES, Volume, key_of
+from ramster.page import Codec
 from ramster.state import ExportStatus
 from ramster.tiered import TieredTmem
+from ramster.tmem import Hit
 from ramster.tmem.keys import owner_scope
 from ramster.zcache import ZcacheConfig
+from tests.support.cluster import record_page
+from tests.support.dictionaries import FakeBook, recording_node, until
 
 OWNER = "client:alice"
 SIZE = 1 << 20
@@ -329,3 +333,33 @@ def test_a_deleted_export_fails_every_operation_of_a_client_still_connected() ->
         Errno.EIO,
         "export nbd-export:client:alice/disk was deleted",
     )
+
+
+def test_a_zstd_export_reads_back_the_pages_packed_with_its_pool_s_trained_dictionary() -> None:
+    # A clustered node keeps persistent pools' dictionaries (they are recorded in etcd): the
+    # export's pages are packed with one once it is trained, and a read unpacks them with it
+    # (before, every such read failed: the volume unpacked with no dictionary).
+    book = FakeBook()
+    book.gate.set()
+    backend, tiered = recording_node(book)
+    node = NodeExports(backend, tiered)
+    node.create("disk", 1024 * 4096, OWNER, Codec("zstd", 1))
+    disk = volume(node)
+    blocks = b"".join(record_page(n) for n in range(200))
+
+    async def scenario() -> tuple[bytes, bytes, list[int]]:
+        await disk.write(0, blocks[: 100 * 4096])  # the samples the dictionary trains on
+        await until(lambda: book.saved != [], "the export's dictionary trained and recorded")
+        await disk.write(100 * 4096, blocks[100 * 4096 :])  # packed with it
+        place = disk.place
+        hits = backend.require().get_many_packed(
+            place.client, place.pool_id, [key_of(n) for n in range(100, 200)]
+        )
+        used = sorted({hit.page.dictionary for hit in hits if isinstance(hit, Hit)})
+        return await disk.read(0, len(blocks)), await disk.read(150 * 4096 + 100, 5000), used
+
+    read, part, used = run(scenario())  # type: ignore[misc]
+    assert used == [book.saved[0][1]]
+    assert read == blocks
+    assert part == blocks[150 * 4096 + 100 : 150 * 4096 + 5100]
+    assert tiered.counters["zstd_pages_lost"] == 0
