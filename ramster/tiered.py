@@ -32,6 +32,7 @@ from ramster.errors import (
     Unavailable,
 )
 from ramster.page import (
+    LZ4,
     ZSTD,
     Codec,
     Dictionaries,
@@ -239,6 +240,20 @@ class TieredTmem:
             if unanswered:  # nothing is freed: the whole get is to be tried again
                 raise _unavailable(unanswered)
         return Got(hits, frees, spec.persistent, tmem, tmem.pool_uid(client, pool_id))
+
+    def read_here(
+        self, client: str, pool_id: int, keys: Sequence[tuple[Oid, int]]
+    ) -> list[bytes | None] | None:
+        """A get that keeps its pages, of pages of an lz4 pool all held here, unpacked (None:
+        a miss); None if one is on a peer (then `get`). For a reader of bytes (an NBD export):
+        no `Hit` nor packed page made per page."""
+        tmem = self._backend.require()
+        spec = tmem.pool_spec(client, pool_id)
+        assert spec.codec.name == LZ4, "a zstd page may need its pool's dictionary: `unpacked`"
+        pages = tmem.read_many(client, pool_id, keys)
+        if pages is not None:
+            self._count_gets(spec.persistent, len(pages), sum(page is not None for page in pages))
+        return pages
 
     def readable(
         self,

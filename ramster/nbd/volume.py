@@ -56,7 +56,7 @@ from ramster.backend import Backend
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import PAGE, Spill
 from ramster.nbd.write_back import WriteBack
-from ramster.page import LZ4_CODEC, Codec, PackedPage, unpack_page
+from ramster.page import LZ4, LZ4_CODEC, Codec, PackedPage, unpack_page
 from ramster.remote.handles import Shipment
 from ramster.tiered import Copying, TieredTmem
 from ramster.tmem import Oid, PoolSpec, PutOutcome, Rejected, RejectReason
@@ -207,17 +207,25 @@ class Volume:
     async def _pages(self, indexes: Sequence[int]) -> list[bytes]:
         place = self.place
         keys = [key_of(index) for index in indexes]
-        got = await self._tiered.get(place.client, place.pool_id, keys, False)
-        hits = self._tiered.deliver(got, lambda: True)
-        found = [hit.page for hit in hits if hit is not None]
-        unpacked = iter(self._tiered.unpacked(found, self._spec, got.pool_uid))
+        found = None
+        if self._spec.codec.name == LZ4:  # the common read: lz4 pages all here
+            found = self._tiered.read_here(place.client, place.pool_id, keys)
+        if found is None:
+            found = await self._read(place, keys)
         pages = []
-        for index, hit in zip(indexes, hits, strict=True):
-            page = next(unpacked) if hit is not None else None
+        for index, page in zip(indexes, found, strict=True):
             if page is None:
                 page = self._spill.load(place.uid, index) if self._spill else None
             pages.append(page if page is not None else ZERO_PAGE)
         return pages
+
+    async def _read(self, place: Place, keys: list[tuple[Oid, int]]) -> list[bytes | None]:
+        """The pages of `keys` here or on peers, unpacked (None: a miss)."""
+        got = await self._tiered.get(place.client, place.pool_id, keys, False)
+        hits = self._tiered.deliver(got, lambda: True)
+        found = [hit.page for hit in hits if hit is not None]
+        unpacked = iter(self._tiered.unpacked(found, self._spec, got.pool_uid))
+        return [next(unpacked) if hit is not None else None for hit in hits]
 
     async def _change(self, index: int, start: int, chunk: bytes) -> None:
         """Read-modify-write of page `index`: `chunk` at byte `start` of it."""

@@ -227,6 +227,26 @@ class Tmem(Generic[ElsewhereT]):
         read = self.table.store.read
         return [_here(self._get(pool, o, i, free, read)) for o, i in _checked_keys(keys)]
 
+    def read_many(
+        self, client: str, pool_id: int, keys: Sequence[tuple[OidLike, int]]
+    ) -> list[bytes | None] | None:
+        """The pages of `keys` (None: a miss), freeing nothing; None if one of them is kept
+        elsewhere (read those with `get_many_packed`). A get of pages all here with no `Hit`
+        nor packed page made per page. Every key is validated before any page is read."""
+        table = self.table
+        pool = table.pool(client, pool_id)
+        read, lookup, size = table.store.read, table.lookup, pool.spec.page_size
+        pages: list[bytes | None] = []
+        for oid, index in _checked_keys(keys):
+            _, slot = lookup(pool, oid, index)
+            if slot is None:
+                pages.append(None)
+            elif slot & REMOTE:
+                return None
+            else:
+                pages.append(read(slot, size))
+        return pages
+
     def get_many_packed(
         self, client: str, pool_id: int, keys: Sequence[tuple[OidLike, int]]
     ) -> list[Hit | PageAway | None]:

@@ -20,10 +20,11 @@ from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import Spill
 from ramster.nbd.volume import OBJECT_PAGES, Volume
 from ramster.page import unpack_page
+from ramster.params import ModuleParams
 from ramster.remote.layer import RemoteLayer
 from ramster.tiered import TieredTmem
 from ramster.zcache import ZcacheConfig
-from tests.support.remote import MIB, TWO, FakePeer, settle, start
+from tests.support.remote import MIB, TWO, FakePeer, settle, ship, start
 
 OWNER = "client:alice"
 PEER = 2
@@ -217,5 +218,24 @@ def test_the_copies_of_writes_queued_behind_a_call_go_together_in_the_next_one()
         await disk.flush()
         puts = [keys for _, method, keys in peer.log if method == "put"]
         assert puts == [[((0, 0, 0), 0)], [((0, 0, 0), 1), ((0, 0, 0), 2)]]
+
+    asyncio.run(scenario())
+
+
+def test_blocks_remotified_to_a_peer_read_back_from_it_beside_blocks_here() -> None:
+    async def scenario() -> None:
+        backend = Backend(ZcacheConfig(memory=8 * MIB), params=ModuleParams(persistent_copies=1))
+        layer, peers = await start(backend, {PEER: 64 * MIB})
+        node = NodeExports(backend, TieredTmem(backend, layer))
+        node.create("disk", SIZE, OWNER)
+        disk = node.export("disk")
+        assert isinstance(disk, Volume)
+        peer = peers.links[PEER]
+        await disk.write(0, TEXT[: 3 * 4096])
+        shipped = ship(backend.require(), peer, persistent=True, max_pages=2)
+        assert sorted(s.index for s in shipped) == [0, 1]
+        await disk.write(3 * 4096, page(3))
+        assert await disk.read(100, 4 * 4096 - 200) == TEXT[100 : 4 * 4096 - 100]
+        assert peers.calls("get") == [(PEER, "get", [((0, 0, 0), 0), ((0, 0, 0), 1)])]
 
     asyncio.run(scenario())
