@@ -36,6 +36,7 @@ from ramster.client import SyncClient
 from ramster.launcher import LocalCluster
 from ramster.swap import system
 from ramster.swap.record import SwapRecord
+from ramster.wire.tls import TLS
 from tests.bench.table import print_table, verdict
 from tests.support.swap import HogResult, run_hog
 
@@ -153,6 +154,8 @@ def _ramster(work: Path, name: str, nodes: int, memory: list[int], copies: int) 
         for node in cluster.nodes:
             with SyncClient(node.address, client_name="bench", tls=cluster.admin_tls) as client:
                 client.set_param("persistent_copies", str(copies))
+        if copies > 1:
+            _wait_for_a_peer(first.address, cluster.admin_tls)
         exports = NodeExports(first.address, cluster.admin_tls, None, socket)
         record = SwapRecord(
             "ramster", folder / "state" / "ramster", node=first.address, size=DEVICE
@@ -171,6 +174,19 @@ def _ramster(work: Path, name: str, nodes: int, memory: list[int], copies: int) 
     ratio = seen["pers_zbytes"] / max(seen["pers_zpages"] * 4096, 1)  # node 1's own store
     spilled = seen["nbd_spilled_pages"]
     return SwapFigures(name, hog, swapped, seconds, ratio, spilled, unreplicated)
+
+
+def _wait_for_a_peer(address: str, tls: TLS) -> None:
+    """Return once node `address` stores a persistent page with its second copy on a peer: a
+    node learns of its peers through etcd, and a swap device started before would measure
+    pages with one copy (refused NO_REPLICA until then)."""
+    with SyncClient(address, client_name="bench-probe", tls=tls) as client:
+        pool = client.new_pool(persistent=True)
+        deadline = time.monotonic() + 30
+        while not client.put(pool, 0, 0, bytes(4096)):
+            assert time.monotonic() < deadline, f"node {address} found no peer for a copy in 30 s"
+            time.sleep(0.05)
+        client.destroy_pool(pool)
 
 
 SETUPS: tuple[Callable[[Path], SwapFigures | None], ...] = (
