@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 import zstandard
 from lz4.block import LZ4BlockError
@@ -139,13 +140,13 @@ class PoolDictionaries(dict[int, PageDictionary]):
         self.dropped = dropped
 
 
-@dataclass(frozen=True, slots=True)
-class PackedPage:
+class PackedPage(NamedTuple):
     """A page as `pack_page` packs it: an lz4 block or a zstd frame (`codec`; `dictionary`:
     the id of the zstd dictionary it was made with, 0 none), or its one repeated byte.
 
     Pages travel packed between clients, nodes and peers and are stored as they arrive, so a
-    page is compressed once and decompressed only by the final reader.
+    page is compressed once and decompressed only by the final reader. A named tuple: made for
+    every page a get or a copy reads, in a third of a frozen dataclass's time.
     """
 
     payload: bytes

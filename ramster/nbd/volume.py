@@ -146,6 +146,12 @@ class Volume:
         return b"".join(pages)[start : start + length]
 
     async def write(self, offset: int, data: bytes) -> None:
+        if not offset % PAGE and not len(data) % PAGE:  # whole blocks: a swap device's writes
+            first = offset // PAGE
+            await self._store(
+                [(first + n, data[n * PAGE : (n + 1) * PAGE]) for n in range(len(data) // PAGE)]
+            )
+            return
         whole: list[tuple[int, PageData]] = []
         for index, lo, hi in _spans(offset, len(data)):
             chunk = data[lo - offset : hi - offset]
