@@ -205,8 +205,13 @@ def settle(
             remote.flushes.append(RemoteFlush.of(added, copies))
         return False
     version = copies.version
-    holders = [HERE] if not slot & REMOTE else [remote.handles.node(slot)]
     replica = remote.replicas.get(version)
+    if replica is None and added is not None and home is None and not slot & REMOTE:
+        # The common case, a new page's copy (what the rules below decide for two holders,
+        # draining or not, with no list made): here first, `added` second.
+        remote.replicas[version] = added
+        return True
+    holders = [HERE] if not slot & REMOTE else [remote.handles.node(slot)]
     if replica is not None:
         holders.append(replica)
     grew = added is not None and added not in holders
