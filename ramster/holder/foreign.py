@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ramster.errors import FailedPrecondition, ResourceExhausted, shown
 from ramster.page import PackedPage
 from ramster.tmem.elsewhere import REMOTE, Elsewhere
-from ramster.tmem.keys import Oid, PageVersion, PoolSpec, TmemLimits
+from ramster.tmem.keys import Oid, PoolSpec, TmemLimits
 from ramster.tmem.pool import Pool, PoolRecord
 from ramster.tmem.table import FOREIGN_PREFIX, PageTable, PutOutcome, Stored
 
@@ -31,18 +31,10 @@ def origin_client(node: int, epoch: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ForeignPage(PageVersion):
-    """A page an origin hands this holder: its uid, key and version on the origin, packed."""
-
-    persistent: bool
-    page: PackedPage
-
-
-@dataclass(frozen=True, slots=True)
 class ForeignPages:
     """The pages of one call of an origin as columns, entry `n` of each being page `n`: a lean
-    `PutPageBatch` is read into these with no object per page (a `ForeignPage` costs as much as
-    its page's checksum)."""
+    `PutPageBatch` is read into these with no object per page (a frozen object per page cost as
+    much as its page's checksum)."""
 
     pool_uids: Sequence[int]
     persistent: Sequence[bool]
@@ -53,21 +45,11 @@ class ForeignPages:
     def __len__(self) -> int:
         return len(self.pages)
 
-    @classmethod
-    def of(cls, pages: Sequence[ForeignPage]) -> ForeignPages:
-        return cls(
-            [p.pool_uid for p in pages],
-            [p.persistent for p in pages],
-            [(p.oid, p.index) for p in pages],
-            [p.version for p in pages],
-            [p.page for p in pages],
-        )
-
 
 def put_foreign(
     table: PageTable[Elsewhere],
     origin: str,
-    pages: Sequence[ForeignPage] | ForeignPages,
+    pages: ForeignPages,
     owners: Sequence[PoolRecord] = (),
     limits: TmemLimits = DEFAULT_LIMITS,
 ) -> list[PutOutcome]:
@@ -75,12 +57,11 @@ def put_foreign(
     (a record that does not describe the held pool's pages is ignored). Every page's pool is
     found or made first, and every record checked, so a pool that does not fit (the budget or
     `limits`) refuses the batch before anything is stored."""
-    batch = pages if isinstance(pages, ForeignPages) else ForeignPages.of(pages)
     # A batch's pages share one pool or a few: each is looked up (or made) once, in page order,
     # so the first page whose pool does not fit is the one refused.
     found: dict[tuple[int, bool, int], Pool] = {}
     pools = []
-    for uid, persistent, page in zip(batch.pool_uids, batch.persistent, batch.pages, strict=True):
+    for uid, persistent, page in zip(pages.pool_uids, pages.persistent, pages.pages, strict=True):
         kind = (uid, persistent, page.page_size)
         pool = found.get(kind)
         if pool is None:
@@ -99,7 +80,7 @@ def put_foreign(
     return [
         _put_unless_newer(table, pool, oid, index, version, page)
         for pool, (oid, index), version, page in zip(
-            pools, batch.keys, batch.versions, batch.pages, strict=True
+            pools, pages.keys, pages.versions, pages.pages, strict=True
         )
     ]
 

@@ -30,8 +30,7 @@ INVALID_OID: Oid = (U64_MAX, U64_MAX, U64_MAX)
 class PageVersion:
     """One version of one page of a node: its pool's uid, its key and the version a put gave
     it. What a copy on another node is known by, and the base of every value that carries a
-    page across nodes (`ramster.remote.handles.Shipment`, `RemoteRef`, `PageCopies`,
-    `ramster.holder.foreign.ForeignPage`)."""
+    page across nodes (`ramster.remote.handles.Shipment`, `RemoteRef`, `PageCopies`)."""
 
     pool_uid: int
     oid: Oid

@@ -8,15 +8,17 @@ Not here: an origin's copies (`tests.support.copies`), real nodes (`tests.suppor
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from ramster.holder.foreign import (
-    ForeignPage,
-    origin_client,
-)
+from ramster.holder.foreign import DEFAULT_LIMITS, ForeignPages, origin_client, put_foreign
 from ramster.page import PackedPage, pack_page
 from ramster.remote.handles import origin_tmem
-from ramster.tmem import Tmem
-from ramster.tmem.pool import FOREIGN_CLIENT_BYTES, FOREIGN_POOL_BYTES, OBJECT_BYTES
+from ramster.tmem import PutOutcome, Tmem
+from ramster.tmem.keys import PageVersion, TmemLimits
+from ramster.tmem.pool import FOREIGN_CLIENT_BYTES, FOREIGN_POOL_BYTES, OBJECT_BYTES, PoolRecord
+from ramster.tmem.table import PageTable
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
 
@@ -27,6 +29,37 @@ EPH_UID, PERS_UID = 1, 2
 """The origin's pool uids (its names for its pools on every peer)."""
 OID = (7, 0, 0)
 ALL = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignPage(PageVersion):
+    """One page an origin hands a holder, as a test writes it: its uid, key and version on the
+    origin, packed (the holder takes a call's pages as columns, `ForeignPages`)."""
+
+    persistent: bool
+    page: PackedPage
+
+
+def columns(pages: Sequence[ForeignPage]) -> ForeignPages:
+    """`pages` as the columns a holder takes."""
+    return ForeignPages(
+        [p.pool_uid for p in pages],
+        [p.persistent for p in pages],
+        [(p.oid, p.index) for p in pages],
+        [p.version for p in pages],
+        [p.page for p in pages],
+    )
+
+
+def put_foreign_pages(
+    table: PageTable[Any],
+    origin: str,
+    pages: Sequence[ForeignPage],
+    owners: Sequence[PoolRecord] = (),
+    limits: TmemLimits = DEFAULT_LIMITS,
+) -> list[PutOutcome]:
+    """`put_foreign` of `pages` written one by one."""
+    return put_foreign(table, origin, columns(pages), owners, limits)
 
 
 def packed(seed: int) -> PackedPage:

@@ -17,7 +17,7 @@ import pytest
 
 from ramster.errors import ResourceExhausted
 from ramster.holder.epochs import adopt, forget_origin
-from ramster.holder.foreign import ForeignPage, destroy_foreign_pools, origin_client, put_foreign
+from ramster.holder.foreign import destroy_foreign_pools, origin_client
 from ramster.page import pack_page
 from ramster.remote.handles import origin_tmem
 from ramster.tmem import PoolSpec, Stored
@@ -25,7 +25,14 @@ from ramster.tmem.keys import TmemLimits
 from ramster.tmem.pool import FOREIGN_CLIENT_BYTES, FOREIGN_POOL_BYTES, OBJECT_BYTES, PoolRecord
 from ramster.zcache import ZCache, ZcacheConfig
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES
-from tests.support.foreign import ORIGIN, PAGE_SIZE, foreign, holder
+from tests.support.foreign import (
+    ORIGIN,
+    PAGE_SIZE,
+    ForeignPage,
+    foreign,
+    holder,
+    put_foreign_pages,
+)
 
 FILLED = pack_page(bytes([0x5A]) * PAGE_SIZE)
 """A same-filled page: its payload is one cached byte, so what it costs is all metadata."""
@@ -55,7 +62,7 @@ def test_the_charge_of_held_pools_covers_what_they_take_and_goes_with_them() -> 
         origin = origin_client(2 + n % 16, f"{n:016x}")
         pages = [filled(uid) for uid in range(1, pools + 1)]
         owners = [record(uid, f"{uid:03d}{WIDEST_NAME}"[:256]) for uid in range(1, pools + 1)]
-        assert put_foreign(tmem.table, origin, pages, owners) == [Stored(1)] * pools
+        assert put_foreign_pages(tmem.table, origin, pages, owners) == [Stored(1)] * pools
     taken = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     charged = store.used_bytes
@@ -85,9 +92,9 @@ def test_a_pool_past_the_budget_is_refused_and_nothing_is_placed() -> None:
     page = SLOT_BYTES + PAGE_BYTES + OBJECT_BYTES
     tmem, store = holder(1 << 16)
     store.charge((1 << 16) - (FOREIGN_CLIENT_BYTES + FOREIGN_POOL_BYTES + page))  # room for one
-    assert put_foreign(tmem.table, ORIGIN, [filled(1)]) == [Stored(1)]
+    assert put_foreign_pages(tmem.table, ORIGIN, [filled(1)]) == [Stored(1)]
     with pytest.raises(ResourceExhausted) as refused:
-        put_foreign(tmem.table, ORIGIN, [filled(2)])
+        put_foreign_pages(tmem.table, ORIGIN, [filled(2)])
     assert refused.value.message == (
         "no room for pool 2 of peer:2:e2: this node's budget is full of pages that cannot be "
         "evicted"
@@ -104,7 +111,7 @@ def test_a_held_pool_evicts_ephemeral_pages_as_a_page_would() -> None:
     while not store.stats.evicted_eph_zpages:
         tmem.put("app", local, n, 0, page)
         n += 1
-    assert put_foreign(tmem.table, ORIGIN, [foreign(0, persistent=True)]) == [Stored(1000)]
+    assert put_foreign_pages(tmem.table, ORIGIN, [foreign(0, persistent=True)]) == [Stored(1000)]
     assert store.stats.evicted_eph_zpages >= 2
     assert store.used_bytes <= store.config.memory
 
@@ -112,30 +119,35 @@ def test_a_held_pool_evicts_ephemeral_pages_as_a_page_would() -> None:
 def test_more_pools_of_one_origin_epoch_than_max_pools_per_origin_are_refused() -> None:
     tmem, _ = holder()
     limits = TmemLimits(max_pools_per_origin=3)
-    assert put_foreign(tmem.table, ORIGIN, [filled(1), filled(2)], limits=limits) == [Stored(1)] * 2
+    assert (
+        put_foreign_pages(tmem.table, ORIGIN, [filled(1), filled(2)], limits=limits)
+        == [Stored(1)] * 2
+    )
     with pytest.raises(ResourceExhausted) as refused:
-        put_foreign(tmem.table, ORIGIN, [filled(3), filled(4)], limits=limits)
+        put_foreign_pages(tmem.table, ORIGIN, [filled(3), filled(4)], limits=limits)
     assert refused.value.message == "peer:2:e2 holds 3 pools here: max_pools_per_origin is 3"
     assert sorted(tmem.table.client_pools(ORIGIN)) == [1, 2, 3]
-    assert put_foreign(tmem.table, ORIGIN, [filled(3, version=2)], limits=limits) == [Stored(2)]
+    assert put_foreign_pages(tmem.table, ORIGIN, [filled(3, version=2)], limits=limits) == [
+        Stored(2)
+    ]
 
 
 def test_more_epochs_of_one_origin_number_than_max_epochs_per_origin_are_refused() -> None:
     tmem, _ = holder()
     limits = TmemLimits(max_epochs_per_origin=2)
     for epoch in ("e1", "e2"):
-        put_foreign(tmem.table, origin_client(2, epoch), [filled(1)], limits=limits)
+        put_foreign_pages(tmem.table, origin_client(2, epoch), [filled(1)], limits=limits)
     with pytest.raises(ResourceExhausted) as refused:
-        put_foreign(tmem.table, origin_client(2, "e3"), [filled(1)], limits=limits)
+        put_foreign_pages(tmem.table, origin_client(2, "e3"), [filled(1)], limits=limits)
     assert refused.value.message == (
         "node 2 has pages here under 2 epochs: max_epochs_per_origin is 2 (a node that starts "
         "again takes back or forgets its earlier ones)"
     )
     # Another origin number, and a held epoch, still fit.
-    assert put_foreign(tmem.table, origin_client(3, "e3"), [filled(1)], limits=limits) == [
+    assert put_foreign_pages(tmem.table, origin_client(3, "e3"), [filled(1)], limits=limits) == [
         Stored(1)
     ]
-    assert put_foreign(tmem.table, origin_client(2, "e2"), [filled(2)], limits=limits) == [
+    assert put_foreign_pages(tmem.table, origin_client(2, "e2"), [filled(2)], limits=limits) == [
         Stored(1)
     ]
 
@@ -145,15 +157,17 @@ def test_more_pools_of_one_client_of_an_origin_than_max_pools_per_client_are_ref
     limits = TmemLimits(max_pools_per_client=2)
     pages = [filled(uid) for uid in (1, 2, 3)]
     owners = [record(1, "app"), record(2, "app")]
-    put_foreign(tmem.table, ORIGIN, pages, owners, limits=limits)
+    put_foreign_pages(tmem.table, ORIGIN, pages, owners, limits=limits)
     with pytest.raises(ResourceExhausted) as refused:
-        put_foreign(tmem.table, ORIGIN, [filled(3)], [record(3, "app")], limits=limits)
+        put_foreign_pages(tmem.table, ORIGIN, [filled(3)], [record(3, "app")], limits=limits)
     assert refused.value.message == (
         "client 'app' of peer:2:e2 owns 2 pools here: max_pools_per_client is 2"
     )
     # The records a holder has already are sent again with every put, and stay accepted.
-    assert put_foreign(tmem.table, ORIGIN, [filled(1, 2)], owners, limits=limits) == [Stored(2)]
-    assert put_foreign(tmem.table, ORIGIN, [filled(3)], [record(3, "db")], limits=limits) == [
+    assert put_foreign_pages(tmem.table, ORIGIN, [filled(1, 2)], owners, limits=limits) == [
+        Stored(2)
+    ]
+    assert put_foreign_pages(tmem.table, ORIGIN, [filled(3)], [record(3, "db")], limits=limits) == [
         Stored(1)
     ]
 
@@ -162,7 +176,7 @@ def test_origins_do_not_count_against_the_application_clients() -> None:
     store = ZCache(ZcacheConfig(memory=1 << 20))
     tmem = origin_tmem(store, TmemLimits(max_clients=1))
     for number in range(2, 6):
-        put_foreign(tmem.table, origin_client(number, "e"), [filled(1)])
+        put_foreign_pages(tmem.table, origin_client(number, "e"), [filled(1)])
     assert tmem.new_pool("app", PoolSpec()) == 0
     with pytest.raises(ResourceExhausted) as refused:
         tmem.new_pool("other", PoolSpec())

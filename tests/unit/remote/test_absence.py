@@ -5,10 +5,18 @@ origin number, whatever its epoch (`ramster.holder.epochs`), on a real `Tmem` wi
 from __future__ import annotations
 
 from ramster.holder.epochs import forget_origin, held_origins
-from ramster.holder.foreign import get_foreign, origin_client, origins, put_foreign
+from ramster.holder.foreign import get_foreign, origin_client, origins
 from ramster.remote.absence import AbsenceClock
 from ramster.tmem import PoolSpec
-from tests.support.foreign import EPH_UID, OID, PAGE_SIZE, foreign, foreign_counts, holder
+from tests.support.foreign import (
+    EPH_UID,
+    OID,
+    PAGE_SIZE,
+    foreign,
+    foreign_counts,
+    holder,
+    put_foreign_pages,
+)
 
 GRACE = 60.0
 
@@ -53,10 +61,10 @@ def test_an_origin_that_left_for_good_loses_every_epoch_and_no_other_origin_anyt
     tmem, store = holder()
     local = tmem.new_pool("app", PoolSpec(persistent=True))
     tmem.put("app", local, 1, 0, bytes(PAGE_SIZE))
-    put_foreign(tmem.table, origin_client(2, "e1"), [foreign(0, persistent=True), foreign(1)])
-    put_foreign(tmem.table, origin_client(2, "e2"), [foreign(2, persistent=True)])
-    put_foreign(tmem.table, origin_client(3, "e3"), [foreign(0), foreign(1, persistent=True)])
-    put_foreign(tmem.table, origin_client(12, "e1"), [foreign(0)])
+    put_foreign_pages(tmem.table, origin_client(2, "e1"), [foreign(0, persistent=True), foreign(1)])
+    put_foreign_pages(tmem.table, origin_client(2, "e2"), [foreign(2, persistent=True)])
+    put_foreign_pages(tmem.table, origin_client(3, "e3"), [foreign(0), foreign(1, persistent=True)])
+    put_foreign_pages(tmem.table, origin_client(12, "e1"), [foreign(0)])
     assert held_origins(tmem.table) == {2, 3, 12}
     assert foreign_counts(tmem) == (3, 3)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 from ramster.holder.epochs import adopt, held_epochs, held_keys
-from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
+from ramster.holder.foreign import origin_client
 from ramster.remote.handles import RemoteFlush, origin_tmem
 from ramster.remote.restore import restore
 from ramster.remote.shipping import complete_shipments, take_shipments
@@ -18,6 +18,7 @@ from ramster.tmem import PoolSpec, Stored, Tmem
 from ramster.tmem.pool import PoolRecord
 from ramster.zcache import ZCache, ZcacheConfig
 from tests.support.copies import ALL, APP, PERSISTENT, B, C, D, host, page, stored, where
+from tests.support.foreign import ForeignPage, put_foreign_pages
 
 
 def ship_all(origin: Tmem, holder: Tmem, name: str, node: int) -> None:
@@ -25,7 +26,7 @@ def ship_all(origin: Tmem, holder: Tmem, name: str, node: int) -> None:
     shipments = take_shipments(origin.table, True, 1000, ALL)
     records = [PoolRecord(s.pool_uid, APP, 0, PERSISTENT) for s in shipments[:1]]
     pages = [ForeignPage(s.pool_uid, s.oid, s.index, s.version, True, s.page) for s in shipments]
-    put_foreign(holder.table, name, pages, records)
+    put_foreign_pages(holder.table, name, pages, records)
     complete_shipments(origin.table, node, shipments, [True] * len(shipments))
 
 
@@ -35,7 +36,9 @@ def test_a_restarted_node_takes_back_its_pages_and_its_client_gets_its_pool_agai
     stored(old, pool, [(1, 0), (1, 1), (2, 5)])
     holder = host()
     ship_all(old, holder, origin_client(1, "e1"), B)
-    put_foreign(holder.table, origin_client(1, "e0"), [])  # nothing, but an epoch entry is harmless
+    put_foreign_pages(
+        holder.table, origin_client(1, "e0"), []
+    )  # nothing, but an epoch entry is harmless
 
     assert held_epochs(holder.table, 1) == ["e1"]
     pools = adopt(holder.table, 1, keep=["e1"], current="e2")

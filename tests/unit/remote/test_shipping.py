@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
+from ramster.holder.foreign import origin_client
 from ramster.page import PackedPage, compress_page, pack_page
 from ramster.remote.handles import (
     REMOTE_COUNTERS,
@@ -45,6 +45,7 @@ from ramster.tmem.pool import INDEX_BYTES_PER_PAGE, OBJECT_BYTES
 from ramster.zcache import PlainStore, ZCache, ZcacheConfig
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
 from ramster.zcache.store import PAGE_BYTES, SLOT_BYTES, payload_heap_bytes
+from tests.support.foreign import ForeignPage, put_foreign_pages
 
 APP = "app"
 PAGE_SIZE = 4096
@@ -233,7 +234,7 @@ def test_take_never_takes_foreign_pages(kind: str) -> None:
     tmem = origin_tmem(make_store(kind))
     origin = origin_client(5, "e5")
     for persistent in (False, True):
-        outcomes = put_foreign(
+        outcomes = put_foreign_pages(
             tmem.table,
             origin,
             [

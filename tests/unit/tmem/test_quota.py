@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
+from ramster.holder.foreign import origin_client
 from ramster.page import pack_page
 from ramster.remote.handles import origin_tmem
 from ramster.remote.restore import restore
@@ -23,6 +23,7 @@ from ramster.tmem.pool import OBJECT_BYTES, PoolRecord
 from ramster.tmem.quota import Account, Quotas
 from ramster.zcache import PlainStore
 from ramster.zcache.plain import PLAIN_PAGE_BYTES
+from tests.support.foreign import ForeignPage, put_foreign_pages
 
 ALICE, BOB = "client:alice", "client:bob"
 ALICE_SWAP, ALICE_CACHE, BOB_SWAP = (
@@ -224,7 +225,7 @@ def test_clients_in_process_and_pools_held_for_peers_are_never_metered() -> None
         for index in range(3)
     ]
     origin = origin_client(2, "0123456789abcdef")
-    assert put_foreign(tmem.table, origin, foreign) == [Stored(1), Stored(2), Stored(3)]
+    assert put_foreign_pages(tmem.table, origin, foreign) == [Stored(1), Stored(2), Stored(3)]
     assert usage(tmem) == {}
     assert tmem.counters()["put_quota"] == 0
 

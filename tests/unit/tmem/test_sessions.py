@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import uuid
 
-from ramster.holder.foreign import ForeignPage, origin_client, put_foreign
+from ramster.holder.foreign import origin_client
 from ramster.page import pack_page
 from ramster.tmem import PageTable, PoolSpec, Tmem
 from ramster.tmem.keys import EXPORT_PREFIX
 from ramster.tmem.pool import PoolRecord
 from ramster.tmem.sessions import Expiry, Sessions
 from ramster.zcache import PlainStore
+from tests.support.foreign import ForeignPage, put_foreign_pages
 
 EPHEMERAL = PoolSpec()
 PERSISTENT = PoolSpec(persistent=True)
@@ -100,7 +101,7 @@ def test_clients_of_other_nodes_are_never_due() -> None:
     """Pages held for peers go after origin_grace (`ramster.holder`), not by session."""
     host, sessions = tmem(), Sessions(since=0.0)
     page = ForeignPage(1, (5, 0, 0), 0, 1, True, pack_page(bytes(4096)))
-    put_foreign(host.table, origin_client(2, "e1"), [page])
+    put_foreign_pages(host.table, origin_client(2, "e1"), [page])
     assert host.table.client_names() == [origin_client(2, "e1")]
     assert sessions.due(host.table, 1e9, LEASE, GRACE) == []
 
