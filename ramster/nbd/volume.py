@@ -53,6 +53,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from ramster.backend import Backend
+from ramster.errors import RamsterError
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import PAGE, Spill
 from ramster.nbd.write_back import WriteBack
@@ -282,9 +283,13 @@ class Volume:
         cannot take it (it stays in the store)."""
         if self._closed or self._spill is None:
             return False
+        block = block_of(shipment.oid, shipment.index)
         try:
-            block = block_of(shipment.oid, shipment.index)
             (page,) = self._tiered.unpacked([shipment.page], self._spec, shipment.pool_uid)
+        except RamsterError as error:  # its dictionary is gone: the store's copy is all there is
+            log.warning("NBD: block %d cannot go to the spill: %s", block, error.message)
+            return False
+        try:
             if page is None or not self._spill.store(place.uid, block, page):
                 return False
         except OSError as error:

@@ -178,12 +178,16 @@ def _ramster(work: Path, name: str, nodes: int, memory: list[int], copies: int) 
 
 def _wait_for_a_peer(address: str, tls: TLS) -> None:
     """Return once node `address` stores a persistent page with its second copy on a peer: a
-    node learns of its peers through etcd, and a swap device started before would measure
-    pages with one copy (refused NO_REPLICA until then)."""
+    node learns of its peers through etcd, and a swap device started before would write its
+    first pages (mkswap's) with one copy."""
     with SyncClient(address, client_name="bench-probe", tls=tls) as client:
         pool = client.new_pool(persistent=True)
         deadline = time.monotonic() + 30
-        while not client.put(pool, 0, 0, bytes(4096)):
+        while True:
+            # Stored is not enough: a node that knows no peer yet asks for no second copy.
+            made = client.stats()["pers_copies_made"]
+            if client.put(pool, 0, 0, bytes(4096)) and client.stats()["pers_copies_made"] > made:
+                break
             assert time.monotonic() < deadline, f"node {address} found no peer for a copy in 30 s"
             time.sleep(0.05)
         client.destroy_pool(pool)

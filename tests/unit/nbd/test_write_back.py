@@ -13,16 +13,18 @@ from pathlib import Path
 import pytest
 
 from ramster.backend import Backend
+from ramster.errors import InternalError
 from ramster.nbd import volume as volume_module
 from ramster.nbd import write_back
 from ramster.nbd.exports import NodeExports
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import Spill
 from ramster.nbd.volume import OBJECT_PAGES, Volume
-from ramster.page import unpack_page
+from ramster.page import PackedPage, pack_page, unpack_page
 from ramster.params import ModuleParams
 from ramster.remote.layer import RemoteLayer
 from ramster.tiered import TieredTmem
+from ramster.tmem import PoolSpec
 from ramster.zcache import ZcacheConfig
 from tests.support.remote import MIB, TWO, FakePeer, settle, ship, start
 
@@ -237,5 +239,33 @@ def test_blocks_remotified_to_a_peer_read_back_from_it_beside_blocks_here() -> N
         await disk.write(3 * 4096, page(3))
         assert await disk.read(100, 4 * 4096 - 200) == TEXT[100 : 4 * 4096 - 100]
         assert peers.calls("get") == [(PEER, "get", [((0, 0, 0), 0), ((0, 0, 0), 1)])]
+
+    asyncio.run(scenario())
+
+
+def test_a_page_no_peer_took_that_cannot_be_unpacked_stays_and_the_others_still_spill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        disk, node, layer, peer = await two_copies(Spill(str(tmp_path / "spill"), 64 * 4096))
+        unpacked = TieredTmem.unpacked
+
+        def losing_block_1(
+            tiered: TieredTmem, pages: list[PackedPage], spec: PoolSpec, uid: int
+        ) -> list[bytes | None]:
+            if pages == [pack_page(page(1))]:  # as if its zstd dictionary were gone
+                raise InternalError("a page of the pool is lost: zstd page names dictionary 9")
+            return unpacked(tiered, pages, spec, uid)
+
+        monkeypatch.setattr(TieredTmem, "unpacked", losing_block_1)
+        peer.refuse = True
+        await disk.write(0, TEXT[: 3 * 4096])
+        with pytest.raises(RequestRefused) as refused:
+            await disk.flush()
+        assert refused.value.message.startswith("1 pages written have one copy")
+        assert node.counters()["nbd_copies_refused"] == 3
+        assert node.counters()["nbd_spilled_pages"] == 2
+        assert node.statuses(OWNER)[0].pages == 1  # block 1, its one copy in the store
+        assert layer.replication.pages_at_risk() == 1
 
     asyncio.run(scenario())
