@@ -245,11 +245,13 @@ class TieredTmem:
         self, client: str, pool_id: int, keys: Sequence[tuple[Oid, int]]
     ) -> list[bytes | None] | None:
         """A get that keeps its pages, of pages of an lz4 pool all held here, unpacked (None:
-        a miss); None if one is on a peer (then `get`). For a reader of bytes (an NBD export):
+        a miss); None if one is on a peer, or the pool's pages are zstd (a page may need its
+        pool's dictionary): then `get` and `unpacked`. For a reader of bytes (an NBD export):
         no `Hit` nor packed page made per page."""
         tmem = self._backend.require()
         spec = tmem.pool_spec(client, pool_id)
-        assert spec.codec.name == LZ4, "a zstd page may need its pool's dictionary: `unpacked`"
+        if spec.codec.name != LZ4:
+            return None
         pages = tmem.read_many(client, pool_id, keys)
         if pages is not None:
             self._count_gets(spec.persistent, len(pages), sum(page is not None for page in pages))

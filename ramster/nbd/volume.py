@@ -57,7 +57,7 @@ from ramster.errors import RamsterError
 from ramster.nbd.protocol import Errno, RequestRefused
 from ramster.nbd.spill import PAGE, Spill
 from ramster.nbd.write_back import WriteBack
-from ramster.page import LZ4, LZ4_CODEC, Codec, PackedPage, unpack_page
+from ramster.page import LZ4_CODEC, Codec, PackedPage, unpack_page
 from ramster.remote.handles import Shipment
 from ramster.tiered import Copying, TieredTmem
 from ramster.tmem import Oid, PoolSpec, PutOutcome, Rejected, RejectReason
@@ -214,9 +214,7 @@ class Volume:
     async def _pages(self, indexes: Sequence[int]) -> list[bytes]:
         place = self.place
         keys = [key_of(index) for index in indexes]
-        found = None
-        if self._spec.codec.name == LZ4:  # the common read: lz4 pages all here
-            found = self._tiered.read_here(place.client, place.pool_id, keys)
+        found = self._tiered.read_here(place.client, place.pool_id, keys)  # lz4 pages all here
         if found is None:
             found = await self._read(place, keys)
         pages = []
